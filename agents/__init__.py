@@ -1,0 +1,1 @@
+"""Agents and baselines (installed as ``deepexpose.agents``)."""

@@ -1,0 +1,143 @@
+"""The pieces every filter shares: parameter specs, the action-to-value mapping and colour helpers.
+
+A filter is a pure tensor function ``apply(image, values)`` on a batch ``B x 3 x H x W`` of sRGB images in
+[0, 1] with per-sample parameter values ``B x P`` (kornia's ``enhance`` style). Policies never see the
+physical units: they emit actions in [-1, 1] and :meth:`ParamSpec.to_value` maps each action into its
+documented range, piecewise linearly through the identity value, so that action 0 is always "change nothing".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import kornia
+import torch
+from torch import Tensor
+
+# Rec. 709 / sRGB luminance weights for linear-light RGB.
+LUMA_709 = (0.2126, 0.7152, 0.0722)
+
+
+@dataclass(frozen=True)
+class ParamSpec:
+    """One filter parameter: its name, its range ``[low, high]`` and the value that changes nothing.
+
+    Action ``a`` in [-1, 1] maps to ``identity + a * (high - identity)`` for ``a >= 0`` and to
+    ``identity + a * (identity - low)`` for ``a < 0``: monotone, exact identity at ``a = 0``, the range ends at
+    ``a = +-1``. Actions outside [-1, 1] are clamped.
+    """
+
+    name: str
+    low: float
+    identity: float
+    high: float
+    unit: str = ""
+    doc: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.low < self.identity < self.high:
+            raise ValueError(f"ParamSpec {self.name!r}: need low < identity < high, got "
+                             f"{self.low}, {self.identity}, {self.high}")
+
+    def to_value(self, action: Tensor) -> Tensor:
+        """Map actions in [-1, 1] (any shape) to parameter values."""
+        a = action.clamp(-1.0, 1.0)
+        up = self.high - self.identity
+        down = self.identity - self.low
+        return self.identity + torch.where(a >= 0, a * up, a * down)
+
+    def to_action(self, value: Tensor) -> Tensor:
+        """Inverse of :meth:`to_value`; values outside the range are clamped to it first."""
+        v = value.clamp(self.low, self.high) - self.identity
+        return torch.where(v >= 0, v / (self.high - self.identity), v / (self.identity - self.low))
+
+
+@dataclass(frozen=True)
+class Filter:
+    """A registered filter: ``apply(image B x 3 x H x W, values B x P, **context) -> image``.
+
+    ``per_mask`` filters (local exposure) take one column of values per sub-image mask, all with the single
+    :class:`ParamSpec` in ``params``; they need ``masks=`` (``B x K x H x W``) in the context.
+    """
+
+    name: str
+    params: tuple[ParamSpec, ...]
+    apply: Callable[..., Tensor]
+    doc: str = ""
+    per_mask: bool = False
+
+    @property
+    def num_params(self) -> int:
+        return len(self.params)
+
+    def values(self, action: Tensor) -> Tensor:
+        """Map a ``B x P`` action (``B x K`` for per-mask filters) to parameter values."""
+        if self.per_mask:
+            return self.params[0].to_value(action)
+        check_params(action, self.num_params, self.name)
+        return torch.stack([p.to_value(action[:, i]) for i, p in enumerate(self.params)], dim=1)
+
+    def actions(self, values: Tensor) -> Tensor:
+        """Inverse of :meth:`values`."""
+        if self.per_mask:
+            return self.params[0].to_action(values)
+        check_params(values, self.num_params, self.name)
+        return torch.stack([p.to_action(values[:, i]) for i, p in enumerate(self.params)], dim=1)
+
+    def __call__(self, image: Tensor, action: Tensor, **context) -> Tensor:
+        """Apply the filter with parameters given as actions in [-1, 1]."""
+        return self.apply(image, self.values(action), **context)
+
+
+def check_image(image: Tensor) -> None:
+    """Raise a clear error unless ``image`` is a floating ``B x 3 x H x W`` tensor."""
+    if not isinstance(image, Tensor):
+        raise TypeError(f"image must be a torch.Tensor, got {type(image).__name__}")
+    if image.ndim != 4 or image.shape[1] != 3:
+        raise ValueError(f"image must have shape B x 3 x H x W, got {tuple(image.shape)}")
+    if not image.is_floating_point():
+        raise TypeError(f"image must be a floating tensor in [0, 1], got {image.dtype}")
+
+
+def check_params(values: Tensor, count: int, name: str) -> None:
+    if not isinstance(values, Tensor) or values.ndim != 2 or values.shape[1] != count:
+        shape = tuple(values.shape) if isinstance(values, Tensor) else type(values).__name__
+        raise ValueError(f"{name}: parameters must be a B x {count} tensor, got {shape}")
+
+
+def per_sample(value: Tensor | float, image: Tensor, name: str = "parameter") -> Tensor:
+    """Turn a scalar or a length-B vector into a ``B x 1 x 1 x 1`` tensor on the image's device and dtype."""
+    v = torch.as_tensor(value, dtype=image.dtype, device=image.device)
+    if v.ndim == 0:
+        v = v.expand(image.shape[0])
+    if v.ndim != 1 or v.shape[0] != image.shape[0]:
+        raise ValueError(f"{name} must be a scalar or have one value per image ({image.shape[0]}), "
+                         f"got shape {tuple(v.shape)}")
+    return v.view(-1, 1, 1, 1)
+
+
+def srgb_to_linear(image: Tensor) -> Tensor:
+    """IEC 61966-2-1 sRGB decoding (kornia's ``rgb_to_linear_rgb``)."""
+    return kornia.color.rgb_to_linear_rgb(image)
+
+
+def linear_to_srgb(image: Tensor) -> Tensor:
+    """IEC 61966-2-1 sRGB encoding (kornia's ``linear_rgb_to_rgb``); input clamped at 0 for finite gradients."""
+    return kornia.color.linear_rgb_to_rgb(image.clamp(min=0.0))
+
+
+def apply_linear_gain(image: Tensor, gain: Tensor) -> Tensor:
+    """Multiply linear-light RGB by ``gain`` (broadcast), clip to [0, 1] and re-encode to sRGB.
+
+    Written as ``x + (srgb(clip(lin * gain)) - srgb(lin))``: the same value, but exactly ``x`` wherever the
+    gain is exactly 1, so "change nothing" returns the input bit for bit, with the gradient unchanged.
+    """
+    lin = srgb_to_linear(image)
+    return (image + (linear_to_srgb((lin * gain).clamp(0.0, 1.0)) - linear_to_srgb(lin))).clamp(0.0, 1.0)
+
+
+def luminance(image: Tensor) -> Tensor:
+    """Rec. 709 luminance ``B x 1 x H x W`` of the image's values (``Y = 0.2126 R + 0.7152 G + 0.0722 B``)."""
+    w = torch.tensor(LUMA_709, dtype=image.dtype, device=image.device).view(1, 3, 1, 1)
+    return (image * w).sum(dim=1, keepdim=True)

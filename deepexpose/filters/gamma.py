@@ -1,0 +1,28 @@
+"""Gamma: ``x ** (1 / gamma)`` per channel; gamma > 1 lifts mid-tones, gamma < 1 darkens them."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from .base import Filter, ParamSpec, check_image, per_sample
+
+# Below this value the power curve is continued by a straight line, so the slope stays finite at black.
+_EPS = 1e-4
+
+
+def adjust_gamma(image: Tensor, gamma: Tensor | float) -> Tensor:
+    """Apply ``x ** (1 / gamma)`` (one gamma per image), linear below 1e-4 so gradients stay finite at 0."""
+    check_image(image)
+    p = 1.0 / per_sample(gamma, image, "gamma")
+    x = image.clamp(0.0, 1.0)
+    safe = x.clamp(min=_EPS)
+    return torch.where(x > _EPS, safe ** p, x * _EPS ** (p - 1.0))
+
+
+GAMMA = Filter(
+    name="gamma",
+    params=(ParamSpec("gamma", 0.5, 1.0, 2.0, doc="output = input ** (1 / gamma)"),),
+    apply=lambda image, values: adjust_gamma(image, values[:, 0]),
+    doc=adjust_gamma.__doc__,
+)

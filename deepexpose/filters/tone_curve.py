@@ -1,0 +1,45 @@
+"""Tone curve: a monotone piecewise-linear curve of N equal-width segments, applied per channel.
+
+After the curve of Hu et al. ("Exposure: A White-Box Photo Post-Processing Framework", 2018, eq. 4): segment
+i gets slope proportional to ``2**p_i``, normalised so the curve maps 0 to 0 and 1 to 1,
+``f(x) = sum_i clamp(N x - i, 0, 1) * 2**p_i / sum_j 2**p_j``. All ``p_i = 0`` is the identity.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor
+
+from .base import Filter, ParamSpec, check_image, check_params
+
+SEGMENTS = 8
+
+
+def tone_curve(image: Tensor, log_slopes: Tensor) -> Tensor:
+    """Apply the curve with per-image log2 segment slopes ``log_slopes`` (``B x N``)."""
+    check_image(image)
+    if log_slopes.ndim != 2 or log_slopes.shape[0] != image.shape[0]:
+        raise ValueError(f"tone_curve: log_slopes must be B x N with B = {image.shape[0]}, "
+                         f"got {tuple(log_slopes.shape)}")
+    n = log_slopes.shape[1]
+    w = torch.softmax(log_slopes.to(image) * math.log(2.0), dim=1)
+    x = image.clamp(0.0, 1.0).unsqueeze(2)                                    # B x 3 x 1 x H x W
+    i = torch.arange(n, dtype=image.dtype, device=image.device).view(1, 1, n, 1, 1)
+    ramps = (x * n - i).clamp(0.0, 1.0)                                        # B x 3 x N x H x W
+    return (ramps * w.view(-1, 1, n, 1, 1)).sum(dim=2)
+
+
+def _apply(image: Tensor, values: Tensor) -> Tensor:
+    check_params(values, SEGMENTS, "tone_curve")
+    return tone_curve(image, values)
+
+
+TONE_CURVE = Filter(
+    name="tone_curve",
+    params=tuple(ParamSpec(f"slope{i}", -1.5, 0.0, 1.5, unit="stops",
+                           doc=f"log2 relative slope of segment {i} of {SEGMENTS}") for i in range(SEGMENTS)),
+    apply=_apply,
+    doc=tone_curve.__doc__,
+)
