@@ -1,0 +1,905 @@
+"""Robust image I/O: read photos into float RGB arrays and write them back atomically.
+
+Reading (:func:`read_image`)
+    JPEG, PNG, TIFF, WebP and BMP, 8- and 16-bit. The result is always ``H x W x 3`` float32 RGB in [0, 1]
+    with the EXIF orientation applied (Pillow's ``ImageOps.exif_transpose`` semantics). Grayscale, palette
+    and CMYK images are converted to RGB; an alpha channel (RGBA, LA, PA, palette or colour-key
+    transparency) is returned separately in ``Image.alpha``. 16-bit files keep their full precision: 16-bit
+    TIFFs are decoded by ``tifffile`` and 16-bit PNGs by ``imagecodecs`` (Pillow would cut them to 8 bits).
+    Multi-frame files (multi-page TIFF, animated WebP, MPO) give their first frame.
+
+    Every failure is an :class:`ImageReadError` naming the file and the reason: missing, empty, not an
+    image, truncated or corrupt, unsupported pixel layout (float or 32-bit samples, odd channel counts), or
+    more pixels than ``max_pixels`` (checked from the header, before anything is decoded). Reading never
+    writes to the input file.
+
+Writing (:func:`write_image`)
+    8-bit JPEG, PNG, TIFF, WebP and BMP; 16-bit PNG and TIFF. The file is written to a hidden temporary file
+    in the target directory, fsynced and then moved into place, so a reader never sees a partial file and a
+    failure leaves nothing behind. An existing file is only replaced with ``overwrite=True`` (otherwise
+    :class:`ImageExistsError`, also a ``FileExistsError``). :func:`atomic_write_bytes` does the same for
+    side files such as JSON records.
+
+Metadata rules
+    * ``Image.exif`` holds raw EXIF bytes in the ``b"Exif\\0\\0" + TIFF`` layout of
+      ``PIL.Image.Exif.tobytes``.
+      When the pixels were rotated, its Orientation is reset to 1; otherwise the bytes are kept as read.
+      :func:`write_image` also resets an Orientation other than 1, because the pixels it writes are upright.
+    * JPEG, PNG and WebP carry the full EXIF block. TIFF carries only the descriptive baseline tags
+      (ImageDescription, Make, Model, Software, DateTime, Artist, Copyright) in both directions; BMP none.
+    * ICC profiles are kept for JPEG, PNG, TIFF and WebP (dropped for BMP). Because the pixels are always RGB,
+      a profile read from the file is only kept when it describes RGB data (a gray or CMYK profile is dropped,
+      and CMYK pixels are converted to RGB with Pillow's plain formula).
+    * Alpha is written to PNG, TIFF and WebP. JPEG and BMP have no alpha channel (for BMP Pillow's reader
+      ignores it), so there it is dropped silently and the colour values are written unchanged, not
+      composited.
+
+The decompression-bomb limit is ``max_pixels`` (default: the environment variable ``DEEPEXPOSE_MAX_PIXELS``
+if set, else :data:`DEFAULT_MAX_PIXELS`; ``None`` means no limit). It replaces Pillow's own limit for reads
+made here: Pillow's global ``MAX_IMAGE_PIXELS`` is switched off only while Pillow parses a header (and
+while it decodes an image that is larger than Pillow's limit but within ours), under a lock, and is always
+restored.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+import stat
+import struct
+import threading
+import zlib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any
+
+import numpy as np
+import tifffile
+from PIL import Image as PILImage
+from PIL import UnidentifiedImageError
+
+if TYPE_CHECKING:
+    import torch
+
+__all__ = [
+    "DEFAULT_MAX_PIXELS",
+    "MAX_PIXELS_ENV",
+    "SUPPORTED_EXTENSIONS",
+    "SUPPORTED_FORMATS",
+    "Image",
+    "ImageExistsError",
+    "ImageIOError",
+    "atomic_write_bytes",
+    "ImageReadError",
+    "ImageWriteError",
+    "from_tensor",
+    "is_image_file",
+    "quantize",
+    "read_image",
+    "to_tensor",
+    "write_image",
+]
+
+DEFAULT_MAX_PIXELS = 200_000_000
+"""Largest width x height :func:`read_image` decodes unless told otherwise."""
+
+MAX_PIXELS_ENV = "DEEPEXPOSE_MAX_PIXELS"
+"""Environment variable overriding :data:`DEFAULT_MAX_PIXELS`: a positive integer, or ``none`` (no limit)."""
+
+_EXTENSION_FORMATS = {
+    ".jpg": "JPEG", ".jpeg": "JPEG", ".png": "PNG", ".tif": "TIFF", ".tiff": "TIFF", ".webp": "WEBP",
+    ".bmp": "BMP",
+}
+SUPPORTED_EXTENSIONS = frozenset(_EXTENSION_FORMATS)
+"""Lower-case file extensions (with the dot) that :func:`is_image_file` accepts."""
+
+SUPPORTED_FORMATS = ("JPEG", "PNG", "TIFF", "WEBP", "BMP")
+"""Format names as used by ``Image.format`` and the ``format=`` argument of :func:`write_image`."""
+
+_FORMAT_ALIASES = {"JPG": "JPEG", "TIF": "TIFF", **{f: f for f in SUPPORTED_FORMATS}}
+_PILLOW_FORMATS = ("JPEG", "PNG", "TIFF", "WEBP", "BMP")  # Pillow reports camera multi-picture JPEGs as MPO
+_MAX_BIT_DEPTH = {"JPEG": 8, "PNG": 16, "TIFF": 16, "WEBP": 8, "BMP": 8}
+_HAS_ALPHA = {"PNG", "TIFF", "WEBP"}
+_HAS_ICC = {"JPEG", "PNG", "TIFF", "WEBP"}
+
+_ORIENTATION_TAG = 0x0112
+# Baseline TIFF tags describing the picture, the only EXIF that travels through TIFF files.
+_TIFF_TEXT_TAGS = (270, 271, 272, 305, 306, 315, 33432)
+_EXIF_HEADER = b"Exif\x00\x00"
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+_TIFF_SIGNATURES = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
+
+_PILLOW_LIMIT_LOCK = threading.Lock()
+
+
+# --------------------------------------------------------------------------------------------- errors
+
+
+class ImageIOError(Exception):
+    """Base class of the errors raised here; ``.path`` is the file and ``.reason`` says what went wrong."""
+
+    _verb = "access"
+
+    def __init__(self, path: str | os.PathLike[str] | None, reason: str, what: str = "image") -> None:
+        self.path = Path(path) if path is not None else None
+        self.reason = reason
+        self.what = what
+        super().__init__(f"cannot {self._verb} {what} '{self.path}': {reason}")
+
+    def __reduce__(self) -> tuple[Any, ...]:  # picklable, e.g. across DataLoader worker processes
+        return (type(self), (self.path, self.reason, self.what))
+
+
+class ImageReadError(ImageIOError):
+    """A file could not be read as an image."""
+
+    _verb = "read"
+
+
+class ImageWriteError(ImageIOError):
+    """An image could not be written (bad arguments, existing target, encoder or disk failure)."""
+
+    _verb = "write"
+
+
+class ImageExistsError(ImageWriteError, FileExistsError):
+    """The target exists and ``overwrite`` was not given; also a ``FileExistsError`` for generic handlers."""
+
+
+# --------------------------------------------------------------------------------------------- Image
+
+
+@dataclass(eq=False)  # arrays make field-wise == ambiguous; compare the fields you need
+class Image:
+    """A decoded image.
+
+    ``pixels`` is float32 ``H x W x 3`` RGB in [0, 1], already upright. ``alpha`` is float32 ``H x W`` in
+    [0, 1] or ``None``. ``bit_depth`` is the source precision (8 or 16), ``exif`` raw EXIF bytes with
+    Orientation 1 (see the module notes), ``format`` one of :data:`SUPPORTED_FORMATS`.
+    """
+
+    pixels: np.ndarray
+    alpha: np.ndarray | None = None
+    bit_depth: int = 8
+    icc_profile: bytes | None = None
+    exif: bytes | None = None
+    format: str | None = None
+    path: Path | None = None
+
+    @property
+    def height(self) -> int:
+        return int(self.pixels.shape[0])
+
+    @property
+    def width(self) -> int:
+        return int(self.pixels.shape[1])
+
+
+# --------------------------------------------------------------------------------------------- helpers
+
+
+def is_image_file(path: str | os.PathLike[str]) -> bool:
+    """True for an existing regular file with a supported extension whose name does not start with a dot.
+
+    Hidden names are skipped so that temporary files (``.name.tmp-XXXX``) and macOS ``._*`` files are not
+    taken for images. The contents are not inspected.
+    """
+    p = Path(path)
+    return p.suffix.lower() in SUPPORTED_EXTENSIONS and not p.name.startswith(".") and p.is_file()
+
+
+def quantize(pixels: np.ndarray, bit_depth: int) -> np.ndarray:
+    """Map floats in [0, 1] to ``uint8`` (``bit_depth=8``) or ``uint16`` (16), rounding to nearest.
+
+    Values are clipped to [0, 1] first, halves round up (``floor(x * max + 0.5)``), NaN becomes 0.
+    """
+    if bit_depth not in (8, 16):
+        raise ValueError(f"bit_depth must be 8 or 16, got {bit_depth!r}")
+    a = np.asarray(pixels)
+    if not np.issubdtype(a.dtype, np.floating):
+        raise TypeError(f"quantize expects floating-point values in [0, 1], got dtype {a.dtype}")
+    work = np.float64 if a.dtype == np.float64 else np.float32
+    top = 255 if bit_depth == 8 else 65535
+    x = np.nan_to_num(a.astype(work, copy=True), nan=0.0, posinf=1.0, neginf=0.0)
+    np.clip(x, 0.0, 1.0, out=x)
+    x *= top
+    x += 0.5
+    np.floor(x, out=x)
+    return x.astype(np.uint8 if bit_depth == 8 else np.uint16)
+
+
+def to_tensor(img: Image | np.ndarray) -> torch.Tensor:
+    """``H x W x 3`` pixels (or an :class:`Image`) to a new ``1 x 3 x H x W`` float32 tensor."""
+    import torch
+
+    pixels = img.pixels if isinstance(img, Image) else np.asarray(img)
+    if pixels.ndim != 3 or pixels.shape[2] != 3:
+        raise ValueError(f"expected H x W x 3 pixels, got shape {pixels.shape}")
+    if not np.issubdtype(pixels.dtype, np.floating):
+        raise TypeError(f"expected floating-point pixels in [0, 1], got dtype {pixels.dtype}")
+    chw = np.ascontiguousarray(pixels.transpose(2, 0, 1), dtype=np.float32)
+    if np.shares_memory(chw, pixels):
+        chw = chw.copy()
+    return torch.from_numpy(chw).unsqueeze(0)
+
+
+def from_tensor(t: torch.Tensor) -> np.ndarray:
+    """A ``3 x H x W`` or ``1 x 3 x H x W`` tensor to ``H x W x 3`` float32 numpy pixels clipped to [0, 1]."""
+    if t.ndim == 4:
+        if t.shape[0] != 1:
+            raise ValueError(f"expected a batch of one image, got shape {tuple(t.shape)}")
+        t = t[0]
+    if t.ndim != 3 or t.shape[0] != 3:
+        raise ValueError(f"expected 3 x H x W or 1 x 3 x H x W, got shape {tuple(t.shape)}")
+    import torch
+
+    hwc = t.detach().to(device="cpu", dtype=torch.float32).clamp(0.0, 1.0).permute(1, 2, 0)
+    return np.ascontiguousarray(hwc.numpy(), dtype=np.float32)
+
+
+class _Default:
+    def __repr__(self) -> str:
+        return f"DEFAULT (${MAX_PIXELS_ENV} or {DEFAULT_MAX_PIXELS})"
+
+
+_DEFAULT = _Default()
+
+
+def _resolve_max_pixels(value: int | None | _Default) -> int | None:
+    if isinstance(value, _Default):
+        env = os.environ.get(MAX_PIXELS_ENV, "").strip().replace("_", "")
+        if not env:
+            return DEFAULT_MAX_PIXELS
+        if env.lower() == "none":
+            return None
+        if not env.isdigit() or int(env) <= 0:
+            raise ValueError(f"{MAX_PIXELS_ENV}={os.environ[MAX_PIXELS_ENV]!r}: expected a positive integer "
+                             "or 'none'")
+        return int(env)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
+        raise ValueError(f"max_pixels must be a positive integer or None, got {value!r}")
+    return int(value)
+
+
+def _orient(a: np.ndarray, orientation: int) -> np.ndarray:
+    """Apply EXIF orientation ``orientation`` (1..8) to an ``H x W [x C]`` array, as exif_transpose does."""
+    if orientation == 2:
+        a = a[:, ::-1]
+    elif orientation == 3:
+        a = a[::-1, ::-1]
+    elif orientation == 4:
+        a = a[::-1]
+    elif orientation == 5:
+        a = a.swapaxes(0, 1)
+    elif orientation == 6:
+        a = np.rot90(a, -1)
+    elif orientation == 7:
+        a = a[::-1, ::-1].swapaxes(0, 1)
+    elif orientation == 8:
+        a = np.rot90(a, 1)
+    return np.ascontiguousarray(a)
+
+
+def _as_exif_bytes(data: bytes) -> bytes:
+    """Raw EXIF in the ``Exif\\0\\0`` + TIFF layout."""
+    return data if data.startswith(_EXIF_HEADER) else _EXIF_HEADER + data
+
+
+def _exif_with_orientation_1(data: bytes) -> bytes | None:
+    """``data`` with Orientation reset to 1 (unchanged bytes if it already is 1 or absent)."""
+    exif = PILImage.Exif()
+    exif.load(data)
+    if exif.get(_ORIENTATION_TAG, 1) == 1:
+        return data
+    exif[_ORIENTATION_TAG] = 1
+    return exif.tobytes()
+
+
+def _exif_from_tiff_tags(tags: dict[int, Any], rotated: bool) -> bytes | None:
+    """An EXIF block holding a TIFF's descriptive text tags (and Orientation 1 if the pixels were rotated)."""
+    exif = PILImage.Exif()
+    for code in _TIFF_TEXT_TAGS:
+        value = tags.get(code)
+        if isinstance(value, bytes):
+            value = value.decode("latin-1")
+        if code == 270 and isinstance(value, str) and value.startswith('{"shape":'):
+            continue  # tifffile's own shape note, not a description (and wrong once the image changes)
+        if isinstance(value, str) and value.strip("\x00 "):
+            exif[code] = value.rstrip("\x00")
+    if rotated:
+        exif[_ORIENTATION_TAG] = 1
+    return exif.tobytes() if len(exif) else None
+
+
+def _rgb_icc(icc: bytes | None) -> bytes | None:
+    """The profile if it describes RGB data (ICC header bytes 16..20), else ``None``."""
+    if icc and len(icc) >= 20 and icc[16:20] == b"RGB ":
+        return bytes(icc)
+    return None
+
+
+def _to_float(a: np.ndarray, top: int) -> np.ndarray:
+    return np.divide(a, np.float32(top), dtype=np.float32)
+
+
+def _finish(path: Path, color: np.ndarray, alpha: np.ndarray | None, bit_depth: int, orientation: int,
+            icc: bytes | None, exif: bytes | None, fmt: str) -> Image:
+    """Integer ``H x W x {1, 3}`` colour and ``H x W`` alpha to an upright float :class:`Image`."""
+    top = 255 if bit_depth == 8 else 65535
+    if color.ndim == 2:
+        color = color[:, :, None]
+    pixels = _to_float(color, top)
+    if pixels.shape[2] == 1:
+        pixels = np.repeat(pixels, 3, axis=2)
+    pixels = _orient(pixels, orientation)
+    alpha_f = _orient(_to_float(alpha, top), orientation) if alpha is not None else None
+    return Image(pixels=pixels, alpha=alpha_f, bit_depth=bit_depth, icc_profile=_rgb_icc(icc), exif=exif,
+                 format=fmt, path=path)
+
+
+def _check_pixels(path: Path, width: int, height: int, limit: int | None) -> None:
+    if width <= 0 or height <= 0:
+        raise ImageReadError(path, f"invalid image size {width} x {height}")
+    if limit is not None and width * height > limit:
+        raise ImageReadError(
+            path, f"too many pixels: {width} x {height} = {width * height} exceeds the limit of {limit} "
+                  f"(raise max_pixels or ${MAX_PIXELS_ENV} if the file is trusted)")
+
+
+@contextlib.contextmanager
+def _pillow_limit_off(needed: bool = True) -> Iterator[None]:
+    """Switch off Pillow's global decompression-bomb limit (ours applies instead); restore it afterwards."""
+    if not needed:
+        yield
+        return
+    with _PILLOW_LIMIT_LOCK:
+        saved = PILImage.MAX_IMAGE_PIXELS
+        PILImage.MAX_IMAGE_PIXELS = None
+        try:
+            yield
+        finally:
+            PILImage.MAX_IMAGE_PIXELS = saved
+
+
+def _over_pillow_limit(pixels: int) -> bool:
+    limit = PILImage.MAX_IMAGE_PIXELS
+    return limit is not None and pixels > limit
+
+
+# --------------------------------------------------------------------------------------------- reading
+
+
+def read_image(path: str | os.PathLike[str], *, max_pixels: int | None | _Default = _DEFAULT) -> Image:
+    """Read a JPEG, PNG, TIFF, WebP or BMP file into an upright float :class:`Image` (see the module notes).
+
+    ``max_pixels`` caps width x height, checked from the header before decoding; the default is
+    ``$DEEPEXPOSE_MAX_PIXELS`` if set, else :data:`DEFAULT_MAX_PIXELS`; ``None`` disables the check.
+    Raises :class:`ImageReadError` for every problem with the file.
+    """
+    p = Path(path)
+    limit = _resolve_max_pixels(max_pixels)
+    head = _read_head(p)
+    try:
+        if head.startswith(_PNG_SIGNATURE) and len(head) > 24 and head[24] == 16:
+            return _read_png16(p, limit)
+        if head[:4] in _TIFF_SIGNATURES:
+            return _read_tiff(p, limit)
+        return _read_pillow(p, limit, tiff_layout=None)
+    except (ImageReadError, MemoryError):
+        raise
+    except PILImage.DecompressionBombError as e:
+        raise ImageReadError(p, f"too many pixels ({e})") from e
+    except Exception as e:  # anything a decoder throws at a damaged file
+        raise ImageReadError(p, f"truncated or corrupt image data ({type(e).__name__}: {e})") from e
+
+
+def _read_head(path: Path) -> bytes:
+    """Check that ``path`` is a non-empty readable regular file and return its first bytes."""
+    try:
+        st = os.stat(path)
+        if stat.S_ISDIR(st.st_mode):
+            raise ImageReadError(path, "is a directory, not a file")
+        if not stat.S_ISREG(st.st_mode):
+            raise ImageReadError(path, "not a regular file")
+        if st.st_size == 0:
+            raise ImageReadError(path, "file is empty (0 bytes)")
+        with open(path, "rb") as fh:
+            return fh.read(64)
+    except FileNotFoundError as e:
+        raise ImageReadError(path, "file not found") from e
+    except PermissionError as e:
+        raise ImageReadError(path, "permission denied") from e
+    except OSError as e:
+        raise ImageReadError(path, f"cannot open file ({e.strerror or e})") from e
+
+
+_PILLOW_MODE_NAMES = {"I": "32-bit integer", "F": "32-bit floating point", "LAB": "CIE L*a*b*", "HSV": "HSV"}
+
+
+def _read_pillow(path: Path, limit: int | None, tiff_layout: str | None) -> Image:
+    try:
+        with _pillow_limit_off():
+            pim = PILImage.open(path, formats=_PILLOW_FORMATS)
+    except UnidentifiedImageError as e:
+        if tiff_layout is not None:
+            raise ImageReadError(path, f"unsupported TIFF layout ({tiff_layout})") from e
+        raise ImageReadError(path, "not a recognised image file (supported: JPEG, PNG, TIFF, WebP, BMP)") \
+            from e
+    with pim:
+        width, height = pim.size
+        _check_pixels(path, width, height, limit)
+        fmt = "JPEG" if pim.format == "MPO" else str(pim.format)
+        with _pillow_limit_off(_over_pillow_limit(width * height)):
+            in_file = _pillow_orientation(pim)
+            pim.load()  # force decoding now, inside our error handling
+        # Pillow itself turns TIFFs upright while loading and then drops the tag; a PNG eXIf chunk after
+        # the image data only shows up after loading. Rotate by what is left, reset EXIF if anything was.
+        orientation = _pillow_orientation(pim)
+        rotated = orientation != 1 or in_file != 1
+        icc = pim.info.get("icc_profile")
+        raw_exif = pim.info.get("exif")
+        try:
+            tiff_tags = dict(pim.getexif()) if fmt == "TIFF" else {}
+        except Exception:
+            tiff_tags = {}
+        color, alpha, bit_depth = _pillow_arrays(pim, path)
+
+    if fmt == "TIFF":
+        exif = _exif_from_tiff_tags(tiff_tags, rotated=rotated)
+    elif raw_exif:
+        exif = _as_exif_bytes(bytes(raw_exif))
+        if rotated:
+            try:
+                exif = _exif_with_orientation_1(exif)
+            except Exception:  # cannot be edited safely: drop it rather than keep a wrong Orientation
+                exif = None
+    else:
+        exif = None
+    return _finish(path, color, alpha, bit_depth, orientation, icc, exif, fmt)
+
+
+def _pillow_orientation(pim: PILImage.Image) -> int:
+    """EXIF (or XMP) orientation as Pillow sees it; 1 when absent, invalid or unreadable."""
+    try:
+        value = int(pim.getexif().get(_ORIENTATION_TAG, 1))
+    except Exception:
+        return 1
+    return value if value in range(1, 9) else 1
+
+
+def _pillow_arrays(pim: PILImage.Image, path: Path) -> tuple[np.ndarray, np.ndarray | None, int]:
+    """Colour (``H x W`` gray or ``H x W x 3``), alpha or None, and bit depth of a loaded Pillow image."""
+    mode = pim.mode
+    has_key = pim.info.get("transparency") is not None
+    if mode in ("I;16", "I;16L", "I;16B", "I;16N"):
+        return np.asarray(pim).astype(np.uint16), None, 16
+    if mode == "1":
+        pim, mode = pim.convert("L"), "L"
+    if mode == "P":
+        palette_alpha = pim.palette is not None and pim.palette.mode == "RGBA"
+        mode = "RGBA" if has_key or palette_alpha else "RGB"
+        pim = pim.convert(mode)
+    elif mode in ("L", "RGB") and has_key:  # colour-key transparency (PNG tRNS)
+        mode = mode + "A" if mode == "L" else "RGBA"
+        pim = pim.convert(mode)
+    elif mode in ("PA", "RGBa"):
+        pim, mode = pim.convert("RGBA"), "RGBA"
+    elif mode == "La":
+        pim, mode = pim.convert("LA"), "LA"
+    elif mode in ("RGBX", "CMYK", "YCbCr"):
+        pim, mode = pim.convert("RGB"), "RGB"
+    if mode not in ("L", "LA", "RGB", "RGBA"):
+        name = _PILLOW_MODE_NAMES.get(mode, "unknown")
+        raise ImageReadError(path, f"unsupported pixel mode '{mode}' ({name}); only 8- and 16-bit "
+                                   "gray, palette, RGB and CMYK images are supported")
+    a = np.asarray(pim)
+    if mode in ("LA", "RGBA"):
+        return a[..., :-1], a[..., -1], 8
+    return a, None, 8
+
+
+# TIFF ---------------------------------------------------------------------------------------------
+
+_PHOTOMETRIC_NAMES = {0: "min-is-white", 1: "min-is-black", 2: "RGB", 3: "palette", 4: "mask", 5: "CMYK",
+                      6: "YCbCr", 8: "CIELab"}
+
+
+def _read_tiff(path: Path, limit: int | None) -> Image:
+    """Inspect a TIFF with tifffile; decode 16-bit ones here, hand 1- to 8-bit ones to Pillow."""
+    with tifffile.TiffFile(path) as tif:
+        page = tif.pages[0]
+        bits = int(page.bitspersample)
+        sample_format = int(page.sampleformat)
+        photometric = int(page.photometric)
+        spp = int(page.samplesperpixel)
+        name = _PHOTOMETRIC_NAMES.get(photometric, photometric)
+        layout = f"photometric {name}, {spp} samples of {bits} bits"
+        if sample_format == 3:
+            raise ImageReadError(path, f"unsupported pixel format: {bits}-bit floating-point samples "
+                                       "(only 8- and 16-bit unsigned integer images are supported)")
+        if sample_format not in (1, 4) or bits not in (1, 2, 4, 8, 16):
+            kind = "signed integer" if sample_format == 2 else "integer"
+            raise ImageReadError(path, f"unsupported pixel format: {bits}-bit {kind} samples "
+                                       "(only 8- and 16-bit unsigned integer images are supported)")
+        base = {0: 1, 1: 1, 2: 3, 3: 1, 5: 4, 6: 3}.get(photometric)  # gray, gray, RGB, palette, CMYK, YCbCr
+        extras = tuple(int(x) for x in page.extrasamples)
+        if base is None or spp != base + len(extras) or len(extras) > 1:
+            raise ImageReadError(path, f"unsupported TIFF layout ({layout}, {len(extras)} extra samples); "
+                                       "expected gray, RGB, palette, CMYK or YCbCr with at most one alpha")
+        if bits == 16:
+            return _decode_tiff16(path, page, limit, layout)
+    return _read_pillow(path, limit, tiff_layout=layout)  # 1- to 8-bit: Pillow knows every variant
+
+
+def _decode_tiff16(path: Path, page: Any, limit: int | None, layout: str) -> Image:
+    """Decode the first page of a 16-bit TIFF (already checked: unsigned, sensible sample count)."""
+    photometric = int(page.photometric)
+    extras = tuple(int(x) for x in page.extrasamples)
+    if photometric not in (0, 1, 2):
+        raise ImageReadError(path, f"unsupported 16-bit TIFF layout ({layout}); expected gray or RGB")
+    _check_pixels(path, int(page.imagewidth), int(page.imagelength), limit)
+    if page.imagedepth != 1:
+        raise ImageReadError(path, "unsupported TIFF layout (volumetric image)")
+    tags = {tag.code: tag.value for tag in page.tags.values()
+            if tag.code in (*_TIFF_TEXT_TAGS, _ORIENTATION_TAG, 34675)}
+    data = page.asarray()
+    axes = page.axes
+    base = 3 if photometric == 2 else 1
+    if axes == "YX":
+        data = data[:, :, None]
+    elif axes == "SYX":
+        data = np.moveaxis(data, 0, -1)
+    elif axes != "YXS":
+        raise ImageReadError(path, f"unsupported TIFF layout (axes {axes!r})")
+    data = data.astype(np.uint16, copy=False)
+    color, alpha = data[:, :, :base], (data[:, :, base] if extras else None)
+    if photometric == 0:  # min-is-white
+        color = 65535 - color
+    if extras and extras[0] == 0:  # unspecified extra sample: not alpha
+        alpha = None
+    elif extras and extras[0] == 1:  # associated (premultiplied) alpha -> straight alpha
+        a = alpha.astype(np.float64)[:, :, None]
+        straight = np.where(a > 0, color * (65535.0 / np.maximum(a, 1.0)), 0.0)
+        color = np.clip(np.floor(straight + 0.5), 0, 65535).astype(np.uint16)
+    orientation = tags.get(_ORIENTATION_TAG, 1)
+    orientation = int(orientation) if int(orientation) in range(1, 9) else 1
+    icc = tags.get(34675)
+    exif = _exif_from_tiff_tags(tags, rotated=orientation != 1)
+    return _finish(path, color, alpha, 16, orientation, bytes(icc) if icc else None, exif, "TIFF")
+
+
+# 16-bit PNG ---------------------------------------------------------------------------------------
+
+
+def _png_chunks(data: bytes) -> Iterator[tuple[bytes, int, int]]:
+    """(type, body start, body end) of each chunk up to IEND; stops quietly at a truncation (the decoder
+    reports it)."""
+    pos = len(_PNG_SIGNATURE)
+    while pos + 8 <= len(data):
+        (length,) = struct.unpack_from(">I", data, pos)
+        kind = data[pos + 4:pos + 8]
+        yield kind, pos + 8, min(pos + 8 + length, len(data))
+        if kind == b"IEND":
+            return
+        pos += 12 + length
+
+
+def _read_png16(path: Path, limit: int | None) -> Image:
+    data = path.read_bytes()
+    ihdr = icc = exif = None
+    for kind, start, end in _png_chunks(data):
+        if kind == b"IHDR" and end - start == 13:
+            ihdr = struct.unpack_from(">IIBBBBB", data, start)
+        elif kind == b"iCCP":  # profile name, NUL, compression method, zlib stream
+            name_end = data.find(b"\x00", start, end)
+            if name_end >= 0:
+                with contextlib.suppress(zlib.error):
+                    icc = zlib.decompress(data[name_end + 2:end])
+        elif kind == b"eXIf":
+            exif = _as_exif_bytes(data[start:end])
+    if ihdr is None:
+        raise ImageReadError(path, "corrupt PNG (no valid IHDR chunk)")
+    _check_pixels(path, ihdr[0], ihdr[1], limit)
+
+    try:
+        import imagecodecs
+    except ImportError as e:
+        raise ImageReadError(path, "decoding a 16-bit PNG needs the 'imagecodecs' package") from e
+    decoded = np.asarray(imagecodecs.png_decode(data))
+    if decoded.dtype != np.uint16:
+        raise ImageReadError(path, f"16-bit PNG decoded to unexpected dtype {decoded.dtype}")
+    if decoded.ndim == 2:
+        decoded = decoded[:, :, None]
+    channels = decoded.shape[2]
+    if channels in (2, 4):  # gray or RGB with alpha (imagecodecs also turns a tRNS colour key into alpha)
+        color, alpha = decoded[:, :, :-1], decoded[:, :, -1]
+    else:
+        color, alpha = decoded, None
+
+    orientation, exif = _orientation_and_exif(exif)
+    return _finish(path, color, alpha, 16, orientation, icc, exif, "PNG")
+
+
+def _orientation_and_exif(exif: bytes | None) -> tuple[int, bytes | None]:
+    """Orientation (1..8) stored in raw EXIF, and the EXIF with it reset to 1."""
+    if exif is None:
+        return 1, None
+    try:
+        tags = PILImage.Exif()
+        tags.load(exif)
+        orientation = int(tags.get(_ORIENTATION_TAG, 1))
+    except Exception:  # unreadable EXIF: keep the bytes, do not rotate
+        return 1, exif
+    if orientation not in range(2, 9):
+        return 1, exif
+    try:
+        return orientation, _exif_with_orientation_1(exif)
+    except Exception:  # cannot be edited safely: drop it rather than keep a wrong Orientation
+        return orientation, None
+
+
+# --------------------------------------------------------------------------------------------- writing
+
+
+def write_image(path: str | os.PathLike[str], image_or_pixels: Image | np.ndarray, *, bit_depth: int = 8,
+                format: str | None = None, quality: int = 95, icc_profile: bytes | None = None,
+                exif: bytes | PILImage.Exif | None = None, alpha: np.ndarray | None = None,
+                overwrite: bool = False) -> Path:
+    """Write float RGB pixels (``H x W x 3`` in [0, 1], values outside are clipped) atomically to ``path``.
+
+    ``image_or_pixels`` is an array or an :class:`Image`; for an Image, its alpha, ICC profile and EXIF are
+    used unless the corresponding argument is given (pass ``b""`` to drop a profile or EXIF). The format
+    comes from ``format`` or else from the extension. ``bit_depth`` is 8, or 16 for PNG and TIFF.
+    ``quality`` (1..100) applies to JPEG (4:4:4 chroma at 90 and above) and WebP (100 means lossless).
+    Parent directories are created. Raises :class:`ImageWriteError`, and leaves no partial or temporary file,
+    on any failure; an existing ``path`` is only replaced when ``overwrite`` is true. Returns ``path``.
+    """
+    p = Path(path)
+    try:
+        fmt = _output_format(p, format)
+        if bit_depth not in (8, 16):
+            raise ValueError(f"bit_depth must be 8 or 16, got {bit_depth!r}")
+        if bit_depth > _MAX_BIT_DEPTH[fmt]:
+            raise ValueError(f"{fmt} supports only 8-bit output; use PNG or TIFF for 16-bit")
+        if isinstance(quality, bool) or not isinstance(quality, (int, np.integer)) or not 1 <= quality <= 100:
+            raise ValueError(f"quality must be an integer in 1..100, got {quality!r}")
+        if isinstance(image_or_pixels, Image):
+            img = image_or_pixels
+            pixels = img.pixels
+            alpha = img.alpha if alpha is None else alpha
+            icc_profile = img.icc_profile if icc_profile is None else icc_profile
+            exif = img.exif if exif is None else exif
+        else:
+            pixels = image_or_pixels
+        rgb = quantize(_check_pixels_array(pixels), bit_depth)
+        a = quantize(_check_alpha(alpha, rgb.shape[:2]), bit_depth) if alpha is not None else None
+        icc = bytes(icc_profile) if icc_profile else None
+        exif_bytes = _exif_for_writing(exif)
+    except (ValueError, TypeError) as e:
+        raise ImageWriteError(p, str(e)) from e
+
+    if fmt not in _HAS_ALPHA:
+        a = None
+    if fmt not in _HAS_ICC:
+        icc = None
+    if fmt == "BMP":
+        exif_bytes = None
+
+    def encode(fh: IO[bytes]) -> None:
+        if fmt == "TIFF":
+            _encode_tiff(fh, rgb, a, icc, exif_bytes)
+        elif fmt == "PNG" and bit_depth == 16:
+            _encode_png16(fh, rgb, a, icc, exif_bytes)
+        else:
+            _encode_pillow(fh, fmt, rgb, a, icc, exif_bytes, int(quality))
+
+    _atomic_write(p, encode, overwrite)
+    return p
+
+
+def _output_format(path: Path, format: str | None) -> str:
+    if format is not None:
+        fmt = _FORMAT_ALIASES.get(str(format).upper().lstrip("."))
+        if fmt is None:
+            raise ValueError(f"unsupported output format {format!r} "
+                             f"(supported: {', '.join(SUPPORTED_FORMATS)})")
+        return fmt
+    fmt = _EXTENSION_FORMATS.get(path.suffix.lower())
+    if fmt is None:
+        raise ValueError(f"unknown image extension {path.suffix!r} (use one of "
+                         f"{', '.join(sorted(SUPPORTED_EXTENSIONS))} or pass format=)")
+    return fmt
+
+
+def _check_pixels_array(pixels: Any) -> np.ndarray:
+    a = np.asarray(pixels)
+    if not np.issubdtype(a.dtype, np.floating):
+        raise TypeError(f"pixels must be floating point in [0, 1], got dtype {a.dtype}")
+    if a.ndim != 3 or a.shape[2] != 3 or a.shape[0] == 0 or a.shape[1] == 0:
+        raise ValueError(f"pixels must be H x W x 3, got shape {a.shape}")
+    if not np.isfinite(a).all():
+        raise ValueError("pixels contain NaN or infinite values")
+    return a
+
+
+def _check_alpha(alpha: Any, shape: tuple[int, ...]) -> np.ndarray:
+    a = np.asarray(alpha)
+    if a.ndim == 3 and a.shape[2] == 1:
+        a = a[:, :, 0]
+    if not np.issubdtype(a.dtype, np.floating):
+        raise TypeError(f"alpha must be floating point in [0, 1], got dtype {a.dtype}")
+    if a.shape != tuple(shape):
+        raise ValueError(f"alpha must be H x W = {tuple(shape)}, got shape {a.shape}")
+    if not np.isfinite(a).all():
+        raise ValueError("alpha contains NaN or infinite values")
+    return a
+
+
+def _exif_for_writing(exif: bytes | PILImage.Exif | None) -> bytes | None:
+    """EXIF as ``Exif\\0\\0`` + TIFF bytes with Orientation 1 (the written pixels are upright)."""
+    if exif is None:
+        return None
+    if isinstance(exif, PILImage.Exif):
+        exif = exif.tobytes()
+    if not isinstance(exif, (bytes, bytearray, memoryview)):
+        raise TypeError(f"exif must be bytes or PIL.Image.Exif, got {type(exif).__name__}")
+    data = bytes(exif)
+    if not data:
+        return None
+    data = _as_exif_bytes(data)
+    if data[6:10] not in (b"II*\x00", b"MM\x00*"):
+        raise ValueError("exif is not raw EXIF data (expected a TIFF header, optionally after 'Exif\\0\\0')")
+    try:
+        return _exif_with_orientation_1(data)
+    except Exception as e:
+        raise ValueError(f"exif cannot be parsed ({e})") from e
+
+
+def atomic_write_bytes(path: str | os.PathLike[str], data: bytes, *, overwrite: bool = False) -> Path:
+    """Write ``data`` to ``path`` with the same guarantees as :func:`write_image` (temp file, fsync, move;
+    parents created; no overwrite unless asked). For side files such as JSON records next to images.
+    Raises :class:`ImageWriteError` (its message says "file", not "image")."""
+    p = Path(path)
+    _atomic_write(p, lambda fh: fh.write(bytes(data)), overwrite, what="file")
+    return p
+
+
+_EXISTS = "file already exists (pass overwrite=True to replace it)"
+
+
+def _atomic_write(path: Path, encode: Callable[[IO[bytes]], object], overwrite: bool,
+                  what: str = "image") -> None:
+    """Run ``encode`` into a temp file next to ``path``, fsync, then move it into place."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise ImageWriteError(path, f"cannot create directory '{path.parent}' ({e.strerror or e})",
+                             what) from e
+    if path.is_dir():
+        raise ImageWriteError(path, "is a directory", what)
+    if not overwrite and os.path.lexists(path):
+        raise ImageExistsError(path, _EXISTS, what)
+
+    while True:
+        tmp = path.parent / f".{path.name[:200]}.tmp-{secrets.token_hex(4)}"
+        try:
+            fh = open(tmp, "xb")  # noqa: SIM115 - closed below; "x": never clobber, usual umask permissions
+            break
+        except FileExistsError:
+            continue
+        except OSError as e:
+            raise ImageWriteError(path, f"cannot create a temporary file ({e.strerror or e})", what) from e
+    try:
+        with fh:
+            encode(fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        _move_into_place(tmp, path, overwrite, what)
+    except BaseException as e:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        if isinstance(e, ImageWriteError) or not isinstance(e, Exception) or isinstance(e, MemoryError):
+            raise
+        if isinstance(e, OSError):
+            raise ImageWriteError(path, f"write failed ({e.strerror or e})", what) from e
+        raise ImageWriteError(path, f"encoding failed ({type(e).__name__}: {e})", what) from e
+    with contextlib.suppress(OSError):  # make the rename durable where the platform allows
+        dir_fd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+
+
+def _move_into_place(tmp: Path, path: Path, overwrite: bool, what: str) -> None:
+    if overwrite:
+        os.replace(tmp, path)
+        return
+    try:  # a hard link fails if the target appeared meanwhile: no race with another writer
+        os.link(tmp, path)
+    except FileExistsError as e:
+        raise ImageExistsError(path, _EXISTS, what) from e
+    except OSError:  # file system without hard links
+        if os.path.lexists(path):
+            raise ImageExistsError(path, _EXISTS, what) from None
+        os.replace(tmp, path)
+    else:
+        os.unlink(tmp)
+
+
+def _encode_pillow(fh: IO[bytes], fmt: str, rgb: np.ndarray, alpha: np.ndarray | None, icc: bytes | None,
+                   exif: bytes | None, quality: int) -> None:
+    """8-bit JPEG, PNG, WebP and BMP through Pillow."""
+    data = rgb if alpha is None else np.concatenate([rgb, alpha[:, :, None]], axis=2)
+    pim = PILImage.fromarray(np.ascontiguousarray(data), "RGB" if alpha is None else "RGBA")
+    options: dict[str, Any] = {}
+    if icc:
+        options["icc_profile"] = icc
+    if exif:
+        options["exif"] = exif
+    if fmt == "JPEG":
+        options.update(quality=quality, subsampling=0 if quality >= 90 else 2)
+    elif fmt == "WEBP":
+        options.update(quality=quality, lossless=quality == 100, exact=True)
+    elif fmt == "PNG":
+        options.update(compress_level=6)
+    pim.save(fh, format=fmt, **options)
+
+
+def _encode_tiff(fh: IO[bytes], rgb: np.ndarray, alpha: np.ndarray | None, icc: bytes | None,
+                 exif: bytes | None) -> None:
+    """8- or 16-bit RGB(A) TIFF, deflate-compressed, with ICC (tag 34675) and descriptive EXIF tags."""
+    data = rgb if alpha is None else np.concatenate([rgb, alpha[:, :, None]], axis=2)
+    extratags = []
+    if exif:
+        tags = PILImage.Exif()
+        tags.load(exif)
+        for code in _TIFF_TEXT_TAGS:
+            value = tags.get(code)
+            if isinstance(value, str) and value and value.isascii():
+                extratags.append((code, "s", 0, value, True))
+    tifffile.imwrite(
+        fh, data, photometric="rgb", planarconfig="contig",
+        extrasamples=["unassalpha"] if alpha is not None else None, compression="zlib", predictor=True,
+        iccprofile=icc, extratags=extratags, metadata=None, software=False,
+    )
+
+
+def _png_chunk(kind: bytes, body: bytes) -> bytes:
+    crc = zlib.crc32(kind + body) & 0xFFFFFFFF
+    return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", crc)
+
+
+def _encode_png16(fh: IO[bytes], rgb: np.ndarray, alpha: np.ndarray | None, icc: bytes | None,
+                  exif: bytes | None) -> None:
+    """16-bit RGB(A) PNG (Pillow cannot write one): IHDR, iCCP, eXIf, IDAT with the Sub filter, IEND."""
+    data = rgb if alpha is None else np.concatenate([rgb, alpha[:, :, None]], axis=2)
+    height, width, channels = data.shape
+    fh.write(_PNG_SIGNATURE)
+    color_type = 6 if channels == 4 else 2  # RGBA or RGB
+    fh.write(_png_chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 16, color_type, 0, 0, 0)))
+    if icc:
+        fh.write(_png_chunk(b"iCCP", b"ICC profile\x00\x00" + zlib.compress(icc)))
+    if exif:
+        fh.write(_png_chunk(b"eXIf", exif[len(_EXIF_HEADER):] if exif.startswith(_EXIF_HEADER) else exif))
+    bpp = 2 * channels
+    compressor = zlib.compressobj(6)
+    pending = bytearray()
+    rows_per_block = max(1, (4 << 20) // (width * bpp + 1))
+    for top in range(0, height, rows_per_block):
+        raw = data[top:top + rows_per_block].astype(">u2").view(np.uint8).reshape(-1, width * bpp)
+        rows = np.empty((raw.shape[0], width * bpp + 1), dtype=np.uint8)
+        rows[:, 0] = 1  # filter type 1 (Sub): byte minus the same byte of the previous pixel
+        rows[:, 1:bpp + 1] = raw[:, :bpp]
+        np.subtract(raw[:, bpp:], raw[:, :-bpp], out=rows[:, bpp + 1:])
+        pending += compressor.compress(rows.tobytes())
+        while len(pending) >= 1 << 20:
+            fh.write(_png_chunk(b"IDAT", bytes(pending[:1 << 20])))
+            del pending[:1 << 20]
+    pending += compressor.flush()
+    fh.write(_png_chunk(b"IDAT", bytes(pending)))
+    fh.write(_png_chunk(b"IEND", b""))

@@ -1,0 +1,670 @@
+"""Tests for deepexpose.io. Every file is made in tmp_path with numpy, Pillow, tifffile or imagecodecs."""
+
+from __future__ import annotations
+
+import os
+import pickle
+
+import imagecodecs
+import numpy as np
+import pytest
+import tifffile
+import torch
+from PIL import Image as PILImage
+from PIL import ImageCms, ImageOps
+
+from deepexpose import io as dio
+from deepexpose.io import (
+    Image,
+    ImageReadError,
+    ImageWriteError,
+    from_tensor,
+    is_image_file,
+    quantize,
+    read_image,
+    to_tensor,
+    write_image,
+)
+
+H, W = 12, 17  # deliberately not square, so every orientation gives a different layout
+
+
+def rgb8(h=H, w=W, seed=0):
+    """An asymmetric 8-bit RGB image: two gradients and noise."""
+    g = np.random.default_rng(seed)
+    y, x = np.mgrid[0:h, 0:w]
+    r = (x * 255 // max(w - 1, 1)).astype(np.uint8)
+    gch = (y * 255 // max(h - 1, 1)).astype(np.uint8)
+    b = g.integers(0, 256, (h, w), dtype=np.uint8)
+    return np.stack([r, gch, b], axis=2)
+
+
+def rgb16(h=H, w=W, seed=1):
+    """Full-range 16-bit noise: a truncation to 8 bits anywhere would change it."""
+    return np.random.default_rng(seed).integers(0, 65536, (h, w, 3), dtype=np.uint16)
+
+
+def as_u8(pixels):
+    return np.rint(np.asarray(pixels) * 255).astype(np.int32)
+
+
+def as_u16(pixels):
+    return np.rint(np.asarray(pixels, dtype=np.float64) * 65535).astype(np.int64)
+
+
+@pytest.fixture(scope="module")
+def icc():
+    return ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+
+
+def make_exif(orientation=None, make="TestCam"):
+    exif = PILImage.Exif()
+    exif[271] = make
+    exif[272] = "Model X"
+    if orientation is not None:
+        exif[0x0112] = orientation
+    return exif.tobytes()
+
+
+def exif_tags(data):
+    exif = PILImage.Exif()
+    exif.load(data)
+    return exif
+
+
+def no_temp_files(directory):
+    return [p.name for p in directory.iterdir() if ".tmp-" in p.name] == []
+
+
+# ------------------------------------------------------------------------------------------ round trips
+
+
+@pytest.mark.parametrize("ext", [".png", ".tif", ".tiff", ".bmp", ".webp"])
+def test_lossless_8bit_round_trip(tmp_path, ext):
+    u8 = rgb8()
+    kwargs = {"quality": 100} if ext == ".webp" else {}
+    out = write_image(tmp_path / f"a{ext}", u8 / 255.0, **kwargs)
+    img = read_image(out)
+    assert img.pixels.dtype == np.float32 and img.pixels.shape == (H, W, 3)
+    assert img.bit_depth == 8 and img.alpha is None and img.path == out
+    assert img.format == dio._EXTENSION_FORMATS[ext]
+    np.testing.assert_array_equal(as_u8(img.pixels), u8)
+    # an independent decoder sees the same pixels
+    np.testing.assert_array_equal(np.asarray(PILImage.open(out).convert("RGB")), u8)
+
+
+@pytest.mark.parametrize("quality", [95, 75])
+def test_jpeg_round_trip(tmp_path, quality):
+    u8 = rgb8(seed=3)
+    u8[..., 2] = 128  # JPEG cannot keep pure noise; keep the test about the pipeline, not the codec
+    out = write_image(tmp_path / "a.jpg", u8 / 255.0, quality=quality)
+    img = read_image(out)
+    assert img.format == "JPEG" and img.bit_depth == 8 and img.pixels.shape == (H, W, 3)
+    assert np.abs(as_u8(img.pixels) - u8).mean() < 6
+    with PILImage.open(out) as im:  # 4:4:4 at quality >= 90, 4:2:0 below
+        layers = im.layer  # (id, h, v, qtable) per component
+        assert (layers[0][1] == 1) == (quality >= 90)
+
+
+def test_webp_lossy(tmp_path):
+    u8 = rgb8()
+    u8[..., 2] = 100
+    img = read_image(write_image(tmp_path / "a.webp", u8 / 255.0, quality=90))
+    assert img.format == "WEBP" and np.abs(as_u8(img.pixels) - u8).mean() < 8
+
+
+@pytest.mark.parametrize("ext", [".png", ".tif"])
+def test_16bit_round_trip_is_bit_exact(tmp_path, ext):
+    u16 = rgb16()
+    out = write_image(tmp_path / f"a{ext}", u16 / 65535.0, bit_depth=16)
+    img = read_image(out)
+    assert img.bit_depth == 16 and img.pixels.dtype == np.float32
+    np.testing.assert_array_equal(quantize(img.pixels, 16), u16)
+    # and the file itself holds the 16-bit values, for an independent decoder
+    data = out.read_bytes()
+    decoded = imagecodecs.png_decode(data) if ext == ".png" else tifffile.imread(out)
+    np.testing.assert_array_equal(decoded, u16)
+
+
+@pytest.mark.parametrize("ext", [".png", ".tif"])
+def test_16bit_alpha_round_trip(tmp_path, ext):
+    u16, a16 = rgb16(), rgb16(seed=7)[..., 0]
+    out = write_image(tmp_path / f"a{ext}", u16 / 65535.0, alpha=a16 / 65535.0, bit_depth=16)
+    img = read_image(out)
+    np.testing.assert_array_equal(quantize(img.pixels, 16), u16)
+    np.testing.assert_array_equal(quantize(img.alpha, 16), a16)
+
+
+def test_16bit_png_from_libpng_all_layouts(tmp_path):
+    """PNGs written by libpng (adaptive filters): RGB, RGBA, gray, gray+alpha."""
+    u16 = rgb16(h=33, w=29)
+    cases = {"rgb": u16, "rgba": np.dstack([u16, u16[..., :1] // 3]), "gray": u16[..., :1].copy(),
+             "graya": np.dstack([u16[..., :1], u16[..., 1:2]])}
+    for name, arr in cases.items():
+        path = tmp_path / f"{name}.png"
+        path.write_bytes(imagecodecs.png_encode(arr, level=9))
+        img = read_image(path)
+        assert img.bit_depth == 16, name
+        color = arr[..., :3] if arr.shape[2] >= 3 else np.repeat(arr[..., :1], 3, axis=2)
+        np.testing.assert_array_equal(as_u16(img.pixels), color, err_msg=name)
+        if arr.shape[2] in (2, 4):
+            np.testing.assert_array_equal(as_u16(img.alpha), arr[..., -1], err_msg=name)
+        else:
+            assert img.alpha is None
+
+
+def test_16bit_tiff_layouts(tmp_path):
+    u16 = rgb16()
+    tifffile.imwrite(tmp_path / "planar.tif", np.moveaxis(u16, -1, 0), photometric="rgb",
+                     planarconfig="separate")
+    tifffile.imwrite(tmp_path / "gray.tif", u16[..., 0], photometric="minisblack")
+    tifffile.imwrite(tmp_path / "white.tif", u16[..., 0], photometric="miniswhite")
+    tifffile.imwrite(tmp_path / "lzw.tif", u16, photometric="rgb", compression="lzw")
+    np.testing.assert_array_equal(as_u16(read_image(tmp_path / "planar.tif").pixels), u16)
+    np.testing.assert_array_equal(as_u16(read_image(tmp_path / "lzw.tif").pixels), u16)
+    gray = read_image(tmp_path / "gray.tif")
+    assert gray.bit_depth == 16
+    assert 270 not in exif_tags(gray.exif)  # tifffile's '{"shape": ...}' note is not a description
+    np.testing.assert_array_equal(as_u16(gray.pixels), np.repeat(u16[..., :1], 3, axis=2))
+    white = read_image(tmp_path / "white.tif")
+    np.testing.assert_array_equal(as_u16(white.pixels[..., 0]), 65535 - u16[..., 0].astype(np.int64))
+
+
+def test_tiff_premultiplied_alpha_is_unpremultiplied(tmp_path):
+    color = np.full((4, 5, 3), 20000, dtype=np.uint16)
+    alpha = np.full((4, 5), 32768, dtype=np.uint16)
+    alpha[0, 0] = 0
+    premult = np.floor(color.astype(np.float64) * alpha[..., None] / 65535 + 0.5).astype(np.uint16)
+    tifffile.imwrite(tmp_path / "p.tif", np.dstack([premult, alpha]), photometric="rgb",
+                     extrasamples=["assocalpha"])
+    img = read_image(tmp_path / "p.tif")
+    assert np.abs(as_u16(img.pixels[1:, 1:]) - 20000).max() <= 2
+    assert img.pixels[0, 0].tolist() == [0, 0, 0]
+    np.testing.assert_array_equal(as_u16(img.alpha), alpha)
+
+
+# ------------------------------------------------------------------------------------------ orientation
+
+
+def _reference_layout(shape, orientation):
+    """Index map given by Pillow's own exif_transpose on an in-memory image."""
+    idx = np.arange(shape[0] * shape[1], dtype=np.int32).reshape(shape[:2])
+    im = PILImage.fromarray(idx, "I")
+    im.getexif()[0x0112] = orientation
+    return np.asarray(ImageOps.exif_transpose(im))
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_exif_orientation_png(tmp_path, orientation):
+    u8 = rgb8()
+    path = tmp_path / "o.png"
+    PILImage.fromarray(u8).save(path, exif=make_exif(orientation))
+    img = read_image(path)
+    expected = np.asarray(ImageOps.exif_transpose(PILImage.open(path)))
+    assert img.pixels.shape == expected.shape
+    np.testing.assert_array_equal(as_u8(img.pixels), expected)
+    ref = _reference_layout(u8.shape, orientation)
+    np.testing.assert_array_equal(as_u8(img.pixels), u8.reshape(-1, 3)[ref])
+    tags = exif_tags(img.exif)
+    assert tags.get(0x0112, 1) == 1 and tags[271] == "TestCam"
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_exif_orientation_16bit(tmp_path, orientation):
+    """16-bit TIFF (Orientation tag in the IFD) and 16-bit PNG (eXIf chunk) are turned upright too."""
+    u16 = rgb16()
+    expected = u16.reshape(-1, 3)[_reference_layout(u16.shape, orientation)]
+    tif = tmp_path / "o.tif"
+    tifffile.imwrite(tif, u16, photometric="rgb", extratags=[(274, "H", 1, orientation, True)])
+    png = tmp_path / "o.png"
+    write_image(png, u16 / 65535.0, bit_depth=16)
+    data = png.read_bytes()  # put a raw eXIf chunk with the orientation in front of IDAT
+    at = data.index(b"IDAT") - 4
+    png.write_bytes(data[:at] + dio._png_chunk(b"eXIf", make_exif(orientation)[6:]) + data[at:])
+    for path in (tif, png):
+        img = read_image(path)
+        np.testing.assert_array_equal(as_u16(img.pixels), expected, err_msg=path.name)
+        if orientation != 1:
+            assert exif_tags(img.exif)[0x0112] == 1
+
+
+def test_exif_orientation_jpeg_and_8bit_tiff(tmp_path):
+    u8 = rgb8()
+    u8[..., 2] = 90
+    jpg = tmp_path / "o.jpg"
+    PILImage.fromarray(u8).save(jpg, exif=make_exif(6), quality=95)
+    tif = tmp_path / "o.tif"
+    tifffile.imwrite(tif, u8, photometric="rgb", extratags=[(274, "H", 1, 8, True)])
+    for path in (jpg, tif):
+        img = read_image(path)
+        expected = np.asarray(ImageOps.exif_transpose(PILImage.open(path)))
+        assert img.pixels.shape == (W, H, 3)
+        np.testing.assert_array_equal(as_u8(img.pixels), expected)
+        assert exif_tags(img.exif).get(0x0112) == 1
+
+
+def test_oriented_image_is_not_rotated_twice(tmp_path):
+    u8 = rgb8()
+    src = tmp_path / "src.png"
+    PILImage.fromarray(u8).save(src, exif=make_exif(6))
+    first = read_image(src)
+    second = read_image(write_image(tmp_path / "out.png", first))
+    np.testing.assert_array_equal(second.pixels, first.pixels)
+    # EXIF passed to write_image with an Orientation is also written as 1: the pixels are upright
+    third = read_image(write_image(tmp_path / "out2.png", first.pixels, exif=make_exif(6)))
+    np.testing.assert_array_equal(third.pixels, first.pixels)
+    assert exif_tags(third.exif)[0x0112] == 1
+
+
+# ------------------------------------------------------------------------------------------ conversions
+
+
+def test_grayscale_and_bilevel(tmp_path):
+    gray = rgb8()[..., 0]
+    PILImage.fromarray(gray, "L").save(tmp_path / "l.png")
+    PILImage.fromarray(gray > 128).save(tmp_path / "1.png")
+    img = read_image(tmp_path / "l.png")
+    np.testing.assert_array_equal(as_u8(img.pixels), np.repeat(gray[..., None], 3, axis=2))
+    bilevel = read_image(tmp_path / "1.png")
+    np.testing.assert_array_equal(as_u8(bilevel.pixels[..., 1]), np.where(gray > 128, 255, 0))
+
+
+def test_palette_with_and_without_transparency(tmp_path):
+    im = PILImage.fromarray(rgb8()).convert("P", palette=PILImage.Palette.ADAPTIVE, colors=16)
+    im.save(tmp_path / "p.png")
+    im.save(tmp_path / "pt.png", transparency=bytes([0, 128] + [255] * 14))
+    with PILImage.open(tmp_path / "p.png") as ref:
+        expected = np.asarray(ref.convert("RGB"))
+    img = read_image(tmp_path / "p.png")
+    assert img.alpha is None and img.bit_depth == 8
+    np.testing.assert_array_equal(as_u8(img.pixels), expected)
+    with PILImage.open(tmp_path / "pt.png") as ref:
+        expected = np.asarray(ref.convert("RGBA"))
+    img = read_image(tmp_path / "pt.png")
+    np.testing.assert_array_equal(as_u8(img.pixels), expected[..., :3])
+    np.testing.assert_array_equal(as_u8(img.alpha), expected[..., 3])
+    assert set(np.unique(expected[..., 3])) >= {0, 128, 255}
+
+
+def test_colour_key_transparency(tmp_path):
+    u8 = rgb8()
+    key = tuple(int(v) for v in u8[3, 4])
+    PILImage.fromarray(u8).save(tmp_path / "k.png", transparency=key)
+    img = read_image(tmp_path / "k.png")
+    np.testing.assert_array_equal(as_u8(img.pixels), u8)
+    np.testing.assert_array_equal(img.alpha == 0, np.all(u8 == key, axis=2))
+
+
+def test_la_and_pa(tmp_path):
+    gray, alpha = rgb8()[..., 0], rgb8(seed=5)[..., 2]
+    PILImage.fromarray(np.dstack([gray, alpha]), "LA").save(tmp_path / "la.png")
+    img = read_image(tmp_path / "la.png")
+    np.testing.assert_array_equal(as_u8(img.pixels), np.repeat(gray[..., None], 3, axis=2))
+    np.testing.assert_array_equal(as_u8(img.alpha), alpha)
+
+    pal = PILImage.fromarray(rgb8()).convert("P", palette=PILImage.Palette.ADAPTIVE, colors=8)
+    pa = pal.convert("PA")
+    pa.putalpha(PILImage.fromarray(alpha, "L"))
+    pa.save(tmp_path / "pa.tif")
+    with PILImage.open(tmp_path / "pa.tif") as ref:
+        assert ref.mode == "PA"
+        expected = np.asarray(ref.convert("RGBA"))
+    img = read_image(tmp_path / "pa.tif")
+    np.testing.assert_array_equal(as_u8(img.pixels), expected[..., :3])
+    np.testing.assert_array_equal(as_u8(img.alpha), alpha)
+
+
+@pytest.mark.parametrize("ext", [".jpg", ".tif"])
+def test_cmyk(tmp_path, ext):
+    cmyk = PILImage.fromarray(rgb8()).convert("CMYK")
+    path = tmp_path / f"c{ext}"
+    cmyk.save(path, quality=95) if ext == ".jpg" else cmyk.save(path)
+    with PILImage.open(path) as ref:
+        assert ref.mode == "CMYK"
+        expected = np.asarray(ref.convert("RGB"))
+    img = read_image(path)
+    assert img.pixels.shape == (H, W, 3)
+    np.testing.assert_array_equal(as_u8(img.pixels), expected)
+
+
+def test_non_rgb_icc_profile_is_dropped(tmp_path, icc):
+    lab = ImageCms.ImageCmsProfile(ImageCms.createProfile("LAB")).tobytes()
+    PILImage.fromarray(rgb8()).save(tmp_path / "lab.png", icc_profile=lab)
+    PILImage.fromarray(rgb8()).save(tmp_path / "srgb.png", icc_profile=icc)
+    assert read_image(tmp_path / "lab.png").icc_profile is None
+    assert read_image(tmp_path / "srgb.png").icc_profile == icc
+
+
+# ------------------------------------------------------------------------------------------ alpha, metadata
+
+
+@pytest.mark.parametrize("ext,kw", [(".png", {}), (".tif", {}), (".webp", {"quality": 100})])
+def test_alpha_round_trip_exact(tmp_path, ext, kw):
+    u8, a8 = rgb8(), rgb8(seed=9)[..., 1]
+    a8[0, :] = 0  # fully transparent pixels keep their colour too
+    out = write_image(tmp_path / f"a{ext}", u8 / 255.0, alpha=a8 / 255.0, **kw)
+    img = read_image(out)
+    np.testing.assert_array_equal(as_u8(img.pixels), u8)
+    np.testing.assert_array_equal(as_u8(img.alpha), a8)
+    again = read_image(write_image(tmp_path / f"b{ext}", img, **kw))  # an Image carries its alpha
+    np.testing.assert_array_equal(again.alpha, img.alpha)
+
+
+@pytest.mark.parametrize("ext", [".jpg", ".bmp"])
+def test_alpha_dropped_where_unsupported(tmp_path, ext):
+    u8 = rgb8()
+    out = write_image(tmp_path / f"a{ext}", u8 / 255.0, alpha=np.zeros((H, W), np.float32))
+    img = read_image(out)
+    assert img.alpha is None
+    assert np.abs(as_u8(img.pixels) - u8).mean() < 6  # colours written as they are, not composited
+
+
+@pytest.mark.parametrize("ext,bits", [(".jpg", 8), (".png", 8), (".png", 16), (".webp", 8), (".tif", 8),
+                                      (".tif", 16)])
+def test_exif_and_icc_kept_on_write(tmp_path, icc, ext, bits):
+    exif = make_exif(orientation=1)
+    out = write_image(tmp_path / f"m{ext}", rgb8() / 255.0, bit_depth=bits, icc_profile=icc, exif=exif)
+    img = read_image(out)
+    assert img.icc_profile == icc
+    tags = exif_tags(img.exif)
+    assert tags[271] == "TestCam" and tags[272] == "Model X"
+    assert tags.get(0x0112, 1) == 1
+    if ext != ".tif":  # full EXIF blocks come back byte for byte
+        assert img.exif == exif
+    # an independent reader sees the profile as well
+    with PILImage.open(out) as im:
+        if bits == 8:
+            assert im.info.get("icc_profile") == icc
+
+
+def test_image_metadata_is_reused_and_can_be_dropped(tmp_path, icc):
+    src = tmp_path / "src.jpg"
+    PILImage.fromarray(rgb8()).save(src, icc_profile=icc, exif=make_exif(3))
+    img = read_image(src)
+    kept = read_image(write_image(tmp_path / "kept.png", img))
+    assert kept.icc_profile == icc and exif_tags(kept.exif)[271] == "TestCam"
+    dropped = read_image(write_image(tmp_path / "dropped.png", img, icc_profile=b"", exif=b""))
+    assert dropped.icc_profile is None and dropped.exif is None
+
+
+# ------------------------------------------------------------------------------------------ bad input
+
+
+def assert_read_error(path, *words, **kwargs):
+    with pytest.raises(ImageReadError) as info:
+        read_image(path, **kwargs)
+    err = info.value
+    assert path.name in str(err), str(err)
+    assert err.path == path
+    for word in words:
+        assert word in err.reason.lower(), err.reason
+    return err
+
+
+def test_missing_and_empty_and_directory(tmp_path):
+    assert_read_error(tmp_path / "missing.png", "not found")
+    (tmp_path / "empty.jpg").write_bytes(b"")
+    assert_read_error(tmp_path / "empty.jpg", "empty")
+    (tmp_path / "dir.png").mkdir()
+    assert_read_error(tmp_path / "dir.png", "directory")
+
+
+def test_not_an_image(tmp_path):
+    (tmp_path / "notes.jpg").write_text("this is not a picture\n" * 20)
+    assert_read_error(tmp_path / "notes.jpg", "not a recognised image")
+    PILImage.fromarray(rgb8()).save(tmp_path / "anim.gif")  # a real image in a format we do not take
+    assert_read_error(tmp_path / "anim.gif", "not a recognised image")
+
+
+@pytest.mark.parametrize("kind", ["jpg", "png8", "png16", "tif16", "webp", "bmp"])
+def test_truncated(tmp_path, kind):
+    u8 = rgb8(h=64, w=64)
+    path = tmp_path / f"full.{kind[:3] if kind != 'webp' else 'webp'}"
+    if kind == "png16":
+        write_image(path, rgb16(64, 64) / 65535.0, bit_depth=16)
+    elif kind == "tif16":
+        tifffile.imwrite(path, rgb16(64, 64), photometric="rgb")
+    else:
+        write_image(path, u8 / 255.0)
+    data = path.read_bytes()
+    cut = tmp_path / f"cut_{path.name}"
+    cut.write_bytes(data[: len(data) // 2])
+    assert_read_error(cut, "truncated")
+
+
+def test_unsupported_modes(tmp_path):
+    tifffile.imwrite(tmp_path / "float.tif", np.zeros((4, 5, 3), np.float32), photometric="rgb")
+    assert_read_error(tmp_path / "float.tif", "unsupported", "floating")
+    tifffile.imwrite(tmp_path / "int32.tif", np.zeros((4, 5), np.uint32))
+    assert_read_error(tmp_path / "int32.tif", "unsupported", "32-bit")
+    tifffile.imwrite(tmp_path / "five.tif", np.zeros((4, 6, 5), np.uint16), photometric="rgb",
+                     planarconfig="contig", extrasamples=[2, 0])
+    assert_read_error(tmp_path / "five.tif", "unsupported", "5 samples")
+    tifffile.imwrite(tmp_path / "five8.tif", np.zeros((4, 6, 5), np.uint8), photometric="rgb",
+                     planarconfig="contig", extrasamples=[2, 0])
+    assert_read_error(tmp_path / "five8.tif", "unsupported")
+    # a Pillow mode outside what we convert (32-bit float 'F')
+    with pytest.raises(ImageReadError, match="unsupported pixel mode 'F'"):
+        dio._pillow_arrays(PILImage.new("F", (3, 2)), tmp_path / "x.tif")
+
+
+def test_too_many_pixels_is_checked_before_decoding(tmp_path, monkeypatch):
+    path = write_image(tmp_path / "big.png", rgb8() / 255.0)
+    err = assert_read_error(path, "too many pixels", max_pixels=H * W - 1)
+    assert str(H * W) in err.reason
+    assert read_image(path, max_pixels=H * W).pixels.shape == (H, W, 3)
+    # a truncated body is never reached: the header check fires first
+    cut = tmp_path / "cut.png"
+    cut.write_bytes(path.read_bytes()[:100])
+    assert_read_error(cut, "too many pixels", max_pixels=10)
+    tif16 = write_image(tmp_path / "big.tif", rgb16() / 65535.0, bit_depth=16)
+    png16 = write_image(tmp_path / "big16.png", rgb16() / 65535.0, bit_depth=16)
+    for p in (tif16, png16):
+        assert_read_error(p, "too many pixels", max_pixels=10)
+    monkeypatch.setenv(dio.MAX_PIXELS_ENV, "10")
+    assert_read_error(path, "too many pixels")
+    monkeypatch.setenv(dio.MAX_PIXELS_ENV, "none")
+    read_image(path)
+    monkeypatch.setenv(dio.MAX_PIXELS_ENV, "lots")
+    with pytest.raises(ValueError, match=dio.MAX_PIXELS_ENV):
+        read_image(path)
+
+
+def test_pillow_limit_is_replaced_not_leaked(tmp_path, monkeypatch):
+    path = write_image(tmp_path / "a.jpg", rgb8() / 255.0)
+    monkeypatch.setattr(PILImage, "MAX_IMAGE_PIXELS", 20)  # Pillow alone would call this a bomb
+    with pytest.raises(PILImage.DecompressionBombError):
+        PILImage.open(path)
+    assert read_image(path, max_pixels=None).pixels.shape == (H, W, 3)
+    assert PILImage.MAX_IMAGE_PIXELS == 20
+    assert_read_error(path, "too many pixels", max_pixels=20)
+
+
+def test_errors_are_picklable(tmp_path):
+    errors = (ImageReadError(tmp_path / "x.png", "file not found"),
+              ImageWriteError(tmp_path / "y", "r", "file"),
+              dio.ImageExistsError(tmp_path / "z.png", "exists"))
+    for err in errors:
+        again = pickle.loads(pickle.dumps(err))
+        assert type(again) is type(err) and str(again) == str(err)
+        assert again.reason == err.reason and again.path == err.path
+    assert isinstance(ImageWriteError(None, "r"), dio.ImageIOError)
+
+
+# ------------------------------------------------------------------------------------------ writing
+
+
+def test_atomic_write_and_no_overwrite(tmp_path, monkeypatch):
+    target = tmp_path / "deep" / "er" / "out.png"
+    assert write_image(target, rgb8() / 255.0) == target  # parents are created
+    assert sorted(p.name for p in target.parent.iterdir()) == ["out.png"]
+    before = target.read_bytes()
+    with pytest.raises(ImageWriteError, match="already exists") as info:
+        write_image(target, np.zeros((H, W, 3)))
+    assert "out.png" in str(info.value)
+    assert isinstance(info.value, FileExistsError) and isinstance(info.value, dio.ImageExistsError)
+    assert target.read_bytes() == before
+    with monkeypatch.context() as m:  # refused before any encoding work
+        m.setattr(dio, "_encode_png16", lambda *a, **k: pytest.fail("encoded although the target exists"))
+        with pytest.raises(ImageWriteError, match="already exists"):
+            write_image(target, np.zeros((H, W, 3)), bit_depth=16)
+    write_image(target, np.zeros((H, W, 3)), overwrite=True)
+    assert target.read_bytes() != before and read_image(target).pixels.max() == 0
+    assert no_temp_files(target.parent)
+    assert (os.stat(target).st_mode & 0o777) == (0o666 & ~_umask())
+
+
+def test_atomic_write_bytes(tmp_path):
+    target = tmp_path / "sub" / "record.json"
+    assert dio.atomic_write_bytes(target, b'{"a": 1}') == target
+    with pytest.raises(ImageWriteError, match="already exists") as info:
+        dio.atomic_write_bytes(target, b"other")
+    assert "cannot write file" in str(info.value) and "record.json" in str(info.value)
+    assert target.read_bytes() == b'{"a": 1}'
+    dio.atomic_write_bytes(target, b"new", overwrite=True)
+    assert target.read_bytes() == b"new"
+    with pytest.raises(ImageWriteError):
+        dio.atomic_write_bytes(tmp_path / "sub" / "bad.json", 3.5)  # not bytes: fails inside the write
+    assert sorted(p.name for p in target.parent.iterdir()) == ["record.json"]
+
+
+def _umask():
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def test_write_argument_errors(tmp_path):
+    px = rgb8() / 255.0
+    cases = [
+        (dict(path=tmp_path / "a.xyz"), "unknown image extension"),
+        (dict(path=tmp_path / "a.png", format="gif"), "unsupported output format"),
+        (dict(path=tmp_path / "a.jpg", bit_depth=16), "8-bit"),
+        (dict(path=tmp_path / "a.png", bit_depth=12), "bit_depth"),
+        (dict(path=tmp_path / "a.png", quality=0), "quality"),
+        (dict(path=tmp_path / "a.png", pixels=px[..., :2]), "h x w x 3"),
+        (dict(path=tmp_path / "a.png", pixels=rgb8()), "floating point"),
+        (dict(path=tmp_path / "a.png", pixels=np.full((2, 2, 3), np.nan)), "nan"),
+        (dict(path=tmp_path / "a.png", alpha=np.ones((3, 3))), "alpha"),
+        (dict(path=tmp_path / "a.png", exif=b"garbage"), "exif"),
+    ]
+    for kw, words in cases:
+        path = kw.pop("path")
+        pixels = kw.pop("pixels", px)
+        with pytest.raises(ImageWriteError) as info:
+            write_image(path, pixels, **kw)
+        assert words in str(info.value).lower() and path.name in str(info.value), (kw, str(info.value))
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_format_argument_wins_over_extension(tmp_path):
+    out = write_image(tmp_path / "image.dat", rgb8() / 255.0, format="tif")
+    assert read_image(out).format == "TIFF"
+    assert not is_image_file(out)
+
+
+@pytest.mark.parametrize("ext,bits,patch", [(".png", 8, "pillow"), (".jpg", 8, "pillow"),
+                                            (".tif", 16, "tifffile"), (".png", 16, "png16")])
+@pytest.mark.parametrize("existing", [False, True])
+def test_failure_mid_write_leaves_nothing(tmp_path, monkeypatch, ext, bits, patch, existing):
+    target = tmp_path / f"out{ext}"
+    if existing:
+        target.write_bytes(b"old contents")
+
+    def explode(fh):
+        fh.write(b"partial data")
+        raise RuntimeError("encoder exploded")
+
+    if patch == "pillow":
+        monkeypatch.setattr(PILImage.Image, "save", lambda self, fp, *a, **k: explode(fp))
+    elif patch == "tifffile":
+        monkeypatch.setattr(tifffile, "imwrite", lambda fp, *a, **k: explode(fp))
+    else:
+        monkeypatch.setattr(dio, "_encode_png16", lambda fh, *a, **k: explode(fh))
+    with pytest.raises(ImageWriteError, match="encoder exploded") as info:
+        write_image(target, rgb8() / 255.0, bit_depth=bits, overwrite=existing)
+    assert target.name in str(info.value)
+    if existing:
+        assert target.read_bytes() == b"old contents"
+        assert [p.name for p in tmp_path.iterdir()] == [target.name]
+    else:
+        assert list(tmp_path.iterdir()) == []
+
+
+def test_interrupt_mid_write_removes_temp(tmp_path, monkeypatch):
+    def interrupted(self, fp, *a, **k):
+        fp.write(b"partial")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(PILImage.Image, "save", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        write_image(tmp_path / "a.png", rgb8() / 255.0)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_reading_never_modifies_the_input(tmp_path):
+    u8 = rgb8()
+    paths = [write_image(tmp_path / f"a{ext}", u8 / 255.0) for ext in (".png", ".tif", ".bmp", ".webp")]
+    jpg = tmp_path / "o.jpg"
+    PILImage.fromarray(u8).save(jpg, exif=make_exif(6))
+    paths += [jpg, write_image(tmp_path / "b.tif", rgb16() / 65535.0, bit_depth=16),
+              write_image(tmp_path / "b.png", rgb16() / 65535.0, bit_depth=16)]
+    old = 1_000_000_000_000_000_000
+    for p in paths:
+        os.utime(p, ns=(old, old))
+    before = {p: (p.read_bytes(), os.stat(p).st_mtime_ns) for p in paths}
+    for p in paths:
+        read_image(p)
+    assert {p: (p.read_bytes(), os.stat(p).st_mtime_ns) for p in paths} == before
+    assert sorted(tmp_path.iterdir()) == sorted(paths)
+
+
+# ------------------------------------------------------------------------------------------ helpers
+
+
+def test_quantize_rounding():
+    x = np.array([0.0, 0.49 / 255, 0.51 / 255, 0.5, 1.5 / 255, 2.5 / 255, 1.0, -0.3, 1.7, np.nan], np.float32)
+    q = quantize(x, 8)
+    assert q.dtype == np.uint8
+    assert q.tolist() == [0, 0, 1, 128, 2, 3, 255, 0, 255, 0]
+    q16 = quantize(np.array([0.0, 0.5, 1.0, 1.49 / 65535, 1.51 / 65535]), 16)
+    assert q16.dtype == np.uint16 and q16.tolist() == [0, 32768, 65535, 1, 2]
+    k = np.arange(65536, dtype=np.uint16)
+    np.testing.assert_array_equal(quantize((k / np.float32(65535)).astype(np.float32), 16), k)
+    with pytest.raises(ValueError):
+        quantize(x, 10)
+    with pytest.raises(TypeError):
+        quantize(np.zeros(3, np.uint8), 8)
+
+
+def test_tensor_conversions():
+    pixels = (rgb8() / 255.0).astype(np.float32)
+    t = to_tensor(pixels)
+    assert t.shape == (1, 3, H, W) and t.dtype == torch.float32
+    assert torch.equal(t[0, 0], torch.from_numpy(pixels[..., 0]))
+    t[0, 0, 0, 0] = 5.0
+    assert pixels[0, 0, 0] != 5.0  # the tensor is a copy
+    img = Image(pixels=pixels)
+    assert to_tensor(img).shape == (1, 3, H, W)
+    back = from_tensor(to_tensor(pixels))
+    assert back.shape == (H, W, 3) and back.dtype == np.float32 and back.flags.c_contiguous
+    np.testing.assert_array_equal(back, pixels)
+    out = from_tensor(torch.linspace(-1, 2, 3 * 4 * 5, dtype=torch.float64).reshape(3, 4, 5))
+    assert out.shape == (4, 5, 3) and out.dtype == np.float32 and out.min() == 0 and out.max() == 1
+    with pytest.raises(ValueError):
+        from_tensor(torch.zeros(2, 3, 4, 5))
+    with pytest.raises(ValueError):
+        to_tensor(np.zeros((4, 5), np.float32))
+
+
+def test_is_image_file(tmp_path):
+    for name in ("a.JPG", "b.jpeg", "c.png", "d.tif", "e.TIFF", "f.webp", "g.bmp"):
+        (tmp_path / name).write_bytes(b"x")
+        assert is_image_file(tmp_path / name), name
+    for name in ("h.gif", "i.txt", ".hidden.png", ".out.png.tmp-1234", "noext"):
+        (tmp_path / name).write_bytes(b"x")
+        assert not is_image_file(tmp_path / name), name
+    (tmp_path / "dir.png").mkdir()
+    assert not is_image_file(tmp_path / "dir.png")
+    assert not is_image_file(tmp_path / "missing.png")
+    assert {".jpg", ".jpeg", ".png", ".tif", ".tiff", ".webp", ".bmp"} == set(dio.SUPPORTED_EXTENSIONS)
