@@ -133,6 +133,29 @@ def afifi_exposures(image: Tensor, evs: Sequence[float] = AFIFI_EV) -> tuple[Ten
     return torch.cat(outs), records
 
 
+SCHEMES = ("single", "mixed", "afifi")
+
+
+def detune(image: Tensor, scheme: str, generator: torch.Generator, *,
+           identity_fraction: float = 0.0) -> tuple[Tensor, dict]:
+    """Detune one ``1 x 3 x H x W`` image by ``scheme`` with draws from ``generator``; returns image and record.
+
+    ``"single"`` draws a class of :data:`SINGLE_ERROR_CLASSES`, ``"mixed"`` calls :func:`random_edit`,
+    ``"afifi"`` draws an offset of :data:`AFIFI_EV`; with probability ``identity_fraction`` the image is
+    returned untouched (class ``"correct"``).
+    """
+    if scheme not in SCHEMES:
+        raise ValueError(f"unknown detuning scheme {scheme!r}; choose from {', '.join(SCHEMES)}")
+    if float(torch.rand((), generator=generator)) < identity_fraction:
+        return image.clone(), {"scheme": scheme, "class": CORRECT, "edits": {}}
+    if scheme == "single":
+        return detune_single(image, SINGLE_ERROR_CLASSES[int(torch.randint(len(SINGLE_ERROR_CLASSES), (), generator=generator))])
+    if scheme == "mixed":
+        return random_edit(image, generator)
+    out, (record,) = afifi_exposures(image, [AFIFI_EV[int(torch.randint(len(AFIFI_EV), (), generator=generator))]])
+    return out, record
+
+
 class Detuned(Dataset):
     """Pairs (detuned input, original target) made from a dataset of good photos, reproducible per index.
 
@@ -143,12 +166,12 @@ class Detuned(Dataset):
     ``identity_fraction`` of the samples is returned untouched (class ``"correct"``).
     """
 
-    SCHEMES = ("single", "mixed", "afifi")
+    SCHEMES = SCHEMES
 
     def __init__(self, base: Dataset, scheme: str = "mixed", *, seed: int = 0, identity_fraction: float = 0.1,
                  repeats: int = 1) -> None:
-        if scheme not in self.SCHEMES:
-            raise ValueError(f"unknown detuning scheme {scheme!r}; choose from {', '.join(self.SCHEMES)}")
+        if scheme not in SCHEMES:
+            raise ValueError(f"unknown detuning scheme {scheme!r}; choose from {', '.join(SCHEMES)}")
         if not 0.0 <= identity_fraction <= 1.0:
             raise ValueError(f"identity_fraction must be in [0, 1], got {identity_fraction}")
         if repeats < 1:
@@ -166,16 +189,6 @@ class Detuned(Dataset):
         target = item["image"] if isinstance(item, dict) else item
         name = item.get("name", str(index)) if isinstance(item, dict) else str(index)
         g = torch.Generator().manual_seed(self.seed * 1_000_003 + index)
-        x = target.unsqueeze(0)
-        if float(torch.rand((), generator=g)) < self.identity_fraction:
-            out, record = x.clone(), {"scheme": self.scheme, "class": CORRECT, "edits": {}}
-        elif self.scheme == "single":
-            cls = SINGLE_ERROR_CLASSES[int(torch.randint(len(SINGLE_ERROR_CLASSES), (), generator=g))]
-            out, record = detune_single(x, cls)
-        elif self.scheme == "mixed":
-            out, record = random_edit(x, g)
-        else:
-            ev = AFIFI_EV[int(torch.randint(len(AFIFI_EV), (), generator=g))]
-            out, (record,) = afifi_exposures(x, [ev])
+        out, record = detune(target.unsqueeze(0), self.scheme, g, identity_fraction=self.identity_fraction)
         record = {**record, "seed": self.seed, "index": index}
         return {"input": out[0], "target": target, "name": name, "detuning": record}

@@ -25,10 +25,11 @@ def tone_curve(image: Tensor, log_slopes: Tensor) -> Tensor:
                          f"got {tuple(log_slopes.shape)}")
     n = log_slopes.shape[1]
     w = torch.softmax(log_slopes.to(image) * math.log(2.0), dim=1)
-    x = image.clamp(0.0, 1.0).unsqueeze(2)                                    # B x 3 x 1 x H x W
-    i = torch.arange(n, dtype=image.dtype, device=image.device).view(1, 1, n, 1, 1)
-    ramps = (x * n - i).clamp(0.0, 1.0)                                        # B x 3 x N x H x W
-    return (ramps * w.view(-1, 1, n, 1, 1)).sum(dim=2)
+    x = image.clamp(0.0, 1.0) * n
+    out = torch.zeros_like(x)
+    for i in range(n):  # one segment at a time keeps memory at a few copies of the image
+        out = out + (x - i).clamp(0.0, 1.0) * w[:, i].view(-1, 1, 1, 1)
+    return out
 
 
 def _apply(image: Tensor, values: Tensor) -> Tensor:
