@@ -1,2 +1,107 @@
-def main(argv=None):
+"""The ``deepexpose`` command: one sub-command per job, each explained by ``deepexpose COMMAND --help``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from .showcase import run_showcase
+
+    sheet = run_showcase(args.output, size=args.size, overwrite=args.overwrite)
+    print(f"wrote {sheet} (and each edited photo plus showcase.json beside it)")
     return 0
+
+
+def _cmd_filters(args: argparse.Namespace) -> int:
+    from .filters import FILTERS
+
+    for f in FILTERS.values():
+        kind = " (one value per sub-image)" if f.per_mask else ""
+        print(f"{f.name}{kind}: {(f.doc or '').strip().splitlines()[0]}")
+        for p in f.params:
+            unit = f" {p.unit}" if p.unit else ""
+            print(f"    {p.name:<12} [{p.low:g}, {p.high:g}]{unit}, unchanged at {p.identity:g}  {p.doc}")
+    return 0
+
+
+def _cmd_detune(args: argparse.Namespace) -> int:
+    from .data.make_pairs import detune_folder
+
+    summary = detune_folder(args.input, args.output, scheme=args.scheme, copies=args.copies, seed=args.seed,
+                            overwrite=args.overwrite)
+    print(summary)
+    return 1 if summary.failed else 0
+
+
+def _cmd_score(args: argparse.Namespace) -> int:
+    from .score import score_paths
+
+    rows, mean = score_paths(args.prediction, args.target)
+    for name, m in rows:
+        print(f"{name}: " + "  ".join(f"{k} {v:.4f}" for k, v in m.items()))
+    print("mean: " + "  ".join(f"{k} {v:.4f}" for k, v in mean.items()))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="deepexpose",
+        description="Fix the exposure and colour of photos the way a colourist would: an RL agent "
+                    "(DeepExposure, NeurIPS 2018) picks the settings of classic, differentiable filters.")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    p = sub.add_parser("demo", help="show the filters, sub-images and detunings on the bundled photos",
+                       description="Edit the photos that ship with the installed packages: luminosity "
+                                   "sub-images, a local exposure edit chosen at 64x64 and applied at full "
+                                   "size, and synthetic detunings; writes a contact sheet and the parameters.")
+    p.add_argument("-o", "--output", default="out/demo", help="output folder (default: out/demo)")
+    p.add_argument("--size", type=int, default=384, help="short side of the images shown (default: 384)")
+    p.add_argument("--overwrite", action="store_true", help="replace files left by an earlier run")
+    p.set_defaults(func=_cmd_demo)
+
+    p = sub.add_parser("filters", help="list the filters, their parameters and ranges",
+                       description="List every registered filter with its parameters, their ranges and the "
+                                   "value that leaves the photo unchanged.")
+    p.set_defaults(func=_cmd_filters)
+
+    p = sub.add_parser("detune", help="make detuned copies of a folder of good photos (training pairs)",
+                       description="Write detuned copies of every photo under INPUT to OUTPUT/input/ and the "
+                                   "untouched originals to OUTPUT/target/ (a paired-folder layout), with "
+                                   "OUTPUT/detuning.jsonl recording every edit. Seeded and reproducible.")
+    p.add_argument("input", help="folder of good photos (searched recursively)")
+    p.add_argument("-o", "--output", required=True, help="output folder")
+    p.add_argument("--scheme", choices=("single", "mixed", "afifi"), default="mixed",
+                   help="single: seed 001's 24 single-error classes; mixed: seed 002's random edits; "
+                        "afifi: exposure offsets -1.5..+1.5 EV (default: mixed)")
+    p.add_argument("--copies", type=int, default=1, help="detuned copies per photo (default: 1)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+    p.set_defaults(func=_cmd_detune)
+
+    p = sub.add_parser("score", help="PSNR, SSIM, ΔE76 and CIEDE2000 of images against targets",
+                       description="Score a prediction image (or folder) against a target image (or folder, "
+                                   "matched by relative path, extension ignored) with the FiveK-480p protocol: "
+                                   "8-bit quantised, whole RGB image, averaged over images.")
+    p.add_argument("prediction", help="image file or folder")
+    p.add_argument("target", help="image file or folder")
+    p.set_defaults(func=_cmd_score)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from .io import ImageIOError
+
+    args = build_parser().parse_args(argv)
+    func: Callable[[argparse.Namespace], int] = args.func
+    try:
+        return func(args)
+    except (ImageIOError, OSError, ValueError, RuntimeError) as e:
+        print(f"deepexpose {args.command}: error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,31 @@
+"""Score images or folders of images against targets with :mod:`deepexpose.metrics`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .data.folders import DatasetLayoutError, _index_by_stem, _preview, find_images, load_image_tensor
+from .metrics import evaluate_pair, mean_metrics
+
+
+def score_paths(prediction: str | Path, target: str | Path) -> tuple[list[tuple[str, dict]], dict]:
+    """Per-image metrics and their mean; folders are matched by relative path with the extension ignored."""
+    pred, tgt = Path(prediction), Path(target)
+    if pred.is_file() and tgt.is_file():
+        pairs = [(pred.name, pred, tgt)]
+    elif pred.is_dir() and tgt.is_dir():
+        preds = _index_by_stem(find_images(pred, "prediction folder"), pred, "prediction folder")
+        tgts = _index_by_stem(find_images(tgt, "target folder"), tgt, "target folder")
+        missing = sorted(set(preds) - set(tgts))
+        if missing:
+            raise DatasetLayoutError(f"no target in {tgt} for {len(missing)} prediction(s): {_preview(missing)}")
+        pairs = [(key, preds[key], tgts[key]) for key in sorted(preds)]
+    else:
+        raise FileNotFoundError(f"prediction and target must both be image files or both folders: {pred}, {tgt}")
+    rows = []
+    for name, p, t in pairs:
+        a, b = load_image_tensor(p), load_image_tensor(t)
+        if a.shape != b.shape:
+            raise ValueError(f"{name}: prediction is {tuple(a.shape[1:])} but target is {tuple(b.shape[1:])}")
+        rows.append((name, evaluate_pair(a, b)))
+    return rows, mean_metrics(m for _, m in rows)

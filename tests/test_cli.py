@@ -1,0 +1,95 @@
+"""The ``deepexpose`` command line: every sub-command, run in-process on tiny data made here."""
+
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from deepexpose.cli import build_parser, main
+from deepexpose.filters import FILTERS
+
+
+def write_photo(path, seed=0, size=(24, 32)):
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:size[0], 0:size[1]]
+    img = np.stack([xx / size[1], yy / size[0], 0.5 + 0.2 * rng.random(size)], axis=-1)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray((img * 255).astype(np.uint8)).save(path)
+    return path
+
+
+def test_help_lists_every_command(capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["--help"])
+    assert e.value.code == 0
+    out = capsys.readouterr().out
+    for cmd in ("demo", "filters", "detune", "score"):
+        assert cmd in out
+    parser = build_parser()
+    for cmd in ("demo", "detune", "score"):
+        with pytest.raises(SystemExit):
+            parser.parse_args([cmd, "--help"])
+        assert "usage: deepexpose " + cmd in capsys.readouterr().out
+
+
+def test_filters_lists_every_parameter(capsys):
+    assert main(["filters"]) == 0
+    out = capsys.readouterr().out
+    for f in FILTERS.values():
+        assert f.name in out
+        for p in f.params:
+            assert p.name in out
+
+
+def test_demo_writes_sheet_and_parameters(tmp_path, capsys):
+    out = tmp_path / "demo"
+    assert main(["demo", "-o", str(out), "--size", "48"]) == 0
+    sheet = Image.open(out / "showcase.jpg")
+    record = json.loads((out / "showcase.json").read_text())
+    assert sheet.size[0] > 6 * 48 and len(record) >= 4
+    for name, params in record.items():
+        assert (out / f"{name}_local.png").is_file() and params["too_dark"]["class"] == "too_dark_100"
+    # a second run refuses to overwrite unless asked
+    assert main(["demo", "-o", str(out), "--size", "48"]) == 2
+    assert "overwrite" in capsys.readouterr().err
+    assert main(["demo", "-o", str(out), "--size", "48", "--overwrite"]) == 0
+
+
+def test_detune_and_score_round_trip(tmp_path, capsys):
+    photos = tmp_path / "photos"
+    write_photo(photos / "a.png", 0)
+    write_photo(photos / "sub" / "b.jpg", 1)
+    (photos / "broken.png").write_bytes(b"not an image")
+    before = {p: p.read_bytes() for p in photos.rglob("*") if p.is_file()}
+    out = tmp_path / "pairs"
+    assert main(["detune", str(photos), "-o", str(out), "--scheme", "single", "--copies", "2"]) == 1
+    text = capsys.readouterr().out
+    assert "broken.png" in text and "1 failed" in text
+    assert before == {p: p.read_bytes() for p in photos.rglob("*") if p.is_file()}  # inputs untouched
+    names = sorted(p.relative_to(out / "input").as_posix() for p in (out / "input").rglob("*.png"))
+    assert names == ["a_0.png", "a_1.png", "sub/b_0.png", "sub/b_1.png"]
+    records = [json.loads(line) for line in (out / "detuning.jsonl").read_text().splitlines()]
+    assert [r["name"] for r in records] == names and all(r["scheme"] == "single" for r in records)
+    # the same seed gives the same pairs
+    again = tmp_path / "again"
+    main(["detune", str(photos), "-o", str(again), "--scheme", "single", "--copies", "2"])
+    assert (again / "detuning.jsonl").read_text() == (out / "detuning.jsonl").read_text()
+    # scoring: targets against themselves are perfect, detuned inputs are not
+    capsys.readouterr()
+    assert main(["score", str(out / "target"), str(out / "target")]) == 0
+    assert "mean: psnr inf" in capsys.readouterr().out
+    assert main(["score", str(out / "input"), str(out / "target")]) == 0
+    last = capsys.readouterr().out.strip().splitlines()[-1]
+    assert last.startswith("mean: psnr ") and float(last.split()[2]) < 60
+
+
+def test_score_errors(tmp_path, capsys):
+    a = write_photo(tmp_path / "p" / "x.png")
+    write_photo(tmp_path / "t" / "y.png")
+    assert main(["score", str(tmp_path / "p"), str(tmp_path / "t")]) == 2
+    assert "no target" in capsys.readouterr().err
+    assert main(["score", str(a), str(tmp_path / "t")]) == 2
+    b = write_photo(tmp_path / "small.png", size=(8, 8))
+    assert main(["score", str(a), str(b)]) == 2
+    assert "target is" in capsys.readouterr().err
