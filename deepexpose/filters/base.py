@@ -127,14 +127,18 @@ def linear_to_srgb(image: Tensor) -> Tensor:
     return kornia.color.linear_rgb_to_rgb(image.clamp(min=0.0))
 
 
-def apply_linear_gain(image: Tensor, gain: Tensor) -> Tensor:
+def apply_linear_gain(image: Tensor, gain: Tensor, linear: Tensor | None = None) -> Tensor:
     """Multiply linear-light RGB by ``gain`` (broadcast), clip to [0, 1] and re-encode to sRGB.
 
-    Written as ``x + (srgb(clip(lin * gain)) - srgb(lin))``: the same value, but exactly ``x`` wherever the
-    gain is exactly 1, so "change nothing" returns the input bit for bit, with the gradient unchanged.
+    Where the gain is exactly 1 the value is the input bit for bit (decoding and re-encoding would otherwise
+    change it by float rounding), so "change nothing" is exact; the gradient is that of the encoded result
+    everywhere, identity included (a straight-through swap of values only). ``linear`` may pass a cached
+    ``srgb_to_linear(image)``.
     """
-    lin = srgb_to_linear(image)
-    return (image + (linear_to_srgb((lin * gain).clamp(0.0, 1.0)) - linear_to_srgb(lin))).clamp(0.0, 1.0)
+    lin = srgb_to_linear(image) if linear is None else linear
+    out = linear_to_srgb((lin * gain).clamp(0.0, 1.0))
+    exact = torch.where(gain == 1, image.detach(), out.detach())
+    return exact + (out - out.detach())
 
 
 def luminance(image: Tensor) -> Tensor:

@@ -23,13 +23,16 @@ def exposure_gain_map(masks: Tensor, ev: Tensor) -> Tensor:
     return 1.0 + (masks * (2.0 ** ev.to(masks) - 1.0).view(*ev.shape, 1, 1)).sum(dim=1, keepdim=True)
 
 
-def adjust_local_exposure(image: Tensor, masks: Tensor, ev: Tensor) -> Tensor:
-    """Expose sub-image k by ``ev[:, k]`` stops and blend the versions with ``masks`` in linear light."""
+def adjust_local_exposure(image: Tensor, masks: Tensor, ev: Tensor, linear: Tensor | None = None) -> Tensor:
+    """Expose sub-image k by ``ev[:, k]`` stops and blend the versions with ``masks`` in linear light.
+
+    ``linear`` may pass a cached ``srgb_to_linear(image)`` (episodes re-expose the same input K times).
+    """
     check_image(image)
     if masks.shape[0] != image.shape[0] or masks.shape[-2:] != image.shape[-2:]:
         raise ValueError(f"masks {tuple(masks.shape)} do not match the image {tuple(image.shape)}")
     gain = exposure_gain_map(masks.to(image), ev)
-    return apply_linear_gain(image, gain)
+    return apply_linear_gain(image, gain, linear)
 
 
 def _apply(image: Tensor, values: Tensor, masks: Tensor | None = None) -> Tensor:

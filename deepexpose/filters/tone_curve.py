@@ -24,12 +24,14 @@ def tone_curve(image: Tensor, log_slopes: Tensor) -> Tensor:
         raise ValueError(f"tone_curve: log_slopes must be B x N with B = {image.shape[0]}, "
                          f"got {tuple(log_slopes.shape)}")
     n = log_slopes.shape[1]
-    w = torch.softmax(log_slopes.to(image) * math.log(2.0), dim=1)
+    w = torch.softmax(log_slopes.to(image) * math.log(2.0), dim=1)            # B x N rise of each segment
+    start = torch.cumsum(w, dim=1) - w                                         # B x N curve value at each knot
     x = image.clamp(0.0, 1.0) * n
-    out = torch.zeros_like(x)
-    for i in range(n):  # one segment at a time keeps memory at a few copies of the image
-        out = out + (x - i).clamp(0.0, 1.0) * w[:, i].view(-1, 1, 1, 1)
-    return out
+    seg = x.detach().floor().clamp(max=n - 1).long()                           # segment of each value
+    flat = seg.flatten(1)
+    w_px = torch.gather(w, 1, flat).view_as(x)
+    start_px = torch.gather(start, 1, flat).view_as(x)
+    return start_px + (x - seg) * w_px
 
 
 def _apply(image: Tensor, values: Tensor) -> Tensor:
