@@ -1,0 +1,124 @@
+"""The episode mechanics of DeepExposure (Yu et al., NeurIPS 2018), batched over images as tensors.
+
+One episode edits one image in ``K + 1`` steps. At step ``k < K`` the action's first component sets the
+exposure of luminosity sub-image ``k`` (the K locally exposed versions are fused with the sub-image masks);
+at the final step the whole action sets the global filters (:data:`DEFAULT_GLOBAL_FILTERS`). The reward of a
+step is the improvement of a score (:mod:`rewards`), minus a small penalty for actions at the edge of their
+range. Every image of a batch is at the same step, so a batch of episodes runs in lock step.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor, nn
+
+from deepexpose.filters import DEFAULT_GLOBAL_FILTERS, FilterPipeline, get_filter, srgb_to_linear
+from deepexpose.filters.local_exposure import adjust_local_exposure
+from deepexpose.fusion import refine_masks
+from deepexpose.segment import segment
+
+from .rewards import get_reward
+
+
+def quantize(x: Tensor) -> Tensor:
+    """[0, 1] floats to uint8 (round to nearest), detached."""
+    return (x.detach().clamp(0, 1) * 255).round().to(torch.uint8)
+
+
+class EditCore:
+    """Batched episodes on ``B x 3 x S x S`` views; see the module docstring.
+
+    Args:
+        k: number of luminosity sub-images (local steps).
+        filters: global filters of the final step, in order.
+        segmentation: a method of :data:`deepexpose.segment.SEGMENTERS`.
+        refine_radius: guided-filter radius for the sub-image masks (0: no refinement).
+        reward: a name of :data:`rewards.REWARDS`.
+        critic: the discriminator, for adversarial and mixed rewards.
+        edge_penalty: reward subtracted per action component beyond ``edge`` (scaled to 1 at +-1).
+    """
+
+    def __init__(self, k: int = 3, filters: Sequence[str] = DEFAULT_GLOBAL_FILTERS, segmentation: str = "luminosity",
+                 refine_radius: int = 2, reward: str = "paired", critic: nn.Module | None = None,
+                 edge_penalty: float = 0.01, edge: float = 0.9) -> None:
+        if k < 1:
+            raise ValueError(f"k must be >= 1, got {k}")
+        self.k, self.segmentation, self.refine_radius = k, segmentation, refine_radius
+        self.pipeline = FilterPipeline(filters)
+        self.local_spec = get_filter("local_exposure").params[0]
+        self.reward_name = reward
+        self.scorer, self.reward_scale = get_reward(reward)
+        self.critic = critic
+        self.edge_penalty, self.edge = edge_penalty, edge
+        self.t = 0
+
+    @property
+    def action_dim(self) -> int:
+        return self.pipeline.num_params
+
+    @property
+    def steps(self) -> int:
+        return self.k + 1
+
+    def masks_for(self, inputs: Tensor) -> Tensor:
+        masks = segment(inputs, self.k, self.segmentation)
+        return refine_masks(masks, inputs, radius=self.refine_radius) if self.refine_radius > 0 else masks
+
+    def begin(self, inputs: Tensor, targets: Tensor | None = None) -> None:
+        """Start episodes on a batch of views (and their targets for paired rewards)."""
+        self.inputs, self.targets = inputs, targets
+        with torch.no_grad():
+            self.masks = self.masks_for(inputs)
+            self.linear = srgb_to_linear(inputs)
+        self.ev = torch.zeros(inputs.shape[0], self.k, dtype=inputs.dtype, device=inputs.device)
+        self.local = inputs
+        self.current = inputs
+        self.global_action = torch.zeros(inputs.shape[0], self.action_dim, dtype=inputs.dtype, device=inputs.device)
+        self.t = 0
+        with torch.no_grad():
+            self.score = self.scorer(inputs, targets, self.critic)
+
+    def step(self, action: Tensor) -> tuple[Tensor, bool]:
+        """Apply a ``B x A`` action in [-1, 1]; returns the rewards ``B`` and whether the episodes ended.
+
+        Differentiable: with gradients enabled the rewards are functions of the actions through the filters
+        (and the critic), which is what the deterministic policy gradient trainer uses.
+        """
+        if self.t >= self.steps:
+            raise RuntimeError("the episodes have ended; call begin() first")
+        action = action.to(self.inputs).clamp(-1, 1)
+        if self.t < self.k:
+            self.ev = self.ev.clone()
+            self.ev[:, self.t] = self.local_spec.to_value(action[:, 0])
+            self.local = adjust_local_exposure(self.inputs, self.masks, self.ev, self.linear)
+            self.current = self.local
+            used = action[:, :1]
+        else:
+            self.global_action = action
+            self.current = self.pipeline(self.local, action)
+            used = action
+        self.t += 1
+        score = self.scorer(self.current, self.targets, self.critic)
+        over = ((used.abs() - self.edge).clamp(min=0) / (1 - self.edge)).sum(1)
+        reward = self.reward_scale * (score - self.score) - self.edge_penalty * over
+        self.score = score
+        return reward, self.t == self.steps
+
+    def observation(self) -> dict[str, Tensor]:
+        """The observation of seed 003: current result, low-resolution input, current sub-image mask, step.
+
+        Images are quantised to uint8 (detached), exactly what a Gymnasium agent sees.
+        """
+        b = self.inputs.shape[0]
+        mask = self.masks[:, self.t:self.t + 1] if self.t < self.k else torch.ones_like(self.masks[:, :1])
+        step = torch.zeros(b, self.steps, dtype=torch.float32, device=self.inputs.device)
+        step[:, min(self.t, self.steps - 1)] = 1.0
+        return {"image": quantize(self.current), "input": quantize(self.inputs), "mask": quantize(mask), "step": step}
+
+    def describe(self) -> list[dict]:
+        """The edit chosen so far for each image, in physical units (JSON-ready)."""
+        globals_ = self.pipeline.describe(self.global_action.detach())
+        return [{"local_exposure": {"ev": [round(float(v), 6) for v in self.ev[i].detach()]}, **globals_[i]}
+                for i in range(self.ev.shape[0])]

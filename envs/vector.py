@@ -1,0 +1,102 @@
+"""``DeepExposureVecEnv``: N DeepExposure environments stepped as one tensor batch (CPU or CUDA).
+
+A stable-baselines3 ``VecEnv`` (numpy at the boundary, ``terminal_observation`` in ``infos`` when episodes end,
+usable with ``VecMonitor``). All episodes have ``K + 1`` steps, so the N environments stay in lock step and
+reset together. Environment ``i`` draws its views with its own generator seeded ``seed + i``, exactly as a
+:class:`~deepexpose.envs.deepexpose_env.DeepExposureEnv` reset with that seed would, so the same seeds and
+actions give the same trajectories as N single environments.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from gymnasium import spaces
+from gymnasium.utils import seeding
+from stable_baselines3.common.vec_env import VecEnv
+
+from .core import EditCore
+from .deepexpose_env import default_pool, observation_space
+from .pool import PairPool
+
+
+class DeepExposureVecEnv(VecEnv):
+    """Batched DeepExposure episodes over a :class:`PairPool`; arguments as for ``DeepExposureEnv``."""
+
+    def __init__(self, num_envs: int, pool: PairPool | None = None, k: int = 3, reward: str = "paired",
+                 critic: torch.nn.Module | None = None, device: str | torch.device = "cpu",
+                 segmentation: str = "luminosity", **core_options: Any) -> None:
+        if num_envs < 1:
+            raise ValueError(f"num_envs must be >= 1, got {num_envs}")
+        self.pool = pool if pool is not None else default_pool()
+        self.device = torch.device(device)
+        self.core = EditCore(k=k, reward=reward, critic=critic, segmentation=segmentation, **core_options)
+        if reward in ("paired", "mixed") and not self.pool.paired:
+            raise ValueError(f"the {reward!r} reward needs a pool with targets")
+        self.render_mode = None
+        super().__init__(num_envs, observation_space(self.pool.size, self.core.steps),
+                         spaces.Box(-1.0, 1.0, (self.core.action_dim,), np.float32))
+        self._rngs = [seeding.np_random(None)[0] for _ in range(num_envs)]
+        self.indices = np.zeros(num_envs, dtype=np.int64)
+        self._actions: np.ndarray | None = None
+
+    def _obs(self) -> dict[str, np.ndarray]:
+        return {k: v.cpu().numpy() for k, v in self.core.observation().items()}
+
+    def _begin(self) -> dict[str, np.ndarray]:
+        for i, seed in enumerate(self._seeds):
+            if seed is not None:
+                self._rngs[i] = seeding.np_random(seed)[0]
+        self._reset_seeds()
+        self._reset_options()
+        self.indices = np.array([int(rng.integers(len(self.pool))) for rng in self._rngs])
+        with torch.no_grad():
+            self.core.begin(*self.pool.get(self.indices, self.device))
+        scores = self.core.score.tolist()
+        self.reset_infos = [{"score": s, "index": int(i)} for s, i in zip(scores, self.indices, strict=True)]
+        return self._obs()
+
+    def reset(self) -> dict[str, np.ndarray]:
+        return self._begin()
+
+    def step_async(self, actions: np.ndarray) -> None:
+        self._actions = np.asarray(actions, dtype=np.float32).reshape(self.num_envs, -1)
+
+    def step_wait(self):
+        if self._actions is None:
+            raise RuntimeError("step_wait() called before step_async()")
+        with torch.no_grad():
+            reward, done = self.core.step(torch.from_numpy(self._actions).to(self.device))
+        self._actions = None
+        infos: list[dict[str, Any]] = [{"score": s} for s in self.core.score.tolist()]
+        if done:
+            final = self._obs()
+            for i, edit in enumerate(self.core.describe()):
+                infos[i]["terminal_observation"] = {k: v[i] for k, v in final.items()}
+                infos[i]["edit"] = edit
+            obs = self._begin()
+        else:
+            obs = self._obs()
+        return obs, reward.cpu().numpy().astype(np.float32), np.full(self.num_envs, done), infos
+
+    def close(self) -> None:
+        pass
+
+    def get_images(self) -> Sequence[np.ndarray]:
+        return list(self.core.observation()["image"].permute(0, 2, 3, 1).cpu().numpy())
+
+    # The N environments are one object: attribute access answers for each requested index.
+    def get_attr(self, attr_name: str, indices=None) -> list[Any]:
+        return [getattr(self, attr_name) for _ in self._get_indices(indices)]
+
+    def set_attr(self, attr_name: str, value: Any, indices=None) -> None:
+        setattr(self, attr_name, value)
+
+    def env_method(self, method_name: str, *method_args, indices=None, **method_kwargs) -> list[Any]:
+        return [getattr(self, method_name)(*method_args, **method_kwargs) for _ in self._get_indices(indices)]
+
+    def env_is_wrapped(self, wrapper_class, indices=None) -> list[bool]:
+        return [False for _ in self._get_indices(indices)]

@@ -1,0 +1,136 @@
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+from gymnasium.utils.env_checker import check_env as gym_check_env
+from stable_baselines3.common.env_checker import check_env as sb3_check_env
+
+import deepexpose  # noqa: F401  (registers DeepExpose-v0)
+from conftest import random_image
+from deepexpose.discriminator import Critic
+from deepexpose.envs import DeepExposureEnv, PairPool
+from deepexpose.filters import adjust_exposure
+
+
+def small_pool(n=6, size=16):
+    return PairPool.from_photos([random_image(b=1, h=48, w=48, seed=i)[0] for i in range(2)], n, size=size)
+
+
+def exposure_pool(size=16):
+    """Targets are the photos; inputs are the photos one stop darker."""
+    t = random_image(b=2, h=size, w=size, low=0.1, high=0.6)
+    x = adjust_exposure(t, -1.0)
+    q = lambda v: (v * 255).round().to(torch.uint8)  # noqa: E731
+    return PairPool(q(x), q(t))
+
+
+def test_both_checkers_pass():
+    env = DeepExposureEnv(small_pool())
+    gym_check_env(env, skip_render_check=True)
+    sb3_check_env(env)
+
+
+def test_registered_with_gymnasium():
+    env = gym.make("DeepExpose-v0", pool=small_pool(), k=2)
+    obs, info = env.reset(seed=1)
+    assert obs["step"].shape == (3,) and "score" in info
+
+
+def test_observation_layout_and_episode_length():
+    env = DeepExposureEnv(small_pool(size=16), k=3)
+    obs, _ = env.reset(seed=0)
+    assert obs["image"].shape == obs["input"].shape == (3, 16, 16) and obs["image"].dtype == np.uint8
+    assert obs["mask"].shape == (1, 16, 16) and obs["step"].tolist() == [1, 0, 0, 0]
+    assert np.array_equal(obs["image"], obs["input"])
+    assert env.action_space.shape == (16,)
+    for step in range(4):
+        obs, reward, terminated, truncated, info = env.step(env.action_space.sample())
+        assert terminated == (step == 3) and not truncated
+    assert set(info["edit"]) >= {"local_exposure", "exposure", "white_balance", "tone_curve"}
+    assert len(info["edit"]["local_exposure"]["ev"]) == 3
+    assert np.all(obs["mask"] == 255)  # the final step's mask is the whole image
+    with pytest.raises(RuntimeError):
+        env.step(env.action_space.sample())
+
+
+def test_seeding():
+    env = DeepExposureEnv(small_pool(n=50))
+    a = [env.reset(seed=5)[1]["index"] for _ in range(1)] + [env.reset()[1]["index"] for _ in range(5)]
+    b = [env.reset(seed=5)[1]["index"] for _ in range(1)] + [env.reset()[1]["index"] for _ in range(5)]
+    c = [env.reset(seed=6)[1]["index"] for _ in range(1)] + [env.reset()[1]["index"] for _ in range(5)]
+    assert a == b != c
+    assert env.reset(options={"index": 3})[1]["index"] == 3
+    with pytest.raises(IndexError):
+        env.reset(options={"index": 50})
+
+
+def run_episode(env, global_action, local=0.0):
+    env.reset(options={"index": 0})
+    rewards = []
+    for _ in range(env.core.k):
+        a = np.zeros(16, np.float32)
+        a[0] = local
+        rewards.append(env.step(a)[1])
+    rewards.append(env.step(global_action)[1])
+    return rewards
+
+
+def test_paired_reward_signs():
+    env = DeepExposureEnv(exposure_pool(), k=2, edge_penalty=0.0)
+    zero = np.zeros(16, np.float32)
+    assert run_episode(env, zero) == [0.0, 0.0, 0.0]  # changing nothing earns nothing
+    toward = zero.copy()
+    toward[2] = 1 / 3  # global exposure +1 EV undoes the detuning
+    away = zero.copy()
+    away[2] = -1 / 3
+    assert run_episode(env, toward)[-1] > 0.5 > 0 > run_episode(env, away)[-1]
+    # local steps: +1 EV on every sub-image is also an edit toward the target
+    local = run_episode(env, zero, local=1 / 3)
+    assert local[0] > 0 and local[1] > 0 and sum(local) > 0.5
+    # the return is the improvement of the final score (rewards telescope)
+    env.reset(options={"index": 0})
+    start = env.core.score.clone()
+    total = sum(run_episode(env, toward))
+    assert total == pytest.approx(0.1 * float(env.core.score[0] - start[0]), abs=1e-4)
+
+
+def test_edge_penalty():
+    env = DeepExposureEnv(exposure_pool(), k=1, edge_penalty=0.5)
+    env.reset(options={"index": 0})
+    a = np.zeros(16, np.float32)
+    a[0] = 1.0
+    assert env.step(a)[1] < 0  # +3 EV overshoots and sits at the edge
+    env.reset(options={"index": 0})
+    env.step(np.zeros(16, np.float32))
+    b = np.zeros(16, np.float32)
+    b[5] = 1.0  # gamma at the edge of its range
+    with_penalty = env.step(b)[1]
+    env2 = DeepExposureEnv(exposure_pool(), k=1, edge_penalty=0.0)
+    env2.reset(options={"index": 0})
+    env2.step(np.zeros(16, np.float32))
+    assert with_penalty == pytest.approx(env2.step(b)[1] - 0.5, abs=1e-5)
+
+
+def test_adversarial_reward_is_critic_improvement():
+    critic = Critic(width=4)
+    env = DeepExposureEnv(small_pool(), k=1, reward="adversarial", critic=critic, edge_penalty=0.0)
+    env.reset(options={"index": 0})
+    with torch.no_grad():
+        before = critic(env.core.inputs)
+    env.step(np.zeros(16, np.float32))
+    a = np.full(16, 0.3, np.float32)
+    _, reward, *_ = env.step(a)
+    with torch.no_grad():
+        after = critic(env.core.current)
+    assert reward == pytest.approx(float(after - before), abs=1e-5)
+
+
+def test_reward_needs_the_right_inputs():
+    unpaired = PairPool(small_pool().inputs)
+    with pytest.raises(ValueError, match="targets"):
+        DeepExposureEnv(unpaired, reward="paired")
+    env = DeepExposureEnv(unpaired, reward="adversarial")
+    with pytest.raises(ValueError, match="critic"):
+        env.reset()
+    with pytest.raises(ValueError, match="reward"):
+        DeepExposureEnv(small_pool(), reward="likes")
