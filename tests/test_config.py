@@ -1,0 +1,33 @@
+import argparse
+from dataclasses import dataclass
+
+import pytest
+
+from deepexpose.config import add_dataclass_arguments, field_docs, from_dict, from_namespace
+
+
+@dataclass
+class Cfg:
+    lr: float = 0.1
+    """learning rate of the thing"""
+    name: str = "x"
+    """what it is called"""
+    fast: bool = False
+    count: int = 3
+    """how many"""
+
+
+def test_field_docs_and_help():
+    assert field_docs(Cfg) == {"lr": "learning rate of the thing", "name": "what it is called", "count": "how many"}
+    p = argparse.ArgumentParser()
+    add_dataclass_arguments(p, Cfg)
+    assert "learning rate of the thing" in p.format_help()
+    args = p.parse_args(["--lr", "0.5", "--fast", "--count", "7"])
+    assert from_namespace(Cfg, args) == Cfg(lr=0.5, name="x", fast=True, count=7)
+    assert from_namespace(Cfg, p.parse_args(["--no-fast"])).fast is False
+
+
+def test_from_dict_rejects_unknown():
+    assert from_dict(Cfg, {"lr": 1.0}) == Cfg(lr=1.0)
+    with pytest.raises(ValueError, match="bogus"):
+        from_dict(Cfg, {"bogus": 1})
