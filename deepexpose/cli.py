@@ -36,6 +36,16 @@ def _cmd_detune(args: argparse.Namespace) -> int:
     return 1 if summary.failed else 0
 
 
+def _cmd_train(args: argparse.Namespace) -> int:
+    from deepexpose.agents.train import TrainConfig, train
+
+    from .config import from_namespace
+
+    result = train(from_namespace(TrainConfig, args))
+    print("final: " + " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in result.items()))
+    return 0
+
+
 def _cmd_score(args: argparse.Namespace) -> int:
     from .score import score_paths
 
@@ -80,6 +90,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     p.set_defaults(func=_cmd_detune)
+
+    from deepexpose.agents.train import TrainConfig
+
+    from .config import add_dataclass_arguments
+
+    p = sub.add_parser("train", help="train the agent (or a stable-baselines3 algorithm) on photos",
+                       description="Train the DeepExposure agent on the bundled demo photos, a folder of good "
+                                   "photos, a paired folder, FiveK or the Afifi layout. Checkpoints (safetensors "
+                                   "+ JSON), TensorBoard logs and evaluations go to --out; --resume continues a "
+                                   "stopped run.")
+    add_dataclass_arguments(p, TrainConfig)
+    p.set_defaults(func=_cmd_train)
 
     p = sub.add_parser("score", help="PSNR, SSIM, ΔE76 and CIEDE2000 of images against targets",
                        description="Score a prediction image (or folder) against a target image (or folder, "

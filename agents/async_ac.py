@@ -1,0 +1,317 @@
+"""Asynchronous actor-critic for DeepExposure: workers update shared networks without waiting for each other.
+
+After A3C (Mnih et al., "Asynchronous Methods for Deep Reinforcement Learning", ICML 2016): the policy, the
+discriminator and their Adam moments live in shared memory; each worker process runs its own batch of
+episodes and applies its gradients to the shared parameters lock-free (Hogwild). Two actor losses:
+
+- ``adpg`` (default), the "asynchronous deterministic policy gradient" of DeepExposure (seed 003): the filters
+  and the reward's scorer (PSNR against the target, or the discriminator, which serves as the value) are
+  differentiable, so the gradient of the episode's return with respect to each action is computed exactly by
+  backpropagating through the filters (Silver et al., "Deterministic Policy Gradient Algorithms", 2014, with
+  the known critic in place of a learned one).
+- ``a3c``: a Gaussian policy trained by the advantage actor-critic loss with Monte-Carlo returns of the
+  ``K + 1``-step episode and the learned value head as baseline; the environment is a black box.
+
+With adversarial or mixed rewards every worker also takes a WGAN-GP step on the discriminator (good photos
+against the agent's edits) after each policy update. One worker runs in the calling process and is exactly
+reproducible, killed-and-resumed runs included; N workers run in spawned processes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import time
+from pathlib import Path
+
+import torch
+import torch.multiprocessing as mp
+from torch import Tensor
+
+from deepexpose.discriminator import Critic, critic_loss
+from deepexpose.envs.core import EditCore
+from deepexpose.envs.pool import PairPool
+from deepexpose.io import atomic_write_bytes
+
+from .checkpoint import load_checkpoint, read_meta, save_checkpoint
+from .networks import ActorCritic, obs_to_float
+from .train import TrainConfig, build_pools, evaluate, make_core, make_model, num_workers, save_config
+
+ENTROPY_COEF = 1e-3
+VALUE_COEF = 0.5
+MAX_GRAD_NORM = 1.0
+# Fields that must match between a run and its --resume.
+RESUME_KEYS = ("algo", "data", "root", "scheme", "identity_fraction", "pool_size", "holdout", "view", "k", "reward",
+               "batch", "use_cnn", "seed")
+
+
+class SharedAdam(torch.optim.Adam):
+    """Adam whose moments are created up front so they can be moved to shared memory (A3C's shared optimiser)."""
+
+    def __init__(self, params, lr: float) -> None:
+        super().__init__(params, lr=lr)
+        for group in self.param_groups:
+            for p in group["params"]:
+                state = self.state[p]
+                state["step"] = torch.zeros((), dtype=torch.float32)
+                state["exp_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+                state["exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+
+    def share_memory(self) -> SharedAdam:
+        for state in self.state.values():
+            for value in state.values():
+                value.share_memory_()
+        return self
+
+
+def adpg_loss(model: ActorCritic, core: EditCore, x: Tensor, t: Tensor | None) -> tuple[Tensor, Tensor]:
+    """Minus the episode's return, differentiable through the filters; also returns the mean return."""
+    core.begin(x, t)
+    total, done = torch.zeros(x.shape[0]), False
+    while not done:
+        action, _ = model(obs_to_float(core.observation()))
+        reward, done = core.step(action)
+        total = total + reward
+    return -total.mean(), total.detach().mean()
+
+
+def a3c_loss(model: ActorCritic, core: EditCore, x: Tensor, t: Tensor | None,
+             generator: torch.Generator) -> tuple[Tensor, Tensor]:
+    """Advantage actor-critic loss of one batch of episodes (Monte-Carlo returns, value baseline)."""
+    core.begin(x, t)
+    log_probs, values, rewards, entropies, done = [], [], [], [], False
+    std = model.log_std.exp()
+    while not done:
+        mean, value = model(obs_to_float(core.observation()))
+        dist = torch.distributions.Normal(mean, std)
+        action = (mean + std * torch.randn(mean.shape, generator=generator)).detach()
+        with torch.no_grad():
+            reward, done = core.step(action)
+        log_probs.append(dist.log_prob(action).sum(1))
+        entropies.append(dist.entropy().sum(1))
+        values.append(value)
+        rewards.append(reward)
+    returns = torch.stack(rewards).flip(0).cumsum(0).flip(0)  # undiscounted: episodes are K + 1 steps
+    values_t, log_probs_t = torch.stack(values), torch.stack(log_probs)
+    advantage = returns - values_t.detach()
+    loss = (-(log_probs_t * advantage).mean() + VALUE_COEF * (returns - values_t).pow(2).mean()
+            - ENTROPY_COEF * torch.stack(entropies).mean())
+    return loss, returns[0].mean()
+
+
+def worker_loop(rank: int, cfg: TrainConfig, model: ActorCritic, critic: Critic | None, opt: torch.optim.Optimizer,
+                critic_opt: torch.optim.Optimizer | None, counter, stats, pool: PairPool, deadline: float,
+                generator_state: Tensor | None = None, hook=None, threads: int | None = None) -> torch.Generator:
+    """One worker: draw a batch, compute the loss, step the shared optimiser; until a budget is spent.
+
+    ``counter`` (a shared ``mp.Value``) counts image-steps across workers; ``hook(step, generator)`` is called
+    after each update (the in-process monitor). Returns the worker's generator (its state is resumable).
+    """
+    if threads:
+        torch.set_num_threads(threads)
+    g = torch.Generator()
+    if generator_state is not None:
+        g.set_state(generator_state)
+    else:  # a resumed multi-process run starts new streams: seeded by the step it resumes from
+        g.manual_seed(hash((cfg.seed, rank, counter.value)) % 2**63)
+    core = make_core(cfg, critic)
+    per_update = cfg.batch * core.steps
+    while time.time() < deadline:
+        with counter.get_lock():
+            if counter.value >= cfg.steps:
+                break
+            counter.value += per_update
+        idx = torch.randint(len(pool), (cfg.batch,), generator=g)
+        x, t = pool.get(idx)
+        if cfg.algo == "adpg":
+            loss, ret = adpg_loss(model, core, x, t)
+        else:
+            loss, ret = a3c_loss(model, core, x, t, g)
+        opt.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), MAX_GRAD_NORM)
+        opt.step()
+        if critic is not None and critic_opt is not None:
+            real_idx = torch.randint(len(pool), (cfg.batch,), generator=g)
+            real = pool.get(real_idx)[1] if pool.paired else pool.get(real_idx)[0]
+            c_loss = critic_loss(critic, real, core.current.detach(), generator=g)
+            critic_opt.zero_grad()
+            c_loss.backward()
+            critic_opt.step()
+        with stats.get_lock():
+            stats[0] += float(ret)
+            stats[1] += 1
+        if hook is not None:
+            hook(counter.value, g)
+    return g
+
+
+def format_eval(r: dict) -> str:
+    """One line for a result of :func:`evaluate`."""
+    parts = []
+    if "psnr" in r:
+        parts.append(f"PSNR {r['psnr']:.2f} dB (input {r['input_psnr']:.2f}), "
+                     f"CIEDE2000 {r['delta_e2000']:.2f} (input {r['input_delta_e2000']:.2f})")
+    if "good_psnr" in r:
+        parts.append(f"good photos kept at {r['good_psnr']:.2f} dB")
+    return "; ".join(parts)
+
+
+class Monitor:
+    """Progress bar, TensorBoard, periodic held-out evaluation and checkpoints (in the main process)."""
+
+    def __init__(self, cfg: TrainConfig, model: ActorCritic, critic: Critic | None, opt, critic_opt, stats,
+                 eval_pool: PairPool, start: int, history: list[dict]) -> None:
+        self.cfg, self.model, self.critic, self.opt, self.critic_opt = cfg, model, critic, opt, critic_opt
+        self.stats, self.eval_pool, self.history = stats, eval_pool, history
+        self.out = Path(cfg.out)
+        self.core = make_core(cfg, critic)
+        self.next_eval = self._next(start, cfg.eval_every)
+        self.next_ckpt = self._next(start, cfg.checkpoint_every)
+        self.step = start
+        self.bar = None
+        if cfg.progress:
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=cfg.steps, initial=start, unit="img-step", dynamic_ncols=True)
+        self.tb = None
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self.tb = SummaryWriter(str(self.out / "tb"))
+        except ImportError:
+            pass
+
+    @staticmethod
+    def _next(step: int, every: int) -> float:
+        return (step // every + 1) * every if every > 0 else math.inf
+
+    def tick(self, step: int, generators: list[torch.Generator] | None = None) -> None:
+        with self.stats.get_lock():
+            mean_return = self.stats[0] / max(1.0, self.stats[1])
+            self.stats[0], self.stats[1] = 0.0, 0.0
+        if self.bar is not None:
+            self.bar.update(max(0, step - self.step))
+            postfix = {"return": f"{mean_return:.3f}"}
+            if self.history and "psnr" in self.history[-1]:
+                postfix["psnr"] = f"{self.history[-1]['psnr']:.2f}"
+            self.bar.set_postfix(postfix)
+        if self.tb is not None:
+            self.tb.add_scalar("train/return", mean_return, step)
+        self.step = step
+        if step >= self.next_eval:
+            self.next_eval = self._next(step, self.cfg.eval_every)
+            self.evaluate(step)
+        if step >= self.next_ckpt:
+            self.next_ckpt = self._next(step, self.cfg.checkpoint_every)
+            self.checkpoint(step, generators)
+
+    def evaluate(self, step: int) -> dict:
+        result = {"step": step, **evaluate(self.model, self.core, self.eval_pool)}
+        self.history.append(result)
+        if self.tb is not None:
+            for key in ("psnr", "delta_e2000", "good_psnr"):
+                if key in result:
+                    self.tb.add_scalar(f"eval/{key}", result[key], step)
+        message = f"step {step}: held-out " + format_eval(result)
+        (self.bar.write if self.bar is not None else print)(message)
+        return result
+
+    def checkpoint(self, step: int, generators: list[torch.Generator] | None) -> None:
+        modules = {"policy": self.model, **({"critic": self.critic} if self.critic is not None else {})}
+        optimizers = {"policy": self.opt, **({"critic": self.critic_opt} if self.critic_opt is not None else {})}
+        tensors = {f"generator.{i}": g.get_state() for i, g in enumerate(generators or [])}
+        meta = {"step": step, "config": dataclasses.asdict(self.cfg), "model": self.model.config(),
+                "critic": {"width": self.critic.width} if self.critic is not None else None,
+                "history": self.history, "reward": self.cfg.reward, "k": self.cfg.k}
+        save_checkpoint(self.out / "checkpoint.safetensors", modules=modules, optimizers=optimizers,
+                        tensors=tensors, meta=meta)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+        if self.tb is not None:
+            self.tb.close()
+
+
+def train_async(cfg: TrainConfig) -> dict:
+    """Train with ``cfg.algo`` in ``adpg``/``a3c``; returns the final held-out evaluation."""
+    torch.manual_seed(cfg.seed)
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    train_pool, eval_pool = build_pools(cfg)
+    critic = Critic() if cfg.reward in ("adversarial", "mixed") else None
+    core = make_core(cfg, critic)
+    model = make_model(cfg, core)
+    opt = SharedAdam(model.parameters(), cfg.lr)
+    critic_opt = SharedAdam(critic.parameters(), cfg.critic_lr) if critic is not None else None
+    start, history, gen_states = 0, [], []
+    ckpt = out / "checkpoint.safetensors"
+    if cfg.resume:
+        saved = read_meta(ckpt)["config"]
+        changed = [k for k in RESUME_KEYS if saved.get(k) != getattr(cfg, k)]
+        if changed:
+            raise ValueError(f"--resume: the checkpoint in {out} was made with other settings: "
+                             + ", ".join(f"{k}={saved.get(k)!r}" for k in changed))
+        modules = {"policy": model, **({"critic": critic} if critic is not None else {})}
+        optimizers = {"policy": opt, **({"critic": critic_opt} if critic_opt is not None else {})}
+        meta, tensors = load_checkpoint(ckpt, modules=modules, optimizers=optimizers)
+        start, history = int(meta["step"]), list(meta["history"])
+        gen_states = [tensors[k] for k in sorted(tensors) if k.startswith("generator.")]
+    elif ckpt.exists():
+        raise FileExistsError(f"{out} already holds a checkpoint: pass --resume to continue it or choose another --out")
+    save_config(cfg, out)
+    workers = num_workers(cfg)
+    deadline = time.time() + cfg.minutes * 60 if cfg.minutes > 0 else math.inf
+    ctx = mp.get_context("spawn")
+    counter = ctx.Value("q", start)
+    stats = ctx.Array("d", 2)
+    monitor = Monitor(cfg, model, critic, opt, critic_opt, stats, eval_pool, start, history)
+    try:
+        if workers == 1:
+            state = gen_states[0] if gen_states else None
+            g = worker_loop(0, cfg, model, critic, opt, critic_opt, counter, stats, train_pool, deadline, state,
+                            hook=lambda step, gen: monitor.tick(step, [gen]))
+            generators = [g]
+        else:
+            generators = _run_processes(ctx, cfg, workers, model, critic, opt, critic_opt, counter, stats,
+                                        train_pool, deadline, monitor)
+        step = counter.value
+        final = monitor.evaluate(step) if not history or history[-1]["step"] != step else history[-1]
+        monitor.checkpoint(step, generators)
+    finally:
+        monitor.close()
+    result = {**final, "algo": cfg.algo, "steps": step}
+    atomic_write_bytes(out / "eval.json", json.dumps(result, indent=2).encode(), overwrite=True)
+    return result
+
+
+def _run_processes(ctx, cfg, workers, model, critic, opt, critic_opt, counter, stats, pool, deadline, monitor):
+    """Start ``workers`` spawned processes on the shared networks and poll the counter until they finish."""
+    model.share_memory()
+    opt.share_memory()
+    if critic is not None:
+        critic.share_memory()
+        critic_opt.share_memory()
+    pool.inputs.share_memory_()
+    if pool.targets is not None:
+        pool.targets.share_memory_()
+    procs = [ctx.Process(target=worker_loop, args=(rank, cfg, model, critic, opt, critic_opt, counter, stats, pool,
+                                                  deadline, None, None, 1), daemon=True)
+             for rank in range(workers)]
+    for p in procs:
+        p.start()
+    try:
+        while any(p.is_alive() for p in procs):
+            time.sleep(0.5)
+            monitor.tick(counter.value)
+    finally:
+        for p in procs:
+            p.join(timeout=5)
+            if p.is_alive():
+                p.terminate()
+    failed = [p.exitcode for p in procs if p.exitcode not in (0, None)]
+    if failed:
+        raise RuntimeError(f"{len(failed)} worker process(es) failed (exit codes {failed})")
+    return []

@@ -1,0 +1,208 @@
+"""``deepexpose train``: one command for every algorithm, dataset and reward; the config is a dataclass.
+
+Data become a :class:`~deepexpose.envs.pool.PairPool` of low-resolution views: good photos (the bundled demo
+set or a folder) are cropped and detuned by a seeded scheme; paired layouts (pairs, FiveK, Afifi) give their
+own (input, target) pairs. A held-out pool is evaluated every ``eval_every`` image-steps (PSNR and CIEDE2000 of
+the final edits against the targets, 8-bit quantised as in :mod:`deepexpose.metrics`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from deepexpose.envs.core import EditCore
+from deepexpose.envs.pool import PairPool
+
+from .networks import ActorCritic, obs_to_float
+
+OWN_ALGOS = ("adpg", "a3c")
+SB3_ALGOS = ("a2c", "ppo", "sac", "td3")
+
+
+@dataclass
+class TrainConfig:
+    algo: str = "adpg"
+    """adpg: asynchronous deterministic policy gradient through the differentiable filters (the default);
+    a3c: asynchronous advantage actor-critic; a2c, ppo, sac, td3: stable-baselines3 on the batched environment"""
+    data: str = "demo"
+    """demo (bundled photos, detuned), folder (good photos under --root, detuned), pairs (--root/input and
+    --root/target), fivek (FiveK 480p layout under --root), afifi (Afifi et al. layout under --root)"""
+    root: str = ""
+    """dataset folder (not used for demo)"""
+    scheme: str = "mixed"
+    """detuning of good photos: mixed (seed 002 random edits), single (seed 001's 24 classes), afifi (EV offsets)"""
+    identity_fraction: float = 0.15
+    """share of training views left untouched, so the agent learns to leave good photos alone"""
+    pool_size: int = 1024
+    """number of training views made from the data"""
+    eval_size: int = 64
+    """number of held-out views evaluated"""
+    holdout: str = "coffee"
+    """demo data: comma-separated photo names kept out of training and used for evaluation"""
+    view: int = 64
+    """side of the square low-resolution view the policy sees"""
+    k: int = 3
+    """number of luminosity sub-images (local exposure steps)"""
+    reward: str = "paired"
+    """paired (PSNR improvement against the target), adversarial (discriminator score), mixed"""
+    steps: int = 20000
+    """training budget in image-steps (one step of one image's episode)"""
+    minutes: float = 0.0
+    """wall-clock budget in minutes (0: none); training stops at whichever budget ends first"""
+    workers: int = 0
+    """asynchronous worker processes for adpg/a3c (0: one per CPU core); environments for stable-baselines3"""
+    batch: int = 32
+    """images per update (per worker)"""
+    lr: float = 1e-3
+    """policy learning rate"""
+    critic_lr: float = 1e-4
+    """discriminator learning rate (adversarial and mixed rewards)"""
+    use_cnn: bool = True
+    """add the small CNN to the global statistics the policy sees"""
+    seed: int = 0
+    """random seed of the data, the networks and the workers"""
+    out: str = "runs/agent"
+    """output folder: checkpoints (safetensors + JSON), TensorBoard logs, evaluation results"""
+    eval_every: int = 5000
+    """evaluate on the held-out views every this many image-steps (0: only at the end)"""
+    checkpoint_every: int = 5000
+    """save a checkpoint every this many image-steps (0: only at the end)"""
+    resume: bool = False
+    """continue from the checkpoint in --out"""
+    device: str = "cpu"
+    """cpu, cuda or auto"""
+    progress: bool = True
+    """show a progress bar"""
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise RuntimeError("--device cuda asked for, but CUDA is not available")
+    return torch.device(name)
+
+
+def num_workers(cfg: TrainConfig) -> int:
+    return cfg.workers if cfg.workers > 0 else max(1, len(os.sched_getaffinity(0)))
+
+
+def _photos(dataset) -> list[torch.Tensor]:
+    return [item["image"] for item in dataset]
+
+
+def build_pools(cfg: TrainConfig) -> tuple[PairPool, PairPool]:
+    """The training pool and the held-out evaluation pool for the configured data."""
+    from deepexpose.data import registry
+    from deepexpose.data.demo import DemoSet
+
+    if cfg.data == "demo":
+        holdout = tuple(n.strip() for n in cfg.holdout.split(",") if n.strip())
+        train = _photos(DemoSet(split="train", holdout=holdout))
+        held = _photos(DemoSet(split="holdout", holdout=holdout))
+    elif cfg.data == "folder":
+        photos = _photos(registry.make_dataset("folder", root=cfg.root))
+        if len(photos) < 2:
+            raise ValueError("--data folder needs at least two photos (some are held out for evaluation)")
+        n_held = max(1, len(photos) // 10)
+        train, held = photos[n_held:], photos[:n_held]
+    elif cfg.data in ("pairs", "fivek", "afifi"):
+        if cfg.data == "pairs":
+            ds_train = registry.make_dataset("pairs", root=cfg.root)
+            items = list(ds_train)
+            n_held = max(1, len(items) // 10)
+            held_items, train_items = items[:n_held], items[n_held:]
+        else:
+            split_train, split_test = ("train", "test") if cfg.data == "fivek" else ("training", "validation")
+            train_items = list(registry.make_dataset(cfg.data, root=cfg.root, split=split_train))
+            held_items = list(registry.make_dataset(cfg.data, root=cfg.root, split=split_test))
+        train_pool = PairPool.from_pairs([(it["input"], it["target"]) for it in train_items], size=cfg.view)
+        eval_pool = PairPool.from_pairs([(it["input"], it["target"]) for it in held_items[:cfg.eval_size]],
+                                        size=cfg.view)
+        return train_pool, eval_pool
+    else:
+        raise ValueError(f"unknown --data {cfg.data!r}; choose demo, folder, pairs, fivek or afifi")
+    if not train or not held:
+        raise ValueError("need photos both for training and for the held-out evaluation")
+    train_pool = PairPool.from_photos(train, cfg.pool_size, size=cfg.view, scheme=cfg.scheme,
+                                      identity_fraction=cfg.identity_fraction, seed=cfg.seed)
+    eval_pool = PairPool.from_photos(held, cfg.eval_size, size=cfg.view, scheme=cfg.scheme,
+                                     identity_fraction=cfg.identity_fraction, seed=cfg.seed + 7919)
+    return train_pool, eval_pool
+
+
+def make_core(cfg: TrainConfig, critic: torch.nn.Module | None = None) -> EditCore:
+    return EditCore(k=cfg.k, reward=cfg.reward, critic=critic)
+
+
+def make_model(cfg: TrainConfig, core: EditCore) -> ActorCritic:
+    return ActorCritic(core.steps, core.action_dim, use_cnn=cfg.use_cnn)
+
+
+@torch.no_grad()
+def run_policy(model: ActorCritic, core: EditCore, inputs: torch.Tensor, targets: torch.Tensor | None = None
+               ) -> tuple[torch.Tensor, list[dict]]:
+    """Deterministic episodes on a batch: the final images and the edits (physical parameters)."""
+    core.begin(inputs, targets)
+    done = False
+    while not done:
+        action, _ = model(obs_to_float(core.observation()))
+        _, done = core.step(action)
+    return core.current, core.describe()
+
+
+@torch.no_grad()
+def evaluate(model: ActorCritic, core: EditCore, pool: PairPool, batch: int = 64) -> dict[str, float]:
+    """The policy's edits on ``pool``, scored with :mod:`deepexpose.metrics` (8-bit, whole image).
+
+    Detuned views: mean PSNR and CIEDE2000 against the targets (``psnr``, ``delta_e2000``) and of the inputs
+    themselves (``input_psnr``, ``input_delta_e2000``). Views left untouched (class ``correct``): mean PSNR of
+    the output to the input, "do no harm" (``good_psnr``; an exact copy counts as 100 dB).
+    """
+    from deepexpose.metrics import delta_e2000, psnr
+
+    if not pool.paired:
+        raise ValueError("evaluation needs a pool with targets")
+    detuned, good = [], []
+    for start in range(0, len(pool), batch):
+        idx = list(range(start, min(len(pool), start + batch)))
+        x, t = pool.get(idx)
+        out, _ = run_policy(model, core, x, t)
+        for j, i in enumerate(idx):
+            if pool.records[i].get("class") == "correct":
+                good.append(min(psnr(out[j], x[j]), 100.0))
+            else:
+                detuned.append((psnr(out[j], t[j]), delta_e2000(out[j], t[j]), psnr(x[j], t[j]),
+                                delta_e2000(x[j], t[j])))
+    result: dict[str, float] = {}
+    if detuned:
+        keys = ("psnr", "delta_e2000", "input_psnr", "input_delta_e2000")
+        result.update({k: sum(col) / len(col) for k, col in zip(keys, zip(*detuned, strict=True), strict=True)})
+    if good:
+        result["good_psnr"] = sum(good) / len(good)
+    return result
+
+
+def save_config(cfg: TrainConfig, out: Path) -> None:
+    from deepexpose.io import atomic_write_bytes
+
+    atomic_write_bytes(out / "config.json", json.dumps(dataclasses.asdict(cfg), indent=2).encode(), overwrite=True)
+
+
+def train(cfg: TrainConfig) -> dict:
+    """Train ``cfg.algo``; returns the final evaluation (also written to ``out/eval.json``)."""
+    if cfg.algo in OWN_ALGOS:
+        from .async_ac import train_async
+
+        return train_async(cfg)
+    if cfg.algo in SB3_ALGOS:
+        from .sb3 import train_sb3
+
+        return train_sb3(cfg)
+    raise ValueError(f"unknown --algo {cfg.algo!r}; choose from {', '.join(OWN_ALGOS + SB3_ALGOS)}")

@@ -1,0 +1,41 @@
+import json
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from deepexpose.agents.checkpoint import load_checkpoint, read_meta, save_checkpoint
+
+
+def test_round_trip_modules_optimizers_tensors(tmp_path):
+    torch.manual_seed(0)
+    net = torch.nn.Linear(3, 2)
+    opt = torch.optim.Adam(net.parameters(), lr=0.01)
+    net(torch.rand(4, 3)).sum().backward()
+    opt.step()
+    g = torch.Generator().manual_seed(5)
+    path = save_checkpoint(tmp_path / "c.safetensors", modules={"net": net}, optimizers={"net": opt},
+                           tensors={"gen": g.get_state()}, meta={"step": 7})
+    assert json.loads((tmp_path / "c.json").read_text())["meta"] == {"step": 7}
+    assert set(load_file(path)) >= {"module.net.weight", "optim.net.0.exp_avg", "tensor.gen"}
+    net2 = torch.nn.Linear(3, 2)
+    opt2 = torch.optim.Adam(net2.parameters(), lr=0.5)
+    meta, extra = load_checkpoint(path, modules={"net": net2}, optimizers={"net": opt2})
+    assert meta == {"step": 7} and read_meta(path) == {"step": 7}
+    assert torch.equal(net2.weight, net.weight) and opt2.param_groups[0]["lr"] == 0.01
+    torch.testing.assert_close(opt2.state[net2.weight]["exp_avg"], opt.state[net.weight]["exp_avg"])
+    g2 = torch.Generator()
+    g2.set_state(extra["gen"])
+    assert torch.equal(torch.rand(3, generator=g2), torch.rand(3, generator=g))
+
+
+def test_incomplete_or_foreign(tmp_path):
+    with pytest.raises(FileNotFoundError, match="incomplete"):
+        read_meta(tmp_path / "none.safetensors")
+    (tmp_path / "x.json").write_text(json.dumps({"format": "other"}))
+    with pytest.raises(ValueError, match="format"):
+        read_meta(tmp_path / "x.safetensors")
+    net = torch.nn.Linear(2, 2)
+    path = save_checkpoint(tmp_path / "c.safetensors", modules={"net": net})
+    with pytest.raises(ValueError, match="no weights"):
+        load_checkpoint(path, modules={"other": net})

@@ -1,0 +1,54 @@
+import torch
+
+from conftest import random_image
+from deepexpose.agents.networks import (
+    HIST_BINS,
+    ActorCritic,
+    ObservationEncoder,
+    image_stats,
+    masked_stats,
+    obs_to_float,
+)
+
+
+def obs(b=2, size=16, steps=4):
+    step = torch.zeros(b, steps)
+    step[:, 0] = 1
+    return {"image": random_image(b=b, h=size, w=size), "input": random_image(b=b, h=size, w=size, seed=1),
+            "mask": torch.rand(b, 1, size, size), "step": step}
+
+
+def test_image_stats_values():
+    x = torch.zeros(1, 3, 4, 4)
+    x[:, 0] = 1.0  # pure red
+    s = image_stats(x)
+    assert s.shape == (1, 32)
+    torch.testing.assert_close(s[0, :3], torch.tensor([1.0, 0.0, 0.0]))  # channel means
+    hist = s[0, -HIST_BINS:]
+    assert hist.sum() == 1 and hist[int(0.2126 * HIST_BINS)] == 1  # all pixels in the red luminance bin
+
+
+def test_masked_stats():
+    x = torch.zeros(1, 3, 2, 2)
+    x[..., 0, :] = 1.0
+    m = torch.zeros(1, 1, 2, 2)
+    m[..., 0, :] = 1.0
+    torch.testing.assert_close(masked_stats(x, m)[0], torch.tensor([0.5, 1.0, 1.0, 1.0, 1.0]))
+
+
+def test_actor_starts_at_identity_and_has_gradients():
+    model = ActorCritic(steps=4, action_dim=16)
+    action, value = model(obs())
+    assert action.shape == (2, 16) and value.shape == (2,)
+    assert torch.equal(action, torch.zeros(2, 16))  # "change nothing" first
+    (action.sum() + value.sum()).backward()
+    assert model.actor.weight.grad.abs().sum() > 0
+
+
+def test_encoder_with_and_without_cnn_and_uint8():
+    for use_cnn in (True, False):
+        enc = ObservationEncoder(steps=4, features_dim=32, use_cnn=use_cnn)
+        assert enc(obs()).shape == (2, 32)
+    o = {k: (v * 255).round().to(torch.uint8) if k != "step" else v for k, v in obs().items()}
+    f = obs_to_float(o)
+    assert f["image"].dtype == torch.float32 and f["image"].max() <= 1 and f["step"].max() == 1
