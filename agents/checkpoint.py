@@ -3,7 +3,8 @@
 ``save_checkpoint(path, tensors={...}, modules={...}, optimizers={...}, meta={...})`` writes ``path`` (the
 ``.safetensors`` file) and ``path`` with suffix ``.json``, both atomically, the JSON last so that a checkpoint
 whose JSON exists is complete. Optimizer states are flattened into tensors (``optim.<name>.<param>.<key>``)
-and their hyper-parameters go to the JSON.
+and their hyper-parameters go to the JSON; a tensor a module holds under several names (a shared
+sub-module) is stored once and the other names are recorded as aliases.
 """
 
 from __future__ import annotations
@@ -32,9 +33,17 @@ def save_checkpoint(path: str | Path, *, modules: dict[str, nn.Module] | None = 
     """Write ``path`` (safetensors) and its JSON twin; returns ``path``."""
     path = Path(path)
     flat: dict[str, torch.Tensor] = {}
+    aliases: dict[str, str] = {}  # a tensor shared under several names is stored once
     for name, module in (modules or {}).items():
+        seen: dict[tuple[int, int, tuple[int, ...]], str] = {}
         for key, value in module.state_dict().items():
-            flat[f"module.{name}.{key}"] = value.detach().cpu().contiguous()
+            full = f"module.{name}.{key}"
+            ident = (value.untyped_storage().data_ptr(), value.storage_offset(), tuple(value.shape))
+            if ident in seen:
+                aliases[full] = seen[ident]
+                continue
+            seen[ident] = full
+            flat[full] = value.detach().cpu().contiguous()
     groups: dict[str, Any] = {}
     for name, opt in (optimizers or {}).items():
         state = opt.state_dict()
@@ -45,7 +54,7 @@ def save_checkpoint(path: str | Path, *, modules: dict[str, nn.Module] | None = 
     for name, value in (tensors or {}).items():
         flat[f"tensor.{name}"] = value.detach().cpu().contiguous()
     atomic_write_bytes(path, st_save(flat), overwrite=True)
-    doc = {"format": FORMAT, "optimizer_param_groups": groups, "meta": meta or {}}
+    doc = {"format": FORMAT, "optimizer_param_groups": groups, "aliases": aliases, "meta": meta or {}}
     atomic_write_bytes(_json_path(path), json.dumps(doc, indent=2).encode(), overwrite=True)
     return path
 
@@ -68,6 +77,7 @@ def load_checkpoint(path: str | Path, *, modules: dict[str, nn.Module] | None = 
     meta = read_meta(path)
     doc = json.loads(_json_path(path).read_text())
     flat = st_load(path.read_bytes())
+    flat.update({alias: flat[target] for alias, target in doc.get("aliases", {}).items()})
     for name, module in (modules or {}).items():
         prefix = f"module.{name}."
         state = {k[len(prefix):]: v for k, v in flat.items() if k.startswith(prefix)}

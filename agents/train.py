@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -145,20 +146,29 @@ def make_model(cfg: TrainConfig, core: EditCore) -> ActorCritic:
     return ActorCritic(core.steps, core.action_dim, use_cnn=cfg.use_cnn)
 
 
+# A policy as a function: the uint8 observation tensors of EditCore.observation() -> B x A actions.
+Act = Callable[[dict[str, torch.Tensor]], torch.Tensor]
+
+
+def actor_critic_act(model: ActorCritic) -> Act:
+    """The deterministic action of the project's actor as an :data:`Act`."""
+    return lambda obs: model(obs_to_float(obs))[0]
+
+
 @torch.no_grad()
-def run_policy(model: ActorCritic, core: EditCore, inputs: torch.Tensor, targets: torch.Tensor | None = None
+def run_policy(model: ActorCritic | Act, core: EditCore, inputs: torch.Tensor, targets: torch.Tensor | None = None
                ) -> tuple[torch.Tensor, list[dict]]:
     """Deterministic episodes on a batch: the final images and the edits (physical parameters)."""
+    act = actor_critic_act(model) if isinstance(model, ActorCritic) else model
     core.begin(inputs, targets)
     done = False
     while not done:
-        action, _ = model(obs_to_float(core.observation()))
-        _, done = core.step(action)
+        _, done = core.step(act(core.observation()))
     return core.current, core.describe()
 
 
 @torch.no_grad()
-def evaluate(model: ActorCritic, core: EditCore, pool: PairPool, batch: int = 64) -> dict[str, float]:
+def evaluate(model: ActorCritic | Act, core: EditCore, pool: PairPool, batch: int = 64) -> dict[str, float]:
     """The policy's edits on ``pool``, scored with :mod:`deepexpose.metrics` (8-bit, whole image).
 
     Detuned views: mean PSNR and CIEDE2000 against the targets (``psnr``, ``delta_e2000``) and of the inputs

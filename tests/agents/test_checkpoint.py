@@ -39,3 +39,17 @@ def test_incomplete_or_foreign(tmp_path):
     path = save_checkpoint(tmp_path / "c.safetensors", modules={"net": net})
     with pytest.raises(ValueError, match="no weights"):
         load_checkpoint(path, modules={"other": net})
+
+
+def test_shared_submodules_are_stored_once(tmp_path):
+    class Shared(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a = torch.nn.Linear(2, 2)
+            self.b = self.a  # the same layer under two names, as SB3's shared features extractor
+
+    src, dst = Shared(), Shared()
+    path = save_checkpoint(tmp_path / "s.safetensors", modules={"m": src})
+    assert set(load_file(path)) == {"module.m.a.weight", "module.m.a.bias"}
+    load_checkpoint(path, modules={"m": dst})
+    assert torch.equal(dst.a.weight, src.a.weight) and dst.b is dst.a

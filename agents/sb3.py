@@ -1,0 +1,331 @@
+"""stable-baselines3 agents (A2C, PPO, SAC, TD3) on the batched DeepExposure environment.
+
+The policies see the observation through :class:`StatsCnnExtractor` (the project's
+:class:`~deepexpose.agents.networks.ObservationEncoder`: global statistics plus a small pooled CNN) instead of
+SB3's NatureCNN, which is far larger and made for Atari frames.
+
+Training runs on one :class:`~deepexpose.envs.vector.DeepExposureVecEnv`: ``N`` episodes stepped as one tensor
+batch in one process, so many environments are cheap (``--workers`` sets ``N``; 0 means 8). Budgets count
+image-steps (one step of one image's episode), which is SB3's ``num_timesteps`` on a ``VecEnv``.
+
+Checkpoints are safetensors + JSON (:mod:`deepexpose.agents.checkpoint`): the policy weights and the optimizer
+states, never SB3's pickled zip archives. An off-policy replay buffer is not saved: a resumed SAC or TD3 run
+starts from an empty buffer (which fills again quickly; training goes on from the first fresh batch).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from gymnasium import spaces
+from stable_baselines3.common.base_class import BaseAlgorithm
+from stable_baselines3.common.callbacks import BaseCallback, CallbackList
+from stable_baselines3.common.preprocessing import is_image_space
+from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
+from stable_baselines3.common.vec_env import VecMonitor
+from torch import Tensor, nn
+
+from deepexpose.envs.core import EditCore
+from deepexpose.envs.pool import PairPool
+from deepexpose.envs.vector import DeepExposureVecEnv
+
+from . import train as _train
+from .checkpoint import load_checkpoint, read_meta, save_checkpoint
+from .networks import ObservationEncoder
+from .train import SB3_ALGOS, Act, TrainConfig, build_pools, make_core, resolve_device, save_config
+
+DEFAULT_NUM_ENVS = 8
+"""Environments of the batched ``VecEnv`` when ``cfg.workers`` is 0 (they share one process and one batch)."""
+CHECKPOINT = "checkpoint.safetensors"
+NET_ARCH = [64]
+"""Hidden layers of the policy and value (or Q) heads on top of the 128 features."""
+
+
+class StatsCnnExtractor(BaseFeaturesExtractor):
+    """SB3 features extractor wrapping :class:`ObservationEncoder` for the DeepExposure ``Dict`` observation.
+
+    SB3's policies run ``preprocess_obs`` before the extractor. With ``normalize_images=True`` (SB3's default)
+    it divides every uint8 ``Box(0, 255)`` sub-space of 3 dimensions by 255 -- here ``image``, ``input`` and
+    ``mask`` (a 1-channel image) -- and casts ``step`` to float, so the encoder gets [0, 1] floats as is.
+    ``normalize_images`` must equal the policy's: when the policy does not normalise (``False``) the extractor
+    divides those image keys by 255 itself, so they are scaled exactly once either way.
+    """
+
+    def __init__(self, observation_space: spaces.Dict, features_dim: int = 128, use_cnn: bool = True,
+                 normalize_images: bool = True) -> None:
+        if not isinstance(observation_space, spaces.Dict) or not {"image", "input", "mask", "step"} <= set(
+                observation_space.spaces):
+            raise ValueError("StatsCnnExtractor needs the DeepExposure Dict observation space "
+                             f"(image, input, mask, step), got {observation_space}")
+        super().__init__(observation_space, features_dim)
+        self.normalize_images = normalize_images
+        self.image_keys = tuple(k for k, s in observation_space.spaces.items() if is_image_space(s))
+        self.encoder = ObservationEncoder(int(observation_space["step"].shape[0]), features_dim, use_cnn=use_cnn)
+
+    def forward(self, observations: dict[str, Tensor]) -> Tensor:
+        if not self.normalize_images:  # the policy left the uint8 images at 0..255
+            observations = {k: v / 255 if k in self.image_keys else v for k, v in observations.items()}
+        return self.encoder(observations)
+
+
+# -- evaluation --------------------------------------------------------------------------------------------
+
+
+
+def sb3_act(model: BaseAlgorithm) -> Act:
+    """The deterministic policy of an SB3 model as an :data:`Act` (numpy at SB3's boundary)."""
+
+    def act(obs: dict[str, Tensor]) -> Tensor:
+        action, _ = model.predict({k: v.cpu().numpy() for k, v in obs.items()}, deterministic=True)
+        return torch.as_tensor(np.asarray(action, dtype=np.float32))
+
+    return act
+
+
+def evaluate_sb3(model: BaseAlgorithm, core: EditCore, pool: PairPool, batch: int = 64) -> dict[str, float]:
+    """Mean PSNR and CIEDE2000 of the model's deterministic edits on ``pool`` (and of its inputs), exactly as
+    :func:`deepexpose.agents.train.evaluate` measures the project's own agents."""
+    return _train.evaluate(sb3_act(model), core, pool, batch)
+
+
+# -- checkpoints -------------------------------------------------------------------------------------------
+
+def _optimizers(model: BaseAlgorithm) -> dict[str, torch.optim.Optimizer]:
+    if hasattr(model, "actor") and hasattr(model, "critic"):  # SAC, TD3
+        opts = {"actor": model.actor.optimizer, "critic": model.critic.optimizer}
+        if getattr(model, "ent_coef_optimizer", None) is not None:
+            opts["ent_coef"] = model.ent_coef_optimizer
+        return opts
+    return {"policy": model.policy.optimizer}
+
+
+def _extra_tensors(model: BaseAlgorithm) -> dict[str, Tensor]:
+    log_ent_coef = getattr(model, "log_ent_coef", None)  # SAC's learned entropy weight lives outside the policy
+    return {"log_ent_coef": log_ent_coef} if isinstance(log_ent_coef, Tensor) else {}
+
+
+def save_sb3_checkpoint(model: BaseAlgorithm, path: str | Path, cfg: TrainConfig) -> Path:
+    """Policy weights (target networks included), optimizer states and counters; safetensors + JSON."""
+    return save_checkpoint(path, modules={"policy": model.policy}, optimizers=_optimizers(model),
+                           tensors=_extra_tensors(model),
+                           meta={"algo": cfg.algo, "num_timesteps": int(model.num_timesteps),
+                                 "config": dataclasses.asdict(cfg)})
+
+
+def load_sb3_checkpoint(model: BaseAlgorithm, path: str | Path) -> dict[str, Any]:
+    """Load a :func:`save_sb3_checkpoint` into ``model`` (same algorithm and config) in place; returns meta."""
+    meta, extra = load_checkpoint(path, modules={"policy": model.policy},
+                                  optimizers=_optimizers(model))
+    if "log_ent_coef" in extra:
+        with torch.no_grad():
+            model.log_ent_coef.copy_(extra["log_ent_coef"])  # type: ignore[union-attr]
+    model.num_timesteps = int(meta["num_timesteps"])
+    return meta
+
+
+# -- callbacks ---------------------------------------------------------------------------------------------
+
+class _Every(BaseCallback):
+    """Runs :meth:`fire` every ``every`` image-steps, at the start of a rollout: the previous rollout has been
+    trained on, so a checkpoint's weights, optimizer state and ``num_timesteps`` agree."""
+
+    def __init__(self, every: int) -> None:
+        super().__init__()
+        self.every, self.last = every, 0
+
+    def _on_training_start(self) -> None:
+        self.last = self.model.num_timesteps
+
+    def _on_rollout_start(self) -> None:
+        if self.every > 0 and self.model.num_timesteps - self.last >= self.every:
+            self.last = self.model.num_timesteps
+            self.fire()
+
+    def _on_step(self) -> bool:
+        return True
+
+    def fire(self) -> None:
+        raise NotImplementedError
+
+
+class SafetensorsCheckpointCallback(_Every):
+    """Writes ``path`` (safetensors + JSON, see :func:`save_sb3_checkpoint`) every ``every`` image-steps."""
+
+    def __init__(self, path: Path, cfg: TrainConfig, every: int) -> None:
+        super().__init__(every)
+        self.path, self.cfg = path, cfg
+
+    def fire(self) -> None:
+        save_sb3_checkpoint(self.model, self.path, self.cfg)
+
+
+class EvalCallback(_Every):
+    """Evaluates the deterministic policy on the held-out pool every ``every`` image-steps; logs and prints."""
+
+    def __init__(self, core: EditCore, pool: PairPool, every: int, verbose: bool = True) -> None:
+        super().__init__(every)
+        self.core, self.pool, self.print = core, pool, verbose
+        self.history: list[dict[str, float]] = []
+
+    def fire(self) -> None:
+        result = evaluate_sb3(self.model, self.core, self.pool)
+        self.history.append({"steps": self.model.num_timesteps, **result})
+        for key, value in result.items():
+            self.logger.record(f"eval/{key}", value)
+        if self.print:
+            scores = ", ".join(f"{k} {v:.2f}" for k, v in result.items())
+            print(f"[{self.model.num_timesteps} image-steps] eval: {scores}", flush=True)
+
+
+class TimeBudgetCallback(BaseCallback):
+    """Stops training after ``minutes`` of wall-clock time (0: never)."""
+
+    def __init__(self, minutes: float) -> None:
+        super().__init__()
+        self.minutes, self.start = minutes, 0.0
+
+    def _on_training_start(self) -> None:
+        self.start = time.monotonic()
+
+    def _on_step(self) -> bool:
+        return self.minutes <= 0 or time.monotonic() - self.start < 60 * self.minutes
+
+
+# -- training ----------------------------------------------------------------------------------------------
+
+def num_envs_for(cfg: TrainConfig) -> int:
+    return cfg.workers if cfg.workers > 0 else DEFAULT_NUM_ENVS
+
+
+def _largest_divisor_at_most(n: int, cap: int) -> int:
+    d = max(1, min(cap, n))
+    while n % d:
+        d -= 1
+    return d
+
+
+def algo_kwargs(cfg: TrainConfig, num_envs: int, episode_steps: int, action_dim: int) -> dict[str, Any]:
+    """Small hyper-parameters for episodes of ``episode_steps`` steps on ``num_envs`` batched environments.
+
+    Every episode has ``K + 1`` steps and its returns are score improvements, so ``gamma = 1`` (the return is
+    the final improvement). ``cfg.lr`` is the learning rate; ``cfg.batch`` the minibatch size.
+    """
+    common: dict[str, Any] = {"learning_rate": cfg.lr, "gamma": 1.0}
+    if cfg.algo == "a2c":  # one episode per environment per update
+        return {**common, "n_steps": episode_steps}
+    if cfg.algo == "ppo":  # rollouts of >= 8 minibatches (256 image-steps by default) of whole episodes
+        per_env = -(-8 * cfg.batch // num_envs)
+        n_steps = episode_steps * -(-per_env // episode_steps)
+        return {**common, "n_steps": n_steps, "batch_size": _largest_divisor_at_most(n_steps * num_envs, cfg.batch),
+                "n_epochs": 4}
+    if cfg.algo in ("sac", "td3"):
+        # A transition stores two 7 x S x S uint8 observations (57 kB at S = 64): 10,000 of them are 570 MB.
+        off: dict[str, Any] = {**common, "buffer_size": max(cfg.batch, min(cfg.steps, 10_000)),
+                               "learning_starts": min(1000, max(cfg.batch, cfg.steps // 10)),
+                               "batch_size": cfg.batch, "train_freq": 1, "gradient_steps": 1,
+                               "optimize_memory_usage": False}
+        if cfg.algo == "td3":
+            from stable_baselines3.common.noise import NormalActionNoise
+
+            off["action_noise"] = NormalActionNoise(np.zeros(action_dim), 0.1 * np.ones(action_dim))
+        return off
+    raise ValueError(f"unknown stable-baselines3 algorithm {cfg.algo!r}; choose from {', '.join(SB3_ALGOS)}")
+
+
+def _tensorboard_dir(out: Path) -> str | None:
+    try:
+        import tensorboard  # noqa: F401
+        from torch.utils.tensorboard import SummaryWriter  # noqa: F401
+    except ImportError:
+        warnings.warn("tensorboard is not installed: no TensorBoard logs (pip install tensorboard)", stacklevel=3)
+        return None
+    return str(out / "tb")
+
+
+def _progress_bar(wanted: bool) -> bool:
+    if not wanted:
+        return False
+    try:
+        import rich  # noqa: F401
+        import tqdm  # noqa: F401
+    except ImportError:
+        warnings.warn("SB3's progress bar needs tqdm and rich (pip install rich): no progress bar", stacklevel=3)
+        return False
+    return True
+
+
+def make_sb3_model(cfg: TrainConfig, env, device: torch.device, tensorboard_log: str | None = None,
+                   seed: int | None = None) -> BaseAlgorithm:
+    """The SB3 model of ``cfg.algo`` with :class:`StatsCnnExtractor` and small heads on ``env``."""
+    from stable_baselines3 import A2C, PPO, SAC, TD3
+
+    classes = {"a2c": A2C, "ppo": PPO, "sac": SAC, "td3": TD3}
+    if cfg.algo not in classes:
+        raise ValueError(f"unknown stable-baselines3 algorithm {cfg.algo!r}; choose from {', '.join(SB3_ALGOS)}")
+    normalize_images = True  # SB3 divides the uint8 images by 255 before the extractor; the extractor must know
+    policy_kwargs = dict(features_extractor_class=StatsCnnExtractor,
+                         features_extractor_kwargs=dict(use_cnn=cfg.use_cnn, normalize_images=normalize_images),
+                         normalize_images=normalize_images, net_arch=list(NET_ARCH))
+    episode_steps = int(env.observation_space["step"].shape[0])
+    kwargs = algo_kwargs(cfg, env.num_envs, episode_steps, int(env.action_space.shape[0]))
+    return classes[cfg.algo]("MultiInputPolicy", env, policy_kwargs=policy_kwargs, device=device,
+                             seed=cfg.seed if seed is None else seed, tensorboard_log=tensorboard_log, verbose=0,
+                             **kwargs)
+
+
+def train_sb3(cfg: TrainConfig, pools: tuple[PairPool, PairPool] | None = None) -> dict:
+    """Train ``cfg.algo`` (a2c, ppo, sac or td3) for ``cfg.steps`` image-steps; returns the final evaluation.
+
+    Writes ``out/checkpoint.safetensors`` (+ ``.json``) every ``cfg.checkpoint_every`` image-steps and at the
+    end, ``out/eval.json`` and ``out/config.json``; TensorBoard logs in ``out/tb`` when tensorboard is
+    installed. ``cfg.resume`` continues from ``out/checkpoint.json`` up to the same total ``cfg.steps``.
+    ``pools`` (train, eval) replaces :func:`build_pools` (e.g. in tests).
+    """
+    if cfg.algo not in SB3_ALGOS:
+        raise ValueError(f"unknown stable-baselines3 algorithm {cfg.algo!r}; choose from {', '.join(SB3_ALGOS)}")
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    ckpt = out / CHECKPOINT
+    device = resolve_device(cfg.device)
+    train_pool, eval_pool = pools if pools is not None else build_pools(cfg)
+    save_config(cfg, out)
+
+    resume_from: dict[str, Any] | None = None
+    if cfg.resume:
+        if ckpt.with_suffix(".json").is_file():
+            resume_from = read_meta(ckpt)
+            if resume_from.get("algo") != cfg.algo:
+                raise ValueError(f"{ckpt} holds a {resume_from.get('algo')!r} agent, not {cfg.algo!r}")
+        else:
+            warnings.warn(f"--resume: no checkpoint in {out}, starting afresh", stacklevel=2)
+
+    env = VecMonitor(DeepExposureVecEnv(num_envs_for(cfg), train_pool, k=cfg.k, reward=cfg.reward, device=device))
+    model = make_sb3_model(cfg, env, device, _tensorboard_dir(out))
+    if resume_from is not None:
+        load_sb3_checkpoint(model, ckpt)
+        model.set_random_seed(cfg.seed + model.num_timesteps)  # fresh views and noise, not a replay of the start
+
+    core = make_core(cfg)
+    remaining = cfg.steps - model.num_timesteps
+    if remaining > 0:
+        callbacks = CallbackList([SafetensorsCheckpointCallback(ckpt, cfg, cfg.checkpoint_every),
+                                  EvalCallback(core, eval_pool, cfg.eval_every),
+                                  TimeBudgetCallback(cfg.minutes)])
+        model.learn(total_timesteps=remaining, callback=callbacks, reset_num_timesteps=resume_from is None,
+                    progress_bar=_progress_bar(cfg.progress), tb_log_name=cfg.algo)
+    save_sb3_checkpoint(model, ckpt, cfg)
+
+    result = evaluate_sb3(model, core, eval_pool)
+    summary = {**result, "algo": cfg.algo, "steps": int(model.num_timesteps)}
+    from deepexpose.io import atomic_write_bytes
+
+    atomic_write_bytes(out / "eval.json", json.dumps(summary, indent=2).encode(), overwrite=True)
+    env.close()
+    return summary

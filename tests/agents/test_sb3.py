@@ -1,0 +1,175 @@
+"""stable-baselines3 agents: the features extractor's scaling, every algorithm end to end, pickle-free
+checkpoints and resuming."""
+
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file
+from stable_baselines3.common.vec_env import VecMonitor
+
+from deepexpose.agents import sb3
+from deepexpose.agents.sb3 import StatsCnnExtractor, evaluate_sb3, make_sb3_model, train_sb3
+from deepexpose.agents.train import TrainConfig, build_pools, train
+from deepexpose.envs import EditCore, PairPool
+from deepexpose.envs.deepexpose_env import observation_space
+from deepexpose.envs.vector import DeepExposureVecEnv
+from deepexpose.metrics import psnr
+
+VIEW, K = 16, 2
+pytestmark = pytest.mark.filterwarnings("ignore:tensorboard is not installed")
+
+
+def tiny(tmp_path, **kw):
+    base = dict(out=str(tmp_path / "run"), steps=300, workers=4, batch=16, pool_size=16, eval_size=4, view=VIEW,
+                k=K, eval_every=100, checkpoint_every=100, progress=False)
+    return TrainConfig(**{**base, **kw})
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Tiny networks: one thread is several times faster than two fighting over busy cores."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def pools(one_thread):
+    return build_pools(TrainConfig(pool_size=16, eval_size=4, view=VIEW))
+
+
+def saved(out):
+    return load_file(str(out / "checkpoint.safetensors"))
+
+
+def policy_state(model):
+    return {f"module.policy.{k}": v.detach().clone() for k, v in model.policy.state_dict().items()}
+
+
+@pytest.mark.parametrize("algo", ["ppo", "sac"])
+def test_extractor_gets_images_in_unit_range_once(algo):
+    from stable_baselines3 import PPO, SAC
+
+    space = observation_space(64, 4)
+    pool = PairPool.from_photos([torch.rand(3, 80, 96, generator=torch.Generator().manual_seed(1))], 4, size=64)
+    env = DeepExposureVecEnv(2, pool, k=3)
+    assert env.observation_space == space
+    cls = {"ppo": PPO, "sac": SAC}[algo]
+    model = cls("MultiInputPolicy", env, policy_kwargs=dict(features_extractor_class=StatsCnnExtractor,
+                                                            features_extractor_kwargs=dict(use_cnn=True)),
+                **({"buffer_size": 10} if algo == "sac" else {"n_steps": 4, "batch_size": 8}))
+    extractor = model.policy.features_extractor if algo == "ppo" else model.policy.actor.features_extractor
+    assert isinstance(extractor, StatsCnnExtractor)
+    seen = []
+    extractor.encoder.register_forward_pre_hook(lambda module, args: seen.append(args[0]))
+    obs = {k: np.full((3, *s.shape), 255, dtype=s.dtype) if s.dtype == np.uint8 else np.eye(4, dtype=np.float32)[:3]
+           for k, s in space.spaces.items()}
+    with torch.no_grad():
+        tensors, _ = model.policy.obs_to_tensor(obs)
+        features = model.policy.extract_features(tensors, extractor)
+    assert features.shape == (3, 128) and features.dtype == torch.float32 and torch.isfinite(features).all()
+    for key in ("image", "input", "mask"):
+        assert seen[0][key].dtype == torch.float32 and seen[0][key].min() == 1 and seen[0][key].max() == 1
+    assert torch.equal(seen[0]["step"], torch.eye(4)[:3])
+
+
+def test_extractor_scales_itself_when_the_policy_does_not():
+    space = observation_space(16, 4)
+    ext = StatsCnnExtractor(space, features_dim=32, use_cnn=False, normalize_images=False)
+    seen = []
+    ext.encoder.register_forward_pre_hook(lambda module, args: seen.append(args[0]))
+    obs = {"image": torch.full((2, 3, 16, 16), 255.0), "input": torch.full((2, 3, 16, 16), 51.0),
+           "mask": torch.full((2, 1, 16, 16), 255.0), "step": torch.eye(4)[:2]}
+    assert ext(obs).shape == (2, 32)
+    assert seen[0]["image"].max() == 1 and torch.allclose(seen[0]["input"], torch.tensor(0.2))
+    assert torch.equal(seen[0]["step"], obs["step"])  # not an image: untouched
+
+
+def test_evaluate_sb3_runs_the_deterministic_policy(tmp_path, pools):
+    cfg = tiny(tmp_path, algo="ppo")
+    env = VecMonitor(DeepExposureVecEnv(2, pools[0], k=K))
+    model = make_sb3_model(cfg, env, torch.device("cpu"))
+    core = EditCore(k=K)
+    x, t = pools[1].get(list(range(len(pools[1]))))
+    core.begin(x, t)
+    done = False
+    while not done:
+        obs = {k: v.numpy() for k, v in core.observation().items()}
+        _, done = core.step(torch.as_tensor(model.predict(obs, deterministic=True)[0]))
+    result = evaluate_sb3(model, EditCore(k=K), pools[1])
+    detuned = [i for i, r in enumerate(pools[1].records) if r.get("class") != "correct"]
+    assert detuned and result["psnr"] == pytest.approx(np.mean([psnr(core.current[i], t[i]) for i in detuned]))
+
+
+@pytest.mark.parametrize("algo", ["a2c", "ppo", "sac", "td3"])
+def test_trains_and_writes_pickle_free_checkpoints(tmp_path, pools, algo):
+    cfg = tiny(tmp_path, algo=algo)
+    # a2c goes through the project's entry point and builds its own pools; the others reuse the fixture's
+    result = train(cfg) if algo == "a2c" else train_sb3(cfg, pools=pools)
+    out = tmp_path / "run"
+    assert result["algo"] == algo and result["steps"] >= cfg.steps
+    assert all(math.isfinite(result[k]) for k in ("psnr", "delta_e2000", "input_psnr"))
+    assert json.loads((out / "eval.json").read_text()) == json.loads(json.dumps(result))
+    assert json.loads((out / "config.json").read_text())["algo"] == algo
+    doc = json.loads((out / "checkpoint.json").read_text())  # plain JSON ...
+    assert doc["meta"]["algo"] == algo and doc["meta"]["num_timesteps"] == result["steps"]
+    assert doc["meta"]["config"]["steps"] == cfg.steps
+    tensors = saved(out)  # ... and plain safetensors: nothing unpickled anywhere
+    assert any(k.startswith("module.policy.") for k in tensors) and any(k.startswith("optim.") for k in tensors)
+    assert all(torch.isfinite(v.float()).all() for v in tensors.values())
+    assert not list(out.glob("*.zip")) and not list(out.glob("*.pkl"))
+    if algo in ("sac", "td3"):
+        assert {"actor", "critic"} <= set(doc["optimizer_param_groups"])
+        assert any(".critic_target." in k for k in tensors)
+    else:
+        assert set(doc["optimizer_param_groups"]) == {"policy"}
+
+
+@pytest.mark.parametrize("algo", ["ppo", "sac"])
+def test_resume_continues_from_the_saved_weights_and_count(tmp_path, pools, monkeypatch, algo):
+    first = train_sb3(tiny(tmp_path, algo=algo, steps=200, batch=8, checkpoint_every=0, eval_every=0), pools=pools)
+    out = tmp_path / "run"
+    before = saved(out)
+    assert first["steps"] >= 200
+    loaded = {}
+    original = sb3.load_sb3_checkpoint
+
+    def spy(model, path):
+        meta = original(model, path)
+        loaded.update(steps=model.num_timesteps, state=policy_state(model))
+        return meta
+
+    monkeypatch.setattr(sb3, "load_sb3_checkpoint", spy)
+    second = train_sb3(tiny(tmp_path, algo=algo, steps=400, batch=8, resume=True, checkpoint_every=0, eval_every=0),
+                       pools=pools)
+    assert loaded["steps"] == first["steps"]
+    policy_keys = [k for k in before if k.startswith("module.policy.")]
+    assert set(policy_keys) <= set(loaded["state"])
+    assert all(torch.equal(loaded["state"][k], before[k]) for k in policy_keys)
+    assert 400 <= second["steps"] < 400 + 72  # continued up to the same total (PPO: whole rollouts of 72)
+    after = saved(out)
+    assert any(not torch.equal(after[k], before[k]) for k in policy_keys)  # and trained on
+    if algo == "sac":
+        assert "tensor.log_ent_coef" in after
+
+
+def test_tensorboard_logs_when_installed(tmp_path, pools):
+    pytest.importorskip("tensorboard")
+    train_sb3(tiny(tmp_path, algo="a2c", steps=48, eval_every=24), pools=pools)
+    assert list((tmp_path / "run" / "tb").rglob("events.out.tfevents.*"))
+
+
+def test_resume_without_checkpoint_starts_afresh(tmp_path, pools):
+    with pytest.warns(UserWarning, match="no checkpoint"):
+        result = train_sb3(tiny(tmp_path, algo="a2c", steps=24, resume=True, eval_every=0), pools=pools)
+    assert result["steps"] >= 24
+
+
+def test_resume_refuses_another_algorithm(tmp_path, pools):
+    train_sb3(tiny(tmp_path, algo="a2c", steps=24, eval_every=0), pools=pools)
+    with pytest.raises(ValueError, match="a2c"):
+        train_sb3(tiny(tmp_path, algo="ppo", steps=48, resume=True), pools=pools)
