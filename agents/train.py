@@ -32,8 +32,10 @@ class TrainConfig:
     """adpg: asynchronous deterministic policy gradient through the differentiable filters (the default);
     a3c: asynchronous advantage actor-critic; a2c, ppo, sac, td3: stable-baselines3 on the batched environment"""
     data: str = "demo"
-    """demo (bundled photos, detuned), folder (good photos under --root, detuned), pairs (--root/input and
-    --root/target), fivek (FiveK 480p layout under --root), afifi (Afifi et al. layout under --root)"""
+    """demo (bundled photos, detuned), library (the demo photos plus the Debian photo library fetched by
+    scripts/get_photos.py, detuned; --root overrides its cache folder), folder (good photos under --root,
+    detuned), pairs (--root/input and --root/target), fivek (FiveK 480p layout under --root), afifi (Afifi
+    et al. layout under --root)"""
     root: str = ""
     """dataset folder (not used for demo)"""
     scheme: str = "mixed"
@@ -45,7 +47,9 @@ class TrainConfig:
     eval_size: int = 64
     """number of held-out views evaluated"""
     holdout: str = "coffee"
-    """demo data: comma-separated photo names kept out of training and used for evaluation"""
+    """demo and library data: comma-separated demo photo names kept out of training and used for evaluation"""
+    library_holdout: float = 0.2
+    """library data: share of the library's scene groups kept out of training and used for evaluation"""
     view: int = 64
     """side of the square low-resolution view the policy sees"""
     k: int = 3
@@ -94,8 +98,33 @@ def num_workers(cfg: TrainConfig) -> int:
     return cfg.workers if cfg.workers > 0 else max(1, len(os.sched_getaffinity(0)))
 
 
+# Photos are shrunk to this short side when loaded for views: crops of a quarter of the area still have
+# several times the pixels of a 64 x 64 view, and a 16-megapixel wallpaper no longer takes 190 MB.
+PHOTO_SHORT_SIDE = 512
+
+
 def _photos(dataset) -> list[torch.Tensor]:
-    return [item["image"] for item in dataset]
+    from deepexpose.showcase import resize_short_side
+
+    return [resize_short_side(item["image"].unsqueeze(0), PHOTO_SHORT_SIDE)[0] for item in dataset]
+
+
+def _library_photos(cfg: TrainConfig) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+    """Train and held-out photos of the Debian photo library (split by scene group)."""
+    from deepexpose.data.folders import load_image_tensor
+    from deepexpose.data.packages import default_cache_dir, load_library, split_records
+    from deepexpose.showcase import resize_short_side
+
+    cache = Path(cfg.root) if cfg.root else default_cache_dir()
+    records = load_library(cache)
+    if not records:
+        raise ValueError(f"the photo library in {cache} is empty: fetch it with scripts/get_photos.py")
+    train_r, held_r = split_records(records, holdout_fraction=cfg.library_holdout, seed=0)
+
+    def load(rs):
+        return [resize_short_side(load_image_tensor(r.path).unsqueeze(0), PHOTO_SHORT_SIDE)[0] for r in rs]
+
+    return load(train_r), load(held_r)
 
 
 def build_pools(cfg: TrainConfig) -> tuple[PairPool, PairPool]:
@@ -103,10 +132,13 @@ def build_pools(cfg: TrainConfig) -> tuple[PairPool, PairPool]:
     from deepexpose.data import registry
     from deepexpose.data.demo import DemoSet
 
-    if cfg.data == "demo":
+    if cfg.data in ("demo", "library"):
         holdout = tuple(n.strip() for n in cfg.holdout.split(",") if n.strip())
         train = _photos(DemoSet(split="train", holdout=holdout))
         held = _photos(DemoSet(split="holdout", holdout=holdout))
+        if cfg.data == "library":
+            lib_train, lib_held = _library_photos(cfg)
+            train, held = train + lib_train, held + lib_held
     elif cfg.data == "folder":
         photos = _photos(registry.make_dataset("folder", root=cfg.root))
         if len(photos) < 2:
@@ -128,7 +160,7 @@ def build_pools(cfg: TrainConfig) -> tuple[PairPool, PairPool]:
                                         size=cfg.view)
         return train_pool, eval_pool
     else:
-        raise ValueError(f"unknown --data {cfg.data!r}; choose demo, folder, pairs, fivek or afifi")
+        raise ValueError(f"unknown --data {cfg.data!r}; choose demo, library, folder, pairs, fivek or afifi")
     if not train or not held:
         raise ValueError("need photos both for training and for the held-out evaluation")
     train_pool = PairPool.from_photos(train, cfg.pool_size, size=cfg.view, scheme=cfg.scheme,

@@ -35,13 +35,13 @@ class EditCore:
         filters: global filters of the final step, in order.
         segmentation: a method of :data:`deepexpose.segment.SEGMENTERS`.
         refine_radius: guided-filter radius for the sub-image masks (0: no refinement).
-        reward: a name of :data:`rewards.REWARDS`.
+        reward: a name of :data:`rewards.REWARDS`, or ``None`` to apply edits without scoring them (inference).
         critic: the discriminator, for adversarial and mixed rewards.
         edge_penalty: reward subtracted per action component beyond ``edge`` (scaled to 1 at +-1).
     """
 
     def __init__(self, k: int = 3, filters: Sequence[str] = DEFAULT_GLOBAL_FILTERS, segmentation: str = "luminosity",
-                 refine_radius: int = 2, reward: str = "paired", critic: nn.Module | None = None,
+                 refine_radius: int = 0, reward: str | None = "paired", critic: nn.Module | None = None,
                  edge_penalty: float = 0.01, edge: float = 0.9) -> None:
         if k < 1:
             raise ValueError(f"k must be >= 1, got {k}")
@@ -49,7 +49,7 @@ class EditCore:
         self.pipeline = FilterPipeline(filters)
         self.local_spec = get_filter("local_exposure").params[0]
         self.reward_name = reward
-        self.scorer, self.reward_scale = get_reward(reward)
+        self.scorer, self.reward_scale = get_reward(reward) if reward is not None else (None, 0.0)
         self.critic = critic
         self.edge_penalty, self.edge = edge_penalty, edge
         self.t = 0
@@ -78,7 +78,7 @@ class EditCore:
         self.global_action = torch.zeros(inputs.shape[0], self.action_dim, dtype=inputs.dtype, device=inputs.device)
         self.t = 0
         with torch.no_grad():
-            self.score = self.scorer(inputs, targets, self.critic)
+            self.score = self._score(inputs)
 
     def step(self, action: Tensor) -> tuple[Tensor, bool]:
         """Apply a ``B x A`` action in [-1, 1]; returns the rewards ``B`` and whether the episodes ended.
@@ -100,11 +100,16 @@ class EditCore:
             self.current = self.pipeline(self.local, action)
             used = action
         self.t += 1
-        score = self.scorer(self.current, self.targets, self.critic)
+        score = self._score(self.current)
         over = ((used.abs() - self.edge).clamp(min=0) / (1 - self.edge)).sum(1)
         reward = self.reward_scale * (score - self.score) - self.edge_penalty * over
         self.score = score
         return reward, self.t == self.steps
+
+    def _score(self, image: Tensor) -> Tensor:
+        if self.scorer is None:
+            return torch.zeros(image.shape[0], dtype=image.dtype, device=image.device)
+        return self.scorer(image, self.targets, self.critic)
 
     def observation(self) -> dict[str, Tensor]:
         """The observation of seed 003: current result, low-resolution input, current sub-image mask, step.

@@ -12,7 +12,7 @@ def adjust_saturation(image: Tensor, factor: Tensor | float) -> Tensor:
     check_image(image)
     f = per_sample(factor, image, "factor")
     y = luminance(image)
-    return (y + f * (image - y)).clamp(0.0, 1.0)
+    return (image + (f - 1.0) * (image - y)).clamp(0.0, 1.0)  # = y + f (x - y), exactly x at f = 1
 
 
 SATURATION = Filter(

@@ -10,16 +10,20 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from .base import LUMA_709, Filter, ParamSpec, check_image, apply_linear_gain, per_sample
+from .base import LUMA_709, Filter, ParamSpec, apply_linear_gain, check_image, per_sample
 
 
 def white_balance_gains(image: Tensor, temperature: Tensor | float, tint: Tensor | float) -> Tensor:
     """The ``B x 3 x 1 x 1`` linear-light gains for the given temperature and tint (in stops)."""
     t = per_sample(temperature, image, "temperature")
     m = per_sample(tint, image, "tint")
-    gains = torch.cat([2.0 ** (t / 2), 2.0 ** (-m / 2), 2.0 ** (-t / 2)], dim=1)
-    w = torch.tensor(LUMA_709, dtype=image.dtype, device=image.device).view(1, 3, 1, 1)
-    return gains / (gains * w).sum(dim=1, keepdim=True)
+    r, g, b = 2.0 ** (t / 2), 2.0 ** (-m / 2), 2.0 ** (-t / 2)
+    # weights summed in this order are exactly 1 in floating point, so zero temperature and tint give gains of
+    # exactly 1 (and the filter returns its input bit for bit)
+    w_r, w_g = LUMA_709[0], LUMA_709[1]
+    w_b = 1.0 - (torch.tensor(w_r, dtype=image.dtype) + torch.tensor(w_g, dtype=image.dtype))
+    norm = (w_r * r + w_g * g) + w_b.to(image.device) * b
+    return torch.cat([r, g, b], dim=1) / norm
 
 
 def adjust_white_balance(image: Tensor, temperature: Tensor | float, tint: Tensor | float) -> Tensor:

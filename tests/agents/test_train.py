@@ -1,0 +1,87 @@
+"""Data plumbing and evaluation of ``deepexpose train``."""
+
+import hashlib
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from deepexpose.agents.networks import ActorCritic
+from deepexpose.agents.train import TrainConfig, actor_critic_act, build_pools, evaluate, run_policy, train
+from deepexpose.data.packages import MANIFEST
+from deepexpose.envs import EditCore, PairPool
+
+
+def photo(path, seed, size=(40, 56)):
+    rng = np.random.default_rng(seed)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(rng.integers(0, 256, (*size, 3), dtype=np.uint8)).save(path)
+    return path
+
+
+def fake_library(root, n=10):
+    entries = []
+    for i in range(n):
+        p = photo(root / "pkg" / f"p{i}.png", i)
+        entries.append({"file": p.name, "name": f"p{i}", "licence": "CC0-1.0", "credit": "test",
+                        "group": f"pkg:g{i}", "sha256": hashlib.sha256(p.read_bytes()).hexdigest()})
+    (root / "pkg" / MANIFEST).write_text(json.dumps({"package": "pkg", "photos": entries}))
+
+
+def test_demo_pools_keep_the_holdout_photos_apart():
+    train_pool, eval_pool = build_pools(TrainConfig(pool_size=8, eval_size=4, view=16, holdout="coffee"))
+    assert len(train_pool) == 8 and len(eval_pool) == 4 and train_pool.size == 16 and eval_pool.paired
+
+
+def test_library_pools(tmp_path):
+    fake_library(tmp_path / "lib")
+    cfg = TrainConfig(data="library", root=str(tmp_path / "lib"), pool_size=12, eval_size=6, view=16)
+    train_pool, eval_pool = build_pools(cfg)
+    assert len(train_pool) == 12 and len(eval_pool) == 6
+    with pytest.raises(ValueError, match="get_photos"):
+        build_pools(TrainConfig(data="library", root=str(tmp_path / "empty")))
+
+
+def test_folder_and_pairs_pools(tmp_path):
+    for i in range(4):
+        photo(tmp_path / "good" / f"{i}.png", i)
+        photo(tmp_path / "pairs" / "input" / f"{i}.png", i)
+        photo(tmp_path / "pairs" / "target" / f"{i}.png", i + 10)
+    train_pool, eval_pool = build_pools(TrainConfig(data="folder", root=str(tmp_path / "good"), pool_size=6,
+                                                    eval_size=3, view=16))
+    assert len(train_pool) == 6 and len(eval_pool) == 3
+    train_pool, eval_pool = build_pools(TrainConfig(data="pairs", root=str(tmp_path / "pairs"), view=16))
+    assert len(train_pool) == 3 and len(eval_pool) == 1
+    x, t = eval_pool.get([0])
+    assert not torch.equal(x, t)  # inputs and targets are different photos here
+    with pytest.raises(ValueError, match="--data"):
+        build_pools(TrainConfig(data="nope"))
+    with pytest.raises(ValueError, match="algo"):
+        train(TrainConfig(algo="dqn"))
+
+
+def test_evaluate_splits_detuned_and_good_views():
+    t = torch.rand(4, 3, 16, 16)
+    q = lambda v: (v * 255).round().to(torch.uint8)  # noqa: E731
+    x = t.clone()
+    x[:2] = x[:2] * 0.5
+    pool = PairPool(q(x), q(t), [{"class": "mixed"}, {"class": "mixed"}, {"class": "correct"}, {"class": "correct"}])
+    core = EditCore(k=1)
+    model = ActorCritic(core.steps, core.action_dim, use_cnn=False)  # starts at "change nothing"
+    result = evaluate(model, core, pool)
+    assert result["good_psnr"] == 100.0  # untouched views come back exactly
+    assert result["psnr"] == pytest.approx(result["input_psnr"]) and result["delta_e2000"] > 0
+    brighten = lambda obs: torch.full((obs["image"].shape[0], core.action_dim), 0.0).index_fill_(  # noqa: E731
+        1, torch.tensor([2]), 0.3)
+    result2 = evaluate(brighten, core, pool)
+    assert result2["good_psnr"] < 40 and result2["psnr"] != result["psnr"]
+
+
+def test_run_policy_returns_images_and_edits():
+    core = EditCore(k=2, reward=None)  # inference: no targets, nothing scored
+    model = ActorCritic(core.steps, core.action_dim, use_cnn=False)
+    x = torch.rand(3, 3, 16, 16)
+    out, edits = run_policy(actor_critic_act(model), core, x)
+    assert torch.equal(out, x) and len(edits) == 3 and edits[0]["local_exposure"]["ev"] == [0.0, 0.0]
