@@ -42,7 +42,7 @@ ENTROPY_COEF = 1e-3
 VALUE_COEF = 0.5
 MAX_GRAD_NORM = 1.0
 # Fields that must match between a run and its --resume.
-RESUME_KEYS = ("algo", "data", "root", "scheme", "identity_fraction", "pool_size", "holdout", "view", "k", "reward",
+RESUME_KEYS = ("algo", "data", "root", "scheme", "eval_scheme", "identity_fraction", "pool_size", "holdout", "view", "k", "reward",
                "batch", "use_cnn", "seed")
 
 

@@ -39,7 +39,10 @@ class TrainConfig:
     root: str = ""
     """dataset folder (not used for demo)"""
     scheme: str = "mixed"
-    """detuning of good photos: mixed (seed 002 random edits), single (seed 001's 24 classes), afifi (EV offsets)"""
+    """detuning of the training photos: mixed (seed 002 random edits), basic (exposure, white balance, contrast
+    and saturation errors only), single (seed 001's 24 classes), afifi (EV offsets)"""
+    eval_scheme: str = "basic"
+    """detuning of the held-out photos (the issue's quality target is on basic errors)"""
     identity_fraction: float = 0.15
     """share of training views left untouched, so the agent learns to leave good photos alone"""
     pool_size: int = 1024
@@ -55,7 +58,8 @@ class TrainConfig:
     k: int = 3
     """number of luminosity sub-images (local exposure steps)"""
     reward: str = "paired"
-    """paired (PSNR improvement against the target), adversarial (discriminator score), mixed"""
+    """paired (improvement of the colour difference to the target, ΔE76), psnr (PSNR improvement), adversarial
+    (discriminator score), mixed (paired and adversarial)"""
     steps: int = 20000
     """training budget in image-steps (one step of one image's episode)"""
     minutes: float = 0.0
@@ -165,7 +169,7 @@ def build_pools(cfg: TrainConfig) -> tuple[PairPool, PairPool]:
         raise ValueError("need photos both for training and for the held-out evaluation")
     train_pool = PairPool.from_photos(train, cfg.pool_size, size=cfg.view, scheme=cfg.scheme,
                                       identity_fraction=cfg.identity_fraction, seed=cfg.seed)
-    eval_pool = PairPool.from_photos(held, cfg.eval_size, size=cfg.view, scheme=cfg.scheme,
+    eval_pool = PairPool.from_photos(held, cfg.eval_size, size=cfg.view, scheme=cfg.eval_scheme,
                                      identity_fraction=cfg.identity_fraction, seed=cfg.seed + 7919)
     return train_pool, eval_pool
 

@@ -83,9 +83,10 @@ def build_parser() -> argparse.ArgumentParser:
                                    "OUTPUT/detuning.jsonl recording every edit. Seeded and reproducible.")
     p.add_argument("input", help="folder of good photos (searched recursively)")
     p.add_argument("-o", "--output", required=True, help="output folder")
-    p.add_argument("--scheme", choices=("single", "mixed", "afifi"), default="mixed",
-                   help="single: seed 001's 24 single-error classes; mixed: seed 002's random edits; "
-                        "afifi: exposure offsets -1.5..+1.5 EV (default: mixed)")
+    p.add_argument("--scheme", choices=("single", "mixed", "basic", "afifi"), default="mixed",
+                   help="single: seed 001's 24 single-error classes; mixed: seed 002's random edits; basic: "
+                        "exposure, white balance, contrast and saturation errors; afifi: exposure offsets "
+                        "-1.5..+1.5 EV (default: mixed)")
     p.add_argument("--copies", type=int, default=1, help="detuned copies per photo (default: 1)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs")

@@ -49,7 +49,7 @@ class EditCore:
         self.pipeline = FilterPipeline(filters)
         self.local_spec = get_filter("local_exposure").params[0]
         self.reward_name = reward
-        self.scorer, self.reward_scale = get_reward(reward) if reward is not None else (None, 0.0)
+        self.reward = get_reward(reward) if reward is not None else None
         self.critic = critic
         self.edge_penalty, self.edge = edge_penalty, edge
         self.t = 0
@@ -72,6 +72,7 @@ class EditCore:
         with torch.no_grad():
             self.masks = self.masks_for(inputs)
             self.linear = srgb_to_linear(inputs)
+            self.reference = self.reward.reference(targets) if self.reward is not None else None
         self.ev = torch.zeros(inputs.shape[0], self.k, dtype=inputs.dtype, device=inputs.device)
         self.local = inputs
         self.current = inputs
@@ -102,14 +103,15 @@ class EditCore:
         self.t += 1
         score = self._score(self.current)
         over = ((used.abs() - self.edge).clamp(min=0) / (1 - self.edge)).sum(1)
-        reward = self.reward_scale * (score - self.score) - self.edge_penalty * over
+        scale = self.reward.scale if self.reward is not None else 0.0
+        reward = scale * (score - self.score) - self.edge_penalty * over
         self.score = score
         return reward, self.t == self.steps
 
     def _score(self, image: Tensor) -> Tensor:
-        if self.scorer is None:
+        if self.reward is None:
             return torch.zeros(image.shape[0], dtype=image.dtype, device=image.device)
-        return self.scorer(image, self.targets, self.critic)
+        return self.reward.score(image, self.reference, self.critic)
 
     def observation(self) -> dict[str, Tensor]:
         """The observation of seed 003: current result, low-resolution input, current sub-image mask, step.

@@ -1,52 +1,87 @@
 """Rewards: a score per image; the reward of a step is the improvement of the score (DeepExposure, seed 003).
 
-A scorer is ``score(image, target, critic) -> B`` scores (higher is better). ``paired`` needs targets,
-``adversarial`` a critic (the discriminator: its output is how "good-photo-like" the image looks), ``mixed``
-both. Adding a reward is one function plus one line in :data:`REWARDS`.
+A :class:`Reward` scores a batch of images, ``score(image, reference, critic) -> B`` (higher is better), where
+``reference = prepare(target)`` is computed once per episode (the target's CIELAB for colour fidelity).
+``paired`` (colour fidelity, minus the mean CIE76 difference) and ``psnr`` need targets, ``adversarial`` a
+critic (the discriminator: its output is how "good-photo-like" the image looks), ``mixed`` both. Adding a
+reward is one function plus one line in :data:`REWARDS`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import torch
+from kornia.color import rgb_to_lab
 from torch import Tensor, nn
 
 # PSNR is capped here so that a perfect edit gives a finite reward.
 MAX_PSNR = 50.0
 
 
+def _need(reference: Tensor | None) -> Tensor:
+    if reference is None:
+        raise ValueError("the paired reward needs targets (a paired pool)")
+    return reference
+
+
+def lab(image: Tensor) -> Tensor:
+    """CIELAB (D65) of sRGB images in [0, 1] (kornia's ``rgb_to_lab``)."""
+    return rgb_to_lab(image.clamp(0, 1))
+
+
 def psnr_score(image: Tensor, target: Tensor | None, critic: nn.Module | None = None) -> Tensor:
     """PSNR in dB against the target, over the whole RGB image, capped at 50 dB."""
-    if target is None:
-        raise ValueError("the paired reward needs targets (a paired pool)")
-    mse = (image - target).pow(2).flatten(1).mean(1)
+    mse = (image - _need(target)).pow(2).flatten(1).mean(1)
     return (-10.0 * torch.log10(mse + 10 ** (-MAX_PSNR / 10))).clamp(max=MAX_PSNR)
 
 
-def critic_score(image: Tensor, target: Tensor | None = None, critic: nn.Module | None = None) -> Tensor:
+def delta_e_score(image: Tensor, target_lab: Tensor | None, critic: nn.Module | None = None) -> Tensor:
+    """Minus the mean CIE76 colour difference to the target, given the target in CIELAB.
+
+    Well conditioned everywhere, unlike PSNR whose gradient grows without bound as the error vanishes:
+    ``sqrt(|dLab|^2 + 1e-4)`` keeps the slope at most 1 per pixel even at a perfect match.
+    """
+    d = lab(image) - _need(target_lab)
+    return -(d.pow(2).sum(1) + 1e-4).sqrt().flatten(1).mean(1)
+
+
+def critic_score(image: Tensor, reference: Tensor | None = None, critic: nn.Module | None = None) -> Tensor:
     """The discriminator's score of the image (WGAN critic: larger means more like the good photos)."""
     if critic is None:
         raise ValueError("the adversarial reward needs a critic (discriminator)")
     return critic(image).view(-1)
 
 
-def mixed_score(image: Tensor, target: Tensor | None, critic: nn.Module | None = None) -> Tensor:
-    """Half PSNR (in units of 10 dB), half critic score."""
-    return 0.5 * psnr_score(image, target) / 10.0 + 0.5 * critic_score(image, target, critic)
+def mixed_score(image: Tensor, target_lab: Tensor | None, critic: nn.Module | None = None) -> Tensor:
+    """Half colour fidelity (in units of 10 ΔE), half critic score."""
+    return 0.5 * delta_e_score(image, target_lab) / 10.0 + 0.5 * critic_score(image, None, critic)
 
 
-Scorer = Callable[[Tensor, "Tensor | None", "nn.Module | None"], Tensor]
+@dataclass(frozen=True)
+class Reward:
+    """A scorer, the scale applied to score differences, and what to precompute from the targets."""
 
-REWARDS: dict[str, tuple[Scorer, float]] = {
-    # name: (scorer, scale applied to the score difference)
-    "paired": (psnr_score, 0.1),
-    "adversarial": (critic_score, 1.0),
-    "mixed": (mixed_score, 1.0),
+    score: Callable[[Tensor, "Tensor | None", "nn.Module | None"], Tensor]
+    scale: float = 1.0
+    prepare: Callable[[Tensor], Tensor] | None = None
+
+    def reference(self, target: Tensor | None) -> Tensor | None:
+        if target is None or self.prepare is None:
+            return target
+        return self.prepare(target)
+
+
+REWARDS: dict[str, Reward] = {
+    "paired": Reward(delta_e_score, 0.1, lab),
+    "psnr": Reward(psnr_score, 0.1),
+    "adversarial": Reward(critic_score, 1.0),
+    "mixed": Reward(mixed_score, 1.0, lab),
 }
 
 
-def get_reward(name: str) -> tuple[Scorer, float]:
+def get_reward(name: str) -> Reward:
     try:
         return REWARDS[name]
     except KeyError:

@@ -90,12 +90,13 @@ MIXED_FILTERS = ("white_balance", "exposure", "gamma", "contrast", "tone_curve",
 
 
 def random_edit(image: Tensor, generator: torch.Generator, *, p_each: float = 0.6, max_curve: float = 0.5,
-                noise: float = 0.01) -> tuple[Tensor, dict]:
+                noise: float = 0.01, ranges: Sequence[tuple[str, str, float, float]] = MIXED_RANGES,
+                label: str = "mixed") -> tuple[Tensor, dict]:
     """Random mixed edit of one image (``1 x 3 x H x W``), seed 002 style; returns the image and the record.
 
-    Each adjustment of :data:`MIXED_RANGES` is drawn with probability ``p_each`` (uniform in its range), the
-    tone curve gets random log2 slopes in ``[-max_curve, max_curve]`` with the same probability, and Gaussian
-    noise of a standard deviation drawn up to ``noise`` is added last.
+    Each adjustment of ``ranges`` is drawn with probability ``p_each`` (uniform in its range), the tone curve
+    gets random log2 slopes in ``[-max_curve, max_curve]`` with the same probability (none when 0), and
+    Gaussian noise of a standard deviation drawn up to ``noise`` is added last.
     """
     check_image(image)
     if image.shape[0] != 1:
@@ -105,20 +106,30 @@ def random_edit(image: Tensor, generator: torch.Generator, *, p_each: float = 0.
         return float(torch.rand((), generator=generator))
 
     edits: dict[str, dict[str, float]] = {}
-    for filt, param, low, high in MIXED_RANGES:
+    for filt, param, low, high in ranges:
         if rand() < p_each:
             edits.setdefault(filt, {})[param] = low + (high - low) * rand()
-    if rand() < p_each:
+    if max_curve > 0 and rand() < p_each:
         curve = get_filter("tone_curve")
         edits["tone_curve"] = {p.name: (2 * rand() - 1) * max_curve for p in curve.params}
     edits = {f: edits[f] for f in MIXED_FILTERS if f in edits}  # in the order they are applied
     pipe = FilterPipeline(MIXED_FILTERS)
     out = pipe(image, pipe.action_from_description(edits).to(image.device))
-    sigma = noise * rand()
+    sigma = noise * rand() if noise > 0 else 0.0
     if sigma > 0:
         g = torch.randn(image.shape, generator=generator).to(image)
         out = (out + sigma * g).clamp(0.0, 1.0)
-    return out, {"scheme": "mixed", "class": "mixed", "edits": edits, "noise_sigma": sigma}
+    return out, {"scheme": label, "class": label, "edits": edits, "noise_sigma": sigma}
+
+
+# The four errors of the issue's quality target: exposure, white balance, contrast, saturation.
+BASIC_RANGES: tuple[tuple[str, str, float, float], ...] = tuple(
+    r for r in MIXED_RANGES if r[0] in ("white_balance", "exposure", "contrast", "saturation"))
+
+
+def basic_edit(image: Tensor, generator: torch.Generator) -> tuple[Tensor, dict]:
+    """Exposure, white-balance, contrast and saturation errors only (each with probability 0.75), no noise."""
+    return random_edit(image, generator, p_each=0.75, max_curve=0.0, noise=0.0, ranges=BASIC_RANGES, label="basic")
 
 
 def afifi_exposures(image: Tensor, evs: Sequence[float] = AFIFI_EV) -> tuple[Tensor, list[dict]]:
@@ -133,7 +144,7 @@ def afifi_exposures(image: Tensor, evs: Sequence[float] = AFIFI_EV) -> tuple[Ten
     return torch.cat(outs), records
 
 
-SCHEMES = ("single", "mixed", "afifi")
+SCHEMES = ("single", "mixed", "basic", "afifi")
 
 
 def detune(image: Tensor, scheme: str, generator: torch.Generator, *,
@@ -141,7 +152,7 @@ def detune(image: Tensor, scheme: str, generator: torch.Generator, *,
     """Detune one ``1 x 3 x H x W`` image by ``scheme`` with draws from ``generator``; returns image and record.
 
     ``"single"`` draws a class of :data:`SINGLE_ERROR_CLASSES`, ``"mixed"`` calls :func:`random_edit`,
-    ``"afifi"`` draws an offset of :data:`AFIFI_EV`; with probability ``identity_fraction`` the image is
+    ``"basic"`` :func:`basic_edit`, ``"afifi"`` draws an offset of :data:`AFIFI_EV`; with probability ``identity_fraction`` the image is
     returned untouched (class ``"correct"``).
     """
     if scheme not in SCHEMES:
@@ -149,9 +160,12 @@ def detune(image: Tensor, scheme: str, generator: torch.Generator, *,
     if float(torch.rand((), generator=generator)) < identity_fraction:
         return image.clone(), {"scheme": scheme, "class": CORRECT, "edits": {}}
     if scheme == "single":
-        return detune_single(image, SINGLE_ERROR_CLASSES[int(torch.randint(len(SINGLE_ERROR_CLASSES), (), generator=generator))])
+        cls = SINGLE_ERROR_CLASSES[int(torch.randint(len(SINGLE_ERROR_CLASSES), (), generator=generator))]
+        return detune_single(image, cls)
     if scheme == "mixed":
         return random_edit(image, generator)
+    if scheme == "basic":
+        return basic_edit(image, generator)
     out, (record,) = afifi_exposures(image, [AFIFI_EV[int(torch.randint(len(AFIFI_EV), (), generator=generator))]])
     return out, record
 

@@ -134,3 +134,18 @@ def test_identity_fraction_bounds_and_scheme():
         Detuned(Photos(), "single", identity_fraction=1.5)
     with pytest.raises(ValueError, match="scheme"):
         Detuned(Photos(), "chaos")
+
+
+def test_basic_edit_touches_only_the_four_errors():
+    from deepexpose.data.detune import BASIC_RANGES, basic_edit
+
+    assert {f for f, *_ in BASIC_RANGES} == {"white_balance", "exposure", "contrast", "saturation"}
+    x = random_image(b=1, h=8, w=8, low=0.2, high=0.8)
+    seen = set()
+    for s in range(30):
+        out, rec = basic_edit(x, torch.Generator().manual_seed(s))
+        assert rec["scheme"] == "basic" and rec["noise_sigma"] == 0.0
+        seen |= set(rec["edits"])
+        pipe = FilterPipeline(list(rec["edits"]) or ["exposure"])
+        torch.testing.assert_close(pipe(x, pipe.action_from_description(rec["edits"])), out)
+    assert seen == {"white_balance", "exposure", "contrast", "saturation"}

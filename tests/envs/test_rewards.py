@@ -1,0 +1,37 @@
+import math
+
+import pytest
+import torch
+
+from deepexpose.envs.rewards import REWARDS, delta_e_score, get_reward, lab, psnr_score
+
+
+def test_psnr_score_values_and_cap():
+    t = torch.full((2, 3, 4, 4), 0.5)
+    x = t.clone()
+    x[0] += 0.1
+    s = psnr_score(x, t)
+    assert s[0].item() == pytest.approx(20.0, abs=0.01)   # mse 0.01 -> 20 dB
+    assert s[1].item() == pytest.approx(50.0)             # a perfect match is capped
+
+
+def test_delta_e_score_against_hand_computed_lab():
+    t = torch.zeros(1, 3, 2, 2)                    # black: L = 0
+    x = torch.ones(1, 3, 2, 2)                     # white: L = 100, a = b = 0
+    assert delta_e_score(x, lab(t)).item() == pytest.approx(-100.0, abs=1e-2)
+    assert delta_e_score(t, lab(t)).item() == pytest.approx(-0.01, abs=1e-6)  # sqrt(1e-4) at a perfect match
+    y = x.clone().requires_grad_()
+    delta_e_score(y, lab(x)).sum().backward()
+    assert torch.isfinite(y.grad).all()            # finite slope at a perfect match
+
+
+def test_registry():
+    assert set(REWARDS) == {"paired", "psnr", "adversarial", "mixed"}
+    t = torch.rand(1, 3, 4, 4)
+    torch.testing.assert_close(get_reward("paired").reference(t), lab(t))
+    assert get_reward("psnr").reference(t) is t and get_reward("paired").reference(None) is None
+    with pytest.raises(ValueError, match="needs targets"):
+        psnr_score(t, None)
+    with pytest.raises(ValueError, match="reward"):
+        get_reward("nope")
+    assert math.isclose(get_reward("paired").scale, 0.1)
