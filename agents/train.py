@@ -108,16 +108,15 @@ PHOTO_SHORT_SIDE = 512
 
 
 def _photos(dataset) -> list[torch.Tensor]:
-    from deepexpose.showcase import resize_short_side
+    from deepexpose.data.folders import shrink_short_side
 
-    return [resize_short_side(item["image"].unsqueeze(0), PHOTO_SHORT_SIDE)[0] for item in dataset]
+    return [shrink_short_side(item["image"], PHOTO_SHORT_SIDE) for item in dataset]
 
 
 def _library_photos(cfg: TrainConfig) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
     """Train and held-out photos of the Debian photo library (split by scene group)."""
-    from deepexpose.data.folders import load_image_tensor
+    from deepexpose.data.folders import load_image_tensor, shrink_short_side
     from deepexpose.data.packages import default_cache_dir, load_library, split_records
-    from deepexpose.showcase import resize_short_side
 
     cache = Path(cfg.root) if cfg.root else default_cache_dir()
     records = load_library(cache)
@@ -126,7 +125,7 @@ def _library_photos(cfg: TrainConfig) -> tuple[list[torch.Tensor], list[torch.Te
     train_r, held_r = split_records(records, holdout_fraction=cfg.library_holdout, seed=0)
 
     def load(rs):
-        return [resize_short_side(load_image_tensor(r.path).unsqueeze(0), PHOTO_SHORT_SIDE)[0] for r in rs]
+        return [shrink_short_side(load_image_tensor(r.path), PHOTO_SHORT_SIDE) for r in rs]
 
     return load(train_r), load(held_r)
 

@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from .data.demo import demo_photo_paths
+from .data.folders import shrink_short_side
 from .data.detune import detune_single, random_edit
 from .fusion import blend_exposures, guided_upsample, refine_masks
 from .io import atomic_write_bytes, from_tensor, read_image, to_tensor, write_image
@@ -26,16 +27,6 @@ VIEW = 64
 BAND_COLOURS = torch.tensor([[0.15, 0.2, 0.6], [0.2, 0.7, 0.3], [0.95, 0.8, 0.2], [0.9, 0.3, 0.2], [0.8, 0.4, 0.9]])
 COLUMNS = ("original", "sub-images (K=3)", "shadows +1 EV, highlights -0.5 EV", "detuned: too dark 100%",
            "detuned: too orange 66%", "detuned: mixed edit")
-
-
-def resize_short_side(image: torch.Tensor, size: int) -> torch.Tensor:
-    """Resize ``B x 3 x H x W`` so its short side is ``size`` (antialiased; never upsamples)."""
-    h, w = image.shape[-2:]
-    scale = min(1.0, size / min(h, w))
-    if scale == 1.0:
-        return image
-    return F.interpolate(image, size=(max(1, round(h * scale)), max(1, round(w * scale))), mode="bilinear",
-                         antialias=True, align_corners=False).clamp(0, 1)
 
 
 def show_masks(masks: torch.Tensor) -> torch.Tensor:
@@ -67,7 +58,7 @@ def run_showcase(out_dir: str | Path, *, size: int = 384, overwrite: bool = Fals
         raise RuntimeError("no bundled demo photos found (is scikit-image installed?)")
     rows, record = [], {}
     for i, path in enumerate(paths):
-        photo = resize_short_side(to_tensor(read_image(path)), size)
+        photo = shrink_short_side(to_tensor(read_image(path))[0], size).unsqueeze(0)
         columns, params = edit_photo(photo, seed=i)
         rows.append(columns)
         record[path.stem] = {"source": str(path), **params}

@@ -48,7 +48,6 @@ class EditCore:
         self.k, self.segmentation, self.refine_radius = k, segmentation, refine_radius
         self.pipeline = FilterPipeline(filters)
         self.local_spec = get_filter("local_exposure").params[0]
-        self.reward_name = reward
         self.reward = get_reward(reward) if reward is not None else None
         self.critic = critic
         self.edge_penalty, self.edge = edge_penalty, edge

@@ -196,6 +196,12 @@ def _short_side_size(h: int, w: int, short: int) -> tuple[int, int]:
     return max(1, round(h * short / w)), short
 
 
+def shrink_short_side(image: torch.Tensor, short: int) -> torch.Tensor:
+    """Resize a ``3 x H x W`` image so its short side is at most ``short`` (antialiased; never enlarges)."""
+    h, w = image.shape[-2:]
+    return image if min(h, w) <= short else _resize(image, _short_side_size(h, w, short))
+
+
 @dataclass(frozen=True)
 class Sample:
     """One dataset item: a name, the image files to load (by output key) and extra values."""

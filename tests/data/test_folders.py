@@ -233,3 +233,11 @@ def test_pair_size_mismatch_is_reported(tmp_path):
     write(tmp_path / "target" / "x.png", solid(1, 10, 16))
     with pytest.raises(ValueError, match="'x'.*differ in size.*12x16, 10x16"):
         PairedFolder(tmp_path)[0]
+
+
+def test_shrink_short_side_never_enlarges():
+    from deepexpose.data.folders import shrink_short_side
+
+    x = torch.rand(3, 40, 60)
+    assert shrink_short_side(x, 20).shape == (3, 20, 30)
+    assert shrink_short_side(x, 100) is x
