@@ -14,7 +14,8 @@ episodes and applies its gradients to the shared parameters lock-free (Hogwild).
 
 With adversarial or mixed rewards every worker also takes a WGAN-GP step on the discriminator (good photos
 against the agent's edits) after each policy update. One worker runs in the calling process and is exactly
-reproducible, killed-and-resumed runs included; N workers run in spawned processes.
+reproducible, killed-and-resumed runs included (and may use CUDA); N workers run in spawned processes on the
+CPU.
 """
 
 from __future__ import annotations
@@ -36,7 +37,8 @@ from deepexpose.io import atomic_write_bytes
 
 from .checkpoint import load_checkpoint, read_meta, save_checkpoint
 from .networks import ActorCritic, obs_to_float
-from .train import TrainConfig, build_pools, evaluate, make_core, make_model, num_workers, save_config
+from .train import (TrainConfig, build_pools, evaluate, make_core, make_model, num_workers, resolve_device,
+                    save_config)
 
 ENTROPY_COEF = 1e-3
 VALUE_COEF = 0.5
@@ -68,7 +70,7 @@ class SharedAdam(torch.optim.Adam):
 def adpg_loss(model: ActorCritic, core: EditCore, x: Tensor, t: Tensor | None) -> tuple[Tensor, Tensor]:
     """Minus the episode's return, differentiable through the filters; also returns the mean return."""
     core.begin(x, t)
-    total, done = torch.zeros(x.shape[0]), False
+    total, done = torch.zeros(x.shape[0], device=x.device), False
     while not done:
         action, _ = model(obs_to_float(core.observation()))
         reward, done = core.step(action)
@@ -85,7 +87,7 @@ def a3c_loss(model: ActorCritic, core: EditCore, x: Tensor, t: Tensor | None,
     while not done:
         mean, value = model(obs_to_float(core.observation()))
         dist = torch.distributions.Normal(mean, std)
-        action = (mean + std * torch.randn(mean.shape, generator=generator)).detach()
+        action = (mean + std * torch.randn(mean.shape, generator=generator).to(mean.device)).detach()
         with torch.no_grad():
             reward, done = core.step(action)
         log_probs.append(dist.log_prob(action).sum(1))
@@ -110,6 +112,7 @@ def worker_loop(rank: int, cfg: TrainConfig, model: ActorCritic, critic: Critic 
     """
     if threads:
         torch.set_num_threads(threads)
+    device = next(model.parameters()).device
     g = torch.Generator()
     if generator_state is not None:
         g.set_state(generator_state)
@@ -123,7 +126,7 @@ def worker_loop(rank: int, cfg: TrainConfig, model: ActorCritic, critic: Critic 
                 break
             counter.value += per_update
         idx = torch.randint(len(pool), (cfg.batch,), generator=g)
-        x, t = pool.get(idx)
+        x, t = pool.get(idx, device)
         if cfg.algo == "adpg":
             loss, ret = adpg_loss(model, core, x, t)
         else:
@@ -134,7 +137,7 @@ def worker_loop(rank: int, cfg: TrainConfig, model: ActorCritic, critic: Critic 
         opt.step()
         if critic is not None and critic_opt is not None:
             real_idx = torch.randint(len(pool), (cfg.batch,), generator=g)
-            real = pool.get(real_idx)[1] if pool.paired else pool.get(real_idx)[0]
+            real = pool.get(real_idx, device)[1 if pool.paired else 0]
             c_loss = critic_loss(critic, real, core.current.detach(), generator=g)
             critic_opt.zero_grad()
             c_loss.backward()
@@ -208,7 +211,8 @@ class Monitor:
             self.checkpoint(step, generators)
 
     def evaluate(self, step: int) -> dict:
-        result = {"step": step, **evaluate(self.model, self.core, self.eval_pool)}
+        device = next(self.model.parameters()).device
+        result = {"step": step, **evaluate(self.model, self.core, self.eval_pool, device=device)}
         self.history.append(result)
         if self.tb is not None:
             for key in ("psnr", "delta_e2000", "good_psnr"):
@@ -241,9 +245,13 @@ def train_async(cfg: TrainConfig) -> dict:
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     train_pool, eval_pool = build_pools(cfg)
-    critic = Critic() if cfg.reward in ("adversarial", "mixed") else None
+    workers = num_workers(cfg)
+    device = resolve_device(cfg.device)
+    if device.type != "cpu" and workers > 1:
+        raise ValueError("worker processes share CPU memory: use --workers 1 with --device cuda")
+    critic = Critic().to(device) if cfg.reward in ("adversarial", "mixed") else None
     core = make_core(cfg, critic)
-    model = make_model(cfg, core)
+    model = make_model(cfg, core).to(device)
     opt = SharedAdam(model.parameters(), cfg.lr)
     critic_opt = SharedAdam(critic.parameters(), cfg.critic_lr) if critic is not None else None
     start, history, gen_states = 0, [], []
@@ -262,7 +270,6 @@ def train_async(cfg: TrainConfig) -> dict:
     elif ckpt.exists():
         raise FileExistsError(f"{out} already holds a checkpoint: pass --resume to continue it or choose another --out")
     save_config(cfg, out)
-    workers = num_workers(cfg)
     deadline = time.time() + cfg.minutes * 60 if cfg.minutes > 0 else math.inf
     ctx = mp.get_context("spawn")
     counter = ctx.Value("q", start)

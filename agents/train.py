@@ -203,7 +203,8 @@ def run_policy(model: ActorCritic | Act, core: EditCore, inputs: torch.Tensor, t
 
 
 @torch.no_grad()
-def evaluate(model: ActorCritic | Act, core: EditCore, pool: PairPool, batch: int = 64) -> dict[str, float]:
+def evaluate(model: ActorCritic | Act, core: EditCore, pool: PairPool, batch: int = 64,
+             device: torch.device | str = "cpu") -> dict[str, float]:
     """The policy's edits on ``pool``, scored with :mod:`deepexpose.metrics` (8-bit, whole image).
 
     Detuned views: mean PSNR and CIEDE2000 against the targets (``psnr``, ``delta_e2000``) and of the inputs
@@ -217,7 +218,7 @@ def evaluate(model: ActorCritic | Act, core: EditCore, pool: PairPool, batch: in
     detuned, good = [], []
     for start in range(0, len(pool), batch):
         idx = list(range(start, min(len(pool), start + batch)))
-        x, t = pool.get(idx)
+        x, t = pool.get(idx, device)
         out, _ = run_policy(model, core, x, t)
         for j, i in enumerate(idx):
             if pool.records[i].get("class") == "correct":

@@ -41,7 +41,7 @@ def main() -> None:
     rows = []
     for algo in args.algos.split(","):
         cfg = TrainConfig(algo=algo, minutes=args.minutes, steps=10**12, holdout=args.holdout, seed=args.seed,
-                          out=str(out / algo), eval_every=0, checkpoint_every=0, eval_size=128)
+                          out=str(out / algo), eval_every=0, checkpoint_every=0, eval_size=128, progress=False)
         print(f"== {algo}: {args.minutes} min", flush=True)
         rows.append(train(cfg))
     text = table(rows)

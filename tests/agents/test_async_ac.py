@@ -111,3 +111,14 @@ def test_resume_refuses_other_settings(tmp_path):
     train(tiny(tmp_path, steps=48))
     with pytest.raises(ValueError, match="k=2"):
         train(tiny(tmp_path, steps=96, k=3, resume=True))
+
+
+def test_worker_processes_need_the_cpu(tmp_path):
+    with pytest.raises(ValueError, match="workers 1"):
+        train(tiny(tmp_path, workers=2, device="meta"))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_trains_on_cuda(tmp_path):
+    result = train(tiny(tmp_path, device="cuda", steps=96))
+    assert result["steps"] >= 96
