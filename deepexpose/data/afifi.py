@@ -20,10 +20,12 @@ from pathlib import Path
 from typing import Any, Literal
 
 from .folders import (
+    MISSING_CHOICES,
     DatasetLayoutError,
     ImageFileDataset,
     Sample,
     _preview,
+    check_choice,
     find_images,
     require_dir,
 )
@@ -75,10 +77,8 @@ class AfifiExposure(ImageFileDataset):
         missing: Literal["error", "skip"] = "error",
         **options: Any,
     ) -> None:
-        if split not in self.SPLITS:
-            raise ValueError(f"split must be one of {', '.join(self.SPLITS)}, got {split!r}")
-        if missing not in ("error", "skip"):
-            raise ValueError(f"missing must be 'error' or 'skip', got {missing!r}")
+        check_choice(split, tuple(self.SPLITS), "split")
+        check_choice(missing, MISSING_CHOICES, "missing")
         e = str(expert).strip().lower()
         if e not in ("a", "b", "c", "d", "e"):
             raise ValueError(f"expert must be one of a, b, c, d, e, got {expert!r}")

@@ -29,10 +29,12 @@ from pathlib import Path
 from typing import Any, Literal
 
 from .folders import (
+    MISSING_CHOICES,
     DatasetLayoutError,
     ImageFileDataset,
     Sample,
     _preview,
+    check_choice,
     find_images,
     read_id_list,
     require_dir,
@@ -147,10 +149,8 @@ class FiveK(ImageFileDataset):
         missing: Literal["error", "skip"] = "error",
         **options: Any,
     ) -> None:
-        if split not in self.SPLITS:
-            raise ValueError(f"split must be one of {', '.join(self.SPLITS)}, got {split!r}")
-        if missing not in ("error", "skip"):
-            raise ValueError(f"missing must be 'error' or 'skip', got {missing!r}")
+        check_choice(split, tuple(self.SPLITS), "split")
+        check_choice(missing, MISSING_CHOICES, "missing")
         exp_dir = fivek_expert_dir(expert)
         expected = _LAYOUT_480P.format(res=resolution, e=exp_dir[-1])
         self.root = require_dir(root, "FiveK root", expected)
@@ -210,8 +210,7 @@ class FiveKExposureSplit(ImageFileDataset):
         images = images or self.DEFAULT_IMAGES[part]
         if images not in ("input", "target", "pair"):
             raise ValueError(f"images must be 'input', 'target' or 'pair', got {images!r}")
-        if missing not in ("error", "skip"):
-            raise ValueError(f"missing must be 'error' or 'skip', got {missing!r}")
+        check_choice(missing, MISSING_CHOICES, "missing")
         exp_dir = fivek_expert_dir(expert)
         lf = Path(list_file) if list_file is not None else Path(self.LIST_FILES[part])
         expected = (

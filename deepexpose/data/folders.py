@@ -69,6 +69,15 @@ def require_dir(path: str | os.PathLike, what: str, expected: str = "") -> Path:
     return p
 
 
+def check_choice(value: Any, choices: Sequence[Any], name: str) -> None:
+    """Raise ``ValueError`` naming ``name`` and the valid choices unless ``value`` is one of ``choices``."""
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {', '.join(map(str, choices))}, got {value!r}")
+
+
+MISSING_CHOICES = ("error", "skip")
+
+
 def _is_hidden(rel: Path) -> bool:
     return any(part.startswith(".") for part in rel.parts)
 
@@ -350,8 +359,7 @@ class PairedFolder(ImageFileDataset):
         missing: Literal["error", "skip"] = "error",
         **options: Any,
     ) -> None:
-        if missing not in ("error", "skip"):
-            raise ValueError(f"missing must be 'error' or 'skip', got {missing!r}")
+        check_choice(missing, MISSING_CHOICES, "missing")
         self.root = require_dir(root, "dataset root")
         expected = f"<root>/{input_dir}/<name>.<ext> and <root>/{target_dir}/<name>.<ext>"
         in_root, tg_root = self.root / input_dir, self.root / target_dir

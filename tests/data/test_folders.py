@@ -241,3 +241,11 @@ def test_shrink_short_side_never_enlarges():
     x = torch.rand(3, 40, 60)
     assert shrink_short_side(x, 20).shape == (3, 20, 30)
     assert shrink_short_side(x, 100) is x
+
+
+def test_check_choice_names_the_option_and_the_choices():
+    from deepexpose.data.folders import check_choice
+
+    check_choice("skip", ("error", "skip"), "missing")
+    with pytest.raises(ValueError, match="missing must be one of error, skip, got 'ignore'"):
+        check_choice("ignore", ("error", "skip"), "missing")
