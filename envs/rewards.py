@@ -13,8 +13,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
-from kornia.color import rgb_to_lab
 from torch import Tensor, nn
+
+from deepexpose.filters.base import rgb_to_lab
 
 # PSNR is capped here so that a perfect edit gives a finite reward.
 MAX_PSNR = 50.0
@@ -27,7 +28,7 @@ def _need(reference: Tensor | None) -> Tensor:
 
 
 def lab(image: Tensor) -> Tensor:
-    """CIELAB (D65) of sRGB images in [0, 1] (kornia's ``rgb_to_lab``)."""
+    """CIELAB (D65) of sRGB images in [0, 1]."""
     return rgb_to_lab(image.clamp(0, 1))
 
 

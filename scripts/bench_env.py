@@ -1,6 +1,6 @@
 """Image-steps per second of the DeepExposure environment: N single Gymnasium envs vs the batched VecEnv.
 
-    .venv/bin/python scripts/bench_env.py [--envs 256] [--view 64] [--seconds 10] [--device cpu]
+    .venv/bin/python scripts/bench_env.py [--envs 128] [--view 64] [--seconds 10] [--device cpu]
 
 Random actions; one image-step is one step of one image's episode. Target (issue 3): >= 5,000 image-steps/s
 batched at 64 x 64 on 2 CPU cores.
@@ -47,7 +47,7 @@ def bench_batched(pool, num_envs: int, seconds: float, device: str) -> float:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--envs", type=int, default=256, help="environments in the batch")
+    p.add_argument("--envs", type=int, default=128, help="environments in the batch")
     p.add_argument("--view", type=int, default=64, help="view size")
     p.add_argument("--seconds", type=float, default=10.0, help="time per measurement")
     p.add_argument("--device", default="cpu")

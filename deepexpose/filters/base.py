@@ -11,7 +11,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import kornia
 import torch
 from torch import Tensor
 
@@ -117,14 +116,39 @@ def per_sample(value: Tensor | float, image: Tensor, name: str = "parameter") ->
     return v.view(-1, 1, 1, 1)
 
 
+def _power(x: Tensor, p: float) -> Tensor:
+    """``x ** p`` for ``x > 0`` as ``exp(p log x)``: equal to float precision, about twice as fast as
+    ``torch.pow`` on the CPU (the sRGB and CIELAB transfer functions dominate the environment's step time)."""
+    return torch.exp(p * torch.log(x))
+
+
 def srgb_to_linear(image: Tensor) -> Tensor:
-    """IEC 61966-2-1 sRGB decoding (kornia's ``rgb_to_linear_rgb``)."""
-    return kornia.color.rgb_to_linear_rgb(image)
+    """IEC 61966-2-1 sRGB decoding, as kornia's ``rgb_to_linear_rgb`` (power written with :func:`_power`)."""
+    curve = _power(((image + 0.055) / 1.055).clamp(min=(0.04045 + 0.055) / 1.055), 2.4)
+    return torch.where(image > 0.04045, curve, image / 12.92)
 
 
 def linear_to_srgb(image: Tensor) -> Tensor:
-    """IEC 61966-2-1 sRGB encoding (kornia's ``linear_rgb_to_rgb``); input clamped at 0 for finite gradients."""
-    return kornia.color.linear_rgb_to_rgb(image.clamp(min=0.0))
+    """IEC 61966-2-1 sRGB encoding, as kornia's ``linear_rgb_to_rgb``; negative input is clamped to 0."""
+    image = image.clamp(min=0.0)
+    curve = 1.055 * _power(image.clamp(min=0.0031308), 1 / 2.4) - 0.055
+    return torch.where(image > 0.0031308, curve, 12.92 * image)
+
+
+# sRGB (linear) to CIE XYZ, D65, and the D65 white point: the constants of kornia's rgb_to_xyz / rgb_to_lab.
+_RGB_TO_XYZ = ((0.412453, 0.357580, 0.180423), (0.212671, 0.715160, 0.072169), (0.019334, 0.119193, 0.950227))
+_WHITE_D65 = (0.95047, 1.0, 1.08883)
+
+
+def rgb_to_lab(image: Tensor) -> Tensor:
+    """CIELAB (D65, 2°) of ``B x 3 x H x W`` sRGB images, as kornia's ``rgb_to_lab`` (faster powers)."""
+    m = torch.tensor(_RGB_TO_XYZ, dtype=image.dtype, device=image.device)
+    white = torch.tensor(_WHITE_D65, dtype=image.dtype, device=image.device).view(1, 3, 1, 1)
+    xyz = torch.einsum("ij,bjhw->bihw", m, srgb_to_linear(image)) / white
+    threshold = 0.008856
+    f = torch.where(xyz > threshold, _power(xyz.clamp(min=threshold), 1 / 3), 7.787 * xyz + 4.0 / 29.0)
+    x, y, z = f[:, 0], f[:, 1], f[:, 2]
+    return torch.stack([116.0 * y - 16.0, 500.0 * (x - y), 200.0 * (y - z)], dim=1)
 
 
 def apply_linear_gain(image: Tensor, gain: Tensor, linear: Tensor | None = None) -> Tensor:

@@ -237,3 +237,18 @@ def test_a_new_filter_is_one_object():
     x = random_image()
     torch.testing.assert_close(invert(x, torch.ones(2, 1)), 1 - x)
     assert math.isclose(float(invert.values(torch.tensor([[0.5]]))), 0.5)
+
+
+def test_colour_conversions_match_kornia():
+    import kornia
+
+    from deepexpose.filters.base import linear_to_srgb, rgb_to_lab
+
+    x = torch.rand(2, 3, 16, 16, dtype=torch.float64)
+    x[0, :, 0, :4] = torch.tensor([0.0, 0.01, 0.04045, 1.0], dtype=torch.float64)
+    torch.testing.assert_close(srgb_to_linear(x), kornia.color.rgb_to_linear_rgb(x))
+    torch.testing.assert_close(linear_to_srgb(x), kornia.color.linear_rgb_to_rgb(x))
+    torch.testing.assert_close(rgb_to_lab(x), kornia.color.rgb_to_lab(x))
+    y = x.clone().requires_grad_()
+    (srgb_to_linear(y).sum() + linear_to_srgb(y).sum() + rgb_to_lab(y).sum()).backward()
+    assert torch.isfinite(y.grad).all()
