@@ -3,7 +3,8 @@
     .venv/bin/python scripts/compare_algorithms.py --minutes 5 --algos adpg,a3c,a2c,ppo,sac,td3 --out runs/compare
 
 Each algorithm trains with ``deepexpose train``'s defaults (data, detuning, seed, hold-out photos) for the same
-minutes; the table (Markdown, also written to OUT/compare.md and OUT/compare.json) gives the final held-out
+minutes; two untrained rows give the floor: ``identity`` (change nothing) and ``classic`` (grey-world white
+balance and auto exposure, :mod:`deepexpose.agents.classic`). ``--algos ''`` gives only those two; the table (Markdown, also written to OUT/compare.md and OUT/compare.json) gives the final held-out
 PSNR and CIEDE2000 of detuned views, the inputs' own scores, "do no harm" PSNR on untouched views, and the
 image-steps each algorithm managed in the budget.
 """
@@ -15,7 +16,10 @@ import dataclasses
 import json
 from pathlib import Path
 
-from deepexpose.agents.train import OWN_ALGOS, SB3_ALGOS, TrainConfig, train
+import torch
+
+from deepexpose.agents.classic import classic_act
+from deepexpose.agents.train import OWN_ALGOS, SB3_ALGOS, TrainConfig, build_pools, evaluate, make_core, train
 from deepexpose.io import atomic_write_bytes
 
 COLUMNS = ("algo", "steps", "psnr", "delta_e2000", "input_psnr", "input_delta_e2000", "good_psnr")
@@ -38,8 +42,13 @@ def main() -> None:
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args()
     out = Path(args.out)
-    rows = []
-    for algo in args.algos.split(","):
+    base = TrainConfig(holdout=args.holdout, seed=args.seed, eval_size=128)
+    _, eval_pool = build_pools(base)
+    core = make_core(base)
+    rows = [{"algo": "identity", "steps": 0,
+             **evaluate(lambda obs: torch.zeros(obs["image"].shape[0], core.action_dim), core, eval_pool)},
+            {"algo": "classic", "steps": 0, **evaluate(classic_act(core), core, eval_pool)}]
+    for algo in filter(None, args.algos.split(",")):
         cfg = TrainConfig(algo=algo, minutes=args.minutes, steps=10**12, holdout=args.holdout, seed=args.seed,
                           out=str(out / algo), eval_every=0, checkpoint_every=0, eval_size=128, progress=False)
         print(f"== {algo}: {args.minutes} min", flush=True)
