@@ -10,17 +10,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
+from deepexpose.apply import to_view
 from deepexpose.data.detune import SCHEMES, detune
-
-
-def to_view(image: Tensor, size: int) -> Tensor:
-    """Resize a ``B x 3 x H x W`` batch to ``size x size`` (antialiased area-like resampling; aspect squashed)."""
-    if image.shape[-2:] == (size, size):
-        return image
-    return F.interpolate(image, size=(size, size), mode="bilinear", antialias=True, align_corners=False).clamp(0, 1)
 
 
 def random_crop(photo: Tensor, g: torch.Generator, scale: tuple[float, float] = (0.25, 1.0)) -> Tensor:
