@@ -130,8 +130,12 @@ def _library_photos(cfg: TrainConfig) -> tuple[list[torch.Tensor], list[torch.Te
     return load(train_r), load(held_r)
 
 
-def build_pools(cfg: TrainConfig) -> tuple[PairPool, PairPool]:
-    """The training pool and the held-out evaluation pool for the configured data."""
+GOOD_PHOTO_DATA = ("demo", "library", "folder")
+
+
+def good_photos(cfg: TrainConfig) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+    """Good photos (``3 x H x W`` in [0, 1], short side at most :data:`PHOTO_SHORT_SIDE`) of ``cfg.data``
+    (demo, library or folder), split into training and held-out photos."""
     from deepexpose.data import registry
     from deepexpose.data.demo import DemoSet
 
@@ -148,6 +152,17 @@ def build_pools(cfg: TrainConfig) -> tuple[PairPool, PairPool]:
             raise ValueError("--data folder needs at least two photos (some are held out for evaluation)")
         n_held = max(1, len(photos) // 10)
         train, held = photos[n_held:], photos[:n_held]
+    else:
+        raise ValueError(f"--data {cfg.data!r} has no good photos; choose from {', '.join(GOOD_PHOTO_DATA)}")
+    return train, held
+
+
+def build_pools(cfg: TrainConfig) -> tuple[PairPool, PairPool]:
+    """The training pool and the held-out evaluation pool for the configured data."""
+    from deepexpose.data import registry
+
+    if cfg.data in GOOD_PHOTO_DATA:
+        train, held = good_photos(cfg)
     elif cfg.data in ("pairs", "fivek", "afifi"):
         if cfg.data == "pairs":
             ds_train = registry.make_dataset("pairs", root=cfg.root)

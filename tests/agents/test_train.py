@@ -85,3 +85,15 @@ def test_run_policy_returns_images_and_edits():
     x = torch.rand(3, 3, 16, 16)
     out, edits = run_policy(actor_critic_act(model), core, x)
     assert torch.equal(out, x) and len(edits) == 3 and edits[0]["local_exposure"]["ev"] == [0.0, 0.0]
+
+
+def test_good_photos_demo_split_and_bad_data():
+    from deepexpose.agents.train import good_photos
+    from deepexpose.data.demo import DemoSet
+
+    train, held = good_photos(TrainConfig(data="demo", holdout="coffee"))
+    assert len(held) == len(DemoSet(split="holdout", holdout=("coffee",))) >= 1
+    assert len(train) == len(DemoSet(split="train", holdout=("coffee",))) >= 1
+    assert all(p.ndim == 3 and p.shape[0] == 3 and min(p.shape[1:]) <= 512 for p in train + held)
+    with pytest.raises(ValueError, match="no good photos"):
+        good_photos(TrainConfig(data="pairs"))
