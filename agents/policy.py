@@ -1,0 +1,104 @@
+"""A trained agent as a photo corrector: load it, let it choose an edit on a low-resolution view.
+
+A training checkpoint (``runs/X/checkpoint.safetensors``) carries optimiser states and the training history;
+:func:`export_agent` keeps only what inference needs (the policy weights and how its episodes were set up) in
+a small safetensors + JSON pair, which is what ships inside the package as the default model.
+:func:`load_agent` reads either. The edit is the episode's white-box description
+(``{"local_exposure": {"ev": [...]}, "white_balance": {...}, ...}``), applied to the photo at full resolution
+by :mod:`deepexpose.render`.
+"""
+
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+
+import torch
+from torch import Tensor
+
+from deepexpose.envs.core import EditCore
+from deepexpose.filters import DEFAULT_GLOBAL_FILTERS
+
+from .checkpoint import load_checkpoint, read_meta, save_checkpoint
+from .networks import ActorCritic
+from .train import run_policy
+
+KIND = "deepexpose-agent"
+DEFAULT_MODEL = "agent.safetensors"
+"""File name of the bundled default model inside the package folder ``deepexpose/models``."""
+
+
+def default_model_path() -> Path:
+    """The bundled default agent (clear error if this installation lacks it)."""
+    path = Path(str(resources.files("deepexpose") / "models" / DEFAULT_MODEL))
+    if not path.is_file() or not path.with_suffix(".json").is_file():
+        raise FileNotFoundError(f"the bundled default model is missing ({path}); reinstall deepexpose or pass "
+                                "--model PATH")
+    return path
+
+
+class AgentPolicy:
+    """The deterministic policy of a trained agent and the episode set-up it was trained with."""
+
+    def __init__(self, model: ActorCritic, *, k: int, view: int, segmentation: str = "luminosity",
+                 refine_radius: int = 0, filters: tuple[str, ...] = DEFAULT_GLOBAL_FILTERS,
+                 meta: dict | None = None) -> None:
+        self.model = model.eval()
+        self.k, self.view, self.segmentation, self.refine_radius = k, view, segmentation, refine_radius
+        self.filters = tuple(filters)
+        self.meta = meta or {}
+        self.core = EditCore(k=k, filters=self.filters, segmentation=segmentation, refine_radius=refine_radius,
+                             reward=None)
+        if self.core.action_dim != model.action_dim or self.core.steps != model.steps:
+            raise ValueError(f"the model expects {model.steps} steps x {model.action_dim} actions, but k={k} and "
+                             f"filters {self.filters} give {self.core.steps} x {self.core.action_dim}")
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    @torch.no_grad()
+    def choose(self, views: Tensor) -> list[dict]:
+        """The edit for each ``B x 3 x view x view`` view in [0, 1] (physical units, JSON-ready)."""
+        if views.ndim != 4 or views.shape[1] != 3 or views.shape[-2:] != (self.view, self.view):
+            raise ValueError(f"views must be B x 3 x {self.view} x {self.view}, got {tuple(views.shape)}")
+        _, edits = run_policy(self.model, self.core, views.to(self.device).float().clamp(0, 1))
+        return edits
+
+    def setup(self) -> dict:
+        """How the episodes are set up: needed to apply an edit exactly as the agent saw it."""
+        return {"k": self.k, "view": self.view, "segmentation": self.segmentation,
+                "refine_radius": self.refine_radius, "filters": list(self.filters)}
+
+
+def export_agent(checkpoint: str | Path, out: str | Path, *, note: str = "") -> Path:
+    """Write the inference-only model of a training checkpoint to ``out`` (``.safetensors`` + ``.json``)."""
+    policy = load_agent(checkpoint)
+    meta = {"kind": KIND, "model": policy.model.config(), **policy.setup(), "note": note,
+            "trained": {k: policy.meta[k] for k in ("step", "config", "history") if k in policy.meta}}
+    return save_checkpoint(Path(out), modules={"policy": policy.model}, meta=meta)
+
+
+def load_agent(path: str | Path | None = None, device: str | torch.device = "cpu") -> AgentPolicy:
+    """An exported model or a training checkpoint of the own trainer (``None``: the bundled default model)."""
+    path = default_model_path() if path is None else Path(path)
+    if path.is_dir():
+        path = path / "checkpoint.safetensors"
+    if not path.is_file():
+        raise FileNotFoundError(f"no agent model at {path}")
+    meta = read_meta(path)
+    if meta.get("kind") == KIND:
+        setup = {k: meta[k] for k in ("k", "view", "segmentation", "refine_radius")}
+        filters = tuple(meta["filters"])
+    elif "config" in meta and "model" in meta:  # a training checkpoint of agents.async_ac
+        cfg = meta["config"]
+        if cfg.get("algo") not in ("adpg", "a3c"):
+            raise ValueError(f"{path} is a {cfg.get('algo')} checkpoint; only the own trainer's (adpg, a3c) "
+                             "agents can be loaded here")
+        setup = {"k": int(cfg["k"]), "view": int(cfg["view"]), "segmentation": "luminosity", "refine_radius": 0}
+        filters = DEFAULT_GLOBAL_FILTERS
+    else:
+        raise ValueError(f"{path} is not a deepexpose agent model or training checkpoint")
+    model = ActorCritic(**meta["model"])
+    load_checkpoint(path, modules={"policy": model})
+    return AgentPolicy(model.to(device), filters=filters, meta=meta, **setup)
