@@ -31,6 +31,35 @@ def image_stats(image: Tensor) -> Tensor:
     return torch.cat([mean, std, chroma, sat, q, hist / y.shape[1]], dim=1)
 
 
+COLOUR_QUANTILES = (0.001, 0.01, 0.05, 0.1, 0.25, 0.5, 0.75, 0.9, 0.95, 0.99, 0.999)
+CHANNEL_BINS = 16
+COLOUR_STATS_DIM = 3 * len(COLOUR_QUANTILES) + 3 + 6 + 4 + 3 * CHANNEL_BINS
+
+
+def colour_stats(image: Tensor) -> Tensor:
+    """``B x 94`` per-channel statistics of ``B x 3 x H x W`` images in [0, 1], for telling colour casts, exposure
+    and contrast errors apart: each channel's quantiles (from the darkest to the brightest 0.1 %), the log of
+    its mean linear light (grey-world cue), the shares of clipped pixels at 0 and 1, quantiles of the
+    saturation ``(max - min) / max``, and a 16-bin histogram per channel."""
+    from deepexpose.filters.base import srgb_to_linear
+
+    b, _, h, w = image.shape
+    flat = image.flatten(2)                                               # B x 3 x N
+    n = flat.shape[2]
+    idx = (torch.tensor(COLOUR_QUANTILES, device=image.device) * (n - 1)).round().long()
+    q = flat.sort(dim=2).values[:, :, idx].flatten(1)                     # B x 33
+    log_mean = srgb_to_linear(flat).mean(2).clamp(min=1e-4).log()         # B x 3
+    clipped = torch.cat([(flat <= 0.5 / 255).float().mean(2), (flat >= 254.5 / 255).float().mean(2)], 1)
+    hi, lo = flat.amax(1), flat.amin(1)
+    sat = ((hi - lo) / hi.clamp(min=1e-3)).sort(dim=1).values
+    sat_q = sat[:, (torch.tensor((0.1, 0.5, 0.9, 0.99), device=image.device) * (n - 1)).round().long()]
+    bins = (flat * CHANNEL_BINS).long().clamp(0, CHANNEL_BINS - 1)
+    offsets = torch.arange(3, device=image.device).view(1, 3, 1) * CHANNEL_BINS
+    hist = torch.zeros(b, 3 * CHANNEL_BINS, dtype=image.dtype, device=image.device)
+    hist.scatter_add_(1, (bins + offsets).flatten(1), torch.ones_like(flat.flatten(1)))
+    return torch.cat([q, log_mean, clipped, sat_q, hist / n], dim=1)
+
+
 def masked_stats(image: Tensor, mask: Tensor) -> Tensor:
     """``B x 5``: the sub-image's share of the picture, its mean luminance and its mean R, G, B."""
     w = mask.flatten(1)
@@ -49,10 +78,11 @@ def obs_to_float(obs: dict[str, Tensor]) -> dict[str, Tensor]:
 class ObservationEncoder(nn.Module):
     """Observation dict (``image``, ``input``, ``mask`` in [0, 1], ``step`` one-hot) -> ``features_dim`` vector."""
 
-    def __init__(self, steps: int, features_dim: int = 128, cnn_width: int = 16, use_cnn: bool = True) -> None:
+    def __init__(self, steps: int, features_dim: int = 128, cnn_width: int = 16, use_cnn: bool = True,
+                 colour: bool = False) -> None:
         super().__init__()
-        self.steps, self.features_dim, self.use_cnn = steps, features_dim, use_cnn
-        stats_dim = 2 * 32 + 5 + steps
+        self.steps, self.features_dim, self.use_cnn, self.colour = steps, features_dim, use_cnn, colour
+        stats_dim = 2 * 32 + 5 + steps + (2 * COLOUR_STATS_DIM if colour else 0)
         cnn_dim = 0
         if use_cnn:
             w = cnn_width
@@ -68,6 +98,8 @@ class ObservationEncoder(nn.Module):
     def forward(self, obs: dict[str, Tensor]) -> Tensor:
         image, inp, mask, step = obs["image"], obs["input"], obs["mask"], obs["step"]
         parts = [image_stats(image), image_stats(inp), masked_stats(image, mask), step]
+        if self.colour:
+            parts += [colour_stats(image), colour_stats(inp)]
         if self.use_cnn:
             parts.append(self.cnn(torch.cat([image, inp, mask], dim=1)).mean(dim=(2, 3)))
         return self.mlp(torch.cat(parts, dim=1))
@@ -77,10 +109,11 @@ class ActorCritic(nn.Module):
     """Deterministic actor (tanh, zero-initialised so the first edit is "change nothing"), value head, and a
     learned log standard deviation for the stochastic (advantage actor-critic) option."""
 
-    def __init__(self, steps: int, action_dim: int, hidden: int = 128, use_cnn: bool = True) -> None:
+    def __init__(self, steps: int, action_dim: int, hidden: int = 128, use_cnn: bool = True,
+                 colour: bool = False) -> None:
         super().__init__()
-        self.steps, self.action_dim, self.hidden, self.use_cnn = steps, action_dim, hidden, use_cnn
-        self.encoder = ObservationEncoder(steps, hidden, use_cnn=use_cnn)
+        self.steps, self.action_dim, self.hidden, self.use_cnn, self.colour = steps, action_dim, hidden, use_cnn, colour
+        self.encoder = ObservationEncoder(steps, hidden, use_cnn=use_cnn, colour=colour)
         self.trunk = nn.Sequential(nn.Linear(hidden, hidden), nn.ReLU())
         self.actor = nn.Linear(hidden, action_dim)
         nn.init.zeros_(self.actor.weight)
@@ -89,7 +122,8 @@ class ActorCritic(nn.Module):
         self.log_std = nn.Parameter(torch.full((action_dim,), -1.5))
 
     def config(self) -> dict:
-        return {"steps": self.steps, "action_dim": self.action_dim, "hidden": self.hidden, "use_cnn": self.use_cnn}
+        return {"steps": self.steps, "action_dim": self.action_dim, "hidden": self.hidden, "use_cnn": self.use_cnn,
+                "colour": self.colour}
 
     def forward(self, obs: dict[str, Tensor]) -> tuple[Tensor, Tensor]:
         """Mean action in [-1, 1] (``B x A``) and value (``B``) of float observations."""

@@ -74,6 +74,10 @@ class TrainConfig:
     """discriminator learning rate (adversarial and mixed rewards)"""
     use_cnn: bool = True
     """add the small CNN to the global statistics the policy sees"""
+    colour_stats: bool = False
+    """add per-channel statistics (quantiles, clipping, saturation, histograms) to what the policy sees"""
+    hidden: int = 128
+    """width of the policy's hidden layers"""
     seed: int = 0
     """random seed of the data, the networks and the workers"""
     out: str = "runs/agent"
@@ -193,7 +197,7 @@ def make_core(cfg: TrainConfig, critic: torch.nn.Module | None = None) -> EditCo
 
 
 def make_model(cfg: TrainConfig, core: EditCore) -> ActorCritic:
-    return ActorCritic(core.steps, core.action_dim, use_cnn=cfg.use_cnn)
+    return ActorCritic(core.steps, core.action_dim, hidden=cfg.hidden, use_cnn=cfg.use_cnn, colour=cfg.colour_stats)
 
 
 # A policy as a function: the uint8 observation tensors of EditCore.observation() -> B x A actions.

@@ -3,8 +3,11 @@ import torch
 from conftest import random_image
 from deepexpose.agents.networks import (
     HIST_BINS,
+    CHANNEL_BINS,
+    COLOUR_STATS_DIM,
     ActorCritic,
     ObservationEncoder,
+    colour_stats,
     image_stats,
     masked_stats,
     obs_to_float,
@@ -28,6 +31,26 @@ def test_image_stats_values():
     assert hist.sum() == 1 and hist[int(0.2126 * HIST_BINS)] == 1  # all pixels in the red luminance bin
 
 
+def test_colour_stats_values():
+    x = torch.zeros(2, 3, 8, 8)
+    x[:, 0] = 1.0  # pure red
+    x[1, 1, :4] = 0.5  # half of image 1 has some green
+    s = colour_stats(x)
+    assert s.shape == (2, COLOUR_STATS_DIM)
+    q = s[:, :33].view(2, 3, 11)
+    assert torch.equal(q[0, 0], torch.ones(11)) and torch.equal(q[0, 1], torch.zeros(11))
+    assert q[1, 1, 0] == 0 and q[1, 1, -1] == 0.5 and q[1, 1, 5] in (0.0, 0.5)
+    log_mean = s[:, 33:36]
+    assert log_mean[0, 0] == 0 and log_mean[0, 1] == torch.tensor(1e-4).log()
+    clipped = s[:, 36:42]
+    torch.testing.assert_close(clipped[0], torch.tensor([0.0, 1.0, 1.0, 1.0, 0.0, 0.0]))
+    torch.testing.assert_close(clipped[1, 1], torch.tensor(0.5))
+    assert torch.equal(s[0, 42:46], torch.ones(4))  # fully saturated everywhere
+    hist = s[:, 46:].view(2, 3, CHANNEL_BINS)
+    torch.testing.assert_close(hist.sum(2), torch.ones(2, 3))
+    assert hist[0, 0, -1] == 1 and hist[0, 1, 0] == 1 and hist[1, 1, CHANNEL_BINS // 2] == 0.5
+
+
 def test_masked_stats():
     x = torch.zeros(1, 3, 2, 2)
     x[..., 0, :] = 1.0
@@ -47,8 +70,10 @@ def test_actor_starts_at_identity_and_has_gradients():
 
 def test_encoder_with_and_without_cnn_and_uint8():
     for use_cnn in (True, False):
-        enc = ObservationEncoder(steps=4, features_dim=32, use_cnn=use_cnn)
-        assert enc(obs()).shape == (2, 32)
+        for colour in (True, False):
+            enc = ObservationEncoder(steps=4, features_dim=32, use_cnn=use_cnn, colour=colour)
+            assert enc(obs()).shape == (2, 32)
+    assert ActorCritic(4, 16, colour=True).config()["colour"] is True
     o = {k: (v * 255).round().to(torch.uint8) if k != "step" else v for k, v in obs().items()}
     f = obs_to_float(o)
     assert f["image"].dtype == torch.float32 and f["image"].max() <= 1 and f["step"].max() == 1
