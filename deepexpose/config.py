@@ -24,18 +24,22 @@ def field_docs(cls: type) -> dict[str, str]:
     return docs
 
 
-def add_dataclass_arguments(parser: argparse.ArgumentParser, cls: type) -> None:
-    """One ``--field-name`` option per field, typed from the default, helped by the field's docstring."""
+def add_dataclass_arguments(parser: argparse.ArgumentParser, cls: type, short: dict[str, str] | None = None) -> None:
+    """One ``--field-name`` option per field, typed from the default, helped by the field's docstring;
+    ``short`` adds short flags (``{"out": "-o"}``)."""
     docs = field_docs(cls)
+    short = short or {}
     for f in dataclasses.fields(cls):
+        flags = [short[f.name]] if f.name in short else []
         flag = "--" + f.name.replace("_", "-")
         default = f.default
-        doc = docs.get(f.name, "")
+        doc = docs.get(f.name, "").replace("%", "%%")  # argparse formats help strings with %
         if isinstance(default, bool):
-            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=default,
+            parser.add_argument(*flags, flag, action=argparse.BooleanOptionalAction, default=default,
                                 help=f"{doc} (default: {default})")
         else:
-            parser.add_argument(flag, type=type(default), default=default, help=f"{doc} (default: {default!r})")
+            parser.add_argument(*flags, flag, type=type(default), default=default,
+                                help=f"{doc} (default: {default!r})")
 
 
 def from_namespace(cls: type[T], args: argparse.Namespace) -> T:

@@ -31,3 +31,19 @@ def test_from_dict_rejects_unknown():
     assert from_dict(Cfg, {"lr": 1.0}) == Cfg(lr=1.0)
     with pytest.raises(ValueError, match="bogus"):
         from_dict(Cfg, {"bogus": 1})
+
+
+def test_percent_in_field_docs_is_escaped():
+    import argparse
+    from dataclasses import dataclass
+
+    from deepexpose.config import add_dataclass_arguments
+
+    @dataclass
+    class C:
+        share: float = 0.5
+        """share in % of the photos"""
+
+    p = argparse.ArgumentParser()
+    add_dataclass_arguments(p, C)
+    assert "share in % of the photos" in p.format_help()
