@@ -53,6 +53,8 @@ class TrainConfig:
     """demo and library data: comma-separated demo photo names kept out of training and used for evaluation"""
     library_holdout: float = 0.2
     """library data: share of the library's scene groups kept out of training and used for evaluation"""
+    library_packages: str = ""
+    """library data: comma-separated packages of the photo library to use (default: every cached package)"""
     view: int = 64
     """side of the square low-resolution view the policy sees"""
     k: int = 3
@@ -123,9 +125,11 @@ def _library_photos(cfg: TrainConfig) -> tuple[list[torch.Tensor], list[torch.Te
     from deepexpose.data.packages import default_cache_dir, load_library, split_records
 
     cache = Path(cfg.root) if cfg.root else default_cache_dir()
-    records = load_library(cache)
+    packages = [p.strip() for p in getattr(cfg, "library_packages", "").split(",") if p.strip()] or None
+    records = load_library(cache, packages)
     if not records:
-        raise ValueError(f"the photo library in {cache} is empty: fetch it with scripts/get_photos.py")
+        raise ValueError(f"the photo library in {cache} has no photos{' of ' + ', '.join(packages) if packages else ''}"
+                         ": fetch them with scripts/get_photos.py")
     train_r, held_r = split_records(records, holdout_fraction=cfg.library_holdout, seed=0)
 
     def load(rs):

@@ -21,13 +21,13 @@ def photo(path, seed, size=(40, 56)):
     return path
 
 
-def fake_library(root, n=10):
+def fake_library(root, n=10, package="pkg"):
     entries = []
     for i in range(n):
-        p = photo(root / "pkg" / f"p{i}.png", i)
+        p = photo(root / package / f"p{i}.png", i)
         entries.append({"file": p.name, "name": f"p{i}", "licence": "CC0-1.0", "credit": "test",
-                        "group": f"pkg:g{i}", "sha256": hashlib.sha256(p.read_bytes()).hexdigest()})
-    (root / "pkg" / MANIFEST).write_text(json.dumps({"package": "pkg", "photos": entries}))
+                        "group": f"{package}:g{i}", "sha256": hashlib.sha256(p.read_bytes()).hexdigest()})
+    (root / package / MANIFEST).write_text(json.dumps({"package": package, "photos": entries}))
 
 
 def test_demo_pools_keep_the_holdout_photos_apart():
@@ -42,6 +42,21 @@ def test_library_pools(tmp_path):
     assert len(train_pool) == 12 and len(eval_pool) == 6
     with pytest.raises(ValueError, match="get_photos"):
         build_pools(TrainConfig(data="library", root=str(tmp_path / "empty")))
+
+
+def test_library_packages_choose_what_is_used(tmp_path):
+    from deepexpose.agents.train import good_photos
+
+    fake_library(tmp_path / "lib", n=10, package="a")
+    fake_library(tmp_path / "lib", n=5, package="b")
+    count = {}
+    for packages in ("", "a", "b"):
+        train, held = good_photos(TrainConfig(data="library", root=str(tmp_path / "lib"), holdout="coffee",
+                                              library_packages=packages))
+        count[packages] = len(train) + len(held)
+    assert count[""] - count["a"] == 5 and count[""] - count["b"] == 10
+    with pytest.raises(ValueError, match="no photos of c"):
+        good_photos(TrainConfig(data="library", root=str(tmp_path / "lib"), library_packages="c"))
 
 
 def test_folder_and_pairs_pools(tmp_path):
