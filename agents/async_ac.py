@@ -45,7 +45,7 @@ VALUE_COEF = 0.5
 MAX_GRAD_NORM = 1.0
 # Fields that must match between a run and its --resume.
 RESUME_KEYS = ("algo", "data", "root", "scheme", "eval_scheme", "identity_fraction", "pool_size", "holdout", "view", "k", "reward",
-               "batch", "use_cnn", "colour_stats", "hidden", "seed")
+               "batch", "use_cnn", "colour_stats", "hidden", "deadzone", "seed")
 
 
 class SharedAdam(torch.optim.Adam):

@@ -106,13 +106,17 @@ class ObservationEncoder(nn.Module):
 
 
 class ActorCritic(nn.Module):
-    """Deterministic actor (tanh, zero-initialised so the first edit is "change nothing"), value head, and a
+    """Deterministic actor (tanh, zero-initialised so the first edit is "change nothing", optionally with a dead
+    zone, :func:`shrink`), value head, and a
     learned log standard deviation for the stochastic (advantage actor-critic) option."""
 
     def __init__(self, steps: int, action_dim: int, hidden: int = 128, use_cnn: bool = True,
-                 colour: bool = False) -> None:
+                 colour: bool = False, deadzone: float = 0.0) -> None:
         super().__init__()
+        if not 0.0 <= deadzone < 1.0:
+            raise ValueError(f"deadzone must be in [0, 1), got {deadzone}")
         self.steps, self.action_dim, self.hidden, self.use_cnn, self.colour = steps, action_dim, hidden, use_cnn, colour
+        self.deadzone = deadzone
         self.encoder = ObservationEncoder(steps, hidden, use_cnn=use_cnn, colour=colour)
         self.trunk = nn.Sequential(nn.Linear(hidden, hidden), nn.ReLU())
         self.actor = nn.Linear(hidden, action_dim)
@@ -123,9 +127,22 @@ class ActorCritic(nn.Module):
 
     def config(self) -> dict:
         return {"steps": self.steps, "action_dim": self.action_dim, "hidden": self.hidden, "use_cnn": self.use_cnn,
-                "colour": self.colour}
+                "colour": self.colour, "deadzone": self.deadzone}
 
     def forward(self, obs: dict[str, Tensor]) -> tuple[Tensor, Tensor]:
         """Mean action in [-1, 1] (``B x A``) and value (``B``) of float observations."""
         h = self.trunk(self.encoder(obs))
-        return torch.tanh(self.actor(h)), self.value(h).view(-1)
+        return shrink(torch.tanh(self.actor(h)), self.deadzone), self.value(h).view(-1)
+
+
+def shrink(action: Tensor, deadzone: float) -> Tensor:
+    """Soft shrinkage (Donoho 1995) with a straight-through gradient: ``sign(a) max(|a| - d, 0) / (1 - d)``.
+
+    Actions within ``d`` of 0 become exactly 0, i.e. exactly "change nothing" (every filter is the identity at 0),
+    so a policy unsure whether a photo needs a change leaves it alone. The gradient passes as if there were no
+    dead zone, so a parameter that sits in it still learns where it should go.
+    """
+    if deadzone <= 0:
+        return action
+    shrunk = torch.sign(action) * (action.abs() - deadzone).clamp(min=0) / (1 - deadzone)
+    return action + (shrunk - action).detach()

@@ -80,6 +80,8 @@ class TrainConfig:
     """add per-channel statistics (quantiles, clipping, saturation, histograms) to what the policy sees"""
     hidden: int = 128
     """width of the policy's hidden layers"""
+    deadzone: float = 0.0
+    """actions within this distance of 0 become exactly 0 ("change nothing"; straight-through gradient)"""
     seed: int = 0
     """random seed of the data, the networks and the workers"""
     out: str = "runs/agent"
@@ -201,7 +203,8 @@ def make_core(cfg: TrainConfig, critic: torch.nn.Module | None = None) -> EditCo
 
 
 def make_model(cfg: TrainConfig, core: EditCore) -> ActorCritic:
-    return ActorCritic(core.steps, core.action_dim, hidden=cfg.hidden, use_cnn=cfg.use_cnn, colour=cfg.colour_stats)
+    return ActorCritic(core.steps, core.action_dim, hidden=cfg.hidden, use_cnn=cfg.use_cnn, colour=cfg.colour_stats,
+                       deadzone=cfg.deadzone)
 
 
 # A policy as a function: the uint8 observation tensors of EditCore.observation() -> B x A actions.

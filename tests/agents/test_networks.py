@@ -77,3 +77,19 @@ def test_encoder_with_and_without_cnn_and_uint8():
     o = {k: (v * 255).round().to(torch.uint8) if k != "step" else v for k, v in obs().items()}
     f = obs_to_float(o)
     assert f["image"].dtype == torch.float32 and f["image"].max() <= 1 and f["step"].max() == 1
+
+
+def test_shrink_dead_zone_and_straight_through_gradient():
+    from deepexpose.agents.networks import shrink
+
+    a = torch.tensor([-1.0, -0.5, -0.05, 0.0, 0.08, 0.55, 1.0], requires_grad=True)
+    out = shrink(a, 0.1)
+    torch.testing.assert_close(out.detach(), torch.tensor([-1.0, -0.4 / 0.9, 0.0, 0.0, 0.0, 0.45 / 0.9, 1.0]))
+    out.sum().backward()
+    assert torch.equal(a.grad, torch.ones(7))  # straight through, dead zone included
+    assert shrink(a, 0.0) is a
+    model = ActorCritic(4, 16, deadzone=0.2)
+    torch.nn.init.constant_(model.actor.bias, 0.15)  # tanh(0.15) < 0.2: inside the dead zone
+    assert torch.equal(model(obs())[0], torch.zeros(2, 16))
+    torch.nn.init.constant_(model.actor.bias, 1.0)
+    assert (model(obs())[0] > 0.6).all()
