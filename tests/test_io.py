@@ -543,7 +543,7 @@ def test_write_argument_errors(tmp_path):
         (dict(path=tmp_path / "a.png", bit_depth=12), "bit_depth"),
         (dict(path=tmp_path / "a.png", quality=0), "quality"),
         (dict(path=tmp_path / "a.png", pixels=px[..., :2]), "h x w x 3"),
-        (dict(path=tmp_path / "a.png", pixels=rgb8()), "floating point"),
+        (dict(path=tmp_path / "a.png", pixels=rgb8().astype(np.int32)), "floating point"),
         (dict(path=tmp_path / "a.png", pixels=np.full((2, 2, 3), np.nan)), "nan"),
         (dict(path=tmp_path / "a.png", alpha=np.ones((3, 3))), "alpha"),
         (dict(path=tmp_path / "a.png", exif=b"garbage"), "exif"),
@@ -668,3 +668,116 @@ def test_is_image_file(tmp_path):
     assert not is_image_file(tmp_path / "dir.png")
     assert not is_image_file(tmp_path / "missing.png")
     assert {".jpg", ".jpeg", ".png", ".tif", ".tiff", ".webp", ".bmp"} == set(dio.SUPPORTED_EXTENSIONS)
+
+
+# --------------------------------------------------------------------------------------------- native codes
+
+
+@pytest.mark.parametrize("ext", [".png", ".tif", ".bmp", ".webp"])
+def test_native_8bit_round_trip(tmp_path, ext):
+    px = rgb8()
+    path = write_image(tmp_path / f"a{ext}", px, quality=100)  # lossless WebP
+    img = read_image(path, dtype="native")
+    assert img.pixels.dtype == np.uint8 and img.bit_depth == 8 and img.alpha is None
+    np.testing.assert_array_equal(img.pixels, px)
+    np.testing.assert_array_equal(read_image(path).pixels, px / np.float32(255))  # float mode unchanged
+
+
+@pytest.mark.parametrize("ext", [".png", ".tif"])
+def test_native_16bit_and_alpha_round_trip(tmp_path, ext):
+    px, alpha = rgb16(), rgb16(seed=5)[..., 0]
+    path = write_image(tmp_path / f"a{ext}", px, bit_depth=16, alpha=alpha)
+    img = read_image(path, dtype="native")
+    assert img.pixels.dtype == np.uint16 and img.alpha.dtype == np.uint16 and img.bit_depth == 16
+    np.testing.assert_array_equal(img.pixels, px)
+    np.testing.assert_array_equal(img.alpha, alpha)
+    flt = read_image(path)
+    assert flt.pixels.dtype == np.float32 and flt.alpha.dtype == np.float32
+    np.testing.assert_array_equal(flt.pixels, px / np.float32(65535))
+    # the native image writes back bit-exactly, alpha included
+    again = read_image(write_image(tmp_path / f"b{ext}", img, bit_depth=16), dtype="native")
+    np.testing.assert_array_equal(again.pixels, px)
+    np.testing.assert_array_equal(again.alpha, alpha)
+
+
+def test_native_8bit_alpha_and_gray_and_orientation(tmp_path):
+    px, alpha = rgb8(), rgb8(seed=3)[..., 2]
+    img = read_image(write_image(tmp_path / "a.png", px, alpha=alpha), dtype="native")
+    np.testing.assert_array_equal(img.pixels, px)
+    np.testing.assert_array_equal(img.alpha, alpha)
+    PILImage.fromarray(px[..., 1]).save(tmp_path / "g.png")
+    gray = read_image(tmp_path / "g.png", dtype="native").pixels
+    assert gray.dtype == np.uint8 and gray.shape == (H, W, 3)
+    np.testing.assert_array_equal(gray, np.repeat(px[..., 1:2], 3, axis=2))
+    pim = PILImage.fromarray(px)
+    pim.save(tmp_path / "o.png", exif=make_exif(6))
+    turned = read_image(tmp_path / "o.png", dtype="native").pixels
+    np.testing.assert_array_equal(turned, np.rot90(px, -1))
+    with pytest.raises(ValueError, match="dtype"):
+        read_image(tmp_path / "a.png", dtype="uint8")
+
+
+def test_write_codes_across_depths(tmp_path):
+    px8, px16 = rgb8(), rgb16()
+    up = read_image(write_image(tmp_path / "up.png", px8, bit_depth=16), dtype="native").pixels
+    assert up.dtype == np.uint16
+    np.testing.assert_array_equal(up, px8.astype(np.uint16) * 257)
+    down = read_image(write_image(tmp_path / "down.png", px16, bit_depth=8), dtype="native").pixels
+    assert down.dtype == np.uint8
+    np.testing.assert_array_equal(down, np.floor(px16 / 65535.0 * 255 + 0.5).astype(np.uint8))
+    # 16 -> 8 bits through codes equals quantising the float pixels, for every code
+    k = np.arange(65536, dtype=np.uint16).reshape(256, 256, 1).repeat(3, axis=2)
+    exact = read_image(write_image(tmp_path / "all.png", k, bit_depth=8), dtype="native").pixels
+    np.testing.assert_array_equal(exact, quantize(k / 65535.0, 8))
+    # alpha as codes too, converted the same way as the colour
+    a8 = rgb8(seed=4)[..., 0]
+    img = read_image(write_image(tmp_path / "a16.tif", px8, bit_depth=16, alpha=a8), dtype="native")
+    np.testing.assert_array_equal(img.alpha, a8.astype(np.uint16) * 257)
+    # float pixels with code alpha and code pixels with float alpha mix freely
+    mixed = read_image(write_image(tmp_path / "m.png", px8 / 255.0, alpha=a8), dtype="native")
+    np.testing.assert_array_equal(mixed.pixels, px8)
+    np.testing.assert_array_equal(mixed.alpha, a8)
+    # JPEG from codes is the same file as from the equal floats
+    write_image(tmp_path / "c.jpg", px8)
+    write_image(tmp_path / "f.jpg", px8 / np.float32(255))
+    assert (tmp_path / "c.jpg").read_bytes() == (tmp_path / "f.jpg").read_bytes()
+    with pytest.raises(ImageWriteError, match="floating point"):
+        write_image(tmp_path / "bad.png", px8, alpha=a8.astype(np.int16))
+
+
+@pytest.mark.parametrize("kw", [dict(quality=92), dict(quality=95, subsampling=0), dict(quality=80, subsampling=1),
+                                dict(quality=90, progressive=True), dict(quality=85, restart_marker_blocks=2)])
+def test_native_jpeg_decodes_like_pillow(tmp_path, kw):
+    px = np.asarray(PILImage.fromarray(rgb8(67, 93)).resize((93, 67)))
+    path = tmp_path / "a.jpg"
+    PILImage.fromarray(px).save(path, exif=make_exif(8), **kw)
+    with PILImage.open(path) as pim:
+        expected = np.asarray(ImageOps.exif_transpose(pim))
+    img = read_image(path, dtype="native")
+    np.testing.assert_array_equal(img.pixels, expected)
+    assert exif_tags(img.exif).get(0x0112, 1) == 1
+    np.testing.assert_array_equal(read_image(path).pixels, expected / np.float32(255))
+    PILImage.fromarray(px[..., 0]).save(tmp_path / "g.jpg", **kw)
+    with PILImage.open(tmp_path / "g.jpg") as pim:
+        gray = np.asarray(pim)
+    np.testing.assert_array_equal(read_image(tmp_path / "g.jpg", dtype="native").pixels,
+                                  np.repeat(gray[..., None], 3, axis=2))
+
+
+def test_jpeg_from_codes_is_pillows_file(tmp_path, icc):
+    px = rgb8(30, 41)
+    big_icc = icc * 150  # more than one APP2 marker
+    for quality in (95, 75):
+        for kw in (dict(), dict(exif=make_exif(1)), dict(icc_profile=icc),
+                   dict(exif=make_exif(3), icc_profile=big_icc)):
+            a = write_image(tmp_path / f"c{quality}.jpg", px, quality=quality, overwrite=True, **kw).read_bytes()
+            b = write_image(tmp_path / f"f{quality}.jpg", px / np.float32(255), quality=quality, overwrite=True,
+                            **kw).read_bytes()
+            assert a == b, (quality, list(kw))
+    img = read_image(tmp_path / "c75.jpg", dtype="native")
+    assert img.icc_profile == big_icc and exif_tags(img.exif).get(0x0112, 1) == 1
+    with pytest.raises(ImageWriteError):  # too much EXIF for one marker: Pillow's error, as for floats
+        long_exif = PILImage.Exif()
+        long_exif[270] = "x" * 70000
+        write_image(tmp_path / "x.jpg", px, exif=long_exif)
+    assert not (tmp_path / "x.jpg").exists()

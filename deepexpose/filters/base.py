@@ -58,6 +58,8 @@ class Filter:
 
     ``per_mask`` filters (local exposure) take one column of values per sub-image mask, all with the single
     :class:`ParamSpec` in ``params``; they need ``masks=`` (``B x K x H x W``) in the context.
+    ``per_channel`` filters map each colour channel of each pixel on its own (``out_c = f_c(x_c)``), so a chain
+    of them is three 1D curves (the shaper of :class:`deepexpose.lut.ColorLUT`).
     """
 
     name: str
@@ -65,6 +67,7 @@ class Filter:
     apply: Callable[..., Tensor]
     doc: str = ""
     per_mask: bool = False
+    per_channel: bool = False
 
     @property
     def num_params(self) -> int:

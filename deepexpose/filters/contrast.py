@@ -29,4 +29,5 @@ CONTRAST = Filter(
     params=(ParamSpec("amount", -1.0, 0.0, 1.0, doc="blend toward the S-curve; negative flattens"),),
     apply=lambda image, values: adjust_contrast(image, values[:, 0]),
     doc=adjust_contrast.__doc__,
+    per_channel=True,
 )

@@ -19,4 +19,5 @@ EXPOSURE = Filter(
     params=(ParamSpec("ev", -3.0, 0.0, 3.0, unit="EV", doc="exposure change in stops"),),
     apply=lambda image, values: adjust_exposure(image, values[:, 0]),
     doc=adjust_exposure.__doc__,
+    per_channel=True,
 )

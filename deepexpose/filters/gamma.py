@@ -25,4 +25,5 @@ GAMMA = Filter(
     params=(ParamSpec("gamma", 0.5, 1.0, 2.0, doc="output = input ** (1 / gamma)"),),
     apply=lambda image, values: adjust_gamma(image, values[:, 0]),
     doc=adjust_gamma.__doc__,
+    per_channel=True,
 )

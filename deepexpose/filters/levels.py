@@ -29,4 +29,5 @@ LEVELS = Filter(
     ),
     apply=lambda image, values: adjust_levels(image, values[:, 0], values[:, 1]),
     doc=adjust_levels.__doc__,
+    per_channel=True,
 )

@@ -45,4 +45,5 @@ TONE_CURVE = Filter(
                            doc=f"log2 relative slope of segment {i} of {SEGMENTS}") for i in range(SEGMENTS)),
     apply=_apply,
     doc=tone_curve.__doc__,
+    per_channel=True,
 )

@@ -252,3 +252,20 @@ def test_colour_conversions_match_kornia():
     y = x.clone().requires_grad_()
     (srgb_to_linear(y).sum() + linear_to_srgb(y).sum() + rgb_to_lab(y).sum()).backward()
     assert torch.isfinite(y.grad).all()
+
+
+@pytest.mark.parametrize("name", GLOBAL)
+def test_per_channel_flag_is_truthful(name):
+    """``per_channel`` filters map each channel on its own: changing the other channels changes nothing in it."""
+    f = FILTERS[name]
+    x = random_image(b=2, h=6, w=7, seed=1)
+    a = torch.rand(2, f.num_params, generator=torch.Generator().manual_seed(2)) * 2 - 1
+    out = f(x, a)
+    for c in range(3):
+        y = random_image(b=2, h=6, w=7, seed=10 + c)
+        y[:, c] = x[:, c]  # same channel c, other channels different
+        same = torch.equal(f(y, a)[:, c], out[:, c])
+        assert same == f.per_channel, (name, c)
+    expected = {"white_balance", "exposure", "levels", "gamma", "contrast", "tone_curve"}
+    assert f.per_channel == (name in expected)
+    assert not FILTERS["local_exposure"].per_channel
