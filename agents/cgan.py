@@ -81,6 +81,8 @@ class CganConfig:
     """demo and library data: comma-separated demo photo names kept out of training and used for evaluation"""
     library_holdout: float = 0.2
     """library data: share of the library's scene groups kept out of training and used for evaluation"""
+    library_packages: str = ""
+    """library data: comma-separated packages of the photo library to use (default: every cached package)"""
     pool_size: int = 2048
     """number of training views (or frame stacks) cut from the data once, seeded"""
     size: int = 64

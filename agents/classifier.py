@@ -491,6 +491,8 @@ class ClassifierConfig:
     """demo and library data: comma-separated demo photo names kept out of training and used for evaluation"""
     library_holdout: float = 0.2
     """library data: share of the library's scene groups kept out of training and used for evaluation"""
+    library_packages: str = ""
+    """library data: comma-separated packages of the photo library to use (default: every cached package)"""
     size: int = 64
     """side of the square low-resolution view the classifier sees"""
     width: int = 8

@@ -56,6 +56,8 @@ class HistogramConfig:
     """demo and library data: comma-separated demo photo names kept out of training and used for evaluation"""
     library_holdout: float = 0.2
     """library data: share of the library's scene groups kept out of training and used for evaluation"""
+    library_packages: str = ""
+    """library data: comma-separated packages of the photo library to use (default: every cached package)"""
     bins: int = 16
     """histogram bins per channel (a multiple of 8); input and output are bins^3 histograms"""
     width: int = 16

@@ -8,6 +8,19 @@ from collections.abc import Callable, Sequence
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
+    from .samples import run_demo
+
+    sheet, scores = run_demo(args.output, method=args.method, model=args.model, overwrite=args.overwrite,
+                             progress=args.progress)
+    print(f"{'sample':<22} {'error':<38} {'PSNR before':>11} {'after':>6} {'ΔE00 before':>11} {'after':>6}")
+    for s in scores:
+        print(f"{s['sample']:<22} {s['error']:<38} {s['before_psnr']:>11.2f} {s['after_psnr']:>6.2f} "
+              f"{s['before_delta_e2000']:>11.2f} {s['after_delta_e2000']:>6.2f}")
+    print(f"wrote {sheet} (samples, enhanced photos with their parameters, scores.json beside it)")
+    return 0
+
+
+def _cmd_showcase(args: argparse.Namespace) -> int:
     from .showcase import run_showcase
 
     sheet = run_showcase(args.output, size=args.size, overwrite=args.overwrite)
@@ -36,14 +49,45 @@ def _cmd_detune(args: argparse.Namespace) -> int:
     return 1 if summary.failed else 0
 
 
-def _cmd_train(args: argparse.Namespace) -> int:
-    from deepexpose.agents.train import TrainConfig, train
+TRAIN_METHODS = ("agent", "cgan", "classifier", "histogram")
 
+
+def _trainer(method: str):
+    """The config dataclass and training function of ``deepexpose train --method METHOD``."""
+    if method == "agent":
+        from deepexpose.agents.train import TrainConfig, train
+
+        return TrainConfig, train
+    if method == "cgan":
+        from deepexpose.agents.cgan import CganConfig, train_cgan
+
+        return CganConfig, train_cgan
+    if method == "classifier":
+        from deepexpose.agents.classifier import ClassifierConfig, train_classifier
+
+        return ClassifierConfig, train_classifier
+    from deepexpose.agents.histogram import HistogramConfig, train_histogram
+
+    return HistogramConfig, train_histogram
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
     from .config import from_namespace
 
-    result = train(from_namespace(TrainConfig, args))
-    print("final: " + " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in result.items()))
+    cls, fn = _trainer(args.method)
+    result = fn(from_namespace(cls, args))
+    flat = {k: v for k, v in result.items() if isinstance(v, (int, float, str))}
+    print("final: " + " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in flat.items()))
     return 0
+
+
+def _cmd_enhance(args: argparse.Namespace) -> int:
+    from .config import from_namespace
+    from .enhance import EnhanceConfig, enhance_paths
+
+    summary = enhance_paths(args.inputs, from_namespace(EnhanceConfig, args))
+    print(summary)
+    return summary.exit_code
 
 
 def _cmd_score(args: argparse.Namespace) -> int:
@@ -56,21 +100,32 @@ def _cmd_score(args: argparse.Namespace) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(train_method: str | None = None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="deepexpose",
         description="Fix the exposure and colour of photos the way a colourist would: an RL agent "
                     "(DeepExposure, NeurIPS 2018) picks the settings of classic, differentiable filters.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
-    p = sub.add_parser("demo", help="show the filters, sub-images and detunings on the bundled photos",
+    p = sub.add_parser("demo", help="enhance the bundled sample photos and write a before/after sheet",
+                       description="Write sample photos with known errors (bundled photos the default model "
+                                   "never saw), enhance them and lay out sample | enhanced | original with "
+                                   "PSNR and CIEDE2000 against the original.")
+    p.add_argument("-o", "--output", default="out/demo", help="output folder (default: out/demo)")
+    p.add_argument("--method", default="agent", help="correction method (default: agent)")
+    p.add_argument("--model", default="", help="model file (default: the bundled model)")
+    p.add_argument("--overwrite", action="store_true", help="replace files left by an earlier run")
+    p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=True, help="show a progress bar")
+    p.set_defaults(func=_cmd_demo)
+
+    p = sub.add_parser("showcase", help="show the filters, sub-images and detunings on the bundled photos",
                        description="Edit the photos that ship with the installed packages: luminosity "
                                    "sub-images, a local exposure edit chosen at 64x64 and applied at full "
                                    "size, and synthetic detunings; writes a contact sheet and the parameters.")
-    p.add_argument("-o", "--output", default="out/demo", help="output folder (default: out/demo)")
+    p.add_argument("-o", "--output", default="out/showcase", help="output folder (default: out/showcase)")
     p.add_argument("--size", type=int, default=384, help="short side of the images shown (default: 384)")
     p.add_argument("--overwrite", action="store_true", help="replace files left by an earlier run")
-    p.set_defaults(func=_cmd_demo)
+    p.set_defaults(func=_cmd_showcase)
 
     p = sub.add_parser("filters", help="list the filters, their parameters and ranges",
                        description="List every registered filter with its parameters, their ranges and the "
@@ -92,17 +147,30 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     p.set_defaults(func=_cmd_detune)
 
-    from deepexpose.agents.train import TrainConfig
-
     from .config import add_dataclass_arguments
 
-    p = sub.add_parser("train", help="train the agent (or a stable-baselines3 algorithm) on photos",
+    method = train_method or "agent"
+    p = sub.add_parser("train", help="train the agent (or a baseline: --method cgan|classifier|histogram)",
                        description="Train the DeepExposure agent on the bundled demo photos, a folder of good "
                                    "photos, a paired folder, FiveK or the Afifi layout. Checkpoints (safetensors "
                                    "+ JSON), TensorBoard logs and evaluations go to --out; --resume continues a "
-                                   "stopped run.")
-    add_dataclass_arguments(p, TrainConfig)
+                                   "stopped run. The baselines have options of their own: see "
+                                   "deepexpose train --method cgan --help (or classifier, histogram).")
+    p.add_argument("--method", choices=TRAIN_METHODS, default="agent",
+                   help=f"what to train (default: agent); the options below are those of {method}")
+    add_dataclass_arguments(p, _trainer(method)[0])
     p.set_defaults(func=_cmd_train)
+
+    from .enhance import EnhanceConfig
+
+    p = sub.add_parser("enhance", help="correct photos, folders, frame sequences and videos",
+                       description="Correct every photo (and video) given, folders recursively, into --out under "
+                                   "the same relative path, name and format. One bad file never stops the batch: "
+                                   "the summary lists what was done, skipped and failed (exit status 1 if any "
+                                   "failed). Inputs are never modified; outputs are written atomically.")
+    p.add_argument("inputs", nargs="+", metavar="INPUT", help="image or video files and folders")
+    add_dataclass_arguments(p, EnhanceConfig, short={"out": "-o"})
+    p.set_defaults(func=_cmd_enhance)
 
     p = sub.add_parser("score", help="PSNR, SSIM, ΔE76 and CIEDE2000 of images against targets",
                        description="Score a prediction image (or folder) against a target image (or folder, "
@@ -117,7 +185,13 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     from .io import ImageIOError
 
-    args = build_parser().parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    method = None
+    if argv[:1] == ["train"]:  # each trainer has its own options: pick the parser by --method first
+        pre = argparse.ArgumentParser(add_help=False)
+        pre.add_argument("--method", choices=TRAIN_METHODS, default="agent")
+        method = pre.parse_known_args(argv[1:])[0].method
+    args = build_parser(method).parse_args(argv)
     func: Callable[[argparse.Namespace], int] = args.func
     try:
         return func(args)

@@ -24,10 +24,10 @@ def test_help_lists_every_command(capsys):
         main(["--help"])
     assert e.value.code == 0
     out = capsys.readouterr().out
-    for cmd in ("demo", "filters", "detune", "score"):
+    for cmd in ("demo", "showcase", "filters", "detune", "enhance", "train", "score"):
         assert cmd in out
     parser = build_parser()
-    for cmd in ("demo", "detune", "score"):
+    for cmd in ("demo", "showcase", "detune", "enhance", "score"):
         with pytest.raises(SystemExit):
             parser.parse_args([cmd, "--help"])
         assert "usage: deepexpose " + cmd in capsys.readouterr().out
@@ -42,18 +42,18 @@ def test_filters_lists_every_parameter(capsys):
             assert p.name in out
 
 
-def test_demo_writes_sheet_and_parameters(tmp_path, capsys):
+def test_showcase_writes_sheet_and_parameters(tmp_path, capsys):
     out = tmp_path / "demo"
-    assert main(["demo", "-o", str(out), "--size", "48"]) == 0
+    assert main(["showcase", "-o", str(out), "--size", "48"]) == 0
     sheet = Image.open(out / "showcase.jpg")
     record = json.loads((out / "showcase.json").read_text())
     assert sheet.size[0] > 6 * 48 and len(record) >= 4
     for name, params in record.items():
         assert (out / f"{name}_local.png").is_file() and params["too_dark"]["class"] == "too_dark_100"
     # a second run refuses to overwrite unless asked
-    assert main(["demo", "-o", str(out), "--size", "48"]) == 2
+    assert main(["showcase", "-o", str(out), "--size", "48"]) == 2
     assert "overwrite" in capsys.readouterr().err
-    assert main(["demo", "-o", str(out), "--size", "48", "--overwrite"]) == 0
+    assert main(["showcase", "-o", str(out), "--size", "48", "--overwrite"]) == 0
 
 
 def test_detune_and_score_round_trip(tmp_path, capsys):
@@ -93,3 +93,18 @@ def test_score_errors(tmp_path, capsys):
     b = write_photo(tmp_path / "small.png", size=(8, 8))
     assert main(["score", str(a), str(b)]) == 2
     assert "target is" in capsys.readouterr().err
+
+
+def test_train_method_picks_the_baseline_options(tmp_path, capsys):
+    parser_help = build_parser("cgan").format_help()
+    assert "train" in parser_help
+    with pytest.raises(SystemExit):
+        main(["train", "--method", "cgan", "--help"])
+    assert "--pixel-weight" in capsys.readouterr().out  # a cGAN option
+    with pytest.raises(SystemExit):
+        main(["train", "--method", "agent", "--pixel-weight", "3"])  # not an agent option
+    capsys.readouterr()
+    out = tmp_path / "clf"
+    assert main(["train", "--method", "classifier", "--steps", "2", "--batch", "4", "--size", "32", "--eval-size", "4",
+                 "--out", str(out), "--no-progress"]) == 0
+    assert (out / "classifier.safetensors").is_file() and "final: steps=2" in capsys.readouterr().out

@@ -1,0 +1,322 @@
+"""``deepexpose enhance``: correct files, folders, frame sequences and videos, safely and resumably.
+
+Every input file gets one outcome: ``done``, ``skipped`` (its output exists and ``skip_existing`` is set) or
+``failed`` with the reason; one bad file never stops the batch. Outputs go to ``out`` under the input's path
+relative to the folder it was found in (a file named directly keeps just its name). Inputs are never written:
+an output that would land on an input is refused. Each output is written atomically, side files first (the
+``.json`` sidecar, the ``.cube`` LUT) and the image last, so a run killed halfway leaves only complete
+images, and ``skip_existing`` on the rerun finishes the rest without redoing them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .io import SUPPORTED_EXTENSIONS, ImageIOError, atomic_write_bytes, is_image_file, read_image, write_image
+from .methods import Method, load_method
+
+VIDEO_EXTENSIONS = frozenset({".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v"})
+OUTPUT_FORMATS = {"jpg": ".jpg", "jpeg": ".jpg", "png": ".png", "tiff": ".tif", "tif": ".tif", "webp": ".webp"}
+SIXTEEN_BIT = frozenset({".png", ".tif", ".tiff"})
+
+
+@dataclass
+class EnhanceConfig:
+    out: str = "enhanced"
+    """output folder; each result keeps its relative path, name and format"""
+    method: str = "agent"
+    """agent (the DeepExposure agent), classic (grey world + auto exposure), identity; the baselines add
+    theirs"""
+    model: str = ""
+    """model file of the method (default: the bundled model)"""
+    format: str = ""
+    """output format: jpg, png, tiff or webp (default: the input's)"""
+    quality: int = 95
+    """JPEG/WebP quality, 1..100"""
+    bit_depth: int = 0
+    """8 or 16 (16 only for png and tiff); 0 keeps the input's"""
+    strength: float = 1.0
+    """0..1: blend the correction toward the input (0 changes nothing)"""
+    sidecar: bool = False
+    """write NAME.json beside each output with every parameter chosen"""
+    lut: bool = False
+    """write NAME.cube beside each output: the per-pixel part of its edit as a 3D LUT (Resolve, etc.)"""
+    lut_size: int = 33
+    """points per side of the .cube LUT"""
+    skip_existing: bool = False
+    """leave outputs that already exist alone (finish an interrupted run)"""
+    overwrite: bool = False
+    """replace outputs that already exist (otherwise they are reported as failed)"""
+    frames: bool = False
+    """treat each input folder as one sequence of numbered frames (parameters smoothed over time)"""
+    temporal_window: int = 9
+    """frames: parameters are averaged over this many neighbouring frames (1: no smoothing)"""
+    jobs: int = 1
+    """worker processes for photos (videos and frame sequences run in order)"""
+    device: str = "cpu"
+    """cpu, cuda or auto"""
+    progress: bool = True
+    """show a progress bar"""
+
+
+@dataclass
+class Outcome:
+    """What happened to one input: ``status`` is done, skipped or failed."""
+
+    source: str
+    output: str
+    status: str
+    reason: str = ""
+
+
+@dataclass
+class EnhanceSummary:
+    outcomes: list[Outcome] = field(default_factory=list)
+
+    def count(self, status: str) -> int:
+        return sum(o.status == status for o in self.outcomes)
+
+    @property
+    def failed(self) -> list[Outcome]:
+        return [o for o in self.outcomes if o.status == "failed"]
+
+    @property
+    def exit_code(self) -> int:
+        return 1 if self.failed or not self.outcomes else 0
+
+    def __str__(self) -> str:
+        lines = [f"{self.count('done')} done, {self.count('skipped')} skipped, {self.count('failed')} failed"]
+        lines += [f"  failed: {o.source}: {o.reason}" for o in self.failed]
+        return "\n".join(lines)
+
+
+@dataclass
+class Job:
+    """One unit of work: an image, a video, or a folder of frames, and where its output goes."""
+
+    source: Path
+    output: Path
+    kind: str = "image"
+
+
+def output_suffix(source: Path, fmt: str) -> str:
+    if not fmt:
+        return ".tif" if source.suffix.lower() == ".tiff" else source.suffix
+    try:
+        return OUTPUT_FORMATS[fmt.lower().lstrip(".")]
+    except KeyError:
+        raise ValueError(f"unknown --format {fmt!r}; choose from jpg, png, tiff, webp") from None
+
+
+def _walk_images(folder: Path) -> list[Path]:
+    found = []
+    for dirpath, dirnames, filenames in os.walk(folder):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        for name in filenames:
+            p = Path(dirpath) / name
+            if not name.startswith(".") and p.suffix.lower() in SUPPORTED_EXTENSIONS | VIDEO_EXTENSIONS:
+                found.append(p)
+    return sorted(found, key=lambda p: p.relative_to(folder).as_posix())
+
+
+def collect_jobs(inputs: Sequence[str | Path], out: str | Path, *, fmt: str = "", frames: bool = False
+                 ) -> tuple[list[Job], list[Outcome]]:
+    """The jobs for ``inputs`` (files and folders, folders recursively) and the inputs that cannot be done."""
+    out = Path(out)
+    jobs: list[Job] = []
+    bad: list[Outcome] = []
+    for raw in inputs:
+        src = Path(raw)
+        if src.is_dir():
+            if frames:
+                jobs.append(Job(src, out / src.resolve().name, "frames"))
+                continue
+            files = _walk_images(src)
+            if not files:
+                bad.append(Outcome(str(src), "", "failed", "the folder holds no images or videos"))
+            for f in files:
+                rel = f.relative_to(src)
+                kind = "video" if f.suffix.lower() in VIDEO_EXTENSIONS else "image"
+                suffix = f.suffix if kind == "video" else output_suffix(f, fmt)
+                jobs.append(Job(f, out / rel.with_suffix(suffix), kind))
+        elif src.is_file():
+            ext = src.suffix.lower()
+            if ext in VIDEO_EXTENSIONS:
+                jobs.append(Job(src, out / src.name, "video"))
+            elif ext in SUPPORTED_EXTENSIONS:
+                jobs.append(Job(src, out / Path(src.name).with_suffix(output_suffix(src, fmt))))
+            else:
+                bad.append(Outcome(str(src), "", "failed", f"not a supported image or video ({ext or 'no extension'})"))
+        else:
+            bad.append(Outcome(str(src), "", "failed", "no such file or folder"))
+    seen: dict[Path, Path] = {}
+    unique = []
+    inputs_resolved = {j.source.resolve() for j in jobs}
+    for job in jobs:
+        target = job.output.resolve()
+        if target in seen:
+            bad.append(Outcome(str(job.source), str(job.output), "failed",
+                               f"its output name collides with that of {seen[target]}"))
+        elif target in inputs_resolved:
+            bad.append(Outcome(str(job.source), str(job.output), "failed", "the output would overwrite an input"))
+        else:
+            seen[target] = job.source
+            unique.append(job)
+    return unique, bad
+
+
+def side_path(output: Path, suffix: str) -> Path:
+    """``photo.jpg`` -> ``photo.jpg.json`` style side files (two inputs differing only by format never clash)."""
+    return output.with_name(output.name + suffix)
+
+
+def write_side_files(plan, output: Path, cfg: EnhanceConfig, extra: dict) -> None:
+    """The sidecar JSON and the ``.cube`` LUT of a plan, atomically, before the image itself."""
+    if cfg.sidecar:
+        doc = {**plan.params, "strength": cfg.strength, **extra}
+        atomic_write_bytes(side_path(output, ".json"), (json.dumps(doc, indent=2) + "\n").encode(), overwrite=True)
+    if cfg.lut:
+        from .lut import write_cube
+
+        if plan.lut is None:
+            raise ValueError("this method's correction is not a per-pixel colour mapping; it has no LUT")
+        write_cube(side_path(output, ".cube"), plan.lut(cfg.lut_size), title=f"deepexpose {output.name}",
+                   size=cfg.lut_size)
+
+
+def _bit_depth(cfg: EnhanceConfig, source_depth: int, output: Path) -> int:
+    depth = cfg.bit_depth or source_depth
+    if depth == 16 and output.suffix.lower() not in SIXTEEN_BIT:
+        if cfg.bit_depth == 16:
+            raise ValueError(f"16-bit output needs png or tiff, not {output.suffix}")
+        depth = 8  # a 16-bit input written as JPEG/WebP: 8 bits is all the format holds
+    return depth
+
+
+def enhance_image(method: Method, source: Path, output: Path, cfg: EnhanceConfig) -> None:
+    """Correct one photo: read, plan on a view, render at full resolution, write (side files first)."""
+    img = read_image(source, dtype="native")
+    plan = method.plan(img.pixels)
+    pixels = plan.render(img.pixels, cfg.strength)
+    depth = _bit_depth(cfg, img.bit_depth, output)
+    write_side_files(plan, output, cfg, {"source": source.name, "size": [img.width, img.height]})
+    write_image(output, pixels, bit_depth=depth, quality=cfg.quality, icc_profile=img.icc_profile,
+                exif=img.exif, alpha=img.alpha, overwrite=True)
+
+
+def _existing(job: Job, cfg: EnhanceConfig) -> Outcome | None:
+    if job.kind == "frames" or not job.output.exists():  # frame folders are checked frame by frame
+        return None
+    if cfg.skip_existing:
+        return Outcome(str(job.source), str(job.output), "skipped", "output exists")
+    if not cfg.overwrite:
+        return Outcome(str(job.source), str(job.output), "failed",
+                       "the output exists (pass --skip-existing or --overwrite)")
+    return None
+
+
+def run_job(method: Method, job: Job, cfg: EnhanceConfig) -> Outcome:
+    """One job, its failure caught and explained."""
+    done = _existing(job, cfg)
+    if done is not None:
+        return done
+    try:
+        if job.kind == "image":
+            enhance_image(method, job.source, job.output, cfg)
+        else:
+            from .video import enhance_frames, enhance_video
+
+            (enhance_video if job.kind == "video" else enhance_frames)(method, job.source, job.output, cfg)
+    except ImageIOError as e:
+        return Outcome(str(job.source), str(job.output), "failed", e.reason)
+    except (ValueError, OSError, RuntimeError, MemoryError) as e:
+        return Outcome(str(job.source), str(job.output), "failed", f"{type(e).__name__}: {e}")
+    return Outcome(str(job.source), str(job.output), "done")
+
+
+_WORKER: tuple[Method, EnhanceConfig] | None = None
+
+
+def _init_worker(cfg: EnhanceConfig) -> None:
+    import torch
+
+    global _WORKER
+    torch.set_num_threads(1)
+    _WORKER = (load_method(cfg.method, cfg.model or None, _device(cfg.device)), cfg)
+
+
+def _work(job: Job) -> Outcome:
+    assert _WORKER is not None
+    return run_job(_WORKER[0], job, _WORKER[1])
+
+
+def _device(name: str) -> str:
+    import torch
+
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise RuntimeError("--device cuda asked for, but CUDA is not available")
+    return name
+
+
+def _outcomes(method: Method | None, jobs: list[Job], cfg: EnhanceConfig) -> Iterator[Outcome]:
+    photos = [j for j in jobs if j.kind == "image"]
+    others = [j for j in jobs if j.kind != "image"]
+    if cfg.jobs > 1 and len(photos) > 1:
+        import multiprocessing as mp
+
+        with ProcessPoolExecutor(cfg.jobs, mp.get_context("spawn"), _init_worker, (cfg,)) as pool:
+            yield from pool.map(_work, photos)
+    else:
+        for job in photos:
+            yield run_job(method, job, cfg)
+    for job in others:
+        yield run_job(method, job, cfg)
+
+
+def enhance_paths(inputs: Sequence[str | Path], cfg: EnhanceConfig) -> EnhanceSummary:
+    """Enhance every input (see the module docstring); returns the summary of outcomes."""
+    if not 0.0 <= cfg.strength <= 1.0:
+        raise ValueError(f"--strength must be in [0, 1], got {cfg.strength}")
+    if cfg.bit_depth not in (0, 8, 16):
+        raise ValueError(f"--bit-depth must be 8 or 16, got {cfg.bit_depth}")
+    if not 1 <= cfg.quality <= 100:
+        raise ValueError(f"--quality must be in 1..100, got {cfg.quality}")
+    if cfg.jobs < 1:
+        raise ValueError(f"--jobs must be >= 1, got {cfg.jobs}")
+    if cfg.temporal_window < 1:
+        raise ValueError(f"--temporal-window must be >= 1, got {cfg.temporal_window}")
+    if not 2 <= cfg.lut_size <= 256:
+        raise ValueError(f"--lut-size must be in 2..256, got {cfg.lut_size}")
+    if cfg.format:
+        output_suffix(Path("x"), cfg.format)
+    jobs, bad = collect_jobs(inputs, cfg.out, fmt=cfg.format, frames=cfg.frames)
+    method = load_method(cfg.method, cfg.model or None, _device(cfg.device))
+    if cfg.lut and not method.has_lut:
+        raise ValueError(f"--lut needs a method whose correction is a per-pixel colour mapping; {cfg.method} "
+                         "paints pixels")
+    summary = EnhanceSummary(list(bad))
+    bar = None
+    if cfg.progress and jobs:
+        from tqdm import tqdm
+
+        bar = tqdm(total=len(jobs), unit="file", desc="enhance")
+    try:
+        for outcome in _outcomes(method, jobs, cfg):
+            summary.outcomes.append(outcome)
+            if bar is not None:
+                bar.update()
+                bar.set_postfix(done=summary.count("done"), failed=summary.count("failed"))
+    finally:
+        if bar is not None:
+            bar.close()
+    return summary
+
+
+__all__ = ["EnhanceConfig", "EnhanceSummary", "Outcome", "collect_jobs", "enhance_image", "enhance_paths"]

@@ -1,0 +1,276 @@
+"""Correction methods behind ``deepexpose enhance``: each turns a photo into a :class:`Plan`.
+
+A plan is what a method decided for one photo: ``params``, a JSON-ready record a person can read (the
+sidecar), a ``render`` function that applies the decision to pixels of any size, and, for methods whose
+decision is a filter edit, the ``edit`` itself, so that a sequence of frames can be smoothed in parameter
+space (:mod:`deepexpose.video`) and the per-pixel part exported as a 3D LUT. Adding a method is one factory
+plus one line in :data:`METHODS`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .filters import DEFAULT_GLOBAL_FILTERS, FilterPipeline
+from .lut import ColorLUT
+
+Render = Callable[[np.ndarray, float], np.ndarray]
+"""``(pixels H x W x 3 uint8/uint16/float32, strength in [0, 1]) -> pixels`` of the same shape and dtype."""
+
+
+@dataclass
+class Plan:
+    """One photo's correction: what was chosen (``params``), how to apply it, and the filter edit if any."""
+
+    params: dict
+    render: Render
+    edit: dict | None = None
+    lut: Callable[[int], ColorLUT] | None = None
+    """``size -> ColorLUT`` of the per-pixel part of the correction, for ``.cube`` export."""
+
+
+class Method:
+    """A loaded correction method. Subclasses set ``name`` and implement :meth:`plan`."""
+
+    name = "method"
+    parametric = False
+    """True when plans carry a filter ``edit`` (video smoothing works on it)."""
+    has_lut = False
+    """True when the correction is a per-pixel colour mapping that plans can export as a 3D LUT."""
+
+    def plan(self, pixels: np.ndarray) -> Plan:
+        raise NotImplementedError
+
+    def plan_from_edit(self, edit: dict) -> Plan:
+        raise ValueError(f"the {self.name} method does not work from filter edits")
+
+    def describe(self) -> dict:
+        return {"method": self.name}
+
+
+def _global_edit(edit: dict) -> dict:
+    return {k: v for k, v in edit.items() if k != "local_exposure"}
+
+
+class EditMethod(Method):
+    """A method whose decision is a filter edit rendered by :func:`deepexpose.render.render_edit`."""
+
+    parametric = True
+    has_lut = True
+
+    def __init__(self, *, view: int = 64, k: int = 3, segmentation: str = "luminosity", refine_radius: int = 0,
+                 filters: tuple[str, ...] = DEFAULT_GLOBAL_FILTERS) -> None:
+        self.view, self.k, self.segmentation, self.refine_radius = view, k, segmentation, refine_radius
+        self.filters = tuple(filters)
+
+    def choose(self, view: torch.Tensor) -> dict:
+        """The edit for one ``1 x 3 x view x view`` view."""
+        raise NotImplementedError
+
+    def plan(self, pixels: np.ndarray) -> Plan:
+        from .render import make_view
+
+        return self.plan_from_edit(self.choose(make_view(pixels, self.view)))
+
+    def plan_from_edit(self, edit: dict) -> Plan:
+        from .lut import bake_pipeline
+        from .render import render_edit
+
+        pipeline = FilterPipeline(self.filters)
+        action = pipeline.action_from_description(_global_edit(edit))
+
+        def render(pixels: np.ndarray, strength: float) -> np.ndarray:
+            return render_edit(pixels, edit, view=self.view, segmentation=self.segmentation,
+                               refine_radius=self.refine_radius, filters=self.filters, strength=strength)
+
+        def lut(size: int) -> ColorLUT:
+            return bake_pipeline(pipeline, action, size)
+
+        return Plan(params={**self.describe(), "edit": edit}, render=render, edit=edit, lut=lut)
+
+
+class AgentMethod(EditMethod):
+    """The DeepExposure agent (:mod:`deepexpose.agents.policy`)."""
+
+    name = "agent"
+
+    def __init__(self, model: str | Path | None = None, device: str = "cpu") -> None:
+        from .agents.policy import load_agent
+
+        self.policy = load_agent(model, device)
+        self.model_path = str(model) if model else "bundled default"
+        setup = self.policy.setup()
+        super().__init__(view=setup["view"], k=setup["k"], segmentation=setup["segmentation"],
+                         refine_radius=setup["refine_radius"], filters=tuple(setup["filters"]))
+
+    def choose(self, view: torch.Tensor) -> dict:
+        return self.policy.choose(view)[0]
+
+    def describe(self) -> dict:
+        return {"method": self.name, "model": self.model_path}
+
+
+class ClassicMethod(EditMethod):
+    """Grey-world white balance and auto exposure (:mod:`deepexpose.agents.classic`): the non-learned floor."""
+
+    name = "classic"
+
+    def __init__(self, model: str | Path | None = None, device: str = "cpu") -> None:
+        if model:
+            raise ValueError("the classic method has no model; drop --model")
+        super().__init__()
+
+    def choose(self, view: torch.Tensor) -> dict:
+        from .agents.classic import classic_parameters
+
+        return {"local_exposure": {"ev": [0.0] * self.k}, **classic_parameters(view)[0]}
+
+
+class IdentityMethod(EditMethod):
+    """Changes nothing: the reference row of every comparison (and a check of the plumbing)."""
+
+    name = "identity"
+
+    def __init__(self, model: str | Path | None = None, device: str = "cpu") -> None:
+        if model:
+            raise ValueError("the identity method has no model; drop --model")
+        super().__init__()
+
+    def choose(self, view: torch.Tensor) -> dict:
+        return {"local_exposure": {"ev": [0.0] * self.k}}
+
+
+def bundled_model(name: str) -> Path:
+    """A baseline's bundled model ``deepexpose/models/<name>.safetensors`` (clear error when missing)."""
+    from importlib import resources
+
+    path = Path(str(resources.files("deepexpose") / "models" / f"{name}.safetensors"))
+    if not path.is_file():
+        raise FileNotFoundError(f"the bundled {name} model is missing ({path}); train it with "
+                                "scripts/train_baselines.py or pass --model PATH")
+    return path
+
+
+class ClassifierMethod(EditMethod):
+    """Seed 001's "what is wrong" classifier: the probability-weighted inverse of the 24 error classes
+    (:mod:`deepexpose.agents.classifier`)."""
+
+    name = "classifier"
+
+    def __init__(self, model: str | Path | None = None, device: str = "cpu") -> None:
+        from .agents.classifier import ClassifierCorrector
+
+        path = Path(model) if model else bundled_model("classifier")
+        self.corrector = ClassifierCorrector.load(path, device)
+        self.model_path = str(model) if model else "bundled default"
+        super().__init__(view=self.corrector.model.size)
+
+    def choose(self, view: torch.Tensor) -> dict:
+        edit, info = self.corrector.plan(view)
+        return {"local_exposure": {"ev": [0.0] * self.k}, **edit}
+
+    def describe(self) -> dict:
+        return {"method": self.name, "model": self.model_path}
+
+
+def blend(pixels: np.ndarray, edited: np.ndarray, strength: float) -> np.ndarray:
+    """``pixels + strength * (edited - pixels)`` in the pixels' own dtype (integers rounded to nearest)."""
+    if strength >= 1.0:
+        return edited
+    mixed = pixels.astype(np.float32) + np.float32(strength) * (edited.astype(np.float32) - pixels)
+    if np.issubdtype(pixels.dtype, np.integer):
+        return np.clip(np.rint(mixed), 0, np.iinfo(pixels.dtype).max).astype(pixels.dtype)
+    return mixed
+
+
+class HistogramMethod(Method):
+    """Seed 002's histogram network with Pitié's colour transfer (:mod:`deepexpose.agents.histogram`); the
+    transfer is a colour mapping, applied at full resolution as a 3D LUT."""
+
+    name = "histogram"
+    has_lut = True
+    lut_size = 65
+
+    def __init__(self, model: str | Path | None = None, device: str = "cpu") -> None:
+        from .agents.histogram import load_histogram
+
+        self.corrector = load_histogram(Path(model) if model else bundled_model("histogram"), device)
+        self.model_path = str(model) if model else "bundled default"
+
+    def plan(self, pixels: np.ndarray) -> Plan:
+        from .lut import bake_function
+        from .render import make_view
+
+        transfer, info = self.corrector.plan(make_view(pixels, self.corrector.view))
+
+        def lut(size: int) -> ColorLUT:
+            return bake_function(transfer.apply_image, size)
+
+        baked = lut(self.lut_size)
+
+        def render(px: np.ndarray, strength: float) -> np.ndarray:
+            return blend(px, baked.apply(px), strength)
+
+        return Plan(params={**info, **self.describe()}, render=render, lut=lut)
+
+    def describe(self) -> dict:
+        return {"method": self.name, "model": self.model_path}
+
+
+class CganMethod(Method):
+    """The pix2pix cGAN of seeds 001 and 004 (:mod:`deepexpose.agents.cgan`): it paints every pixel, at the
+    photo's own size (with seed 001's 2x oversampling when ``oversample`` is 2)."""
+
+    name = "cgan"
+    oversample = 1
+
+    def __init__(self, model: str | Path | None = None, device: str = "cpu") -> None:
+        from .agents.cgan import load_cgan
+
+        self.corrector = load_cgan(Path(model) if model else bundled_model("cgan"), device)
+        self.model_path = str(model) if model else "bundled default"
+        if self.corrector.frames != 1:
+            raise ValueError("this cGAN was trained on stacks of frames; enhance runs single-frame models")
+
+    def plan(self, pixels: np.ndarray) -> Plan:
+        info: dict = {}
+
+        @torch.no_grad()
+        def render(px: np.ndarray, strength: float) -> np.ndarray:
+            from .io import quantize
+
+            top = np.iinfo(px.dtype).max if np.issubdtype(px.dtype, np.integer) else 1
+            x = torch.from_numpy(np.ascontiguousarray(px, dtype=np.float32) / top).permute(2, 0, 1)[None]
+            out, more = self.corrector.enhance(x.to(next(self.corrector.generator.parameters()).device),
+                                               oversample=self.oversample)
+            info.update(more)
+            y = out[0].permute(1, 2, 0).clamp(0, 1).cpu().numpy()
+            y = y if top == 1 else quantize(y, 8 if top == 255 else 16)
+            return blend(px, y, strength)
+
+        return Plan(params={**self.describe(), "oversample": self.oversample}, render=render)
+
+    def describe(self) -> dict:
+        return {"method": self.name, "model": self.model_path}
+
+
+METHODS: dict[str, Callable[..., Method]] = {
+    "agent": AgentMethod,
+    "classic": ClassicMethod,
+    "identity": IdentityMethod,
+    "classifier": ClassifierMethod,
+    "histogram": HistogramMethod,
+    "cgan": CganMethod,
+}
+
+
+def load_method(name: str, model: str | Path | None = None, device: str = "cpu") -> Method:
+    """The method ``name`` of :data:`METHODS` with its model (``None``: the bundled default)."""
+    if name not in METHODS:
+        raise ValueError(f"unknown method {name!r}; choose from {', '.join(METHODS)}")
+    return METHODS[name](model, device)

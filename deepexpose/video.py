@@ -1,0 +1,254 @@
+"""Video clips and frame sequences: parameters chosen per frame, smoothed over time, applied per frame.
+
+Seed 001 found that correcting frames independently makes the picture flicker, and tried to hide it by
+blending output frames. Here the flicker is removed where it starts, in parameter space: each frame's edit
+(exposures, white balance, ...) is chosen on its own view, every numeric parameter is averaged over a centred
+window of ``temporal_window`` frames (:func:`smooth_edits`), and each frame is rendered with its smoothed
+edit, so nothing is blurred and a cut still changes the look within half a window.
+
+Flicker is measured as in ``DESIGN.md``: the mean absolute frame-to-frame change of a global statistic
+(mean luminance and per-channel means) of a sequence (:func:`flicker`).
+
+Clips are read and written with the ffmpeg binary that ships inside ``imageio-ffmpeg``; the audio of the
+source is copied into the output, and the output is written to a temporary file and moved into place.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import secrets
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from .filters.base import LUMA_709
+from .io import SUPPORTED_EXTENSIONS, atomic_write_bytes, read_image, write_image
+
+
+def _numeric_leaves(edit: dict, prefix: tuple = ()) -> Iterable[tuple[tuple, float | list]]:
+    for key, value in edit.items():
+        if isinstance(value, dict):
+            yield from _numeric_leaves(value, prefix + (key,))
+        else:
+            yield prefix + (key,), value
+
+
+def _set(edit: dict, path: tuple, value) -> None:
+    for key in path[:-1]:
+        edit = edit.setdefault(key, {})
+    edit[path[-1]] = value
+
+
+def smooth_edits(edits: Sequence[dict], window: int) -> list[dict]:
+    """Centred moving average of every numeric parameter over ``window`` frames (fewer at the ends).
+
+    Edits are dicts of dicts of numbers or lists of numbers (an episode's ``describe()``); a parameter missing
+    from some frames counts as absent there, and lists are averaged element-wise.
+    """
+    if window < 1:
+        raise ValueError(f"window must be >= 1, got {window}")
+    n = len(edits)
+    paths: dict[tuple, None] = {}
+    for e in edits:
+        for path, _ in _numeric_leaves(e):
+            paths.setdefault(path)
+    out: list[dict] = [{} for _ in range(n)]
+    half = window // 2
+    for path in paths:
+        series = []
+        for e in edits:
+            node = e
+            for key in path:
+                node = node.get(key) if isinstance(node, dict) else None
+            series.append(None if node is None else np.asarray(node, dtype=np.float64))
+        for i in range(n):
+            near = [s for s in series[max(0, i - half):i + half + 1] if s is not None]
+            if series[i] is None or not near:
+                continue
+            mean = np.mean(near, axis=0)
+            _set(out[i], path, [round(float(v), 6) for v in mean] if mean.ndim else round(float(mean), 6))
+    return out
+
+
+def frame_statistics(pixels: np.ndarray) -> np.ndarray:
+    """Mean luminance (Rec. 709 weights on the stored values) and mean R, G, B of ``H x W x 3`` pixels in
+    [0, 1] (integers are scaled by their maximum)."""
+    x = pixels.astype(np.float64)
+    if np.issubdtype(pixels.dtype, np.integer):
+        x /= np.iinfo(pixels.dtype).max
+    rgb = x.reshape(-1, 3).mean(0)
+    return np.array([float(np.dot(LUMA_709, rgb)), *rgb])
+
+
+def flicker(stats: Sequence[np.ndarray] | np.ndarray) -> dict[str, float]:
+    """Mean absolute frame-to-frame change of the mean luminance and of the per-channel means (averaged),
+    from the :func:`frame_statistics` of consecutive frames (DESIGN.md's flicker figure)."""
+    s = np.asarray(stats, dtype=np.float64)
+    if s.ndim != 2 or s.shape[1] != 4 or len(s) < 2:
+        raise ValueError("flicker needs the statistics of at least two frames (N x 4)")
+    d = np.abs(np.diff(s, axis=0)).mean(0)
+    return {"luminance": float(d[0]), "rgb": float(d[1:].mean())}
+
+
+def _natural_key(path: Path) -> list:
+    return [int(t) if t.isdigit() else t.lower() for t in re.split(r"(\d+)", path.name)]
+
+
+def sequence_frames(folder: Path) -> list[Path]:
+    """The image files directly in ``folder``, in natural order (frame 2 before frame 10)."""
+    frames = [p for p in Path(folder).iterdir()
+              if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in SUPPORTED_EXTENSIONS]
+    if not frames:
+        raise ValueError(f"the frame folder {folder} holds no images")
+    return sorted(frames, key=_natural_key)
+
+
+def _plans(method, edits: list[dict], cfg) -> list:
+    smoothed = smooth_edits(edits, cfg.temporal_window) if cfg.temporal_window > 1 else edits
+    return [method.plan_from_edit(e) for e in smoothed]
+
+
+def _need_parametric(method, cfg) -> None:
+    if cfg.temporal_window > 1 and not method.parametric:
+        raise ValueError(f"the {method.name} method has no parameters to smooth over time; pass "
+                         "--temporal-window 1")
+
+
+def enhance_frames(method, folder: Path, out_folder: Path, cfg) -> dict:
+    """Correct a folder of numbered frames into ``out_folder`` (same names); returns the flicker figures."""
+    _need_parametric(method, cfg)
+    frames = sequence_frames(folder)
+    from .enhance import _bit_depth, output_suffix, write_side_files
+
+    outputs = [out_folder / f.with_suffix(output_suffix(f, cfg.format)).name for f in frames]
+    clash = [o for o in outputs if o.exists() and not (cfg.skip_existing or cfg.overwrite)]
+    if clash:
+        raise ValueError(f"{len(clash)} output frame(s) exist already, e.g. {clash[0]} "
+                         "(pass --skip-existing or --overwrite)")
+    edits, stats_in = [], []
+    for f in frames:  # pass 1: a plan per frame, on its own view
+        img = read_image(f, dtype="native")
+        stats_in.append(frame_statistics(img.pixels))
+        edits.append(method.plan(img.pixels).edit if method.parametric else None)
+    plans = _plans(method, edits, cfg) if method.parametric else None
+    stats_out = []
+    for i, (f, o) in enumerate(zip(frames, outputs, strict=True)):  # pass 2: render the smoothed plans
+        img = read_image(f, dtype="native")
+        plan = plans[i] if plans is not None else method.plan(img.pixels)
+        pixels = plan.render(img.pixels, cfg.strength)
+        stats_out.append(frame_statistics(pixels))
+        if o.exists() and cfg.skip_existing:
+            continue
+        write_side_files(plan, o, cfg, {"source": f.name, "frame": i})
+        write_image(o, pixels, bit_depth=_bit_depth(cfg, img.bit_depth, o), quality=cfg.quality,
+                    icc_profile=img.icc_profile, exif=img.exif, alpha=img.alpha, overwrite=True)
+    report = {"frames": len(frames), **_flicker_report(stats_in, stats_out)}
+    if cfg.sidecar:
+        doc = {**method.describe(), "temporal_window": cfg.temporal_window, **report,
+               "edits": [p.edit for p in plans] if plans is not None else None}
+        _write_json(out_folder.with_name(out_folder.name + ".json"), doc)
+    return report
+
+
+def _flicker_report(stats_in: list, stats_out: list) -> dict:
+    if len(stats_in) < 2:
+        return {}
+    return {"flicker_input": flicker(stats_in), "flicker_output": flicker(stats_out)}
+
+
+# ----------------------------------------------------------------------------------------------- clips
+
+
+def _ffmpeg():
+    try:
+        import imageio_ffmpeg
+    except ImportError as e:  # a dependency of deepexpose; only a broken install lacks it
+        raise RuntimeError("video needs the imageio-ffmpeg package (pip install imageio-ffmpeg)") from e
+    return imageio_ffmpeg
+
+
+def read_clip(path: Path) -> tuple[dict, Iterable[np.ndarray]]:
+    """The clip's metadata (``fps``, ``size``, ``audio``...) and an iterator over its RGB frames (uint8)."""
+    ff = _ffmpeg()
+    reader = ff.read_frames(str(path))
+    meta = reader.__next__()
+    w, h = meta["size"]
+
+    def frames():
+        for raw in reader:
+            yield np.frombuffer(raw, dtype=np.uint8).reshape(h, w, 3)
+
+    return meta, frames()
+
+
+_CODECS = {".webm": "libvpx-vp9", ".avi": "mpeg4"}
+
+
+def write_clip(path: Path, frames: Iterable[np.ndarray], *, fps: float, size: tuple[int, int],
+               audio_from: Path | None = None, quality: int = 95,
+               before_replace: Callable[[], None] | None = None) -> None:
+    """Encode ``frames`` to ``path`` atomically (a hidden temporary file moved into place), copying the audio
+    of ``audio_from`` when it has any; ``before_replace`` runs after encoding, before the move."""
+    ff = _ffmpeg()
+    tmp = path.with_name(f".{path.name}.tmp-{secrets.token_hex(4)}{path.suffix}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        writer = ff.write_frames(str(tmp), size, fps=fps, codec=_CODECS.get(path.suffix.lower()),
+                                 quality=min(10.0, quality / 10), macro_block_size=1,
+                                 audio_path=str(audio_from) if audio_from else None,
+                                 audio_codec="copy" if audio_from else None)
+        writer.send(None)
+        for frame in frames:
+            writer.send(np.ascontiguousarray(frame))
+        writer.close()
+        if before_replace is not None:
+            before_replace()
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def enhance_video(method, source: Path, output: Path, cfg) -> dict:
+    """Correct a clip: plans per frame on views (pass 1), smoothed, rendered and encoded (pass 2)."""
+    _need_parametric(method, cfg)
+    meta, frames = read_clip(source)
+    edits, stats_in = [], []
+    for frame in frames:
+        stats_in.append(frame_statistics(frame))
+        edits.append(method.plan(frame).edit if method.parametric else None)
+    if not edits:
+        raise ValueError("the clip has no frames")
+    plans = _plans(method, edits, cfg) if method.parametric else None
+    stats_out: list[np.ndarray] = []
+
+    def rendered():
+        _, again = read_clip(source)
+        for i, frame in enumerate(again):
+            if i >= len(edits):
+                break
+            plan = plans[i] if plans is not None else method.plan(frame)
+            out = plan.render(frame, cfg.strength)
+            stats_out.append(frame_statistics(out))
+            yield out
+
+    report: dict = {"frames": len(edits), "fps": meta["fps"]}
+
+    def sidecar() -> None:
+        report.update(_flicker_report(stats_in, stats_out))
+        if cfg.sidecar:
+            doc = {**method.describe(), "temporal_window": cfg.temporal_window, **report,
+                   "edits": [p.edit for p in plans] if plans is not None else None}
+            _write_json(output.with_name(output.name + ".json"), doc)
+
+    write_clip(output, rendered(), fps=float(meta["fps"]), size=tuple(meta["size"]),
+               audio_from=source if meta.get("audio_codec") else None, quality=cfg.quality,
+               before_replace=sidecar)
+    return report
+
+
+def _write_json(path: Path, doc: dict) -> None:
+    atomic_write_bytes(path, (json.dumps(doc, indent=2) + "\n").encode(), overwrite=True)

@@ -1,0 +1,70 @@
+"""Train the bundled baseline models (``deepexpose/models/{classifier,histogram,cgan}.safetensors``).
+
+    .venv/bin/python scripts/get_photos.py            # the Debian photo library (once)
+    .venv/bin/python scripts/train_baselines.py        # all three, about 4 minutes each on 2 cores
+    .venv/bin/python scripts/train_baselines.py --methods classifier --minutes 2
+
+Same photos and the same held-out photos as the default agent (``scripts/train_default_model.py``): the
+demo photos astronaut and rocket plus the Debian photo library without kphotoalbum; coffee, chelsea, the
+motorcycle pair and 20 % of the library's scene groups held out. Each model is written with its JSON twin
+(config and held-out evaluation) and must stay under 5 MB.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from train_default_model import EXCLUDED_PACKAGES, HOLDOUT, MODEL_DIR  # noqa: E402
+
+from deepexpose.agents.cgan import CganConfig, train_cgan  # noqa: E402
+from deepexpose.agents.classifier import ClassifierConfig, train_classifier  # noqa: E402
+from deepexpose.agents.histogram import HistogramConfig, train_histogram  # noqa: E402
+from deepexpose.data.packages import default_cache_dir, load_library  # noqa: E402
+from deepexpose.io import atomic_write_bytes  # noqa: E402
+
+TRAINERS = {
+    "classifier": (ClassifierConfig, train_classifier, "classifier.safetensors"),
+    "histogram": (HistogramConfig, train_histogram, "histogram.safetensors"),
+    "cgan": (CganConfig, train_cgan, "cgan.safetensors"),
+}
+MAX_BYTES = 5 * 1024 * 1024
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--methods", default="classifier,histogram,cgan", help="which baselines to train")
+    parser.add_argument("--minutes", type=float, default=4.0, help="training budget of each (default: 4)")
+    parser.add_argument("--out", default="runs/baselines", help="training runs go to OUT/METHOD")
+    parser.add_argument("--model-dir", default=str(MODEL_DIR), help="where the models go")
+    args = parser.parse_args()
+
+    packages = sorted({r.package for r in load_library(default_cache_dir())} - set(EXCLUDED_PACKAGES))
+    if not packages:
+        raise SystemExit("no photo library in the cache: run scripts/get_photos.py first")
+    report = {}
+    for method in [m.strip() for m in args.methods.split(",") if m.strip()]:
+        if method not in TRAINERS:
+            raise SystemExit(f"unknown baseline {method!r}; choose from {', '.join(TRAINERS)}")
+        cls, fn, name = TRAINERS[method]
+        out = Path(args.out) / method
+        cfg = cls(data="library", library_packages=",".join(packages), holdout=HOLDOUT, minutes=args.minutes,
+                  steps=10 ** 9, out=str(out), progress=False, seed=0)
+        result = fn(cfg)
+        size = (out / name).stat().st_size
+        if size > MAX_BYTES:
+            raise SystemExit(f"{method}: the model is {size} bytes, over the 5 MB limit")
+        target = Path(args.model_dir)
+        target.mkdir(parents=True, exist_ok=True)
+        for src in (out / name, (out / name).with_suffix(".json")):  # the JSON last: it marks a complete model
+            atomic_write_bytes(target / src.name, src.read_bytes(), overwrite=True)
+        report[method] = {"bytes": size, "held_out": {k: v for k, v in result.items() if not isinstance(v, dict)}}
+        print(json.dumps({method: report[method]}, indent=2), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

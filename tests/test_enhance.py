@@ -1,0 +1,239 @@
+"""``deepexpose enhance``: options, a mixed folder of good and bad inputs, kill-and-rerun, metadata round trips."""
+
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from deepexpose.agents.checkpoint import save_checkpoint
+from deepexpose.agents.networks import ActorCritic
+from deepexpose.agents.policy import KIND
+from deepexpose.enhance import EnhanceConfig, collect_jobs, enhance_paths
+from deepexpose.io import read_image
+from deepexpose.lut import read_cube
+
+
+def photo(seed=0, h=48, w=64):
+    """A smooth, photo-like picture (gradients and blobs), darker than a good photo."""
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:h, 0:w] / max(h, w)
+    base = np.stack([0.3 * x + 0.1, 0.25 * y + 0.1, 0.2 * (x + y) / 2 + 0.05], axis=2)
+    blob = np.exp(-((x - rng.uniform(0.2, 0.8)) ** 2 + (y - rng.uniform(0.2, 0.6)) ** 2) / 0.02)[..., None]
+    return np.clip(base + 0.4 * blob * rng.uniform(0.3, 1, 3), 0, 1)
+
+
+def save(path, pixels, bits=8, mode="RGB", **kw):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if bits == 16:
+        from deepexpose.io import write_image
+        write_image(path, pixels, bit_depth=16)
+        return path
+    Image.fromarray((pixels * 255).round().astype(np.uint8), mode).save(path, **kw)
+    return path
+
+
+def digest(folder):
+    return {p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(Path(folder).rglob("*")) if p.is_file()}
+
+
+def cfg(out, **kw):
+    return EnhanceConfig(out=str(out), progress=False, **{"method": "classic", **kw})
+
+
+@pytest.fixture
+def agent_model(tmp_path):
+    """A small agent with non-zero actor weights, exported like the bundled model."""
+    torch.manual_seed(0)
+    model = ActorCritic(steps=4, action_dim=16, hidden=32)
+    torch.nn.init.normal_(model.actor.weight, std=0.3)
+    meta = {"kind": KIND, "model": model.config(), "k": 3, "view": 64, "segmentation": "luminosity",
+            "refine_radius": 0, "filters": ["white_balance", "exposure", "levels", "gamma", "contrast",
+                                            "tone_curve", "saturation"]}
+    return save_checkpoint(tmp_path / "model" / "agent.safetensors", modules={"policy": model}, meta=meta)
+
+
+def test_mixed_folder_good_and_bad_inputs(tmp_path):
+    src = tmp_path / "in"
+    save(src / "a.jpg", photo(0), quality=95)
+    save(src / "sub" / "b.png", photo(1))
+    save(src / "sub" / "deep" / "c.tif", photo(2))
+    (src / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 this is not a jpeg")
+    (src / "empty.png").write_bytes(b"")
+    (src / "notes.txt").write_text("not an image, not picked up from a folder")
+    truncated = save(src / "trunc.png", photo(3))
+    truncated.write_bytes(truncated.read_bytes()[:200])
+    before = digest(src)
+    summary = enhance_paths([src, tmp_path / "missing.jpg", src / "notes.txt"], cfg(tmp_path / "out"))
+    assert digest(src) == before  # inputs untouched
+    status = {Path(o.source).name: (o.status, o.reason) for o in summary.outcomes}
+    assert {k for k, v in status.items() if v[0] == "done"} == {"a.jpg", "b.png", "c.tif"}
+    assert status["broken.jpg"][0] == status["empty.png"][0] == status["trunc.png"][0] == "failed"
+    assert "empty" in status["empty.png"][1]
+    assert status["missing.jpg"] == ("failed", "no such file or folder")
+    assert "not a supported image" in status["notes.txt"][1]
+    assert summary.exit_code == 1 and "3 done, 0 skipped, 5 failed" in str(summary)
+    out = tmp_path / "out"
+    for rel in ("a.jpg", "sub/b.png", "sub/deep/c.tif"):
+        img = read_image(out / rel)
+        assert img.pixels.shape == (48, 64, 3)
+        assert not np.allclose(img.pixels, read_image(src / rel).pixels, atol=2 / 255)  # classic changed it
+    assert sorted(p.name for p in out.rglob("*") if p.is_file()) == ["a.jpg", "b.png", "c.tif"]
+
+
+def test_all_good_exit_zero_and_cli(tmp_path):
+    from deepexpose.cli import main
+
+    save(tmp_path / "in" / "x.png", photo(4))
+    code = main(["enhance", str(tmp_path / "in"), "-o", str(tmp_path / "out"), "--method", "identity",
+                 "--no-progress"])
+    assert code == 0
+    assert np.array_equal(np.asarray(Image.open(tmp_path / "out" / "x.png")),
+                          np.asarray(Image.open(tmp_path / "in" / "x.png")))  # identity is exact
+    assert main(["enhance", str(tmp_path / "nothing"), "-o", str(tmp_path / "o2"), "--method", "classic",
+                 "--no-progress"]) == 1
+
+
+def test_format_quality_and_bit_depth(tmp_path):
+    src = save(tmp_path / "in" / "p.png", photo(5, 96, 128))
+    out = tmp_path / "out"
+    assert enhance_paths([src], cfg(out / "hi", format="jpg", quality=95)).exit_code == 0
+    assert enhance_paths([src], cfg(out / "lo", format="jpg", quality=20)).exit_code == 0
+    assert (out / "lo" / "p.jpg").stat().st_size < (out / "hi" / "p.jpg").stat().st_size
+    assert enhance_paths([src], cfg(out / "t16", format="tiff", bit_depth=16)).exit_code == 0
+    assert read_image(out / "t16" / "p.tif").bit_depth == 16
+    bad = enhance_paths([src], cfg(out / "j16", format="jpg", bit_depth=16))
+    assert bad.exit_code == 1 and "16-bit output needs png or tiff" in bad.failed[0].reason
+    with pytest.raises(ValueError, match="format"):
+        enhance_paths([src], cfg(out / "x", format="gif"))
+    for field, value in (("strength", 1.5), ("bit_depth", 12), ("quality", 0), ("jobs", 0)):
+        with pytest.raises(ValueError):
+            enhance_paths([src], cfg(out / "x", **{field: value}))
+
+
+def test_strength_blends_toward_input(tmp_path):
+    src = save(tmp_path / "in" / "p.png", photo(6))
+    x = read_image(src).pixels
+    outs = {}
+    for s in (0.0, 0.5, 1.0):
+        enhance_paths([src], cfg(tmp_path / f"s{s}", strength=s))
+        outs[s] = read_image(tmp_path / f"s{s}" / "p.png").pixels
+    assert np.abs(outs[0.0] - x).max() <= 1 / 255
+    d_half, d_full = np.abs(outs[0.5] - x).mean(), np.abs(outs[1.0] - x).mean()
+    assert 0.3 * d_full < d_half < 0.7 * d_full
+
+
+def test_sidecar_and_lut(tmp_path, agent_model):
+    src = save(tmp_path / "in" / "p.jpg", photo(7))
+    c = cfg(tmp_path / "out", method="agent", model=str(agent_model), sidecar=True, lut=True, lut_size=17)
+    assert enhance_paths([src], c).exit_code == 0
+    doc = json.loads((tmp_path / "out" / "p.jpg.json").read_text())
+    assert doc["method"] == "agent" and doc["source"] == "p.jpg" and doc["size"] == [64, 48]
+    edit = doc["edit"]
+    assert len(edit["local_exposure"]["ev"]) == 3 and "exposure" in edit and "saturation" in edit
+    assert any(abs(v) > 1e-3 for f in edit.values() for v in (f.values() if isinstance(f, dict) else []) if
+               isinstance(v, float))  # a real, non-trivial edit was chosen
+    table = read_cube(tmp_path / "out" / "p.jpg.cube").table.reshape(-1, 3)
+    assert table.shape == (17 ** 3, 3)
+    # the LUT is the per-pixel (global) part: its grid point for pure grey 0.5 equals the filters applied to it
+    from deepexpose.filters import DEFAULT_GLOBAL_FILTERS, FilterPipeline
+    pipe = FilterPipeline(DEFAULT_GLOBAL_FILTERS)
+    g = {k: v for k, v in edit.items() if k != "local_exposure"}
+    mid = pipe(torch.full((1, 3, 1, 1), 0.5), pipe.action_from_description(g)).flatten().numpy()
+    assert np.allclose(table[8 + 8 * 17 + 8 * 17 * 17], mid, atol=1e-4)
+    with pytest.raises(ValueError, match="unknown method"):
+        enhance_paths([src], cfg(tmp_path / "o2", method="nonexistent"))
+
+
+def test_skip_existing_overwrite_and_refusal(tmp_path):
+    src = tmp_path / "in"
+    for i in range(2):
+        save(src / f"{i}.png", photo(i))
+    out = tmp_path / "out"
+    assert enhance_paths([src], cfg(out)).count("done") == 2
+    stamp = {p.name: p.stat().st_mtime_ns for p in out.iterdir()}
+    again = enhance_paths([src], cfg(out))
+    assert again.count("failed") == 2 and "--skip-existing" in again.failed[0].reason
+    skipped = enhance_paths([src], cfg(out, skip_existing=True))
+    assert skipped.count("skipped") == 2 and skipped.exit_code == 0
+    assert {p.name: p.stat().st_mtime_ns for p in out.iterdir()} == stamp
+    time.sleep(0.01)
+    assert enhance_paths([src], cfg(out, overwrite=True)).count("done") == 2
+    assert all(p.stat().st_mtime_ns > stamp[p.name] for p in out.iterdir())
+    # an output that would land on an input is refused, even with --overwrite
+    s = enhance_paths([src], cfg(src, overwrite=True))
+    assert s.count("failed") == 2 and "overwrite an input" in s.failed[0].reason
+
+
+def test_name_collision_reported(tmp_path):
+    a = save(tmp_path / "a" / "same.png", photo(1))
+    b = save(tmp_path / "b" / "same.png", photo(2))
+    jobs, bad = collect_jobs([a, b], tmp_path / "out")
+    assert len(jobs) == 1 and "collides" in bad[0].reason
+
+
+def test_jobs_two_processes(tmp_path):
+    src = tmp_path / "in"
+    for i in range(3):
+        save(src / f"{i}.png", photo(i))
+    (src / "bad.png").write_bytes(b"nope")
+    s = enhance_paths([src], cfg(tmp_path / "par", jobs=2))
+    serial = enhance_paths([src], cfg(tmp_path / "ser"))
+    assert s.count("done") == 3 and s.count("failed") == 1
+    assert digest(tmp_path / "par") == digest(tmp_path / "ser")
+
+
+def test_metadata_round_trips(tmp_path):
+    src = tmp_path / "in"
+    icc = b"\0" * 16 + b"RGB " + b"\0" * 108  # a (fake) RGB profile, kept byte for byte
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotated: the output is upright with Orientation 1
+    exif[0x010F] = "TestCam"
+    save(src / "rot.jpg", photo(1), quality=95, exif=exif.tobytes(), icc_profile=icc)
+    save(src / "deep.png", photo(2), bits=16)
+    rgba = np.dstack([photo(3), np.linspace(0, 1, 64)[None, :].repeat(48, 0)])
+    Image.fromarray((rgba * 255).round().astype(np.uint8), "RGBA").save(src / "alpha.png")
+    assert enhance_paths([src], cfg(tmp_path / "out")).exit_code == 0
+    out = tmp_path / "out"
+    with Image.open(out / "rot.jpg") as im:
+        assert im.size == (48, 64)  # rotated upright
+        assert im.info.get("icc_profile") == icc
+        e = im.getexif()
+        assert e.get(0x0112) == 1 and e.get(0x010F) == "TestCam"
+    assert read_image(out / "deep.png").bit_depth == 16
+    a_in, a_out = read_image(src / "alpha.png"), read_image(out / "alpha.png")
+    assert np.array_equal(a_in.alpha, a_out.alpha)
+
+
+def test_killed_run_finishes_on_rerun(tmp_path):
+    src = tmp_path / "in"
+    for i in range(40):
+        save(src / f"{i:02d}.png", photo(i, 96, 128))
+    out = tmp_path / "out"
+    cmd = [sys.executable, "-m", "deepexpose.cli", "enhance", str(src), "-o", str(out), "--method", "classic",
+           "--no-progress"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 60
+    while time.time() < deadline and len([p for p in out.glob("*.png")]) < 3:
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    finished = {p.name: (p.stat().st_mtime_ns, p.read_bytes()) for p in out.glob("*.png")}
+    assert 3 <= len(finished) < 40, "the run should have been killed halfway"
+    for name in finished:  # every visible output is a complete image
+        read_image(out / name)
+    r = subprocess.run(cmd + ["--skip-existing"], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert f"{40 - len(finished)} done, {len(finished)} skipped, 0 failed" in r.stdout
+    for name, (mtime, data) in finished.items():
+        assert (out / name).stat().st_mtime_ns == mtime and (out / name).read_bytes() == data
+    assert sorted(p.name for p in out.iterdir() if not p.name.startswith(".")) == sorted(os.listdir(src))

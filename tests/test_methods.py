@@ -1,0 +1,122 @@
+"""The correction methods behind ``enhance``: plans, rendering, strength, LUTs and loading errors."""
+
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+
+from deepexpose.agents.checkpoint import save_checkpoint
+from deepexpose.methods import METHODS, blend, bundled_model, load_method
+
+
+def photo_u8(h=40, w=56, seed=0):
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:h, 0:w] / max(h, w)
+    base = np.stack([0.5 * x + 0.1, 0.4 * y + 0.1, 0.3 * (x + y) / 2 + 0.1], axis=2)
+    return (np.clip(base + rng.normal(0, 0.02, base.shape), 0, 1) * 255).round().astype(np.uint8)
+
+
+@pytest.fixture
+def classifier_model(tmp_path):
+    from deepexpose.agents.classifier import CLASSES, INVERSES, KIND, ClassifierConfig, ClassifierNet
+
+    torch.manual_seed(0)
+    net = ClassifierNet(size=32, width=4)
+    meta = {"kind": KIND, "classes": list(CLASSES), "model": net.config(),
+            "config": dataclasses.asdict(ClassifierConfig(size=32, width=4)), "inverses": INVERSES}
+    return save_checkpoint(tmp_path / "classifier.safetensors", modules={"classifier": net}, meta=meta)
+
+
+@pytest.fixture
+def histogram_model(tmp_path):
+    from deepexpose.agents.histogram import HistogramConfig, HistogramNet, save_histogram
+
+    torch.manual_seed(0)
+    net = HistogramNet(bins=8, width=4)
+    return save_histogram(tmp_path / "histogram.safetensors", net, HistogramConfig(bins=8, width=4, size=32))
+
+
+def test_registry_and_errors():
+    assert {"agent", "classic", "identity", "classifier", "histogram"} <= set(METHODS)
+    with pytest.raises(ValueError, match="unknown method"):
+        load_method("nope")
+    with pytest.raises(ValueError, match="no model"):
+        load_method("classic", "some/model.safetensors")
+    with pytest.raises(FileNotFoundError, match="bundled"):
+        bundled_model("no-such-baseline")
+
+
+def test_identity_and_classic_plans():
+    px = photo_u8()
+    ident = load_method("identity").plan(px)
+    assert np.array_equal(ident.render(px, 1.0), px)
+    classic = load_method("classic").plan(px)
+    assert set(classic.edit) >= {"local_exposure", "white_balance", "exposure"}
+    out = classic.render(px, 1.0)
+    assert out.dtype == np.uint8 and out.shape == px.shape and not np.array_equal(out, px)
+    assert np.abs(classic.render(px, 0.0).astype(int) - px).max() <= 1
+    lut = classic.lut(9)
+    assert lut.size == 9
+
+
+def test_classifier_method(classifier_model):
+    m = load_method("classifier", classifier_model)
+    px = photo_u8()
+    plan = m.plan(px)
+    assert m.view == 32 and plan.edit["local_exposure"]["ev"] == [0.0, 0.0, 0.0]
+    assert {"white_balance", "exposure", "levels", "contrast", "saturation"} <= set(plan.edit)
+    out = plan.render(px, 1.0)
+    assert out.shape == px.shape and out.dtype == np.uint8
+    # the rendered edit is the classifier's own correction of the photo
+    from deepexpose.agents.classifier import ClassifierCorrector
+    ref, _ = ClassifierCorrector.load(classifier_model).enhance(torch.from_numpy(px).permute(2, 0, 1)[None] / 255)
+    ref = (ref[0].permute(1, 2, 0).numpy() * 255).round()
+    assert np.abs(out.astype(float) - ref).max() <= 1.0
+    assert plan.params["method"] == "classifier"
+
+
+def test_histogram_method(histogram_model):
+    m = load_method("histogram", histogram_model)
+    px = photo_u8()
+    plan = m.plan(px)
+    assert plan.edit is None and not m.parametric and m.has_lut
+    out = plan.render(px, 1.0)
+    assert out.shape == px.shape and out.dtype == np.uint8
+    half = plan.render(px, 0.5).astype(float)
+    assert np.abs(half - (px + 0.5 * (out.astype(float) - px))).max() <= 1.0
+    assert plan.params["method"] == "histogram" and "predicted_mean_rgb" in plan.params
+    assert plan.lut(5).size == 5
+
+
+@pytest.fixture
+def cgan_model(tmp_path):
+    from deepexpose.agents.cgan import KIND, CganConfig, build_generator, generator_meta
+
+    torch.manual_seed(0)
+    cfg = CganConfig(size=32, width=4)
+    gen = build_generator(cfg)
+    for p in gen.parameters():  # the residual output starts at zero: make it do something
+        torch.nn.init.normal_(p, std=0.05)
+    meta = {"kind": KIND, "generator": generator_meta(gen), "config": dataclasses.asdict(cfg)}
+    return save_checkpoint(tmp_path / "cgan.safetensors", modules={"generator": gen}, meta=meta)
+
+
+def test_cgan_method(cgan_model):
+    m = load_method("cgan", cgan_model)
+    px = photo_u8(37, 45)  # odd sizes: padded and cropped back
+    plan = m.plan(px)
+    out = plan.render(px, 1.0)
+    assert out.shape == px.shape and out.dtype == np.uint8 and not np.array_equal(out, px)
+    assert np.array_equal(plan.render(px, 0.0), px)
+    assert plan.lut is None and not m.has_lut
+
+
+def test_blend():
+    a = np.array([[[0, 100, 255]]], np.uint8)
+    b = np.array([[[255, 200, 0]]], np.uint8)
+    assert np.array_equal(blend(a, b, 1.0), b)
+    assert np.array_equal(blend(a, b, 0.0), a)
+    assert np.array_equal(blend(a, b, 0.5), np.array([[[128, 150, 128]]], np.uint8))
+    f = blend(a.astype(np.float32) / 255, b.astype(np.float32) / 255, 0.25)
+    assert f.dtype == np.float32

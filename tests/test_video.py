@@ -1,0 +1,124 @@
+"""Frame sequences and clips: parameter smoothing, the flicker figure, and enhance on a synthetic clip."""
+
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from deepexpose.enhance import EnhanceConfig, enhance_paths
+from deepexpose.io import read_image
+from deepexpose.video import flicker, frame_statistics, read_clip, sequence_frames, smooth_edits, write_clip
+
+
+def test_smooth_edits_moving_average():
+    edits = [{"exposure": {"ev": float(v)}, "local_exposure": {"ev": [float(v), 0.0]}} for v in (0, 3, 0, 3, 0)]
+    out = smooth_edits(edits, 3)
+    assert [e["exposure"]["ev"] for e in out] == [1.5, 1.0, 2.0, 1.0, 1.5]
+    assert out[1]["local_exposure"]["ev"] == [1.0, 0.0]
+    assert smooth_edits(edits, 1) == edits
+    # a parameter only some frames have is averaged over those that have it
+    partial = [{"exposure": {"ev": 1.0}}, {}, {"exposure": {"ev": 3.0}}]
+    assert smooth_edits(partial, 3) == partial  # each frame's window holds only itself of those that have it
+    assert smooth_edits(partial, 5) == [{"exposure": {"ev": 2.0}}, {}, {"exposure": {"ev": 2.0}}]
+    with pytest.raises(ValueError):
+        smooth_edits(edits, 0)
+
+
+def test_flicker_figure():
+    steady = [frame_statistics(np.full((4, 4, 3), 0.5, np.float32)) for _ in range(5)]
+    assert flicker(steady) == {"luminance": 0.0, "rgb": 0.0}
+    alternating = [frame_statistics(np.full((4, 4, 3), v, np.float32)) for v in (0.2, 0.4, 0.2)]
+    f = flicker(alternating)
+    assert f["luminance"] == pytest.approx(0.2) and f["rgb"] == pytest.approx(0.2)
+    u8 = frame_statistics(np.full((2, 2, 3), 255, np.uint8))
+    assert np.allclose(u8, 1.0)
+    with pytest.raises(ValueError):
+        flicker(steady[:1])
+
+
+def alternating_scene(n=24, h=48, w=64, seed=0):
+    """Frames of equal mean (stored values) that alternate irregularly between flat grey 0.4 and a 0.2 / 0.6
+    split: steady for the flicker figure, but a per-frame auto exposure (which looks at the mean *linear*
+    light) chooses a different exposure for each kind, so correcting frames one by one makes them flicker."""
+    rng = np.random.default_rng(seed)
+    frames = []
+    for i in range(n):
+        f = np.full((h, w, 3), 0.4)
+        if (i * 7) % 3:
+            f[:, : w // 2], f[:, w // 2:] = 0.2, 0.6
+        frames.append(np.clip(f + rng.normal(0, 0.003, f.shape), 0, 1))
+    return frames
+
+
+def test_sequence_natural_order(tmp_path):
+    for name in ("f10.png", "f2.png", "f1.png", ".hidden.png", "notes.txt"):
+        (tmp_path / name).write_bytes(b"x")
+    assert [p.name for p in sequence_frames(tmp_path)] == ["f1.png", "f2.png", "f10.png"]
+
+
+def test_frames_smoothing_reduces_flicker(tmp_path):
+    seq = tmp_path / "clip"
+    seq.mkdir()
+    for i, f in enumerate(alternating_scene()):
+        Image.fromarray((f * 255).round().astype(np.uint8)).save(seq / f"frame{i}.png")
+    reports = {}
+    for window in (1, 9):
+        out = tmp_path / f"w{window}"
+        cfg = EnhanceConfig(out=str(out), method="classic", frames=True, temporal_window=window, sidecar=True,
+                            progress=False)
+        assert enhance_paths([seq], cfg).exit_code == 0
+        reports[window] = json.loads((out / "clip.json").read_text())
+        assert len(list((out / "clip").glob("frame*.png"))) == 24
+        assert len(reports[window]["edits"]) == 24
+    raw, smooth = reports[1]["flicker_output"]["luminance"], reports[9]["flicker_output"]["luminance"]
+    assert raw > reports[1]["flicker_input"]["luminance"]  # per-frame correction adds flicker ...
+    assert smooth < 0.5 * raw  # ... which smoothing the parameters removes
+
+
+def test_clip_enhance_keeps_frames_and_reports_flicker(tmp_path):
+    frames = alternating_scene(n=12)
+    clip = tmp_path / "in" / "clip.mp4"
+    clip.parent.mkdir()
+    write_clip(clip, ((f * 255).round().astype(np.uint8) for f in frames), fps=12, size=(64, 48))
+    meta, it = read_clip(clip)
+    assert meta["size"] == (64, 48) and len(list(it)) == 12
+    cfg = EnhanceConfig(out=str(tmp_path / "out"), method="classic", temporal_window=5, sidecar=True,
+                        progress=False)
+    s = enhance_paths([clip.parent], cfg)
+    assert s.exit_code == 0, str(s)
+    out = tmp_path / "out" / "clip.mp4"
+    meta_out, frames_out = read_clip(out)
+    frames_out = list(frames_out)
+    assert len(frames_out) == 12 and meta_out["fps"] == pytest.approx(12)
+    doc = json.loads((tmp_path / "out" / "clip.mp4.json").read_text())
+    assert doc["frames"] == 12 and doc["flicker_output"]["luminance"] >= 0
+    assert not any(p.name.startswith(".") for p in (tmp_path / "out").iterdir())  # no temporary file left
+    # the classic correction brightened the flat grey frame toward middle grey (0.18 linear, 118 in sRGB)
+    assert np.mean(frames_out[0]) > np.mean(frames[0] * 255) + 5
+
+
+def test_non_parametric_method_needs_window_one(tmp_path):
+    from deepexpose.video import _need_parametric
+
+    class Painter:
+        name, parametric = "painter", False
+
+    with pytest.raises(ValueError, match="temporal-window 1"):
+        _need_parametric(Painter(), EnhanceConfig(temporal_window=3))
+    _need_parametric(Painter(), EnhanceConfig(temporal_window=1))
+
+
+def test_frames_output_exists_refused_then_skipped(tmp_path):
+    seq = tmp_path / "s"
+    seq.mkdir()
+    for i, f in enumerate(alternating_scene(n=3)):
+        Image.fromarray((f * 255).round().astype(np.uint8)).save(seq / f"{i}.png")
+    cfg = EnhanceConfig(out=str(tmp_path / "o"), method="classic", frames=True, temporal_window=3, progress=False)
+    assert enhance_paths([seq], cfg).exit_code == 0
+    first = read_image(tmp_path / "o" / "s" / "0.png").pixels
+    again = enhance_paths([seq], cfg)
+    assert again.exit_code == 1 and "exist already" in again.failed[0].reason
+    cfg.skip_existing = True
+    assert enhance_paths([seq], cfg).exit_code == 0
+    assert np.array_equal(read_image(tmp_path / "o" / "s" / "0.png").pixels, first)
