@@ -75,9 +75,11 @@ class EditMethod(Method):
     def plan(self, pixels: np.ndarray) -> Plan:
         from .render import make_view
 
-        return self.plan_from_edit(self.choose(make_view(pixels, self.view)))
+        view = make_view(pixels, self.view)
+        return self.plan_from_edit(self.choose(view), (pixels, view))
 
-    def plan_from_edit(self, edit: dict) -> Plan:
+    def plan_from_edit(self, edit: dict, known_view: tuple[np.ndarray, torch.Tensor] | None = None) -> Plan:
+        """The plan of ``edit``; ``known_view`` is ``(pixels, their view)`` when the view is already made."""
         from .lut import bake_pipeline
         from .render import render_edit
 
@@ -85,8 +87,10 @@ class EditMethod(Method):
         action = pipeline.action_from_description(_global_edit(edit))
 
         def render(pixels: np.ndarray, strength: float) -> np.ndarray:
+            view = known_view[1] if known_view is not None and pixels is known_view[0] else None
             return render_edit(pixels, edit, view=self.view, segmentation=self.segmentation,
-                               refine_radius=self.refine_radius, filters=self.filters, strength=strength)
+                               refine_radius=self.refine_radius, filters=self.filters, strength=strength,
+                               view_image=view)
 
         def lut(size: int) -> ColorLUT:
             return bake_pipeline(pipeline, action, size)
