@@ -93,6 +93,21 @@ def flicker(stats: Sequence[np.ndarray] | np.ndarray) -> dict[str, float]:
     return {"luminance": float(d[0]), "rgb": float(d[1:].mean())}
 
 
+def flicker_test_clip(n: int = 24, h: int = 48, w: int = 64, seed: int = 0) -> list[np.ndarray]:
+    """A synthetic clip for flicker checks: ``n`` float frames of equal mean that alternate irregularly between
+    flat grey 0.4 and a 0.2 / 0.6 split. Steady by the flicker figure, but a per-frame auto exposure (which
+    looks at the mean *linear* light) picks a different exposure for each kind, so correcting frames one by
+    one makes the output flicker."""
+    rng = np.random.default_rng(seed)
+    frames = []
+    for i in range(n):
+        f = np.full((h, w, 3), 0.4)
+        if (i * 7) % 3:
+            f[:, : w // 2], f[:, w // 2:] = 0.2, 0.6
+        frames.append(np.clip(f + rng.normal(0, 0.003, f.shape), 0, 1))
+    return frames
+
+
 def _natural_key(path: Path) -> list:
     return [int(t) if t.isdigit() else t.lower() for t in re.split(r"(\d+)", path.name)]
 

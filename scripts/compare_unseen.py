@@ -39,7 +39,19 @@ import numpy as np
 import torch
 from PIL import Image as PILImage
 
+from deepexpose.data.detune import detune
 from deepexpose.data.unseen import UNSEEN_ERRORS, unseen_error
+
+# Cases beside the unseen errors: the errors the methods were trained for, and untouched photos ("do no harm").
+TRAINED_CASES = {
+    "basic": lambda image, g: detune(image, "basic", g),
+    "untouched": lambda image, g: (image.clone(), {"scheme": "untouched", "edits": {}}),
+}
+
+
+def apply_case(image, name: str, g):
+    """The detuned photo and its record for an unseen error or one of :data:`TRAINED_CASES`."""
+    return TRAINED_CASES[name](image, g) if name in TRAINED_CASES else unseen_error(image, name, g)
 from deepexpose.io import atomic_write_bytes, from_tensor, quantize, read_image
 
 HOLDOUT = "coffee,chelsea,motorcycle"  # the default model's held-out demo photos (scripts/train_default_model.py)
@@ -217,7 +229,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--model", default="", help="model file for the methods that take one (default: bundled)")
     p.add_argument("--tools", default="aaphoto,imagemagick",
                    help="external tools to compare with (aaphoto, imagemagick; '' for none)")
-    p.add_argument("--errors", default=",".join(UNSEEN_ERRORS), help="unseen errors to apply")
+    p.add_argument("--errors", default=",".join(UNSEEN_ERRORS),
+                   help=f"cases: the unseen errors ({', '.join(UNSEEN_ERRORS)}) and 'basic' (the exposure, white "
+                        "balance, contrast and saturation errors of training) or 'untouched' (do no harm)")
     p.add_argument("--size", type=int, default=512, help="short side the photos are shrunk to (never enlarged)")
     p.add_argument("--limit", type=int, default=0, help="use only the first N held-out photos (0: all)")
     p.add_argument("--seed", type=int, default=0, help="seed of the error draws")
@@ -232,9 +246,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.size < 16:
         p.error("--size must be at least 16")
     errors = [e.strip() for e in args.errors.split(",") if e.strip()]
-    unknown = [e for e in errors if e not in UNSEEN_ERRORS]
+    known = [*UNSEEN_ERRORS, *TRAINED_CASES]
+    unknown = [e for e in errors if e not in known]
     if unknown or not errors:
-        p.error(f"unknown --errors {', '.join(unknown) or '(none)'}; choose from {', '.join(UNSEEN_ERRORS)}")
+        p.error(f"unknown --errors {', '.join(unknown) or '(none)'}; choose from {', '.join(known)}")
     from deepexpose.methods import METHODS
 
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
@@ -277,7 +292,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"[{i + 1}/{len(photos)}] {photo} {target.shape[1]}x{target.shape[0]}", file=sys.stderr, flush=True)
             for err in errors:
                 g = torch.Generator().manual_seed(case_seed(args.seed, photo, err))
-                detuned, record = unseen_error(original, err, g)
+                detuned, record = apply_case(original, err, g)
                 pixels = quantize(from_tensor(detuned), 8)
                 pixels.setflags(write=False)  # no corrector may edit the shared input in place
                 scores, seconds = {"input": score(pixels, target)}, {"input": 0.0}
@@ -302,7 +317,7 @@ def main(argv: list[str] | None = None) -> int:
     for note in notes:
         print(f"\nnote: {note}")
     result = {"settings": vars(args), "photos": [name for name, _ in photos], "errors": errors,
-              "ranges": {e: dict(UNSEEN_ERRORS[e].ranges) for e in errors}, "notes": notes, "summary": summary,
+              "ranges": {e: dict(UNSEEN_ERRORS[e].ranges) for e in errors if e in UNSEEN_ERRORS}, "notes": notes, "summary": summary,
               "table": text, "cases": cases}
     atomic_write_bytes(Path(args.out), json.dumps(result, indent=2).encode(), overwrite=True)
     print(f"\nwrote {args.out}")

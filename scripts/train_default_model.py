@@ -37,7 +37,7 @@ def default_config(minutes: float, out: str, packages: list[str]) -> TrainConfig
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--minutes", type=float, default=20.0, help="training budget (default: 20)")
+    parser.add_argument("--minutes", type=float, default=12.0, help="training budget (default: 12)")
     parser.add_argument("--out", default="runs/default-model", help="training run folder")
     parser.add_argument("--model-dir", default=str(MODEL_DIR), help="where the exported model goes")
     args = parser.parse_args()

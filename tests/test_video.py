@@ -8,7 +8,8 @@ from PIL import Image
 
 from deepexpose.enhance import EnhanceConfig, enhance_paths
 from deepexpose.io import read_image
-from deepexpose.video import flicker, frame_statistics, read_clip, sequence_frames, smooth_edits, write_clip
+from deepexpose.video import (flicker, flicker_test_clip, frame_statistics, read_clip, sequence_frames, smooth_edits,
+                              write_clip)
 
 
 def test_smooth_edits_moving_average():
@@ -37,20 +38,6 @@ def test_flicker_figure():
         flicker(steady[:1])
 
 
-def alternating_scene(n=24, h=48, w=64, seed=0):
-    """Frames of equal mean (stored values) that alternate irregularly between flat grey 0.4 and a 0.2 / 0.6
-    split: steady for the flicker figure, but a per-frame auto exposure (which looks at the mean *linear*
-    light) chooses a different exposure for each kind, so correcting frames one by one makes them flicker."""
-    rng = np.random.default_rng(seed)
-    frames = []
-    for i in range(n):
-        f = np.full((h, w, 3), 0.4)
-        if (i * 7) % 3:
-            f[:, : w // 2], f[:, w // 2:] = 0.2, 0.6
-        frames.append(np.clip(f + rng.normal(0, 0.003, f.shape), 0, 1))
-    return frames
-
-
 def test_sequence_natural_order(tmp_path):
     for name in ("f10.png", "f2.png", "f1.png", ".hidden.png", "notes.txt"):
         (tmp_path / name).write_bytes(b"x")
@@ -60,7 +47,7 @@ def test_sequence_natural_order(tmp_path):
 def test_frames_smoothing_reduces_flicker(tmp_path):
     seq = tmp_path / "clip"
     seq.mkdir()
-    for i, f in enumerate(alternating_scene()):
+    for i, f in enumerate(flicker_test_clip()):
         Image.fromarray((f * 255).round().astype(np.uint8)).save(seq / f"frame{i}.png")
     reports = {}
     for window in (1, 9):
@@ -77,7 +64,7 @@ def test_frames_smoothing_reduces_flicker(tmp_path):
 
 
 def test_clip_enhance_keeps_frames_and_reports_flicker(tmp_path):
-    frames = alternating_scene(n=12)
+    frames = flicker_test_clip(n=12)
     clip = tmp_path / "in" / "clip.mp4"
     clip.parent.mkdir()
     write_clip(clip, ((f * 255).round().astype(np.uint8) for f in frames), fps=12, size=(64, 48))
@@ -112,7 +99,7 @@ def test_non_parametric_method_needs_window_one(tmp_path):
 def test_frames_output_exists_refused_then_skipped(tmp_path):
     seq = tmp_path / "s"
     seq.mkdir()
-    for i, f in enumerate(alternating_scene(n=3)):
+    for i, f in enumerate(flicker_test_clip(n=3)):
         Image.fromarray((f * 255).round().astype(np.uint8)).save(seq / f"{i}.png")
     cfg = EnhanceConfig(out=str(tmp_path / "o"), method="classic", frames=True, temporal_window=3, progress=False)
     assert enhance_paths([seq], cfg).exit_code == 0
