@@ -1,7 +1,7 @@
 """Train the bundled baseline models (``deepexpose/models/{classifier,histogram,cgan}.safetensors``).
 
     .venv/bin/python scripts/get_photos.py            # the Debian photo library (once)
-    .venv/bin/python scripts/train_baselines.py        # all three, about 4 minutes each on 2 cores
+    .venv/bin/python scripts/train_baselines.py        # all three, 3.5 minutes of training each
     .venv/bin/python scripts/train_baselines.py --methods classifier --minutes 2
 
 Same photos and the same held-out photos as the default agent (``scripts/train_default_model.py``): the
@@ -37,7 +37,7 @@ MAX_BYTES = 5 * 1024 * 1024
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--methods", default="classifier,histogram,cgan", help="which baselines to train")
-    parser.add_argument("--minutes", type=float, default=4.0, help="training budget of each (default: 4)")
+    parser.add_argument("--minutes", type=float, default=3.5, help="training budget of each (default: 3.5)")
     parser.add_argument("--out", default="runs/baselines", help="training runs go to OUT/METHOD")
     parser.add_argument("--model-dir", default=str(MODEL_DIR), help="where the models go")
     args = parser.parse_args()

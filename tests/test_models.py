@@ -38,3 +38,16 @@ def test_agent_model_records_how_it_was_made():
     assert trained["config"]["data"] == "library" and "kphotoalbum" not in trained["config"]["library_packages"]
     assert set(trained["config"]["holdout"].split(",")) >= {"coffee", "chelsea", "motorcycle"}
     assert "train_default_model.py" in agent.meta["note"]
+
+
+def test_first_quick_start_command_uses_the_bundled_agent(tmp_path, capsys):
+    import json
+
+    from deepexpose.cli import main
+
+    assert main(["demo", "-o", str(tmp_path / "demo"), "--overwrite", "--no-progress"]) == 0
+    scores = json.loads((tmp_path / "demo" / "scores.json").read_text())
+    side = json.loads((tmp_path / "demo" / "enhanced" / "coffee_dark.png.json").read_text())
+    assert side["method"] == "agent" and side["model"] == "bundled default"
+    dark = next(s for s in scores if s["sample"] == "coffee_dark")
+    assert dark["after_psnr"] > dark["before_psnr"] + 3  # the agent brightens the underexposed sample
