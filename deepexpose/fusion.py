@@ -37,22 +37,14 @@ def refine_masks(masks: Tensor, image: Tensor, radius: int = 4, eps: float = 1e-
     return _normalise(guided_blur(guide, masks.to(image), 2 * radius + 1, eps))
 
 
-def guided_upsample(masks: Tensor, guide_low: Tensor, guide_high: Tensor, radius: int = 2,
-                    eps: float = 1e-3) -> Tensor:
-    """Upsample ``B x K x h x w`` masks to the size of ``guide_high`` following its edges (fast guided filter).
-
-    ``guide_low`` and ``guide_high`` are the same photo at the masks' resolution and at the target resolution
-    (``B x 3 x h x w`` and ``B x 3 x H x W``). Coefficients ``a, b`` of ``q = a * I + b`` are fitted per window
-    of the low-resolution luminance ``I``, averaged, upsampled bilinearly and applied at full resolution.
-    """
-    check_image(guide_low)
-    check_image(guide_high)
-    if masks.shape[-2:] != guide_low.shape[-2:]:
-        raise ValueError(f"masks {tuple(masks.shape)} do not match guide_low {tuple(guide_low.shape)}")
-    size = guide_high.shape[-2:]
+def guided_coefficients(masks: Tensor, guide_low: Tensor, radius: int = 2, eps: float = 1e-3
+                        ) -> tuple[Tensor, Tensor]:
+    """The low-resolution coefficients ``a, b`` (box-averaged, ``B x K x h x w``) of the fast guided filter
+    (He & Sun 2015): ``q = a * I + b`` fitted per window of the luminance ``I`` of ``guide_low``. A view too
+    small for a window gives ``a = 0, b = masks`` (plain bilinear upsampling)."""
     radius = min(radius, (min(masks.shape[-2:]) - 1) // 2)
     if radius < 1:
-        return _normalise(F.interpolate(masks, size=size, mode="bilinear", align_corners=False))
+        return torch.zeros_like(masks), masks
     k = 2 * radius + 1
     i_low = luminance(guide_low.clamp(0.0, 1.0))
     p = masks.to(i_low)
@@ -61,8 +53,25 @@ def guided_upsample(masks: Tensor, guide_low: Tensor, guide_high: Tensor, radius
     var_i = box_blur(i_low * i_low, k) - mean_i * mean_i
     a = cov_ip / (var_i + eps)
     b = mean_p - a * mean_i
-    a_up = F.interpolate(box_blur(a, k), size=size, mode="bilinear", align_corners=False)
-    b_up = F.interpolate(box_blur(b, k), size=size, mode="bilinear", align_corners=False)
+    return box_blur(a, k), box_blur(b, k)
+
+
+def guided_upsample(masks: Tensor, guide_low: Tensor, guide_high: Tensor, radius: int = 2,
+                    eps: float = 1e-3) -> Tensor:
+    """Upsample ``B x K x h x w`` masks to the size of ``guide_high`` following its edges (fast guided filter).
+
+    ``guide_low`` and ``guide_high`` are the same photo at the masks' resolution and at the target resolution
+    (``B x 3 x h x w`` and ``B x 3 x H x W``). The coefficients of :func:`guided_coefficients` are upsampled
+    bilinearly and applied to the full-resolution luminance.
+    """
+    check_image(guide_low)
+    check_image(guide_high)
+    if masks.shape[-2:] != guide_low.shape[-2:]:
+        raise ValueError(f"masks {tuple(masks.shape)} do not match guide_low {tuple(guide_low.shape)}")
+    size = guide_high.shape[-2:]
+    a, b = guided_coefficients(masks, guide_low, radius, eps)
+    a_up = F.interpolate(a, size=size, mode="bilinear", align_corners=False)
+    b_up = F.interpolate(b, size=size, mode="bilinear", align_corners=False)
     return _normalise(a_up * luminance(guide_high.clamp(0.0, 1.0)) + b_up)
 
 
@@ -77,4 +86,4 @@ def blend_exposures(image: Tensor, masks: Tensor, ev: Tensor, *, refine: bool = 
     return adjust_local_exposure(image, masks, ev)
 
 
-__all__ = ["blend_exposures", "guided_upsample", "refine_masks"]
+__all__ = ["blend_exposures", "guided_coefficients", "guided_upsample", "refine_masks"]

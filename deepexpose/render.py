@@ -37,12 +37,11 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import torch
 import torch.nn.functional as F
-from kornia.filters import box_blur
 from torch import Tensor
 
 from .filters import DEFAULT_GLOBAL_FILTERS, FilterPipeline
 from .filters.base import LUMA_709, apply_linear_gain, linear_to_srgb, luminance, srgb_to_linear
-from .fusion import refine_masks
+from .fusion import guided_coefficients, refine_masks
 from .lut import ColorLUT, bake_pipeline, quantize_codes, torch_single_threaded
 from .segment import segment
 
@@ -125,26 +124,6 @@ def _threads(threads: int | None) -> int:
     if threads < 1:
         raise ValueError(f"threads must be >= 1, got {threads}")
     return int(threads)
-
-
-def guided_coefficients(masks: Tensor, guide_low: Tensor, radius: int = 2, eps: float = 1e-3
-                        ) -> tuple[Tensor, Tensor]:
-    """The low-resolution coefficients ``a, b`` (box-averaged, ``B x K x h x w``) of
-    :func:`deepexpose.fusion.guided_upsample`, which then computes ``normalise(up(a) * Y + up(b))`` with
-    ``Y`` the full-resolution luminance (fast guided filter, He & Sun 2015). A view too small for a window
-    gives ``a = 0, b = masks`` (plain bilinear upsampling)."""
-    radius = min(radius, (min(masks.shape[-2:]) - 1) // 2)
-    if radius < 1:
-        return torch.zeros_like(masks), masks
-    k = 2 * radius + 1
-    i_low = luminance(guide_low.clamp(0.0, 1.0))
-    p = masks.to(i_low)
-    mean_i, mean_p = box_blur(i_low, k), box_blur(p, k)
-    cov_ip = box_blur(i_low * p, k) - mean_i * mean_p
-    var_i = box_blur(i_low * i_low, k) - mean_i * mean_i
-    a = cov_ip / (var_i + eps)
-    b = mean_p - a * mean_i
-    return box_blur(a, k), box_blur(b, k)
 
 
 class RowUpsampler:
