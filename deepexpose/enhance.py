@@ -234,7 +234,7 @@ def run_job(method: Method, job: Job, cfg: EnhanceConfig) -> Outcome:
             (enhance_video if job.kind == "video" else enhance_frames)(method, job.source, job.output, cfg)
     except ImageIOError as e:
         return Outcome(str(job.source), str(job.output), "failed", e.reason)
-    except (ValueError, OSError, RuntimeError, MemoryError) as e:
+    except Exception as e:  # anything one file throws is that file's failure, never the batch's
         return Outcome(str(job.source), str(job.output), "failed", f"{type(e).__name__}: {e}")
     return Outcome(str(job.source), str(job.output), "done")
 

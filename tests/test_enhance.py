@@ -237,3 +237,21 @@ def test_killed_run_finishes_on_rerun(tmp_path):
     for name, (mtime, data) in finished.items():
         assert (out / name).stat().st_mtime_ns == mtime and (out / name).read_bytes() == data
     assert sorted(p.name for p in out.iterdir() if not p.name.startswith(".")) == sorted(os.listdir(src))
+
+
+def test_an_unexpected_error_fails_only_that_file(tmp_path, monkeypatch):
+    import deepexpose.enhance as enh
+
+    src = tmp_path / "in"
+    for i in range(3):
+        save(src / f"{i}.png", photo(i))
+    real = enh.enhance_image
+
+    def flaky(method, source, output, cfg):
+        if source.name == "1.png":
+            raise TypeError("something nobody planned for")
+        return real(method, source, output, cfg)
+
+    monkeypatch.setattr(enh, "enhance_image", flaky)
+    s = enhance_paths([src], cfg(tmp_path / "out"))
+    assert s.count("done") == 2 and s.failed[0].reason == "TypeError: something nobody planned for"
