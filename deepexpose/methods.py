@@ -175,8 +175,21 @@ class ClassifierMethod(EditMethod):
         super().__init__(view=self.corrector.model.size)
 
     def choose(self, view: torch.Tensor) -> dict:
+        return self._choose(view)[0]
+
+    def _choose(self, view: torch.Tensor) -> tuple[dict, dict]:
         edit, info = self.corrector.plan(view)
-        return {"local_exposure": {"ev": [0.0] * self.k}, **edit}
+        return {"local_exposure": {"ev": [0.0] * self.k}, **edit}, info
+
+    def plan(self, pixels: np.ndarray) -> Plan:
+        """The edit, with the classes the classifier saw (top-k probabilities) in the sidecar."""
+        from .render import make_view
+
+        view = make_view(pixels, self.view)
+        edit, info = self._choose(view)
+        plan = self.plan_from_edit(edit, (pixels, view))
+        plan.params.update(predicted_class=info["class"], top_classes=info["top"])
+        return plan
 
     def describe(self) -> dict:
         return {"method": self.name, "model": self.model_path}

@@ -73,7 +73,8 @@ def test_classifier_method(classifier_model):
     ref, _ = ClassifierCorrector.load(classifier_model).enhance(torch.from_numpy(px).permute(2, 0, 1)[None] / 255)
     ref = (ref[0].permute(1, 2, 0).numpy() * 255).round()
     assert np.abs(out.astype(float) - ref).max() <= 1.0
-    assert plan.params["method"] == "classifier"
+    assert plan.params["method"] == "classifier" and plan.params["predicted_class"] in plan.params["top_classes"]
+    assert abs(sum(plan.params["top_classes"].values())) <= 1.0 + 1e-6
 
 
 def test_histogram_method(histogram_model):
