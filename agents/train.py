@@ -167,6 +167,18 @@ def good_photos(cfg: TrainConfig) -> tuple[list[torch.Tensor], list[torch.Tensor
     return train, held
 
 
+def view_pairs(dataset, size: int, indices) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """``(input, target)`` views of the paired ``dataset`` items at ``indices``, made as each pair is read, so
+    that a large dataset (FiveK, Afifi) never sits in memory at full size."""
+    from deepexpose.apply import to_view
+
+    pairs = []
+    for i in indices:
+        item = dataset[i]
+        pairs.append((to_view(item["input"].unsqueeze(0), size)[0], to_view(item["target"].unsqueeze(0), size)[0]))
+    return pairs
+
+
 def build_pools(cfg: TrainConfig) -> tuple[PairPool, PairPool]:
     """The training pool and the held-out evaluation pool for the configured data."""
     from deepexpose.data import registry
@@ -175,18 +187,17 @@ def build_pools(cfg: TrainConfig) -> tuple[PairPool, PairPool]:
         train, held = good_photos(cfg)
     elif cfg.data in ("pairs", "fivek", "afifi"):
         if cfg.data == "pairs":
-            ds_train = registry.make_dataset("pairs", root=cfg.root)
-            items = list(ds_train)
-            n_held = max(1, len(items) // 10)
-            held_items, train_items = items[:n_held], items[n_held:]
+            ds = registry.make_dataset("pairs", root=cfg.root)
+            n_held = max(1, len(ds) // 10)
+            held_pairs = view_pairs(ds, cfg.view, range(min(n_held, cfg.eval_size)))
+            train_pairs = view_pairs(ds, cfg.view, range(n_held, len(ds)))
         else:
             split_train, split_test = ("train", "test") if cfg.data == "fivek" else ("training", "validation")
-            train_items = list(registry.make_dataset(cfg.data, root=cfg.root, split=split_train))
-            held_items = list(registry.make_dataset(cfg.data, root=cfg.root, split=split_test))
-        train_pool = PairPool.from_pairs([(it["input"], it["target"]) for it in train_items], size=cfg.view)
-        eval_pool = PairPool.from_pairs([(it["input"], it["target"]) for it in held_items[:cfg.eval_size]],
-                                        size=cfg.view)
-        return train_pool, eval_pool
+            train_ds = registry.make_dataset(cfg.data, root=cfg.root, split=split_train)
+            held_ds = registry.make_dataset(cfg.data, root=cfg.root, split=split_test)
+            train_pairs = view_pairs(train_ds, cfg.view, range(len(train_ds)))
+            held_pairs = view_pairs(held_ds, cfg.view, range(min(len(held_ds), cfg.eval_size)))
+        return PairPool.from_pairs(train_pairs, size=cfg.view), PairPool.from_pairs(held_pairs, size=cfg.view)
     else:
         raise ValueError(f"unknown --data {cfg.data!r}; choose demo, library, folder, pairs, fivek or afifi")
     if not train or not held:

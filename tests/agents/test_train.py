@@ -112,3 +112,24 @@ def test_good_photos_demo_split_and_bad_data():
     assert all(p.ndim == 3 and p.shape[0] == 3 and min(p.shape[1:]) <= 512 for p in train + held)
     with pytest.raises(ValueError, match="no good photos"):
         good_photos(TrainConfig(data="pairs"))
+
+
+def test_fivek_pools_pair_views_as_they_are_read(tmp_path, monkeypatch):
+    import deepexpose.agents.train as tr
+
+    root = tmp_path / "fivek"
+    ids = [f"a{i:04d}" for i in range(1, 7)]
+    for i, ident in enumerate(ids):  # the 480p layout, a distinct grey per image: input 20 + 30 i, expert +10
+        for folder, value in (("input", 20 + 30 * i), ("expertC", 30 + 30 * i)):
+            (root / folder / "JPG" / "480p").mkdir(parents=True, exist_ok=True)
+            Image.fromarray(np.full((12, 16, 3), value, np.uint8)).save(root / folder / "JPG" / "480p" / f"{ident}.jpg")
+    (root / "train_input.txt").write_text("a0001\na0002\n")
+    (root / "train_label.txt").write_text("a0003\na0004\n")
+    (root / "test.txt").write_text("a0005\na0006\n")
+    made = []
+    real = tr.view_pairs
+    monkeypatch.setattr(tr, "view_pairs", lambda ds, size, idx: made.append(list(idx)) or real(ds, size, idx))
+    train_pool, eval_pool = build_pools(TrainConfig(data="fivek", root=str(root), view=8, eval_size=1))
+    assert len(train_pool) == 4 and len(eval_pool) == 1 and made == [[0, 1, 2, 3], [0]]  # only eval_size read
+    x, t = eval_pool.get([0])
+    assert abs(float(x.mean()) * 255 - 140) < 3 and abs(float(t.mean()) * 255 - 150) < 3  # a0005, paired
