@@ -55,7 +55,7 @@ from deepexpose.envs.pool import PairPool, random_crop
 from deepexpose.filters.base import luminance
 
 from .checkpoint import load_checkpoint, read_meta, save_checkpoint
-from .train import GOOD_PHOTO_DATA, good_photos, resolve_device
+from .train import GOOD_PHOTO_DATA, PhotoSplit, good_photos, resolve_device
 
 PAIRED_DATA = ("pairs", "fivek", "afifi")
 LOSSES = ("bce", "lsgan", "mse")
@@ -66,7 +66,7 @@ KIND = "deepexpose-cgan"
 
 
 @dataclass
-class CganConfig:
+class CganConfig(PhotoSplit):
     data: str = "demo"
     """demo (bundled photos, detuned), library (the demo photos plus the Debian photo library of
     scripts/get_photos.py, detuned), folder (good photos under --root, detuned), pairs (--root/input and
@@ -77,12 +77,6 @@ class CganConfig:
     """detuning of the training photos: mixed, basic, single (seed 001's 24 classes) or afifi (EV offsets)"""
     identity_fraction: float = 0.15
     """share of training views left untouched, so the generator learns to leave good photos alone"""
-    holdout: str = "coffee"
-    """demo and library data: comma-separated demo photo names kept out of training and used for evaluation"""
-    library_holdout: float = 0.2
-    """library data: share of the library's scene groups kept out of training and used for evaluation"""
-    library_packages: str = ""
-    """library data: comma-separated packages of the photo library to use (default: every cached package)"""
     pool_size: int = 2048
     """number of training views (or frame stacks) cut from the data once, seeded"""
     size: int = 64

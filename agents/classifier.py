@@ -41,6 +41,7 @@ from deepexpose.filters.white_balance import white_balance_gains
 
 from .checkpoint import load_checkpoint, read_meta, save_checkpoint
 from .networks import image_stats
+from .train import PhotoSplit
 
 STATS_DIM = 32  # the length of image_stats
 
@@ -481,18 +482,12 @@ def evaluate_classifier(corrector: ClassifierCorrector, photos: Sequence[Tensor]
 
 
 @dataclass
-class ClassifierConfig:
+class ClassifierConfig(PhotoSplit):
     data: str = "demo"
     """demo (bundled photos), library (the demo photos plus the Debian photo library of scripts/get_photos.py;
     --root overrides its cache folder) or folder (good photos under --root)"""
     root: str = ""
     """dataset folder (not used for demo)"""
-    holdout: str = "coffee"
-    """demo and library data: comma-separated demo photo names kept out of training and used for evaluation"""
-    library_holdout: float = 0.2
-    """library data: share of the library's scene groups kept out of training and used for evaluation"""
-    library_packages: str = ""
-    """library data: comma-separated packages of the photo library to use (default: every cached package)"""
     size: int = 64
     """side of the square low-resolution view the classifier sees"""
     width: int = 8

@@ -41,23 +41,19 @@ from deepexpose.data.detune import detune
 from deepexpose.envs.pool import PairPool, random_crop
 from deepexpose.transfer import PdfTransfer, fit_pdf_transfer, rgb_histogram, smooth_histogram
 
+from .train import PhotoSplit
+
 CHECKPOINT_NAME = "histogram.safetensors"
 SOURCES = ("histogram", "pixels")
 
 
 @dataclass
-class HistogramConfig:
+class HistogramConfig(PhotoSplit):
     data: str = "demo"
     """good photos: demo (bundled photos), library (demo plus the Debian photo library of scripts/get_photos.py;
     --root overrides its cache folder), folder (good photos under --root)"""
     root: str = ""
     """dataset folder (not used for demo)"""
-    holdout: str = "coffee"
-    """demo and library data: comma-separated demo photo names kept out of training and used for evaluation"""
-    library_holdout: float = 0.2
-    """library data: share of the library's scene groups kept out of training and used for evaluation"""
-    library_packages: str = ""
-    """library data: comma-separated packages of the photo library to use (default: every cached package)"""
     bins: int = 16
     """histogram bins per channel (a multiple of 8); input and output are bins^3 histograms"""
     width: int = 16

@@ -27,7 +27,19 @@ SB3_ALGOS = ("a2c", "ppo", "sac", "td3")
 
 
 @dataclass
-class TrainConfig:
+class PhotoSplit:
+    """Which photos are held out of training, shared by the configs of every trainer (see :func:`good_photos`)."""
+
+    holdout: str = "coffee"
+    """demo and library data: comma-separated demo photo names kept out of training and used for evaluation"""
+    library_holdout: float = 0.2
+    """library data: share of the library's scene groups kept out of training and used for evaluation"""
+    library_packages: str = ""
+    """library data: comma-separated packages of the photo library to use (default: every cached package)"""
+
+
+@dataclass
+class TrainConfig(PhotoSplit):
     algo: str = "adpg"
     """adpg: asynchronous deterministic policy gradient through the differentiable filters (the default);
     a3c: asynchronous advantage actor-critic; a2c, ppo, sac, td3: stable-baselines3 on the batched environment"""
@@ -49,12 +61,6 @@ class TrainConfig:
     """number of training views made from the data"""
     eval_size: int = 64
     """number of held-out views evaluated"""
-    holdout: str = "coffee"
-    """demo and library data: comma-separated demo photo names kept out of training and used for evaluation"""
-    library_holdout: float = 0.2
-    """library data: share of the library's scene groups kept out of training and used for evaluation"""
-    library_packages: str = ""
-    """library data: comma-separated packages of the photo library to use (default: every cached package)"""
     view: int = 64
     """side of the square low-resolution view the policy sees"""
     k: int = 3

@@ -13,7 +13,16 @@ T = TypeVar("T")
 
 
 def field_docs(cls: type) -> dict[str, str]:
-    """The docstring written under each field of a dataclass (``x: int = 1`` then ``\"\"\"doc\"\"\"``)."""
+    """The docstring written under each field of a dataclass (``x: int = 1`` then ``\"\"\"doc\"\"\"``), the
+    fields of dataclass bases included (a subclass's own docstring wins)."""
+    docs: dict[str, str] = {}
+    for base in reversed(cls.__mro__):
+        if dataclasses.is_dataclass(base):
+            docs.update(_own_field_docs(base))
+    return docs
+
+
+def _own_field_docs(cls: type) -> dict[str, str]:
     tree = ast.parse(textwrap.dedent(inspect.getsource(cls)))
     body = tree.body[0].body  # type: ignore[attr-defined]
     docs = {}

@@ -119,15 +119,19 @@ class AgentMethod(EditMethod):
         return {"method": self.name, "model": self.model_path}
 
 
-class ClassicMethod(EditMethod):
-    """Grey-world white balance and auto exposure (:mod:`deepexpose.agents.classic`): the non-learned floor."""
-
-    name = "classic"
+class ModelFreeMethod(EditMethod):
+    """An edit method without a model (refuses one, so a stray ``--model`` is not silently ignored)."""
 
     def __init__(self, model: str | Path | None = None, device: str = "cpu") -> None:
         if model:
-            raise ValueError("the classic method has no model; drop --model")
+            raise ValueError(f"the {self.name} method has no model; drop --model")
         super().__init__()
+
+
+class ClassicMethod(ModelFreeMethod):
+    """Grey-world white balance and auto exposure (:mod:`deepexpose.agents.classic`): the non-learned floor."""
+
+    name = "classic"
 
     def choose(self, view: torch.Tensor) -> dict:
         from .agents.classic import classic_parameters
@@ -135,15 +139,10 @@ class ClassicMethod(EditMethod):
         return {"local_exposure": {"ev": [0.0] * self.k}, **classic_parameters(view)[0]}
 
 
-class IdentityMethod(EditMethod):
+class IdentityMethod(ModelFreeMethod):
     """Changes nothing: the reference row of every comparison (and a check of the plumbing)."""
 
     name = "identity"
-
-    def __init__(self, model: str | Path | None = None, device: str = "cpu") -> None:
-        if model:
-            raise ValueError("the identity method has no model; drop --model")
-        super().__init__()
 
     def choose(self, view: torch.Tensor) -> dict:
         return {"local_exposure": {"ev": [0.0] * self.k}}
