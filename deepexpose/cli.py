@@ -90,6 +90,26 @@ def _cmd_enhance(args: argparse.Namespace) -> int:
     return summary.exit_code
 
 
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    from .config import from_namespace
+    from .evaluate import EvaluateConfig, run_evaluation
+
+    cfg = from_namespace(EvaluateConfig, args)
+    result = run_evaluation(cfg)
+    print(f"\n{result['scored_images']} of {result['images']} images scored ({result['dataset']})\n")
+    print(result["table"])
+    for s in result["skipped"]:
+        print(f"skipped {s['name']}: {s['reason']}")
+    for f in result["failures"]:
+        print(f"failed {f['method']} on {f['name']}: {f['reason']}")
+    for note in result["notes"]:
+        print(f"note: {note}")
+    print(f"\nwrote {cfg.out}/results.json, per_image.csv, results.md"
+          + (", contact_sheet.png" if (cfg.sheet or cfg.sheet_images) else "")
+          + (" and outputs/" if cfg.save_outputs else ""))
+    return 1 if result["failures"] else 0
+
+
 def _cmd_score(args: argparse.Namespace) -> int:
     from .score import score_paths
 
@@ -171,6 +191,17 @@ def build_parser(train_method: str | None = None) -> argparse.ArgumentParser:
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="image or video files and folders")
     add_dataclass_arguments(p, EnhanceConfig, short={"out": "-o"})
     p.set_defaults(func=_cmd_enhance)
+
+    from .evaluate import EvaluateConfig
+
+    p = sub.add_parser("evaluate", help="compare methods on FiveK, Afifi, paired folders or synthetic errors",
+                       description="Correct every input of a paired benchmark with each method and score it "
+                                   "against its target (FiveK-480p protocol: 8-bit, whole RGB image, per image then "
+                                   "averaged): PSNR, SSIM, ΔEab, CIEDE2000, seconds per image and parameter count. "
+                                   "Writes results.json, per_image.csv, results.md and a contact sheet with ΔE "
+                                   "heat maps to --out. Images without a target are reported and skipped.")
+    add_dataclass_arguments(p, EvaluateConfig, short={"out": "-o"})
+    p.set_defaults(func=_cmd_evaluate)
 
     p = sub.add_parser("score", help="PSNR, SSIM, ΔE76 and CIEDE2000 of images against targets",
                        description="Score a prediction image (or folder) against a target image (or folder, "

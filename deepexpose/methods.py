@@ -52,6 +52,14 @@ class Method:
     def describe(self) -> dict:
         return {"method": self.name}
 
+    def networks(self) -> list[torch.nn.Module]:
+        """The trained networks the method runs (none for model-free methods)."""
+        return []
+
+    def parameter_count(self) -> int:
+        """Number of learned parameters (weights and biases of :meth:`networks`)."""
+        return sum(p.numel() for net in self.networks() for p in net.parameters())
+
 
 def _global_edit(edit: dict) -> dict:
     return {k: v for k, v in edit.items() if k != "local_exposure"}
@@ -115,6 +123,9 @@ class AgentMethod(EditMethod):
     def choose(self, view: torch.Tensor) -> dict:
         return self.policy.choose(view)[0]
 
+    def networks(self) -> list[torch.nn.Module]:
+        return [self.policy.model]
+
     def describe(self) -> dict:
         return {"method": self.name, "model": self.model_path}
 
@@ -176,6 +187,9 @@ class ClassifierMethod(EditMethod):
     def choose(self, view: torch.Tensor) -> dict:
         return self._choose(view)[0]
 
+    def networks(self) -> list[torch.nn.Module]:
+        return [self.corrector.model]
+
     def _choose(self, view: torch.Tensor) -> tuple[dict, dict]:
         edit, info = self.corrector.plan(view)
         return {"local_exposure": {"ev": [0.0] * self.k}, **edit}, info
@@ -234,6 +248,9 @@ class HistogramMethod(Method):
 
         return Plan(params={**info, **self.describe()}, render=render, lut=lut)
 
+    def networks(self) -> list[torch.nn.Module]:
+        return [self.corrector.net]
+
     def describe(self) -> dict:
         return {"method": self.name, "model": self.model_path}
 
@@ -270,6 +287,9 @@ class CganMethod(Method):
             return blend(px, y, strength)
 
         return Plan(params={**self.describe(), "oversample": self.oversample}, render=render)
+
+    def networks(self) -> list[torch.nn.Module]:
+        return [self.corrector.generator]
 
     def describe(self) -> dict:
         return {"method": self.name, "model": self.model_path}

@@ -10,6 +10,7 @@ from PIL import Image as PILImage
 from PIL import ImageDraw
 
 LABEL_HEIGHT = 16
+CAPTION_HEIGHT = 14
 GAP = 4
 
 
@@ -30,24 +31,40 @@ def _to_uint8(img: torch.Tensor | np.ndarray) -> np.ndarray:
     return arr
 
 
+def _caption(thumb: np.ndarray, text: str) -> np.ndarray:
+    """``text`` in white on a dark strip along the bottom of ``thumb``."""
+    im = PILImage.fromarray(thumb)
+    draw = ImageDraw.Draw(im)
+    h = min(CAPTION_HEIGHT, im.height)
+    strip = np.asarray(im.crop((0, im.height - h, im.width, im.height)), dtype=np.float32) * 0.35
+    im.paste(PILImage.fromarray(strip.astype(np.uint8)), (0, im.height - h))
+    draw.text((3, im.height - h + 1), text, fill=(255, 255, 255))
+    return np.asarray(im)
+
+
 def contact_sheet(rows: Sequence[Sequence[torch.Tensor | np.ndarray]], labels: Sequence[str] | None = None,
-                  cell: int = 192) -> np.ndarray:
+                  cell: int = 192, captions: Sequence[Sequence[str]] | None = None) -> np.ndarray:
     """Lay ``rows`` of images out as a grid of ``cell``-pixel-high thumbnails with column ``labels`` on top.
 
-    Each image keeps its aspect ratio; a column is as wide as its widest thumbnail. Returns ``H x W x 3`` uint8.
+    Each image keeps its aspect ratio; a column is as wide as its widest thumbnail. ``captions[r][c]`` (when
+    given and not empty) is written along the bottom of that thumbnail. Returns ``H x W x 3`` uint8.
     """
     if not rows or not all(rows):
         raise ValueError("contact_sheet needs at least one non-empty row")
     ncols = max(len(r) for r in rows)
     if labels is not None and len(labels) != ncols:
         raise ValueError(f"{len(labels)} labels for {ncols} columns")
+    if captions is not None and (len(captions) != len(rows)
+                                 or any(len(c) != len(r) for c, r in zip(captions, rows, strict=True))):
+        raise ValueError("captions must have one entry per image, row by row")
     thumbs = []
-    for row in rows:
+    for r, row in enumerate(rows):
         out = []
-        for img in row:
+        for c, img in enumerate(row):
             arr = _to_uint8(img)
             w = max(1, round(arr.shape[1] * cell / arr.shape[0]))
-            out.append(np.asarray(PILImage.fromarray(arr).resize((w, cell), PILImage.Resampling.LANCZOS)))
+            thumb = np.asarray(PILImage.fromarray(arr).resize((w, cell), PILImage.Resampling.LANCZOS))
+            out.append(_caption(thumb, captions[r][c]) if captions is not None and captions[r][c] else thumb)
         thumbs.append(out)
     widths = [max(r[c].shape[1] for r in thumbs if c < len(r)) for c in range(ncols)]
     top = LABEL_HEIGHT if labels else 0

@@ -24,7 +24,6 @@ the photos themselves are only read. Missing tools and methods that cannot load 
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import math
 import shutil
@@ -39,67 +38,17 @@ import numpy as np
 import torch
 from PIL import Image as PILImage
 
-from deepexpose.data.detune import detune
-from deepexpose.data.unseen import UNSEEN_ERRORS, unseen_error
-
-# Cases beside the unseen errors: the errors the methods were trained for, and untouched photos ("do no harm").
-TRAINED_CASES = {
-    "basic": lambda image, g: detune(image, "basic", g),
-    "untouched": lambda image, g: (image.clone(), {"scheme": "untouched", "edits": {}}),
-}
-
-
-def apply_case(image, name: str, g):
-    """The detuned photo and its record for an unseen error or one of :data:`TRAINED_CASES`."""
-    return TRAINED_CASES[name](image, g) if name in TRAINED_CASES else unseen_error(image, name, g)
+from deepexpose.data.synthetic import HELD_OUT_DEMO, apply_case, case_seed, held_out_photos
+from deepexpose.data.unseen import UNSEEN_ERRORS
 from deepexpose.io import atomic_write_bytes, from_tensor, quantize, read_image
 
-HOLDOUT = "coffee,chelsea,motorcycle"  # the default model's held-out demo photos (scripts/train_default_model.py)
-EXCLUDED_PACKAGES = ("kphotoalbum",)
+HOLDOUT = HELD_OUT_DEMO  # the bundled models' held-out demo photos
+TRAINED_CASES = ("basic", "untouched")  # beside the unseen errors: the errors of training, and "do no harm"
 MODEL_FREE = ("classic", "identity")  # methods that refuse --model
 PSNR_CAP = 100.0  # an exact copy scores this instead of inf, as deepexpose.agents.train.evaluate does
 
 Corrector = Callable[[np.ndarray], np.ndarray]
 """``H x W x 3`` uint8 pixels -> corrected pixels of the same shape and dtype."""
-
-
-# --------------------------------------------------------------------------------------------- photos
-
-
-Photo = tuple[str, Callable[[], torch.Tensor]]
-
-
-def held_out_photos(holdout: str, *, library: bool = True, cache: str = "") -> tuple[list[Photo], list[str]]:
-    """``(name, load)`` of each held-out photo (``load()`` gives ``3 x H x W`` in [0, 1]) and notes.
-
-    The same photos as :func:`deepexpose.agents.train.good_photos` holds out for ``data="library"`` with the
-    default model's ``holdout`` and packages, listed without being decoded so that ``--limit`` stays fast.
-    """
-    from deepexpose.agents.train import TrainConfig
-    from deepexpose.data.demo import DemoSet
-    from deepexpose.data.folders import load_image_tensor
-    from deepexpose.data.packages import default_cache_dir, load_library, split_records
-
-    notes: list[str] = []
-    names = tuple(n.strip() for n in holdout.split(",") if n.strip())
-    demo = DemoSet(split="holdout", holdout=names)
-    photos: list[Photo] = [(f"demo/{p.name}", (lambda i=i: demo[i]["image"]))
-                                          for i, p in enumerate(demo.photos)]
-    if library:
-        root = Path(cache) if cache else default_cache_dir()
-        cached = sorted({r.package for r in load_library(root)}) if root.is_dir() else []
-        packages = [p for p in cached if p not in EXCLUDED_PACKAGES]
-        if not packages:
-            notes.append(f"no photo library in {root} (scripts/get_photos.py fetches it): demo photos only")
-        else:
-            _, held = split_records(load_library(root, packages), holdout_fraction=TrainConfig.library_holdout,
-                                    seed=0)
-            photos += [(f"{r.package}/{r.name}", (lambda path=r.path: load_image_tensor(path))) for r in held]
-    return photos, notes
-
-
-def case_seed(seed: int, photo: str, error: str) -> int:
-    return int.from_bytes(hashlib.sha256(f"{seed}:{photo}:{error}".encode()).digest()[:8], "big") >> 1
 
 
 # --------------------------------------------------------------------------------------------- correctors

@@ -24,10 +24,10 @@ def test_help_lists_every_command(capsys):
         main(["--help"])
     assert e.value.code == 0
     out = capsys.readouterr().out
-    for cmd in ("demo", "showcase", "filters", "detune", "enhance", "train", "score"):
+    for cmd in ("demo", "showcase", "filters", "detune", "enhance", "train", "evaluate", "score"):
         assert cmd in out
     parser = build_parser()
-    for cmd in ("demo", "showcase", "detune", "enhance", "score"):
+    for cmd in ("demo", "showcase", "detune", "enhance", "evaluate", "score"):
         with pytest.raises(SystemExit):
             parser.parse_args([cmd, "--help"])
         assert "usage: deepexpose " + cmd in capsys.readouterr().out
@@ -108,3 +108,19 @@ def test_train_method_picks_the_baseline_options(tmp_path, capsys):
     assert main(["train", "--method", "classifier", "--steps", "2", "--batch", "4", "--size", "32", "--eval-size", "4",
                  "--out", str(out), "--no-progress"]) == 0
     assert (out / "classifier.safetensors").is_file() and "final: steps=2" in capsys.readouterr().out
+
+
+def test_evaluate_help_names_every_dataset_and_option(capsys):
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["evaluate", "--help"])
+    out = capsys.readouterr().out
+    for word in ("fivek", "exposure-split", "afifi", "pairs", "synthetic", "--root", "--split", "--expert",
+                 "--methods", "--save-outputs", "--sheet", "-o"):
+        assert word in out
+
+
+def test_evaluate_bad_layout_is_a_clear_error(tmp_path, capsys):
+    code = main(["evaluate", "--dataset", "fivek", "--root", str(tmp_path / "missing"), "-o", str(tmp_path / "o")])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "deepexpose evaluate: error:" in err and "missing" in err

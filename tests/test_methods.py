@@ -121,3 +121,16 @@ def test_blend():
     assert np.array_equal(blend(a, b, 0.5), np.array([[[128, 150, 128]]], np.uint8))
     f = blend(a.astype(np.float32) / 255, b.astype(np.float32) / 255, 0.25)
     assert f.dtype == np.float32
+
+
+def test_parameter_count_is_the_number_of_learned_weights():
+    from deepexpose.methods import load_method
+
+    assert load_method("identity").parameter_count() == load_method("classic").parameter_count() == 0
+    agent = load_method("agent")
+    assert agent.parameter_count() == sum(p.numel() for p in agent.policy.model.parameters()) > 1000
+    cgan = load_method("cgan")
+    assert cgan.parameter_count() == sum(p.numel() for p in cgan.corrector.generator.parameters())
+    assert cgan.parameter_count() != agent.parameter_count()
+    for name in ("classifier", "histogram"):
+        assert load_method(name).parameter_count() > 1000

@@ -27,3 +27,17 @@ def test_errors():
         contact_sheet([[torch.rand(3, 4, 4)]], labels=["a", "b"])
     with pytest.raises(ValueError):
         contact_sheet([[torch.rand(4, 4)]])
+
+
+def test_captions_darken_the_bottom_strip_and_write_text():
+    grey = np.full((40, 40, 3), 0.8, dtype=np.float32)
+    plain = contact_sheet([[grey, grey]], cell=40)
+    sheet = contact_sheet([[grey, grey]], cell=40, captions=[["12.3 dB", ""]])
+    top = GAP
+    strip = sheet[top + 40 - 10, GAP + 1 : GAP + 39]
+    assert (strip < 120).any() and (strip > 200).any()                # dark strip with white text
+    assert np.array_equal(sheet[top : top + 20], plain[top : top + 20])  # above the strip: untouched
+    second = slice(2 * GAP + 40, 2 * GAP + 80)
+    assert np.array_equal(sheet[:, second], plain[:, second])          # an empty caption changes nothing
+    with pytest.raises(ValueError, match="captions"):
+        contact_sheet([[grey, grey]], captions=[["a"]])

@@ -11,6 +11,7 @@ from .afifi import AfifiExposure
 from .demo import DemoSet
 from .fivek import FiveK, FiveKExposureSplit
 from .folders import PairedFolder, UnpairedFolder
+from .synthetic import SyntheticPairs
 
 __all__ = ["DATASETS", "make_dataset"]
 
@@ -21,6 +22,7 @@ DATASETS: dict[str, Callable[..., Dataset]] = {
     "exposure-split": FiveKExposureSplit,  # FiveK 2000/2000/1000 split of Hu et al. (Exposure)
     "afifi": AfifiExposure,  # Afifi et al. CVPR 2021 multi-exposure renders
     "demo": DemoSet,  # photos bundled with scikit-image
+    "synthetic": SyntheticPairs,  # good photos given known errors (default: the bundled models' held-out photos)
 }
 
 

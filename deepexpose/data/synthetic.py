@@ -1,0 +1,162 @@
+"""Synthetic benchmark pairs: good photos given a known error (the input) and the photos themselves (the target).
+
+The photos are a folder of good photos, or by default the photos the bundled models were *never trained on*:
+the held-out scikit-image demo photos (:data:`HELD_OUT_DEMO`) and the held-out 20 % of the Debian photo library's
+scene groups (every cached package but :data:`EXCLUDED_PACKAGES`, split exactly as ``deepexpose train --data
+library`` splits it), when ``scripts/get_photos.py`` has fetched the library. Each photo is shrunk to a short
+side of ``size`` and given each *case*:
+
+- a detuning scheme of :mod:`deepexpose.data.detune` (``basic``: exposure, white balance, contrast and
+  saturation errors, the errors the agent is trained to undo; ``mixed``, ``single``, ``afifi``);
+- an error no model was trained on, from :mod:`deepexpose.data.unseen` (``crosstalk``, ``highlight_rolloff``,
+  ``falloff``);
+- ``untouched``: the photo itself, whose right answer is to change nothing ("do no harm").
+
+The draw of photo ``p`` and case ``c`` is seeded by ``(seed, p, c)`` alone, so subsets (``limit``) and other
+cases do not change it. Input and target are quantised to 8 bits, as files hold them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import torch
+from torch.utils.data import Dataset
+
+from .detune import SCHEMES, detune
+from .folders import DatasetLayoutError, shrink_short_side
+from .unseen import UNSEEN_ERRORS, unseen_error
+
+__all__ = ["CASES", "EXCLUDED_PACKAGES", "HELD_OUT_DEMO", "SyntheticPairs", "apply_case", "case_seed",
+           "folder_photos", "held_out_photos"]
+
+HELD_OUT_DEMO = "coffee,chelsea,motorcycle"
+"""Demo photos no bundled model was trained on (``scripts/train_default_model.py``, ``train_baselines.py``)."""
+EXCLUDED_PACKAGES = ("kphotoalbum",)
+"""Photo-library packages the bundled models leave out entirely (photos of identifiable people)."""
+LIBRARY_HOLDOUT = 0.2
+"""Share of the library's scene groups held out of training (``TrainConfig.library_holdout``)."""
+
+CASES: tuple[str, ...] = (*SCHEMES, *UNSEEN_ERRORS, "untouched")
+
+Photo = tuple[str, Callable[[], torch.Tensor]]
+"""``(name, load)``: ``load()`` gives the photo as ``3 x H x W`` floats in [0, 1]."""
+
+
+def case_seed(seed: int, photo: str, case: str) -> int:
+    """The generator seed of one photo's case: a hash of ``(seed, photo, case)``, independent of the others."""
+    return int.from_bytes(hashlib.sha256(f"{seed}:{photo}:{case}".encode()).digest()[:8], "big") >> 1
+
+
+def apply_case(image: torch.Tensor, case: str, generator: torch.Generator) -> tuple[torch.Tensor, dict]:
+    """``1 x 3 x H x W`` photo -> (the photo with ``case`` applied, the record of what was done)."""
+    if case == "untouched":
+        return image.clone(), {"scheme": "untouched", "edits": {}}
+    if case in UNSEEN_ERRORS:
+        return unseen_error(image, case, generator)
+    if case in SCHEMES:
+        return detune(image, case, generator, identity_fraction=0.0)
+    raise ValueError(f"unknown case {case!r}; choose from {', '.join(CASES)}")
+
+
+def held_out_photos(holdout: str = HELD_OUT_DEMO, *, library: bool = True, cache: str | os.PathLike = ""
+                    ) -> tuple[list[Photo], list[str]]:
+    """The photos no bundled model trained on, listed without decoding them, and notes on what is missing."""
+    from .demo import DemoSet
+    from .folders import load_image_tensor
+    from .packages import default_cache_dir, load_library, split_records
+
+    notes: list[str] = []
+    names = tuple(n.strip() for n in holdout.split(",") if n.strip())
+    demo = DemoSet(split="holdout", holdout=names)
+    photos: list[Photo] = [(f"demo/{p.name}", (lambda i=i: demo[i]["image"])) for i, p in enumerate(demo.photos)]
+    if library:
+        root = Path(cache) if cache else default_cache_dir()
+        cached = sorted({r.package for r in load_library(root)}) if root.is_dir() else []
+        packages = [p for p in cached if p not in EXCLUDED_PACKAGES]
+        if not packages:
+            notes.append(f"no photo library in {root} (scripts/get_photos.py fetches it): demo photos only")
+        else:
+            _, held = split_records(load_library(root, packages), holdout_fraction=LIBRARY_HOLDOUT, seed=0)
+            photos += [(f"{r.package}/{r.name}", (lambda path=r.path: load_image_tensor(path))) for r in held]
+    return photos, notes
+
+
+def folder_photos(root: str | os.PathLike) -> list[Photo]:
+    """Every photo under ``root`` (recursively), named by relative path without extension."""
+    from .folders import UnpairedFolder
+
+    folder = UnpairedFolder(root)
+    return [(name, (lambda i=i: folder[i]["image"])) for i, name in enumerate(folder.names)]
+
+
+class SyntheticPairs(Dataset):
+    """``{"input", "target", "name", "case", "params"}`` for every photo and case (see the module docstring).
+
+    Args:
+        root: a folder of good photos; ``None`` or ``""``: the held-out photos of the bundled models.
+        cases: names of :data:`CASES`. With more than one, names read ``<photo>@<case>``.
+        seed: seed of the draws.
+        size: short side the photos are shrunk to (never enlarged; 0 keeps them whole).
+        limit: use only the first ``limit`` photos (0: all).
+        library: the photo-library cache for the default photos (``""``: the deepexpose cache);
+            ``None`` leaves the library out.
+    """
+
+    def __init__(self, root: str | os.PathLike | None = None, cases: Sequence[str] | str = ("basic",), *,
+                 seed: int = 0, size: int = 512, limit: int = 0, library: str | os.PathLike | None = "") -> None:
+        cases = [c.strip() for c in cases.split(",")] if isinstance(cases, str) else [str(c) for c in cases]
+        cases = [c for c in cases if c]
+        if not cases:
+            raise ValueError(f"no cases given; choose from {', '.join(CASES)}")
+        if bad := [c for c in cases if c not in CASES]:
+            raise ValueError(f"unknown case(s) {', '.join(bad)}; choose from {', '.join(CASES)}")
+        if size < 0:
+            raise ValueError(f"size must be >= 0, got {size}")
+        if root:
+            photos, self.notes = folder_photos(root), []
+        else:
+            photos, self.notes = held_out_photos(library=library is not None, cache=library or "")
+        if limit > 0:
+            photos = photos[:limit]
+        if not photos:
+            raise DatasetLayoutError(f"no photos to make synthetic pairs from in {root or 'the held-out photos'}")
+        self.photos, self.cases, self.seed, self.size = photos, cases, seed, size
+        self.skipped: list[str] = []
+
+    def __len__(self) -> int:
+        return len(self.photos) * len(self.cases)
+
+    @property
+    def names(self) -> list[str]:
+        return [self._name(i) for i in range(len(self))]
+
+    def _name(self, index: int) -> str:
+        photo, case = self.photos[index // len(self.cases)][0], self.cases[index % len(self.cases)]
+        return photo if len(self.cases) == 1 else f"{photo}@{case}"
+
+    def __getitem__(self, index: int) -> dict:
+        from deepexpose.io import from_tensor, quantize
+
+        if index < 0:
+            index += len(self)
+        if not 0 <= index < len(self):
+            raise IndexError(f"index {index} out of range for {len(self)} synthetic pairs")
+        (photo, load), case = self.photos[index // len(self.cases)], self.cases[index % len(self.cases)]
+        original = load()
+        if self.size:
+            original = shrink_short_side(original, self.size)
+        g = torch.Generator().manual_seed(case_seed(self.seed, photo, case))
+        detuned, record = apply_case(original.unsqueeze(0), case, g)
+
+        def as_8bit(t: torch.Tensor) -> torch.Tensor:
+            return torch.from_numpy(quantize(from_tensor(t), 8)).permute(2, 0, 1).float() / 255
+
+        return {"input": as_8bit(detuned), "target": as_8bit(original), "name": self._name(index), "case": case,
+                "params": record}
+
+    def __repr__(self) -> str:
+        return f"SyntheticPairs(photos={len(self.photos)}, cases={self.cases}, seed={self.seed}, size={self.size})"

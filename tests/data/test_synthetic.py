@@ -1,0 +1,80 @@
+"""Tests for deepexpose.data.synthetic: benchmark pairs made from good photos with known errors."""
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from deepexpose.data.registry import make_dataset
+from deepexpose.data.synthetic import CASES, SyntheticPairs, apply_case, case_seed, held_out_photos
+
+
+def _photos(root, n=3, h=30, w=40):
+    rng = np.random.default_rng(0)
+    for i in range(n):
+        base = rng.uniform(0.2, 0.8, (1, 1, 3))
+        ramp = np.linspace(0, 0.3, w)[None, :, None]
+        px = np.clip(base + ramp + rng.normal(0, 0.03, (h, w, 3)), 0, 1)
+        Image.fromarray((px * 255).round().astype(np.uint8)).save(root / f"p{i}.png")
+    return root
+
+
+def test_cases_names_and_untouched(tmp_path):
+    ds = SyntheticPairs(_photos(tmp_path), cases="basic,untouched", seed=3)
+    assert len(ds) == 6
+    assert ds.names[:2] == ["p0@basic", "p0@untouched"]
+    basic, untouched = ds[0], ds[1]
+    assert basic["case"] == "basic" and untouched["case"] == "untouched"
+    assert torch.equal(untouched["input"], untouched["target"])
+    assert not torch.equal(basic["input"], basic["target"])
+    assert torch.equal(basic["target"], untouched["target"])      # both from the same photo
+    assert basic["input"].shape == (3, 30, 40)
+    # 8-bit values, as a file holds them
+    assert torch.equal(torch.round(basic["input"] * 255) / 255, basic["input"])
+    assert basic["params"]["scheme"] == "basic" and basic["params"]["edits"]
+
+
+def test_single_case_names_are_photo_names(tmp_path):
+    ds = SyntheticPairs(_photos(tmp_path), cases=("crosstalk",))
+    assert ds.names == ["p0", "p1", "p2"]
+    assert ds[2]["params"]["error"] == "crosstalk"
+
+
+def test_draws_depend_only_on_seed_photo_and_case(tmp_path):
+    root = _photos(tmp_path)
+    a = SyntheticPairs(root, cases="basic,falloff", seed=1)
+    b = SyntheticPairs(root, cases="falloff", seed=1, limit=1)
+    assert torch.equal(a[1]["input"], b[0]["input"])            # p0 / falloff, other cases and limit aside
+    c = SyntheticPairs(root, cases="falloff", seed=2, limit=1)
+    assert not torch.equal(b[0]["input"], c[0]["input"])
+    assert case_seed(1, "p0", "falloff") != case_seed(1, "p0", "basic")
+
+
+def test_size_shrinks_the_short_side(tmp_path):
+    item = SyntheticPairs(_photos(tmp_path), size=15)[0]
+    assert item["input"].shape == item["target"].shape == (3, 15, 20)
+
+
+def test_bad_arguments(tmp_path):
+    root = _photos(tmp_path)
+    with pytest.raises(ValueError, match="unknown case"):
+        SyntheticPairs(root, cases="basic,sunburn")
+    with pytest.raises(ValueError, match="no cases"):
+        SyntheticPairs(root, cases=" , ")
+    with pytest.raises(ValueError, match="size"):
+        SyntheticPairs(root, size=-1)
+    with pytest.raises(IndexError):
+        SyntheticPairs(root)[3]
+    with pytest.raises(ValueError, match="unknown case"):
+        apply_case(torch.rand(1, 3, 8, 8), "nope", torch.Generator())
+    assert set(CASES) >= {"basic", "untouched", "crosstalk", "highlight_rolloff", "falloff"}
+
+
+def test_default_photos_are_the_held_out_demo_photos(tmp_path):
+    photos, notes = held_out_photos(cache=tmp_path / "empty")
+    names = [n for n, _ in photos]
+    assert "demo/coffee" in names and "demo/chelsea" in names
+    assert not any(n.endswith(("astronaut", "rocket")) for n in names)  # the demo photos the models trained on
+    assert notes and "scripts/get_photos.py" in notes[0]
+    ds = make_dataset("synthetic", library=None, limit=1, size=24)
+    assert ds.names == [names[0]] and min(ds[0]["input"].shape[1:]) == 24

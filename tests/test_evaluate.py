@@ -1,0 +1,294 @@
+"""Tests for deepexpose.evaluate: every dataset layout on tiny temporary copies, the reports, the contact sheet
+and heat maps, and bad layouts."""
+
+import csv
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from deepexpose.cli import main
+from deepexpose.data.folders import DatasetLayoutError
+from deepexpose.evaluate import (
+    HEAT_MAX,
+    PSNR_CAP,
+    EvaluateConfig,
+    colour_bar,
+    heat_map,
+    markdown_table,
+    run_evaluation,
+)
+from deepexpose.methods import METHODS, IdentityMethod
+from deepexpose.metrics import evaluate_pair
+from deepexpose.score import score_paths
+
+H, W = 24, 32
+
+
+def texture(seed: int, offset: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    base = rng.integers(60, 180, (1, 1, 3))
+    ramp = np.linspace(0, 40, W)[None, :, None]
+    px = base + ramp + rng.integers(-20, 21, (H, W, 3)) + offset
+    return np.clip(px, 0, 255).astype(np.uint8)
+
+
+def write(path: Path, px: np.ndarray) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(px).save(path)
+
+
+def make_pairs(root: Path, n: int = 3, offset: int = 25) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """input/ + target/: the input is the target made brighter by ``offset`` levels."""
+    pairs = {}
+    for i in range(n):
+        target = texture(i)
+        inp = np.clip(target.astype(int) + offset, 0, 255).astype(np.uint8)
+        write(root / "input" / f"im{i}.png", inp)
+        write(root / "target" / f"im{i}.png", target)
+        pairs[f"im{i}"] = (inp, target)
+    return pairs
+
+
+def cfg(tmp_path, **kw) -> EvaluateConfig:
+    kw.setdefault("methods", "identity,classic")
+    kw.setdefault("progress", False)
+    kw.setdefault("out", str(tmp_path / "out"))
+    return EvaluateConfig(**kw)
+
+
+def per_method(result, method):
+    return {r["name"]: r for r in result["per_image"] if r["method"] == method}
+
+
+# --------------------------------------------------------------------------------------------- layouts
+
+
+def test_pairs_identity_scores_are_the_metrics_of_input_and_target(tmp_path):
+    pairs = make_pairs(tmp_path / "ds")
+    result = run_evaluation(cfg(tmp_path, dataset="pairs", root=str(tmp_path / "ds")))
+    ident = per_method(result, "identity")
+    assert set(ident) == set(pairs)
+    for name, (inp, target) in pairs.items():
+        expected = evaluate_pair(inp, target)
+        for k, v in expected.items():
+            assert ident[name][k] == pytest.approx(v, abs=1e-9)
+    # a +25 level offset everywhere but where clipped: PSNR close to 20 log10(255 / 25)
+    assert 19.0 < ident["im0"]["psnr"] <= 20 * math.log10(255 / 25) + 0.5
+    mean = result["summary"]["identity"]["all"]
+    assert mean["images"] == 3
+    assert mean["psnr"] == pytest.approx(np.mean([r["psnr"] for r in ident.values()]))
+    assert result["parameters"] == {"identity": 0, "classic": 0}
+    assert result["summary"]["classic"]["seconds_per_image"] > 0
+    # classic undoes part of a global brightening
+    assert result["summary"]["classic"]["all"]["psnr"] != mean["psnr"]
+
+
+def test_reports_json_csv_markdown_and_sheet(tmp_path):
+    make_pairs(tmp_path / "ds", n=4)
+    result = run_evaluation(cfg(tmp_path, dataset="pairs", root=str(tmp_path / "ds"), sheet=2))
+    out = tmp_path / "out"
+    saved = json.loads((out / "results.json").read_text())
+    assert saved["summary"] == json.loads(json.dumps(result["summary"]))
+    assert saved["settings"]["dataset"] == "pairs"
+    with open(out / "per_image.csv") as fh:
+        rows = list(csv.DictReader(fh))
+    assert len(rows) == 8 and {r["method"] for r in rows} == {"identity", "classic"}
+    assert float(rows[0]["psnr"]) == pytest.approx(result["per_image"][0]["psnr"])
+    md = (out / "results.md").read_text()
+    assert md.startswith("| method | PSNR (dB) ↑ | SSIM ↑ | ΔEab ↓ | ΔE00 ↓ | s / image | parameters | images |")
+    assert f"| identity | {result['summary']['identity']['all']['psnr']:.2f} |" in md
+    assert "published" not in md                                   # only on FiveK test / expert C
+    sheet = np.asarray(Image.open(out / "contact_sheet.png"))
+    # 2 images x (image row + heat-map row) of 192-pixel cells; input, 2 methods, target columns
+    assert sheet.shape[0] == 16 + 4 * (192 + 4) + 4
+    assert sheet.shape[1] >= 4 * 192 * W // H
+
+
+def test_fivek_layout_missing_target_is_skipped_and_published_rows_shown(tmp_path):
+    root = tmp_path / "fivek"
+    for i, ident in enumerate(["a0001", "a0002", "a0003"]):
+        write(root / "input" / "JPG" / "480p" / f"{ident}.png", texture(i, 20))
+        if ident != "a0002":
+            write(root / "expertC" / "JPG" / "480p" / f"{ident}.png", texture(i))
+    (root / "test.txt").write_text("a0001\na0002\na0003\n")
+    (root / "train_input.txt").write_text("")
+    (root / "train_label.txt").write_text("")
+    result = run_evaluation(cfg(tmp_path, dataset="fivek", root=str(root), methods="identity"))
+    assert set(per_method(result, "identity")) == {"a0001", "a0003"}
+    assert [s["name"].split()[0] for s in result["skipped"]] == ["a0002"]
+    assert "AdaInt" in result["table"] and "*published*" in result["table"]
+    assert "25.49" in (tmp_path / "out" / "results.md").read_text()
+
+
+def test_exposure_split_layout(tmp_path):
+    root = tmp_path / "fivek"
+    for i in (1, 2):
+        write(root / "input" / "JPG" / "480p" / f"a{i:04d}.png", texture(i, -30))
+        write(root / "expertC" / "JPG" / "480p" / f"a{i:04d}.png", texture(i))
+    (root / "FiveK_test.txt").write_text("1\n2\n")
+    result = run_evaluation(cfg(tmp_path, dataset="exposure-split", root=str(root), methods="identity"))
+    assert set(per_method(result, "identity")) == {"a0001", "a0002"}
+    assert "published" not in result["table"]
+
+
+def test_afifi_layout_groups_by_exposure(tmp_path):
+    root = tmp_path / "afifi"
+    for i, scene in enumerate(["a0001-x_1", "a0002-y_2"]):
+        write(root / "testing" / "expert_c_testing_set" / f"{scene}.jpg", texture(i))
+        for suf, off in (("N1", -40), ("P1", 40)):
+            write(root / "testing" / "INPUT_IMAGES" / f"{scene}_{suf}.JPG", texture(i, off))
+    result = run_evaluation(cfg(tmp_path, dataset="afifi", root=str(root), methods="identity"))
+    groups = result["summary"]["identity"]["groups"]
+    assert set(groups) == {"-1 EV", "+1 EV"} and groups["-1 EV"]["images"] == 2
+    assert "**+1 EV**" in result["table"] and "**-1 EV**" in result["table"]
+
+
+def test_synthetic_untouched_and_saved_outputs_rescore(tmp_path):
+    photos = tmp_path / "photos"
+    for i in range(2):
+        write(photos / f"p{i}.png", texture(i))
+    result = run_evaluation(cfg(tmp_path, dataset="synthetic", root=str(photos), cases="basic,untouched",
+                                save_outputs=True))
+    ident = per_method(result, "identity")
+    assert ident["p0@untouched"]["psnr"] == PSNR_CAP                  # an exact copy, capped
+    assert ident["p0@basic"]["psnr"] < 40
+    out = tmp_path / "out" / "outputs"
+    assert (out / "classic" / "p1@basic.png").is_file() and (out / "target" / "p1@basic.png").is_file()
+    rows, mean = score_paths(out / "classic", out / "target")
+    assert mean["psnr"] == pytest.approx(result["summary"]["classic"]["all"]["psnr"], abs=1e-9)
+    assert mean["delta_e2000"] == pytest.approx(result["summary"]["classic"]["all"]["delta_e2000"], abs=1e-9)
+
+
+def test_every_bundled_method_runs_and_counts_its_parameters(tmp_path):
+    photos = tmp_path / "photos"
+    write(photos / "p0.png", texture(0))
+    result = run_evaluation(cfg(tmp_path, dataset="synthetic", root=str(photos),
+                                methods="agent,cgan,classifier,histogram,identity,classic", sheet=1))
+    assert set(result["summary"]) == {"agent", "cgan", "classifier", "histogram", "identity", "classic"}
+    assert not result["failures"]
+    for m in ("agent", "cgan", "classifier", "histogram"):
+        assert result["parameters"][m] > 1000
+    assert result["parameters"]["identity"] == result["parameters"]["classic"] == 0
+    assert (tmp_path / "out" / "contact_sheet.png").is_file()
+
+
+# --------------------------------------------------------------------------------------------- bad input
+
+
+def test_unreadable_or_mismatched_targets_are_skipped(tmp_path):
+    root = tmp_path / "ds"
+    make_pairs(root, n=3)
+    (root / "target" / "im1.png").write_bytes(b"not a png at all")
+    write(root / "target" / "im2.png", texture(2)[:20])
+    result = run_evaluation(cfg(tmp_path, dataset="pairs", root=str(root), methods="identity"))
+    assert set(per_method(result, "identity")) == {"im0"}
+    reasons = {s["name"]: s["reason"] for s in result["skipped"]}
+    assert set(reasons) == {"im1", "im2"} and "differ in size" in reasons["im2"]
+
+
+def test_a_method_failing_on_one_image_is_reported(tmp_path, monkeypatch, capsys):
+    class Fails(IdentityMethod):
+        name = "fails"
+
+        def plan(self, pixels):
+            if pixels.shape[0] == H and int(pixels[0, 0, 0]) == int(texture(1, 25)[0, 0, 0]):
+                raise RuntimeError("boom")
+            return super().plan(pixels)
+
+    monkeypatch.setitem(METHODS, "fails", Fails)
+    make_pairs(tmp_path / "ds")
+    code = main(["evaluate", "--dataset", "pairs", "--root", str(tmp_path / "ds"), "--methods", "fails,identity",
+                 "-o", str(tmp_path / "out"), "--no-progress", "--sheet", "0"])
+    assert code == 1
+    text = capsys.readouterr().out
+    assert "failed fails on im1: RuntimeError: boom" in text
+    result = json.loads((tmp_path / "out" / "results.json").read_text())
+    assert result["summary"]["fails"]["all"]["images"] == 2
+    assert result["summary"]["identity"]["all"]["images"] == 3
+
+
+def test_wrong_layouts_name_what_is_missing(tmp_path):
+    (tmp_path / "fivek" / "input" / "JPG" / "480p").mkdir(parents=True)
+    with pytest.raises(DatasetLayoutError, match="test.txt"):
+        run_evaluation(cfg(tmp_path, dataset="fivek", root=str(tmp_path / "fivek")))
+    with pytest.raises(ValueError, match="needs --root"):
+        run_evaluation(cfg(tmp_path, dataset="afifi"))
+    with pytest.raises(DatasetLayoutError, match="does not exist|not found|no such"):
+        run_evaluation(cfg(tmp_path, dataset="pairs", root=str(tmp_path / "nowhere")))
+    make_pairs(tmp_path / "ds")
+    with pytest.raises(ValueError, match="no splits"):
+        run_evaluation(cfg(tmp_path, dataset="pairs", root=str(tmp_path / "ds"), split="train"))
+    with pytest.raises(ValueError, match="unknown --dataset"):
+        run_evaluation(cfg(tmp_path, dataset="kodak", root=str(tmp_path / "ds")))
+    with pytest.raises(ValueError, match="unknown --methods"):
+        run_evaluation(cfg(tmp_path, dataset="pairs", root=str(tmp_path / "ds"), methods="identity,magic"))
+    with pytest.raises(ValueError, match="METHOD=PATH"):
+        run_evaluation(cfg(tmp_path, dataset="pairs", root=str(tmp_path / "ds"), models="agent.safetensors"))
+    with pytest.raises(ValueError, match="--sheet-images"):
+        run_evaluation(cfg(tmp_path, dataset="pairs", root=str(tmp_path / "ds"), sheet_images="im9"))
+
+
+def test_results_are_not_overwritten_without_asking(tmp_path):
+    make_pairs(tmp_path / "ds", n=1)
+    c = cfg(tmp_path, dataset="pairs", root=str(tmp_path / "ds"), methods="identity")
+    run_evaluation(c)
+    before = (tmp_path / "out" / "results.json").read_bytes()
+    with pytest.raises(FileExistsError, match="--overwrite"):
+        run_evaluation(c)
+    assert (tmp_path / "out" / "results.json").read_bytes() == before
+    c.overwrite = True
+    run_evaluation(c)
+
+
+def test_inputs_are_never_modified(tmp_path):
+    make_pairs(tmp_path / "ds", n=2)
+    files = sorted((tmp_path / "ds").rglob("*.png"))
+    before = {p: p.read_bytes() for p in files}
+    run_evaluation(cfg(tmp_path, dataset="pairs", root=str(tmp_path / "ds"), save_outputs=True))
+    assert {p: p.read_bytes() for p in files} == before
+    assert sorted((tmp_path / "ds").rglob("*.png")) == files
+
+
+# --------------------------------------------------------------------------------------------- heat maps
+
+
+def test_heat_map_is_dark_where_equal_and_bright_where_wrong():
+    target = texture(0)
+    pred = target.copy()
+    pred[:, W // 2 :] = np.clip(pred[:, W // 2 :].astype(int) + 60, 0, 255)
+    heat = heat_map(pred, target)
+    assert heat.shape == (H, W, 3) and heat.dtype == np.uint8
+    assert (heat[:, : W // 2] == (0, 0, 4)).all()                     # ΔE 0: the darkest colour
+    assert heat[:, W // 2 :].astype(int).sum(-1).min() > 150         # a 60-level error: far brighter
+    far = np.zeros_like(target)
+    far[..., 1] = 255
+    assert (heat_map(far, np.full_like(target, 255) * 0) == (252, 255, 164)).all()  # saturates at HEAT_MAX
+    with pytest.raises(ValueError):
+        heat_map(pred[:10], target)
+
+
+def test_colour_bar_runs_from_the_maximum_at_the_top_to_zero_at_the_bottom():
+    bar = colour_bar(192, 90)
+    assert bar.shape == (192, 90, 3)
+    assert tuple(bar[0, 2]) == (252, 255, 164) and tuple(bar[-1, 2]) == (0, 0, 4)
+    lum = bar[:, 2].astype(int).sum(-1)
+    assert (np.diff(lum) <= 1).all()                                   # darker all the way down
+    assert (bar[:, 40:] < 128).any()                                   # the labels are drawn
+    with pytest.raises(ValueError):
+        colour_bar(1, 10)
+    assert HEAT_MAX == 20.0
+
+
+def test_markdown_table_groups_and_published_rows():
+    row = {"psnr": 20.0, "ssim": 0.9, "delta_e76": 8.0, "delta_e2000": 6.0, "images": 2}
+    summary = {"agent": {"all": row, "groups": {"a": row, "b": row}, "seconds_per_image": 0.5}}
+    md = markdown_table(summary, {"agent": 1234}, {"X (published)": (25.0, 0.92, 7.5)})
+    assert "| agent | 20.00 | 0.900 | 8.00 | 6.00 | 0.500 | 1,234 | 2 |" in md
+    assert "| X (published), *published* | 25.00 | 0.920 | 7.50 | – |" in md
+    assert "**a**" in md and "**b**" in md
+    single = markdown_table({"agent": {**summary["agent"], "groups": {"a": row}}}, {"agent": 1})
+    assert "**a**" not in single
