@@ -16,6 +16,11 @@ With adversarial or mixed rewards every worker also takes a WGAN-GP step on the 
 against the agent's edits) after each policy update. One worker runs in the calling process and is exactly
 reproducible, killed-and-resumed runs included (and may use CUDA); N workers run in spawned processes on the
 CPU.
+
+Every evaluation also scores the policy on the validation pool (a share of the training photos, see
+:class:`~deepexpose.agents.train.TrainConfig`); when its :func:`~deepexpose.agents.train.selection_score` is the
+best so far, the run writes ``best.safetensors`` (+ ``.json``, the checkpoint format). The held-out results are
+recorded beside it for reporting and never influence anything.
 """
 
 from __future__ import annotations
@@ -37,15 +42,18 @@ from deepexpose.io import atomic_write_bytes
 
 from .checkpoint import load_checkpoint, read_meta, save_checkpoint
 from .networks import ActorCritic, obs_to_float
-from .train import (TrainConfig, build_pools, evaluate, make_core, make_model, num_workers, resolve_device,
-                    save_config)
+from .train import (TrainConfig, build_split_pools, evaluate, make_core, make_model, num_workers, resolve_device,
+                    save_config, selection_score)
 
 ENTROPY_COEF = 1e-3
 VALUE_COEF = 0.5
 MAX_GRAD_NORM = 1.0
 # Fields that must match between a run and its --resume.
-RESUME_KEYS = ("algo", "data", "root", "scheme", "eval_scheme", "identity_fraction", "pool_size", "holdout", "view", "k", "reward",
-               "batch", "use_cnn", "colour_stats", "hidden", "deadzone", "seed")
+RESUME_KEYS = ("algo", "data", "root", "scheme", "eval_scheme", "identity_fraction", "pool_size", "holdout", "view",
+               "k", "reward", "batch", "use_cnn", "colour_stats", "hidden", "deadzone", "seed", "validation")
+CHECKPOINT = "checkpoint.safetensors"
+BEST = "best.safetensors"
+"""The checkpoint with the best validation score so far (same format as ``checkpoint.safetensors``)."""
 
 
 class SharedAdam(torch.optim.Adam):
@@ -162,12 +170,15 @@ def format_eval(r: dict) -> str:
 
 
 class Monitor:
-    """Progress bar, TensorBoard, periodic held-out evaluation and checkpoints (in the main process)."""
+    """Progress bar, TensorBoard, periodic evaluation (validation and held-out), checkpoints and the best
+    checkpoint (in the main process). ``best`` is the best validation result so far (``None``: none yet)."""
 
     def __init__(self, cfg: TrainConfig, model: ActorCritic, critic: Critic | None, opt, critic_opt, stats,
-                 eval_pool: PairPool, start: int, history: list[dict]) -> None:
+                 eval_pool: PairPool, start: int, history: list[dict], val_pool: PairPool | None = None,
+                 best: dict | None = None, validation_source: str = "") -> None:
         self.cfg, self.model, self.critic, self.opt, self.critic_opt = cfg, model, critic, opt, critic_opt
         self.stats, self.eval_pool, self.history = stats, eval_pool, history
+        self.val_pool, self.best, self.validation_source = val_pool, best, validation_source
         self.out = Path(cfg.out)
         self.core = make_core(cfg, critic)
         self.next_eval = self._next(start, cfg.eval_every)
@@ -205,32 +216,50 @@ class Monitor:
         self.step = step
         if step >= self.next_eval:
             self.next_eval = self._next(step, self.cfg.eval_every)
-            self.evaluate(step)
+            self.evaluate(step, generators)
         if step >= self.next_ckpt:
             self.next_ckpt = self._next(step, self.cfg.checkpoint_every)
             self.checkpoint(step, generators)
 
-    def evaluate(self, step: int) -> dict:
+    def evaluate(self, step: int, generators: list[torch.Generator] | None = None) -> dict:
+        """Held-out results at the top level (reporting), ``validation`` (with its ``score``) and ``best_step``;
+        writes ``best.safetensors`` when the validation score is the best so far."""
         device = next(self.model.parameters()).device
-        result = {"step": step, **evaluate(self.model, self.core, self.eval_pool, device=device)}
+        held = evaluate(self.model, self.core, self.eval_pool, device=device)
+        result = {"step": step, **held}
+        message = f"step {step}: held-out " + format_eval(held)
+        if self.val_pool is not None:
+            val = evaluate(self.model, self.core, self.val_pool, device=device)
+            score = selection_score(val)
+            result["validation"] = {**val, "score": score}
+            if self.best is None or score > self.best["score"]:
+                self.best = {"step": step, "score": score, "validation": val, "held_out": held}
+                self.checkpoint(step, generators, BEST)
+            result["best_step"] = self.best["step"]
+            message += (f"\n  validation {format_eval(val)}; score {score:.2f} "
+                        f"(best {self.best['score']:.2f} at step {self.best['step']})")
         self.history.append(result)
         if self.tb is not None:
             for key in ("psnr", "delta_e2000", "good_psnr"):
                 if key in result:
                     self.tb.add_scalar(f"eval/{key}", result[key], step)
-        message = f"step {step}: held-out " + format_eval(result)
+                if key in result.get("validation", {}):
+                    self.tb.add_scalar(f"validation/{key}", result["validation"][key], step)
+            if "validation" in result:
+                self.tb.add_scalar("validation/score", result["validation"]["score"], step)
+                self.tb.add_scalar("validation/best_step", result["best_step"], step)
         (self.bar.write if self.bar is not None else print)(message)
         return result
 
-    def checkpoint(self, step: int, generators: list[torch.Generator] | None) -> None:
+    def checkpoint(self, step: int, generators: list[torch.Generator] | None, name: str = CHECKPOINT) -> None:
         modules = {"policy": self.model, **({"critic": self.critic} if self.critic is not None else {})}
         optimizers = {"policy": self.opt, **({"critic": self.critic_opt} if self.critic_opt is not None else {})}
         tensors = {f"generator.{i}": g.get_state() for i, g in enumerate(generators or [])}
         meta = {"step": step, "config": dataclasses.asdict(self.cfg), "model": self.model.config(),
                 "critic": {"width": self.critic.width} if self.critic is not None else None,
-                "history": self.history, "reward": self.cfg.reward, "k": self.cfg.k}
-        save_checkpoint(self.out / "checkpoint.safetensors", modules=modules, optimizers=optimizers,
-                        tensors=tensors, meta=meta)
+                "history": self.history, "reward": self.cfg.reward, "k": self.cfg.k, "best": self.best,
+                "validation_source": self.validation_source}
+        save_checkpoint(self.out / name, modules=modules, optimizers=optimizers, tensors=tensors, meta=meta)
 
     def close(self) -> None:
         if self.bar is not None:
@@ -240,11 +269,13 @@ class Monitor:
 
 
 def train_async(cfg: TrainConfig) -> dict:
-    """Train with ``cfg.algo`` in ``adpg``/``a3c``; returns the final held-out evaluation."""
+    """Train with ``cfg.algo`` in ``adpg``/``a3c``; returns the final evaluation (held-out results at the top
+    level, ``validation``, and ``best``: the step, score, validation and held-out results of best.safetensors)."""
     torch.manual_seed(cfg.seed)
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
-    train_pool, eval_pool = build_pools(cfg)
+    pools = build_split_pools(cfg)
+    train_pool, eval_pool = pools.train, pools.held
     workers = num_workers(cfg)
     device = resolve_device(cfg.device)
     if device.type != "cpu" and workers > 1:
@@ -254,8 +285,8 @@ def train_async(cfg: TrainConfig) -> dict:
     model = make_model(cfg, core).to(device)
     opt = SharedAdam(model.parameters(), cfg.lr)
     critic_opt = SharedAdam(critic.parameters(), cfg.critic_lr) if critic is not None else None
-    start, history, gen_states = 0, [], []
-    ckpt = out / "checkpoint.safetensors"
+    start, history, gen_states, best = 0, [], [], None
+    ckpt, best_path = out / CHECKPOINT, out / BEST
     if cfg.resume:
         saved = read_meta(ckpt)["config"]
         changed = [k for k in RESUME_KEYS if saved.get(k) != getattr(cfg, k)]
@@ -267,14 +298,20 @@ def train_async(cfg: TrainConfig) -> dict:
         meta, tensors = load_checkpoint(ckpt, modules=modules, optimizers=optimizers)
         start, history = int(meta["step"]), list(meta["history"])
         gen_states = [tensors[k] for k in sorted(tensors) if k.startswith("generator.")]
+        if best_path.with_suffix(".json").is_file():  # the best so far, possibly newer than the checkpoint
+            best = read_meta(best_path)["best"]
     elif ckpt.exists():
         raise FileExistsError(f"{out} already holds a checkpoint: pass --resume to continue it or choose another --out")
+    else:  # a best left by a run killed before its first checkpoint belongs to no run now
+        for stale in (best_path, best_path.with_suffix(".json")):
+            stale.unlink(missing_ok=True)
     save_config(cfg, out)
     deadline = time.time() + cfg.minutes * 60 if cfg.minutes > 0 else math.inf
     ctx = mp.get_context("spawn")
     counter = ctx.Value("q", start)
     stats = ctx.Array("d", 2)
-    monitor = Monitor(cfg, model, critic, opt, critic_opt, stats, eval_pool, start, history)
+    monitor = Monitor(cfg, model, critic, opt, critic_opt, stats, eval_pool, start, history, pools.validation, best,
+                      pools.validation_source)
     try:
         if workers == 1:
             state = gen_states[0] if gen_states else None
@@ -285,11 +322,12 @@ def train_async(cfg: TrainConfig) -> dict:
             generators = _run_processes(ctx, cfg, workers, model, critic, opt, critic_opt, counter, stats,
                                         train_pool, deadline, monitor)
         step = counter.value
-        final = monitor.evaluate(step) if not history or history[-1]["step"] != step else history[-1]
+        final = monitor.evaluate(step, generators) if not history or history[-1]["step"] != step else history[-1]
         monitor.checkpoint(step, generators)
     finally:
         monitor.close()
-    result = {**final, "algo": cfg.algo, "steps": step}
+    result = {**final, "algo": cfg.algo, "steps": step, "best": monitor.best,
+              "validation_source": pools.validation_source, "history": history}
     atomic_write_bytes(out / "eval.json", json.dumps(result, indent=2).encode(), overwrite=True)
     return result
 

@@ -1,8 +1,9 @@
 """A trained agent as a photo corrector: load it, let it choose an edit on a low-resolution view.
 
-A training checkpoint (``runs/X/checkpoint.safetensors``) carries optimiser states and the training history;
-:func:`export_agent` keeps only what inference needs (the policy weights and how its episodes were set up) in
-a small safetensors + JSON pair, which is what ships inside the package as the default model.
+A training checkpoint (``runs/X/checkpoint.safetensors`` or ``runs/X/best.safetensors``) carries optimiser
+states and the training history; :func:`export_agent` keeps only what inference needs (the policy weights
+and how its episodes were set up) in a small safetensors + JSON pair, which is what ships inside the package
+as the default model.
 :func:`load_agent` reads either. The edit is the episode's white-box description
 (``{"local_exposure": {"ev": [...]}, "white_balance": {...}, ...}``), applied to the photo at full resolution
 by :mod:`deepexpose.render`.
@@ -72,10 +73,13 @@ class AgentPolicy:
 
 
 def export_agent(checkpoint: str | Path, out: str | Path, *, note: str = "") -> Path:
-    """Write the inference-only model of a training checkpoint to ``out`` (``.safetensors`` + ``.json``)."""
+    """Write the inference-only model of a training checkpoint (``checkpoint.safetensors`` or the run's
+    ``best.safetensors``) to ``out`` (``.safetensors`` + ``.json``); ``trained`` in its JSON keeps the step,
+    config, evaluation history and the best validation result of the run."""
     policy = load_agent(checkpoint)
+    keep = ("step", "config", "history", "best", "validation_source")
     meta = {"kind": KIND, "model": policy.model.config(), **policy.setup(), "note": note,
-            "trained": {k: policy.meta[k] for k in ("step", "config", "history") if k in policy.meta}}
+            "trained": {k: policy.meta[k] for k in keep if k in policy.meta}}
     return save_checkpoint(Path(out), modules={"policy": policy.model}, meta=meta)
 
 

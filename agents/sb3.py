@@ -11,6 +11,10 @@ image-steps (one step of one image's episode), which is SB3's ``num_timesteps`` 
 Checkpoints are safetensors + JSON (:mod:`deepexpose.agents.checkpoint`): the policy weights and the optimizer
 states, never SB3's pickled zip archives. An off-policy replay buffer is not saved: a resumed SAC or TD3 run
 starts from an empty buffer (which fills again quickly; training goes on from the first fresh batch).
+
+Each evaluation also scores the policy on the validation pool (a share of the training photos); the best
+:func:`~deepexpose.agents.train.selection_score` so far is saved as ``best.safetensors`` (same format). The
+held-out results are only reported.
 """
 
 from __future__ import annotations
@@ -39,11 +43,14 @@ from deepexpose.envs.vector import DeepExposureVecEnv
 from . import train as _train
 from .checkpoint import load_checkpoint, read_meta, save_checkpoint
 from .networks import ObservationEncoder
-from .train import SB3_ALGOS, Act, TrainConfig, build_pools, make_core, resolve_device, save_config
+from .train import (SB3_ALGOS, Act, TrainConfig, build_split_pools, make_core, resolve_device, save_config,
+                    selection_score)
 
 DEFAULT_NUM_ENVS = 8
 """Environments of the batched ``VecEnv`` when ``cfg.workers`` is 0 (they share one process and one batch)."""
 CHECKPOINT = "checkpoint.safetensors"
+BEST = "best.safetensors"
+"""The checkpoint with the best validation score so far."""
 NET_ARCH = [64]
 """Hidden layers of the policy and value (or Q) heads on top of the 128 features."""
 
@@ -111,12 +118,13 @@ def _extra_tensors(model: BaseAlgorithm) -> dict[str, Tensor]:
     return {"log_ent_coef": log_ent_coef} if isinstance(log_ent_coef, Tensor) else {}
 
 
-def save_sb3_checkpoint(model: BaseAlgorithm, path: str | Path, cfg: TrainConfig) -> Path:
-    """Policy weights (target networks included), optimizer states and counters; safetensors + JSON."""
+def save_sb3_checkpoint(model: BaseAlgorithm, path: str | Path, cfg: TrainConfig, **meta: Any) -> Path:
+    """Policy weights (target networks included), optimizer states and counters; safetensors + JSON.
+    ``meta`` adds entries to the JSON (e.g. ``best``)."""
     return save_checkpoint(path, modules={"policy": model.policy}, optimizers=_optimizers(model),
                            tensors=_extra_tensors(model),
                            meta={"algo": cfg.algo, "num_timesteps": int(model.num_timesteps),
-                                 "config": dataclasses.asdict(cfg)})
+                                 "config": dataclasses.asdict(cfg), **meta})
 
 
 def load_sb3_checkpoint(model: BaseAlgorithm, path: str | Path) -> dict[str, Any]:
@@ -167,21 +175,47 @@ class SafetensorsCheckpointCallback(_Every):
 
 
 class EvalCallback(_Every):
-    """Evaluates the deterministic policy on the held-out pool every ``every`` image-steps; logs and prints."""
+    """Evaluates the deterministic policy on the held-out pool every ``every`` image-steps; logs and prints.
 
-    def __init__(self, core: EditCore, pool: PairPool, every: int, verbose: bool = True) -> None:
+    With a ``validation`` pool it also scores the validation views (:func:`selection_score`) and writes
+    ``best_path`` (see :func:`save_sb3_checkpoint`, with ``best`` in its JSON) when the score is the best so far
+    (``best``: the best so far of an earlier run, or ``None``).
+    """
+
+    def __init__(self, core: EditCore, pool: PairPool, every: int, verbose: bool = True,
+                 validation: PairPool | None = None, best_path: Path | None = None, cfg: TrainConfig | None = None,
+                 best: dict | None = None) -> None:
         super().__init__(every)
         self.core, self.pool, self.print = core, pool, verbose
-        self.history: list[dict[str, float]] = []
+        self.validation, self.best_path, self.cfg, self.best = validation, best_path, cfg, best
+        self.history: list[dict] = []
 
     def fire(self) -> None:
-        result = evaluate_sb3(self.model, self.core, self.pool)
-        self.history.append({"steps": self.model.num_timesteps, **result})
+        result = self.evaluate(self.model)
         for key, value in result.items():
-            self.logger.record(f"eval/{key}", value)
+            if isinstance(value, float):
+                self.logger.record(f"eval/{key}", value)
+        for key, value in result.get("validation", {}).items():
+            self.logger.record(f"validation/{key}", value)
         if self.print:
-            scores = ", ".join(f"{k} {v:.2f}" for k, v in result.items())
+            scores = ", ".join(f"{k} {v:.2f}" for k, v in result.items() if isinstance(v, float))
             print(f"[{self.model.num_timesteps} image-steps] eval: {scores}", flush=True)
+
+    def evaluate(self, model: BaseAlgorithm) -> dict:
+        """Held-out results (top level), ``validation`` with its ``score``, ``best_step``; saves a new best."""
+        held = evaluate_sb3(model, self.core, self.pool)
+        result: dict[str, Any] = {"steps": int(model.num_timesteps), **held}
+        if self.validation is not None:
+            val = evaluate_sb3(model, self.core, self.validation)
+            score = selection_score(val)
+            result["validation"] = {**val, "score": score}
+            if self.best is None or score > self.best["score"]:
+                self.best = {"step": int(model.num_timesteps), "score": score, "validation": val, "held_out": held}
+                if self.best_path is not None and self.cfg is not None:
+                    save_sb3_checkpoint(model, self.best_path, self.cfg, best=self.best)
+            result["best_step"] = self.best["step"]
+        self.history.append(result)
+        return result
 
 
 class TimeBudgetCallback(BaseCallback):
@@ -280,13 +314,15 @@ def make_sb3_model(cfg: TrainConfig, env, device: torch.device, tensorboard_log:
                              **kwargs)
 
 
-def train_sb3(cfg: TrainConfig, pools: tuple[PairPool, PairPool] | None = None) -> dict:
+def train_sb3(cfg: TrainConfig, pools: tuple[PairPool, ...] | None = None) -> dict:
     """Train ``cfg.algo`` (a2c, ppo, sac or td3) for ``cfg.steps`` image-steps; returns the final evaluation.
 
     Writes ``out/checkpoint.safetensors`` (+ ``.json``) every ``cfg.checkpoint_every`` image-steps and at the
-    end, ``out/eval.json`` and ``out/config.json``; TensorBoard logs in ``out/tb`` when tensorboard is
-    installed. ``cfg.resume`` continues from ``out/checkpoint.json`` up to the same total ``cfg.steps``.
-    ``pools`` (train, eval) replaces :func:`build_pools` (e.g. in tests).
+    end, ``out/best.safetensors`` (+ ``.json``) at the best validation score so far, ``out/eval.json`` and
+    ``out/config.json``; TensorBoard logs in ``out/tb`` when tensorboard is installed. ``cfg.resume`` continues
+    from ``out/checkpoint.json`` up to the same total ``cfg.steps``, keeping the best so far. ``pools``
+    (train, held-out[, validation]) replaces :func:`build_split_pools` (e.g. in tests; without a validation
+    pool nothing is selected).
     """
     if cfg.algo not in SB3_ALGOS:
         raise ValueError(f"unknown stable-baselines3 algorithm {cfg.algo!r}; choose from {', '.join(SB3_ALGOS)}")
@@ -294,8 +330,15 @@ def train_sb3(cfg: TrainConfig, pools: tuple[PairPool, PairPool] | None = None) 
     out.mkdir(parents=True, exist_ok=True)
     ckpt = out / CHECKPOINT
     device = resolve_device(cfg.device)
-    train_pool, eval_pool = pools if pools is not None else build_pools(cfg)
+    if pools is None:
+        split = build_split_pools(cfg)
+        train_pool, eval_pool, val_pool, source = split.train, split.held, split.validation, split.validation_source
+    else:
+        train_pool, eval_pool, val_pool = (*pools, None)[:3]
+        source = "given" if val_pool is not None else "none (no validation pool given)"
     save_config(cfg, out)
+    best_path = out / BEST
+    best = None
 
     resume_from: dict[str, Any] | None = None
     if cfg.resume:
@@ -305,6 +348,11 @@ def train_sb3(cfg: TrainConfig, pools: tuple[PairPool, PairPool] | None = None) 
                 raise ValueError(f"{ckpt} holds a {resume_from.get('algo')!r} agent, not {cfg.algo!r}")
         else:
             warnings.warn(f"--resume: no checkpoint in {out}, starting afresh", stacklevel=2)
+    if resume_from is not None and best_path.with_suffix(".json").is_file():
+        best = read_meta(best_path).get("best")
+    elif resume_from is None:  # a best of another run must not survive into this one
+        for stale in (best_path, best_path.with_suffix(".json")):
+            stale.unlink(missing_ok=True)
 
     env = VecMonitor(DeepExposureVecEnv(num_envs_for(cfg), train_pool, k=cfg.k, reward=cfg.reward, device=device))
     model = make_sb3_model(cfg, env, device, _tensorboard_dir(out))
@@ -313,17 +361,18 @@ def train_sb3(cfg: TrainConfig, pools: tuple[PairPool, PairPool] | None = None) 
         model.set_random_seed(cfg.seed + model.num_timesteps)  # fresh views and noise, not a replay of the start
 
     core = make_core(cfg)
+    evals = EvalCallback(core, eval_pool, cfg.eval_every, validation=val_pool, best_path=best_path, cfg=cfg, best=best)
     remaining = cfg.steps - model.num_timesteps
     if remaining > 0:
-        callbacks = CallbackList([SafetensorsCheckpointCallback(ckpt, cfg, cfg.checkpoint_every),
-                                  EvalCallback(core, eval_pool, cfg.eval_every),
+        callbacks = CallbackList([SafetensorsCheckpointCallback(ckpt, cfg, cfg.checkpoint_every), evals,
                                   TimeBudgetCallback(cfg.minutes)])
         model.learn(total_timesteps=remaining, callback=callbacks, reset_num_timesteps=resume_from is None,
                     progress_bar=_progress_bar(cfg.progress), tb_log_name=cfg.algo)
     save_sb3_checkpoint(model, ckpt, cfg)
 
-    result = evaluate_sb3(model, core, eval_pool)
-    summary = {**result, "algo": cfg.algo, "steps": int(model.num_timesteps)}
+    result = evals.evaluate(model)  # the final evaluation; updates the best if better
+    summary = {**result, "algo": cfg.algo, "steps": int(model.num_timesteps), "best": evals.best,
+               "validation_source": source, "history": evals.history}
     from deepexpose.io import atomic_write_bytes
 
     atomic_write_bytes(out / "eval.json", json.dumps(summary, indent=2).encode(), overwrite=True)

@@ -2,16 +2,19 @@
 
 Data become a :class:`~deepexpose.envs.pool.PairPool` of low-resolution views: good photos (the bundled demo
 set or a folder) are cropped and detuned by a seeded scheme; paired layouts (pairs, FiveK, Afifi) give their
-own (input, target) pairs. A held-out pool is evaluated every ``eval_every`` image-steps (PSNR and CIEDE2000 of
-the final edits against the targets, 8-bit quantised as in :mod:`deepexpose.metrics`).
+own (input, target) pairs. Every ``eval_every`` image-steps the policy is evaluated (PSNR and CIEDE2000 of the
+final edits against the targets, 8-bit quantised as in :mod:`deepexpose.metrics`) on two pools: a validation pool
+made from a share of the *training* photos (whole scene groups, kept out of training), which alone chooses the best
+checkpoint (:func:`selection_score`), and the held-out pool, which is only ever reported.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -60,7 +63,13 @@ class TrainConfig(PhotoSplit):
     pool_size: int = 1024
     """number of training views made from the data"""
     eval_size: int = 64
-    """number of held-out views evaluated"""
+    """number of held-out views evaluated (and of validation views)"""
+    validation: float = 0.1
+    """share of the training photos kept out of training and used to choose the best checkpoint
+    (best.safetensors); never individual crops: demo and folder data lose whole photos (a demo scene group stays
+    together), library data whole scene groups of the library (the demo photos stay in training), paired data
+    a share of the training pairs. 0: no selection. With fewer than two training photos, validation uses fresh
+    detunings of the training photos (recorded as validation_source in eval.json)"""
     view: int = 64
     """side of the square low-resolution view the policy sees"""
     k: int = 3
@@ -93,7 +102,7 @@ class TrainConfig(PhotoSplit):
     out: str = "runs/agent"
     """output folder: checkpoints (safetensors + JSON), TensorBoard logs, evaluation results"""
     eval_every: int = 5000
-    """evaluate on the held-out views every this many image-steps (0: only at the end)"""
+    """evaluate on the validation and held-out views every this many image-steps (0: only at the end)"""
     checkpoint_every: int = 5000
     """save a checkpoint every this many image-steps (0: only at the end)"""
     resume: bool = False
@@ -127,9 +136,8 @@ def _photos(dataset) -> list[torch.Tensor]:
     return [shrink_short_side(item["image"], PHOTO_SHORT_SIDE) for item in dataset]
 
 
-def _library_photos(cfg: TrainConfig) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
-    """Train and held-out photos of the Debian photo library (split by scene group)."""
-    from deepexpose.data.folders import load_image_tensor, shrink_short_side
+def _library_records(cfg: TrainConfig) -> tuple[list, list]:
+    """Train and held-out records of the Debian photo library (split by scene group)."""
     from deepexpose.data.packages import default_cache_dir, load_library, split_records
 
     cache = Path(cfg.root) if cfg.root else default_cache_dir()
@@ -138,38 +146,85 @@ def _library_photos(cfg: TrainConfig) -> tuple[list[torch.Tensor], list[torch.Te
     if not records:
         raise ValueError(f"the photo library in {cache} has no photos{' of ' + ', '.join(packages) if packages else ''}"
                          ": fetch them with scripts/get_photos.py")
-    train_r, held_r = split_records(records, holdout_fraction=cfg.library_holdout, seed=0)
+    return split_records(records, holdout_fraction=cfg.library_holdout, seed=0)
 
-    def load(rs):
-        return [shrink_short_side(load_image_tensor(r.path), PHOTO_SHORT_SIDE) for r in rs]
 
-    return load(train_r), load(held_r)
+def _load_records(records) -> list[torch.Tensor]:
+    from deepexpose.data.folders import load_image_tensor, shrink_short_side
+
+    return [shrink_short_side(load_image_tensor(r.path), PHOTO_SHORT_SIDE) for r in records]
+
+
+VALIDATION_SEED = 1
+"""Seed of the validation splits (the held-out split of the library uses seed 0)."""
+
+
+def validation_indices(groups: Sequence[str], fraction: float) -> list[int]:
+    """Indices of the items (with scene ``groups``) kept for validation: whole groups, in an order seeded by
+    :data:`VALIDATION_SEED`, until at least ``max(1, round(fraction * n))`` items; never every group, so none
+    when ``fraction`` is 0 or there is a single group."""
+    order = sorted(set(groups), key=lambda g: (hashlib.sha256(f"{VALIDATION_SEED}:{g}".encode()).hexdigest(), g))
+    if fraction <= 0 or len(order) < 2:
+        return []
+    want, taken, count = max(1, round(fraction * len(groups))), set(), 0
+    for g in order[:-1]:
+        if count >= want:
+            break
+        taken.add(g)
+        count += list(groups).count(g)
+    return [i for i, g in enumerate(groups) if g in taken]
+
+
+def _split_off(photos: list, groups: Sequence[str], fraction: float) -> tuple[list, list]:
+    val = set(validation_indices(groups, fraction))
+    return [p for i, p in enumerate(photos) if i not in val], [p for i, p in enumerate(photos) if i in val]
 
 
 GOOD_PHOTO_DATA = ("demo", "library", "folder")
 
 
-def good_photos(cfg: TrainConfig) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
-    """Good photos (``3 x H x W`` in [0, 1], short side at most :data:`PHOTO_SHORT_SIDE`) of ``cfg.data``
-    (demo, library or folder), split into training and held-out photos."""
+def good_photo_split(cfg: TrainConfig, validation: float | None = None
+                     ) -> tuple[list[torch.Tensor], list[torch.Tensor], list[torch.Tensor]]:
+    """Good photos of ``cfg.data`` split into ``(train, validation, held)``; ``validation`` (default
+    ``cfg.validation``) is the share of the training photos moved to the validation list (see
+    :attr:`TrainConfig.validation`; empty when too few photos are left to take any)."""
     from deepexpose.data import registry
     from deepexpose.data.demo import DemoSet
+    from deepexpose.data.packages import split_records
 
+    fraction = cfg.validation if validation is None else validation
     if cfg.data in ("demo", "library"):
         holdout = tuple(n.strip() for n in cfg.holdout.split(",") if n.strip())
-        train = _photos(DemoSet(split="train", holdout=holdout))
+        demo_train = DemoSet(split="train", holdout=holdout)
+        train = _photos(demo_train)
         held = _photos(DemoSet(split="holdout", holdout=holdout))
-        if cfg.data == "library":
-            lib_train, lib_held = _library_photos(cfg)
-            train, held = train + lib_train, held + lib_held
+        if cfg.data == "demo":
+            train, val = _split_off(train, [p.group for p in demo_train.photos], fraction)
+        else:  # the demo photos stay in training; the library's training groups are split again
+            lib_train, lib_held = _library_records(cfg)
+            lib_train, lib_val = split_records(lib_train, holdout_fraction=fraction, seed=VALIDATION_SEED)
+            train, val, held = train + _load_records(lib_train), _load_records(lib_val), held + _load_records(lib_held)
     elif cfg.data == "folder":
-        photos = _photos(registry.make_dataset("folder", root=cfg.root))
+        from deepexpose.data.folders import shrink_short_side
+
+        photos, names = [], []
+        for item in registry.make_dataset("folder", root=cfg.root):
+            photos.append(shrink_short_side(item["image"], PHOTO_SHORT_SIDE))
+            names.append(item["name"])
         if len(photos) < 2:
             raise ValueError("--data folder needs at least two photos (some are held out for evaluation)")
         n_held = max(1, len(photos) // 10)
-        train, held = photos[n_held:], photos[:n_held]
+        train, val = _split_off(photos[n_held:], names[n_held:], fraction)  # each photo is its own group
+        held = photos[:n_held]
     else:
         raise ValueError(f"--data {cfg.data!r} has no good photos; choose from {', '.join(GOOD_PHOTO_DATA)}")
+    return train, val, held
+
+
+def good_photos(cfg: TrainConfig) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+    """Good photos (``3 x H x W`` in [0, 1], short side at most :data:`PHOTO_SHORT_SIDE`) of ``cfg.data``
+    (demo, library or folder), split into training and held-out photos (no validation split)."""
+    train, _, held = good_photo_split(cfg, validation=0.0)
     return train, held
 
 
@@ -185,34 +240,83 @@ def view_pairs(dataset, size: int, indices) -> list[tuple[torch.Tensor, torch.Te
     return pairs
 
 
-def build_pools(cfg: TrainConfig) -> tuple[PairPool, PairPool]:
-    """The training pool and the held-out evaluation pool for the configured data."""
+@dataclass
+class Pools:
+    """The pools of a run: training, validation (chooses the best checkpoint; ``None`` when ``cfg.validation``
+    is 0) and held-out (reported only)."""
+
+    train: PairPool
+    validation: PairPool | None
+    held: PairPool
+    validation_source: str
+    """how the validation pool was made (recorded in the run's output)"""
+
+
+def _split_pairs(indices: list[int], fraction: float) -> tuple[list[int], list[int]]:
+    """The last ``max(1, round(fraction * n))`` of ``indices`` go to validation (at least one stays)."""
+    if fraction <= 0 or len(indices) < 2:
+        return indices, []
+    n = min(len(indices) - 1, max(1, round(fraction * len(indices))))
+    return indices[:-n], indices[-n:]
+
+
+def build_split_pools(cfg: TrainConfig) -> Pools:
+    """The training, validation and held-out pools of the configured data (see :attr:`TrainConfig.validation`).
+
+    Validation and held-out views are detuned by ``cfg.eval_scheme`` with ``cfg.identity_fraction`` untouched
+    views, each with its own seed; with too few training photos (or pairs) to hold any out, validation uses
+    fresh detunings of the training photos (the training pairs themselves for paired data).
+    """
     from deepexpose.data import registry
 
-    if cfg.data in GOOD_PHOTO_DATA:
-        train, held = good_photos(cfg)
-    elif cfg.data in ("pairs", "fivek", "afifi"):
+    fraction = cfg.validation
+    if cfg.data in ("pairs", "fivek", "afifi"):
         if cfg.data == "pairs":
-            ds = registry.make_dataset("pairs", root=cfg.root)
+            ds = train_ds = registry.make_dataset("pairs", root=cfg.root)
             n_held = max(1, len(ds) // 10)
             held_pairs = view_pairs(ds, cfg.view, range(min(n_held, cfg.eval_size)))
-            train_pairs = view_pairs(ds, cfg.view, range(n_held, len(ds)))
+            train_idx = list(range(n_held, len(ds)))
         else:
             split_train, split_test = ("train", "test") if cfg.data == "fivek" else ("training", "validation")
             train_ds = registry.make_dataset(cfg.data, root=cfg.root, split=split_train)
             held_ds = registry.make_dataset(cfg.data, root=cfg.root, split=split_test)
-            train_pairs = view_pairs(train_ds, cfg.view, range(len(train_ds)))
+            train_idx = list(range(len(train_ds)))
             held_pairs = view_pairs(held_ds, cfg.view, range(min(len(held_ds), cfg.eval_size)))
-        return PairPool.from_pairs(train_pairs, size=cfg.view), PairPool.from_pairs(held_pairs, size=cfg.view)
-    else:
+        train_idx, val_idx = _split_pairs(train_idx, fraction)
+        train_pairs = view_pairs(train_ds, cfg.view, train_idx)
+        val_pool, source = None, "none (validation 0)"
+        if val_idx:
+            val_pool = PairPool.from_pairs(view_pairs(train_ds, cfg.view, val_idx[:cfg.eval_size]), size=cfg.view)
+            source = f"{len(val_idx)} of the training pairs kept out of training"
+        elif fraction > 0:
+            val_pool = PairPool.from_pairs(train_pairs[:cfg.eval_size], size=cfg.view)
+            source = "the training pairs themselves (too few to keep any out of training)"
+        return Pools(PairPool.from_pairs(train_pairs, size=cfg.view), val_pool,
+                     PairPool.from_pairs(held_pairs, size=cfg.view), source)
+    if cfg.data not in GOOD_PHOTO_DATA:
         raise ValueError(f"unknown --data {cfg.data!r}; choose demo, library, folder, pairs, fivek or afifi")
+    train, val, held = good_photo_split(cfg)
     if not train or not held:
         raise ValueError("need photos both for training and for the held-out evaluation")
-    train_pool = PairPool.from_photos(train, cfg.pool_size, size=cfg.view, scheme=cfg.scheme,
-                                      identity_fraction=cfg.identity_fraction, seed=cfg.seed)
-    eval_pool = PairPool.from_photos(held, cfg.eval_size, size=cfg.view, scheme=cfg.eval_scheme,
-                                     identity_fraction=cfg.identity_fraction, seed=cfg.seed + 7919)
-    return train_pool, eval_pool
+    source = "none (validation 0)"
+    if val:
+        source = f"{len(val)} of the training photos kept out of training"
+    elif fraction > 0:
+        val, source = train, "fresh detunings of the training photos (too few photos to keep any out of training)"
+
+    def views(photos, count, scheme, seed):
+        return PairPool.from_photos(photos, count, size=cfg.view, scheme=scheme,
+                                    identity_fraction=cfg.identity_fraction, seed=seed)
+
+    return Pools(views(train, cfg.pool_size, cfg.scheme, cfg.seed),
+                 views(val, cfg.eval_size, cfg.eval_scheme, cfg.seed + 104729) if val else None,
+                 views(held, cfg.eval_size, cfg.eval_scheme, cfg.seed + 7919), source)
+
+
+def build_pools(cfg: TrainConfig) -> tuple[PairPool, PairPool]:
+    """The training pool and the held-out evaluation pool (:func:`build_split_pools` without validation)."""
+    pools = build_split_pools(cfg)
+    return pools.train, pools.held
 
 
 def make_core(cfg: TrainConfig, critic: torch.nn.Module | None = None) -> EditCore:
@@ -276,6 +380,23 @@ def evaluate(model: ActorCritic | Act, core: EditCore, pool: PairPool, batch: in
     if good:
         result["good_psnr"] = sum(good) / len(good)
     return result
+
+
+GOOD_PSNR_FLOOR = 38.0
+"""Untouched views that come back below this PSNR (dB) are penalised by :func:`selection_score`."""
+
+
+def selection_score(result: dict) -> float:
+    """The score that chooses the best checkpoint, from an :func:`evaluate` result on the validation pool::
+
+        score = psnr - max(0, 38 - good_psnr)
+
+    ``psnr``: mean PSNR of the edited detuned views to their targets; ``good_psnr``: mean PSNR of the untouched
+    ("correct") views to themselves, so harming good photos below 38 dB costs dB for dB ("do no harm"). A
+    missing term (no detuned or no untouched views) counts 0.
+    """
+    penalty = max(0.0, GOOD_PSNR_FLOOR - result["good_psnr"]) if "good_psnr" in result else 0.0
+    return float(result.get("psnr", 0.0)) - penalty
 
 
 def save_config(cfg: TrainConfig, out: Path) -> None:

@@ -9,8 +9,13 @@ Training photos, all openly licensed and listed with their licences in ``deepexp
 out for evaluation; the motorcycle pair, whose licence is unstated, is held out too, so the shipped weights
 never saw it) and the Debian photo library without kphotoalbum (identifiable people), minus 20 % of its scene
 groups held out. The reserved evaluation packages (mate-backgrounds, plasma-workspace-wallpapers) are never
-fetched. The run goes to ``runs/default-model``; the exported model keeps only the policy weights, its set-up,
-the training config and the evaluation history.
+fetched.
+
+The exported checkpoint is chosen on validation photos: 10 % of the library's *training* scene groups, kept out
+of training (``best.safetensors`` of the run, the best validation score; see
+:func:`deepexpose.agents.train.selection_score`). It is never chosen on the held-out photos, whose results are
+only reported. The run goes to ``runs/default-model``; the exported model keeps only the policy weights, its
+set-up, the training config and the evaluation history.
 """
 
 from __future__ import annotations
@@ -31,7 +36,7 @@ MODEL_DIR = Path(__file__).resolve().parent.parent / "deepexpose" / "models"
 def default_config(minutes: float, out: str, packages: list[str]) -> TrainConfig:
     return TrainConfig(algo="adpg", data="library", library_packages=",".join(packages), holdout=HOLDOUT,
                        scheme="mixed", eval_scheme="basic", pool_size=8192, eval_size=256, minutes=minutes,
-                       steps=10 ** 9, colour_stats=True, deadzone=0.05, eval_every=200_000,
+                       steps=10 ** 9, colour_stats=True, deadzone=0.05, validation=0.1, eval_every=25_000,
                        checkpoint_every=200_000, out=out, seed=0)
 
 
@@ -53,10 +58,22 @@ def main() -> int:
     result = train(cfg)
     target = Path(args.model_dir) / DEFAULT_MODEL
     note = (f"trained by scripts/train_default_model.py: demo photos astronaut, rocket and the Debian photo "
-            f"library packages {', '.join(packages)} (held out: {HOLDOUT} and 20 % of the library's scene groups)")
-    export_agent(Path(args.out) / "checkpoint.safetensors", target, note=note)
+            f"library packages {', '.join(packages)} (held out: {HOLDOUT} and 20 % of the library's scene groups; "
+            f"checkpoint chosen on 10 % of the library's training scene groups, kept out of training)")
+    best = Path(args.out) / "best.safetensors"
+    if best.with_suffix(".json").is_file() and result.get("best"):
+        source, chosen = best, result["best"]
+        exported = {"step": chosen["step"], "validation": {**chosen["validation"], "score": chosen["score"]},
+                    "held_out": chosen["held_out"]}
+    else:
+        source = Path(args.out) / "checkpoint.safetensors"
+        print(f"note: no {best.name} in {args.out}: exporting the last checkpoint instead")
+        held = {k: v for k, v in result.items() if isinstance(v, float)}
+        exported = {"step": result["steps"], "validation": result.get("validation"), "held_out": held}
+    export_agent(source, target, note=note)
     size = target.stat().st_size + target.with_suffix(".json").stat().st_size
-    print(json.dumps({"model": str(target), "bytes": size, "held_out": result}, indent=2))
+    print(json.dumps({"model": str(target), "bytes": size, "from": str(source),
+                      "validation_source": result.get("validation_source"), **exported}, indent=2))
     return 0
 
 

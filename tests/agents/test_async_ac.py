@@ -11,9 +11,12 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from deepexpose.agents.async_ac import SharedAdam, adpg_loss
+from deepexpose.agents import async_ac
+from deepexpose.agents.async_ac import Monitor, SharedAdam, adpg_loss
+from deepexpose.agents.checkpoint import read_meta
 from deepexpose.agents.networks import ActorCritic
-from deepexpose.agents.train import TrainConfig, train
+from deepexpose.agents.policy import export_agent, load_agent
+from deepexpose.agents.train import TrainConfig, selection_score, train
 from deepexpose.envs import EditCore, PairPool
 from deepexpose.filters import adjust_exposure
 
@@ -24,9 +27,8 @@ def tiny(tmp_path, **kw):
     return TrainConfig(**{**base, **kw})
 
 
-def weights(out):
-    return {k: v for k, v in load_file(os.path.join(out, "checkpoint.safetensors")).items()
-            if k.startswith("module.")}
+def weights(out, name="checkpoint.safetensors"):
+    return {k: v for k, v in load_file(os.path.join(out, name)).items() if k.startswith("module.")}
 
 
 @pytest.mark.parametrize("algo", ["adpg", "a3c"])
@@ -122,3 +124,70 @@ def test_worker_processes_need_the_cpu(tmp_path):
 def test_trains_on_cuda(tmp_path):
     result = train(tiny(tmp_path, device="cuda", steps=96))
     assert result["steps"] >= 96
+
+
+# -- checkpoint selection on the validation pool -------------------------------------------------------------
+
+def test_best_checkpoint_is_the_best_validation_score(tmp_path):
+    result = train(tiny(tmp_path, steps=288, eval_every=48, lr=3e-3))
+    out = tmp_path / "run"
+    history = json.loads((out / "checkpoint.json").read_text())["meta"]["history"]
+    assert [h["step"] for h in history] == [48, 96, 144, 192, 240, 288]
+    scores = [h["validation"]["score"] for h in history]
+    assert all(s == selection_score(h["validation"]) for s, h in zip(scores, history, strict=True))
+    best_step = history[scores.index(max(scores))]["step"]  # the first of equal scores
+    best = read_meta(out / "best.safetensors")
+    assert best["step"] == best["best"]["step"] == best_step == history[-1]["best_step"] == result["best"]["step"]
+    assert best["best"]["score"] == max(scores) and result["best"]["held_out"]["psnr"] == history[
+        scores.index(max(scores))]["psnr"]  # held-out results of the best step, recorded for reporting
+    assert json.loads((out / "eval.json").read_text()) == json.loads(json.dumps(result))
+    assert "of the training photos" in result["validation_source"] and result["validation"]["score"] == scores[-1]
+    if best_step != history[-1]["step"]:
+        a, b = weights(out), weights(out, "best.safetensors")
+        assert any(not torch.equal(a[k], b[k]) for k in a)
+    # the best exports like any checkpoint and keeps its selection record
+    agent = load_agent(export_agent(out / "best.safetensors", tmp_path / "agent.safetensors"))
+    assert agent.meta["trained"]["step"] == best_step and agent.meta["trained"]["best"]["score"] == max(scores)
+
+
+def test_held_out_results_never_choose_the_best(tmp_path, monkeypatch):
+    """Validation scores 20, 22, 21 and held-out PSNR 30, 10, 40: the best is the second step."""
+    cfg = tiny(tmp_path)
+    (tmp_path / "run").mkdir()
+    val_pool = PairPool(torch.zeros(1, 3, 16, 16, dtype=torch.uint8), torch.zeros(1, 3, 16, 16, dtype=torch.uint8))
+    held_pool = PairPool(torch.ones(1, 3, 16, 16, dtype=torch.uint8), torch.ones(1, 3, 16, 16, dtype=torch.uint8))
+    answers = {id(val_pool): iter([20.0, 22.0, 21.0]), id(held_pool): iter([30.0, 10.0, 40.0])}
+    monkeypatch.setattr(async_ac, "evaluate", lambda model, core, pool, device: {
+        "psnr": next(answers[id(pool)]), "delta_e2000": 5.0, "input_psnr": 18.0, "input_delta_e2000": 9.0})
+    core = EditCore(k=2)
+    model = ActorCritic(core.steps, core.action_dim, use_cnn=False)
+    monitor = Monitor(cfg, model, None, SharedAdam(model.parameters(), 1e-3), None, None, held_pool, 0, [],
+                      val_pool, None, "test")
+    for step in (10, 20, 30):
+        monitor.evaluate(step)
+    monitor.close()
+    assert monitor.best["step"] == 20 and read_meta(tmp_path / "run" / "best.safetensors")["step"] == 20
+    assert [h["best_step"] for h in monitor.history] == [10, 20, 20] and monitor.best["held_out"]["psnr"] == 10.0
+
+
+def test_resume_keeps_the_best_so_far(tmp_path):
+    train(tiny(tmp_path, steps=96, eval_every=48))
+    best_json = tmp_path / "run" / "best.json"
+    doc = json.loads(best_json.read_text())
+    first_step = doc["meta"]["step"]
+    doc["meta"]["best"]["score"] = 1e9  # nothing after the resume can beat this: best.safetensors must stay
+    best_json.write_text(json.dumps(doc))
+    result = train(tiny(tmp_path, steps=192, eval_every=48, resume=True))
+    assert result["steps"] >= 192 and len(result["history"]) == 4  # the history goes on
+    assert result["best"]["step"] == first_step and result["best"]["score"] == 1e9
+    assert read_meta(tmp_path / "run" / "best.safetensors")["step"] == first_step
+    assert all(h["best_step"] == first_step for h in result["history"][2:])
+
+
+def test_no_validation_writes_no_best(tmp_path):
+    result = train(tiny(tmp_path, steps=96, eval_every=48, validation=0.0))
+    out = tmp_path / "run"
+    assert result["steps"] >= 96 and result["best"] is None and "validation" not in result
+    assert not (out / "best.safetensors").exists() and not (out / "best.json").exists()
+    assert weights(out)["module.policy.actor.weight"].abs().sum() > 0  # trained
+    assert all("validation" not in h for h in result["history"]) and result["validation_source"].startswith("none")

@@ -12,7 +12,8 @@ from stable_baselines3.common.vec_env import VecMonitor
 
 from deepexpose.agents import sb3
 from deepexpose.agents.sb3 import StatsCnnExtractor, evaluate_sb3, make_sb3_model, train_sb3
-from deepexpose.agents.train import TrainConfig, build_pools, train
+from deepexpose.agents.checkpoint import read_meta
+from deepexpose.agents.train import TrainConfig, build_pools, build_split_pools, selection_score, train
 from deepexpose.envs import EditCore, PairPool
 from deepexpose.envs.deepexpose_env import observation_space
 from deepexpose.envs.vector import DeepExposureVecEnv
@@ -173,3 +174,28 @@ def test_resume_refuses_another_algorithm(tmp_path, pools):
     train_sb3(tiny(tmp_path, algo="a2c", steps=24, eval_every=0), pools=pools)
     with pytest.raises(ValueError, match="a2c"):
         train_sb3(tiny(tmp_path, algo="ppo", steps=48, resume=True), pools=pools)
+
+
+def test_best_checkpoint_on_the_validation_pool(tmp_path):
+    split = build_split_pools(TrainConfig(pool_size=16, eval_size=4, view=VIEW))
+    pools3 = (split.train, split.held, split.validation)
+    result = train_sb3(tiny(tmp_path, algo="a2c", steps=144, eval_every=24, checkpoint_every=0), pools=pools3)
+    scores = [h["validation"]["score"] for h in result["history"]]
+    assert len(scores) >= 3 and all(s == selection_score(h["validation"]) for s, h in zip(scores, result["history"],
+                                                                                           strict=True))
+    best_step = result["history"][scores.index(max(scores))]["steps"]
+    meta = read_meta(tmp_path / "run" / "best.safetensors")
+    assert meta["num_timesteps"] == meta["best"]["step"] == best_step == result["best"]["step"]
+    assert json.loads((tmp_path / "run" / "eval.json").read_text()) == json.loads(json.dumps(result))
+    # resuming keeps the best so far (here: one nothing can beat)
+    doc = json.loads((tmp_path / "run" / "best.json").read_text())
+    doc["meta"]["best"]["score"] = 1e9
+    (tmp_path / "run" / "best.json").write_text(json.dumps(doc))
+    again = train_sb3(tiny(tmp_path, algo="a2c", steps=192, eval_every=24, checkpoint_every=0, resume=True),
+                      pools=pools3)
+    assert again["best"]["step"] == best_step
+    assert read_meta(tmp_path / "run" / "best.safetensors")["best"]["score"] == 1e9
+    # without a validation pool nothing is selected
+    plain = train_sb3(tiny(tmp_path, algo="a2c", steps=48, eval_every=24, out=str(tmp_path / "plain")),
+                      pools=pools3[:2])
+    assert plain["best"] is None and not (tmp_path / "plain" / "best.safetensors").exists()

@@ -9,7 +9,9 @@ import torch
 from PIL import Image
 
 from deepexpose.agents.networks import ActorCritic
-from deepexpose.agents.train import TrainConfig, actor_critic_act, build_pools, evaluate, run_policy, train
+from deepexpose.agents.train import (TrainConfig, actor_critic_act, build_pools, build_split_pools, evaluate,
+                                     good_photo_split, run_policy, selection_score, train, validation_indices)
+from deepexpose.data.folders import load_image_tensor
 from deepexpose.data.packages import MANIFEST
 from deepexpose.envs import EditCore, PairPool
 
@@ -21,12 +23,13 @@ def photo(path, seed, size=(40, 56)):
     return path
 
 
-def fake_library(root, n=10, package="pkg"):
+def fake_library(root, n=10, package="pkg", per_group=1):
     entries = []
     for i in range(n):
         p = photo(root / package / f"p{i}.png", i)
         entries.append({"file": p.name, "name": f"p{i}", "licence": "CC0-1.0", "credit": "test",
-                        "group": f"{package}:g{i}", "sha256": hashlib.sha256(p.read_bytes()).hexdigest()})
+                        "group": f"{package}:g{i // per_group}",
+                        "sha256": hashlib.sha256(p.read_bytes()).hexdigest()})
     (root / package / MANIFEST).write_text(json.dumps({"package": package, "photos": entries}))
 
 
@@ -68,7 +71,7 @@ def test_folder_and_pairs_pools(tmp_path):
                                                     eval_size=3, view=16))
     assert len(train_pool) == 6 and len(eval_pool) == 3
     train_pool, eval_pool = build_pools(TrainConfig(data="pairs", root=str(tmp_path / "pairs"), view=16))
-    assert len(train_pool) == 3 and len(eval_pool) == 1
+    assert len(train_pool) == 2 and len(eval_pool) == 1  # 1 held out, 1 of the 3 training pairs for validation
     x, t = eval_pool.get([0])
     assert not torch.equal(x, t)  # inputs and targets are different photos here
     with pytest.raises(ValueError, match="--data"):
@@ -129,7 +132,114 @@ def test_fivek_pools_pair_views_as_they_are_read(tmp_path, monkeypatch):
     made = []
     real = tr.view_pairs
     monkeypatch.setattr(tr, "view_pairs", lambda ds, size, idx: made.append(list(idx)) or real(ds, size, idx))
-    train_pool, eval_pool = build_pools(TrainConfig(data="fivek", root=str(root), view=8, eval_size=1))
-    assert len(train_pool) == 4 and len(eval_pool) == 1 and made == [[0, 1, 2, 3], [0]]  # only eval_size read
+    pools = build_split_pools(TrainConfig(data="fivek", root=str(root), view=8, eval_size=1))
+    train_pool, eval_pool = pools.train, pools.held
+    # held-out: only eval_size read; the last training pair is kept out for validation
+    assert len(train_pool) == 3 and len(eval_pool) == 1 and made == [[0], [0, 1, 2], [3]]
     x, t = eval_pool.get([0])
     assert abs(float(x.mean()) * 255 - 140) < 3 and abs(float(t.mean()) * 255 - 150) < 3  # a0005, paired
+    x, t = pools.validation.get([0])
+    assert abs(float(x.mean()) * 255 - 110) < 3 and abs(float(t.mean()) * 255 - 120) < 3  # a0004, paired
+
+
+# -- validation split -----------------------------------------------------------------------------------
+
+def ids(photos):
+    return [hashlib.sha256(p.numpy().tobytes()).hexdigest() for p in photos]
+
+
+def assert_disjoint(train, val, held):
+    a, b, c = set(ids(train)), set(ids(val)), set(ids(held))
+    assert len(a) == len(train) and len(b) == len(val) and len(c) == len(held)  # distinct photos
+    assert val and train and held and not a & b and not a & c and not b & c
+
+
+def test_validation_indices_take_whole_groups_and_never_all():
+    groups = ["a", "m", "m", "b", "c", "d"]
+    for fraction in (0.1, 0.3, 0.5, 0.9):
+        taken = validation_indices(groups, fraction)
+        chosen = {groups[i] for i in taken}
+        assert taken and all((i in taken) == (g in chosen) for i, g in enumerate(groups))  # whole groups
+        assert len(taken) >= max(1, round(fraction * len(groups))) and chosen != set(groups)
+    assert validation_indices(groups, 0.9) != validation_indices(groups, 0.1)
+    assert validation_indices(groups, 0.0) == [] and validation_indices(["m", "m"], 0.5) == []
+    assert validation_indices(groups, 0.3) == validation_indices(groups, 0.3)  # deterministic
+
+
+def test_demo_validation_photos_are_whole_training_photos():
+    from deepexpose.agents.train import _photos
+    from deepexpose.data.demo import DemoSet
+
+    train, val, held = good_photo_split(TrainConfig(data="demo", holdout="coffee", validation=0.3))
+    assert_disjoint(train, val, held)
+    demo = DemoSet(split="train", holdout=("coffee",))
+    by_id = dict(zip(ids(_photos(demo)), (p.group for p in demo.photos), strict=True))
+    assert set(ids(train)) | set(ids(val)) == set(by_id)  # validation comes out of the training photos
+    assert not {by_id[i] for i in ids(train)} & {by_id[i] for i in ids(val)}  # motorcycle stays together
+    assert ids(held) == ids(_photos(DemoSet(split="holdout", holdout=("coffee",))))
+    train0, val0, _ = good_photo_split(TrainConfig(data="demo", holdout="coffee", validation=0.0))
+    assert val0 == [] and len(train0) == len(train) + len(val)
+
+
+def test_folder_validation_photos_and_the_fallback(tmp_path):
+    for i in range(12):
+        photo(tmp_path / "good" / f"{i:02d}.png", i)
+    cfg = TrainConfig(data="folder", root=str(tmp_path / "good"), validation=0.2, pool_size=6, eval_size=4, view=16)
+    train, val, held = good_photo_split(cfg)
+    assert_disjoint(train, val, held)
+    assert len(held) == 1 and len(val) == 2 and len(train) == 9  # round(0.2 * 11) whole photos
+    pools = build_split_pools(cfg)
+    assert len(pools.validation) == 4 and "2 of the training photos" in pools.validation_source
+    # two photos: one held out, one left to train on; validation falls back to fresh detunings of it
+    for i in range(2):
+        photo(tmp_path / "two" / f"{i}.png", i)
+    cfg = TrainConfig(data="folder", root=str(tmp_path / "two"), pool_size=4, eval_size=4, view=16,
+                      identity_fraction=0.0)
+    pools = build_split_pools(cfg)
+    assert "fresh detunings" in pools.validation_source and len(pools.validation) == 4
+    assert not torch.equal(pools.validation.inputs, pools.train.inputs[:4])  # other draws of the same photo
+    none = build_split_pools(TrainConfig(data="folder", root=str(tmp_path / "two"), validation=0.0, view=16))
+    assert none.validation is None and "none" in none.validation_source
+
+
+def test_library_validation_is_drawn_from_training_scene_groups(tmp_path):
+    from deepexpose.agents.train import PHOTO_SHORT_SIDE, _photos
+    from deepexpose.data.demo import DemoSet
+    from deepexpose.data.folders import shrink_short_side
+
+    fake_library(tmp_path / "lib", n=20, per_group=2)
+    cfg = TrainConfig(data="library", root=str(tmp_path / "lib"), holdout="coffee", validation=0.1)
+    train, val, held = good_photo_split(cfg)
+    assert_disjoint(train, val, held)
+    files = sorted((tmp_path / "lib" / "pkg").glob("p*.png"))
+    group = {i: int(f.stem[1:]) // 2 for i, f in
+             zip(ids([shrink_short_side(load_image_tensor(f), PHOTO_SHORT_SIDE) for f in files]), files, strict=True)}
+    groups = {name: {group[i] for i in ids(photos) if i in group} for name, photos in
+              (("train", train), ("val", val), ("held", held))}
+    assert len(groups["val"]) == 1 and not groups["val"] & (groups["train"] | groups["held"])  # whole groups
+    assert sum(i in group for i in ids(val)) == 2 and len(val) == 2  # library photos only: 10 % of 16
+    assert set(ids(_photos(DemoSet(split="train", holdout=("coffee",))))) <= set(ids(train))  # demo stays
+    # the held-out photos do not move when validation changes
+    _, _, held0 = good_photo_split(TrainConfig(data="library", root=str(tmp_path / "lib"), holdout="coffee",
+                                               validation=0.0))
+    assert ids(held0) == ids(held)
+
+
+def test_validation_pool_is_detuned_like_the_held_out_pool():
+    cfg = TrainConfig(pool_size=16, eval_size=32, view=16, scheme="mixed", eval_scheme="basic",
+                      identity_fraction=0.3)
+    pools = build_split_pools(cfg)
+    classes = {r["class"] for r in pools.validation.records}
+    assert classes == {r["class"] for r in pools.held.records} == {"basic", "correct"}
+    assert {r["class"] for r in pools.train.records} == {"mixed", "correct"}
+    # build_pools keeps its two-pool answer: the same training and held-out pools
+    train_pool, held_pool = build_pools(cfg)
+    assert torch.equal(train_pool.inputs, pools.train.inputs) and torch.equal(held_pool.inputs, pools.held.inputs)
+
+
+def test_selection_score_by_hand():
+    assert selection_score({"psnr": 25.0, "good_psnr": 40.0, "delta_e2000": 3.0}) == 25.0  # no harm: no penalty
+    assert selection_score({"psnr": 25.0, "good_psnr": 38.0}) == 25.0
+    assert selection_score({"psnr": 25.0, "good_psnr": 35.5}) == pytest.approx(22.5)  # 2.5 dB of harm
+    assert selection_score({"psnr": 25.0}) == 25.0  # no untouched views
+    assert selection_score({"good_psnr": 30.0}) == pytest.approx(-8.0)  # no detuned views
