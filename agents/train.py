@@ -14,6 +14,7 @@ import dataclasses
 import hashlib
 import json
 import os
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -181,6 +182,10 @@ def _split_off(photos: list, groups: Sequence[str], fraction: float) -> tuple[li
 
 
 GOOD_PHOTO_DATA = ("demo", "library", "folder")
+DEMO_TOO_SMALL = ("training on {n} demo photos: too few for a model that works on other photos (trained on them "
+                  "with their default settings, the cGAN, classifier and histogram baselines were measured to make "
+                  "held-out photos worse); fetch the photo library with scripts/get_photos.py and pass --data "
+                  "library")
 
 
 def good_photo_split(cfg: TrainConfig, validation: float | None = None
@@ -199,6 +204,7 @@ def good_photo_split(cfg: TrainConfig, validation: float | None = None
         train = _photos(demo_train)
         held = _photos(DemoSet(split="holdout", holdout=holdout))
         if cfg.data == "demo":
+            warnings.warn(DEMO_TOO_SMALL.format(n=len(train)), UserWarning, stacklevel=2)
             train, val = _split_off(train, [p.group for p in demo_train.photos], fraction)
         else:  # the demo photos stay in training; the library's training groups are split again
             lib_train, lib_held = _library_records(cfg)

@@ -243,3 +243,11 @@ def test_selection_score_by_hand():
     assert selection_score({"psnr": 25.0, "good_psnr": 35.5}) == pytest.approx(22.5)  # 2.5 dB of harm
     assert selection_score({"psnr": 25.0}) == 25.0  # no untouched views
     assert selection_score({"good_psnr": 30.0}) == pytest.approx(-8.0)  # no detuned views
+
+
+def test_demo_data_warns_that_it_is_too_small():
+    from deepexpose.agents.train import good_photo_split
+
+    with pytest.warns(UserWarning, match="too few.*scripts/get_photos.py.*--data library"):
+        train, _, _ = good_photo_split(TrainConfig(data="demo", holdout="coffee,chelsea,motorcycle"), 0.0)
+    assert len(train) == 2
