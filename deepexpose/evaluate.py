@@ -86,7 +86,7 @@ class EvaluateConfig:
     """short side images are shrunk to before correction (never enlarged; 0 keeps them whole; FiveK 480p is
     already smaller)"""
     limit: int = 0
-    """evaluate only the first N images (0: all)"""
+    """evaluate only the first N images (synthetic: the first N photos, each with every case; 0: all)"""
     seed: int = 0
     """seed of the synthetic errors and of the images chosen for the contact sheet"""
     sheet: int = 4
@@ -329,7 +329,8 @@ def run_evaluation(cfg: EvaluateConfig) -> dict:
 
     dataset = open_dataset(cfg)
     names = list(dataset.names)
-    count = min(len(names), cfg.limit) if cfg.limit else len(names)
+    synthetic = cfg.dataset.strip().lower() == "synthetic"  # its limit counts photos (open_dataset applies it)
+    count = min(len(names), cfg.limit) if cfg.limit and not synthetic else len(names)
     names = names[:count]
     sheet_at = set(_sheet_indices(cfg, names))
     skipped = [{"name": str(s), "reason": "no target (or no input) found"} for s in getattr(dataset, "skipped", [])]

@@ -158,6 +158,8 @@ def test_synthetic_untouched_and_saved_outputs_rescore(tmp_path):
     assert ident["p0@basic"]["psnr"] < 40
     out = tmp_path / "out" / "outputs"
     assert (out / "classic" / "p1@basic.png").is_file() and (out / "target" / "p1@basic.png").is_file()
+    assert len(run_evaluation(cfg(tmp_path, dataset="synthetic", root=str(photos), cases="basic,untouched",
+                                  limit=1, overwrite=True, out=str(tmp_path / "one")))["per_image"]) == 2 * 2
     rows, mean = score_paths(out / "classic", out / "target")
     assert mean["psnr"] == pytest.approx(result["summary"]["classic"]["all"]["psnr"], abs=1e-9)
     assert mean["delta_e2000"] == pytest.approx(result["summary"]["classic"]["all"]["delta_e2000"], abs=1e-9)
