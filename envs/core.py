@@ -24,7 +24,7 @@ from .rewards import get_reward
 
 def quantize(x: Tensor) -> Tensor:
     """[0, 1] floats to uint8 (round to nearest), detached."""
-    return (x.detach().clamp(0, 1) * 255).round().to(torch.uint8)
+    return x.detach().clamp(0, 1).mul_(255).round_().to(torch.uint8)
 
 
 class EditCore:
@@ -65,20 +65,46 @@ class EditCore:
         masks = segment(inputs, self.k, self.segmentation)
         return refine_masks(masks, inputs, radius=self.refine_radius) if self.refine_radius > 0 else masks
 
-    def begin(self, inputs: Tensor, targets: Tensor | None = None) -> None:
-        """Start episodes on a batch of views (and their targets for paired rewards)."""
-        self.inputs, self.targets = inputs, targets
+    def prepare(self, inputs: Tensor, targets: Tensor | None = None) -> dict[str, Tensor]:
+        """The constants of episodes on these views, which depend on the views only (never on the step).
+
+        ``masks`` (sub-images), ``linear`` (the input in linear light), ``reference`` (the reward's, when it
+        has one) and, when the score needs no critic (the critic may change between episodes), ``score`` of
+        the input. Computed by :meth:`begin`, or once per view by a caller that reuses views (the VecEnv).
+        """
         with torch.no_grad():
-            self.masks = self.masks_for(inputs)
-            self.linear = srgb_to_linear(inputs)
-            self.reference = self.reward.reference(targets) if self.reward is not None else None
+            constants = {"masks": self.masks_for(inputs), "linear": srgb_to_linear(inputs)}
+            if self.reward is not None:
+                reference = self.reward.reference(targets)
+                if reference is not None:
+                    constants["reference"] = reference
+                if self.critic is None:
+                    constants["score"] = self.reward.score(inputs, reference, None)
+        return constants
+
+    def begin(self, inputs: Tensor, targets: Tensor | None = None,
+              constants: dict[str, Tensor] | None = None) -> None:
+        """Start episodes on a batch of views (and their targets for paired rewards).
+
+        ``constants`` may pass :meth:`prepare` of these views, computed earlier.
+        """
+        if constants is None:
+            constants = self.prepare(inputs, targets)
+        self.inputs, self.targets = inputs, targets
+        self.masks, self.linear = constants["masks"], constants["linear"]
+        self.reference = constants.get("reference", targets if self.reward is not None else None)
         self.ev = torch.zeros(inputs.shape[0], self.k, dtype=inputs.dtype, device=inputs.device)
         self.local = inputs
         self.current = inputs
         self.global_action = torch.zeros(inputs.shape[0], self.action_dim, dtype=inputs.dtype, device=inputs.device)
         self.t = 0
-        with torch.no_grad():
-            self.score = self._score(inputs)
+        # the uint8 input and masks of the observation, quantised once per episode
+        self._input_u8, self._masks_u8 = quantize(inputs), quantize(self.masks)
+        if "score" in constants:
+            self.score = constants["score"]
+        else:
+            with torch.no_grad():
+                self.score = self._score(inputs)
 
     def step(self, action: Tensor) -> tuple[Tensor, bool]:
         """Apply a ``B x A`` action in [-1, 1]; returns the rewards ``B`` and whether the episodes ended.
@@ -118,13 +144,16 @@ class EditCore:
         Images are quantised to uint8 (detached), exactly what a Gymnasium agent sees.
         """
         b = self.inputs.shape[0]
-        mask = self.masks[:, self.t:self.t + 1] if self.t < self.k else torch.ones_like(self.masks[:, :1])
+        if self.t < self.k:
+            mask = self._masks_u8[:, self.t:self.t + 1].clone()
+        else:
+            mask = torch.full_like(self._masks_u8[:, :1], 255)
         step = torch.zeros(b, self.steps, dtype=torch.float32, device=self.inputs.device)
         step[:, min(self.t, self.steps - 1)] = 1.0
-        return {"image": quantize(self.current), "input": quantize(self.inputs), "mask": quantize(mask), "step": step}
+        return {"image": quantize(self.current), "input": self._input_u8.clone(), "mask": mask, "step": step}
 
     def describe(self) -> list[dict]:
         """The edit chosen so far for each image, in physical units (JSON-ready)."""
         globals_ = self.pipeline.describe(self.global_action.detach())
-        return [{"local_exposure": {"ev": [round(float(v), 6) for v in self.ev[i].detach()]}, **globals_[i]}
-                for i in range(self.ev.shape[0])]
+        return [{"local_exposure": {"ev": [round(v, 6) for v in ev]}, **g}
+                for ev, g in zip(self.ev.detach().cpu().tolist(), globals_, strict=True)]

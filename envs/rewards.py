@@ -44,8 +44,9 @@ def delta_e_score(image: Tensor, target_lab: Tensor | None, critic: nn.Module | 
     Well conditioned everywhere, unlike PSNR whose gradient grows without bound as the error vanishes:
     ``sqrt(|dLab|^2 + 1e-4)`` keeps the slope at most 1 per pixel even at a perfect match.
     """
-    d = lab(image) - _need(target_lab)
-    return -(d.pow(2).sum(1) + 1e-4).sqrt().flatten(1).mean(1)
+    d = lab(image)
+    d = d.sub_(_need(target_lab)).pow_(2) if not d.requires_grad else (d - _need(target_lab)).pow(2)
+    return -(d.sum(1) + 1e-4).sqrt().flatten(1).mean(1)
 
 
 def critic_score(image: Tensor, reference: Tensor | None = None, critic: nn.Module | None = None) -> Tensor:

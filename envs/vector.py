@@ -5,6 +5,11 @@ usable with ``VecMonitor``). All episodes have ``K + 1`` steps, so the N environ
 reset together. Environment ``i`` draws its views with its own generator seeded ``seed + i``, exactly as a
 :class:`~deepexpose.envs.deepexpose_env.DeepExposureEnv` reset with that seed would, so the same seeds and
 actions give the same trajectories as N single environments.
+
+Episodes draw their views from a fixed pool, so each view's episode constants (sub-image masks, linear input,
+reward reference, initial score: :meth:`EditCore.prepare`) are computed the first time it is drawn and kept,
+about ``(K + 6) * S * S`` floats per view of the pool (``cache_views=False`` recomputes them every reset). A
+pool whose cache would exceed :data:`CACHE_BYTES` is not cached.
 """
 
 from __future__ import annotations
@@ -23,12 +28,16 @@ from .deepexpose_env import default_pool, observation_space
 from .pool import PairPool
 
 
+CACHE_BYTES = 1 << 30
+"""Largest memory the per-view cache may take (1 GiB); bigger pools recompute their constants every reset."""
+
+
 class DeepExposureVecEnv(VecEnv):
     """Batched DeepExposure episodes over a :class:`PairPool`; arguments as for ``DeepExposureEnv``."""
 
     def __init__(self, num_envs: int, pool: PairPool | None = None, k: int = 3, reward: str = "paired",
                  critic: torch.nn.Module | None = None, device: str | torch.device = "cpu",
-                 segmentation: str = "luminosity", **core_options: Any) -> None:
+                 segmentation: str = "luminosity", cache_views: bool = True, **core_options: Any) -> None:
         if num_envs < 1:
             raise ValueError(f"num_envs must be >= 1, got {num_envs}")
         self.pool = pool if pool is not None else default_pool()
@@ -42,6 +51,27 @@ class DeepExposureVecEnv(VecEnv):
         self._rngs = [seeding.np_random(None)[0] for _ in range(num_envs)]
         self.indices = np.zeros(num_envs, dtype=np.int64)
         self._actions: np.ndarray | None = None
+        view_bytes = (k + 6) * 4 * int(np.prod(self.pool.inputs.shape[-2:]))
+        self.cache_views = cache_views and len(self.pool) * view_bytes <= CACHE_BYTES
+        self._cache: dict[str, torch.Tensor] = {}  # name -> len(pool) x ... constants, rows valid where _cached
+        self._cached = torch.zeros(len(self.pool), dtype=torch.bool)
+
+    def _constants(self, indices: np.ndarray, inputs: torch.Tensor, targets: torch.Tensor | None
+                   ) -> dict[str, torch.Tensor]:
+        """:meth:`EditCore.prepare` of the drawn views, computed once per view of the pool."""
+        if not self.cache_views:
+            return self.core.prepare(inputs, targets)
+        idx = torch.as_tensor(indices, dtype=torch.long)
+        new = ~self._cached[idx]
+        if bool(new.any()):
+            rows = torch.nonzero(new).view(-1)
+            fresh = self.core.prepare(inputs[rows], None if targets is None else targets[rows])
+            for name, value in fresh.items():
+                if name not in self._cache:
+                    self._cache[name] = value.new_empty((len(self.pool), *value.shape[1:]))
+                self._cache[name][idx[rows]] = value
+            self._cached[idx[rows]] = True
+        return {name: value[idx] for name, value in self._cache.items()}
 
     def _obs(self) -> dict[str, np.ndarray]:
         return {k: v.cpu().numpy() for k, v in self.core.observation().items()}
@@ -53,8 +83,9 @@ class DeepExposureVecEnv(VecEnv):
         self._reset_seeds()
         self._reset_options()
         self.indices = np.array([int(rng.integers(len(self.pool))) for rng in self._rngs])
+        inputs, targets = self.pool.get(self.indices, self.device)
         with torch.no_grad():
-            self.core.begin(*self.pool.get(self.indices, self.device))
+            self.core.begin(inputs, targets, self._constants(self.indices, inputs, targets))
         scores = self.core.score.tolist()
         self.reset_infos = [{"score": s, "index": int(i)} for s, i in zip(scores, self.indices, strict=True)]
         return self._obs()

@@ -125,33 +125,66 @@ def _power(x: Tensor, p: float) -> Tensor:
     return torch.exp(p * torch.log(x))
 
 
+def _in_place(*tensors: Tensor) -> bool:
+    """Whether intermediate results may be overwritten: no gradient is being recorded through ``tensors``.
+
+    The transfer functions then run the very same operations in place on their own temporaries, which saves
+    the CPU most of its time (fresh multi-megabyte buffers are page-faulted in on every allocation).
+    """
+    return not (torch.is_grad_enabled() and any(t.requires_grad for t in tensors))
+
+
 def srgb_to_linear(image: Tensor) -> Tensor:
     """IEC 61966-2-1 sRGB decoding, as kornia's ``rgb_to_linear_rgb`` (power written with :func:`_power`)."""
-    curve = _power(((image + 0.055) / 1.055).clamp(min=(0.04045 + 0.055) / 1.055), 2.4)
-    return torch.where(image > 0.04045, curve, image / 12.92)
+    low = (0.04045 + 0.055) / 1.055
+    if not _in_place(image):
+        curve = _power(((image + 0.055) / 1.055).clamp(min=low), 2.4)
+        return torch.where(image > 0.04045, curve, image / 12.92)
+    curve = torch.add(image, 0.055).div_(1.055).clamp_(min=low).log_().mul_(2.4).exp_()
+    return torch.where(image > 0.04045, curve, image / 12.92, out=curve)
 
 
 def linear_to_srgb(image: Tensor) -> Tensor:
     """IEC 61966-2-1 sRGB encoding, as kornia's ``linear_rgb_to_rgb``; negative input is clamped to 0."""
     image = image.clamp(min=0.0)
-    curve = 1.055 * _power(image.clamp(min=0.0031308), 1 / 2.4) - 0.055
-    return torch.where(image > 0.0031308, curve, 12.92 * image)
+    if not _in_place(image):
+        curve = 1.055 * _power(image.clamp(min=0.0031308), 1 / 2.4) - 0.055
+        return torch.where(image > 0.0031308, curve, 12.92 * image)
+    curve = image.clamp(min=0.0031308).log_().mul_(1 / 2.4).exp_().mul_(1.055).sub_(0.055)
+    above = image > 0.0031308
+    return torch.where(above, curve, image.mul_(12.92), out=curve)
 
 
 # sRGB (linear) to CIE XYZ, D65, and the D65 white point: the constants of kornia's rgb_to_xyz / rgb_to_lab.
 _RGB_TO_XYZ = ((0.412453, 0.357580, 0.180423), (0.212671, 0.715160, 0.072169), (0.019334, 0.119193, 0.950227))
 _WHITE_D65 = (0.95047, 1.0, 1.08883)
+# f(X), f(Y), f(Z) to L*, a*, b* (plus -16 on L*).
+_XYZ_TO_LAB = ((0.0, 116.0, 0.0), (500.0, -500.0, 0.0), (0.0, 200.0, -200.0))
 
 
 def rgb_to_lab(image: Tensor) -> Tensor:
     """CIELAB (D65, 2°) of ``B x 3 x H x W`` sRGB images, as kornia's ``rgb_to_lab`` (faster powers)."""
-    m = torch.tensor(_RGB_TO_XYZ, dtype=image.dtype, device=image.device)
-    white = torch.tensor(_WHITE_D65, dtype=image.dtype, device=image.device).view(1, 3, 1, 1)
-    xyz = torch.einsum("ij,bjhw->bihw", m, srgb_to_linear(image)) / white
+    return linear_to_lab(srgb_to_linear(image))
+
+
+def linear_to_lab(linear: Tensor) -> Tensor:
+    """CIELAB (D65, 2°) of ``B x 3 x H x W`` linear-light sRGB: :func:`rgb_to_lab` after the decoding.
+
+    Both 3 x 3 maps are one batched matrix product each (the white point folded into the first).
+    """
+    b, _, h, w = linear.shape
+    m = torch.tensor(_RGB_TO_XYZ, dtype=torch.float64) / torch.tensor(_WHITE_D65, dtype=torch.float64).view(3, 1)
+    xyz = m.to(linear) @ linear.reshape(b, 3, h * w)
     threshold = 0.008856
-    f = torch.where(xyz > threshold, _power(xyz.clamp(min=threshold), 1 / 3), 7.787 * xyz + 4.0 / 29.0)
-    x, y, z = f[:, 0], f[:, 1], f[:, 2]
-    return torch.stack([116.0 * y - 16.0, 500.0 * (x - y), 200.0 * (y - z)], dim=1)
+    if not _in_place(xyz):
+        f = torch.where(xyz > threshold, _power(xyz.clamp(min=threshold), 1 / 3), 7.787 * xyz + 4.0 / 29.0)
+    else:
+        curve = xyz.clamp(min=threshold).log_().mul_(1 / 3).exp_()
+        above = xyz > threshold
+        f = torch.where(above, curve, xyz.mul_(7.787).add_(4.0 / 29.0), out=curve)
+    lab = torch.tensor(_XYZ_TO_LAB, dtype=linear.dtype, device=linear.device) @ f
+    return lab.add_(torch.tensor((-16.0, 0.0, 0.0), dtype=linear.dtype, device=linear.device).view(3, 1)
+                    ).view(b, 3, h, w)
 
 
 def apply_linear_gain(image: Tensor, gain: Tensor, linear: Tensor | None = None) -> Tensor:
@@ -164,6 +197,8 @@ def apply_linear_gain(image: Tensor, gain: Tensor, linear: Tensor | None = None)
     """
     lin = srgb_to_linear(image) if linear is None else linear
     out = linear_to_srgb((lin * gain).clamp(0.0, 1.0))
+    if not out.requires_grad:
+        return torch.where(gain == 1, image.detach(), out, out=out)
     exact = torch.where(gain == 1, image.detach(), out.detach())
     return exact + (out - out.detach())
 

@@ -64,3 +64,39 @@ def test_vec_interface():
         vec.step_wait()
     with pytest.raises(ValueError):
         DeepExposureVecEnv(0, pool())
+
+
+def test_view_cache_matches_fresh_envs():
+    """Cached per-view constants (masks, linear input, reference, initial score) never go stale: episodes on
+    views drawn again, and on views drawn for the first time, match an uncached VecEnv step for step."""
+    views = pool(n=6)
+    cached, fresh = DeepExposureVecEnv(4, views), DeepExposureVecEnv(4, views, cache_views=False)
+    cached.seed(3)
+    fresh.seed(3)
+    obs_c, obs_f = cached.reset(), fresh.reset()
+    rng = np.random.default_rng(0)
+    for _ in range(5 * cached.core.steps):  # several resets: new and repeated views
+        np.testing.assert_array_equal(cached.indices, fresh.indices)
+        for key in obs_c:
+            np.testing.assert_array_equal(obs_c[key], obs_f[key])
+        torch.testing.assert_close(cached.core.masks, fresh.core.masks, rtol=0, atol=0)
+        torch.testing.assert_close(cached.core.score, fresh.core.score)
+        actions = rng.uniform(-1, 1, (4, cached.action_space.shape[0])).astype(np.float32)
+        obs_c, rew_c, _, _ = cached.step(actions)
+        obs_f, rew_f, _, _ = fresh.step(actions)
+        np.testing.assert_allclose(rew_c, rew_f, atol=1e-6)
+    assert bool(cached._cached.any())
+
+
+def test_view_cache_is_bounded(monkeypatch):
+    import deepexpose.envs.vector as vector
+    from deepexpose.envs import default_pool as make_pool
+
+    pool = make_pool()
+    assert vector.DeepExposureVecEnv(2, pool).cache_views
+    monkeypatch.setattr(vector, "CACHE_BYTES", 1000)
+    env = vector.DeepExposureVecEnv(2, pool)
+    assert not env.cache_views
+    env.seed(0)
+    env.reset()                                   # still works, computing the constants every reset
+    assert not env._cached.any()
