@@ -418,7 +418,6 @@ def run_evaluation(cfg: EvaluateConfig) -> dict:
               "scored_images": len({r["name"] for r in per_image}), "methods": described,
               "parameters": parameters, "summary": summary, "skipped": skipped, "failures": failures,
               "notes": notes, "psnr_cap": PSNR_CAP, "per_image": per_image}
-    atomic_write_bytes(out / "results.json", json.dumps(record, indent=2).encode(), overwrite=True)
     buf = _stdio.StringIO()
     writer = csv.DictWriter(buf, fieldnames=["name", "group", "method", *METRIC_NAMES, "seconds"],
                             lineterminator="\n")
@@ -428,4 +427,6 @@ def run_evaluation(cfg: EvaluateConfig) -> dict:
     atomic_write_bytes(out / "results.md", (table + "\n").encode(), overwrite=True)
     if sheet_entries:
         write_image(out / "contact_sheet.png", _sheet(sheet_entries, methods), overwrite=True)
+    # written last: results.json marks a complete run (and guards it against being overwritten unasked)
+    atomic_write_bytes(out / "results.json", json.dumps(record, indent=2).encode(), overwrite=True)
     return {**record, "table": table}
