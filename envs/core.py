@@ -15,7 +15,8 @@ import torch
 from torch import Tensor, nn
 
 from deepexpose.filters import DEFAULT_GLOBAL_FILTERS, FilterPipeline, get_filter, srgb_to_linear
-from deepexpose.filters.local_exposure import adjust_local_exposure
+from deepexpose.filters.base import encode_gained
+from deepexpose.filters.local_exposure import adjust_local_exposure, exposure_gain_map
 from deepexpose.fusion import refine_masks
 from deepexpose.segment import segment
 
@@ -68,12 +69,15 @@ class EditCore:
     def prepare(self, inputs: Tensor, targets: Tensor | None = None) -> dict[str, Tensor]:
         """The constants of episodes on these views, which depend on the views only (never on the step).
 
-        ``masks`` (sub-images), ``linear`` (the input in linear light), ``reference`` (the reward's, when it
-        has one) and, when the score needs no critic (the critic may change between episodes), ``score`` of
-        the input. Computed by :meth:`begin`, or once per view by a caller that reuses views (the VecEnv).
+        ``masks`` (sub-images), ``linear`` (the input in linear light), ``input_u8`` and ``masks_u8`` (their
+        quantised observations), ``reference`` (the reward's, when it has one) and, when the score needs no
+        critic (the critic may change between episodes), ``score`` of the input. Computed by :meth:`begin`, or
+        once per view by a caller that reuses views (the VecEnv).
         """
         with torch.no_grad():
-            constants = {"masks": self.masks_for(inputs), "linear": srgb_to_linear(inputs)}
+            masks = self.masks_for(inputs)
+            constants = {"masks": masks, "linear": srgb_to_linear(inputs), "input_u8": quantize(inputs),
+                         "masks_u8": quantize(masks)}
             if self.reward is not None:
                 reference = self.reward.reference(targets)
                 if reference is not None:
@@ -95,11 +99,12 @@ class EditCore:
         self.reference = constants.get("reference", targets if self.reward is not None else None)
         self.ev = torch.zeros(inputs.shape[0], self.k, dtype=inputs.dtype, device=inputs.device)
         self.local = inputs
+        self.local_linear: Tensor | None = self.linear  # srgb_to_linear(self.local) when known
         self.current = inputs
         self.global_action = torch.zeros(inputs.shape[0], self.action_dim, dtype=inputs.dtype, device=inputs.device)
         self.t = 0
-        # the uint8 input and masks of the observation, quantised once per episode
-        self._input_u8, self._masks_u8 = quantize(inputs), quantize(self.masks)
+        # the uint8 input and masks of the observation, quantised once per view
+        self._input_u8, self._masks_u8 = constants["input_u8"], constants["masks_u8"]
         if "score" in constants:
             self.score = constants["score"]
         else:
@@ -115,27 +120,38 @@ class EditCore:
         if self.t >= self.steps:
             raise RuntimeError("the episodes have ended; call begin() first")
         action = action.to(self.inputs).clamp(-1, 1)
+        fast = not torch.is_grad_enabled()
+        linear = None  # the linear light of the result, when the step knows it
         if self.t < self.k:
             self.ev = self.ev.clone()
             self.ev[:, self.t] = self.local_spec.to_value(action[:, 0])
-            self.local = adjust_local_exposure(self.inputs, self.masks, self.ev, self.linear)
+            if fast:  # adjust_local_exposure, keeping its clipped linear light for the score and the final step
+                gain = exposure_gain_map(self.masks, self.ev)
+                linear = (self.linear * gain).clamp_(0.0, 1.0)
+                self.local = encode_gained(self.inputs, gain == 1, linear)
+            else:
+                self.local = adjust_local_exposure(self.inputs, self.masks, self.ev, self.linear)
+            self.local_linear = linear
             self.current = self.local
             used = action[:, :1]
         else:
             self.global_action = action
-            self.current = self.pipeline(self.local, action)
+            self.current = self.pipeline(self.local, action, linear=self.local_linear if fast else None)
             used = action
         self.t += 1
-        score = self._score(self.current)
+        score = self._score(self.current, linear)
         over = ((used.abs() - self.edge).clamp(min=0) / (1 - self.edge)).sum(1)
         scale = self.reward.scale if self.reward is not None else 0.0
         reward = scale * (score - self.score) - self.edge_penalty * over
         self.score = score
         return reward, self.t == self.steps
 
-    def _score(self, image: Tensor) -> Tensor:
+    def _score(self, image: Tensor, linear: Tensor | None = None) -> Tensor:
+        """The reward's score of ``image``; ``linear`` may pass its linear light in [0, 1] (no gradient)."""
         if self.reward is None:
             return torch.zeros(image.shape[0], dtype=image.dtype, device=image.device)
+        if linear is not None and self.reward.score_linear is not None:
+            return self.reward.score_linear(linear, self.reference, self.critic)
         return self.reward.score(image, self.reference, self.critic)
 
     def observation(self) -> dict[str, Tensor]:

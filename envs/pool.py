@@ -63,8 +63,8 @@ class PairPool:
     def get(self, index: Tensor | Sequence[int], device: torch.device | str = "cpu") -> tuple[Tensor, Tensor | None]:
         """Float ``B x 3 x S x S`` inputs (and targets) in [0, 1] for the given indices."""
         idx = torch.as_tensor(index, dtype=torch.long)
-        x = self.inputs[idx].to(device).float() / 255
-        t = None if self.targets is None else self.targets[idx].to(device).float() / 255
+        x = self.inputs.index_select(0, idx).to(device).float().div_(255)
+        t = None if self.targets is None else self.targets.index_select(0, idx).to(device).float().div_(255)
         return x, t
 
     @classmethod

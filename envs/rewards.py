@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from deepexpose.filters.base import rgb_to_lab
+from deepexpose.filters.base import linear_to_lab, rgb_to_lab
 
 # PSNR is capped here so that a perfect edit gives a finite reward.
 MAX_PSNR = 50.0
@@ -44,7 +44,15 @@ def delta_e_score(image: Tensor, target_lab: Tensor | None, critic: nn.Module | 
     Well conditioned everywhere, unlike PSNR whose gradient grows without bound as the error vanishes:
     ``sqrt(|dLab|^2 + 1e-4)`` keeps the slope at most 1 per pixel even at a perfect match.
     """
-    d = lab(image)
+    return _delta_e(lab(image), target_lab)
+
+
+def delta_e_linear_score(linear: Tensor, target_lab: Tensor | None, critic: nn.Module | None = None) -> Tensor:
+    """:func:`delta_e_score` of the image whose linear-light RGB in [0, 1] is ``linear`` (no sRGB decoding)."""
+    return _delta_e(linear_to_lab(linear), target_lab)
+
+
+def _delta_e(d: Tensor, target_lab: Tensor | None) -> Tensor:
     d = d.sub_(_need(target_lab)).pow_(2) if not d.requires_grad else (d - _need(target_lab)).pow(2)
     return -(d.sum(1) + 1e-4).sqrt().flatten(1).mean(1)
 
@@ -63,11 +71,15 @@ def mixed_score(image: Tensor, target_lab: Tensor | None, critic: nn.Module | No
 
 @dataclass(frozen=True)
 class Reward:
-    """A scorer, the scale applied to score differences, and what to precompute from the targets."""
+    """A scorer, the scale applied to score differences, and what to precompute from the targets.
+
+    ``score_linear``, when given, is ``score`` of an image given its linear-light RGB in [0, 1] instead.
+    """
 
     score: Callable[[Tensor, "Tensor | None", "nn.Module | None"], Tensor]
     scale: float = 1.0
     prepare: Callable[[Tensor], Tensor] | None = None
+    score_linear: Callable[[Tensor, "Tensor | None", "nn.Module | None"], Tensor] | None = None
 
     def reference(self, target: Tensor | None) -> Tensor | None:
         if target is None or self.prepare is None:
@@ -76,7 +88,7 @@ class Reward:
 
 
 REWARDS: dict[str, Reward] = {
-    "paired": Reward(delta_e_score, 0.1, lab),
+    "paired": Reward(delta_e_score, 0.1, lab, delta_e_linear_score),
     "psnr": Reward(psnr_score, 0.1),
     "adversarial": Reward(critic_score, 1.0),
     "mixed": Reward(mixed_score, 1.0, lab),

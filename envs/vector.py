@@ -7,9 +7,10 @@ reset together. Environment ``i`` draws its views with its own generator seeded 
 actions give the same trajectories as N single environments.
 
 Episodes draw their views from a fixed pool, so each view's episode constants (sub-image masks, linear input,
-reward reference, initial score: :meth:`EditCore.prepare`) are computed the first time it is drawn and kept,
-about ``(K + 6) * S * S`` floats per view of the pool (``cache_views=False`` recomputes them every reset). A
-pool whose cache would exceed :data:`CACHE_BYTES` is not cached.
+reward reference, initial score, quantised observations: :meth:`EditCore.prepare`) are computed the first time
+it is drawn and kept, about ``(K + 6) * S * S`` floats and ``(K + 3) * S * S`` bytes per view of the pool
+(``cache_views=False`` recomputes them every reset). A pool whose cache would exceed :data:`CACHE_BYTES` is not
+cached.
 """
 
 from __future__ import annotations
@@ -51,7 +52,7 @@ class DeepExposureVecEnv(VecEnv):
         self._rngs = [seeding.np_random(None)[0] for _ in range(num_envs)]
         self.indices = np.zeros(num_envs, dtype=np.int64)
         self._actions: np.ndarray | None = None
-        view_bytes = (k + 6) * 4 * int(np.prod(self.pool.inputs.shape[-2:]))
+        view_bytes = ((k + 6) * 4 + k + 3) * int(np.prod(self.pool.inputs.shape[-2:]))
         self.cache_views = cache_views and len(self.pool) * view_bytes <= CACHE_BYTES
         self._cache: dict[str, torch.Tensor] = {}  # name -> len(pool) x ... constants, rows valid where _cached
         self._cached = torch.zeros(len(self.pool), dtype=torch.bool)
@@ -71,7 +72,7 @@ class DeepExposureVecEnv(VecEnv):
                     self._cache[name] = value.new_empty((len(self.pool), *value.shape[1:]))
                 self._cache[name][idx[rows]] = value
             self._cached[idx[rows]] = True
-        return {name: value[idx] for name, value in self._cache.items()}
+        return {name: value.index_select(0, idx) for name, value in self._cache.items()}  # faster than [idx]
 
     def _obs(self) -> dict[str, np.ndarray]:
         return {k: v.cpu().numpy() for k, v in self.core.observation().items()}

@@ -60,6 +60,8 @@ class Filter:
     :class:`ParamSpec` in ``params``; they need ``masks=`` (``B x K x H x W``) in the context.
     ``per_channel`` filters map each colour channel of each pixel on its own (``out_c = f_c(x_c)``), so a chain
     of them is three 1D curves (the shaper of :class:`deepexpose.lut.ColorLUT`).
+    ``gain`` filters are ``apply_linear_gain(image, gain(image, values))`` (``B x C x 1 x 1`` gains), which lets
+    :class:`~deepexpose.filters.pipeline.FilterPipeline` fuse a run of them into one decode and one encode.
     """
 
     name: str
@@ -68,6 +70,7 @@ class Filter:
     doc: str = ""
     per_mask: bool = False
     per_channel: bool = False
+    gain: Callable[[Tensor, Tensor], Tensor] | None = None
 
     @property
     def num_params(self) -> int:
@@ -150,9 +153,10 @@ def linear_to_srgb(image: Tensor) -> Tensor:
     if not _in_place(image):
         curve = 1.055 * _power(image.clamp(min=0.0031308), 1 / 2.4) - 0.055
         return torch.where(image > 0.0031308, curve, 12.92 * image)
+    # the concave curve lies below the line 12.92 x above the threshold and its clamped value above it below
+    # the threshold, so the minimum selects the same piece as the comparison (up to rounding at the threshold)
     curve = image.clamp(min=0.0031308).log_().mul_(1 / 2.4).exp_().mul_(1.055).sub_(0.055)
-    above = image > 0.0031308
-    return torch.where(above, curve, image.mul_(12.92), out=curve)
+    return torch.minimum(curve, image.mul_(12.92), out=curve)
 
 
 # sRGB (linear) to CIE XYZ, D65, and the D65 white point: the constants of kornia's rgb_to_xyz / rgb_to_lab.
@@ -179,9 +183,9 @@ def linear_to_lab(linear: Tensor) -> Tensor:
     if not _in_place(xyz):
         f = torch.where(xyz > threshold, _power(xyz.clamp(min=threshold), 1 / 3), 7.787 * xyz + 4.0 / 29.0)
     else:
+        # the line is the cube root's tangent at the threshold: the minimum selects as the comparison would
         curve = xyz.clamp(min=threshold).log_().mul_(1 / 3).exp_()
-        above = xyz > threshold
-        f = torch.where(above, curve, xyz.mul_(7.787).add_(4.0 / 29.0), out=curve)
+        f = torch.minimum(curve, xyz.mul_(7.787).add_(4.0 / 29.0), out=curve)
     lab = torch.tensor(_XYZ_TO_LAB, dtype=linear.dtype, device=linear.device) @ f
     return lab.add_(torch.tensor((-16.0, 0.0, 0.0), dtype=linear.dtype, device=linear.device).view(3, 1)
                     ).view(b, 3, h, w)
@@ -196,10 +200,17 @@ def apply_linear_gain(image: Tensor, gain: Tensor, linear: Tensor | None = None)
     ``srgb_to_linear(image)``.
     """
     lin = srgb_to_linear(image) if linear is None else linear
-    out = linear_to_srgb((lin * gain).clamp(0.0, 1.0))
+    return encode_gained(image, gain == 1, (lin * gain).clamp(0.0, 1.0))
+
+
+def encode_gained(image: Tensor, identity: Tensor, gained: Tensor) -> Tensor:
+    """sRGB of ``gained = clip(srgb_to_linear(image) * gain, 0, 1)``, exactly ``image`` where the boolean
+    ``identity`` (broadcast; ``gain == 1``) holds: the second half of :func:`apply_linear_gain`, for callers
+    that keep ``gained`` (it is not modified)."""
+    out = linear_to_srgb(gained)
     if not out.requires_grad:
-        return torch.where(gain == 1, image.detach(), out, out=out)
-    exact = torch.where(gain == 1, image.detach(), out.detach())
+        return torch.where(identity, image.detach(), out, out=out)
+    exact = torch.where(identity, image.detach(), out.detach())
     return exact + (out - out.detach())
 
 

@@ -12,7 +12,7 @@ import math
 import torch
 from torch import Tensor
 
-from .base import Filter, ParamSpec, check_image, per_sample
+from .base import Filter, ParamSpec, _in_place, check_image, per_sample
 
 
 def adjust_contrast(image: Tensor, amount: Tensor | float) -> Tensor:
@@ -20,6 +20,9 @@ def adjust_contrast(image: Tensor, amount: Tensor | float) -> Tensor:
     check_image(image)
     a = per_sample(amount, image, "amount")
     x = image.clamp(0.0, 1.0)
+    if _in_place(image, a):  # the same operations on one temporary
+        s = torch.mul(x, math.pi).cos_().mul_(-0.5).add_(0.5)
+        return s.sub_(x).mul_(a).add_(x).clamp_(0.0, 1.0)
     s = 0.5 - 0.5 * torch.cos(math.pi * x)
     return (x + a * (s - x)).clamp(0.0, 1.0)
 

@@ -10,8 +10,12 @@ from .base import Filter, ParamSpec, check_image, apply_linear_gain, per_sample
 def adjust_exposure(image: Tensor, ev: Tensor | float) -> Tensor:
     """Scale linear-light RGB by ``2**ev`` (one value per image), re-encode to sRGB and clip to [0, 1]."""
     check_image(image)
-    gain = 2.0 ** per_sample(ev, image, "ev")
-    return apply_linear_gain(image, gain)
+    return apply_linear_gain(image, exposure_gain(image, ev))
+
+
+def exposure_gain(image: Tensor, ev: Tensor | float) -> Tensor:
+    """The ``B x 1 x 1 x 1`` linear-light gain ``2**ev``."""
+    return 2.0 ** per_sample(ev, image, "ev")
 
 
 EXPOSURE = Filter(
@@ -20,4 +24,5 @@ EXPOSURE = Filter(
     apply=lambda image, values: adjust_exposure(image, values[:, 0]),
     doc=adjust_exposure.__doc__,
     per_channel=True,
+    gain=lambda image, values: exposure_gain(image, values[:, 0]),
 )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from .base import Filter, ParamSpec, check_image, per_sample
+from .base import Filter, ParamSpec, _in_place, check_image, per_sample
 
 # Below this value the power curve is continued by a straight line, so the slope stays finite at black.
 _EPS = 1e-4
@@ -16,6 +16,11 @@ def adjust_gamma(image: Tensor, gamma: Tensor | float) -> Tensor:
     check_image(image)
     p = 1.0 / per_sample(gamma, image, "gamma")
     x = image.clamp(0.0, 1.0)
+    if _in_place(image, p):  # the same values, the power as exp(p log x), on two temporaries
+        curve = x.clamp(min=_EPS).log_().mul_(p).exp_()
+        above = x > _EPS
+        out = torch.where(above, curve, x.mul_(_EPS ** (p - 1.0)), out=curve)
+        return torch.where(p == 1, x, out, out=out)  # x ** 1 is x exactly (x is unchanged where p is 1)
     safe = x.clamp(min=_EPS)
     return torch.where(x > _EPS, safe ** p, x * _EPS ** (p - 1.0))
 

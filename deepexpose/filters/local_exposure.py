@@ -9,7 +9,9 @@ from __future__ import annotations
 
 from torch import Tensor
 
-from .base import Filter, ParamSpec, apply_linear_gain, check_image
+import torch
+
+from .base import Filter, ParamSpec, _in_place, apply_linear_gain, check_image
 
 
 def exposure_gain_map(masks: Tensor, ev: Tensor) -> Tensor:
@@ -20,7 +22,11 @@ def exposure_gain_map(masks: Tensor, ev: Tensor) -> Tensor:
     if masks.ndim != 4 or ev.ndim != 2 or ev.shape != masks.shape[:2]:
         raise ValueError(f"masks must be B x K x H x W and ev B x K, got {tuple(masks.shape)} and "
                          f"{tuple(ev.shape)}")
-    return 1.0 + (masks * (2.0 ** ev.to(masks) - 1.0).view(*ev.shape, 1, 1)).sum(dim=1, keepdim=True)
+    weights = 2.0 ** ev.to(masks) - 1.0
+    if _in_place(masks, weights):  # the same sum as one batched matrix product, without the B x K x H x W product
+        b, k, h, w = masks.shape
+        return torch.bmm(weights.view(b, 1, k), masks.reshape(b, k, h * w)).add_(1.0).view(b, 1, h, w)
+    return 1.0 + (masks * weights.view(*ev.shape, 1, 1)).sum(dim=1, keepdim=True)
 
 
 def adjust_local_exposure(image: Tensor, masks: Tensor, ev: Tensor, linear: Tensor | None = None) -> Tensor:

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor
 
-from .base import Filter, check_image
+from .base import Filter, check_image, encode_gained, srgb_to_linear
 from .registry import FILTERS, get_filter
 
 # The order a raw converter would use: colour balance and exposure in linear light, then tone, then colour.
@@ -34,11 +34,23 @@ class FilterPipeline:
                              f"got {tuple(action.shape)}")
         return list(torch.split(action, [f.num_params for f in self.filters], dim=1))
 
-    def __call__(self, image: Tensor, action: Tensor) -> Tensor:
+    def __call__(self, image: Tensor, action: Tensor, linear: Tensor | None = None) -> Tensor:
+        """Apply the filters in order.
+
+        Without gradient recording, each run of consecutive ``gain`` filters (white balance, exposure) is
+        fused into one sRGB decode and one encode (equal to float rounding); ``linear`` may then pass a cached
+        ``srgb_to_linear(image)`` for a run at the start. With gradients every filter runs on its own.
+        """
         check_image(image)
+        fuse = not torch.is_grad_enabled()
+        gains: list[Tensor] = []
         for f, a in zip(self.filters, self.split(action.to(image)), strict=True):
+            if fuse and f.gain is not None:
+                gains.append(f.gain(image, f.values(a)))
+                continue
+            image, linear, gains = _apply_gains(image, gains, linear), None, []
             image = f(image, a)
-        return image
+        return _apply_gains(image, gains, linear)
 
     def describe(self, action: Tensor) -> list[dict[str, dict[str, float]]]:
         """The physical parameter values chosen for each image, readable by a person (JSON-ready)."""
@@ -63,6 +75,19 @@ class FilterPipeline:
             values = torch.tensor([[float(given.get(p.name, p.identity)) for p in f.params]])
             blocks.append(f.actions(values))
         return torch.cat(blocks, dim=1)
+
+
+def _apply_gains(image: Tensor, gains: list[Tensor], linear: Tensor | None) -> Tensor:
+    """``apply_linear_gain`` of each gain in turn, decoded and encoded once (no gradient recorded)."""
+    if not gains:
+        return image
+    gained = (srgb_to_linear(image) if linear is None else linear) * gains[0]
+    gained.clamp_(0.0, 1.0)
+    identity = gains[0] == 1
+    for gain in gains[1:]:
+        gained.mul_(gain).clamp_(0.0, 1.0)
+        identity = identity & (gain == 1)
+    return encode_gained(image, identity, gained)
 
 
 __all__ = ["DEFAULT_GLOBAL_FILTERS", "FILTERS", "FilterPipeline"]

@@ -12,7 +12,7 @@ import math
 import torch
 from torch import Tensor
 
-from .base import Filter, ParamSpec, check_image, check_params
+from .base import Filter, ParamSpec, _in_place, check_image, check_params
 
 SEGMENTS = 8
 
@@ -26,6 +26,13 @@ def tone_curve(image: Tensor, log_slopes: Tensor) -> Tensor:
     n = log_slopes.shape[1]
     w = torch.softmax(log_slopes.to(image) * math.log(2.0), dim=1)            # B x N rise of each segment
     start = torch.cumsum(w, dim=1) - w                                         # B x N curve value at each knot
+    if _in_place(image, w):  # the same operations on two temporaries
+        x = image.clamp(0.0, 1.0).mul_(n)
+        seg = x.floor().clamp_(max=n - 1)
+        flat = seg.long().flatten(1)
+        w_px = torch.gather(w, 1, flat).view_as(x)
+        start_px = torch.gather(start, 1, flat).view_as(x)
+        return x.sub_(seg).mul_(w_px).add_(start_px)
     x = image.clamp(0.0, 1.0) * n
     seg = x.detach().floor().clamp(max=n - 1).long()                           # segment of each value
     flat = seg.flatten(1)

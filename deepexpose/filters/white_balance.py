@@ -42,4 +42,5 @@ WHITE_BALANCE = Filter(
     apply=lambda image, values: adjust_white_balance(image, values[:, 0], values[:, 1]),
     doc=adjust_white_balance.__doc__,
     per_channel=True,
+    gain=lambda image, values: white_balance_gains(image, values[:, 0], values[:, 1]),
 )

@@ -134,3 +134,28 @@ def test_reward_needs_the_right_inputs():
         env.reset()
     with pytest.raises(ValueError, match="reward"):
         DeepExposureEnv(small_pool(), reward="likes")
+
+
+def test_no_grad_steps_match_gradient_steps():
+    """The core's fast path without gradients (linear light kept between steps, scored without decoding)
+    gives the rewards and images of the differentiable path."""
+    from deepexpose.envs import EditCore
+
+    pool = small_pool(n=4)
+    inputs, targets = pool.get(np.arange(4), "cpu")
+    actions = torch.rand(3, 4, 16, generator=torch.Generator().manual_seed(1)) * 2.2 - 1.1
+    actions[:, 0] = 0.0  # one image left unchanged
+    runs = []
+    for grad in (False, True):
+        core = EditCore(k=2)
+        with torch.no_grad():
+            core.begin(inputs, targets)
+        with torch.set_grad_enabled(grad):
+            steps = [core.step(a.requires_grad_(grad)) for a in actions.clone()]
+            runs.append(([r.detach() for r, _ in steps], core.current.detach(), core.local.detach()))
+    (fast_r, fast_img, fast_local), (slow_r, slow_img, slow_local) = runs
+    for f, s in zip(fast_r, slow_r, strict=True):
+        torch.testing.assert_close(f, s, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(fast_img, slow_img, atol=1e-6, rtol=1e-5)
+    torch.testing.assert_close(fast_local, slow_local, atol=1e-6, rtol=1e-5)
+    assert torch.equal(fast_img[0], inputs[0])

@@ -269,3 +269,49 @@ def test_per_channel_flag_is_truthful(name):
     expected = {"white_balance", "exposure", "levels", "gamma", "contrast", "tone_curve"}
     assert f.per_channel == (name in expected)
     assert not FILTERS["local_exposure"].per_channel
+
+
+@pytest.mark.parametrize("name", GLOBAL)
+def test_no_grad_branch_matches_gradient_branch(name):
+    """Without gradient recording some filters work in place on their temporaries: the same values."""
+    f = FILTERS[name]
+    x = random_image(b=3, h=9, w=11, seed=4)
+    x[0, :, 0, :3] = torch.tensor([0.0, 1e-5, 1.0])  # the linear piece of gamma, and the ends
+    a = torch.rand(3, f.num_params, generator=torch.Generator().manual_seed(5)) * 2 - 1
+    with torch.no_grad():
+        fast = f(x, a)
+    slow = f(x.clone().requires_grad_(), a)
+    assert slow.requires_grad
+    torch.testing.assert_close(fast, slow.detach(), atol=1e-6, rtol=1e-5)
+
+
+def test_colour_conversions_in_place_match_gradient_branch():
+    """The in-place transfer functions (no gradient recorded) give the values of the differentiable ones,
+    at and around the thresholds of their linear pieces too."""
+    from deepexpose.filters.base import linear_to_lab, linear_to_srgb
+
+    x = torch.rand(2, 3, 16, 16)
+    edges = torch.tensor([0.0, 0.0031308, 0.0031309, 0.0031307, 0.008856, 0.0088561, 0.0088559, 0.04045, 1.0])
+    x[0, :, 0, :9] = edges
+    y = x.clone().requires_grad_()
+    with torch.no_grad():
+        fast = (srgb_to_linear(x), linear_to_srgb(x), linear_to_lab(x))
+    slow = (srgb_to_linear(y), linear_to_srgb(y), linear_to_lab(y))
+    for f, s, atol in zip(fast, slow, (1e-6, 1e-6, 1e-3), strict=True):  # CIELAB is in units of 0..100
+        assert s.requires_grad
+        torch.testing.assert_close(f, s.detach(), atol=atol, rtol=1e-5)
+
+
+def test_exposure_gain_map_no_grad_matches_gradient_branch():
+    from deepexpose.filters import exposure_gain_map
+
+    m = torch.rand(3, 4, 5, 6, generator=torch.Generator().manual_seed(7))
+    m = m / m.sum(1, keepdim=True)
+    ev = torch.rand(3, 4, generator=torch.Generator().manual_seed(8)) * 4 - 2
+    ev[0] = 0.0
+    with torch.no_grad():
+        fast = exposure_gain_map(m, ev)
+    slow = exposure_gain_map(m, ev.clone().requires_grad_())
+    assert slow.requires_grad and fast.shape == slow.shape == (3, 1, 5, 6)
+    torch.testing.assert_close(fast, slow.detach())
+    assert torch.equal(fast[0], torch.ones_like(fast[0]))  # all ev 0: exactly 1

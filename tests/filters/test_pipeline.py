@@ -51,3 +51,23 @@ def test_pipeline_gradients_reach_every_action():
     a = (torch.rand(2, p.num_params) * 0.4 - 0.2).requires_grad_()
     p(x, a).mean().backward()
     assert torch.isfinite(a.grad).all() and (a.grad.abs().sum(0) > 0).all()
+
+
+@pytest.mark.parametrize("names", [DEFAULT_GLOBAL_FILTERS, ("levels", "exposure", "white_balance", "gamma"),
+                                   ("exposure",), ("white_balance", "exposure")])
+def test_fused_gains_match_filter_by_filter(names):
+    """Without gradients, runs of gain filters are fused into one decode and encode: the same values."""
+    from deepexpose.filters import srgb_to_linear
+
+    p = FilterPipeline(names)
+    x = random_image(b=4, h=9, w=11, seed=3)
+    a = torch.rand(4, p.num_params, generator=torch.Generator().manual_seed(6)) * 2 - 1
+    a[0] = 0.0  # identity
+    a[1, :3] = 0.0  # some gains exactly 1, others not
+    slow = p(x.clone().requires_grad_(), a).detach()
+    with torch.no_grad():
+        fast = p(x, a)
+        cached = p(x, a, linear=srgb_to_linear(x))
+    torch.testing.assert_close(fast, slow, atol=1e-6, rtol=1e-5)
+    torch.testing.assert_close(cached, slow, atol=1e-6, rtol=1e-5)
+    assert torch.equal(fast[0], x[0])  # identity stays bit for bit
