@@ -669,13 +669,10 @@ def train_cgan(cfg: CganConfig) -> dict:
     """Train the pix2pix cGAN; writes ``out/cgan.safetensors`` (+ JSON with the config and the evaluation) and
     ``out/eval.json``, and returns the evaluation: held-out views (``view``) and photos (``photo``)."""
     check_config(cfg)
-    threads = torch.get_num_threads()
-    if cfg.threads > 0:
-        torch.set_num_threads(cfg.threads)
-    try:
+    from .train import torch_threads
+
+    with torch_threads(cfg.threads):
         return _train(cfg)
-    finally:
-        torch.set_num_threads(threads)
 
 
 def _train(cfg: CganConfig) -> dict:

@@ -533,13 +533,10 @@ def train_classifier(cfg: ClassifierConfig) -> dict:
     """Train the seed 001 classifier on detuned crops of good photos; write ``out/classifier.safetensors`` (+ JSON
     with the configuration, the classes, the inverse table and the held-out evaluation); return the evaluation."""
     _check_config(cfg)
-    threads = torch.get_num_threads()
-    if cfg.threads > 0:
-        torch.set_num_threads(cfg.threads)
-    try:
+    from .train import torch_threads
+
+    with torch_threads(cfg.threads):
         return _train(cfg)
-    finally:
-        torch.set_num_threads(threads)
 
 
 def _train(cfg: ClassifierConfig) -> dict:

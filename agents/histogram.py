@@ -369,13 +369,10 @@ def train_histogram(cfg: HistogramConfig) -> dict:
     """Train the histogram network; write ``out/histogram.safetensors`` (+ JSON) and ``out/eval.json``; return
     the held-out evaluation (basic detuning) together with the training summary."""
     check_config(cfg)
-    threads = torch.get_num_threads()
-    if cfg.threads > 0:
-        torch.set_num_threads(cfg.threads)
-    try:
+    from .train import torch_threads
+
+    with torch_threads(cfg.threads):
         return _train(cfg)
-    finally:
-        torch.set_num_threads(threads)
 
 
 def _train(cfg: HistogramConfig) -> dict:

@@ -251,3 +251,17 @@ def test_demo_data_warns_that_it_is_too_small():
     with pytest.warns(UserWarning, match="too few.*scripts/get_photos.py.*--data library"):
         train, _, _ = good_photo_split(TrainConfig(data="demo", holdout="coffee,chelsea,motorcycle"), 0.0)
     assert len(train) == 2
+
+
+def test_torch_threads_sets_and_restores():
+    from deepexpose.agents.train import torch_threads
+
+    before = torch.get_num_threads()
+    with torch_threads(1):
+        assert torch.get_num_threads() == 1
+    assert torch.get_num_threads() == before
+    with pytest.raises(RuntimeError), torch_threads(1):
+        raise RuntimeError("boom")
+    assert torch.get_num_threads() == before
+    with torch_threads(0):
+        assert torch.get_num_threads() == before
