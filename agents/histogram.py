@@ -357,14 +357,6 @@ def evaluate_histogram(corrector: HistogramCorrector, pool: PairPool) -> dict[st
     return result
 
 
-def _device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise RuntimeError("--device cuda asked for, but CUDA is not available")
-    return torch.device(name)
-
-
 def train_histogram(cfg: HistogramConfig) -> dict:
     """Train the histogram network; write ``out/histogram.safetensors`` (+ JSON) and ``out/eval.json``; return
     the held-out evaluation (basic detuning) together with the training summary."""
@@ -378,11 +370,11 @@ def train_histogram(cfg: HistogramConfig) -> dict:
 def _train(cfg: HistogramConfig) -> dict:
     from deepexpose.io import atomic_write_bytes
 
-    from .train import good_photos
+    from .train import good_photos, resolve_device
 
     start = time.monotonic()
     deadline = start + cfg.minutes * 60 if cfg.minutes > 0 else math.inf
-    device = _device(cfg.device)
+    device = resolve_device(cfg.device)
     train_photos, held_photos = good_photos(cfg)
     if not train_photos or not held_photos:
         raise ValueError("need photos both for training and for the held-out evaluation")

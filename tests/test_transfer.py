@@ -22,10 +22,10 @@ QS = torch.linspace(0.02, 0.98, 49, dtype=torch.float64)
 @pytest.fixture(autouse=True)
 def one_thread():
     """Small tensors: one thread is faster than two busy ones (OpenMP waits) on a shared machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+    from deepexpose.agents.train import torch_threads
+
+    with torch_threads(1):
+        yield
 
 
 def clouds(n=4000, m=6000, seed=0, dtype=torch.float32):

@@ -29,10 +29,10 @@ TINY = dict(bins=8, width=4, size=16, pool_size=8, refresh=2, batch=4, steps=3, 
 @pytest.fixture(autouse=True)
 def one_thread():
     """Small tensors: one thread is faster than two busy ones (OpenMP waits) on a shared machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+    from deepexpose.agents.train import torch_threads
+
+    with torch_threads(1):
+        yield
 
 
 def test_training_writes_a_loadable_checkpoint(tmp_path):
