@@ -42,8 +42,8 @@ from deepexpose.io import atomic_write_bytes
 
 from .checkpoint import load_checkpoint, read_meta, save_checkpoint
 from .networks import ActorCritic, obs_to_float
-from .train import (TrainConfig, build_split_pools, evaluate, make_core, make_model, num_workers, resolve_device,
-                    save_config, selection_score)
+from .train import (TrainConfig, build_split_pools, evaluate, make_core, make_model, num_workers, resolve_data,
+                    resolve_device, save_config, selection_score)
 
 ENTROPY_COEF = 1e-3
 VALUE_COEF = 0.5
@@ -271,6 +271,7 @@ class Monitor:
 def train_async(cfg: TrainConfig) -> dict:
     """Train with ``cfg.algo`` in ``adpg``/``a3c``; returns the final evaluation (held-out results at the top
     level, ``validation``, and ``best``: the step, score, validation and held-out results of best.safetensors)."""
+    cfg = resolve_data(cfg)
     torch.manual_seed(cfg.seed)
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)

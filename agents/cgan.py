@@ -55,7 +55,7 @@ from deepexpose.envs.pool import PairPool, random_crop
 from deepexpose.filters.base import luminance
 
 from .checkpoint import load_checkpoint, read_meta, save_checkpoint
-from .train import GOOD_PHOTO_DATA, PhotoSplit, good_photos, resolve_device
+from .train import AUTO_DATA, GOOD_PHOTO_DATA, PhotoSplit, good_photos, resolve_data, resolve_device
 
 PAIRED_DATA = ("pairs", "fivek", "afifi")
 LOSSES = ("bce", "lsgan", "mse")
@@ -67,8 +67,8 @@ KIND = "deepexpose-cgan"
 
 @dataclass
 class CganConfig(PhotoSplit):
-    data: str = "demo"
-    """demo (bundled photos, detuned), library (the demo photos plus the Debian photo library of
+    data: str = "auto"
+    """auto (library when scripts/get_photos.py has fetched it, else demo), demo (bundled photos, detuned), library (the demo photos plus the Debian photo library of
     scripts/get_photos.py, detuned), folder (good photos under --root, detuned), pairs (--root/input and
     --root/target), fivek (FiveK 480p layout under --root), afifi (Afifi et al. layout under --root)"""
     root: str = ""
@@ -151,7 +151,7 @@ class CganConfig(PhotoSplit):
 
 def check_config(cfg: CganConfig) -> None:
     """Raise ``ValueError`` naming the first bad field."""
-    choices = {"data": GOOD_PHOTO_DATA + PAIRED_DATA, "scheme": SCHEMES, "loss": LOSSES, "norm": NORMS}
+    choices = {"data": (AUTO_DATA, *GOOD_PHOTO_DATA, *PAIRED_DATA), "scheme": SCHEMES, "loss": LOSSES, "norm": NORMS}
     for name, valid in choices.items():
         if getattr(cfg, name) not in valid:
             raise ValueError(f"--{name} {getattr(cfg, name)!r} is not one of {', '.join(valid)}")
@@ -493,6 +493,7 @@ def build_data(cfg: CganConfig) -> tuple[Pool, PairPool, Held]:
     Held-out views of good photos are the agents' evaluation views (:func:`~deepexpose.agents.train.build_pools`
     with ``eval_scheme="basic"``); the held-out photos are detuned with the ``basic`` scheme too.
     """
+    cfg = resolve_data(cfg)
     if cfg.data in GOOD_PHOTO_DATA:
         train, held = good_photos(cfg)  # type: ignore[arg-type]  # duck-typed: data, root, holdout, library_holdout
         if not train or not held:
@@ -672,7 +673,7 @@ def train_cgan(cfg: CganConfig) -> dict:
     from .train import torch_threads
 
     with torch_threads(cfg.threads):
-        return _train(cfg)
+        return _train(resolve_data(cfg))
 
 
 def _train(cfg: CganConfig) -> dict:

@@ -41,7 +41,7 @@ from deepexpose.filters.white_balance import white_balance_gains
 
 from .checkpoint import load_checkpoint, read_meta, save_checkpoint
 from .networks import image_stats
-from .train import PhotoSplit
+from .train import PhotoSplit, resolve_data
 
 STATS_DIM = 32  # the length of image_stats
 
@@ -483,8 +483,8 @@ def evaluate_classifier(corrector: ClassifierCorrector, photos: Sequence[Tensor]
 
 @dataclass
 class ClassifierConfig(PhotoSplit):
-    data: str = "demo"
-    """demo (bundled photos), library (the demo photos plus the Debian photo library of scripts/get_photos.py;
+    data: str = "auto"
+    """auto (library when scripts/get_photos.py has fetched it, else demo), demo (bundled photos), library (the demo photos plus the Debian photo library of scripts/get_photos.py;
     --root overrides its cache folder) or folder (good photos under --root)"""
     root: str = ""
     """dataset folder (not used for demo)"""
@@ -536,7 +536,7 @@ def train_classifier(cfg: ClassifierConfig) -> dict:
     from .train import torch_threads
 
     with torch_threads(cfg.threads):
-        return _train(cfg)
+        return _train(resolve_data(cfg))
 
 
 def _train(cfg: ClassifierConfig) -> dict:

@@ -41,7 +41,7 @@ from deepexpose.data.detune import detune
 from deepexpose.envs.pool import PairPool, random_crop
 from deepexpose.transfer import PdfTransfer, fit_pdf_transfer, rgb_histogram, smooth_histogram
 
-from .train import PhotoSplit
+from .train import PhotoSplit, resolve_data
 
 CHECKPOINT_NAME = "histogram.safetensors"
 SOURCES = ("histogram", "pixels")
@@ -49,8 +49,8 @@ SOURCES = ("histogram", "pixels")
 
 @dataclass
 class HistogramConfig(PhotoSplit):
-    data: str = "demo"
-    """good photos: demo (bundled photos), library (demo plus the Debian photo library of scripts/get_photos.py;
+    data: str = "auto"
+    """good photos: auto (library when scripts/get_photos.py has fetched it, else demo), demo (bundled photos), library (demo plus the Debian photo library of scripts/get_photos.py;
     --root overrides its cache folder), folder (good photos under --root)"""
     root: str = ""
     """dataset folder (not used for demo)"""
@@ -364,7 +364,7 @@ def train_histogram(cfg: HistogramConfig) -> dict:
     from .train import torch_threads
 
     with torch_threads(cfg.threads):
-        return _train(cfg)
+        return _train(resolve_data(cfg))
 
 
 def _train(cfg: HistogramConfig) -> dict:

@@ -43,7 +43,7 @@ from deepexpose.envs.vector import DeepExposureVecEnv
 from . import train as _train
 from .checkpoint import load_checkpoint, read_meta, save_checkpoint
 from .networks import ObservationEncoder
-from .train import (SB3_ALGOS, Act, TrainConfig, build_split_pools, make_core, resolve_device, save_config,
+from .train import (SB3_ALGOS, Act, TrainConfig, build_split_pools, make_core, resolve_data, resolve_device, save_config,
                     selection_score)
 
 DEFAULT_NUM_ENVS = 8
@@ -326,6 +326,7 @@ def train_sb3(cfg: TrainConfig, pools: tuple[PairPool, ...] | None = None) -> di
     """
     if cfg.algo not in SB3_ALGOS:
         raise ValueError(f"unknown stable-baselines3 algorithm {cfg.algo!r}; choose from {', '.join(SB3_ALGOS)}")
+    cfg = resolve_data(cfg)
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     ckpt = out / CHECKPOINT

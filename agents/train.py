@@ -19,9 +19,11 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import torch
 
+from deepexpose.data.synthetic import EXCLUDED_PACKAGES, HELD_OUT_DEMO
 from deepexpose.envs.core import EditCore
 from deepexpose.envs.pool import PairPool
 
@@ -35,12 +37,14 @@ SB3_ALGOS = ("a2c", "ppo", "sac", "td3")
 class PhotoSplit:
     """Which photos are held out of training, shared by the configs of every trainer (see :func:`good_photos`)."""
 
-    holdout: str = "coffee"
-    """demo and library data: comma-separated demo photo names kept out of training and used for evaluation"""
+    holdout: str = HELD_OUT_DEMO
+    """demo and library data: comma-separated demo photo names kept out of training and used for evaluation
+    (default: those the bundled models never saw, as ``deepexpose evaluate --dataset synthetic`` expects)"""
     library_holdout: float = 0.2
     """library data: share of the library's scene groups kept out of training and used for evaluation"""
     library_packages: str = ""
-    """library data: comma-separated packages of the photo library to use (default: every cached package)"""
+    """library data: comma-separated packages of the photo library to use (default: every cached package but
+    kphotoalbum, whose photos show identifiable people)"""
 
 
 @dataclass
@@ -48,8 +52,8 @@ class TrainConfig(PhotoSplit):
     algo: str = "adpg"
     """adpg: asynchronous deterministic policy gradient through the differentiable filters (the default);
     a3c: asynchronous advantage actor-critic; a2c, ppo, sac, td3: stable-baselines3 on the batched environment"""
-    data: str = "demo"
-    """demo (bundled photos, detuned), library (the demo photos plus the Debian photo library fetched by
+    data: str = "auto"
+    """auto (library when scripts/get_photos.py has fetched it, else demo), demo (bundled photos, detuned), library (the demo photos plus the Debian photo library fetched by
     scripts/get_photos.py, detuned; --root overrides its cache folder), folder (good photos under --root,
     detuned), pairs (--root/input and --root/target), fivek (FiveK 480p layout under --root), afifi (Afifi
     et al. layout under --root)"""
@@ -93,11 +97,11 @@ class TrainConfig(PhotoSplit):
     """discriminator learning rate (adversarial and mixed rewards)"""
     use_cnn: bool = True
     """add the small CNN to the global statistics the policy sees"""
-    colour_stats: bool = False
+    colour_stats: bool = True
     """add per-channel statistics (quantiles, clipping, saturation, histograms) to what the policy sees"""
     hidden: int = 128
     """width of the policy's hidden layers"""
-    deadzone: float = 0.0
+    deadzone: float = 0.05
     """actions within this distance of 0 become exactly 0 ("change nothing"; straight-through gradient)"""
     seed: int = 0
     """random seed of the data, the networks and the workers"""
@@ -152,11 +156,13 @@ def _photos(dataset) -> list[torch.Tensor]:
 
 def _library_records(cfg: TrainConfig) -> tuple[list, list]:
     """Train and held-out records of the Debian photo library (split by scene group)."""
-    from deepexpose.data.packages import default_cache_dir, load_library, split_records
+    from deepexpose.data.packages import load_library, split_records
 
-    cache = Path(cfg.root) if cfg.root else default_cache_dir()
-    packages = [p.strip() for p in getattr(cfg, "library_packages", "").split(",") if p.strip()] or None
+    cache = library_cache(cfg)
+    packages = library_packages(cfg)
     records = load_library(cache, packages)
+    if packages is None:
+        records = [r for r in records if r.package not in EXCLUDED_PACKAGES]
     if not records:
         raise ValueError(f"the photo library in {cache} has no photos{' of ' + ', '.join(packages) if packages else ''}"
                          ": fetch them with scripts/get_photos.py")
@@ -195,10 +201,45 @@ def _split_off(photos: list, groups: Sequence[str], fraction: float) -> tuple[li
 
 
 GOOD_PHOTO_DATA = ("demo", "library", "folder")
+AUTO_DATA = "auto"
+"""``--data auto`` (every trainer's default): the photo library when it has been fetched, else the demo set."""
 DEMO_TOO_SMALL = ("training on {n} demo photos: too few for a model that works on other photos (trained on them "
                   "with their default settings, the cGAN, classifier and histogram baselines were measured to make "
-                  "held-out photos worse); fetch the photo library with scripts/get_photos.py and pass --data "
-                  "library")
+                  "held-out photos worse); fetch the photo library with scripts/get_photos.py: the default --data "
+                  "auto then trains on it")
+
+C = TypeVar("C")
+
+
+def library_cache(cfg) -> Path:
+    """The photo library's folder: ``cfg.root`` when given, else :func:`~deepexpose.data.packages.default_cache_dir`."""
+    from deepexpose.data.packages import default_cache_dir
+
+    return Path(cfg.root) if cfg.root else default_cache_dir()
+
+
+def library_packages(cfg) -> list[str] | None:
+    """The packages named by ``cfg.library_packages``; ``None`` (every cached package but
+    :data:`~deepexpose.data.synthetic.EXCLUDED_PACKAGES`) when it is empty."""
+    return [p.strip() for p in getattr(cfg, "library_packages", "").split(",") if p.strip()] or None
+
+
+def resolve_data(cfg: C) -> C:
+    """``cfg`` with ``data="auto"`` made concrete (any trainer's config; other values are returned unchanged).
+
+    ``auto`` becomes ``library`` when the photo library of ``scripts/get_photos.py`` holds photos (of
+    ``library_packages``, when set) in :func:`library_cache`, else ``demo``, which warns that six photos are too
+    few (:data:`DEMO_TOO_SMALL`). Trainers resolve it first, so their saved config names the data they used.
+    """
+    if cfg.data != AUTO_DATA:
+        return cfg
+    from deepexpose.data.packages import load_library
+
+    cache = library_cache(cfg)
+    packages = library_packages(cfg)
+    found = cache.is_dir() and any(packages is not None or r.package not in EXCLUDED_PACKAGES
+                                   for r in load_library(cache, packages))
+    return dataclasses.replace(cfg, data="library" if found else "demo")
 
 
 def good_photo_split(cfg: TrainConfig, validation: float | None = None
@@ -211,6 +252,7 @@ def good_photo_split(cfg: TrainConfig, validation: float | None = None
     from deepexpose.data.packages import split_records
 
     fraction = cfg.validation if validation is None else validation
+    cfg = resolve_data(cfg)
     if cfg.data in ("demo", "library"):
         holdout = tuple(n.strip() for n in cfg.holdout.split(",") if n.strip())
         demo_train = DemoSet(split="train", holdout=holdout)
@@ -289,6 +331,7 @@ def build_split_pools(cfg: TrainConfig) -> Pools:
     from deepexpose.data import registry
 
     fraction = cfg.validation
+    cfg = resolve_data(cfg)
     if cfg.data in ("pairs", "fivek", "afifi"):
         if cfg.data == "pairs":
             ds = train_ds = registry.make_dataset("pairs", root=cfg.root)
@@ -426,6 +469,7 @@ def save_config(cfg: TrainConfig, out: Path) -> None:
 
 def train(cfg: TrainConfig) -> dict:
     """Train ``cfg.algo``; returns the final evaluation (also written to ``out/eval.json``)."""
+    cfg = resolve_data(cfg)
     if cfg.algo in OWN_ALGOS:
         from .async_ac import train_async
 

@@ -27,9 +27,9 @@ from pathlib import Path
 from deepexpose.agents.policy import DEFAULT_MODEL, export_agent
 from deepexpose.agents.train import TrainConfig, train
 from deepexpose.data.packages import PHOTO_PACKAGES, default_cache_dir, load_library
+from deepexpose.data.synthetic import EXCLUDED_PACKAGES, HELD_OUT_DEMO
 
-EXCLUDED_PACKAGES = ("kphotoalbum",)
-HOLDOUT = "coffee,chelsea,motorcycle"
+HOLDOUT = HELD_OUT_DEMO
 MODEL_DIR = Path(__file__).resolve().parent.parent / "deepexpose" / "models"
 
 

@@ -19,6 +19,12 @@ def device(request):
     return torch.device(request.param)
 
 
+@pytest.fixture(autouse=True)
+def no_photo_library(monkeypatch, tmp_path_factory):
+    """Tests never see the user's photo library: ``--data auto`` means the demo set unless a test makes one."""
+    monkeypatch.setenv("DEEPEXPOSE_PHOTOS", str(tmp_path_factory.getbasetemp() / "no-photo-library"))
+
+
 @pytest.fixture
 def rng():
     return torch.Generator().manual_seed(0)

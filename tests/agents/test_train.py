@@ -58,6 +58,12 @@ def test_library_packages_choose_what_is_used(tmp_path):
                                               library_packages=packages))
         count[packages] = len(train) + len(held)
     assert count[""] - count["a"] == 5 and count[""] - count["b"] == 10
+    fake_library(tmp_path / "lib", n=3, package="kphotoalbum")  # identifiable people: only when named
+    train, held = good_photos(TrainConfig(data="library", root=str(tmp_path / "lib"), holdout="coffee"))
+    assert len(train) + len(held) == count[""]
+    train, held = good_photos(TrainConfig(data="library", root=str(tmp_path / "lib"), holdout="coffee",
+                                          library_packages="a,kphotoalbum"))
+    assert len(train) + len(held) == count["a"] + 3
     with pytest.raises(ValueError, match="no photos of c"):
         good_photos(TrainConfig(data="library", root=str(tmp_path / "lib"), library_packages="c"))
 
@@ -248,9 +254,41 @@ def test_selection_score_by_hand():
 def test_demo_data_warns_that_it_is_too_small():
     from deepexpose.agents.train import good_photo_split
 
-    with pytest.warns(UserWarning, match="too few.*scripts/get_photos.py.*--data library"):
+    with pytest.warns(UserWarning, match="too few.*scripts/get_photos.py.*--data auto then trains on it"):
         train, _, _ = good_photo_split(TrainConfig(data="demo", holdout="coffee,chelsea,motorcycle"), 0.0)
     assert len(train) == 2
+
+
+def test_auto_data_is_the_library_when_fetched_else_the_demo_set(tmp_path, monkeypatch):
+    from deepexpose.agents.cgan import CganConfig
+    from deepexpose.agents.classifier import ClassifierConfig
+    from deepexpose.agents.histogram import HistogramConfig
+    from deepexpose.agents.train import resolve_data
+
+    for cls in (TrainConfig, CganConfig, ClassifierConfig, HistogramConfig):
+        assert cls().data == "auto"
+    assert resolve_data(TrainConfig()).data == "demo"  # the test session's cache is empty (conftest)
+    fake_library(tmp_path / "lib", n=4, package="a")
+    assert resolve_data(TrainConfig(root=str(tmp_path / "lib"))).data == "library"
+    assert resolve_data(TrainConfig(root=str(tmp_path / "lib"), library_packages="b")).data == "demo"
+    fake_library(tmp_path / "people", n=2, package="kphotoalbum")
+    assert resolve_data(TrainConfig(root=str(tmp_path / "people"))).data == "demo"  # left out unless named
+    assert resolve_data(TrainConfig(root=str(tmp_path / "people"), library_packages="kphotoalbum")).data == "library"
+    monkeypatch.setenv("DEEPEXPOSE_PHOTOS", str(tmp_path / "lib"))  # the default cache
+    cfg = resolve_data(CganConfig(seed=3))
+    assert cfg.data == "library" and cfg.seed == 3 and isinstance(cfg, CganConfig)
+    assert resolve_data(TrainConfig(data="demo")).data == "demo"  # only auto is resolved
+    with pytest.warns(UserWarning, match="too few"):
+        train, _, held = good_photo_split(TrainConfig(root=str(tmp_path / "empty"), holdout="coffee"), 0.0)
+    assert len(train) == 5 and len(held) == 1  # the demo set: the motorcycle pair counts twice
+
+
+def test_auto_data_is_saved_as_what_was_used(tmp_path):
+    fake_library(tmp_path / "lib", n=6)
+    out = tmp_path / "run"
+    train(TrainConfig(root=str(tmp_path / "lib"), steps=64, batch=8, workers=1, pool_size=16, eval_size=4, view=16,
+                      k=2, eval_every=0, checkpoint_every=0, validation=0.0, out=str(out), progress=False))
+    assert json.loads((out / "config.json").read_text())["data"] == "library"
 
 
 def test_torch_threads_sets_and_restores():
