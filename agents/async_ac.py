@@ -35,6 +35,7 @@ import torch
 import torch.multiprocessing as mp
 from torch import Tensor
 
+from deepexpose.device import resolve_device
 from deepexpose.discriminator import Critic, critic_loss
 from deepexpose.envs.core import EditCore
 from deepexpose.envs.pool import PairPool
@@ -43,7 +44,7 @@ from deepexpose.io import atomic_write_bytes
 from .checkpoint import load_checkpoint, read_meta, save_checkpoint
 from .networks import ActorCritic, obs_to_float
 from .train import (TrainConfig, build_split_pools, evaluate, make_core, make_model, num_workers, resolve_data,
-                    resolve_device, save_config, selection_score)
+                    save_config, selection_score)
 
 ENTROPY_COEF = 1e-3
 VALUE_COEF = 0.5

@@ -51,11 +51,12 @@ from torch import Tensor, nn
 
 from deepexpose.apply import to_view
 from deepexpose.data.detune import SCHEMES, detune
+from deepexpose.device import resolve_device
 from deepexpose.envs.pool import PairPool, random_crop
 from deepexpose.filters.base import luminance
 
 from .checkpoint import load_checkpoint, read_meta, save_checkpoint
-from .train import AUTO_DATA, GOOD_PHOTO_DATA, PhotoSplit, good_photos, resolve_data, resolve_device
+from .train import AUTO_DATA, GOOD_PHOTO_DATA, PhotoSplit, good_photos, resolve_data
 
 PAIRED_DATA = ("pairs", "fivek", "afifi")
 LOSSES = ("bce", "lsgan", "mse")

@@ -540,7 +540,9 @@ def train_classifier(cfg: ClassifierConfig) -> dict:
 
 
 def _train(cfg: ClassifierConfig) -> dict:
-    from .train import good_photos, resolve_device
+    from deepexpose.device import resolve_device
+
+    from .train import good_photos
 
     device = resolve_device(cfg.device)
     train_photos, held = good_photos(cfg)  # type: ignore[arg-type]  # uses data, root, holdout, library_holdout

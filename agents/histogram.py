@@ -370,7 +370,9 @@ def train_histogram(cfg: HistogramConfig) -> dict:
 def _train(cfg: HistogramConfig) -> dict:
     from deepexpose.io import atomic_write_bytes
 
-    from .train import good_photos, resolve_device
+    from deepexpose.device import resolve_device
+
+    from .train import good_photos
 
     start = time.monotonic()
     deadline = start + cfg.minutes * 60 if cfg.minutes > 0 else math.inf

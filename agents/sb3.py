@@ -43,7 +43,9 @@ from deepexpose.envs.vector import DeepExposureVecEnv
 from . import train as _train
 from .checkpoint import load_checkpoint, read_meta, save_checkpoint
 from .networks import ObservationEncoder
-from .train import (SB3_ALGOS, Act, TrainConfig, build_split_pools, make_core, resolve_data, resolve_device, save_config,
+from deepexpose.device import resolve_device
+
+from .train import (SB3_ALGOS, Act, TrainConfig, build_split_pools, make_core, resolve_data, save_config,
                     selection_score)
 
 DEFAULT_NUM_ENVS = 8

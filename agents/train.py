@@ -24,6 +24,7 @@ from typing import TypeVar
 import torch
 
 from deepexpose.data.synthetic import EXCLUDED_PACKAGES, HELD_OUT_DEMO
+from deepexpose.device import resolve_device
 from deepexpose.envs.core import EditCore
 from deepexpose.envs.pool import PairPool
 
@@ -117,14 +118,6 @@ class TrainConfig(PhotoSplit):
     """cpu, cuda or auto"""
     progress: bool = True
     """show a progress bar"""
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise RuntimeError("--device cuda asked for, but CUDA is not available")
-    return torch.device(name)
 
 
 @contextmanager

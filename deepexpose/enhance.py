@@ -256,13 +256,9 @@ def _work(job: Job) -> Outcome:
 
 
 def _device(name: str) -> str:
-    import torch
+    from .device import resolve_device
 
-    if name == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise RuntimeError("--device cuda asked for, but CUDA is not available")
-    return name
+    return str(resolve_device(name))
 
 
 def _outcomes(method: Method | None, jobs: list[Job], cfg: EnhanceConfig) -> Iterator[Outcome]:

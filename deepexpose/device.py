@@ -1,0 +1,16 @@
+"""``--device`` of every command: ``cpu``, ``cuda`` (or ``cuda:N``) or ``auto`` (CUDA when present)."""
+
+from __future__ import annotations
+
+import torch
+
+__all__ = ["resolve_device"]
+
+
+def resolve_device(name: str) -> torch.device:
+    """The torch device ``name`` stands for; asking for CUDA where there is none is an error, not a silent CPU run."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise RuntimeError("--device cuda asked for, but CUDA is not available")
+    return torch.device(name)
