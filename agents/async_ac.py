@@ -51,7 +51,8 @@ VALUE_COEF = 0.5
 MAX_GRAD_NORM = 1.0
 # Fields that must match between a run and its --resume.
 RESUME_KEYS = ("algo", "data", "root", "scheme", "eval_scheme", "identity_fraction", "pool_size", "holdout", "view",
-               "k", "reward", "batch", "use_cnn", "colour_stats", "hidden", "deadzone", "seed", "validation")
+               "k", "reward", "batch", "use_cnn", "colour_stats", "hidden", "deadzone", "seed", "validation",
+               "train_fraction", "library_packages", "library_holdout")
 CHECKPOINT = "checkpoint.safetensors"
 BEST = "best.safetensors"
 """The checkpoint with the best validation score so far (same format as ``checkpoint.safetensors``)."""
@@ -291,7 +292,8 @@ def train_async(cfg: TrainConfig) -> dict:
     ckpt, best_path = out / CHECKPOINT, out / BEST
     if cfg.resume:
         saved = read_meta(ckpt)["config"]
-        changed = [k for k in RESUME_KEYS if saved.get(k) != getattr(cfg, k)]
+        defaults = {f.name: f.default for f in dataclasses.fields(TrainConfig)}  # keys older runs did not save
+        changed = [k for k in RESUME_KEYS if saved.get(k, defaults[k]) != getattr(cfg, k)]
         if changed:
             raise ValueError(f"--resume: the checkpoint in {out} was made with other settings: "
                              + ", ".join(f"{k}={saved.get(k)!r}" for k in changed))

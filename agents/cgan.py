@@ -156,6 +156,8 @@ def check_config(cfg: CganConfig) -> None:
     for name, valid in choices.items():
         if getattr(cfg, name) not in valid:
             raise ValueError(f"--{name} {getattr(cfg, name)!r} is not one of {', '.join(valid)}")
+    if cfg.data in PAIRED_DATA and cfg.train_fraction != 1.0:
+        raise ValueError(f"--train-fraction applies to good photos, not to --data {cfg.data}")
     if cfg.patch not in PATCHES:
         raise ValueError(f"--patch {cfg.patch} is not a PatchGAN receptive field; choose from "
                          f"{', '.join(map(str, PATCHES))}")

@@ -14,6 +14,7 @@ import dataclasses
 import hashlib
 import json
 import os
+import random
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -46,6 +47,9 @@ class PhotoSplit:
     library_packages: str = ""
     """library data: comma-separated packages of the photo library to use (default: every cached package but
     kphotoalbum, whose photos show identifiable people)"""
+    train_fraction: float = 1.0
+    """good photos (demo, library, folder): share of the training photos trained on, drawn with --seed; the
+    validation and held-out photos stay the same (learning curves: scripts/learning_curve.py)"""
 
 
 @dataclass
@@ -272,7 +276,17 @@ def good_photo_split(cfg: TrainConfig, validation: float | None = None
         held = photos[:n_held]
     else:
         raise ValueError(f"--data {cfg.data!r} has no good photos; choose from {', '.join(GOOD_PHOTO_DATA)}")
-    return train, val, held
+    return subsample(train, cfg.train_fraction, cfg.seed), val, held
+
+
+def subsample(items: list, fraction: float, seed: int) -> list:
+    """``max(1, round(fraction * n))`` of ``items``, drawn without replacement by ``seed``, in their order."""
+    if not 0.0 < fraction <= 1.0:
+        raise ValueError(f"--train-fraction must be in (0, 1], got {fraction}")
+    if fraction == 1.0 or not items:
+        return items
+    keep = sorted(random.Random(seed).sample(range(len(items)), max(1, round(fraction * len(items)))))
+    return [items[i] for i in keep]
 
 
 def good_photos(cfg: TrainConfig) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
@@ -326,6 +340,9 @@ def build_split_pools(cfg: TrainConfig) -> Pools:
     fraction = cfg.validation
     cfg = resolve_data(cfg)
     if cfg.data in ("pairs", "fivek", "afifi"):
+        if cfg.train_fraction != 1.0:
+            raise ValueError(f"--train-fraction applies to good photos ({', '.join(GOOD_PHOTO_DATA)}), "
+                             f"not to --data {cfg.data}")
         if cfg.data == "pairs":
             ds = train_ds = registry.make_dataset("pairs", root=cfg.root)
             n_held = max(1, len(ds) // 10)

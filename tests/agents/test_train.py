@@ -86,6 +86,30 @@ def test_folder_and_pairs_pools(tmp_path):
         train(TrainConfig(algo="dqn"))
 
 
+def test_train_fraction_trains_on_a_share_of_the_training_photos_only(tmp_path):
+    from deepexpose.agents.train import subsample
+
+    items = list(range(10))
+    half = subsample(items, 0.5, seed=3)
+    assert len(half) == 5 and half == sorted(half) and set(half) <= set(items)
+    assert subsample(items, 0.5, seed=3) == half and subsample(items, 1.0, seed=3) == items
+    assert len(subsample(items, 0.01, seed=0)) == 1
+    for bad in (0.0, 1.5, -0.2):
+        with pytest.raises(ValueError, match="train-fraction"):
+            subsample(items, bad, seed=0)
+
+    fake_library(tmp_path / "lib", n=20)
+    ids = lambda photos: {float(p.sum()) for p in photos}  # noqa: E731  (random photos: sums tell them apart)
+    cfg = dict(data="library", root=str(tmp_path / "lib"), holdout="coffee", validation=0.1)
+    train_all, val_all, held_all = good_photo_split(TrainConfig(**cfg))
+    train_half, val_half, held_half = good_photo_split(TrainConfig(**cfg, train_fraction=0.5))
+    assert len(train_half) == round(len(train_all) / 2) and ids(train_half) < ids(train_all)
+    assert ids(val_half) == ids(val_all) and ids(held_half) == ids(held_all)
+    (tmp_path / "pairs" / "input").mkdir(parents=True)
+    with pytest.raises(ValueError, match="train-fraction applies to good photos"):
+        build_split_pools(TrainConfig(data="pairs", root=str(tmp_path / "pairs"), train_fraction=0.5))
+
+
 def test_evaluate_splits_detuned_and_good_views():
     t = torch.rand(4, 3, 16, 16)
     q = lambda v: (v * 255).round().to(torch.uint8)  # noqa: E731

@@ -18,7 +18,7 @@ def test_scores_each_part_of_the_runs_own_split(tmp_path, monkeypatch, capsys):
     train(TrainConfig(data="demo", holdout="coffee", steps=64, batch=8, workers=1, pool_size=16, eval_size=4,
                       view=16, k=2, eval_every=0, checkpoint_every=0, validation=0.2, out=str(out), progress=False))
     monkeypatch.setattr(sys, "argv", ["generalisation_gap.py", "--model", str(out / "checkpoint.safetensors"),
-                                      "--count", "12"])
+                                      "--count", "12", "--by-error"])
     with pytest.raises(SystemExit) as done:
         runpy.run_path(str(SCRIPT), run_name="__main__")
     assert done.value.code == 0
@@ -30,3 +30,24 @@ def test_scores_each_part_of_the_runs_own_split(tmp_path, monkeypatch, capsys):
     for part in ("train", "validation", "held_out"):
         r = report[part]
         assert 0 < r["input_psnr"] < 100 and 0 < r["psnr"] < 100 and r["delta_e2000"] >= 0
+    by_error = report["held_out_by_error"]
+    assert set(by_error) == {"white_balance.temperature", "white_balance.tint", "exposure.ev", "contrast.amount",
+                             "saturation.factor"}
+    for r in by_error.values():  # views the error left unchanged in 8 bits are dropped: every input is off
+        assert 0 < r["views"] <= 12 and r["input_delta_e2000"] > 0 and r["input_psnr"] < 100
+
+
+def test_one_error_pool_changes_exactly_one_thing():
+    import importlib.util
+
+    import torch
+
+    spec = importlib.util.spec_from_file_location("generalisation_gap", SCRIPT)
+    gap = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(gap)
+    photos = [torch.rand(3, 40, 48, generator=torch.Generator().manual_seed(i)) for i in range(3)]
+    pool = gap.one_error_pool(photos, 6, 16, ("exposure", "ev", 0.5, 1.0), seed=0)
+    x, t = pool.get(range(len(pool)))
+    assert len(pool) == 6 and (x.mean(dim=(1, 2, 3)) > t.mean(dim=(1, 2, 3))).all()  # brighter, every one
+    again = gap.one_error_pool(photos, 6, 16, ("exposure", "ev", 0.5, 1.0), seed=0)
+    assert torch.equal(again.inputs, pool.inputs)

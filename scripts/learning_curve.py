@@ -1,0 +1,53 @@
+"""Does the agent get better with more training photos? The same training on growing shares of them.
+
+    .venv/bin/python scripts/get_photos.py               # the Debian photo library (once)
+    .venv/bin/python scripts/learning_curve.py           # 1/8, 1/4, 1/2 and all of the training photos
+
+Each run is ``deepexpose train`` with its default settings (the photo library through ``--data auto``, 20,000
+image-steps) and ``--train-fraction F``: only that share of the training photos is trained on, while the
+validation photos (which choose the checkpoint) and the held-out photos (which are only reported) stay the same.
+The table gives the held-out views' basic-error quality of each run's chosen checkpoint. A curve that is still
+rising at the right end says more photos of this kind would help; a flat one says they would not.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import warnings
+from pathlib import Path
+
+from deepexpose.agents.train import TrainConfig, good_photo_split, train
+from deepexpose.io import atomic_write_bytes
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--fractions", default="0.125,0.25,0.5,1", help="shares of the training photos")
+    parser.add_argument("--seeds", default="0", help="comma-separated seeds (photo draw, data and networks)")
+    parser.add_argument("--steps", type=int, default=20000, help="image-steps per run (default: 20000)")
+    parser.add_argument("--eval-size", type=int, default=512, help="validation and held-out views (default: 512)")
+    parser.add_argument("--out", default="runs/learning-curve", help="runs go to OUT/F-SEED; OUT/curve.json")
+    args = parser.parse_args()
+    rows = []
+    for seed in [int(s) for s in args.seeds.split(",")]:
+        for fraction in [float(f) for f in args.fractions.split(",")]:
+            cfg = TrainConfig(train_fraction=fraction, steps=args.steps, eval_size=args.eval_size, seed=seed,
+                              out=str(Path(args.out) / f"{fraction:g}-{seed}"), progress=False)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                photos = len(good_photo_split(cfg)[0])
+            best = train(cfg)["best"]
+            held = best["held_out"]
+            rows.append({"fraction": fraction, "seed": seed, "photos": photos, "step": best["step"],
+                         "held_out": held, "validation": best["validation"]})
+            print(f"{fraction:>8g} {seed:>4} {photos:>6} photos: held-out basic errors {held['input_psnr']:.2f} -> "
+                  f"{held['psnr']:.2f} dB, CIEDE2000 {held['input_delta_e2000']:.2f} -> {held['delta_e2000']:.2f}; "
+                  f"untouched {held.get('good_psnr', float('nan')):.2f} dB", flush=True)
+    atomic_write_bytes(Path(args.out) / "curve.json", json.dumps(rows, indent=2).encode(), overwrite=True)
+    print(f"wrote {Path(args.out) / 'curve.json'}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
