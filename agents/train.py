@@ -428,9 +428,15 @@ def evaluate(model: ActorCritic | Act, core: EditCore, pool: PairPool, batch: in
 
     Detuned views: mean PSNR and CIEDE2000 against the targets (``psnr``, ``delta_e2000``) and of the inputs
     themselves (``input_psnr``, ``input_delta_e2000``). Views left untouched (class ``correct``): mean PSNR of
-    the output to the input, "do no harm" (``good_psnr``; an exact copy counts as 100 dB).
+    the output to the input, "do no harm" (``good_psnr``). An exact match counts as
+    :data:`~deepexpose.metrics.PSNR_CAP` (100 dB) everywhere, so that a detuning that happened to change
+    nothing in 8 bits cannot make a mean infinite.
     """
-    from deepexpose.metrics import delta_e2000, psnr
+    from deepexpose.metrics import PSNR_CAP, delta_e2000
+    from deepexpose.metrics import psnr as exact_psnr
+
+    def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
+        return min(exact_psnr(a, b), PSNR_CAP)
 
     if not pool.paired:
         raise ValueError("evaluation needs a pool with targets")
@@ -441,7 +447,7 @@ def evaluate(model: ActorCritic | Act, core: EditCore, pool: PairPool, batch: in
         out, _ = run_policy(model, core, x, t)
         for j, i in enumerate(idx):
             if pool.records[i].get("class") == "correct":
-                good.append(min(psnr(out[j], x[j]), 100.0))
+                good.append(psnr(out[j], x[j]))
             else:
                 detuned.append((psnr(out[j], t[j]), delta_e2000(out[j], t[j]), psnr(x[j], t[j]),
                                 delta_e2000(x[j], t[j])))

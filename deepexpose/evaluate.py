@@ -41,15 +41,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .metrics import METRIC_NAMES, evaluate_pair
+from .metrics import METRIC_NAMES, PSNR_CAP, evaluate_pair
 
 __all__ = ["DATASETS", "EvaluateConfig", "HEAT_MAX", "PSNR_CAP", "PUBLISHED_FIVEK", "colour_bar", "heat_map",
            "markdown_table", "open_dataset", "run_evaluation"]
 
 DATASETS = ("fivek", "exposure-split", "afifi", "pairs", "synthetic")
 ALL_METHODS = "agent,cgan,classifier,histogram,identity,classic"
-PSNR_CAP = 100.0
-"""PSNR of an exact match in reports (instead of infinity)."""
 HEAT_MAX = 20.0
 """CIEDE2000 at which the heat map saturates (the brightest colour)."""
 PUBLISHED_FIVEK = {  # FiveK 480p, expert C, test.txt: PSNR, SSIM, ΔEab as published (not measured here)

@@ -31,6 +31,7 @@ import numpy as np
 
 __all__ = [
     "METRIC_NAMES",
+    "PSNR_CAP",
     "to_uint8_scale",
     "psnr",
     "ssim",
@@ -105,6 +106,10 @@ def _pair(pred: Any, target: Any, quantize: bool) -> tuple[np.ndarray, np.ndarra
     if a.shape[0] == 0 or a.shape[1] == 0:
         raise ValueError(f"empty image of shape {a.shape}")
     return a, b
+
+
+PSNR_CAP = 100.0
+"""PSNR of an exact match in reports and means (instead of infinity), in dB."""
 
 
 def psnr(pred: Any, target: Any, *, quantize: bool = True) -> float:

@@ -125,6 +125,10 @@ def test_evaluate_splits_detuned_and_good_views():
         1, torch.tensor([2]), 0.3)
     result2 = evaluate(brighten, core, pool)
     assert result2["good_psnr"] < 40 and result2["psnr"] != result["psnr"]
+    # a "detuned" view that its detuning left unchanged counts 100 dB, not infinity
+    same = PairPool(q(t[:2]), q(t[:2]), [{"class": "basic"}, {"class": "basic"}])
+    result3 = evaluate(model, core, same)
+    assert result3["input_psnr"] == result3["psnr"] == 100.0 and result3["delta_e2000"] == 0.0
 
 
 def test_run_policy_returns_images_and_edits():
