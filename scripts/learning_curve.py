@@ -40,7 +40,7 @@ def main() -> int:
             best = train(cfg)["best"]
             held = best["held_out"]
             rows.append({"fraction": fraction, "seed": seed, "photos": photos, "step": best["step"],
-                         "held_out": held, "validation": best["validation"]})
+                         "held_out": held, "validation": {**best["validation"], "score": best["score"]}})
             print(f"{fraction:>8g} {seed:>4} {photos:>6} photos: held-out basic errors {held['input_psnr']:.2f} -> "
                   f"{held['psnr']:.2f} dB, CIEDE2000 {held['input_delta_e2000']:.2f} -> {held['delta_e2000']:.2f}; "
                   f"untouched {held.get('good_psnr', float('nan')):.2f} dB", flush=True)

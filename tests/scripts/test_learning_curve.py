@@ -1,0 +1,25 @@
+"""``scripts/learning_curve.py``: the default training on shares of the training photos, one row per run."""
+
+import json
+import runpy
+import sys
+from pathlib import Path
+
+import pytest
+
+SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "learning_curve.py"
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")
+def test_one_row_per_share_and_seed(tmp_path, monkeypatch):
+    out = tmp_path / "curve"
+    monkeypatch.setattr(sys, "argv", ["learning_curve.py", "--fractions", "0.5,1", "--seeds", "0", "--steps", "16",
+                                      "--eval-size", "4", "--out", str(out)])
+    with pytest.raises(SystemExit) as done:
+        runpy.run_path(str(SCRIPT), run_name="__main__")
+    assert done.value.code == 0
+    rows = json.loads((out / "curve.json").read_text())
+    assert [(r["fraction"], r["seed"]) for r in rows] == [(0.5, 0), (1.0, 0)]
+    for r in rows:
+        assert r["photos"] >= 1 and 0 < r["held_out"]["input_psnr"] <= 100 and "score" in r["validation"]
+        assert (out / f"{r['fraction']:g}-0" / "best.safetensors").is_file()
