@@ -36,6 +36,7 @@ from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
 from stable_baselines3.common.vec_env import VecMonitor
 from torch import Tensor, nn
 
+from deepexpose.device import resolve_device
 from deepexpose.envs.core import EditCore
 from deepexpose.envs.pool import PairPool
 from deepexpose.envs.vector import DeepExposureVecEnv
@@ -43,8 +44,6 @@ from deepexpose.envs.vector import DeepExposureVecEnv
 from . import train as _train
 from .checkpoint import load_checkpoint, read_meta, save_checkpoint
 from .networks import ObservationEncoder
-from deepexpose.device import resolve_device
-
 from .train import (SB3_ALGOS, Act, TrainConfig, build_split_pools, make_core, resolve_data, save_config,
                     selection_score)
 

@@ -58,10 +58,10 @@ class TrainConfig(PhotoSplit):
     """adpg: asynchronous deterministic policy gradient through the differentiable filters (the default);
     a3c: asynchronous advantage actor-critic; a2c, ppo, sac, td3: stable-baselines3 on the batched environment"""
     data: str = "auto"
-    """auto (library when scripts/get_photos.py has fetched it, else demo), demo (bundled photos, detuned), library (the demo photos plus the Debian photo library fetched by
-    scripts/get_photos.py, detuned; --root overrides its cache folder), folder (good photos under --root,
-    detuned), pairs (--root/input and --root/target), fivek (FiveK 480p layout under --root), afifi (Afifi
-    et al. layout under --root)"""
+    """auto (library when scripts/get_photos.py has fetched it, else demo), demo (bundled photos, detuned),
+    library (the demo photos plus the Debian photo library fetched by scripts/get_photos.py, detuned; --root
+    overrides its cache folder), folder (good photos under --root, detuned), pairs (--root/input and
+    --root/target), fivek (FiveK 480p layout under --root), afifi (Afifi et al. layout under --root)"""
     root: str = ""
     """dataset folder (not used for demo)"""
     scheme: str = "mixed"

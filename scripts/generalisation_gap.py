@@ -68,8 +68,9 @@ def main() -> int:
         report[name] = {"photos": len(photos), **evaluate(agent.model, core, pool)}
         r = report[name]
         kept = f"{r['good_psnr']:.2f} dB" if "good_psnr" in r else "(no untouched views)"
-        print(f"{name:<10} {len(photos):>4} photos: basic errors {r['input_psnr']:.2f} dB / {r['input_delta_e2000']:.2f}"
-              f" -> {r['psnr']:.2f} dB / {r['delta_e2000']:.2f}; untouched kept at {kept}", flush=True)
+        print(f"{name:<10} {len(photos):>4} photos: basic errors {r['input_psnr']:.2f} dB / "
+              f"{r['input_delta_e2000']:.2f} -> {r['psnr']:.2f} dB / {r['delta_e2000']:.2f}; untouched kept at {kept}",
+              flush=True)
     if args.by_error and parts["held_out"]:
         report["held_out_by_error"] = {}
         for error in BASIC_RANGES:
@@ -78,7 +79,8 @@ def main() -> int:
             r = report["held_out_by_error"][name] = {"views": len(pool), **evaluate(agent.model, core, pool)}
             verdict = "better" if r["delta_e2000"] < r["input_delta_e2000"] else "WORSE"
             print(f"held-out, {name} alone ({len(pool)} views): {r['input_psnr']:.2f} dB / "
-                  f"{r['input_delta_e2000']:.2f} -> {r['psnr']:.2f} dB / {r['delta_e2000']:.2f} ({verdict})", flush=True)
+                  f"{r['input_delta_e2000']:.2f} -> {r['psnr']:.2f} dB / {r['delta_e2000']:.2f} ({verdict})",
+                  flush=True)
     print(json.dumps(report, indent=2))
     return 0
 
