@@ -218,7 +218,7 @@ def library_cache(cfg) -> Path:
 def library_packages(cfg) -> list[str] | None:
     """The packages named by ``cfg.library_packages``; ``None`` (every cached package but
     :data:`~deepexpose.data.synthetic.EXCLUDED_PACKAGES`) when it is empty."""
-    return [p.strip() for p in getattr(cfg, "library_packages", "").split(",") if p.strip()] or None
+    return [p.strip() for p in cfg.library_packages.split(",") if p.strip()] or None
 
 
 def resolve_data(cfg: C) -> C:
