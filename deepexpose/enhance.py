@@ -17,6 +17,7 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .device import resolve_device
 from .io import SUPPORTED_EXTENSIONS, ImageIOError, atomic_write_bytes, is_image_file, read_image, write_image
 from .methods import Method, load_method
 
@@ -247,18 +248,12 @@ def _init_worker(cfg: EnhanceConfig) -> None:
 
     global _WORKER
     torch.set_num_threads(1)
-    _WORKER = (load_method(cfg.method, cfg.model or None, _device(cfg.device)), cfg)
+    _WORKER = (load_method(cfg.method, cfg.model or None, str(resolve_device(cfg.device))), cfg)
 
 
 def _work(job: Job) -> Outcome:
     assert _WORKER is not None
     return run_job(_WORKER[0], job, _WORKER[1])
-
-
-def _device(name: str) -> str:
-    from .device import resolve_device
-
-    return str(resolve_device(name))
 
 
 def _outcomes(method: Method | None, jobs: list[Job], cfg: EnhanceConfig) -> Iterator[Outcome]:
@@ -293,7 +288,7 @@ def enhance_paths(inputs: Sequence[str | Path], cfg: EnhanceConfig) -> EnhanceSu
     if cfg.format:
         output_suffix(Path("x"), cfg.format)
     jobs, bad = collect_jobs(inputs, cfg.out, fmt=cfg.format, frames=cfg.frames)
-    method = load_method(cfg.method, cfg.model or None, _device(cfg.device))
+    method = load_method(cfg.method, cfg.model or None, str(resolve_device(cfg.device)))
     if cfg.lut and not method.has_lut:
         raise ValueError(f"--lut needs a method whose correction is a per-pixel colour mapping; {cfg.method} "
                          "paints pixels")

@@ -41,6 +41,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .device import resolve_device
 from .metrics import METRIC_NAMES, PSNR_CAP, evaluate_pair
 
 __all__ = ["DATASETS", "EvaluateConfig", "HEAT_MAX", "PSNR_CAP", "PUBLISHED_FIVEK", "colour_bar", "heat_map",
@@ -334,9 +335,7 @@ def run_evaluation(cfg: EvaluateConfig) -> dict:
     skipped = [{"name": str(s), "reason": "no target (or no input) found"} for s in getattr(dataset, "skipped", [])]
     notes = list(getattr(dataset, "notes", []))
 
-    from .enhance import _device
-
-    device = _device(cfg.device)
+    device = str(resolve_device(cfg.device))
     loaded, parameters, described = {}, {}, {}
     for m in methods:
         method = load_method(m, models.get(m), device)
