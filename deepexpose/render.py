@@ -3,16 +3,17 @@
 The result equals :func:`deepexpose.apply.apply_edit` on the float photo within 1/255 (tested), computed
 without ever holding the photo as floats:
 
-1. The view (:func:`make_view`) is made tile by tile: ``to_view`` is torch's separable antialiased bilinear
-   filter, which runs along the width first, so filtering each row tile horizontally and then the
-   ``H x size`` result vertically gives the same floats as ``to_view`` of the whole float image (bit for bit
-   in the tests; only the float conversion of one tile at a time is needed). A view made by Pillow's 8-bit
-   resize instead (0.7/255 off) moved the masks enough to put strong edits 3/255 away from ``apply_edit``.
+1. The view (:func:`make_view`) is torch's separable antialiased bilinear filter, applied down the columns by
+   a compiled kernel (weighted sums of whole rows of codes) and then across the small result by torch; it is
+   within 1e-6 of ``to_view`` of the whole float image (the sums are taken in another order). A view made by
+   Pillow's 8-bit resize instead (0.7/255 off) moved the masks enough to put strong edits 3/255 away from
+   ``apply_edit``.
 2. The sub-image masks are segmented on the view; their guided-upsampling coefficients (the fast guided
    filter, He & Sun 2015, of the guided filter of He et al., ECCV 2010: ``q = a * I + b`` with ``a, b``
    fitted at low resolution) are computed once, as in :func:`deepexpose.fusion.guided_upsample`, and
-   upsampled per tile by :class:`RowUpsampler` (equal to ``F.interpolate(bilinear, align_corners=False)``).
-3. The gain map ``1 + sum_k m_k (2^ev_k - 1)`` is applied in linear light per tile. For integer input the
+   interpolated along the width once per image (:class:`RowUpsampler`, equal to
+   ``F.interpolate(bilinear, align_corners=False)``); each output row blends two of those rows.
+3. The gain map ``1 + sum_k m_k (2^ev_k - 1)`` is applied in linear light per pixel. For integer input the
    gained value ``srgb(clip(lin * g))`` and the shaper curves after it are one table indexed by
    ``sqrt(lin * g) = sqrt(lin) * sqrt(g)`` (65536 entries, nearest; ``sqrt(lin)`` itself a table of the
    codes), so no power function is evaluated per pixel. The local step is skipped when every EV is 0.
@@ -21,10 +22,11 @@ without ever holding the photo as floats:
    filter code on the tile); ``strength`` blends the result toward the input per pixel; the output is rounded
    to the input's dtype.
 
-Tiles are numpy work (no BLAS calls) shared by ``threads`` Python threads; torch runs single-threaded inside
-(its OpenMP workers stall each other on busy machines). Cost on a 2-core machine, 15 MP, 8-bit: about
-28 ns per pixel of CPU for an edit with local exposures (view 6, gain map 6, tables 9, saturation and
-rounding 5), 8 ns without.
+For integer input, steps 3 and 4 are one compiled pass per row tile (:func:`deepexpose.kernels.code_tile`),
+run by ``threads`` Python threads (the kernels release the GIL); the LUT and its tables are built on a side
+thread while the masks are made. Float input goes through the filter code's own torch functions per tile.
+Cost on a 2-core machine, 15 MP, 8-bit: about 12 ms of wall time for the view and 80 ms for the rest with
+local exposures, 35 ms without (``scripts/bench_enhance.py``).
 
 Alpha is not touched here: the caller passes it through.
 """
@@ -42,6 +44,7 @@ from torch import Tensor
 from .filters import DEFAULT_GLOBAL_FILTERS, FilterPipeline
 from .filters.base import LUMA_709, apply_linear_gain, linear_to_srgb, luminance, srgb_to_linear
 from .fusion import guided_coefficients, refine_masks
+from .kernels import STAGE_AFFINE, STAGE_NONE, STAGE_SHAPED, code_tile, view_down
 from .lut import ColorLUT, bake_pipeline, quantize_codes, torch_single_threaded
 from .segment import segment
 
@@ -74,14 +77,13 @@ def _rows_per_tile(width: int, tile_rows: int | None) -> int:
     return max(8, _TILE_PIXELS // max(width, 1))
 
 
-def _tile_tensor(tile: np.ndarray, top: int | None, contiguous: bool = True) -> Tensor:
-    """``R x W x 3`` pixels to a ``1 x 3 x R x W`` float32 tensor in [0, 1] (codes divided by ``top``, as
-    :func:`deepexpose.io.read_image` does); channels-last strides unless ``contiguous``."""
+def _tile_tensor(tile: np.ndarray, top: int | None) -> Tensor:
+    """``R x W x 3`` pixels to a contiguous ``1 x 3 x R x W`` float32 tensor in [0, 1] (codes divided by
+    ``top``, as :func:`deepexpose.io.read_image` does)."""
     f = tile.astype(np.float32)  # always a new, writable array
     if top is not None:
         f /= np.float32(top)
-    t = torch.from_numpy(f).permute(2, 0, 1)[None]
-    return t.contiguous() if contiguous else t
+    return torch.from_numpy(f).permute(2, 0, 1)[None].contiguous()
 
 
 def _run(fn, starts: list[int], threads: int) -> None:
@@ -94,28 +96,53 @@ def _run(fn, starts: list[int], threads: int) -> None:
             pass
 
 
-def make_view(pixels: np.ndarray, size: int = 64, *, tile_rows: int | None = None, threads: int | None = None
-              ) -> Tensor:
+def make_view(pixels: np.ndarray, size: int = 64, *, threads: int | None = None) -> Tensor:
     """The ``1 x 3 x size x size`` view of ``H x W x 3`` pixels (uint8, uint16 or float in [0, 1]) that
-    :func:`deepexpose.apply.to_view` makes of the float photo, computed in row tiles (see the module notes)."""
+    :func:`deepexpose.apply.to_view` makes of the float photo (within 1e-6), without a float copy of the photo.
+
+    Torch's antialiased bilinear filter is separable; it is applied here down the columns first
+    (:func:`deepexpose.kernels.view_down`: ``size`` weighted sums of whole rows, the columns split between
+    ``threads`` threads), then across the ``size x W`` result with torch itself.
+    """
     a = _check_pixels(pixels)
     top = _top(a.dtype)
     h, w = a.shape[:2]
     if (h, w) == (size, size):
         return _tile_tensor(a, top)
-    rows = _rows_per_tile(w, tile_rows)
-    threads = _threads(threads)
-    across = torch.empty(1, 3, h, size)
-
-    def one(r0: int) -> None:
-        t = _tile_tensor(a[r0:r0 + rows], top, contiguous=False)
-        across[:, :, r0:r0 + t.shape[2]] = F.interpolate(t, size=(t.shape[2], size), mode="bilinear",
-                                                         antialias=True, align_corners=False)
-
+    flat = np.ascontiguousarray(a).reshape(h, w * 3)
+    start, weights = _antialias_weights(h, size)
+    acc = np.empty((size, w * 3), np.float32)
+    threads = min(_threads(threads), w)
+    edges = [w * t // threads * 3 for t in range(threads + 1)]
+    _run(lambda t: view_down(flat, start, weights, acc, edges[t], edges[t + 1]), list(range(threads)), threads)
+    if top is not None:
+        acc /= np.float32(top)
+    down = torch.from_numpy(acc).view(1, size, w, 3).permute(0, 3, 1, 2)
     with torch_single_threaded():
-        _run(one, list(range(0, h, rows)), threads)
-    return F.interpolate(across, size=(size, size), mode="bilinear", antialias=True,
-                         align_corners=False).clamp(0, 1)
+        return F.interpolate(down, size=(size, size), mode="bilinear", antialias=True,
+                             align_corners=False).clamp(0, 1)
+
+
+def _antialias_weights(n_in: int, n_out: int) -> tuple[np.ndarray, np.ndarray]:
+    """Torch's weights for ``F.interpolate(mode="bilinear", antialias=True, align_corners=False)`` along one
+    axis of ``n_in`` samples to ``n_out``: output ``i`` is ``sum_j weights[i, j] x[start[i] + j]`` (a triangle
+    filter as wide as the scale, normalised; ``_compute_indices_min_size_weights_aa`` in ATen)."""
+    scale = n_in / n_out
+    support = scale if scale >= 1.0 else 1.0
+    inv = 1.0 / scale if scale >= 1.0 else 1.0
+    starts, rows = [], []
+    for i in range(n_out):
+        centre = scale * (i + 0.5)
+        lo = max(int(centre - support + 0.5), 0)
+        hi = min(int(centre + support + 0.5), n_in)
+        w = np.maximum(0.0, 1.0 - np.abs((np.arange(lo, hi) - centre + 0.5) * inv))
+        total = w.sum()
+        starts.append(lo)
+        rows.append(w / total if total != 0 else w)
+    weights = np.zeros((n_out, max(len(r) for r in rows)), np.float32)
+    for i, r in enumerate(rows):
+        weights[i, :len(r)] = r
+    return np.asarray(starts, np.int64), weights
 
 
 def _threads(threads: int | None) -> int:
@@ -188,6 +215,9 @@ class _Gain:
         up = RowUpsampler(torch.cat([a[0], b[0]]), size)
         self.a, self.b = up.wide[:self.k], up.wide[self.k:]
         self.y0, self.y1, self.l1 = up.y0, up.y1, up.l1
+        # the change to the next low-resolution row (0 after the last): up(a) = a[y0] + l1 * a_step[y0]
+        self.a_step, self.b_step = (np.ascontiguousarray(np.diff(w, axis=1, append=w[:, -1:]))
+                                    for w in (self.a, self.b))
         ev32 = torch.tensor(list(ev), dtype=torch.float32)
         self.c = (2.0 ** ev32 - 1.0).tolist()
 
@@ -303,18 +333,25 @@ def render_edit(pixels: np.ndarray, edit: dict, *, view: int = 64, segmentation:
         return out
 
     local = any(e != 0.0 for e in ev)
+    if local and view_image is not None and tuple(view_image.shape) != (1, 3, view, view):
+        raise ValueError(f"view_image must be 1 x 3 x {view} x {view}, got {tuple(view_image.shape)}")
+
+    def tables() -> tuple[ColorLUT, _CodeTables | None]:  # on a side thread, beside the masks
+        with torch.no_grad():
+            lut = bake_pipeline(pipeline, action, lut_size)
+            return lut, (_CodeTables(lut, top, local) if top is not None and not lut.is_identity else None)
+
     gain = None
-    with torch.no_grad(), torch_single_threaded():
-        lut = bake_pipeline(pipeline, action, lut_size)
+    with torch.no_grad(), torch_single_threaded(), ThreadPoolExecutor(1) as side:
+        pending = side.submit(tables)
         if local:
-            if view_image is not None and tuple(view_image.shape) != (1, 3, view, view):
-                raise ValueError(f"view_image must be 1 x 3 x {view} x {view}, got {tuple(view_image.shape)}")
-            small = make_view(a, view, tile_rows=rows, threads=threads) if view_image is None \
+            small = make_view(a, view, threads=threads) if view_image is None \
                 else view_image.detach().to("cpu", torch.float32)
             masks = segment(small, len(ev), segmentation)
             if refine_radius > 0:
                 masks = refine_masks(masks, small, radius=refine_radius)
             gain = _Gain(*guided_coefficients(masks, small), ev, (h, w))
+        lut, code_tables = pending.result()
         if lut.is_identity and gain is None:
             if out is not a:
                 np.copyto(out, a)
@@ -322,7 +359,7 @@ def render_edit(pixels: np.ndarray, edit: dict, *, view: int = 64, segmentation:
         if top is None:
             step = _float_tile(a, out, lut, gain, strength)
         else:
-            step = _code_tile(a, out, lut, gain, strength, _CodeTables(lut, top, gain is not None))
+            step = _code_tile(a, out, lut, gain, strength, code_tables or _CodeTables(lut, top, local))
         tiles = gain.tiles(h, rows) if gain is not None else [(r, min(r + rows, h)) for r in range(0, h, rows)]
         _run(step, tiles, threads)
     return out
@@ -342,88 +379,49 @@ def _blend(photo: Tensor, edited: Tensor, strength: float) -> Tensor:
 
 def _code_tile(a: np.ndarray, out: np.ndarray, lut: ColorLUT, gain: _Gain | None, strength: float,
                tables: _CodeTables):
-    """One row tile of integer input: tables -> (3D stage) -> strength -> floor, written into ``out``."""
+    """One row tile of integer input, written into ``out``: :func:`deepexpose.kernels.code_tile` (tables,
+    3 x 4 matrix, strength, rounding), or its shaper values and then the cross-channel filter code."""
     top = tables.top
-    levels = np.float32(GAIN_LEVELS - 1)
     luma = (np.asarray(LUMA_709, np.float64) / top).astype(np.float32)
-    affine = mix = None
+    affine = np.zeros((3, 4), np.float32)
     if lut.affine is not None:  # output = clip(M s + t) * top + 1/2, folded into one matrix
-        m = lut.affine * top + np.array([[0, 0, 0, 0.5]] * 3)
-        alpha = m[0, 0] - m[1, 0]
-        rest = m[:, :3] - alpha * np.eye(3)
-        if np.abs(rest - rest[0]).max() <= 1e-9 * top:  # M = alpha I + 1 v^T (saturation): 15 passes, not 21
-            mix = (np.float32(alpha), rest[0].astype(np.float32), m[:, 3].astype(np.float32))
-        else:
-            affine = m.astype(np.float32)
+        stage = STAGE_AFFINE
+        affine[...] = lut.affine * top + np.array([[0, 0, 0, 0.5]] * 3)
+    elif tables.final:
+        stage = STAGE_NONE
+    else:
+        stage = STAGE_SHAPED
+    values = np.stack(tables.values)
+    if gain is not None:
+        scale = float(GAIN_LEVELS - 1) ** 2
+        a_wide, a_step, b_wide, b_step, y0, l1 = gain.a, gain.a_step, gain.b, gain.b_step, gain.y0, gain.l1
+        c = np.asarray(gain.c, np.float64) * scale
+        sqrt_lin = tables.sqrt_lin
+    else:
+        scale = 0.0
+        a_wide = a_step = b_wide = b_step = np.zeros((1, 1, 1), np.float32)
+        y0 = np.zeros(1, np.int64)
+        l1 = np.zeros(1, np.float32)
+        c = np.zeros(0, np.float64)
+        sqrt_lin = np.zeros(1, np.float32)
+    no_planes = np.empty((3, 1, 1), np.float32)
 
     def step(span: tuple[int, int]) -> None:
         r0, r1 = span
         codes = a[r0:r1]
-        shaped = np.empty((3, *codes.shape[:2]), np.float32)
-        if gain is not None:
-            planes = np.ascontiguousarray(codes.transpose(2, 0, 1))
-            y = np.multiply(planes[0], luma[0], dtype=np.float32)
-            tmp = np.multiply(planes[1], luma[1], dtype=np.float32)
-            y += tmp
-            np.multiply(planes[2], luma[2], out=tmp)
-            y += tmp
-            g = gain.rows(y, r0, r1, float(levels) ** 2)
-            np.sqrt(g, out=g)  # sqrt(gain) * (L - 1)
-            t = np.take(tables.sqrt_lin, planes)
-            t *= g
-            index = t.astype(np.int32)
-            del t
-            for c in range(3):
-                np.take(tables.values[c], index[c], out=shaped[c], mode="clip")
-        else:
-            for c in range(3):
-                np.take(tables.values[c], codes[..., c], out=shaped[c])
-        clip = True
-        if mix is not None:
-            alpha, v, offset = mix
-            common = np.multiply(shaped[0], v[0])
-            tmp = np.multiply(shaped[1], v[1])
-            common += tmp
-            np.multiply(shaped[2], v[2], out=tmp)
-            common += tmp
-            same = offset[0] == offset[1] == offset[2]
-            if same:
-                common += offset[0]
-            result = shaped
-            for c in range(3):
-                result[c] *= alpha
-                result[c] += common
-                if not same:
-                    result[c] += offset[c]
-        elif affine is not None:
-            result = np.empty_like(shaped)
-            tmp = np.empty_like(shaped[0])
-            for c in range(3):
-                np.multiply(shaped[0], affine[c, 0], out=result[c])
-                result[c] += affine[c, 3]
-                for j in (1, 2):
-                    np.multiply(shaped[j], affine[c, j], out=tmp)
-                    result[c] += tmp
-        elif tables.final:
-            result, clip = shaped, False  # already in [1/2, top + 1/2]
-        else:  # a cross-channel part that is no clipped affine map: its filter code, on the tile
-            with torch.no_grad():
-                result = lut.cross(torch.from_numpy(shaped)[None])[0].clamp_(0.0, 1.0).numpy()
-            result *= np.float32(top)
-            result += np.float32(0.5)
+        shaped = np.empty((3, r1 - r0, a.shape[1]), np.float32) if stage == STAGE_SHAPED else no_planes
+        code_tile(codes, out[r0:r1], shaped, r0, gain is not None, stage, luma, a_wide, a_step, b_wide, b_step,
+                  y0, l1, c, scale, sqrt_lin, values, affine, strength, top)
+        if stage != STAGE_SHAPED:
+            return
+        with torch.no_grad():  # a cross-channel part that is no clipped affine map: its filter code
+            result = lut.cross(torch.from_numpy(shaped)[None])[0].clamp_(0.0, 1.0).numpy()
+        result *= np.float32(top)
+        result += np.float32(0.5)
         if strength != 1.0:
-            if clip:  # to e * top + 1/2 with e in [0, 1]
-                np.clip(result, np.float32(0.5), np.float32(top + 0.5), out=result)
-                clip = False
             result *= np.float32(strength)
-            for c in range(3):
-                result[c] += codes[..., c] * np.float32(1.0 - strength) + np.float32(0.5 * (1.0 - strength))
-        dst = out[r0:r1]
-        for c in range(3):  # float -> integer truncates: floor(value * top + 1/2), clipped on the way
-            if clip:
-                np.clip(result[c], np.float32(0.0), np.float32(top + 0.5), out=dst[..., c], casting="unsafe")
-            else:
-                dst[..., c] = result[c]
+            result += (codes.transpose(2, 0, 1) + np.float32(0.5)) * np.float32(1.0 - strength)
+        out[r0:r1] = result.transpose(1, 2, 0)  # float -> integer truncates: floor(value * top + 1/2)
 
     return step
 

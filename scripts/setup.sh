@@ -14,5 +14,5 @@ if ! .venv/bin/python -c "import torch" >/dev/null 2>&1; then
     pip install "${DEEPEXPOSE_TORCH:-torch==2.13.0}"
 fi
 pip install -e ".[test]"
-.venv/bin/python -c "import deepexpose, torch, kornia, gymnasium, stable_baselines3" \
+.venv/bin/python -c "import deepexpose, torch, kornia, gymnasium, stable_baselines3, numba" \
     || { echo "setup.sh: installation failed (see pip's messages above)" >&2; exit 1; }
