@@ -1,29 +1,16 @@
 """``scripts/generalisation_gap.py``: the same errors on an agent's training, validation and held-out photos."""
 
-import json
-import runpy
-import sys
 from pathlib import Path
 
 import pytest
 
-from deepexpose.agents.train import TrainConfig, train
 
 SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "generalisation_gap.py"
 
 
-@pytest.mark.filterwarnings("ignore::UserWarning")
-def test_scores_each_part_of_the_runs_own_split(tmp_path, monkeypatch, capsys):
-    out = tmp_path / "run"
-    train(TrainConfig(data="demo", holdout="coffee", steps=64, batch=8, workers=1, pool_size=16, eval_size=4,
-                      view=16, k=2, eval_every=0, checkpoint_every=0, validation=0.2, out=str(out), progress=False))
-    monkeypatch.setattr(sys, "argv", ["generalisation_gap.py", "--model", str(out / "checkpoint.safetensors"),
-                                      "--count", "12", "--by-error"])
-    with pytest.raises(SystemExit) as done:
-        runpy.run_path(str(SCRIPT), run_name="__main__")
-    assert done.value.code == 0
-    text = capsys.readouterr().out
-    report = json.loads(text[text.index("{"):])
+@pytest.mark.filterwarnings("ignore::UserWarning")  # good_photo_split: too few demo photos
+def test_scores_each_part_of_the_runs_own_split(tiny_agent, run_script):
+    report = run_script("generalisation_gap.py", ["--model", str(tiny_agent), "--count", "12", "--by-error"])
     assert report["data"] == "demo" and report["views"] == 12
     # the demo split: coffee held out; of the other five photos one scene group validates
     assert report["held_out"]["photos"] == 1 and report["train"]["photos"] + report["validation"]["photos"] == 5

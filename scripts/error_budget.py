@@ -1,0 +1,200 @@
+"""What each basic error is worth, how well a photo reveals it, and how the agent answers it: the arithmetic
+behind the quality target of issues 3 and 4 (>= 28 dB and CIEDE2000 <= 4 on photos never seen).
+
+    .venv/bin/python scripts/error_budget.py                       # the bundled agent and its split
+    .venv/bin/python scripts/error_budget.py --model runs/agent/best.safetensors
+
+The photos are split as the agent's training run split them (the config saved with the model); every view is
+a random crop at the agent's view size (64 x 64) with ``basic`` errors (exposure, white balance, contrast, saturation; each drawn with
+p = 0.75, as in training and evaluation), scored in 8 bits as ``deepexpose train`` scores them.
+
+1. **Partial oracles** (held-out photos): a corrector that undoes some of the errors *exactly* and leaves the
+   others, i.e. the view made with only the remaining errors: none undone (the input), exposure, exposure and
+   white balance, and also contrast. Each line is the ceiling of a corrector that can tell only those errors.
+2. **Predictability** (fitted on training photos, scored on held-out photos): the R^2 of a ridge regression of
+   each error's size on the view's colour statistics (per-channel log-linear mean, spread and quantiles, and
+   the red-blue and green-magenta balance of the means). It shows how much of each error such statistics
+   reveal in photos with their own casts and contrasts; a CNN may see more (sky, skin, grey surfaces).
+3. **The agent's answer** (held-out photos, one error at a time): the correlation and the slope of the
+   parameter the agent chooses against the error's size (its global EV plus the mean of its sub-image EVs for
+   exposure; log factors for saturation). Undoing an error exactly means a slope near -1; an agent that sees
+   an error with correlation r, and corrects it as well as that allows, has a slope of about -r^2 on it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from deepexpose.agents.policy import default_model_path, load_agent
+from deepexpose.agents.train import TrainConfig, good_photo_split
+from deepexpose.apply import to_view
+from deepexpose.config import from_dict
+from deepexpose.data.detune import BASIC_RANGES, MIXED_FILTERS
+from deepexpose.envs.pool import random_crop
+from deepexpose.filters import FilterPipeline
+from deepexpose.filters.base import srgb_to_linear
+from deepexpose.metrics import PSNR_CAP, delta_e2000, psnr
+
+ERRORS = tuple(f"{f}.{p}" for f, p, _, _ in BASIC_RANGES)
+"""The basic errors, named ``filter.parameter``."""
+UNDONE = {"none (the input)": (), "exposure": ("exposure",), "exposure, white balance": ("exposure", "white_balance"),
+          "exposure, white balance, contrast": ("exposure", "white_balance", "contrast")}
+"""The partial oracles: which filters' errors each one undoes exactly."""
+_PIPE = FilterPipeline(MIXED_FILTERS)
+
+
+def detuned_views(photos: Sequence[torch.Tensor], count: int, seed: int, size: int = 64,
+                  ranges: Sequence[tuple[str, str, float, float]] = BASIC_RANGES, p_each: float = 0.75,
+                  skip: Sequence[str] = ()) -> tuple[torch.Tensor, torch.Tensor, list[dict]]:
+    """``count`` 8-bit-valued views (random crops, ``count x 3 x size x size``) of ``photos`` cycled in order,
+    their targets, and the errors drawn for each (``{filter: {parameter: value}}``; each entry of ``ranges``
+    with probability ``p_each``, uniform in its range). The filters in ``skip`` are drawn but not applied: the
+    same views with those errors undone exactly."""
+    inputs, targets, errors = [], [], []
+    for i in range(count):
+        g = torch.Generator().manual_seed(seed * 1_000_003 + i)
+        target = (to_view(random_crop(photos[i % len(photos)], g).unsqueeze(0), size) * 255).round() / 255
+        drawn: dict[str, dict[str, float]] = {}
+        for filt, param, low, high in ranges:
+            if float(torch.rand((), generator=g)) < p_each:
+                drawn.setdefault(filt, {})[param] = low + (high - low) * float(torch.rand((), generator=g))
+        applied = {f: v for f, v in drawn.items() if f not in skip}
+        x = _PIPE(target, _PIPE.action_from_description(applied)) if applied else target
+        inputs.append((x * 255).round() / 255)
+        targets.append(target)
+        errors.append(drawn)
+    return torch.cat(inputs), torch.cat(targets), errors
+
+
+def error_sizes(errors: Sequence[dict]) -> np.ndarray:
+    """``N x 5`` sizes of the basic errors (0 where not drawn; saturation as ``log(factor)``)."""
+    rows = []
+    for e in errors:
+        row = []
+        for name in ERRORS:
+            filt, param = name.split(".")
+            value = e.get(filt, {}).get(param)
+            row.append(0.0 if value is None else math.log(value) if filt == "saturation" else value)
+        rows.append(row)
+    return np.asarray(rows, np.float64)
+
+
+def scores(outputs: torch.Tensor, targets: torch.Tensor) -> dict[str, float]:
+    """Mean 8-bit PSNR (capped at ``PSNR_CAP``) and CIEDE2000 of ``outputs`` against ``targets``."""
+    p = [min(psnr(o, t), PSNR_CAP) for o, t in zip(outputs, targets, strict=True)]
+    d = [delta_e2000(o, t) for o, t in zip(outputs, targets, strict=True)]
+    return {"psnr": float(np.mean(p)), "delta_e2000": float(np.mean(d))}
+
+
+def partial_oracles(photos: Sequence[torch.Tensor], count: int, seed: int, size: int = 64
+                    ) -> dict[str, dict[str, float]]:
+    """The score of each partial oracle of ``UNDONE`` on the same ``count`` views (a view left without any
+    error counts ``PSNR_CAP`` dB)."""
+    out = {}
+    for name, skip in UNDONE.items():
+        x, t, _ = detuned_views(photos, count, seed, size, skip=skip)
+        out[name] = scores(x, t)
+    return out
+
+
+def colour_statistics(views: torch.Tensor) -> np.ndarray:
+    """``N x 17`` statistics of ``N x 3 x H x W`` views: per channel the mean, standard deviation and 10/50/90 %
+    quantiles of ``log(linear + 1e-3)``, and the red-blue and green-magenta differences of the means."""
+    lin = srgb_to_linear(views.clamp(0, 1)).flatten(2) + 1e-3
+    lg = lin.log()
+    mean = lg.mean(2)
+    q = torch.quantile(lg, torch.tensor([0.1, 0.5, 0.9], dtype=lg.dtype), dim=2).permute(1, 2, 0).flatten(1)
+    balance = torch.stack([mean[:, 0] - mean[:, 2], mean[:, 1] - (mean[:, 0] + mean[:, 2]) / 2], 1)
+    return torch.cat([mean, lg.std(2), q, balance], 1).double().numpy()
+
+
+def predictability(train_views: torch.Tensor, train_sizes: np.ndarray, test_views: torch.Tensor,
+                   test_sizes: np.ndarray, ridge: float = 1.0) -> dict[str, float]:
+    """Held-out R^2 of each error's size, ridge-regressed (standardised statistics, penalty ``ridge``) on the
+    :func:`colour_statistics` of the training views."""
+    a, b = colour_statistics(train_views), colour_statistics(test_views)
+    mu, sd = a.mean(0), a.std(0) + 1e-8
+    design = np.c_[(a - mu) / sd, np.ones(len(a))]
+    penalty = ridge * np.eye(design.shape[1])
+    penalty[-1, -1] = 0.0  # the intercept is not shrunk
+    w = np.linalg.solve(design.T @ design + penalty, design.T @ train_sizes)
+    pred = np.c_[(b - mu) / sd, np.ones(len(b))] @ w
+    out = {}
+    for j, name in enumerate(ERRORS):
+        var = test_sizes[:, j].var()
+        out[name] = float(1.0 - ((pred[:, j] - test_sizes[:, j]) ** 2).mean() / var) if var > 0 else float("nan")
+    return out
+
+
+def answered_size(edit: dict, name: str) -> float:
+    """The size of the correction ``edit`` makes of error ``name`` (see the module notes)."""
+    filt, param = name.split(".")
+    if filt == "exposure":
+        local = edit.get("local_exposure", {}).get("ev", [])
+        return edit.get("exposure", {}).get("ev", 0.0) + (float(np.mean(local)) if local else 0.0)
+    value = edit.get(filt, {}).get(param)
+    if filt == "saturation":
+        return math.log(value) if value is not None else 0.0
+    return 0.0 if value is None else float(value)
+
+
+def agent_answers(choose: Callable[[torch.Tensor], list[dict]], photos: Sequence[torch.Tensor], count: int,
+                  seed: int, size: int = 64, batch: int = 128) -> dict[str, dict[str, float]]:
+    """For each basic error alone (``count`` views each), the correlation and least-squares slope of the size
+    of the correction ``choose`` (views -> edits) makes against the error's size."""
+    out = {}
+    for (filt, param, low, high), name in zip(BASIC_RANGES, ERRORS, strict=True):
+        x, _, errors = detuned_views(photos, count, seed, size, ranges=[(filt, param, low, high)], p_each=1.0)
+        truth = error_sizes(errors)[:, ERRORS.index(name)]
+        edits = [e for b in range(0, len(x), batch) for e in choose(x[b:b + batch])]
+        answer = np.array([answered_size(e, name) for e in edits])
+        corr = float(np.corrcoef(truth, answer)[0, 1]) if answer.std() > 0 else 0.0
+        slope = float(np.polyfit(truth, answer, 1)[0])
+        out[name] = {"correlation": corr, "slope": slope, "answer_sd": float(answer.std()),
+                     "error_sd": float(truth.std())}
+    return out
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", default="", help="an exported agent or a run's checkpoint (default: bundled)")
+    parser.add_argument("--count", type=int, default=1000,
+                        help="held-out views per measurement (default: 1000); the regression fits 4 times as many")
+    parser.add_argument("--seed", type=int, default=11, help="seed of the views and their errors (default: 11)")
+    args = parser.parse_args()
+    path = Path(args.model) if args.model else default_model_path()
+    agent = load_agent(path)
+    saved = agent.meta["trained"]["config"] if "trained" in agent.meta else agent.meta["config"]
+    cfg = from_dict(TrainConfig, saved)
+    train, _, held = good_photo_split(cfg)
+    if not train or not held:
+        raise SystemExit("error_budget.py: the model's split has no training or no held-out photos")
+    report: dict = {"model": str(path), "data": cfg.data, "views": args.count, "seed": args.seed,
+                    "photos": {"train": len(train), "held_out": len(held)}}
+
+    report["partial_oracles"] = oracles = partial_oracles(held, args.count, args.seed, cfg.view)
+    for name, r in oracles.items():
+        print(f"undone exactly: {name:<36} {r['psnr']:6.2f} dB / CIEDE2000 {r['delta_e2000']:5.2f}", flush=True)
+
+    xa, _, ea = detuned_views(train, 4 * args.count, args.seed + 1, cfg.view)
+    xb, _, eb = detuned_views(held, args.count, args.seed, cfg.view)
+    report["predictability_r2"] = r2 = predictability(xa, error_sizes(ea), xb, error_sizes(eb))
+    print("held-out R^2 from colour statistics: " + ", ".join(f"{k} {v:+.2f}" for k, v in r2.items()), flush=True)
+
+    report["agent_answers"] = answers = agent_answers(agent.choose, held, args.count, args.seed, cfg.view)
+    for name, r in answers.items():
+        print(f"agent on {name} alone: correlation {r['correlation']:+.2f}, slope {r['slope']:+.3f} "
+              f"(answer sd {r['answer_sd']:.3f}, error sd {r['error_sd']:.3f})", flush=True)
+    print(json.dumps(report, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,106 @@
+"""``scripts/error_budget.py``: partial oracles, predictability of each error, and the agent's answers."""
+
+import importlib.util
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "error_budget.py"
+
+
+def _module():
+    spec = importlib.util.spec_from_file_location("error_budget", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _textured(n, seed=0):
+    """Photos of random smooth texture (a different grey level and cast each)."""
+    g = torch.Generator().manual_seed(seed)
+    photos = []
+    for _ in range(n):
+        low = torch.rand(1, 3, 4, 4, generator=g) * 0.5 + 0.25
+        photos.append(torch.nn.functional.interpolate(low, size=(40, 48), mode="bilinear")[0])
+    return photos
+
+
+def test_detuned_views_skip_undoes_exactly_those_errors():
+    eb = _module()
+    photos = _textured(3)
+    x, t, errors = eb.detuned_views(photos, 8, seed=1, size=16)
+    undone, t2, errors2 = eb.detuned_views(photos, 8, seed=1, size=16, skip=("exposure", "white_balance",
+                                                                            "contrast", "saturation"))
+    assert x.shape == (8, 3, 16, 16) and errors == errors2 and torch.equal(t, t2)
+    assert torch.equal(undone, t)  # every error skipped: the targets themselves
+    assert torch.equal(x * 255, (x * 255).round())  # 8-bit values
+    sizes = eb.error_sizes(errors)
+    assert sizes.shape == (8, 5)
+    for row, e in zip(sizes, errors, strict=True):
+        assert row[2] == e.get("exposure", {}).get("ev", 0.0)
+        assert row[4] == pytest.approx(math.log(e["saturation"]["factor"]) if "saturation" in e else 0.0)
+
+
+def test_partial_oracles_improve_as_more_is_undone():
+    eb = _module()
+    r = eb.partial_oracles(_textured(4), 24, seed=2, size=16)
+    assert list(r) == list(eb.UNDONE)
+    psnrs = [v["psnr"] for v in r.values()]
+    errors = [v["delta_e2000"] for v in r.values()]
+    assert psnrs == sorted(psnrs) and psnrs[0] < psnrs[-1]
+    assert errors == sorted(errors, reverse=True)
+
+
+def test_an_error_the_statistics_reveal_is_predicted_and_one_they_hide_is_not():
+    """On flat grey photos the white-balance error is the photo's only cast: R^2 near 1. A random number that
+    changes nothing in the photo cannot be predicted: R^2 near 0 or below."""
+    eb = _module()
+    greys = [torch.full((3, 40, 48), v) for v in (0.3, 0.4, 0.5, 0.6)]
+    xa, _, ea = eb.detuned_views(greys, 200, seed=3, size=16, ranges=[("white_balance", "temperature", -1, 1)],
+                                 p_each=1.0)
+    xb, _, e_b = eb.detuned_views(greys, 80, seed=4, size=16, ranges=[("white_balance", "temperature", -1, 1)],
+                                  p_each=1.0)
+    sa, sb = eb.error_sizes(ea), eb.error_sizes(e_b)
+    rng = np.random.default_rng(0)
+    sa[:, 2], sb[:, 2] = rng.normal(size=len(sa)), rng.normal(size=len(sb))  # "exposure": noise, not in the photo
+    r2 = eb.predictability(xa, sa, xb, sb)
+    assert r2["white_balance.temperature"] > 0.95
+    assert r2["exposure.ev"] < 0.1
+    assert math.isnan(r2["contrast.amount"])  # never drawn: no variance to explain
+
+
+def test_agent_answers_measure_slope_and_correlation():
+    eb = _module()
+    greys = [torch.full((3, 40, 48), v) for v in (0.3, 0.45, 0.6)]
+
+    def undo_half(views):  # reads the cast back from the red-blue balance and corrects half of it
+        stats = eb.colour_statistics(views)
+        out = []
+        for s in stats:
+            balance = s[15]  # red minus blue, log-linear: about 2 ln 2 * temperature / 2 for these photos
+            out.append({"white_balance": {"temperature": -0.5 * balance / math.log(2)}, "exposure": {"ev": 0.0},
+                        "local_exposure": {"ev": [0.2, 0.4]}})
+        return out
+
+    r = eb.agent_answers(undo_half, greys, 40, seed=5, size=16)
+    assert set(r) == set(eb.ERRORS)
+    t = r["white_balance.temperature"]
+    assert t["correlation"] < -0.99 and -0.8 < t["slope"] < -0.2
+    assert r["exposure.ev"]["answer_sd"] == pytest.approx(0.0)  # always 0 + mean(0.2, 0.4): no spread
+    assert eb.answered_size({"local_exposure": {"ev": [0.2, 0.4]}, "exposure": {"ev": 0.1}}, "exposure.ev") == \
+        pytest.approx(0.4)
+    assert eb.answered_size({}, "saturation.factor") == 0.0
+    assert eb.answered_size({"saturation": {"factor": math.e}}, "saturation.factor") == pytest.approx(1.0)
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")  # good_photo_split: too few demo photos
+def test_runs_on_a_trained_agent(tiny_agent, run_script):
+    report = run_script("error_budget.py", ["--model", str(tiny_agent), "--count", "10"])
+    assert report["photos"] == {"train": 4, "held_out": 1} and report["views"] == 10
+    assert list(report["partial_oracles"]) == ["none (the input)", "exposure", "exposure, white balance",
+                                               "exposure, white balance, contrast"]
+    assert set(report["predictability_r2"]) == set(report["agent_answers"]) == {
+        "white_balance.temperature", "white_balance.tint", "exposure.ev", "contrast.amount", "saturation.factor"}
