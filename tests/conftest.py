@@ -1,7 +1,15 @@
-"""Shared fixtures: tiny images made by the tests themselves, and the devices to run on."""
+"""Shared fixtures: tiny images made by the tests themselves, the devices to run on, a tiny trained agent and
+running a script of ``scripts/`` as ``python SCRIPT ARGS``."""
+
+import json
+import runpy
+import sys
+from pathlib import Path
 
 import pytest
 import torch
+
+SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
 
 
 def _devices():
@@ -34,3 +42,33 @@ def random_image(b=2, h=8, w=10, *, seed=0, dtype=torch.float32, device="cpu", l
     g = torch.Generator().manual_seed(seed)
     x = low + (high - low) * torch.rand(b, 3, h, w, generator=g, dtype=torch.float64)
     return x.to(dtype=dtype, device=device)
+
+
+@pytest.fixture(scope="session")
+def tiny_agent(tmp_path_factory) -> Path:
+    """The checkpoint of a 64-step agent on the demo photos (coffee held out, one scene group validating)."""
+    import warnings
+
+    from deepexpose.agents.train import TrainConfig, train
+
+    out = tmp_path_factory.mktemp("tiny-agent")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # the six demo photos are too few, as train warns
+        train(TrainConfig(data="demo", holdout="coffee", steps=64, batch=8, workers=1, pool_size=16, eval_size=4,
+                          view=16, k=2, eval_every=0, checkpoint_every=0, validation=0.2, out=str(out),
+                          progress=False))
+    return out / "checkpoint.safetensors"
+
+
+@pytest.fixture
+def run_script(monkeypatch, capsys):
+    """``run_script(NAME, ARGS)`` runs ``scripts/NAME`` with the command line ``ARGS``; it must exit 0 after
+    printing a JSON report, which is returned."""
+    def run(name: str, args: list[str]) -> dict:
+        monkeypatch.setattr(sys, "argv", [name, *args])
+        with pytest.raises(SystemExit) as done:
+            runpy.run_path(str(SCRIPTS / name), run_name="__main__")
+        assert done.value.code == 0
+        text = capsys.readouterr().out
+        return json.loads(text[text.index("{"):])
+    return run
