@@ -43,7 +43,7 @@ STAGE_SHAPED = 2
 
 
 @_compiled()
-def view_down(flat, start, weights, acc, q0, q1):  # pragma: no cover - compiled; tested through make_view
+def view_down(flat, start, weights, acc, q0, q1):  # pragma: no cover - compiled (tests/test_kernels.py)
     """The vertical pass of the antialiased bilinear view, on columns ``q0:q1`` of the ``H x (W * 3)``
     ``flat`` pixels: ``acc[i, q] = sum_j weights[i, j] * flat[start[i] + j, q]`` (torch's weights, see
     :func:`deepexpose.render._antialias_weights`). Each output row is a weighted sum of whole input rows, a
@@ -65,7 +65,7 @@ def view_down(flat, start, weights, acc, q0, q1):  # pragma: no cover - compiled
 @_compiled()
 def code_tile(codes, out, shaped, r0, local, stage,
               luma, a_wide, a_step, b_wide, b_step, y0, l1, c, scale, sqrt_lin,
-              values, affine, strength, top):  # pragma: no cover - compiled; tested through render_edit
+              values, affine, strength, top):  # pragma: no cover - compiled (tests/test_kernels.py)
     """Render rows ``r0 : r0 + R`` of an integer photo: ``codes`` (``R x W x 3``) into ``out`` (same shape).
 
     ``local``: apply the local exposures. Mask ``k`` of whole-image row ``r`` is ``max(0, A Y + B)`` with
