@@ -145,9 +145,9 @@ class CganConfig(PhotoSplit):
     device: str = "cpu"
     """cpu, cuda or auto"""
     threads: int = 0
-    """CPU threads torch may use while training (0: torch's default, every core; on an idle 2-core machine that
-    trained 22-28 % faster than 1, which can be faster on a busy shared machine, where small operations on
-    several threads wait on each other)"""
+    """CPU threads torch may use while training (0: leave torch's setting, by default every core; on an idle
+    2-core machine that trained 22-28 % faster than 1, which can be faster on a busy shared machine, where small
+    operations on several threads wait on each other)"""
     progress: bool = True
     """show a progress bar"""
 

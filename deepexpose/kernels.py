@@ -124,6 +124,7 @@ def code_tile(codes, out, shaped, r0, local, stage,
             for ch in range(3):
                 for x in range(width):
                     i = np.int32(s[ch, x] * g[x])
+                    i = i if i > 0 else 0  # (a NaN gain: entry 0, never a read out of bounds)
                     j[ch, x] = i if i < last else last
                 for x in range(width):
                     s[ch, x] = values[ch, j[ch, x]]

@@ -53,7 +53,7 @@ __all__ = ["RowUpsampler", "guided_coefficients", "make_view", "render_edit", "u
 GAIN_LEVELS = 65536
 """Entries of the table indexed by ``sqrt(lin * gain)`` (nearest entry; the error is below 0.05/255)."""
 
-_TILE_PIXELS = 1 << 17  # default tile: about this many pixels (a few MB of temporaries per worker)
+_TILE_PIXELS = 1 << 17  # default tile: about this many pixels (float photos: a few MB of temporaries per worker)
 
 
 def _check_pixels(pixels: np.ndarray) -> np.ndarray:
@@ -120,7 +120,7 @@ def make_view(pixels: np.ndarray, size: int = 64, *, threads: int | None = None)
     down = torch.from_numpy(acc).view(1, size, w, 3).permute(0, 3, 1, 2)
     with torch_single_threaded():
         return F.interpolate(down, size=(size, size), mode="bilinear", antialias=True,
-                             align_corners=False).clamp(0, 1)
+                             align_corners=False).clamp(0, 1).contiguous()
 
 
 def _antialias_weights(n_in: int, n_out: int) -> tuple[np.ndarray, np.ndarray]:
@@ -206,8 +206,9 @@ def upsample_rows(low: Tensor | np.ndarray, size: tuple[int, int], r0: int, r1: 
 class _Gain:
     """The local-exposure gain ``1 + sum_k c_k m_k`` (``c_k = 2^ev_k - 1``), ``m = normalise(up(a) * Y + up(b))``.
 
-    Rows are handled in *bands* that share the two source rows of the vertical interpolation, where
-    ``up(a) = A0 + l1 (A1 - A0)`` with the rows ``A0, A1`` interpolated along the width once per image.
+    ``up(a) = A0 + l1 (A1 - A0)`` with the rows ``A0, A1`` interpolated along the width once per image
+    (``a_step = A1 - A0`` for the kernel). :meth:`rows` (float photos) handles rows in *bands* that share
+    ``A0, A1`` (:meth:`tiles`); the kernel looks them up per row.
     """
 
     def __init__(self, a: Tensor, b: Tensor, ev: Sequence[float], size: tuple[int, int]) -> None:
@@ -227,8 +228,9 @@ class _Gain:
         edges = [0, *change.tolist(), h]
         return [(s, min(s + rows, e)) for b, e in zip(edges[:-1], edges[1:]) for s in range(b, e, rows)]
 
-    def rows(self, y: np.ndarray, r0: int, r1: int, scale: float = 1.0) -> np.ndarray:
-        """``scale`` times the gain of rows ``r0:r1`` (one band) given their luminance ``y`` (``R x W``)."""
+    def rows(self, y: np.ndarray, r0: int, r1: int) -> np.ndarray:
+        """The gain of rows ``r0:r1`` (one band) given their luminance ``y`` (``R x W``), for float photos
+        (integer photos: :func:`deepexpose.kernels.code_tile`)."""
         i0, i1 = self.y0[r0], self.y1[r0]
         l1 = self.l1[r0:r1, None]
         num = np.empty_like(y)
@@ -253,11 +255,11 @@ class _Gain:
             else:
                 den += z
             if self.c[k] != 0.0:
-                z *= np.float32(self.c[k] * scale)
+                z *= np.float32(self.c[k])
                 num += z
         np.maximum(den, np.float32(1e-6), out=den)
         num /= den
-        num += np.float32(scale)
+        num += np.float32(1.0)
         return num
 
 
@@ -283,7 +285,7 @@ class _CodeTables:
             values = lut.curves(top + 1)
         if self.final:
             values = values * np.float32(top) + np.float32(0.5)
-        self.values = [np.ascontiguousarray(v, dtype=np.float32) for v in values]
+        self.values = np.ascontiguousarray(np.stack(list(values)), dtype=np.float32)  # 3 x entries
 
 
 def render_edit(pixels: np.ndarray, edit: dict, *, view: int = 64, segmentation: str = "luminosity",
@@ -360,7 +362,8 @@ def render_edit(pixels: np.ndarray, edit: dict, *, view: int = 64, segmentation:
             step = _float_tile(a, out, lut, gain, strength)
         else:
             step = _code_tile(a, out, lut, gain, strength, code_tables or _CodeTables(lut, top, local))
-        tiles = gain.tiles(h, rows) if gain is not None else [(r, min(r + rows, h)) for r in range(0, h, rows)]
+        banded = gain is not None and top is None  # the float path's gain works band by band
+        tiles = gain.tiles(h, rows) if banded else [(r, min(r + rows, h)) for r in range(0, h, rows)]
         _run(step, tiles, threads)
     return out
 
@@ -391,7 +394,6 @@ def _code_tile(a: np.ndarray, out: np.ndarray, lut: ColorLUT, gain: _Gain | None
         stage = STAGE_NONE
     else:
         stage = STAGE_SHAPED
-    values = np.stack(tables.values)
     if gain is not None:
         scale = float(GAIN_LEVELS - 1) ** 2
         a_wide, a_step, b_wide, b_step, y0, l1 = gain.a, gain.a_step, gain.b, gain.b_step, gain.y0, gain.l1
@@ -411,7 +413,7 @@ def _code_tile(a: np.ndarray, out: np.ndarray, lut: ColorLUT, gain: _Gain | None
         codes = a[r0:r1]
         shaped = np.empty((3, r1 - r0, a.shape[1]), np.float32) if stage == STAGE_SHAPED else no_planes
         code_tile(codes, out[r0:r1], shaped, r0, gain is not None, stage, luma, a_wide, a_step, b_wide, b_step,
-                  y0, l1, c, scale, sqrt_lin, values, affine, strength, top)
+                  y0, l1, c, scale, sqrt_lin, tables.values, affine, strength, top)
         if stage != STAGE_SHAPED:
             return
         with torch.no_grad():  # a cross-channel part that is no clipped affine map: its filter code

@@ -36,7 +36,7 @@ from deepexpose.agents.policy import default_model_path, load_agent
 from deepexpose.agents.train import TrainConfig, good_photo_split
 from deepexpose.apply import to_view
 from deepexpose.config import from_dict
-from deepexpose.data.detune import BASIC_RANGES, MIXED_FILTERS
+from deepexpose.data.detune import BASIC_RANGES, MIXED_FILTERS, random_edit
 from deepexpose.envs.pool import random_crop
 from deepexpose.filters import FilterPipeline
 from deepexpose.filters.base import srgb_to_linear
@@ -54,19 +54,18 @@ def detuned_views(photos: Sequence[torch.Tensor], count: int, seed: int, size: i
                   ranges: Sequence[tuple[str, str, float, float]] = BASIC_RANGES, p_each: float = 0.75,
                   skip: Sequence[str] = ()) -> tuple[torch.Tensor, torch.Tensor, list[dict]]:
     """``count`` 8-bit-valued views (random crops, ``count x 3 x size x size``) of ``photos`` cycled in order,
-    their targets, and the errors drawn for each (``{filter: {parameter: value}}``; each entry of ``ranges``
-    with probability ``p_each``, uniform in its range). The filters in ``skip`` are drawn but not applied: the
-    same views with those errors undone exactly."""
+    their targets, and the errors :func:`~deepexpose.data.detune.random_edit` drew for each
+    (``{filter: {parameter: value}}``; each entry of ``ranges`` with probability ``p_each``). The filters in
+    ``skip`` are drawn but not applied: the same views with those errors undone exactly."""
     inputs, targets, errors = [], [], []
     for i in range(count):
         g = torch.Generator().manual_seed(seed * 1_000_003 + i)
         target = (to_view(random_crop(photos[i % len(photos)], g).unsqueeze(0), size) * 255).round() / 255
-        drawn: dict[str, dict[str, float]] = {}
-        for filt, param, low, high in ranges:
-            if float(torch.rand((), generator=g)) < p_each:
-                drawn.setdefault(filt, {})[param] = low + (high - low) * float(torch.rand((), generator=g))
+        x, record = random_edit(target, g, p_each=p_each, max_curve=0.0, noise=0.0, ranges=ranges)
+        drawn = record["edits"]
         applied = {f: v for f, v in drawn.items() if f not in skip}
-        x = _PIPE(target, _PIPE.action_from_description(applied)) if applied else target
+        if applied != drawn:
+            x = _PIPE(target, _PIPE.action_from_description(applied)) if applied else target
         inputs.append((x * 255).round() / 255)
         targets.append(target)
         errors.append(drawn)

@@ -72,9 +72,10 @@ def test_code_tile_curves_matrix_strength_and_rounding():
 
 @pytest.mark.parametrize("dtype, top", [(np.uint8, 255), (np.uint16, 65535)])
 def test_code_tile_local_gain(dtype, top):
-    """Two masks from guided coefficients, m0 = max(0, Y) and m1 = max(0, 1 - Y) on the rows of low-resolution
-    row 0, swapped on those of row 1; the gain 1 + m0 (2^1 - 1) + m1 (2^-1 - 1) multiplies linear light
-    (here linear = code / top), then the table indexed by sqrt(lin * gain) gives the output."""
+    """Two masks from guided coefficients, m0 = Y and m1 = 1 - Y at low-resolution row 0, swapped at row 1; the
+    first three rows blend from row 0 toward row 1 (weights l1), the last three are row 1's. The gain
+    1 + m0 (2^1 - 1) + m1 (2^-1 - 1) multiplies linear light (here linear = code / top), then the table
+    indexed by sqrt(lin * gain) gives the output."""
     h, w = 6, 7
     codes = RNG.integers(0, top + 1, (h, w, 3)).astype(dtype)
     luma = np.array([0.25, 0.5, 0.25], np.float32)
@@ -85,15 +86,19 @@ def test_code_tile_local_gain(dtype, top):
     a[0, 0], a[1, 0], b[1, 0] = 1.0, -1.0, 1.0  # low row 0: m0 = Y, m1 = 1 - Y
     a[1, 1], a[0, 1], b[0, 1] = 1.0, -1.0, 1.0  # low row 1: swapped
     y0 = np.array([0, 0, 0, 1, 1, 1], np.int64)
-    planes = dict(luma=luma / np.float32(top), a_wide=a, a_step=np.zeros_like(a), b_wide=b, b_step=np.zeros_like(b),
-                  y0=y0, l1=np.zeros(h, np.float32), c=np.array([1.0, -0.5]) * scale, scale=scale,
+    l1 = np.array([0.0, 0.25, 0.75, 0.0, 0.5, 1.0], np.float32)
+    a_step, b_step = np.zeros_like(a), np.zeros_like(b)  # the change to the next low row (none after the last)
+    a_step[:, 0], b_step[:, 0] = a[:, 1] - a[:, 0], b[:, 1] - b[:, 0]
+    planes = dict(luma=luma / np.float32(top), a_wide=a, a_step=a_step, b_wide=b, b_step=b_step,
+                  y0=y0, l1=l1, c=np.array([1.0, -0.5]) * scale, scale=scale,
                   sqrt_lin=np.sqrt(np.arange(top + 1) / top).astype(np.float32),
                   values=np.tile(np.linspace(0.0, 1.0, levels, dtype=np.float32) * top + np.float32(0.5), (3, 1)),
                   top=top)
     out, _ = _run(codes, local=True, **planes)
     x = codes.astype(np.float64) / top
     y = (x * luma).sum(-1, keepdims=True)
-    m0 = np.where(y0[:, None, None] == 0, y, 1 - y)
+    t = np.where(y0 == 0, l1, 1.0)[:, None, None]  # how far each row is from low row 0 toward low row 1
+    m0 = (1 - t) * y + t * (1 - y)
     gain = 1 + m0 * 1.0 + (1 - m0) * -0.5
     j = np.minimum(np.floor(np.sqrt(x * gain) * (levels - 1)), levels - 1)  # the table's entry
     expected = np.floor(j / (levels - 1) * top + 0.5)  # it holds t * top + 1/2 at t = j / (levels - 1)

@@ -87,6 +87,28 @@ def test_make_view_is_to_view(dtype, shape, rows):
     torch.testing.assert_close(view, to_view(x.contiguous(), 64), rtol=0, atol=1e-6)  # same filter, by rows
 
 
+@pytest.mark.parametrize("n_in", [1, 5, 63, 64, 65, 97, 250, 1001])
+def test_antialias_weights_are_torchs(n_in):
+    """The weights applied to the identity give torch's own antialiased bilinear resize of the identity."""
+    for n_out in (32, 64):
+        start, weights = render_module._antialias_weights(n_in, n_out)
+        mine = np.zeros((n_out, n_in))
+        for i in range(n_out):
+            row = weights[i, :n_in - start[i]]
+            mine[i, start[i]:start[i] + len(row)] = row
+        eye = torch.eye(n_in, dtype=torch.float64)[None, None]
+        torchs = F.interpolate(eye, size=(n_out, n_in), mode="bilinear", antialias=True, align_corners=False)[0, 0]
+        np.testing.assert_allclose(mine, torchs.numpy(), rtol=0, atol=1e-6)
+
+
+def test_make_view_of_any_memory_layout():
+    a = photo(90, 130)
+    view = make_view(a, 64)
+    assert view.is_contiguous()
+    flipped = a[:, ::-1]  # a view with a negative stride
+    torch.testing.assert_close(make_view(flipped, 64), make_view(np.ascontiguousarray(flipped), 64), rtol=0, atol=0)
+
+
 def test_guided_coefficients_reproduce_guided_upsample():
     small = torch.rand(1, 3, 16, 16, generator=torch.Generator().manual_seed(1))
     big = F.interpolate(small, size=(70, 45), mode="bilinear", align_corners=False)
@@ -189,6 +211,24 @@ def test_other_filter_chains():
     assert max_error(render_edit(a, edit, filters=filters), ref) <= 1 / 255
     af = a.astype(np.float32) / 255
     assert max_error(render_edit(af, edit, filters=filters), reference(af, edit, filters=filters)) < 0.05 / 255
+
+
+def test_curves_only_and_other_chains_at_any_strength_and_depth():
+    """No cross-channel stage (the tables give output codes directly) and a cross-channel stage that is no
+    matrix (its filter code on each tile), for 8- and 16-bit photos, at full strength and blended."""
+    a8 = photo(60, 90, name="coffee")
+    a16 = a8.astype(np.uint16) * 257
+    for filters, edit in ((("exposure", "gamma"), {"local_exposure": {"ev": [0.6, -0.4]}, "exposure": {"ev": 0.3},
+                                                   "gamma": {"gamma": 1.3}}),
+                          (("saturation", "gamma"), {"local_exposure": {"ev": [0.5, -0.5]},
+                                                     "saturation": {"factor": 1.3}, "gamma": {"gamma": 1.4}})):
+        for a in (a8, a16):
+            top = 255 if a.dtype == np.uint8 else 65535
+            ref = reference(a, edit, filters=filters)
+            for strength in (1.0, 0.6):
+                got = render_edit(a, edit, filters=filters, strength=strength, tile_rows=7, threads=2)
+                expected = (1 - strength) * a.astype(np.float64) / top + strength * ref
+                assert max_error(got, expected) <= 0.6 / 255, (filters, a.dtype, strength)
 
 
 def test_bad_arguments():
