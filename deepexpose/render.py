@@ -25,8 +25,8 @@ without ever holding the photo as floats:
 For integer input, steps 3 and 4 are one compiled pass per row tile (:func:`deepexpose.kernels.code_tile`),
 run by ``threads`` Python threads (the kernels release the GIL); the LUT and its tables are built on a side
 thread while the masks are made. Float input goes through the filter code's own torch functions per tile.
-Cost on a 2-core machine, 15 MP, 8-bit: about 12 ms of wall time for the view and 80 ms for the rest with
-local exposures, 35 ms without (``scripts/bench_enhance.py``).
+Cost on a 2-core machine, 15 MP, 8-bit: about 10 ms of wall time for the view, 20 ms for the masks and
+tables and 70 ms for the kernel with local exposures; about 40 ms in all without (``scripts/bench_enhance.py``).
 
 Alpha is not touched here: the caller passes it through.
 """
