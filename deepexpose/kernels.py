@@ -10,7 +10,7 @@ toward the input (``strength``) and the rounding to codes, in float32 as the mod
 1/255. :func:`view_down` is the vertical pass of the policy's antialiased view.
 
 The kernels release the GIL (``nogil``), so the renderer's worker threads run them in parallel, and are
-cached on disk after the first compilation (about 8 s on 2 cores; ``cache=True``: beside this file, or in
+cached on disk after the first compilation (a few seconds per kind of input; ``cache=True``: beside this file, or in
 numba's per-user cache when the package folder is read-only). Loops start at 0 and run over plain row
 buffers, which lets the compiler vectorise them (an index that might be negative needs a wrap-around check
 that stops it: the vertical pass ran 7 times slower with one).

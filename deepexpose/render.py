@@ -341,7 +341,7 @@ def render_edit(pixels: np.ndarray, edit: dict, *, view: int = 64, segmentation:
     def tables() -> tuple[ColorLUT, _CodeTables | None]:  # on a side thread, beside the masks
         with torch.no_grad():
             lut = bake_pipeline(pipeline, action, lut_size)
-            return lut, (_CodeTables(lut, top, local) if top is not None and not lut.is_identity else None)
+            return lut, (_CodeTables(lut, top, local) if top is not None else None)
 
     gain = None
     with torch.no_grad(), torch_single_threaded(), ThreadPoolExecutor(1) as side:
@@ -361,7 +361,7 @@ def render_edit(pixels: np.ndarray, edit: dict, *, view: int = 64, segmentation:
         if top is None:
             step = _float_tile(a, out, lut, gain, strength)
         else:
-            step = _code_tile(a, out, lut, gain, strength, code_tables or _CodeTables(lut, top, local))
+            step = _code_tile(a, out, lut, gain, strength, code_tables)
         banded = gain is not None and top is None  # the float path's gain works band by band
         tiles = gain.tiles(h, rows) if banded else [(r, min(r + rows, h)) for r in range(0, h, rows)]
         _run(step, tiles, threads)
