@@ -1,3 +1,4 @@
+import pytest
 import torch
 
 from conftest import random_image
@@ -11,6 +12,9 @@ from deepexpose.agents.networks import (
     image_stats,
     masked_stats,
     obs_to_float,
+    order_statistics,
+    quantiles,
+    sort_rows,
 )
 
 
@@ -93,3 +97,28 @@ def test_shrink_dead_zone_and_straight_through_gradient():
     assert torch.equal(model(obs())[0], torch.zeros(2, 16))
     torch.nn.init.constant_(model.actor.bias, 1.0)
     assert (model(obs())[0] > 0.6).all()
+
+
+def test_order_statistics_equal_sorting():
+    g = torch.Generator().manual_seed(0)
+    ranks = torch.tensor([0, 1, 37, 500, 998, 999])
+    levels = torch.randint(0, 256, (4, 3, 1000), generator=g).float() / 255  # 8-bit observations: counted
+    assert torch.equal(order_statistics(levels, ranks), levels.sort(-1).values[..., ranks])
+    few = torch.full((2, 1000), 7 / 255)
+    few[1, ::2] = 1.0  # ties and the top level
+    assert torch.equal(order_statistics(few, ranks), few.sort(-1).values[..., ranks])
+    for other in (torch.rand(4, 3, 1000, generator=g), levels * 2 - 0.5):  # not 8-bit levels in [0, 1]: sorted
+        assert torch.equal(order_statistics(other, ranks), other.sort(-1).values[..., ranks])
+
+
+def test_sort_rows_and_quantiles_equal_torch():
+    g = torch.Generator().manual_seed(1)
+    q = (0.0, 0.01, 0.3, 0.5, 0.99, 1.0)
+    for shape in ((6, 4096), (2, 3, 7), (4, 1)):
+        x = torch.rand(*shape, generator=g)
+        assert torch.equal(sort_rows(x), x.sort(-1).values)
+        expected = torch.quantile(x, torch.tensor(q), dim=-1).movedim(0, -1)
+        assert torch.equal(quantiles(x, q), expected)
+    leaf = torch.rand(3, 50, generator=g, requires_grad=True)  # with a gradient wanted: torch's sort, which has one
+    quantiles(leaf, q).sum().backward()
+    assert leaf.grad is not None and leaf.grad.sum().item() == pytest.approx(3 * len(q))
