@@ -21,12 +21,39 @@ from deepexpose.envs.core import EditCore
 from deepexpose.filters import DEFAULT_GLOBAL_FILTERS
 
 from .checkpoint import load_checkpoint, read_meta, save_checkpoint
-from .networks import ActorCritic
+from .networks import ActorCritic, obs_to_float
 from .train import run_policy
 
 KIND = "deepexpose-agent"
 DEFAULT_MODEL = "agent.safetensors"
 """File name of the bundled default model inside the package folder ``deepexpose/models``."""
+
+
+CONSENSUS_SHRINK = 1.5
+"""Default ``shrink`` of :func:`consensus_action` (chosen with the crop size on the bundled agent's validation
+photos by ``scripts/tune_consensus.py``)."""
+
+
+def consensus_action(actions: Tensor, shrink: float = CONSENSUS_SHRINK) -> Tensor:
+    """One ``1 x A`` action from the ``N x A`` actions a policy chose on N views of the same photo: their mean,
+    shrunk toward 0 ("change nothing") where the views disagree, parameter by parameter::
+
+        a = mean * clamp(1 - shrink * var / mean^2, 0, 1)
+
+    the positive-part James-Stein estimator (James & Stein 1961; Efron & Morris 1973) with the spread of the
+    views (unbiased variance) standing in for the noise of the estimate. A parameter the views agree on keeps
+    its mean; one whose spread is as large as its mean (``shrink`` 1) becomes exactly 0. One view: its action.
+    """
+    if actions.ndim != 2 or actions.shape[0] < 1:
+        raise ValueError(f"actions must be N x A with N >= 1, got {tuple(actions.shape)}")
+    if shrink < 0:
+        raise ValueError(f"shrink must be >= 0, got {shrink}")
+    mean = actions.mean(0, keepdim=True)
+    if actions.shape[0] == 1 or shrink == 0:
+        return mean
+    var = actions.var(0, keepdim=True)
+    keep = (1 - shrink * var / mean.square().clamp(min=1e-12)).clamp(0, 1)
+    return mean * keep
 
 
 def default_model_path() -> Path:
@@ -61,10 +88,26 @@ class AgentPolicy:
     @torch.no_grad()
     def choose(self, views: Tensor) -> list[dict]:
         """The edit for each ``B x 3 x view x view`` view in [0, 1] (physical units, JSON-ready)."""
+        _, edits = run_policy(self.model, self.core, self._check(views))
+        return edits
+
+    @torch.no_grad()
+    def consensus(self, views: Tensor, shrink: float = CONSENSUS_SHRINK) -> dict:
+        """One edit for ``N x 3 x view x view`` views of the same photo (e.g. the whole photo and crops of it):
+        the episodes run side by side, and at every step each view gets the :func:`consensus_action` of the
+        actions chosen on all of them, so later steps see the result of the agreed earlier ones. Identical
+        views give exactly :meth:`choose`'s edit."""
+        def act(obs: dict[str, Tensor]) -> Tensor:
+            actions = self.model(obs_to_float(obs))[0]
+            return consensus_action(actions, shrink).expand_as(actions)
+
+        _, edits = run_policy(act, self.core, self._check(views))
+        return edits[0]
+
+    def _check(self, views: Tensor) -> Tensor:
         if views.ndim != 4 or views.shape[1] != 3 or views.shape[-2:] != (self.view, self.view):
             raise ValueError(f"views must be B x 3 x {self.view} x {self.view}, got {tuple(views.shape)}")
-        _, edits = run_policy(self.model, self.core, views.to(self.device).float().clamp(0, 1))
-        return edits
+        return views.to(self.device).float().clamp(0, 1)
 
     def setup(self) -> dict:
         """How the episodes are set up: needed to apply an edit exactly as the agent saw it."""

@@ -59,6 +59,9 @@ class EnhanceConfig:
     """frames: parameters are averaged over this many neighbouring frames (1: no smoothing)"""
     jobs: int = 1
     """worker processes for photos (videos and frame sequences run in order)"""
+    single_view: bool = False
+    """agent only: choose each edit on the whole-photo view alone (default: one edit agreed on the whole photo
+    and five crops of it, parameters the views disagree on shrunk toward no change)"""
     device: str = "cpu"
     """cpu, cuda or auto"""
     progress: bool = True
@@ -240,6 +243,13 @@ def run_job(method: Method, job: Job, cfg: EnhanceConfig) -> Outcome:
     return Outcome(str(job.source), str(job.output), "done")
 
 
+def _load(cfg: EnhanceConfig) -> Method:
+    if cfg.single_view and cfg.method != "agent":
+        raise ValueError(f"--single-view applies to the agent only, not to --method {cfg.method}")
+    options = {"consensus": not cfg.single_view} if cfg.method == "agent" else {}
+    return load_method(cfg.method, cfg.model or None, str(resolve_device(cfg.device)), **options)
+
+
 _WORKER: tuple[Method, EnhanceConfig] | None = None
 
 
@@ -248,7 +258,7 @@ def _init_worker(cfg: EnhanceConfig) -> None:
 
     global _WORKER
     torch.set_num_threads(1)
-    _WORKER = (load_method(cfg.method, cfg.model or None, str(resolve_device(cfg.device))), cfg)
+    _WORKER = (_load(cfg), cfg)
 
 
 def _work(job: Job) -> Outcome:
@@ -288,7 +298,7 @@ def enhance_paths(inputs: Sequence[str | Path], cfg: EnhanceConfig) -> EnhanceSu
     if cfg.format:
         output_suffix(Path("x"), cfg.format)
     jobs, bad = collect_jobs(inputs, cfg.out, fmt=cfg.format, frames=cfg.frames)
-    method = load_method(cfg.method, cfg.model or None, str(resolve_device(cfg.device)))
+    method = _load(cfg)
     if cfg.lut and not method.has_lut:
         raise ValueError(f"--lut needs a method whose correction is a per-pixel colour mapping; {cfg.method} "
                          "paints pixels")

@@ -98,6 +98,8 @@ class EvaluateConfig:
     """output folder: results.json, per_image.csv, results.md, contact_sheet.png"""
     overwrite: bool = False
     """replace the results of an earlier run in --out"""
+    single_view: bool = False
+    """the agent chooses each edit on the whole-photo view alone, as ``deepexpose enhance --single-view``"""
     device: str = "cpu"
     """cpu, cuda or auto"""
     progress: bool = True
@@ -338,7 +340,8 @@ def run_evaluation(cfg: EvaluateConfig) -> dict:
     device = str(resolve_device(cfg.device))
     loaded, parameters, described = {}, {}, {}
     for m in methods:
-        method = load_method(m, models.get(m), device)
+        options = {"consensus": not cfg.single_view} if m == "agent" else {}
+        method = load_method(m, models.get(m), device, **options)
         warm = np.full((64, 64, 3), 128, np.uint8)
         method.plan(warm).render(warm, 1.0)  # first calls allocate and compile: keep them out of the timing
         loaded[m], parameters[m], described[m] = method, method.parameter_count(), method.describe()

@@ -106,16 +106,30 @@ class EditMethod(Method):
         return Plan(params={**self.describe(), "edit": edit}, render=render, edit=edit, lut=lut)
 
 
+CONSENSUS_CROP = 0.7
+"""Side of the agent's consensus crops as a share of the photo's (:func:`deepexpose.render.crop_views`); chosen
+with the shrinkage on the bundled agent's validation photos by ``scripts/tune_consensus.py``."""
+
+
 class AgentMethod(EditMethod):
-    """The DeepExposure agent (:mod:`deepexpose.agents.policy`)."""
+    """The DeepExposure agent (:mod:`deepexpose.agents.policy`).
+
+    By default (``consensus``) it looks at six views of the photo, the whole of it and five crops
+    (:data:`CONSENSUS_CROP` of each side), and applies one edit agreed on all of them
+    (:meth:`~deepexpose.agents.policy.AgentPolicy.consensus`): parameters the views disagree on shrink toward
+    "change nothing". ``consensus=False`` lets it choose on the whole-photo view alone.
+    """
 
     name = "agent"
 
-    def __init__(self, model: str | Path | None = None, device: str = "cpu") -> None:
-        from .agents.policy import load_agent
+    def __init__(self, model: str | Path | None = None, device: str = "cpu", *, consensus: bool = True,
+                 crop: float = CONSENSUS_CROP, shrink: float | None = None) -> None:
+        from .agents.policy import CONSENSUS_SHRINK, load_agent
 
         self.policy = load_agent(model, device)
         self.model_path = str(model) if model else "bundled default"
+        self.consensus, self.crop = consensus, crop
+        self.shrink = CONSENSUS_SHRINK if shrink is None else shrink
         setup = self.policy.setup()
         super().__init__(view=setup["view"], k=setup["k"], segmentation=setup["segmentation"],
                          refine_radius=setup["refine_radius"], filters=tuple(setup["filters"]))
@@ -123,11 +137,22 @@ class AgentMethod(EditMethod):
     def choose(self, view: torch.Tensor) -> dict:
         return self.policy.choose(view)[0]
 
+    def plan(self, pixels: np.ndarray) -> Plan:
+        if not self.consensus:
+            return super().plan(pixels)
+        from .render import crop_views, make_view
+
+        view = make_view(pixels, self.view)
+        views = torch.cat([view, crop_views(pixels, self.view, self.crop)])
+        return self.plan_from_edit(self.policy.consensus(views, self.shrink), (pixels, view))
+
     def networks(self) -> list[torch.nn.Module]:
         return [self.policy.model]
 
     def describe(self) -> dict:
-        return {"method": self.name, "model": self.model_path}
+        views = {"views": "consensus", "crop": self.crop, "shrink": self.shrink} if self.consensus else \
+            {"views": "whole photo"}
+        return {"method": self.name, "model": self.model_path, **views}
 
 
 class ModelFreeMethod(EditMethod):
@@ -305,8 +330,9 @@ METHODS: dict[str, Callable[..., Method]] = {
 }
 
 
-def load_method(name: str, model: str | Path | None = None, device: str = "cpu") -> Method:
-    """The method ``name`` of :data:`METHODS` with its model (``None``: the bundled default)."""
+def load_method(name: str, model: str | Path | None = None, device: str = "cpu", **options) -> Method:
+    """The method ``name`` of :data:`METHODS` with its model (``None``: the bundled default) and the method's
+    own keyword ``options`` (e.g. the agent's ``consensus``)."""
     if name not in METHODS:
         raise ValueError(f"unknown method {name!r}; choose from {', '.join(METHODS)}")
-    return METHODS[name](model, device)
+    return METHODS[name](model, device, **options)

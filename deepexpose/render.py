@@ -48,7 +48,7 @@ from .kernels import STAGE_AFFINE, STAGE_NONE, STAGE_SHAPED, code_tile, view_dow
 from .lut import ColorLUT, bake_pipeline, quantize_codes, torch_single_threaded
 from .segment import segment
 
-__all__ = ["RowUpsampler", "guided_coefficients", "make_view", "render_edit", "upsample_rows"]
+__all__ = ["RowUpsampler", "crop_views", "guided_coefficients", "make_view", "render_edit", "upsample_rows"]
 
 GAIN_LEVELS = 65536
 """Entries of the table indexed by ``sqrt(lin * gain)`` (nearest entry; the error is below 0.05/255)."""
@@ -121,6 +121,26 @@ def make_view(pixels: np.ndarray, size: int = 64, *, threads: int | None = None)
     with torch_single_threaded():
         return F.interpolate(down, size=(size, size), mode="bilinear", antialias=True,
                              align_corners=False).clamp(0, 1).contiguous()
+
+
+def crop_views(pixels: np.ndarray, size: int = 64, fraction: float = 0.6) -> Tensor:
+    """``5 x 3 x size x size``: the views of five crops of the photo, its four corners and its centre, each
+    ``fraction`` of the photo's height and width (so of its aspect, squashed as :func:`make_view` squashes the
+    whole photo).
+
+    The crops are cut from one ``4 size x 4 size`` view of the photo and resized as ``to_view`` resizes, so a
+    photo of any size costs one pass over its pixels.
+    """
+    if not 0.0 < fraction <= 1.0:
+        raise ValueError(f"fraction must be in (0, 1], got {fraction}")
+    base = make_view(pixels, 4 * size)
+    n = base.shape[-1]
+    c = max(1, round(fraction * n))
+    corners = [(0, 0), (0, n - c), (n - c, 0), (n - c, n - c), ((n - c) // 2, (n - c) // 2)]
+    crops = torch.cat([base[..., t:t + c, l:l + c] for t, l in corners])
+    with torch_single_threaded():
+        return F.interpolate(crops, size=(size, size), mode="bilinear", antialias=True,
+                             align_corners=False).clamp(0, 1)
 
 
 def _antialias_weights(n_in: int, n_out: int) -> tuple[np.ndarray, np.ndarray]:

@@ -54,10 +54,12 @@ Corrector = Callable[[np.ndarray], np.ndarray]
 # --------------------------------------------------------------------------------------------- correctors
 
 
-def method_corrector(name: str, model: str) -> Corrector:
+def method_corrector(name: str, model: str, single_view: bool = False) -> Corrector:
+    """A method of ``deepexpose enhance`` as a corrector (``single_view``: the agent's ``--single-view``)."""
     from deepexpose.methods import load_method
 
-    method = load_method(name, None if name in MODEL_FREE else (model or None))
+    options = {"consensus": not single_view} if name == "agent" else {}
+    method = load_method(name, None if name in MODEL_FREE else (model or None), **options)
     return lambda px: method.plan(px).render(px, 1.0)
 
 
@@ -176,6 +178,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--methods", default="agent,classic",
                    help="comma-separated deepexpose methods (agent, classic, identity, classifier, histogram, cgan)")
     p.add_argument("--model", default="", help="model file for the methods that take one (default: bundled)")
+    p.add_argument("--single-view", action="store_true", help="the agent chooses on the whole-photo view alone")
     p.add_argument("--tools", default="aaphoto,imagemagick",
                    help="external tools to compare with (aaphoto, imagemagick; '' for none)")
     p.add_argument("--errors", default=",".join(UNSEEN_ERRORS),
@@ -217,7 +220,7 @@ def main(argv: list[str] | None = None) -> int:
         correctors: dict[str, Corrector] = {}
         for name in methods:
             try:
-                correctors[name] = method_corrector(name, args.model)
+                correctors[name] = method_corrector(name, args.model, args.single_view)
             except (FileNotFoundError, ValueError, RuntimeError) as e:
                 notes.append(f"method {name} skipped: {e}")
         if "aaphoto" in tools:

@@ -1,6 +1,7 @@
-"""Shared fixtures: tiny images made by the tests themselves, the devices to run on, a tiny trained agent and
-running a script of ``scripts/`` as ``python SCRIPT ARGS``."""
+"""Shared fixtures: tiny images made by the tests themselves, the devices to run on, a tiny trained agent, a small
+exported agent, and running (or importing) a script of ``scripts/``."""
 
+import importlib.util
 import json
 import runpy
 import sys
@@ -72,3 +73,27 @@ def run_script(monkeypatch, capsys):
         text = capsys.readouterr().out
         return json.loads(text[text.index("{"):])
     return run
+
+
+@pytest.fixture
+def agent_model(tmp_path):
+    """A small agent with non-zero actor weights, exported like the bundled model."""
+    from deepexpose.agents.checkpoint import save_checkpoint
+    from deepexpose.agents.networks import ActorCritic
+    from deepexpose.agents.policy import KIND
+    from deepexpose.filters import DEFAULT_GLOBAL_FILTERS
+
+    torch.manual_seed(0)
+    model = ActorCritic(steps=4, action_dim=16, hidden=32)
+    torch.nn.init.normal_(model.actor.weight, std=0.3)
+    meta = {"kind": KIND, "model": model.config(), "k": 3, "view": 64, "segmentation": "luminosity",
+            "refine_radius": 0, "filters": list(DEFAULT_GLOBAL_FILTERS)}
+    return save_checkpoint(tmp_path / "model" / "agent.safetensors", modules={"policy": model}, meta=meta)
+
+
+def load_script(name: str):
+    """``scripts/NAME`` imported as a module (its functions, without running its ``main``)."""
+    spec = importlib.util.spec_from_file_location(Path(name).stem, SCRIPTS / name)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

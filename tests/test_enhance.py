@@ -14,9 +14,6 @@ import pytest
 import torch
 from PIL import Image
 
-from deepexpose.agents.checkpoint import save_checkpoint
-from deepexpose.agents.networks import ActorCritic
-from deepexpose.agents.policy import KIND
 from deepexpose.enhance import EnhanceConfig, collect_jobs, enhance_paths
 from deepexpose.io import read_image
 from deepexpose.lut import read_cube
@@ -48,18 +45,6 @@ def digest(folder):
 
 def cfg(out, **kw):
     return EnhanceConfig(out=str(out), progress=False, **{"method": "classic", **kw})
-
-
-@pytest.fixture
-def agent_model(tmp_path):
-    """A small agent with non-zero actor weights, exported like the bundled model."""
-    torch.manual_seed(0)
-    model = ActorCritic(steps=4, action_dim=16, hidden=32)
-    torch.nn.init.normal_(model.actor.weight, std=0.3)
-    meta = {"kind": KIND, "model": model.config(), "k": 3, "view": 64, "segmentation": "luminosity",
-            "refine_radius": 0, "filters": ["white_balance", "exposure", "levels", "gamma", "contrast",
-                                            "tone_curve", "saturation"]}
-    return save_checkpoint(tmp_path / "model" / "agent.safetensors", modules={"policy": model}, meta=meta)
 
 
 def test_mixed_folder_good_and_bad_inputs(tmp_path):
@@ -152,6 +137,20 @@ def test_sidecar_and_lut(tmp_path, agent_model):
     assert np.allclose(table[8 + 8 * 17 + 8 * 17 * 17], mid, atol=1e-4)
     with pytest.raises(ValueError, match="unknown method"):
         enhance_paths([src], cfg(tmp_path / "o2", method="nonexistent"))
+
+
+def test_single_view_option(tmp_path, agent_model):
+    src = save(tmp_path / "in" / "p.png", photo(8))
+    views = {}
+    for single in (False, True):
+        out = tmp_path / f"out{single}"
+        c = cfg(out, method="agent", model=str(agent_model), sidecar=True, single_view=single)
+        assert enhance_paths([src], c).exit_code == 0
+        views[single] = json.loads((out / "p.png.json").read_text())
+    assert views[False]["views"] == "consensus" and views[True]["views"] == "whole photo"
+    assert views[False]["edit"] != views[True]["edit"]
+    with pytest.raises(ValueError, match="agent only"):
+        enhance_paths([src], cfg(tmp_path / "x", method="classic", single_view=True))
 
 
 def test_skip_existing_overwrite_and_refusal(tmp_path):

@@ -176,6 +176,10 @@ def test_every_bundled_method_runs_and_counts_its_parameters(tmp_path):
         assert result["parameters"][m] > 1000
     assert result["parameters"]["identity"] == result["parameters"]["classic"] == 0
     assert (tmp_path / "out" / "contact_sheet.png").is_file()
+    assert result["methods"]["agent"]["views"] == "consensus"
+    single = run_evaluation(cfg(tmp_path, dataset="synthetic", root=str(photos), methods="agent",
+                                single_view=True, out=str(tmp_path / "single")))
+    assert single["methods"]["agent"]["views"] == "whole photo"
 
 
 # --------------------------------------------------------------------------------------------- bad input

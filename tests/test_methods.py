@@ -134,3 +134,27 @@ def test_parameter_count_is_the_number_of_learned_weights():
     assert cgan.parameter_count() != agent.parameter_count()
     for name in ("classifier", "histogram"):
         assert load_method(name).parameter_count() > 1000
+
+
+def test_agent_method_consensus_and_single_view(agent_model):
+    from deepexpose.agents.policy import CONSENSUS_SHRINK
+    from deepexpose.methods import CONSENSUS_CROP
+    from deepexpose.render import crop_views, make_view
+
+    px = photo_u8(90, 120, seed=3)
+    single = load_method("agent", agent_model, consensus=False)
+    agreed = load_method("agent", agent_model)  # the default: consensus of the whole photo and its crops
+    assert single.describe()["views"] == "whole photo"
+    assert agreed.describe() | {"model": ""} == {"method": "agent", "model": "", "views": "consensus",
+                                                 "crop": CONSENSUS_CROP, "shrink": CONSENSUS_SHRINK}
+    one = single.plan(px)
+    assert one.edit == single.policy.choose(make_view(px, 64))[0]
+    plan = agreed.plan(px)
+    view = make_view(px, 64)
+    views = torch.cat([view, crop_views(px, 64, CONSENSUS_CROP)])
+    assert plan.edit == agreed.policy.consensus(views, CONSENSUS_SHRINK)
+    assert plan.edit != one.edit and plan.params["views"] == "consensus"
+    out = plan.render(px, 1.0)
+    assert out.shape == px.shape and out.dtype == np.uint8
+    with pytest.raises(TypeError):
+        load_method("classic", consensus=False)  # not an option of the other methods

@@ -14,7 +14,8 @@ from deepexpose.filters import FilterPipeline
 from deepexpose.fusion import guided_upsample
 from deepexpose.io import quantize
 from deepexpose.lut import torch_single_threaded
-from deepexpose.render import RowUpsampler, guided_coefficients, make_view, render_edit, upsample_rows
+from deepexpose.render import (RowUpsampler, crop_views, guided_coefficients, make_view, render_edit,
+                               upsample_rows)
 from deepexpose.segment import segment
 
 PIPE = FilterPipeline()
@@ -258,3 +259,28 @@ def test_a_view_made_beforehand_is_reused(monkeypatch):
     np.testing.assert_array_equal(render_edit(a, edit, view_image=view), expected)
     with pytest.raises(ValueError, match="view_image"):
         render_edit(a, edit, view_image=view[..., :32, :32])
+
+
+def smooth_photo(h: int, w: int) -> np.ndarray:
+    y, x = np.mgrid[0:h, 0:w].astype(np.float32)
+    r = 0.5 + 0.4 * np.sin(x / w * 5) * np.cos(y / h * 3)
+    g = 0.2 + 0.6 * x / w
+    b = 0.3 + 0.5 * (y / h) ** 2
+    return (np.stack([r, g, b], 2) * 255).round().astype(np.uint8)
+
+
+def test_crop_views_are_views_of_crops():
+    px = smooth_photo(300, 420)
+    views = crop_views(px, 32, 0.5)
+    assert views.shape == (5, 3, 32, 32) and views.dtype == torch.float32
+    photo = torch.from_numpy(px).permute(2, 0, 1)[None].float() / 255
+    crops = [photo[..., :150, :210], photo[..., :150, 210:], photo[..., 150:, :210], photo[..., 150:, 210:],
+             photo[..., 75:225, 105:315]]  # the corners and the centre
+    for i, crop in enumerate(crops):
+        diff = (views[i] - to_view(crop, 32)[0]).abs()
+        assert diff.mean() < 2e-3 and diff.max() < 0.02, i
+    others = crop_views(px, 32, 1.0)  # crops as large as the photo: five copies of its view
+    assert (others - make_view(px, 32)).abs().max() < 0.02
+    for bad in (0.0, 1.5):
+        with pytest.raises(ValueError, match="fraction"):
+            crop_views(px, 32, bad)

@@ -7,8 +7,9 @@ import torch
 
 from deepexpose.agents.checkpoint import save_checkpoint
 from deepexpose.agents.networks import ActorCritic
-from deepexpose.agents.policy import KIND, export_agent, load_agent
+from deepexpose.agents.policy import KIND, consensus_action, export_agent, load_agent
 from deepexpose.agents.train import TrainConfig, actor_critic_act, run_policy
+from deepexpose.video import _numeric_leaves
 from deepexpose.envs import EditCore
 
 
@@ -57,3 +58,48 @@ def test_load_errors(tmp_path):
     with pytest.raises(ValueError, match="views must be"):
         agent.choose(torch.rand(1, 3, 32, 32))
     assert actor_critic_act(model) is not None
+
+
+def test_consensus_action_is_positive_part_james_stein():
+    one = torch.tensor([[0.5, 0.2, -0.4, 0.0]])
+    assert torch.equal(consensus_action(one), one)  # a single view: its own action
+    assert torch.allclose(consensus_action(one.repeat(4, 1)), one)  # views that agree: their action
+    two = torch.tensor([[0.6, 0.3], [0.4, -0.3]])
+    # column 0: mean 0.5, unbiased variance 0.02 -> 0.5 * (1 - 0.02 / 0.25) = 0.46; column 1: mean 0
+    assert torch.allclose(consensus_action(two, shrink=1.0), torch.tensor([[0.46, 0.0]]))
+    assert torch.allclose(consensus_action(two, shrink=0.0), torch.tensor([[0.5, 0.0]]))  # the plain mean
+    assert torch.allclose(consensus_action(two, shrink=2.0), torch.tensor([[0.42, 0.0]]))
+    # a spread as large as the mean: exactly "change nothing"
+    assert consensus_action(torch.tensor([[0.2], [0.0]]), shrink=1.0).item() == 0.0
+    with pytest.raises(ValueError, match="N x A"):
+        consensus_action(torch.zeros(4))
+    with pytest.raises(ValueError, match="shrink"):
+        consensus_action(two, shrink=-1.0)
+
+
+def leaves(edit):
+    return {path: torch.tensor(value, dtype=torch.float64) for path, value in _numeric_leaves(edit)}
+
+
+def assert_same_edit(a, b, atol=1e-5):
+    la, lb = leaves(a), leaves(b)
+    assert la.keys() == lb.keys()
+    for path in la:
+        assert torch.allclose(la[path], lb[path], atol=atol), path
+
+
+def test_consensus_edit(tmp_path):
+    training_checkpoint(tmp_path / "m.safetensors")
+    agent = load_agent(tmp_path / "m.safetensors")
+    views = torch.rand(4, 3, 64, 64, generator=torch.Generator().manual_seed(2))
+    # identical views: the edit chosen on one of them
+    assert_same_edit(agent.consensus(views[:1].repeat(5, 1, 1, 1)), agent.choose(views[:1])[0])
+    # views that disagree on everything, shrunk hard: the edit of all-zero actions ("change nothing")
+    _, nothing = run_policy(lambda obs: torch.zeros(len(obs["step"]), agent.core.action_dim), agent.core, views)
+    assert_same_edit(agent.consensus(views, shrink=1e9), nothing[0])
+    # otherwise every view counts: the agreed edit is none of theirs
+    agreed = agent.consensus(views[:2], shrink=0.0)
+    for own in agent.choose(views[:2]):
+        assert any(not torch.allclose(leaves(agreed)[k], v, atol=1e-4) for k, v in leaves(own).items())
+    with pytest.raises(ValueError, match="views must be"):
+        agent.consensus(torch.rand(2, 3, 32, 32))

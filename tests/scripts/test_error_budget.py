@@ -1,21 +1,12 @@
 """``scripts/error_budget.py``: partial oracles, predictability of each error, and the agent's answers."""
 
-import importlib.util
 import math
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
-SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "error_budget.py"
-
-
-def _module():
-    spec = importlib.util.spec_from_file_location("error_budget", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from conftest import load_script
 
 
 def _textured(n, seed=0):
@@ -29,7 +20,7 @@ def _textured(n, seed=0):
 
 
 def test_detuned_views_skip_undoes_exactly_those_errors():
-    eb = _module()
+    eb = load_script("error_budget.py")
     photos = _textured(3)
     x, t, errors = eb.detuned_views(photos, 8, seed=1, size=16)
     undone, t2, errors2 = eb.detuned_views(photos, 8, seed=1, size=16, skip=("exposure", "white_balance",
@@ -45,7 +36,7 @@ def test_detuned_views_skip_undoes_exactly_those_errors():
 
 
 def test_partial_oracles_improve_as_more_is_undone():
-    eb = _module()
+    eb = load_script("error_budget.py")
     r = eb.partial_oracles(_textured(4), 24, seed=2, size=16)
     assert list(r) == list(eb.UNDONE)
     psnrs = [v["psnr"] for v in r.values()]
@@ -57,7 +48,7 @@ def test_partial_oracles_improve_as_more_is_undone():
 def test_an_error_the_statistics_reveal_is_predicted_and_one_they_hide_is_not():
     """On flat grey photos the white-balance error is the photo's only cast: R^2 near 1. A random number that
     changes nothing in the photo cannot be predicted: R^2 near 0 or below."""
-    eb = _module()
+    eb = load_script("error_budget.py")
     greys = [torch.full((3, 40, 48), v) for v in (0.3, 0.4, 0.5, 0.6)]
     xa, _, ea = eb.detuned_views(greys, 200, seed=3, size=16, ranges=[("white_balance", "temperature", -1, 1)],
                                  p_each=1.0)
@@ -73,7 +64,7 @@ def test_an_error_the_statistics_reveal_is_predicted_and_one_they_hide_is_not():
 
 
 def test_agent_answers_measure_slope_and_correlation():
-    eb = _module()
+    eb = load_script("error_budget.py")
     greys = [torch.full((3, 40, 48), v) for v in (0.3, 0.45, 0.6)]
 
     def undo_half(views):  # reads the cast back from the red-blue balance and corrects half of it

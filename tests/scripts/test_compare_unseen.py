@@ -1,0 +1,34 @@
+"""``scripts/compare_unseen.py``: methods and auto tools on held-out photos with errors no model trained for."""
+
+import json
+
+import numpy as np
+
+from conftest import load_script
+
+
+def test_agent_rows_with_and_without_consensus(tmp_path):
+    compare = load_script("compare_unseen.py")
+    rows = {}
+    for single in (False, True):
+        out = tmp_path / f"single{single}.json"
+        args = ["--methods", "agent,identity", "--tools", "", "--errors", "untouched,falloff", "--limit", "1",
+                "--no-library", "--size", "64", "--out", str(out)] + (["--single-view"] if single else [])
+        assert compare.main(args) == 0
+        result = json.loads(out.read_text())
+        assert result["settings"]["single_view"] is single and len(result["cases"]) == 2
+        rows[single] = result["cases"]
+        untouched = next(c for c in result["cases"] if c["error"] == "untouched")
+        assert untouched["scores"]["identity"]["psnr"] >= 100 and untouched["scores"]["input"]["psnr"] >= 100
+    # the same photos and errors either way; the agent's answers are its own
+    assert [c["params"] for c in rows[False]] == [c["params"] for c in rows[True]]
+    assert any(a["scores"]["agent"] != b["scores"]["agent"] for a, b in zip(rows[False], rows[True], strict=True))
+
+
+def test_method_corrector_leaves_its_input_alone():
+    compare = load_script("compare_unseen.py")
+    px = (np.random.default_rng(0).random((32, 48, 3)) * 255).astype(np.uint8)
+    px.setflags(write=False)
+    for single in (False, True):
+        out = compare.method_corrector("agent", "", single)(px)
+        assert out.shape == px.shape and out.dtype == np.uint8
