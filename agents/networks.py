@@ -21,20 +21,24 @@ QUANTILES = (0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99)
 
 
 def sort_rows(values: Tensor) -> Tensor:
-    """``values.sort(dim=-1).values``. On the CPU, where no gradient is wanted, numpy sorts (its vectorised sort
-    is about ten times faster than torch's on rows of a few thousand values); the result is the same."""
-    if values.device.type == "cpu" and not (values.requires_grad and torch.is_grad_enabled()):
+    """``values.sort(dim=-1).values``. On the CPU, for float32/float64 rows where no gradient is wanted, numpy
+    sorts (its vectorised sort is about ten times faster than torch's on rows of a few thousand values); the
+    result is the same."""
+    if (values.device.type == "cpu" and values.dtype in (torch.float32, torch.float64)
+            and not (values.requires_grad and torch.is_grad_enabled())):
         return torch.from_numpy(np.sort(values.detach().numpy(), axis=-1))
     return values.sort(dim=-1).values
 
 
 def quantiles(values: Tensor, q: Sequence[float]) -> Tensor:
     """``... x len(q)`` quantiles of each row of ``values``, computed exactly as ``torch.quantile`` (linear
-    interpolation between the sorted values at ``floor`` and ``ceil`` of ``q (n - 1)``), on :func:`sort_rows`."""
+    interpolation between the sorted values at ``floor`` and ``ceil`` of ``q (n - 1)``; NaN for a row holding a
+    NaN), on :func:`sort_rows`."""
     ranks = torch.tensor(q, dtype=values.dtype, device=values.device) * (values.shape[-1] - 1)
     below = ranks.long()
     ordered = sort_rows(values)
-    return torch.lerp(ordered[..., below], ordered[..., ranks.ceil().long()], ranks - below)
+    out = torch.lerp(ordered[..., below], ordered[..., ranks.ceil().long()], ranks - below)
+    return torch.where(values.isnan().any(-1, keepdim=True), torch.nan, out)
 
 
 def image_stats(image: Tensor) -> Tensor:
@@ -58,11 +62,13 @@ def order_statistics(values: Tensor, ranks: Tensor) -> Tensor:
     counting instead (a 256-bin histogram per row; the value at sorted position ``r`` is the first level with
     more than ``r`` values at or below it), several times faster than sorting; exactly equal either way.
     """
+    if ranks.ndim != 1:
+        raise ValueError(f"ranks must be one-dimensional, got shape {tuple(ranks.shape)}")
     codes = (values * 255).round()
     if values.numel() and codes.min() >= 0 and codes.max() <= 255 and torch.equal(codes / 255, values):
-        counts = torch.zeros(*values.shape[:-1], 256, dtype=values.dtype, device=values.device)
-        at_or_below = counts.scatter_add_(-1, codes.long(), torch.ones_like(values)).cumsum(-1)
-        level = (at_or_below.unsqueeze(-2) <= ranks.view(-1, 1).to(values.dtype)).sum(-1)
+        counts = torch.zeros(*values.shape[:-1], 256, dtype=torch.int64, device=values.device)
+        at_or_below = counts.scatter_add_(-1, codes.long(), torch.ones_like(codes, dtype=torch.int64)).cumsum(-1)
+        level = (at_or_below.unsqueeze(-2) <= ranks.view(-1, 1)).sum(-1)
         return level.to(values.dtype) / 255
     return sort_rows(values)[..., ranks]
 

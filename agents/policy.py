@@ -40,14 +40,15 @@ def consensus_action(actions: Tensor, shrink: float = CONSENSUS_SHRINK) -> Tenso
 
         a = mean * clamp(1 - shrink * var / mean^2, 0, 1)
 
-    the positive-part James-Stein estimator (James & Stein 1961; Efron & Morris 1973) with the spread of the
-    views (unbiased variance) standing in for the noise of the estimate. A parameter the views agree on keeps
-    its mean; one whose spread is as large as its mean (``shrink`` 1) becomes exactly 0. One view: its action.
+    a per-parameter shrinkage in the manner of the positive-part James-Stein estimator (James & Stein 1961;
+    Efron & Morris 1973), with the spread of the views (their unbiased variance) standing in for the noise. A
+    parameter the views agree on keeps its mean; one whose spread is at least the mean's size over
+    ``sqrt(shrink)`` becomes exactly 0. One view: its action.
     """
     if actions.ndim != 2 or actions.shape[0] < 1:
         raise ValueError(f"actions must be N x A with N >= 1, got {tuple(actions.shape)}")
-    if shrink < 0:
-        raise ValueError(f"shrink must be >= 0, got {shrink}")
+    if not 0 <= shrink < float("inf"):
+        raise ValueError(f"shrink must be finite and >= 0, got {shrink}")
     mean = actions.mean(0, keepdim=True)
     if actions.shape[0] == 1 or shrink == 0:
         return mean
@@ -96,7 +97,11 @@ class AgentPolicy:
         """One edit for ``N x 3 x view x view`` views of the same photo (e.g. the whole photo and crops of it):
         the episodes run side by side, and at every step each view gets the :func:`consensus_action` of the
         actions chosen on all of them, so later steps see the result of the agreed earlier ones. Identical
-        views give exactly :meth:`choose`'s edit."""
+        views give :meth:`choose`'s edit (up to float rounding of the mean).
+
+        The local exposure of step ``k`` is that of luminosity sub-image ``k``, whose bands each view sets at
+        its own luminance quantiles: the views agree on "the darkest third of what each of them sees", which
+        for a crop is not exactly the darkest third of the whole photo."""
         def act(obs: dict[str, Tensor]) -> Tensor:
             actions = self.model(obs_to_float(obs))[0]
             return consensus_action(actions, shrink).expand_as(actions)

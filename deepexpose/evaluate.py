@@ -323,6 +323,8 @@ def run_evaluation(cfg: EvaluateConfig) -> dict:
         raise ValueError(f"--methods lists a method twice: {cfg.methods}")
     if cfg.size < 0 or cfg.limit < 0 or cfg.sheet < 0:
         raise ValueError("--size, --limit and --sheet must be >= 0")
+    if cfg.single_view and "agent" not in methods:
+        raise ValueError("--single-view applies to the agent, which --methods does not list")
     models = _parse_models(cfg.models, methods)
     out = Path(cfg.out)
     if (out / "results.json").exists() and not cfg.overwrite:

@@ -126,10 +126,14 @@ class AgentMethod(EditMethod):
                  crop: float = CONSENSUS_CROP, shrink: float | None = None) -> None:
         from .agents.policy import CONSENSUS_SHRINK, load_agent
 
-        self.policy = load_agent(model, device)
-        self.model_path = str(model) if model else "bundled default"
         self.consensus, self.crop = consensus, crop
         self.shrink = CONSENSUS_SHRINK if shrink is None else shrink
+        if not 0.0 < crop <= 1.0:
+            raise ValueError(f"crop must be in (0, 1], got {crop}")
+        if not 0.0 <= self.shrink < float("inf"):
+            raise ValueError(f"shrink must be finite and >= 0, got {self.shrink}")
+        self.policy = load_agent(model, device)
+        self.model_path = str(model) if model else "bundled default"
         setup = self.policy.setup()
         super().__init__(view=setup["view"], k=setup["k"], segmentation=setup["segmentation"],
                          refine_radius=setup["refine_radius"], filters=tuple(setup["filters"]))

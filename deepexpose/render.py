@@ -123,7 +123,7 @@ def make_view(pixels: np.ndarray, size: int = 64, *, threads: int | None = None)
                              align_corners=False).clamp(0, 1).contiguous()
 
 
-def crop_views(pixels: np.ndarray, size: int = 64, fraction: float = 0.6) -> Tensor:
+def crop_views(pixels: np.ndarray, size: int, fraction: float) -> Tensor:
     """``5 x 3 x size x size``: the views of five crops of the photo, its four corners and its centre, each
     ``fraction`` of the photo's height and width (so of its aspect, squashed as :func:`make_view` squashes the
     whole photo).

@@ -207,6 +207,8 @@ def main(argv: list[str] | None = None) -> int:
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     if bad := [m for m in methods if m not in METHODS]:
         p.error(f"unknown --methods {', '.join(bad)}; choose from {', '.join(METHODS)}")
+    if args.single_view and "agent" not in methods:
+        p.error("--single-view applies to the agent, which --methods does not list")
     tools = [t.strip() for t in args.tools.split(",") if t.strip()]
     if bad := [t for t in tools if t not in ("aaphoto", "imagemagick")]:
         p.error(f"unknown --tools {', '.join(bad)}; choose from aaphoto, imagemagick")

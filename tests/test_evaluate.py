@@ -180,6 +180,9 @@ def test_every_bundled_method_runs_and_counts_its_parameters(tmp_path):
     single = run_evaluation(cfg(tmp_path, dataset="synthetic", root=str(photos), methods="agent",
                                 single_view=True, out=str(tmp_path / "single")))
     assert single["methods"]["agent"]["views"] == "whole photo"
+    with pytest.raises(ValueError, match="single-view"):
+        run_evaluation(cfg(tmp_path, dataset="synthetic", root=str(photos), methods="identity", single_view=True,
+                           out=str(tmp_path / "none")))
 
 
 # --------------------------------------------------------------------------------------------- bad input

@@ -109,6 +109,11 @@ def test_order_statistics_equal_sorting():
     assert torch.equal(order_statistics(few, ranks), few.sort(-1).values[..., ranks])
     for other in (torch.rand(4, 3, 1000, generator=g), levels * 2 - 0.5):  # not 8-bit levels in [0, 1]: sorted
         assert torch.equal(order_statistics(other, ranks), other.sort(-1).values[..., ranks])
+    half = (torch.randint(0, 256, (2, 4096), generator=g).float() / 255).half()  # counts beyond float16's 2048
+    wide = torch.tensor([0, 2047, 2049, 4095])
+    assert torch.equal(order_statistics(half, wide), half.sort(-1).values[..., wide])
+    with pytest.raises(ValueError, match="one-dimensional"):
+        order_statistics(levels, ranks.view(2, 3))
 
 
 def test_sort_rows_and_quantiles_equal_torch():
@@ -119,6 +124,11 @@ def test_sort_rows_and_quantiles_equal_torch():
         assert torch.equal(sort_rows(x), x.sort(-1).values)
         expected = torch.quantile(x, torch.tensor(q), dim=-1).movedim(0, -1)
         assert torch.equal(quantiles(x, q), expected)
+    holes = torch.rand(3, 20, generator=g)
+    holes[1, 4] = float("nan")  # a row holding a NaN: NaN quantiles, as torch.quantile gives
+    assert torch.equal(quantiles(holes, q).isnan(), torch.quantile(holes, torch.tensor(q), dim=-1).T.isnan())
+    assert torch.equal(sort_rows(torch.tensor([[3.0, 1.0, 2.0]], dtype=torch.bfloat16)),
+                       torch.tensor([[1.0, 2.0, 3.0]], dtype=torch.bfloat16))  # a dtype numpy lacks: torch sorts
     leaf = torch.rand(3, 50, generator=g, requires_grad=True)  # with a gradient wanted: torch's sort, which has one
     quantiles(leaf, q).sum().backward()
     assert leaf.grad is not None and leaf.grad.sum().item() == pytest.approx(3 * len(q))

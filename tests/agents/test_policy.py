@@ -69,12 +69,13 @@ def test_consensus_action_is_positive_part_james_stein():
     assert torch.allclose(consensus_action(two, shrink=1.0), torch.tensor([[0.46, 0.0]]))
     assert torch.allclose(consensus_action(two, shrink=0.0), torch.tensor([[0.5, 0.0]]))  # the plain mean
     assert torch.allclose(consensus_action(two, shrink=2.0), torch.tensor([[0.42, 0.0]]))
-    # a spread as large as the mean: exactly "change nothing"
+    # a spread larger than the mean: exactly "change nothing"
     assert consensus_action(torch.tensor([[0.2], [0.0]]), shrink=1.0).item() == 0.0
     with pytest.raises(ValueError, match="N x A"):
         consensus_action(torch.zeros(4))
-    with pytest.raises(ValueError, match="shrink"):
-        consensus_action(two, shrink=-1.0)
+    for bad in (-1.0, float("nan"), float("inf")):
+        with pytest.raises(ValueError, match="shrink"):
+            consensus_action(two, shrink=bad)
 
 
 def leaves(edit):

@@ -25,6 +25,15 @@ def test_agent_rows_with_and_without_consensus(tmp_path):
     assert any(a["scores"]["agent"] != b["scores"]["agent"] for a, b in zip(rows[False], rows[True], strict=True))
 
 
+def test_single_view_needs_the_agent(tmp_path):
+    import pytest
+
+    with pytest.raises(SystemExit):
+        load_script("compare_unseen.py").main(["--methods", "identity", "--single-view", "--tools", "",
+                                               "--out", str(tmp_path / "x.json")])
+    assert not (tmp_path / "x.json").exists()
+
+
 def test_method_corrector_leaves_its_input_alone():
     compare = load_script("compare_unseen.py")
     px = (np.random.default_rng(0).random((32, 48, 3)) * 255).astype(np.uint8)
