@@ -26,12 +26,9 @@ import torch
 from deepexpose.agents.train import TrainConfig, good_photo_split, selection_score
 from deepexpose.config import from_dict
 from deepexpose.data.synthetic import apply_case, case_seed
+from deepexpose.io import from_tensor, quantize
 from deepexpose.methods import AgentMethod, Method
 from deepexpose.metrics import PSNR_CAP, delta_e2000, psnr
-
-
-def _codes(photo: torch.Tensor) -> np.ndarray:
-    return (photo.permute(1, 2, 0).clamp(0, 1).numpy() * 255).round().astype(np.uint8)
 
 
 def validation_cases(photos: list[torch.Tensor], draws: int, seed: int) -> list[tuple[str, np.ndarray, np.ndarray]]:
@@ -39,10 +36,10 @@ def validation_cases(photos: list[torch.Tensor], draws: int, seed: int) -> list[
     each draw seeded by ``(seed, photo index, case)`` alone."""
     out = []
     for p, photo in enumerate(photos):
-        target = _codes(photo)
+        target = quantize(from_tensor(photo), 8)
         for d in range(draws):
             g = torch.Generator().manual_seed(case_seed(seed, f"validation{p}.{d}", "basic"))
-            out.append(("basic", _codes(apply_case(photo.unsqueeze(0), "basic", g)[0][0]), target))
+            out.append(("basic", quantize(from_tensor(apply_case(photo.unsqueeze(0), "basic", g)[0]), 8), target))
         out.append(("untouched", target, target))
     return out
 
