@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .device import resolve_device
-from .io import SUPPORTED_EXTENSIONS, ImageIOError, atomic_write_bytes, is_image_file, read_image, write_image
+from .io import SUPPORTED_EXTENSIONS, ImageIOError, atomic_write_bytes, read_image, write_image
 from .methods import Method, load_method
 
 VIDEO_EXTENSIONS = frozenset({".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v"})

@@ -187,8 +187,22 @@ def test_jobs_two_processes(tmp_path):
     (src / "bad.png").write_bytes(b"nope")
     s = enhance_paths([src], cfg(tmp_path / "par", jobs=2))
     serial = enhance_paths([src], cfg(tmp_path / "ser"))
-    assert s.count("done") == 3 and s.count("failed") == 1
+    assert s.count("done") == serial.count("done") == 3 and s.count("failed") == serial.count("failed") == 1
     assert digest(tmp_path / "par") == digest(tmp_path / "ser")
+
+
+def test_jobs_two_processes_get_the_agents_options(tmp_path, agent_model):
+    src = tmp_path / "in"
+    for i in range(2):
+        save(src / f"{i}.png", photo(i))
+    for single in (False, True):
+        options = {"method": "agent", "model": str(agent_model), "sidecar": True, "single_view": single}
+        assert enhance_paths([src], cfg(tmp_path / f"par{single}", jobs=2, **options)).count("done") == 2
+        assert enhance_paths([src], cfg(tmp_path / f"ser{single}", **options)).count("done") == 2
+        assert digest(tmp_path / f"par{single}") == digest(tmp_path / f"ser{single}")
+        side = json.loads((tmp_path / f"par{single}" / "0.png.json").read_text())
+        assert side["views"] == ("whole photo" if single else "consensus")
+    assert digest(tmp_path / "parTrue") != digest(tmp_path / "parFalse")
 
 
 def test_metadata_round_trips(tmp_path):
