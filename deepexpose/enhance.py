@@ -19,7 +19,7 @@ from pathlib import Path
 
 from .device import resolve_device
 from .io import SUPPORTED_EXTENSIONS, ImageIOError, atomic_write_bytes, read_image, write_image
-from .methods import Method, load_method
+from .methods import Method, load_method, view_options
 
 VIDEO_EXTENSIONS = frozenset({".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v"})
 OUTPUT_FORMATS = {"jpg": ".jpg", "jpeg": ".jpg", "png": ".png", "tiff": ".tif", "tif": ".tif", "webp": ".webp"}
@@ -246,8 +246,8 @@ def run_job(method: Method, job: Job, cfg: EnhanceConfig) -> Outcome:
 def _load(cfg: EnhanceConfig) -> Method:
     if cfg.single_view and cfg.method != "agent":
         raise ValueError(f"--single-view applies to the agent only, not to --method {cfg.method}")
-    options = {"consensus": not cfg.single_view} if cfg.method == "agent" else {}
-    return load_method(cfg.method, cfg.model or None, str(resolve_device(cfg.device)), **options)
+    return load_method(cfg.method, cfg.model or None, str(resolve_device(cfg.device)),
+                       **view_options(cfg.method, cfg.single_view))
 
 
 _WORKER: tuple[Method, EnhanceConfig] | None = None

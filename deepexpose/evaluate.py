@@ -312,7 +312,7 @@ def run_evaluation(cfg: EvaluateConfig) -> dict:
     """Evaluate every method of ``cfg`` on its dataset and write the reports (see the module docstring).
     Returns the record written to ``results.json`` (plus ``"table"``, the Markdown)."""
     from .io import atomic_write_bytes, write_image
-    from .methods import METHODS, load_method
+    from .methods import METHODS, load_method, view_options
 
     methods = [m.strip() for m in cfg.methods.split(",") if m.strip()]
     if not methods:
@@ -342,8 +342,7 @@ def run_evaluation(cfg: EvaluateConfig) -> dict:
     device = str(resolve_device(cfg.device))
     loaded, parameters, described = {}, {}, {}
     for m in methods:
-        options = {"consensus": not cfg.single_view} if m == "agent" else {}
-        method = load_method(m, models.get(m), device, **options)
+        method = load_method(m, models.get(m), device, **view_options(m, cfg.single_view))
         warm = np.full((64, 64, 3), 128, np.uint8)
         method.plan(warm).render(warm, 1.0)  # first calls allocate and compile: keep them out of the timing
         loaded[m], parameters[m], described[m] = method, method.parameter_count(), method.describe()

@@ -334,6 +334,12 @@ METHODS: dict[str, Callable[..., Method]] = {
 }
 
 
+def view_options(name: str, single_view: bool) -> dict:
+    """The keyword options of :func:`load_method` that ``--single-view`` stands for: the agent's ``consensus``
+    (other methods have none)."""
+    return {"consensus": not single_view} if name == "agent" else {}
+
+
 def load_method(name: str, model: str | Path | None = None, device: str = "cpu", **options) -> Method:
     """The method ``name`` of :data:`METHODS` with its model (``None``: the bundled default) and the method's
     own keyword ``options`` (e.g. the agent's ``consensus``)."""

@@ -163,7 +163,7 @@ def bench_speed(path: Path, workdir: Path, repeat: int) -> list[dict]:
 _CHILD = r"""
 import json, resource, sys, time
 from pathlib import Path
-mode, src, dst, edit = sys.argv[1], Path(sys.argv[2]), Path(sys.argv[3]), json.loads(sys.argv[4])
+mode, src, dst, edit, script = sys.argv[1], Path(sys.argv[2]), Path(sys.argv[3]), json.loads(sys.argv[4]), sys.argv[5]
 def peak_mb():
     # VmHWM starts afresh with the new program; ru_maxrss would keep the parent's peak across fork + exec
     try:
@@ -177,11 +177,11 @@ import numpy, PIL.Image
 if mode != "pillow":
     import torch
     from deepexpose.io import read_image, write_image
-    from deepexpose.methods import AgentMethod
-    class FixedEditAgent(AgentMethod):  # plans as the agent does, renders the local + global edit
-        def plan_from_edit(self, chosen, known_view=None):
-            return super().plan_from_edit(edit, known_view)
-    agent = FixedEditAgent()
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("bench_enhance", script)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    agent = bench.fixed_edit_agent(edit)  # plans as the agent does, renders the local + global edit
 base = peak_mb()
 t0 = time.perf_counter()
 if mode == "pillow":
@@ -200,7 +200,7 @@ def bench_memory(path: Path, workdir: Path) -> list[dict]:
     rows = []
     for mode in ("imports", "pillow", "enhance"):
         cmd = [sys.executable, "-c", _CHILD, mode, str(path), str(workdir / f"mem_{mode}.jpg"),
-               json.dumps(TYPICAL_EDIT)]
+               json.dumps(TYPICAL_EDIT), str(Path(__file__).resolve())]
         res = subprocess.run(cmd, capture_output=True, text=True, check=False)
         if res.returncode != 0:
             raise RuntimeError(f"{mode} child failed:\n{res.stderr}")

@@ -56,10 +56,9 @@ Corrector = Callable[[np.ndarray], np.ndarray]
 
 def method_corrector(name: str, model: str, single_view: bool = False) -> Corrector:
     """A method of ``deepexpose enhance`` as a corrector (``single_view``: the agent's ``--single-view``)."""
-    from deepexpose.methods import load_method
+    from deepexpose.methods import load_method, view_options
 
-    options = {"consensus": not single_view} if name == "agent" else {}
-    method = load_method(name, None if name in MODEL_FREE else (model or None), **options)
+    method = load_method(name, None if name in MODEL_FREE else (model or None), **view_options(name, single_view))
     return lambda px: method.plan(px).render(px, 1.0)
 
 

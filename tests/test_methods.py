@@ -158,6 +158,10 @@ def test_agent_method_consensus_and_single_view(agent_model):
     assert out.shape == px.shape and out.dtype == np.uint8
     with pytest.raises(TypeError):
         load_method("classic", consensus=False)  # not an option of the other methods
+    from deepexpose.methods import view_options
+
+    assert view_options("agent", True) == {"consensus": False} and view_options("agent", False) == {"consensus": True}
+    assert view_options("classic", True) == view_options("cgan", False) == {}
     for bad in ({"crop": 0.0}, {"crop": 1.5}, {"shrink": -1.0}, {"shrink": float("nan")}):
         with pytest.raises(ValueError, match="crop|shrink"):
             load_method("agent", agent_model, **bad)  # refused when loaded, not photo by photo
