@@ -42,7 +42,7 @@ from deepexpose.envs.pool import PairPool
 from deepexpose.io import atomic_write_bytes
 
 from .checkpoint import load_checkpoint, read_meta, save_checkpoint
-from .networks import ActorCritic, obs_to_float
+from .networks import ActorCritic
 from .train import (TrainConfig, build_split_pools, evaluate, make_core, make_model, num_workers, resolve_data,
                     save_config, selection_score)
 
@@ -80,9 +80,9 @@ class SharedAdam(torch.optim.Adam):
 def adpg_loss(model: ActorCritic, core: EditCore, x: Tensor, t: Tensor | None) -> tuple[Tensor, Tensor]:
     """Minus the episode's return, differentiable through the filters; also returns the mean return."""
     core.begin(x, t)
-    total, done = torch.zeros(x.shape[0], device=x.device), False
+    total, done, policy = torch.zeros(x.shape[0], device=x.device), False, model.episode()
     while not done:
-        action, _ = model(obs_to_float(core.observation()))
+        action, _ = policy(core.observation())
         reward, done = core.step(action)
         total = total + reward
     return -total.mean(), total.detach().mean()
@@ -93,9 +93,9 @@ def a3c_loss(model: ActorCritic, core: EditCore, x: Tensor, t: Tensor | None,
     """Advantage actor-critic loss of one batch of episodes (Monte-Carlo returns, value baseline)."""
     core.begin(x, t)
     log_probs, values, rewards, entropies, done = [], [], [], [], False
-    std = model.log_std.exp()
+    std, policy = model.log_std.exp(), model.episode()
     while not done:
-        mean, value = model(obs_to_float(core.observation()))
+        mean, value = policy(core.observation())
         dist = torch.distributions.Normal(mean, std)
         action = (mean + std * torch.randn(mean.shape, generator=generator).to(mean.device)).detach()
         with torch.no_grad():

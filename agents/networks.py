@@ -8,7 +8,7 @@ position-specific flatten). stable-baselines3's default CNN needs >= 36 x 36 inp
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
@@ -39,6 +39,9 @@ def quantiles(values: Tensor, q: Sequence[float]) -> Tensor:
     ordered = sort_rows(values)
     out = torch.lerp(ordered[..., below], ordered[..., ranks.ceil().long()], ranks - below)
     return torch.where(values.isnan().any(-1, keepdim=True), torch.nan, out)
+
+
+IMAGE_STATS_DIM = 32
 
 
 def image_stats(image: Tensor) -> Tensor:
@@ -124,7 +127,7 @@ class ObservationEncoder(nn.Module):
                  colour: bool = False) -> None:
         super().__init__()
         self.steps, self.features_dim, self.use_cnn, self.colour = steps, features_dim, use_cnn, colour
-        stats_dim = 2 * 32 + 5 + steps + (2 * COLOUR_STATS_DIM if colour else 0)
+        stats_dim = 2 * IMAGE_STATS_DIM + 5 + steps + (2 * COLOUR_STATS_DIM if colour else 0)
         cnn_dim = 0
         if use_cnn:
             w = cnn_width
@@ -137,11 +140,18 @@ class ObservationEncoder(nn.Module):
             cnn_dim = 2 * w
         self.mlp = nn.Sequential(nn.Linear(stats_dim + cnn_dim, features_dim), nn.ReLU())
 
-    def forward(self, obs: dict[str, Tensor]) -> Tensor:
+    def input_features(self, inp: Tensor) -> Tensor:
+        """The statistics of the observation's ``input`` (floats), the same at every step of an episode: computed
+        once and passed to :meth:`forward`, they save half the statistics of the later steps."""
+        return torch.cat([image_stats(inp), *([colour_stats(inp)] if self.colour else [])], dim=1)
+
+    def forward(self, obs: dict[str, Tensor], input_features: Tensor | None = None) -> Tensor:
         image, inp, mask, step = obs["image"], obs["input"], obs["mask"], obs["step"]
-        parts = [image_stats(image), image_stats(inp), masked_stats(image, mask), step]
+        if input_features is None:
+            input_features = self.input_features(inp)
+        parts = [image_stats(image), input_features[:, :IMAGE_STATS_DIM], masked_stats(image, mask), step]
         if self.colour:
-            parts += [colour_stats(image), colour_stats(inp)]
+            parts += [colour_stats(image), input_features[:, IMAGE_STATS_DIM:]]
         if self.use_cnn:
             parts.append(self.cnn(torch.cat([image, inp, mask], dim=1)).mean(dim=(2, 3)))
         return self.mlp(torch.cat(parts, dim=1))
@@ -171,10 +181,25 @@ class ActorCritic(nn.Module):
         return {"steps": self.steps, "action_dim": self.action_dim, "hidden": self.hidden, "use_cnn": self.use_cnn,
                 "colour": self.colour, "deadzone": self.deadzone}
 
-    def forward(self, obs: dict[str, Tensor]) -> tuple[Tensor, Tensor]:
-        """Mean action in [-1, 1] (``B x A``) and value (``B``) of float observations."""
-        h = self.trunk(self.encoder(obs))
+    def forward(self, obs: dict[str, Tensor], input_features: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """Mean action in [-1, 1] (``B x A``) and value (``B``) of float observations (``input_features``: see
+        :meth:`ObservationEncoder.input_features`)."""
+        h = self.trunk(self.encoder(obs, input_features))
         return shrink(torch.tanh(self.actor(h)), self.deadzone), self.value(h).view(-1)
+
+    def episode(self) -> Callable[[dict[str, Tensor]], tuple[Tensor, Tensor]]:
+        """This model for the steps of one batch of episodes: uint8 observations -> (mean action, value), with
+        the input's statistics computed at the first step and reused after (an episode's input never changes;
+        the result is exactly that of calling the model on ``obs_to_float`` of each observation)."""
+        cached: list[Tensor] = []
+
+        def step(obs: dict[str, Tensor]) -> tuple[Tensor, Tensor]:
+            floats = obs_to_float(obs)
+            if not cached:
+                cached.append(self.encoder.input_features(floats["input"]))
+            return self(floats, cached[0])
+
+        return step
 
 
 def shrink(action: Tensor, deadzone: float) -> Tensor:

@@ -21,7 +21,7 @@ from deepexpose.envs.core import EditCore
 from deepexpose.filters import DEFAULT_GLOBAL_FILTERS
 
 from .checkpoint import load_checkpoint, read_meta, save_checkpoint
-from .networks import ActorCritic, obs_to_float
+from .networks import ActorCritic
 from .train import run_policy
 
 KIND = "deepexpose-agent"
@@ -102,8 +102,10 @@ class AgentPolicy:
         The local exposure of step ``k`` is that of luminosity sub-image ``k``, whose bands each view sets at
         its own luminance quantiles: the views agree on "the darkest third of what each of them sees", which
         for a crop is not exactly the darkest third of the whole photo."""
+        policy = self.model.episode()
+
         def act(obs: dict[str, Tensor]) -> Tensor:
-            actions = self.model(obs_to_float(obs))[0]
+            actions = policy(obs)[0]
             return consensus_action(actions, shrink).expand_as(actions)
 
         _, edits = run_policy(act, self.core, self._check(views))

@@ -29,7 +29,7 @@ from deepexpose.device import resolve_device
 from deepexpose.envs.core import EditCore
 from deepexpose.envs.pool import PairPool
 
-from .networks import ActorCritic, obs_to_float
+from .networks import ActorCritic
 
 OWN_ALGOS = ("adpg", "a3c")
 SB3_ALGOS = ("a2c", "ppo", "sac", "td3")
@@ -405,8 +405,10 @@ Act = Callable[[dict[str, torch.Tensor]], torch.Tensor]
 
 
 def actor_critic_act(model: ActorCritic) -> Act:
-    """The deterministic action of the project's actor as an :data:`Act`."""
-    return lambda obs: model(obs_to_float(obs))[0]
+    """The deterministic action of the project's actor as an :data:`Act`, for one batch of episodes
+    (:meth:`ActorCritic.episode`: the input's statistics are computed once)."""
+    step = model.episode()
+    return lambda obs: step(obs)[0]
 
 
 @torch.no_grad()

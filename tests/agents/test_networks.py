@@ -83,6 +83,32 @@ def test_encoder_with_and_without_cnn_and_uint8():
     assert f["image"].dtype == torch.float32 and f["image"].max() <= 1 and f["step"].max() == 1
 
 
+def test_episode_reuses_input_features_and_equals_the_model():
+    from deepexpose.envs.core import EditCore
+
+    for colour in (False, True):
+        torch.manual_seed(0)
+        model = ActorCritic(steps=4, action_dim=16, hidden=32, colour=colour)
+        torch.nn.init.normal_(model.actor.weight, std=0.3)
+        core = EditCore(k=3, reward=None)
+        core.begin(random_image(b=3, h=16, w=16, seed=4))
+        episode, calls = model.episode(), []
+        real = model.encoder.input_features
+        model.encoder.input_features = lambda inp: calls.append(1) or real(inp)
+        done = False
+        while not done:
+            o = core.observation()
+            expected_action, expected_value = model(obs_to_float(o))
+            calls.clear()
+            action, value = episode(o)
+            assert torch.equal(action, expected_action) and torch.equal(value, expected_value)
+            assert calls == ([1] if core.t == 0 else [])  # the input's statistics: at the first step only
+            _, done = core.step(action.detach())
+        assert expected_action.abs().sum() > 0  # a policy that does something, so the equality means something
+        features = real(obs_to_float(o)["input"])
+        assert features.shape == (3, 32 + (COLOUR_STATS_DIM if colour else 0))
+
+
 def test_shrink_dead_zone_and_straight_through_gradient():
     from deepexpose.agents.networks import shrink
 

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from deepexpose.agents.checkpoint import save_checkpoint
-from deepexpose.agents.networks import ActorCritic
+from deepexpose.agents.networks import ActorCritic, obs_to_float
 from deepexpose.agents.policy import KIND, consensus_action, export_agent, load_agent
 from deepexpose.agents.train import TrainConfig, actor_critic_act, run_policy
 from deepexpose.video import _numeric_leaves
@@ -57,7 +57,16 @@ def test_load_errors(tmp_path):
     agent = load_agent(tmp_path / "ok.safetensors")
     with pytest.raises(ValueError, match="views must be"):
         agent.choose(torch.rand(1, 3, 32, 32))
-    assert actor_critic_act(model) is not None
+    core = EditCore(k=3, reward=None)
+    views = torch.rand(2, 3, 64, 64)
+    out, edits = run_policy(actor_critic_act(model), core, views)
+    with torch.no_grad():  # the same episode, the model called on each observation by hand
+        core.begin(views)
+        done = False
+        while not done:
+            _, done = core.step(model(obs_to_float(core.observation()))[0])
+    assert torch.equal(out, core.current) and edits == core.describe()
+    assert any(e != 0 for e in edits[0]["local_exposure"]["ev"])  # the model does edit
 
 
 def test_consensus_action_is_positive_part_james_stein():
