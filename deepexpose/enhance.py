@@ -13,13 +13,15 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Iterator, Sequence
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+
 from .device import resolve_device
-from .io import SUPPORTED_EXTENSIONS, ImageIOError, atomic_write_bytes, read_image, write_image
-from .methods import Method, load_method, view_options
+from .io import SUPPORTED_EXTENSIONS, Image, ImageIOError, atomic_write_bytes, read_image, read_preview, write_image
+from .methods import Method, Plan, load_method, view_options
 
 VIDEO_EXTENSIONS = frozenset({".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v"})
 OUTPUT_FORMATS = {"jpg": ".jpg", "jpeg": ".jpg", "png": ".png", "tiff": ".tif", "tif": ".tif", "webp": ".webp"}
@@ -202,13 +204,49 @@ def _bit_depth(cfg: EnhanceConfig, source_depth: int, output: Path) -> int:
     return depth
 
 
+def read_and_plan(method: Method, source: Path) -> tuple[Image, Plan, list[int] | None]:
+    """Read a photo (native depth) and choose its correction; also the ``[width, height]`` of the preview the
+    choice was made on, if any.
+
+    A method whose plans render onto pixels of any size (``preview_side``: the filter-edit methods) chooses on
+    :func:`deepexpose.io.read_preview` of a large JPEG, and prepares the render (:attr:`Plan.prepare`), on a
+    second thread while the whole photo is decoded, so the two overlap; the sub-image masks are then those of
+    the view the edit was chosen on. Otherwise, and when there is no preview, the method chooses on the
+    decoded photo.
+    """
+    side = getattr(method, "preview_side", None)
+    if side:
+        with ThreadPoolExecutor(1) as pool:
+            pending = pool.submit(_plan_preview, method, source, side)
+            img = read_image(source, dtype="native")
+            planned = pending.result()
+        if planned is not None:
+            return img, *planned
+    else:
+        img = read_image(source, dtype="native")
+    return img, method.plan(img.pixels), None
+
+
+def _plan_preview(method: Method, source: Path, side: int) -> tuple[Plan, list[int]] | None:
+    """The plan chosen on a preview, its render prepared for the whole 8-bit photo; ``None`` without one."""
+    found = read_preview(source, side)
+    if found is None:
+        return None
+    preview, shape = found
+    plan = method.plan(preview)
+    if plan.prepare is not None:
+        plan.prepare(shape, np.dtype(np.uint8))
+    return plan, [preview.shape[1], preview.shape[0]]
+
+
 def enhance_image(method: Method, source: Path, output: Path, cfg: EnhanceConfig) -> None:
-    """Correct one photo: read, plan on a view, render at full resolution, write (side files first)."""
-    img = read_image(source, dtype="native")
-    plan = method.plan(img.pixels)
+    """Correct one photo: read and plan (:func:`read_and_plan`), render at full resolution, write (side files
+    first)."""
+    img, plan, preview = read_and_plan(method, source)
     pixels = plan.render(img.pixels, cfg.strength)
     depth = _bit_depth(cfg, img.bit_depth, output)
-    write_side_files(plan, output, cfg, {"source": source.name, "size": [img.width, img.height]})
+    extra = {"source": source.name, "size": [img.width, img.height], **({"chosen_on": preview} if preview else {})}
+    write_side_files(plan, output, cfg, extra)
     write_image(output, pixels, bit_depth=depth, quality=cfg.quality, icc_profile=img.icc_profile,
                 exif=img.exif, alpha=img.alpha, overwrite=True)
 

@@ -32,6 +32,9 @@ class Plan:
     edit: dict | None = None
     lut: Callable[[int], ColorLUT] | None = None
     """``size -> ColorLUT`` of the per-pixel part of the correction, for ``.cube`` export."""
+    prepare: Callable[[tuple[int, int], np.dtype], None] | None = None
+    """``(shape H x W, dtype) ->`` does ahead of time the part of ``render`` that needs no pixels, for pixels of
+    that size and dtype (e.g. while they are being decoded); ``None`` when there is no such part."""
 
 
 class Method:
@@ -46,7 +49,7 @@ class Method:
     def plan(self, pixels: np.ndarray) -> Plan:
         raise NotImplementedError
 
-    def plan_from_edit(self, edit: dict) -> Plan:
+    def plan_from_edit(self, edit: dict, view: torch.Tensor | None = None) -> Plan:
         raise ValueError(f"the {self.name} method does not work from filter edits")
 
     def describe(self) -> dict:
@@ -80,30 +83,43 @@ class EditMethod(Method):
         """The edit for one ``1 x 3 x view x view`` view."""
         raise NotImplementedError
 
+    @property
+    def preview_side(self) -> int:
+        """The smallest side of a reduced copy of a photo this method may choose on (its plans render onto the
+        full photo): four times the view, enough for :func:`deepexpose.render.crop_views`."""
+        return 4 * self.view
+
     def plan(self, pixels: np.ndarray) -> Plan:
         from .render import make_view
 
         view = make_view(pixels, self.view)
-        return self.plan_from_edit(self.choose(view), (pixels, view))
+        return self.plan_from_edit(self.choose(view), view)
 
-    def plan_from_edit(self, edit: dict, known_view: tuple[np.ndarray, torch.Tensor] | None = None) -> Plan:
-        """The plan of ``edit``; ``known_view`` is ``(pixels, their view)`` when the view is already made."""
+    def plan_from_edit(self, edit: dict, view: torch.Tensor | None = None) -> Plan:
+        """The plan of ``edit``. ``view`` is the ``1 x 3 x view x view`` view of the photo it was chosen on, if
+        any: the sub-image masks are segmented on it wherever the plan renders that photo (at full size, or
+        the reduced copy it was chosen on); without it they are segmented on a view of the pixels rendered."""
         from .lut import bake_pipeline
-        from .render import render_edit
+        from .render import PreparedEdit, prepare_edit, render_edit
 
         pipeline = FilterPipeline(self.filters)
         action = pipeline.action_from_description(_global_edit(edit))
+        setup = {"view": self.view, "segmentation": self.segmentation, "refine_radius": self.refine_radius,
+                 "filters": self.filters}
+        prepared: list[PreparedEdit] = []
 
         def render(pixels: np.ndarray, strength: float) -> np.ndarray:
-            view = known_view[1] if known_view is not None and pixels is known_view[0] else None
-            return render_edit(pixels, edit, view=self.view, segmentation=self.segmentation,
-                               refine_radius=self.refine_radius, filters=self.filters, strength=strength,
-                               view_image=view)
+            ready = next((p for p in prepared if p.fits(pixels)), None)
+            return render_edit(pixels, edit, strength=strength, view_image=view, prepared=ready, **setup)
+
+        def prepare(shape: tuple[int, int], dtype: np.dtype) -> None:
+            prepared[:] = [prepare_edit(shape, dtype, edit, view_image=view, **setup)]
 
         def lut(size: int) -> ColorLUT:
             return bake_pipeline(pipeline, action, size)
 
-        return Plan(params={**self.describe(), "edit": edit}, render=render, edit=edit, lut=lut)
+        return Plan(params={**self.describe(), "edit": edit}, render=render, edit=edit, lut=lut,
+                    prepare=prepare if view is not None else None)
 
 
 CONSENSUS_CROP = 0.7
@@ -148,7 +164,7 @@ class AgentMethod(EditMethod):
 
         view = make_view(pixels, self.view)
         views = torch.cat([view, crop_views(pixels, self.view, self.crop)])
-        return self.plan_from_edit(self.policy.consensus(views, self.shrink), (pixels, view))
+        return self.plan_from_edit(self.policy.consensus(views, self.shrink), view)
 
     def networks(self) -> list[torch.nn.Module]:
         return [self.policy.model]
@@ -229,7 +245,7 @@ class ClassifierMethod(EditMethod):
 
         view = make_view(pixels, self.view)
         edit, info = self._choose(view)
-        plan = self.plan_from_edit(edit, (pixels, view))
+        plan = self.plan_from_edit(edit, view)
         plan.params.update(predicted_class=info["class"], top_classes=info["top"])
         return plan
 

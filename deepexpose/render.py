@@ -35,6 +35,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -48,7 +49,8 @@ from .kernels import STAGE_AFFINE, STAGE_NONE, STAGE_SHAPED, code_tile, view_dow
 from .lut import ColorLUT, bake_pipeline, quantize_codes, torch_single_threaded
 from .segment import segment
 
-__all__ = ["RowUpsampler", "crop_views", "guided_coefficients", "make_view", "render_edit", "upsample_rows"]
+__all__ = ["PreparedEdit", "RowUpsampler", "crop_views", "guided_coefficients", "make_view", "prepare_edit", "render_edit",
+           "upsample_rows"]
 
 GAIN_LEVELS = 65536
 """Entries of the table indexed by ``sqrt(lin * gain)`` (nearest entry; the error is below 0.05/255)."""
@@ -150,19 +152,15 @@ def _antialias_weights(n_in: int, n_out: int) -> tuple[np.ndarray, np.ndarray]:
     scale = n_in / n_out
     support = scale if scale >= 1.0 else 1.0
     inv = 1.0 / scale if scale >= 1.0 else 1.0
-    starts, rows = [], []
-    for i in range(n_out):
-        centre = scale * (i + 0.5)
-        lo = max(int(centre - support + 0.5), 0)
-        hi = min(int(centre + support + 0.5), n_in)
-        w = np.maximum(0.0, 1.0 - np.abs((np.arange(lo, hi) - centre + 0.5) * inv))
-        total = w.sum()
-        starts.append(lo)
-        rows.append(w / total if total != 0 else w)
-    weights = np.zeros((n_out, max(len(r) for r in rows)), np.float32)
-    for i, r in enumerate(rows):
-        weights[i, :len(r)] = r
-    return np.asarray(starts, np.int64), weights
+    centre = scale * (np.arange(n_out, dtype=np.float64) + 0.5)
+    lo = np.maximum((centre - support + 0.5).astype(np.int64), 0)  # C's int(): toward zero, as ATen
+    hi = np.minimum((centre + support + 0.5).astype(np.int64), n_in)
+    taps = lo[:, None] + np.arange(max(int((hi - lo).max()), 1))[None, :]
+    w = np.maximum(0.0, 1.0 - np.abs((taps - centre[:, None] + 0.5) * inv))
+    w[taps >= hi[:, None]] = 0.0
+    total = w.sum(axis=1, keepdims=True)
+    np.divide(w, total, out=w, where=total != 0)
+    return lo, w.astype(np.float32)
 
 
 def _threads(threads: int | None) -> int:
@@ -237,8 +235,7 @@ class _Gain:
         self.a, self.b = up.wide[:self.k], up.wide[self.k:]
         self.y0, self.y1, self.l1 = up.y0, up.y1, up.l1
         # the change to the next low-resolution row (0 after the last): up(a) = a[y0] + l1 * a_step[y0]
-        self.a_step, self.b_step = (np.ascontiguousarray(np.diff(w, axis=1, append=w[:, -1:]))
-                                    for w in (self.a, self.b))
+        self.a_step, self.b_step = (_row_steps(w) for w in (self.a, self.b))
         ev32 = torch.tensor(list(ev), dtype=torch.float32)
         self.c = (2.0 ** ev32 - 1.0).tolist()
 
@@ -283,6 +280,15 @@ class _Gain:
         return num
 
 
+def _row_steps(w: np.ndarray) -> np.ndarray:
+    """``w[:, i + 1] - w[:, i]`` of a ``K x h x W`` array, 0 for the last row (``np.diff`` with the last row
+    appended, without copying the array first)."""
+    step = np.empty_like(w)
+    np.subtract(w[:, 1:], w[:, :-1], out=step[:, :-1])
+    step[:, -1] = 0.0
+    return step
+
+
 class _CodeTables:
     """Per-image tables for ``uint8`` / ``uint16`` input (``top`` = 255 or 65535).
 
@@ -308,10 +314,73 @@ class _CodeTables:
         self.values = np.ascontiguousarray(np.stack(list(values)), dtype=np.float32)  # 3 x entries
 
 
+@dataclass
+class PreparedEdit:
+    """What :func:`render_edit` works out for an edit before it touches a pixel (:func:`prepare_edit`): the
+    filters' LUT, the integer tables and the local-exposure gain of a photo of one size and dtype."""
+
+    shape: tuple[int, int]
+    dtype: np.dtype
+    lut: ColorLUT
+    gain: _Gain | None
+    tables: _CodeTables | None
+
+    def fits(self, pixels: np.ndarray) -> bool:
+        return pixels.shape[:2] == self.shape and pixels.dtype == self.dtype
+
+
+def prepare_edit(shape: tuple[int, int], dtype: np.dtype | type, edit: dict, *, view: int = 64,
+                 segmentation: str = "luminosity", refine_radius: int = 0,
+                 filters: Sequence[str] = DEFAULT_GLOBAL_FILTERS, lut_size: int = 33,
+                 view_image: Tensor | None = None, pixels: np.ndarray | None = None,
+                 threads: int | None = None) -> PreparedEdit:
+    """The per-photo work of :func:`render_edit` for ``edit`` on ``H x W`` pixels of ``dtype``, which needs no
+    pixels when ``view_image`` (the photo's ``1 x 3 x view x view`` view) is given, so it can be done while the
+    photo is still being decoded; otherwise the view is made of ``pixels``. The tables are built on a side
+    thread while the masks are made."""
+    h, w = int(shape[0]), int(shape[1])
+    dtype = np.dtype(dtype)
+    top = _top(dtype)
+    ev = _local_ev(edit)
+    pipeline = FilterPipeline(filters)
+    action = pipeline.action_from_description({k: v for k, v in edit.items() if k != "local_exposure"})
+    local = any(e != 0.0 for e in ev)
+    if local and view_image is not None and tuple(view_image.shape) != (1, 3, view, view):
+        raise ValueError(f"view_image must be 1 x 3 x {view} x {view}, got {tuple(view_image.shape)}")
+    if local and view_image is None and (pixels is None or pixels.shape[:2] != (h, w)):
+        raise ValueError("local exposures need the photo's view_image or its pixels")
+
+    def tables() -> tuple[ColorLUT, _CodeTables | None]:  # on a side thread, beside the masks
+        with torch.no_grad():
+            lut = bake_pipeline(pipeline, action, lut_size)
+            return lut, (_CodeTables(lut, top, local) if top is not None else None)
+
+    gain = None
+    with torch.no_grad(), torch_single_threaded(), ThreadPoolExecutor(1) as side:
+        pending = side.submit(tables)
+        if local:
+            small = make_view(pixels, view, threads=threads) if view_image is None \
+                else view_image.detach().to("cpu", torch.float32)
+            masks = segment(small, len(ev), segmentation)
+            if refine_radius > 0:
+                masks = refine_masks(masks, small, radius=refine_radius)
+            gain = _Gain(*guided_coefficients(masks, small), ev, (h, w))
+        lut, code_tables = pending.result()
+    return PreparedEdit((h, w), dtype, lut, gain, code_tables)
+
+
+def _local_ev(edit: dict) -> list[float]:
+    ev = [float(e) for e in edit.get("local_exposure", {}).get("ev", [])]
+    if not ev:
+        raise ValueError("the edit has no local exposures ('local_exposure': {'ev': [...]})")
+    return ev
+
+
 def render_edit(pixels: np.ndarray, edit: dict, *, view: int = 64, segmentation: str = "luminosity",
                 refine_radius: int = 0, filters: Sequence[str] = DEFAULT_GLOBAL_FILTERS, strength: float = 1.0,
                 tile_rows: int | None = None, lut_size: int = 33, threads: int | None = None,
-                out: np.ndarray | None = None, view_image: Tensor | None = None) -> np.ndarray:
+                out: np.ndarray | None = None, view_image: Tensor | None = None,
+                prepared: PreparedEdit | None = None) -> np.ndarray:
     """Apply ``edit`` (as :func:`deepexpose.apply.apply_edit`) to ``H x W x 3`` pixels of any size.
 
     ``pixels`` are ``uint8`` / ``uint16`` codes or floats in [0, 1]; the result has the same dtype (codes
@@ -320,18 +389,17 @@ def render_edit(pixels: np.ndarray, edit: dict, *, view: int = 64, segmentation:
     ``tile_rows`` rows are processed at a time (default: about 128k pixels per tile) by ``threads`` worker
     threads (default: torch's thread count); ``lut_size`` is the side of the 3D LUT of the cross-channel
     filters. ``out`` may receive the result (it may be ``pixels`` itself, for an in-place edit).
-    ``view_image`` is :func:`make_view` of these pixels at ``view`` if the caller already made it (e.g. to
-    choose the edit): one pass over the photo fewer.
+    ``view_image`` is the view the sub-image masks are segmented on: :func:`make_view` of these pixels
+    (made here when not given; the caller may have made it to choose the edit, one pass over the photo
+    fewer), or the view of another copy of the same photo the edit was chosen on. ``prepared`` is
+    :func:`prepare_edit` of this edit for pixels of this size and dtype (with the same settings), if done
+    already; it is not checked against the edit.
     """
     a = _check_pixels(pixels)
     strength = float(strength)
     if not 0.0 <= strength <= 1.0:
         raise ValueError(f"strength must be in [0, 1], got {strength}")
-    ev = [float(e) for e in edit.get("local_exposure", {}).get("ev", [])]
-    if not ev:
-        raise ValueError("the edit has no local exposures ('local_exposure': {'ev': [...]})")
-    pipeline = FilterPipeline(filters)
-    action = pipeline.action_from_description({k: v for k, v in edit.items() if k != "local_exposure"})
+    _local_ev(edit)
     h, w = a.shape[:2]
     if out is None:
         out = np.empty_like(a)
@@ -354,34 +422,22 @@ def render_edit(pixels: np.ndarray, edit: dict, *, view: int = 64, segmentation:
         out[...] = quantize_codes(res, a.dtype) if top else res
         return out
 
-    local = any(e != 0.0 for e in ev)
-    if local and view_image is not None and tuple(view_image.shape) != (1, 3, view, view):
-        raise ValueError(f"view_image must be 1 x 3 x {view} x {view}, got {tuple(view_image.shape)}")
-
-    def tables() -> tuple[ColorLUT, _CodeTables | None]:  # on a side thread, beside the masks
-        with torch.no_grad():
-            lut = bake_pipeline(pipeline, action, lut_size)
-            return lut, (_CodeTables(lut, top, local) if top is not None else None)
-
-    gain = None
-    with torch.no_grad(), torch_single_threaded(), ThreadPoolExecutor(1) as side:
-        pending = side.submit(tables)
-        if local:
-            small = make_view(a, view, threads=threads) if view_image is None \
-                else view_image.detach().to("cpu", torch.float32)
-            masks = segment(small, len(ev), segmentation)
-            if refine_radius > 0:
-                masks = refine_masks(masks, small, radius=refine_radius)
-            gain = _Gain(*guided_coefficients(masks, small), ev, (h, w))
-        lut, code_tables = pending.result()
-        if lut.is_identity and gain is None:
-            if out is not a:
-                np.copyto(out, a)
-            return out
+    if prepared is not None and not prepared.fits(a):
+        raise ValueError(f"prepared is for {prepared.shape} {prepared.dtype} pixels, not {a.shape[:2]} {a.dtype}")
+    if prepared is None:
+        prepared = prepare_edit((h, w), a.dtype, edit, view=view, segmentation=segmentation,
+                                refine_radius=refine_radius, filters=filters, lut_size=lut_size,
+                                view_image=view_image, pixels=a, threads=threads)
+    lut, gain = prepared.lut, prepared.gain
+    if lut.is_identity and gain is None:
+        if out is not a:
+            np.copyto(out, a)
+        return out
+    with torch.no_grad(), torch_single_threaded():
         if top is None:
             step = _float_tile(a, out, lut, gain, strength)
         else:
-            step = _code_tile(a, out, lut, gain, strength, code_tables)
+            step = _code_tile(a, out, lut, gain, strength, prepared.tables)
         banded = gain is not None and top is None  # the float path's gain works band by band
         tiles = gain.tiles(h, rows) if banded else [(r, min(r + rows, h)) for r in range(0, h, rows)]
         _run(step, tiles, threads)

@@ -153,6 +153,48 @@ def test_single_view_option(tmp_path, agent_model):
         enhance_paths([src], cfg(tmp_path / "x", method="classic", single_view=True))
 
 
+def test_large_jpeg_chosen_on_a_preview_while_it_decodes(tmp_path, agent_model, monkeypatch):
+    import threading
+
+    import deepexpose.enhance as enhance_module
+    from deepexpose.io import read_preview
+    from deepexpose.methods import load_method
+
+    src = tmp_path / "in"
+    big = save(src / "big.jpg", photo(9, h=544, w=640), quality=92)
+    save(src / "small.jpg", photo(9, h=200, w=240), quality=92)  # no reduced scale keeps sides >= 256
+    lossless = save(src / "png" / "big.png", photo(9, h=544, w=640))
+    threads = []
+    real = enhance_module._plan_preview
+    monkeypatch.setattr(enhance_module, "_plan_preview",
+                        lambda *a: threads.append(threading.get_ident()) or real(*a))
+    out = tmp_path / "out"
+    c = cfg(out, method="agent", model=str(agent_model), sidecar=True, format="png")
+    assert enhance_paths([src], c).exit_code == 0
+    assert len(threads) == 3 and threading.get_ident() not in threads  # tried on a side thread, for each file
+    docs = {n: json.loads((out / f"{n}.png.json").read_text()) for n in ("big", "small", "png/big")}
+    assert docs["big"]["chosen_on"] == [320, 272]
+    assert "chosen_on" not in docs["small"] and "chosen_on" not in docs["png/big"]
+    agent = load_method("agent", agent_model)
+    full = read_image(big, dtype="native").pixels
+    preview, shape = read_preview(big, agent.preview_side)
+    assert shape == full.shape[:2]
+    plan = agent.plan(preview)
+    assert docs["big"]["edit"] == plan.edit
+    np.testing.assert_array_equal(read_image(out / "big.png", dtype="native").pixels, plan.render(full, 1.0))
+    whole = read_image(lossless, dtype="native").pixels  # no preview: chosen on the decoded photo
+    np.testing.assert_array_equal(read_image(out / "png" / "big.png", dtype="native").pixels,
+                                  agent.plan(whole).render(whole, 1.0))
+
+
+def test_a_jpeg_that_fails_to_decode_fails_with_its_reason(tmp_path, agent_model):
+    src = save(tmp_path / "in" / "cut.jpg", photo(3, h=544, w=640), quality=92)
+    src.write_bytes(src.read_bytes()[: src.stat().st_size // 2])
+    summary = enhance_paths([src], cfg(tmp_path / "out", method="agent", model=str(agent_model)))
+    assert summary.exit_code != 0 and "truncated" in summary.failed[0].reason
+    assert not (tmp_path / "out" / "cut.jpg").exists()
+
+
 def test_skip_existing_overwrite_and_refusal(tmp_path):
     src = tmp_path / "in"
     for i in range(2):

@@ -22,6 +22,7 @@ from deepexpose.io import (
     is_image_file,
     quantize,
     read_image,
+    read_preview,
     to_tensor,
     write_image,
 )
@@ -430,6 +431,15 @@ def test_truncated(tmp_path, kind):
     cut = tmp_path / f"cut_{path.name}"
     cut.write_bytes(data[: len(data) // 2])
     assert_read_error(cut, "truncated")
+    assert_read_error(cut, "truncated", dtype="native")  # (libjpeg-turbo alone would fill the rest with grey)
+
+
+def test_jpeg_with_bytes_after_its_end_is_read(tmp_path):
+    path = tmp_path / "tail.jpg"
+    PILImage.fromarray(rgb8()).save(path, quality=95)
+    expected = read_image(path, dtype="native").pixels
+    path.write_bytes(path.read_bytes() + b"camera trailer")
+    np.testing.assert_array_equal(read_image(path, dtype="native").pixels, expected)
 
 
 def test_unsupported_modes(tmp_path):
@@ -781,3 +791,39 @@ def test_jpeg_from_codes_is_pillows_file(tmp_path, icc):
         long_exif[270] = "x" * 70000
         write_image(tmp_path / "x.jpg", px, exif=long_exif)
     assert not (tmp_path / "x.jpg").exists()
+
+
+def test_read_preview_is_the_reduced_upright_jpeg(tmp_path):
+    big = np.kron(rgb8(40, 52, seed=3), np.ones((16, 16, 1), np.uint8))  # 640 x 832, smooth 16-pixel blocks
+    for orientation in (1, 3, 6, 8):
+        path = tmp_path / f"o{orientation}.jpg"
+        PILImage.fromarray(big).save(path, exif=make_exif(orientation), quality=95)
+        full = read_image(path, dtype="native").pixels
+        preview, shape = read_preview(path, 150)
+        assert shape == full.shape[:2]
+        assert preview.dtype == np.uint8 and preview.flags.c_contiguous
+        # the smallest DCT scale keeping both sides >= 150: 1/4 of 640 x 832
+        assert preview.shape == (full.shape[0] // 4, full.shape[1] // 4, 3)
+        # each preview pixel is close to the mean of its 4 x 4 block of the full decode
+        blocks = full.reshape(preview.shape[0], 4, preview.shape[1], 4, 3).mean(axis=(1, 3))
+        assert np.abs(preview - blocks).mean() < 3  # (turned the wrong way: over 100)
+    assert read_preview(tmp_path / "o1.jpg", 80)[0].shape == (80, 104, 3)  # 1/8
+    gray = tmp_path / "g.jpg"
+    PILImage.fromarray(big[..., 0]).save(gray, quality=95)
+    g, _ = read_preview(gray, 150)
+    assert g.shape == (160, 208, 3) and np.array_equal(g[..., 0], g[..., 2])
+
+
+def test_read_preview_none_where_there_is_none(tmp_path):
+    big = np.kron(rgb8(40, 52), np.ones((16, 16, 1), np.uint8))
+    PILImage.fromarray(big).save(tmp_path / "a.jpg", quality=90)
+    PILImage.fromarray(big).save(tmp_path / "a.png")
+    PILImage.fromarray(big).convert("CMYK").save(tmp_path / "c.jpg")
+    (tmp_path / "bad.jpg").write_bytes(b"\xff\xd8\xff\xe0 not a jpeg")
+    assert read_preview(tmp_path / "a.jpg", 400) is None  # no scale keeps both sides >= 400
+    assert read_preview(tmp_path / "a.png", 100) is None
+    assert read_preview(tmp_path / "c.jpg", 100) is None
+    assert read_preview(tmp_path / "bad.jpg", 100) is None
+    assert read_preview(tmp_path / "missing.jpg", 100) is None
+    assert read_preview(tmp_path / "a.jpg", 100, max_pixels=1000) is None
+    assert read_preview(tmp_path / "a.jpg", 100) is not None

@@ -165,3 +165,31 @@ def test_agent_method_consensus_and_single_view(agent_model):
     for bad in ({"crop": 0.0}, {"crop": 1.5}, {"shrink": -1.0}, {"shrink": float("nan")}):
         with pytest.raises(ValueError, match="crop|shrink"):
             load_method("agent", agent_model, **bad)  # refused when loaded, not photo by photo
+
+
+def test_a_plan_masks_on_the_view_it_chose_on_and_prepares_ahead(agent_model, monkeypatch):
+    import deepexpose.render as render_module
+    from deepexpose.render import make_view, render_edit
+
+    px = photo_u8(160, 200, seed=5)
+    small = np.ascontiguousarray(px[::4, ::4])  # a reduced copy of the same photo
+    agent = load_method("agent", agent_model)
+    plan = agent.plan(small)
+    assert agent.preview_side == 4 * agent.view
+    assert any(e != 0 for e in plan.edit["local_exposure"]["ev"])  # local exposures: the masks matter
+    setup = {"view": agent.view, "segmentation": agent.segmentation, "refine_radius": agent.refine_radius,
+             "filters": agent.filters}
+    expected = render_edit(px, plan.edit, view_image=make_view(small, agent.view), **setup)
+    assert not np.array_equal(expected, render_edit(px, plan.edit, **setup))  # another view, other masks
+    plan.prepare(px.shape[:2], px.dtype)
+    with monkeypatch.context() as m:
+        m.setattr(render_module, "prepare_edit", lambda *a, **k: pytest.fail("prepared again"))
+        np.testing.assert_array_equal(plan.render(px, 1.0), expected)
+    np.testing.assert_array_equal(plan.render(small, 1.0), render_edit(small, plan.edit, **setup))
+    bare = agent.plan_from_edit(plan.edit)  # chosen on no view: masks from the pixels rendered
+    assert bare.prepare is None
+    np.testing.assert_array_equal(bare.render(px, 1.0), render_edit(px, plan.edit, **setup))
+    assert load_method("classic").plan(px).prepare is not None
+    from deepexpose.methods import CganMethod, HistogramMethod
+
+    assert not hasattr(HistogramMethod, "preview_side") and not hasattr(CganMethod, "preview_side")

@@ -14,7 +14,7 @@ from deepexpose.filters import FilterPipeline
 from deepexpose.fusion import guided_upsample
 from deepexpose.io import quantize
 from deepexpose.lut import torch_single_threaded
-from deepexpose.render import (RowUpsampler, crop_views, guided_coefficients, make_view, render_edit,
+from deepexpose.render import (RowUpsampler, crop_views, guided_coefficients, make_view, prepare_edit, render_edit,
                                upsample_rows)
 from deepexpose.segment import segment
 
@@ -259,6 +259,27 @@ def test_a_view_made_beforehand_is_reused(monkeypatch):
     np.testing.assert_array_equal(render_edit(a, edit, view_image=view), expected)
     with pytest.raises(ValueError, match="view_image"):
         render_edit(a, edit, view_image=view[..., :32, :32])
+
+
+def test_prepared_edit_needs_no_pixels_and_renders_the_same(monkeypatch):
+    a = photo(90, 140, name="coffee")
+    for dtype, pixels in ((np.uint8, a), (np.float32, a.astype(np.float32) / 255)):
+        for local in (True, False):
+            edit = an_edit(16, local=local)
+            view = make_view(pixels, 64)
+            expected = render_edit(pixels, edit, view_image=view)
+            prepared = prepare_edit((90, 140), dtype, edit, view_image=view)
+            assert prepared.fits(pixels) and (prepared.gain is not None) == local
+            with monkeypatch.context() as m:
+                m.setattr(render_module, "prepare_edit", lambda *a, **k: pytest.fail("prepared again"))
+                np.testing.assert_array_equal(render_edit(pixels, edit, view_image=view, prepared=prepared),
+                                              expected)
+    other = prepare_edit((90, 141), np.uint8, an_edit(16), view_image=view)
+    with pytest.raises(ValueError, match="prepared is for"):
+        render_edit(a, an_edit(16), prepared=other)
+    with pytest.raises(ValueError, match="view_image or its pixels"):
+        prepare_edit((90, 140), np.uint8, an_edit(16))
+    assert prepare_edit((90, 140), np.uint8, an_edit(16, local=False)).gain is None  # no view needed
 
 
 def smooth_photo(h: int, w: int) -> np.ndarray:

@@ -22,12 +22,17 @@ def test_speed_rows_time_every_part(bench, tmp_path):
     path = bench.make_jpeg(tmp_path / "p.jpg", 0.05)
     rows = bench.bench_speed(path, tmp_path, repeat=1)
     assert [r["edit"] for r in rows] == ["agent (default)", "agent --single-view", "agent, local + global edit",
-                                         "agent, global-only edit"]
+                                         "the same, no preview", "agent, global-only edit"]
     for r in rows:
-        parts = r["read_s"] + r["plan_s"] + r["render_s"] + r["write_s"]
+        parts = r["read_plan_s"] + r["render_s"] + r["write_s"]
         assert r["total_s"] == pytest.approx(parts, rel=1e-6) and r["ratio"] == pytest.approx(
             r["total_s"] / r["pillow_s"])
-        assert r["plan_s"] > 0  # the agent chooses an edit in every row: timed
+        assert r["preview"] is False  # 0.05 MP: too small for a reduced-scale preview
+    big = bench.make_jpeg(tmp_path / "big.jpg", 0.5)
+    timed = bench.enhance_once(big, tmp_path / "o.jpg", bench.fixed_edit_agent(bench.TYPICAL_EDIT))
+    assert timed["preview"] is True and timed["read_plan"] > 0
+    assert bench.enhance_once(big, tmp_path / "o.jpg", bench.fixed_edit_agent(bench.TYPICAL_EDIT),
+                              preview=False)["preview"] is False
     with Image.open(tmp_path / "out.jpg") as out, Image.open(path) as src:
         assert out.size == src.size
 
