@@ -189,15 +189,16 @@ class ActorCritic(nn.Module):
 
     def episode(self) -> Callable[[dict[str, Tensor]], tuple[Tensor, Tensor]]:
         """This model for the steps of one batch of episodes: uint8 observations -> (mean action, value), with
-        the input's statistics computed at the first step and reused after (an episode's input never changes;
-        the result is exactly that of calling the model on ``obs_to_float`` of each observation)."""
-        cached: list[Tensor] = []
+        the input's statistics computed at the first step and reused while the input stays the same (it does
+        within an episode; a new batch is noticed and gets its own); the result is exactly that of calling the
+        model on ``obs_to_float`` of each observation."""
+        cached: list[Tensor] = []  # [the input observation, its statistics]
 
         def step(obs: dict[str, Tensor]) -> tuple[Tensor, Tensor]:
             floats = obs_to_float(obs)
-            if not cached:
-                cached.append(self.encoder.input_features(floats["input"]))
-            return self(floats, cached[0])
+            if not cached or not torch.equal(cached[0], obs["input"]):
+                cached[:] = [obs["input"].clone(), self.encoder.input_features(floats["input"])]
+            return self(floats, cached[1])
 
         return step
 

@@ -215,7 +215,7 @@ def read_and_plan(method: Method, source: Path) -> tuple[Image, Plan, list[int] 
     decoded photo.
     """
     side = getattr(method, "preview_side", None)
-    if side:
+    if side and _starts_like_jpeg(source):
         with ThreadPoolExecutor(1) as pool:
             pending = pool.submit(_plan_preview, method, source, side)
             img = read_image(source, dtype="native")
@@ -225,6 +225,14 @@ def read_and_plan(method: Method, source: Path) -> tuple[Image, Plan, list[int] 
     else:
         img = read_image(source, dtype="native")
     return img, method.plan(img.pixels), None
+
+
+def _starts_like_jpeg(source: Path) -> bool:
+    try:
+        with open(source, "rb") as fh:
+            return fh.read(3) == b"\xff\xd8\xff"
+    except OSError:
+        return False  # read_image reports it
 
 
 def _plan_preview(method: Method, source: Path, side: int) -> tuple[Plan, list[int]] | None:

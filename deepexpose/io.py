@@ -424,9 +424,9 @@ def read_preview(path: str | os.PathLike[str], min_side: int, *,
     libjpeg decodes at 1/2, 1/4 or 1/8 of the size by a reduced inverse DCT (Pillow's ``draft``; at 1/8 each
     pixel is the mean of an 8 x 8 block, the DC coefficient), skipping most of the work; the smallest of
     those scales whose sides are both at least ``min_side`` is used, with the EXIF orientation applied as
-    :func:`read_image` applies it. ``None`` for any other file, one no scale can reduce, one over
-    ``max_pixels`` (as :func:`read_image`) or Pillow's own limit, and any error (:func:`read_image` reports
-    it).
+    :func:`read_image` applies it. ``None`` for any other file (CMYK or multi-picture JPEGs included), one no
+    scale can reduce, one over ``max_pixels`` (as :func:`read_image`), and any error (:func:`read_image`
+    reports it).
     """
     p = Path(path)
     try:
@@ -435,7 +435,7 @@ def read_preview(path: str | os.PathLike[str], min_side: int, *,
         with pim:
             width, height = pim.size
             limit = _resolve_max_pixels(max_pixels)
-            if (pim.format != "JPEG" or pim.mode not in ("RGB", "L") or _over_pillow_limit(width * height)
+            if (pim.format != "JPEG" or pim.mode not in ("RGB", "L")
                     or (limit is not None and width * height > limit)):
                 return None
             orientation = _pillow_orientation(pim)

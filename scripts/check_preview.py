@@ -21,7 +21,6 @@ import numpy as np
 def compare(method, path: Path) -> dict | None:
     """Both results of one JPEG; ``None`` when it gets no preview."""
     from deepexpose.enhance import read_and_plan
-    from deepexpose.io import to_tensor
     from deepexpose.metrics import PSNR_CAP, psnr
 
     img, plan, chosen_on = read_and_plan(method, path)
@@ -31,8 +30,8 @@ def compare(method, path: Path) -> dict | None:
     with_preview = plan.render(pixels, 1.0)
     whole = method.plan(pixels).render(pixels, 1.0)
 
-    def db(a: np.ndarray, b: np.ndarray) -> float:  # 8-bit codes (JPEG)
-        return min(psnr(to_tensor(a / np.float32(255)), to_tensor(b / np.float32(255))), PSNR_CAP)
+    def db(a: np.ndarray, b: np.ndarray) -> float:
+        return min(psnr(a, b), PSNR_CAP)
 
     return {"file": path.name, "size": [img.width, img.height], "preview": chosen_on,
             "psnr_between": db(with_preview, whole), "psnr_to_input": db(whole, pixels)}

@@ -107,6 +107,11 @@ def test_episode_reuses_input_features_and_equals_the_model():
         assert expected_action.abs().sum() > 0  # a policy that does something, so the equality means something
         features = real(obs_to_float(o)["input"])
         assert features.shape == (3, 32 + (COLOUR_STATS_DIM if colour else 0))
+        core.begin(random_image(b=3, h=16, w=16, seed=5))  # the same callable on a new batch: recomputed
+        o = core.observation()
+        expected_action = model(obs_to_float(o))[0]
+        calls.clear()
+        assert torch.equal(episode(o)[0], expected_action) and calls == [1]
 
 
 def test_shrink_dead_zone_and_straight_through_gradient():
