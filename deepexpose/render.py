@@ -24,7 +24,8 @@ without ever holding the photo as floats:
 
 For integer input, steps 3 and 4 are one compiled pass per row tile (:func:`deepexpose.kernels.code_tile`),
 run by ``threads`` Python threads (the kernels release the GIL); the LUT and its tables are built on a side
-thread while the masks are made. Float input goes through the filter code's own torch functions per tile.
+thread while the masks are made (:func:`prepare_edit`, which needs no pixels once the view is known, so a caller
+can run it while the photo decodes). Float input goes through the filter code's own torch functions per tile.
 Cost on a 2-core machine, 15 MP, 8-bit: about 10 ms of wall time for the view, 20 ms for the masks and
 tables and 70 ms for the kernel with local exposures; about 40 ms in all without (``scripts/bench_enhance.py``).
 
@@ -49,8 +50,8 @@ from .kernels import STAGE_AFFINE, STAGE_NONE, STAGE_SHAPED, code_tile, view_dow
 from .lut import ColorLUT, bake_pipeline, quantize_codes, torch_single_threaded
 from .segment import segment
 
-__all__ = ["PreparedEdit", "RowUpsampler", "crop_views", "guided_coefficients", "make_view", "prepare_edit", "render_edit",
-           "upsample_rows"]
+__all__ = ["PreparedEdit", "RowUpsampler", "crop_views", "guided_coefficients", "make_view", "prepare_edit",
+           "render_edit", "upsample_rows"]
 
 GAIN_LEVELS = 65536
 """Entries of the table indexed by ``sqrt(lin * gain)`` (nearest entry; the error is below 0.05/255)."""
