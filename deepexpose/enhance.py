@@ -256,7 +256,15 @@ def enhance_image(method: Method, source: Path, output: Path, cfg: EnhanceConfig
     extra = {"source": source.name, "size": [img.width, img.height], **({"chosen_on": preview} if preview else {})}
     write_side_files(plan, output, cfg, extra)
     write_image(output, pixels, bit_depth=depth, quality=cfg.quality, icc_profile=img.icc_profile,
-                exif=img.exif, alpha=img.alpha, overwrite=True)
+                exif=img.exif, alpha=img.alpha, overwrite=True, threads=encode_threads())
+
+
+def encode_threads() -> int:
+    """Threads for encoding a large JPEG: torch's thread count, as the render uses (1 in ``--jobs``
+    workers)."""
+    import torch
+
+    return max(1, torch.get_num_threads())
 
 
 def _existing(job: Job, cfg: EnhanceConfig) -> Outcome | None:

@@ -136,7 +136,7 @@ def enhance_frames(method, folder: Path, out_folder: Path, cfg) -> dict:
     """Correct a folder of numbered frames into ``out_folder`` (same names); returns the flicker figures."""
     _need_parametric(method, cfg)
     frames = sequence_frames(folder)
-    from .enhance import _bit_depth, output_suffix, write_side_files
+    from .enhance import _bit_depth, encode_threads, output_suffix, write_side_files
 
     outputs = [out_folder / f.with_suffix(output_suffix(f, cfg.format)).name for f in frames]
     clash = [o for o in outputs if o.exists() and not (cfg.skip_existing or cfg.overwrite)]
@@ -159,7 +159,8 @@ def enhance_frames(method, folder: Path, out_folder: Path, cfg) -> dict:
             continue
         write_side_files(plan, o, cfg, {"source": f.name, "frame": i})
         write_image(o, pixels, bit_depth=_bit_depth(cfg, img.bit_depth, o), quality=cfg.quality,
-                    icc_profile=img.icc_profile, exif=img.exif, alpha=img.alpha, overwrite=True)
+                    icc_profile=img.icc_profile, exif=img.exif, alpha=img.alpha, overwrite=True,
+                    threads=encode_threads())
     report = {"frames": len(frames), **_flicker_report(stats_in, stats_out)}
     if cfg.sidecar:
         doc = {**method.describe(), "temporal_window": cfg.temporal_window, **report,

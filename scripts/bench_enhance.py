@@ -13,7 +13,8 @@ default agent choose (its plan is timed) and then render a fixed edit instead, w
 
 The photos are synthetic but photo-like: a mosaic of scikit-image's bundled photographs, upscaled (bicubic),
 with a gentle vignette and sensor-like noise, saved as a camera-style JPEG (quality 92, 4:2:0). Encoding uses
-the settings of ``write_image(quality=95)`` (4:4:4) on both sides. Memory is the peak resident set size
+the settings of ``write_image(quality=95)`` (4:4:4) on both sides; ``enhance`` encodes the photo in strips on
+torch's threads (``write_image(threads=)``, the same pixels), Pillow in one piece, as it always does. Memory is the peak resident set size
 (``VmHWM``; ``ru_maxrss`` where there is no ``/proc``) of a fresh child process doing what ``enhance`` does with
 the bundled agent (read -> plan -> render -> write; the local + global edit rendered), next to the same child that
 only imports the modules, and one that only decodes and encodes with Pillow.
@@ -115,7 +116,7 @@ def enhance_once(src: Path, dst: Path, method, quality: int = 95, preview: bool 
     ``deepexpose enhance`` does (:func:`deepexpose.enhance.read_and_plan`: a large JPEG's edit is chosen on a
     preview while the photo decodes); the seconds each part took. ``preview=False``: read, then choose on the
     decoded photo, as for a PNG or TIFF."""
-    from deepexpose.enhance import read_and_plan
+    from deepexpose.enhance import encode_threads, read_and_plan
     from deepexpose.io import read_image, write_image
 
     c0, t0 = time.process_time(), time.perf_counter()
@@ -127,7 +128,8 @@ def enhance_once(src: Path, dst: Path, method, quality: int = 95, preview: bool 
     t1 = time.perf_counter()
     pixels = plan.render(img.pixels, 1.0)
     t2 = time.perf_counter()
-    write_image(dst, pixels, quality=quality, icc_profile=img.icc_profile, exif=img.exif, overwrite=True)
+    write_image(dst, pixels, quality=quality, icc_profile=img.icc_profile, exif=img.exif, overwrite=True,
+                threads=encode_threads())
     t3 = time.perf_counter()
     return {"read_plan": t1 - t0, "render": t2 - t1, "write": t3 - t2, "total": t3 - t0,
             "cpu": time.process_time() - c0, "preview": chosen_on is not None}
@@ -200,10 +202,11 @@ if mode == "pillow":
         im.load()
         im.save(dst, "JPEG", quality=95, subsampling=0)
 elif mode == "enhance":
-    from deepexpose.enhance import read_and_plan
+    from deepexpose.enhance import encode_threads, read_and_plan
     img, plan, _ = read_and_plan(agent, src)
     pixels = plan.render(img.pixels, 1.0)
-    write_image(dst, pixels, quality=95, icc_profile=img.icc_profile, exif=img.exif, overwrite=True)
+    write_image(dst, pixels, quality=95, icc_profile=img.icc_profile, exif=img.exif, overwrite=True,
+                threads=encode_threads())
 print(json.dumps({"mode": mode, "base_mb": base, "peak_mb": peak_mb(), "time_s": time.perf_counter() - t0}))
 """
 

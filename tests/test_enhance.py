@@ -187,6 +187,26 @@ def test_large_jpeg_chosen_on_a_preview_while_it_decodes(tmp_path, agent_model, 
                                   agent.plan(whole).render(whole, 1.0))
 
 
+def test_jpeg_output_encoded_on_torchs_threads(tmp_path, monkeypatch):
+    import deepexpose.io as dio
+    from deepexpose.enhance import encode_threads
+
+    monkeypatch.setattr(dio, "JPEG_STRIP_MIN_PIXELS", 0)  # this small photo is encoded like a large one
+    src = save(tmp_path / "in" / "p.jpg", photo(4, h=96, w=64), quality=92)
+    before = torch.get_num_threads()
+    try:
+        for threads in (1, 2):
+            torch.set_num_threads(threads)
+            assert encode_threads() == threads
+            out = tmp_path / f"out{threads}"
+            assert enhance_paths([src], cfg(out, method="identity")).exit_code == 0
+            assert (b"\xff\xdd" in (out / "p.jpg").read_bytes()) == (threads > 1)  # restart markers join strips
+    finally:
+        torch.set_num_threads(before)
+    np.testing.assert_array_equal(read_image(tmp_path / "out1" / "p.jpg").pixels,
+                                  read_image(tmp_path / "out2" / "p.jpg").pixels)
+
+
 def test_a_jpeg_that_fails_to_decode_fails_with_its_reason(tmp_path, agent_model):
     src = save(tmp_path / "in" / "cut.jpg", photo(3, h=544, w=640), quality=92)
     src.write_bytes(src.read_bytes()[: src.stat().st_size // 2])

@@ -434,12 +434,33 @@ def test_truncated(tmp_path, kind):
     assert_read_error(cut, "truncated", dtype="native")  # (libjpeg-turbo alone would fill the rest with grey)
 
 
-def test_jpeg_with_bytes_after_its_end_is_read(tmp_path):
+@pytest.mark.parametrize("kw", [dict(), dict(progressive=True), dict(restart_marker_blocks=1)])
+def test_jpeg_with_bytes_after_its_end_is_read(tmp_path, monkeypatch, kw):
     path = tmp_path / "tail.jpg"
-    PILImage.fromarray(rgb8()).save(path, quality=95)
+    PILImage.fromarray(rgb8(40, 56)).save(path, quality=95, exif=make_exif(3), **kw)
     expected = read_image(path, dtype="native").pixels
-    path.write_bytes(path.read_bytes() + b"camera trailer")
-    np.testing.assert_array_equal(read_image(path, dtype="native").pixels, expected)
+    decoded = []
+    real = imagecodecs.jpeg8_decode
+    monkeypatch.setattr(imagecodecs, "jpeg8_decode", lambda data, *a, **k: decoded.append(len(data)) or real(data))
+    size = path.stat().st_size
+    for tail in (b"camera trailer", b"\xff\xd8\xff\xe1 a motion photo's video" * 50, b"\0" * 16):
+        path.write_bytes(path.read_bytes()[:size] + tail)
+        np.testing.assert_array_equal(read_image(path, dtype="native").pixels, expected)
+    assert decoded == [size] * 3  # libjpeg-turbo, on the JPEG without what follows it
+
+
+def test_jpeg_end(tmp_path):
+    for kw in (dict(), dict(progressive=True), dict(restart_marker_blocks=2), dict(exif=make_exif(1))):
+        buf = __import__("io").BytesIO()
+        PILImage.fromarray(rgb8(40, 56)).save(buf, "JPEG", quality=90, **kw)
+        data = buf.getvalue()
+        assert dio.jpeg_end(data, 0) == len(data), kw
+        assert dio.jpeg_end(b"junk" + data + data, 4) == 4 + len(data)
+        assert dio.jpeg_end(data[:-2], 0) is None and dio.jpeg_end(data[:len(data) // 2], 0) is None
+    thumb = __import__("io").BytesIO()
+    PILImage.fromarray(rgb8(8, 8)).save(thumb, "JPEG")
+    app1 = b"\xff\xe1" + (len(thumb.getvalue()) + 2).to_bytes(2, "big") + thumb.getvalue()
+    assert dio.jpeg_end(data[:2] + app1 + data[2:], 0) == len(data) + len(app1)  # not the thumbnail's end
 
 
 def test_unsupported_modes(tmp_path):
@@ -557,6 +578,8 @@ def test_write_argument_errors(tmp_path):
         (dict(path=tmp_path / "a.png", pixels=np.full((2, 2, 3), np.nan)), "nan"),
         (dict(path=tmp_path / "a.png", alpha=np.ones((3, 3))), "alpha"),
         (dict(path=tmp_path / "a.png", exif=b"garbage"), "exif"),
+        (dict(path=tmp_path / "a.jpg", threads=0), "threads"),
+        (dict(path=tmp_path / "a.jpg", threads=1.5), "threads"),
     ]
     for kw, words in cases:
         path = kw.pop("path")
@@ -791,6 +814,62 @@ def test_jpeg_from_codes_is_pillows_file(tmp_path, icc):
         long_exif[270] = "x" * 70000
         write_image(tmp_path / "x.jpg", px, exif=long_exif)
     assert not (tmp_path / "x.jpg").exists()
+
+
+def _markers(data: bytes) -> list[int]:
+    """The marker codes of a JPEG's entropy-coded data and around it (``FF00`` stuffing left out)."""
+    return [data[i + 1] for i in range(len(data) - 1) if data[i] == 0xFF and data[i + 1] not in (0x00, 0xFF)]
+
+
+@pytest.mark.parametrize("quality", [95, 75])
+def test_large_jpeg_is_encoded_in_strips_to_the_same_pixels(tmp_path, icc, monkeypatch, quality):
+    monkeypatch.setattr(dio, "JPEG_STRIP_MIN_PIXELS", 0)  # a small photo, so the test is quick
+    px = rgb8(203, 151, seed=5)  # neither side a multiple of 8 or 16
+    kw = dict(quality=quality, exif=make_exif(6), icc_profile=icc, overwrite=True)
+    one = write_image(tmp_path / "one.jpg", px, threads=1, **kw).read_bytes()
+    assert 0xDD not in _markers(one)  # one piece: Pillow's file
+    assert one == write_image(tmp_path / "pil.jpg", px / np.float32(255), **kw).read_bytes()
+    mcu = 8 if quality >= 90 else 16
+    for threads in (2, 3, 5):
+        data = write_image(tmp_path / f"s{threads}.jpg", px, threads=threads, **kw).read_bytes()
+        strip_rows = -(-(-(-203 // mcu)) // threads)  # MCU rows per strip
+        strips = -(-(-(-203 // mcu)) // strip_rows)
+        at = data.index(b"\xff\xdd")
+        assert int.from_bytes(data[at + 4:at + 6], "big") == strip_rows * -(-151 // mcu)  # the restart interval
+        assert [m for m in _markers(data) if 0xD0 <= m <= 0xD7] == [0xD0 + k % 8 for k in range(strips - 1)]
+        assert abs(len(data) - len(one)) < 64 * strips
+        for decode in (lambda b: np.asarray(PILImage.open(__import__("io").BytesIO(b)).convert("RGB")),
+                       imagecodecs.jpeg8_decode):
+            np.testing.assert_array_equal(decode(data), decode(one))
+        img = read_image(tmp_path / f"s{threads}.jpg", dtype="native")
+        assert img.icc_profile == icc and exif_tags(img.exif) == exif_tags(read_image(tmp_path / "one.jpg").exif)
+        np.testing.assert_array_equal(img.pixels, imagecodecs.jpeg8_decode(one))
+
+
+def test_jpeg_strips_from_one_megapixel_and_only_when_they_agree(tmp_path):
+    assert dio.JPEG_STRIP_MIN_PIXELS == 1 << 20
+    px = rgb8(1024, 1024, seed=2)
+    assert 0xDD in _markers(write_image(tmp_path / "a.jpg", px, threads=2).read_bytes())
+    assert 0xDD not in _markers(write_image(tmp_path / "b.jpg", px[:-1], threads=2).read_bytes())
+    # strips whose tables differ are not joined: the caller encodes in one piece
+    calls = []
+
+    def encode(a):
+        calls.append(a.shape[0])
+        return bytes(imagecodecs.jpeg8_encode(np.ascontiguousarray(a), level=90 - len(calls)))
+    assert dio._encode_jpeg_strips(px, encode, 8, 2) is None and sorted(calls) == [512, 512]
+    assert dio._encode_jpeg_strips(px[:8], encode, 8, 2) is None  # one MCU row: nothing to split
+    assert dio._jpeg_split(b"\xff\xd8\xff\xd9") is None
+    # a restart interval is a 16-bit count of MCUs: a wide photo gets more, shorter strips
+    wide = np.zeros((256, 8 * 8000, 3), np.uint8)
+    wide[::3, ::5] = 200
+
+    def encode_444(a):
+        return bytes(imagecodecs.jpeg8_encode(np.ascontiguousarray(a), level=90, subsampling=(1, 1)))
+    data = dio._encode_jpeg_strips(wide, encode_444, 8, 2)
+    at = data.index(b"\xff\xdd")
+    assert int.from_bytes(data[at + 4:at + 6], "big") == 8 * 8000  # 8 MCU rows, not 16
+    np.testing.assert_array_equal(imagecodecs.jpeg8_decode(data), imagecodecs.jpeg8_decode(encode_444(wide)))
 
 
 def test_read_preview_is_the_reduced_upright_jpeg(tmp_path):

@@ -51,6 +51,8 @@ from xml.etree import ElementTree
 
 from PIL import Image
 
+from ..io import jpeg_end
+
 __all__ = [
     "CACHE_ENV",
     "EXCLUDED",
@@ -229,38 +231,6 @@ def _licence_and_credit(pkg: PhotoPackage, copyright_text: str, photo: Photo) ->
 
 
 # --------------------------------------------------------------------------------------------- containers
-
-
-def jpeg_end(data: bytes, start: int) -> int | None:
-    """End offset (exclusive) of the JPEG that starts at ``start``, found by walking its markers; else None."""
-    i, n = start + 2, len(data)
-    while i + 4 <= n:
-        if data[i] != 0xFF:
-            return None
-        marker = data[i + 1]
-        if marker == 0xFF:  # fill byte
-            i += 1
-            continue
-        if marker == 0xD9:  # end of image
-            return i + 2
-        if 0xD0 <= marker <= 0xD7 or marker == 0x01:  # markers without a length
-            i += 2
-            continue
-        i += 2 + int.from_bytes(data[i + 2:i + 4], "big")
-        if marker == 0xDA:  # start of scan: skip entropy-coded data up to the next real marker
-            while True:
-                j = data.find(b"\xff", i)
-                if j < 0 or j + 1 >= n:
-                    return None
-                nxt = data[j + 1]
-                if nxt == 0x00 or 0xD0 <= nxt <= 0xD7:
-                    i = j + 2
-                elif nxt == 0xFF:
-                    i = j + 1
-                else:
-                    i = j
-                    break
-    return None
 
 
 def _jpegs(data: bytes) -> list[bytes]:
