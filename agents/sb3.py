@@ -34,7 +34,7 @@ from stable_baselines3.common.callbacks import BaseCallback, CallbackList
 from stable_baselines3.common.preprocessing import is_image_space
 from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
 from stable_baselines3.common.vec_env import VecMonitor
-from torch import Tensor, nn
+from torch import Tensor
 
 from deepexpose.device import resolve_device
 from deepexpose.envs.core import EditCore

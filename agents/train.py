@@ -25,7 +25,6 @@ from typing import TypeVar
 import torch
 
 from deepexpose.data.synthetic import EXCLUDED_PACKAGES, HELD_OUT_DEMO
-from deepexpose.device import resolve_device
 from deepexpose.envs.core import EditCore
 from deepexpose.envs.pool import PairPool
 
