@@ -433,11 +433,8 @@ def evaluate(model: ActorCritic | Act, core: EditCore, pool: PairPool, batch: in
     :data:`~deepexpose.metrics.PSNR_CAP` (100 dB) everywhere, so that a detuning that happened to change
     nothing in 8 bits cannot make a mean infinite.
     """
-    from deepexpose.metrics import PSNR_CAP, delta_e2000
-    from deepexpose.metrics import psnr as exact_psnr
-
-    def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
-        return min(exact_psnr(a, b), PSNR_CAP)
+    from deepexpose.metrics import capped_psnr as psnr
+    from deepexpose.metrics import delta_e2000
 
     if not pool.paired:
         raise ValueError("evaluation needs a pool with targets")

@@ -34,6 +34,7 @@ __all__ = [
     "PSNR_CAP",
     "to_uint8_scale",
     "psnr",
+    "capped_psnr",
     "ssim",
     "delta_e76",
     "delta_e2000",
@@ -123,6 +124,11 @@ def psnr(pred: Any, target: Any, *, quantize: bool = True) -> float:
     if mse == 0.0:
         return math.inf
     return 10.0 * math.log10(255.0**2 / mse)
+
+
+def capped_psnr(pred: Any, target: Any, *, quantize: bool = True) -> float:
+    """:func:`psnr`, but :data:`PSNR_CAP` for identical images: what every mean in this project averages."""
+    return min(psnr(pred, target, quantize=quantize), PSNR_CAP)
 
 
 def _gaussian_kernel(sigma: float = _SSIM_SIGMA, truncate: float = _SSIM_TRUNCATE) -> np.ndarray:

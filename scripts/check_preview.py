@@ -21,7 +21,7 @@ import numpy as np
 def compare(method, path: Path) -> dict | None:
     """Both results of one JPEG; ``None`` when it gets no preview."""
     from deepexpose.enhance import read_and_plan
-    from deepexpose.metrics import PSNR_CAP, psnr
+    from deepexpose.metrics import capped_psnr
 
     img, plan, chosen_on = read_and_plan(method, path)
     if chosen_on is None:
@@ -30,11 +30,8 @@ def compare(method, path: Path) -> dict | None:
     with_preview = plan.render(pixels, 1.0)
     whole = method.plan(pixels).render(pixels, 1.0)
 
-    def db(a: np.ndarray, b: np.ndarray) -> float:
-        return min(psnr(a, b), PSNR_CAP)
-
     return {"file": path.name, "size": [img.width, img.height], "preview": chosen_on,
-            "psnr_between": db(with_preview, whole), "psnr_to_input": db(whole, pixels)}
+            "psnr_between": capped_psnr(with_preview, whole), "psnr_to_input": capped_psnr(whole, pixels)}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -45,7 +45,6 @@ from deepexpose.io import atomic_write_bytes, from_tensor, quantize, read_image
 HOLDOUT = HELD_OUT_DEMO  # the bundled models' held-out demo photos
 TRAINED_CASES = ("basic", "untouched")  # beside the unseen errors: the errors of training, and "do no harm"
 MODEL_FREE = ("classic", "identity")  # methods that refuse --model
-PSNR_CAP = 100.0  # an exact copy scores this instead of inf, as deepexpose.agents.train.evaluate does
 
 Corrector = Callable[[np.ndarray], np.ndarray]
 """``H x W x 3`` uint8 pixels -> corrected pixels of the same shape and dtype."""
@@ -131,9 +130,9 @@ def imagemagick_corrector(cmd: list[str], tmp: Path) -> Corrector:
 
 
 def score(pred: np.ndarray, target: np.ndarray) -> dict[str, float]:
-    from deepexpose.metrics import delta_e2000, psnr
+    from deepexpose.metrics import capped_psnr, delta_e2000
 
-    return {"psnr": min(psnr(pred, target), PSNR_CAP), "delta_e2000": delta_e2000(pred, target)}
+    return {"psnr": capped_psnr(pred, target), "delta_e2000": delta_e2000(pred, target)}
 
 
 def summarise(cases: list[dict], rows: list[str], errors: list[str]) -> dict[str, dict]:

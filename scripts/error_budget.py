@@ -40,7 +40,7 @@ from deepexpose.data.detune import BASIC_RANGES, MIXED_FILTERS, random_edit
 from deepexpose.envs.pool import random_crop
 from deepexpose.filters import FilterPipeline
 from deepexpose.filters.base import srgb_to_linear
-from deepexpose.metrics import PSNR_CAP, delta_e2000, psnr
+from deepexpose.metrics import capped_psnr, delta_e2000
 
 ERRORS = tuple(f"{f}.{p}" for f, p, _, _ in BASIC_RANGES)
 """The basic errors, named ``filter.parameter``."""
@@ -87,7 +87,7 @@ def error_sizes(errors: Sequence[dict]) -> np.ndarray:
 
 def scores(outputs: torch.Tensor, targets: torch.Tensor) -> dict[str, float]:
     """Mean 8-bit PSNR (capped at ``PSNR_CAP``) and CIEDE2000 of ``outputs`` against ``targets``."""
-    p = [min(psnr(o, t), PSNR_CAP) for o, t in zip(outputs, targets, strict=True)]
+    p = [capped_psnr(o, t) for o, t in zip(outputs, targets, strict=True)]
     d = [delta_e2000(o, t) for o, t in zip(outputs, targets, strict=True)]
     return {"psnr": float(np.mean(p)), "delta_e2000": float(np.mean(d))}
 

@@ -28,7 +28,7 @@ from deepexpose.config import from_dict
 from deepexpose.data.synthetic import apply_case, case_seed
 from deepexpose.io import from_tensor, quantize
 from deepexpose.methods import AgentMethod, Method
-from deepexpose.metrics import PSNR_CAP, delta_e2000, psnr
+from deepexpose.metrics import capped_psnr, delta_e2000
 
 
 def validation_cases(photos: list[torch.Tensor], draws: int, seed: int) -> list[tuple[str, np.ndarray, np.ndarray]]:
@@ -50,9 +50,9 @@ def score(method: Method, cases: list[tuple[str, np.ndarray, np.ndarray]]) -> di
     for case, x, target in cases:
         out = method.plan(x).render(x, 1.0)
         if case == "untouched":
-            good.append(min(psnr(out, target), PSNR_CAP))
+            good.append(capped_psnr(out, target))
         else:
-            basic.append((min(psnr(out, target), PSNR_CAP), delta_e2000(out, target)))
+            basic.append((capped_psnr(out, target), delta_e2000(out, target)))
     result = {"psnr": float(np.mean([b[0] for b in basic])), "delta_e2000": float(np.mean([b[1] for b in basic])),
               "good_psnr": float(np.mean(good))}
     return {**result, "score": selection_score(result)}

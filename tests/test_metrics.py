@@ -9,6 +9,8 @@ from skimage.color import deltaE_cie76, deltaE_ciede2000, rgb2lab
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
 from deepexpose.metrics import (
+    PSNR_CAP,
+    capped_psnr,
     delta_e76,
     delta_e2000,
     evaluate_pair,
@@ -39,6 +41,15 @@ def test_psnr_one_level_offset_is_20log10_255():
     assert psnr(pred, target) == pytest.approx(48.1308036, abs=1e-6)
     # same on [0, 1] floats
     assert psnr(pred / 255.0, target / 255.0) == pytest.approx(20 * math.log10(255), abs=1e-9)
+
+
+def test_capped_psnr():
+    target = _uniform((10, 120, 250))
+    assert math.isinf(psnr(target, target)) and capped_psnr(target, target) == PSNR_CAP == 100.0
+    assert capped_psnr(target + 1, target) == psnr(target + 1, target) < PSNR_CAP
+    floats = target.astype(np.float64) / 255
+    assert capped_psnr(floats + 0.2 / 255, floats, quantize=False) == psnr(floats + 0.2 / 255, floats, quantize=False)
+    assert capped_psnr(floats + 0.2 / 255, floats) == PSNR_CAP  # quantised to the same codes
 
 
 def test_psnr_hand_mse():
