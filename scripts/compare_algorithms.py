@@ -20,6 +20,7 @@ import torch
 
 from deepexpose.agents.classic import classic_act
 from deepexpose.agents.train import OWN_ALGOS, SB3_ALGOS, TrainConfig, build_pools, evaluate, make_core, train
+from deepexpose.data.synthetic import BUNDLED_LIBRARY
 from deepexpose.io import atomic_write_bytes
 
 COLUMNS = ("algo", "steps", "psnr", "delta_e2000", "input_psnr", "input_delta_e2000", "good_psnr")
@@ -40,9 +41,11 @@ def main() -> None:
     p.add_argument("--out", default="runs/compare")
     p.add_argument("--holdout", default="coffee,chelsea")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--library-packages", default=",".join(BUNDLED_LIBRARY),
+                   help="photo-library packages to use (default: the bundled models' BUNDLED_LIBRARY)")
     args = p.parse_args()
     out = Path(args.out)
-    base = TrainConfig(holdout=args.holdout, seed=args.seed, eval_size=128)
+    base = TrainConfig(holdout=args.holdout, seed=args.seed, eval_size=128, library_packages=args.library_packages)
     _, eval_pool = build_pools(base)
     core = make_core(base)
     rows = [{"algo": "identity", "steps": 0,
@@ -50,14 +53,16 @@ def main() -> None:
             {"algo": "classic", "steps": 0, **evaluate(classic_act(core), core, eval_pool)}]
     for algo in filter(None, args.algos.split(",")):
         cfg = TrainConfig(algo=algo, minutes=args.minutes, steps=10**12, holdout=args.holdout, seed=args.seed,
-                          out=str(out / algo), eval_every=0, checkpoint_every=0, eval_size=128, progress=False)
+                          out=str(out / algo), eval_every=0, checkpoint_every=0, eval_size=128, progress=False,
+                          library_packages=args.library_packages)
         print(f"== {algo}: {args.minutes} min", flush=True)
         rows.append(train(cfg))
     text = table(rows)
     print(text)
     out.mkdir(parents=True, exist_ok=True)
     atomic_write_bytes(out / "compare.md", (text + "\n").encode(), overwrite=True)
-    settings = dataclasses.asdict(TrainConfig(minutes=args.minutes, holdout=args.holdout, seed=args.seed))
+    settings = dataclasses.asdict(TrainConfig(minutes=args.minutes, holdout=args.holdout, seed=args.seed,
+                                              library_packages=args.library_packages))
     atomic_write_bytes(out / "compare.json", json.dumps({"settings": settings, "rows": rows}, indent=2).encode(),
                        overwrite=True)
 

@@ -4,7 +4,8 @@
     .venv/bin/python scripts/learning_curve.py           # 1/8, 1/4, 1/2 and all of the training photos
 
 Each run is ``deepexpose train`` with its default settings (the photo library through ``--data auto``, 20,000
-image-steps) and ``--train-fraction F``: only that share of the training photos is trained on, while the
+image-steps), the packages of ``--library-packages`` (by default the bundled models' nine) and
+``--train-fraction F``: only that share of the training photos is trained on, while the
 validation photos (which choose the checkpoint) and the held-out photos (which are only reported) stay the same.
 The table gives the held-out views' basic-error quality of each run's chosen checkpoint. A curve that is still
 rising at the right end says more photos of this kind would help; a flat one says they would not.
@@ -18,6 +19,7 @@ import warnings
 from pathlib import Path
 
 from deepexpose.agents.train import TrainConfig, good_photo_split, train
+from deepexpose.data.synthetic import BUNDLED_LIBRARY
 from deepexpose.io import atomic_write_bytes
 
 
@@ -28,12 +30,15 @@ def main() -> int:
     parser.add_argument("--steps", type=int, default=20000, help="image-steps per run (default: 20000)")
     parser.add_argument("--eval-size", type=int, default=512, help="validation and held-out views (default: 512)")
     parser.add_argument("--out", default="runs/learning-curve", help="runs go to OUT/F-SEED; OUT/curve.json")
+    parser.add_argument("--library-packages", default=",".join(BUNDLED_LIBRARY),
+                        help="photo-library packages to use (default: the bundled models' BUNDLED_LIBRARY)")
     args = parser.parse_args()
     rows = []
     for seed in [int(s) for s in args.seeds.split(",")]:
         for fraction in [float(f) for f in args.fractions.split(",")]:
             cfg = TrainConfig(train_fraction=fraction, steps=args.steps, eval_size=args.eval_size, seed=seed,
-                              out=str(Path(args.out) / f"{fraction:g}-{seed}"), progress=False)
+                              out=str(Path(args.out) / f"{fraction:g}-{seed}"), progress=False,
+                              library_packages=args.library_packages)
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 photos = len(good_photo_split(cfg)[0])

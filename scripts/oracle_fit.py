@@ -18,6 +18,7 @@ import json
 import torch
 
 from deepexpose.agents.train import TrainConfig, build_pools
+from deepexpose.data.synthetic import BUNDLED_LIBRARY
 from deepexpose.envs.rewards import delta_e_score, lab
 from deepexpose.filters import DEFAULT_GLOBAL_FILTERS, FilterPipeline
 from deepexpose.metrics import delta_e2000, psnr
@@ -28,9 +29,12 @@ def main() -> int:
     parser.add_argument("--count", type=int, default=128, help="held-out views fitted (default: 128)")
     parser.add_argument("--iterations", type=int, default=300, help="Adam steps per batch (default: 300)")
     parser.add_argument("--data", default="library", help="demo or library (default: library)")
+    parser.add_argument("--library-packages", default=",".join(BUNDLED_LIBRARY),
+                        help="photo-library packages to use (default: the bundled models' BUNDLED_LIBRARY)")
     args = parser.parse_args()
     torch.manual_seed(0)
-    cfg = TrainConfig(data=args.data, holdout="coffee,chelsea,motorcycle", pool_size=1, eval_size=args.count)
+    cfg = TrainConfig(data=args.data, holdout="coffee,chelsea,motorcycle", pool_size=1, eval_size=args.count,
+                      library_packages=args.library_packages)
     _, pool = build_pools(cfg)
     idx = [i for i in range(len(pool)) if pool.records[i].get("class") != "correct"]
     x, t = pool.get(idx)

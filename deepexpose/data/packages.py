@@ -422,6 +422,31 @@ def _plain_files(pkg: PhotoPackage, root: Path, files: list[Path]) -> list[Photo
     return photos
 
 
+ENDLESS_SKY_MORGUEFILE = ("images/land/*",)
+"""The ``Files:`` patterns of endless-sky-data's paragraph for its morgueFile photos, which are left out."""
+
+
+def _endless_sky(pkg: PhotoPackage, root: Path, files: list[Path]) -> list[Photo]:
+    """Endless Sky's landscape photos, but those whose licence is that of the morgueFile paragraph (the last
+    ``Files:`` paragraph to match them is :data:`ENDLESS_SKY_MORGUEFILE`): morgueFile's own licence is not an
+    open licence, whatever the copyright file calls it. A photo named for its author (``*-sfiera*`` and so on) that a later, broader pattern of
+    the copyright file also matches keeps its author's licence and credit as the upstream statement."""
+    paragraphs = parse_copyright((root / "usr/share/doc" / pkg.name / "copyright").read_text(encoding="utf-8"))
+    if paragraphs is None:
+        raise ValueError(f"{pkg.name}: expected a machine-readable copyright file")
+    photos = []
+    for photo in _plain_files(pkg, root, files):
+        matching = [q for q in paragraphs if any(fnmatch.fnmatchcase(photo.copyright_path, pat) for pat in q.patterns)]
+        if not matching or matching[-1].patterns == ENDLESS_SKY_MORGUEFILE:  # the last match is its licence
+            continue
+        authors = [q for q in matching if all(pat.startswith("images/land/*-") for pat in q.patterns)]
+        if authors and authors[-1] is not matching[-1]:
+            photo.credit = _short_credit(authors[-1].copyright)
+            photo.upstream_licence = f"{authors[-1].licence} (the paragraph of the author named in the file name)"
+        photos.append(photo)
+    return photos
+
+
 def _kphotoalbum(pkg: PhotoPackage, root: Path, files: list[Path]) -> list[Photo]:
     """Demo album photos; those with an ``angle=`` in ``index.xml`` are rotated and stored as PNG."""
     angles = kphotoalbum_angles((root / KPA_DEMO / "index.xml").read_bytes())
@@ -568,6 +593,14 @@ GCOMPRIS_LANDMARKS = {  # the same landmark in two activities -> one scene group
     "details-GizahPyramids": "landmark-giza", "explore_monuments-greatPyramidOfGiza": "landmark-giza",
 }
 
+ENDLESS_SKY_LEFT_OUT = ("nasa8", "nasa9", "space6", "earthrise", "water6", "hills4", "valley7", "sky6", "lava1",
+                        "hills3")
+"""Endless Sky photos that are not natural photographs: Jupiter in enhanced colour, light streaks, a composite,
+false-colour "alien" recolourings and heavy colour grading."""
+SCRATCH_LEFT_OUT = ("chalkboard", "party-room", "room1", "room2", "room3", "spotlight-stage", "woods-and-bench",
+                    "school2", "brick-wall1", "brick-wall2", "graffiti", "moon")
+"""Scratch backgrounds that are drawings or partly drawn, a washed-out painting, and a photo with a black band."""
+
 PHOTO_PACKAGES: dict[str, PhotoPackage] = {p.name: p for p in [
     PhotoPackage(
         name="lomiri-wallpapers-16.04", version="20.04.0-2",
@@ -643,6 +676,29 @@ PHOTO_PACKAGES: dict[str, PhotoPackage] = {p.name: p for p in [
         licence="BSD-2-clause (Carsten Haitzler and various contributors)",
         paths=tuple(f"usr/share/enlightenment/data/backgrounds/{n}.edj" for n in ENLIGHTENMENT_PHOTOS),
         extractor=_enlightenment, source_prefix=("usr/share/enlightenment/", ""), expected=14, large=True),
+    PhotoPackage(
+        name="endless-sky-data", version="0.9.8-1.2",
+        contents="Endless Sky's landing-screen photos (720x360): landscapes, coasts, cities, deserts, snow, skies",
+        licence="per file: public-domain (unsplash, NASA, USGS), CC-BY-SA-3.0 (Wikimedia authors), CC-BY-SA-4.0; "
+                "the morgueFile photos are left out",
+        paths=("usr/share/games/endless-sky/images/land/*.jpg",), extractor=_endless_sky,
+        exclude=tuple(f"{n}.jpg" for n in ENDLESS_SKY_LEFT_OUT),
+        source_prefix=("usr/share/games/endless-sky/", ""), expected=182),
+    PhotoPackage(
+        name="scratch", version="1.4.0.6~dfsg1-6.1",
+        contents="Scratch stage backgrounds (480x360): streets, buildings, murals, parks, sports fields, nature",
+        licence="CC-BY-SA-3.0 (Files: Help/* Media/* Projects; Massachusetts Institute of Technology)",
+        paths=("usr/share/scratch/Media/Backgrounds/*/*.jpg",),
+        exclude=tuple(f"{n}.jpg" for n in SCRATCH_LEFT_OUT),
+        groups={"basketball-court1-a": "basketball-court1", "basketball-court1-b": "basketball-court1",
+                "city-with-water": "city-with-water", "city-with-water2": "city-with-water"},
+        source_prefix=("usr/share/scratch/", ""), expected=49),
+    PhotoPackage(
+        name="tuxpaint-data", version="1:0.9.28-sdl2-1",
+        contents="Tux Paint's photo templates: cliff, corn maze, jellyfish, lighthouse, sheep, trees, waves, "
+                 "bark and rock close-ups, a wool mill",
+        licence="GPL-2+ (Files: *; Bill Kendrick, whom AUTHORS.txt credits with the templates)",
+        paths=("usr/share/tuxpaint/templates/*.jpg",), exclude=("mossy_bark.jpg",), expected=18),
 ]}
 
 EXCLUDED: dict[str, str] = {
@@ -662,6 +718,14 @@ EXCLUDED: dict[str, str] = {
     "gcompris-qt-data:other activities": "drawings, clip art, planets, cut-out paintings, photos under 400x300",
     "enlightenment-data:Dunes, Flat-Fan, Flat-Stone-Pattern, Paper-Flower, Squiggle*, Sunset-Hills":
         "illustrations and textures",
+    "endless-sky-data:morgueFile photos": "the files only 'Files: images/land/*' covers, 'taken from "
+                                          "morgue-file.com': morgueFile's licence is not an open licence",
+    "endless-sky-data:" + ", ".join(ENDLESS_SKY_LEFT_OUT): "not natural photographs or heavily graded "
+                                                          "(ENDLESS_SKY_LEFT_OUT)",
+    "scratch:" + ", ".join(SCRATCH_LEFT_OUT): "drawings, partly drawn, a painting, a black band (SCRATCH_LEFT_OUT)",
+    "scratch:*.gif": "drawn backgrounds",
+    "tuxpaint-data:mossy_bark.jpg": "black bars above and below the photo",
+    "tuxpaint-data:starters/*": "line art; two small NOAA photos (448x376)",
 }
 """What is left out of the registry, and why."""
 

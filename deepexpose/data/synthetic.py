@@ -2,8 +2,8 @@
 
 The photos are a folder of good photos, or by default the photos the bundled models were *never trained on*:
 the held-out scikit-image demo photos (:data:`HELD_OUT_DEMO`) and the held-out 20 % of the Debian photo library's
-scene groups (every cached package but :data:`EXCLUDED_PACKAGES`, split exactly as ``deepexpose train --data
-library`` splits it), when ``scripts/get_photos.py`` has fetched the library. Each photo is shrunk to a short
+scene groups (the packages of :data:`BUNDLED_LIBRARY`, split exactly as ``deepexpose train --data library``
+split them for the bundled models), when ``scripts/get_photos.py`` has fetched the library. Each photo is shrunk to a short
 side of ``size`` and given each *case*:
 
 - a detuning scheme of :mod:`deepexpose.data.detune` (``basic``: exposure, white balance, contrast and
@@ -30,13 +30,19 @@ from .detune import SCHEMES, detune
 from .folders import DatasetLayoutError, shrink_short_side
 from .unseen import UNSEEN_ERRORS, unseen_error
 
-__all__ = ["CASES", "EXCLUDED_PACKAGES", "HELD_OUT_DEMO", "SyntheticPairs", "apply_case", "case_seed",
+__all__ = ["BUNDLED_LIBRARY", "CASES", "EXCLUDED_PACKAGES", "HELD_OUT_DEMO", "SyntheticPairs", "apply_case", "case_seed",
            "folder_photos", "held_out_photos"]
 
 HELD_OUT_DEMO = "coffee,chelsea,motorcycle"
 """Demo photos no bundled model was trained on (``scripts/train_default_model.py``, ``train_baselines.py``)."""
 EXCLUDED_PACKAGES = ("kphotoalbum",)
 """Photo-library packages the bundled models leave out entirely (photos of identifiable people)."""
+BUNDLED_LIBRARY = ("enlightenment-data", "gcompris-qt-data", "jigzo-data", "lomiri-wallpapers-16.04",
+                   "lomiri-wallpapers-20.04", "lxqt-themes", "palapeli-data", "scribus-template", "sddm-theme-maldives")
+"""The photo-library packages the bundled models were trained on (their configs' ``library_packages``). The
+held-out photos are the held-out scene groups of these packages only: the split depends on every photo in it,
+so a package fetched later would move some training groups into the held-out set. Retraining the bundled models
+with more packages means updating this list (a test compares it with the models' configs)."""
 LIBRARY_HOLDOUT = 0.2
 """Share of the library's scene groups held out of training (``TrainConfig.library_holdout``)."""
 
@@ -76,10 +82,14 @@ def held_out_photos(holdout: str = HELD_OUT_DEMO, *, library: bool = True, cache
     if library:
         root = Path(cache) if cache else default_cache_dir()
         cached = sorted({r.package for r in load_library(root)}) if root.is_dir() else []
-        packages = [p for p in cached if p not in EXCLUDED_PACKAGES]
+        packages = [p for p in cached if p in BUNDLED_LIBRARY]
         if not packages:
             notes.append(f"no photo library in {root} (scripts/get_photos.py fetches it): demo photos only")
         else:
+            if len(packages) < len(BUNDLED_LIBRARY):
+                missing = sorted(set(BUNDLED_LIBRARY) - set(packages))
+                notes.append(f"the photo library in {root} lacks {', '.join(missing)}, so the held-out split "
+                             "differs from the bundled models' (scripts/get_photos.py fetches them)")
             _, held = split_records(load_library(root, packages), holdout_fraction=LIBRARY_HOLDOUT, seed=0)
             photos += [(f"{r.package}/{r.name}", (lambda path=r.path: load_image_tensor(path))) for r in held]
     return photos, notes

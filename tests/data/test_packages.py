@@ -263,6 +263,49 @@ def test_kphotoalbum_rotation_thumbnails_and_free_text_licence(tmp_path):
         fetch_photos(tmp_path / "b", ["kphotoalbum"], unpack=fake_unpack({"kphotoalbum": tree}))
 
 
+def test_endless_sky_leaves_out_morguefile_photos_and_credits_authors(tmp_path):
+    land = "usr/share/games/endless-sky/images/land"
+    copyright_text = """Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/
+
+Files: *
+Copyright: Michael Zahniser
+License: GPL-3+
+
+Files: images/land/*
+Copyright: Various
+License: public-domain
+ Taken from morgue-file.com, a collection of photographs that have been donated
+
+Files: images/land/*-sfiera*
+Copyright: Chris Pickel (sfiera.net)
+License: CC-BY-SA-4.0
+
+Files:
+ images/land/fields1*
+ images/land/beach0*
+Copyright: Various
+License: public-domain
+ Taken from unsplash.com
+
+Files: images/land/nasa*
+Copyright: NASA
+License: public-domain
+"""
+    names = ["morgue3", "fields1", "fields10-sfiera", "beach7-sfiera", "beach0", "nasa2", "nasa8"]
+    tree = {f"{land}/{n}.jpg": encode("JPEG", 72, 36, color=(10 * i, 90, 200)) for i, n in enumerate(names)}
+    tree["usr/share/doc/endless-sky-data/copyright"] = copyright_text
+    recs = fetch_photos(tmp_path, ["endless-sky-data"], unpack=fake_unpack({"endless-sky-data": tree}))
+    by_name = {r.name: r for r in recs}
+    assert sorted(by_name) == ["beach0", "beach7-sfiera", "fields1", "fields10-sfiera", "nasa2"]  # no morgue3, nasa8
+    assert "nasa8" in pk.ENDLESS_SKY_LEFT_OUT
+    assert by_name["fields1"].licence == "public-domain" and by_name["nasa2"].credit == "NASA"
+    assert by_name["beach7-sfiera"].licence == "CC-BY-SA-4.0" and "Pickel" in by_name["beach7-sfiera"].credit
+    # fields1* (unsplash) comes later and also matches fields10-sfiera: the author's paragraph is kept beside it
+    tricky = by_name["fields10-sfiera"]
+    assert tricky.licence.startswith("public-domain (upstream: CC-BY-SA-4.0") and "Pickel" in tricky.credit
+    assert by_name["fields1"].path.read_bytes() == tree[f"{land}/fields1.jpg"]
+
+
 def test_gcompris_photos_credits_filters_and_landmark_groups(tmp_path):
     big = lambda c: encode("WEBP", 480, 320, color=c)  # noqa: E731
     act = "/gcompris/src/activities"

@@ -1,12 +1,21 @@
 """Tests for deepexpose.data.synthetic: benchmark pairs made from good photos with known errors."""
 
+import hashlib
+import io
+import json
+import shutil
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
 from PIL import Image
 
+import deepexpose
+from deepexpose.data.packages import MANIFEST
 from deepexpose.data.registry import make_dataset
-from deepexpose.data.synthetic import CASES, SyntheticPairs, apply_case, case_seed, held_out_photos
+from deepexpose.data.synthetic import (BUNDLED_LIBRARY, CASES, SyntheticPairs, apply_case, case_seed,
+                                       held_out_photos)
 
 
 def _photos(root, n=3, h=30, w=40):
@@ -78,3 +87,48 @@ def test_default_photos_are_the_held_out_demo_photos(tmp_path):
     assert notes and "scripts/get_photos.py" in notes[0]
     ds = make_dataset("synthetic", library=None, limit=1, size=24)
     assert ds.names == [names[0]] and min(ds[0]["input"].shape[1:]) == 24
+
+
+def _cache_package(root, package, count):
+    """A cached photo-library package of ``count`` small PNGs, one scene group each."""
+    entries = []
+    (root / package).mkdir(parents=True)
+    for i in range(count):
+        buf = io.BytesIO()
+        Image.new("RGB", (8, 8), (i, 7 * i % 256, 0)).save(buf, "PNG")
+        (root / package / f"p{i}.png").write_bytes(buf.getvalue())
+        entries.append({"file": f"p{i}.png", "name": f"p{i}", "licence": "CC0-1.0", "credit": "me",
+                        "group": f"{package}:p{i}", "sha256": hashlib.sha256(buf.getvalue()).hexdigest()})
+    (root / package / MANIFEST).write_text(json.dumps({"package": package, "photos": entries}))
+
+
+def test_held_out_library_photos_are_those_of_the_bundled_models_packages(tmp_path):
+    for package in BUNDLED_LIBRARY:
+        _cache_package(tmp_path, package, 6)
+    before, notes = held_out_photos(cache=tmp_path)
+    assert not notes
+    library = [n for n, _ in before if not n.startswith("demo/")]
+    assert library and all(n.split("/")[0] in BUNDLED_LIBRARY for n in library)
+    for extra in ("endless-sky-data", "kphotoalbum"):  # a package fetched later, and one left out entirely
+        _cache_package(tmp_path, extra, 40)
+    after, _ = held_out_photos(cache=tmp_path)
+    assert [n for n, _ in after] == [n for n, _ in before]  # the split is the bundled models' split
+    shutil.rmtree(tmp_path / BUNDLED_LIBRARY[0])
+    _, notes = held_out_photos(cache=tmp_path)
+    assert len(notes) == 1 and BUNDLED_LIBRARY[0] in notes[0] and "differs" in notes[0]
+
+
+def test_bundled_library_is_what_the_bundled_models_trained_on():
+    models = Path(deepexpose.__file__).parent / "models"
+    for config in sorted(models.glob("*.json")):
+        meta = json.loads(config.read_text())
+        found = set()
+
+        def walk(node):
+            if isinstance(node, dict):
+                if isinstance(node.get("library_packages"), str):
+                    found.add(node["library_packages"])
+                for value in node.values():
+                    walk(value)
+        walk(meta)
+        assert found == {",".join(BUNDLED_LIBRARY)}, config.name
