@@ -643,15 +643,15 @@ def evaluate_cgan(corrector: CganCorrector, pairs: Sequence[tuple[Tensor, Tensor
     """PSNR and CIEDE2000 (8-bit, :mod:`deepexpose.metrics`) of outputs and inputs against the targets over
     ``(input, target, record)`` pairs (``1 x 3 x H x W``), as :func:`deepexpose.agents.train.evaluate` reports
     them; untouched inputs (class ``correct``) give ``good_psnr``, the PSNR of the output to the input."""
-    from deepexpose.metrics import delta_e2000, psnr
+    from deepexpose.metrics import capped_psnr, delta_e2000
 
     detuned, good = [], []
     for x, t, record in pairs:
         out, _ = corrector.enhance(x, oversample=oversample)
         if record.get("class") == "correct":
-            good.append(min(psnr(out, x), 100.0))
+            good.append(capped_psnr(out, x))
         else:
-            detuned.append((psnr(out, t), delta_e2000(out, t), psnr(x, t), delta_e2000(x, t)))
+            detuned.append((capped_psnr(out, t), delta_e2000(out, t), capped_psnr(x, t), delta_e2000(x, t)))
     result: dict[str, float] = {}
     if detuned:
         keys = ("psnr", "delta_e2000", "input_psnr", "input_delta_e2000")

@@ -394,9 +394,9 @@ def sample_batch(photos: Sequence[Tensor], n: int, size: int, g: torch.Generator
 
 def _correction_metrics(out: Tensor, inp: Tensor, target: Tensor) -> dict[str, float]:
     """Mean 8-bit PSNR and CIEDE2000 of outputs and inputs against the targets (:mod:`deepexpose.metrics`)."""
-    from deepexpose.metrics import delta_e2000, psnr
+    from deepexpose.metrics import capped_psnr, delta_e2000
 
-    rows = [(psnr(o, t), delta_e2000(o, t), psnr(i, t), delta_e2000(i, t))
+    rows = [(capped_psnr(o, t), delta_e2000(o, t), capped_psnr(i, t), delta_e2000(i, t))
             for o, i, t in zip(out, inp, target, strict=True)]
     keys = ("psnr", "delta_e2000", "input_psnr", "input_delta_e2000")
     return {k: sum(col) / len(col) for k, col in zip(keys, zip(*rows, strict=True), strict=True)}
@@ -422,7 +422,7 @@ def two_error_failure(corrector: ClassifierCorrector, photos: Sequence[Tensor], 
     (``single_input_psnr``, ``single_psnr``, ``double_input_psnr``, ``double_psnr``) and ``double_hit``, the
     share of two-error views whose top class names one of the two true attributes.
     """
-    from deepexpose.metrics import psnr
+    from deepexpose.metrics import capped_psnr
 
     g = torch.Generator().manual_seed(seed)
     good = _good_views(photos, count, size, g)
@@ -436,10 +436,10 @@ def two_error_failure(corrector: ClassifierCorrector, photos: Sequence[Tensor], 
     hits = [_attribute_level(CLASSES[int(p)])[0] in (_attribute_level(a)[0], _attribute_level(b)[0])
             for p, (a, b) in zip(probs_d.argmax(1), pairs, strict=True)]
     mean = lambda xs: sum(xs) / len(xs)  # noqa: E731
-    return {"single_input_psnr": mean([psnr(x, t) for x, t in zip(single, good, strict=True)]),
-            "single_psnr": mean([psnr(x, t) for x, t in zip(out_s, good, strict=True)]),
-            "double_input_psnr": mean([psnr(x, t) for x, t in zip(double, good, strict=True)]),
-            "double_psnr": mean([psnr(x, t) for x, t in zip(out_d, good, strict=True)]),
+    return {"single_input_psnr": mean([capped_psnr(x, t) for x, t in zip(single, good, strict=True)]),
+            "single_psnr": mean([capped_psnr(x, t) for x, t in zip(out_s, good, strict=True)]),
+            "double_input_psnr": mean([capped_psnr(x, t) for x, t in zip(double, good, strict=True)]),
+            "double_psnr": mean([capped_psnr(x, t) for x, t in zip(out_d, good, strict=True)]),
             "double_hit": mean(hits)}
 
 
@@ -461,7 +461,7 @@ def evaluate_classifier(corrector: ClassifierCorrector, photos: Sequence[Tensor]
     inputs against the originals over the detuned views, and ``good_psnr``, output vs input on the untouched
     ones); ``basic_count`` views detuned by the ``basic`` scheme (``basic``); and :func:`two_error_failure`.
     """
-    from deepexpose.metrics import psnr
+    from deepexpose.metrics import capped_psnr
 
     good, single, labels = single_error_views(photos, count, size, seed)
     out, probs = corrector.correct(single)
@@ -470,7 +470,7 @@ def evaluate_classifier(corrector: ClassifierCorrector, photos: Sequence[Tensor]
     result["single"] = _correction_metrics(out[detuned], single[detuned], good[detuned])
     keep = (~detuned).nonzero().view(-1).tolist()
     if keep:
-        result["single"]["good_psnr"] = sum(min(psnr(out[i], single[i]), 100.0) for i in keep) / len(keep)
+        result["single"]["good_psnr"] = sum(capped_psnr(out[i], single[i]) for i in keep) / len(keep)
     if basic_count > 0:
         g = torch.Generator().manual_seed(seed + 1)
         good_b = _good_views(photos, basic_count, size, g, index=[i % len(photos) for i in range(basic_count)])

@@ -337,7 +337,7 @@ def evaluate_histogram(corrector: HistogramCorrector, pool: PairPool) -> dict[st
     against the target; views left untouched (class ``correct``): mean PSNR of the output to the input
     (``good_psnr``, an exact copy counts as 100 dB).
     """
-    from deepexpose.metrics import delta_e2000, psnr
+    from deepexpose.metrics import capped_psnr, delta_e2000
 
     if not pool.paired:
         raise ValueError("evaluation needs a pool with targets")
@@ -346,9 +346,9 @@ def evaluate_histogram(corrector: HistogramCorrector, pool: PairPool) -> dict[st
         x, t = pool.get([i])
         out, _ = corrector.enhance(x)
         if pool.records[i].get("class") == "correct":
-            good.append(min(psnr(out, x), 100.0))
+            good.append(capped_psnr(out, x))
         else:
-            detuned.append((psnr(out, t), delta_e2000(out, t), psnr(x, t), delta_e2000(x, t)))
+            detuned.append((capped_psnr(out, t), delta_e2000(out, t), capped_psnr(x, t), delta_e2000(x, t)))
     result: dict[str, float] = {}
     if detuned:
         keys = ("psnr", "delta_e2000", "input_psnr", "input_delta_e2000")

@@ -220,7 +220,7 @@ def _as_u8(t: torch.Tensor) -> np.ndarray:
 
 def _scores(pred: np.ndarray, target: np.ndarray) -> dict[str, float]:
     s = evaluate_pair(pred, target)
-    s["psnr"] = min(s["psnr"], PSNR_CAP)
+    s["psnr"] = min(s["psnr"], PSNR_CAP)  # evaluate_pair's PSNR, capped as capped_psnr caps it
     return s
 
 

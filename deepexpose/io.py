@@ -543,6 +543,8 @@ def jpeg_end(data: bytes, start: int) -> int | None:
             continue
         if marker == 0xD9:  # end of image
             return i + 2
+        if marker == 0xD8:  # a second start of image: not one JPEG
+            return None
         if 0xD0 <= marker <= 0xD7 or marker == 0x01:  # markers without a length
             i += 2
             continue
@@ -1086,11 +1088,11 @@ def _encode_jpeg_strips(rgb: np.ndarray, encode: Callable[[np.ndarray], bytes], 
     """One baseline JPEG encoded as horizontal strips on ``threads`` threads and joined with restart markers
     (ITU-T T.81 B.2.4.4: a restart interval of one strip's MCUs, ``RSTm`` between strips).
 
-    Each strip is a whole number of ``mcu``-row MCUs, and libjpeg's colour conversion, box chroma
-    downsampling, DCT and quantisation see nothing outside an MCU, so every block gets the same coefficients
-    as in one encode of the whole photo: it decodes to the same pixels (tested). Only the entropy coding
-    changes (the DC prediction restarts at each strip, each strip ends on a byte): a few bytes either way. ``None`` when the strips' tables do
-    not agree (then encode in one piece)."""
+    Each strip is a whole number of ``mcu``-row MCUs, and libjpeg's colour conversion, box chroma downsampling, DCT
+    and quantisation see nothing outside an MCU, so every block gets the same coefficients as in one encode of the
+    whole photo: it decodes to the same pixels (tested). Only the entropy coding changes (the DC prediction restarts
+    at each strip, each strip ends on a byte): a few bytes either way. ``None`` when the strips' tables do not agree
+    (then encode in one piece)."""
     h, w = rgb.shape[:2]
     per_row = -(-w // mcu)  # MCUs in one MCU row
     mcu_rows = -(-h // mcu)

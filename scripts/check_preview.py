@@ -6,7 +6,7 @@ or 1/8 scale decode) while the whole photo decodes, and segments the sub-image m
 bundled agent (or ``--model``), and prints the PSNR between the two results (100 dB where they are identical) and
 the PSNR of the full-decode result to the input, for scale.
 
-    python scripts/check_preview.py FOLDER [--limit N]
+    python scripts/check_preview.py FOLDER... [--limit N]
 """
 
 from __future__ import annotations
@@ -36,14 +36,15 @@ def compare(method, path: Path) -> dict | None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("folder", type=Path)
+    parser.add_argument("folder", type=Path, nargs="+", help="folders searched for JPEGs (recursively)")
     parser.add_argument("--model", default=None, help="agent model (default: the bundled one)")
     parser.add_argument("--limit", type=int, default=0, help="at most this many JPEGs (0: all)")
     args = parser.parse_args(argv)
     from deepexpose.methods import AgentMethod
 
     method = AgentMethod(args.model)
-    files = sorted(p for p in args.folder.rglob("*") if p.suffix.lower() in (".jpg", ".jpeg") and p.is_file())
+    files = sorted(p for folder in args.folder for p in folder.rglob("*")
+                   if p.suffix.lower() in (".jpg", ".jpeg") and p.is_file())
     rows = []
     for path in files:
         row = compare(method, path)

@@ -21,7 +21,7 @@ from deepexpose.agents.train import TrainConfig, build_pools
 from deepexpose.data.synthetic import BUNDLED_LIBRARY
 from deepexpose.envs.rewards import delta_e_score, lab
 from deepexpose.filters import DEFAULT_GLOBAL_FILTERS, FilterPipeline
-from deepexpose.metrics import delta_e2000, psnr
+from deepexpose.metrics import capped_psnr, delta_e2000
 
 
 def main() -> int:
@@ -49,7 +49,7 @@ def main() -> int:
         opt.step()
     with torch.no_grad():
         out = pipe(x, action.clamp(-1, 1))
-    rows = [(psnr(x[i], t[i]), delta_e2000(x[i], t[i]), psnr(out[i], t[i]), delta_e2000(out[i], t[i]))
+    rows = [(capped_psnr(x[i], t[i]), delta_e2000(x[i], t[i]), capped_psnr(out[i], t[i]), delta_e2000(out[i], t[i]))
             for i in range(len(idx))]
     mean = [sum(c) / len(c) for c in zip(*rows, strict=True)]
     result = {"views": len(idx), "input_psnr": mean[0], "input_delta_e2000": mean[1], "fitted_psnr": mean[2],

@@ -6,10 +6,13 @@
 
 Training photos, all openly licensed and listed with their licences in ``deepexpose/data/packages.py`` and
 ``deepexpose/data/demo.py``: the scikit-image demo photos astronaut and rocket (coffee and chelsea are held
-out for evaluation; the motorcycle pair, whose licence is unstated, is held out too, so the shipped weights
-never saw it) and the Debian photo library without kphotoalbum (identifiable people), minus 20 % of its scene
-groups held out. The reserved evaluation packages (mate-backgrounds, plasma-workspace-wallpapers) are never
-fetched.
+out for evaluation; the motorcycle pair, whose licence is unstated, is held out too, so the shipped weights never
+saw it) and the packages of the Debian photo library named by ``--library-packages`` (by default those the bundled
+models were trained on, :data:`deepexpose.data.synthetic.BUNDLED_LIBRARY`, which leaves out kphotoalbum:
+identifiable people), minus 20 % of their scene groups held out. Retraining on more packages means naming them here
+and then setting ``BUNDLED_LIBRARY`` to them (a test compares it with the models' configs), and retraining the
+baselines (``scripts/train_baselines.py``) on the same packages, since the held-out split depends on every package
+in it. The reserved evaluation packages (mate-backgrounds, plasma-workspace-wallpapers) are never fetched.
 
 The exported checkpoint is chosen on validation photos: 10 % of the library's *training* scene groups, kept out
 of training (``best.safetensors`` of the run, the best validation score; see
@@ -27,17 +30,40 @@ from pathlib import Path
 from deepexpose.agents.policy import DEFAULT_MODEL, export_agent
 from deepexpose.agents.train import TrainConfig, train
 from deepexpose.data.packages import PHOTO_PACKAGES, default_cache_dir, load_library
-from deepexpose.data.synthetic import EXCLUDED_PACKAGES, HELD_OUT_DEMO
+from deepexpose.data.synthetic import BUNDLED_LIBRARY, EXCLUDED_PACKAGES, HELD_OUT_DEMO
 
 HOLDOUT = HELD_OUT_DEMO
 MODEL_DIR = Path(__file__).resolve().parent.parent / "deepexpose" / "models"
 
 
-def default_config(minutes: float, out: str, packages: list[str]) -> TrainConfig:
+def default_config(minutes: float, out: str, packages: list[str], seed: int = 0) -> TrainConfig:
     return TrainConfig(algo="adpg", data="library", library_packages=",".join(packages), holdout=HOLDOUT,
                        scheme="mixed", eval_scheme="basic", pool_size=8192, eval_size=256, minutes=minutes,
                        steps=10 ** 9, colour_stats=True, deadzone=0.05, validation=0.1, eval_every=25_000,
-                       checkpoint_every=200_000, out=out, seed=0)
+                       checkpoint_every=200_000, out=out, seed=seed)
+
+
+def chosen_packages(value: str) -> list[str]:
+    """The comma-separated library packages of ``value``, each of which must be in the photo cache."""
+    packages = [p.strip() for p in value.split(",") if p.strip()]
+    cached = {r.package for r in load_library(default_cache_dir())}
+    unknown = [p for p in packages if p not in PHOTO_PACKAGES]
+    missing = [p for p in packages if p not in cached and p not in unknown]
+    if not packages or unknown:
+        raise SystemExit(f"--library-packages: name packages of the photo registry, not {', '.join(unknown) or 'none'}")
+    if missing:
+        raise SystemExit(f"not in the photo cache: {', '.join(missing)} (fetch them with scripts/get_photos.py"
+                         f"{' --with-large' if any(PHOTO_PACKAGES[p].large for p in missing) else ''})")
+    if any(p in EXCLUDED_PACKAGES for p in packages):
+        print(f"note: training on {', '.join(p for p in packages if p in EXCLUDED_PACKAGES)}, which the bundled "
+              "models leave out")
+    return packages
+
+
+def library_packages_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--library-packages", default=",".join(BUNDLED_LIBRARY),
+                        help="photo-library packages to train on (default: BUNDLED_LIBRARY, those the bundled "
+                             "models were trained on)")
 
 
 def main() -> int:
@@ -45,16 +71,13 @@ def main() -> int:
     parser.add_argument("--minutes", type=float, default=12.0, help="training budget (default: 12)")
     parser.add_argument("--out", default="runs/default-model", help="training run folder")
     parser.add_argument("--model-dir", default=str(MODEL_DIR), help="where the exported model goes")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the photos' views, the networks and the "
+                        "workers (default: 0, the bundled model's)")
+    library_packages_option(parser)
     args = parser.parse_args()
 
-    cached = sorted({r.package for r in load_library(default_cache_dir())})
-    packages = [p for p in cached if p not in EXCLUDED_PACKAGES]
-    missing = [p for p in PHOTO_PACKAGES if p not in cached and p not in EXCLUDED_PACKAGES]
-    if not packages:
-        raise SystemExit("no photo library in the cache: run scripts/get_photos.py first")
-    if missing:
-        print(f"note: packages not in the cache (fetch them with scripts/get_photos.py): {', '.join(missing)}")
-    cfg = default_config(args.minutes, args.out, packages)
+    packages = chosen_packages(args.library_packages)
+    cfg = default_config(args.minutes, args.out, packages, args.seed)
     result = train(cfg)
     target = Path(args.model_dir) / DEFAULT_MODEL
     note = (f"trained by scripts/train_default_model.py: demo photos astronaut, rocket and the Debian photo "

@@ -432,6 +432,9 @@ def test_truncated(tmp_path, kind):
     cut.write_bytes(data[: len(data) // 2])
     assert_read_error(cut, "truncated")
     assert_read_error(cut, "truncated", dtype="native")  # (libjpeg-turbo alone would fill the rest with grey)
+    if kind == "jpg":  # cut short, then something else appended (a motion photo's video, say)
+        cut.write_bytes(data[: len(data) // 2] + b"\0\1 trailing video bytes" * 20)
+        assert_read_error(cut, "truncated", dtype="native")
 
 
 @pytest.mark.parametrize("kw", [dict(), dict(progressive=True), dict(restart_marker_blocks=1)])
@@ -830,7 +833,7 @@ def test_large_jpeg_is_encoded_in_strips_to_the_same_pixels(tmp_path, icc, monke
     assert 0xDD not in _markers(one)  # one piece: Pillow's file
     assert one == write_image(tmp_path / "pil.jpg", px / np.float32(255), **kw).read_bytes()
     mcu = 8 if quality >= 90 else 16
-    for threads in (2, 3, 5):
+    for threads in (2, 3, 5, 16):  # 16: 13 or 7 strips, so the restart markers wrap from RST7 to RST0
         data = write_image(tmp_path / f"s{threads}.jpg", px, threads=threads, **kw).read_bytes()
         strip_rows = -(-(-(-203 // mcu)) // threads)  # MCU rows per strip
         strips = -(-(-(-203 // mcu)) // strip_rows)

@@ -123,6 +123,7 @@ class Photo:
     group: str = ""  # scene key within the package (default: name)
     credit: str = ""  # upstream credit, when more specific than debian/copyright
     upstream_licence: str = ""  # licence stated by an upstream credit file shipped in the package
+    licence: str = ""  # the licence, where debian/copyright's last matching paragraph is known to be wrong
 
 
 Extractor = Callable[["PhotoPackage", Path, list[Path]], list[Photo]]
@@ -223,6 +224,9 @@ def _licence_and_credit(pkg: PhotoPackage, copyright_text: str, photo: Photo) ->
         licence, credit = para.licence, _short_credit(para.copyright)
         if para.patterns == ("*",):
             notes.append("debian/copyright: only 'Files: *' applies")
+    if photo.licence:
+        notes.insert(0, f"debian/copyright's last matching paragraph says {licence}")
+        licence = photo.licence
     if photo.upstream_licence:
         notes.append(f"upstream: {photo.upstream_licence}")
     if notes:
@@ -428,9 +432,10 @@ ENDLESS_SKY_MORGUEFILE = ("images/land/*",)
 
 def _endless_sky(pkg: PhotoPackage, root: Path, files: list[Path]) -> list[Photo]:
     """Endless Sky's landscape photos, but those whose licence is that of the morgueFile paragraph (the last
-    ``Files:`` paragraph to match them is :data:`ENDLESS_SKY_MORGUEFILE`): morgueFile's own licence is not an
-    open licence, whatever the copyright file calls it. A photo named for its author (``*-sfiera*`` and so on) that a later, broader pattern of
-    the copyright file also matches keeps its author's licence and credit as the upstream statement."""
+    ``Files:`` paragraph to match them is :data:`ENDLESS_SKY_MORGUEFILE`): morgueFile's own licence is not an open
+    licence, whatever the copyright file calls it. A photo named for its author (``*-sfiera*`` and so on) that a
+    later, broader pattern of the copyright file also matches (``fields1*`` matches ``fields10-sfiera``) gets its
+    author's licence and credit; the later paragraph's licence is noted beside it."""
     paragraphs = parse_copyright((root / "usr/share/doc" / pkg.name / "copyright").read_text(encoding="utf-8"))
     if paragraphs is None:
         raise ValueError(f"{pkg.name}: expected a machine-readable copyright file")
@@ -442,7 +447,7 @@ def _endless_sky(pkg: PhotoPackage, root: Path, files: list[Path]) -> list[Photo
         authors = [q for q in matching if all(pat.startswith("images/land/*-") for pat in q.patterns)]
         if authors and authors[-1] is not matching[-1]:
             photo.credit = _short_credit(authors[-1].copyright)
-            photo.upstream_licence = f"{authors[-1].licence} (the paragraph of the author named in the file name)"
+            photo.licence = authors[-1].licence
         photos.append(photo)
     return photos
 
@@ -597,6 +602,9 @@ ENDLESS_SKY_LEFT_OUT = ("nasa8", "nasa9", "space6", "earthrise", "water6", "hill
                         "hills3")
 """Endless Sky photos that are not natural photographs: Jupiter in enhanced colour, light streaks, a composite,
 false-colour "alien" recolourings and heavy colour grading."""
+ENDLESS_SKY_UNCLEAR = ("canyon01", "canyon02", "canyon03", "canyon04", "canyon05")
+"""Endless Sky photos whose source is unclear: only the broad pattern ``canyon0*`` of the unsplash paragraph,
+written for ``canyon0``, covers them."""
 SCRATCH_LEFT_OUT = ("chalkboard", "party-room", "room1", "room2", "room3", "spotlight-stage", "woods-and-bench",
                     "school2", "brick-wall1", "brick-wall2", "graffiti", "moon")
 """Scratch backgrounds that are drawings or partly drawn, a washed-out painting, and a photo with a black band."""
@@ -682,8 +690,8 @@ PHOTO_PACKAGES: dict[str, PhotoPackage] = {p.name: p for p in [
         licence="per file: public-domain (unsplash, NASA, USGS), CC-BY-SA-3.0 (Wikimedia authors), CC-BY-SA-4.0; "
                 "the morgueFile photos are left out",
         paths=("usr/share/games/endless-sky/images/land/*.jpg",), extractor=_endless_sky,
-        exclude=tuple(f"{n}.jpg" for n in ENDLESS_SKY_LEFT_OUT),
-        source_prefix=("usr/share/games/endless-sky/", ""), expected=182),
+        exclude=tuple(f"{n}.jpg" for n in ENDLESS_SKY_LEFT_OUT + ENDLESS_SKY_UNCLEAR),
+        source_prefix=("usr/share/games/endless-sky/", ""), expected=177),
     PhotoPackage(
         name="scratch", version="1.4.0.6~dfsg1-6.1",
         contents="Scratch stage backgrounds (480x360): streets, buildings, murals, parks, sports fields, nature",
@@ -722,6 +730,8 @@ EXCLUDED: dict[str, str] = {
                                           "morgue-file.com': morgueFile's licence is not an open licence",
     "endless-sky-data:" + ", ".join(ENDLESS_SKY_LEFT_OUT): "not natural photographs or heavily graded "
                                                           "(ENDLESS_SKY_LEFT_OUT)",
+    "endless-sky-data:" + ", ".join(ENDLESS_SKY_UNCLEAR): "source unclear: only the broad pattern canyon0* covers "
+                                                          "them (ENDLESS_SKY_UNCLEAR)",
     "scratch:" + ", ".join(SCRATCH_LEFT_OUT): "drawings, partly drawn, a painting, a black band (SCRATCH_LEFT_OUT)",
     "scratch:*.gif": "drawn backgrounds",
     "tuxpaint-data:mossy_bark.jpg": "black bars above and below the photo",

@@ -1,10 +1,10 @@
 """Synthetic benchmark pairs: good photos given a known error (the input) and the photos themselves (the target).
 
-The photos are a folder of good photos, or by default the photos the bundled models were *never trained on*:
-the held-out scikit-image demo photos (:data:`HELD_OUT_DEMO`) and the held-out 20 % of the Debian photo library's
-scene groups (the packages of :data:`BUNDLED_LIBRARY`, split exactly as ``deepexpose train --data library``
-split them for the bundled models), when ``scripts/get_photos.py`` has fetched the library. Each photo is shrunk to a short
-side of ``size`` and given each *case*:
+The photos are a folder of good photos, or by default the photos the bundled models were *never trained on*: the
+held-out scikit-image demo photos (:data:`HELD_OUT_DEMO`) and the held-out 20 % of the Debian photo library's scene
+groups (the packages of :data:`BUNDLED_LIBRARY`, split exactly as ``deepexpose train --data library`` split them for
+the bundled models), when ``scripts/get_photos.py`` has fetched the library. Each photo is shrunk to a short side of
+``size`` and given each *case*:
 
 - a detuning scheme of :mod:`deepexpose.data.detune` (``basic``: exposure, white balance, contrast and
   saturation errors, the errors the agent is trained to undo; ``mixed``, ``single``, ``afifi``);
@@ -30,8 +30,8 @@ from .detune import SCHEMES, detune
 from .folders import DatasetLayoutError, shrink_short_side
 from .unseen import UNSEEN_ERRORS, unseen_error
 
-__all__ = ["BUNDLED_LIBRARY", "CASES", "EXCLUDED_PACKAGES", "HELD_OUT_DEMO", "SyntheticPairs", "apply_case", "case_seed",
-           "folder_photos", "held_out_photos"]
+__all__ = ["BUNDLED_LIBRARY", "CASES", "EXCLUDED_PACKAGES", "HELD_OUT_DEMO", "SyntheticPairs", "apply_case",
+           "case_seed", "folder_photos", "held_out_photos"]
 
 HELD_OUT_DEMO = "coffee,chelsea,motorcycle"
 """Demo photos no bundled model was trained on (``scripts/train_default_model.py``, ``train_baselines.py``)."""
@@ -89,7 +89,8 @@ def held_out_photos(holdout: str = HELD_OUT_DEMO, *, library: bool = True, cache
             if len(packages) < len(BUNDLED_LIBRARY):
                 missing = sorted(set(BUNDLED_LIBRARY) - set(packages))
                 notes.append(f"the photo library in {root} lacks {', '.join(missing)}, so the held-out split "
-                             "differs from the bundled models' (scripts/get_photos.py fetches them)")
+                             "differs from the bundled models' and may hold photos they trained on "
+                             "(scripts/get_photos.py fetches them)")
             _, held = split_records(load_library(root, packages), holdout_fraction=LIBRARY_HOLDOUT, seed=0)
             photos += [(f"{r.package}/{r.name}", (lambda path=r.path: load_image_tensor(path))) for r in held]
     return photos, notes
