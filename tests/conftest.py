@@ -45,6 +45,27 @@ def random_image(b=2, h=8, w=10, *, seed=0, dtype=torch.float32, device="cpu", l
     return x.to(dtype=dtype, device=device)
 
 
+def cached_package(root: Path, name: str, count: int) -> None:
+    """A package of the photo library as ``scripts/get_photos.py`` caches it: ``count`` 8 x 8 PNGs, each its own
+    scene group, and the manifest."""
+    import hashlib
+    import io
+
+    from PIL import Image
+
+    from deepexpose.data.packages import MANIFEST
+
+    entries = []
+    (root / name).mkdir(parents=True)
+    for i in range(count):
+        buf = io.BytesIO()
+        Image.new("RGB", (8, 8), (i % 256, 7 * i % 256, 9)).save(buf, "PNG")
+        (root / name / f"p{i}.png").write_bytes(buf.getvalue())
+        entries.append({"file": f"p{i}.png", "name": f"p{i}", "licence": "CC0-1.0", "credit": "me",
+                        "group": f"{name}:p{i}", "sha256": hashlib.sha256(buf.getvalue()).hexdigest()})
+    (root / name / MANIFEST).write_text(json.dumps({"package": name, "photos": entries}))
+
+
 @pytest.fixture(scope="session")
 def tiny_agent(tmp_path_factory) -> Path:
     """The checkpoint of a 64-step agent on the demo photos (coffee held out, one scene group validating)."""

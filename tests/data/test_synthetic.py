@@ -1,7 +1,5 @@
 """Tests for deepexpose.data.synthetic: benchmark pairs made from good photos with known errors."""
 
-import hashlib
-import io
 import json
 import shutil
 from pathlib import Path
@@ -12,7 +10,7 @@ import torch
 from PIL import Image
 
 import deepexpose
-from deepexpose.data.packages import MANIFEST
+from conftest import cached_package
 from deepexpose.data.registry import make_dataset
 from deepexpose.data.synthetic import (BUNDLED_LIBRARY, CASES, SyntheticPairs, apply_case, case_seed,
                                        held_out_photos)
@@ -89,28 +87,15 @@ def test_default_photos_are_the_held_out_demo_photos(tmp_path):
     assert ds.names == [names[0]] and min(ds[0]["input"].shape[1:]) == 24
 
 
-def _cache_package(root, package, count):
-    """A cached photo-library package of ``count`` small PNGs, one scene group each."""
-    entries = []
-    (root / package).mkdir(parents=True)
-    for i in range(count):
-        buf = io.BytesIO()
-        Image.new("RGB", (8, 8), (i, 7 * i % 256, 0)).save(buf, "PNG")
-        (root / package / f"p{i}.png").write_bytes(buf.getvalue())
-        entries.append({"file": f"p{i}.png", "name": f"p{i}", "licence": "CC0-1.0", "credit": "me",
-                        "group": f"{package}:p{i}", "sha256": hashlib.sha256(buf.getvalue()).hexdigest()})
-    (root / package / MANIFEST).write_text(json.dumps({"package": package, "photos": entries}))
-
-
 def test_held_out_library_photos_are_those_of_the_bundled_models_packages(tmp_path):
     for package in BUNDLED_LIBRARY:
-        _cache_package(tmp_path, package, 6)
+        cached_package(tmp_path, package, 6)
     before, notes = held_out_photos(cache=tmp_path)
     assert not notes
     library = [n for n, _ in before if not n.startswith("demo/")]
     assert library and all(n.split("/")[0] in BUNDLED_LIBRARY for n in library)
     for extra in ("endless-sky-data", "kphotoalbum"):  # a package fetched later, and one left out entirely
-        _cache_package(tmp_path, extra, 40)
+        cached_package(tmp_path, extra, 40)
     after, _ = held_out_photos(cache=tmp_path)
     assert [n for n, _ in after] == [n for n, _ in before]  # the split is the bundled models' split
     shutil.rmtree(tmp_path / BUNDLED_LIBRARY[0])

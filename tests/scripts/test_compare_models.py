@@ -1,36 +1,20 @@
 """``scripts/compare_models.py``: agent models scored on the photos every one of them held out."""
 
-import hashlib
-import io
 import json
 
 import pytest
-from PIL import Image
 
-from conftest import load_script
+from conftest import cached_package, load_script
 from deepexpose.agents.train import TrainConfig, _library_records
-from deepexpose.data.packages import MANIFEST
 
 compare = load_script("compare_models.py")
-
-
-def _package(root, name, count):
-    entries = []
-    (root / name).mkdir(parents=True)
-    for i in range(count):
-        buf = io.BytesIO()
-        Image.new("RGB", (8, 8), (i, 3 * i % 256, 9)).save(buf, "PNG")
-        (root / name / f"p{i}.png").write_bytes(buf.getvalue())
-        entries.append({"file": f"p{i}.png", "name": f"p{i}", "licence": "CC0-1.0", "credit": "me",
-                        "group": f"{name}:p{i}", "sha256": hashlib.sha256(buf.getvalue()).hexdigest()})
-    (root / name / MANIFEST).write_text(json.dumps({"package": name, "photos": entries}))
 
 
 def test_common_photos_are_held_out_by_every_model(tmp_path):
     demo = [TrainConfig(data="demo", holdout="coffee,chelsea"), TrainConfig(data="demo", holdout="coffee")]
     assert compare.common_photos(demo) == (["coffee"], [])
     for name, count in (("pkg-a", 30), ("pkg-b", 40)):
-        _package(tmp_path, name, count)
+        cached_package(tmp_path, name, count)
     configs = [TrainConfig(data="library", root=str(tmp_path), library_packages=p) for p in ("pkg-a", "pkg-a,pkg-b")]
     names, records = compare.common_photos(configs)
     assert names == ["chelsea", "coffee", "motorcycle"]  # the default hold-outs, shared
