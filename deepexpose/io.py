@@ -22,11 +22,10 @@ Writing (:func:`write_image`)
     multiplies by 257, 16 -> 8 bits rounds to nearest). A JPEG from codes is encoded through ``imagecodecs``
     without Pillow's 4-byte copy: the file is byte for byte the one Pillow writes (tested), except that from
     1 MP up, given more than one thread, it is encoded in horizontal strips in parallel and joined with restart
-    markers, which decodes to the very same pixels (tested) from a file within a few hundred bytes of the
-    same size. The file is written to a hidden temporary file in the target directory, fsynced and then moved
-    into place, so a reader never sees a partial file and a failure leaves nothing behind. An existing file
-    is only replaced with ``overwrite=True`` (otherwise :class:`ImageExistsError`, also a
-    ``FileExistsError``).
+    markers, which decodes to the very same pixels (tested) from a file of about the same size. The file is
+    written to a hidden temporary file in the target directory, fsynced and then moved into place, so a
+    reader never sees a partial file and a failure leaves nothing behind. An existing file is only replaced
+    with ``overwrite=True`` (otherwise :class:`ImageExistsError`, also a ``FileExistsError``).
     :func:`atomic_write_bytes` does the same for side files such as JSON records.
 
 Metadata rules
