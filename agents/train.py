@@ -144,14 +144,15 @@ def num_workers(cfg: TrainConfig) -> int:
 PHOTO_SHORT_SIDE = 512
 
 
-def _photos(dataset) -> list[torch.Tensor]:
+def dataset_photos(dataset) -> list[torch.Tensor]:
+    """The ``image`` of every item of ``dataset`` (good photos), shrunk to the training short side."""
     from deepexpose.data.folders import shrink_short_side
 
     return [shrink_short_side(item["image"], PHOTO_SHORT_SIDE) for item in dataset]
 
 
-def _library_records(cfg: TrainConfig) -> tuple[list, list]:
-    """Train and held-out records of the Debian photo library (split by scene group)."""
+def library_records(cfg: TrainConfig) -> tuple[list, list]:
+    """Train and held-out records of the Debian photo library ``cfg`` trains on (split by scene group)."""
     from deepexpose.data.packages import load_library, split_records
 
     cache = library_cache(cfg)
@@ -165,7 +166,8 @@ def _library_records(cfg: TrainConfig) -> tuple[list, list]:
     return split_records(records, holdout_fraction=cfg.library_holdout, seed=0)
 
 
-def _load_records(records) -> list[torch.Tensor]:
+def load_records(records) -> list[torch.Tensor]:
+    """The photos of photo-library ``records``, shrunk to the training short side."""
     from deepexpose.data.folders import load_image_tensor, shrink_short_side
 
     return [shrink_short_side(load_image_tensor(r.path), PHOTO_SHORT_SIDE) for r in records]
@@ -252,15 +254,15 @@ def good_photo_split(cfg: TrainConfig, validation: float | None = None
     if cfg.data in ("demo", "library"):
         holdout = tuple(n.strip() for n in cfg.holdout.split(",") if n.strip())
         demo_train = DemoSet(split="train", holdout=holdout)
-        train = _photos(demo_train)
-        held = _photos(DemoSet(split="holdout", holdout=holdout))
+        train = dataset_photos(demo_train)
+        held = dataset_photos(DemoSet(split="holdout", holdout=holdout))
         if cfg.data == "demo":
             warnings.warn(DEMO_TOO_SMALL.format(n=len(train)), UserWarning, stacklevel=2)
             train, val = _split_off(train, [p.group for p in demo_train.photos], fraction)
         else:  # the demo photos stay in training; the library's training groups are split again
-            lib_train, lib_held = _library_records(cfg)
+            lib_train, lib_held = library_records(cfg)
             lib_train, lib_val = split_records(lib_train, holdout_fraction=fraction, seed=VALIDATION_SEED)
-            train, val, held = train + _load_records(lib_train), _load_records(lib_val), held + _load_records(lib_held)
+            train, val, held = train + load_records(lib_train), load_records(lib_val), held + load_records(lib_held)
     elif cfg.data == "folder":
         from deepexpose.data.folders import shrink_short_side
 

@@ -19,7 +19,8 @@ import json
 from pathlib import Path
 
 from deepexpose.agents.policy import AgentPolicy, default_model_path, load_agent
-from deepexpose.agents.train import TrainConfig, _library_records, _load_records, _photos, evaluate, resolve_data
+from deepexpose.agents.train import (TrainConfig, dataset_photos, evaluate, library_records, load_records,
+                                    resolve_data)
 from deepexpose.config import from_dict
 from deepexpose.data.demo import DemoSet
 from deepexpose.envs.pool import PairPool
@@ -42,7 +43,7 @@ def held_out(cfg: TrainConfig) -> tuple[set[str], set[str]]:
     if cfg.data not in ("demo", "library"):
         raise ValueError(f"only models trained on demo or library photos can be compared, not --data {cfg.data}")
     demo = {n.strip() for n in cfg.holdout.split(",") if n.strip()}
-    library = {str(r.path) for r in _library_records(cfg)[1]} if cfg.data == "library" else set()
+    library = {str(r.path) for r in library_records(cfg)[1]} if cfg.data == "library" else set()
     return demo, library
 
 
@@ -54,7 +55,7 @@ def common_photos(configs: list[TrainConfig]) -> tuple[list[str], list]:
     records = {}
     for cfg in configs:
         if cfg.data == "library":
-            records.update({str(r.path): r for r in _library_records(cfg)[1] if str(r.path) in library})
+            records.update({str(r.path): r for r in library_records(cfg)[1] if str(r.path) in library})
     return sorted(demo), [records[p] for p in sorted(records)]
 
 
@@ -72,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
     if len(views) != 1:
         raise SystemExit(f"compare_models.py: the models look at views of different sizes ({sorted(views)})")
     demo, records = common_photos([training_config(a) for _, a in agents])
-    photos = (_photos(DemoSet(split="holdout", holdout=tuple(demo))) if demo else []) + _load_records(records)
+    photos = (dataset_photos(DemoSet(split="holdout", holdout=tuple(demo))) if demo else []) + load_records(records)
     if not photos:
         raise SystemExit("compare_models.py: no photo is held out by every model")
     print(f"{len(photos)} photos held out by every model: {len(photos) - len(records)} demo photos "

@@ -201,16 +201,16 @@ def test_validation_indices_take_whole_groups_and_never_all():
 
 
 def test_demo_validation_photos_are_whole_training_photos():
-    from deepexpose.agents.train import _photos
+    from deepexpose.agents.train import dataset_photos
     from deepexpose.data.demo import DemoSet
 
     train, val, held = good_photo_split(TrainConfig(data="demo", holdout="coffee", validation=0.3))
     assert_disjoint(train, val, held)
     demo = DemoSet(split="train", holdout=("coffee",))
-    by_id = dict(zip(ids(_photos(demo)), (p.group for p in demo.photos), strict=True))
+    by_id = dict(zip(ids(dataset_photos(demo)), (p.group for p in demo.photos), strict=True))
     assert set(ids(train)) | set(ids(val)) == set(by_id)  # validation comes out of the training photos
     assert not {by_id[i] for i in ids(train)} & {by_id[i] for i in ids(val)}  # motorcycle stays together
-    assert ids(held) == ids(_photos(DemoSet(split="holdout", holdout=("coffee",))))
+    assert ids(held) == ids(dataset_photos(DemoSet(split="holdout", holdout=("coffee",))))
     train0, val0, _ = good_photo_split(TrainConfig(data="demo", holdout="coffee", validation=0.0))
     assert val0 == [] and len(train0) == len(train) + len(val)
 
@@ -237,7 +237,7 @@ def test_folder_validation_photos_and_the_fallback(tmp_path):
 
 
 def test_library_validation_is_drawn_from_training_scene_groups(tmp_path):
-    from deepexpose.agents.train import PHOTO_SHORT_SIDE, _photos
+    from deepexpose.agents.train import PHOTO_SHORT_SIDE, dataset_photos
     from deepexpose.data.demo import DemoSet
     from deepexpose.data.folders import shrink_short_side
 
@@ -252,7 +252,7 @@ def test_library_validation_is_drawn_from_training_scene_groups(tmp_path):
               (("train", train), ("val", val), ("held", held))}
     assert len(groups["val"]) == 1 and not groups["val"] & (groups["train"] | groups["held"])  # whole groups
     assert sum(i in group for i in ids(val)) == 2 and len(val) == 2  # library photos only: 10 % of 16
-    assert set(ids(_photos(DemoSet(split="train", holdout=("coffee",))))) <= set(ids(train))  # demo stays
+    assert set(ids(dataset_photos(DemoSet(split="train", holdout=("coffee",))))) <= set(ids(train))  # demo stays
     # the held-out photos do not move when validation changes
     _, _, held0 = good_photo_split(TrainConfig(data="library", root=str(tmp_path / "lib"), holdout="coffee",
                                                validation=0.0))
@@ -331,3 +331,22 @@ def test_torch_threads_sets_and_restores():
     assert torch.get_num_threads() == before
     with torch_threads(0):
         assert torch.get_num_threads() == before
+
+
+def test_library_records_and_load_records(tmp_path):
+    from conftest import cached_package
+    from deepexpose.agents.train import PHOTO_SHORT_SIDE, library_records, load_records
+
+    for name, count in (("pkg-a", 10), ("pkg-b", 10), ("kphotoalbum", 10)):
+        cached_package(tmp_path, name, count)
+    train, held = library_records(TrainConfig(data="library", root=str(tmp_path)))
+    everything = train + held
+    assert {r.package for r in everything} == {"pkg-a", "pkg-b"}  # kphotoalbum only when named
+    assert len(everything) == 20 and len(held) == 4 and not {r.group for r in train} & {r.group for r in held}
+    named, _ = library_records(TrainConfig(data="library", root=str(tmp_path), library_packages="kphotoalbum"))
+    assert {r.package for r in named} == {"kphotoalbum"}
+    with pytest.raises(ValueError, match="get_photos"):
+        library_records(TrainConfig(data="library", root=str(tmp_path / "empty")))
+    photos = load_records(held)
+    assert [tuple(p.shape) for p in photos] == [(3, 8, 8)] * 4 and PHOTO_SHORT_SIDE > 8  # small photos are kept
+    assert torch.equal(photos[0], load_image_tensor(held[0].path))

@@ -5,7 +5,7 @@ import json
 import pytest
 
 from conftest import cached_package, load_script
-from deepexpose.agents.train import TrainConfig, _library_records
+from deepexpose.agents.train import TrainConfig, library_records
 
 compare = load_script("compare_models.py")
 
@@ -18,7 +18,7 @@ def test_common_photos_are_held_out_by_every_model(tmp_path):
     configs = [TrainConfig(data="library", root=str(tmp_path), library_packages=p) for p in ("pkg-a", "pkg-a,pkg-b")]
     names, records = compare.common_photos(configs)
     assert names == ["chelsea", "coffee", "motorcycle"]  # the default hold-outs, shared
-    splits = [_library_records(c) for c in configs]
+    splits = [library_records(c) for c in configs]
     held = [{str(r.path) for r in s[1]} for s in splits]
     trained = set().union(*({str(r.path) for r in s[0]} for s in splits))
     got = {str(r.path) for r in records}
