@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
+from typing import Any
 
 from deepexpose.agents.policy import AgentPolicy, default_model_path, load_agent
 from deepexpose.agents.train import (TrainConfig, dataset_photos, evaluate, library_records, load_records,
@@ -38,12 +39,12 @@ def training_config(agent: AgentPolicy) -> TrainConfig:
     return resolve_data(from_dict(TrainConfig, saved))
 
 
-def held_out(cfg: TrainConfig) -> tuple[set[str], set[str]]:
-    """The demo photo names and the library photo files ``cfg``'s run held out (``demo`` and ``library`` data)."""
+def held_out(cfg: TrainConfig) -> tuple[set[str], dict[str, Any]]:
+    """The demo photo names and the library records (by file) ``cfg``'s run held out (``demo``/``library`` data)."""
     if cfg.data not in ("demo", "library"):
         raise ValueError(f"only models trained on demo or library photos can be compared, not --data {cfg.data}")
     demo = {n.strip() for n in cfg.holdout.split(",") if n.strip()}
-    library = {str(r.path) for r in library_records(cfg)[1]} if cfg.data == "library" else set()
+    library = {str(r.path): r for r in library_records(cfg)[1]} if cfg.data == "library" else {}
     return demo, library
 
 
@@ -51,12 +52,8 @@ def common_photos(configs: list[TrainConfig]) -> tuple[list[str], list]:
     """The demo photo names and library records held out by every config, in a fixed order."""
     splits = [held_out(c) for c in configs]
     demo = set.intersection(*(d for d, _ in splits))
-    library = set.intersection(*(lib for _, lib in splits))
-    records = {}
-    for cfg in configs:
-        if cfg.data == "library":
-            records.update({str(r.path): r for r in library_records(cfg)[1] if str(r.path) in library})
-    return sorted(demo), [records[p] for p in sorted(records)]
+    library = set.intersection(*(set(lib) for _, lib in splits))
+    return sorted(demo), [splits[0][1][p] for p in sorted(library)]
 
 
 def main(argv: list[str] | None = None) -> int:
