@@ -5,13 +5,16 @@ Every input file gets one outcome: ``done``, ``skipped`` (its output exists and 
 relative to the folder it was found in (a file named directly keeps just its name). Inputs are never written:
 an output that would land on an input is refused. Each output is written atomically, side files first (the
 ``.json`` sidecar, the ``.cube`` LUT) and the image last, so a run killed halfway leaves only complete
-images, and ``skip_existing`` on the rerun finishes the rest without redoing them.
+images, and ``skip_existing`` on the rerun finishes the rest without redoing them. Folders are searched
+recursively, leaving out hidden files and folders and the output folder when it lies inside an input folder;
+the summary counts the files that are neither images nor videos.
 """
 
 from __future__ import annotations
 
 import json
 import os
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -83,6 +86,8 @@ class Outcome:
 @dataclass
 class EnhanceSummary:
     outcomes: list[Outcome] = field(default_factory=list)
+    ignored: dict[str, int] = field(default_factory=dict)
+    """files in the input folders that are neither images nor videos deepexpose reads: count per extension"""
 
     def count(self, status: str) -> int:
         return sum(o.status == status for o in self.outcomes)
@@ -98,6 +103,10 @@ class EnhanceSummary:
     def __str__(self) -> str:
         lines = [f"{self.count('done')} done, {self.count('skipped')} skipped, {self.count('failed')} failed"]
         lines += [f"  failed: {o.source}: {o.reason}" for o in self.failed]
+        if self.ignored:
+            kinds = ", ".join(f"{ext} {n}" for ext, n in sorted(self.ignored.items()))
+            lines.append(f"  ignored in the folders, not an image or video deepexpose reads: "
+                         f"{sum(self.ignored.values())} files ({kinds})")
         return "\n".join(lines)
 
 
@@ -119,30 +128,39 @@ def output_suffix(source: Path, fmt: str) -> str:
         raise ValueError(f"unknown --format {fmt!r}; choose from jpg, png, tiff, webp") from None
 
 
-def _walk_images(folder: Path) -> list[Path]:
+def _walk_images(folder: Path, ignored: Counter[str], out: Path) -> list[Path]:
+    """The images and videos under ``folder``, leaving out hidden files and folders and the output folder ``out``
+    (resolved) when it lies inside (a rerun must not enhance the first run's outputs); counts the other files'
+    extensions into ``ignored``."""
     found = []
     for dirpath, dirnames, filenames in os.walk(folder):
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith(".") and (Path(dirpath) / d).resolve() != out)
         for name in filenames:
             p = Path(dirpath) / name
-            if not name.startswith(".") and p.suffix.lower() in SUPPORTED_EXTENSIONS | VIDEO_EXTENSIONS:
+            if name.startswith("."):
+                continue
+            if p.suffix.lower() in SUPPORTED_EXTENSIONS | VIDEO_EXTENSIONS:
                 found.append(p)
+            else:
+                ignored[p.suffix.lower() or "(no extension)"] += 1
     return sorted(found, key=lambda p: p.relative_to(folder).as_posix())
 
 
 def collect_jobs(inputs: Sequence[str | Path], out: str | Path, *, fmt: str = "", frames: bool = False
-                 ) -> tuple[list[Job], list[Outcome]]:
-    """The jobs for ``inputs`` (files and folders, folders recursively) and the inputs that cannot be done."""
+                 ) -> tuple[list[Job], list[Outcome], dict[str, int]]:
+    """The jobs for ``inputs`` (files and folders, folders recursively), the inputs that cannot be done, and the
+    files in the folders that are neither images nor videos (count per extension)."""
     out = Path(out)
     jobs: list[Job] = []
     bad: list[Outcome] = []
+    ignored: Counter[str] = Counter()
     for raw in inputs:
         src = Path(raw)
         if src.is_dir():
             if frames:
                 jobs.append(Job(src, out / src.resolve().name, "frames"))
                 continue
-            files = _walk_images(src)
+            files = _walk_images(src, ignored, out.resolve())
             if not files:
                 bad.append(Outcome(str(src), "", "failed", "the folder holds no images or videos"))
             for f in files:
@@ -173,7 +191,7 @@ def collect_jobs(inputs: Sequence[str | Path], out: str | Path, *, fmt: str = ""
         else:
             seen[target] = job.source
             unique.append(job)
-    return unique, bad
+    return unique, bad, dict(ignored)
 
 
 def side_path(output: Path, suffix: str) -> Path:
@@ -351,12 +369,12 @@ def enhance_paths(inputs: Sequence[str | Path], cfg: EnhanceConfig) -> EnhanceSu
         raise ValueError(f"--lut-size must be in 2..256, got {cfg.lut_size}")
     if cfg.format:
         output_suffix(Path("x"), cfg.format)
-    jobs, bad = collect_jobs(inputs, cfg.out, fmt=cfg.format, frames=cfg.frames)
+    jobs, bad, ignored = collect_jobs(inputs, cfg.out, fmt=cfg.format, frames=cfg.frames)
     method = _load(cfg)
     if cfg.lut and not method.has_lut:
         raise ValueError(f"--lut needs a method whose correction is a per-pixel colour mapping; {cfg.method} "
                          "paints pixels")
-    summary = EnhanceSummary(list(bad))
+    summary = EnhanceSummary(list(bad), ignored)
     bar = None
     if cfg.progress and jobs:
         from tqdm import tqdm

@@ -238,8 +238,40 @@ def test_skip_existing_overwrite_and_refusal(tmp_path):
 def test_name_collision_reported(tmp_path):
     a = save(tmp_path / "a" / "same.png", photo(1))
     b = save(tmp_path / "b" / "same.png", photo(2))
-    jobs, bad = collect_jobs([a, b], tmp_path / "out")
-    assert len(jobs) == 1 and "collides" in bad[0].reason
+    jobs, bad, ignored = collect_jobs([a, b], tmp_path / "out")
+    assert len(jobs) == 1 and "collides" in bad[0].reason and ignored == {}
+
+
+def test_output_folder_inside_the_input_folder(tmp_path):
+    src = tmp_path / "in"
+    for i in range(2):
+        save(src / f"{i}.png", photo(i))
+    first = enhance_paths([src], cfg(src / "enhanced"))
+    stamp = {p.name: p.stat().st_mtime_ns for p in (src / "enhanced").iterdir()}
+    # a rerun (say, after a kill) neither enhances the outputs again nor calls the inputs' own outputs a clash
+    again = enhance_paths([src], cfg(src / "enhanced", skip_existing=True))
+    assert first.count("done") == 2 and again.count("skipped") == 2 and again.exit_code == 0
+    assert sorted(p.relative_to(src).as_posix() for p in src.rglob("*")) == [
+        "0.png", "1.png", "enhanced", "enhanced/0.png", "enhanced/1.png"]
+    assert {p.name: p.stat().st_mtime_ns for p in (src / "enhanced").iterdir()} == stamp
+    # a folder of the same name elsewhere in the tree is still an input
+    save(src / "sub" / "enhanced" / "2.png", photo(2))
+    assert [j.source.name for j in collect_jobs([src], src / "enhanced")[0]] == ["0.png", "1.png", "2.png"]
+
+
+def test_other_files_in_folders_are_counted_not_lost(tmp_path):
+    src = tmp_path / "in"
+    save(src / "a.png", photo(1))
+    for name in ("b.gif", "c.GIF", "sub/d.heic", "notes", ".hidden.txt"):
+        (src / name).parent.mkdir(parents=True, exist_ok=True)
+        (src / name).write_bytes(b"x")
+    jobs, bad, ignored = collect_jobs([src], tmp_path / "out")
+    assert [j.source.name for j in jobs] == ["a.png"] and bad == []
+    assert ignored == {".gif": 2, ".heic": 1, "(no extension)": 1}
+    s = enhance_paths([src], cfg(tmp_path / "out"))
+    assert s.count("done") == 1 and s.exit_code == 0 and s.ignored == ignored
+    assert str(s).splitlines()[-1] == ("  ignored in the folders, not an image or video deepexpose reads: 4 files "
+                                       "((no extension) 1, .gif 2, .heic 1)")
 
 
 def test_jobs_two_processes(tmp_path):
