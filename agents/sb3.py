@@ -8,8 +8,11 @@ Training runs on one :class:`~deepexpose.envs.vector.DeepExposureVecEnv`: ``N`` 
 batch in one process, so many environments are cheap (``--workers`` sets ``N``; 0 means 8). Budgets count
 image-steps (one step of one image's episode), which is SB3's ``num_timesteps`` on a ``VecEnv``.
 
+With the ``adversarial`` and ``mixed`` rewards the discriminator that scores the results is trained alongside
+the policy, as the asynchronous trainer's workers train it (:class:`DiscriminatorCallback`).
+
 Checkpoints are safetensors + JSON (:mod:`deepexpose.agents.checkpoint`): the policy weights and the optimizer
-states, never SB3's pickled zip archives. An off-policy replay buffer is not saved: a resumed SAC or TD3 run
+states (and the discriminator's, when there is one), never SB3's pickled zip archives. An off-policy replay buffer is not saved: a resumed SAC or TD3 run
 starts from an empty buffer (which fills again quickly; training goes on from the first fresh batch).
 
 Each evaluation also scores the policy on the validation pool (a share of the training photos); the best
@@ -37,6 +40,7 @@ from stable_baselines3.common.vec_env import VecMonitor
 from torch import Tensor
 
 from deepexpose.device import resolve_device
+from deepexpose.discriminator import Critic, critic_loss
 from deepexpose.envs.core import EditCore
 from deepexpose.envs.pool import PairPool
 from deepexpose.envs.vector import DeepExposureVecEnv
@@ -119,19 +123,32 @@ def _extra_tensors(model: BaseAlgorithm) -> dict[str, Tensor]:
     return {"log_ent_coef": log_ent_coef} if isinstance(log_ent_coef, Tensor) else {}
 
 
-def save_sb3_checkpoint(model: BaseAlgorithm, path: str | Path, cfg: TrainConfig, **meta: Any) -> Path:
-    """Policy weights (target networks included), optimizer states and counters; safetensors + JSON.
-    ``meta`` adds entries to the JSON (e.g. ``best``)."""
-    return save_checkpoint(path, modules={"policy": model.policy}, optimizers=_optimizers(model),
-                           tensors=_extra_tensors(model),
+Discriminator = tuple[Critic, torch.optim.Optimizer]
+"""The adversarial and mixed rewards' discriminator and its optimizer."""
+
+
+def save_sb3_checkpoint(model: BaseAlgorithm, path: str | Path, cfg: TrainConfig,
+                        discriminator: Discriminator | None = None, **meta: Any) -> Path:
+    """Policy weights (target networks included), optimizer states and counters, and the ``discriminator`` with its
+    optimizer when given; safetensors + JSON. ``meta`` adds entries to the JSON (e.g. ``best``)."""
+    modules: dict[str, torch.nn.Module] = {"policy": model.policy}
+    optimizers = _optimizers(model)
+    if discriminator is not None:
+        modules["discriminator"], optimizers["discriminator"] = discriminator
+    return save_checkpoint(path, modules=modules, optimizers=optimizers, tensors=_extra_tensors(model),
                            meta={"algo": cfg.algo, "num_timesteps": int(model.num_timesteps),
                                  "config": dataclasses.asdict(cfg), **meta})
 
 
-def load_sb3_checkpoint(model: BaseAlgorithm, path: str | Path) -> dict[str, Any]:
-    """Load a :func:`save_sb3_checkpoint` into ``model`` (same algorithm and config) in place; returns meta."""
-    meta, extra = load_checkpoint(path, modules={"policy": model.policy},
-                                  optimizers=_optimizers(model))
+def load_sb3_checkpoint(model: BaseAlgorithm, path: str | Path,
+                        discriminator: Discriminator | None = None) -> dict[str, Any]:
+    """Load a :func:`save_sb3_checkpoint` into ``model`` (same algorithm and config) and ``discriminator`` in place;
+    returns meta."""
+    modules: dict[str, torch.nn.Module] = {"policy": model.policy}
+    optimizers = _optimizers(model)
+    if discriminator is not None:
+        modules["discriminator"], optimizers["discriminator"] = discriminator
+    meta, extra = load_checkpoint(path, modules=modules, optimizers=optimizers)
     if "log_ent_coef" in extra:
         with torch.no_grad():
             model.log_ent_coef.copy_(extra["log_ent_coef"])  # type: ignore[union-attr]
@@ -167,12 +184,12 @@ class _Every(BaseCallback):
 class SafetensorsCheckpointCallback(_Every):
     """Writes ``path`` (safetensors + JSON, see :func:`save_sb3_checkpoint`) every ``every`` image-steps."""
 
-    def __init__(self, path: Path, cfg: TrainConfig, every: int) -> None:
+    def __init__(self, path: Path, cfg: TrainConfig, every: int, discriminator: Discriminator | None = None) -> None:
         super().__init__(every)
-        self.path, self.cfg = path, cfg
+        self.path, self.cfg, self.discriminator = path, cfg, discriminator
 
     def fire(self) -> None:
-        save_sb3_checkpoint(self.model, self.path, self.cfg)
+        save_sb3_checkpoint(self.model, self.path, self.cfg, self.discriminator)
 
 
 class EvalCallback(_Every):
@@ -231,6 +248,38 @@ class TimeBudgetCallback(BaseCallback):
 
     def _on_step(self) -> bool:
         return self.minutes <= 0 or time.monotonic() - self.start < 60 * self.minutes
+
+
+class DiscriminatorCallback(BaseCallback):
+    """Trains the discriminator of the adversarial and mixed rewards alongside a stable-baselines3 algorithm, as the
+    asynchronous trainer's workers do: one WGAN-GP step (Gulrajani et al. 2017, :func:`critic_loss`) for every
+    ``batch`` finished episodes, their results (the images of the terminal observations) against as many good views
+    drawn from ``pool`` (its targets, or its inputs when it has none)."""
+
+    def __init__(self, discriminator: Discriminator, pool: PairPool, batch: int, seed: int) -> None:
+        super().__init__()
+        (self.critic, self.opt), self.pool, self.batch = discriminator, pool, batch
+        self.g = torch.Generator().manual_seed(seed)
+        self.results: list[np.ndarray] = []
+        self.updates = 0
+
+    def _on_step(self) -> bool:
+        for done, info in zip(self.locals["dones"], self.locals["infos"], strict=True):
+            if done:
+                self.results.append(info["terminal_observation"]["image"])
+        device = next(self.critic.parameters()).device
+        while len(self.results) >= self.batch:
+            fake = torch.from_numpy(np.stack(self.results[:self.batch])).to(device).float().div_(255)
+            del self.results[:self.batch]
+            real_idx = torch.randint(len(self.pool), (self.batch,), generator=self.g)
+            real = self.pool.get(real_idx, device)[1 if self.pool.paired else 0]
+            loss = critic_loss(self.critic, real, fake, generator=self.g)
+            self.opt.zero_grad()
+            loss.backward()
+            self.opt.step()
+            self.updates += 1
+            self.logger.record("train/discriminator_loss", float(loss.detach()))
+        return True
 
 
 # -- training ----------------------------------------------------------------------------------------------
@@ -356,21 +405,27 @@ def train_sb3(cfg: TrainConfig, pools: tuple[PairPool, ...] | None = None) -> di
         for stale in (best_path, best_path.with_suffix(".json")):
             stale.unlink(missing_ok=True)
 
-    env = VecMonitor(DeepExposureVecEnv(num_envs_for(cfg), train_pool, k=cfg.k, reward=cfg.reward, device=device))
+    critic = Critic().to(device) if cfg.reward in ("adversarial", "mixed") else None
+    discriminator = (critic, torch.optim.Adam(critic.parameters(), cfg.critic_lr)) if critic is not None else None
+    env = VecMonitor(DeepExposureVecEnv(num_envs_for(cfg), train_pool, k=cfg.k, reward=cfg.reward, critic=critic,
+                                        device=device))
     model = make_sb3_model(cfg, env, device, _tensorboard_dir(out))
     if resume_from is not None:
-        load_sb3_checkpoint(model, ckpt)
+        load_sb3_checkpoint(model, ckpt, discriminator)
         model.set_random_seed(cfg.seed + model.num_timesteps)  # fresh views and noise, not a replay of the start
 
-    core = make_core(cfg)
+    core = make_core(cfg, critic)
     evals = EvalCallback(core, eval_pool, cfg.eval_every, validation=val_pool, best_path=best_path, cfg=cfg, best=best)
     remaining = cfg.steps - model.num_timesteps
     if remaining > 0:
-        callbacks = CallbackList([SafetensorsCheckpointCallback(ckpt, cfg, cfg.checkpoint_every), evals,
-                                  TimeBudgetCallback(cfg.minutes)])
-        model.learn(total_timesteps=remaining, callback=callbacks, reset_num_timesteps=resume_from is None,
+        callbacks: list[BaseCallback] = [SafetensorsCheckpointCallback(ckpt, cfg, cfg.checkpoint_every, discriminator),
+                                         evals, TimeBudgetCallback(cfg.minutes)]
+        if discriminator is not None:
+            callbacks.append(DiscriminatorCallback(discriminator, train_pool, cfg.batch,
+                                                   cfg.seed + model.num_timesteps))
+        model.learn(total_timesteps=remaining, callback=CallbackList(callbacks), reset_num_timesteps=resume_from is None,
                     progress_bar=_progress_bar(cfg.progress), tb_log_name=cfg.algo)
-    save_sb3_checkpoint(model, ckpt, cfg)
+    save_sb3_checkpoint(model, ckpt, cfg, discriminator)
 
     result = evals.evaluate(model)  # the final evaluation; updates the best if better
     summary = {**result, "algo": cfg.algo, "steps": int(model.num_timesteps), "best": evals.best,

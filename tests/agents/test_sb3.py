@@ -3,16 +3,19 @@ checkpoints and resuming."""
 
 import json
 import math
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 import torch
 from safetensors.torch import load_file
+from stable_baselines3.common.logger import Logger
 from stable_baselines3.common.vec_env import VecMonitor
 
 from deepexpose.agents import sb3
 from deepexpose.agents.sb3 import StatsCnnExtractor, evaluate_sb3, make_sb3_model, train_sb3
 from deepexpose.agents.checkpoint import read_meta
+from deepexpose.discriminator import Critic
 from deepexpose.agents.train import TrainConfig, build_pools, build_split_pools, selection_score, train
 from deepexpose.envs import EditCore, PairPool
 from deepexpose.envs.deepexpose_env import observation_space
@@ -139,8 +142,8 @@ def test_resume_continues_from_the_saved_weights_and_count(tmp_path, pools, monk
     loaded = {}
     original = sb3.load_sb3_checkpoint
 
-    def spy(model, path):
-        meta = original(model, path)
+    def spy(model, path, discriminator=None):
+        meta = original(model, path, discriminator)
         loaded.update(steps=model.num_timesteps, state=policy_state(model))
         return meta
 
@@ -199,3 +202,57 @@ def test_best_checkpoint_on_the_validation_pool(tmp_path):
     plain = train_sb3(tiny(tmp_path, algo="a2c", steps=48, eval_every=24, out=str(tmp_path / "plain")),
                       pools=pools3[:2])
     assert plain["best"] is None and not (tmp_path / "plain" / "best.safetensors").exists()
+
+
+@pytest.mark.parametrize("algo,reward", [("ppo", "adversarial"), ("sac", "mixed")])
+def test_adversarial_rewards_train_their_discriminator_and_resume_it(tmp_path, pools, monkeypatch, algo, reward):
+    updates = []
+    original_on_step = sb3.DiscriminatorCallback._on_step
+
+    def counting(self):
+        result = original_on_step(self)
+        updates.append(self.updates)
+        return result
+
+    monkeypatch.setattr(sb3.DiscriminatorCallback, "_on_step", counting)
+    cfg = tiny(tmp_path, algo=algo, reward=reward, steps=144, batch=8, checkpoint_every=0, eval_every=0)
+    result = train_sb3(cfg, pools=pools)
+    assert math.isfinite(result["psnr"]) and result["steps"] >= 144
+    # 4 environments, episodes of K + 1 = 3 steps: one discriminator step per 8 finished episodes
+    assert updates[-1] == result["steps"] // (K + 1) // 8 > 0
+    out = tmp_path / "run"
+    first = saved(out)
+    keys = [k for k in first if k.startswith("module.discriminator.")]
+    assert keys and any(k.startswith("optim.discriminator.") for k in first)
+    assert "discriminator" in json.loads((out / "checkpoint.json").read_text())["optimizer_param_groups"]
+    fresh = Critic().state_dict()
+    assert any(not torch.equal(first[f"module.discriminator.{k}"], fresh[k]) for k in fresh)  # it was trained
+    loaded = {}
+    original_load = sb3.load_sb3_checkpoint
+
+    def spy(model, path, discriminator=None):
+        meta = original_load(model, path, discriminator)
+        loaded.update({k: v.clone() for k, v in discriminator[0].state_dict().items()})
+        return meta
+
+    monkeypatch.setattr(sb3, "load_sb3_checkpoint", spy)
+    train_sb3(tiny(tmp_path, algo=algo, reward=reward, steps=240, batch=8, checkpoint_every=0, eval_every=0,
+                   resume=True), pools=pools)
+    assert all(torch.equal(loaded[k], first[f"module.discriminator.{k}"]) for k in loaded)
+
+
+def test_discriminator_callback_learns_to_tell_good_views_from_results():
+    torch.manual_seed(0)
+    bright = torch.full((8, 3, VIEW, VIEW), 200, dtype=torch.uint8)
+    good = PairPool(bright, bright)
+    critic = Critic(width=8)
+    callback = sb3.DiscriminatorCallback((critic, torch.optim.Adam(critic.parameters(), 1e-3)), good, batch=4, seed=0)
+    callback.model = SimpleNamespace(logger=Logger(folder=None, output_formats=[]))
+    dark = {"image": np.full((3, VIEW, VIEW), 40, np.uint8)}
+    for _ in range(60):  # two environments: one finished, one not
+        callback.locals = {"dones": np.array([True, False]), "infos": [{"terminal_observation": dark}, {}]}
+        callback._on_step()
+    assert callback.updates == 15 and callback.results == []
+    with torch.no_grad():
+        real, fake = critic(good.get([0])[1]), critic(torch.full((1, 3, VIEW, VIEW), 40 / 255))
+    assert float(real) > float(fake)
