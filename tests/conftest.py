@@ -28,10 +28,13 @@ def device(request):
     return torch.device(request.param)
 
 
-@pytest.fixture(autouse=True)
-def no_photo_library(monkeypatch, tmp_path_factory):
-    """Tests never see the user's photo library: ``--data auto`` means the demo set unless a test makes one."""
-    monkeypatch.setenv("DEEPEXPOSE_PHOTOS", str(tmp_path_factory.getbasetemp() / "no-photo-library"))
+@pytest.fixture(autouse=True, scope="session")
+def no_photo_library(tmp_path_factory):
+    """Tests never see the user's photo library: ``--data auto`` means the demo set unless a test makes one.
+    Session-wide, so that module-scoped fixtures (built before any function-scoped one) do not see it either."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("DEEPEXPOSE_PHOTOS", str(tmp_path_factory.getbasetemp() / "no-photo-library"))
+        yield
 
 
 @pytest.fixture

@@ -1,5 +1,6 @@
 import dataclasses
 import json
+import time
 
 import pytest
 import torch
@@ -216,3 +217,10 @@ def test_paired_folder_data(tmp_path):
     assert (x.float() - t.float() / 2).abs().max() <= 1  # inputs are the darkened targets, crops aligned
     result = train_cgan(cfg)
     assert result["steps"] == 2 and result["photo"]["count"] == 1
+
+
+def test_a_wall_clock_budget_stops_training(tmp_path):
+    start = time.monotonic()
+    result = train_cgan(_tiny(tmp_path, steps=10 ** 9, minutes=0.02))
+    assert time.monotonic() - start < 60 and 0 < result["steps"] < 10 ** 9
+    assert load_cgan(tmp_path / "cgan.safetensors") is not None and (tmp_path / "eval.json").is_file()

@@ -1,5 +1,7 @@
 """The seed 001 "what is wrong" classifier: classes, inverse edits, Table 1 metrics, training and the corrector."""
 
+import time
+
 import numpy as np
 import pytest
 import torch
@@ -155,3 +157,13 @@ def test_bad_arguments(tmp_path):
     save_checkpoint(tmp_path / "other.safetensors", modules={"m": torch.nn.Linear(2, 2)}, meta={"kind": "agent"})
     with pytest.raises(ValueError, match="not a seed 001 classifier"):
         load_classifier(tmp_path / "other.safetensors")
+
+
+def test_a_wall_clock_budget_stops_training(tmp_path):
+    write_photos(tmp_path / "good")
+    cfg = ClassifierConfig(data="folder", root=str(tmp_path / "good"), size=16, width=2, batch=8, steps=10 ** 9,
+                           minutes=0.02, eval_size=5, out=str(tmp_path / "run"), progress=False)
+    start = time.monotonic()
+    result = train_classifier(cfg)
+    assert time.monotonic() - start < 60 and 0 < result["steps"] < 10 ** 9
+    assert (tmp_path / "run" / "classifier.safetensors").is_file()

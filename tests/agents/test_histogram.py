@@ -2,6 +2,7 @@
 
 import dataclasses
 import json
+import time
 
 import pytest
 import torch
@@ -123,3 +124,10 @@ def test_config_is_documented_and_the_bundled_model_is_small():
     cfg = HistogramConfig()
     params = sum(p.numel() for p in HistogramNet(cfg.bins, cfg.width).parameters())
     assert params * 4 < 5 * 2 ** 20
+
+
+def test_a_wall_clock_budget_stops_training(tmp_path):
+    start = time.monotonic()
+    result = train_histogram(HistogramConfig(out=str(tmp_path / "run"), **{**TINY, "steps": 10 ** 9, "minutes": 0.05}))
+    assert time.monotonic() - start < 60 and result["steps"] < 10 ** 9
+    assert (tmp_path / "run" / "histogram.safetensors").is_file() and (tmp_path / "run" / "eval.json").is_file()

@@ -3,6 +3,7 @@ checkpoints and resuming."""
 
 import json
 import math
+import time
 from types import SimpleNamespace
 
 import numpy as np
@@ -256,3 +257,12 @@ def test_discriminator_callback_learns_to_tell_good_views_from_results():
     with torch.no_grad():
         real, fake = critic(good.get([0])[1]), critic(torch.full((1, 3, VIEW, VIEW), 40 / 255))
     assert float(real) > float(fake)
+
+
+def test_a_wall_clock_budget_stops_the_run_and_keeps_its_results(tmp_path, pools):
+    start = time.monotonic()
+    result = train_sb3(tiny(tmp_path, algo="a2c", steps=10 ** 9, minutes=0.02, eval_every=0, checkpoint_every=0),
+                       pools=pools)
+    assert time.monotonic() - start < 60 and 0 < result["steps"] < 10 ** 9
+    assert read_meta(tmp_path / "run" / "checkpoint.safetensors")["num_timesteps"] == result["steps"]
+    assert json.loads((tmp_path / "run" / "eval.json").read_text())["steps"] == result["steps"]

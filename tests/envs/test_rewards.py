@@ -3,7 +3,7 @@ import math
 import pytest
 import torch
 
-from deepexpose.envs.rewards import REWARDS, delta_e_score, get_reward, lab, psnr_score
+from deepexpose.envs.rewards import REWARDS, critic_score, delta_e_score, get_reward, lab, mixed_score, psnr_score
 
 
 def test_psnr_score_values_and_cap():
@@ -35,3 +35,24 @@ def test_registry():
     with pytest.raises(ValueError, match="reward"):
         get_reward("nope")
     assert math.isclose(get_reward("paired").scale, 0.1)
+
+
+def test_critic_and_mixed_scores():
+    class Brightness(torch.nn.Module):  # a stand-in critic: the mean level, one score per image
+        def forward(self, image):
+            return image.mean(dim=(1, 2, 3), keepdim=True)
+
+    t = torch.zeros(2, 3, 2, 2)
+    x = torch.ones(2, 3, 2, 2)
+    x[1] = 0.5
+    torch.testing.assert_close(critic_score(x, None, Brightness()), torch.tensor([1.0, 0.5]))
+    with pytest.raises(ValueError, match="needs a critic"):
+        critic_score(x)
+    with pytest.raises(ValueError, match="needs a critic"):
+        mixed_score(x, lab(t))
+    expected = 0.5 * delta_e_score(x, lab(t)) / 10 + 0.5 * torch.tensor([1.0, 0.5])
+    torch.testing.assert_close(mixed_score(x, lab(t), Brightness()), expected)
+    assert mixed_score(x, lab(t), Brightness())[0].item() == pytest.approx(0.5 * -100 / 10 + 0.5, abs=1e-3)
+    mixed = get_reward("mixed")  # its reference is the target's CIELAB, as for the paired reward
+    torch.testing.assert_close(mixed.reference(t), lab(t))
+    assert get_reward("adversarial").reference(t) is t
