@@ -46,7 +46,7 @@ class DeepExposureEnv(gym.Env):
     ``edit``: every chosen parameter in physical units.
     """
 
-    metadata = {"render_modes": ["rgb_array"]}
+    metadata = {"render_modes": ["rgb_array"], "render_fps": 2}  # fps: for video recorders, one frame per step
 
     def __init__(self, pool: PairPool | None = None, k: int = 3, reward: str = "paired", critic: torch.nn.Module | None = None,
                  segmentation: str = "luminosity", render_mode: str | None = None, **core_options: Any) -> None:

@@ -102,6 +102,3 @@ class PairPool:
         targets = torch.cat([_to_uint8(to_view(t.unsqueeze(0), size)) for _, t in pairs]) if all(has_target) else None
         return cls(inputs, targets)
 
-    def subset(self, index: Tensor) -> PairPool:
-        t = None if self.targets is None else self.targets[index]
-        return PairPool(self.inputs[index], t, [self.records[int(i)] for i in index])

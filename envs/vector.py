@@ -120,15 +120,21 @@ class DeepExposureVecEnv(VecEnv):
     def get_images(self) -> Sequence[np.ndarray]:
         return list(self.core.observation()["image"].permute(0, 2, 3, 1).cpu().numpy())
 
-    # The N environments are one object: attribute access answers for each requested index.
+    # The N environments are one object: attribute access answers for each requested index, a method runs once
+    # and its result is given for each requested index, and an attribute can only be set for all of them.
     def get_attr(self, attr_name: str, indices=None) -> list[Any]:
         return [getattr(self, attr_name) for _ in self._get_indices(indices)]
 
     def set_attr(self, attr_name: str, value: Any, indices=None) -> None:
+        chosen = sorted(self._get_indices(indices))
+        if chosen != list(range(self.num_envs)):
+            raise ValueError(f"set_attr({attr_name!r}): the {self.num_envs} environments of a DeepExposureVecEnv are "
+                             f"one object, so an attribute is set for all of them, not for indices {chosen}")
         setattr(self, attr_name, value)
 
     def env_method(self, method_name: str, *method_args, indices=None, **method_kwargs) -> list[Any]:
-        return [getattr(self, method_name)(*method_args, **method_kwargs) for _ in self._get_indices(indices)]
+        result = getattr(self, method_name)(*method_args, **method_kwargs)
+        return [result for _ in self._get_indices(indices)]
 
     def env_is_wrapped(self, wrapper_class, indices=None) -> list[bool]:
         return [False for _ in self._get_indices(indices)]

@@ -30,6 +30,19 @@ def test_both_checkers_pass():
     sb3_check_env(env)
 
 
+def test_render_gives_the_current_result():
+    env = DeepExposureEnv(small_pool(), k=2, render_mode="rgb_array")
+    gym_check_env(env)  # with its render check
+    obs, _ = env.reset(seed=0)
+    for _ in range(2):
+        frame = env.render()
+        assert frame.shape == (16, 16, 3) and frame.dtype == np.uint8
+        np.testing.assert_array_equal(frame, obs["image"].transpose(1, 2, 0))
+        obs, *_ = env.step(np.full(env.action_space.shape, 0.8, np.float32))
+    assert not np.array_equal(env.render(), frame)  # the edit shows
+    assert DeepExposureEnv(small_pool()).render() is None
+
+
 def test_registered_with_gymnasium():
     env = gym.make("DeepExpose-v0", pool=small_pool(), k=2)
     obs, info = env.reset(seed=1)

@@ -66,6 +66,20 @@ def test_vec_interface():
         DeepExposureVecEnv(0, pool())
 
 
+def test_the_environments_are_one_object():
+    vec = DeepExposureVecEnv(3, pool(), k=1)
+    calls = []
+    vec.count_me = lambda x: calls.append(x) or len(calls)
+    assert vec.env_method("count_me", 7, indices=[0, 2]) == [1, 1] and calls == [7]  # run once, not per index
+    vec.set_attr("tag", "all")
+    assert vec.get_attr("tag", indices=[1]) == ["all"]
+    vec.set_attr("tag", "again", indices=[2, 0, 1])
+    assert vec.get_attr("tag") == ["again"] * 3
+    with pytest.raises(ValueError, match="all of them"):
+        vec.set_attr("tag", "some", indices=[0])
+    assert vec.tag == "again"
+
+
 def test_view_cache_matches_fresh_envs():
     """Cached per-view constants (masks, linear input, reference, initial score) never go stale: episodes on
     views drawn again, and on views drawn for the first time, match an uncached VecEnv step for step."""
