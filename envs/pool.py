@@ -101,4 +101,3 @@ class PairPool:
         inputs = torch.cat([_to_uint8(to_view(x.unsqueeze(0), size)) for x, _ in pairs])
         targets = torch.cat([_to_uint8(to_view(t.unsqueeze(0), size)) for _, t in pairs]) if all(has_target) else None
         return cls(inputs, targets)
-
