@@ -109,3 +109,25 @@ def test_frames_output_exists_refused_then_skipped(tmp_path):
     cfg.skip_existing = True
     assert enhance_paths([seq], cfg).exit_code == 0
     assert np.array_equal(read_image(tmp_path / "o" / "s" / "0.png").pixels, first)
+
+
+def test_clip_audio_is_copied_and_a_painting_method_runs_frame_by_frame(tmp_path):
+    import subprocess
+
+    import imageio_ffmpeg
+
+    clip = tmp_path / "in" / "talk.mp4"
+    clip.parent.mkdir()
+    subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-f", "lavfi", "-i",
+                    "testsrc=size=48x32:rate=8:duration=1", "-f", "lavfi", "-i", "sine=frequency=440:duration=1",
+                    "-c:v", "libx264", "-pix_fmt", "yuv420p", "-c:a", "aac", "-shortest", str(clip)], check=True)
+    assert read_clip(clip)[0].get("audio_codec") == "aac"
+    before = clip.read_bytes()
+    # the cGAN paints pixels: no parameters to smooth, so each frame on its own (--temporal-window 1)
+    cfg = EnhanceConfig(out=str(tmp_path / "out"), method="cgan", temporal_window=1, progress=False)
+    s = enhance_paths([clip], cfg)
+    assert s.exit_code == 0, str(s)
+    meta, frames = read_clip(tmp_path / "out" / "talk.mp4")
+    frames = list(frames)
+    assert meta.get("audio_codec") == "aac" and len(frames) == 8 and frames[0].shape == (32, 48, 3)
+    assert clip.read_bytes() == before
