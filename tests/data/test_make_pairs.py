@@ -1,0 +1,67 @@
+"""detune_folder: a folder of good photos as a paired layout (16-bit and ICC kept, identity share, refusals)."""
+
+import json
+
+import numpy as np
+import pytest
+from PIL import ImageCms
+
+from deepexpose.data.folders import DatasetLayoutError
+from deepexpose.data.make_pairs import detune_folder
+from deepexpose.io import ImageIOError, read_image, write_image
+
+ICC = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+
+
+def photo16(seed):
+    rng = np.random.default_rng(seed)
+    return (rng.random((12, 16, 3)) * 65535).astype(np.uint16)
+
+
+def test_sixteen_bits_and_the_icc_profile_are_kept(tmp_path):
+    write_image(tmp_path / "in" / "a.png", photo16(0), bit_depth=16, icc_profile=ICC)
+    write_image(tmp_path / "in" / "b.jpg", (photo16(1) // 257).astype(np.uint8))
+    summary = detune_folder(tmp_path / "in", tmp_path / "out", scheme="basic", copies=2, seed=3)
+    assert (summary.photos, summary.pairs, summary.failed) == (2, 4, [])
+    for folder in ("input", "target"):
+        a = read_image(tmp_path / "out" / folder / "a_1.png", dtype="native")
+        assert a.bit_depth == 16 and a.pixels.dtype == np.uint16 and a.icc_profile == ICC
+        b = read_image(tmp_path / "out" / folder / "b_0.png", dtype="native")
+        assert b.bit_depth == 8 and b.icc_profile is None
+    target = read_image(tmp_path / "out" / "target" / "a_0.png", dtype="native").pixels
+    np.testing.assert_array_equal(target, photo16(0))  # the target is the photo itself, bit for bit
+    records = [json.loads(line) for line in (tmp_path / "out" / "detuning.jsonl").read_text().splitlines()]
+    assert [(r["name"], r["source"], r["seed"]) for r in records] == [
+        ("a_0.png", "a.png", 3), ("a_1.png", "a.png", 3), ("b_0.png", "b.jpg", 3), ("b_1.png", "b.jpg", 3)]
+
+
+def test_identity_fraction_one_leaves_every_input_untouched(tmp_path):
+    write_image(tmp_path / "in" / "a.png", photo16(2), bit_depth=16)
+    detune_folder(tmp_path / "in", tmp_path / "out", copies=3, identity_fraction=1.0)
+    for c in range(3):
+        x = read_image(tmp_path / "out" / "input" / f"a_{c}.png", dtype="native").pixels
+        np.testing.assert_array_equal(x, photo16(2))
+    detune_folder(tmp_path / "in", tmp_path / "detuned", copies=3, identity_fraction=0.0)
+    x = read_image(tmp_path / "detuned" / "input" / "a_0.png", dtype="native").pixels
+    assert not np.array_equal(x, photo16(2))
+
+
+def test_refusals(tmp_path):
+    write_image(tmp_path / "in" / "a.png", photo16(3), bit_depth=16)
+    with pytest.raises(ValueError, match="must not lie inside"):
+        detune_folder(tmp_path / "in", tmp_path / "in" / "pairs")
+    with pytest.raises(ValueError, match="scheme"):
+        detune_folder(tmp_path / "in", tmp_path / "out", scheme="nope")
+    with pytest.raises(ValueError, match="copies"):
+        detune_folder(tmp_path / "in", tmp_path / "out", copies=0)
+    detune_folder(tmp_path / "in", tmp_path / "out")
+    first = (tmp_path / "out" / "input" / "a_0.png").read_bytes()
+    with pytest.raises(ImageIOError, match="already exists"):  # never replaced unless asked
+        detune_folder(tmp_path / "in", tmp_path / "out", seed=1)
+    assert (tmp_path / "out" / "input" / "a_0.png").read_bytes() == first
+    detune_folder(tmp_path / "in", tmp_path / "out", seed=1, overwrite=True)
+    assert (tmp_path / "out" / "input" / "a_0.png").read_bytes() != first
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad" / "x.png").write_bytes(b"not an image")
+    with pytest.raises(DatasetLayoutError, match="could be read"):
+        detune_folder(tmp_path / "bad", tmp_path / "bad-out")
