@@ -350,3 +350,16 @@ def test_library_records_and_load_records(tmp_path):
     photos = load_records(held)
     assert [tuple(p.shape) for p in photos] == [(3, 8, 8)] * 4 and PHOTO_SHORT_SIDE > 8  # small photos are kept
     assert torch.equal(photos[0], load_image_tensor(held[0].path))
+
+
+def test_model_options_reach_the_trained_and_exported_agent(tmp_path):
+    from deepexpose.agents.policy import export_agent, load_agent
+
+    cfg = TrainConfig(out=str(tmp_path / "run"), steps=48, workers=1, batch=4, pool_size=8, eval_size=4, view=16, k=2,
+                      hidden=24, use_cnn=False, colour_stats=False, deadzone=0.2, eval_every=0, checkpoint_every=0,
+                      progress=False)
+    train(cfg)
+    agent = load_agent(export_agent(tmp_path / "run" / "checkpoint.safetensors", tmp_path / "agent.safetensors"))
+    assert agent.model.config() == {"steps": 3, "action_dim": agent.core.action_dim, "hidden": 24, "use_cnn": False,
+                                    "colour": False, "deadzone": 0.2}
+    assert agent.core.k == 2
