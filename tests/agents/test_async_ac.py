@@ -12,7 +12,7 @@ import torch
 from safetensors.torch import load_file
 
 from deepexpose.agents import async_ac
-from deepexpose.agents.async_ac import Monitor, SharedAdam, adpg_loss
+from deepexpose.agents.async_ac import Monitor, SharedAdam, a3c_loss, adpg_loss
 from deepexpose.agents.checkpoint import read_meta
 from deepexpose.agents.networks import ActorCritic
 from deepexpose.agents.policy import export_agent, load_agent
@@ -55,7 +55,16 @@ def test_adversarial_reward_trains_the_critic(tmp_path):
     assert result["steps"] >= 96
 
 
-def test_adpg_improves_a_simple_task():
+@pytest.fixture
+def one_thread():
+    """Tiny tensors: one thread is several times faster than two fighting over busy cores."""
+    from deepexpose.agents.train import torch_threads
+
+    with torch_threads(1):
+        yield
+
+
+def test_adpg_improves_a_simple_task(one_thread):
     """Targets one stop brighter than the inputs: deterministic policy gradient learns to add exposure."""
     torch.manual_seed(0)
     t = torch.rand(32, 3, 16, 16) * 0.5 + 0.1
@@ -72,6 +81,30 @@ def test_adpg_improves_a_simple_task():
         loss.backward()
         opt.step()
     assert loss < first - 0.5 and ret > 0.5  # more than 5 dB better
+
+
+def test_a3c_improves_a_simple_task(one_thread):
+    """The same task for the advantage actor-critic: sampled actions, Monte-Carlo returns, a value baseline."""
+    torch.manual_seed(0)
+    t = torch.rand(32, 3, 16, 16) * 0.5 + 0.1
+    q = lambda v: (v * 255).round().to(torch.uint8)  # noqa: E731
+    x, tt = PairPool(q(adjust_exposure(t, -1.0)), q(t)).get(range(32))
+    core = EditCore(k=1)
+    model = ActorCritic(core.steps, core.action_dim, use_cnn=False)
+    opt = SharedAdam(model.parameters(), 3e-3)
+    g = torch.Generator().manual_seed(0)
+
+    def deterministic_return():
+        with torch.no_grad():
+            return float(-adpg_loss(model, core, x, tt)[0])
+
+    before = deterministic_return()
+    for _ in range(200):
+        loss, _ = a3c_loss(model, core, x, tt, g)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert deterministic_return() > max(before, 0.0) + 0.5  # more than 5 dB better
 
 
 def test_two_worker_processes(tmp_path):
