@@ -167,3 +167,21 @@ def test_a_wall_clock_budget_stops_training(tmp_path):
     result = train_classifier(cfg)
     assert time.monotonic() - start < 60 and 0 < result["steps"] < 10 ** 9
     assert (tmp_path / "run" / "classifier.safetensors").is_file()
+
+
+def test_evaluation_and_enhance_apply_the_same_edit():
+    """correct() (evaluation, batched through apply_inverse) and enhance() (what users get, through the edit's
+    description) give the same photos with the bundled model, whose probabilities are far from uniform."""
+    from deepexpose.methods import bundled_model
+
+    corrector = ClassifierCorrector.load(bundled_model("classifier"))
+    g = torch.Generator().manual_seed(3)
+    base = torch.rand(3, 3, 4, 5, generator=g)
+    images = torch.nn.functional.interpolate(base, size=(30, 41), mode="bilinear") * torch.tensor(
+        [[0.5], [1.0], [0.8]]).view(3, 1, 1, 1)
+    corrected, probs = corrector.correct(images)
+    assert float(probs.max(dim=1).values.min()) > 2 / NUM_CLASSES
+    for i in range(3):
+        out, _ = corrector.enhance(images[i:i + 1])
+        torch.testing.assert_close(out, corrected[i:i + 1], atol=2e-6, rtol=0)
+    assert not torch.allclose(corrected, images, atol=1e-3)
