@@ -185,3 +185,25 @@ def test_evaluation_and_enhance_apply_the_same_edit():
         out, _ = corrector.enhance(images[i:i + 1])
         torch.testing.assert_close(out, corrected[i:i + 1], atol=2e-6, rtol=0)
     assert not torch.allclose(corrected, images, atol=1e-3)
+
+
+def test_evaluate_classifier_scores_against_the_right_images():
+    """A corrector that changes nothing and always answers "correct": outputs score as the inputs do, untouched views
+    come back bit for bit, and Table 1 counts exactly the untouched views as right."""
+    from deepexpose.agents.classifier import CORRECT_INDEX, evaluate_classifier
+
+    class Identity:
+        def correct(self, images):
+            probs = torch.zeros(len(images), NUM_CLASSES)
+            probs[:, CORRECT_INDEX] = 1
+            return images.clone(), probs
+
+    photos = [torch.rand(3, 40, 48, generator=torch.Generator().manual_seed(i)) for i in range(2)]
+    result = evaluate_classifier(Identity(), photos, count=50, basic_count=6, size=16)
+    assert result["correct"] == pytest.approx(2 / 50) and result["n"] == 50  # every class equally often
+    for part in ("single", "basic"):
+        assert result[part]["psnr"] == result[part]["input_psnr"] < 60
+        assert result[part]["delta_e2000"] == result[part]["input_delta_e2000"] > 0
+    assert result["single"]["good_psnr"] == 100
+    two = result["two_errors"]
+    assert two["single_psnr"] == two["single_input_psnr"] and two["double_psnr"] == two["double_input_psnr"]

@@ -131,3 +131,31 @@ def test_a_wall_clock_budget_stops_training(tmp_path):
     result = train_histogram(HistogramConfig(out=str(tmp_path / "run"), **{**TINY, "steps": 10 ** 9, "minutes": 0.05}))
     assert time.monotonic() - start < 60 and result["steps"] < 10 ** 9
     assert (tmp_path / "run" / "histogram.safetensors").is_file() and (tmp_path / "run" / "eval.json").is_file()
+
+
+def test_evaluate_histogram_scores_against_the_right_images():
+    from deepexpose.agents.histogram import evaluate_histogram
+    from deepexpose.envs import PairPool
+    from deepexpose.metrics import capped_psnr
+
+    g = torch.Generator().manual_seed(0)
+    t = (torch.rand(6, 3, 8, 8, generator=g) * 255).round().to(torch.uint8)
+    x = t.clone()
+    x[:4] = (t[:4].float() * 0.6).round().to(torch.uint8)  # four detuned views, two left untouched
+    pool = PairPool(x, t, [{"class": "basic"}] * 4 + [{"class": "correct"}] * 2)
+    targets = {pool.get([i])[0].numpy().tobytes(): pool.get([i])[1] for i in range(6)}
+
+    class Stub:
+        def __init__(self, oracle):
+            self.oracle = oracle
+
+        def enhance(self, view):
+            return (targets[view.numpy().tobytes()] if self.oracle else view), {}
+
+    same = evaluate_histogram(Stub(False), pool)
+    expected_input = sum(capped_psnr(*pool.get([i])) for i in range(4)) / 4
+    assert same["psnr"] == same["input_psnr"] == pytest.approx(expected_input) and expected_input < 40
+    assert same["delta_e2000"] == same["input_delta_e2000"] > 1
+    assert same["good_psnr"] == 100 and (same["detuned_views"], same["good_views"]) == (4, 2)
+    perfect = evaluate_histogram(Stub(True), pool)
+    assert perfect["psnr"] == 100 and perfect["delta_e2000"] == 0 and perfect["input_psnr"] == same["input_psnr"]
