@@ -1156,7 +1156,7 @@ def _encode_png16(fh: IO[bytes], rgb: np.ndarray, alpha: np.ndarray | None, icc:
     pending = bytearray()
     rows_per_block = max(1, (4 << 20) // (width * bpp + 1))
     for top in range(0, height, rows_per_block):
-        raw = data[top:top + rows_per_block].astype(">u2").view(np.uint8).reshape(-1, width * bpp)
+        raw = data[top:top + rows_per_block].astype(">u2", order="C").view(np.uint8).reshape(-1, width * bpp)
         rows = np.empty((raw.shape[0], width * bpp + 1), dtype=np.uint8)
         rows[:, 0] = 1  # filter type 1 (Sub): byte minus the same byte of the previous pixel
         rows[:, 1:bpp + 1] = raw[:, :bpp]

@@ -909,3 +909,17 @@ def test_read_preview_none_where_there_is_none(tmp_path):
     assert read_preview(tmp_path / "missing.jpg", 100) is None
     assert read_preview(tmp_path / "a.jpg", 100, max_pixels=1000) is None
     assert read_preview(tmp_path / "a.jpg", 100) is not None
+
+
+@pytest.mark.parametrize("name,depth", [("a.png", 16), ("a.png", 8), ("a.tif", 16), ("a.tif", 8), ("a.bmp", 8)])
+def test_write_takes_arrays_of_any_memory_layout(tmp_path, name, depth):
+    """A transposed view (what ``tensor.permute(1, 2, 0).numpy()`` gives) is written like its contiguous copy."""
+    codes = (np.random.default_rng(0).random((3, 9, 11)) * 65535).astype(np.uint16)
+    view = codes.transpose(1, 2, 0)
+    assert not view.flags["C_CONTIGUOUS"]
+    write_image(tmp_path / "view" / name, view, bit_depth=depth)
+    write_image(tmp_path / "copy" / name, np.ascontiguousarray(view), bit_depth=depth)
+    assert (tmp_path / "view" / name).read_bytes() == (tmp_path / "copy" / name).read_bytes()
+    back = read_image(tmp_path / "view" / name, dtype="native").pixels
+    expected = view if depth == 16 else (view.astype(np.int64) * 255 + 32767) // 65535
+    np.testing.assert_array_equal(back, expected)
