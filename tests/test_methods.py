@@ -113,6 +113,29 @@ def test_cgan_method(cgan_model):
     assert plan.lut is None and not m.has_lut
 
 
+@pytest.mark.parametrize("method", ["cgan", "histogram"])
+def test_painting_methods_keep_16_bit_and_float_input(method, cgan_model, histogram_model):
+    m = load_method(method, cgan_model if method == "cgan" else histogram_model)
+    px8 = photo_u8(37, 45)
+    px16 = px8.astype(np.uint16) * 257
+    out8, out16 = m.plan(px8).render(px8, 1.0), m.plan(px16).render(px16, 1.0)
+    assert out16.dtype == np.uint16 and len(np.unique(out16)) > len(np.unique(out8))  # finer than 8 bits
+    assert np.abs(out16 / 257 - out8).max() <= 1.0  # the same correction
+    outf = m.plan(px8 / np.float32(255)).render(px8 / np.float32(255), 1.0)
+    assert outf.dtype == np.float32 and np.abs(outf * 255 - out8).max() <= 1.0
+
+
+def test_a_cgan_trained_on_frame_stacks_is_refused(tmp_path):
+    from deepexpose.agents.cgan import KIND, CganConfig, build_generator, generator_meta
+
+    cfg = CganConfig(size=32, width=4, frames=3)
+    gen = build_generator(cfg)
+    meta = {"kind": KIND, "generator": generator_meta(gen), "config": dataclasses.asdict(cfg)}
+    path = save_checkpoint(tmp_path / "cgan3.safetensors", modules={"generator": gen}, meta=meta)
+    with pytest.raises(ValueError, match="stacks of frames"):
+        load_method("cgan", path)
+
+
 def test_blend():
     a = np.array([[[0, 100, 255]]], np.uint8)
     b = np.array([[[255, 200, 0]]], np.uint8)
