@@ -3,6 +3,7 @@
 import hashlib
 import io
 import json
+import shutil
 import struct
 import subprocess
 import zlib
@@ -466,3 +467,29 @@ def test_apt_update_runs_once_only_when_apt_does_not_know_the_package(tmp_path, 
             unpack(name, tmp_path)
     assert commands == [["apt-get", "download"], ["apt-get", "update"], ["apt-get", "download"],
                         ["apt-get", "download"]]
+
+
+@pytest.mark.skipif(shutil.which("dpkg-deb") is None or shutil.which("apt-get") is None, reason="needs dpkg-deb")
+def test_apt_unpacker_unpacks_the_downloaded_deb_and_deletes_it(tmp_path, monkeypatch):
+    build = tmp_path / "build"
+    (build / "DEBIAN").mkdir(parents=True)
+    (build / "DEBIAN" / "control").write_text("Package: photos-x\nVersion: 1:2.3-4\nArchitecture: all\n"
+                                              "Maintainer: nobody <nobody@example.org>\nDescription: test\n")
+    (build / "usr" / "share" / "x").mkdir(parents=True)
+    (build / "usr" / "share" / "x" / "a.jpg").write_bytes(b"\xff\xd8 not really")
+
+    def download(package, workdir):  # apt-get download leaves one .deb in the working folder
+        subprocess.run(["dpkg-deb", "--build", "--root-owner-group", str(build), str(workdir / f"{package}.deb")],
+                       check=True, capture_output=True)
+        return subprocess.CompletedProcess(["apt-get", "download", package], 0, "", "")
+
+    monkeypatch.setattr(AptUnpacker, "_download", staticmethod(download))
+    work = tmp_path / "work"
+    work.mkdir()
+    root, version = AptUnpacker()("photos-x", work)
+    assert version == "1:2.3-4" and root == work / "root"
+    assert (root / "usr" / "share" / "x" / "a.jpg").read_bytes() == b"\xff\xd8 not really"
+    assert not list(work.glob("*.deb"))
+    (work / "stray.deb").write_bytes(b"")  # a second .deb beside the download: which one is meant is unclear
+    with pytest.raises(RuntimeError, match="left 2 .deb files"):
+        AptUnpacker()("photos-y", work)
