@@ -107,10 +107,17 @@ def test_a3c_improves_a_simple_task(one_thread):
     assert deterministic_return() > max(before, 0.0) + 0.5  # more than 5 dB better
 
 
-def test_two_worker_processes(tmp_path):
+def test_two_worker_processes_train_and_resume(tmp_path):
     result = train(tiny(tmp_path, workers=2, steps=192))
     assert result["steps"] >= 192
-    assert (tmp_path / "run" / "checkpoint.json").is_file()
+    assert read_meta(tmp_path / "run" / "checkpoint.safetensors")["step"] == result["steps"]
+    before = weights(tmp_path / "run")
+    # several workers save no generator states: a resumed run reseeds them from the step it resumes from
+    again = train(tiny(tmp_path, workers=2, steps=384, resume=True))
+    assert again["steps"] >= 384 and again["history"][:len(result["history"])] == result["history"]
+    assert [h["step"] for h in again["history"][len(result["history"]):]][-1] == again["steps"]
+    after = weights(tmp_path / "run")
+    assert any(not torch.equal(after[k], before[k]) for k in before)
 
 
 def test_killed_run_resumes_exactly(tmp_path):
