@@ -14,7 +14,6 @@ from collections.abc import Callable
 
 import numpy as np
 import torch
-from skimage.segmentation import felzenszwalb, slic
 from torch import Tensor
 
 from .filters.base import check_image, luminance
@@ -77,6 +76,8 @@ def superpixel_masks(image: Tensor, k: int, method: str = "slic", n_segments: in
 
 
 def _superpixels(img: np.ndarray, method: str, n_segments: int) -> np.ndarray:
+    from skimage.segmentation import felzenszwalb, slic  # here: importing it takes most of a second
+
     h, w = img.shape[:2]
     if method == "slic":
         return slic(img, n_segments=n_segments, compactness=10.0, start_label=0, channel_axis=-1)
