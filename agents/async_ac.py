@@ -43,16 +43,13 @@ from deepexpose.io import atomic_write_bytes
 
 from .checkpoint import load_checkpoint, read_meta, save_checkpoint
 from .networks import ActorCritic
-from .train import (TrainConfig, build_split_pools, evaluate, make_core, make_model, num_workers, resolve_data,
-                    save_config, selection_score)
+from .train import (TrainConfig, build_split_pools, check_resume, evaluate, make_core, make_model, num_workers,
+                    resolve_data, save_config, selection_score)
 
 ENTROPY_COEF = 1e-3
 VALUE_COEF = 0.5
 MAX_GRAD_NORM = 1.0
 # Fields that must match between a run and its --resume.
-RESUME_KEYS = ("algo", "data", "root", "scheme", "eval_scheme", "identity_fraction", "pool_size", "holdout", "view",
-               "k", "reward", "batch", "use_cnn", "colour_stats", "hidden", "deadzone", "seed", "validation",
-               "train_fraction", "library_packages", "library_holdout")
 CHECKPOINT = "checkpoint.safetensors"
 BEST = "best.safetensors"
 """The checkpoint with the best validation score so far (same format as ``checkpoint.safetensors``)."""
@@ -291,12 +288,7 @@ def train_async(cfg: TrainConfig) -> dict:
     start, history, gen_states, best = 0, [], [], None
     ckpt, best_path = out / CHECKPOINT, out / BEST
     if cfg.resume:
-        saved = read_meta(ckpt)["config"]
-        defaults = {f.name: f.default for f in dataclasses.fields(TrainConfig)}  # keys older runs did not save
-        changed = [k for k in RESUME_KEYS if saved.get(k, defaults[k]) != getattr(cfg, k)]
-        if changed:
-            raise ValueError(f"--resume: the checkpoint in {out} was made with other settings: "
-                             + ", ".join(f"{k}={saved.get(k)!r}" for k in changed))
+        check_resume(read_meta(ckpt)["config"], cfg, out)
         modules = {"policy": model, **({"critic": critic} if critic is not None else {})}
         optimizers = {"policy": opt, **({"critic": critic_opt} if critic_opt is not None else {})}
         meta, tensors = load_checkpoint(ckpt, modules=modules, optimizers=optimizers)

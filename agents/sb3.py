@@ -12,8 +12,10 @@ With the ``adversarial`` and ``mixed`` rewards the discriminator that scores the
 the policy, as the asynchronous trainer's workers train it (:class:`DiscriminatorCallback`).
 
 Checkpoints are safetensors + JSON (:mod:`deepexpose.agents.checkpoint`): the policy weights and the optimizer
-states (and the discriminator's, when there is one), never SB3's pickled zip archives. An off-policy replay buffer is not saved: a resumed SAC or TD3 run
-starts from an empty buffer (which fills again quickly; training goes on from the first fresh batch).
+states (and in ``checkpoint.safetensors`` the discriminator's, when there is one), never SB3's pickled zip
+archives. An off-policy replay buffer is not saved: a resumed SAC or TD3 run starts from an empty buffer (which
+fills again quickly; training goes on from the first fresh batch). A run resumes only with the settings it was
+made with (:func:`~deepexpose.agents.train.check_resume`), the number of image-steps aside.
 
 Each evaluation also scores the policy on the validation pool (a share of the training photos); the best
 :func:`~deepexpose.agents.train.selection_score` so far is saved as ``best.safetensors`` (same format). The
@@ -48,8 +50,8 @@ from deepexpose.envs.vector import DeepExposureVecEnv
 from . import train as _train
 from .checkpoint import load_checkpoint, read_meta, save_checkpoint
 from .networks import ObservationEncoder
-from .train import (SB3_ALGOS, Act, TrainConfig, build_split_pools, make_core, resolve_data, save_config,
-                    selection_score)
+from .train import (SB3_ALGOS, Act, TrainConfig, build_split_pools, check_resume, make_core, resolve_data,
+                    save_config, selection_score)
 
 DEFAULT_NUM_ENVS = 8
 """Environments of the batched ``VecEnv`` when ``cfg.workers`` is 0 (they share one process and one batch)."""
@@ -253,8 +255,15 @@ class TimeBudgetCallback(BaseCallback):
 class DiscriminatorCallback(BaseCallback):
     """Trains the discriminator of the adversarial and mixed rewards alongside a stable-baselines3 algorithm, as the
     asynchronous trainer's workers do: one WGAN-GP step (Gulrajani et al. 2017, :func:`critic_loss`) for every
-    ``batch`` finished episodes, their results (the images of the terminal observations) against as many good views
-    drawn from ``pool`` (its targets, or its inputs when it has none)."""
+    ``batch`` finished episodes, their results against as many good views drawn from ``pool`` (its targets, or its
+    inputs when it has none).
+
+    The results are the terminal observations' images, 8-bit like the good views (the asynchronous trainer takes
+    its float results). After an update the environment's running episodes are scored again by the new critic
+    (:meth:`DeepExposureVecEnv.rescore`), so that no reward compares scores of two critics; rewards already in an
+    off-policy replay buffer (SAC, TD3) keep the critic they were computed with. Results collected toward the next
+    update are not checkpointed: a resumed run starts collecting afresh.
+    """
 
     def __init__(self, discriminator: Discriminator, pool: PairPool, batch: int, seed: int) -> None:
         super().__init__()
@@ -268,6 +277,7 @@ class DiscriminatorCallback(BaseCallback):
             if done:
                 self.results.append(info["terminal_observation"]["image"])
         device = next(self.critic.parameters()).device
+        updated = False
         while len(self.results) >= self.batch:
             fake = torch.from_numpy(np.stack(self.results[:self.batch])).to(device).float().div_(255)
             del self.results[:self.batch]
@@ -278,7 +288,10 @@ class DiscriminatorCallback(BaseCallback):
             loss.backward()
             self.opt.step()
             self.updates += 1
+            updated = True
             self.logger.record("train/discriminator_loss", float(loss.detach()))
+        if updated:
+            self.training_env.env_method("rescore")
         return True
 
 
@@ -387,7 +400,6 @@ def train_sb3(cfg: TrainConfig, pools: tuple[PairPool, ...] | None = None) -> di
     else:
         train_pool, eval_pool, val_pool = (*pools, None)[:3]
         source = "given" if val_pool is not None else "none (no validation pool given)"
-    save_config(cfg, out)
     best_path = out / BEST
     best = None
 
@@ -397,8 +409,10 @@ def train_sb3(cfg: TrainConfig, pools: tuple[PairPool, ...] | None = None) -> di
             resume_from = read_meta(ckpt)
             if resume_from.get("algo") != cfg.algo:
                 raise ValueError(f"{ckpt} holds a {resume_from.get('algo')!r} agent, not {cfg.algo!r}")
+            check_resume(resume_from["config"], cfg, out)
         else:
             warnings.warn(f"--resume: no checkpoint in {out}, starting afresh", stacklevel=2)
+    save_config(cfg, out)
     if resume_from is not None and best_path.with_suffix(".json").is_file():
         best = read_meta(best_path).get("best")
     elif resume_from is None:  # a best of another run must not survive into this one
@@ -418,12 +432,14 @@ def train_sb3(cfg: TrainConfig, pools: tuple[PairPool, ...] | None = None) -> di
     evals = EvalCallback(core, eval_pool, cfg.eval_every, validation=val_pool, best_path=best_path, cfg=cfg, best=best)
     remaining = cfg.steps - model.num_timesteps
     if remaining > 0:
-        callbacks: list[BaseCallback] = [SafetensorsCheckpointCallback(ckpt, cfg, cfg.checkpoint_every, discriminator),
-                                         evals, TimeBudgetCallback(cfg.minutes)]
+        callbacks: list[BaseCallback] = [
+            SafetensorsCheckpointCallback(ckpt, cfg, cfg.checkpoint_every, discriminator), evals,
+            TimeBudgetCallback(cfg.minutes)]
         if discriminator is not None:
             callbacks.append(DiscriminatorCallback(discriminator, train_pool, cfg.batch,
                                                    cfg.seed + model.num_timesteps))
-        model.learn(total_timesteps=remaining, callback=CallbackList(callbacks), reset_num_timesteps=resume_from is None,
+        model.learn(total_timesteps=remaining, callback=CallbackList(callbacks),
+                    reset_num_timesteps=resume_from is None,
                     progress_bar=_progress_bar(cfg.progress), tb_log_name=cfg.algo)
     save_sb3_checkpoint(model, ckpt, cfg, discriminator)
 

@@ -477,6 +477,23 @@ def selection_score(result: dict) -> float:
     return float(result.get("psnr", 0.0)) - penalty
 
 
+RESUME_KEYS = ("algo", "data", "root", "scheme", "eval_scheme", "identity_fraction", "pool_size", "holdout", "view",
+               "k", "reward", "batch", "use_cnn", "colour_stats", "hidden", "deadzone", "seed", "validation",
+               "train_fraction", "library_packages", "library_holdout")
+"""The settings a resumed run must share with the run that saved the checkpoint."""
+
+
+def check_resume(saved: dict, cfg: TrainConfig, out: Path) -> None:
+    """Refuse to resume, with the differing settings named, when ``cfg`` differs from the checkpoint's ``saved``
+    config in any of :data:`RESUME_KEYS` (keys older runs did not save count as their defaults)."""
+    defaults = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
+    changed = [k for k in RESUME_KEYS if saved.get(k, defaults[k]) != getattr(cfg, k)]
+    if changed:
+        raise ValueError(f"--resume: the checkpoint in {out} was made with other settings: "
+                         + ", ".join(f"{k}={saved.get(k, defaults[k])!r} (now {getattr(cfg, k)!r})"
+                                     for k in changed))
+
+
 def save_config(cfg: TrainConfig, out: Path) -> None:
     from deepexpose.io import atomic_write_bytes
 

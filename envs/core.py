@@ -146,6 +146,12 @@ class EditCore:
         self.score = score
         return reward, self.t == self.steps
 
+    def rescore(self) -> None:
+        """Score the current results again, after the critic changed in the middle of episodes, so that the next
+        step's reward compares two scores by the same critic."""
+        with torch.no_grad():
+            self.score = self._score(self.current)
+
     def _score(self, image: Tensor, linear: Tensor | None = None) -> Tensor:
         """The reward's score of ``image``; ``linear`` may pass its linear light in [0, 1] (no gradient)."""
         if self.reward is None:

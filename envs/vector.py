@@ -117,6 +117,10 @@ class DeepExposureVecEnv(VecEnv):
     def close(self) -> None:
         pass
 
+    def rescore(self) -> None:
+        """:meth:`EditCore.rescore`: after a discriminator update, the running episodes' scores by the new critic."""
+        self.core.rescore()
+
     def get_images(self) -> Sequence[np.ndarray]:
         return list(self.core.observation()["image"].permute(0, 2, 3, 1).cpu().numpy())
 

@@ -121,7 +121,9 @@ def test_clip_audio_is_copied_and_a_painting_method_runs_frame_by_frame(tmp_path
     subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-f", "lavfi", "-i",
                     "testsrc=size=48x32:rate=8:duration=1", "-f", "lavfi", "-i", "sine=frequency=440:duration=1",
                     "-c:v", "libx264", "-pix_fmt", "yuv420p", "-c:a", "aac", "-shortest", str(clip)], check=True)
-    assert read_clip(clip)[0].get("audio_codec") == "aac"
+    meta_in, frames_in = read_clip(clip)
+    count = len(list(frames_in))
+    assert meta_in.get("audio_codec") == "aac" and count >= 4
     before = clip.read_bytes()
     # the cGAN paints pixels: no parameters to smooth, so each frame on its own (--temporal-window 1)
     cfg = EnhanceConfig(out=str(tmp_path / "out"), method="cgan", temporal_window=1, progress=False)
@@ -129,5 +131,5 @@ def test_clip_audio_is_copied_and_a_painting_method_runs_frame_by_frame(tmp_path
     assert s.exit_code == 0, str(s)
     meta, frames = read_clip(tmp_path / "out" / "talk.mp4")
     frames = list(frames)
-    assert meta.get("audio_codec") == "aac" and len(frames) == 8 and frames[0].shape == (32, 48, 3)
+    assert meta.get("audio_codec") == "aac" and len(frames) == count and frames[0].shape == (32, 48, 3)
     assert clip.read_bytes() == before

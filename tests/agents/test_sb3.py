@@ -248,12 +248,15 @@ def test_discriminator_callback_learns_to_tell_good_views_from_results():
     good = PairPool(bright, bright)
     critic = Critic(width=8)
     callback = sb3.DiscriminatorCallback((critic, torch.optim.Adam(critic.parameters(), 1e-3)), good, batch=4, seed=0)
-    callback.model = SimpleNamespace(logger=Logger(folder=None, output_formats=[]))
+    calls = []
+    env = SimpleNamespace(env_method=lambda name: calls.append(name))
+    callback.model = SimpleNamespace(logger=Logger(folder=None, output_formats=[]), get_env=lambda: env)
     dark = {"image": np.full((3, VIEW, VIEW), 40, np.uint8)}
     for _ in range(60):  # two environments: one finished, one not
         callback.locals = {"dones": np.array([True, False]), "infos": [{"terminal_observation": dark}, {}]}
         callback._on_step()
     assert callback.updates == 15 and callback.results == []
+    assert calls == ["rescore"] * 15  # the running episodes are scored again by each new critic
     with torch.no_grad():
         real, fake = critic(good.get([0])[1]), critic(torch.full((1, 3, VIEW, VIEW), 40 / 255))
     assert float(real) > float(fake)
@@ -266,3 +269,11 @@ def test_a_wall_clock_budget_stops_the_run_and_keeps_its_results(tmp_path, pools
     assert time.monotonic() - start < 60 and 0 < result["steps"] < 10 ** 9
     assert read_meta(tmp_path / "run" / "checkpoint.safetensors")["num_timesteps"] == result["steps"]
     assert json.loads((tmp_path / "run" / "eval.json").read_text())["steps"] == result["steps"]
+
+
+def test_resume_refuses_other_settings_and_keeps_the_config(tmp_path, pools):
+    train_sb3(tiny(tmp_path, algo="a2c", steps=24, eval_every=0), pools=pools)
+    config = (tmp_path / "run" / "config.json").read_text()
+    with pytest.raises(ValueError, match=r"reward='paired' \(now 'adversarial'\)"):
+        train_sb3(tiny(tmp_path, algo="a2c", reward="adversarial", steps=48, eval_every=0, resume=True), pools=pools)
+    assert (tmp_path / "run" / "config.json").read_text() == config

@@ -114,3 +114,22 @@ def test_view_cache_is_bounded(monkeypatch):
     env.seed(0)
     env.reset()                                   # still works, computing the constants every reset
     assert not env._cached.any()
+
+
+def test_rescore_after_the_critic_changed():
+    from deepexpose.discriminator import Critic
+
+    critic = Critic(width=8)
+    vec = DeepExposureVecEnv(2, pool(), k=1, reward="adversarial", critic=critic)
+    vec.reset()
+    zero = np.zeros((2, vec.core.action_dim), np.float32)
+    with torch.no_grad():
+        critic.head.bias += 1.0  # a new critic: every score one higher (WGAN critics drift so)
+    _, stale, *_ = vec.step(zero)
+    assert np.allclose(stale, 1.0, atol=1e-4)  # the new critic's score of the result minus the old one's
+    vec.reset()
+    with torch.no_grad():
+        critic.head.bias += 1.0
+    vec.env_method("rescore")
+    _, fresh, *_ = vec.step(zero)
+    assert np.allclose(fresh, 0.0, atol=1e-4)  # "change nothing" is worth nothing under one critic
