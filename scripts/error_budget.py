@@ -15,7 +15,10 @@ p = 0.75, as in training and evaluation), scored in 8 bits as ``deepexpose train
    each error's size on the view's colour statistics (per-channel log-linear mean, spread and quantiles, and
    the red-blue and green-magenta balance of the means). It shows how much of each error such statistics
    reveal in photos with their own casts and contrasts; a CNN may see more (sky, skin, grey surfaces).
-3. **The agent's answer** (held-out photos, one error at a time): the correlation and the slope of the
+3. **Error size** (held-out photos): the input and the agent's output on views whose basic errors are drawn from
+   the ranges shrunk toward "no error" by each of ``--sizes`` (1: the ranges of training and evaluation): how
+   small the errors must be for the agent to reach a target.
+4. **The agent's answer** (held-out photos, one error at a time): the correlation and the slope of the
    parameter the agent chooses against the error's size (its global EV plus the mean of its sub-image EVs for
    exposure; log factors for saturation). Undoing an error exactly means a slope near -1; an agent that sees
    an error with correlation r, and corrects it as well as that allows, has a slope of about -r^2 on it.
@@ -33,7 +36,7 @@ import numpy as np
 import torch
 
 from deepexpose.agents.policy import default_model_path, load_agent
-from deepexpose.agents.train import TrainConfig, good_photo_split
+from deepexpose.agents.train import TrainConfig, good_photo_split, run_policy
 from deepexpose.apply import to_view
 from deepexpose.config import from_dict
 from deepexpose.data.detune import BASIC_RANGES, MIXED_FILTERS, random_edit
@@ -144,6 +147,30 @@ def answered_size(edit: dict, name: str) -> float:
     return 0.0 if value is None else float(value)
 
 
+def scaled_ranges(scale: float) -> list[tuple[str, str, float, float]]:
+    """``BASIC_RANGES`` shrunk toward "no error" by ``scale`` (saturation factors in log space)."""
+    out = []
+    for filt, param, low, high in BASIC_RANGES:
+        if filt == "saturation":
+            out.append((filt, param, math.exp(scale * math.log(low)), math.exp(scale * math.log(high))))
+        else:
+            out.append((filt, param, scale * low, scale * high))
+    return out
+
+
+def by_size(correct: Callable[[torch.Tensor], torch.Tensor], photos: Sequence[torch.Tensor], count: int, seed: int,
+            size: int = 64, scales: Sequence[float] = (0.25, 0.5, 0.75, 1.0), batch: int = 128
+            ) -> dict[str, dict[str, dict[str, float]]]:
+    """For each scale, the scores of the ``input`` and of ``correct`` (views -> corrected views) on ``count`` views
+    with basic errors drawn from :func:`scaled_ranges` (each with p = 0.75, as in evaluation)."""
+    out = {}
+    for scale in scales:
+        x, t, _ = detuned_views(photos, count, seed, size, ranges=scaled_ranges(scale))
+        y = torch.cat([correct(x[b:b + batch]) for b in range(0, len(x), batch)])
+        out[f"{scale:g}"] = {"input": scores(x, t), "output": scores(y, t)}
+    return out
+
+
 def agent_answers(choose: Callable[[torch.Tensor], list[dict]], photos: Sequence[torch.Tensor], count: int,
                   seed: int, size: int = 64, batch: int = 128) -> dict[str, dict[str, float]]:
     """For each basic error alone (``count`` views each), the correlation and least-squares slope of the size
@@ -167,7 +194,10 @@ def main() -> int:
     parser.add_argument("--count", type=int, default=1000,
                         help="held-out views per measurement (default: 1000); the regression fits 4 times as many")
     parser.add_argument("--seed", type=int, default=11, help="seed of the views and their errors (default: 11)")
+    parser.add_argument("--sizes", default="0.25,0.5,0.75,1",
+                        help="scales of the basic errors' ranges for part 3 (default: 0.25,0.5,0.75,1)")
     args = parser.parse_args()
+    scales = [float(v) for v in args.sizes.split(",") if v.strip()]
     path = Path(args.model) if args.model else default_model_path()
     agent = load_agent(path)
     saved = agent.meta["trained"]["config"] if "trained" in agent.meta else agent.meta["config"]
@@ -186,6 +216,13 @@ def main() -> int:
     xb, _, eb = detuned_views(held, args.count, args.seed, cfg.view)
     report["predictability_r2"] = r2 = predictability(xa, error_sizes(ea), xb, error_sizes(eb))
     print("held-out R^2 from colour statistics: " + ", ".join(f"{k} {v:+.2f}" for k, v in r2.items()), flush=True)
+
+    report["by_size"] = sizes = by_size(lambda v: run_policy(agent.model, agent.core, v)[0], held, args.count,
+                                        args.seed, cfg.view, scales)
+    for scale, r in sizes.items():
+        print(f"errors at {scale:>4} x their ranges: input {r['input']['psnr']:6.2f} dB / CIEDE2000 "
+              f"{r['input']['delta_e2000']:5.2f} -> agent {r['output']['psnr']:6.2f} dB / "
+              f"{r['output']['delta_e2000']:5.2f}", flush=True)
 
     report["agent_answers"] = answers = agent_answers(agent.choose, held, args.count, args.seed, cfg.view)
     for name, r in answers.items():

@@ -45,6 +45,21 @@ def test_partial_oracles_improve_as_more_is_undone():
     assert errors == sorted(errors, reverse=True)
 
 
+def test_scaled_ranges_and_scores_by_error_size():
+    eb = load_script("error_budget.py")
+    for got, want in zip(eb.scaled_ranges(1.0), eb.BASIC_RANGES, strict=True):
+        assert got[:2] == want[:2] and got[2:] == pytest.approx(want[2:])
+    half = dict(((f, p), (lo, hi)) for f, p, lo, hi in eb.scaled_ranges(0.5))
+    assert half[("exposure", "ev")] == pytest.approx((-0.75, 0.75))
+    assert half[("saturation", "factor")] == pytest.approx((0.5 ** 0.5, 1.6 ** 0.5))
+    assert all(lo == pytest.approx(hi) for lo, hi in (r[2:] for r in eb.scaled_ranges(0.0)))  # no error at all
+    r = eb.by_size(lambda v: v.clone(), _textured(3), 24, seed=3, size=16, scales=(0.25, 1.0), batch=10)
+    assert list(r) == ["0.25", "1"]
+    for v in r.values():  # a corrector that changes nothing scores as its input
+        assert v["output"] == v["input"]
+    assert r["0.25"]["input"]["psnr"] > r["1"]["input"]["psnr"] + 5  # smaller errors, better input
+
+
 def test_an_error_the_statistics_reveal_is_predicted_and_one_they_hide_is_not():
     """On flat grey photos the white-balance error is the photo's only cast: R^2 near 1. A random number that
     changes nothing in the photo cannot be predicted: R^2 near 0 or below."""
@@ -93,5 +108,6 @@ def test_runs_on_a_trained_agent(tiny_agent, run_script):
     assert report["photos"] == {"train": 4, "held_out": 1} and report["views"] == 10
     assert list(report["partial_oracles"]) == ["none (the input)", "exposure", "exposure, white balance",
                                                "exposure, white balance, contrast"]
+    assert list(report["by_size"]) == ["0.25", "0.5", "0.75", "1"]
     assert set(report["predictability_r2"]) == set(report["agent_answers"]) == {
         "white_balance.temperature", "white_balance.tint", "exposure.ev", "contrast.amount", "saturation.factor"}
