@@ -49,7 +49,6 @@ from .train import (TrainConfig, build_split_pools, check_resume, evaluate, make
 ENTROPY_COEF = 1e-3
 VALUE_COEF = 0.5
 MAX_GRAD_NORM = 1.0
-# Fields that must match between a run and its --resume.
 CHECKPOINT = "checkpoint.safetensors"
 BEST = "best.safetensors"
 """The checkpoint with the best validation score so far (same format as ``checkpoint.safetensors``)."""
