@@ -67,6 +67,9 @@ class EnhanceConfig:
     single_view: bool = False
     """agent only: choose each edit on the whole-photo view alone (default: one edit agreed on the whole photo
     and five crops of it, parameters the views disagree on shrunk toward no change)"""
+    untouched_within: float = 0.0
+    """agent only: leave a photo untouched when the edit would keep its whole-photo view within this many dB PSNR of
+    itself (0: never)"""
     device: str = "cpu"
     """cpu, cuda or auto"""
     progress: bool = True
@@ -316,10 +319,10 @@ def run_job(method: Method, job: Job, cfg: EnhanceConfig) -> Outcome:
 
 
 def _load(cfg: EnhanceConfig) -> Method:
-    if cfg.single_view and cfg.method != "agent":
-        raise ValueError(f"--single-view applies to the agent only, not to --method {cfg.method}")
+    if (cfg.single_view or cfg.untouched_within) and cfg.method != "agent":
+        raise ValueError(f"--single-view and --untouched-within apply to the agent only, not to --method {cfg.method}")
     return load_method(cfg.method, cfg.model or None, str(resolve_device(cfg.device)),
-                       **view_options(cfg.method, cfg.single_view))
+                       **view_options(cfg.method, cfg.single_view, cfg.untouched_within))
 
 
 _WORKER: tuple[Method, EnhanceConfig] | None = None

@@ -100,6 +100,9 @@ class EvaluateConfig:
     """replace the results of an earlier run in --out"""
     single_view: bool = False
     """the agent chooses each edit on the whole-photo view alone, as ``deepexpose enhance --single-view``"""
+    untouched_within: float = 0.0
+    """the agent leaves a photo untouched when its edit would keep it within this many dB, as ``deepexpose enhance
+    --untouched-within``"""
     device: str = "cpu"
     """cpu, cuda or auto"""
     progress: bool = True
@@ -323,8 +326,8 @@ def run_evaluation(cfg: EvaluateConfig) -> dict:
         raise ValueError(f"--methods lists a method twice: {cfg.methods}")
     if cfg.size < 0 or cfg.limit < 0 or cfg.sheet < 0:
         raise ValueError("--size, --limit and --sheet must be >= 0")
-    if cfg.single_view and "agent" not in methods:
-        raise ValueError("--single-view applies to the agent, which --methods does not list")
+    if (cfg.single_view or cfg.untouched_within) and "agent" not in methods:
+        raise ValueError("--single-view and --untouched-within apply to the agent, which --methods does not list")
     models = _parse_models(cfg.models, methods)
     out = Path(cfg.out)
     if (out / "results.json").exists() and not cfg.overwrite:
@@ -342,7 +345,7 @@ def run_evaluation(cfg: EvaluateConfig) -> dict:
     device = str(resolve_device(cfg.device))
     loaded, parameters, described = {}, {}, {}
     for m in methods:
-        method = load_method(m, models.get(m), device, **view_options(m, cfg.single_view))
+        method = load_method(m, models.get(m), device, **view_options(m, cfg.single_view, cfg.untouched_within))
         warm = np.full((64, 64, 3), 128, np.uint8)
         method.plan(warm).render(warm, 1.0)  # first calls allocate and compile: keep them out of the timing
         loaded[m], parameters[m], described[m] = method, method.parameter_count(), method.describe()

@@ -133,21 +133,25 @@ class AgentMethod(EditMethod):
     By default (``consensus``) it looks at six views of the photo, the whole of it and five crops
     (:data:`CONSENSUS_CROP` of each side), and applies one edit agreed on all of them
     (:meth:`~deepexpose.agents.policy.AgentPolicy.consensus`): parameters the views disagree on shrink toward
-    "change nothing". ``consensus=False`` lets it choose on the whole-photo view alone.
+    "change nothing". ``consensus=False`` lets it choose on the whole-photo view alone. With ``untouched_within``
+    above 0 a photo is left untouched when the edit would keep its whole-photo view within that many dB PSNR of
+    itself: the agent's small edits are mostly its own noise (``scripts/error_budget.py``, part 3).
     """
 
     name = "agent"
 
     def __init__(self, model: str | Path | None = None, device: str = "cpu", *, consensus: bool = True,
-                 crop: float = CONSENSUS_CROP, shrink: float | None = None) -> None:
+                 crop: float = CONSENSUS_CROP, shrink: float | None = None, untouched_within: float = 0.0) -> None:
         from .agents.policy import CONSENSUS_SHRINK, load_agent
 
-        self.consensus, self.crop = consensus, crop
+        self.consensus, self.crop, self.untouched_within = consensus, crop, untouched_within
         self.shrink = CONSENSUS_SHRINK if shrink is None else shrink
         if not 0.0 < crop <= 1.0:
             raise ValueError(f"crop must be in (0, 1], got {crop}")
         if not 0.0 <= self.shrink < float("inf"):
             raise ValueError(f"shrink must be finite and >= 0, got {self.shrink}")
+        if not 0.0 <= untouched_within < float("inf"):
+            raise ValueError(f"--untouched-within must be finite and >= 0 dB, got {untouched_within}")
         self.policy = load_agent(model, device)
         self.model_path = str(model) if model else "bundled default"
         setup = self.policy.setup()
@@ -158,13 +162,25 @@ class AgentMethod(EditMethod):
         return self.policy.choose(view)[0]
 
     def plan(self, pixels: np.ndarray) -> Plan:
-        if not self.consensus:
-            return super().plan(pixels)
         from .render import crop_views, make_view
 
         view = make_view(pixels, self.view)
-        views = torch.cat([view, crop_views(pixels, self.view, self.crop)])
-        return self.plan_from_edit(self.policy.consensus(views, self.shrink), view)
+        if self.consensus:
+            edit = self.policy.consensus(torch.cat([view, crop_views(pixels, self.view, self.crop)]), self.shrink)
+        else:
+            edit = self.choose(view)
+        if self.untouched_within > 0 and self.change(view, edit) >= self.untouched_within:
+            edit = {"local_exposure": {"ev": [0.0] * self.k}}
+        return self.plan_from_edit(edit, view)
+
+    def change(self, view: torch.Tensor, edit: dict) -> float:
+        """How far ``edit`` moves the ``1 x 3 x view x view`` view: PSNR in dB between the two, in 8 bits."""
+        from .apply import apply_edit
+        from .metrics import capped_psnr
+
+        edited = apply_edit(view, edit, view=self.view, segmentation=self.segmentation,
+                            refine_radius=self.refine_radius, filters=self.filters)
+        return capped_psnr(edited, view)
 
     def networks(self) -> list[torch.nn.Module]:
         return [self.policy.model]
@@ -172,7 +188,8 @@ class AgentMethod(EditMethod):
     def describe(self) -> dict:
         views = {"views": "consensus", "crop": self.crop, "shrink": self.shrink} if self.consensus else \
             {"views": "whole photo"}
-        return {"method": self.name, "model": self.model_path, **views}
+        gate = {"untouched_within": self.untouched_within} if self.untouched_within > 0 else {}
+        return {"method": self.name, "model": self.model_path, **views, **gate}
 
 
 class ModelFreeMethod(EditMethod):
@@ -350,10 +367,10 @@ METHODS: dict[str, Callable[..., Method]] = {
 }
 
 
-def view_options(name: str, single_view: bool) -> dict:
-    """The keyword options of :func:`load_method` that ``--single-view`` stands for: the agent's ``consensus``
-    (other methods have none)."""
-    return {"consensus": not single_view} if name == "agent" else {}
+def view_options(name: str, single_view: bool, untouched_within: float = 0.0) -> dict:
+    """The keyword options of :func:`load_method` that ``--single-view`` and ``--untouched-within`` stand for:
+    the agent's ``consensus`` and ``untouched_within`` (other methods have none)."""
+    return {"consensus": not single_view, "untouched_within": untouched_within} if name == "agent" else {}
 
 
 def load_method(name: str, model: str | Path | None = None, device: str = "cpu", **options) -> Method:

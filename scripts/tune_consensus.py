@@ -67,6 +67,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", default="", help="an exported agent or a run's checkpoint (default: bundled)")
     parser.add_argument("--crops", default="0.5,0.6,0.7,0.8", help="crop sides to try, as shares of the photo's")
     parser.add_argument("--shrinks", default="0.5,1,1.5,2", help="shrink factors to try")
+    parser.add_argument("--untouched-within", default="0",
+                        help="thresholds of --untouched-within to try with each consensus setting, in dB (default: 0, "
+                             "off)")
     parser.add_argument("--draws", type=int, default=3, help="basic errors drawn per photo (default: 3)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the errors (default: 0)")
     args = parser.parse_args(argv)
@@ -79,16 +82,19 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit("this agent's run kept no validation photos: nothing to tune on")
     cases = validation_cases(validation, args.draws, args.seed)
     print(f"{len(validation)} validation photos, {len(cases)} cases")
-    print(f"{'views':<12} {'crop':>5} {'shrink':>6} {'PSNR':>6} {'ΔE00':>6} {'untouched':>9} {'score':>6}")
+    print(f"{'views':<12} {'crop':>5} {'shrink':>6} {'within':>6} {'PSNR':>6} {'ΔE00':>6} {'untouched':>9} "
+          f"{'score':>6}")
     settings = [(single, {"views": "whole photo"})] + [
-        (AgentMethod(model, crop=crop, shrink=shrink), {"views": "consensus", "crop": crop, "shrink": shrink})
-        for crop in _floats(args.crops) for shrink in _floats(args.shrinks)]
+        (AgentMethod(model, crop=crop, shrink=shrink, untouched_within=within),
+         {"views": "consensus", "crop": crop, "shrink": shrink, "untouched_within": within})
+        for crop in _floats(args.crops) for shrink in _floats(args.shrinks)
+        for within in _floats(args.untouched_within)]
     rows = []
     for method, setting in settings:
         r = {**setting, **score(method, cases)}
         rows.append(r)
-        print(f"{r['views']:<12} {r.get('crop', ''):>5} {r.get('shrink', ''):>6} {r['psnr']:6.2f} "
-              f"{r['delta_e2000']:6.2f} {r['good_psnr']:9.2f} {r['score']:6.2f}", flush=True)
+        print(f"{r['views']:<12} {r.get('crop', ''):>5} {r.get('shrink', ''):>6} {r.get('untouched_within', ''):>6} "
+              f"{r['psnr']:6.2f} {r['delta_e2000']:6.2f} {r['good_psnr']:9.2f} {r['score']:6.2f}", flush=True)
     best = max(rows, key=lambda r: r["score"])
     report = {"model": str(Path(model)) if model else "bundled default", "validation_photos": len(validation),
               "draws": args.draws, "seed": args.seed, "rows": rows, "best": best}

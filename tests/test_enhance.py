@@ -151,6 +151,14 @@ def test_single_view_option(tmp_path, agent_model):
     assert views[False]["edit"] != views[True]["edit"]
     with pytest.raises(ValueError, match="agent only"):
         enhance_paths([src], cfg(tmp_path / "x", method="classic", single_view=True))
+    with pytest.raises(ValueError, match="agent only"):
+        enhance_paths([src], cfg(tmp_path / "x", method="classic", untouched_within=37.0))
+    # a threshold every edit stays within: the photo comes back bit for bit, and the sidecar says why
+    c = cfg(tmp_path / "gate", method="agent", model=str(agent_model), untouched_within=0.01, sidecar=True)
+    assert enhance_paths([src], c).exit_code == 0
+    assert json.loads((tmp_path / "gate" / "p.png.json").read_text())["untouched_within"] == 0.01
+    assert np.array_equal(read_image(tmp_path / "gate" / "p.png", dtype="native").pixels,
+                          read_image(src, dtype="native").pixels)
 
 
 def test_large_jpeg_chosen_on_a_preview_while_it_decodes(tmp_path, agent_model, monkeypatch):

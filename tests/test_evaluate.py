@@ -183,6 +183,12 @@ def test_every_bundled_method_runs_and_counts_its_parameters(tmp_path):
     with pytest.raises(ValueError, match="single-view"):
         run_evaluation(cfg(tmp_path, dataset="synthetic", root=str(photos), methods="identity", single_view=True,
                            out=str(tmp_path / "none")))
+    with pytest.raises(ValueError, match="untouched-within"):
+        run_evaluation(cfg(tmp_path, dataset="synthetic", root=str(photos), methods="identity", untouched_within=37,
+                           out=str(tmp_path / "none")))
+    gated = run_evaluation(cfg(tmp_path, dataset="synthetic", root=str(photos), methods="agent",
+                               untouched_within=37.0, out=str(tmp_path / "gated")))
+    assert gated["methods"]["agent"]["untouched_within"] == 37.0
 
 
 # --------------------------------------------------------------------------------------------- bad input

@@ -183,7 +183,8 @@ def test_agent_method_consensus_and_single_view(agent_model):
         load_method("classic", consensus=False)  # not an option of the other methods
     from deepexpose.methods import view_options
 
-    assert view_options("agent", True) == {"consensus": False} and view_options("agent", False) == {"consensus": True}
+    assert view_options("agent", True) == {"consensus": False, "untouched_within": 0.0}
+    assert view_options("agent", False, 37.0) == {"consensus": True, "untouched_within": 37.0}
     assert view_options("classic", True) == view_options("cgan", False) == {}
     for bad in ({"crop": 0.0}, {"crop": 1.5}, {"shrink": -1.0}, {"shrink": float("nan")}):
         with pytest.raises(ValueError, match="crop|shrink"):
@@ -216,3 +217,28 @@ def test_a_plan_masks_on_the_view_it_chose_on_and_prepares_ahead(agent_model, mo
     from deepexpose.methods import CganMethod, HistogramMethod
 
     assert not hasattr(HistogramMethod, "preview_side") and not hasattr(CganMethod, "preview_side")
+
+
+def test_agent_leaves_a_photo_untouched_when_its_edit_is_small(agent_model):
+    from deepexpose.apply import apply_edit
+    from deepexpose.metrics import capped_psnr
+    from deepexpose.render import make_view
+
+    px = photo_u8(90, 120, seed=3)
+    plain = load_method("agent", agent_model)
+    edit = plain.plan(px).edit
+    view = make_view(px, 64)
+    change = plain.change(view, edit)
+    assert change == capped_psnr(apply_edit(view, edit, view=64), view) and 10 < change < 100
+    assert not np.array_equal(plain.plan(px).render(px, 1.0), px)
+    # a threshold the edit stays within (its change is above it): the photo comes back bit for bit
+    gated = load_method("agent", agent_model, untouched_within=change - 0.01)
+    plan = gated.plan(px)
+    assert np.array_equal(plan.render(px, 1.0), px) and plan.params["untouched_within"] == change - 0.01
+    assert plan.edit == {"local_exposure": {"ev": [0.0, 0.0, 0.0]}}
+    # one it does not stay within: the edit is applied as without a threshold
+    kept = load_method("agent", agent_model, consensus=True, untouched_within=change + 0.01).plan(px)
+    assert kept.edit == edit and np.array_equal(kept.render(px, 1.0), plain.plan(px).render(px, 1.0))
+    assert "untouched_within" not in plain.describe()
+    with pytest.raises(ValueError, match="untouched-within"):
+        load_method("agent", agent_model, untouched_within=-1.0)

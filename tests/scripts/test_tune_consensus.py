@@ -25,11 +25,14 @@ def test_validation_cases_are_seeded_and_untouched_is_the_photo():
 @pytest.mark.filterwarnings("ignore::UserWarning")  # good_photo_split: too few demo photos
 def test_grid_is_scored_and_ranked(tiny_agent, run_script):
     report = run_script("tune_consensus.py", ["--model", str(tiny_agent), "--crops", "0.6,0.8", "--shrinks", "0,1",
-                                              "--draws", "1"])
+                                              "--untouched-within", "0,0.01", "--draws", "1"])
     rows = report["rows"]
-    assert report["validation_photos"] >= 1 and len(rows) == 1 + 2 * 2
-    assert rows[0]["views"] == "whole photo" and {(r["crop"], r["shrink"]) for r in rows[1:]} == {
-        (0.6, 0.0), (0.6, 1.0), (0.8, 0.0), (0.8, 1.0)}
+    assert report["validation_photos"] >= 1 and len(rows) == 1 + 2 * 2 * 2
+    assert rows[0]["views"] == "whole photo" and {(r["crop"], r["shrink"], r["untouched_within"])
+                                                  for r in rows[1:]} == {
+        (c, s, w) for c in (0.6, 0.8) for s in (0.0, 1.0) for w in (0.0, 0.01)}
+    for r in rows[1:]:  # a threshold every edit stays within returns every untouched photo bit for bit
+        assert r["untouched_within"] == 0.0 or r["good_psnr"] == 100
     for r in rows:
         assert 0 < r["psnr"] <= 100 and 0 < r["good_psnr"] <= 100 and r["delta_e2000"] >= 0
         assert r["score"] == pytest.approx(r["psnr"] - max(0.0, 38.0 - r["good_psnr"]))
