@@ -16,6 +16,8 @@ from torch import Tensor, nn
 
 from deepexpose.filters.base import luminance
 
+from .chroma import ChromaNet
+
 HIST_BINS = 16
 QUANTILES = (0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99)
 
@@ -105,6 +107,10 @@ def colour_stats(image: Tensor) -> Tensor:
     return torch.cat([q, log_mean, clipped, sat_q, hist / n], dim=1)
 
 
+CHROMA_DIM = 2
+"""Columns of the :class:`~deepexpose.agents.chroma.ChromaNet` estimate among the input features."""
+
+
 def masked_stats(image: Tensor, mask: Tensor) -> Tensor:
     """``B x 5``: the sub-image's share of the picture, its mean luminance and its mean R, G, B."""
     w = mask.flatten(1)
@@ -124,10 +130,14 @@ class ObservationEncoder(nn.Module):
     """Observation dict (``image``, ``input``, ``mask`` in [0, 1], ``step`` one-hot) -> ``features_dim`` vector."""
 
     def __init__(self, steps: int, features_dim: int = 128, cnn_width: int = 16, use_cnn: bool = True,
-                 colour: bool = False) -> None:
+                 colour: bool = False, chroma: bool = False) -> None:
         super().__init__()
         self.steps, self.features_dim, self.use_cnn, self.colour = steps, features_dim, use_cnn, colour
-        stats_dim = 2 * IMAGE_STATS_DIM + 5 + steps + (2 * COLOUR_STATS_DIM if colour else 0)
+        self.chroma = chroma
+        stats_dim = (2 * IMAGE_STATS_DIM + 5 + steps + (2 * COLOUR_STATS_DIM if colour else 0)
+                     + (CHROMA_DIM if chroma else 0))
+        if chroma:
+            self.chroma_net = ChromaNet()
         cnn_dim = 0
         if use_cnn:
             w = cnn_width
@@ -142,8 +152,10 @@ class ObservationEncoder(nn.Module):
 
     def input_features(self, inp: Tensor) -> Tensor:
         """The statistics of the observation's ``input`` (floats), the same at every step of an episode: computed
-        once and passed to :meth:`forward`, they save half the statistics of the later steps."""
-        return torch.cat([image_stats(inp), *([colour_stats(inp)] if self.colour else [])], dim=1)
+        once and passed to :meth:`forward`, they save half the statistics of the later steps. With ``chroma``
+        the last two columns are the :class:`~deepexpose.agents.chroma.ChromaNet` white-balance correction."""
+        return torch.cat([image_stats(inp), *([colour_stats(inp)] if self.colour else []),
+                          *([self.chroma_net(inp)] if self.chroma else [])], dim=1)
 
     def forward(self, obs: dict[str, Tensor], input_features: Tensor | None = None) -> Tensor:
         image, inp, mask, step = obs["image"], obs["input"], obs["mask"], obs["step"]
@@ -151,7 +163,9 @@ class ObservationEncoder(nn.Module):
             input_features = self.input_features(inp)
         parts = [image_stats(image), input_features[:, :IMAGE_STATS_DIM], masked_stats(image, mask), step]
         if self.colour:
-            parts += [colour_stats(image), input_features[:, IMAGE_STATS_DIM:]]
+            parts += [colour_stats(image), input_features[:, IMAGE_STATS_DIM:IMAGE_STATS_DIM + COLOUR_STATS_DIM]]
+        if self.chroma:
+            parts.append(input_features[:, -CHROMA_DIM:])
         if self.use_cnn:
             parts.append(self.cnn(torch.cat([image, inp, mask], dim=1)).mean(dim=(2, 3)))
         return self.mlp(torch.cat(parts, dim=1))
@@ -163,13 +177,20 @@ class ActorCritic(nn.Module):
     learned log standard deviation for the stochastic (advantage actor-critic) option."""
 
     def __init__(self, steps: int, action_dim: int, hidden: int = 128, use_cnn: bool = True,
-                 colour: bool = False, deadzone: float = 0.0) -> None:
+                 colour: bool = False, deadzone: float = 0.0, chroma: Sequence[int] | None = None,
+                 chroma_scale: float = 1.0) -> None:
         super().__init__()
         if not 0.0 <= deadzone < 1.0:
             raise ValueError(f"deadzone must be in [0, 1), got {deadzone}")
+        if chroma is not None and (len(chroma) != CHROMA_DIM or not all(0 <= d < action_dim for d in chroma)
+                                   or chroma_scale <= 0):
+            raise ValueError(f"chroma must name {CHROMA_DIM} action dimensions below {action_dim} and chroma_scale "
+                             f"must be > 0, got {chroma} and {chroma_scale}")
         self.steps, self.action_dim, self.hidden, self.use_cnn, self.colour = steps, action_dim, hidden, use_cnn, colour
         self.deadzone = deadzone
-        self.encoder = ObservationEncoder(steps, hidden, use_cnn=use_cnn, colour=colour)
+        self.chroma = None if chroma is None else [int(d) for d in chroma]
+        self.chroma_scale = float(chroma_scale)
+        self.encoder = ObservationEncoder(steps, hidden, use_cnn=use_cnn, colour=colour, chroma=chroma is not None)
         self.trunk = nn.Sequential(nn.Linear(hidden, hidden), nn.ReLU())
         self.actor = nn.Linear(hidden, action_dim)
         nn.init.zeros_(self.actor.weight)
@@ -179,13 +200,27 @@ class ActorCritic(nn.Module):
 
     def config(self) -> dict:
         return {"steps": self.steps, "action_dim": self.action_dim, "hidden": self.hidden, "use_cnn": self.use_cnn,
-                "colour": self.colour, "deadzone": self.deadzone}
+                "colour": self.colour, "deadzone": self.deadzone,
+                **({"chroma": self.chroma, "chroma_scale": self.chroma_scale} if self.chroma is not None else {})}
 
     def forward(self, obs: dict[str, Tensor], input_features: Tensor | None = None) -> tuple[Tensor, Tensor]:
         """Mean action in [-1, 1] (``B x A``) and value (``B``) of float observations (``input_features``: see
-        :meth:`ObservationEncoder.input_features`)."""
+        :meth:`ObservationEncoder.input_features`).
+
+        With ``chroma`` (the white balance's temperature and tint dimensions of the final step's action), the
+        :class:`~deepexpose.agents.chroma.ChromaNet` correction, divided by ``chroma_scale`` (stops per action
+        unit), is added to those two pre-activations at the final step: the actor learns a residual to it.
+        """
+        if input_features is None:
+            input_features = self.encoder.input_features(obs["input"])
         h = self.trunk(self.encoder(obs, input_features))
-        return shrink(torch.tanh(self.actor(h)), self.deadzone), self.value(h).view(-1)
+        z = self.actor(h)
+        if self.chroma is not None:
+            final = obs["step"][:, -1:].to(z.dtype)
+            offset = torch.zeros_like(z)
+            offset[:, self.chroma] = input_features[:, -CHROMA_DIM:] * (final / self.chroma_scale)
+            z = z + offset
+        return shrink(torch.tanh(z), self.deadzone), self.value(h).view(-1)
 
     def episode(self) -> Callable[[dict[str, Tensor]], tuple[Tensor, Tensor]]:
         """This model for the steps of one batch of episodes: uint8 observations -> (mean action, value), with

@@ -73,7 +73,7 @@ class StatsCnnExtractor(BaseFeaturesExtractor):
     """
 
     def __init__(self, observation_space: spaces.Dict, features_dim: int = 128, use_cnn: bool = True,
-                 normalize_images: bool = True) -> None:
+                 normalize_images: bool = True, chroma: bool = False) -> None:
         if not isinstance(observation_space, spaces.Dict) or not {"image", "input", "mask", "step"} <= set(
                 observation_space.spaces):
             raise ValueError("StatsCnnExtractor needs the DeepExposure Dict observation space "
@@ -81,7 +81,8 @@ class StatsCnnExtractor(BaseFeaturesExtractor):
         super().__init__(observation_space, features_dim)
         self.normalize_images = normalize_images
         self.image_keys = tuple(k for k, s in observation_space.spaces.items() if is_image_space(s))
-        self.encoder = ObservationEncoder(int(observation_space["step"].shape[0]), features_dim, use_cnn=use_cnn)
+        self.encoder = ObservationEncoder(int(observation_space["step"].shape[0]), features_dim, use_cnn=use_cnn,
+                                          chroma=chroma)
 
     def forward(self, observations: dict[str, Tensor]) -> Tensor:
         if not self.normalize_images:  # the policy left the uint8 images at 0..255
@@ -368,7 +369,8 @@ def make_sb3_model(cfg: TrainConfig, env, device: torch.device, tensorboard_log:
         raise ValueError(f"unknown stable-baselines3 algorithm {cfg.algo!r}; choose from {', '.join(SB3_ALGOS)}")
     normalize_images = True  # SB3 divides the uint8 images by 255 before the extractor; the extractor must know
     policy_kwargs = dict(features_extractor_class=StatsCnnExtractor,
-                         features_extractor_kwargs=dict(use_cnn=cfg.use_cnn, normalize_images=normalize_images),
+                         features_extractor_kwargs=dict(use_cnn=cfg.use_cnn, normalize_images=normalize_images,
+                                                                    chroma=cfg.chroma),
                          normalize_images=normalize_images, net_arch=list(NET_ARCH))
     episode_steps = int(env.observation_space["step"].shape[0])
     kwargs = algo_kwargs(cfg, env.num_envs, episode_steps, int(env.action_space.shape[0]))

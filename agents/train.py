@@ -107,6 +107,10 @@ class TrainConfig(PhotoSplit):
     """width of the policy's hidden layers"""
     deadzone: float = 0.05
     """actions within this distance of 0 become exactly 0 ("change nothing"; straight-through gradient)"""
+    chroma: bool = False
+    """add a white-balance estimate from the input's log-chroma histogram (FFCC-like network, Barron & Tsai 2017,
+    agents/chroma.py): adpg/a3c add it to the final step's white balance and the policy learns the rest;
+    stable-baselines3 policies see it as two more features"""
     seed: int = 0
     """random seed of the data, the networks and the workers"""
     out: str = "runs/agent"
@@ -397,8 +401,26 @@ def make_core(cfg: TrainConfig, critic: torch.nn.Module | None = None) -> EditCo
 
 
 def make_model(cfg: TrainConfig, core: EditCore) -> ActorCritic:
+    chroma, scale = (chroma_dims(core), WB_STOPS_PER_ACTION) if cfg.chroma else (None, 1.0)
     return ActorCritic(core.steps, core.action_dim, hidden=cfg.hidden, use_cnn=cfg.use_cnn, colour=cfg.colour_stats,
-                       deadzone=cfg.deadzone)
+                       deadzone=cfg.deadzone, chroma=chroma, chroma_scale=scale)
+
+
+WB_STOPS_PER_ACTION = 1.5
+"""Stops of white-balance temperature and tint per unit of action (both range over +-1.5 stops)."""
+
+
+def chroma_dims(core: EditCore) -> list[int]:
+    """The action dimensions of the white balance's temperature and tint in ``core``'s final step."""
+    start = 0
+    for f in core.pipeline.filters:
+        if f.name == "white_balance":
+            names = [p.name for p in f.params]
+            if any((p.high - p.identity, p.identity - p.low) != (WB_STOPS_PER_ACTION,) * 2 for p in f.params):
+                raise ValueError("--chroma expects white-balance ranges of +-1.5 stops")
+            return [start + names.index("temperature"), start + names.index("tint")]
+        start += f.num_params
+    raise ValueError("--chroma needs the white_balance filter among the global filters")
 
 
 # A policy as a function: the uint8 observation tensors of EditCore.observation() -> B x A actions.
@@ -478,7 +500,7 @@ def selection_score(result: dict) -> float:
 
 
 RESUME_KEYS = ("algo", "data", "root", "scheme", "eval_scheme", "identity_fraction", "pool_size", "holdout", "view",
-               "k", "reward", "batch", "use_cnn", "colour_stats", "hidden", "deadzone", "seed", "validation",
+               "k", "reward", "batch", "use_cnn", "colour_stats", "hidden", "deadzone", "chroma", "seed", "validation",
                "train_fraction", "library_packages", "library_holdout")
 """The settings a resumed run must share with the run that saved the checkpoint."""
 

@@ -15,6 +15,11 @@ p = 0.75, as in training and evaluation), scored in 8 bits as ``deepexpose train
    each error's size on the view's colour statistics (per-channel log-linear mean, spread and quantiles, and
    the red-blue and green-magenta balance of the means). It shows how much of each error such statistics
    reveal in photos with their own casts and contrasts; a CNN may see more (sky, skin, grey surfaces).
+   With ``--chroma-epochs N`` the same question is asked of the log-chroma histogram network the agent can use
+   (``--chroma``, :mod:`deepexpose.agents.chroma`), trained by regression of the white-balance error on
+   ``--chroma-views`` training views for N epochs: the held-out R^2 of its temperature and tint, and the
+   first partial oracle again with the white balance then set by the network (its correction applied after the
+   exposure is undone exactly, on the same views).
 3. **Error size** (held-out photos): the input and the agent's output on views whose basic errors are drawn from
    the ranges shrunk toward "no error" by each of ``--sizes`` (1: the ranges of training and evaluation): how
    small the errors must be for the agent to reach a target.
@@ -135,6 +140,48 @@ def predictability(train_views: torch.Tensor, train_sizes: np.ndarray, test_view
     return out
 
 
+def train_chroma_net(views: torch.Tensor, sizes: np.ndarray, epochs: int, seed: int = 0, batch: int = 128):
+    """A :class:`~deepexpose.agents.chroma.ChromaNet` regressed on ``views`` (mean squared error of its correction
+    against minus the white-balance errors, the first two columns of ``sizes``; Adam, learning rate 1e-3,
+    ``epochs`` passes in a seeded order)."""
+    from deepexpose.agents.chroma import ChromaNet, log_chroma_histogram
+
+    torch.manual_seed(seed)
+    net = ChromaNet()
+    opt = torch.optim.Adam(net.parameters(), 1e-3)
+    hist = torch.cat([log_chroma_histogram(views[i:i + 1024]) for i in range(0, len(views), 1024)])
+    answer = -torch.as_tensor(sizes[:, :2], dtype=torch.float32)
+    order = torch.Generator().manual_seed(seed)
+    for _ in range(epochs):
+        perm = torch.randperm(len(hist), generator=order)
+        for i in range(0, len(hist), batch):
+            b = perm[i:i + batch]
+            loss = (net.from_histogram(hist[b]) - answer[b]).pow(2).mean()
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    return net.eval()
+
+
+def chroma_predictability(net: torch.nn.Module, views: torch.Tensor, sizes: np.ndarray) -> dict[str, float]:
+    """Held-out R^2 of the white-balance errors (temperature, tint) as estimated by ``net``
+    (:func:`train_chroma_net`) on ``views``."""
+    with torch.no_grad():
+        pred = -net(views).double().numpy()
+    out = {}
+    for j, name in enumerate(ERRORS[:2]):
+        var = sizes[:, j].var()
+        out[name] = float(1.0 - ((pred[:, j] - sizes[:, j]) ** 2).mean() / var) if var > 0 else float("nan")
+    return out
+
+
+def chroma_corrected(net: torch.nn.Module, views: torch.Tensor) -> torch.Tensor:
+    """``views`` with the white balance ``net`` chooses for each applied, in 8 bits."""
+    wb = _PIPE.filters[_PIPE.names.index("white_balance")]
+    with torch.no_grad():
+        return (wb.apply(views, net(views)) * 255).round() / 255
+
+
 def answered_size(edit: dict, name: str) -> float:
     """The size of the correction ``edit`` makes of error ``name`` (see the module notes)."""
     filt, param = name.split(".")
@@ -194,6 +241,11 @@ def main() -> int:
     parser.add_argument("--count", type=int, default=1000,
                         help="held-out views per measurement (default: 1000); the regression fits 4 times as many")
     parser.add_argument("--seed", type=int, default=11, help="seed of the views and their errors (default: 11)")
+    parser.add_argument("--chroma-epochs", type=int, default=0,
+                        help="also train the log-chroma network on --chroma-views views for this many epochs and "
+                             "report its R^2 for the white balance (default: 0, skipped; 20 takes about 10 minutes)")
+    parser.add_argument("--chroma-views", type=int, default=20000,
+                        help="training views for --chroma-epochs (default: 20000)")
     parser.add_argument("--sizes", default="0.25,0.5,0.75,1",
                         help="scales of the basic errors' ranges for part 3 (default: 0.25,0.5,0.75,1)")
     args = parser.parse_args()
@@ -216,6 +268,18 @@ def main() -> int:
     xb, _, eb = detuned_views(held, args.count, args.seed, cfg.view)
     report["predictability_r2"] = r2 = predictability(xa, error_sizes(ea), xb, error_sizes(eb))
     print("held-out R^2 from colour statistics: " + ", ".join(f"{k} {v:+.2f}" for k, v in r2.items()), flush=True)
+    if args.chroma_epochs > 0:
+        xc, _, ec = detuned_views(train, args.chroma_views, args.seed + 2, cfg.view)
+        net = train_chroma_net(xc, error_sizes(ec), args.chroma_epochs, args.seed)
+        report["chroma_r2"] = r2 = chroma_predictability(net, xb, error_sizes(eb))
+        print("held-out R^2 from the log-chroma network: " + ", ".join(f"{k} {v:+.2f}" for k, v in r2.items()),
+              flush=True)
+        xe, te, _ = detuned_views(held, args.count, args.seed, cfg.view, skip=("exposure",))
+        report["chroma_oracle"] = r = {"exposure undone exactly": scores(xe, te),
+                                       "and white balance by the network": scores(chroma_corrected(net, xe), te)}
+        print("exposure undone exactly, white balance by the log-chroma network: "
+              f"{r['and white balance by the network']['psnr']:6.2f} dB / CIEDE2000 "
+              f"{r['and white balance by the network']['delta_e2000']:5.2f}", flush=True)
 
     report["by_size"] = sizes = by_size(lambda v: run_policy(agent.model, agent.core, v)[0], held, args.count,
                                         args.seed, cfg.view, scales)

@@ -36,11 +36,11 @@ HOLDOUT = HELD_OUT_DEMO
 MODEL_DIR = Path(__file__).resolve().parent.parent / "deepexpose" / "models"
 
 
-def default_config(minutes: float, out: str, packages: list[str], seed: int = 0) -> TrainConfig:
+def default_config(minutes: float, out: str, packages: list[str], seed: int = 0, chroma: bool = False) -> TrainConfig:
     return TrainConfig(algo="adpg", data="library", library_packages=",".join(packages), holdout=HOLDOUT,
                        scheme="mixed", eval_scheme="basic", pool_size=8192, eval_size=256, minutes=minutes,
-                       steps=10 ** 9, colour_stats=True, deadzone=0.05, validation=0.1, eval_every=25_000,
-                       checkpoint_every=200_000, out=out, seed=seed)
+                       steps=10 ** 9, colour_stats=True, deadzone=0.05, chroma=chroma, validation=0.1,
+                       eval_every=25_000, checkpoint_every=200_000, out=out, seed=seed)
 
 
 def chosen_packages(value: str) -> list[str]:
@@ -73,11 +73,14 @@ def main() -> int:
     parser.add_argument("--model-dir", default=str(MODEL_DIR), help="where the exported model goes")
     parser.add_argument("--seed", type=int, default=0, help="seed of the photos' views, the networks and the "
                         "workers (default: 0, the bundled model's)")
+    parser.add_argument("--chroma", action="store_true",
+                        help="add the log-chroma white-balance estimate (deepexpose train --chroma; the bundled "
+                             "model is trained without it)")
     library_packages_option(parser)
     args = parser.parse_args()
 
     packages = chosen_packages(args.library_packages)
-    cfg = default_config(args.minutes, args.out, packages, args.seed)
+    cfg = default_config(args.minutes, args.out, packages, args.seed, args.chroma)
     result = train(cfg)
     target = Path(args.model_dir) / DEFAULT_MODEL
     note = (f"trained by scripts/train_default_model.py: demo photos astronaut, rocket and the Debian photo "

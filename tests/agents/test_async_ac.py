@@ -155,6 +155,21 @@ def test_resume_refuses_other_settings(tmp_path):
         train(tiny(tmp_path, steps=96, k=3, resume=True))
 
 
+@pytest.mark.parametrize("algo", ["adpg", "a3c"])
+def test_chroma_estimate_trains_and_travels_with_the_model(tmp_path, algo):
+    """--chroma: the white-balance network learns in the workers (its zero-initialised last layer moves), is
+    saved, exported and loaded, and a resume without it is refused."""
+    train(tiny(tmp_path, algo=algo, steps=96, chroma=True))
+    out = tmp_path / "run"
+    agent = load_agent(out / "checkpoint.safetensors")
+    assert agent.model.chroma == [0, 1] and agent.model.encoder.chroma_net.net[-1].weight.abs().sum() > 0
+    exported = load_agent(export_agent(out / "checkpoint.safetensors", tmp_path / "agent.safetensors"))
+    views = torch.rand(3, 3, 16, 16, generator=torch.Generator().manual_seed(0))
+    assert exported.choose(views) == agent.choose(views)
+    with pytest.raises(ValueError, match="chroma"):
+        train(tiny(tmp_path, algo=algo, steps=192, chroma=False, resume=True))
+
+
 def test_worker_processes_need_the_cpu(tmp_path):
     with pytest.raises(ValueError, match="workers 1"):
         train(tiny(tmp_path, workers=2, device="meta"))

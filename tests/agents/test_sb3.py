@@ -1,6 +1,7 @@
 """stable-baselines3 agents: the features extractor's scaling, every algorithm end to end, pickle-free
 checkpoints and resuming."""
 
+import dataclasses
 import json
 import math
 import time
@@ -108,6 +109,14 @@ def test_evaluate_sb3_runs_the_deterministic_policy(tmp_path, pools):
     result = evaluate_sb3(model, EditCore(k=K), pools[1])
     detuned = [i for i, r in enumerate(pools[1].records) if r.get("class") != "correct"]
     assert detuned and result["psnr"] == pytest.approx(np.mean([psnr(core.current[i], t[i]) for i in detuned]))
+
+
+@pytest.mark.parametrize("chroma", [False, True])
+def test_chroma_reaches_the_extractor(tmp_path, pools, chroma):
+    cfg = dataclasses.replace(tiny(tmp_path, algo="ppo"), chroma=chroma)
+    model = make_sb3_model(cfg, VecMonitor(DeepExposureVecEnv(2, pools[0], k=K)), torch.device("cpu"))
+    encoder = model.policy.features_extractor.encoder
+    assert encoder.chroma is chroma and hasattr(encoder, "chroma_net") is chroma
 
 
 @pytest.mark.parametrize("algo", ["a2c", "ppo", "sac", "td3"])

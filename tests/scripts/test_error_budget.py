@@ -78,6 +78,25 @@ def test_an_error_the_statistics_reveal_is_predicted_and_one_they_hide_is_not():
     assert math.isnan(r2["contrast.amount"])  # never drawn: no variance to explain
 
 
+def test_the_log_chroma_network_learns_a_cast_the_photos_reveal():
+    """Neutral textured photos with a temperature cast: the network reads it back (R^2 near 1); the tint, never
+    drawn, has no variance to explain."""
+    eb = load_script("error_budget.py")
+    g = torch.Generator().manual_seed(1)
+    photos = [torch.nn.functional.interpolate(torch.rand(1, 1, 4, 4, generator=g).expand(1, 3, 4, 4) * 0.5 + 0.2,
+                                              size=(40, 48), mode="bilinear")[0] for _ in range(6)]
+    ranges = [("white_balance", "temperature", -1, 1)]
+    xa, _, ea = eb.detuned_views(photos, 256, seed=3, size=16, ranges=ranges, p_each=1.0)
+    xb, _, e_b = eb.detuned_views(photos, 64, seed=4, size=16, ranges=ranges, p_each=1.0)
+    net = eb.train_chroma_net(xa, eb.error_sizes(ea), epochs=12, batch=32)
+    r2 = eb.chroma_predictability(net, xb, eb.error_sizes(e_b))
+    assert r2["white_balance.temperature"] > 0.9
+    assert math.isnan(r2["white_balance.tint"])
+    _, tb, _ = eb.detuned_views(photos, 64, seed=4, size=16, ranges=ranges, p_each=1.0)
+    before, after = eb.scores(xb, tb), eb.scores(eb.chroma_corrected(net, xb), tb)
+    assert after["psnr"] > before["psnr"] + 5 and after["delta_e2000"] < before["delta_e2000"] / 2
+
+
 def test_agent_answers_measure_slope_and_correlation():
     eb = load_script("error_budget.py")
     greys = [torch.full((3, 40, 48), v) for v in (0.3, 0.45, 0.6)]
@@ -104,7 +123,11 @@ def test_agent_answers_measure_slope_and_correlation():
 
 @pytest.mark.filterwarnings("ignore::UserWarning")  # good_photo_split: too few demo photos
 def test_runs_on_a_trained_agent(tiny_agent, run_script):
-    report = run_script("error_budget.py", ["--model", str(tiny_agent), "--count", "10"])
+    report = run_script("error_budget.py", ["--model", str(tiny_agent), "--count", "10", "--chroma-epochs", "1",
+                                            "--chroma-views", "16"])
+    assert set(report["chroma_r2"]) == {"white_balance.temperature", "white_balance.tint"}
+    assert list(report["chroma_oracle"]) == ["exposure undone exactly", "and white balance by the network"]
+    assert report["chroma_oracle"]["exposure undone exactly"] == report["partial_oracles"]["exposure"]
     assert report["photos"] == {"train": 4, "held_out": 1} and report["views"] == 10
     assert list(report["partial_oracles"]) == ["none (the input)", "exposure", "exposure, white balance",
                                                "exposure, white balance, contrast"]
