@@ -10,6 +10,12 @@ histogram looks like and where it sits; its expected position is the estimated c
 
 Unlike Barron's methods the neutral point here is the photo's own rendering (a published photo, not a camera
 raw under a measured illuminant), and the network learns it from detuned views end to end.
+
+Known limits of this first version (the measured models were trained with it as it is): the translation is exact
+only for the pixel channel, and only approximately there (``log(x + 1e-3)`` pulls dark pixels toward 0). The
+edge channel does not follow a cast: flat 3 x 3 neighbourhoods have zero local contrast in every channel and land
+in the centre bin whatever the cast, and where one channel's contrast is zero the log ratio is clipped into the
+border bins. Masking out pixels whose local contrast is below a few 8-bit levels in any channel would fix it.
 """
 
 from __future__ import annotations
@@ -31,7 +37,8 @@ their chroma is noise or clipping."""
 
 def log_chroma_histogram(image: Tensor, bins: int = CHROMA_BINS, extent: float = CHROMA_RANGE) -> Tensor:
     """``B x 2 x bins x bins`` histograms of ``B x 3 x H x W`` sRGB images in [0, 1]: of the log-chroma of the
-    pixels, and of their local contrast (absolute difference from the 3 x 3 mean, Barron's "edge" channel),
+    pixels, and of their local contrast (absolute difference from the 3 x 3 mean, Barron's "edge" channel; see
+    the module notes for its limits),
     each normalised to sum 1 over its well-exposed pixels and square-rooted (FFCC's variance stabilisation).
     Axis 2 is ``u = log(G / R)``, axis 3 ``v = log(G / B)``, bin ``i`` centred at
     :func:`bin_centres` ``[i]``. No gradient flows through it."""

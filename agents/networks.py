@@ -182,10 +182,10 @@ class ActorCritic(nn.Module):
         super().__init__()
         if not 0.0 <= deadzone < 1.0:
             raise ValueError(f"deadzone must be in [0, 1), got {deadzone}")
-        if chroma is not None and (len(chroma) != CHROMA_DIM or not all(0 <= d < action_dim for d in chroma)
-                                   or chroma_scale <= 0):
-            raise ValueError(f"chroma must name {CHROMA_DIM} action dimensions below {action_dim} and chroma_scale "
-                             f"must be > 0, got {chroma} and {chroma_scale}")
+        if chroma is not None and (len(set(chroma)) != CHROMA_DIM or len(chroma) != CHROMA_DIM
+                                   or not all(0 <= d < action_dim for d in chroma) or chroma_scale <= 0):
+            raise ValueError(f"chroma must name {CHROMA_DIM} different action dimensions below {action_dim} and "
+                             f"chroma_scale must be > 0, got {chroma} and {chroma_scale}")
         self.steps, self.action_dim, self.hidden, self.use_cnn, self.colour = steps, action_dim, hidden, use_cnn, colour
         self.deadzone = deadzone
         self.chroma = None if chroma is None else [int(d) for d in chroma]

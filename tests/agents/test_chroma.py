@@ -125,13 +125,20 @@ def test_actor_adds_the_correction_to_the_white_balance_at_the_final_step_only()
 
 
 def test_actor_config_round_trip_and_refusals():
+    torch.manual_seed(0)
     model = ActorCritic(steps=4, action_dim=16, hidden=16, chroma=[0, 1], chroma_scale=1.5)
+    torch.nn.init.normal_(model.actor.weight, std=0.3)
+    torch.nn.init.normal_(model.encoder.chroma_net.prior, std=2.0)
     again = ActorCritic(**model.config())
     again.load_state_dict(model.state_dict())
     o = final_obs()
+    assert model(o)[0][:, :2].abs().min() > 0.01  # the correction takes part, so the equality means something
     assert torch.equal(again(o)[0], model(o)[0])
+    other = ActorCritic(**{**model.config(), "chroma_scale": 3.0})
+    other.load_state_dict(model.state_dict())
+    assert not torch.equal(other(o)[0][:, :2], model(o)[0][:, :2])  # the scale is part of the config
     assert "chroma" not in ActorCritic(steps=4, action_dim=16).config()  # older models' configs stay as they were
-    for bad in ([0], [0, 16], [-1, 2]):
+    for bad in ([0], [0, 16], [-1, 2], [1, 1], [0, 1, 2]):
         with pytest.raises(ValueError, match="chroma"):
             ActorCritic(steps=4, action_dim=16, chroma=bad)
     with pytest.raises(ValueError, match="chroma_scale"):
