@@ -243,7 +243,7 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=11, help="seed of the views and their errors (default: 11)")
     parser.add_argument("--chroma-epochs", type=int, default=0,
                         help="also train the log-chroma network on --chroma-views views for this many epochs and "
-                             "report its R^2 for the white balance (default: 0, skipped; 20 takes about 10 minutes)")
+                             "report its R^2 for the white balance (default: 0, skipped)")
     parser.add_argument("--chroma-views", type=int, default=20000,
                         help="training views for --chroma-epochs (default: 20000)")
     parser.add_argument("--sizes", default="0.25,0.5,0.75,1",
