@@ -38,10 +38,9 @@ their chroma is noise or clipping."""
 def log_chroma_histogram(image: Tensor, bins: int = CHROMA_BINS, extent: float = CHROMA_RANGE) -> Tensor:
     """``B x 2 x bins x bins`` histograms of ``B x 3 x H x W`` sRGB images in [0, 1]: of the log-chroma of the
     pixels, and of their local contrast (absolute difference from the 3 x 3 mean, Barron's "edge" channel; see
-    the module notes for its limits),
-    each normalised to sum 1 over its well-exposed pixels and square-rooted (FFCC's variance stabilisation).
-    Axis 2 is ``u = log(G / R)``, axis 3 ``v = log(G / B)``, bin ``i`` centred at
-    :func:`bin_centres` ``[i]``. No gradient flows through it."""
+    the module notes for its limits), each normalised to sum 1 over its well-exposed pixels and square-rooted
+    (FFCC's variance stabilisation). Axis 2 is ``u = log(G / R)``, axis 3 ``v = log(G / B)``, bin ``i`` centred
+    at :func:`bin_centres` ``[i]``. No gradient flows through it."""
     if image.ndim != 4 or image.shape[1] != 3:
         raise ValueError(f"image must be B x 3 x H x W, got {tuple(image.shape)}")
     with torch.no_grad():

@@ -370,7 +370,7 @@ def make_sb3_model(cfg: TrainConfig, env, device: torch.device, tensorboard_log:
     normalize_images = True  # SB3 divides the uint8 images by 255 before the extractor; the extractor must know
     policy_kwargs = dict(features_extractor_class=StatsCnnExtractor,
                          features_extractor_kwargs=dict(use_cnn=cfg.use_cnn, normalize_images=normalize_images,
-                                                                    chroma=cfg.chroma),
+                                                        chroma=cfg.chroma),
                          normalize_images=normalize_images, net_arch=list(NET_ARCH))
     episode_steps = int(env.observation_space["step"].shape[0])
     kwargs = algo_kwargs(cfg, env.num_envs, episode_steps, int(env.action_space.shape[0]))

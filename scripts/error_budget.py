@@ -132,11 +132,16 @@ def predictability(train_views: torch.Tensor, train_sizes: np.ndarray, test_view
     penalty = ridge * np.eye(design.shape[1])
     penalty[-1, -1] = 0.0  # the intercept is not shrunk
     w = np.linalg.solve(design.T @ design + penalty, design.T @ train_sizes)
-    pred = np.c_[(b - mu) / sd, np.ones(len(b))] @ w
+    return held_out_r2(np.c_[(b - mu) / sd, np.ones(len(b))] @ w, test_sizes, ERRORS)
+
+
+def held_out_r2(pred: np.ndarray, sizes: np.ndarray, names: Sequence[str]) -> dict[str, float]:
+    """R^2 of each column of ``pred`` against the same column of ``sizes``, by name (NaN where the error never
+    varies)."""
     out = {}
-    for j, name in enumerate(ERRORS):
-        var = test_sizes[:, j].var()
-        out[name] = float(1.0 - ((pred[:, j] - test_sizes[:, j]) ** 2).mean() / var) if var > 0 else float("nan")
+    for j, name in enumerate(names):
+        var = sizes[:, j].var()
+        out[name] = float(1.0 - ((pred[:, j] - sizes[:, j]) ** 2).mean() / var) if var > 0 else float("nan")
     return out
 
 
@@ -167,12 +172,7 @@ def chroma_predictability(net: torch.nn.Module, views: torch.Tensor, sizes: np.n
     """Held-out R^2 of the white-balance errors (temperature, tint) as estimated by ``net``
     (:func:`train_chroma_net`) on ``views``."""
     with torch.no_grad():
-        pred = -net(views).double().numpy()
-    out = {}
-    for j, name in enumerate(ERRORS[:2]):
-        var = sizes[:, j].var()
-        out[name] = float(1.0 - ((pred[:, j] - sizes[:, j]) ** 2).mean() / var) if var > 0 else float("nan")
-    return out
+        return held_out_r2(-net(views).double().numpy(), sizes, ERRORS[:2])
 
 
 def chroma_corrected(net: torch.nn.Module, views: torch.Tensor) -> torch.Tensor:
