@@ -46,7 +46,7 @@ def test_histogram_leaves_out_dark_and_clipped_pixels_and_counts_the_rest():
 
 
 def test_a_white_balance_cast_translates_the_histogram():
-    """FFCC's premise: a cast moves the histogram without changing its shape (here by exactly 2 bins in u and -2
+    """FFCC's premise: a cast moves the histogram without changing its shape (here by exactly -2 bins in u and +2
     in v: temperature t = 2 BIN * 2 / ln 2 moves u by -t ln 2 / 2 and v by +t ln 2 / 2)."""
     g = torch.Generator().manual_seed(0)
     centres = bin_centres()
