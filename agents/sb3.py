@@ -73,7 +73,7 @@ class StatsCnnExtractor(BaseFeaturesExtractor):
     """
 
     def __init__(self, observation_space: spaces.Dict, features_dim: int = 128, use_cnn: bool = True,
-                 normalize_images: bool = True, chroma: bool = False) -> None:
+                 normalize_images: bool = True, colour: bool = False, chroma: bool = False) -> None:
         if not isinstance(observation_space, spaces.Dict) or not {"image", "input", "mask", "step"} <= set(
                 observation_space.spaces):
             raise ValueError("StatsCnnExtractor needs the DeepExposure Dict observation space "
@@ -82,7 +82,7 @@ class StatsCnnExtractor(BaseFeaturesExtractor):
         self.normalize_images = normalize_images
         self.image_keys = tuple(k for k, s in observation_space.spaces.items() if is_image_space(s))
         self.encoder = ObservationEncoder(int(observation_space["step"].shape[0]), features_dim, use_cnn=use_cnn,
-                                          chroma=chroma)
+                                          colour=colour, chroma=chroma)
 
     def forward(self, observations: dict[str, Tensor]) -> Tensor:
         if not self.normalize_images:  # the policy left the uint8 images at 0..255
@@ -133,14 +133,15 @@ Discriminator = tuple[Critic, torch.optim.Optimizer]
 def save_sb3_checkpoint(model: BaseAlgorithm, path: str | Path, cfg: TrainConfig,
                         discriminator: Discriminator | None = None, **meta: Any) -> Path:
     """Policy weights (target networks included), optimizer states and counters, and the ``discriminator`` with its
-    optimizer when given; safetensors + JSON. ``meta`` adds entries to the JSON (e.g. ``best``)."""
+    optimizer when given; safetensors + JSON. ``meta`` adds entries to the JSON (e.g. ``best``). ``extractor_colour``
+    records that the extractor saw the colour statistics (checkpoints without it were written when it never did)."""
     modules: dict[str, torch.nn.Module] = {"policy": model.policy}
     optimizers = _optimizers(model)
     if discriminator is not None:
         modules["discriminator"], optimizers["discriminator"] = discriminator
     return save_checkpoint(path, modules=modules, optimizers=optimizers, tensors=_extra_tensors(model),
                            meta={"algo": cfg.algo, "num_timesteps": int(model.num_timesteps),
-                                 "config": dataclasses.asdict(cfg), **meta})
+                                 "config": dataclasses.asdict(cfg), "extractor_colour": cfg.colour_stats, **meta})
 
 
 def load_sb3_checkpoint(model: BaseAlgorithm, path: str | Path,
@@ -370,7 +371,7 @@ def make_sb3_model(cfg: TrainConfig, env, device: torch.device, tensorboard_log:
     normalize_images = True  # SB3 divides the uint8 images by 255 before the extractor; the extractor must know
     policy_kwargs = dict(features_extractor_class=StatsCnnExtractor,
                          features_extractor_kwargs=dict(use_cnn=cfg.use_cnn, normalize_images=normalize_images,
-                                                        chroma=cfg.chroma),
+                                                        colour=cfg.colour_stats, chroma=cfg.chroma),
                          normalize_images=normalize_images, net_arch=list(NET_ARCH))
     episode_steps = int(env.observation_space["step"].shape[0])
     kwargs = algo_kwargs(cfg, env.num_envs, episode_steps, int(env.action_space.shape[0]))
@@ -411,7 +412,9 @@ def train_sb3(cfg: TrainConfig, pools: tuple[PairPool, ...] | None = None) -> di
             resume_from = read_meta(ckpt)
             if resume_from.get("algo") != cfg.algo:
                 raise ValueError(f"{ckpt} holds a {resume_from.get('algo')!r} agent, not {cfg.algo!r}")
-            check_resume(resume_from["config"], cfg, out)
+            # before extractor_colour was saved, the extractor ignored colour_stats: such a run resumes without them
+            saved = {**resume_from["config"], "colour_stats": resume_from.get("extractor_colour", False)}
+            check_resume(saved, cfg, out)
         else:
             warnings.warn(f"--resume: no checkpoint in {out}, starting afresh", stacklevel=2)
     save_config(cfg, out)

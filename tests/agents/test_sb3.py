@@ -1,7 +1,6 @@
 """stable-baselines3 agents: the features extractor's scaling, every algorithm end to end, pickle-free
 checkpoints and resuming."""
 
-import dataclasses
 import json
 import math
 import time
@@ -17,6 +16,7 @@ from stable_baselines3.common.vec_env import VecMonitor
 from deepexpose.agents import sb3
 from deepexpose.agents.sb3 import StatsCnnExtractor, evaluate_sb3, make_sb3_model, train_sb3
 from deepexpose.agents.checkpoint import read_meta
+from deepexpose.agents.networks import COLOUR_STATS_DIM
 from deepexpose.discriminator import Critic
 from deepexpose.agents.train import TrainConfig, build_pools, build_split_pools, selection_score, train
 from deepexpose.envs import EditCore, PairPool
@@ -111,12 +111,34 @@ def test_evaluate_sb3_runs_the_deterministic_policy(tmp_path, pools):
     assert detuned and result["psnr"] == pytest.approx(np.mean([psnr(core.current[i], t[i]) for i in detuned]))
 
 
-@pytest.mark.parametrize("chroma", [False, True])
-def test_chroma_reaches_the_extractor(tmp_path, pools, chroma):
-    cfg = dataclasses.replace(tiny(tmp_path, algo="ppo"), chroma=chroma)
+@pytest.mark.parametrize("colour_stats, chroma", [(False, False), (True, False), (False, True), (True, True)])
+def test_colour_stats_and_chroma_reach_the_extractor(tmp_path, pools, colour_stats, chroma):
+    cfg = tiny(tmp_path, algo="ppo", colour_stats=colour_stats, chroma=chroma)
     model = make_sb3_model(cfg, VecMonitor(DeepExposureVecEnv(2, pools[0], k=K)), torch.device("cpu"))
     encoder = model.policy.features_extractor.encoder
+    assert encoder.colour is colour_stats
     assert encoder.chroma is chroma and hasattr(encoder, "chroma_net") is chroma
+    # the colour statistics widen the first layer: two sets of them (current result and input), one per channel
+    plain = make_sb3_model(tiny(tmp_path, algo="ppo", colour_stats=False, chroma=chroma),
+                           VecMonitor(DeepExposureVecEnv(2, pools[0], k=K)), torch.device("cpu"))
+    widths = [m.policy.features_extractor.encoder.mlp[0].in_features for m in (model, plain)]
+    assert widths[0] - widths[1] == (2 * COLOUR_STATS_DIM if colour_stats else 0)
+
+
+def test_a_checkpoint_from_before_the_extractor_saw_colour_resumes_only_without_them(tmp_path, pools):
+    """Checkpoints without ``extractor_colour`` were written when the extractor ignored ``colour_stats``: resuming
+    one with the colour statistics would not fit its weights, so it is refused by name; without them it resumes."""
+    train_sb3(tiny(tmp_path, algo="a2c", steps=24, eval_every=0, colour_stats=False), pools=pools)
+    meta_path = tmp_path / "run" / "checkpoint.json"
+    doc = json.loads(meta_path.read_text())
+    assert doc["meta"].pop("extractor_colour") is False
+    doc["meta"]["config"]["colour_stats"] = True  # what such a run saved: the option's default, never used
+    meta_path.write_text(json.dumps(doc))
+    with pytest.raises(ValueError, match="colour_stats=False"):
+        train_sb3(tiny(tmp_path, algo="a2c", steps=48, eval_every=0, resume=True), pools=pools)
+    result = train_sb3(tiny(tmp_path, algo="a2c", steps=48, eval_every=0, resume=True, colour_stats=False),
+                       pools=pools)
+    assert result["steps"] >= 48 and read_meta(tmp_path / "run" / "checkpoint")["extractor_colour"] is False
 
 
 @pytest.mark.parametrize("algo", ["a2c", "ppo", "sac", "td3"])
