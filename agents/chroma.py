@@ -11,11 +11,12 @@ histogram looks like and where it sits; its expected position is the estimated c
 Unlike Barron's methods the neutral point here is the photo's own rendering (a published photo, not a camera
 raw under a measured illuminant), and the network learns it from detuned views end to end.
 
-Known limits of this first version (the measured models were trained with it as it is): the translation is exact
-only for the pixel channel, and only approximately there (``log(x + 1e-3)`` pulls dark pixels toward 0). The
-edge channel does not follow a cast: flat 3 x 3 neighbourhoods have zero local contrast in every channel and land
-in the centre bin whatever the cast, and where one channel's contrast is zero the log ratio is clipped into the
-border bins. Masking out pixels whose local contrast is below a few 8-bit levels in any channel would fix it.
+The edge channel counts only pixels whose local contrast is at least ``EDGE_LEVELS`` 8-bit sRGB levels in every
+channel: flat neighbourhoods (zero contrast in every channel, whatever the cast) and ones flat in a single channel
+(an infinite log ratio) would otherwise pile up in fixed bins that do not move with a cast. The contrast threshold
+itself does not scale with a gain (one sRGB level grows slower than the light), so a cast can move a pixel across
+it. The bin count is odd, so neutral grey lies at the centre of the middle bin, and the logarithm's offset (1e-6)
+is far below the darkest pixel counted, so the pixel channel translates exactly up to the binning.
 """
 
 from __future__ import annotations
@@ -27,34 +28,50 @@ from torch import Tensor, nn
 
 from deepexpose.filters.base import srgb_to_linear
 
-CHROMA_BINS = 32
+CHROMA_BINS = 33
 CHROMA_RANGE = 2.0
-"""The histogram covers ``u, v`` in ``[-CHROMA_RANGE, CHROMA_RANGE]`` (natural log) in ``CHROMA_BINS`` bins each."""
+"""The histogram covers ``u, v`` in ``[-CHROMA_RANGE, CHROMA_RANGE]`` (natural log) in ``CHROMA_BINS`` bins each
+(odd: ``u = v = 0`` is the centre of the middle bin)."""
 DARK, BRIGHT = 0.003, 0.98
 """Pixels whose darkest channel is at most ``DARK`` or brightest at least ``BRIGHT`` (linear light) are left out:
 their chroma is noise or clipping."""
+EDGE_LEVELS = 3.0
+"""The edge channel counts a pixel only where its local contrast is at least this many 8-bit sRGB levels (at its
+neighbourhood's brightness) in every channel."""
+EPS = 1e-6
+"""Offset inside the logarithms, far below ``DARK`` and below any counted local contrast."""
+
+
+def srgb_level(lin: Tensor) -> Tensor:
+    """The linear-light size of one 8-bit sRGB level at linear value ``lin``: the derivative of the sRGB decoding
+    (IEC 61966-2-1), ``2.4 / 1.055 * lin ** (1.4 / 2.4)`` above its linear toe and ``1 / 12.92`` on it, over 255."""
+    curve = 2.4 / 1.055 * lin.clamp(min=0.0031308) ** (1.4 / 2.4)
+    return torch.where(lin > 0.0031308, curve, torch.full_like(lin, 1 / 12.92)) / 255
 
 
 def log_chroma_histogram(image: Tensor, bins: int = CHROMA_BINS, extent: float = CHROMA_RANGE) -> Tensor:
     """``B x 2 x bins x bins`` histograms of ``B x 3 x H x W`` sRGB images in [0, 1]: of the log-chroma of the
-    pixels, and of their local contrast (absolute difference from the 3 x 3 mean, Barron's "edge" channel; see
-    the module notes for its limits), each normalised to sum 1 over its well-exposed pixels and square-rooted
-    (FFCC's variance stabilisation). Axis 2 is ``u = log(G / R)``, axis 3 ``v = log(G / B)``, bin ``i`` centred
-    at :func:`bin_centres` ``[i]``. No gradient flows through it."""
+    pixels, and of their local contrast (absolute difference from the 3 x 3 mean, Barron's "edge" channel, counted
+    where it is at least ``EDGE_LEVELS`` levels in every channel), each normalised to sum 1 over its counted
+    well-exposed pixels (all zero when none is) and square-rooted (FFCC's variance stabilisation). Axis 2 is
+    ``u = log(G / R)``, axis 3 ``v = log(G / B)``, bin ``i`` centred at :func:`bin_centres` ``[i]``. No gradient
+    flows through it."""
     if image.ndim != 4 or image.shape[1] != 3:
         raise ValueError(f"image must be B x 3 x H x W, got {tuple(image.shape)}")
     with torch.no_grad():
         lin = srgb_to_linear(image.float().clamp(0, 1))
-        edge = (lin - nn.functional.avg_pool2d(lin, 3, 1, 1, count_include_pad=False)).abs()
-        weight = ((lin.amin(1) > DARK) & (lin.amax(1) < BRIGHT)).flatten(1).float()
+        local = nn.functional.avg_pool2d(lin, 3, 1, 1, count_include_pad=False)
+        edge = (lin - local).abs()
+        exposed = (lin.amin(1) > DARK) & (lin.amax(1) < BRIGHT)
+        textured = exposed & (edge >= EDGE_LEVELS * srgb_level(local)).all(1)
         out = []
-        for plane, eps in ((lin, 1e-3), (edge, 1e-4)):
-            g = torch.log(plane[:, 1] + eps)
-            u, v = g - torch.log(plane[:, 0] + eps), g - torch.log(plane[:, 2] + eps)
+        for plane, keep in ((lin, exposed), (edge, textured)):
+            g = torch.log(plane[:, 1] + EPS)
+            u, v = g - torch.log(plane[:, 0] + EPS), g - torch.log(plane[:, 2] + EPS)
             iu = ((u + extent) * (bins / (2 * extent))).floor().long().clamp(0, bins - 1)
             iv = ((v + extent) * (bins / (2 * extent))).floor().long().clamp(0, bins - 1)
             counts = torch.zeros(image.shape[0], bins * bins, device=image.device)
-            counts.scatter_add_(1, (iu * bins + iv).flatten(1), weight)
+            counts.scatter_add_(1, (iu * bins + iv).flatten(1), keep.flatten(1).float())
             out.append((counts / counts.sum(1, keepdim=True).clamp(min=1)).sqrt().view(-1, bins, bins))
         return torch.stack(out, 1)
 

@@ -6,10 +6,12 @@ import torch
 from deepexpose.agents.chroma import (
     CHROMA_BINS,
     CHROMA_RANGE,
+    EDGE_LEVELS,
     ChromaNet,
     bin_centres,
     correction_from_shift,
     log_chroma_histogram,
+    srgb_level,
 )
 from deepexpose.agents.networks import ActorCritic, obs_to_float
 from deepexpose.filters.base import linear_to_srgb, srgb_to_linear
@@ -24,11 +26,36 @@ def chroma_image(u: torch.Tensor, v: torch.Tensor, green: float = 0.2) -> torch.
     return linear_to_srgb(torch.stack([g * torch.exp(-u), g, g * torch.exp(-v)]).unsqueeze(0).double()).float()
 
 
-def test_histogram_of_a_grey_image_is_one_bin_at_the_centre():
+def test_histogram_of_a_grey_image_is_the_centre_bin_and_no_edges():
     h = log_chroma_histogram(torch.full((2, 3, 8, 8), 0.5))
     assert h.shape == (2, 2, CHROMA_BINS, CHROMA_BINS)
-    mid = CHROMA_BINS // 2  # u = v = 0 lies on the lower edge of bin mid
+    mid = CHROMA_BINS // 2
+    assert bin_centres()[mid] == 0.0  # neutral is the centre of the middle bin
     assert h[:, 0, mid, mid].tolist() == [1.0, 1.0] and h[:, 0].sum().item() == 2.0
+    assert h[:, 1].sum().item() == 0.0  # a flat image has no contrast to count, in no bin
+
+
+def test_srgb_level_is_one_8_bit_step_of_the_decoding():
+    s = torch.tensor([0.02, 0.1, 0.3, 0.5, 0.8, 0.95], dtype=torch.float64)
+    step = srgb_to_linear(s + 0.5 / 255) - srgb_to_linear(s - 0.5 / 255)
+    torch.testing.assert_close(srgb_level(srgb_to_linear(s)), step, rtol=1e-4, atol=0)
+
+
+def test_edge_channel_counts_only_pixels_with_contrast_in_every_channel():
+    """A texture in R and G over a flat B has an infinite log G/B at every pixel: none is counted; with B textured
+    too, every pixel whose contrast clears EDGE_LEVELS in each channel is."""
+    g = torch.Generator().manual_seed(5)
+    x = 0.3 + 0.4 * torch.rand(1, 3, 12, 12, generator=g, dtype=torch.float64)
+    x[:, 2] = 0.5
+    assert log_chroma_histogram(x.float())[0, 1].sum() == 0.0
+    x[:, 2] = 0.3 + 0.4 * torch.rand(1, 12, 12, generator=g, dtype=torch.float64)
+    lin = srgb_to_linear(x.float())
+    local = torch.nn.functional.avg_pool2d(lin, 3, 1, 1, count_include_pad=False)
+    kept = ((lin - local).abs() >= EDGE_LEVELS * srgb_level(local)).all(1)
+    assert 0 < kept.sum() < kept.numel()  # the threshold decides for some pixels
+    h = log_chroma_histogram(x.float())[0, 1] ** 2
+    assert h.sum().item() == pytest.approx(1.0)
+    assert (h > 0).sum() > 10  # spread over the log ratios of the kept pixels, not piled in one bin
 
 
 def test_histogram_leaves_out_dark_and_clipped_pixels_and_counts_the_rest():
@@ -47,15 +74,25 @@ def test_histogram_leaves_out_dark_and_clipped_pixels_and_counts_the_rest():
 
 def test_a_white_balance_cast_translates_the_histogram():
     """FFCC's premise: a cast moves the histogram without changing its shape (here by exactly -2 bins in u and +2
-    in v: temperature t = 2 BIN * 2 / ln 2 moves u by -t ln 2 / 2 and v by +t ln 2 / 2)."""
+    in v: temperature t = 2 BIN * 2 / ln 2 moves u by -t ln 2 / 2 and v by +t ln 2 / 2), for the pixels and for
+    their local contrast alike."""
     g = torch.Generator().manual_seed(0)
     centres = bin_centres()
     iu, iv = torch.randint(8, 24, (16, 16), generator=g), torch.randint(8, 24, (16, 16), generator=g)
     x = chroma_image(centres[iu], centres[iv])
     t = 2 * BIN * 2 / math.log(2)
     cast = adjust_white_balance(x.double(), t, 0.0).float()
-    before, after = log_chroma_histogram(x)[0, 0], log_chroma_histogram(cast)[0, 0]
-    torch.testing.assert_close(after, torch.roll(before, shifts=(-2, 2), dims=(0, 1)))
+    before, after = log_chroma_histogram(x)[0], log_chroma_histogram(cast)[0]
+    torch.testing.assert_close(after[0], torch.roll(before[0], shifts=(-2, 2), dims=(0, 1)))
+    # strong texture (every contrast far above the threshold) in linear light: its edges translate the same way
+    colour = 0.2 + 0.6 * torch.rand(1, 3, 4, 4, generator=g, dtype=torch.float64)  # 6 x 6 patches of colour
+    texture = colour.repeat_interleave(6, 2).repeat_interleave(6, 3) * (0.3 + 0.7 * torch.rand(24, 24, generator=g))
+    x = linear_to_srgb(texture)
+    cast = adjust_white_balance(x, t, 0.0)
+    before, after = log_chroma_histogram(x.float())[0, 1], log_chroma_histogram(cast.float())[0, 1]
+    assert before.sum() > 0
+    moved = torch.roll(before, shifts=(-2, 2), dims=(0, 1))
+    assert (after ** 2 - moved ** 2).abs().sum() < 0.1  # counted mass in the right bins (a few cross a bin edge)
 
 
 @pytest.mark.parametrize("t,m", [(0.8, 0.0), (0.0, -0.5), (-0.6, 0.4)])
