@@ -401,24 +401,25 @@ def make_core(cfg: TrainConfig, critic: torch.nn.Module | None = None) -> EditCo
 
 
 def make_model(cfg: TrainConfig, core: EditCore) -> ActorCritic:
-    chroma, scale = (chroma_dims(core), WB_STOPS_PER_ACTION) if cfg.chroma else (None, 1.0)
+    chroma, scale = chroma_action(core) if cfg.chroma else (None, 1.0)
     return ActorCritic(core.steps, core.action_dim, hidden=cfg.hidden, use_cnn=cfg.use_cnn, colour=cfg.colour_stats,
                        deadzone=cfg.deadzone, chroma=chroma, chroma_scale=scale)
 
 
-WB_STOPS_PER_ACTION = 1.5
-"""Stops of white-balance temperature and tint per unit of action (both range over +-1.5 stops)."""
-
-
-def chroma_dims(core: EditCore) -> list[int]:
-    """The action dimensions of the white balance's temperature and tint in ``core``'s final step."""
+def chroma_action(core: EditCore) -> tuple[list[int], float]:
+    """The action dimensions of the white balance's temperature and tint in ``core``'s final step, and the stops
+    one unit of action moves each (from their ``ParamSpec`` ranges, which must be symmetric and equal, as the
+    estimate is in stops of both)."""
     start = 0
     for f in core.pipeline.filters:
         if f.name == "white_balance":
             names = [p.name for p in f.params]
-            if any((p.high - p.identity, p.identity - p.low) != (WB_STOPS_PER_ACTION,) * 2 for p in f.params):
-                raise ValueError("--chroma expects white-balance ranges of +-1.5 stops")
-            return [start + names.index("temperature"), start + names.index("tint")]
+            t, m = (f.params[names.index(n)] for n in ("temperature", "tint"))
+            span = t.high - t.identity
+            if not span == t.identity - t.low == m.high - m.identity == m.identity - m.low:
+                raise ValueError("--chroma needs white-balance temperature and tint ranges symmetric about their "
+                                 f"identity and equal, got [{t.low}, {t.high}] and [{m.low}, {m.high}]")
+            return [start + names.index("temperature"), start + names.index("tint")], span
         start += f.num_params
     raise ValueError("--chroma needs the white_balance filter among the global filters")
 

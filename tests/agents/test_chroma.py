@@ -1,3 +1,4 @@
+import dataclasses
 import math
 
 import pytest
@@ -182,8 +183,8 @@ def test_actor_config_round_trip_and_refusals():
         ActorCritic(steps=4, action_dim=16, chroma=[0, 1], chroma_scale=0)
 
 
-def test_make_model_finds_the_white_balance_dimensions():
-    from deepexpose.agents.train import TrainConfig, chroma_dims, make_core, make_model
+def test_make_model_finds_the_white_balance_dimensions_and_their_scale(monkeypatch):
+    from deepexpose.agents.train import TrainConfig, chroma_action, make_core, make_model
     from deepexpose.envs.core import EditCore
 
     cfg = TrainConfig(chroma=True, hidden=16)
@@ -191,11 +192,20 @@ def test_make_model_finds_the_white_balance_dimensions():
     model = make_model(cfg, core)
     names = [f"{f.name}.{p.name}" for f in core.pipeline.filters for p in f.params]
     assert [names[d] for d in model.chroma] == ["white_balance.temperature", "white_balance.tint"]
-    assert model.chroma_scale == 1.5
+    assert model.chroma_scale == 1.5  # the filter's +-1.5 stops per unit of action
     assert make_model(TrainConfig(hidden=16), core).chroma is None
-    assert chroma_dims(EditCore(k=2, filters=("exposure", "white_balance"), reward=None)) == [1, 2]
+    two = EditCore(k=2, filters=("exposure", "white_balance"), reward=None)
+    assert chroma_action(two) == ([1, 2], 1.5)
     with pytest.raises(ValueError, match="white_balance"):
-        chroma_dims(EditCore(k=2, filters=("exposure", "contrast"), reward=None))
+        chroma_action(EditCore(k=2, filters=("exposure", "contrast"), reward=None))
+    exposure, wb = two.pipeline.filters
+    wide = tuple(dataclasses.replace(p, low=-2.0, high=2.0) for p in wb.params)
+    monkeypatch.setattr(two.pipeline, "filters", (exposure, dataclasses.replace(wb, params=wide)))
+    assert chroma_action(two) == ([1, 2], 2.0)  # the scale follows the ranges
+    lopsided = (wide[0], dataclasses.replace(wide[1], high=1.0))
+    monkeypatch.setattr(two.pipeline, "filters", (exposure, dataclasses.replace(wb, params=lopsided)))
+    with pytest.raises(ValueError, match="symmetric"):
+        chroma_action(two)
 
 
 def test_episode_with_chroma_equals_the_model():
