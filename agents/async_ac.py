@@ -287,7 +287,9 @@ def train_async(cfg: TrainConfig) -> dict:
     start, history, gen_states, best = 0, [], [], None
     ckpt, best_path = out / CHECKPOINT, out / BEST
     if cfg.resume:
-        check_resume(read_meta(ckpt)["config"], cfg, out)
+        saved = read_meta(ckpt)
+        check_resume(saved["config"], cfg, out)
+        ActorCritic.from_config(saved["model"])  # refuses, by name, a model of another log-chroma histogram
         modules = {"policy": model, **({"critic": critic} if critic is not None else {})}
         optimizers = {"policy": opt, **({"critic": critic_opt} if critic_opt is not None else {})}
         meta, tensors = load_checkpoint(ckpt, modules=modules, optimizers=optimizers)

@@ -16,7 +16,8 @@ channel: flat neighbourhoods (zero contrast in every channel, whatever the cast)
 (an infinite log ratio) would otherwise pile up in fixed bins that do not move with a cast. The contrast threshold
 itself does not scale with a gain (one sRGB level grows slower than the light), so a cast can move a pixel across
 it. The bin count is odd, so neutral grey lies at the centre of the middle bin, and the logarithm's offset (1e-6)
-is far below the darkest pixel counted, so the pixel channel translates exactly up to the binning.
+is far below the darkest pixel counted, so the pixel channel translates exactly up to the binning (and 3e-4 in
+log-chroma at the darkest pixels counted).
 """
 
 from __future__ import annotations
@@ -28,6 +29,10 @@ from torch import Tensor, nn
 
 from deepexpose.filters.base import srgb_to_linear
 
+HISTOGRAM_VERSION = 2
+"""What :func:`log_chroma_histogram` computes, recorded with every model that uses it: 1 was the first version
+(32 bins, the edge channel unmasked, log offset 1e-3), 2 the present one. A model trained on another version is
+refused, since its network reads the histogram differently."""
 CHROMA_BINS = 33
 CHROMA_RANGE = 2.0
 """The histogram covers ``u, v`` in ``[-CHROMA_RANGE, CHROMA_RANGE]`` (natural log) in ``CHROMA_BINS`` bins each

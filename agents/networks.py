@@ -16,7 +16,7 @@ from torch import Tensor, nn
 
 from deepexpose.filters.base import luminance
 
-from .chroma import ChromaNet
+from .chroma import HISTOGRAM_VERSION, ChromaNet
 
 HIST_BINS = 16
 QUANTILES = (0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99)
@@ -178,7 +178,7 @@ class ActorCritic(nn.Module):
 
     def __init__(self, steps: int, action_dim: int, hidden: int = 128, use_cnn: bool = True,
                  colour: bool = False, deadzone: float = 0.0, chroma: Sequence[int] | None = None,
-                 chroma_scale: float = 1.0) -> None:
+                 chroma_scale: float = 1.0, chroma_histogram: int = HISTOGRAM_VERSION) -> None:
         super().__init__()
         if not 0.0 <= deadzone < 1.0:
             raise ValueError(f"deadzone must be in [0, 1), got {deadzone}")
@@ -186,6 +186,10 @@ class ActorCritic(nn.Module):
                                    or not all(0 <= d < action_dim for d in chroma) or chroma_scale <= 0):
             raise ValueError(f"chroma must name {CHROMA_DIM} different action dimensions below {action_dim} and "
                              f"chroma_scale must be > 0, got {chroma} and {chroma_scale}")
+        if chroma is not None and chroma_histogram != HISTOGRAM_VERSION:
+            raise ValueError(f"this model's white-balance estimate was trained on log-chroma histograms of version "
+                             f"{chroma_histogram}; this deepexpose computes version {HISTOGRAM_VERSION} "
+                             "(agents/chroma.py): train it again with --chroma")
         self.steps, self.action_dim, self.hidden, self.use_cnn, self.colour = steps, action_dim, hidden, use_cnn, colour
         self.deadzone = deadzone
         self.chroma = None if chroma is None else [int(d) for d in chroma]
@@ -201,7 +205,17 @@ class ActorCritic(nn.Module):
     def config(self) -> dict:
         return {"steps": self.steps, "action_dim": self.action_dim, "hidden": self.hidden, "use_cnn": self.use_cnn,
                 "colour": self.colour, "deadzone": self.deadzone,
-                **({"chroma": self.chroma, "chroma_scale": self.chroma_scale} if self.chroma is not None else {})}
+                **({"chroma": self.chroma, "chroma_scale": self.chroma_scale, "chroma_histogram": HISTOGRAM_VERSION}
+                   if self.chroma is not None else {})}
+
+    @classmethod
+    def from_config(cls, config: dict) -> ActorCritic:
+        """The model of a saved :meth:`config`; one with ``chroma`` but no ``chroma_histogram`` was saved before
+        the version was recorded, on version 1 (and is refused)."""
+        config = dict(config)
+        if config.get("chroma") is not None:
+            config.setdefault("chroma_histogram", 1)
+        return cls(**config)
 
     def forward(self, obs: dict[str, Tensor], input_features: Tensor | None = None) -> tuple[Tensor, Tensor]:
         """Mean action in [-1, 1] (``B x A``) and value (``B``) of float observations (``input_features``: see

@@ -153,6 +153,6 @@ def load_agent(path: str | Path | None = None, device: str | torch.device = "cpu
         filters = DEFAULT_GLOBAL_FILTERS
     else:
         raise ValueError(f"{path} is not a deepexpose agent model or training checkpoint")
-    model = ActorCritic(**meta["model"])
+    model = ActorCritic.from_config(meta["model"])
     load_checkpoint(path, modules={"policy": model})
     return AgentPolicy(model.to(device), filters=filters, meta=meta, **setup)

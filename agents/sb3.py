@@ -412,7 +412,9 @@ def train_sb3(cfg: TrainConfig, pools: tuple[PairPool, ...] | None = None) -> di
             resume_from = read_meta(ckpt)
             if resume_from.get("algo") != cfg.algo:
                 raise ValueError(f"{ckpt} holds a {resume_from.get('algo')!r} agent, not {cfg.algo!r}")
-            # before extractor_colour was saved, the extractor ignored colour_stats: such a run resumes without them
+            if "extractor_colour" not in resume_from and cfg.colour_stats:  # the extractor ignored colour_stats
+                raise ValueError(f"--resume: the checkpoint in {out} was written when stable-baselines3's extractor "
+                                 "never saw the colour statistics: resume it with --no-colour-stats")
             saved = {**resume_from["config"], "colour_stats": resume_from.get("extractor_colour", False)}
             check_resume(saved, cfg, out)
         else:

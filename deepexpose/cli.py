@@ -120,7 +120,14 @@ def _cmd_score(args: argparse.Namespace) -> int:
     return 0
 
 
-def build_parser(train_method: str | None = None) -> argparse.ArgumentParser:
+def build_parser(train_method: str | None = None, command: str | None = None) -> argparse.ArgumentParser:
+    """The whole parser (``command`` None); with a ``command`` only that sub-command gets its options, the others
+    are only listed (``""``: none gets them), so that ``deepexpose --help`` and the light commands do not import
+    torch for the options of train, enhance and evaluate."""
+
+    def wants(name: str) -> bool:
+        return command is None or command == name
+
     parser = argparse.ArgumentParser(
         prog="deepexpose",
         description="Fix the exposure and colour of photos the way a colourist would: an RL agent "
@@ -178,10 +185,9 @@ def build_parser(train_method: str | None = None) -> argparse.ArgumentParser:
                                    "deepexpose train --method cgan --help (or classifier, histogram).")
     p.add_argument("--method", choices=TRAIN_METHODS, default="agent",
                    help=f"what to train (default: agent); the options below are those of {method}")
-    add_dataclass_arguments(p, _trainer(method)[0])
+    if wants("train"):
+        add_dataclass_arguments(p, _trainer(method)[0])
     p.set_defaults(func=_cmd_train)
-
-    from .enhance import EnhanceConfig
 
     p = sub.add_parser("enhance", help="correct photos, folders, frame sequences and videos",
                        description="Correct every photo (and video) given, folders recursively, into --out under "
@@ -189,10 +195,11 @@ def build_parser(train_method: str | None = None) -> argparse.ArgumentParser:
                                    "the summary lists what was done, skipped and failed (exit status 1 if any "
                                    "failed). Inputs are never modified; outputs are written atomically.")
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="image or video files and folders")
-    add_dataclass_arguments(p, EnhanceConfig, short={"out": "-o"})
-    p.set_defaults(func=_cmd_enhance)
+    if wants("enhance"):
+        from .enhance import EnhanceConfig
 
-    from .evaluate import EvaluateConfig
+        add_dataclass_arguments(p, EnhanceConfig, short={"out": "-o"})
+    p.set_defaults(func=_cmd_enhance)
 
     p = sub.add_parser("evaluate", help="compare methods on FiveK, Afifi, paired folders or synthetic errors",
                        description="Correct every input of a paired benchmark with each method and score it "
@@ -200,7 +207,10 @@ def build_parser(train_method: str | None = None) -> argparse.ArgumentParser:
                                    "averaged): PSNR, SSIM, ΔEab, CIEDE2000, seconds per image and parameter count. "
                                    "Writes results.json, per_image.csv, results.md and a contact sheet with ΔE "
                                    "heat maps to --out. Images without a target are reported and skipped.")
-    add_dataclass_arguments(p, EvaluateConfig, short={"out": "-o"})
+    if wants("evaluate"):
+        from .evaluate import EvaluateConfig
+
+        add_dataclass_arguments(p, EvaluateConfig, short={"out": "-o"})
     p.set_defaults(func=_cmd_evaluate)
 
     p = sub.add_parser("score", help="PSNR, SSIM, ΔE76 and CIEDE2000 of images against targets",
@@ -222,7 +232,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         pre = argparse.ArgumentParser(add_help=False)
         pre.add_argument("--method", choices=TRAIN_METHODS, default="agent")
         method = pre.parse_known_args(argv[1:])[0].method
-    args = build_parser(method).parse_args(argv)
+    args = build_parser(method, command=argv[0] if argv and not argv[0].startswith("-") else "").parse_args(argv)
     func: Callable[[argparse.Namespace], int] = args.func
     try:
         return func(args)

@@ -168,6 +168,15 @@ def test_chroma_estimate_trains_and_travels_with_the_model(tmp_path, algo):
     assert exported.choose(views) == agent.choose(views)
     with pytest.raises(ValueError, match="chroma"):
         train(tiny(tmp_path, algo=algo, steps=192, chroma=False, resume=True))
+    # a model saved before the histogram's version was recorded read the first version: refused by name
+    doc_path = out / "checkpoint.json"
+    doc = json.loads(doc_path.read_text())
+    assert doc["meta"]["model"].pop("chroma_histogram") == 2
+    doc_path.write_text(json.dumps(doc))
+    with pytest.raises(ValueError, match="version 1"):
+        load_agent(out / "checkpoint.safetensors")
+    with pytest.raises(ValueError, match="version 1"):
+        train(tiny(tmp_path, algo=algo, steps=192, chroma=True, resume=True))
 
 
 def test_worker_processes_need_the_cpu(tmp_path):
