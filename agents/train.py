@@ -27,6 +27,7 @@ import torch
 from deepexpose.data.synthetic import EXCLUDED_PACKAGES, HELD_OUT_DEMO
 from deepexpose.envs.core import EditCore
 from deepexpose.envs.pool import PairPool
+from deepexpose.metrics import DO_NO_HARM_PSNR
 
 from .networks import ActorCritic
 
@@ -483,7 +484,7 @@ def evaluate(model: ActorCritic | Act, core: EditCore, pool: PairPool, batch: in
     return result
 
 
-GOOD_PSNR_FLOOR = 38.0
+GOOD_PSNR_FLOOR = DO_NO_HARM_PSNR
 """Untouched views that come back below this PSNR (dB) are penalised by :func:`selection_score`."""
 
 

@@ -42,7 +42,7 @@ import numpy as np
 import torch
 
 from .device import resolve_device
-from .metrics import METRIC_NAMES, PSNR_CAP, evaluate_pair
+from .metrics import DO_NO_HARM_PSNR, METRIC_NAMES, PSNR_CAP, evaluate_pair
 
 __all__ = ["DATASETS", "EvaluateConfig", "HEAT_MAX", "PSNR_CAP", "PUBLISHED_FIVEK", "colour_bar", "heat_map",
            "markdown_table", "open_dataset", "run_evaluation"]
@@ -227,14 +227,26 @@ def _scores(pred: np.ndarray, target: np.ndarray) -> dict[str, float]:
     return s
 
 
+UNTOUCHED = "untouched"
+"""The group of good photos given as they are: scored by how many come back within ``DO_NO_HARM_PSNR``."""
+
+
 def _mean(rows: list[dict]) -> dict[str, float]:
     out = {k: float(np.mean([r[k] for r in rows])) for k in METRIC_NAMES}
+    out["median_psnr"] = float(np.median([r["psnr"] for r in rows]))
     out["images"] = len(rows)
     return out
 
 
+def _untouched(rows: list[dict]) -> dict[str, float]:
+    """:func:`_mean` plus how many images come back within ``DO_NO_HARM_PSNR`` of themselves, and how many exactly."""
+    return {**_mean(rows), "within_do_no_harm": sum(r["psnr"] >= DO_NO_HARM_PSNR for r in rows),
+            "exact": sum(r["psnr"] >= PSNR_CAP for r in rows)}
+
+
 def summarise(per_image: list[dict], methods: list[str]) -> dict[str, dict]:
-    """Per method: means over all its scored images and per group, and mean seconds per image."""
+    """Per method: means (and the median PSNR) over all its scored images and per group, and mean seconds per
+    image; the untouched group also counts the photos kept within ``DO_NO_HARM_PSNR`` dB and those kept exactly."""
     summary: dict[str, dict] = {}
     for m in methods:
         rows = [r for r in per_image if r["method"] == m]
@@ -243,7 +255,8 @@ def summarise(per_image: list[dict], methods: list[str]) -> dict[str, dict]:
             continue
         groups = sorted({r["group"] for r in rows if r["group"]})
         summary[m] = {"all": _mean(rows),
-                      "groups": {g: _mean([r for r in rows if r["group"] == g]) for g in groups},
+                      "groups": {g: (_untouched if g == UNTOUCHED else _mean)([r for r in rows if r["group"] == g])
+                                 for g in groups},
                       "seconds_per_image": float(np.mean([r["seconds"] for r in rows]))}
     return summary
 
@@ -274,6 +287,11 @@ def markdown_table(summary: dict[str, dict], parameters: dict[str, int], publish
                 r = s["groups"][g]
                 lines.append(f"| {m} | " + " | ".join(_fmt(r[k], digits[k]) for k in METRIC_NAMES)
                              + f" | {r['images']} |")
+    kept = {m: s["groups"][UNTOUCHED] for m, s in summary.items() if UNTOUCHED in s["groups"]}
+    if kept:
+        lines += ["", f"**{UNTOUCHED}: do no harm**", ""]
+        lines += [f"- {m}: {r['within_do_no_harm']} of {r['images']} within {DO_NO_HARM_PSNR:g} dB of themselves "
+                  f"({r['exact']} exactly), median {r['median_psnr']:.2f} dB" for m, r in kept.items()]
     return "\n".join(lines)
 
 

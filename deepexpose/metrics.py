@@ -112,6 +112,9 @@ def _pair(pred: Any, target: Any, quantize: bool) -> tuple[np.ndarray, np.ndarra
 PSNR_CAP = 100.0
 """PSNR of an exact match in reports and means (instead of infinity), in dB."""
 
+DO_NO_HARM_PSNR = 38.0
+"""A good photo must come back within this PSNR (dB) of itself ("do no harm", the agent issue's threshold)."""
+
 
 def psnr(pred: Any, target: Any, *, quantize: bool = True) -> float:
     """Peak signal-to-noise ratio in dB, peak 255 on 8-bit data (peak 1 on [0, 1]).

@@ -20,9 +20,10 @@ from deepexpose.evaluate import (
     heat_map,
     markdown_table,
     run_evaluation,
+    summarise,
 )
 from deepexpose.methods import METHODS, IdentityMethod
-from deepexpose.metrics import evaluate_pair
+from deepexpose.metrics import DO_NO_HARM_PSNR, evaluate_pair
 from deepexpose.score import score_paths
 
 H, W = 24, 32
@@ -296,6 +297,23 @@ def test_colour_bar_runs_from_the_maximum_at_the_top_to_zero_at_the_bottom():
     with pytest.raises(ValueError):
         colour_bar(1, 10)
     assert HEAT_MAX == 20.0
+
+
+def test_summarise_counts_good_photos_kept_within_the_do_no_harm_threshold():
+    def rows(group, psnrs):
+        return [{"name": f"{group}{i}", "group": group, "method": "agent", "psnr": p, "ssim": 1.0, "delta_e76": 0.0,
+                 "delta_e2000": 0.0, "seconds": 0.1} for i, p in enumerate(psnrs)]
+
+    summary = summarise(rows("untouched", [PSNR_CAP, 39.0, 38.0, 37.9, 20.0]) + rows("basic", [20.0, 30.0, 22.0]),
+                        ["agent"])["agent"]
+    kept = summary["groups"]["untouched"]
+    assert DO_NO_HARM_PSNR == 38.0
+    assert (kept["within_do_no_harm"], kept["exact"], kept["images"]) == (3, 1, 5)
+    assert kept["median_psnr"] == 38.0 and kept["psnr"] == pytest.approx((100 + 39 + 38 + 37.9 + 20) / 5)
+    assert summary["groups"]["basic"]["median_psnr"] == 22.0 and "within_do_no_harm" not in summary["groups"]["basic"]
+    assert summary["all"]["median_psnr"] == pytest.approx((30.0 + 37.9) / 2)  # of all eight
+    md = markdown_table({"agent": summary}, {"agent": 1})
+    assert "- agent: 3 of 5 within 38 dB of themselves (1 exactly), median 38.00 dB" in md
 
 
 def test_markdown_table_groups_and_published_rows():
