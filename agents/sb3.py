@@ -49,6 +49,7 @@ from deepexpose.envs.vector import DeepExposureVecEnv
 
 from . import train as _train
 from .checkpoint import load_checkpoint, read_meta, save_checkpoint
+from .chroma import HISTOGRAM_VERSION
 from .networks import ObservationEncoder
 from .train import (SB3_ALGOS, Act, TrainConfig, build_split_pools, check_resume, make_core, resolve_data,
                     save_config, selection_score)
@@ -141,7 +142,8 @@ def save_sb3_checkpoint(model: BaseAlgorithm, path: str | Path, cfg: TrainConfig
         modules["discriminator"], optimizers["discriminator"] = discriminator
     return save_checkpoint(path, modules=modules, optimizers=optimizers, tensors=_extra_tensors(model),
                            meta={"algo": cfg.algo, "num_timesteps": int(model.num_timesteps),
-                                 "config": dataclasses.asdict(cfg), "extractor_colour": cfg.colour_stats, **meta})
+                                 "config": dataclasses.asdict(cfg), "extractor_colour": cfg.colour_stats,
+                                 **({"chroma_histogram": HISTOGRAM_VERSION} if cfg.chroma else {}), **meta})
 
 
 def load_sb3_checkpoint(model: BaseAlgorithm, path: str | Path,
@@ -417,6 +419,10 @@ def train_sb3(cfg: TrainConfig, pools: tuple[PairPool, ...] | None = None) -> di
                                  "never saw the colour statistics: resume it with --no-colour-stats")
             saved = {**resume_from["config"], "colour_stats": resume_from.get("extractor_colour", False)}
             check_resume(saved, cfg, out)
+            if cfg.chroma and resume_from.get("chroma_histogram", 1) != HISTOGRAM_VERSION:
+                raise ValueError(f"--resume: the checkpoint in {out} was trained on log-chroma histograms of version "
+                                 f"{resume_from.get('chroma_histogram', 1)}; this deepexpose computes version "
+                                 f"{HISTOGRAM_VERSION} (agents/chroma.py): train it again")
         else:
             warnings.warn(f"--resume: no checkpoint in {out}, starting afresh", stacklevel=2)
     save_config(cfg, out)

@@ -227,6 +227,11 @@ def _scores(pred: np.ndarray, target: np.ndarray) -> dict[str, float]:
     return s
 
 
+def _exact(pred: np.ndarray, target: np.ndarray) -> bool:
+    """Bit for bit the same (a PSNR at the cap can still differ by a few 8-bit levels in a large image)."""
+    return pred.shape == target.shape and bool(np.array_equal(pred, target))
+
+
 UNTOUCHED = "untouched"
 """The group of good photos given as they are: scored by how many come back within ``DO_NO_HARM_PSNR``."""
 
@@ -239,9 +244,10 @@ def _mean(rows: list[dict]) -> dict[str, float]:
 
 
 def _untouched(rows: list[dict]) -> dict[str, float]:
-    """:func:`_mean` plus how many images come back within ``DO_NO_HARM_PSNR`` of themselves, and how many exactly."""
-    return {**_mean(rows), "within_do_no_harm": sum(r["psnr"] >= DO_NO_HARM_PSNR for r in rows),
-            "exact": sum(r["psnr"] >= PSNR_CAP for r in rows)}
+    """:func:`_mean` plus how many images come back within ``DO_NO_HARM_PSNR`` of themselves, and how many bit for
+    bit (the rows' ``exact``)."""
+    return {**_mean(rows), "within_do_no_harm": int(sum(r["psnr"] >= DO_NO_HARM_PSNR for r in rows)),
+            "exact": int(sum(bool(r.get("exact")) for r in rows))}
 
 
 def summarise(per_image: list[dict], methods: list[str]) -> dict[str, dict]:
@@ -408,7 +414,8 @@ def run_evaluation(cfg: EvaluateConfig) -> dict:
                     failures.append({"name": name, "method": m, "reason": f"{type(e).__name__}: {e}"})
                     continue
                 scores[m] = _scores(result, tgt)
-                per_image.append({"name": name, "group": group, "method": m, **scores[m], "seconds": seconds})
+                per_image.append({"name": name, "group": group, "method": m, **scores[m], "seconds": seconds,
+                                  "exact": _exact(result, tgt)})
                 if cfg.save_outputs:
                     write_image(out / "outputs" / m / f"{name}.png", result, overwrite=cfg.overwrite)
                 if i in sheet_at:
@@ -441,7 +448,7 @@ def run_evaluation(cfg: EvaluateConfig) -> dict:
               "parameters": parameters, "summary": summary, "skipped": skipped, "failures": failures,
               "notes": notes, "psnr_cap": PSNR_CAP, "per_image": per_image}
     buf = _stdio.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=["name", "group", "method", *METRIC_NAMES, "seconds"],
+    writer = csv.DictWriter(buf, fieldnames=["name", "group", "method", *METRIC_NAMES, "seconds", "exact"],
                             lineterminator="\n")
     writer.writeheader()
     writer.writerows(per_image)

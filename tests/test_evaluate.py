@@ -156,6 +156,11 @@ def test_synthetic_untouched_and_saved_outputs_rescore(tmp_path):
                                 save_outputs=True))
     ident = per_method(result, "identity")
     assert ident["p0@untouched"]["psnr"] == PSNR_CAP                  # an exact copy, capped
+    assert ident["p0@untouched"]["exact"] and not ident["p0@basic"]["exact"]
+    kept = json.loads((tmp_path / "out" / "results.json").read_text())["summary"]["identity"]["groups"]["untouched"]
+    assert (kept["within_do_no_harm"], kept["exact"], kept["images"]) == (2, 2, 2)
+    assert "- identity: 2 of 2 within 38 dB of themselves (2 exactly), median 100.00 dB" in result["table"]
+    assert "exact" in (tmp_path / "out" / "per_image.csv").read_text().splitlines()[0]
     assert ident["p0@basic"]["psnr"] < 40
     out = tmp_path / "out" / "outputs"
     assert (out / "classic" / "p1@basic.png").is_file() and (out / "target" / "p1@basic.png").is_file()
@@ -302,14 +307,15 @@ def test_colour_bar_runs_from_the_maximum_at_the_top_to_zero_at_the_bottom():
 def test_summarise_counts_good_photos_kept_within_the_do_no_harm_threshold():
     def rows(group, psnrs):
         return [{"name": f"{group}{i}", "group": group, "method": "agent", "psnr": p, "ssim": 1.0, "delta_e76": 0.0,
-                 "delta_e2000": 0.0, "seconds": 0.1} for i, p in enumerate(psnrs)]
+                 "delta_e2000": 0.0, "seconds": 0.1, "exact": i == 0} for i, p in enumerate(psnrs)]
 
-    summary = summarise(rows("untouched", [PSNR_CAP, 39.0, 38.0, 37.9, 20.0]) + rows("basic", [20.0, 30.0, 22.0]),
+    # the first untouched image is a copy; the second reaches the cap without being one (a near copy)
+    summary = summarise(rows("untouched", [PSNR_CAP, PSNR_CAP, 38.0, 37.9, 20.0]) + rows("basic", [20.0, 30.0, 22.0]),
                         ["agent"])["agent"]
     kept = summary["groups"]["untouched"]
     assert DO_NO_HARM_PSNR == 38.0
     assert (kept["within_do_no_harm"], kept["exact"], kept["images"]) == (3, 1, 5)
-    assert kept["median_psnr"] == 38.0 and kept["psnr"] == pytest.approx((100 + 39 + 38 + 37.9 + 20) / 5)
+    assert kept["median_psnr"] == 38.0 and kept["psnr"] == pytest.approx((100 + 100 + 38 + 37.9 + 20) / 5)
     assert summary["groups"]["basic"]["median_psnr"] == 22.0 and "within_do_no_harm" not in summary["groups"]["basic"]
     assert summary["all"]["median_psnr"] == pytest.approx((30.0 + 37.9) / 2)  # of all eight
     md = markdown_table({"agent": summary}, {"agent": 1})

@@ -125,6 +125,16 @@ def test_colour_stats_and_chroma_reach_the_extractor(tmp_path, pools, colour_sta
     assert widths[0] - widths[1] == (2 * COLOUR_STATS_DIM if colour_stats else 0)
 
 
+def test_a_chroma_checkpoint_of_another_histogram_version_is_refused_by_name(tmp_path, pools):
+    train_sb3(tiny(tmp_path, algo="a2c", steps=24, eval_every=0, chroma=True), pools=pools)
+    meta_path = tmp_path / "run" / "checkpoint.json"
+    doc = json.loads(meta_path.read_text())
+    assert doc["meta"].pop("chroma_histogram") == 2  # recorded; without it the checkpoint is of version 1
+    meta_path.write_text(json.dumps(doc))
+    with pytest.raises(ValueError, match="version 1"):
+        train_sb3(tiny(tmp_path, algo="a2c", steps=48, eval_every=0, chroma=True, resume=True), pools=pools)
+
+
 def test_a_checkpoint_from_before_the_extractor_saw_colour_resumes_only_without_them(tmp_path, pools):
     """Checkpoints without ``extractor_colour`` were written when the extractor ignored ``colour_stats``: resuming
     one with the colour statistics would not fit its weights, so it is refused by name; without them it resumes."""
