@@ -229,7 +229,7 @@ def _scores(pred: np.ndarray, target: np.ndarray) -> dict[str, float]:
 
 def _exact(pred: np.ndarray, target: np.ndarray) -> bool:
     """Bit for bit the same (a PSNR at the cap can still differ by a few 8-bit levels in a large image)."""
-    return pred.shape == target.shape and bool(np.array_equal(pred, target))
+    return bool(np.array_equal(pred, target))
 
 
 UNTOUCHED = "untouched"
