@@ -47,6 +47,14 @@ EPS = 1e-6
 """Offset inside the logarithms, far below ``DARK`` and below any counted local contrast."""
 
 
+def check_histogram_version(version: int) -> None:
+    """Refuse, by name, a model trained on log-chroma histograms of another :data:`HISTOGRAM_VERSION`."""
+    if version != HISTOGRAM_VERSION:
+        raise ValueError(f"this model's white-balance estimate was trained on log-chroma histograms of version "
+                         f"{version}; this deepexpose computes version {HISTOGRAM_VERSION} (agents/chroma.py): "
+                         "train it again with --chroma")
+
+
 def srgb_level(lin: Tensor) -> Tensor:
     """The linear-light size of one 8-bit sRGB level at linear value ``lin``: the derivative of the sRGB decoding
     (IEC 61966-2-1), ``2.4 / 1.055 * lin ** (1.4 / 2.4)`` above its linear toe and ``1 / 12.92`` on it, over 255."""

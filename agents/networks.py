@@ -16,7 +16,7 @@ from torch import Tensor, nn
 
 from deepexpose.filters.base import luminance
 
-from .chroma import HISTOGRAM_VERSION, ChromaNet
+from .chroma import HISTOGRAM_VERSION, ChromaNet, check_histogram_version
 
 HIST_BINS = 16
 QUANTILES = (0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99)
@@ -186,10 +186,8 @@ class ActorCritic(nn.Module):
                                    or not all(0 <= d < action_dim for d in chroma) or chroma_scale <= 0):
             raise ValueError(f"chroma must name {CHROMA_DIM} different action dimensions below {action_dim} and "
                              f"chroma_scale must be > 0, got {chroma} and {chroma_scale}")
-        if chroma is not None and chroma_histogram != HISTOGRAM_VERSION:
-            raise ValueError(f"this model's white-balance estimate was trained on log-chroma histograms of version "
-                             f"{chroma_histogram}; this deepexpose computes version {HISTOGRAM_VERSION} "
-                             "(agents/chroma.py): train it again with --chroma")
+        if chroma is not None:
+            check_histogram_version(chroma_histogram)
         self.steps, self.action_dim, self.hidden, self.use_cnn, self.colour = steps, action_dim, hidden, use_cnn, colour
         self.deadzone = deadzone
         self.chroma = None if chroma is None else [int(d) for d in chroma]

@@ -49,7 +49,7 @@ from deepexpose.envs.vector import DeepExposureVecEnv
 
 from . import train as _train
 from .checkpoint import load_checkpoint, read_meta, save_checkpoint
-from .chroma import HISTOGRAM_VERSION
+from .chroma import HISTOGRAM_VERSION, check_histogram_version
 from .networks import ObservationEncoder
 from .train import (SB3_ALGOS, Act, TrainConfig, build_split_pools, check_resume, make_core, resolve_data,
                     save_config, selection_score)
@@ -419,10 +419,8 @@ def train_sb3(cfg: TrainConfig, pools: tuple[PairPool, ...] | None = None) -> di
                                  "never saw the colour statistics: resume it with --no-colour-stats")
             saved = {**resume_from["config"], "colour_stats": resume_from.get("extractor_colour", False)}
             check_resume(saved, cfg, out)
-            if cfg.chroma and resume_from.get("chroma_histogram", 1) != HISTOGRAM_VERSION:
-                raise ValueError(f"--resume: the checkpoint in {out} was trained on log-chroma histograms of version "
-                                 f"{resume_from.get('chroma_histogram', 1)}; this deepexpose computes version "
-                                 f"{HISTOGRAM_VERSION} (agents/chroma.py): train it again")
+            if cfg.chroma:  # a checkpoint without the version was trained on version 1
+                check_histogram_version(resume_from.get("chroma_histogram", 1))
         else:
             warnings.warn(f"--resume: no checkpoint in {out}, starting afresh", stacklevel=2)
     save_config(cfg, out)
