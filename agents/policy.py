@@ -29,9 +29,13 @@ DEFAULT_MODEL = "agent.safetensors"
 """File name of the bundled default model inside the package folder ``deepexpose/models``."""
 
 
+CONSENSUS_CROP = 0.7
+"""Side of the agent's consensus crops as a share of the photo's (:func:`deepexpose.render.crop_views`) for a model
+without its own (:func:`consensus_setting`); chosen with the shrinkage on the bundled agent's validation photos by
+``scripts/tune_consensus.py``."""
 CONSENSUS_SHRINK = 1.5
-"""Default ``shrink`` of :func:`consensus_action` (chosen with the crop size on the bundled agent's validation
-photos by ``scripts/tune_consensus.py``)."""
+"""Default ``shrink`` of :func:`consensus_action`, and for a model without its own (:func:`consensus_setting`);
+chosen with the crop size on the bundled agent's validation photos by ``scripts/tune_consensus.py``."""
 
 
 def consensus_action(actions: Tensor, shrink: float = CONSENSUS_SHRINK) -> Tensor:
@@ -47,14 +51,34 @@ def consensus_action(actions: Tensor, shrink: float = CONSENSUS_SHRINK) -> Tenso
     """
     if actions.ndim != 2 or actions.shape[0] < 1:
         raise ValueError(f"actions must be N x A with N >= 1, got {tuple(actions.shape)}")
-    if not 0 <= shrink < float("inf"):
-        raise ValueError(f"shrink must be finite and >= 0, got {shrink}")
+    check_consensus(1.0, shrink)
     mean = actions.mean(0, keepdim=True)
     if actions.shape[0] == 1 or shrink == 0:
         return mean
     var = actions.var(0, keepdim=True)
     keep = (1 - shrink * var / mean.square().clamp(min=1e-12)).clamp(0, 1)
     return mean * keep
+
+
+def consensus_setting(meta: dict) -> dict[str, float]:
+    """The consensus ``crop`` and ``shrink`` a model carries in its JSON (``"consensus"``, written by
+    ``scripts/tune_consensus.py --export`` from its own validation photos), or the defaults
+    (:data:`CONSENSUS_CROP`, :data:`CONSENSUS_SHRINK`) for a model that carries none."""
+    given = meta.get("consensus") or {}
+    unknown = set(given) - {"crop", "shrink"}
+    if unknown:
+        raise ValueError(f"the model's consensus setting has unknown keys {sorted(unknown)} (known: crop, shrink)")
+    setting = {"crop": float(given.get("crop", CONSENSUS_CROP)), "shrink": float(given.get("shrink", CONSENSUS_SHRINK))}
+    check_consensus(**setting)
+    return setting
+
+
+def check_consensus(crop: float, shrink: float) -> None:
+    """Refuse a crop outside (0, 1] or a shrink that is negative or not finite."""
+    if not 0.0 < crop <= 1.0:
+        raise ValueError(f"crop must be in (0, 1], got {crop}")
+    if not 0.0 <= shrink < float("inf"):
+        raise ValueError(f"shrink must be finite and >= 0, got {shrink}")
 
 
 def default_model_path() -> Path:
@@ -122,15 +146,29 @@ class AgentPolicy:
                 "refine_radius": self.refine_radius, "filters": list(self.filters)}
 
 
-def export_agent(checkpoint: str | Path, out: str | Path, *, note: str = "") -> Path:
+def export_agent(checkpoint: str | Path, out: str | Path, *, note: str = "",
+                 consensus: dict[str, float] | None = None) -> Path:
     """Write the inference-only model of a training checkpoint (``checkpoint.safetensors`` or the run's
-    ``best.safetensors``) to ``out`` (``.safetensors`` + ``.json``); ``trained`` in its JSON keeps the step,
-    config, evaluation history and the best validation result of the run."""
-    policy = load_agent(checkpoint)
-    keep = ("step", "config", "history", "best", "validation_source")
-    meta = {"kind": KIND, "model": policy.model.config(), **policy.setup(), "note": note,
-            "trained": {k: policy.meta[k] for k in keep if k in policy.meta}}
-    return save_checkpoint(Path(out), modules={"policy": policy.model}, meta=meta)
+    ``best.safetensors``) or of an exported model to ``out`` (``.safetensors`` + ``.json``); ``trained`` in its
+    JSON keeps the step, config, evaluation history and the best validation result of the run. ``consensus``
+    (``{"crop": c, "shrink": s}``, see :func:`consensus_setting`) is the model's own consensus setting; without
+    it an exported model keeps the one it has, if any. ``out`` must not be ``checkpoint`` itself."""
+    source, target = Path(checkpoint), Path(out)
+    if source.is_dir():
+        source = source / "checkpoint.safetensors"
+    if target.resolve() == source.resolve():
+        raise ValueError(f"export_agent would overwrite its input {source}: choose another output")
+    policy = load_agent(source)
+    if policy.meta.get("kind") == KIND:  # re-exporting an exported model: keep its record
+        trained, note = policy.meta.get("trained", {}), note or policy.meta.get("note", "")
+        consensus = consensus if consensus is not None else policy.meta.get("consensus")
+    else:
+        keep = ("step", "config", "history", "best", "validation_source")
+        trained = {k: policy.meta[k] for k in keep if k in policy.meta}
+    meta = {"kind": KIND, "model": policy.model.config(), **policy.setup(), "note": note, "trained": trained}
+    if consensus is not None:
+        meta["consensus"] = consensus_setting({"consensus": consensus})
+    return save_checkpoint(target, modules={"policy": policy.model}, meta=meta)
 
 
 def load_agent(path: str | Path | None = None, device: str | torch.device = "cpu") -> AgentPolicy:

@@ -122,18 +122,15 @@ class EditMethod(Method):
                     prepare=prepare if view is not None else None)
 
 
-CONSENSUS_CROP = 0.7
-"""Side of the agent's consensus crops as a share of the photo's (:func:`deepexpose.render.crop_views`); chosen
-with the shrinkage on the bundled agent's validation photos by ``scripts/tune_consensus.py``."""
-
-
 class AgentMethod(EditMethod):
     """The DeepExposure agent (:mod:`deepexpose.agents.policy`).
 
     By default (``consensus``) it looks at six views of the photo, the whole of it and five crops
-    (:data:`CONSENSUS_CROP` of each side), and applies one edit agreed on all of them
+    (``crop`` of each side), and applies one edit agreed on all of them
     (:meth:`~deepexpose.agents.policy.AgentPolicy.consensus`): parameters the views disagree on shrink toward
-    "change nothing". ``consensus=False`` lets it choose on the whole-photo view alone. With ``untouched_within``
+    "change nothing" by ``shrink``. Both default to the model's own validated setting, or to
+    :data:`~deepexpose.agents.policy.CONSENSUS_CROP` and :data:`~deepexpose.agents.policy.CONSENSUS_SHRINK` for a model without one
+    (:func:`~deepexpose.agents.policy.consensus_setting`). ``consensus=False`` lets it choose on the whole-photo view alone. With ``untouched_within``
     above 0 a photo is left untouched when the edit would keep its whole-photo view within that many dB PSNR of
     itself: the agent's small edits are mostly its own noise (``scripts/error_budget.py``, part 3).
     """
@@ -141,18 +138,17 @@ class AgentMethod(EditMethod):
     name = "agent"
 
     def __init__(self, model: str | Path | None = None, device: str = "cpu", *, consensus: bool = True,
-                 crop: float = CONSENSUS_CROP, shrink: float | None = None, untouched_within: float = 0.0) -> None:
-        from .agents.policy import CONSENSUS_SHRINK, load_agent
+                 crop: float | None = None, shrink: float | None = None, untouched_within: float = 0.0) -> None:
+        from .agents.policy import check_consensus, consensus_setting, load_agent
 
-        self.consensus, self.crop, self.untouched_within = consensus, crop, untouched_within
-        self.shrink = CONSENSUS_SHRINK if shrink is None else shrink
-        if not 0.0 < crop <= 1.0:
-            raise ValueError(f"crop must be in (0, 1], got {crop}")
-        if not 0.0 <= self.shrink < float("inf"):
-            raise ValueError(f"shrink must be finite and >= 0, got {self.shrink}")
         if not 0.0 <= untouched_within < float("inf"):
             raise ValueError(f"--untouched-within must be finite and >= 0 dB, got {untouched_within}")
         self.policy = load_agent(model, device)
+        own = consensus_setting(self.policy.meta)
+        self.consensus, self.untouched_within = consensus, untouched_within
+        self.crop = own["crop"] if crop is None else crop
+        self.shrink = own["shrink"] if shrink is None else shrink
+        check_consensus(self.crop, self.shrink)
         self.model_path = str(model) if model else "bundled default"
         setup = self.policy.setup()
         super().__init__(view=setup["view"], k=setup["k"], segmentation=setup["segmentation"],

@@ -2,6 +2,7 @@
 
     .venv/bin/python scripts/tune_consensus.py                         # the bundled agent, the default grid
     .venv/bin/python scripts/tune_consensus.py --crops 0.6 --shrinks 1 --draws 1
+    .venv/bin/python scripts/tune_consensus.py --model runs/X/best.safetensors --export runs/X/agent.safetensors
 
 ``deepexpose enhance`` lets the agent agree on one edit over the whole photo and five crops of it
 (:class:`deepexpose.methods.AgentMethod`): parameters the views disagree on are shrunk toward "change nothing"
@@ -11,7 +12,10 @@ kept out of training to choose the checkpoint; split exactly as that run split t
 at most 512) with ``basic`` errors (``--draws`` per photo) and untouched. Each setting is ranked by the
 checkpoint-selection score of ``deepexpose train``, ``PSNR - max(0, 38 - untouched PSNR)``
 (:func:`deepexpose.agents.train.selection_score`); the errors no model is trained for are left out, so that they
-stay unseen. Prints a table and a JSON report with the best setting.
+stay unseen. Prints a table and a JSON report with the best setting. ``--export PATH`` writes the model to PATH
+(safetensors + JSON, :func:`deepexpose.agents.policy.export_agent`) carrying the best consensus setting, which
+``deepexpose enhance`` and ``evaluate`` then use for it (:func:`deepexpose.agents.policy.consensus_setting`); the
+model given is never rewritten.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from deepexpose.agents.policy import export_agent
 from deepexpose.agents.train import TrainConfig, good_photo_split, selection_score
 from deepexpose.config import from_dict
 from deepexpose.data.synthetic import apply_case, case_seed
@@ -72,8 +77,14 @@ def main(argv: list[str] | None = None) -> int:
                              "off)")
     parser.add_argument("--draws", type=int, default=3, help="basic errors drawn per photo (default: 3)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the errors (default: 0)")
+    parser.add_argument("--export", default="", help="write the model with the best consensus setting to this "
+                        "new .safetensors path (+ .json); needs --model")
     args = parser.parse_args(argv)
     model = args.model or None
+    if args.export and model is None:
+        raise SystemExit("--export needs --model: the bundled model is not rewritten")
+    if args.export and 0.0 not in _floats(args.untouched_within):
+        raise SystemExit("--export needs settings without --untouched-within: include 0 in its list")
     single = AgentMethod(model, consensus=False)
     meta = single.policy.meta
     cfg = from_dict(TrainConfig, meta["trained"]["config"] if "trained" in meta else meta["config"])
@@ -98,6 +109,11 @@ def main(argv: list[str] | None = None) -> int:
     best = max(rows, key=lambda r: r["score"])
     report = {"model": str(Path(model)) if model else "bundled default", "validation_photos": len(validation),
               "draws": args.draws, "seed": args.seed, "rows": rows, "best": best}
+    if args.export:  # a model carries crop and shrink, not "whole photo" nor an --untouched-within threshold
+        chosen = max((r for r in rows if r["views"] == "consensus" and r["untouched_within"] == 0),
+                     key=lambda r: r["score"])
+        setting = {"crop": chosen["crop"], "shrink": chosen["shrink"]}
+        report["exported"] = {"path": str(export_agent(model, args.export, consensus=setting)), "consensus": setting}
     print(json.dumps(report, indent=2))
     return 0
 

@@ -160,8 +160,7 @@ def test_parameter_count_is_the_number_of_learned_weights():
 
 
 def test_agent_method_consensus_and_single_view(agent_model):
-    from deepexpose.agents.policy import CONSENSUS_SHRINK
-    from deepexpose.methods import CONSENSUS_CROP
+    from deepexpose.agents.policy import CONSENSUS_CROP, CONSENSUS_SHRINK
     from deepexpose.render import crop_views, make_view
 
     px = photo_u8(90, 120, seed=3)
@@ -189,6 +188,22 @@ def test_agent_method_consensus_and_single_view(agent_model):
     for bad in ({"crop": 0.0}, {"crop": 1.5}, {"shrink": -1.0}, {"shrink": float("nan")}):
         with pytest.raises(ValueError, match="crop|shrink"):
             load_method("agent", agent_model, **bad)  # refused when loaded, not photo by photo
+
+
+def test_agent_method_uses_the_models_own_consensus_setting(agent_model, tmp_path):
+    from deepexpose.agents.policy import export_agent
+    from deepexpose.render import crop_views, make_view
+
+    own = export_agent(agent_model, tmp_path / "own.safetensors", consensus={"crop": 0.5, "shrink": 0.25})
+    agent = load_method("agent", own)
+    assert (agent.crop, agent.shrink) == (0.5, 0.25)
+    assert agent.describe()["crop"] == 0.5 and agent.describe()["shrink"] == 0.25
+    px = photo_u8(90, 120, seed=4)
+    views = torch.cat([make_view(px, 64), crop_views(px, 64, 0.5)])
+    assert agent.plan(px).edit == agent.policy.consensus(views, 0.25)
+    assert agent.plan(px).edit != load_method("agent", agent_model).plan(px).edit
+    given = load_method("agent", own, crop=0.8, shrink=1.0)  # explicit settings win
+    assert (given.crop, given.shrink) == (0.8, 1.0)
 
 
 def test_a_plan_masks_on_the_view_it_chose_on_and_prepares_ahead(agent_model, monkeypatch):

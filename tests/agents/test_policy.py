@@ -113,3 +113,38 @@ def test_consensus_edit(tmp_path):
         assert any(not torch.allclose(leaves(agreed)[k], v, atol=1e-4) for k, v in leaves(own).items())
     with pytest.raises(ValueError, match="views must be"):
         agent.consensus(torch.rand(2, 3, 32, 32))
+
+
+def test_consensus_setting_is_the_models_own_or_the_default():
+    from deepexpose.agents.policy import CONSENSUS_CROP, CONSENSUS_SHRINK, consensus_setting
+
+    assert consensus_setting({}) == {"crop": CONSENSUS_CROP, "shrink": CONSENSUS_SHRINK}
+    assert consensus_setting({"consensus": {"crop": 0.6, "shrink": 0.5}}) == {"crop": 0.6, "shrink": 0.5}
+    assert consensus_setting({"consensus": {"shrink": 0}}) == {"crop": CONSENSUS_CROP, "shrink": 0.0}
+    for bad, match in (({"crop": 0}, "crop"), ({"crop": 1.2}, "crop"), ({"shrink": -1}, "shrink"),
+                       ({"shrink": float("inf")}, "shrink"), ({"crops": 0.5}, "unknown keys")):
+        with pytest.raises(ValueError, match=match):
+            consensus_setting({"consensus": bad})
+
+
+def test_export_carries_a_consensus_setting_and_never_overwrites_its_input(tmp_path):
+    from deepexpose.agents.checkpoint import read_meta
+
+    training_checkpoint(tmp_path / "run" / "checkpoint.safetensors")
+    plain = export_agent(tmp_path / "run", tmp_path / "plain.safetensors")
+    assert "consensus" not in read_meta(plain)
+    own = export_agent(plain, tmp_path / "own.safetensors", consensus={"crop": 0.6, "shrink": 0.5})
+    meta = read_meta(own)
+    assert meta["consensus"] == {"crop": 0.6, "shrink": 0.5}
+    assert meta["trained"] == read_meta(plain)["trained"] and meta["trained"]["step"] == 123  # the record is kept
+    again = read_meta(export_agent(own, tmp_path / "again.safetensors", note="copy"))
+    assert again["consensus"] == {"crop": 0.6, "shrink": 0.5} and again["note"] == "copy"
+    views = torch.rand(2, 3, 64, 64, generator=torch.Generator().manual_seed(2))
+    assert load_agent(own).choose(views) == load_agent(tmp_path / "run").choose(views)
+    before = own.read_bytes(), own.with_suffix(".json").read_bytes()
+    with pytest.raises(ValueError, match="overwrite its input"):
+        export_agent(own, own, consensus={"crop": 0.8, "shrink": 1})
+    assert (own.read_bytes(), own.with_suffix(".json").read_bytes()) == before
+    with pytest.raises(ValueError, match="crop"):
+        export_agent(plain, tmp_path / "bad.safetensors", consensus={"crop": 2.0, "shrink": 1})
+    assert not (tmp_path / "bad.safetensors").exists()

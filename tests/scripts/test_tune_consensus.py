@@ -37,3 +37,29 @@ def test_grid_is_scored_and_ranked(tiny_agent, run_script):
         assert 0 < r["psnr"] <= 100 and 0 < r["good_psnr"] <= 100 and r["delta_e2000"] >= 0
         assert r["score"] == pytest.approx(r["psnr"] - max(0.0, 38.0 - r["good_psnr"]))
     assert report["best"] == max(rows, key=lambda r: r["score"])
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")  # good_photo_split: too few demo photos
+def test_export_writes_the_best_consensus_setting_into_a_new_model(tiny_agent, run_script, tmp_path):
+    from deepexpose.agents.checkpoint import read_meta
+    from deepexpose.methods import AgentMethod
+
+    before = tiny_agent.read_bytes(), tiny_agent.with_suffix(".json").read_bytes()
+    out = tmp_path / "tuned" / "agent.safetensors"
+    report = run_script("tune_consensus.py", ["--model", str(tiny_agent), "--crops", "0.8", "--shrinks", "0,1",
+                                              "--untouched-within", "0,0.01", "--draws", "1", "--export", str(out)])
+    plain = [r for r in report["rows"] if r["views"] == "consensus" and r["untouched_within"] == 0]
+    chosen = max(plain, key=lambda r: r["score"])
+    setting = {"crop": chosen["crop"], "shrink": chosen["shrink"]}
+    assert report["exported"] == {"path": str(out), "consensus": setting}
+    assert read_meta(out)["consensus"] == setting
+    assert (AgentMethod(out).crop, AgentMethod(out).shrink) == (setting["crop"], setting["shrink"])
+    assert (tiny_agent.read_bytes(), tiny_agent.with_suffix(".json").read_bytes()) == before
+
+
+@pytest.mark.parametrize("args", [["--export", "x.safetensors"],
+                                  ["--model", "m.safetensors", "--untouched-within", "1", "--export", "x.safetensors"]])
+def test_export_refuses_what_it_cannot_write(args):
+    tune = load_script("tune_consensus.py")
+    with pytest.raises(SystemExit, match="--export needs"):
+        tune.main(args)
