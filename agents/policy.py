@@ -51,7 +51,7 @@ def consensus_action(actions: Tensor, shrink: float = CONSENSUS_SHRINK) -> Tenso
     """
     if actions.ndim != 2 or actions.shape[0] < 1:
         raise ValueError(f"actions must be N x A with N >= 1, got {tuple(actions.shape)}")
-    check_consensus(1.0, shrink)
+    check_consensus(shrink=shrink)
     mean = actions.mean(0, keepdim=True)
     if actions.shape[0] == 1 or shrink == 0:
         return mean
@@ -68,16 +68,17 @@ def consensus_setting(meta: dict) -> dict[str, float]:
     unknown = set(given) - {"crop", "shrink"}
     if unknown:
         raise ValueError(f"the model's consensus setting has unknown keys {sorted(unknown)} (known: crop, shrink)")
-    setting = {"crop": float(given.get("crop", CONSENSUS_CROP)), "shrink": float(given.get("shrink", CONSENSUS_SHRINK))}
+    setting = {"crop": float(given.get("crop", CONSENSUS_CROP)),
+               "shrink": float(given.get("shrink", CONSENSUS_SHRINK))}
     check_consensus(**setting)
     return setting
 
 
-def check_consensus(crop: float, shrink: float) -> None:
-    """Refuse a crop outside (0, 1] or a shrink that is negative or not finite."""
-    if not 0.0 < crop <= 1.0:
+def check_consensus(crop: float | None = None, shrink: float | None = None) -> None:
+    """Refuse a crop outside (0, 1] or a shrink that is negative or not finite (``None``: not checked)."""
+    if crop is not None and not 0.0 < crop <= 1.0:
         raise ValueError(f"crop must be in (0, 1], got {crop}")
-    if not 0.0 <= shrink < float("inf"):
+    if shrink is not None and not 0.0 <= shrink < float("inf"):
         raise ValueError(f"shrink must be finite and >= 0, got {shrink}")
 
 
@@ -152,12 +153,9 @@ def export_agent(checkpoint: str | Path, out: str | Path, *, note: str = "",
     ``best.safetensors``) or of an exported model to ``out`` (``.safetensors`` + ``.json``); ``trained`` in its
     JSON keeps the step, config, evaluation history and the best validation result of the run. ``consensus``
     (``{"crop": c, "shrink": s}``, see :func:`consensus_setting`) is the model's own consensus setting; without
-    it an exported model keeps the one it has, if any. ``out`` must not be ``checkpoint`` itself."""
-    source, target = Path(checkpoint), Path(out)
-    if source.is_dir():
-        source = source / "checkpoint.safetensors"
-    if target.resolve() == source.resolve():
-        raise ValueError(f"export_agent would overwrite its input {source}: choose another output")
+    it an exported model keeps the one it has, if any, and its note unless ``note`` is given. ``out`` must not
+    share a file with ``checkpoint`` (:func:`check_export_target`)."""
+    source, target = check_export_target(checkpoint, out)
     policy = load_agent(source)
     if policy.meta.get("kind") == KIND:  # re-exporting an exported model: keep its record
         trained, note = policy.meta.get("trained", {}), note or policy.meta.get("note", "")
@@ -169,6 +167,18 @@ def export_agent(checkpoint: str | Path, out: str | Path, *, note: str = "",
     if consensus is not None:
         meta["consensus"] = consensus_setting({"consensus": consensus})
     return save_checkpoint(target, modules={"policy": policy.model}, meta=meta)
+
+
+def check_export_target(checkpoint: str | Path, out: str | Path) -> tuple[Path, Path]:
+    """The model file read from ``checkpoint`` (a file or a run folder) and ``out``, refused (``ValueError``) when
+    writing ``out`` and its ``.json`` would replace the model or its ``.json``, under whatever spelling."""
+    source, target = Path(checkpoint), Path(out)
+    if source.is_dir():
+        source = source / "checkpoint.safetensors"
+    read = {p.resolve() for p in (source, source.with_suffix(".json"))}
+    if read & {p.resolve() for p in (target, target.with_suffix(".json"))}:
+        raise ValueError(f"exporting to {target} would overwrite the model it reads, {source}: choose another output")
+    return source, target
 
 
 def load_agent(path: str | Path | None = None, device: str | torch.device = "cpu") -> AgentPolicy:

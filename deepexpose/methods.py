@@ -128,9 +128,9 @@ class AgentMethod(EditMethod):
     By default (``consensus``) it looks at six views of the photo, the whole of it and five crops
     (``crop`` of each side), and applies one edit agreed on all of them
     (:meth:`~deepexpose.agents.policy.AgentPolicy.consensus`): parameters the views disagree on shrink toward
-    "change nothing" by ``shrink``. Both default to the model's own validated setting, or to
-    :data:`~deepexpose.agents.policy.CONSENSUS_CROP` and :data:`~deepexpose.agents.policy.CONSENSUS_SHRINK` for a model without one
-    (:func:`~deepexpose.agents.policy.consensus_setting`). ``consensus=False`` lets it choose on the whole-photo view alone. With ``untouched_within``
+    "change nothing" by ``shrink``. Both default to the model's own validated setting, or for a model without
+    one to :data:`~deepexpose.agents.policy.CONSENSUS_CROP` and
+    :data:`~deepexpose.agents.policy.CONSENSUS_SHRINK` (:func:`~deepexpose.agents.policy.consensus_setting`). ``consensus=False`` lets it choose on the whole-photo view alone. With ``untouched_within``
     above 0 a photo is left untouched when the edit would keep its whole-photo view within that many dB PSNR of
     itself: the agent's small edits are mostly its own noise (``scripts/error_budget.py``, part 3).
     """
@@ -144,10 +144,10 @@ class AgentMethod(EditMethod):
         if not 0.0 <= untouched_within < float("inf"):
             raise ValueError(f"--untouched-within must be finite and >= 0 dB, got {untouched_within}")
         self.policy = load_agent(model, device)
-        own = consensus_setting(self.policy.meta)
         self.consensus, self.untouched_within = consensus, untouched_within
-        self.crop = own["crop"] if crop is None else crop
-        self.shrink = own["shrink"] if shrink is None else shrink
+        own = consensus_setting(self.policy.meta) if consensus and (crop is None or shrink is None) else {}
+        self.crop = own.get("crop") if crop is None else crop
+        self.shrink = own.get("shrink") if shrink is None else shrink
         check_consensus(self.crop, self.shrink)
         self.model_path = str(model) if model else "bundled default"
         setup = self.policy.setup()

@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from deepexpose.agents.policy import export_agent
+from deepexpose.agents.policy import check_export_target, export_agent
 from deepexpose.agents.train import TrainConfig, good_photo_split, selection_score
 from deepexpose.config import from_dict
 from deepexpose.data.synthetic import apply_case, case_seed
@@ -85,6 +85,13 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit("--export needs --model: the bundled model is not rewritten")
     if args.export and 0.0 not in _floats(args.untouched_within):
         raise SystemExit("--export needs settings without --untouched-within: include 0 in its list")
+    if args.export:  # refused before the grid runs, not after
+        try:
+            _, target = check_export_target(model, args.export)
+        except ValueError as e:
+            raise SystemExit(f"--export: {e}") from None
+        if target.exists() or target.with_suffix(".json").exists():
+            raise SystemExit(f"--export: {target} (or its .json) exists; choose a new path")
     single = AgentMethod(model, consensus=False)
     meta = single.policy.meta
     cfg = from_dict(TrainConfig, meta["trained"]["config"] if "trained" in meta else meta["config"])

@@ -142,8 +142,9 @@ def test_export_carries_a_consensus_setting_and_never_overwrites_its_input(tmp_p
     views = torch.rand(2, 3, 64, 64, generator=torch.Generator().manual_seed(2))
     assert load_agent(own).choose(views) == load_agent(tmp_path / "run").choose(views)
     before = own.read_bytes(), own.with_suffix(".json").read_bytes()
-    with pytest.raises(ValueError, match="overwrite its input"):
-        export_agent(own, own, consensus={"crop": 0.8, "shrink": 1})
+    for same in (own, own.with_suffix(".json"), own.with_suffix(""), tmp_path / "x" / ".." / "own.v2"):
+        with pytest.raises(ValueError, match="overwrite the model it reads"):
+            export_agent(own, same, consensus={"crop": 0.8, "shrink": 1})
     assert (own.read_bytes(), own.with_suffix(".json").read_bytes()) == before
     with pytest.raises(ValueError, match="crop"):
         export_agent(plain, tmp_path / "bad.safetensors", consensus={"crop": 2.0, "shrink": 1})
