@@ -20,7 +20,9 @@ CPU.
 Every evaluation also scores the policy on the validation pool (a share of the training photos, see
 :class:`~deepexpose.agents.train.TrainConfig`); when its :func:`~deepexpose.agents.train.selection_score` is the
 best so far, the run writes ``best.safetensors`` (+ ``.json``, the checkpoint format). The held-out results are
-recorded beside it for reporting and never influence anything.
+recorded beside it for reporting and never influence anything. A fresh run is evaluated before it trains too: its
+actor starts from "change nothing", so ``best.safetensors`` never scores below leaving the validation photos as
+they are.
 """
 
 from __future__ import annotations
@@ -303,13 +305,15 @@ def train_async(cfg: TrainConfig) -> dict:
         for stale in (best_path, best_path.with_suffix(".json")):
             stale.unlink(missing_ok=True)
     save_config(cfg, out)
-    deadline = time.time() + cfg.minutes * 60 if cfg.minutes > 0 else math.inf
     ctx = mp.get_context("spawn")
     counter = ctx.Value("q", start)
     stats = ctx.Array("d", 2)
     monitor = Monitor(cfg, model, critic, opt, critic_opt, stats, eval_pool, start, history, pools.validation, best,
                       pools.validation_source)
     try:
+        if start == 0 and pools.validation is not None:  # "change nothing" is the first candidate for the best
+            monitor.evaluate(0)
+        deadline = time.time() + cfg.minutes * 60 if cfg.minutes > 0 else math.inf  # the budget is for training
         if workers == 1:
             state = gen_states[0] if gen_states else None
             g = worker_loop(0, cfg, model, critic, opt, critic_opt, counter, stats, train_pool, deadline, state,

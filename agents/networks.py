@@ -126,6 +126,11 @@ def obs_to_float(obs: dict[str, Tensor]) -> dict[str, Tensor]:
     return {k: (v.float() / 255 if v.dtype == torch.uint8 else v.float()) for k, v in obs.items()}
 
 
+INITIAL_LOG_STD = -1.5
+"""Log standard deviation of the exploration noise at the start of training (0.22 action units): the stochastic
+policies explore around "change nothing", not over the whole range, where nearly every edit ruins the photo."""
+
+
 class ObservationEncoder(nn.Module):
     """Observation dict (``image``, ``input``, ``mask`` in [0, 1], ``step`` one-hot) -> ``features_dim`` vector."""
 
@@ -198,7 +203,7 @@ class ActorCritic(nn.Module):
         nn.init.zeros_(self.actor.weight)
         nn.init.zeros_(self.actor.bias)
         self.value = nn.Linear(hidden, 1)
-        self.log_std = nn.Parameter(torch.full((action_dim,), -1.5))
+        self.log_std = nn.Parameter(torch.full((action_dim,), INITIAL_LOG_STD))
 
     def config(self) -> dict:
         return {"steps": self.steps, "action_dim": self.action_dim, "hidden": self.hidden, "use_cnn": self.use_cnn,

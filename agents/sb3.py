@@ -19,7 +19,9 @@ made with (:func:`~deepexpose.agents.train.check_resume`), the number of image-s
 
 Each evaluation also scores the policy on the validation pool (a share of the training photos); the best
 :func:`~deepexpose.agents.train.selection_score` so far is saved as ``best.safetensors`` (same format). The
-held-out results are only reported.
+held-out results are only reported. A fresh run is evaluated before it trains too: its policy starts from "change
+nothing" (:func:`start_from_no_change`), so ``best.safetensors`` never scores below leaving the validation photos
+as they are.
 """
 
 from __future__ import annotations
@@ -50,7 +52,7 @@ from deepexpose.envs.vector import DeepExposureVecEnv
 from . import train as _train
 from .checkpoint import load_checkpoint, read_meta, save_checkpoint
 from .chroma import HISTOGRAM_VERSION, check_histogram_version
-from .networks import ObservationEncoder
+from .networks import INITIAL_LOG_STD, ObservationEncoder
 from .train import (SB3_ALGOS, Act, TrainConfig, build_split_pools, check_resume, make_core, resolve_data,
                     save_config, selection_score)
 
@@ -221,9 +223,13 @@ class EvalCallback(_Every):
                 self.logger.record(f"eval/{key}", value)
         for key, value in result.get("validation", {}).items():
             self.logger.record(f"validation/{key}", value)
+        self.report(result)
+
+    def report(self, result: dict) -> None:
+        """Print an evaluation's held-out scores (when ``verbose``)."""
         if self.print:
             scores = ", ".join(f"{k} {v:.2f}" for k, v in result.items() if isinstance(v, float))
-            print(f"[{self.model.num_timesteps} image-steps] eval: {scores}", flush=True)
+            print(f"[{result['steps']} image-steps] eval: {scores}", flush=True)
 
     def evaluate(self, model: BaseAlgorithm) -> dict:
         """Held-out results (top level), ``validation`` with its ``score``, ``best_step``; saves a new best."""
@@ -316,7 +322,8 @@ def algo_kwargs(cfg: TrainConfig, num_envs: int, episode_steps: int, action_dim:
     """Small hyper-parameters for episodes of ``episode_steps`` steps on ``num_envs`` batched environments.
 
     Every episode has ``K + 1`` steps and its returns are score improvements, so ``gamma = 1`` (the return is
-    the final improvement). ``cfg.lr`` is the learning rate; ``cfg.batch`` the minibatch size.
+    the final improvement). ``cfg.lr`` is the learning rate; ``cfg.batch`` the minibatch size, and the off-policy
+    algorithms' warm-up of random actions.
     """
     common: dict[str, Any] = {"learning_rate": cfg.lr, "gamma": 1.0}
     if cfg.algo == "a2c":  # one episode per environment per update
@@ -328,8 +335,12 @@ def algo_kwargs(cfg: TrainConfig, num_envs: int, episode_steps: int, action_dim:
                 "n_epochs": 4}
     if cfg.algo in ("sac", "td3"):
         # A transition stores two 7 x S x S uint8 observations (57 kB at S = 64): 10,000 of them are 570 MB.
+        # The warm-up is one minibatch: SB3 fills it with uniform random actions over the whole range, nearly all of
+        # them ruinous edits; after it, exploration is the policy's own: TD3's noise around "change nothing" at
+        # first, SAC's tanh of a Gaussian of SB3's initial spread (about 1 before the tanh; starting it at
+        # INITIAL_LOG_STD did not help in a throwaway run).
         off: dict[str, Any] = {**common, "buffer_size": max(cfg.batch, min(cfg.steps, 10_000)),
-                               "learning_starts": min(1000, max(cfg.batch, cfg.steps // 10)),
+                               "learning_starts": cfg.batch,
                                "batch_size": cfg.batch, "train_freq": 1, "gradient_steps": 1,
                                "optimize_memory_usage": False}
         if cfg.algo == "td3":
@@ -362,9 +373,30 @@ def _progress_bar(wanted: bool) -> bool:
     return True
 
 
+def start_from_no_change(model: BaseAlgorithm) -> None:
+    """Zero the layer that outputs the deterministic action (A2C and PPO: the Gaussian's mean, ``action_net``;
+    SAC: ``actor.mu``; TD3: the last linear layer of ``actor.mu``, and its target copy), so that training starts
+    from "change nothing" (action 0, also through SAC's and TD3's tanh), as the project's own actor does. Its
+    gradient is not zero: the layer's input is not."""
+    policy = model.policy
+    if hasattr(policy, "action_net"):
+        head = policy.action_net
+    else:
+        mu = policy.actor.mu
+        head = mu if isinstance(mu, torch.nn.Linear) else [m for m in mu if isinstance(m, torch.nn.Linear)][-1]
+    with torch.no_grad():
+        head.weight.zero_()
+        head.bias.zero_()
+    if hasattr(policy, "actor_target"):
+        policy.actor_target.load_state_dict(policy.actor.state_dict())
+
+
 def make_sb3_model(cfg: TrainConfig, env, device: torch.device, tensorboard_log: str | None = None,
                    seed: int | None = None) -> BaseAlgorithm:
-    """The SB3 model of ``cfg.algo`` with :class:`StatsCnnExtractor` and small heads on ``env``."""
+    """The SB3 model of ``cfg.algo`` with :class:`StatsCnnExtractor` and small heads on ``env``, starting from
+    "change nothing" (:func:`start_from_no_change`); A2C and PPO explore with the standard deviation of the
+    project's own a3c at first (:data:`~deepexpose.agents.networks.INITIAL_LOG_STD`) instead of SB3's 1, which
+    spans the whole action range."""
     from stable_baselines3 import A2C, PPO, SAC, TD3
 
     classes = {"a2c": A2C, "ppo": PPO, "sac": SAC, "td3": TD3}
@@ -375,11 +407,15 @@ def make_sb3_model(cfg: TrainConfig, env, device: torch.device, tensorboard_log:
                          features_extractor_kwargs=dict(use_cnn=cfg.use_cnn, normalize_images=normalize_images,
                                                         colour=cfg.colour_stats, chroma=cfg.chroma),
                          normalize_images=normalize_images, net_arch=list(NET_ARCH))
+    if cfg.algo in ("a2c", "ppo"):
+        policy_kwargs["log_std_init"] = INITIAL_LOG_STD
     episode_steps = int(env.observation_space["step"].shape[0])
     kwargs = algo_kwargs(cfg, env.num_envs, episode_steps, int(env.action_space.shape[0]))
-    return classes[cfg.algo]("MultiInputPolicy", env, policy_kwargs=policy_kwargs, device=device,
-                             seed=cfg.seed if seed is None else seed, tensorboard_log=tensorboard_log, verbose=0,
-                             **kwargs)
+    model = classes[cfg.algo]("MultiInputPolicy", env, policy_kwargs=policy_kwargs, device=device,
+                              seed=cfg.seed if seed is None else seed, tensorboard_log=tensorboard_log, verbose=0,
+                              **kwargs)
+    start_from_no_change(model)
+    return model
 
 
 def train_sb3(cfg: TrainConfig, pools: tuple[PairPool, ...] | None = None) -> dict:
@@ -441,6 +477,8 @@ def train_sb3(cfg: TrainConfig, pools: tuple[PairPool, ...] | None = None) -> di
 
     core = make_core(cfg, critic)
     evals = EvalCallback(core, eval_pool, cfg.eval_every, validation=val_pool, best_path=best_path, cfg=cfg, best=best)
+    if resume_from is None and val_pool is not None:  # "change nothing" is the first candidate for the best
+        evals.report(evals.evaluate(model))  # before learn() SB3 has no logger: printed, not logged
     remaining = cfg.steps - model.num_timesteps
     if remaining > 0:
         callbacks: list[BaseCallback] = [

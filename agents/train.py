@@ -5,7 +5,8 @@ set or a folder) are cropped and detuned by a seeded scheme; paired layouts (pai
 own (input, target) pairs. Every ``eval_every`` image-steps the policy is evaluated (PSNR and CIEDE2000 of the
 final edits against the targets, 8-bit quantised as in :mod:`deepexpose.metrics`) on two pools: a validation pool
 made from a share of the *training* photos (whole scene groups, kept out of training), which alone chooses the best
-checkpoint (:func:`selection_score`), and the held-out pool, which is only ever reported.
+checkpoint (:func:`selection_score`), and the held-out pool, which is only ever reported. A fresh run with a
+validation pool is also evaluated before it trains: every policy starts from "change nothing", the first candidate.
 """
 
 from __future__ import annotations
@@ -117,7 +118,8 @@ class TrainConfig(PhotoSplit):
     out: str = "runs/agent"
     """output folder: checkpoints (safetensors + JSON), TensorBoard logs, evaluation results"""
     eval_every: int = 5000
-    """evaluate on the validation and held-out views every this many image-steps (0: only at the end)"""
+    """evaluate on the validation and held-out views every this many image-steps (0: only at the end; a fresh run
+    is also evaluated before training)"""
     checkpoint_every: int = 5000
     """save a checkpoint every this many image-steps (0: only at the end)"""
     resume: bool = False

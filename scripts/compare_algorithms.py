@@ -4,9 +4,11 @@
 
 Each algorithm trains with ``deepexpose train``'s defaults (data, detuning, seed, hold-out photos) for the same
 minutes; two untrained rows give the floor: ``identity`` (change nothing) and ``classic`` (grey-world white
-balance and auto exposure, :mod:`deepexpose.agents.classic`). ``--algos ''`` gives only those two; the table (Markdown, also written to OUT/compare.md and OUT/compare.json) gives the final held-out
-PSNR and CIEDE2000 of detuned views, the inputs' own scores, "do no harm" PSNR on untouched views, and the
-image-steps each algorithm managed in the budget.
+balance and auto exposure, :mod:`deepexpose.agents.classic`). ``--algos ''`` gives only those two; the table (Markdown,
+also written to OUT/compare.md and OUT/compare.json) gives the final held-out PSNR and CIEDE2000 of detuned views,
+the inputs' own scores, "do no harm" PSNR on untouched views, the image-steps each algorithm managed in the budget,
+and the step and held-out PSNR / CIEDE2000 of the run's ``best.safetensors`` (chosen on validation views; step 0 is
+the untrained policy, which changes nothing).
 """
 
 from __future__ import annotations
@@ -23,7 +25,17 @@ from deepexpose.agents.train import OWN_ALGOS, SB3_ALGOS, TrainConfig, build_poo
 from deepexpose.data.synthetic import BUNDLED_LIBRARY
 from deepexpose.io import atomic_write_bytes
 
-COLUMNS = ("algo", "steps", "psnr", "delta_e2000", "input_psnr", "input_delta_e2000", "good_psnr")
+COLUMNS = ("algo", "steps", "psnr", "delta_e2000", "input_psnr", "input_delta_e2000", "good_psnr", "best_step",
+           "best_psnr", "best_delta_e2000")
+
+
+def row(result: dict) -> dict:
+    """A training result with its best checkpoint's step and held-out scores as columns (none without a best)."""
+    best = result.get("best")
+    if not best:
+        return result
+    return {**result, "best_step": best["step"], "best_psnr": best["held_out"]["psnr"],
+            "best_delta_e2000": best["held_out"]["delta_e2000"]}
 
 
 def table(rows: list[dict]) -> str:
@@ -56,7 +68,7 @@ def main() -> None:
                           out=str(out / algo), eval_every=0, checkpoint_every=0, eval_size=128, progress=False,
                           library_packages=args.library_packages)
         print(f"== {algo}: {args.minutes} min", flush=True)
-        rows.append(train(cfg))
+        rows.append(row(train(cfg)))
     text = table(rows)
     print(text)
     out.mkdir(parents=True, exist_ok=True)

@@ -196,7 +196,11 @@ def test_best_checkpoint_is_the_best_validation_score(tmp_path):
     result = train(tiny(tmp_path, steps=288, eval_every=48, lr=3e-3))
     out = tmp_path / "run"
     history = json.loads((out / "checkpoint.json").read_text())["meta"]["history"]
-    assert [h["step"] for h in history] == [48, 96, 144, 192, 240, 288]
+    assert [h["step"] for h in history] == [0, 48, 96, 144, 192, 240, 288]
+    # before training the actor changes nothing: the first candidate scores the validation inputs as they are
+    first = history[0]
+    assert first["psnr"] == first["input_psnr"] and first["validation"]["good_psnr"] == 100.0
+    assert first["validation"]["score"] == first["validation"]["input_psnr"]
     scores = [h["validation"]["score"] for h in history]
     assert all(s == selection_score(h["validation"]) for s, h in zip(scores, history, strict=True))
     best_step = history[scores.index(max(scores))]["step"]  # the first of equal scores
@@ -209,6 +213,8 @@ def test_best_checkpoint_is_the_best_validation_score(tmp_path):
     if best_step != history[-1]["step"]:
         a, b = weights(out), weights(out, "best.safetensors")
         assert any(not torch.equal(a[k], b[k]) for k in a)
+    if best_step == 0:  # training never beat leaving the photos alone: the best is the untrained actor
+        assert not weights(out, "best.safetensors")["module.policy.actor.weight"].any()
     # the best exports like any checkpoint and keeps its selection record
     agent = load_agent(export_agent(out / "best.safetensors", tmp_path / "agent.safetensors"))
     assert agent.meta["trained"]["step"] == best_step and agent.meta["trained"]["best"]["score"] == max(scores)
@@ -242,10 +248,10 @@ def test_resume_keeps_the_best_so_far(tmp_path):
     doc["meta"]["best"]["score"] = 1e9  # nothing after the resume can beat this: best.safetensors must stay
     best_json.write_text(json.dumps(doc))
     result = train(tiny(tmp_path, steps=192, eval_every=48, resume=True))
-    assert result["steps"] >= 192 and len(result["history"]) == 4  # the history goes on
+    assert [h["step"] for h in result["history"]] == [0, 48, 96, 144, 192]  # the history goes on, not from 0 again
     assert result["best"]["step"] == first_step and result["best"]["score"] == 1e9
     assert read_meta(tmp_path / "run" / "best.safetensors")["step"] == first_step
-    assert all(h["best_step"] == first_step for h in result["history"][2:])
+    assert all(h["best_step"] == first_step for h in result["history"][3:])
 
 
 def test_no_validation_writes_no_best(tmp_path):

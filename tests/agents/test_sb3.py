@@ -99,6 +99,7 @@ def test_evaluate_sb3_runs_the_deterministic_policy(tmp_path, pools):
     cfg = tiny(tmp_path, algo="ppo")
     env = VecMonitor(DeepExposureVecEnv(2, pools[0], k=K))
     model = make_sb3_model(cfg, env, torch.device("cpu"))
+    torch.nn.init.normal_(model.policy.action_net.weight, std=0.3, generator=torch.Generator().manual_seed(0))
     core = EditCore(k=K)
     x, t = pools[1].get(list(range(len(pools[1]))))
     core.begin(x, t)
@@ -109,6 +110,33 @@ def test_evaluate_sb3_runs_the_deterministic_policy(tmp_path, pools):
     result = evaluate_sb3(model, EditCore(k=K), pools[1])
     detuned = [i for i, r in enumerate(pools[1].records) if r.get("class") != "correct"]
     assert detuned and result["psnr"] == pytest.approx(np.mean([psnr(core.current[i], t[i]) for i in detuned]))
+    assert result["psnr"] != pytest.approx(result["input_psnr"])  # the edits are not "change nothing"
+
+
+@pytest.mark.parametrize("algo", ["a2c", "ppo", "sac", "td3"])
+def test_every_algorithm_starts_from_change_nothing_and_can_leave_it(tmp_path, pools, algo):
+    cfg = tiny(tmp_path, algo=algo)
+    model = make_sb3_model(cfg, VecMonitor(DeepExposureVecEnv(2, pools[0], k=K)), torch.device("cpu"))
+    result = evaluate_sb3(model, EditCore(k=K), pools[1])
+    assert (result["psnr"], result["delta_e2000"]) == (result["input_psnr"], result["input_delta_e2000"])
+    core = EditCore(k=K)
+    core.begin(*pools[1].get([0, 1]))
+    obs, _ = model.policy.obs_to_tensor({k: v.numpy() for k, v in core.observation().items()})
+    if algo in ("a2c", "ppo"):  # explores with the project's a3c's standard deviation, not SB3's 1
+        assert torch.allclose(model.policy.log_std.exp(), torch.full((16,), math.exp(-1.5)))
+        mean = model.policy.get_distribution(obs).distribution.mean
+        head = model.policy.action_net
+    else:
+        mean = model.policy.actor(obs, deterministic=True) if algo == "sac" else model.policy.actor(obs)
+        head = model.policy.actor.mu if algo == "sac" else model.policy.actor.mu[-2]
+    assert not mean.detach().any()
+    mean.sum().backward()
+    assert head.weight.grad.abs().sum() > 0  # the zeroed head still learns
+    if algo == "td3":
+        assert all(torch.equal(a, b) for a, b in zip(model.policy.actor.state_dict().values(),
+                                                     model.policy.actor_target.state_dict().values(), strict=True))
+    if algo in ("sac", "td3"):  # one minibatch of uniform random actions, then the policy's own exploration
+        assert model.learning_starts == cfg.batch
 
 
 @pytest.mark.parametrize("colour_stats, chroma", [(False, False), (True, False), (False, True), (True, True)])
@@ -225,6 +253,8 @@ def test_best_checkpoint_on_the_validation_pool(tmp_path):
     split = build_split_pools(TrainConfig(pool_size=16, eval_size=4, view=VIEW))
     pools3 = (split.train, split.held, split.validation)
     result = train_sb3(tiny(tmp_path, algo="a2c", steps=144, eval_every=24, checkpoint_every=0), pools=pools3)
+    first = result["history"][0]  # a fresh run scores "change nothing" first
+    assert first["steps"] == 0 and first["psnr"] == first["input_psnr"] and first["validation"]["good_psnr"] == 100
     scores = [h["validation"]["score"] for h in result["history"]]
     assert len(scores) >= 3 and all(s == selection_score(h["validation"]) for s, h in zip(scores, result["history"],
                                                                                            strict=True))

@@ -1,0 +1,29 @@
+"""``scripts/compare_algorithms.py``: its table and the best checkpoint's columns."""
+
+from conftest import load_script
+
+
+def test_row_adds_the_best_checkpoints_held_out_scores():
+    compare = load_script("compare_algorithms.py")
+    result = {"algo": "td3", "steps": 900, "psnr": 6.0, "delta_e2000": 40.0,
+              "best": {"step": 0, "score": 21.0, "held_out": {"psnr": 21.2, "delta_e2000": 10.0}}}
+    r = compare.row(result)
+    assert (r["best_step"], r["best_psnr"], r["best_delta_e2000"]) == (0, 21.2, 10.0) and r["psnr"] == 6.0
+    assert compare.row({"algo": "identity", "steps": 0, "psnr": 21.2}) == {"algo": "identity", "steps": 0,
+                                                                          "psnr": 21.2}
+    assert compare.row({"algo": "a2c", "best": None}) == {"algo": "a2c", "best": None}
+
+
+def test_table_has_a_column_per_key_and_blanks_what_a_row_lacks():
+    compare = load_script("compare_algorithms.py")
+    lines = compare.table([{"algo": "identity", "steps": 0, "psnr": 21.171, "good_psnr": 100.0},
+                           compare.row({"algo": "td3", "steps": 900, "psnr": 5.9,
+                                        "best": {"step": 0, "held_out": {"psnr": 21.2, "delta_e2000": 10.0}}})]
+                          ).splitlines()
+    assert lines[0] == "| " + " | ".join(compare.COLUMNS) + " |" and len(lines) == 4
+    cells = [line.strip("|").split("|") for line in lines[2:]]
+    assert all(len(c) == len(compare.COLUMNS) for c in cells)
+    identity = dict(zip(compare.COLUMNS, (c.strip() for c in cells[0]), strict=True))
+    td3 = dict(zip(compare.COLUMNS, (c.strip() for c in cells[1]), strict=True))
+    assert identity["psnr"] == "21.17" and identity["best_step"] == "" and identity["good_psnr"] == "100.00"
+    assert td3["best_step"] == "0" and td3["best_psnr"] == "21.20" and td3["best_delta_e2000"] == "10.00"
