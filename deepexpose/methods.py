@@ -130,9 +130,10 @@ class AgentMethod(EditMethod):
     (:meth:`~deepexpose.agents.policy.AgentPolicy.consensus`): parameters the views disagree on shrink toward
     "change nothing" by ``shrink``. Both default to the model's own validated setting, or for a model without
     one to :data:`~deepexpose.agents.policy.CONSENSUS_CROP` and
-    :data:`~deepexpose.agents.policy.CONSENSUS_SHRINK` (:func:`~deepexpose.agents.policy.consensus_setting`). ``consensus=False`` lets it choose on the whole-photo view alone. With ``untouched_within``
-    above 0 a photo is left untouched when the edit would keep its whole-photo view within that many dB PSNR of
-    itself: the agent's small edits are mostly its own noise (``scripts/error_budget.py``, part 3).
+    :data:`~deepexpose.agents.policy.CONSENSUS_SHRINK` (:func:`~deepexpose.agents.policy.consensus_setting`).
+    ``consensus=False`` lets it choose on the whole-photo view alone. With ``untouched_within`` above 0 a photo is
+    left untouched when the edit would keep its whole-photo view within that many dB PSNR of itself: the agent's
+    small edits are mostly its own noise (``scripts/error_budget.py``, part 3).
     """
 
     name = "agent"

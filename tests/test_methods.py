@@ -1,6 +1,7 @@
 """The correction methods behind ``enhance``: plans, rendering, strength, LUTs and loading errors."""
 
 import dataclasses
+import json
 
 import numpy as np
 import pytest
@@ -204,6 +205,14 @@ def test_agent_method_uses_the_models_own_consensus_setting(agent_model, tmp_pat
     assert agent.plan(px).edit != load_method("agent", agent_model).plan(px).edit
     given = load_method("agent", own, crop=0.8, shrink=1.0)  # explicit settings win
     assert (given.crop, given.shrink) == (0.8, 1.0)
+    # a malformed setting is refused when it would be used, not when it is not
+    doc = json.loads(own.with_suffix(".json").read_text())
+    doc["meta"]["consensus"] = {"crop": 0.5, "shrinkage": 1}
+    own.with_suffix(".json").write_text(json.dumps(doc))
+    with pytest.raises(ValueError, match="unknown keys"):
+        load_method("agent", own)
+    assert load_method("agent", own, consensus=False).describe()["views"] == "whole photo"
+    assert load_method("agent", own, crop=0.6, shrink=1.0).crop == 0.6
 
 
 def test_a_plan_masks_on_the_view_it_chose_on_and_prepares_ahead(agent_model, monkeypatch):

@@ -65,16 +65,15 @@ def test_export_refuses_what_it_cannot_write(args):
         tune.main(args)
 
 
-@pytest.mark.parametrize("out", ["{model}", "{run}/checkpoint.json", "{run}/checkpoint", "{run}/../{name}/checkpoint.v2",
-                                 "{run}/existing.safetensors"])
-def test_export_refuses_the_models_own_files_and_existing_ones_before_scoring(tiny_agent, out, monkeypatch):
+@pytest.mark.parametrize("out", ["{model}", "{run}/checkpoint.json", "{run}/checkpoint",
+                                 "{run}/../{name}/checkpoint.v2", "{tmp}/existing.safetensors"])
+def test_export_refuses_the_models_own_files_and_existing_ones_before_scoring(tiny_agent, out, monkeypatch, tmp_path):
     tune = load_script("tune_consensus.py")
     run = tiny_agent.parent
-    (run / "existing.json").write_text("{}")
+    (tmp_path / "existing.json").write_text("{}")  # another model's JSON
     monkeypatch.setattr(tune, "validation_cases", lambda *a: pytest.fail("scored before refusing"))
-    before = {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()}
-    target = out.format(model=tiny_agent, run=run, name=run.name)
+    before = {p: p.read_bytes() for folder in (run, tmp_path) for p in folder.iterdir() if p.is_file()}
+    target = out.format(model=tiny_agent, run=run, name=run.name, tmp=tmp_path)
     with pytest.raises(SystemExit, match="--export: .*(overwrite the model|exists)"):
         tune.main(["--model", str(tiny_agent), "--export", target])
-    assert {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()} == before
-    (run / "existing.json").unlink()
+    assert {p: p.read_bytes() for folder in (run, tmp_path) for p in folder.iterdir() if p.is_file()} == before
