@@ -12,12 +12,16 @@ models were trained on, :data:`deepexpose.data.synthetic.BUNDLED_LIBRARY`, which
 identifiable people), minus 20 % of their scene groups held out. Retraining on more packages means naming them here
 and then setting ``BUNDLED_LIBRARY`` to them (a test compares it with the models' configs), and retraining the
 baselines (``scripts/train_baselines.py``) on the same packages, since the held-out split depends on every package
-in it. The reserved evaluation packages (mate-backgrounds, plasma-workspace-wallpapers) are never fetched.
+in it. The reserved evaluation packages (mate-backgrounds, plasma-workspace-wallpapers) are never fetched. The
+policy also sees a white-balance estimate from the log-chroma histogram (``deepexpose train --chroma``; leave it out
+with ``--no-chroma``).
 
 The exported checkpoint is chosen on validation photos: 10 % of the library's *training* scene groups, kept out
 of training (``best.safetensors`` of the run, the best validation score; see
-:func:`deepexpose.agents.train.selection_score`). It is never chosen on the held-out photos, whose results are
-only reported. The run goes to ``runs/default-model``; the exported model keeps only the policy weights, its
+:func:`deepexpose.agents.train.selection_score`). Its consensus setting (crop and shrink of the six views
+``deepexpose enhance`` agrees on) is then chosen on the same photos, whole, from the grid of
+``--consensus-crops`` and ``--consensus-shrinks`` (:func:`deepexpose.agents.tuning.tune_consensus`), and carried in
+the model's JSON. Neither is ever chosen on the held-out photos, whose results are only reported. The run goes to ``runs/default-model``; the exported model keeps only the policy weights, its
 set-up, the training config and the evaluation history.
 """
 
@@ -29,14 +33,16 @@ from pathlib import Path
 
 from deepexpose.agents.policy import DEFAULT_MODEL, export_agent
 from deepexpose.agents.train import TrainConfig, train
+from deepexpose.agents.tuning import GRID_CROPS, GRID_SHRINKS, tune_consensus
 from deepexpose.data.packages import PHOTO_PACKAGES, default_cache_dir, load_library
 from deepexpose.data.synthetic import BUNDLED_LIBRARY, EXCLUDED_PACKAGES, HELD_OUT_DEMO
 
 HOLDOUT = HELD_OUT_DEMO
+CONSENSUS_CROPS, CONSENSUS_SHRINKS = (",".join(f"{v:g}" for v in grid) for grid in (GRID_CROPS, GRID_SHRINKS))
 MODEL_DIR = Path(__file__).resolve().parent.parent / "deepexpose" / "models"
 
 
-def default_config(minutes: float, out: str, packages: list[str], seed: int = 0, chroma: bool = False) -> TrainConfig:
+def default_config(minutes: float, out: str, packages: list[str], seed: int = 0, chroma: bool = True) -> TrainConfig:
     return TrainConfig(algo="adpg", data="library", library_packages=",".join(packages), holdout=HOLDOUT,
                        scheme="mixed", eval_scheme="basic", pool_size=8192, eval_size=256, minutes=minutes,
                        steps=10 ** 9, colour_stats=True, deadzone=0.05, chroma=chroma, validation=0.1,
@@ -60,25 +66,37 @@ def chosen_packages(value: str) -> list[str]:
     return packages
 
 
+def _floats(text: str) -> list[float]:
+    return [float(v) for v in text.split(",") if v.strip()]
+
+
 def library_packages_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--library-packages", default=",".join(BUNDLED_LIBRARY),
                         help="photo-library packages to train on (default: BUNDLED_LIBRARY, those the bundled "
                              "models were trained on)")
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--minutes", type=float, default=12.0, help="training budget (default: 12)")
     parser.add_argument("--out", default="runs/default-model", help="training run folder")
     parser.add_argument("--model-dir", default=str(MODEL_DIR), help="where the exported model goes")
     parser.add_argument("--seed", type=int, default=0, help="seed of the photos' views, the networks and the "
                         "workers (default: 0, the bundled model's)")
-    parser.add_argument("--chroma", action="store_true",
-                        help="add the log-chroma white-balance estimate (deepexpose train --chroma; the bundled "
-                             "model is trained without it)")
+    parser.add_argument("--chroma", action=argparse.BooleanOptionalAction, default=True,
+                        help="add the log-chroma white-balance estimate (deepexpose train --chroma; default: on, as "
+                             "for the bundled model)")
+    parser.add_argument("--consensus-crops", default=CONSENSUS_CROPS,
+                        help=f"crop sides of the consensus grid tried on the validation photos (default: "
+                             f"{CONSENSUS_CROPS}); empty: no tuning, the model keeps the default setting")
+    parser.add_argument("--consensus-shrinks", default=CONSENSUS_SHRINKS,
+                        help=f"shrink factors of that grid (default: {CONSENSUS_SHRINKS})")
     library_packages_option(parser)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
 
+    crops, shrinks = _floats(args.consensus_crops), _floats(args.consensus_shrinks)
+    if bool(crops) != bool(shrinks):
+        raise SystemExit("--consensus-crops and --consensus-shrinks: give both, or neither to skip the tuning")
     packages = chosen_packages(args.library_packages)
     cfg = default_config(args.minutes, args.out, packages, args.seed, args.chroma)
     result = train(cfg)
@@ -96,10 +114,18 @@ def main() -> int:
         print(f"note: no {best.name} in {args.out}: exporting the last checkpoint instead")
         held = {k: v for k, v in result.items() if isinstance(v, float)}
         exported = {"step": result["steps"], "validation": result.get("validation"), "held_out": held}
-    export_agent(source, target, note=note)
+    tuned = {"setting": None, "chosen": None}
+    if crops:  # the model's own consensus setting, chosen on the same validation photos as its checkpoint
+        try:
+            tuned = tune_consensus(source, crops, shrinks, log=lambda line: print(line, flush=True))
+            note += "; consensus setting chosen on the same validation photos (deepexpose.agents.tuning)"
+        except ValueError as e:
+            print(f"note: {e}; the model keeps the default consensus setting")
+    export_agent(source, target, note=note, consensus=tuned["setting"])
     size = target.stat().st_size + target.with_suffix(".json").stat().st_size
     print(json.dumps({"model": str(target), "bytes": size, "from": str(source),
-                      "validation_source": result.get("validation_source"), **exported}, indent=2))
+                      "validation_source": result.get("validation_source"), **exported, "consensus": tuned["chosen"]},
+                     indent=2))
     return 0
 
 

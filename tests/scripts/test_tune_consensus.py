@@ -1,42 +1,17 @@
 """``scripts/tune_consensus.py``: consensus settings scored on the agent's validation photos only."""
 
-
-import numpy as np
 import pytest
-import torch
 
 from conftest import load_script
 
 
-def test_validation_cases_are_seeded_and_untouched_is_the_photo():
-    tune = load_script("tune_consensus.py")
-    photos = [torch.rand(3, 24, 32, generator=torch.Generator().manual_seed(i)) for i in range(2)]
-    cases = tune.validation_cases(photos, draws=2, seed=0)
-    assert [c for c, _, _ in cases] == ["basic", "basic", "untouched"] * 2
-    for case, x, target in cases:
-        assert x.dtype == np.uint8 and x.shape == (24, 32, 3)
-        assert np.array_equal(x, target) == (case == "untouched")
-    again = tune.validation_cases(photos, draws=2, seed=0)
-    assert all(np.array_equal(a[1], b[1]) for a, b in zip(cases, again, strict=True))
-    other = tune.validation_cases(photos, draws=2, seed=1)
-    assert not np.array_equal(cases[0][1], other[0][1])
-
-
 @pytest.mark.filterwarnings("ignore::UserWarning")  # good_photo_split: too few demo photos
-def test_grid_is_scored_and_ranked(tiny_agent, run_script):
-    report = run_script("tune_consensus.py", ["--model", str(tiny_agent), "--crops", "0.6,0.8", "--shrinks", "0,1",
+def test_grid_report(tiny_agent, run_script):
+    report = run_script("tune_consensus.py", ["--model", str(tiny_agent), "--crops", "0.8", "--shrinks", "0",
                                               "--untouched-within", "0,0.01", "--draws", "1"])
-    rows = report["rows"]
-    assert report["validation_photos"] >= 1 and len(rows) == 1 + 2 * 2 * 2
-    assert rows[0]["views"] == "whole photo" and {(r["crop"], r["shrink"], r["untouched_within"])
-                                                  for r in rows[1:]} == {
-        (c, s, w) for c in (0.6, 0.8) for s in (0.0, 1.0) for w in (0.0, 0.01)}
-    for r in rows[1:]:  # a threshold every edit stays within returns every untouched photo bit for bit
-        assert r["untouched_within"] == 0.0 or r["good_psnr"] == 100
-    for r in rows:
-        assert 0 < r["psnr"] <= 100 and 0 < r["good_psnr"] <= 100 and r["delta_e2000"] >= 0
-        assert r["score"] == pytest.approx(r["psnr"] - max(0.0, 38.0 - r["good_psnr"]))
-    assert report["best"] == max(rows, key=lambda r: r["score"])
+    assert report["model"] == str(tiny_agent) and (report["draws"], report["seed"]) == (1, 0)
+    assert [r.get("untouched_within") for r in report["rows"]] == [None, 0.0, 0.01]
+    assert report["best"] == max(report["rows"], key=lambda r: r["score"]) and "exported" not in report
 
 
 @pytest.mark.filterwarnings("ignore::UserWarning")  # good_photo_split: too few demo photos
@@ -71,7 +46,7 @@ def test_export_refuses_the_models_own_files_and_existing_ones_before_scoring(ti
     tune = load_script("tune_consensus.py")
     run = tiny_agent.parent
     (tmp_path / "existing.json").write_text("{}")  # another model's JSON
-    monkeypatch.setattr(tune, "validation_cases", lambda *a: pytest.fail("scored before refusing"))
+    monkeypatch.setattr(tune, "tune_consensus", lambda *a, **k: pytest.fail("scored before refusing"))
     before = {p: p.read_bytes() for folder in (run, tmp_path) for p in folder.iterdir() if p.is_file()}
     target = out.format(model=tiny_agent, run=run, name=run.name, tmp=tmp_path)
     with pytest.raises(SystemExit, match="--export: .*(overwrite the model|exists)"):

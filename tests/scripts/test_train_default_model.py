@@ -1,0 +1,55 @@
+"""``scripts/train_default_model.py``: the bundled agent's recipe, training replaced by the tiny agent's run."""
+
+import pytest
+
+from conftest import load_script
+
+
+@pytest.fixture
+def recipe(tiny_agent, monkeypatch):
+    """The script with ``train`` returning the tiny agent's finished run (no best checkpoint) and any package
+    list accepted; ``recipe.configs`` collects the configs it trained with."""
+    script = load_script("train_default_model.py")
+    script.configs = []
+
+    def train(cfg):
+        script.configs.append(cfg)
+        return {"steps": 64, "psnr": 20.0, "best": None}
+    monkeypatch.setattr(script, "train", train)
+    monkeypatch.setattr(script, "chosen_packages", lambda value: value.split(","))
+    return script
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")  # good_photo_split: too few demo photos
+def test_exports_the_checkpoint_with_the_consensus_setting_chosen_on_validation(recipe, tiny_agent, tmp_path,
+                                                                                 capsys):
+    from deepexpose.agents.checkpoint import read_meta
+    from deepexpose.agents.tuning import tune_consensus
+
+    run = tiny_agent.parent
+    assert recipe.main(["--out", str(run), "--model-dir", str(tmp_path), "--consensus-crops", "0.6,0.8",
+                        "--consensus-shrinks", "0,1", "--minutes", "0.5"]) == 0
+    cfg, = recipe.configs
+    assert (cfg.chroma, cfg.minutes, cfg.out, cfg.algo) == (True, 0.5, str(run), "adpg")
+    meta = read_meta(tmp_path / "agent.safetensors")
+    expected = tune_consensus(tiny_agent, (0.6, 0.8), (0.0, 1.0), draws=3, log=lambda line: None)["setting"]
+    assert meta["consensus"] == expected and "consensus setting chosen" in meta["note"]
+    assert meta["trained"]["step"] == read_meta(tiny_agent)["step"]
+    report = capsys.readouterr().out
+    assert '"consensus": {' in report and "exporting the last checkpoint" in report
+
+
+def test_no_chroma_and_no_tuning(recipe, tiny_agent, tmp_path):
+    from deepexpose.agents.checkpoint import read_meta
+
+    assert recipe.main(["--out", str(tiny_agent.parent), "--model-dir", str(tmp_path), "--no-chroma",
+                        "--consensus-crops", "", "--consensus-shrinks", ""]) == 0
+    assert recipe.configs[0].chroma is False
+    meta = read_meta(tmp_path / "agent.safetensors")
+    assert "consensus" not in meta and "consensus setting" not in meta["note"]
+
+
+def test_a_half_given_grid_is_refused_before_training(recipe, tmp_path):
+    with pytest.raises(SystemExit, match="give both"):
+        recipe.main(["--model-dir", str(tmp_path), "--consensus-crops", "0.7", "--consensus-shrinks", ""])
+    assert recipe.configs == []
