@@ -205,16 +205,25 @@ class EvalCallback(_Every):
 
     With a ``validation`` pool it also scores the validation views (:func:`selection_score`) and writes
     ``best_path`` (see :func:`save_sb3_checkpoint`, with ``best`` in its JSON) when the score is the best so far
-    (``best``: the best so far of an earlier run, or ``None``).
+    (``best``: the best so far of an earlier run, or ``None``). ``at_start``: evaluate once more when training
+    starts, before any update (a fresh run's "change nothing"), logged at that step.
     """
 
     def __init__(self, core: EditCore, pool: PairPool, every: int, verbose: bool = True,
                  validation: PairPool | None = None, best_path: Path | None = None, cfg: TrainConfig | None = None,
-                 best: dict | None = None) -> None:
+                 best: dict | None = None, at_start: bool = False) -> None:
         super().__init__(every)
         self.core, self.pool, self.print = core, pool, verbose
         self.validation, self.best_path, self.cfg, self.best = validation, best_path, cfg, best
+        self.at_start = at_start
         self.history: list[dict] = []
+
+    def _on_training_start(self) -> None:
+        super()._on_training_start()
+        if self.at_start:  # SB3's logger exists from here on, so step 0 reaches TensorBoard too
+            self.at_start = False
+            self.fire()
+            self.logger.dump(self.model.num_timesteps)
 
     def fire(self) -> None:
         result = self.evaluate(self.model)
@@ -476,9 +485,9 @@ def train_sb3(cfg: TrainConfig, pools: tuple[PairPool, ...] | None = None) -> di
         model.set_random_seed(cfg.seed + model.num_timesteps)  # fresh views and noise, not a replay of the start
 
     core = make_core(cfg, critic)
-    evals = EvalCallback(core, eval_pool, cfg.eval_every, validation=val_pool, best_path=best_path, cfg=cfg, best=best)
-    if resume_from is None and val_pool is not None:  # "change nothing" is the first candidate for the best
-        evals.report(evals.evaluate(model))  # before learn() SB3 has no logger: printed, not logged
+    # a fresh run's "change nothing" is the first candidate for the best, scored before the time budget starts
+    evals = EvalCallback(core, eval_pool, cfg.eval_every, validation=val_pool, best_path=best_path, cfg=cfg, best=best,
+                         at_start=resume_from is None and val_pool is not None)
     remaining = cfg.steps - model.num_timesteps
     if remaining > 0:
         callbacks: list[BaseCallback] = [

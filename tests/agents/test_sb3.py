@@ -276,6 +276,25 @@ def test_best_checkpoint_on_the_validation_pool(tmp_path):
     assert plain["best"] is None and not (tmp_path / "plain" / "best.safetensors").exists()
 
 
+def test_the_evaluation_at_the_start_is_logged_before_any_update(tmp_path):
+    import csv
+
+    from stable_baselines3.common.logger import configure
+
+    split = build_split_pools(TrainConfig(pool_size=16, eval_size=4, view=VIEW))
+    model = make_sb3_model(tiny(tmp_path, algo="a2c"), VecMonitor(DeepExposureVecEnv(2, split.train, k=K)),
+                           torch.device("cpu"))
+    model.set_logger(configure(str(tmp_path / "log"), ["csv"]))
+    evals = sb3.EvalCallback(EditCore(k=K), split.held, 0, verbose=False, validation=split.validation, at_start=True)
+    model.learn(total_timesteps=8, callback=evals)
+    first, = evals.history  # eval_every 0: only the one at the start
+    assert first["steps"] == 0 and first["psnr"] == first["input_psnr"] and not evals.at_start
+    with open(tmp_path / "log" / "progress.csv") as f:
+        row = next(csv.DictReader(f))
+    assert float(row["validation/score"]) == pytest.approx(first["validation"]["score"])
+    assert float(row["eval/psnr"]) == pytest.approx(first["psnr"])
+
+
 @pytest.mark.parametrize("algo,reward", [("ppo", "adversarial"), ("sac", "mixed")])
 def test_adversarial_rewards_train_their_discriminator_and_resume_it(tmp_path, pools, monkeypatch, algo, reward):
     updates = []
