@@ -31,11 +31,11 @@ DEFAULT_MODEL = "agent.safetensors"
 
 CONSENSUS_CROP = 0.7
 """Side of the agent's consensus crops as a share of the photo's (:func:`deepexpose.render.crop_views`) for a model
-without its own (:func:`consensus_setting`); chosen with the shrinkage on the bundled agent's validation photos by
-``scripts/tune_consensus.py``."""
+without its own (:func:`consensus_setting`); chosen with the shrinkage by ``scripts/tune_consensus.py`` on the
+validation photos of the bundled agent before the present one (trained without ``--chroma``)."""
 CONSENSUS_SHRINK = 1.5
 """Default ``shrink`` of :func:`consensus_action`, and for a model without its own (:func:`consensus_setting`);
-chosen with the crop size on the bundled agent's validation photos by ``scripts/tune_consensus.py``."""
+chosen with the crop size, as :data:`CONSENSUS_CROP` was."""
 
 
 def consensus_action(actions: Tensor, shrink: float = CONSENSUS_SHRINK) -> Tensor:
@@ -61,8 +61,8 @@ def consensus_action(actions: Tensor, shrink: float = CONSENSUS_SHRINK) -> Tenso
 
 
 def consensus_setting(meta: dict) -> dict[str, float]:
-    """The consensus ``crop`` and ``shrink`` a model carries in its JSON (``"consensus"``, written by
-    ``scripts/tune_consensus.py --export`` from its own validation photos), or the defaults
+    """The consensus ``crop`` and ``shrink`` a model carries in its JSON (``"consensus"``, chosen on its own
+    validation photos by ``scripts/train_default_model.py`` or ``scripts/tune_consensus.py --export``), or the defaults
     (:data:`CONSENSUS_CROP`, :data:`CONSENSUS_SHRINK`) for a model that carries none."""
     given = meta.get("consensus") or {}
     unknown = set(given) - {"crop", "shrink"}

@@ -12,9 +12,7 @@ models were trained on, :data:`deepexpose.data.synthetic.BUNDLED_LIBRARY`, which
 identifiable people), minus 20 % of their scene groups held out. Retraining on more packages means naming them here
 and then setting ``BUNDLED_LIBRARY`` to them (a test compares it with the models' configs), and retraining the
 baselines (``scripts/train_baselines.py``) on the same packages, since the held-out split depends on every package
-in it. The reserved evaluation packages (mate-backgrounds, plasma-workspace-wallpapers) are never fetched. The
-policy also sees a white-balance estimate from the log-chroma histogram (``deepexpose train --chroma``; leave it out
-with ``--no-chroma``).
+in it. The reserved evaluation packages (mate-backgrounds, plasma-workspace-wallpapers) are never fetched.
 
 The exported checkpoint is chosen on validation photos: 10 % of the library's *training* scene groups, kept out
 of training (``best.safetensors`` of the run, the best validation score; see
@@ -42,7 +40,7 @@ CONSENSUS_CROPS, CONSENSUS_SHRINKS = (",".join(f"{v:g}" for v in grid) for grid 
 MODEL_DIR = Path(__file__).resolve().parent.parent / "deepexpose" / "models"
 
 
-def default_config(minutes: float, out: str, packages: list[str], seed: int = 0, chroma: bool = True) -> TrainConfig:
+def default_config(minutes: float, out: str, packages: list[str], seed: int = 0, chroma: bool = False) -> TrainConfig:
     return TrainConfig(algo="adpg", data="library", library_packages=",".join(packages), holdout=HOLDOUT,
                        scheme="mixed", eval_scheme="basic", pool_size=8192, eval_size=256, minutes=minutes,
                        steps=10 ** 9, colour_stats=True, deadzone=0.05, chroma=chroma, validation=0.1,
@@ -83,9 +81,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model-dir", default=str(MODEL_DIR), help="where the exported model goes")
     parser.add_argument("--seed", type=int, default=0, help="seed of the photos' views, the networks and the "
                         "workers (default: 0, the bundled model's)")
-    parser.add_argument("--chroma", action=argparse.BooleanOptionalAction, default=True,
-                        help="add the log-chroma white-balance estimate (deepexpose train --chroma; default: on, as "
-                             "for the bundled model)")
+    parser.add_argument("--chroma", action="store_true",
+                        help="add the log-chroma white-balance estimate (deepexpose train --chroma; the bundled "
+                             "model is trained without it)")
     parser.add_argument("--consensus-crops", default=CONSENSUS_CROPS,
                         help=f"crop sides of the consensus grid tried on the validation photos (default: "
                              f"{CONSENSUS_CROPS}); empty: no tuning, the model keeps the default setting")

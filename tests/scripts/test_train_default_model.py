@@ -28,7 +28,7 @@ def test_exports_the_checkpoint_with_the_consensus_setting_chosen_on_validation(
 
     run = tiny_agent.parent
     assert recipe.main(["--out", str(run), "--model-dir", str(tmp_path), "--consensus-crops", "0.6,0.8",
-                        "--consensus-shrinks", "0,1", "--minutes", "0.5"]) == 0
+                        "--consensus-shrinks", "0,1", "--minutes", "0.5", "--chroma"]) == 0
     cfg, = recipe.configs
     assert (cfg.chroma, cfg.minutes, cfg.out, cfg.algo) == (True, 0.5, str(run), "adpg")
     meta = read_meta(tmp_path / "agent.safetensors")
@@ -39,10 +39,10 @@ def test_exports_the_checkpoint_with_the_consensus_setting_chosen_on_validation(
     assert '"consensus": {' in report and "exporting the last checkpoint" in report
 
 
-def test_no_chroma_and_no_tuning(recipe, tiny_agent, tmp_path):
+def test_no_chroma_by_default_and_no_tuning(recipe, tiny_agent, tmp_path):
     from deepexpose.agents.checkpoint import read_meta
 
-    assert recipe.main(["--out", str(tiny_agent.parent), "--model-dir", str(tmp_path), "--no-chroma",
+    assert recipe.main(["--out", str(tiny_agent.parent), "--model-dir", str(tmp_path),
                         "--consensus-crops", "", "--consensus-shrinks", ""]) == 0
     assert recipe.configs[0].chroma is False
     meta = read_meta(tmp_path / "agent.safetensors")
