@@ -172,20 +172,23 @@ def export_agent(checkpoint: str | Path, out: str | Path, *, note: str = "",
 def check_export_target(checkpoint: str | Path, out: str | Path) -> tuple[Path, Path]:
     """The model file read from ``checkpoint`` (a file or a run folder) and ``out``, refused (``ValueError``) when
     writing ``out`` and its ``.json`` would replace the model or its ``.json``, under whatever spelling."""
-    source, target = Path(checkpoint), Path(out)
-    if source.is_dir():
-        source = source / "checkpoint.safetensors"
+    source, target = agent_file(checkpoint), Path(out)
     read = {p.resolve() for p in (source, source.with_suffix(".json"))}
     if read & {p.resolve() for p in (target, target.with_suffix(".json"))}:
         raise ValueError(f"exporting to {target} would overwrite the model it reads, {source}: choose another output")
     return source, target
 
 
+def agent_file(path: str | Path | None) -> Path:
+    """The file an agent is read from: ``path`` itself, a run folder's ``checkpoint.safetensors``, or for ``None``
+    the bundled default model."""
+    path = default_model_path() if path is None else Path(path)
+    return path / "checkpoint.safetensors" if path.is_dir() else path
+
+
 def load_agent(path: str | Path | None = None, device: str | torch.device = "cpu") -> AgentPolicy:
     """An exported model or a training checkpoint of the own trainer (``None``: the bundled default model)."""
-    path = default_model_path() if path is None else Path(path)
-    if path.is_dir():
-        path = path / "checkpoint.safetensors"
+    path = agent_file(path)
     if not path.is_file():
         raise FileNotFoundError(f"no agent model at {path}")
     meta = read_meta(path)

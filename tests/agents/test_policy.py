@@ -7,7 +7,7 @@ import torch
 
 from deepexpose.agents.checkpoint import save_checkpoint
 from deepexpose.agents.networks import ActorCritic, obs_to_float
-from deepexpose.agents.policy import KIND, consensus_action, export_agent, load_agent
+from deepexpose.agents.policy import KIND, agent_file, consensus_action, default_model_path, export_agent, load_agent
 from deepexpose.agents.train import TrainConfig, actor_critic_act, run_policy
 from deepexpose.video import _numeric_leaves
 from deepexpose.envs import EditCore
@@ -42,6 +42,13 @@ def test_export_then_load_gives_the_same_edits(tmp_path):
     # no optimiser state in the exported file: it is much smaller than the training checkpoint
     assert exported.stat().st_size < 0.6 * (tmp_path / "run" / "checkpoint.safetensors").stat().st_size
     assert any(abs(v) > 1e-3 for v in expected[0]["exposure"].values())
+
+
+def test_agent_file_is_the_file_a_run_folders_checkpoint_or_the_bundled_model(tmp_path):
+    (tmp_path / "run").mkdir()
+    assert agent_file(tmp_path / "run") == tmp_path / "run" / "checkpoint.safetensors"
+    assert agent_file(str(tmp_path / "x.safetensors")) == tmp_path / "x.safetensors"
+    assert agent_file(None) == default_model_path() and agent_file(None).is_file()
 
 
 def test_load_errors(tmp_path):
