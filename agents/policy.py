@@ -32,7 +32,7 @@ DEFAULT_MODEL = "agent.safetensors"
 CONSENSUS_CROP = 0.7
 """Side of the agent's consensus crops as a share of the photo's (:func:`deepexpose.render.crop_views`) for a model
 without its own (:func:`consensus_setting`); chosen with the shrinkage by ``scripts/tune_consensus.py`` on the
-validation photos of the bundled agent before the present one (trained without ``--chroma``)."""
+bundled agent's validation photos (the bundled model carries no setting of its own)."""
 CONSENSUS_SHRINK = 1.5
 """Default ``shrink`` of :func:`consensus_action`, and for a model without its own (:func:`consensus_setting`);
 chosen with the crop size, as :data:`CONSENSUS_CROP` was."""

@@ -25,11 +25,42 @@ from deepexpose.io import from_tensor, quantize
 from deepexpose.methods import AgentMethod, Method
 from deepexpose.metrics import capped_psnr, delta_e2000
 
+from .policy import agent_file, check_consensus
+from .checkpoint import read_meta
 from .train import TrainConfig, good_photo_split, selection_score
 
 Case = tuple[str, np.ndarray, np.ndarray]
 GRID_CROPS = (0.5, 0.6, 0.7, 0.8)  # the default grid: crop sides, as shares of the photo's
 GRID_SHRINKS = (0.5, 1.0, 1.5, 2.0)  # and shrink factors
+
+
+class NoValidationPhotos(ValueError):
+    """The run that trained the model kept no validation photos, so there is nothing to tune on."""
+
+
+def parse_grid(text: str, name: str, check: Callable[[float], None] | None = None) -> list[float]:
+    """The comma-separated numbers of ``text`` (``""``: none), each passed to ``check``; ``ValueError`` naming the
+    option ``name`` for anything else."""
+    try:
+        values = [float(v) for v in text.split(",") if v.strip()]
+        for v in values:
+            if check is not None:
+                check(v)
+    except ValueError as e:
+        raise ValueError(f"{name}: {e}") from None
+    return values
+
+
+def grid_text(values: Sequence[float]) -> str:
+    """``values`` as :func:`parse_grid` reads them."""
+    return ",".join(f"{v:g}" for v in values)
+
+
+def parse_consensus_grid(crops: str, shrinks: str, crops_name: str = "--crops", shrinks_name: str = "--shrinks"
+                         ) -> tuple[list[float], list[float]]:
+    """The crop sides and shrink factors of a consensus grid, each checked (:func:`check_consensus`)."""
+    return (parse_grid(crops, crops_name, lambda v: check_consensus(crop=v)),
+            parse_grid(shrinks, shrinks_name, lambda v: check_consensus(shrink=v)))
 
 
 def validation_cases(photos: list[torch.Tensor], draws: int, seed: int) -> list[Case]:
@@ -61,12 +92,12 @@ def score_cases(method: Method, cases: list[Case]) -> dict:
 
 def validation_photos(model: str | Path | None) -> list[torch.Tensor]:
     """The validation photos of the run that trained ``model`` (an exported agent or a run's checkpoint), split
-    exactly as that run split them; ``ValueError`` when it kept none."""
-    meta = AgentMethod(model, consensus=False).policy.meta
+    exactly as that run split them; :class:`NoValidationPhotos` when it kept none."""
+    meta = read_meta(agent_file(model))
     cfg = from_dict(TrainConfig, meta["trained"]["config"] if "trained" in meta else meta["config"])
     _, validation, _ = good_photo_split(cfg)
     if not validation:
-        raise ValueError("this agent's run kept no validation photos: nothing to tune on")
+        raise NoValidationPhotos("this agent's run kept no validation photos: nothing to tune on")
     return validation
 
 

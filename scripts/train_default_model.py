@@ -19,8 +19,9 @@ of training (``best.safetensors`` of the run, the best validation score; see
 :func:`deepexpose.agents.train.selection_score`). Its consensus setting (crop and shrink of the six views
 ``deepexpose enhance`` agrees on) is then chosen on the same photos, whole, from the grid of
 ``--consensus-crops`` and ``--consensus-shrinks`` (:func:`deepexpose.agents.tuning.tune_consensus`), and carried in
-the model's JSON. Neither is ever chosen on the held-out photos, whose results are only reported. The run goes to ``runs/default-model``; the exported model keeps only the policy weights, its
-set-up, the training config and the evaluation history.
+the model's JSON. Neither is ever chosen on the held-out photos, whose results are only reported. The run goes to
+``runs/default-model``; the exported model keeps only the policy weights, its set-up, the training config, the
+evaluation history and the consensus setting.
 """
 
 from __future__ import annotations
@@ -31,12 +32,13 @@ from pathlib import Path
 
 from deepexpose.agents.policy import DEFAULT_MODEL, export_agent
 from deepexpose.agents.train import TrainConfig, train
-from deepexpose.agents.tuning import GRID_CROPS, GRID_SHRINKS, tune_consensus
+from deepexpose.agents.tuning import (GRID_CROPS, GRID_SHRINKS, NoValidationPhotos, grid_text, parse_consensus_grid,
+                                      tune_consensus)
 from deepexpose.data.packages import PHOTO_PACKAGES, default_cache_dir, load_library
 from deepexpose.data.synthetic import BUNDLED_LIBRARY, EXCLUDED_PACKAGES, HELD_OUT_DEMO
 
 HOLDOUT = HELD_OUT_DEMO
-CONSENSUS_CROPS, CONSENSUS_SHRINKS = (",".join(f"{v:g}" for v in grid) for grid in (GRID_CROPS, GRID_SHRINKS))
+TUNE_DRAWS, TUNE_SEED = 3, 0  # the basic errors per validation photo that score each consensus setting
 MODEL_DIR = Path(__file__).resolve().parent.parent / "deepexpose" / "models"
 
 
@@ -64,10 +66,6 @@ def chosen_packages(value: str) -> list[str]:
     return packages
 
 
-def _floats(text: str) -> list[float]:
-    return [float(v) for v in text.split(",") if v.strip()]
-
-
 def library_packages_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--library-packages", default=",".join(BUNDLED_LIBRARY),
                         help="photo-library packages to train on (default: BUNDLED_LIBRARY, those the bundled "
@@ -84,40 +82,48 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--chroma", action="store_true",
                         help="add the log-chroma white-balance estimate (deepexpose train --chroma; the bundled "
                              "model is trained without it)")
-    parser.add_argument("--consensus-crops", default=CONSENSUS_CROPS,
+    parser.add_argument("--consensus-crops", default=grid_text(GRID_CROPS),
                         help=f"crop sides of the consensus grid tried on the validation photos (default: "
-                             f"{CONSENSUS_CROPS}); empty: no tuning, the model keeps the default setting")
-    parser.add_argument("--consensus-shrinks", default=CONSENSUS_SHRINKS,
-                        help=f"shrink factors of that grid (default: {CONSENSUS_SHRINKS})")
+                             f"{grid_text(GRID_CROPS)}); empty, with --consensus-shrinks '': no tuning, the model "
+                             "keeps the default setting")
+    parser.add_argument("--consensus-shrinks", default=grid_text(GRID_SHRINKS),
+                        help=f"shrink factors of that grid (default: {grid_text(GRID_SHRINKS)})")
     library_packages_option(parser)
     args = parser.parse_args(argv)
 
-    crops, shrinks = _floats(args.consensus_crops), _floats(args.consensus_shrinks)
+    try:  # refused before training, not after
+        crops, shrinks = parse_consensus_grid(args.consensus_crops, args.consensus_shrinks, "--consensus-crops",
+                                              "--consensus-shrinks")
+    except ValueError as e:
+        raise SystemExit(str(e)) from None
     if bool(crops) != bool(shrinks):
-        raise SystemExit("--consensus-crops and --consensus-shrinks: give both, or neither to skip the tuning")
+        raise SystemExit("--consensus-crops and --consensus-shrinks: give both, or both empty to skip the tuning")
     packages = chosen_packages(args.library_packages)
     cfg = default_config(args.minutes, args.out, packages, args.seed, args.chroma)
     result = train(cfg)
     target = Path(args.model_dir) / DEFAULT_MODEL
     note = (f"trained by scripts/train_default_model.py: demo photos astronaut, rocket and the Debian photo "
-            f"library packages {', '.join(packages)} (held out: {HOLDOUT} and 20 % of the library's scene groups; "
-            f"checkpoint chosen on 10 % of the library's training scene groups, kept out of training)")
+            f"library packages {', '.join(packages)} (held out: {HOLDOUT} and 20 % of the library's scene groups; ")
     best = Path(args.out) / "best.safetensors"
     if best.with_suffix(".json").is_file() and result.get("best"):
         source, chosen = best, result["best"]
         exported = {"step": chosen["step"], "validation": {**chosen["validation"], "score": chosen["score"]},
                     "held_out": chosen["held_out"]}
+        note += "checkpoint chosen on 10 % of the library's training scene groups, kept out of training)"
     else:
         source = Path(args.out) / "checkpoint.safetensors"
         print(f"note: no {best.name} in {args.out}: exporting the last checkpoint instead")
         held = {k: v for k, v in result.items() if isinstance(v, float)}
         exported = {"step": result["steps"], "validation": result.get("validation"), "held_out": held}
+        note += "the last checkpoint: no validation score chose one)"
     tuned = {"setting": None, "chosen": None}
-    if crops:  # the model's own consensus setting, chosen on the same validation photos as its checkpoint
+    if crops:  # the model's own consensus setting, chosen on the validation photos that chose its checkpoint
         try:
-            tuned = tune_consensus(source, crops, shrinks, log=lambda line: print(line, flush=True))
-            note += "; consensus setting chosen on the same validation photos (deepexpose.agents.tuning)"
-        except ValueError as e:
+            tuned = tune_consensus(source, crops, shrinks, draws=TUNE_DRAWS, seed=TUNE_SEED,
+                                   log=lambda line: print(line, flush=True))
+            note += (f"; consensus setting chosen on the validation photos (deepexpose.agents.tuning, {TUNE_DRAWS} "
+                     f"draws, seed {TUNE_SEED})")
+        except NoValidationPhotos as e:
             print(f"note: {e}; the model keeps the default consensus setting")
     export_agent(source, target, note=note, consensus=tuned["setting"])
     size = target.stat().st_size + target.with_suffix(".json").stat().st_size

@@ -20,24 +20,17 @@ import json
 from pathlib import Path
 
 from deepexpose.agents.policy import check_export_target, export_agent
-from deepexpose.agents.tuning import GRID_CROPS, GRID_SHRINKS, tune_consensus
-
-
-def _floats(text: str) -> list[float]:
-    return [float(v) for v in text.split(",") if v.strip()]
-
-
-def _text(values: tuple[float, ...]) -> str:
-    return ",".join(f"{v:g}" for v in values)
+from deepexpose.agents.tuning import (GRID_CROPS, GRID_SHRINKS, NoValidationPhotos, grid_text, parse_consensus_grid,
+                                      parse_grid, tune_consensus)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default="", help="an exported agent or a run's checkpoint (default: bundled)")
-    parser.add_argument("--crops", default=_text(GRID_CROPS), help="crop sides to try, as shares of the photo's "
-                        f"(default: {_text(GRID_CROPS)})")
-    parser.add_argument("--shrinks", default=_text(GRID_SHRINKS), help=f"shrink factors to try (default: "
-                        f"{_text(GRID_SHRINKS)})")
+    parser.add_argument("--crops", default=grid_text(GRID_CROPS), help="crop sides to try, as shares of the photo's "
+                        f"(default: {grid_text(GRID_CROPS)})")
+    parser.add_argument("--shrinks", default=grid_text(GRID_SHRINKS), help=f"shrink factors to try (default: "
+                        f"{grid_text(GRID_SHRINKS)})")
     parser.add_argument("--untouched-within", default="0",
                         help="thresholds of --untouched-within to try with each consensus setting, in dB (default: 0, "
                              "off)")
@@ -47,10 +40,18 @@ def main(argv: list[str] | None = None) -> int:
                         "new .safetensors path (+ .json); needs --model")
     args = parser.parse_args(argv)
     model = args.model or None
+    try:
+        crops, shrinks = parse_consensus_grid(args.crops, args.shrinks)
+        withins = parse_grid(args.untouched_within, "--untouched-within")
+    except ValueError as e:
+        raise SystemExit(str(e)) from None
+    if args.draws < 1:
+        raise SystemExit(f"--draws must be at least 1, got {args.draws}")
     if args.export and model is None:
         raise SystemExit("--export needs --model: the bundled model is not rewritten")
-    if args.export and 0.0 not in _floats(args.untouched_within):
-        raise SystemExit("--export needs settings without --untouched-within: include 0 in its list")
+    if args.export and (0.0 not in withins or not crops or not shrinks):
+        raise SystemExit("--export needs consensus settings without --untouched-within: crops, shrinks and 0 in "
+                         "--untouched-within")
     if args.export:  # refused before the grid runs, not after
         try:
             _, target = check_export_target(model, args.export)
@@ -59,9 +60,9 @@ def main(argv: list[str] | None = None) -> int:
         if target.exists() or target.with_suffix(".json").exists():
             raise SystemExit(f"--export: {target} (or its .json) exists; choose a new path")
     try:
-        tuned = tune_consensus(model, _floats(args.crops), _floats(args.shrinks), _floats(args.untouched_within),
-                               draws=args.draws, seed=args.seed, log=lambda line: print(line, flush=True))
-    except ValueError as e:
+        tuned = tune_consensus(model, crops, shrinks, withins, draws=args.draws, seed=args.seed,
+                               log=lambda line: print(line, flush=True))
+    except NoValidationPhotos as e:
         raise SystemExit(str(e)) from None
     report = {"model": str(Path(model)) if model else "bundled default", "validation_photos":
               tuned["validation_photos"], "draws": args.draws, "seed": args.seed, "rows": tuned["rows"],

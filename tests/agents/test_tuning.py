@@ -64,5 +64,18 @@ def test_refuses_no_draws_and_a_run_without_validation_photos(tiny_agent, monkey
     with pytest.raises(ValueError, match="draws"):
         tuning.tune_consensus(tiny_agent, (0.7,), (1.0,), draws=0)
     monkeypatch.setattr(tuning, "good_photo_split", lambda cfg: ([torch.rand(3, 8, 8)], [], []))
-    with pytest.raises(ValueError, match="no validation photos"):
+    with pytest.raises(tuning.NoValidationPhotos, match="no validation photos"):
         tuning.tune_consensus(tiny_agent, (0.7,), (1.0,))
+
+
+def test_grids_are_parsed_checked_and_written_back():
+    assert tuning.parse_grid(" 0.5, 1,,2 ", "--x") == [0.5, 1.0, 2.0] and tuning.parse_grid("", "--x") == []
+    assert tuning.parse_grid(tuning.grid_text(tuning.GRID_SHRINKS), "--x") == list(tuning.GRID_SHRINKS)
+    assert tuning.grid_text((0.5, 1.0)) == "0.5,1"
+    assert tuning.parse_consensus_grid("0.6,1", "0,2") == ([0.6, 1.0], [0.0, 2.0])
+    with pytest.raises(ValueError, match="--x: could not convert"):
+        tuning.parse_grid("0.7;0.8", "--x")
+    with pytest.raises(ValueError, match="--c: crop must be in"):
+        tuning.parse_consensus_grid("0.7,1.5", "1", crops_name="--c")
+    with pytest.raises(ValueError, match="--shrinks: shrink must be finite"):
+        tuning.parse_consensus_grid("0.7", "-1")

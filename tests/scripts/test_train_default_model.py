@@ -49,7 +49,27 @@ def test_no_chroma_by_default_and_no_tuning(recipe, tiny_agent, tmp_path):
     assert "consensus" not in meta and "consensus setting" not in meta["note"]
 
 
-def test_a_half_given_grid_is_refused_before_training(recipe, tmp_path):
-    with pytest.raises(SystemExit, match="give both"):
-        recipe.main(["--model-dir", str(tmp_path), "--consensus-crops", "0.7", "--consensus-shrinks", ""])
+@pytest.mark.parametrize("grid,message", [(["--consensus-crops", "0.7", "--consensus-shrinks", ""], "give both"),
+                                          (["--consensus-crops", ""], "give both"),
+                                          (["--consensus-crops", "1.5"], "--consensus-crops: crop must be"),
+                                          (["--consensus-shrinks", "1;2"], "--consensus-shrinks: could not")])
+def test_a_bad_grid_is_refused_before_training(recipe, tmp_path, grid, message):
+    with pytest.raises(SystemExit, match=message):
+        recipe.main(["--model-dir", str(tmp_path), *grid])
     assert recipe.configs == []
+
+
+def test_a_run_without_validation_photos_keeps_the_default_setting(recipe, tiny_agent, tmp_path, monkeypatch,
+                                                                    capsys):
+    from deepexpose.agents.checkpoint import read_meta
+    from deepexpose.agents.tuning import NoValidationPhotos
+
+    def no_photos(*args, **kwargs):
+        raise NoValidationPhotos("this agent's run kept no validation photos: nothing to tune on")
+    monkeypatch.setattr(recipe, "tune_consensus", no_photos)
+    assert recipe.main(["--out", str(tiny_agent.parent), "--model-dir", str(tmp_path)]) == 0
+    meta = read_meta(tmp_path / "agent.safetensors")
+    assert "consensus" not in meta and "consensus setting" not in meta["note"]
+    assert "the last checkpoint: no validation score chose one" in meta["note"]
+    out = capsys.readouterr().out
+    assert "keeps the default consensus setting" in out and '"consensus": null' in out

@@ -33,10 +33,21 @@ def test_export_writes_the_best_consensus_setting_into_a_new_model(tiny_agent, r
 
 
 @pytest.mark.parametrize("args", [["--export", "x.safetensors"],
-                                  ["--model", "m.safetensors", "--untouched-within", "1", "--export", "x.safetensors"]])
+                                  ["--model", "m.safetensors", "--untouched-within", "1", "--export", "x.safetensors"],
+                                  ["--model", "m.safetensors", "--crops", "", "--export", "x.safetensors"]])
 def test_export_refuses_what_it_cannot_write(args):
     tune = load_script("tune_consensus.py")
     with pytest.raises(SystemExit, match="--export needs"):
+        tune.main(args)
+
+
+@pytest.mark.parametrize("args,message", [(["--crops", "2"], "--crops: crop must be"),
+                                          (["--untouched-within", "x"], "--untouched-within: could not"),
+                                          (["--draws", "0"], "--draws must be at least 1")])
+def test_a_bad_grid_is_refused_before_scoring(args, message, monkeypatch):
+    tune = load_script("tune_consensus.py")
+    monkeypatch.setattr(tune, "tune_consensus", lambda *a, **k: pytest.fail("scored before refusing"))
+    with pytest.raises(SystemExit, match=message):
         tune.main(args)
 
 
