@@ -53,6 +53,8 @@ VALUE_COEF = 0.5
 MAX_GRAD_NORM = 1.0
 CHECKPOINT = "checkpoint.safetensors"
 BEST = "best.safetensors"
+EVALUATED = "evaluated"
+"""Folder of the policies kept at every evaluation (``TrainConfig.keep_evaluated``): ``step-N.safetensors``."""
 """The checkpoint with the best validation score so far (same format as ``checkpoint.safetensors``)."""
 
 
@@ -239,6 +241,8 @@ class Monitor:
             message += (f"\n  validation {format_eval(val)}; score {score:.2f} "
                         f"(best {self.best['score']:.2f} at step {self.best['step']})")
         self.history.append(result)
+        if self.cfg.keep_evaluated:
+            self.checkpoint(step, generators, f"{EVALUATED}/step-{step:09d}.safetensors", policy_only=True)
         if self.tb is not None:
             for key in ("psnr", "delta_e2000", "good_psnr"):
                 if key in result:
@@ -251,10 +255,15 @@ class Monitor:
         (self.bar.write if self.bar is not None else print)(message)
         return result
 
-    def checkpoint(self, step: int, generators: list[torch.Generator] | None, name: str = CHECKPOINT) -> None:
+    def checkpoint(self, step: int, generators: list[torch.Generator] | None, name: str = CHECKPOINT,
+                   policy_only: bool = False) -> None:
+        """Write ``out/name``: everything a resumed run needs, or with ``policy_only`` the policy alone (loadable
+        by :func:`~deepexpose.agents.policy.load_agent`, not resumable)."""
         modules = {"policy": self.model, **({"critic": self.critic} if self.critic is not None else {})}
         optimizers = {"policy": self.opt, **({"critic": self.critic_opt} if self.critic_opt is not None else {})}
         tensors = {f"generator.{i}": g.get_state() for i, g in enumerate(generators or [])}
+        if policy_only:
+            modules, optimizers, tensors = {"policy": self.model}, {}, {}
         meta = {"step": step, "config": dataclasses.asdict(self.cfg), "model": self.model.config(),
                 "critic": {"width": self.critic.width} if self.critic is not None else None,
                 "history": self.history, "reward": self.cfg.reward, "k": self.cfg.k, "best": self.best,
@@ -301,8 +310,8 @@ def train_async(cfg: TrainConfig) -> dict:
             best = read_meta(best_path)["best"]
     elif ckpt.exists():
         raise FileExistsError(f"{out} already holds a checkpoint: pass --resume to continue it or choose another --out")
-    else:  # a best left by a run killed before its first checkpoint belongs to no run now
-        for stale in (best_path, best_path.with_suffix(".json")):
+    else:  # a best (or kept policies) left by a run killed before its first checkpoint belongs to no run now
+        for stale in (best_path, best_path.with_suffix(".json"), *sorted((out / EVALUATED).glob("step-*"))):
             stale.unlink(missing_ok=True)
     save_config(cfg, out)
     ctx = mp.get_context("spawn")

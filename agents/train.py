@@ -122,6 +122,9 @@ class TrainConfig(PhotoSplit):
     is also evaluated before training)"""
     checkpoint_every: int = 5000
     """save a checkpoint every this many image-steps (0: only at the end)"""
+    keep_evaluated: bool = False
+    """also keep the policy of every evaluation as evaluated/step-N.safetensors (adpg/a3c), to choose among them
+    afterwards, e.g. on whole photos (scripts/train_default_model.py --choose-on-photos)"""
     resume: bool = False
     """continue from the checkpoint in --out"""
     device: str = "cpu"
@@ -529,6 +532,9 @@ def save_config(cfg: TrainConfig, out: Path) -> None:
 def train(cfg: TrainConfig) -> dict:
     """Train ``cfg.algo``; returns the final evaluation (also written to ``out/eval.json``)."""
     cfg = resolve_data(cfg)
+    if cfg.keep_evaluated and cfg.algo not in OWN_ALGOS:
+        raise ValueError(f"--keep-evaluated needs --algo {' or '.join(OWN_ALGOS)}: only their agents are loaded by "
+                         "deepexpose enhance")
     if cfg.algo in OWN_ALGOS:
         from .async_ac import train_async
 

@@ -76,17 +76,19 @@ def validation_cases(photos: list[torch.Tensor], draws: int, seed: int) -> list[
     return out
 
 
-def score_cases(method: Method, cases: list[Case]) -> dict:
-    """Mean PSNR (capped at 100 dB) and CIEDE2000 of the basic cases, the untouched cases' PSNR, and the score."""
+def score_cases(method: Method, cases: list[Case], colour: bool = True) -> dict:
+    """Mean PSNR (capped at 100 dB) and CIEDE2000 of the basic cases, the untouched cases' PSNR, and the score;
+    ``colour=False`` leaves CIEDE2000 out (the score does not use it, and it costs more than the edits)."""
     basic, good = [], []
     for case, x, target in cases:
         out = method.plan(x).render(x, 1.0)
         if case == "untouched":
             good.append(capped_psnr(out, target))
         else:
-            basic.append((capped_psnr(out, target), delta_e2000(out, target)))
-    result = {"psnr": float(np.mean([b[0] for b in basic])), "delta_e2000": float(np.mean([b[1] for b in basic])),
-              "good_psnr": float(np.mean(good))}
+            basic.append((capped_psnr(out, target), delta_e2000(out, target) if colour else 0.0))
+    result = {"psnr": float(np.mean([b[0] for b in basic])), "good_psnr": float(np.mean(good))}
+    if colour:
+        result["delta_e2000"] = float(np.mean([b[1] for b in basic]))
     return {**result, "score": selection_score(result)}
 
 
@@ -128,3 +130,26 @@ def tune_consensus(model: str | Path | None, crops: Sequence[float], shrinks: Se
     chosen = max(carried, key=lambda r: r["score"]) if carried else None
     return {"validation_photos": len(photos), "rows": rows, "best": max(rows, key=lambda r: r["score"]),
             "chosen": chosen, "setting": {"crop": chosen["crop"], "shrink": chosen["shrink"]} if chosen else None}
+
+
+def choose_checkpoint(paths: Sequence[str | Path], crops: Sequence[float], shrinks: Sequence[float], *,
+                      draws: int = 3, seed: int = 0, log: Callable[[str], None] = print) -> dict:
+    """The policy among ``paths`` (checkpoints of one run, e.g. those kept at every evaluation,
+    ``TrainConfig.keep_evaluated``) that scores best on the run's whole validation photos with one edit agreed on
+    six views as ``deepexpose enhance`` makes it, at its best ``(crop, shrink)`` of the grid: the checkpoint
+    selection of ``deepexpose train`` (:func:`~deepexpose.agents.train.selection_score`), but on whole photos
+    rather than 64x64 views. PSNR only (the score needs no CIEDE2000). Returns ``{"path", "rows"}``."""
+    if not paths or not crops or not shrinks:
+        raise ValueError("choose_checkpoint needs checkpoints and a grid of at least one crop and one shrink")
+    cases = validation_cases(validation_photos(paths[0]), draws, seed)
+    log(f"{'checkpoint':<40} {'crop':>5} {'shrink':>6} {'PSNR':>6} {'untouched':>9} {'score':>6}")
+    rows = []
+    for path in paths:
+        for crop in crops:
+            for shrink in shrinks:
+                r = {"path": str(path), "crop": crop, "shrink": shrink,
+                     **score_cases(AgentMethod(path, crop=crop, shrink=shrink), cases, colour=False)}
+                rows.append(r)
+                log(f"{Path(path).name:<40} {crop:>5} {shrink:>6} {r['psnr']:6.2f} {r['good_psnr']:9.2f} "
+                    f"{r['score']:6.2f}")
+    return {"path": max(rows, key=lambda r: r["score"])["path"], "rows": rows}

@@ -19,7 +19,10 @@ of training (``best.safetensors`` of the run, the best validation score; see
 :func:`deepexpose.agents.train.selection_score`). Its consensus setting (crop and shrink of the six views
 ``deepexpose enhance`` agrees on) is then chosen on the same photos, whole, from the grid of
 ``--consensus-crops`` and ``--consensus-shrinks`` (:func:`deepexpose.agents.tuning.tune_consensus`), and carried in
-the model's JSON. Neither is ever chosen on the held-out photos, whose results are only reported. The run goes to
+the model's JSON. With ``--choose-on-photos`` the run keeps the policy of every evaluation and the one exported is
+the best on the same validation photos, whole, with one edit agreed on six views as ``deepexpose enhance`` makes
+it (:func:`deepexpose.agents.tuning.choose_checkpoint`), not the best on their 64x64 views. Neither checkpoint nor
+setting is ever chosen on the held-out photos, whose results are only reported. The run goes to
 ``runs/default-model``; the exported model keeps only the policy weights, its set-up, the training config, the
 evaluation history and the consensus setting.
 """
@@ -27,18 +30,22 @@ evaluation history and the consensus setting.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 from pathlib import Path
 
+from deepexpose.agents.async_ac import EVALUATED
+from deepexpose.agents.checkpoint import read_meta
 from deepexpose.agents.policy import DEFAULT_MODEL, export_agent
 from deepexpose.agents.train import TrainConfig, train
-from deepexpose.agents.tuning import (GRID_CROPS, GRID_SHRINKS, NoValidationPhotos, grid_text, parse_consensus_grid,
-                                      tune_consensus)
+from deepexpose.agents.tuning import (GRID_CROPS, GRID_SHRINKS, NoValidationPhotos, choose_checkpoint, grid_text,
+                                      parse_consensus_grid, tune_consensus)
 from deepexpose.data.packages import PHOTO_PACKAGES, default_cache_dir, load_library
 from deepexpose.data.synthetic import BUNDLED_LIBRARY, EXCLUDED_PACKAGES, HELD_OUT_DEMO
 
 HOLDOUT = HELD_OUT_DEMO
 TUNE_DRAWS, TUNE_SEED = 3, 0  # the basic errors per validation photo that score each consensus setting
+CHOOSE_CROPS, CHOOSE_SHRINKS = (0.7,), (0.5, 1.5)  # --choose-on-photos: the settings each kept policy is scored at
 MODEL_DIR = Path(__file__).resolve().parent.parent / "deepexpose" / "models"
 
 
@@ -88,6 +95,11 @@ def main(argv: list[str] | None = None) -> int:
                              "keeps the default setting")
     parser.add_argument("--consensus-shrinks", default=grid_text(GRID_SHRINKS),
                         help=f"shrink factors of that grid (default: {grid_text(GRID_SHRINKS)})")
+    parser.add_argument("--choose-on-photos", action="store_true",
+                        help="keep the policy of every evaluation and export the one that scores best on the whole "
+                             "validation photos with one edit agreed on six views, as enhance makes it (crop "
+                             f"{grid_text(CHOOSE_CROPS)}, shrinks {grid_text(CHOOSE_SHRINKS)}), instead of the best "
+                             "on 64x64 validation views")
     library_packages_option(parser)
     args = parser.parse_args(argv)
 
@@ -99,13 +111,29 @@ def main(argv: list[str] | None = None) -> int:
     if bool(crops) != bool(shrinks):
         raise SystemExit("--consensus-crops and --consensus-shrinks: give both, or both empty to skip the tuning")
     packages = chosen_packages(args.library_packages)
-    cfg = default_config(args.minutes, args.out, packages, args.seed, args.chroma)
+    cfg = dataclasses.replace(default_config(args.minutes, args.out, packages, args.seed, args.chroma),
+                              keep_evaluated=args.choose_on_photos)
     result = train(cfg)
     target = Path(args.model_dir) / DEFAULT_MODEL
     note = (f"trained by scripts/train_default_model.py: demo photos astronaut, rocket and the Debian photo "
             f"library packages {', '.join(packages)} (held out: {HOLDOUT} and 20 % of the library's scene groups; ")
     best = Path(args.out) / "best.safetensors"
-    if best.with_suffix(".json").is_file() and result.get("best"):
+    kept = sorted((Path(args.out) / EVALUATED).glob("step-*.safetensors")) if args.choose_on_photos else []
+    if kept:
+        try:
+            rows = choose_checkpoint(kept, CHOOSE_CROPS, CHOOSE_SHRINKS, draws=TUNE_DRAWS, seed=TUNE_SEED,
+                                     log=lambda line: print(line, flush=True))["rows"]
+        except NoValidationPhotos as e:
+            raise SystemExit(f"--choose-on-photos: {e}") from None
+        on_photos = max(rows, key=lambda r: r["score"])
+        source = Path(on_photos["path"])
+        step = read_meta(source)["step"]
+        evaluation = next(h for h in result["history"] if h["step"] == step)
+        exported = {"step": step, "validation_photos": on_photos, "validation": evaluation.get("validation"),
+                    "held_out": {k: v for k, v in evaluation.items() if isinstance(v, float)}}
+        note += ("checkpoint chosen on the whole photos of 10 % of the library's training scene groups, kept out of "
+                 "training, among those of every evaluation)")
+    elif best.with_suffix(".json").is_file() and result.get("best"):
         source, chosen = best, result["best"]
         exported = {"step": chosen["step"], "validation": {**chosen["validation"], "score": chosen["score"]},
                     "held_out": chosen["held_out"]}

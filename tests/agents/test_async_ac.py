@@ -44,6 +44,7 @@ def test_trains_and_writes_everything(tmp_path, algo):
     assert json.loads((out / "config.json").read_text())["algo"] == algo
     # the policy changed from its "change nothing" start
     assert weights(out)["module.policy.actor.weight"].abs().sum() > 0
+    assert not (out / async_ac.EVALUATED).exists()  # kept only when asked
     with pytest.raises(FileExistsError, match="resume"):
         train(cfg)
 
@@ -191,6 +192,26 @@ def test_trains_on_cuda(tmp_path):
 
 
 # -- checkpoint selection on the validation pool -------------------------------------------------------------
+
+def test_keep_evaluated_keeps_the_policy_of_every_evaluation(tmp_path):
+    out = tmp_path / "run"
+    stale = out / async_ac.EVALUATED / "step-000999999.safetensors"  # left by a run killed before its checkpoint
+    stale.parent.mkdir(parents=True)
+    stale.write_bytes(b"old")
+    train(tiny(tmp_path, steps=144, eval_every=48, keep_evaluated=True))
+    history = read_meta(out / "checkpoint.safetensors")["history"]
+    kept = sorted((out / async_ac.EVALUATED).glob("*.safetensors"))
+    assert [p.name for p in kept] == [f"step-{h['step']:09d}.safetensors" for h in history] and not stale.exists()
+    for path, h in zip(kept, history, strict=True):
+        assert read_meta(path)["step"] == h["step"]
+        assert all(k.startswith("module.policy.") for k in load_file(str(path)))  # the policy alone, no optimizer
+        assert load_agent(path).model.config() == load_agent(out).model.config()
+    assert not load_file(str(kept[0]))["module.policy.actor.weight"].any()  # step 0: "change nothing"
+    last = weights(out)
+    assert all(torch.equal(v, last[k]) for k, v in load_file(str(kept[-1])).items())
+    with pytest.raises(ValueError, match="--keep-evaluated needs --algo"):
+        train(tiny(tmp_path, algo="ppo", keep_evaluated=True, out=str(tmp_path / "sb3")))
+
 
 def test_best_checkpoint_is_the_best_validation_score(tmp_path):
     result = train(tiny(tmp_path, steps=288, eval_every=48, lr=3e-3))

@@ -79,3 +79,29 @@ def test_grids_are_parsed_checked_and_written_back():
         tuning.parse_consensus_grid("0.7,1.5", "1", crops_name="--c")
     with pytest.raises(ValueError, match="--shrinks: shrink must be finite"):
         tuning.parse_consensus_grid("0.7", "-1")
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")  # good_photo_split: too few demo photos
+def test_choose_checkpoint_scores_every_kept_policy_on_whole_photos(tmp_path):
+    from deepexpose.agents.train import TrainConfig, train
+    from deepexpose.methods import AgentMethod
+
+    train(TrainConfig(data="demo", holdout="coffee", steps=64, batch=8, workers=1, pool_size=16, eval_size=4,
+                      view=16, k=2, eval_every=32, checkpoint_every=0, validation=0.2, out=str(tmp_path / "run"),
+                      progress=False, keep_evaluated=True, lr=3e-3))
+    kept = sorted((tmp_path / "run" / "evaluated").glob("*.safetensors"))
+    lines = []
+    chosen = tuning.choose_checkpoint(kept, (0.7,), (0.5, 1.5), draws=1, log=lines.append)
+    rows = chosen["rows"]
+    assert [(r["path"], r["crop"], r["shrink"]) for r in rows] == [(str(p), 0.7, s) for p in kept
+                                                                  for s in (0.5, 1.5)]
+    assert len(kept) == 3 and len(lines) == 1 + len(rows) and all("delta_e2000" not in r for r in rows)
+    assert chosen["path"] == max(rows, key=lambda r: r["score"])["path"]
+    cases = tuning.validation_cases(tuning.validation_photos(kept[0]), 1, 0)
+    assert rows[-1] == {"path": str(kept[-1]), "crop": 0.7, "shrink": 1.5,
+                        **tuning.score_cases(AgentMethod(kept[-1], crop=0.7, shrink=1.5), cases, colour=False)}
+    basic = [(x, t) for c, x, t in cases if c == "basic"]  # step 0 changes nothing
+    assert rows[0]["good_psnr"] == 100 and rows[0]["psnr"] == pytest.approx(
+        np.mean([capped_psnr(x, t) for x, t in basic]))
+    with pytest.raises(ValueError, match="needs checkpoints"):
+        tuning.choose_checkpoint(kept, (), (1.0,))

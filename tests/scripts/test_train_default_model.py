@@ -73,3 +73,33 @@ def test_a_run_without_validation_photos_keeps_the_default_setting(recipe, tiny_
     assert "the last checkpoint: no validation score chose one" in meta["note"]
     out = capsys.readouterr().out
     assert "keeps the default consensus setting" in out and '"consensus": null' in out
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")  # good_photo_split: too few demo photos
+def test_choose_on_photos_exports_the_kept_policy_best_on_whole_photos(recipe, tmp_path, monkeypatch, capsys):
+    import json
+
+    from deepexpose.agents.checkpoint import read_meta
+    from deepexpose.agents.train import TrainConfig, train
+    from deepexpose.agents.tuning import choose_checkpoint
+
+    def tiny_train(cfg):  # the recipe's choices, on a run small enough for a test
+        recipe.configs.append(cfg)
+        return train(TrainConfig(data="demo", holdout="coffee", steps=64, batch=8, workers=1, pool_size=16,
+                                 eval_size=4, view=16, k=2, eval_every=32, checkpoint_every=0, validation=0.2,
+                                 out=cfg.out, progress=False, keep_evaluated=cfg.keep_evaluated, lr=3e-3))
+    monkeypatch.setattr(recipe, "train", tiny_train)
+    run, model = tmp_path / "run", tmp_path / "model"
+    assert recipe.main(["--out", str(run), "--model-dir", str(model), "--choose-on-photos",
+                        "--consensus-crops", "0.7", "--consensus-shrinks", "1"]) == 0
+    assert recipe.configs[0].keep_evaluated
+    text = capsys.readouterr().out
+    report = json.loads(text[text.index("{"):])
+    kept = sorted((run / "evaluated").glob("*.safetensors"))
+    rows = choose_checkpoint(kept, recipe.CHOOSE_CROPS, recipe.CHOOSE_SHRINKS, draws=recipe.TUNE_DRAWS,
+                             log=lambda line: None)["rows"]
+    best = max(rows, key=lambda r: r["score"])
+    assert report["from"] == best["path"] and report["validation_photos"] == best
+    meta = read_meta(model / "agent.safetensors")
+    assert meta["trained"]["step"] == report["step"] == read_meta(best["path"])["step"]
+    assert "chosen on the whole photos" in meta["note"] and meta["consensus"] == {"crop": 0.7, "shrink": 1.0}
