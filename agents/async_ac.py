@@ -27,6 +27,7 @@ they are.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import json
 import math
@@ -225,24 +226,28 @@ class Monitor:
 
     def evaluate(self, step: int, generators: list[torch.Generator] | None = None) -> dict:
         """Held-out results at the top level (reporting), ``validation`` (with its ``score``) and ``best_step``;
-        writes ``best.safetensors`` when the validation score is the best so far."""
+        writes ``best.safetensors`` when the validation score is the best so far. Worker processes go on updating
+        the shared policy meanwhile, so a copy taken first is what is scored and what ``best.safetensors`` (and
+        ``evaluated/``) keep."""
         device = next(self.model.parameters()).device
-        held = evaluate(self.model, self.core, self.eval_pool, device=device)
+        scored = copy.deepcopy(self.model)
+        held = evaluate(scored, self.core, self.eval_pool, device=device)
         result = {"step": step, **held}
         message = f"step {step}: held-out " + format_eval(held)
         if self.val_pool is not None:
-            val = evaluate(self.model, self.core, self.val_pool, device=device)
+            val = evaluate(scored, self.core, self.val_pool, device=device)
             score = selection_score(val)
             result["validation"] = {**val, "score": score}
             if self.best is None or score > self.best["score"]:
                 self.best = {"step": step, "score": score, "validation": val, "held_out": held}
-                self.checkpoint(step, generators, BEST)
+                self.checkpoint(step, generators, BEST, policy=scored)
             result["best_step"] = self.best["step"]
             message += (f"\n  validation {format_eval(val)}; score {score:.2f} "
                         f"(best {self.best['score']:.2f} at step {self.best['step']})")
         self.history.append(result)
         if self.cfg.keep_evaluated:
-            self.checkpoint(step, generators, f"{EVALUATED}/step-{step:09d}.safetensors", policy_only=True)
+            self.checkpoint(step, generators, f"{EVALUATED}/step-{step:09d}.safetensors", policy=scored,
+                            policy_only=True)
         if self.tb is not None:
             for key in ("psnr", "delta_e2000", "good_psnr"):
                 if key in result:
@@ -256,15 +261,17 @@ class Monitor:
         return result
 
     def checkpoint(self, step: int, generators: list[torch.Generator] | None, name: str = CHECKPOINT,
-                   policy_only: bool = False) -> None:
+                   policy: ActorCritic | None = None, policy_only: bool = False) -> None:
         """Write ``out/name``: everything a resumed run needs, or with ``policy_only`` the policy alone (loadable
-        by :func:`~deepexpose.agents.policy.load_agent`, not resumable)."""
-        modules = {"policy": self.model, **({"critic": self.critic} if self.critic is not None else {})}
+        by :func:`~deepexpose.agents.policy.load_agent`, not resumable); ``policy``: the weights to write instead
+        of the shared ones (an evaluated copy)."""
+        policy = self.model if policy is None else policy
+        modules = {"policy": policy, **({"critic": self.critic} if self.critic is not None else {})}
         optimizers = {"policy": self.opt, **({"critic": self.critic_opt} if self.critic_opt is not None else {})}
         tensors = {f"generator.{i}": g.get_state() for i, g in enumerate(generators or [])}
         if policy_only:
-            modules, optimizers, tensors = {"policy": self.model}, {}, {}
-        meta = {"step": step, "config": dataclasses.asdict(self.cfg), "model": self.model.config(),
+            modules, optimizers, tensors = {"policy": policy}, {}, {}
+        meta = {"step": step, "config": dataclasses.asdict(self.cfg), "model": policy.config(),
                 "critic": {"width": self.critic.width} if self.critic is not None else None,
                 "history": self.history, "reward": self.cfg.reward, "k": self.cfg.k, "best": self.best,
                 "validation_source": self.validation_source}

@@ -261,6 +261,32 @@ def test_held_out_results_never_choose_the_best(tmp_path, monkeypatch):
     assert [h["best_step"] for h in monitor.history] == [10, 20, 20] and monitor.best["held_out"]["psnr"] == 10.0
 
 
+def test_what_is_kept_is_what_was_scored_while_workers_update_the_policy(tmp_path, monkeypatch):
+    """A worker's update arriving during the evaluation changes neither the scored weights nor the kept ones."""
+    cfg = tiny(tmp_path, keep_evaluated=True)
+    (tmp_path / "run").mkdir()
+    pool = PairPool(torch.zeros(1, 3, 16, 16, dtype=torch.uint8), torch.zeros(1, 3, 16, 16, dtype=torch.uint8))
+    core = EditCore(k=2)
+    model = ActorCritic(core.steps, core.action_dim, use_cnn=False)
+    scored = []
+
+    def evaluate_while_a_worker_updates(policy, core, pool, device):
+        scored.append({k: v.clone() for k, v in policy.state_dict().items()})
+        with torch.no_grad():
+            model.actor.weight.add_(1.0)  # the shared policy moves on
+        return {"psnr": 20.0, "delta_e2000": 5.0, "input_psnr": 18.0, "input_delta_e2000": 9.0}
+    monkeypatch.setattr(async_ac, "evaluate", evaluate_while_a_worker_updates)
+    monitor = Monitor(cfg, model, None, SharedAdam(model.parameters(), 1e-3), None, None, pool, 0, [], pool, None,
+                      "test")
+    monitor.evaluate(10)
+    monitor.close()
+    assert torch.equal(scored[0]["actor.weight"], scored[1]["actor.weight"])  # held-out and validation alike
+    for name in ("best.safetensors", f"{async_ac.EVALUATED}/step-000000010.safetensors"):
+        kept = load_file(str(tmp_path / "run" / name))
+        assert torch.equal(kept["module.policy.actor.weight"], scored[0]["actor.weight"])
+    assert not torch.equal(model.actor.weight, scored[0]["actor.weight"])
+
+
 def test_resume_keeps_the_best_so_far(tmp_path):
     train(tiny(tmp_path, steps=96, eval_every=48))
     best_json = tmp_path / "run" / "best.json"
