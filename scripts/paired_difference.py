@@ -1,0 +1,90 @@
+"""How sure is a difference between two methods measured on the same photos? Paired differences with standard errors.
+
+    .venv/bin/python scripts/paired_difference.py runs/eval/A runs/eval/B
+    .venv/bin/python scripts/paired_difference.py runs/eval/A runs/eval/B --method-a agent --method-b classic
+
+Reads the ``per_image.csv`` of two ``deepexpose evaluate`` runs on the same benchmark (or one run with two methods,
+given twice), pairs their rows by image (the same photo with the same drawn error; images only one run measured
+are left out and counted) and prints, per case group and
+metric, the mean of B − A, the standard deviation of the differences, the standard error of their mean
+(``sd / sqrt(n)``) and ``t = mean / se``: a difference within about two standard errors of 0 is not shown by these
+photos. Positive PSNR and negative CIEDE2000 differences favour B.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import math
+import statistics
+from pathlib import Path
+
+METRICS = ("psnr", "delta_e2000")
+
+
+def read_rows(path: str | Path, method: str) -> dict[str, dict]:
+    """The rows of ``method`` in an evaluate run's ``per_image.csv`` (``path``: the file or its folder), by image."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / "per_image.csv"
+    with open(path, newline="") as f:
+        rows = {r["name"]: r for r in csv.DictReader(f) if r["method"] == method}
+    if not rows:
+        raise ValueError(f"{path} has no rows of method {method!r}")
+    return rows
+
+
+def paired(a: dict[str, dict], b: dict[str, dict], metrics: tuple[str, ...] = METRICS) -> list[dict]:
+    """Per group and metric: ``n``, the means of A and B, and of B − A with its ``sd``, ``se`` and ``t`` (``None``
+    with fewer than two pairs or no spread), over the images both runs measured (``ValueError`` when none)."""
+    common = a.keys() & b.keys()
+    if not common:
+        raise ValueError("the two runs have no image in common")
+    out = []
+    for group in sorted({a[n]["group"] for n in common}):
+        names = sorted(n for n in common if a[n]["group"] == group)
+        for metric in metrics:
+            xa = [float(a[n][metric]) for n in names]
+            xb = [float(b[n][metric]) for n in names]
+            d = [y - x for x, y in zip(xa, xb, strict=True)]
+            mean = statistics.fmean(d)
+            sd = statistics.stdev(d) if len(d) > 1 else None
+            se = sd / math.sqrt(len(d)) if sd else None
+            out.append({"group": group, "metric": metric, "n": len(d), "a": statistics.fmean(xa),
+                        "b": statistics.fmean(xb), "difference": mean, "sd": sd, "se": se,
+                        "t": mean / se if se else None})
+    return out
+
+
+def _cell(value: float | None) -> str:
+    return "" if value is None else f"{value:.2f}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("a", help="evaluate output folder (or its per_image.csv) of A")
+    parser.add_argument("b", help="the same for B")
+    parser.add_argument("--method-a", default="agent", help="method of A's rows (default: agent)")
+    parser.add_argument("--method-b", default="agent", help="method of B's rows (default: agent)")
+    args = parser.parse_args(argv)
+    try:
+        a, b = read_rows(args.a, args.method_a), read_rows(args.b, args.method_b)
+        rows = paired(a, b)
+    except (OSError, ValueError) as e:
+        raise SystemExit(str(e)) from None
+    left_out = {"only_a": len(a.keys() - b.keys()), "only_b": len(b.keys() - a.keys())}
+    if any(left_out.values()):
+        print(f"note: left out the images only one run measured: {left_out['only_a']} of A's, "
+              f"{left_out['only_b']} of B's")
+    print(f"| group | metric | n | A | B | B − A | sd | se | t |\n|{'---|' * 9}")
+    for r in rows:
+        print(f"| {r['group']} | {r['metric']} | {r['n']} | {r['a']:.2f} | {r['b']:.2f} | {r['difference']:+.2f} | "
+              f"{_cell(r['sd'])} | {_cell(r['se'])} | {_cell(r['t'])} |")
+    print(json.dumps({"a": f"{args.a} ({args.method_a})", "b": f"{args.b} ({args.method_b})", "left_out": left_out,
+                      "rows": rows}, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,60 @@
+"""``scripts/paired_difference.py``: paired differences of two evaluate runs, with standard errors."""
+
+import csv
+import math
+import statistics
+
+import pytest
+
+from conftest import load_script
+
+FIELDS = ["name", "group", "method", "psnr", "ssim", "delta_e76", "delta_e2000", "seconds", "exact"]
+
+
+def write_run(folder, rows):
+    folder.mkdir()
+    with open(folder / "per_image.csv", "w", newline="") as f:
+        w = csv.DictWriter(f, FIELDS)
+        w.writeheader()
+        for name, group, method, psnr, de in rows:
+            w.writerow({"name": name, "group": group, "method": method, "psnr": psnr, "ssim": 1, "delta_e76": 0,
+                        "delta_e2000": de, "seconds": 0.1, "exact": False})
+    return folder
+
+
+def test_paired_differences_per_group_and_metric(tmp_path, run_script):
+    a = write_run(tmp_path / "a", [("p1@basic", "basic", "agent", 20, 8), ("p2@basic", "basic", "agent", 22, 6),
+                                   ("p3@basic", "basic", "agent", 24, 5), ("p1@untouched", "untouched", "agent", 40, 1),
+                                   ("p1@basic", "basic", "identity", 0, 0)])
+    b = write_run(tmp_path / "b", [("p3@basic", "basic", "agent", 25, 4), ("p1@basic", "basic", "agent", 21, 8),
+                                   ("p2@basic", "basic", "agent", 24, 5), ("p1@untouched", "untouched", "agent", 42, 1)])
+    report = run_script("paired_difference.py", [str(a), str(b / "per_image.csv")])
+    assert report["left_out"] == {"only_a": 0, "only_b": 0}
+    rows = {(r["group"], r["metric"]): r for r in report["rows"]}
+    psnr = rows["basic", "psnr"]
+    d = [1, 2, 1]  # paired by image, not by order; the identity row is another method
+    assert psnr["n"] == 3 and psnr["a"] == 22 and psnr["b"] == pytest.approx(70 / 3)
+    assert psnr["difference"] == pytest.approx(4 / 3) and psnr["sd"] == pytest.approx(statistics.stdev(d))
+    assert psnr["se"] == pytest.approx(statistics.stdev(d) / math.sqrt(3))
+    assert psnr["t"] == pytest.approx(psnr["difference"] / psnr["se"])
+    assert rows["basic", "delta_e2000"]["difference"] == pytest.approx(-2 / 3)
+    one = rows["untouched", "psnr"]
+    assert one["n"] == 1 and one["difference"] == 2 and one["sd"] is one["se"] is one["t"] is None
+
+
+def test_pairs_only_common_images_and_refuses_none_or_a_missing_method(tmp_path, run_script):
+    paired = load_script("paired_difference.py")
+    a = write_run(tmp_path / "a", [("p1@basic", "basic", "agent", 20, 8), ("p2@basic", "basic", "agent", 20, 8)])
+    b = write_run(tmp_path / "b", [("p1@basic", "basic", "agent", 23, 8), ("p9@basic", "basic", "agent", 0, 9),
+                                   ("p9@falloff", "falloff", "agent", 0, 9)])
+    report = run_script("paired_difference.py", [str(a), str(b)])
+    assert report["left_out"] == {"only_a": 1, "only_b": 2}
+    assert [(r["group"], r["metric"], r["n"], r["difference"]) for r in report["rows"]] == [
+        ("basic", "psnr", 1, 3.0), ("basic", "delta_e2000", 1, 0.0)]
+    c = write_run(tmp_path / "c", [("p7@basic", "basic", "agent", 20, 8)])
+    with pytest.raises(SystemExit, match="no image in common"):
+        paired.main([str(a), str(c)])
+    with pytest.raises(SystemExit, match="no rows of method 'classic'"):
+        paired.main([str(a), str(a), "--method-b", "classic"])
+    with pytest.raises(SystemExit, match="No such file"):
+        paired.main([str(a), str(tmp_path / "missing")])
