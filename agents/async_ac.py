@@ -54,9 +54,10 @@ VALUE_COEF = 0.5
 MAX_GRAD_NORM = 1.0
 CHECKPOINT = "checkpoint.safetensors"
 BEST = "best.safetensors"
-EVALUATED = "evaluated"
-"""Folder of the policies kept at every evaluation (``TrainConfig.keep_evaluated``): ``step-N.safetensors``."""
 """The checkpoint with the best validation score so far (same format as ``checkpoint.safetensors``)."""
+EVALUATED = "evaluated"
+"""Folder of the policies kept at every evaluation (``TrainConfig.keep_evaluated``): ``step-N.safetensors``. Like
+``best.safetensors``, those of a killed run newer than its checkpoint stay when it is resumed."""
 
 
 class SharedAdam(torch.optim.Adam):
@@ -339,7 +340,10 @@ def train_async(cfg: TrainConfig) -> dict:
             generators = _run_processes(ctx, cfg, workers, model, critic, opt, critic_opt, counter, stats,
                                         train_pool, deadline, monitor)
         step = counter.value
-        final = monitor.evaluate(step, generators) if not history or history[-1]["step"] != step else history[-1]
+        # one worker stops after its last update; several may still have been updating during an evaluation at
+        # the final count, so they get a final one of their own
+        done = workers == 1 and history and history[-1]["step"] == step
+        final = history[-1] if done else monitor.evaluate(step, generators)
         monitor.checkpoint(step, generators)
     finally:
         monitor.close()

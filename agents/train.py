@@ -531,10 +531,10 @@ def save_config(cfg: TrainConfig, out: Path) -> None:
 
 def train(cfg: TrainConfig) -> dict:
     """Train ``cfg.algo``; returns the final evaluation (also written to ``out/eval.json``)."""
-    cfg = resolve_data(cfg)
     if cfg.keep_evaluated and cfg.algo not in OWN_ALGOS:
         raise ValueError(f"--keep-evaluated needs --algo {' or '.join(OWN_ALGOS)}: only their agents are loaded by "
                          "deepexpose enhance")
+    cfg = resolve_data(cfg)
     if cfg.algo in OWN_ALGOS:
         from .async_ac import train_async
 

@@ -138,9 +138,12 @@ def choose_checkpoint(paths: Sequence[str | Path], crops: Sequence[float], shrin
     ``TrainConfig.keep_evaluated``) that scores best on the run's whole validation photos with one edit agreed on
     six views as ``deepexpose enhance`` makes it, at its best ``(crop, shrink)`` of the grid: the checkpoint
     selection of ``deepexpose train`` (:func:`~deepexpose.agents.train.selection_score`), but on whole photos
-    rather than 64x64 views. PSNR only (the score needs no CIEDE2000). Returns ``{"path", "rows"}``."""
+    rather than 64x64 views. PSNR only (the score needs no CIEDE2000). Returns ``{"path", "best", "rows"}``, ``best``
+    being the best row."""
     if not paths or not crops or not shrinks:
         raise ValueError("choose_checkpoint needs checkpoints and a grid of at least one crop and one shrink")
+    if draws < 1:
+        raise ValueError(f"draws must be at least 1, got {draws}")
     cases = validation_cases(validation_photos(paths[0]), draws, seed)
     log(f"{'checkpoint':<40} {'crop':>5} {'shrink':>6} {'PSNR':>6} {'untouched':>9} {'score':>6}")
     rows = []
@@ -152,4 +155,5 @@ def choose_checkpoint(paths: Sequence[str | Path], crops: Sequence[float], shrin
                 rows.append(r)
                 log(f"{Path(path).name:<40} {crop:>5} {shrink:>6} {r['psnr']:6.2f} {r['good_psnr']:9.2f} "
                     f"{r['score']:6.2f}")
-    return {"path": max(rows, key=lambda r: r["score"])["path"], "rows": rows}
+    best = max(rows, key=lambda r: r["score"])
+    return {"path": best["path"], "best": best, "rows": rows}

@@ -73,6 +73,11 @@ def chosen_packages(value: str) -> list[str]:
     return packages
 
 
+def _scores(evaluation: dict) -> dict:
+    """The held-out scores of an evaluation (its float entries)."""
+    return {k: v for k, v in evaluation.items() if isinstance(v, float)}
+
+
 def library_packages_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--library-packages", default=",".join(BUNDLED_LIBRARY),
                         help="photo-library packages to train on (default: BUNDLED_LIBRARY, those the bundled "
@@ -119,18 +124,19 @@ def main(argv: list[str] | None = None) -> int:
             f"library packages {', '.join(packages)} (held out: {HOLDOUT} and 20 % of the library's scene groups; ")
     best = Path(args.out) / "best.safetensors"
     kept = sorted((Path(args.out) / EVALUATED).glob("step-*.safetensors")) if args.choose_on_photos else []
+    on_photos = None
     if kept:
         try:
-            rows = choose_checkpoint(kept, CHOOSE_CROPS, CHOOSE_SHRINKS, draws=TUNE_DRAWS, seed=TUNE_SEED,
-                                     log=lambda line: print(line, flush=True))["rows"]
+            on_photos = choose_checkpoint(kept, CHOOSE_CROPS, CHOOSE_SHRINKS, draws=TUNE_DRAWS, seed=TUNE_SEED,
+                                          log=lambda line: print(line, flush=True))["best"]
         except NoValidationPhotos as e:
-            raise SystemExit(f"--choose-on-photos: {e}") from None
-        on_photos = max(rows, key=lambda r: r["score"])
+            print(f"note: --choose-on-photos: {e}; exporting as without it")
+    if on_photos is not None:
         source = Path(on_photos["path"])
         step = read_meta(source)["step"]
         evaluation = next(h for h in result["history"] if h["step"] == step)
         exported = {"step": step, "validation_photos": on_photos, "validation": evaluation.get("validation"),
-                    "held_out": {k: v for k, v in evaluation.items() if isinstance(v, float)}}
+                    "held_out": _scores(evaluation)}
         note += ("checkpoint chosen on the whole photos of 10 % of the library's training scene groups, kept out of "
                  "training, among those of every evaluation)")
     elif best.with_suffix(".json").is_file() and result.get("best"):
@@ -141,8 +147,7 @@ def main(argv: list[str] | None = None) -> int:
     else:
         source = Path(args.out) / "checkpoint.safetensors"
         print(f"note: no {best.name} in {args.out}: exporting the last checkpoint instead")
-        held = {k: v for k, v in result.items() if isinstance(v, float)}
-        exported = {"step": result["steps"], "validation": result.get("validation"), "held_out": held}
+        exported = {"step": result["steps"], "validation": result.get("validation"), "held_out": _scores(result)}
         note += "the last checkpoint: no validation score chose one)"
     tuned = {"setting": None, "chosen": None}
     if crops:  # the model's own consensus setting, chosen on the validation photos that chose its checkpoint

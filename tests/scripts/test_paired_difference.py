@@ -27,7 +27,8 @@ def test_paired_differences_per_group_and_metric(tmp_path, run_script):
                                    ("p3@basic", "basic", "agent", 24, 5), ("p1@untouched", "untouched", "agent", 40, 1),
                                    ("p1@basic", "basic", "identity", 0, 0)])
     b = write_run(tmp_path / "b", [("p3@basic", "basic", "agent", 25, 4), ("p1@basic", "basic", "agent", 21, 8),
-                                   ("p2@basic", "basic", "agent", 24, 5), ("p1@untouched", "untouched", "agent", 42, 1)])
+                                   ("p2@basic", "basic", "agent", 24, 5),
+                                   ("p1@untouched", "untouched", "agent", 42, 1)])
     report = run_script("paired_difference.py", [str(a), str(b / "per_image.csv")])
     assert report["left_out"] == {"only_a": 0, "only_b": 0}
     rows = {(r["group"], r["metric"]): r for r in report["rows"]}

@@ -103,3 +103,27 @@ def test_choose_on_photos_exports_the_kept_policy_best_on_whole_photos(recipe, t
     meta = read_meta(model / "agent.safetensors")
     assert meta["trained"]["step"] == report["step"] == read_meta(best["path"])["step"]
     assert "chosen on the whole photos" in meta["note"] and meta["consensus"] == {"crop": 0.7, "shrink": 1.0}
+
+
+def test_choose_on_photos_without_validation_photos_exports_as_without_it(recipe, tiny_agent, tmp_path, monkeypatch,
+                                                                         capsys):
+    import shutil
+
+    from deepexpose.agents.checkpoint import read_meta
+    from deepexpose.agents.tuning import NoValidationPhotos
+
+    run = tmp_path / "run"
+    (run / "evaluated").mkdir(parents=True)
+    for name in ("checkpoint.safetensors", "checkpoint.json"):
+        shutil.copy(tiny_agent.parent / name, run / name)
+        shutil.copy(tiny_agent.parent / name, run / "evaluated" / name.replace("checkpoint", "step-000000064"))
+
+    def no_photos(*args, **kwargs):
+        raise NoValidationPhotos("this agent's run kept no validation photos: nothing to tune on")
+    monkeypatch.setattr(recipe, "choose_checkpoint", no_photos)
+    assert recipe.main(["--out", str(run), "--model-dir", str(tmp_path / "model"), "--choose-on-photos",
+                        "--consensus-crops", "", "--consensus-shrinks", ""]) == 0
+    out = capsys.readouterr().out
+    assert "--choose-on-photos: this agent's run kept no validation photos" in out
+    assert "the last checkpoint: no validation score chose one" in read_meta(tmp_path / "model" / "agent.safetensors")[
+        "note"]
