@@ -81,6 +81,9 @@ class EvaluateConfig:
     cases: str = "basic"
     """synthetic: comma-separated errors given to each photo: basic (exposure, white balance, contrast,
     saturation), mixed, single, afifi, crosstalk, highlight_rolloff, falloff, untouched (do no harm)"""
+    draws: int = 1
+    """synthetic: errors drawn per photo and case (untouched is drawn once); more draws narrow the standard
+    error of a comparison (scripts/paired_difference.py)"""
     size: int = 512
     """short side images are shrunk to before correction (never enlarged; 0 keeps them whole; FiveK 480p is
     already smaller)"""
@@ -126,7 +129,7 @@ def open_dataset(cfg: EvaluateConfig):
         raise ValueError(f"--dataset {name} has no splits; drop --split {split}")
     if name == "synthetic":
         return registry.make_dataset("synthetic", root=cfg.root or None, cases=cfg.cases, seed=cfg.seed,
-                                     size=cfg.size, limit=cfg.limit)
+                                     size=cfg.size, limit=cfg.limit, draws=cfg.draws)
     if not cfg.root:
         raise ValueError(f"--dataset {name} needs --root, the folder that holds the dataset")
     require_dir(cfg.root, f"{name} dataset root")

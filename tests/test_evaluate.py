@@ -166,6 +166,11 @@ def test_synthetic_untouched_and_saved_outputs_rescore(tmp_path):
     assert (out / "classic" / "p1@basic.png").is_file() and (out / "target" / "p1@basic.png").is_file()
     assert len(run_evaluation(cfg(tmp_path, dataset="synthetic", root=str(photos), cases="basic,untouched",
                                   limit=1, overwrite=True, out=str(tmp_path / "one")))["per_image"]) == 2 * 2
+    drawn = per_method(run_evaluation(cfg(tmp_path, dataset="synthetic", root=str(photos), methods="identity",
+                                          cases="basic,untouched", draws=3, out=str(tmp_path / "drawn"))), "identity")
+    assert sorted(drawn) == ["p0@basic", "p0@basic#1", "p0@basic#2", "p0@untouched",
+                             "p1@basic", "p1@basic#1", "p1@basic#2", "p1@untouched"]
+    assert drawn["p0@basic"]["psnr"] == ident["p0@basic"]["psnr"] != drawn["p0@basic#1"]["psnr"]
     rows, mean = score_paths(out / "classic", out / "target")
     assert mean["psnr"] == pytest.approx(result["summary"]["classic"]["all"]["psnr"], abs=1e-9)
     assert mean["delta_e2000"] == pytest.approx(result["summary"]["classic"]["all"]["delta_e2000"], abs=1e-9)

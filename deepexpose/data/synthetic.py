@@ -111,6 +111,8 @@ class SyntheticPairs(Dataset):
         root: a folder of good photos; ``None`` or ``""``: the held-out photos of the bundled models.
         cases: names of :data:`CASES`. With more than one, names read ``<photo>@<case>``.
         seed: seed of the draws.
+        draws: errors drawn per photo and case (``untouched`` is drawn once); the first draw is the one of
+            ``draws=1``, the others are named ``<photo>@<case>#<d>`` and seeded by that name.
         size: short side the photos are shrunk to (never enlarged; 0 keeps them whole).
         limit: use only the first ``limit`` photos (0: all).
         library: the photo-library cache for the default photos (``""``: the deepexpose cache);
@@ -118,7 +120,8 @@ class SyntheticPairs(Dataset):
     """
 
     def __init__(self, root: str | os.PathLike | None = None, cases: Sequence[str] | str = ("basic",), *,
-                 seed: int = 0, size: int = 512, limit: int = 0, library: str | os.PathLike | None = "") -> None:
+                 seed: int = 0, size: int = 512, limit: int = 0, library: str | os.PathLike | None = "",
+                 draws: int = 1) -> None:
         cases = [c.strip() for c in cases.split(",")] if isinstance(cases, str) else [str(c) for c in cases]
         cases = [c for c in cases if c]
         if not cases:
@@ -127,6 +130,8 @@ class SyntheticPairs(Dataset):
             raise ValueError(f"unknown case(s) {', '.join(bad)}; choose from {', '.join(CASES)}")
         if size < 0:
             raise ValueError(f"size must be >= 0, got {size}")
+        if draws < 1:
+            raise ValueError(f"draws must be at least 1, got {draws}")
         if root:
             photos, self.notes = folder_photos(root), []
         else:
@@ -135,19 +140,22 @@ class SyntheticPairs(Dataset):
             photos = photos[:limit]
         if not photos:
             raise DatasetLayoutError(f"no photos to make synthetic pairs from in {root or 'the held-out photos'}")
-        self.photos, self.cases, self.seed, self.size = photos, cases, seed, size
+        self.photos, self.cases, self.seed, self.size, self.draws = photos, cases, seed, size, draws
         self.skipped: list[str] = []
+        self._items = [(p, case, d) for p in range(len(photos)) for case in cases
+                       for d in range(1 if case == "untouched" else draws)]
 
     def __len__(self) -> int:
-        return len(self.photos) * len(self.cases)
+        return len(self._items)
 
     @property
     def names(self) -> list[str]:
         return [self._name(i) for i in range(len(self))]
 
     def _name(self, index: int) -> str:
-        photo, case = self.photos[index // len(self.cases)][0], self.cases[index % len(self.cases)]
-        return photo if len(self.cases) == 1 else f"{photo}@{case}"
+        p, case, d = self._items[index]
+        name = self.photos[p][0] if len(self.cases) == 1 and self.draws == 1 else f"{self.photos[p][0]}@{case}"
+        return f"{name}#{d}" if d else name
 
     def __getitem__(self, index: int) -> dict:
         from deepexpose.io import from_tensor, quantize
@@ -156,11 +164,12 @@ class SyntheticPairs(Dataset):
             index += len(self)
         if not 0 <= index < len(self):
             raise IndexError(f"index {index} out of range for {len(self)} synthetic pairs")
-        (photo, load), case = self.photos[index // len(self.cases)], self.cases[index % len(self.cases)]
+        p, case, d = self._items[index]
+        photo, load = self.photos[p]
         original = load()
         if self.size:
             original = shrink_short_side(original, self.size)
-        g = torch.Generator().manual_seed(case_seed(self.seed, photo, case))
+        g = torch.Generator().manual_seed(case_seed(self.seed, photo, f"{case}#{d}" if d else case))
         detuned, record = apply_case(original.unsqueeze(0), case, g)
 
         def as_8bit(t: torch.Tensor) -> torch.Tensor:
@@ -170,4 +179,5 @@ class SyntheticPairs(Dataset):
                 "params": record}
 
     def __repr__(self) -> str:
-        return f"SyntheticPairs(photos={len(self.photos)}, cases={self.cases}, seed={self.seed}, size={self.size})"
+        return (f"SyntheticPairs(photos={len(self.photos)}, cases={self.cases}, seed={self.seed}, size={self.size}"
+                f"{f', draws={self.draws}' if self.draws > 1 else ''})")

@@ -57,6 +57,22 @@ def test_draws_depend_only_on_seed_photo_and_case(tmp_path):
     assert case_seed(1, "p0", "falloff") != case_seed(1, "p0", "basic")
 
 
+def test_more_draws_add_errors_of_their_own_and_keep_the_first(tmp_path):
+    root = _photos(tmp_path)
+    one = SyntheticPairs(root, cases="basic,untouched", seed=1)
+    three = SyntheticPairs(root, cases="basic,untouched", seed=1, draws=3)
+    assert len(three) == 3 * (3 + 1)  # untouched is drawn once
+    assert three.names[:4] == ["p0@basic", "p0@basic#1", "p0@basic#2", "p0@untouched"]
+    assert torch.equal(three[0]["input"], one[0]["input"]) and three[0]["name"] == one[0]["name"]
+    inputs = [three[i]["input"] for i in range(3)]
+    assert not torch.equal(inputs[0], inputs[1]) and not torch.equal(inputs[1], inputs[2])
+    assert all(torch.equal(three[i]["target"], one[0]["target"]) for i in range(3)) and three[1]["case"] == "basic"
+    assert SyntheticPairs(root, cases="crosstalk", draws=2).names[:2] == ["p0@crosstalk", "p0@crosstalk#1"]
+    assert "draws=3" in repr(three) and "draws" not in repr(one)
+    with pytest.raises(ValueError, match="draws must be at least 1"):
+        SyntheticPairs(root, draws=0)
+
+
 def test_size_shrinks_the_short_side(tmp_path):
     item = SyntheticPairs(_photos(tmp_path), size=15)[0]
     assert item["input"].shape == item["target"].shape == (3, 15, 20)
