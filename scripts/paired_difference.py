@@ -5,9 +5,9 @@
 
 Reads the ``per_image.csv`` of two ``deepexpose evaluate`` runs on the same benchmark (or one run with two methods,
 given twice), pairs their rows by image (the same photo with the same drawn error; images only one run measured
-are left out and counted) and prints, per case group and
-metric, the mean of B − A, the standard deviation of the differences, the standard error of their mean
-(``sd / sqrt(n)``) and ``t = mean / se``: a difference within about two standard errors of 0 is not shown by these
+are left out and counted) and prints, per case group and metric, the mean of B − A, the standard deviation of the
+differences, the standard error of their mean (over photos: the errors ``evaluate --draws`` gives one photo are not
+independent) and ``t = mean / se``: a difference within about two standard errors of 0 is not shown by these
 photos. Positive PSNR and negative CIEDE2000 differences favour B.
 """
 
@@ -35,9 +35,17 @@ def read_rows(path: str | Path, method: str) -> dict[str, dict]:
     return rows
 
 
+def photo_of(name: str) -> str:
+    """The photo an image of the synthetic benchmark was made from: its name before ``@`` (case) and ``#`` (draw)."""
+    return name.split("@")[0].split("#")[0]
+
+
 def paired(a: dict[str, dict], b: dict[str, dict], metrics: tuple[str, ...] = METRICS) -> list[dict]:
-    """Per group and metric: ``n``, the means of A and B, and of B − A with its ``sd``, ``se`` and ``t`` (``None``
-    with fewer than two pairs or no spread), over the images both runs measured (``ValueError`` when none)."""
+    """Per group and metric over the images both runs measured (``ValueError`` when none): ``n`` images of
+    ``photos`` photos, the means of A and B, and of B − A with the ``sd`` of the differences, the standard error
+    ``se`` and ``t = mean / se``. Several errors drawn on one photo are not independent, so ``se`` is that of the
+    photos' mean differences, ``sd(photo means) / sqrt(photos)`` (with one error per photo the usual one); ``None``
+    with fewer than two photos or no spread."""
     common = a.keys() & b.keys()
     if not common:
         raise ValueError("the two runs have no image in common")
@@ -48,12 +56,17 @@ def paired(a: dict[str, dict], b: dict[str, dict], metrics: tuple[str, ...] = ME
             xa = [float(a[n][metric]) for n in names]
             xb = [float(b[n][metric]) for n in names]
             d = [y - x for x, y in zip(xa, xb, strict=True)]
+            by_photo: dict[str, list[float]] = {}
+            for name, diff in zip(names, d, strict=True):
+                by_photo.setdefault(photo_of(name), []).append(diff)
+            means = [statistics.fmean(v) for v in by_photo.values()]
             mean = statistics.fmean(d)
             sd = statistics.stdev(d) if len(d) > 1 else None
-            se = sd / math.sqrt(len(d)) if sd else None
-            out.append({"group": group, "metric": metric, "n": len(d), "a": statistics.fmean(xa),
-                        "b": statistics.fmean(xb), "difference": mean, "sd": sd, "se": se,
-                        "t": mean / se if se else None})
+            spread = statistics.stdev(means) if len(means) > 1 else None
+            se = spread / math.sqrt(len(means)) if spread else None
+            out.append({"group": group, "metric": metric, "n": len(d), "photos": len(means),
+                        "a": statistics.fmean(xa), "b": statistics.fmean(xb), "difference": mean, "sd": sd,
+                        "se": se, "t": mean / se if se else None})
     return out
 
 
@@ -77,10 +90,10 @@ def main(argv: list[str] | None = None) -> int:
     if any(left_out.values()):
         print(f"note: left out the images only one run measured: {left_out['only_a']} of A's, "
               f"{left_out['only_b']} of B's")
-    print(f"| group | metric | n | A | B | B − A | sd | se | t |\n|{'---|' * 9}")
+    print(f"| group | metric | images | photos | A | B | B − A | sd | se | t |\n|{'---|' * 10}")
     for r in rows:
-        print(f"| {r['group']} | {r['metric']} | {r['n']} | {r['a']:.2f} | {r['b']:.2f} | {r['difference']:+.2f} | "
-              f"{_cell(r['sd'])} | {_cell(r['se'])} | {_cell(r['t'])} |")
+        print(f"| {r['group']} | {r['metric']} | {r['n']} | {r['photos']} | {r['a']:.2f} | {r['b']:.2f} | "
+              f"{r['difference']:+.2f} | {_cell(r['sd'])} | {_cell(r['se'])} | {_cell(r['t'])} |")
     print(json.dumps({"a": f"{args.a} ({args.method_a})", "b": f"{args.b} ({args.method_b})", "left_out": left_out,
                       "rows": rows}, indent=2))
     return 0

@@ -34,7 +34,7 @@ def test_paired_differences_per_group_and_metric(tmp_path, run_script):
     rows = {(r["group"], r["metric"]): r for r in report["rows"]}
     psnr = rows["basic", "psnr"]
     d = [1, 2, 1]  # paired by image, not by order; the identity row is another method
-    assert psnr["n"] == 3 and psnr["a"] == 22 and psnr["b"] == pytest.approx(70 / 3)
+    assert (psnr["n"], psnr["photos"]) == (3, 3) and psnr["a"] == 22 and psnr["b"] == pytest.approx(70 / 3)
     assert psnr["difference"] == pytest.approx(4 / 3) and psnr["sd"] == pytest.approx(statistics.stdev(d))
     assert psnr["se"] == pytest.approx(statistics.stdev(d) / math.sqrt(3))
     assert psnr["t"] == pytest.approx(psnr["difference"] / psnr["se"])
@@ -59,3 +59,20 @@ def test_pairs_only_common_images_and_refuses_none_or_a_missing_method(tmp_path,
         paired.main([str(a), str(a), "--method-b", "classic"])
     with pytest.raises(SystemExit, match="No such file"):
         paired.main([str(a), str(tmp_path / "missing")])
+
+
+def test_draws_of_one_photo_count_once_in_the_standard_error(tmp_path, run_script):
+    a = write_run(tmp_path / "a", [("p1@basic", "basic", "agent", 20, 8), ("p1@basic#1", "basic", "agent", 20, 8),
+                                   ("p2@basic", "basic", "agent", 20, 8), ("p2@basic#1", "basic", "agent", 20, 8),
+                                   ("p3@basic", "basic", "agent", 20, 8), ("p3@basic#1", "basic", "agent", 20, 8)])
+    b = write_run(tmp_path / "b", [("p1@basic", "basic", "agent", 21, 8), ("p1@basic#1", "basic", "agent", 23, 8),
+                                   ("p2@basic", "basic", "agent", 20, 8), ("p2@basic#1", "basic", "agent", 20, 8),
+                                   ("p3@basic", "basic", "agent", 24, 8), ("p3@basic#1", "basic", "agent", 20, 8)])
+    psnr = run_script("paired_difference.py", [str(a), str(b)])["rows"][0]
+    photo_means = [2, 0, 2]
+    assert (psnr["n"], psnr["photos"]) == (6, 3) and psnr["difference"] == pytest.approx(8 / 6)
+    assert psnr["sd"] == pytest.approx(statistics.stdev([1, 3, 0, 0, 4, 0]))
+    assert psnr["se"] == pytest.approx(statistics.stdev(photo_means) / math.sqrt(3))
+    paired = load_script("paired_difference.py")
+    assert [paired.photo_of(n) for n in ("lib/x@basic#2", "lib/x@untouched", "p0", "p0#1")] == ["lib/x", "lib/x",
+                                                                                              "p0", "p0"]
