@@ -112,7 +112,7 @@ class SyntheticPairs(Dataset):
         cases: names of :data:`CASES`. With more than one, names read ``<photo>@<case>``.
         seed: seed of the draws.
         draws: errors drawn per photo and case (``untouched`` is drawn once); the first draw is the one of
-            ``draws=1``, the others are named ``<photo>@<case>#<d>`` and seeded by that name.
+            ``draws=1``, named as it, the others are named ``<photo>@<case>#<d>`` and seeded by that name.
         size: short side the photos are shrunk to (never enlarged; 0 keeps them whole).
         limit: use only the first ``limit`` photos (0: all).
         library: the photo-library cache for the default photos (``""``: the deepexpose cache);
@@ -154,8 +154,10 @@ class SyntheticPairs(Dataset):
 
     def _name(self, index: int) -> str:
         p, case, d = self._items[index]
-        name = self.photos[p][0] if len(self.cases) == 1 and self.draws == 1 else f"{self.photos[p][0]}@{case}"
-        return f"{name}#{d}" if d else name
+        photo = self.photos[p][0]
+        if d:
+            return f"{photo}@{case}#{d}"
+        return photo if len(self.cases) == 1 else f"{photo}@{case}"
 
     def __getitem__(self, index: int) -> dict:
         from deepexpose.io import from_tensor, quantize

@@ -67,7 +67,7 @@ def test_more_draws_add_errors_of_their_own_and_keep_the_first(tmp_path):
     inputs = [three[i]["input"] for i in range(3)]
     assert not torch.equal(inputs[0], inputs[1]) and not torch.equal(inputs[1], inputs[2])
     assert all(torch.equal(three[i]["target"], one[0]["target"]) for i in range(3)) and three[1]["case"] == "basic"
-    assert SyntheticPairs(root, cases="crosstalk", draws=2).names[:2] == ["p0@crosstalk", "p0@crosstalk#1"]
+    assert SyntheticPairs(root, cases="crosstalk", draws=2).names[:2] == ["p0", "p0@crosstalk#1"]
     assert "draws=3" in repr(three) and "draws" not in repr(one)
     with pytest.raises(ValueError, match="draws must be at least 1"):
         SyntheticPairs(root, draws=0)
