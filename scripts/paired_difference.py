@@ -20,6 +20,8 @@ import math
 import statistics
 from pathlib import Path
 
+from deepexpose.data.synthetic import photo_of
+
 METRICS = ("psnr", "delta_e2000")
 
 
@@ -33,11 +35,6 @@ def read_rows(path: str | Path, method: str) -> dict[str, dict]:
     if not rows:
         raise ValueError(f"{path} has no rows of method {method!r}")
     return rows
-
-
-def photo_of(name: str) -> str:
-    """The photo an image of the synthetic benchmark was made from: its name before ``@`` (case) and ``#`` (draw)."""
-    return name.split("@")[0].split("#")[0]
 
 
 def paired(a: dict[str, dict], b: dict[str, dict], metrics: tuple[str, ...] = METRICS) -> list[dict]:

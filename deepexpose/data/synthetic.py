@@ -104,6 +104,12 @@ def folder_photos(root: str | os.PathLike) -> list[Photo]:
     return [(name, (lambda i=i: folder[i]["image"])) for i, name in enumerate(folder.names)]
 
 
+def photo_of(name: str) -> str:
+    """The photo a :class:`SyntheticPairs` image name was made from: the name before ``@`` (case) and ``#``
+    (draw)."""
+    return name.split("@")[0].split("#")[0]
+
+
 class SyntheticPairs(Dataset):
     """``{"input", "target", "name", "case", "params"}`` for every photo and case (see the module docstring).
 

@@ -12,7 +12,7 @@ from PIL import Image
 import deepexpose
 from conftest import cached_package
 from deepexpose.data.registry import make_dataset
-from deepexpose.data.synthetic import (BUNDLED_LIBRARY, CASES, SyntheticPairs, apply_case, case_seed,
+from deepexpose.data.synthetic import (BUNDLED_LIBRARY, CASES, SyntheticPairs, apply_case, case_seed, photo_of,
                                        held_out_photos)
 
 
@@ -69,6 +69,8 @@ def test_more_draws_add_errors_of_their_own_and_keep_the_first(tmp_path):
     assert all(torch.equal(three[i]["target"], one[0]["target"]) for i in range(3)) and three[1]["case"] == "basic"
     assert SyntheticPairs(root, cases="crosstalk", draws=2).names[:2] == ["p0", "p0@crosstalk#1"]
     assert "draws=3" in repr(three) and "draws" not in repr(one)
+    assert {photo_of(n) for n in three.names} == {"p0", "p1", "p2"} == {photo_of(n) for n in
+                                                                       SyntheticPairs(root, draws=2).names}
     with pytest.raises(ValueError, match="draws must be at least 1"):
         SyntheticPairs(root, draws=0)
 
