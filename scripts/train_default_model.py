@@ -15,16 +15,16 @@ baselines (``scripts/train_baselines.py``) on the same packages, since the held-
 in it. The reserved evaluation packages (mate-backgrounds, plasma-workspace-wallpapers) are never fetched.
 
 The exported checkpoint is chosen on validation photos: 10 % of the library's *training* scene groups, kept out
-of training (``best.safetensors`` of the run, the best validation score; see
-:func:`deepexpose.agents.train.selection_score`). Its consensus setting (crop and shrink of the six views
-``deepexpose enhance`` agrees on) is then chosen on the same photos, whole, from the grid of
-``--consensus-crops`` and ``--consensus-shrinks`` (:func:`deepexpose.agents.tuning.tune_consensus`), and carried in
-the model's JSON. With ``--choose-on-photos`` the run keeps the policy of every evaluation and the one exported is
-the best on the same validation photos, whole, with one edit agreed on six views as ``deepexpose enhance`` makes
-it (:func:`deepexpose.agents.tuning.choose_checkpoint`), not the best on their 64x64 views. Neither checkpoint nor
-setting is ever chosen on the held-out photos, whose results are only reported. The run goes to
-``runs/default-model``; the exported model keeps only the policy weights, its set-up, the training config, the
-evaluation history and the consensus setting.
+of training. By default (``--choose-on-photos``) the run keeps the policy of every evaluation and exports the one
+that scores best on these photos, whole, with one edit agreed on six views as ``deepexpose enhance`` makes it
+(:func:`deepexpose.agents.tuning.choose_checkpoint`); with ``--no-choose-on-photos`` it exports the run's
+``best.safetensors``, the best score on their 64x64 views (:func:`deepexpose.agents.train.selection_score`). The
+consensus setting (crop and shrink of the six views ``deepexpose enhance`` agrees on) is then chosen on the same
+photos, whole, from the grid of ``--consensus-crops`` and ``--consensus-shrinks``
+(:func:`deepexpose.agents.tuning.tune_consensus`), and carried in the model's JSON. Neither checkpoint nor setting
+is ever chosen on the held-out photos, whose results are only reported. The policy sees the log-chroma
+white-balance estimate (``--chroma``, on by default). The run goes to ``runs/default-model``; the exported model
+keeps only the policy weights, its set-up, the training config, the evaluation history and the consensus setting.
 """
 
 from __future__ import annotations
@@ -49,7 +49,7 @@ CHOOSE_CROPS, CHOOSE_SHRINKS = (0.7,), (0.5, 1.5)  # --choose-on-photos: the set
 MODEL_DIR = Path(__file__).resolve().parent.parent / "deepexpose" / "models"
 
 
-def default_config(minutes: float, out: str, packages: list[str], seed: int = 0, chroma: bool = False) -> TrainConfig:
+def default_config(minutes: float, out: str, packages: list[str], seed: int = 0, chroma: bool = True) -> TrainConfig:
     return TrainConfig(algo="adpg", data="library", library_packages=",".join(packages), holdout=HOLDOUT,
                        scheme="mixed", eval_scheme="basic", pool_size=8192, eval_size=256, minutes=minutes,
                        steps=10 ** 9, colour_stats=True, deadzone=0.05, chroma=chroma, validation=0.1,
@@ -91,20 +91,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model-dir", default=str(MODEL_DIR), help="where the exported model goes")
     parser.add_argument("--seed", type=int, default=0, help="seed of the photos' views, the networks and the "
                         "workers (default: 0, the bundled model's)")
-    parser.add_argument("--chroma", action="store_true",
-                        help="add the log-chroma white-balance estimate (deepexpose train --chroma; the bundled "
-                             "model is trained without it)")
+    parser.add_argument("--chroma", action=argparse.BooleanOptionalAction, default=True,
+                        help="add the log-chroma white-balance estimate (deepexpose train --chroma; default: on, "
+                             "as the bundled model was trained)")
     parser.add_argument("--consensus-crops", default=grid_text(GRID_CROPS),
                         help=f"crop sides of the consensus grid tried on the validation photos (default: "
                              f"{grid_text(GRID_CROPS)}); empty, with --consensus-shrinks '': no tuning, the model "
                              "keeps the default setting")
     parser.add_argument("--consensus-shrinks", default=grid_text(GRID_SHRINKS),
                         help=f"shrink factors of that grid (default: {grid_text(GRID_SHRINKS)})")
-    parser.add_argument("--choose-on-photos", action="store_true",
+    parser.add_argument("--choose-on-photos", action=argparse.BooleanOptionalAction, default=True,
                         help="keep the policy of every evaluation and export the one that scores best on the whole "
                              "validation photos with one edit agreed on six views, as enhance makes it (crop "
                              f"{grid_text(CHOOSE_CROPS)}, shrinks {grid_text(CHOOSE_SHRINKS)}), instead of the best "
-                             "on 64x64 validation views")
+                             "on 64x64 validation views (default: on, as the bundled model was chosen)")
     library_packages_option(parser)
     args = parser.parse_args(argv)
 

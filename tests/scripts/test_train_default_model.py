@@ -28,9 +28,9 @@ def test_exports_the_checkpoint_with_the_consensus_setting_chosen_on_validation(
 
     run = tiny_agent.parent
     assert recipe.main(["--out", str(run), "--model-dir", str(tmp_path), "--consensus-crops", "0.6,0.8",
-                        "--consensus-shrinks", "0,1", "--minutes", "0.5", "--chroma"]) == 0
+                        "--consensus-shrinks", "0,1", "--minutes", "0.5", "--no-choose-on-photos"]) == 0
     cfg, = recipe.configs
-    assert (cfg.chroma, cfg.minutes, cfg.out, cfg.algo) == (True, 0.5, str(run), "adpg")
+    assert (cfg.chroma, cfg.keep_evaluated, cfg.minutes, cfg.out, cfg.algo) == (True, False, 0.5, str(run), "adpg")
     meta = read_meta(tmp_path / "agent.safetensors")
     expected = tune_consensus(tiny_agent, (0.6, 0.8), (0.0, 1.0), draws=3, log=lambda line: None)["setting"]
     assert meta["consensus"] == expected and "consensus setting chosen" in meta["note"]
@@ -39,12 +39,19 @@ def test_exports_the_checkpoint_with_the_consensus_setting_chosen_on_validation(
     assert '"consensus": {' in report and "exporting the last checkpoint" in report
 
 
-def test_no_chroma_by_default_and_no_tuning(recipe, tiny_agent, tmp_path):
+def test_chroma_and_choosing_on_photos_by_default_and_each_can_be_turned_off(recipe, tiny_agent, tmp_path):
+    assert recipe.main(["--out", str(tiny_agent.parent), "--model-dir", str(tmp_path / "a"),
+                        "--consensus-crops", "", "--consensus-shrinks", ""]) == 0
+    assert recipe.main(["--out", str(tiny_agent.parent), "--model-dir", str(tmp_path / "b"), "--no-chroma",
+                        "--no-choose-on-photos", "--consensus-crops", "", "--consensus-shrinks", ""]) == 0
+    assert [(c.chroma, c.keep_evaluated) for c in recipe.configs] == [(True, True), (False, False)]
+
+
+def test_no_tuning_with_an_empty_grid(recipe, tiny_agent, tmp_path):
     from deepexpose.agents.checkpoint import read_meta
 
     assert recipe.main(["--out", str(tiny_agent.parent), "--model-dir", str(tmp_path),
                         "--consensus-crops", "", "--consensus-shrinks", ""]) == 0
-    assert recipe.configs[0].chroma is False
     meta = read_meta(tmp_path / "agent.safetensors")
     assert "consensus" not in meta and "consensus setting" not in meta["note"]
 
