@@ -148,21 +148,24 @@ class AgentPolicy:
 
 
 def export_agent(checkpoint: str | Path, out: str | Path, *, note: str = "",
-                 consensus: dict[str, float] | None = None) -> Path:
-    """Write the inference-only model of a training checkpoint (``checkpoint.safetensors`` or the run's
-    ``best.safetensors``) or of an exported model to ``out`` (``.safetensors`` + ``.json``); ``trained`` in its
-    JSON keeps the step, config, evaluation history and the best validation result of the run. ``consensus``
-    (``{"crop": c, "shrink": s}``, see :func:`consensus_setting`) is the model's own consensus setting; without
-    it an exported model keeps the one it has, if any, and its note unless ``note`` is given. ``out`` must not
-    share a file with ``checkpoint`` (:func:`check_export_target`)."""
+                 consensus: dict[str, float] | None = None, chosen: dict | None = None) -> Path:
+    """Write the inference-only model of a training checkpoint (``checkpoint.safetensors``, the run's
+    ``best.safetensors`` or a policy it kept in ``evaluated/``) or of an exported model to ``out`` (``.safetensors``
+    + ``.json``); ``trained`` in its JSON keeps the step, config, evaluation history and the best validation result
+    of the run on 64x64 views (``best``), and ``chosen``, how this checkpoint was chosen (e.g. ``{"by": ..., "step":
+    ..., "score": ...}``), when given. ``consensus`` (``{"crop": c, "shrink": s}``, see :func:`consensus_setting`)
+    is the model's own consensus setting; without it (or ``chosen``, or ``note``) an exported model keeps the one
+    it has, if any. ``out`` must not share a file with ``checkpoint`` (:func:`check_export_target`)."""
     source, target = check_export_target(checkpoint, out)
     policy = load_agent(source)
     if policy.meta.get("kind") == KIND:  # re-exporting an exported model: keep its record
-        trained, note = policy.meta.get("trained", {}), note or policy.meta.get("note", "")
+        trained, note = dict(policy.meta.get("trained", {})), note or policy.meta.get("note", "")
         consensus = consensus if consensus is not None else policy.meta.get("consensus")
     else:
         keep = ("step", "config", "history", "best", "validation_source")
         trained = {k: policy.meta[k] for k in keep if k in policy.meta}
+    if chosen is not None:
+        trained["chosen"] = dict(chosen)
     meta = {"kind": KIND, "model": policy.model.config(), **policy.setup(), "note": note, "trained": trained}
     if consensus is not None:
         meta["consensus"] = consensus_setting({"consensus": consensus})

@@ -46,6 +46,10 @@ from deepexpose.data.synthetic import BUNDLED_LIBRARY, EXCLUDED_PACKAGES, HELD_O
 HOLDOUT = HELD_OUT_DEMO
 TUNE_DRAWS, TUNE_SEED = 3, 0  # the basic errors per validation photo that score each consensus setting
 CHOOSE_CROPS, CHOOSE_SHRINKS = (0.7,), (0.5, 1.5)  # --choose-on-photos: the settings each kept policy is scored at
+# how the exported checkpoint was chosen, in its JSON as trained.chosen.by
+CHOSEN_ON_PHOTOS = "whole validation photos, one edit agreed on six views"
+CHOSEN_ON_VIEWS = "64x64 validation views (best.safetensors)"
+CHOSEN_LAST = "last checkpoint (no validation score)"
 MODEL_DIR = Path(__file__).resolve().parent.parent / "deepexpose" / "models"
 
 
@@ -137,17 +141,20 @@ def main(argv: list[str] | None = None) -> int:
         evaluation = next(h for h in result["history"] if h["step"] == step)
         exported = {"step": step, "validation_photos": on_photos, "validation": evaluation.get("validation"),
                     "held_out": _scores(evaluation)}
+        how = {"by": CHOSEN_ON_PHOTOS, "step": step, **{k: v for k, v in on_photos.items() if k != "path"}}
         note += ("checkpoint chosen on the whole photos of 10 % of the library's training scene groups, kept out of "
                  "training, among those of every evaluation)")
     elif best.with_suffix(".json").is_file() and result.get("best"):
         source, chosen = best, result["best"]
         exported = {"step": chosen["step"], "validation": {**chosen["validation"], "score": chosen["score"]},
                     "held_out": chosen["held_out"]}
+        how = {"by": CHOSEN_ON_VIEWS, "step": chosen["step"], "score": chosen["score"]}
         note += "checkpoint chosen on 10 % of the library's training scene groups, kept out of training)"
     else:
         source = Path(args.out) / "checkpoint.safetensors"
         print(f"note: no {best.name} in {args.out}: exporting the last checkpoint instead")
         exported = {"step": result["steps"], "validation": result.get("validation"), "held_out": _scores(result)}
+        how = {"by": CHOSEN_LAST, "step": result["steps"]}
         note += "the last checkpoint: no validation score chose one)"
     tuned = {"setting": None, "chosen": None}
     if crops:  # the model's own consensus setting, chosen on the validation photos that chose its checkpoint
@@ -158,7 +165,7 @@ def main(argv: list[str] | None = None) -> int:
                      f"draws, seed {TUNE_SEED})")
         except NoValidationPhotos as e:
             print(f"note: {e}; the model keeps the default consensus setting")
-    export_agent(source, target, note=note, consensus=tuned["setting"])
+    export_agent(source, target, note=note, consensus=tuned["setting"], chosen=how)
     size = target.stat().st_size + target.with_suffix(".json").stat().st_size
     print(json.dumps({"model": str(target), "bytes": size, "from": str(source),
                       "validation_source": result.get("validation_source"), **exported, "consensus": tuned["chosen"]},

@@ -134,6 +134,21 @@ def test_consensus_setting_is_the_models_own_or_the_default():
             consensus_setting({"consensus": bad})
 
 
+def test_export_records_how_the_checkpoint_was_chosen_and_a_re_export_keeps_it(tmp_path):
+    from deepexpose.agents.checkpoint import read_meta
+
+    training_checkpoint(tmp_path / "run" / "checkpoint.safetensors")
+    assert "chosen" not in read_meta(export_agent(tmp_path / "run", tmp_path / "plain.safetensors"))["trained"]
+    chosen = {"by": "whole validation photos", "step": 123, "score": 25.5}
+    first = export_agent(tmp_path / "run", tmp_path / "a.safetensors", chosen=chosen)
+    assert read_meta(first)["trained"]["chosen"] == chosen
+    again = read_meta(export_agent(first, tmp_path / "b.safetensors", consensus={"crop": 0.6, "shrink": 0.5}))
+    assert again["trained"]["chosen"] == chosen and again["trained"]["step"] == 123
+    other = read_meta(export_agent(first, tmp_path / "c.safetensors", chosen={"by": "last checkpoint", "step": 123}))
+    assert other["trained"]["chosen"] == {"by": "last checkpoint", "step": 123}
+    assert read_meta(first)["trained"]["chosen"] == chosen  # the source is not changed
+
+
 def test_export_carries_a_consensus_setting_and_never_overwrites_its_input(tmp_path):
     from deepexpose.agents.checkpoint import read_meta
 

@@ -35,6 +35,7 @@ def test_exports_the_checkpoint_with_the_consensus_setting_chosen_on_validation(
     expected = tune_consensus(tiny_agent, (0.6, 0.8), (0.0, 1.0), draws=3, log=lambda line: None)["setting"]
     assert meta["consensus"] == expected and "consensus setting chosen" in meta["note"]
     assert meta["trained"]["step"] == read_meta(tiny_agent)["step"]
+    assert meta["trained"]["chosen"] == {"by": recipe.CHOSEN_LAST, "step": 64}
     report = capsys.readouterr().out
     assert '"consensus": {' in report and "exporting the last checkpoint" in report
 
@@ -110,6 +111,9 @@ def test_choose_on_photos_exports_the_kept_policy_best_on_whole_photos(recipe, t
     meta = read_meta(model / "agent.safetensors")
     assert meta["trained"]["step"] == report["step"] == read_meta(best["path"])["step"]
     assert "chosen on the whole photos" in meta["note"] and meta["consensus"] == {"crop": 0.7, "shrink": 1.0}
+    chosen = meta["trained"]["chosen"]
+    assert chosen["by"] == recipe.CHOSEN_ON_PHOTOS and chosen["step"] == report["step"]
+    assert (chosen["score"], chosen["crop"], chosen["shrink"]) == (best["score"], best["crop"], best["shrink"])
 
 
 def test_choose_on_photos_without_validation_photos_exports_as_without_it(recipe, tiny_agent, tmp_path, monkeypatch,
@@ -134,3 +138,25 @@ def test_choose_on_photos_without_validation_photos_exports_as_without_it(recipe
     assert "--choose-on-photos: this agent's run kept no validation photos" in out
     assert "the last checkpoint: no validation score chose one" in read_meta(tmp_path / "model" / "agent.safetensors")[
         "note"]
+
+
+def test_without_choose_on_photos_exports_the_run_best_on_views(recipe, tiny_agent, tmp_path, monkeypatch, capsys):
+    import json
+    import shutil
+
+    from deepexpose.agents.checkpoint import read_meta
+
+    run = tmp_path / "run"
+    run.mkdir()
+    for name in ("checkpoint.safetensors", "checkpoint.json"):
+        shutil.copy(tiny_agent.parent / name, run / name.replace("checkpoint", "best"))
+    best = {"step": 32, "score": 21.5, "validation": {"psnr": 21.5}, "held_out": {"psnr": 20.5}}
+    monkeypatch.setattr(recipe, "train", lambda cfg: {"steps": 64, "psnr": 20.0, "best": best})
+    assert recipe.main(["--out", str(run), "--model-dir", str(tmp_path / "model"), "--no-choose-on-photos",
+                        "--consensus-crops", "", "--consensus-shrinks", ""]) == 0
+    meta = read_meta(tmp_path / "model" / "agent.safetensors")
+    assert meta["trained"]["chosen"] == {"by": recipe.CHOSEN_ON_VIEWS, "step": 32, "score": 21.5}
+    assert "checkpoint chosen on 10 % of the library's training scene groups" in meta["note"]
+    text = capsys.readouterr().out
+    report = json.loads(text[text.index("{"):])
+    assert (report["from"], report["step"], report["held_out"]) == (str(run / "best.safetensors"), 32, {"psnr": 20.5})
