@@ -318,8 +318,9 @@ def _sheet(entries: list[dict], methods: list[str]) -> np.ndarray:
         tgt, px = e["target"], e["input"]
         outs = [e["outputs"].get(m) for m in methods]
         rows.append([px, *[o if o is not None else _placeholder(px.shape) for o in outs], tgt])
+        bar = colour_bar(cell, max(48, round(cell * tgt.shape[1] / tgt.shape[0])))
         rows.append([heat_map(px, tgt), *[heat_map(o, tgt) if o is not None else _placeholder(px.shape)
-                                          for o in outs], colour_bar(cell, max(48, round(cell * tgt.shape[1] / tgt.shape[0])))])
+                                          for o in outs], bar])
         sc = [e["input_scores"], *[e["scores"].get(m) for m in methods]]
         captions.append([*[f"{s['psnr']:.1f} dB  dE00 {s['delta_e2000']:.1f}" if s else "failed" for s in sc],
                          e["name"]])
@@ -358,7 +359,8 @@ def run_evaluation(cfg: EvaluateConfig) -> dict:
     models = _parse_models(cfg.models, methods)
     out = Path(cfg.out)
     if (out / "results.json").exists() and not cfg.overwrite:
-        raise FileExistsError(f"{out} already holds results.json: pass --overwrite to replace it or choose another --out")
+        raise FileExistsError(f"{out} already holds results.json: pass --overwrite to replace it or choose another "
+                              "--out")
 
     dataset = open_dataset(cfg)
     names = list(dataset.names)

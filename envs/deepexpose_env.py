@@ -48,8 +48,9 @@ class DeepExposureEnv(gym.Env):
 
     metadata = {"render_modes": ["rgb_array"], "render_fps": 2}  # fps: for video recorders, one frame per step
 
-    def __init__(self, pool: PairPool | None = None, k: int = 3, reward: str = "paired", critic: torch.nn.Module | None = None,
-                 segmentation: str = "luminosity", render_mode: str | None = None, **core_options: Any) -> None:
+    def __init__(self, pool: PairPool | None = None, k: int = 3, reward: str = "paired",
+                 critic: torch.nn.Module | None = None, segmentation: str = "luminosity",
+                 render_mode: str | None = None, **core_options: Any) -> None:
         self.pool = pool if pool is not None else default_pool()
         self.core = EditCore(k=k, reward=reward, critic=critic, segmentation=segmentation, **core_options)
         if reward in ("paired", "mixed") and not self.pool.paired:

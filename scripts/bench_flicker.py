@@ -8,10 +8,10 @@
 moving 4 pixels a frame across the held-out demo photo coffee (never trained on), left as it is or, with
 ``--ev -1``, a stop darker.
 
-The clip (:func:`deepexpose.video.flicker_test_clip`, as in ``tests/test_video.py``): 48 frames of equal mean that alternate irregularly
-between flat grey and a dark/bright split. Its flicker is near zero, but a per-frame auto exposure sees
-different mean linear light in the two kinds of frame, so correcting frames one by one makes the output
-flicker; smoothing the parameters over ``--temporal-window`` frames removes it. Prints the mean absolute
+The clip (:func:`deepexpose.video.flicker_test_clip`, as in ``tests/test_video.py``): 48 frames of equal mean that
+alternate irregularly between flat grey and a dark/bright split. Its flicker is near zero, but a per-frame auto
+exposure sees different mean linear light in the two kinds of frame, so correcting frames one by one makes the
+output flicker; smoothing the parameters over ``--temporal-window`` frames removes it. Prints the mean absolute
 frame-to-frame change of the mean luminance (and of the channel means) of input and output, in 8-bit levels.
 """
 

@@ -269,8 +269,8 @@ def main(argv: list[str] | None = None) -> int:
     for note in notes:
         print(f"\nnote: {note}")
     result = {"settings": vars(args), "photos": [name for name, _ in photos], "errors": errors,
-              "ranges": {e: dict(UNSEEN_ERRORS[e].ranges) for e in errors if e in UNSEEN_ERRORS}, "notes": notes, "summary": summary,
-              "table": text, "cases": cases}
+              "ranges": {e: dict(UNSEEN_ERRORS[e].ranges) for e in errors if e in UNSEEN_ERRORS}, "notes": notes,
+              "summary": summary, "table": text, "cases": cases}
     atomic_write_bytes(Path(args.out), json.dumps(result, indent=2).encode(), overwrite=True)
     print(f"\nwrote {args.out}")
     return 0

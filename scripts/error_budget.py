@@ -4,9 +4,10 @@ behind the quality target of issues 3 and 4 (>= 28 dB and CIEDE2000 <= 4 on phot
     .venv/bin/python scripts/error_budget.py                       # the bundled agent and its split
     .venv/bin/python scripts/error_budget.py --model runs/agent/best.safetensors
 
-The photos are split as the agent's training run split them (the config saved with the model); every view is
-a random crop at the agent's view size (64 x 64) with ``basic`` errors (exposure, white balance, contrast, saturation; each drawn with
-p = 0.75, as in training and evaluation), scored in 8 bits as ``deepexpose train`` scores them.
+The photos are split as the agent's training run split them (the config saved with the model); every view is a
+random crop at the agent's view size (64 x 64) with ``basic`` errors (exposure, white balance, contrast,
+saturation; each drawn with p = 0.75, as in training and evaluation), scored in 8 bits as ``deepexpose train``
+scores them.
 
 1. **Partial oracles** (held-out photos): a corrector that undoes some of the errors *exactly* and leaves the
    others, i.e. the view made with only the remaining errors: none undone (the input), exposure, exposure and

@@ -100,7 +100,8 @@ def test_reports_json_csv_markdown_and_sheet(tmp_path):
     assert len(rows) == 8 and {r["method"] for r in rows} == {"identity", "classic"}
     assert float(rows[0]["psnr"]) == pytest.approx(result["per_image"][0]["psnr"])
     md = (out / "results.md").read_text()
-    assert md.startswith("| method | PSNR (dB) ↑ | SSIM ↑ | ΔEab ↓ | ΔE00 ↓ | s / image | parameters | images |")
+    header = "| method | PSNR (dB) ↑ | SSIM ↑ | ΔEab ↓ | ΔE00 ↓ | s / image | parameters | images |"
+    assert md.startswith(header)
     assert f"| identity | {result['summary']['identity']['all']['psnr']:.2f} |" in md
     assert "published" not in md                                   # only on FiveK test / expert C
     sheet = np.asarray(Image.open(out / "contact_sheet.png"))

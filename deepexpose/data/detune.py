@@ -152,8 +152,8 @@ def detune(image: Tensor, scheme: str, generator: torch.Generator, *,
     """Detune one ``1 x 3 x H x W`` image by ``scheme`` with draws from ``generator``; returns image and record.
 
     ``"single"`` draws a class of :data:`SINGLE_ERROR_CLASSES`, ``"mixed"`` calls :func:`random_edit`,
-    ``"basic"`` :func:`basic_edit`, ``"afifi"`` draws an offset of :data:`AFIFI_EV`; with probability ``identity_fraction`` the image is
-    returned untouched (class ``"correct"``).
+    ``"basic"`` :func:`basic_edit`, ``"afifi"`` draws an offset of :data:`AFIFI_EV`; with probability
+    ``identity_fraction`` the image is returned untouched (class ``"correct"``).
     """
     if scheme not in SCHEMES:
         raise ValueError(f"unknown detuning scheme {scheme!r}; choose from {', '.join(SCHEMES)}")

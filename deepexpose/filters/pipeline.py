@@ -54,7 +54,8 @@ class FilterPipeline:
 
     def describe(self, action: Tensor) -> list[dict[str, dict[str, float]]]:
         """The physical parameter values chosen for each image, readable by a person (JSON-ready)."""
-        per_filter = [f.values(a).detach().cpu().tolist() for f, a in zip(self.filters, self.split(action), strict=True)]
+        parts = zip(self.filters, self.split(action), strict=True)
+        per_filter = [f.values(a).detach().cpu().tolist() for f, a in parts]
         return [
             {f.name: {p.name: round(v[b][i], 6) for i, p in enumerate(f.params)}
              for f, v in zip(self.filters, per_filter, strict=True)}

@@ -63,7 +63,8 @@ def test_validation_split_and_unknown_suffix(tmp_path):
     make_split(tmp_path, "validation", suffixes=("0", "X2"))
     ds = AfifiExposure(tmp_path, "validation")
     evs = sorted((s["name"], s["ev"]) for s in (ds[i] for i in range(len(ds))))
-    assert [n for n, _ in evs] == ["a0001-jmac_DSC1459_0", "a0001-jmac_DSC1459_X2", "a0002-dgw_005_0", "a0002-dgw_005_X2"]
+    assert [n for n, _ in evs] == ["a0001-jmac_DSC1459_0", "a0001-jmac_DSC1459_X2", "a0002-dgw_005_0",
+                                   "a0002-dgw_005_X2"]
     assert evs[0][1] == 0.0 and math.isnan(evs[1][1])
 
 
