@@ -147,15 +147,23 @@ class AgentPolicy:
                 "refine_radius": self.refine_radius, "filters": list(self.filters)}
 
 
+RECORD_KEYS = ("chosen", "history", "best")  # what export_agent(record=) may add to or replace in ``trained``
+
+
 def export_agent(checkpoint: str | Path, out: str | Path, *, note: str = "",
-                 consensus: dict[str, float] | None = None, chosen: dict | None = None) -> Path:
+                 consensus: dict[str, float] | None = None, record: dict | None = None) -> Path:
     """Write the inference-only model of a training checkpoint (``checkpoint.safetensors``, the run's
     ``best.safetensors`` or a policy it kept in ``evaluated/``) or of an exported model to ``out`` (``.safetensors``
     + ``.json``); ``trained`` in its JSON keeps the step, config, evaluation history and the best validation result
-    of the run on 64x64 views (``best``), and ``chosen``, how this checkpoint was chosen (e.g. ``{"by": ..., "step":
-    ..., "score": ...}``), when given. ``consensus`` (``{"crop": c, "shrink": s}``, see :func:`consensus_setting`)
-    is the model's own consensus setting; without it (or ``chosen``, or ``note``) an exported model keeps the one
-    it has, if any. ``out`` must not share a file with ``checkpoint`` (:func:`check_export_target`)."""
+    on 64x64 views (``best``) that the checkpoint carries. ``record`` adds to or replaces entries of ``trained``
+    (:data:`RECORD_KEYS`): ``chosen``, how this checkpoint was chosen, and, for a policy kept before its run ended,
+    the run's whole ``history`` and ``best``, which the kept file holds only up to its own step. ``consensus``
+    (``{"crop": c, "shrink": s}``, see :func:`consensus_setting`) is the model's own consensus setting. Re-exporting
+    an exported model keeps its record, consensus setting and note unless new ones are given. ``out`` must not
+    share a file with ``checkpoint`` (:func:`check_export_target`)."""
+    unknown = sorted(set(record or {}) - set(RECORD_KEYS))
+    if unknown:
+        raise ValueError(f"export_agent: record takes {', '.join(RECORD_KEYS)}, not {', '.join(unknown)}")
     source, target = check_export_target(checkpoint, out)
     policy = load_agent(source)
     if policy.meta.get("kind") == KIND:  # re-exporting an exported model: keep its record
@@ -164,8 +172,7 @@ def export_agent(checkpoint: str | Path, out: str | Path, *, note: str = "",
     else:
         keep = ("step", "config", "history", "best", "validation_source")
         trained = {k: policy.meta[k] for k in keep if k in policy.meta}
-    if chosen is not None:
-        trained["chosen"] = dict(chosen)
+    trained.update(record or {})
     meta = {"kind": KIND, "model": policy.model.config(), **policy.setup(), "note": note, "trained": trained}
     if consensus is not None:
         meta["consensus"] = consensus_setting({"consensus": consensus})

@@ -11,14 +11,13 @@ for this photo. Since the render's cost depends on the edit (local exposures cos
 default agent choose (its plan is timed) and then render a fixed edit instead, with and without local exposures;
 "no preview" reads first and chooses on the decoded photo, as ``enhance`` does for a PNG or TIFF.
 
-The photos are synthetic but photo-like: a mosaic of scikit-image's bundled photographs, upscaled (bicubic),
-with a gentle vignette and sensor-like noise, saved as a camera-style JPEG (quality 92, 4:2:0). Encoding uses
-the settings of ``write_image(quality=95)`` (4:4:4) on both sides; ``enhance`` encodes the photo in strips on
-torch's threads (``write_image(threads=)``, the same pixels), Pillow in one piece, as it always does. Memory is
-the peak resident set size
-(``VmHWM``; ``ru_maxrss`` where there is no ``/proc``) of a fresh child process doing what ``enhance`` does with
-the bundled agent (read -> plan -> render -> write; the local + global edit rendered), next to the same child that
-only imports the modules, and one that only decodes and encodes with Pillow.
+The photos are synthetic but photo-like: a mosaic of scikit-image's bundled photographs, upscaled (bicubic), with a
+gentle vignette and sensor-like noise, saved as a camera-style JPEG (quality 92, 4:2:0). Encoding uses the settings
+of ``write_image(quality=95)`` (4:4:4) on both sides; ``enhance`` encodes the photo in strips on torch's threads
+(``write_image(threads=)``, the same pixels), Pillow in one piece, as it always does. Memory is the peak resident
+set size (``VmHWM``; ``ru_maxrss`` where there is no ``/proc``) of a fresh child process doing what ``enhance``
+does with the bundled agent (read -> plan -> render -> write; the local + global edit rendered), next to the same
+child that only imports the modules, and one that only decodes and encodes with Pillow.
 
     python scripts/bench_enhance.py --mp15 --mp100 --repeat 5
 """

@@ -24,7 +24,9 @@ photos, whole, from the grid of ``--consensus-crops`` and ``--consensus-shrinks`
 (:func:`deepexpose.agents.tuning.tune_consensus`), and carried in the model's JSON. Neither checkpoint nor setting
 is ever chosen on the held-out photos, whose results are only reported. The policy sees the log-chroma
 white-balance estimate (``--chroma``, on by default). The run goes to ``runs/default-model``; the exported model
-keeps only the policy weights, its set-up, the training config, the evaluation history and the consensus setting.
+keeps only the policy weights, its set-up, the training config, the run's evaluation history and best score on
+views, how its checkpoint was chosen (``trained.chosen``: the step, and for ``--choose-on-photos`` the setting it
+was scored at and its score) and its consensus setting.
 """
 
 from __future__ import annotations
@@ -141,7 +143,11 @@ def main(argv: list[str] | None = None) -> int:
         evaluation = next(h for h in result["history"] if h["step"] == step)
         exported = {"step": step, "validation_photos": on_photos, "validation": evaluation.get("validation"),
                     "held_out": _scores(evaluation)}
-        how = {"by": CHOSEN_ON_PHOTOS, "step": step, **{k: v for k, v in on_photos.items() if k != "path"}}
+        how = {"by": CHOSEN_ON_PHOTOS, "step": step, "scored_at": {"crop": on_photos["crop"],
+                                                                 "shrink": on_photos["shrink"]},
+               **{k: on_photos[k] for k in ("psnr", "good_psnr", "score")}}
+        # the run's whole record: the kept file holds its history and best only up to its own step
+        run = {"history": result["history"], **({"best": result["best"]} if result.get("best") else {})}
         note += ("checkpoint chosen on the whole photos of 10 % of the library's training scene groups, kept out of "
                  "training, among those of every evaluation)")
     elif best.with_suffix(".json").is_file() and result.get("best"):
@@ -149,12 +155,14 @@ def main(argv: list[str] | None = None) -> int:
         exported = {"step": chosen["step"], "validation": {**chosen["validation"], "score": chosen["score"]},
                     "held_out": chosen["held_out"]}
         how = {"by": CHOSEN_ON_VIEWS, "step": chosen["step"], "score": chosen["score"]}
+        run = {}
         note += "checkpoint chosen on 10 % of the library's training scene groups, kept out of training)"
     else:
         source = Path(args.out) / "checkpoint.safetensors"
         print(f"note: no {best.name} in {args.out}: exporting the last checkpoint instead")
         exported = {"step": result["steps"], "validation": result.get("validation"), "held_out": _scores(result)}
         how = {"by": CHOSEN_LAST, "step": result["steps"]}
+        run = {}
         note += "the last checkpoint: no validation score chose one)"
     tuned = {"setting": None, "chosen": None}
     if crops:  # the model's own consensus setting, chosen on the validation photos that chose its checkpoint
@@ -165,7 +173,7 @@ def main(argv: list[str] | None = None) -> int:
                      f"draws, seed {TUNE_SEED})")
         except NoValidationPhotos as e:
             print(f"note: {e}; the model keeps the default consensus setting")
-    export_agent(source, target, note=note, consensus=tuned["setting"], chosen=how)
+    export_agent(source, target, note=note, consensus=tuned["setting"], record={"chosen": how, **run})
     size = target.stat().st_size + target.with_suffix(".json").stat().st_size
     print(json.dumps({"model": str(target), "bytes": size, "from": str(source),
                       "validation_source": result.get("validation_source"), **exported, "consensus": tuned["chosen"]},

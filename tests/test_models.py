@@ -40,6 +40,24 @@ def test_agent_model_records_how_it_was_made():
     assert "train_default_model.py" in agent.meta["note"]
 
 
+def test_agent_model_was_made_by_the_recipe_s_defaults():
+    """``scripts/train_default_model.py`` with no options makes the bundled agent's kind of model."""
+    from conftest import load_script
+    from deepexpose.agents.policy import load_agent
+
+    recipe = load_script("train_default_model.py")
+    meta = load_agent().meta
+    trained = meta["trained"]
+    made = recipe.default_config(12.0, "runs/default-model", trained["config"]["library_packages"].split(","))
+    for field in ("algo", "scheme", "pool_size", "colour_stats", "deadzone", "chroma", "validation", "eval_every"):
+        assert trained["config"][field] == getattr(made, field), field
+    assert trained["config"]["keep_evaluated"] and meta["model"]["chroma"]  # --choose-on-photos, --chroma
+    assert trained["chosen"]["by"] == recipe.CHOSEN_ON_PHOTOS and trained["chosen"]["step"] == trained["step"]
+    steps = [h["step"] for h in trained["history"]]
+    assert trained["step"] in steps and trained["best"]["step"] in steps and max(steps) >= trained["step"]
+    assert set(meta["consensus"]) == {"crop", "shrink"}
+
+
 def test_first_quick_start_command_uses_the_bundled_agent(tmp_path, capsys):
     import json
 

@@ -22,7 +22,8 @@ def test_no_line_is_longer_than_120_characters():
     assert long_lines() == []
 
 
-def test_a_long_line_is_found(tmp_path):
+def test_a_line_of_121_characters_is_found_and_one_of_120_is_not(tmp_path):
     (tmp_path / "scripts").mkdir()
-    (tmp_path / "scripts" / "x.py").write_text("ok = 1\n" + "y = '" + "a" * 120 + "'\n", encoding="utf-8")
-    assert long_lines(tmp_path) == ["scripts/x.py:2 (126)"]
+    (tmp_path / "scripts" / "x.py").write_text("x = '" + "a" * 114 + "'\n" + "y = '" + "a" * 115 + "'\n",
+                                               encoding="utf-8")
+    assert long_lines(tmp_path) == ["scripts/x.py:2 (121)"]

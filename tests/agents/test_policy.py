@@ -138,15 +138,23 @@ def test_export_records_how_the_checkpoint_was_chosen_and_a_re_export_keeps_it(t
     from deepexpose.agents.checkpoint import read_meta
 
     training_checkpoint(tmp_path / "run" / "checkpoint.safetensors")
-    assert "chosen" not in read_meta(export_agent(tmp_path / "run", tmp_path / "plain.safetensors"))["trained"]
+    plain = read_meta(export_agent(tmp_path / "run", tmp_path / "plain.safetensors"))["trained"]
+    assert "chosen" not in plain and plain["step"] == 123
     chosen = {"by": "whole validation photos", "step": 123, "score": 25.5}
-    first = export_agent(tmp_path / "run", tmp_path / "a.safetensors", chosen=chosen)
-    assert read_meta(first)["trained"]["chosen"] == chosen
+    history = [{"step": 123, "psnr": 22.0}, {"step": 456, "psnr": 23.0}]  # the run went on after this checkpoint
+    first = export_agent(tmp_path / "run", tmp_path / "a.safetensors",
+                         record={"chosen": chosen, "history": history, "best": {"step": 456, "score": 23.0}})
+    trained = read_meta(first)["trained"]
+    assert (trained["chosen"], trained["history"], trained["best"]) == (chosen, history, {"step": 456, "score": 23.0})
+    assert trained["step"] == 123 and trained["config"] == plain["config"]
     again = read_meta(export_agent(first, tmp_path / "b.safetensors", consensus={"crop": 0.6, "shrink": 0.5}))
-    assert again["trained"]["chosen"] == chosen and again["trained"]["step"] == 123
-    other = read_meta(export_agent(first, tmp_path / "c.safetensors", chosen={"by": "last checkpoint", "step": 123}))
-    assert other["trained"]["chosen"] == {"by": "last checkpoint", "step": 123}
+    assert again["trained"] == trained
+    other = read_meta(export_agent(first, tmp_path / "c.safetensors", record={"chosen": {"by": "last checkpoint"}}))
+    assert other["trained"]["chosen"] == {"by": "last checkpoint"} and other["trained"]["history"] == history
     assert read_meta(first)["trained"]["chosen"] == chosen  # the source is not changed
+    with pytest.raises(ValueError, match="record takes chosen, history, best, not step"):
+        export_agent(first, tmp_path / "d.safetensors", record={"step": 1})
+    assert not (tmp_path / "d.safetensors").exists()
 
 
 def test_export_carries_a_consensus_setting_and_never_overwrites_its_input(tmp_path):

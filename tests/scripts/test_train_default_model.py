@@ -98,9 +98,9 @@ def test_choose_on_photos_exports_the_kept_policy_best_on_whole_photos(recipe, t
                                  out=cfg.out, progress=False, keep_evaluated=cfg.keep_evaluated, lr=3e-3))
     monkeypatch.setattr(recipe, "train", tiny_train)
     run, model = tmp_path / "run", tmp_path / "model"
-    assert recipe.main(["--out", str(run), "--model-dir", str(model), "--choose-on-photos",
+    assert recipe.main(["--out", str(run), "--model-dir", str(model),  # --choose-on-photos is the default
                         "--consensus-crops", "0.7", "--consensus-shrinks", "1"]) == 0
-    assert recipe.configs[0].keep_evaluated
+    assert recipe.configs[0].keep_evaluated and recipe.configs[0].chroma
     text = capsys.readouterr().out
     report = json.loads(text[text.index("{"):])
     kept = sorted((run / "evaluated").glob("*.safetensors"))
@@ -113,7 +113,9 @@ def test_choose_on_photos_exports_the_kept_policy_best_on_whole_photos(recipe, t
     assert "chosen on the whole photos" in meta["note"] and meta["consensus"] == {"crop": 0.7, "shrink": 1.0}
     chosen = meta["trained"]["chosen"]
     assert chosen["by"] == recipe.CHOSEN_ON_PHOTOS and chosen["step"] == report["step"]
-    assert (chosen["score"], chosen["crop"], chosen["shrink"]) == (best["score"], best["crop"], best["shrink"])
+    assert (chosen["score"], chosen["scored_at"]) == (best["score"], {"crop": best["crop"], "shrink": best["shrink"]})
+    last = read_meta(run / "checkpoint.safetensors")  # the run's whole record, not the kept file's
+    assert meta["trained"]["history"] == last["history"] and meta["trained"]["best"] == last["best"]
 
 
 def test_choose_on_photos_without_validation_photos_exports_as_without_it(recipe, tiny_agent, tmp_path, monkeypatch,
@@ -136,8 +138,9 @@ def test_choose_on_photos_without_validation_photos_exports_as_without_it(recipe
                         "--consensus-crops", "", "--consensus-shrinks", ""]) == 0
     out = capsys.readouterr().out
     assert "--choose-on-photos: this agent's run kept no validation photos" in out
-    assert "the last checkpoint: no validation score chose one" in read_meta(tmp_path / "model" / "agent.safetensors")[
-        "note"]
+    meta = read_meta(tmp_path / "model" / "agent.safetensors")
+    assert "the last checkpoint: no validation score chose one" in meta["note"]
+    assert meta["trained"]["chosen"] == {"by": recipe.CHOSEN_LAST, "step": 64}
 
 
 def test_without_choose_on_photos_exports_the_run_best_on_views(recipe, tiny_agent, tmp_path, monkeypatch, capsys):
@@ -160,3 +163,28 @@ def test_without_choose_on_photos_exports_the_run_best_on_views(recipe, tiny_age
     text = capsys.readouterr().out
     report = json.loads(text[text.index("{"):])
     assert (report["from"], report["step"], report["held_out"]) == (str(run / "best.safetensors"), 32, {"psnr": 20.5})
+
+
+def test_a_policy_kept_before_the_run_ended_is_exported_with_the_run_s_whole_record(recipe, tiny_agent, tmp_path,
+                                                                                    monkeypatch):
+    import shutil
+
+    from deepexpose.agents.checkpoint import read_meta
+
+    run = tmp_path / "run"
+    (run / "evaluated").mkdir(parents=True)
+    kept = run / "evaluated" / "step-000000064.safetensors"
+    shutil.copy(tiny_agent.parent / "checkpoint.safetensors", kept)
+    shutil.copy(tiny_agent.parent / "checkpoint.json", kept.with_suffix(".json"))
+    step = read_meta(kept)["step"]
+    history = [{"step": step, "psnr": 21.0, "validation": {"psnr": 22.0}}, {"step": step + 64, "psnr": 21.5}]
+    best = {"step": step + 64, "score": 22.5, "validation": {"psnr": 22.5}, "held_out": {"psnr": 21.5}}
+    monkeypatch.setattr(recipe, "train", lambda cfg: {"steps": step + 64, "history": history, "best": best})
+    row = {"path": str(kept), "crop": 0.7, "shrink": 1.5, "psnr": 23.0, "good_psnr": 50.0, "score": 23.0}
+    monkeypatch.setattr(recipe, "choose_checkpoint", lambda *a, **k: {"best": row, "rows": [row]})
+    assert recipe.main(["--out", str(run), "--model-dir", str(tmp_path / "model"),
+                        "--consensus-crops", "", "--consensus-shrinks", ""]) == 0
+    trained = read_meta(tmp_path / "model" / "agent.safetensors")["trained"]
+    assert (trained["step"], trained["history"], trained["best"]) == (step, history, best)
+    assert trained["chosen"] == {"by": recipe.CHOSEN_ON_PHOTOS, "step": step, "psnr": 23.0, "good_psnr": 50.0,
+                                 "score": 23.0, "scored_at": {"crop": 0.7, "shrink": 1.5}}
