@@ -179,6 +179,38 @@ def export_agent(checkpoint: str | Path, out: str | Path, *, note: str = "",
     return save_checkpoint(target, modules={"policy": policy.model}, meta=meta)
 
 
+def average_policies(paths: list[str | Path], out: str | Path) -> Path:
+    """Write to ``out`` (safetensors + JSON) the policy whose every weight is the mean of that weight in the agents
+    of ``paths`` (checkpoints of one run, e.g. the last few it kept): stochastic weight averaging, Izmailov et al.,
+    "Averaging Weights Leads to Wider Optima and Better Generalization", UAI 2018. The JSON is the last path's,
+    plus ``averaged``: the paths and their steps. The agents must share one network and set-up (``ValueError``);
+    ``out`` must not be one of them."""
+    if not paths:
+        raise ValueError("average_policies needs at least one agent")
+    target = Path(out)
+    for path in paths:
+        check_export_target(path, target)
+    policies = [load_agent(path) for path in paths]
+    first = policies[0]
+    for path, policy in zip(paths, policies):
+        if policy.model.config() != first.model.config() or policy.setup() != first.setup():
+            raise ValueError(f"{path} is another network or set-up than {paths[0]}: only one run's agents average")
+    states = [policy.model.state_dict() for policy in policies]
+    mean = {}
+    for key, value in states[0].items():
+        if value.is_floating_point():
+            mean[key] = (sum(s[key].double() for s in states) / len(states)).to(value.dtype)
+        elif all(torch.equal(s[key], value) for s in states):
+            mean[key] = value
+        else:
+            raise ValueError(f"{key} is not a floating-point weight and differs between the agents")
+    model = policies[-1].model
+    model.load_state_dict(mean)
+    meta = {**policies[-1].meta, "averaged": {"paths": [str(p) for p in paths],
+                                              "steps": [policy.meta.get("step") for policy in policies]}}
+    return save_checkpoint(target, modules={"policy": model}, meta=meta)
+
+
 def check_export_target(checkpoint: str | Path, out: str | Path) -> tuple[Path, Path]:
     """The model file read from ``checkpoint`` (a file or a run folder) and ``out``, refused (``ValueError``) when
     writing ``out`` and its ``.json`` would replace the model or its ``.json``, under whatever spelling."""

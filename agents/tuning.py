@@ -5,14 +5,16 @@
 (:func:`deepexpose.agents.policy.consensus_action`). :func:`tune_consensus` scores each setting of a grid, and the
 whole-photo view alone, on the agent's validation photos (the share of its training scene groups that its run kept
 out of training to choose the checkpoint, split exactly as that run split them): whole photos (short side at most
-512) with ``basic`` errors (``draws`` per photo) and untouched. Each setting is ranked by the checkpoint-selection
-score of ``deepexpose train``, ``PSNR - max(0, 38 - untouched PSNR)`` (:func:`deepexpose.agents.train.selection_score`);
-the errors no model is trained for are left out, so that they stay unseen. Used by ``scripts/tune_consensus.py`` and
-``scripts/train_default_model.py``.
+512) with ``basic`` errors (``draws`` per photo) and untouched (:func:`validation_set`). Each setting is ranked by
+the checkpoint-selection score of ``deepexpose train``, ``PSNR - max(0, 38 - untouched PSNR)``
+(:func:`deepexpose.agents.train.selection_score`); the errors no model is trained for are left out, so that they
+stay unseen. :func:`library_validation_photos` gives more photos, from library packages the run never saw
+(``scripts/checkpoint_study.py``). Used by ``scripts/tune_consensus.py`` and ``scripts/train_default_model.py``.
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -20,14 +22,16 @@ import numpy as np
 import torch
 
 from deepexpose.config import from_dict
-from deepexpose.data.synthetic import apply_case, case_seed
+from deepexpose.data.packages import PHOTO_PACKAGES, RESERVED_PACKAGES, load_library
+from deepexpose.data.synthetic import EXCLUDED_PACKAGES, apply_case, case_seed
 from deepexpose.io import from_tensor, quantize
 from deepexpose.methods import AgentMethod, Method
 from deepexpose.metrics import capped_psnr, delta_e2000
 
 from .policy import agent_file, check_consensus
 from .checkpoint import read_meta
-from .train import TrainConfig, good_photo_split, selection_score
+from .train import (VALIDATION_SEED, TrainConfig, good_photo_split, library_cache, library_packages, load_records,
+                    resolve_data, selection_score)
 
 Case = tuple[str, np.ndarray, np.ndarray]
 GRID_CROPS = (0.5, 0.6, 0.7, 0.8)  # the default grid: crop sides, as shares of the photo's
@@ -63,14 +67,19 @@ def parse_consensus_grid(crops: str, shrinks: str, crops_name: str = "--crops", 
             parse_grid(shrinks, shrinks_name, lambda v: check_consensus(shrink=v)))
 
 
-def validation_cases(photos: list[torch.Tensor], draws: int, seed: int) -> list[Case]:
+def validation_cases(photos: list[torch.Tensor], draws: int, seed: int, keys: Sequence[str] | None = None
+                     ) -> list[Case]:
     """``(case, input, target)`` 8-bit triples: each photo ``draws`` times with ``basic`` errors and once untouched,
-    each draw seeded by ``(seed, photo index, case)`` alone."""
+    each draw seeded by ``(seed, photo key, draw)`` alone; a photo's key is ``keys[p]`` (e.g. its name, so that
+    the draws do not depend on which other photos are scored), by default ``validation{p}``, its index."""
+    if keys is not None and len(keys) != len(photos):
+        raise ValueError(f"{len(keys)} keys for {len(photos)} photos")
     out = []
     for p, photo in enumerate(photos):
         target = quantize(from_tensor(photo), 8)
+        key = keys[p] if keys is not None else f"validation{p}"
         for d in range(draws):
-            g = torch.Generator().manual_seed(case_seed(seed, f"validation{p}.{d}", "basic"))
+            g = torch.Generator().manual_seed(case_seed(seed, f"{key}.{d}", "basic"))
             out.append(("basic", quantize(from_tensor(apply_case(photo.unsqueeze(0), "basic", g)[0]), 8), target))
         out.append(("untouched", target, target))
     return out
@@ -92,29 +101,81 @@ def score_cases(method: Method, cases: list[Case], colour: bool = True) -> dict:
     return {**result, "score": selection_score(result)}
 
 
+def run_config(model: str | Path | None) -> TrainConfig:
+    """The training config of the run that made ``model`` (an exported agent or a run's checkpoint)."""
+    meta = read_meta(agent_file(model))
+    return from_dict(TrainConfig, meta["trained"]["config"] if "trained" in meta else meta["config"])
+
+
 def validation_photos(model: str | Path | None) -> list[torch.Tensor]:
     """The validation photos of the run that trained ``model`` (an exported agent or a run's checkpoint), split
     exactly as that run split them; :class:`NoValidationPhotos` when it kept none."""
-    meta = read_meta(agent_file(model))
-    cfg = from_dict(TrainConfig, meta["trained"]["config"] if "trained" in meta else meta["config"])
-    _, validation, _ = good_photo_split(cfg)
+    _, validation, _ = good_photo_split(run_config(model))
     if not validation:
         raise NoValidationPhotos("this agent's run kept no validation photos: nothing to tune on")
     return validation
 
 
-def tune_consensus(model: str | Path | None, crops: Sequence[float], shrinks: Sequence[float],
-                   withins: Sequence[float] = (0.0,), *, draws: int = 3, seed: int = 0,
-                   log: Callable[[str], None] = print) -> dict:
-    """Score the whole-photo view and every ``(crop, shrink, untouched_within)`` of the grid on ``model``'s
-    validation photos; ``log`` gets a table line per row. Returns ``{"validation_photos", "rows", "best", "chosen",
-    "setting"}``: ``chosen`` is the best row a model can carry (consensus, ``untouched_within`` 0; ``None`` when the
-    grid has none) and ``setting`` its ``{"crop", "shrink"}`` for :func:`~deepexpose.agents.policy.export_agent`."""
+def validation_records(cfg: TrainConfig, packages: Sequence[str], count: int | None = None) -> list:
+    """The records of :func:`library_validation_photos` for a run configured by ``cfg``, without opening a photo:
+    ``count`` (default: all) photos of photo-library ``packages`` that the run neither trained on nor held out
+    (``library_packages`` of ``cfg``; every cached package but the excluded ones when that is empty), in an order
+    seeded by :data:`~deepexpose.agents.train.VALIDATION_SEED` and each photo's name, so that a larger count only
+    adds photos. Reserved, excluded, unknown, uncached and the run's own packages are refused (``ValueError``)."""
+    cfg = resolve_data(cfg)
+    packages = list(dict.fromkeys(p.strip() for p in packages if p.strip()))
+    if not packages:
+        raise ValueError("name at least one photo-library package")
+    if count is not None and count < 1:
+        raise ValueError(f"count must be at least 1, got {count}")
+    refused = {p: "reserved for independent evaluation" for p in packages if p in RESERVED_PACKAGES}
+    refused.update({p: "unknown photo package" for p in packages if p not in PHOTO_PACKAGES and p not in refused})
+    refused.update({p: "left out of every model (EXCLUDED_PACKAGES)" for p in packages if p in EXCLUDED_PACKAGES})
+    cache = library_cache(cfg)
+    cached = {r.package for r in load_library(cache)} if cache.is_dir() else set()
+    if cfg.data == "library":
+        own = set(library_packages(cfg) or [p for p in cached if p not in EXCLUDED_PACKAGES])
+        refused.update({p: "this model's run trained on it or held it out" for p in packages
+                        if p in own and p not in refused})
+    refused.update({p: f"not in the photo cache {cache} (scripts/get_photos.py fetches it)" for p in packages
+                    if p not in cached and p not in refused})
+    if refused:
+        raise ValueError("; ".join(f"{p}: {why}" for p, why in refused.items()))
+    records = sorted(load_library(cache, packages),
+                     key=lambda r: hashlib.sha256(f"{VALIDATION_SEED}:{r.package}/{r.name}".encode()).hexdigest())
+    return records[:count] if count is not None else records
+
+
+def library_validation_photos(model: str | Path | None, packages: Sequence[str], count: int | None = None
+                              ) -> tuple[list[str], list[torch.Tensor]]:
+    """``(names, photos)``: more validation photos for ``model``, those of :func:`validation_records` for its
+    run's config, named ``package/name`` and shrunk as training shrinks them (short side at most 512)."""
+    records = validation_records(run_config(model), packages, count)
+    return [f"{r.package}/{r.name}" for r in records], load_records(records)
+
+
+def validation_set(model: str | Path | None, *, draws: int = 3, seed: int = 0) -> list[Case]:
+    """The cases a model's settings or its run's checkpoints are scored on: :func:`validation_cases` of the
+    validation photos of its run, ``draws`` each; :class:`NoValidationPhotos` when it kept none."""
     if draws < 1:
         raise ValueError(f"draws must be at least 1, got {draws}")
-    photos = validation_photos(model)
-    cases = validation_cases(photos, draws, seed)
-    log(f"{len(photos)} validation photos, {len(cases)} cases")
+    return validation_cases(validation_photos(model), draws, seed)
+
+
+def tune_consensus(model: str | Path | None, crops: Sequence[float], shrinks: Sequence[float],
+                   withins: Sequence[float] = (0.0,), *, draws: int = 3, seed: int = 0,
+                   cases: list[Case] | None = None, colour: bool = True,
+                   log: Callable[[str], None] = print) -> dict:
+    """Score the whole-photo view and every ``(crop, shrink, untouched_within)`` of the grid on ``cases`` (default:
+    ``model``'s validation photos, ``draws`` each, :func:`validation_set`); ``log`` gets a table line per row.
+    Returns ``{"validation_photos", "rows", "best", "chosen", "setting"}``: ``chosen`` is the best row a model can
+    carry (consensus, ``untouched_within`` 0; ``None`` when the grid has none) and ``setting`` its ``{"crop",
+    "shrink"}`` for :func:`~deepexpose.agents.policy.export_agent`. ``colour=False`` measures CIEDE2000 for the
+    chosen row only (the ranking never uses it, and it costs many times more than the edits)."""
+    if cases is None:
+        cases = validation_set(model, draws=draws, seed=seed)
+    photos = sum(case == "untouched" for case, _, _ in cases)
+    log(f"{photos} validation photos, {len(cases)} cases")
     log(f"{'views':<12} {'crop':>5} {'shrink':>6} {'within':>6} {'PSNR':>6} {'ΔE00':>6} {'untouched':>9} {'score':>6}")
     settings = [(AgentMethod(model, consensus=False), {"views": "whole photo"})] + [
         (AgentMethod(model, crop=crop, shrink=shrink, untouched_within=within),
@@ -122,29 +183,33 @@ def tune_consensus(model: str | Path | None, crops: Sequence[float], shrinks: Se
         for crop in crops for shrink in shrinks for within in withins]
     rows = []
     for method, setting in settings:
-        r = {**setting, **score_cases(method, cases)}
+        r = {**setting, **score_cases(method, cases, colour=colour)}
         rows.append(r)
         log(f"{r['views']:<12} {r.get('crop', ''):>5} {r.get('shrink', ''):>6} {r.get('untouched_within', ''):>6} "
-            f"{r['psnr']:6.2f} {r['delta_e2000']:6.2f} {r['good_psnr']:9.2f} {r['score']:6.2f}")
+            f"{r['psnr']:6.2f} {r.get('delta_e2000', float('nan')):6.2f} {r['good_psnr']:9.2f} {r['score']:6.2f}")
     carried = [r for r in rows if r["views"] == "consensus" and r["untouched_within"] == 0]
     chosen = max(carried, key=lambda r: r["score"]) if carried else None
-    return {"validation_photos": len(photos), "rows": rows, "best": max(rows, key=lambda r: r["score"]),
+    if chosen is not None and not colour:
+        method = next(m for (m, _), r in zip(settings, rows) if r is chosen)
+        chosen["delta_e2000"] = score_cases(method, cases)["delta_e2000"]
+        log(f"chosen: crop {chosen['crop']}, shrink {chosen['shrink']}, ΔE00 {chosen['delta_e2000']:.2f}")
+    return {"validation_photos": photos, "rows": rows, "best": max(rows, key=lambda r: r["score"]),
             "chosen": chosen, "setting": {"crop": chosen["crop"], "shrink": chosen["shrink"]} if chosen else None}
 
 
 def choose_checkpoint(paths: Sequence[str | Path], crops: Sequence[float], shrinks: Sequence[float], *,
-                      draws: int = 3, seed: int = 0, log: Callable[[str], None] = print) -> dict:
+                      draws: int = 3, seed: int = 0, cases: list[Case] | None = None,
+                      log: Callable[[str], None] = print) -> dict:
     """The policy among ``paths`` (checkpoints of one run, e.g. those kept at every evaluation,
-    ``TrainConfig.keep_evaluated``) that scores best on the run's whole validation photos with one edit agreed on
-    six views as ``deepexpose enhance`` makes it, at its best ``(crop, shrink)`` of the grid: the checkpoint
-    selection of ``deepexpose train`` (:func:`~deepexpose.agents.train.selection_score`), but on whole photos
-    rather than 64x64 views. PSNR only (the score needs no CIEDE2000). Returns ``{"path", "best", "rows"}``, ``best``
-    being the best row."""
+    ``TrainConfig.keep_evaluated``) that scores best on ``cases`` (default: the run's whole validation photos,
+    ``draws`` each, :func:`validation_set`) with one edit agreed on six views as ``deepexpose enhance`` makes it, at
+    its best ``(crop, shrink)`` of the grid: the checkpoint selection of ``deepexpose train``
+    (:func:`~deepexpose.agents.train.selection_score`), but on whole photos rather than 64x64 views. PSNR only (the
+    score needs no CIEDE2000). Returns ``{"path", "best", "rows"}``, ``best`` being the best row."""
     if not paths or not crops or not shrinks:
         raise ValueError("choose_checkpoint needs checkpoints and a grid of at least one crop and one shrink")
-    if draws < 1:
-        raise ValueError(f"draws must be at least 1, got {draws}")
-    cases = validation_cases(validation_photos(paths[0]), draws, seed)
+    if cases is None:
+        cases = validation_set(paths[0], draws=draws, seed=seed)
     log(f"{'checkpoint':<40} {'crop':>5} {'shrink':>6} {'PSNR':>6} {'untouched':>9} {'score':>6}")
     rows = []
     for path in paths:

@@ -4,8 +4,8 @@
     .venv/bin/python scripts/compare_unseen.py --methods classic,identity --limit 3 --out runs/unseen/quick.json
 
 Photos: the held-out evaluation photos of the default model (``scripts/train_default_model.py``): the demo photos
-coffee, chelsea and the motorcycle pair, then the held-out 20 % of the Debian photo library's scene groups (every
-cached package but kphotoalbum, split as ``deepexpose train --data library`` splits it), each shrunk to a short
+coffee, chelsea and the motorcycle pair, then the held-out 20 % of the Debian photo library's scene groups (the
+packages of ``BUNDLED_LIBRARY``, split as ``deepexpose train --data library`` split them), each shrunk to a short
 side of ``--size``. Each photo gets each error of :mod:`deepexpose.data.unseen` (colour crosstalk, highlight
 roll-off, light falloff) with parameters drawn from a generator seeded by ``--seed``, the photo and the error, so
 ``--limit`` does not change the draws. The detuned photo is quantised to 8 bits (what a file holds) and given to:

@@ -41,7 +41,7 @@ from deepexpose.agents.checkpoint import read_meta
 from deepexpose.agents.policy import DEFAULT_MODEL, export_agent
 from deepexpose.agents.train import TrainConfig, train
 from deepexpose.agents.tuning import (GRID_CROPS, GRID_SHRINKS, NoValidationPhotos, choose_checkpoint, grid_text,
-                                      parse_consensus_grid, tune_consensus)
+                                      parse_consensus_grid, tune_consensus, validation_set)
 from deepexpose.data.packages import PHOTO_PACKAGES, default_cache_dir, load_library
 from deepexpose.data.synthetic import BUNDLED_LIBRARY, EXCLUDED_PACKAGES, HELD_OUT_DEMO
 
@@ -130,10 +130,11 @@ def main(argv: list[str] | None = None) -> int:
             f"library packages {', '.join(packages)} (held out: {HOLDOUT} and 20 % of the library's scene groups; ")
     best = Path(args.out) / "best.safetensors"
     kept = sorted((Path(args.out) / EVALUATED).glob("step-*.safetensors")) if args.choose_on_photos else []
-    on_photos = None
+    on_photos, cases = None, None  # cases: the validation photos with their errors, made once for both choices
     if kept:
         try:
-            on_photos = choose_checkpoint(kept, CHOOSE_CROPS, CHOOSE_SHRINKS, draws=TUNE_DRAWS, seed=TUNE_SEED,
+            cases = validation_set(kept[0], draws=TUNE_DRAWS, seed=TUNE_SEED)
+            on_photos = choose_checkpoint(kept, CHOOSE_CROPS, CHOOSE_SHRINKS, cases=cases,
                                           log=lambda line: print(line, flush=True))["best"]
         except NoValidationPhotos as e:
             print(f"note: --choose-on-photos: {e}; exporting as without it")
@@ -167,8 +168,8 @@ def main(argv: list[str] | None = None) -> int:
     tuned = {"setting": None, "chosen": None}
     if crops:  # the model's own consensus setting, chosen on the validation photos that chose its checkpoint
         try:
-            tuned = tune_consensus(source, crops, shrinks, draws=TUNE_DRAWS, seed=TUNE_SEED,
-                                   log=lambda line: print(line, flush=True))
+            tuned = tune_consensus(source, crops, shrinks, draws=TUNE_DRAWS, seed=TUNE_SEED, cases=cases,
+                                   colour=False, log=lambda line: print(line, flush=True))
             note += (f"; consensus setting chosen on the validation photos (deepexpose.agents.tuning, {TUNE_DRAWS} "
                      f"draws, seed {TUNE_SEED})")
         except NoValidationPhotos as e:

@@ -7,7 +7,8 @@ import torch
 
 from deepexpose.agents.checkpoint import save_checkpoint
 from deepexpose.agents.networks import ActorCritic, obs_to_float
-from deepexpose.agents.policy import KIND, agent_file, consensus_action, default_model_path, export_agent, load_agent
+from deepexpose.agents.policy import (KIND, agent_file, average_policies, consensus_action, default_model_path,
+                                     export_agent, load_agent)
 from deepexpose.agents.train import TrainConfig, actor_critic_act, run_policy
 from deepexpose.video import _numeric_leaves
 from deepexpose.envs import EditCore
@@ -179,3 +180,42 @@ def test_export_carries_a_consensus_setting_and_never_overwrites_its_input(tmp_p
     with pytest.raises(ValueError, match="crop"):
         export_agent(plain, tmp_path / "bad.safetensors", consensus={"crop": 2.0, "shrink": 1})
     assert not (tmp_path / "bad.safetensors").exists()
+
+
+def _checkpoints(tmp_path, hidden=(32, 32, 32)):
+    paths = []
+    for i, h in enumerate(hidden):
+        torch.manual_seed(i)
+        model = ActorCritic(steps=4, action_dim=16, hidden=h)
+        torch.nn.init.normal_(model.actor.weight, std=0.3)  # a policy that acts (the actor starts at zero)
+        meta = {"step": 100 * i, "config": dataclasses.asdict(TrainConfig()), "model": model.config()}
+        paths.append(save_checkpoint(tmp_path / f"step-{i}.safetensors", modules={"policy": model}, meta=meta))
+    return paths
+
+
+def test_average_policies_is_the_mean_of_every_weight(tmp_path):
+    paths = _checkpoints(tmp_path)
+    out = average_policies(paths, tmp_path / "avg.safetensors")
+    states = [load_agent(p).model.state_dict() for p in paths]
+    averaged = load_agent(out)
+    for key, value in averaged.model.state_dict().items():
+        assert torch.allclose(value, sum(s[key] for s in states) / 3, atol=1e-6), key
+    assert not torch.equal(averaged.model.actor.weight, load_agent(paths[-1]).model.actor.weight)
+    assert averaged.meta["step"] == 200 and averaged.meta["averaged"] == {"paths": [str(p) for p in paths],
+                                                                         "steps": [0, 100, 200]}
+    one = load_agent(average_policies(paths[1:2], tmp_path / "one.safetensors")).model.state_dict()
+    assert all(torch.equal(v, states[1][k]) for k, v in one.items())
+    views = torch.rand(2, 3, 64, 64, generator=torch.Generator().manual_seed(0))
+    assert averaged.choose(views) == load_agent(out).choose(views)  # a checkpoint like any other
+
+
+def test_average_policies_refuses_other_networks_nothing_and_its_own_inputs(tmp_path):
+    paths = _checkpoints(tmp_path, hidden=(32, 48))
+    with pytest.raises(ValueError, match="another network"):
+        average_policies(paths, tmp_path / "avg.safetensors")
+    with pytest.raises(ValueError, match="at least one"):
+        average_policies([], tmp_path / "avg.safetensors")
+    before = paths[0].read_bytes()
+    with pytest.raises(ValueError, match="would overwrite"):
+        average_policies(paths[:1], paths[0])
+    assert paths[0].read_bytes() == before and not (tmp_path / "avg.safetensors").exists()

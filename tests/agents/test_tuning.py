@@ -1,9 +1,13 @@
 """``deepexpose.agents.tuning``: consensus settings scored on the agent's validation photos only."""
 
+import json
+import shutil
+
 import numpy as np
 import pytest
 import torch
 
+from conftest import cached_package
 from deepexpose.agents import tuning
 from deepexpose.metrics import capped_psnr, delta_e2000
 
@@ -19,6 +23,74 @@ def test_validation_cases_are_seeded_and_untouched_is_the_photo():
     assert all(np.array_equal(a[1], b[1]) for a, b in zip(cases, again, strict=True))
     other = tuning.validation_cases(photos, draws=2, seed=1)
     assert not np.array_equal(cases[0][1], other[0][1])
+
+
+def test_validation_cases_keyed_by_name_draw_the_same_error_whatever_photos_are_beside_them():
+    photos = [torch.rand(3, 24, 32, generator=torch.Generator().manual_seed(i)) for i in range(3)]
+    named = tuning.validation_cases(photos, draws=1, seed=0, keys=["a", "b", "c"])
+    alone = tuning.validation_cases(photos[2:], draws=1, seed=0, keys=["c"])
+    assert np.array_equal(named[4][1], alone[0][1]) and np.array_equal(named[4][2], alone[0][2])
+    by_index = tuning.validation_cases(photos[2:], draws=1, seed=0)  # keyed "validation0": another draw
+    assert not np.array_equal(by_index[0][1], alone[0][1])
+    assert np.array_equal(tuning.validation_cases(photos, 1, 0)[0][1],
+                          tuning.validation_cases(photos, 1, 0, keys=["validation0", "x", "y"])[0][1])
+    with pytest.raises(ValueError, match="2 keys for 3 photos"):
+        tuning.validation_cases(photos, draws=1, seed=0, keys=["a", "b"])
+
+
+def _library_agent(agent, folder, cache, packages: str):
+    """A copy of ``agent`` in ``folder`` whose config says its run trained on ``packages`` of the photo ``cache``."""
+    folder.mkdir(exist_ok=True)
+    model = folder / "agent.safetensors"
+    shutil.copy(agent, model)
+    doc = json.loads(agent.with_suffix(".json").read_text())
+    doc["meta"]["config"].update(data="library", root=str(cache), library_packages=packages)
+    model.with_suffix(".json").write_text(json.dumps(doc))
+    return model
+
+
+def test_library_validation_photos_come_from_packages_the_run_never_saw(tiny_agent, tmp_path):
+    cache = tmp_path / "cache"
+    for package, count in (("lxqt-themes", 5), ("scratch", 6), ("tuxpaint-data", 4), ("kphotoalbum", 3)):
+        cached_package(cache, package, count)
+    model = _library_agent(tiny_agent, tmp_path, cache, "lxqt-themes")
+    names, photos = tuning.library_validation_photos(model, ["scratch", "tuxpaint-data", "scratch"])
+    assert sorted(names) == sorted([f"scratch/p{i}" for i in range(6)] + [f"tuxpaint-data/p{i}" for i in range(4)])
+    assert names != sorted(names) and all(p.shape == (3, 8, 8) for p in photos)  # in a seeded order
+    assert torch.equal(photos[names.index("scratch/p3")][:, 0, 0] * 255, torch.tensor([3.0, 21.0, 9.0]))
+    records = tuning.validation_records(tuning.run_config(model), ["scratch", "tuxpaint-data"])
+    assert [f"{r.package}/{r.name}" for r in records] == names  # what the photos are, before any is opened
+    few, _ = tuning.library_validation_photos(model, ["tuxpaint-data", "scratch"], count=3)
+    assert few == names[:3]  # a larger count only adds photos
+    refusals = {"lxqt-themes": "trained on it or held it out", "mate-backgrounds": "reserved",
+                "kphotoalbum": "EXCLUDED_PACKAGES", "no-such-package": "unknown", "endless-sky-data": "not in the "
+                "photo cache"}
+    for package, why in refusals.items():
+        with pytest.raises(ValueError, match=why):
+            tuning.library_validation_photos(model, ["scratch", package])
+    with pytest.raises(ValueError, match="at least one"):
+        tuning.library_validation_photos(model, [" "])
+    with pytest.raises(ValueError, match="count"):
+        tuning.library_validation_photos(model, ["scratch"], count=0)
+    every = _library_agent(tiny_agent, tmp_path / "every", cache, "")  # every cached package but the excluded
+    with pytest.raises(ValueError, match="scratch: this model's run trained on it"):
+        tuning.library_validation_photos(every, ["scratch"])
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")  # good_photo_split: too few demo photos
+def test_validation_set_is_the_run_s_photos_and_the_grid_can_be_scored_on_other_cases(tiny_agent):
+    own = tuning.validation_set(tiny_agent, draws=2, seed=4)
+    expected = tuning.validation_cases(tuning.validation_photos(tiny_agent), 2, 4)
+    assert len(own) == len(expected) and all(np.array_equal(a[1], b[1]) for a, b in zip(own, expected))
+    with pytest.raises(ValueError, match="draws"):
+        tuning.validation_set(tiny_agent, draws=0)
+    photos = [torch.rand(3, 24, 32, generator=torch.Generator().manual_seed(i)) for i in range(3)]
+    lines = []
+    other = tuning.validation_cases(photos, 1, 0)
+    tuned = tuning.tune_consensus(tiny_agent, (0.7,), (1.0,), cases=other, log=lines.append)
+    assert tuned["validation_photos"] == 3 and lines[0] == "3 validation photos, 6 cases"
+    assert tuned["rows"][1] == {"views": "consensus", "crop": 0.7, "shrink": 1.0, "untouched_within": 0.0,
+                                **tuning.score_cases(tuning.AgentMethod(tiny_agent, crop=0.7, shrink=1.0), other)}
 
 
 def test_score_cases_of_a_method_that_changes_nothing_is_the_inputs_score():
@@ -51,6 +123,18 @@ def test_grid_is_scored_and_ranked_and_the_carried_setting_chosen(tiny_agent):
     carried = [r for r in rows if r["views"] == "consensus" and r["untouched_within"] == 0]
     assert tuned["chosen"] == max(carried, key=lambda r: r["score"])
     assert tuned["setting"] == {"crop": tuned["chosen"]["crop"], "shrink": tuned["chosen"]["shrink"]}
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")  # good_photo_split: too few demo photos
+def test_without_colour_only_the_chosen_row_gets_its_ciede2000(tiny_agent):
+    with_colour = tuning.tune_consensus(tiny_agent, (0.6, 0.8), (1.0,), draws=1, log=lambda line: None)
+    lines = []
+    without = tuning.tune_consensus(tiny_agent, (0.6, 0.8), (1.0,), draws=1, colour=False, log=lines.append)
+    assert without["chosen"] == with_colour["chosen"] and without["setting"] == with_colour["setting"]
+    assert [r for r in without["rows"] if "delta_e2000" in r] == [without["chosen"]]
+    strip = [{k: v for k, v in r.items() if k != "delta_e2000"} for r in with_colour["rows"]]
+    assert [{k: v for k, v in r.items() if k != "delta_e2000"} for r in without["rows"]] == strip
+    assert lines[-1].startswith(f"chosen: crop {without['chosen']['crop']}") and "nan" in lines[2]
 
 
 @pytest.mark.filterwarnings("ignore::UserWarning")  # good_photo_split: too few demo photos
@@ -103,5 +187,8 @@ def test_choose_checkpoint_scores_every_kept_policy_on_whole_photos(tmp_path):
     basic = [(x, t) for c, x, t in cases if c == "basic"]  # step 0 changes nothing
     assert rows[0]["good_psnr"] == 100 and rows[0]["psnr"] == pytest.approx(
         np.mean([capped_psnr(x, t) for x, t in basic]))
+    few = tuning.choose_checkpoint(kept[-1:], (0.7,), (1.5,), cases=cases[:2], log=lambda line: None)
+    assert few["rows"] == [{"path": str(kept[-1]), "crop": 0.7, "shrink": 1.5, **tuning.score_cases(
+        AgentMethod(kept[-1], crop=0.7, shrink=1.5), cases[:2], colour=False)}]
     with pytest.raises(ValueError, match="needs checkpoints"):
         tuning.choose_checkpoint(kept, (), (1.0,))

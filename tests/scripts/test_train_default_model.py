@@ -87,6 +87,7 @@ def test_a_run_without_validation_photos_keeps_the_default_setting(recipe, tiny_
 def test_choose_on_photos_exports_the_kept_policy_best_on_whole_photos(recipe, tmp_path, monkeypatch, capsys):
     import json
 
+    from deepexpose.agents import tuning
     from deepexpose.agents.checkpoint import read_meta
     from deepexpose.agents.train import TrainConfig, train
     from deepexpose.agents.tuning import choose_checkpoint
@@ -97,9 +98,12 @@ def test_choose_on_photos_exports_the_kept_policy_best_on_whole_photos(recipe, t
                                  eval_size=4, view=16, k=2, eval_every=32, checkpoint_every=0, validation=0.2,
                                  out=cfg.out, progress=False, keep_evaluated=cfg.keep_evaluated, lr=3e-3))
     monkeypatch.setattr(recipe, "train", tiny_train)
+    loaded, load = [], tuning.validation_photos
+    monkeypatch.setattr(tuning, "validation_photos", lambda model: loaded.append(model) or load(model))
     run, model = tmp_path / "run", tmp_path / "model"
     assert recipe.main(["--out", str(run), "--model-dir", str(model),  # --choose-on-photos is the default
                         "--consensus-crops", "0.7", "--consensus-shrinks", "1"]) == 0
+    assert len(loaded) == 1  # the validation photos are loaded once, to choose the checkpoint and the setting
     assert recipe.configs[0].keep_evaluated and recipe.configs[0].chroma
     text = capsys.readouterr().out
     report = json.loads(text[text.index("{"):])
