@@ -185,8 +185,9 @@ def tune_consensus(model: str | Path | None, crops: Sequence[float], shrinks: Se
     for method, setting in settings:
         r = {**setting, **score_cases(method, cases, colour=colour)}
         rows.append(r)
+        de = f"{r['delta_e2000']:6.2f}" if colour else f"{'-':>6}"
         log(f"{r['views']:<12} {r.get('crop', ''):>5} {r.get('shrink', ''):>6} {r.get('untouched_within', ''):>6} "
-            f"{r['psnr']:6.2f} {r.get('delta_e2000', float('nan')):6.2f} {r['good_psnr']:9.2f} {r['score']:6.2f}")
+            f"{r['psnr']:6.2f} {de} {r['good_psnr']:9.2f} {r['score']:6.2f}")
     carried = [r for r in rows if r["views"] == "consensus" and r["untouched_within"] == 0]
     chosen = max(carried, key=lambda r: r["score"]) if carried else None
     if chosen is not None and not colour:

@@ -134,7 +134,7 @@ def test_without_colour_only_the_chosen_row_gets_its_ciede2000(tiny_agent):
     assert [r for r in without["rows"] if "delta_e2000" in r] == [without["chosen"]]
     strip = [{k: v for k, v in r.items() if k != "delta_e2000"} for r in with_colour["rows"]]
     assert [{k: v for k, v in r.items() if k != "delta_e2000"} for r in without["rows"]] == strip
-    assert lines[-1].startswith(f"chosen: crop {without['chosen']['crop']}") and "nan" in lines[2]
+    assert lines[-1].startswith(f"chosen: crop {without['chosen']['crop']}") and lines[3].split()[5] == "-"
 
 
 @pytest.mark.filterwarnings("ignore::UserWarning")  # good_photo_split: too few demo photos
