@@ -34,6 +34,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import time
 from pathlib import Path
 
 from deepexpose.agents.async_ac import EVALUATED
@@ -125,6 +126,7 @@ def main(argv: list[str] | None = None) -> int:
     cfg = dataclasses.replace(default_config(args.minutes, args.out, packages, args.seed, args.chroma),
                               keep_evaluated=args.choose_on_photos)
     result = train(cfg)
+    start = time.monotonic()
     target = Path(args.model_dir) / DEFAULT_MODEL
     note = (f"trained by scripts/train_default_model.py: demo photos astronaut, rocket and the Debian photo "
             f"library packages {', '.join(packages)} (held out: {HOLDOUT} and 20 % of the library's scene groups; ")
@@ -177,6 +179,7 @@ def main(argv: list[str] | None = None) -> int:
     export_agent(source, target, note=note, consensus=tuned["setting"], record={"chosen": how, **run})
     size = target.stat().st_size + target.with_suffix(".json").stat().st_size
     print(json.dumps({"model": str(target), "bytes": size, "from": str(source),
+                      "choosing_seconds": round(time.monotonic() - start, 1),
                       "validation_source": result.get("validation_source"), **exported, "consensus": tuned["chosen"]},
                      indent=2))
     return 0
