@@ -182,8 +182,9 @@ def export_agent(checkpoint: str | Path, out: str | Path, *, note: str = "",
 def average_policies(paths: list[str | Path], out: str | Path) -> Path:
     """Write to ``out`` (safetensors + JSON) the policy whose every weight is the mean of that weight in the agents
     of ``paths`` (checkpoints of one run, e.g. the last few it kept): stochastic weight averaging, Izmailov et al.,
-    "Averaging Weights Leads to Wider Optima and Better Generalization", UAI 2018. The JSON is the last path's,
-    plus ``averaged``: the paths and their steps. The agents must share one network and set-up (``ValueError``);
+    "Averaging Weights Leads to Wider Optima and Better Generalization", UAI 2018. The JSON is the last path's (so its
+    ``step``, ``history`` and ``best`` are that policy's, not the average's), plus ``averaged``: the paths and their
+    steps. The agents must share one network and set-up (``ValueError``);
     ``out`` must not be one of them."""
     if not paths:
         raise ValueError("average_policies needs at least one agent")

@@ -6,7 +6,8 @@
 ``scripts/train_default_model.py`` exports the policy, among those its run kept at every evaluation (its
 ``evaluated/`` folder), that scores best on the run's 15 validation photos. This study scores, for each run given,
 every kept policy and the weight averages of the last few (``--average``, :func:`deepexpose.agents.policy.
-average_policies`), all at the recipe's consensus setting crop 0.7 / shrink 1.5, on two sets of photos:
+average_policies`), all at crop 0.7 / shrink 1.5 (one of the two settings the recipe scores checkpoints at), on two
+sets of photos:
 
 - ``own``: the run's validation photos, 3 ``basic`` errors each and untouched, seed 0: the cases the recipe
   chooses on (:func:`deepexpose.agents.tuning.validation_cases`);
@@ -15,10 +16,11 @@ average_policies`), all at the recipe's consensus setting crop 0.7 / shrink 1.5,
   (:func:`deepexpose.agents.tuning.library_validation_photos`).
 
 Each candidate's score is the recipe's, ``PSNR - max(0, 38 - untouched PSNR)``. With the extra photos as the judge,
-the report gives the *regret* (best score on the judging photos minus the score of the candidate a rule picks) of:
-choosing on ``k`` extra photos and judging on the others (``--subsets``, 300 random splits each, seed 0); the
-recipe's pick (best on ``own``); the last kept policy; each average. Per-photo PSNRs go to ``--out`` (JSON; a rerun
-skips what it holds). Held-out photos are never read.
+the report gives the mean *regret* (best score on the judging photos minus the score of the candidate a rule picks)
+of: choosing on ``k`` extra photos and judging on the others (``--subsets``, 300 random splits each, seed 0); the
+recipe's pick (the best on ``own`` at this setting: the recipe also tries shrink 0.5, so check that it is the
+checkpoint the run exported); the last kept policy; each average. Per-photo PSNRs go to ``--out`` (JSON; a rerun
+skips the candidates it holds, so delete it to score with other ``--packages``). Held-out photos are never read.
 """
 
 from __future__ import annotations
@@ -166,8 +168,12 @@ def main(argv: list[str] | None = None) -> int:
         subsets = [int(v) for v in parse_grid(args.subsets, "--subsets")]
     except ValueError as e:
         raise SystemExit(str(e)) from None
-    if any(n < 2 for n in averages):
-        raise SystemExit("--average: an average needs at least 2 policies")
+    if any(n < 2 or n != int(n) for n in parse_grid(args.average, "--average")):
+        raise SystemExit("--average: an average needs a whole number of at least 2 policies")
+    if any(k < 1 or k != int(k) for k in parse_grid(args.subsets, "--subsets")):
+        raise SystemExit("--subsets: whole numbers of photos, at least 1")
+    if len({run.name for run in args.runs}) < len(args.runs):
+        raise SystemExit("runs are recorded by folder name: give runs whose folders have different names")
     packages = [p.strip() for p in args.packages.split(",") if p.strip()]
     results = json.loads(args.out.read_text()) if args.out.is_file() else {}
 
@@ -180,7 +186,10 @@ def main(argv: list[str] | None = None) -> int:
             study_run(run, packages, averages, results, folder, save, lambda line: print(line, flush=True))
         except ValueError as e:
             raise SystemExit(f"{run}: {e}") from None
-    print(report({run.name: results[run.name] for run in args.runs}, subsets))
+    try:
+        print(report({run.name: results[run.name] for run in args.runs}, subsets))
+    except ValueError as e:  # a subset as large as the extra photos
+        raise SystemExit(f"--subsets: {e}") from None
     return 0
 
 

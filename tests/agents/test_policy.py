@@ -205,8 +205,6 @@ def test_average_policies_is_the_mean_of_every_weight(tmp_path):
                                                                          "steps": [0, 100, 200]}
     one = load_agent(average_policies(paths[1:2], tmp_path / "one.safetensors")).model.state_dict()
     assert all(torch.equal(v, states[1][k]) for k, v in one.items())
-    views = torch.rand(2, 3, 64, 64, generator=torch.Generator().manual_seed(0))
-    assert averaged.choose(views) == load_agent(out).choose(views)  # a checkpoint like any other
 
 
 def test_average_policies_refuses_other_networks_nothing_and_its_own_inputs(tmp_path):

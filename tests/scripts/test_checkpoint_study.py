@@ -74,6 +74,12 @@ def test_a_run_s_kept_policies_and_averages_are_scored_and_reported(tmp_path, mo
         study.main([str(run), "--packages", "scratch", "--average", "4", "--out", str(out)])
     with pytest.raises(SystemExit, match="at least 2"):
         study.main([str(run), "--average", "1", "--out", str(out)])
+    with pytest.raises(SystemExit, match="--subsets: whole"):
+        study.main([str(run), "--subsets", "2.5", "--out", str(out)])
+    with pytest.raises(SystemExit, match="--subsets: cannot choose on 6"):
+        study.main([str(run), "--packages", "scratch", "--average", "2", "--subsets", "6", "--out", str(out)])
+    with pytest.raises(SystemExit, match="different names"):
+        study.main([str(run), str(tmp_path / "x" / "run"), "--out", str(out)])
     with pytest.raises(SystemExit, match="no kept policies"):
         study.main([str(tmp_path / "cache"), "--out", str(out)])
     with pytest.raises(SystemExit, match="reserved"):

@@ -112,7 +112,7 @@ def test_choose_on_photos_exports_the_kept_policy_best_on_whole_photos(recipe, t
                              log=lambda line: None)["rows"]
     best = max(rows, key=lambda r: r["score"])
     assert report["from"] == best["path"] and report["validation_photos"] == best
-    assert report["choosing_seconds"] > 0
+    assert report["choosing_seconds"] >= 0
     meta = read_meta(model / "agent.safetensors")
     assert meta["trained"]["step"] == report["step"] == read_meta(best["path"])["step"]
     assert "chosen on the whole photos" in meta["note"] and meta["consensus"] == {"crop": 0.7, "shrink": 1.0}
