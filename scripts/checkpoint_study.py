@@ -164,14 +164,15 @@ def main(argv: list[str] | None = None) -> int:
                         help="per-photo results (JSON; averaged policies go beside it)")
     args = parser.parse_args(argv)
     try:
-        averages = [int(v) for v in parse_grid(args.average, "--average")]
-        subsets = [int(v) for v in parse_grid(args.subsets, "--subsets")]
+        averages = parse_grid(args.average, "--average")
+        subsets = parse_grid(args.subsets, "--subsets")
     except ValueError as e:
         raise SystemExit(str(e)) from None
-    if any(n < 2 or n != int(n) for n in parse_grid(args.average, "--average")):
+    if any(n < 2 or n != int(n) for n in averages):
         raise SystemExit("--average: an average needs a whole number of at least 2 policies")
-    if any(k < 1 or k != int(k) for k in parse_grid(args.subsets, "--subsets")):
+    if any(k < 1 or k != int(k) for k in subsets):
         raise SystemExit("--subsets: whole numbers of photos, at least 1")
+    averages, subsets = [int(n) for n in averages], [int(k) for k in subsets]
     if len({run.name for run in args.runs}) < len(args.runs):
         raise SystemExit("runs are recorded by folder name: give runs whose folders have different names")
     packages = [p.strip() for p in args.packages.split(",") if p.strip()]
