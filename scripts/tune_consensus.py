@@ -3,6 +3,7 @@
     .venv/bin/python scripts/tune_consensus.py                         # the bundled agent, the default grid
     .venv/bin/python scripts/tune_consensus.py --crops 0.6 --shrinks 1 --draws 1
     .venv/bin/python scripts/tune_consensus.py --model runs/X/best.safetensors --export runs/X/agent.safetensors
+    .venv/bin/python scripts/tune_consensus.py --no-colour                # CIEDE2000 of the chosen row only
 
 Scores each consensus setting of the grid, and the whole-photo view alone, on the agent's validation photos (whole
 photos, short side at most 512, with ``basic`` errors, ``--draws`` per photo, and untouched), ranked by the
@@ -10,7 +11,9 @@ checkpoint-selection score of ``deepexpose train`` (:mod:`deepexpose.agents.tuni
 report with the best setting. ``--export PATH`` writes the model to PATH (safetensors + JSON,
 :func:`deepexpose.agents.policy.export_agent`) carrying the best consensus setting, which ``deepexpose enhance`` and
 ``evaluate`` then use for it (:func:`deepexpose.agents.policy.consensus_setting`); the model given is never
-rewritten.
+rewritten. CIEDE2000 takes seconds per photo, many times what the edits take, and the ranking never uses it:
+``--no-colour`` measures it for the chosen setting only (the row a model can carry), as the training recipe does,
+and prints "-" for the others.
 """
 
 from __future__ import annotations
@@ -36,6 +39,8 @@ def main(argv: list[str] | None = None) -> int:
                              "off)")
     parser.add_argument("--draws", type=int, default=3, help="basic errors drawn per photo (default: 3)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the errors (default: 0)")
+    parser.add_argument("--colour", action=argparse.BooleanOptionalAction, default=True,
+                        help="measure CIEDE2000 for every row (default); --no-colour: for the chosen row only")
     parser.add_argument("--export", default="", help="write the model with the best consensus setting to this "
                         "new .safetensors path (+ .json); needs --model")
     args = parser.parse_args(argv)
@@ -61,12 +66,12 @@ def main(argv: list[str] | None = None) -> int:
             raise SystemExit(f"--export: {target} (or its .json) exists; choose a new path")
     try:
         tuned = tune_consensus(model, crops, shrinks, withins, draws=args.draws, seed=args.seed,
-                               log=lambda line: print(line, flush=True))
+                               colour=args.colour, log=lambda line: print(line, flush=True))
     except NoValidationPhotos as e:
         raise SystemExit(str(e)) from None
     report = {"model": str(Path(model)) if model else "bundled default", "validation_photos":
-              tuned["validation_photos"], "draws": args.draws, "seed": args.seed, "rows": tuned["rows"],
-              "best": tuned["best"]}
+              tuned["validation_photos"], "draws": args.draws, "seed": args.seed, "colour": args.colour,
+              "rows": tuned["rows"], "best": tuned["best"]}
     if args.export:  # a model carries crop and shrink, not "whole photo" nor an --untouched-within threshold
         setting = tuned["setting"]
         report["exported"] = {"path": str(export_agent(model, args.export, consensus=setting)), "consensus": setting}

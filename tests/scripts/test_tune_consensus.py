@@ -12,6 +12,22 @@ def test_grid_report(tiny_agent, run_script):
     assert report["model"] == str(tiny_agent) and (report["draws"], report["seed"]) == (1, 0)
     assert [r.get("untouched_within") for r in report["rows"]] == [None, 0.0, 0.01]
     assert report["best"] == max(report["rows"], key=lambda r: r["score"]) and "exported" not in report
+    assert report["colour"] and all("delta_e2000" in r for r in report["rows"])
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")  # good_photo_split: too few demo photos
+def test_no_colour_measures_ciede2000_for_the_chosen_row_only(tiny_agent, run_script):
+    args = ["--model", str(tiny_agent), "--crops", "0.8", "--shrinks", "0,1", "--untouched-within", "0,0.01",
+            "--draws", "1"]
+    full = run_script("tune_consensus.py", args)
+    fast = run_script("tune_consensus.py", [*args, "--no-colour"])
+    assert not fast["colour"]
+    carried = [r for r in fast["rows"] if r["views"] == "consensus" and r["untouched_within"] == 0]
+    chosen = max(carried, key=lambda r: r["score"])
+    assert [r for r in fast["rows"] if "delta_e2000" in r] == [chosen]
+    twin = next(r for r in full["rows"] if all(r.get(k) == chosen[k] for k in ("views", "crop", "shrink",
+                                                                                  "untouched_within")))
+    assert chosen == twin  # the same scores, CIEDE2000 included, as with every row measured
 
 
 @pytest.mark.filterwarnings("ignore::UserWarning")  # good_photo_split: too few demo photos
