@@ -25,3 +25,48 @@ def test_clip_frames():
     assert np.mean(dark[0]) < np.mean(pan[0]) - 0.05
     synthetic = bf.clip_frames("synthetic", 0.0)
     assert len(synthetic) == 48 and synthetic[0].shape == (96, 128, 3)
+
+
+def _frames(n: int = 6) -> list[np.ndarray]:
+    rng = np.random.default_rng(1)
+    return [(rng.random((32, 48, 3)) * (0.4 + 0.1 * (i % 2)) * 255).astype(np.uint8) for i in range(n)]
+
+
+def test_measure_a_folder_of_frames_and_a_video(tmp_path):
+    from PIL import Image
+
+    from deepexpose.video import flicker, frame_statistics, read_clip, write_clip
+
+    bf = load_script("bench_flicker.py")
+    frames = _frames()
+    folder = tmp_path / "seq"
+    folder.mkdir()
+    for i, f in enumerate(frames):
+        Image.fromarray(f).save(folder / f"f{i:02d}.png")
+    video = tmp_path / "clip.avi"
+    write_clip(video, frames, fps=10.0, size=(48, 32))
+    decoded = list(read_clip(video)[1])
+    for source, frames_mode, seen in ((folder, True, frames), (video, False, decoded)):
+        rows = bf.measure(source, frames_mode, ["classic"], [1, 3], tmp_path / f"out-{source.name}")
+        assert [(m, w) for m, w, _, _ in rows] == [("classic", 1), ("classic", 3)]
+        expected = flicker([frame_statistics(f) for f in seen])  # the clip's own flicker, measured independently
+        for _, _, fin, fout in rows:
+            assert fin == pytest.approx(expected)
+            assert set(fout) == {"luminance", "rgb"}
+        # frame by frame, classic's auto exposure evens out the alternating brightness; smoothed over 3 frames one
+        # gain for all lets the alternation through (brightened, so larger than the input's)
+        assert rows[0][3]["luminance"] < 0.2 * expected["luminance"] < expected["luminance"] < rows[1][3]["luminance"]
+    assert video.is_file() and len(list(folder.iterdir())) == 6  # inputs untouched
+
+
+def test_main_refuses_a_missing_clip_and_ev_on_a_real_clip(tmp_path, monkeypatch, capsys):
+    bf = load_script("bench_flicker.py")
+    monkeypatch.setattr("sys.argv", ["bench_flicker.py", "--clip", str(tmp_path / "none.mp4")])
+    with pytest.raises(SystemExit):
+        bf.main()
+    assert "no such file or folder" in capsys.readouterr().err
+    (tmp_path / "seq").mkdir()
+    monkeypatch.setattr("sys.argv", ["bench_flicker.py", "--clip", str(tmp_path / "seq"), "--ev", "-1"])
+    with pytest.raises(SystemExit):
+        bf.main()
+    assert "--ev applies to --clip pan only" in capsys.readouterr().err
