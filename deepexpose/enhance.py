@@ -277,7 +277,7 @@ def enhance_image(method: Method, source: Path, output: Path, cfg: EnhanceConfig
     extra = {"source": source.name, "size": [img.width, img.height], **({"chosen_on": preview} if preview else {})}
     write_side_files(plan, output, cfg, extra)
     write_image(output, pixels, bit_depth=depth, quality=cfg.quality, icc_profile=img.icc_profile,
-                exif=img.exif, alpha=img.alpha, overwrite=True, threads=encode_threads())
+                exif=img.exif, alpha=img.alpha, overwrite=True, threads=encode_threads(), grey=img.grey)
 
 
 def encode_threads() -> int:

@@ -4,9 +4,10 @@ Reading (:func:`read_image`)
     JPEG, PNG, TIFF, WebP and BMP, 8- and 16-bit. The result is ``H x W x 3`` float32 RGB in [0, 1] (or, with
     ``dtype="native"``, the file's own ``uint8`` / ``uint16`` codes, which take a quarter / half the memory)
     with the EXIF orientation applied (Pillow's ``ImageOps.exif_transpose`` semantics). Grayscale, palette
-    and CMYK images are converted to RGB; an alpha channel (RGBA, LA, PA, palette or colour-key
-    transparency) is returned separately in ``Image.alpha``. 16-bit files keep their full precision: 16-bit
-    TIFFs are decoded by ``tifffile`` and 16-bit PNGs by ``imagecodecs`` (Pillow would cut them to 8 bits).
+    and CMYK images are converted to RGB (``Image.grey`` says the file was grayscale); an alpha channel
+    (RGBA, LA, PA, palette or colour-key transparency) is returned separately in ``Image.alpha``. 16-bit files
+    keep their full precision: 16-bit TIFFs are decoded by ``tifffile`` and 16-bit PNGs by ``imagecodecs``
+    (Pillow would cut them to 8 bits).
     Multi-frame files (multi-page TIFF, animated WebP, MPO) give their first frame. In native mode RGB and
     gray JPEGs are decoded by libjpeg-turbo through ``imagecodecs`` straight into the array (the same pixels
     as Pillow's decoder, tested, in about half the time of Pillow's decode plus its array copy).
@@ -17,7 +18,8 @@ Reading (:func:`read_image`)
     writes to the input file.
 
 Writing (:func:`write_image`)
-    8-bit JPEG, PNG, TIFF, WebP and BMP; 16-bit PNG and TIFF, from float pixels in [0, 1] (rounded to the
+    8-bit JPEG, PNG, TIFF, WebP and BMP; 16-bit PNG and TIFF; RGB, or with ``grey=True`` one grayscale channel
+    (the Rec. 709 luma of the pixels; WebP stays RGB), from float pixels in [0, 1] (rounded to the
     output depth) or from ``uint8`` / ``uint16`` codes (written as they are at their own depth; 8 -> 16 bits
     multiplies by 257, 16 -> 8 bits rounds to nearest). A JPEG from codes is encoded through ``imagecodecs``
     without Pillow's 4-byte copy: the file is byte for byte the one Pillow writes (tested), except that from
@@ -35,9 +37,10 @@ Metadata rules
       :func:`write_image` also resets an Orientation other than 1, because the pixels it writes are upright.
     * JPEG, PNG and WebP carry the full EXIF block. TIFF carries only the descriptive baseline tags
       (ImageDescription, Make, Model, Software, DateTime, Artist, Copyright) in both directions; BMP none.
-    * ICC profiles are kept for JPEG, PNG, TIFF and WebP (dropped for BMP). Because the pixels are always RGB,
-      a profile read from the file is only kept when it describes RGB data (a gray or CMYK profile is dropped,
-      and CMYK pixels are converted to RGB with Pillow's plain formula).
+    * ICC profiles are kept for JPEG, PNG, TIFF and WebP (dropped for BMP). A profile read from the file is
+      kept when it describes the file's RGB or gray data (a CMYK profile is dropped, and CMYK pixels are
+      converted to RGB with Pillow's plain formula); one is written only where it describes the channels
+      written (RGB or gray), so a gray photo's profile goes with its gray output and not with an RGB one.
     * Alpha is written to PNG, TIFF and WebP. JPEG and BMP have no alpha channel (for BMP Pillow's reader
       ignores it), so there it is dropped silently and the colour values are written unchanged, not
       composited.
@@ -114,6 +117,8 @@ _PILLOW_FORMATS = ("JPEG", "PNG", "TIFF", "WEBP", "BMP")  # Pillow reports camer
 _MAX_BIT_DEPTH = {"JPEG": 8, "PNG": 16, "TIFF": 16, "WEBP": 8, "BMP": 8}
 _HAS_ALPHA = {"PNG", "TIFF", "WEBP"}
 _HAS_ICC = {"JPEG", "PNG", "TIFF", "WEBP"}
+_HAS_GREY = {"JPEG", "PNG", "TIFF", "BMP"}
+LUMA_709 = (0.2126, 0.7152, 0.0722)  # gray output's weights: filters.base.LUMA_709, repeated so io needs no torch
 
 _ORIENTATION_TAG = 0x0112
 # Baseline TIFF tags describing the picture, the only EXIF that travels through TIFF files.
@@ -169,7 +174,8 @@ class Image:
     ``pixels`` is float32 ``H x W x 3`` RGB in [0, 1], already upright. ``alpha`` is float32 ``H x W`` in
     [0, 1] or ``None``. Read with ``dtype="native"``, both hold the file's ``uint8`` or ``uint16`` codes
     instead, possibly as read-only arrays. ``bit_depth`` is the source precision (8 or 16), ``exif`` raw EXIF
-    bytes with Orientation 1 (see the module notes), ``format`` one of :data:`SUPPORTED_FORMATS`.
+    bytes with Orientation 1 (see the module notes), ``format`` one of :data:`SUPPORTED_FORMATS`. ``grey``: the
+    file holds one gray channel (its value repeated in ``pixels``); ``icc_profile`` is then a gray profile.
     """
 
     pixels: np.ndarray
@@ -179,6 +185,7 @@ class Image:
     exif: bytes | None = None
     format: str | None = None
     path: Path | None = None
+    grey: bool = False
 
     @property
     def height(self) -> int:
@@ -327,9 +334,9 @@ def _exif_from_tiff_tags(tags: dict[int, Any], rotated: bool) -> bytes | None:
     return exif.tobytes() if len(exif) else None
 
 
-def _rgb_icc(icc: bytes | None) -> bytes | None:
-    """The profile if it describes RGB data (ICC header bytes 16..20), else ``None``."""
-    if icc and len(icc) >= 20 and icc[16:20] == b"RGB ":
+def _icc_for(icc: bytes | None, grey: bool) -> bytes | None:
+    """The profile if it describes RGB data, or with ``grey`` gray data (ICC header bytes 16..20), else ``None``."""
+    if icc and len(icc) >= 20 and icc[16:20] == (b"GRAY" if grey else b"RGB "):
         return bytes(icc)
     return None
 
@@ -347,13 +354,14 @@ def _finish(path: Path, color: np.ndarray, alpha: np.ndarray | None, bit_depth: 
     convert = (lambda a: a.astype(dtype, copy=False)) if native else (lambda a: _to_float(a, top))
     if color.ndim == 2:
         color = color[:, :, None]
+    grey = color.shape[2] == 1
     pixels = convert(color)
-    if pixels.shape[2] == 1:
+    if grey:
         pixels = np.repeat(pixels, 3, axis=2)
     pixels = _orient(pixels, orientation)
     alpha_f = _orient(convert(alpha), orientation) if alpha is not None else None
-    return Image(pixels=pixels, alpha=alpha_f, bit_depth=bit_depth, icc_profile=_rgb_icc(icc), exif=exif,
-                 format=fmt, path=path)
+    return Image(pixels=pixels, alpha=alpha_f, bit_depth=bit_depth, icc_profile=_icc_for(icc, grey), exif=exif,
+                 format=fmt, path=path, grey=grey)
 
 
 def _check_pixels(path: Path, width: int, height: int, limit: int | None) -> None:
@@ -776,8 +784,10 @@ def _orientation_and_exif(exif: bytes | None) -> tuple[int, bytes | None]:
 def write_image(path: str | os.PathLike[str], image_or_pixels: Image | np.ndarray, *, bit_depth: int = 8,
                 format: str | None = None, quality: int = 95, icc_profile: bytes | None = None,
                 exif: bytes | PILImage.Exif | None = None, alpha: np.ndarray | None = None,
-                overwrite: bool = False, threads: int | None = None) -> Path:
-    """Write RGB pixels (``H x W x 3``) atomically to ``path``.
+                overwrite: bool = False, threads: int | None = None, grey: bool | None = None) -> Path:
+    """Write RGB pixels (``H x W x 3``) atomically to ``path``; with ``grey`` (default: an Image's own ``grey``,
+    else false) as one gray channel, their Rec. 709 luma ``0.2126 R + 0.7152 G + 0.0722 B`` rounded, where the
+    format has one (JPEG, PNG, TIFF, BMP; WebP stays RGB).
 
     Float pixels are in [0, 1] (values outside are clipped) and are rounded to ``bit_depth``. ``uint8`` and
     ``uint16`` pixels (and alpha) are codes: written unchanged at their own depth, scaled by 257 from 8 to 16
@@ -785,7 +795,8 @@ def write_image(path: str | os.PathLike[str], image_or_pixels: Image | np.ndarra
     ``v / 65535``).
 
     ``image_or_pixels`` is an array or an :class:`Image`; for an Image, its alpha, ICC profile and EXIF are
-    used unless the corresponding argument is given (pass ``b""`` to drop a profile or EXIF). The format
+    used unless the corresponding argument is given (pass ``b""`` to drop a profile or EXIF); a profile is
+    written only when it describes what is written (an RGB profile with RGB, a gray one with gray). The format
     comes from ``format`` or else from the extension. ``bit_depth`` is 8, or 16 for PNG and TIFF.
     ``quality`` (1..100) applies to JPEG (4:4:4 chroma at 90 and above) and WebP (100 means lossless).
     ``threads`` (default: the cores available) encode a JPEG of 1 MP or more in strips (see the module notes).
@@ -807,12 +818,16 @@ def write_image(path: str | os.PathLike[str], image_or_pixels: Image | np.ndarra
             alpha = img.alpha if alpha is None else alpha
             icc_profile = img.icc_profile if icc_profile is None else icc_profile
             exif = img.exif if exif is None else exif
+            grey = img.grey if grey is None else grey
         else:
             pixels = image_or_pixels
+        grey = bool(grey) and fmt in _HAS_GREY
         codes_given = np.asarray(pixels).dtype in _CODE_DTYPES
         rgb = _to_codes(_check_pixels_array(pixels), bit_depth)
         a = _to_codes(_check_alpha(alpha, rgb.shape[:2]), bit_depth) if alpha is not None else None
-        icc = bytes(icc_profile) if icc_profile else None
+        if grey:
+            rgb = _luma_codes(rgb)
+        icc = _icc_for(icc_profile, grey)
         exif_bytes = _exif_for_writing(exif)
         if threads is None:
             threads = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
@@ -878,6 +893,18 @@ def _to_codes(a: np.ndarray, bit_depth: int) -> np.ndarray:
         v *= 255
         v += 32767
         flat_out[i:i + step] = v // 65535
+    return out
+
+
+def _luma_codes(rgb: np.ndarray) -> np.ndarray:
+    """``H x W x 1`` Rec. 709 luma of ``H x W x 3`` codes, rounded, in the same dtype (in slices of rows, so a
+    large photo needs no full-size float temporary)."""
+    out = np.empty((*rgb.shape[:2], 1), rgb.dtype)
+    weights = np.array(LUMA_709, np.float32)
+    rows = max(1, (1 << 20) // max(1, rgb.shape[1]))
+    for top in range(0, rgb.shape[0], rows):
+        luma = rgb[top:top + rows].astype(np.float32) @ weights
+        out[top:top + rows, :, 0] = np.rint(luma).astype(rgb.dtype)
     return out
 
 
@@ -999,9 +1026,10 @@ def _move_into_place(tmp: Path, path: Path, overwrite: bool, what: str) -> None:
 
 def _encode_pillow(fh: IO[bytes], fmt: str, rgb: np.ndarray, alpha: np.ndarray | None, icc: bytes | None,
                    exif: bytes | None, quality: int) -> None:
-    """8-bit JPEG, PNG, WebP and BMP through Pillow."""
+    """8-bit JPEG, PNG, WebP and BMP through Pillow (``rgb`` may be one gray channel)."""
     data = rgb if alpha is None else np.concatenate([rgb, alpha[:, :, None]], axis=2)
-    pim = PILImage.fromarray(np.ascontiguousarray(data), "RGB" if alpha is None else "RGBA")
+    mode = {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}[data.shape[2]]
+    pim = PILImage.fromarray(np.ascontiguousarray(data[:, :, 0] if mode == "L" else data), mode)
     options: dict[str, Any] = {}
     if icc:
         options["icc_profile"] = icc
@@ -1028,7 +1056,7 @@ def _encode_jpeg_codes(rgb: np.ndarray, quality: int, icc: bytes | None, exif: b
     means use Pillow."""
     if exif and len(exif) > _JPEG_MAX_MARKER:
         return None  # Pillow reports the error
-    subsampling = (1, 1) if quality >= 90 else (2, 2)
+    subsampling = (1, 1) if quality >= 90 or rgb.shape[2] == 1 else (2, 2)  # gray has no chroma to subsample
     try:
         import imagecodecs
 
@@ -1117,7 +1145,8 @@ def _encode_jpeg_strips(rgb: np.ndarray, encode: Callable[[np.ndarray], bytes], 
 
 def _encode_tiff(fh: IO[bytes], rgb: np.ndarray, alpha: np.ndarray | None, icc: bytes | None,
                  exif: bytes | None) -> None:
-    """8- or 16-bit RGB(A) TIFF, deflate-compressed, with ICC (tag 34675) and descriptive EXIF tags."""
+    """8- or 16-bit RGB(A) or gray(+alpha) TIFF, deflate-compressed, with ICC (tag 34675) and descriptive EXIF
+    tags."""
     data = rgb if alpha is None else np.concatenate([rgb, alpha[:, :, None]], axis=2)
     extratags = []
     if exif:
@@ -1128,7 +1157,8 @@ def _encode_tiff(fh: IO[bytes], rgb: np.ndarray, alpha: np.ndarray | None, icc: 
             if isinstance(value, str) and value and value.isascii():
                 extratags.append((code, "s", 0, value, True))
     tifffile.imwrite(
-        fh, data, photometric="rgb", planarconfig="contig",
+        fh, data[:, :, 0] if data.shape[2] == 1 else data, photometric="rgb" if rgb.shape[2] == 3 else "minisblack",
+        planarconfig="contig" if data.shape[2] > 1 else None,
         extrasamples=["unassalpha"] if alpha is not None else None, compression="zlib", predictor=True,
         iccprofile=icc, extratags=extratags, metadata=None, software=False,
     )
@@ -1141,11 +1171,12 @@ def _png_chunk(kind: bytes, body: bytes) -> bytes:
 
 def _encode_png16(fh: IO[bytes], rgb: np.ndarray, alpha: np.ndarray | None, icc: bytes | None,
                   exif: bytes | None) -> None:
-    """16-bit RGB(A) PNG (Pillow cannot write one): IHDR, iCCP, eXIf, IDAT with the Sub filter, IEND."""
+    """16-bit RGB(A) or gray(+alpha) PNG (Pillow cannot write one): IHDR, iCCP, eXIf, IDAT with the Sub filter,
+    IEND."""
     data = rgb if alpha is None else np.concatenate([rgb, alpha[:, :, None]], axis=2)
     height, width, channels = data.shape
     fh.write(_PNG_SIGNATURE)
-    color_type = 6 if channels == 4 else 2  # RGBA or RGB
+    color_type = {1: 0, 2: 4, 3: 2, 4: 6}[channels]  # gray, gray + alpha, RGB, RGBA
     fh.write(_png_chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 16, color_type, 0, 0, 0)))
     if icc:
         fh.write(_png_chunk(b"iCCP", b"ICC profile\x00\x00" + zlib.compress(icc)))

@@ -160,7 +160,7 @@ def enhance_frames(method, folder: Path, out_folder: Path, cfg) -> dict:
         write_side_files(plan, o, cfg, {"source": f.name, "frame": i})
         write_image(o, pixels, bit_depth=_bit_depth(cfg, img.bit_depth, o), quality=cfg.quality,
                     icc_profile=img.icc_profile, exif=img.exif, alpha=img.alpha, overwrite=True,
-                    threads=encode_threads())
+                    threads=encode_threads(), grey=img.grey)
     report = {"frames": len(frames), **_flicker_report(stats_in, stats_out)}
     if cfg.sidecar:
         doc = {**method.describe(), "temporal_window": cfg.temporal_window, **report,

@@ -329,6 +329,29 @@ def test_metadata_round_trips(tmp_path):
     assert np.array_equal(a_in.alpha, a_out.alpha)
 
 
+def test_a_grayscale_photo_stays_grayscale(tmp_path):
+    from deepexpose.io import write_image
+
+    src = tmp_path / "in"
+    src.mkdir()
+    grey = photo(4).mean(axis=2)
+    gray_icc = b"\0" * 16 + b"GRAY" + b"\0" * 108  # a (fake) gray profile, kept byte for byte
+    Image.fromarray((grey * 255).round().astype(np.uint8), "L").save(src / "bw.png", icc_profile=gray_icc)
+    Image.fromarray((grey * 255).round().astype(np.uint8), "L").save(src / "bw.jpg", quality=95)
+    write_image(src / "bw16.png", np.repeat(grey[..., None], 3, axis=2), bit_depth=16, grey=True)
+    save(src / "colour.png", photo(5))
+    assert enhance_paths([src], cfg(tmp_path / "out")).exit_code == 0
+    out = tmp_path / "out"
+    for name, bits in (("bw.png", 8), ("bw.jpg", 8), ("bw16.png", 16)):
+        before, after = read_image(src / name), read_image(out / name)
+        assert after.grey and after.bit_depth == bits, name
+        assert not np.allclose(after.pixels, before.pixels, atol=2 / 255), name  # edited, not copied
+    assert read_image(out / "bw.png").icc_profile == gray_icc
+    assert not read_image(out / "colour.png").grey
+    with Image.open(out / "bw.jpg") as im:
+        assert im.mode == "L"
+
+
 def test_killed_run_finishes_on_rerun(tmp_path):
     src = tmp_path / "in"
     for i in range(40):

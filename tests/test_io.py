@@ -270,6 +270,100 @@ def test_grayscale_and_bilevel(tmp_path):
     np.testing.assert_array_equal(as_u8(bilevel.pixels[..., 1]), np.where(gray > 128, 255, 0))
 
 
+GRAY_ICC = b"\0" * 16 + b"GRAY" + b"\0" * 108  # a (fake) gray profile: only its colour-space field is read
+
+
+def channels_in_file(path):
+    """Colour channels (alpha not counted) as the file stores them, read by other decoders than ours."""
+    if path.suffix == ".tif":
+        with tifffile.TiffFile(path) as tif:
+            page = tif.pages[0]
+            return page.samplesperpixel - len(page.extrasamples)
+    if path.suffix == ".png":
+        return {0: 1, 4: 1, 2: 3, 6: 3}[path.read_bytes()[25]]  # the IHDR colour type
+    with PILImage.open(path) as im:
+        return len(im.getbands()) - ("A" in im.getbands())
+
+
+def test_grey_flag_and_profile_on_read(tmp_path, icc):
+    gray = rgb8()[..., 0]
+    PILImage.fromarray(gray, "L").save(tmp_path / "l.png", icc_profile=GRAY_ICC)
+    PILImage.fromarray(gray, "L").save(tmp_path / "l.jpg", quality=95)
+    PILImage.fromarray(np.dstack([gray, gray]), "LA").save(tmp_path / "la.png")
+    (tmp_path / "g16.png").write_bytes(imagecodecs.png_encode(rgb16()[..., :1].copy()))
+    tifffile.imwrite(tmp_path / "g16.tif", rgb16()[..., 0], photometric="minisblack")
+    PILImage.fromarray(rgb8()).save(tmp_path / "rgb.png", icc_profile=GRAY_ICC)
+    PILImage.fromarray(rgb8()).convert("P").save(tmp_path / "p.png")
+    for name in ("l.png", "l.jpg", "la.png", "g16.png", "g16.tif"):
+        for dtype in ("float32", "native"):
+            assert read_image(tmp_path / name, dtype=dtype).grey, (name, dtype)
+    assert read_image(tmp_path / "l.png").icc_profile == GRAY_ICC  # a gray photo keeps its gray profile
+    rgb = read_image(tmp_path / "rgb.png")
+    assert not rgb.grey and rgb.icc_profile is None  # a gray profile does not describe RGB pixels
+    assert not read_image(tmp_path / "p.png").grey
+
+
+@pytest.mark.parametrize("ext,bits", [(".png", 8), (".png", 16), (".tif", 8), (".tif", 16), (".jpg", 8),
+                                      (".bmp", 8)])
+def test_grey_photo_is_written_grey(tmp_path, ext, bits):
+    gray = (rgb16()[..., 0] if bits == 16 else rgb8()[..., 0])
+    src = tmp_path / f"src{bits}.png"
+    if bits == 16:
+        src.write_bytes(imagecodecs.png_encode(gray[..., None].copy()))
+    else:
+        PILImage.fromarray(gray, "L").save(src, icc_profile=GRAY_ICC)
+    img = read_image(src, dtype="native")
+    out = write_image(tmp_path / f"out{ext}", img, bit_depth=bits)
+    assert channels_in_file(out) == 1
+    back = read_image(out, dtype="native")
+    assert back.grey and back.bit_depth == bits
+    if ext != ".jpg":
+        np.testing.assert_array_equal(back.pixels, img.pixels)
+    else:
+        assert np.abs(back.pixels.astype(int) - img.pixels).max() <= 3
+    if ext in (".png", ".tif", ".jpg") and bits == 8:
+        assert back.icc_profile == GRAY_ICC
+    # the same photo written as RGB (grey=False) is RGB, and its gray profile is not attached to RGB pixels
+    rgb = read_image(write_image(tmp_path / f"rgb{ext}", img, bit_depth=bits, grey=False))
+    assert not rgb.grey and rgb.icc_profile is None
+
+
+def test_grey_output_is_the_rec709_luma_with_alpha_and_webp_stays_rgb(tmp_path, icc):
+    u8, a8 = rgb8(), rgb8(seed=3)[..., 2]
+    out = write_image(tmp_path / "g.png", u8, grey=True, alpha=a8, icc_profile=icc)
+    with PILImage.open(out) as im:
+        assert im.mode == "LA" and "icc_profile" not in im.info  # an RGB profile does not describe gray
+        luma = np.asarray(im)[..., 0].astype(int)
+        np.testing.assert_array_equal(np.asarray(im)[..., 1], a8)
+    expected = np.rint(u8.astype(np.float64) @ [0.2126, 0.7152, 0.0722])
+    assert np.abs(luma - expected).max() <= 1 and np.mean(luma == expected) > 0.95  # float32 sums may round apart
+    u16 = rgb16()
+    g16 = read_image(write_image(tmp_path / "g16.tif", u16, bit_depth=16, grey=True), dtype="native")
+    assert g16.grey
+    expected16 = np.rint(u16.astype(np.float64) @ [0.2126, 0.7152, 0.0722])
+    assert np.abs(g16.pixels[..., 0].astype(int) - expected16).max() <= 1
+    webp = write_image(tmp_path / "g.webp", u8, grey=True, quality=100)
+    assert channels_in_file(webp) == 3 and not read_image(webp).grey
+
+
+def test_grey_weights_are_the_filters_luminance_weights():
+    from deepexpose.filters.base import LUMA_709
+
+    assert dio.LUMA_709 == LUMA_709
+
+
+def test_large_grey_jpeg_in_strips_decodes_to_the_one_piece_pixels(tmp_path, monkeypatch):
+    gray = np.tile(rgb8(64, 96)[..., 0], (2, 2))
+    rgb = np.repeat(gray[..., None], 3, axis=2)
+    monkeypatch.setattr(dio, "JPEG_STRIP_MIN_PIXELS", 1)
+    for quality in (95, 80):
+        one = write_image(tmp_path / f"one{quality}.jpg", rgb, grey=True, quality=quality, threads=1)
+        strips = write_image(tmp_path / f"strips{quality}.jpg", rgb, grey=True, quality=quality, threads=2)
+        assert b"\xff\xdd" in strips.read_bytes() and channels_in_file(strips) == 1
+        with PILImage.open(one) as a, PILImage.open(strips) as b:
+            np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+
+
 def test_palette_with_and_without_transparency(tmp_path):
     im = PILImage.fromarray(rgb8()).convert("P", palette=PILImage.Palette.ADAPTIVE, colors=16)
     im.save(tmp_path / "p.png")
