@@ -823,10 +823,9 @@ def write_image(path: str | os.PathLike[str], image_or_pixels: Image | np.ndarra
             pixels = image_or_pixels
         grey = bool(grey) and fmt in _HAS_GREY
         codes_given = np.asarray(pixels).dtype in _CODE_DTYPES
-        rgb = _to_codes(_check_pixels_array(pixels), bit_depth)
+        checked = _check_pixels_array(pixels)
+        rgb = _to_codes(_luma(checked) if grey else checked, bit_depth)
         a = _to_codes(_check_alpha(alpha, rgb.shape[:2]), bit_depth) if alpha is not None else None
-        if grey:
-            rgb = _luma_codes(rgb)
         icc = _icc_for(icc_profile, grey)
         exif_bytes = _exif_for_writing(exif)
         if threads is None:
@@ -896,15 +895,16 @@ def _to_codes(a: np.ndarray, bit_depth: int) -> np.ndarray:
     return out
 
 
-def _luma_codes(rgb: np.ndarray) -> np.ndarray:
-    """``H x W x 1`` Rec. 709 luma of ``H x W x 3`` codes, rounded, in the same dtype (in slices of rows, so a
-    large photo needs no full-size float temporary)."""
-    out = np.empty((*rgb.shape[:2], 1), rgb.dtype)
+def _luma(rgb: np.ndarray) -> np.ndarray:
+    """``H x W x 1`` Rec. 709 luma of ``H x W x 3`` pixels: codes rounded to their own dtype, floats left as
+    float32 (rounded once, when written). In slices of rows, so large codes need no full-size float temporary."""
+    codes = rgb.dtype in _CODE_DTYPES
+    out = np.empty((*rgb.shape[:2], 1), rgb.dtype if codes else np.float32)
     weights = np.array(LUMA_709, np.float32)
     rows = max(1, (1 << 20) // max(1, rgb.shape[1]))
     for top in range(0, rgb.shape[0], rows):
         luma = rgb[top:top + rows].astype(np.float32) @ weights
-        out[top:top + rows, :, 0] = np.rint(luma).astype(rgb.dtype)
+        out[top:top + rows, :, 0] = np.rint(luma).astype(rgb.dtype) if codes else luma
     return out
 
 
@@ -1036,7 +1036,7 @@ def _encode_pillow(fh: IO[bytes], fmt: str, rgb: np.ndarray, alpha: np.ndarray |
     if exif:
         options["exif"] = exif
     if fmt == "JPEG":
-        options.update(quality=quality, subsampling=0 if quality >= 90 else 2)
+        options.update(quality=quality, subsampling=0 if quality >= 90 or mode == "L" else 2)  # gray: no chroma
     elif fmt == "WEBP":
         options.update(quality=quality, lossless=quality == 100, exact=True)
     elif fmt == "PNG":

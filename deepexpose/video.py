@@ -154,7 +154,8 @@ def enhance_frames(method, folder: Path, out_folder: Path, cfg) -> dict:
         img = read_image(f, dtype="native")
         plan = plans[i] if plans is not None else method.plan(img.pixels)
         pixels = plan.render(img.pixels, cfg.strength)
-        stats_out.append(frame_statistics(pixels))
+        stats = frame_statistics(pixels)
+        stats_out.append(np.full(4, stats[0]) if img.grey else stats)  # a gray frame is written as its luma
         if o.exists() and cfg.skip_existing:
             continue
         write_side_files(plan, o, cfg, {"source": f.name, "frame": i})

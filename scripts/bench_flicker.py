@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from deepexpose.enhance import EnhanceConfig, enhance_paths
+from deepexpose.enhance import VIDEO_EXTENSIONS, EnhanceConfig, enhance_paths
 from deepexpose.video import flicker_test_clip
 
 
@@ -92,6 +92,13 @@ def main() -> int:
     args = parser.parse_args()
     methods = [m for m in args.methods.split(",") if m]
     windows = [int(w) for w in args.windows.split(",")]
+    if args.ev and args.clip != "pan":
+        parser.error("--ev applies to --clip pan only")
+    if args.clip not in ("synthetic", "pan"):
+        if not Path(args.clip).exists():
+            parser.error(f"--clip: no such file or folder: {args.clip}")
+        if Path(args.clip).is_file() and Path(args.clip).suffix.lower() not in VIDEO_EXTENSIONS:
+            parser.error(f"--clip: not a video ({', '.join(sorted(VIDEO_EXTENSIONS))}) or a folder of frames")
     with tempfile.TemporaryDirectory() as tmp:
         if args.clip in ("synthetic", "pan"):
             seq = Path(tmp) / "clip"
@@ -101,10 +108,6 @@ def main() -> int:
             rows = measure(seq, True, methods, windows, Path(tmp))
         else:
             source = Path(args.clip)
-            if not source.exists():
-                parser.error(f"--clip: no such file or folder: {source}")
-            if args.ev:
-                parser.error("--ev applies to --clip pan only")
             rows = measure(source, source.is_dir(), methods, windows, Path(tmp))
     print("| method | temporal window | input flicker (luminance / RGB) | output flicker (luminance / RGB) |")
     print("|---|---|---|---|")

@@ -285,7 +285,7 @@ def channels_in_file(path):
         return len(im.getbands()) - ("A" in im.getbands())
 
 
-def test_grey_flag_and_profile_on_read(tmp_path, icc):
+def test_grey_flag_and_profile_on_read(tmp_path):
     gray = rgb8()[..., 0]
     PILImage.fromarray(gray, "L").save(tmp_path / "l.png", icc_profile=GRAY_ICC)
     PILImage.fromarray(gray, "L").save(tmp_path / "l.jpg", quality=95)
@@ -313,7 +313,7 @@ def test_grey_photo_is_written_grey(tmp_path, ext, bits):
     else:
         PILImage.fromarray(gray, "L").save(src, icc_profile=GRAY_ICC)
     img = read_image(src, dtype="native")
-    out = write_image(tmp_path / f"out{ext}", img, bit_depth=bits)
+    out = write_image(tmp_path / f"out{ext}", img, bit_depth=bits, icc_profile=GRAY_ICC)
     assert channels_in_file(out) == 1
     back = read_image(out, dtype="native")
     assert back.grey and back.bit_depth == bits
@@ -321,10 +321,9 @@ def test_grey_photo_is_written_grey(tmp_path, ext, bits):
         np.testing.assert_array_equal(back.pixels, img.pixels)
     else:
         assert np.abs(back.pixels.astype(int) - img.pixels).max() <= 3
-    if ext in (".png", ".tif", ".jpg") and bits == 8:
-        assert back.icc_profile == GRAY_ICC
+    assert back.icc_profile == (None if ext == ".bmp" else GRAY_ICC)  # BMP carries no profile
     # the same photo written as RGB (grey=False) is RGB, and its gray profile is not attached to RGB pixels
-    rgb = read_image(write_image(tmp_path / f"rgb{ext}", img, bit_depth=bits, grey=False))
+    rgb = read_image(write_image(tmp_path / f"rgb{ext}", img, bit_depth=bits, grey=False, icc_profile=GRAY_ICC))
     assert not rgb.grey and rgb.icc_profile is None
 
 
@@ -342,6 +341,9 @@ def test_grey_output_is_the_rec709_luma_with_alpha_and_webp_stays_rgb(tmp_path, 
     assert g16.grey
     expected16 = np.rint(u16.astype(np.float64) @ [0.2126, 0.7152, 0.0722])
     assert np.abs(g16.pixels[..., 0].astype(int) - expected16).max() <= 1
+    floats = rgb8(seed=5) / np.float64(255)  # float pixels: the luma is rounded once, not each channel first
+    g8 = read_image(write_image(tmp_path / "f.png", floats, grey=True), dtype="native").pixels[..., 0]
+    np.testing.assert_array_equal(g8, np.floor(floats @ np.array([0.2126, 0.7152, 0.0722]) * 255 + 0.5))
     webp = write_image(tmp_path / "g.webp", u8, grey=True, quality=100)
     assert channels_in_file(webp) == 3 and not read_image(webp).grey
 
@@ -906,6 +908,12 @@ def test_jpeg_from_codes_is_pillows_file(tmp_path, icc):
             assert a == b, (quality, list(kw))
     img = read_image(tmp_path / "c75.jpg", dtype="native")
     assert img.icc_profile == big_icc and exif_tags(img.exif).get(0x0112, 1) == 1
+    grey = np.repeat(px[..., :1], 3, axis=2)
+    for quality in (95, 75):  # gray too, at every quality
+        a = write_image(tmp_path / f"gc{quality}.jpg", grey, quality=quality, grey=True, threads=1).read_bytes()
+        b = write_image(tmp_path / f"gf{quality}.jpg", grey / np.float32(255), quality=quality, grey=True,
+                        threads=1).read_bytes()
+        assert a == b, quality
     with pytest.raises(ImageWriteError):  # too much EXIF for one marker: Pillow's error, as for floats
         long_exif = PILImage.Exif()
         long_exif[270] = "x" * 70000

@@ -63,6 +63,39 @@ def test_frames_smoothing_reduces_flicker(tmp_path):
     assert smooth < 0.5 * raw  # ... which smoothing the parameters removes
 
 
+def test_gray_frames_are_written_gray_and_their_flicker_is_of_what_is_written(tmp_path, monkeypatch):
+    import deepexpose.video as video
+
+    class Tinted:  # a plan whose render tints each frame by its index: RGB means flicker, the written luma less
+        def __init__(self, plan, i):
+            self.plan, self.i = plan, i
+
+        def __getattr__(self, name):  # everything else (edit, params, side files) is the plan's
+            return getattr(self.plan, name)
+
+        def render(self, pixels, strength):
+            out = self.plan.render(pixels, strength)  # codes, as the frames are read
+            tinted = out.astype(np.float32)
+            tinted[..., 0] *= 1.0 + 0.3 * (self.i % 2)
+            return tinted.clip(0, np.iinfo(out.dtype).max).round().astype(out.dtype)
+
+    plans = video._plans
+    monkeypatch.setattr(video, "_plans", lambda *a: [Tinted(p, i) for i, p in enumerate(plans(*a))])
+    seq = tmp_path / "bw"
+    seq.mkdir()
+    for i, f in enumerate(flicker_test_clip(n=6)):
+        Image.fromarray((f[..., 0] * 255).round().astype(np.uint8), "L").save(seq / f"frame{i}.png")
+    out = tmp_path / "o"
+    cfg = EnhanceConfig(out=str(out), method="classic", frames=True, temporal_window=1, sidecar=True, progress=False)
+    assert enhance_paths([seq], cfg).exit_code == 0
+    written = [read_image(p) for p in sorted((out / "bw").glob("frame*.png"))]
+    assert len(written) == 6 and all(img.grey for img in written)
+    report = json.loads((out / "bw.json").read_text())["flicker_output"]
+    expected = flicker([frame_statistics(img.pixels) for img in written])  # measured on the files themselves
+    assert report["luminance"] == pytest.approx(expected["luminance"], abs=0.5 / 255)
+    assert report["rgb"] == pytest.approx(expected["rgb"], abs=0.5 / 255)
+
+
 def test_clip_enhance_keeps_frames_and_reports_flicker(tmp_path):
     frames = flicker_test_clip(n=12)
     clip = tmp_path / "in" / "clip.mp4"

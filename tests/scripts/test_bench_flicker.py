@@ -59,7 +59,7 @@ def test_measure_a_folder_of_frames_and_a_video(tmp_path):
     assert video.is_file() and len(list(folder.iterdir())) == 6  # inputs untouched
 
 
-def test_main_refuses_a_missing_clip_and_ev_on_a_real_clip(tmp_path, monkeypatch, capsys):
+def test_main_refuses_a_missing_clip_an_image_and_misplaced_ev(tmp_path, monkeypatch, capsys):
     bf = load_script("bench_flicker.py")
     monkeypatch.setattr("sys.argv", ["bench_flicker.py", "--clip", str(tmp_path / "none.mp4")])
     with pytest.raises(SystemExit):
@@ -70,3 +70,12 @@ def test_main_refuses_a_missing_clip_and_ev_on_a_real_clip(tmp_path, monkeypatch
     with pytest.raises(SystemExit):
         bf.main()
     assert "--ev applies to --clip pan only" in capsys.readouterr().err
+    monkeypatch.setattr("sys.argv", ["bench_flicker.py", "--ev", "-1"])  # the synthetic clip has no --ev either
+    with pytest.raises(SystemExit):
+        bf.main()
+    assert "--ev applies to --clip pan only" in capsys.readouterr().err
+    (tmp_path / "photo.png").write_bytes(b"")
+    monkeypatch.setattr("sys.argv", ["bench_flicker.py", "--clip", str(tmp_path / "photo.png")])
+    with pytest.raises(SystemExit):
+        bf.main()
+    assert "not a video" in capsys.readouterr().err
