@@ -4,7 +4,8 @@ Seed 001 found that correcting frames independently makes the picture flicker, a
 blending output frames. Here the flicker is removed where it starts, in parameter space: each frame's edit
 (exposures, white balance, ...) is chosen on its own view, every numeric parameter is averaged over a centred
 window of ``temporal_window`` frames (:func:`smooth_edits`), and each frame is rendered with its smoothed
-edit, so nothing is blurred and a cut still changes the look within half a window.
+edit, so nothing is blurred and a cut still changes the look within half a window. A frame that repeats the
+frame before it keeps that frame's edit (:func:`hold_repeats`), so it stays identical.
 
 Flicker is measured as in ``DESIGN.md``: the mean absolute frame-to-frame change of a global statistic
 (mean luminance and per-channel means) of a sequence (:func:`flicker`).
@@ -121,9 +122,40 @@ def sequence_frames(folder: Path) -> list[Path]:
     return sorted(frames, key=_natural_key)
 
 
-def _plans(method, edits: list[dict], cfg) -> list:
+def hold_repeats(edits: Sequence[dict], repeats: Sequence[bool]) -> list[dict]:
+    """``edits`` with each frame that repeats the frame before it (``repeats[i]``: frame ``i`` has the same pixels as
+    frame ``i - 1``) given the edit of the first frame of its run, so that repeated frames stay identical after
+    smoothing. Real footage often repeats frames (frame-rate conversion, a camera's duplicated frames): a moving
+    average would change each of them a little, where the picture does not change at all."""
+    if len(edits) != len(repeats) or (repeats and repeats[0]):
+        raise ValueError("repeats must have one flag per edit, and the first frame repeats nothing")
+    held: list[dict] = []
+    for edit, repeat in zip(edits, repeats, strict=True):
+        held.append(held[-1] if repeat else edit)
+    return held
+
+
+def _plans(method, edits: list[dict], repeats: list[bool], cfg) -> list:
     smoothed = smooth_edits(edits, cfg.temporal_window) if cfg.temporal_window > 1 else edits
-    return [method.plan_from_edit(e) for e in smoothed]
+    return [method.plan_from_edit(e) for e in hold_repeats(smoothed, repeats)]
+
+
+def _plan_frames(method, frames: Iterable[np.ndarray], stats_in: list) -> tuple[list, list[bool]]:
+    """Pass 1 over a sequence: the statistics of each frame (into ``stats_in``), its edit (``None`` for a method
+    without parameters) and whether it repeats the frame before it (whose edit it then shares, unplanned)."""
+    edits: list = []
+    repeats: list[bool] = []
+    previous = None
+    for frame in frames:
+        stats_in.append(frame_statistics(frame))
+        repeat = previous is not None and np.array_equal(frame, previous)
+        if repeat:
+            edits.append(edits[-1])
+        else:
+            edits.append(method.plan(frame).edit if method.parametric else None)
+        repeats.append(repeat)
+        previous = frame
+    return edits, repeats
 
 
 def _need_parametric(method, cfg) -> None:
@@ -143,12 +175,9 @@ def enhance_frames(method, folder: Path, out_folder: Path, cfg) -> dict:
     if clash:
         raise ValueError(f"{len(clash)} output frame(s) exist already, e.g. {clash[0]} "
                          "(pass --skip-existing or --overwrite)")
-    edits, stats_in = [], []
-    for f in frames:  # pass 1: a plan per frame, on its own view
-        img = read_image(f, dtype="native")
-        stats_in.append(frame_statistics(img.pixels))
-        edits.append(method.plan(img.pixels).edit if method.parametric else None)
-    plans = _plans(method, edits, cfg) if method.parametric else None
+    stats_in: list[np.ndarray] = []  # pass 1: a plan per frame, on its own view
+    edits, repeats = _plan_frames(method, (read_image(f, dtype="native").pixels for f in frames), stats_in)
+    plans = _plans(method, edits, repeats, cfg) if method.parametric else None
     stats_out = []
     for i, (f, o) in enumerate(zip(frames, outputs, strict=True)):  # pass 2: render the smoothed plans
         img = read_image(f, dtype="native")
@@ -233,13 +262,11 @@ def enhance_video(method, source: Path, output: Path, cfg) -> dict:
     """Correct a clip: plans per frame on views (pass 1), smoothed, rendered and encoded (pass 2)."""
     _need_parametric(method, cfg)
     meta, frames = read_clip(source)
-    edits, stats_in = [], []
-    for frame in frames:
-        stats_in.append(frame_statistics(frame))
-        edits.append(method.plan(frame).edit if method.parametric else None)
+    stats_in: list[np.ndarray] = []
+    edits, repeats = _plan_frames(method, frames, stats_in)
     if not edits:
         raise ValueError("the clip has no frames")
-    plans = _plans(method, edits, cfg) if method.parametric else None
+    plans = _plans(method, edits, repeats, cfg) if method.parametric else None
     stats_out: list[np.ndarray] = []
 
     def rendered():

@@ -8,8 +8,8 @@ from PIL import Image
 
 from deepexpose.enhance import EnhanceConfig, enhance_paths
 from deepexpose.io import read_image
-from deepexpose.video import (flicker, flicker_test_clip, frame_statistics, read_clip, sequence_frames, smooth_edits,
-                              write_clip)
+from deepexpose.video import (flicker, flicker_test_clip, frame_statistics, hold_repeats, read_clip, sequence_frames,
+                              smooth_edits, write_clip)
 
 
 def test_smooth_edits_moving_average():
@@ -24,6 +24,40 @@ def test_smooth_edits_moving_average():
     assert smooth_edits(partial, 5) == [{"exposure": {"ev": 2.0}}, {}, {"exposure": {"ev": 2.0}}]
     with pytest.raises(ValueError):
         smooth_edits(edits, 0)
+
+
+def test_hold_repeats_gives_a_repeated_frame_its_runs_first_edit():
+    edits = [{"exposure": {"ev": float(v)}} for v in range(5)]
+    held = hold_repeats(edits, [False, True, True, False, True])
+    assert [e["exposure"]["ev"] for e in held] == [0.0, 0.0, 0.0, 3.0, 3.0]
+    assert hold_repeats(edits, [False] * 5) == edits
+    with pytest.raises(ValueError):
+        hold_repeats(edits, [False] * 4)
+    with pytest.raises(ValueError):
+        hold_repeats(edits, [True] + [False] * 4)
+
+
+def test_repeated_frames_stay_identical_after_smoothing_and_are_planned_once(tmp_path, monkeypatch):
+    import deepexpose.methods as methods
+
+    seq = tmp_path / "rep"
+    seq.mkdir()
+    clip = flicker_test_clip(n=4)
+    order = [0, 0, 0, 1, 1, 2, 2, 2, 3, 3]  # each picture repeated, as a converted frame rate does
+    for i, k in enumerate(order):
+        Image.fromarray((clip[k] * 255).round().astype(np.uint8)).save(seq / f"f{i:02d}.png")
+    planned = []
+    plan = methods.ClassicMethod.plan
+    monkeypatch.setattr(methods.ClassicMethod, "plan", lambda self, px: planned.append(1) or plan(self, px))
+    out = tmp_path / "o"
+    cfg = EnhanceConfig(out=str(out), method="classic", frames=True, temporal_window=5, sidecar=True, progress=False)
+    assert enhance_paths([seq], cfg).exit_code == 0
+    assert len(planned) == 4  # one plan per distinct picture
+    written = [read_image(p, dtype="native").pixels for p in sorted((out / "rep").glob("f*.png"))]
+    for i in range(1, len(order)):
+        assert np.array_equal(written[i], written[i - 1]) == (order[i] == order[i - 1]), i
+    edits = json.loads((out / "rep.json").read_text())["edits"]
+    assert edits[1] == edits[0] and edits[2] == edits[0] and edits[4] == edits[3]
 
 
 def test_flicker_figure():
