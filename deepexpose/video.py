@@ -191,7 +191,7 @@ def enhance_frames(method, folder: Path, out_folder: Path, cfg) -> dict:
         write_image(o, pixels, bit_depth=_bit_depth(cfg, img.bit_depth, o), quality=cfg.quality,
                     icc_profile=img.icc_profile, exif=img.exif, alpha=img.alpha, overwrite=True,
                     threads=encode_threads(), grey=img.grey)
-    report = {"frames": len(frames), **_flicker_report(stats_in, stats_out)}
+    report = {"frames": len(frames), "repeated_frames": sum(repeats), **_flicker_report(stats_in, stats_out)}
     if cfg.sidecar:
         doc = {**method.describe(), "temporal_window": cfg.temporal_window, **report,
                "edits": [p.edit for p in plans] if plans is not None else None}
@@ -279,7 +279,7 @@ def enhance_video(method, source: Path, output: Path, cfg) -> dict:
             stats_out.append(frame_statistics(out))
             yield out
 
-    report: dict = {"frames": len(edits), "fps": meta["fps"]}
+    report: dict = {"frames": len(edits), "repeated_frames": sum(repeats), "fps": meta["fps"]}
 
     def sidecar() -> None:
         report.update(_flicker_report(stats_in, stats_out))

@@ -64,8 +64,9 @@ def clip_frames(kind: str, ev: float) -> list[np.ndarray]:
 
 
 def measure(source: Path, frames: bool, methods: list[str], windows: list[int], tmp: Path) -> list[tuple]:
-    """``(method, window, input flicker, output flicker)`` of ``deepexpose enhance`` on the clip ``source`` (a video
-    file, or with ``frames`` a folder of frames) for each method and temporal window, outputs under ``tmp``."""
+    """``(method, window, input flicker, output flicker, frames, repeated frames)`` of ``deepexpose enhance`` on the
+    clip ``source`` (a video file, or with ``frames`` a folder of frames) for each method and temporal window,
+    outputs under ``tmp``; a repeated frame has the same pixels as the frame before it."""
     rows = []
     for method in methods:
         for window in windows:
@@ -77,7 +78,8 @@ def measure(source: Path, frames: bool, methods: list[str], windows: list[int], 
                 raise SystemExit(str(summary))
             name = source.resolve().name if frames else source.name  # the output's name, as enhance gives it
             doc = json.loads((out / f"{name}.json").read_text())
-            rows.append((method, window, doc["flicker_input"], doc["flicker_output"]))
+            rows.append((method, window, doc["flicker_input"], doc["flicker_output"], doc["frames"],
+                         doc["repeated_frames"]))
     return rows
 
 
@@ -111,9 +113,11 @@ def main() -> int:
             rows = measure(source, source.is_dir(), methods, windows, Path(tmp))
     print("| method | temporal window | input flicker (luminance / RGB) | output flicker (luminance / RGB) |")
     print("|---|---|---|---|")
-    for method, window, fin, fout in rows:
+    for method, window, fin, fout, _, _ in rows:
         print(f"| {method} | {window} | {255 * fin['luminance']:.2f} / {255 * fin['rgb']:.2f} | "
               f"{255 * fout['luminance']:.2f} / {255 * fout['rgb']:.2f} |")
+    if rows:
+        print(f"\n{rows[0][4]} frames, {rows[0][5]} of them repeating the frame before them pixel for pixel")
     return 0
 
 

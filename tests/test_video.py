@@ -56,7 +56,9 @@ def test_repeated_frames_stay_identical_after_smoothing_and_are_planned_once(tmp
     written = [read_image(p, dtype="native").pixels for p in sorted((out / "rep").glob("f*.png"))]
     for i in range(1, len(order)):
         assert np.array_equal(written[i], written[i - 1]) == (order[i] == order[i - 1]), i
-    edits = json.loads((out / "rep.json").read_text())["edits"]
+    report = json.loads((out / "rep.json").read_text())
+    assert report["frames"] == 10 and report["repeated_frames"] == 6
+    edits = report["edits"]
     assert edits[1] == edits[0] and edits[2] == edits[0] and edits[4] == edits[3]
 
 
@@ -146,7 +148,7 @@ def test_clip_enhance_keeps_frames_and_reports_flicker(tmp_path):
     frames_out = list(frames_out)
     assert len(frames_out) == 12 and meta_out["fps"] == pytest.approx(12)
     doc = json.loads((tmp_path / "out" / "clip.mp4.json").read_text())
-    assert doc["frames"] == 12 and doc["flicker_output"]["luminance"] >= 0
+    assert doc["frames"] == 12 and doc["repeated_frames"] == 0 and doc["flicker_output"]["luminance"] >= 0
     assert not any(p.name.startswith(".") for p in (tmp_path / "out").iterdir())  # no temporary file left
     # the classic correction brightened the flat grey frame toward middle grey (0.18 linear, 118 in sRGB)
     assert np.mean(frames_out[0]) > np.mean(frames[0] * 255) + 5

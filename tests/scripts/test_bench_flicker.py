@@ -48,9 +48,10 @@ def test_measure_a_folder_of_frames_and_a_video(tmp_path):
     decoded = list(read_clip(video)[1])
     for source, frames_mode, seen in ((folder, True, frames), (video, False, decoded)):
         rows = bf.measure(source, frames_mode, ["classic"], [1, 3], tmp_path / f"out-{source.name}")
-        assert [(m, w) for m, w, _, _ in rows] == [("classic", 1), ("classic", 3)]
+        assert [(m, w) for m, w, *_ in rows] == [("classic", 1), ("classic", 3)]
+        assert all(row[4:] == (6, 0) for row in rows)  # six frames, none repeating the one before it
         expected = flicker([frame_statistics(f) for f in seen])  # the clip's own flicker, measured independently
-        for _, _, fin, fout in rows:
+        for _, _, fin, fout, _, _ in rows:
             assert fin == pytest.approx(expected)
             assert set(fout) == {"luminance", "rgb"}
         # frame by frame, classic's auto exposure evens out the alternating brightness; smoothed over 3 frames one
