@@ -140,11 +140,12 @@ def _plans(method, edits: list[dict], repeats: list[bool], cfg) -> list:
     return [method.plan_from_edit(e) for e in hold_repeats(smoothed, repeats)]
 
 
-def _plan_frames(method, frames: Iterable[np.ndarray], stats_in: list) -> tuple[list, list[bool]]:
-    """Pass 1 over a sequence: the statistics of each frame (into ``stats_in``), its edit (``None`` for a method
-    without parameters) and whether it repeats the frame before it (whose edit it then shares, unplanned)."""
+def _plan_frames(method, frames: Iterable[np.ndarray]) -> tuple[list, list[bool], list[np.ndarray]]:
+    """Pass 1 over a sequence: each frame's edit (``None`` for a method without parameters), whether it repeats the
+    frame before it (whose edit it then shares, unplanned), and its :func:`frame_statistics`."""
     edits: list = []
     repeats: list[bool] = []
+    stats_in: list[np.ndarray] = []
     previous = None
     for frame in frames:
         stats_in.append(frame_statistics(frame))
@@ -155,7 +156,7 @@ def _plan_frames(method, frames: Iterable[np.ndarray], stats_in: list) -> tuple[
             edits.append(method.plan(frame).edit if method.parametric else None)
         repeats.append(repeat)
         previous = frame
-    return edits, repeats
+    return edits, repeats, stats_in
 
 
 def _need_parametric(method, cfg) -> None:
@@ -175,8 +176,8 @@ def enhance_frames(method, folder: Path, out_folder: Path, cfg) -> dict:
     if clash:
         raise ValueError(f"{len(clash)} output frame(s) exist already, e.g. {clash[0]} "
                          "(pass --skip-existing or --overwrite)")
-    stats_in: list[np.ndarray] = []  # pass 1: a plan per frame, on its own view
-    edits, repeats = _plan_frames(method, (read_image(f, dtype="native").pixels for f in frames), stats_in)
+    # pass 1: a plan per frame, on its own view
+    edits, repeats, stats_in = _plan_frames(method, (read_image(f, dtype="native").pixels for f in frames))
     plans = _plans(method, edits, repeats, cfg) if method.parametric else None
     stats_out = []
     for i, (f, o) in enumerate(zip(frames, outputs, strict=True)):  # pass 2: render the smoothed plans
@@ -262,8 +263,7 @@ def enhance_video(method, source: Path, output: Path, cfg) -> dict:
     """Correct a clip: plans per frame on views (pass 1), smoothed, rendered and encoded (pass 2)."""
     _need_parametric(method, cfg)
     meta, frames = read_clip(source)
-    stats_in: list[np.ndarray] = []
-    edits, repeats = _plan_frames(method, frames, stats_in)
+    edits, repeats, stats_in = _plan_frames(method, frames)
     if not edits:
         raise ValueError("the clip has no frames")
     plans = _plans(method, edits, repeats, cfg) if method.parametric else None

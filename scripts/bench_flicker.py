@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from deepexpose.enhance import VIDEO_EXTENSIONS, EnhanceConfig, enhance_paths
+from deepexpose.enhance import VIDEO_EXTENSIONS, EnhanceConfig, collect_jobs, enhance_paths, side_path
 from deepexpose.video import flicker_test_clip
 
 
@@ -76,8 +76,8 @@ def measure(source: Path, frames: bool, methods: list[str], windows: list[int], 
             summary = enhance_paths([source], cfg)
             if summary.failed:
                 raise SystemExit(str(summary))
-            name = source.resolve().name if frames else source.name  # the output's name, as enhance gives it
-            doc = json.loads((out / f"{name}.json").read_text())
+            (job,), _, _ = collect_jobs([source], out, frames=frames)  # where enhance put it
+            doc = json.loads(side_path(job.output, ".json").read_text())
             rows.append((method, window, doc["flicker_input"], doc["flicker_output"], doc["frames"],
                          doc["repeated_frames"]))
     return rows
