@@ -23,7 +23,8 @@ from pathlib import Path
 import numpy as np
 
 from .device import resolve_device
-from .io import SUPPORTED_EXTENSIONS, Image, ImageIOError, atomic_write_bytes, read_image, read_preview, write_image
+from .io import (SUPPORTED_EXTENSIONS, Image, ImageIOError, atomic_write_bytes, read_image, read_preview, side_path,
+                 write_image)
 from .methods import Method, Plan, load_method, view_options
 
 VIDEO_EXTENSIONS = frozenset({".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v"})
@@ -195,11 +196,6 @@ def collect_jobs(inputs: Sequence[str | Path], out: str | Path, *, fmt: str = ""
             seen[target] = job.source
             unique.append(job)
     return unique, bad, dict(ignored)
-
-
-def side_path(output: Path, suffix: str) -> Path:
-    """``photo.jpg`` -> ``photo.jpg.json`` style side files (two inputs differing only by format never clash)."""
-    return output.with_name(output.name + suffix)
 
 
 def write_side_files(plan, output: Path, cfg: EnhanceConfig, extra: dict) -> None:

@@ -961,6 +961,13 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes, *, overwrite: 
     return p
 
 
+def side_path(output: str | os.PathLike[str], suffix: str) -> Path:
+    """``photo.jpg`` -> ``photo.jpg.json``: the side file of an output keeps the output's whole name, so two
+    outputs differing only by format never share a sidecar or LUT."""
+    out = Path(output)
+    return out.with_name(out.name + suffix)
+
+
 _EXISTS = "file already exists (pass overwrite=True to replace it)"
 
 

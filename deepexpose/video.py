@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from .filters.base import LUMA_709
-from .io import SUPPORTED_EXTENSIONS, atomic_write_bytes, read_image, write_image
+from .io import SUPPORTED_EXTENSIONS, atomic_write_bytes, read_image, side_path, write_image
 
 
 def _numeric_leaves(edit: dict, prefix: tuple = ()) -> Iterable[tuple[tuple, float | list]]:
@@ -196,7 +196,7 @@ def enhance_frames(method, folder: Path, out_folder: Path, cfg) -> dict:
     if cfg.sidecar:
         doc = {**method.describe(), "temporal_window": cfg.temporal_window, **report,
                "edits": [p.edit for p in plans] if plans is not None else None}
-        _write_json(out_folder.with_name(out_folder.name + ".json"), doc)
+        _write_json(side_path(out_folder, ".json"), doc)
     return report
 
 
@@ -286,7 +286,7 @@ def enhance_video(method, source: Path, output: Path, cfg) -> dict:
         if cfg.sidecar:
             doc = {**method.describe(), "temporal_window": cfg.temporal_window, **report,
                    "edits": [p.edit for p in plans] if plans is not None else None}
-            _write_json(output.with_name(output.name + ".json"), doc)
+            _write_json(side_path(output, ".json"), doc)
 
     write_clip(output, rendered(), fps=float(meta["fps"]), size=tuple(meta["size"]),
                audio_from=source if meta.get("audio_codec") else None, quality=cfg.quality,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import pickle
+from pathlib import Path
 
 import imagecodecs
 import numpy as np
@@ -656,6 +657,12 @@ def test_atomic_write_bytes(tmp_path):
     with pytest.raises(ImageWriteError):
         dio.atomic_write_bytes(tmp_path / "sub" / "bad.json", 3.5)  # not bytes: fails inside the write
     assert sorted(p.name for p in target.parent.iterdir()) == ["record.json"]
+
+
+def test_side_path_keeps_the_whole_output_name(tmp_path):
+    assert dio.side_path(tmp_path / "a.b" / "photo.jpg", ".json") == tmp_path / "a.b" / "photo.jpg.json"
+    assert dio.side_path("clip.mp4", ".cube") == Path("clip.mp4.cube")
+    assert dio.side_path(tmp_path / "photo.png", ".json") != dio.side_path(tmp_path / "photo.jpg", ".json")
 
 
 def _umask():
