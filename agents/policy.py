@@ -241,8 +241,9 @@ def load_agent(path: str | Path | None = None, device: str | torch.device = "cpu
     elif "config" in meta and "model" in meta:  # a training checkpoint of agents.async_ac
         cfg = meta["config"]
         if cfg.get("algo") not in ("adpg", "a3c"):
-            raise ValueError(f"{path} is a {cfg.get('algo')} checkpoint; only the own trainer's (adpg, a3c) "
-                             "agents can be loaded here")
+            what = f"a {cfg['algo']} checkpoint" if cfg.get("algo") else f"a {meta.get('kind', 'baseline')} model"
+            raise ValueError(f"{path} is {what}; only the own trainer's (adpg, a3c) agents can be loaded here"
+                             + ("" if cfg.get("algo") else " (pass the --method it was trained as)"))
         setup = {"k": int(cfg["k"]), "view": int(cfg["view"]), "segmentation": "luminosity", "refine_radius": 0}
         filters = DEFAULT_GLOBAL_FILTERS
     else:

@@ -96,7 +96,9 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
     cfg = from_namespace(EvaluateConfig, args)
     result = run_evaluation(cfg)
-    print(f"\n{result['scored_images']} of {result['images']} images scored ({result['dataset']})\n")
+    unpaired = f", {result['unpaired']} more without a target" if result.get("unpaired") else ""
+    print(f"\n{result['scored_images']} of {result['images']} images scored{unpaired} "
+          f"(--dataset {result['settings']['dataset']})\n")
     print(result["table"])
     for s in result["skipped"]:
         print(f"skipped {s['name']}: {s['reason']}")
@@ -239,6 +241,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ImageIOError, OSError, ValueError, RuntimeError) as e:
         print(f"deepexpose {args.command}: error: {e}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # finished outputs are complete (written atomically); a rerun finishes the rest
+        print(f"\ndeepexpose {args.command}: interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

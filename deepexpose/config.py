@@ -34,21 +34,23 @@ def _own_field_docs(cls: type) -> dict[str, str]:
 
 
 def add_dataclass_arguments(parser: argparse.ArgumentParser, cls: type, short: dict[str, str] | None = None) -> None:
-    """One ``--field-name`` option per field, typed from the default, helped by the field's docstring;
-    ``short`` adds short flags (``{"out": "-o"}``)."""
+    """One ``--field-name`` option per field, typed from the default, helped by the field's docstring (its
+    reStructuredText ````code```` marks dropped; "(default: ...)" added unless the docstring names the default
+    itself); ``short`` adds short flags (``{"out": "-o"}``)."""
     docs = field_docs(cls)
     short = short or {}
     for f in dataclasses.fields(cls):
         flags = [short[f.name]] if f.name in short else []
         flag = "--" + f.name.replace("_", "-")
         default = f.default
-        doc = docs.get(f.name, "").replace("%", "%%")  # argparse formats help strings with %
+        doc = docs.get(f.name, "").replace("``", "").replace("%", "%%")  # argparse formats help strings with %
+        said = "default:" in doc
         if isinstance(default, bool):
             parser.add_argument(*flags, flag, action=argparse.BooleanOptionalAction, default=default,
-                                help=f"{doc} (default: {default})")
+                                help=doc if said else f"{doc} (default: {default})")
         else:
             parser.add_argument(*flags, flag, type=type(default), default=default,
-                                help=f"{doc} (default: {default!r})")
+                                help=doc if said else f"{doc} (default: {default!r})")
 
 
 def from_namespace(cls: type[T], args: argparse.Namespace) -> T:

@@ -23,8 +23,8 @@ from pathlib import Path
 import numpy as np
 
 from .device import resolve_device
-from .io import (SUPPORTED_EXTENSIONS, Image, ImageIOError, atomic_write_bytes, read_image, read_preview, side_path,
-                 write_image)
+from .io import (SUPPORTED_EXTENSIONS, Image, ImageIOError, atomic_write_bytes, max_pixels_limit, read_image,
+                 read_preview, side_path, write_image)
 from .methods import Method, Plan, load_method, view_options
 
 VIDEO_EXTENSIONS = frozenset({".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v"})
@@ -44,15 +44,16 @@ class EnhanceConfig:
     format: str = ""
     """output format: jpg, png, tiff or webp (default: the input's)"""
     quality: int = 95
-    """JPEG/WebP quality, 1..100"""
+    """JPEG/WebP quality, 1..100; for clips it sets the codec's constant quality (95: x264 CRF 18)"""
     bit_depth: int = 0
     """8 or 16 (16 only for png and tiff); 0 keeps the input's"""
     strength: float = 1.0
     """0..1: blend the correction toward the input (0 changes nothing)"""
     sidecar: bool = False
-    """write NAME.json beside each output with every parameter chosen"""
+    """write NAME.EXT.json beside each output (photo.jpg.json) with every parameter chosen"""
     lut: bool = False
-    """write NAME.cube beside each output: the per-pixel part of its edit as a 3D LUT (Resolve, etc.)"""
+    """write NAME.EXT.cube beside each output: the per-pixel part of its edit, at --strength, as a 3D LUT
+    (Resolve, etc.)"""
     lut_size: int = 33
     """points per side of the .cube LUT"""
     skip_existing: bool = False
@@ -61,8 +62,9 @@ class EnhanceConfig:
     """replace outputs that already exist (otherwise they are reported as failed)"""
     frames: bool = False
     """treat each input folder as one sequence of numbered frames (parameters smoothed over time)"""
-    temporal_window: int = 9
-    """frames: parameters are averaged over this many neighbouring frames (1: no smoothing)"""
+    temporal_window: int = 0
+    """clips and frames: average every parameter over this many neighbouring frames, an odd number (1: no
+    smoothing; 0: 9 for methods with parameters, 1 for the cGAN, which paints pixels)"""
     jobs: int = 1
     """worker processes for photos (videos and frame sequences run in order)"""
     single_view: bool = False
@@ -125,7 +127,7 @@ class Job:
 
 def output_suffix(source: Path, fmt: str) -> str:
     if not fmt:
-        return ".tif" if source.suffix.lower() == ".tiff" else source.suffix
+        return source.suffix
     try:
         return OUTPUT_FORMATS[fmt.lower().lstrip(".")]
     except KeyError:
@@ -135,10 +137,19 @@ def output_suffix(source: Path, fmt: str) -> str:
 def _walk_images(folder: Path, ignored: Counter[str], out: Path) -> list[Path]:
     """The images and videos under ``folder``, leaving out hidden files and folders and the output folder ``out``
     (resolved) when it lies inside (a rerun must not enhance the first run's outputs); counts the other files'
-    extensions into ``ignored``."""
+    extensions into ``ignored``. Symbolic links to folders are followed, each real folder once (no loops)."""
     found = []
-    for dirpath, dirnames, filenames in os.walk(folder):
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith(".") and (Path(dirpath) / d).resolve() != out)
+    visited = {folder.resolve()}
+
+    def keep(dirpath: str, d: str) -> bool:
+        real = (Path(dirpath) / d).resolve()
+        if d.startswith(".") or real == out or real in visited:
+            return False
+        visited.add(real)
+        return True
+
+    for dirpath, dirnames, filenames in os.walk(folder, followlinks=True):
+        dirnames[:] = sorted(d for d in dirnames if keep(dirpath, d))
         for name in filenames:
             p = Path(dirpath) / name
             if name.startswith("."):
@@ -187,6 +198,8 @@ def collect_jobs(inputs: Sequence[str | Path], out: str | Path, *, fmt: str = ""
     inputs_resolved = {j.source.resolve() for j in jobs}
     for job in jobs:
         target = job.output.resolve()
+        if target in seen and seen[target].resolve() == job.source.resolve():
+            continue  # the same input named twice (or a file and its folder): done once
         if target in seen:
             bad.append(Outcome(str(job.source), str(job.output), "failed",
                                f"its output name collides with that of {seen[target]}"))
@@ -204,12 +217,12 @@ def write_side_files(plan, output: Path, cfg: EnhanceConfig, extra: dict) -> Non
         doc = {**plan.params, "strength": cfg.strength, **extra}
         atomic_write_bytes(side_path(output, ".json"), (json.dumps(doc, indent=2) + "\n").encode(), overwrite=True)
     if cfg.lut:
-        from .lut import write_cube
+        from .lut import toward_identity, write_cube
 
         if plan.lut is None:
             raise ValueError("this method's correction is not a per-pixel colour mapping; it has no LUT")
-        write_cube(side_path(output, ".cube"), plan.lut(cfg.lut_size), title=f"deepexpose {output.name}",
-                   size=cfg.lut_size)
+        table = toward_identity(plan.lut(cfg.lut_size).sample(cfg.lut_size), cfg.strength)
+        write_cube(side_path(output, ".cube"), table, title=f"deepexpose {output.name}")
 
 
 def _bit_depth(cfg: EnhanceConfig, source_depth: int, output: Path) -> int:
@@ -285,13 +298,29 @@ def encode_threads() -> int:
 
 
 def _existing(job: Job, cfg: EnhanceConfig) -> Outcome | None:
-    if job.kind == "frames" or not job.output.exists():  # frame folders are checked frame by frame
+    if job.kind == "frames":  # checked frame by frame, but a finished sequence is skipped whole
+        return _finished_frames(job, cfg)
+    if not job.output.exists():
         return None
     if cfg.skip_existing:
         return Outcome(str(job.source), str(job.output), "skipped", "output exists")
     if not cfg.overwrite:
         return Outcome(str(job.source), str(job.output), "failed",
                        "the output exists (pass --skip-existing or --overwrite)")
+    return None
+
+
+def _finished_frames(job: Job, cfg: EnhanceConfig) -> Outcome | None:
+    if not cfg.skip_existing or (cfg.sidecar and not side_path(job.output, ".json").exists()):
+        return None
+    from .video import frame_outputs
+
+    try:
+        outputs = frame_outputs(job.source, job.output, cfg.format)[1]
+    except ValueError:
+        return None  # run_job reports it
+    if all(o.exists() for o in outputs):
+        return Outcome(str(job.source), str(job.output), "skipped", "every output frame exists")
     return None
 
 
@@ -309,6 +338,8 @@ def run_job(method: Method, job: Job, cfg: EnhanceConfig) -> Outcome:
             (enhance_video if job.kind == "video" else enhance_frames)(method, job.source, job.output, cfg)
     except ImageIOError as e:
         return Outcome(str(job.source), str(job.output), "failed", e.reason)
+    except ValueError as e:  # the input or an option is wrong: the message says how
+        return Outcome(str(job.source), str(job.output), "failed", str(e))
     except Exception as e:  # anything one file throws is that file's failure, never the batch's
         return Outcome(str(job.source), str(job.output), "failed", f"{type(e).__name__}: {e}")
     return Outcome(str(job.source), str(job.output), "done")
@@ -360,16 +391,25 @@ def enhance_paths(inputs: Sequence[str | Path], cfg: EnhanceConfig) -> EnhanceSu
         raise ValueError(f"--bit-depth must be 8 or 16, got {cfg.bit_depth}")
     if not 1 <= cfg.quality <= 100:
         raise ValueError(f"--quality must be in 1..100, got {cfg.quality}")
+    if cfg.bit_depth == 16 and cfg.format and output_suffix(Path("x"), cfg.format) not in SIXTEEN_BIT:
+        raise ValueError(f"--bit-depth 16 needs --format png or tiff, not {cfg.format}")
+    if cfg.skip_existing and cfg.overwrite:
+        raise ValueError("--skip-existing and --overwrite contradict each other; pass one")
     if cfg.jobs < 1:
         raise ValueError(f"--jobs must be >= 1, got {cfg.jobs}")
-    if cfg.temporal_window < 1:
-        raise ValueError(f"--temporal-window must be >= 1, got {cfg.temporal_window}")
+    if cfg.temporal_window < 0 or (cfg.temporal_window and cfg.temporal_window % 2 == 0):
+        raise ValueError(f"--temporal-window must be an odd number (centred on the frame), or 0 for the method's "
+                         f"default; got {cfg.temporal_window}")
     if not 2 <= cfg.lut_size <= 256:
         raise ValueError(f"--lut-size must be in 2..256, got {cfg.lut_size}")
     if cfg.format:
         output_suffix(Path("x"), cfg.format)
+    max_pixels_limit()  # a malformed $DEEPEXPOSE_MAX_PIXELS fails the command once, not every file
     jobs, bad, ignored = collect_jobs(inputs, cfg.out, fmt=cfg.format, frames=cfg.frames)
     method = _load(cfg)
+    if cfg.temporal_window > 1 and not method.parametric and any(j.kind != "image" for j in jobs):
+        raise ValueError(f"the {cfg.method} method has no parameters to smooth over time; pass "
+                         "--temporal-window 1 (or leave it at 0)")
     if cfg.lut and not method.has_lut:
         raise ValueError(f"--lut needs a method whose correction is a per-pixel colour mapping; {cfg.method} "
                          "paints pixels")

@@ -449,6 +449,7 @@ def run_evaluation(cfg: EvaluateConfig) -> dict:
     fivek_standard = (cfg.dataset == "fivek" and cfg.split == "test" and cfg.expert.upper().endswith("C"))
     table = markdown_table(summary, parameters, PUBLISHED_FIVEK if fivek_standard else None)
     record = {"settings": asdict(cfg), "dataset": repr(dataset), "images": count,
+              "unpaired": len(getattr(dataset, "skipped", [])),
               "scored_images": len({r["name"] for r in per_image}), "methods": described,
               "parameters": parameters, "summary": summary, "skipped": skipped, "failures": failures,
               "notes": notes, "psnr_cap": PSNR_CAP, "per_image": per_image}

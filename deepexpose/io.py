@@ -266,6 +266,12 @@ class _Default:
 _DEFAULT = _Default()
 
 
+def max_pixels_limit() -> int | None:
+    """The decompression-bomb limit :func:`read_image` applies by default: ``$DEEPEXPOSE_MAX_PIXELS`` if set
+    (``none`` for no limit), else :data:`DEFAULT_MAX_PIXELS`. Raises ``ValueError`` for a malformed variable."""
+    return _resolve_max_pixels(_DEFAULT)
+
+
 def _resolve_max_pixels(value: int | None | _Default) -> int | None:
     if isinstance(value, _Default):
         env = os.environ.get(MAX_PIXELS_ENV, "").strip().replace("_", "")

@@ -36,7 +36,7 @@ from .filters import FilterPipeline
 from .io import atomic_write_bytes
 
 __all__ = ["ColorLUT", "CubeError", "bake_function", "bake_pipeline", "identity_grid", "quantize_codes",
-           "read_cube", "torch_single_threaded", "write_cube"]
+           "read_cube", "torch_single_threaded", "toward_identity", "write_cube"]
 
 FINE_LEVELS = 65536
 """Entries of the sqrt-spaced shaper table used for float input (``x_i = (i / 65535) ** 2``)."""
@@ -83,6 +83,19 @@ def identity_grid(size: int, dtype: torch.dtype = torch.float32) -> Tensor:
     out = torch.empty(3, size, size, size, dtype=dtype)
     out[0], out[1], out[2] = v.view(1, 1, size), v.view(1, size, 1), v.view(size, 1, 1)
     return out.view(1, 3, 1, -1)
+
+
+def toward_identity(table: np.ndarray, strength: float) -> np.ndarray:
+    """``grid + strength * (table - grid)`` at every lattice point of an ``N x N x N x 3`` table (``[b, g, r]``):
+    the LUT of ``deepexpose enhance --strength``, which blends each output pixel toward its input the same way,
+    so the blended table is exact wherever the table is (trilinear interpolation is linear too)."""
+    if not 0.0 <= strength <= 1.0:
+        raise ValueError(f"strength must be in [0, 1], got {strength}")
+    n = table.shape[0]
+    v = np.linspace(0.0, 1.0, n)
+    grid = np.empty(table.shape, dtype=np.float64)
+    grid[..., 0], grid[..., 1], grid[..., 2] = v[None, None, :], v[None, :, None], v[:, None, None]
+    return (grid + strength * (table.astype(np.float64) - grid)).astype(table.dtype)
 
 
 def _lattice(fn: Fn, size: int) -> np.ndarray:

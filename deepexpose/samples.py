@@ -85,6 +85,9 @@ def run_demo(out_dir: str | Path, *, method: str = "agent", model: str = "", ove
     from .sheet import contact_sheet
 
     out = Path(out_dir)
+    mine = [out / n for n in ("samples", "enhanced", "before_after.jpg", "scores.json")]
+    if not overwrite and any(p.exists() for p in mine):
+        raise FileExistsError(f"{out} holds a demo's files already (pass --overwrite to replace them)")
     paths, originals = write_samples(out / "samples", overwrite=overwrite)
     cfg = EnhanceConfig(out=str(out / "enhanced"), method=method, model=model, sidecar=True, overwrite=overwrite,
                         progress=progress)

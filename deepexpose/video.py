@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from .filters.base import LUMA_709
-from .io import SUPPORTED_EXTENSIONS, atomic_write_bytes, read_image, side_path, write_image
+from .io import SUPPORTED_EXTENSIONS, Image, ImageIOError, atomic_write_bytes, read_image, side_path, write_image
 
 
 def _numeric_leaves(edit: dict, prefix: tuple = ()) -> Iterable[tuple[tuple, float | list]]:
@@ -49,8 +49,8 @@ def smooth_edits(edits: Sequence[dict], window: int) -> list[dict]:
     Edits are dicts of dicts of numbers or lists of numbers (an episode's ``describe()``); a parameter missing
     from some frames counts as absent there, and lists are averaged element-wise.
     """
-    if window < 1:
-        raise ValueError(f"window must be >= 1, got {window}")
+    if window < 1 or window % 2 == 0:
+        raise ValueError(f"window must be an odd number >= 1 (centred on the frame), got {window}")
     n = len(edits)
     paths: dict[tuple, None] = {}
     for e in edits:
@@ -135,8 +135,19 @@ def hold_repeats(edits: Sequence[dict], repeats: Sequence[bool]) -> list[dict]:
     return held
 
 
+DEFAULT_WINDOW = 9
+"""frames a parameter is averaged over when ``--temporal-window`` is left at 0 (methods with parameters)"""
+
+
+def temporal_window(method, cfg) -> int:
+    """``cfg.temporal_window``, or for 0 (the default) :data:`DEFAULT_WINDOW` for a method with parameters and 1
+    for one that paints pixels (the cGAN)."""
+    return cfg.temporal_window or (DEFAULT_WINDOW if method.parametric else 1)
+
+
 def _plans(method, edits: list[dict], repeats: list[bool], cfg) -> list:
-    smoothed = smooth_edits(edits, cfg.temporal_window) if cfg.temporal_window > 1 else edits
+    window = temporal_window(method, cfg)
+    smoothed = smooth_edits(edits, window) if window > 1 else edits
     return [method.plan_from_edit(e) for e in hold_repeats(smoothed, repeats)]
 
 
@@ -160,28 +171,50 @@ def _plan_frames(method, frames: Iterable[np.ndarray]) -> tuple[list, list[bool]
 
 
 def _need_parametric(method, cfg) -> None:
-    if cfg.temporal_window > 1 and not method.parametric:
+    if temporal_window(method, cfg) > 1 and not method.parametric:
         raise ValueError(f"the {method.name} method has no parameters to smooth over time; pass "
-                         "--temporal-window 1")
+                         "--temporal-window 1 (or leave it at 0)")
+
+
+def frame_outputs(folder: Path, out_folder: Path, fmt: str = "") -> tuple[list[Path], list[Path]]:
+    """The frames of ``folder`` (:func:`sequence_frames`) and the file each is written to in ``out_folder``, as
+    ``--format fmt`` names it; raises ``ValueError`` when two frames would be written to one file (``f1.png`` and
+    ``f1.jpg`` with ``--format png``)."""
+    from .enhance import output_suffix
+
+    frames = sequence_frames(folder)
+    outputs = [out_folder / f.with_suffix(output_suffix(f, fmt)).name for f in frames]
+    first: dict[str, Path] = {}
+    for f, o in zip(frames, outputs, strict=True):
+        other = first.setdefault(o.name, f)
+        if other is not f:
+            raise ValueError(f"frames {other.name} and {f.name} would both be written as {o.name}")
+    return frames, outputs
+
+
+def _read_frame(path: Path) -> Image:
+    try:
+        return read_image(path, dtype="native")
+    except ImageIOError as e:
+        raise ValueError(f"frame {path.name}: {e.reason}") from None
 
 
 def enhance_frames(method, folder: Path, out_folder: Path, cfg) -> dict:
     """Correct a folder of numbered frames into ``out_folder`` (same names); returns the flicker figures."""
     _need_parametric(method, cfg)
-    frames = sequence_frames(folder)
-    from .enhance import _bit_depth, encode_threads, output_suffix, write_side_files
+    from .enhance import _bit_depth, encode_threads, write_side_files
 
-    outputs = [out_folder / f.with_suffix(output_suffix(f, cfg.format)).name for f in frames]
+    frames, outputs = frame_outputs(folder, out_folder, cfg.format)
     clash = [o for o in outputs if o.exists() and not (cfg.skip_existing or cfg.overwrite)]
     if clash:
         raise ValueError(f"{len(clash)} output frame(s) exist already, e.g. {clash[0]} "
                          "(pass --skip-existing or --overwrite)")
     # pass 1: a plan per frame, on its own view
-    edits, repeats, stats_in = _plan_frames(method, (read_image(f, dtype="native").pixels for f in frames))
+    edits, repeats, stats_in = _plan_frames(method, (_read_frame(f).pixels for f in frames))
     plans = _plans(method, edits, repeats, cfg) if method.parametric else None
     stats_out = []
     for i, (f, o) in enumerate(zip(frames, outputs, strict=True)):  # pass 2: render the smoothed plans
-        img = read_image(f, dtype="native")
+        img = _read_frame(f)
         plan = plans[i] if plans is not None else method.plan(img.pixels)
         pixels = plan.render(img.pixels, cfg.strength)
         stats = frame_statistics(pixels)
@@ -194,7 +227,7 @@ def enhance_frames(method, folder: Path, out_folder: Path, cfg) -> dict:
                     threads=encode_threads(), grey=img.grey)
     report = {"frames": len(frames), "repeated_frames": sum(repeats), **_flicker_report(stats_in, stats_out)}
     if cfg.sidecar:
-        doc = {**method.describe(), "temporal_window": cfg.temporal_window, **report,
+        doc = {**method.describe(), "temporal_window": temporal_window(method, cfg), **report,
                "edits": [p.edit for p in plans] if plans is not None else None}
         _write_json(side_path(out_folder, ".json"), doc)
     return report
@@ -221,7 +254,10 @@ def read_clip(path: Path) -> tuple[dict, Iterable[np.ndarray]]:
     """The clip's metadata (``fps``, ``size``, ``audio``...) and an iterator over its RGB frames (uint8)."""
     ff = _ffmpeg()
     reader = ff.read_frames(str(path))
-    meta = reader.__next__()
+    try:
+        meta = reader.__next__()
+    except OSError as e:
+        raise ValueError(f"cannot read the clip ({ffmpeg_reason(str(e))})") from None
     w, h = meta["size"]
 
     def frames():
@@ -231,20 +267,52 @@ def read_clip(path: Path) -> tuple[dict, Iterable[np.ndarray]]:
     return meta, frames()
 
 
-_CODECS = {".webm": "libvpx-vp9", ".avi": "mpeg4"}
+def ffmpeg_reason(message: str) -> str:
+    """The lines of an ffmpeg failure that say what went wrong, without its version and build banner: the first
+    line and the last two lines of ffmpeg's own output, or that the file has no video stream."""
+    if "Output file does not contain any stream" in message:
+        return "it has no video stream"
+    lines = [ln.strip() for ln in message.splitlines() if ln.strip()]
+    banner = ("ffmpeg version", "built with", "configuration:", "lib", "=== stderr ===")
+    said = [ln for ln in lines[1:] if not ln.startswith(banner)]
+    return "; ".join(lines[:1] + said[-2:])
+
+
+_CODECS = {".webm": "libvpx-vp9", ".avi": "mpeg4"}  # the others: H.264 (libx264)
+
+
+def encoder_options(suffix: str, quality: int, size: tuple[int, int]) -> tuple[str, str, list[str]]:
+    """``(codec, pixel format, ffmpeg options)`` for a clip written as ``suffix`` at ``--quality`` 1..100.
+
+    Quality maps to x264's constant rate factor, CRF = 51 - 33 q / 95 rounded: the default 95 gives CRF 18
+    (visually lossless, about x264's own advice), 100 gives 16 and 1 gives 51. VP9 (``.webm``) gets that CRF
+    scaled to its 0..63 range; MPEG-4 (``.avi``) the quantiser 1 + 30 (CRF / 51)^2. H.264 stores 4:2:0 colour
+    only at even sizes, so a clip of odd width or height is written 4:4:4 (same size, no pixel added or cut)."""
+    if not 1 <= quality <= 100:
+        raise ValueError(f"--quality must be in 1..100, got {quality}")
+    crf = min(51, max(0, round(51 - 33 * quality / 95)))
+    codec = _CODECS.get(suffix.lower(), "libx264")
+    if codec == "libvpx-vp9":
+        return codec, "yuv420p", ["-crf", str(round(crf * 63 / 51)), "-b:v", "0"]
+    if codec == "mpeg4":
+        return codec, "yuv420p", ["-qscale:v", str(1 + round(30 * (crf / 51) ** 2))]
+    odd = size[0] % 2 or size[1] % 2
+    return codec, "yuv444p" if odd else "yuv420p", ["-crf", str(crf)]
 
 
 def write_clip(path: Path, frames: Iterable[np.ndarray], *, fps: float, size: tuple[int, int],
                audio_from: Path | None = None, quality: int = 95,
                before_replace: Callable[[], None] | None = None) -> None:
     """Encode ``frames`` to ``path`` atomically (a hidden temporary file moved into place), copying the audio
-    of ``audio_from`` when it has any; ``before_replace`` runs after encoding, before the move."""
+    of ``audio_from`` when it has any (its first audio track); ``before_replace`` runs after encoding, before
+    the move. Codec and quality: :func:`encoder_options`."""
     ff = _ffmpeg()
     tmp = path.with_name(f".{path.name}.tmp-{secrets.token_hex(4)}{path.suffix}")
     path.parent.mkdir(parents=True, exist_ok=True)
     try:
-        writer = ff.write_frames(str(tmp), size, fps=fps, codec=_CODECS.get(path.suffix.lower()),
-                                 quality=min(10.0, quality / 10), macro_block_size=1,
+        codec, pix_fmt, options = encoder_options(path.suffix, quality, size)
+        writer = ff.write_frames(str(tmp), size, fps=fps, codec=codec, pix_fmt_out=pix_fmt, quality=None,
+                                 output_params=options, macro_block_size=1,
                                  audio_path=str(audio_from) if audio_from else None,
                                  audio_codec="copy" if audio_from else None)
         writer.send(None)
@@ -284,7 +352,7 @@ def enhance_video(method, source: Path, output: Path, cfg) -> dict:
     def sidecar() -> None:
         report.update(_flicker_report(stats_in, stats_out))
         if cfg.sidecar:
-            doc = {**method.describe(), "temporal_window": cfg.temporal_window, **report,
+            doc = {**method.describe(), "temporal_window": temporal_window(method, cfg), **report,
                    "edits": [p.edit for p in plans] if plans is not None else None}
             _write_json(side_path(output, ".json"), doc)
 

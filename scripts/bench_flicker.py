@@ -89,7 +89,7 @@ def main() -> int:
     parser.add_argument("--windows", default="1,9", help="temporal windows to compare (default: 1,9)")
     parser.add_argument("--clip", default="synthetic",
                         help="synthetic (the tests' alternating clip, default), pan (a pan across a held-out photo), "
-                             "or a video file or folder of frames")
+                             "or a video file or folder of frames (write ./pan for a file or folder named pan)")
     parser.add_argument("--ev", type=float, default=0.0, help="--clip pan: exposure error in stops (default: 0)")
     args = parser.parse_args()
     methods = [m for m in args.methods.split(",") if m]

@@ -22,6 +22,18 @@ def write_photo(path, seed=0, size=(24, 32)):
     return path
 
 
+def test_ctrl_c_is_a_short_message_and_exit_130(monkeypatch, capsys):
+    import deepexpose.cli as cli
+
+    def interrupted(args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "_cmd_filters", interrupted)
+    assert main(["filters"]) == 130
+    err = capsys.readouterr().err
+    assert "deepexpose filters: interrupted" in err and "Traceback" not in err
+
+
 def test_help_lists_every_command(capsys):
     with pytest.raises(SystemExit) as e:
         main(["--help"])
@@ -146,3 +158,15 @@ def test_evaluate_bad_layout_is_a_clear_error(tmp_path, capsys):
     assert code == 2
     err = capsys.readouterr().err
     assert "deepexpose evaluate: error:" in err and "missing" in err
+
+
+def test_evaluate_says_how_many_were_scored_and_how_many_had_no_target(tmp_path, capsys):
+    for i, name in enumerate("abc"):
+        write_photo(tmp_path / "ds" / "input" / f"{name}.png", seed=i)
+        if name != "c":
+            write_photo(tmp_path / "ds" / "target" / f"{name}.png", seed=i + 5)
+    code = main(["evaluate", "--dataset", "pairs", "--root", str(tmp_path / "ds"), "--methods", "identity",
+                 "--no-progress", "-o", str(tmp_path / "o")])
+    assert code == 0
+    out = capsys.readouterr().out
+    assert "2 of 2 images scored, 1 more without a target (--dataset pairs)" in out and "PairedFolder" not in out

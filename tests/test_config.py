@@ -47,3 +47,18 @@ def test_percent_in_field_docs_is_escaped():
     p = argparse.ArgumentParser()
     add_dataclass_arguments(p, C)
     assert "share in % of the photos" in p.format_help()
+
+
+def test_help_drops_code_marks_and_does_not_repeat_a_default_the_doc_names():
+    @dataclass
+    class C:
+        model: str = ""
+        """model file (default: the bundled model); see ``deepexpose enhance``"""
+        size: int = 3
+
+    p = argparse.ArgumentParser()
+    add_dataclass_arguments(p, C)
+    text = " ".join(p.format_help().split())
+    assert "model file (default: the bundled model); see deepexpose enhance" in text
+    assert "(default: '')" not in text and "``" not in text
+    assert "(default: 3)" in text  # a field without a doc still shows its default

@@ -16,7 +16,7 @@ from PIL import Image
 
 from deepexpose.enhance import EnhanceConfig, collect_jobs, enhance_paths
 from deepexpose.io import read_image
-from deepexpose.lut import read_cube
+from deepexpose.lut import read_cube, toward_identity
 
 
 def photo(seed=0, h=48, w=64):
@@ -96,13 +96,54 @@ def test_format_quality_and_bit_depth(tmp_path):
     assert (out / "lo" / "p.jpg").stat().st_size < (out / "hi" / "p.jpg").stat().st_size
     assert enhance_paths([src], cfg(out / "t16", format="tiff", bit_depth=16)).exit_code == 0
     assert read_image(out / "t16" / "p.tif").bit_depth == 16
-    bad = enhance_paths([src], cfg(out / "j16", format="jpg", bit_depth=16))
+    # 16 bits asked of a JPEG: refused before any work when --format says so, per file when the input's is JPEG
+    with pytest.raises(ValueError, match="--bit-depth 16 needs --format png or tiff"):
+        enhance_paths([src], cfg(out / "j16", format="jpg", bit_depth=16))
+    jpeg = save(tmp_path / "in" / "q.jpg", photo(5))
+    bad = enhance_paths([jpeg], cfg(out / "j16", bit_depth=16))
     assert bad.exit_code == 1 and "16-bit output needs png or tiff" in bad.failed[0].reason
     with pytest.raises(ValueError, match="format"):
         enhance_paths([src], cfg(out / "x", format="gif"))
-    for field, value in (("strength", 1.5), ("bit_depth", 12), ("quality", 0), ("jobs", 0)):
+    for field, value in (("strength", 1.5), ("bit_depth", 12), ("quality", 0), ("jobs", 0), ("temporal_window", 4),
+                         ("temporal_window", -1)):
         with pytest.raises(ValueError):
             enhance_paths([src], cfg(out / "x", **{field: value}))
+    with pytest.raises(ValueError, match="contradict"):
+        enhance_paths([src], cfg(out / "x", skip_existing=True, overwrite=True))
+    assert not (out / "x").exists() and not (out / "j16" / "p.jpg").exists()
+
+
+def test_a_malformed_pixel_limit_fails_the_command_once(tmp_path, monkeypatch):
+    src = save(tmp_path / "in" / "p.png", photo(5))
+    monkeypatch.setenv("DEEPEXPOSE_MAX_PIXELS", "abc")
+    with pytest.raises(ValueError, match="DEEPEXPOSE_MAX_PIXELS='abc'"):
+        enhance_paths([src], cfg(tmp_path / "out"))
+    assert not (tmp_path / "out").exists()
+
+
+def test_tiff_keeps_its_extension_and_the_same_input_twice_is_done_once(tmp_path):
+    a = save(tmp_path / "in" / "a.tiff", photo(1))
+    save(tmp_path / "in" / "a.tif", photo(2))
+    s = enhance_paths([a, tmp_path / "in", a], cfg(tmp_path / "out"))
+    assert (s.count("done"), s.exit_code) == (2, 0), str(s)
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.tif", "a.tiff"]
+    assert np.array_equal(read_image(tmp_path / "out" / "a.tiff").pixels,
+                          read_image(enhance_one(a, tmp_path / "solo")).pixels)
+
+
+def enhance_one(src, out):
+    assert enhance_paths([src], cfg(out)).exit_code == 0
+    return next(p for p in Path(out).iterdir() if p.suffix != ".json")
+
+
+def test_symlinked_folders_are_followed_each_real_folder_once(tmp_path):
+    save(tmp_path / "elsewhere" / "b.png", photo(2))
+    save(tmp_path / "in" / "a.png", photo(1))
+    (tmp_path / "in" / "linked").symlink_to(tmp_path / "elsewhere", target_is_directory=True)
+    (tmp_path / "in" / "loop").symlink_to(tmp_path / "in", target_is_directory=True)  # must not recurse forever
+    jobs, bad, _ = collect_jobs([tmp_path / "in"], tmp_path / "out")
+    assert [j.output.relative_to(tmp_path / "out").as_posix() for j in jobs] == ["a.png", "linked/b.png"]
+    assert bad == []
 
 
 def test_strength_blends_toward_input(tmp_path):
@@ -127,8 +168,20 @@ def test_sidecar_and_lut(tmp_path, agent_model):
     assert len(edit["local_exposure"]["ev"]) == 3 and "exposure" in edit and "saturation" in edit
     assert any(abs(v) > 1e-3 for f in edit.values() for v in (f.values() if isinstance(f, dict) else []) if
                isinstance(v, float))  # a real, non-trivial edit was chosen
-    table = read_cube(tmp_path / "out" / "p.jpg.cube").table.reshape(-1, 3)
+    cube = read_cube(tmp_path / "out" / "p.jpg.cube")
+    table = cube.table.reshape(-1, 3)
     assert table.shape == (17 ** 3, 3)
+    # at --strength the LUT is blended toward the identity as the pixels are: applied to the input it gives the
+    # written output (this method's edit is per pixel), and at strength 0 it is the identity
+    x = read_image(src).pixels
+    for strength in (0.5, 0.0):
+        c = cfg(tmp_path / f"s{strength}", method="classic", format="png", lut=True, lut_size=33, strength=strength)
+        assert enhance_paths([src], c).exit_code == 0
+        half = read_cube(tmp_path / f"s{strength}" / "p.png.cube")
+        written = read_image(tmp_path / f"s{strength}" / "p.png").pixels
+        assert np.abs(half.apply(x) - written).mean() < 0.5 / 255
+        assert np.abs(half.apply(x) - written).max() <= 2 / 255
+    assert np.abs(half.table - toward_identity(half.table, 0.0)).max() < 1e-6
     # the LUT is the per-pixel (global) part: its grid point for pure grey 0.5 equals the filters applied to it
     from deepexpose.filters import DEFAULT_GLOBAL_FILTERS, FilterPipeline
     pipe = FilterPipeline(DEFAULT_GLOBAL_FILTERS)

@@ -122,6 +122,7 @@ def test_fivek_layout_missing_target_is_skipped_and_published_rows_shown(tmp_pat
     result = run_evaluation(cfg(tmp_path, dataset="fivek", root=str(root), methods="identity"))
     assert set(per_method(result, "identity")) == {"a0001", "a0003"}
     assert [s["name"].split()[0] for s in result["skipped"]] == ["a0002"]
+    assert result["images"] == 2 and result["unpaired"] == 1
     assert "AdaInt" in result["table"] and "*published*" in result["table"]
     assert "25.49" in (tmp_path / "out" / "results.md").read_text()
 

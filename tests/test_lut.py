@@ -16,6 +16,7 @@ from deepexpose.lut import (
     identity_grid,
     read_cube,
     torch_single_threaded,
+    toward_identity,
     write_cube,
 )
 
@@ -271,3 +272,14 @@ def test_per_channel_functions_become_the_shaper():
         expected = quantize(ref[0].permute(1, 2, 0).numpy(), 8 if top == 255 else 16)
         np.testing.assert_array_equal(lut.apply(codes), expected)
     assert lut.sample().shape == (17, 17, 17, 3)
+
+
+def test_toward_identity_blends_each_lattice_point_toward_itself():
+    n = 5
+    grid = toward_identity(np.zeros((n, n, n, 3), np.float32), 0.0)  # strength 0: the identity lattice
+    assert grid[1, 2, 3].tolist() == [0.75, 0.5, 0.25]  # [b, g, r] indexing, values R, G, B
+    invert = 1.0 - grid
+    assert np.allclose(toward_identity(invert, 0.5), 0.5)  # halfway between x and 1 - x
+    assert np.array_equal(toward_identity(invert, 1.0), invert) and toward_identity(invert, 1.0).dtype == np.float32
+    with pytest.raises(ValueError, match="strength"):
+        toward_identity(invert, 1.5)

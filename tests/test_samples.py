@@ -39,5 +39,7 @@ def test_demo_command_with_classic(tmp_path, capsys):
     dark = next(s for s in scores if s["sample"] == "coffee_dark")
     assert dark["after_psnr"] > dark["before_psnr"]  # auto exposure brightens the dark sample
     assert (out / "before_after.jpg").is_file() and (out / "enhanced" / "coffee_dark.png.json").is_file()
+    capsys.readouterr()
     assert main(["demo", "-o", str(out), "--method", "classic", "--no-progress"]) == 2  # exists
+    assert "pass --overwrite" in capsys.readouterr().err  # the command's flag, not the library's argument
     assert main(["demo", "-o", str(out), "--method", "classic", "--no-progress", "--overwrite"]) == 0

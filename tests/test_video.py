@@ -1,6 +1,7 @@
 """Frame sequences and clips: parameter smoothing, the flicker figure, and enhance on a synthetic clip."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -8,8 +9,9 @@ from PIL import Image
 
 from deepexpose.enhance import EnhanceConfig, enhance_paths
 from deepexpose.io import read_image
-from deepexpose.video import (flicker, flicker_test_clip, frame_statistics, hold_repeats, read_clip, sequence_frames,
-                              smooth_edits, write_clip)
+from deepexpose.video import (DEFAULT_WINDOW, encoder_options, ffmpeg_reason, flicker, flicker_test_clip,
+                              frame_outputs, frame_statistics, hold_repeats, read_clip, sequence_frames, smooth_edits,
+                              temporal_window, write_clip)
 
 
 def test_smooth_edits_moving_average():
@@ -18,6 +20,8 @@ def test_smooth_edits_moving_average():
     assert [e["exposure"]["ev"] for e in out] == [1.5, 1.0, 2.0, 1.0, 1.5]
     assert out[1]["local_exposure"]["ev"] == [1.0, 0.0]
     assert smooth_edits(edits, 1) == edits
+    with pytest.raises(ValueError, match="odd"):
+        smooth_edits(edits, 2)  # a centred window has an odd number of frames
     # a parameter only some frames have is averaged over those that have it
     partial = [{"exposure": {"ev": 1.0}}, {}, {"exposure": {"ev": 3.0}}]
     assert smooth_edits(partial, 3) == partial  # each frame's window holds only itself of those that have it
@@ -194,11 +198,108 @@ def test_clip_audio_is_copied_and_a_painting_method_runs_frame_by_frame(tmp_path
     count = len(list(frames_in))
     assert meta_in.get("audio_codec") == "aac" and count >= 4
     before = clip.read_bytes()
-    # the cGAN paints pixels: no parameters to smooth, so each frame on its own (--temporal-window 1)
-    cfg = EnhanceConfig(out=str(tmp_path / "out"), method="cgan", temporal_window=1, progress=False)
+    # the cGAN paints pixels: no parameters to smooth, so each frame on its own (the default window is 1 for it;
+    # asking for more is refused before any work)
+    with pytest.raises(ValueError, match="no parameters to smooth"):
+        enhance_paths([clip], EnhanceConfig(out=str(tmp_path / "out"), method="cgan", temporal_window=3))
+    assert not (tmp_path / "out").exists()
+    cfg = EnhanceConfig(out=str(tmp_path / "out"), method="cgan", progress=False)
     s = enhance_paths([clip], cfg)
     assert s.exit_code == 0, str(s)
     meta, frames = read_clip(tmp_path / "out" / "talk.mp4")
     frames = list(frames)
     assert meta.get("audio_codec") == "aac" and len(frames) == count and frames[0].shape == (32, 48, 3)
     assert clip.read_bytes() == before
+
+
+def test_temporal_window_default_depends_on_the_method():
+    class Painter:
+        parametric = False
+
+    class Editor:
+        parametric = True
+
+    assert temporal_window(Editor(), EnhanceConfig()) == DEFAULT_WINDOW == 9
+    assert temporal_window(Painter(), EnhanceConfig()) == 1
+    assert temporal_window(Editor(), EnhanceConfig(temporal_window=5)) == 5
+
+
+def test_encoder_options_map_quality_and_keep_odd_sizes():
+    assert encoder_options(".mp4", 95, (64, 48)) == ("libx264", "yuv420p", ["-crf", "18"])
+    assert encoder_options(".MOV", 100, (64, 48))[2] == ["-crf", "16"]
+    assert encoder_options(".mkv", 1, (64, 48))[2] == ["-crf", "51"]
+    assert encoder_options(".mp4", 95, (159, 105))[1] == "yuv444p"  # H.264 4:2:0 needs even sizes
+    assert encoder_options(".webm", 95, (159, 105)) == ("libvpx-vp9", "yuv420p", ["-crf", "22", "-b:v", "0"])
+    assert encoder_options(".avi", 95, (64, 48)) == ("mpeg4", "yuv420p", ["-qscale:v", "5"])
+    lows = [int(encoder_options(".mp4", q, (64, 48))[2][1]) for q in (1, 5, 50, 75, 95)]
+    assert lows == sorted(lows, reverse=True) and len(set(lows)) == 5  # every quality is valid, higher is better
+    with pytest.raises(ValueError, match="quality"):
+        encoder_options(".mp4", 0, (64, 48))
+
+
+@pytest.mark.parametrize("suffix", [".mp4", ".webm", ".avi"])
+def test_a_clip_of_odd_size_and_low_quality_comes_back_the_same_size(tmp_path, suffix):
+    frames = [(f * 255).round().astype(np.uint8) for f in flicker_test_clip(n=4, h=35, w=53)]
+    clip = tmp_path / "in" / f"odd{suffix}"
+    clip.parent.mkdir()
+    write_clip(clip, iter(frames), fps=8, size=(53, 35))
+    s = enhance_paths([clip], EnhanceConfig(out=str(tmp_path / "out"), method="classic", quality=5, progress=False))
+    assert s.exit_code == 0, str(s)
+    meta, got = read_clip(tmp_path / "out" / clip.name)
+    assert meta["size"] == (53, 35) and len(list(got)) == 4
+
+
+def test_ffmpeg_failures_are_short(tmp_path):
+    import subprocess
+
+    import imageio_ffmpeg
+
+    sound = tmp_path / "in" / "sound.mp4"
+    sound.parent.mkdir()
+    subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-f", "lavfi", "-i",
+                    "sine=frequency=440:duration=0.2", "-c:a", "aac", str(sound)], check=True)
+    (tmp_path / "in" / "text.mp4").write_text("not a video")
+    s = enhance_paths([tmp_path / "in"], EnhanceConfig(out=str(tmp_path / "out"), method="classic", progress=False))
+    reasons = {Path(o.source).name: o.reason for o in s.failed}
+    assert "no video stream" in reasons["sound.mp4"]
+    assert "cannot read the clip" in reasons["text.mp4"] and "configuration:" not in reasons["text.mp4"]
+    assert "\n" not in reasons["text.mp4"] and len(reasons["text.mp4"]) < 400
+    banner = "Could not load meta information\n=== stderr ===\nffmpeg version n9\n  built with gcc\n" \
+             "  configuration: --enable-gpl\n  libavutil 61\n[in#0] moov atom not found\nError opening input file x."
+    assert ffmpeg_reason(banner) == "Could not load meta information; [in#0] moov atom not found; " \
+                                    "Error opening input file x."
+
+
+def write_frames(folder, names):
+    folder.mkdir(parents=True)
+    for i, name in enumerate(names):
+        Image.fromarray(np.full((8, 12, 3), 40 * i + 20, np.uint8)).save(folder / name)
+
+
+def test_frames_that_would_share_an_output_name_are_refused(tmp_path):
+    write_frames(tmp_path / "seq", ["f1.png", "f1.jpg", "f2.png"])
+    with pytest.raises(ValueError, match="frames f1.jpg and f1.png would both be written as f1.png|"
+                                         "frames f1.png and f1.jpg would both be written as f1.png"):
+        frame_outputs(tmp_path / "seq", tmp_path / "out" / "seq", "png")
+    assert len(frame_outputs(tmp_path / "seq", tmp_path / "o", "")[1]) == 3  # kept formats: three names
+    s = enhance_paths([tmp_path / "seq"], EnhanceConfig(out=str(tmp_path / "out"), method="classic", frames=True,
+                                                        format="png", progress=False))
+    assert s.exit_code == 1 and "would both be written" in s.failed[0].reason
+    assert not (tmp_path / "out" / "seq").exists()
+
+
+def test_a_bad_frame_is_named_and_a_finished_sequence_is_skipped(tmp_path):
+    write_frames(tmp_path / "seq", ["1.png", "2.png", "3.png"])
+    good = EnhanceConfig(out=str(tmp_path / "out"), method="classic", frames=True, sidecar=True, progress=False)
+    assert enhance_paths([tmp_path / "seq"], good).count("done") == 1
+    stamp = {p.name: p.stat().st_mtime_ns for p in (tmp_path / "out" / "seq").iterdir()}
+    good.skip_existing = True
+    again = enhance_paths([tmp_path / "seq"], good)
+    assert again.count("skipped") == 1 and again.exit_code == 0
+    assert {p.name: p.stat().st_mtime_ns for p in (tmp_path / "out" / "seq").iterdir()} == stamp
+    (tmp_path / "out" / "seq" / "2.png").unlink()  # one frame missing: the sequence is done again
+    assert enhance_paths([tmp_path / "seq"], good).count("done") == 1 and (tmp_path / "out" / "seq" / "2.png").exists()
+    (tmp_path / "seq" / "2.png").write_bytes(b"broken")
+    bad = enhance_paths([tmp_path / "seq"], EnhanceConfig(out=str(tmp_path / "o2"), method="classic", frames=True,
+                                                          progress=False))
+    assert bad.exit_code == 1 and bad.failed[0].reason.startswith("frame 2.png: ")

@@ -54,8 +54,10 @@ def test_agent_file_is_the_file_a_run_folders_checkpoint_or_the_bundled_model(tm
 
 def test_load_errors(tmp_path):
     training_checkpoint(tmp_path / "sb3.safetensors", algo="ppo")
-    with pytest.raises(ValueError, match="only the own trainer"):
+    with pytest.raises(ValueError, match="is a ppo checkpoint; only the own trainer"):
         load_agent(tmp_path / "sb3.safetensors")
+    with pytest.raises(ValueError, match="is a seed001-classifier model; .*pass the --method"):
+        load_agent(default_model_path().with_name("classifier.safetensors"))  # a baseline's model given to it
     save_checkpoint(tmp_path / "other.safetensors", tensors={"x": torch.zeros(1)}, meta={"kind": "something"})
     with pytest.raises(ValueError, match="not a deepexpose agent"):
         load_agent(tmp_path / "other.safetensors")
