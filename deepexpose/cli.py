@@ -195,7 +195,8 @@ def build_parser(train_method: str | None = None, command: str | None = None) ->
                        description="Correct every photo (and video) given, folders recursively, into --out under "
                                    "the same relative path, name and format. One bad file never stops the batch: "
                                    "the summary lists what was done, skipped and failed (exit status 1 if any "
-                                   "failed). Inputs are never modified; outputs are written atomically.")
+                                   "failed, 130 if interrupted). Inputs are never modified; outputs are written "
+                                   "atomically; a photo the edit leaves unchanged is copied byte for byte.")
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="image or video files and folders")
     if wants("enhance"):
         from .enhance import EnhanceConfig

@@ -23,8 +23,8 @@ from pathlib import Path
 import numpy as np
 
 from .device import resolve_device
-from .io import (SUPPORTED_EXTENSIONS, Image, ImageIOError, atomic_write_bytes, max_pixels_limit, read_image,
-                 read_preview, side_path, write_image)
+from .io import (SUPPORTED_EXTENSIONS, Image, ImageIOError, atomic_copy, atomic_write_bytes, max_pixels_limit,
+                 read_image, read_preview, side_path, write_image)
 from .methods import Method, Plan, load_method, view_options
 
 VIDEO_EXTENSIONS = frozenset({".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v"})
@@ -137,19 +137,23 @@ def output_suffix(source: Path, fmt: str) -> str:
 def _walk_images(folder: Path, ignored: Counter[str], out: Path) -> list[Path]:
     """The images and videos under ``folder``, leaving out hidden files and folders and the output folder ``out``
     (resolved) when it lies inside (a rerun must not enhance the first run's outputs); counts the other files'
-    extensions into ``ignored``. Symbolic links to folders are followed, each real folder once (no loops)."""
+    extensions into ``ignored``. Symbolic links to folders outside ``folder`` are followed, each real folder once
+    (no loops), folders before links, in name order, so the output paths do not depend on the disk."""
     found = []
-    visited = {folder.resolve()}
+    top = folder.resolve()
+    visited = {top}
 
     def keep(dirpath: str, d: str) -> bool:
-        real = (Path(dirpath) / d).resolve()
-        if d.startswith(".") or real == out or real in visited:
-            return False
+        path = Path(dirpath) / d
+        real = path.resolve()
+        if d.startswith(".") or real == out or real in visited or (path.is_symlink() and real.is_relative_to(top)):
+            return False  # a link into the folder itself: that folder is walked anyway
         visited.add(real)
         return True
 
     for dirpath, dirnames, filenames in os.walk(folder, followlinks=True):
-        dirnames[:] = sorted(d for d in dirnames if keep(dirpath, d))
+        order = sorted(dirnames, key=lambda d: ((Path(dirpath) / d).is_symlink(), d))
+        dirnames[:] = sorted(d for d in order if keep(dirpath, d))
         for name in filenames:
             p = Path(dirpath) / name
             if name.startswith("."):
@@ -199,7 +203,7 @@ def collect_jobs(inputs: Sequence[str | Path], out: str | Path, *, fmt: str = ""
     for job in jobs:
         target = job.output.resolve()
         if target in seen and seen[target].resolve() == job.source.resolve():
-            continue  # the same input named twice (or a file and its folder): done once
+            continue  # the same input named twice, to the same output: done once
         if target in seen:
             bad.append(Outcome(str(job.source), str(job.output), "failed",
                                f"its output name collides with that of {seen[target]}"))
@@ -279,14 +283,51 @@ def _plan_preview(method: Method, source: Path, side: int) -> tuple[Plan, list[i
 
 def enhance_image(method: Method, source: Path, output: Path, cfg: EnhanceConfig) -> None:
     """Correct one photo: read and plan (:func:`read_and_plan`), render at full resolution, write (side files
-    first)."""
+    first). A photo the edit leaves unchanged, pixel for pixel (``--strength 0``, ``--untouched-within``, an
+    identity edit), written in its own format and depth, is copied byte for byte where the copy is what writing
+    would give (:func:`_copyable`): re-encoding a JPEG would change it, and a copy keeps every piece of
+    metadata."""
     img, plan, preview = read_and_plan(method, source)
     pixels = plan.render(img.pixels, cfg.strength)
     depth = _bit_depth(cfg, img.bit_depth, output)
-    extra = {"source": source.name, "size": [img.width, img.height], **({"chosen_on": preview} if preview else {})}
+    copy = depth == img.bit_depth and _unchanged(pixels, img.pixels) and _copyable(source, output)
+    extra = {"source": source.name, "size": [img.width, img.height], **({"chosen_on": preview} if preview else {}),
+             **({"copied": True} if copy else {})}
     write_side_files(plan, output, cfg, extra)
+    if copy:
+        atomic_copy(source, output, overwrite=True)
+        return
     write_image(output, pixels, bit_depth=depth, quality=cfg.quality, icc_profile=img.icc_profile,
                 exif=img.exif, alpha=img.alpha, overwrite=True, threads=encode_threads(), grey=img.grey)
+
+
+def _unchanged(a: np.ndarray, b: np.ndarray) -> bool:
+    """``a`` equals ``b``, compared in bands of rows (a 100 MP photo needs no 300 MB mask; a real edit stops at its
+    first band)."""
+    if a.shape != b.shape or a.dtype != b.dtype:
+        return False
+    step = max(1, (1 << 22) // max(1, a[0].size))
+    return all(np.array_equal(a[i:i + step], b[i:i + step]) for i in range(0, a.shape[0], step))
+
+
+_PILLOW_SUFFIX = {"JPEG": ".jpg", "PNG": ".png", "TIFF": ".tif", "WEBP": ".webp", "BMP": ".bmp"}
+
+
+def _copyable(source: Path, output: Path) -> bool:
+    """Whether a copy of ``source`` is what writing its unchanged pixels to ``output`` would give: the file is
+    the format the output's name says, one picture (not animated, not multi-page), upright (no EXIF orientation
+    to apply) and not CMYK (converted to RGB when read). Reads the header only."""
+    from PIL import Image as PILImage
+
+    try:
+        with PILImage.open(source) as im:
+            kind, mode, frames = _PILLOW_SUFFIX.get(im.format or ""), im.mode, getattr(im, "n_frames", 1)
+            orientation = im.getexif().get(0x0112, 1)
+    except Exception:  # noqa: BLE001 - whatever Pillow cannot open is written, not copied
+        return False
+    suffix = output.suffix.lower()
+    return (kind == {".jpeg": ".jpg", ".tiff": ".tif"}.get(suffix, suffix) and frames == 1 and orientation == 1
+            and mode not in ("CMYK", "YCbCr", "LAB"))
 
 
 def encode_threads() -> int:
@@ -311,7 +352,8 @@ def _existing(job: Job, cfg: EnhanceConfig) -> Outcome | None:
 
 
 def _finished_frames(job: Job, cfg: EnhanceConfig) -> Outcome | None:
-    if not cfg.skip_existing or (cfg.sidecar and not side_path(job.output, ".json").exists()):
+    """Skipped when every output frame exists (side files are not checked, as for photos)."""
+    if not cfg.skip_existing:
         return None
     from .video import frame_outputs
 

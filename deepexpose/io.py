@@ -57,6 +57,7 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
+import shutil
 import stat
 import struct
 import threading
@@ -964,6 +965,19 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes, *, overwrite: 
     Raises :class:`ImageWriteError` (its message says "file", not "image")."""
     p = Path(path)
     _atomic_write(p, lambda fh: fh.write(bytes(data)), overwrite, what="file")
+    return p
+
+
+def atomic_copy(source: str | os.PathLike[str], path: str | os.PathLike[str], *, overwrite: bool = False) -> Path:
+    """Copy the file ``source`` to ``path`` byte for byte, in chunks, with the guarantees of
+    :func:`atomic_write_bytes` (temp file, fsync, move; no overwrite unless asked)."""
+    p = Path(path)
+
+    def copy(fh: IO[bytes]) -> None:
+        with open(source, "rb") as src:
+            shutil.copyfileobj(src, fh, 1 << 20)
+
+    _atomic_write(p, copy, overwrite, what="file")
     return p
 
 

@@ -268,14 +268,18 @@ def read_clip(path: Path) -> tuple[dict, Iterable[np.ndarray]]:
 
 
 def ffmpeg_reason(message: str) -> str:
-    """The lines of an ffmpeg failure that say what went wrong, without its version and build banner: the first
-    line and the last two lines of ffmpeg's own output, or that the file has no video stream."""
+    """The lines of an ffmpeg failure that say what went wrong: the first line, then the last two of ffmpeg's own
+    lines that report an error (or its last two lines), without its version and build banner or progress lines;
+    for a file without pictures, that it has no video stream."""
     if "Output file does not contain any stream" in message:
         return "it has no video stream"
     lines = [ln.strip() for ln in message.splitlines() if ln.strip()]
-    banner = ("ffmpeg version", "built with", "configuration:", "lib", "=== stderr ===")
-    said = [ln for ln in lines[1:] if not ln.startswith(banner)]
-    return "; ".join(lines[:1] + said[-2:])
+    noise = ("ffmpeg version", "built with", "configuration:", "lib", "=== stderr ===", "frame=", "size=",
+             "Press [q]", "Stream mapping", "Metadata", "Input #", "Output #", "Duration:", "Stream #")
+    said = [ln for ln in lines[1:] if not ln.startswith(noise)]
+    errors = [ln for ln in said if any(k in ln.lower() for k in ("error", "invalid", "cannot", "could not",
+                                                                  "not found", "no such", "failed"))]
+    return "; ".join(lines[:1] + (errors or said)[-2:])
 
 
 _CODECS = {".webm": "libvpx-vp9", ".avi": "mpeg4"}  # the others: H.264 (libx264)
@@ -315,10 +319,14 @@ def write_clip(path: Path, frames: Iterable[np.ndarray], *, fps: float, size: tu
                                  output_params=options, macro_block_size=1,
                                  audio_path=str(audio_from) if audio_from else None,
                                  audio_codec="copy" if audio_from else None)
-        writer.send(None)
-        for frame in frames:
-            writer.send(np.ascontiguousarray(frame))
-        writer.close()
+        try:
+            writer.send(None)
+            for frame in frames:
+                writer.send(np.ascontiguousarray(frame))
+            writer.close()
+        except OSError as e:  # ffmpeg stopped; it printed its reason itself (imageio-ffmpeg does not capture it)
+            raise ValueError(f"cannot write the clip ({str(e).splitlines()[0]}; ffmpeg's reason is printed above "
+                             "the summary)") from None
         if before_replace is not None:
             before_replace()
         os.replace(tmp, path)

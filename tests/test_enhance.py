@@ -144,6 +144,58 @@ def test_symlinked_folders_are_followed_each_real_folder_once(tmp_path):
     jobs, bad, _ = collect_jobs([tmp_path / "in"], tmp_path / "out")
     assert [j.output.relative_to(tmp_path / "out").as_posix() for j in jobs] == ["a.png", "linked/b.png"]
     assert bad == []
+    # a link into the folder itself is left out (the folder is walked anyway), whatever its name's order
+    save(tmp_path / "in" / "z_real" / "c.png", photo(3))
+    (tmp_path / "in" / "a_link").symlink_to(tmp_path / "in" / "z_real", target_is_directory=True)
+    jobs = collect_jobs([tmp_path / "in"], tmp_path / "out")[0]
+    assert [j.output.relative_to(tmp_path / "out").as_posix() for j in jobs] == [
+        "a.png", "linked/b.png", "z_real/c.png"]
+
+
+def test_a_photo_left_unchanged_is_copied_byte_for_byte(tmp_path):
+    from PIL import PngImagePlugin
+
+    jpeg = save(tmp_path / "in" / "a.jpg", photo(3, 96, 128), quality=90, subsampling=2, dpi=(300, 300))
+    info = PngImagePlugin.PngInfo()
+    info.add_text("Comment", "kept")
+    png = save(tmp_path / "in" / "b.png", photo(4), pnginfo=info)
+    s = enhance_paths([jpeg, png], cfg(tmp_path / "zero", strength=0.0, sidecar=True))
+    assert s.count("done") == 2
+    assert (tmp_path / "zero" / "a.jpg").read_bytes() == jpeg.read_bytes()  # not re-encoded: nothing lost
+    assert (tmp_path / "zero" / "b.png").read_bytes() == png.read_bytes()
+    assert json.loads((tmp_path / "zero" / "a.jpg.json").read_text())["copied"] is True
+    # another format, or a real edit, is written as usual
+    assert enhance_paths([jpeg], cfg(tmp_path / "png", strength=0.0, format="png")).exit_code == 0
+    assert np.array_equal(read_image(tmp_path / "png" / "a.png").pixels, read_image(jpeg).pixels)
+    assert enhance_paths([jpeg], cfg(tmp_path / "full", sidecar=True)).exit_code == 0
+    assert (tmp_path / "full" / "a.jpg").read_bytes() != jpeg.read_bytes()
+    assert "copied" not in json.loads((tmp_path / "full" / "a.jpg.json").read_text())
+
+
+def test_an_unchanged_photo_is_written_not_copied_where_a_copy_would_differ(tmp_path):
+    src = tmp_path / "in"
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    save(src / "rot.jpg", photo(1), quality=95, exif=exif.tobytes())  # still to be turned upright
+    save(src / "png_named.jpg", photo(2), format="PNG")  # a PNG under a JPEG name
+    Image.fromarray((photo(3) * 255).astype(np.uint8)).convert("CMYK").save(src / "cmyk.jpg")
+    save(src / "deep.png", photo(4), bits=16)
+    s = enhance_paths([src], cfg(tmp_path / "out", strength=0.0, sidecar=True))
+    assert s.count("done") == 4 and s.exit_code == 0, str(s)
+    s8 = enhance_paths([src / "deep.png"], cfg(tmp_path / "out8", strength=0.0, sidecar=True, bit_depth=8))
+    assert s8.exit_code == 0
+    out = tmp_path / "out"
+    for name in ("rot.jpg", "png_named.jpg", "cmyk.jpg"):
+        assert (out / name).read_bytes() != (src / name).read_bytes(), name
+        assert "copied" not in json.loads((out / f"{name}.json").read_text()), name
+    assert (out / "png_named.jpg").read_bytes()[:3] == b"\xff\xd8\xff"  # a real JPEG, as its name says
+    assert read_image(out / "rot.jpg").pixels.shape[:2] == (64, 48)  # upright, as an edited photo would be
+    with Image.open(out / "rot.jpg") as im:
+        assert im.getexif().get(0x0112, 1) == 1
+    with Image.open(out / "cmyk.jpg") as im:
+        assert im.mode == "RGB"
+    assert read_image(tmp_path / "out8" / "deep.png").bit_depth == 8
+    assert (out / "deep.png").read_bytes() == (src / "deep.png").read_bytes()  # 16 bits kept: a copy
 
 
 def test_strength_blends_toward_input(tmp_path):
@@ -212,6 +264,7 @@ def test_single_view_option(tmp_path, agent_model):
     assert json.loads((tmp_path / "gate" / "p.png.json").read_text())["untouched_within"] == 0.01
     assert np.array_equal(read_image(tmp_path / "gate" / "p.png", dtype="native").pixels,
                           read_image(src, dtype="native").pixels)
+    assert (tmp_path / "gate" / "p.png").read_bytes() == src.read_bytes()  # the file itself, copied
 
 
 def test_large_jpeg_chosen_on_a_preview_while_it_decodes(tmp_path, agent_model, monkeypatch):
@@ -253,14 +306,14 @@ def test_jpeg_output_encoded_on_torchs_threads(tmp_path, monkeypatch):
     from deepexpose.enhance import encode_threads
 
     monkeypatch.setattr(dio, "JPEG_STRIP_MIN_PIXELS", 0)  # this small photo is encoded like a large one
-    src = save(tmp_path / "in" / "p.jpg", photo(4, h=96, w=64), quality=92)
+    src = save(tmp_path / "in" / "p.png", photo(4, h=96, w=64))  # a PNG: an unchanged JPEG would be copied
     before = torch.get_num_threads()
     try:
         for threads in (1, 2):
             torch.set_num_threads(threads)
             assert encode_threads() == threads
             out = tmp_path / f"out{threads}"
-            assert enhance_paths([src], cfg(out, method="identity")).exit_code == 0
+            assert enhance_paths([src], cfg(out, method="identity", format="jpg")).exit_code == 0
             assert (b"\xff\xdd" in (out / "p.jpg").read_bytes()) == (threads > 1)  # restart markers join strips
     finally:
         torch.set_num_threads(before)

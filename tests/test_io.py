@@ -659,6 +659,21 @@ def test_atomic_write_bytes(tmp_path):
     assert sorted(p.name for p in target.parent.iterdir()) == ["record.json"]
 
 
+def test_atomic_copy(tmp_path):
+    source = tmp_path / "in.bin"
+    source.write_bytes(os.urandom(3 << 20))  # several chunks
+    target = tmp_path / "sub" / "out.bin"
+    assert dio.atomic_copy(source, target) == target and target.read_bytes() == source.read_bytes()
+    with pytest.raises(ImageWriteError, match="already exists"):
+        dio.atomic_copy(source, target)
+    (tmp_path / "small").write_bytes(b"new")
+    dio.atomic_copy(tmp_path / "small", target, overwrite=True)
+    assert target.read_bytes() == b"new"
+    with pytest.raises(ImageWriteError):
+        dio.atomic_copy(tmp_path / "missing", tmp_path / "sub" / "other.bin")
+    assert sorted(p.name for p in target.parent.iterdir()) == ["out.bin"]  # no temporary file left
+
+
 def test_side_path_keeps_the_whole_output_name(tmp_path):
     assert dio.side_path(tmp_path / "a.b" / "photo.jpg", ".json") == tmp_path / "a.b" / "photo.jpg.json"
     assert dio.side_path("clip.mp4", ".cube") == Path("clip.mp4.cube")

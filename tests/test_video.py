@@ -268,6 +268,11 @@ def test_ffmpeg_failures_are_short(tmp_path):
              "  configuration: --enable-gpl\n  libavutil 61\n[in#0] moov atom not found\nError opening input file x."
     assert ffmpeg_reason(banner) == "Could not load meta information; [in#0] moov atom not found; " \
                                     "Error opening input file x."
+    progress = "Could not load meta information\n=== stderr ===\nInput #0, matroska\n[mkv] Cannot determine " \
+               "format of input 0:0 after EOF\nStream mapping:\nframe=    0 fps=0.0 q=0.0 Lsize= 0KiB\n" \
+               "Conversion failed!"
+    assert ffmpeg_reason(progress) == "Could not load meta information; [mkv] Cannot determine format of input " \
+                                      "0:0 after EOF; Conversion failed!"
 
 
 def write_frames(folder, names):
@@ -303,3 +308,20 @@ def test_a_bad_frame_is_named_and_a_finished_sequence_is_skipped(tmp_path):
     bad = enhance_paths([tmp_path / "seq"], EnhanceConfig(out=str(tmp_path / "o2"), method="classic", frames=True,
                                                           progress=False))
     assert bad.exit_code == 1 and bad.failed[0].reason.startswith("frame 2.png: ")
+
+
+def test_a_clip_ffmpeg_cannot_write_is_one_short_failure_and_leaves_nothing(tmp_path, monkeypatch):
+    import deepexpose.video as video
+
+    class Stops:
+        def write_frames(self, *args, **kwargs):
+            def writer():
+                yield
+                raise BrokenPipeError(32, "Broken pipe\n\nFFMPEG COMMAND:\nffmpeg -y ...\n\nFFMPEG STDERR OUTPUT:\n")
+            return writer()
+
+    monkeypatch.setattr(video, "_ffmpeg", lambda: Stops())
+    frames = [np.zeros((8, 8, 3), np.uint8)] * 2
+    with pytest.raises(ValueError, match=r"^cannot write the clip \(\[Errno 32\] Broken pipe; ffmpeg's reason"):
+        write_clip(tmp_path / "x.mp4", iter(frames), fps=8, size=(8, 8))
+    assert list(tmp_path.iterdir()) == []
