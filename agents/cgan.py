@@ -142,6 +142,8 @@ class CganConfig(PhotoSplit):
     """random seed of the data, the networks and the batches"""
     out: str = "runs/cgan"
     """output folder: cgan.safetensors with its JSON, eval.json"""
+    overwrite: bool = False
+    """replace the model an earlier run left in --out (otherwise such a folder is refused)"""
     device: str = "cpu"
     """cpu, cuda or auto"""
     threads: int = 0
@@ -675,7 +677,9 @@ def train_cgan(cfg: CganConfig) -> dict:
     """Train the pix2pix cGAN; writes ``out/cgan.safetensors`` (+ JSON with the config and the evaluation) and
     ``out/eval.json``, and returns the evaluation: held-out views (``view``) and photos (``photo``)."""
     check_config(cfg)
-    from .train import torch_threads
+    from .train import refuse_earlier_run, torch_threads
+
+    refuse_earlier_run(cfg.out, "cgan.safetensors", cfg.overwrite)
 
     with torch_threads(cfg.threads):
         return _train(resolve_data(cfg))

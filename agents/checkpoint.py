@@ -64,9 +64,13 @@ def read_meta(path: str | Path) -> dict[str, Any]:
     jp = _json_path(Path(path))
     if not jp.is_file():
         raise FileNotFoundError(f"checkpoint {path} is incomplete or missing: no {jp.name} beside it")
-    doc = json.loads(jp.read_text())
-    if doc.get("format") != FORMAT:
-        raise ValueError(f"{jp} is not a {FORMAT} file (format {doc.get('format')!r})")
+    try:
+        doc = json.loads(jp.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ValueError(f"{jp} is damaged: not JSON ({e})") from None
+    if not isinstance(doc, dict) or doc.get("format") != FORMAT:
+        raise ValueError(f"{jp} is not a {FORMAT} file (format "
+                         f"{doc.get('format') if isinstance(doc, dict) else None!r})")
     return doc["meta"]
 
 
@@ -76,7 +80,12 @@ def load_checkpoint(path: str | Path, *, modules: dict[str, nn.Module] | None = 
     path = Path(path)
     meta = read_meta(path)
     doc = json.loads(_json_path(path).read_text())
-    flat = st_load(path.read_bytes())
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint {path} is missing (only its {_json_path(path).name} is there)")
+    try:
+        flat = st_load(path.read_bytes())
+    except Exception as e:  # noqa: BLE001 - safetensors raises its own error type for a damaged file
+        raise ValueError(f"checkpoint {path} is damaged: not a readable safetensors file ({e})") from None
     flat.update({alias: flat[target] for alias, target in doc.get("aliases", {}).items()})
     for name, module in (modules or {}).items():
         prefix = f"module.{name}."

@@ -512,6 +512,8 @@ class ClassifierConfig(PhotoSplit):
     """random seed of the network and of the training and evaluation draws"""
     out: str = "runs/classifier"
     """output folder: classifier.safetensors and its JSON (configuration, classes, evaluation)"""
+    overwrite: bool = False
+    """replace the model an earlier run left in --out (otherwise such a folder is refused)"""
     device: str = "cpu"
     """cpu, cuda or auto"""
     threads: int = 0
@@ -535,7 +537,9 @@ def train_classifier(cfg: ClassifierConfig) -> dict:
     """Train the seed 001 classifier on detuned crops of good photos; write ``out/classifier.safetensors`` (+ JSON
     with the configuration, the classes, the inverse table and the held-out evaluation); return the evaluation."""
     _check_config(cfg)
-    from .train import torch_threads
+    from .train import refuse_earlier_run, torch_threads
+
+    refuse_earlier_run(cfg.out, "classifier.safetensors", cfg.overwrite)
 
     with torch_threads(cfg.threads):
         return _train(resolve_data(cfg))

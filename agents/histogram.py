@@ -97,6 +97,8 @@ class HistogramConfig(PhotoSplit):
     """random seed of the data, the network and the transfer"""
     out: str = "runs/histogram"
     """output folder: histogram.safetensors (+ .json with this config) and eval.json"""
+    overwrite: bool = False
+    """replace the model an earlier run left in --out (otherwise such a folder is refused)"""
     device: str = "cpu"
     """cpu, cuda or auto"""
     threads: int = 0
@@ -364,7 +366,9 @@ def train_histogram(cfg: HistogramConfig) -> dict:
     """Train the histogram network; write ``out/histogram.safetensors`` (+ JSON) and ``out/eval.json``; return
     the held-out evaluation (basic detuning) together with the training summary."""
     check_config(cfg)
-    from .train import torch_threads
+    from .train import refuse_earlier_run, torch_threads
+
+    refuse_earlier_run(cfg.out, "histogram.safetensors", cfg.overwrite)
 
     with torch_threads(cfg.threads):
         return _train(resolve_data(cfg))

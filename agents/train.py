@@ -508,7 +508,7 @@ def selection_score(result: dict) -> float:
 
 RESUME_KEYS = ("algo", "data", "root", "scheme", "eval_scheme", "identity_fraction", "pool_size", "holdout", "view",
                "k", "reward", "batch", "use_cnn", "colour_stats", "hidden", "deadzone", "chroma", "seed", "validation",
-               "train_fraction", "library_packages", "library_holdout")
+               "train_fraction", "library_packages", "library_holdout", "lr", "critic_lr")
 """The settings a resumed run must share with the run that saved the checkpoint."""
 
 
@@ -529,8 +529,45 @@ def save_config(cfg: TrainConfig, out: Path) -> None:
     atomic_write_bytes(out / "config.json", json.dumps(dataclasses.asdict(cfg), indent=2).encode(), overwrite=True)
 
 
+def refuse_earlier_run(out: str | Path, model: str, overwrite: bool) -> None:
+    """A baseline's ``--out`` that holds a run already (its model, its ``eval.json`` or an agent's checkpoint) is
+    refused unless ``overwrite``: training would replace them."""
+    out = Path(out)
+    found = [n for n in (model, "eval.json", "checkpoint.safetensors") if (out / n).exists()]
+    if found and not overwrite:
+        raise FileExistsError(f"{out} holds an earlier run already ({', '.join(found)}): choose another --out, or "
+                              "pass --overwrite to replace its model")
+
+
+MIN_VIEW = 16
+"""the smallest view the policy's CNN and the sub-image segmentation work on"""
+
+
+def check_config(cfg: TrainConfig) -> None:
+    """Refuse, naming the option, values that cannot train (before any photo is loaded)."""
+    rules = [(cfg.steps >= 1, f"--steps must be >= 1, got {cfg.steps}"),
+             (cfg.minutes >= 0, f"--minutes must be >= 0 (0: no time budget), got {cfg.minutes}"),
+             (cfg.workers >= 0, f"--workers must be >= 0 (0: one per core), got {cfg.workers}"),
+             (cfg.batch >= 1, f"--batch must be >= 1, got {cfg.batch}"),
+             (cfg.pool_size >= 1, f"--pool-size must be >= 1, got {cfg.pool_size}"),
+             (cfg.eval_size >= 1, f"--eval-size must be >= 1, got {cfg.eval_size}"),
+             (0 <= cfg.validation < 1, f"--validation must be in [0, 1), got {cfg.validation}"),
+             (0 <= cfg.identity_fraction < 1, f"--identity-fraction must be in [0, 1), got {cfg.identity_fraction}"),
+             (cfg.hidden >= 1, f"--hidden must be >= 1, got {cfg.hidden}"),
+             (cfg.k >= 1, f"--k must be >= 1, got {cfg.k}"),
+             (cfg.view >= MIN_VIEW, f"--view must be >= {MIN_VIEW}, got {cfg.view}"),
+             (cfg.lr > 0 and cfg.critic_lr > 0, f"--lr and --critic-lr must be > 0, got {cfg.lr} and {cfg.critic_lr}"),
+             (cfg.eval_every >= 0 and cfg.checkpoint_every >= 0, "--eval-every and --checkpoint-every must be >= 0"),
+             (cfg.data not in ("folder", "pairs", "fivek", "afifi") or bool(cfg.root),
+              f"--data {cfg.data} needs --root (the folder that holds the photos)")]
+    for ok, message in rules:
+        if not ok:
+            raise ValueError(message)
+
+
 def train(cfg: TrainConfig) -> dict:
     """Train ``cfg.algo``; returns the final evaluation (also written to ``out/eval.json``)."""
+    check_config(cfg)
     if cfg.keep_evaluated and cfg.algo not in OWN_ALGOS:
         raise ValueError(f"--keep-evaluated needs --algo {' or '.join(OWN_ALGOS)}: only their agents are loaded by "
                          "deepexpose enhance")

@@ -226,7 +226,19 @@ def build_parser(train_method: str | None = None, command: str | None = None) ->
     return parser
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised in the main thread so that it unwinds like Ctrl-C: training stops its worker processes
+    and every command leaves only complete files."""
+
+
+def _on_sigterm(signum, frame) -> None:
+    raise Terminated
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    import signal
+    import threading
+
     from .io import ImageIOError
 
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -237,14 +249,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         method = pre.parse_known_args(argv[1:])[0].method
     args = build_parser(method, command=argv[0] if argv and not argv[0].startswith("-") else "").parse_args(argv)
     func: Callable[[argparse.Namespace], int] = args.func
+    main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _on_sigterm) if main_thread else None
     try:
         return func(args)
     except (ImageIOError, OSError, ValueError, RuntimeError) as e:
         print(f"deepexpose {args.command}: error: {e}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:  # finished outputs are complete (written atomically); a rerun finishes the rest
-        print(f"\ndeepexpose {args.command}: interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as e:  # finished outputs are complete (written atomically); a rerun finishes the rest
+        terminated = isinstance(e, Terminated)
+        print(f"\ndeepexpose {args.command}: {'terminated' if terminated else 'interrupted'}", file=sys.stderr)
+        return 143 if terminated else 130
+    finally:
+        if main_thread:
+            signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":

@@ -42,7 +42,7 @@ import numpy as np
 import torch
 
 from .device import resolve_device
-from .metrics import DO_NO_HARM_PSNR, METRIC_NAMES, PSNR_CAP, evaluate_pair
+from .metrics import DO_NO_HARM_PSNR, METRIC_NAMES, PSNR_CAP, SSIM_MIN_SIDE, evaluate_pair
 
 __all__ = ["DATASETS", "EvaluateConfig", "HEAT_MAX", "PSNR_CAP", "PUBLISHED_FIVEK", "colour_bar", "heat_map",
            "markdown_table", "open_dataset", "run_evaluation"]
@@ -395,6 +395,9 @@ def run_evaluation(cfg: EvaluateConfig) -> dict:
                 x, t = item["input"], item["target"]
                 if tuple(x.shape) != tuple(t.shape):
                     raise ValueError(f"input is {x.shape[-1]}x{x.shape[-2]} but target is {t.shape[-1]}x{t.shape[-2]}")
+                if min(x.shape[-2:]) < SSIM_MIN_SIDE:
+                    raise ValueError(f"{x.shape[-1]}x{x.shape[-2]} is too small to score (SSIM needs at least "
+                                     f"{SSIM_MIN_SIDE} pixels a side)")
             except Exception as e:  # noqa: BLE001 - one unreadable pair is reported, never fatal
                 skipped.append({"name": name, "reason": f"{type(e).__name__}: {e}"})
                 if bar is not None:

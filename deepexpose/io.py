@@ -988,7 +988,7 @@ def side_path(output: str | os.PathLike[str], suffix: str) -> Path:
     return out.with_name(out.name + suffix)
 
 
-_EXISTS = "file already exists (pass overwrite=True to replace it)"
+_EXISTS = "file already exists (pass --overwrite, or overwrite=True in Python, to replace it)"
 
 
 def _atomic_write(path: Path, encode: Callable[[IO[bytes]], object], overwrite: bool,

@@ -141,6 +141,10 @@ def _gaussian_kernel(sigma: float = _SSIM_SIGMA, truncate: float = _SSIM_TRUNCAT
     return k / k.sum()
 
 
+SSIM_MIN_SIDE = 11
+"""the smallest side SSIM's Gaussian window fits in (and so the smallest image any metric here scores)"""
+
+
 def ssim(pred: Any, target: Any, *, quantize: bool = True) -> float:
     """Mean SSIM (Wang et al. 2004): Gaussian window 11 / sigma 1.5, K1 0.01, K2 0.03, range 255.
 
@@ -152,7 +156,7 @@ def ssim(pred: Any, target: Any, *, quantize: bool = True) -> float:
 
     a, b = _pair(pred, target, quantize)
     kernel = _gaussian_kernel()
-    win = kernel.size
+    win = kernel.size  # SSIM_MIN_SIDE
     pad = (win - 1) // 2
     if a.shape[0] < win or a.shape[1] < win:
         raise ValueError(f"SSIM needs images of at least {win}x{win} pixels, got {a.shape[:2]}")

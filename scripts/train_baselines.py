@@ -51,7 +51,7 @@ def main() -> int:
         cls, fn, name = TRAINERS[method]
         out = Path(args.out) / method
         cfg = cls(data="library", library_packages=",".join(packages), holdout=HOLDOUT, minutes=args.minutes,
-                  steps=10 ** 9, out=str(out), progress=False, seed=0)
+                  steps=10 ** 9, out=str(out), progress=False, seed=0, overwrite=True)
         result = fn(cfg)
         size = (out / name).stat().st_size
         if size > MAX_BYTES:

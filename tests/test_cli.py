@@ -112,7 +112,7 @@ def test_detune_and_score_round_trip(tmp_path, capsys):
     # scoring: targets against themselves are perfect, detuned inputs are not
     capsys.readouterr()
     assert main(["score", str(out / "target"), str(out / "target")]) == 0
-    assert "mean: psnr inf" in capsys.readouterr().out
+    assert "mean: psnr 100" in capsys.readouterr().out  # capped as deepexpose evaluate caps it
     assert main(["score", str(out / "input"), str(out / "target")]) == 0
     last = capsys.readouterr().out.strip().splitlines()[-1]
     assert last.startswith("mean: psnr ") and float(last.split()[2]) < 60
@@ -127,6 +127,16 @@ def test_score_errors(tmp_path, capsys):
     b = write_photo(tmp_path / "small.png", size=(8, 8))
     assert main(["score", str(a), str(b)]) == 2
     assert "target is" in capsys.readouterr().err
+    write_photo(tmp_path / "p" / "y.png")
+    write_photo(tmp_path / "t" / "x.png")
+    write_photo(tmp_path / "t" / "z.png")
+    assert main(["score", str(tmp_path / "p"), str(tmp_path / "t")]) == 2  # z.png has no prediction
+    assert "no prediction" in capsys.readouterr().err
+    assert main(["score", str(tmp_path / "nope"), str(tmp_path / "t")]) == 2
+    assert "no such file or folder" in capsys.readouterr().err
+    tiny = write_photo(tmp_path / "tiny.png", size=(5, 5))
+    assert main(["score", str(tiny), str(tiny)]) == 2
+    assert "tiny.png: " in capsys.readouterr().err  # the too-small image is named
 
 
 def test_train_method_picks_the_baseline_options(tmp_path, capsys):

@@ -216,6 +216,10 @@ def test_unreadable_or_mismatched_targets_are_skipped(tmp_path):
     assert set(per_method(result, "identity")) == {"im0"}
     reasons = {s["name"]: s["reason"] for s in result["skipped"]}
     assert set(reasons) == {"im1", "im2"} and "differ in size" in reasons["im2"]
+    for sub in ("input", "target"):  # a pair too small for SSIM is skipped, not fatal to the run
+        write(root / sub / "tiny.png", texture(3)[:5, :5])
+    result = run_evaluation(cfg(tmp_path, dataset="pairs", root=str(root), methods="identity", overwrite=True))
+    assert "too small to score" in {s["name"]: s["reason"] for s in result["skipped"]}["tiny"]
 
 
 def test_a_method_failing_on_one_image_is_reported(tmp_path, monkeypatch, capsys):

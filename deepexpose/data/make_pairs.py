@@ -45,11 +45,23 @@ def detune_folder(input_dir: str | Path, output_dir: str | Path, *, scheme: str 
     root, out = Path(input_dir).resolve(), Path(output_dir).resolve()
     if out == root or root in out.parents:
         raise ValueError(f"the output folder {out} must not lie inside the input folder {root}")
+    if out in root.parents:
+        raise ValueError(f"the input folder {root} must not lie inside the output folder {out} (its pairs would be "
+                         "written among the photos)")
+    if (out / "detuning.jsonl").exists() and not overwrite:
+        raise FileExistsError(f"{out} holds detuned pairs already (detuning.jsonl): choose another output folder, "
+                              "or pass --overwrite to replace them")
     files = find_images(root, "input folder")
     summary = PairsSummary(output=out)
     records = []
+    stems: dict[str, str] = {}
     for i, path in enumerate(files):
         rel = path.relative_to(root)
+        first = stems.setdefault(rel.with_suffix("").as_posix(), rel.as_posix())
+        if first != rel.as_posix():  # x.png and x.jpg would both make x_0.png
+            summary.failed.append((rel.as_posix(), f"its pairs would have the names of {first}'s (same name but "
+                                                   "the extension); rename one"))
+            continue
         try:
             img = read_image(path)
         except ImageReadError as e:

@@ -121,20 +121,26 @@ def test_two_worker_processes_train_and_resume(tmp_path):
     assert any(not torch.equal(after[k], before[k]) for k in before)
 
 
+def start_training(out, *, steps, workers):
+    """``deepexpose train`` in a child process on tiny settings, returned once it has saved a checkpoint."""
+    cmd = [sys.executable, "-m", "deepexpose.cli", "train", "--out", str(out), "--steps", str(steps), "--workers",
+           str(workers), "--batch", "4", "--pool-size", "16", "--eval-size", "6", "--view", "16", "--k", "2",
+           "--eval-every", "0", "--checkpoint-every", "48", "--no-progress"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.time() + 120
+    while not (out / "checkpoint.json").exists():
+        assert proc.poll() is None, proc.stderr.read().decode()
+        assert time.time() < deadline
+        time.sleep(0.01)
+    return proc
+
+
 def test_killed_run_resumes_exactly(tmp_path):
     """A run killed with SIGKILL and resumed ends with the same weights as an uninterrupted run."""
     full = tiny(tmp_path, out=str(tmp_path / "full"), steps=600, eval_every=0)
     train(full)
     killed = tmp_path / "killed"
-    cmd = [sys.executable, "-m", "deepexpose.cli", "train", "--out", str(killed), "--steps", "600", "--workers", "1",
-           "--batch", "4", "--pool-size", "16", "--eval-size", "6", "--view", "16", "--k", "2", "--eval-every", "0",
-           "--checkpoint-every", "48", "--no-progress"]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    deadline = time.time() + 120
-    while not (killed / "checkpoint.json").exists():
-        assert proc.poll() is None, proc.stderr.read().decode()
-        assert time.time() < deadline
-        time.sleep(0.01)
+    proc = start_training(killed, steps=600, workers=1)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert proc.returncode == -signal.SIGKILL
@@ -146,6 +152,44 @@ def test_killed_run_resumes_exactly(tmp_path):
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
 
 
+def _children(pid):
+    kids = []
+    for stat in os.listdir("/proc"):
+        if stat.isdigit():
+            try:
+                with open(f"/proc/{stat}/stat") as fh:
+                    fields = fh.read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == pid:
+                kids.append(int(stat))
+    return kids
+
+
+def _alive(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc"), reason="lists processes through /proc")
+def test_sigterm_stops_the_worker_processes_too(tmp_path):
+    out = tmp_path / "run"
+    proc = start_training(out, steps=100000, workers=2)
+    workers = _children(proc.pid)
+    assert len(workers) >= 2
+    proc.send_signal(signal.SIGTERM)
+    err = proc.communicate(timeout=60)[1].decode()
+    assert proc.returncode == 143 and "deepexpose train: terminated" in err and "Traceback" not in err
+    deadline = time.time() + 20
+    while any(_alive(w) for w in workers) and time.time() < deadline:
+        time.sleep(0.1)
+    assert not any(_alive(w) for w in workers)  # no worker left training on its own
+    assert json.loads((out / "checkpoint.json").read_text())["meta"]["step"] > 0  # resumable
+
+
 def train_steps(cfg):
     return json.loads(open(os.path.join(cfg.out, "eval.json")).read())["steps"]
 
@@ -154,6 +198,8 @@ def test_resume_refuses_other_settings(tmp_path):
     train(tiny(tmp_path, steps=48))
     with pytest.raises(ValueError, match="k=2"):
         train(tiny(tmp_path, steps=96, k=3, resume=True))
+    with pytest.raises(ValueError, match="lr=0.001 .now 0.01"):  # the optimizer would keep the saved rate
+        train(tiny(tmp_path, steps=96, lr=0.01, resume=True))
 
 
 @pytest.mark.parametrize("algo", ["adpg", "a3c"])

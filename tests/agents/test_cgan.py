@@ -224,3 +224,5 @@ def test_a_wall_clock_budget_stops_training(tmp_path):
     result = train_cgan(_tiny(tmp_path, steps=10 ** 9, minutes=0.02))
     assert time.monotonic() - start < 60 and 0 < result["steps"] < 10 ** 9
     assert load_cgan(tmp_path / "cgan.safetensors") is not None and (tmp_path / "eval.json").is_file()
+    with pytest.raises(FileExistsError, match="holds an earlier run already .cgan.safetensors, eval.json"):
+        train_cgan(_tiny(tmp_path, steps=1))  # would replace the model just trained

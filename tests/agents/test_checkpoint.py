@@ -39,6 +39,19 @@ def test_incomplete_or_foreign(tmp_path):
     path = save_checkpoint(tmp_path / "c.safetensors", modules={"net": net})
     with pytest.raises(ValueError, match="no weights"):
         load_checkpoint(path, modules={"other": net})
+    # damaged files are named, as ValueError / FileNotFoundError the command line reports in one line
+    path.write_bytes(path.read_bytes()[:40])
+    with pytest.raises(ValueError, match="c.safetensors is damaged: not a readable safetensors file"):
+        load_checkpoint(path, modules={"net": net})
+    path.unlink()
+    with pytest.raises(FileNotFoundError, match="c.safetensors is missing"):
+        load_checkpoint(path, modules={"net": net})
+    (tmp_path / "c.json").write_text("{not json")
+    with pytest.raises(ValueError, match="c.json is damaged: not JSON"):
+        read_meta(path)
+    (tmp_path / "c.json").write_text("[1, 2]")
+    with pytest.raises(ValueError, match="is not a"):
+        read_meta(path)
 
 
 def test_shared_submodules_are_stored_once(tmp_path):

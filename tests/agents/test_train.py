@@ -363,3 +363,31 @@ def test_model_options_reach_the_trained_and_exported_agent(tmp_path):
     assert agent.model.config() == {"steps": 3, "action_dim": agent.core.action_dim, "hidden": 24, "use_cnn": False,
                                     "colour": False, "deadzone": 0.2}
     assert agent.core.k == 2
+
+
+@pytest.mark.parametrize("field, value, words", [
+    ("steps", 0, "--steps"), ("minutes", -1.0, "--minutes"), ("workers", -1, "--workers"), ("batch", 0, "--batch"),
+    ("pool_size", 0, "--pool-size"), ("eval_size", 0, "--eval-size"), ("validation", 1.0, "--validation"),
+    ("validation", -0.1, "--validation"), ("identity_fraction", 1.0, "--identity-fraction"), ("hidden", 0, "--hidden"),
+    ("view", 8, "--view must be >= 16"), ("lr", 0.0, "--lr"), ("k", 0, "--k"), ("eval_every", -1, "--eval-every"),
+    ("data", "folder", "--data folder needs --root")])
+def test_options_that_cannot_train_are_refused_by_name(tmp_path, field, value, words):
+    from deepexpose.agents.train import check_config, train
+
+    cfg = TrainConfig(out=str(tmp_path / "run"), **{field: value})
+    with pytest.raises(ValueError, match=words.replace("-", r"\-")):
+        check_config(cfg)
+    with pytest.raises(ValueError, match=words.replace("-", r"\-")):
+        train(cfg)  # before any photo is loaded or folder made
+    assert not (tmp_path / "run").exists()
+    check_config(TrainConfig())  # the defaults pass
+
+
+def test_a_baselines_earlier_run_is_refused_unless_overwrite(tmp_path):
+    from deepexpose.agents.train import refuse_earlier_run
+
+    refuse_earlier_run(tmp_path / "none", "cgan.safetensors", False)  # nothing there
+    (tmp_path / "eval.json").write_text("{}")
+    with pytest.raises(FileExistsError, match="earlier run already .eval.json.*--overwrite"):
+        refuse_earlier_run(tmp_path, "cgan.safetensors", False)
+    refuse_earlier_run(tmp_path, "cgan.safetensors", True)

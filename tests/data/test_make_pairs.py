@@ -56,7 +56,12 @@ def test_refusals(tmp_path):
         detune_folder(tmp_path / "in", tmp_path / "out", copies=0)
     detune_folder(tmp_path / "in", tmp_path / "out")
     first = (tmp_path / "out" / "input" / "a_0.png").read_bytes()
-    with pytest.raises(ImageIOError, match="already exists"):  # never replaced unless asked
+    with pytest.raises(FileExistsError, match="holds detuned pairs already"):  # never replaced unless asked
+        detune_folder(tmp_path / "in", tmp_path / "out", seed=1)
+    with pytest.raises(ValueError, match="must not lie inside the output folder"):  # pairs among the photos
+        detune_folder(tmp_path / "out" / "target", tmp_path / "out")
+    (tmp_path / "out" / "detuning.jsonl").unlink()  # a run killed before its record: the pairs are still kept
+    with pytest.raises(ImageIOError, match="already exists"):
         detune_folder(tmp_path / "in", tmp_path / "out", seed=1)
     assert (tmp_path / "out" / "input" / "a_0.png").read_bytes() == first
     detune_folder(tmp_path / "in", tmp_path / "out", seed=1, overwrite=True)
@@ -65,3 +70,16 @@ def test_refusals(tmp_path):
     (tmp_path / "bad" / "x.png").write_bytes(b"not an image")
     with pytest.raises(DatasetLayoutError, match="could be read"):
         detune_folder(tmp_path / "bad", tmp_path / "bad-out")
+
+
+def test_photos_whose_names_differ_only_by_extension_are_reported_not_mixed(tmp_path):
+    write_image(tmp_path / "in" / "x.png", photo16(4), bit_depth=16)
+    write_image(tmp_path / "in" / "x.jpg", (photo16(5) // 257).astype(np.uint8))
+    summary = detune_folder(tmp_path / "in", tmp_path / "out")
+    assert (summary.photos, summary.pairs) == (1, 1)
+    assert summary.failed == [("x.png", "its pairs would have the names of x.jpg's (same name but the extension); "
+                                        "rename one")]
+    records = [json.loads(line) for line in (tmp_path / "out" / "detuning.jsonl").read_text().splitlines()]
+    assert [(r["name"], r["source"]) for r in records] == [("x_0.png", "x.jpg")]
+    target = read_image(tmp_path / "out" / "target" / "x_0.png", dtype="native")
+    assert target.bit_depth == 8  # the pair is x.jpg's, not overwritten by x.png's
