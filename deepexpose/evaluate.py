@@ -339,6 +339,18 @@ def _sheet_indices(cfg: EvaluateConfig, names: list[str]) -> list[int]:
     return sorted(random.Random(cfg.seed).sample(range(len(names)), k))
 
 
+def _remove_earlier_run(out: Path) -> None:
+    """What an earlier evaluation wrote to ``out`` that this one may not write again: its ``results.json`` (written
+    last, so a run that now fails leaves none), the PNGs of ``outputs/**`` and ``contact_sheet.png``, and the
+    folders they leave empty; nothing else is touched."""
+    (out / "results.json").unlink()
+    for png in sorted((out / "outputs").rglob("*.png")) + [out / "contact_sheet.png"]:
+        png.unlink(missing_ok=True)
+    for folder in sorted((out / "outputs").rglob("*"), key=lambda p: -len(p.parts)) + [out / "outputs"]:
+        if folder.is_dir() and not any(folder.iterdir()):
+            folder.rmdir()
+
+
 def run_evaluation(cfg: EvaluateConfig) -> dict:
     """Evaluate every method of ``cfg`` on its dataset and write the reports (see the module docstring).
     Returns the record written to ``results.json`` (plus ``"table"``, the Markdown)."""
@@ -378,6 +390,8 @@ def run_evaluation(cfg: EvaluateConfig) -> dict:
         warm = np.full((64, 64, 3), 128, np.uint8)
         method.plan(warm).render(warm, 1.0)  # first calls allocate and compile: keep them out of the timing
         loaded[m], parameters[m], described[m] = method, method.parameter_count(), method.describe()
+    if (out / "results.json").exists():  # --overwrite, and the data and methods are ready: replace the earlier run
+        _remove_earlier_run(out)
 
     per_image: list[dict] = []
     failures: list[dict] = []

@@ -285,6 +285,18 @@ def test_inputs_are_never_modified(tmp_path):
     assert sorted((tmp_path / "ds").rglob("*.png")) == files
 
 
+def test_overwrite_replaces_the_earlier_runs_images_and_nothing_else(tmp_path):
+    make_pairs(tmp_path / "ds", n=2)
+    run_evaluation(cfg(tmp_path, dataset="pairs", root=str(tmp_path / "ds"), save_outputs=True))
+    out = tmp_path / "out"
+    assert (out / "outputs" / "classic").is_dir() and (out / "contact_sheet.png").is_file()
+    (out / "notes.txt").write_text("mine")
+    run_evaluation(cfg(tmp_path, dataset="pairs", root=str(tmp_path / "ds"), methods="identity", sheet=0,
+                       overwrite=True))
+    assert not (out / "outputs").exists() and not (out / "contact_sheet.png").exists()  # no stale images
+    assert (out / "notes.txt").read_text() == "mine" and (out / "results.json").is_file()
+
+
 # --------------------------------------------------------------------------------------------- heat maps
 
 
