@@ -377,7 +377,7 @@ def build_split_pools(cfg: TrainConfig) -> Pools:
         return Pools(PairPool.from_pairs(train_pairs, size=cfg.view), val_pool,
                      PairPool.from_pairs(held_pairs, size=cfg.view), source)
     if cfg.data not in GOOD_PHOTO_DATA:
-        raise ValueError(f"unknown --data {cfg.data!r}; choose demo, library, folder, pairs, fivek or afifi")
+        raise ValueError(f"unknown --data {cfg.data!r}; choose auto, demo, library, folder, pairs, fivek or afifi")
     train, val, held = good_photo_split(cfg)
     if not train or not held:
         raise ValueError("need photos both for training and for the held-out evaluation")

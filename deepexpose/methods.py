@@ -194,7 +194,8 @@ class ModelFreeMethod(EditMethod):
 
     def __init__(self, model: str | Path | None = None, device: str = "cpu") -> None:
         if model:
-            raise ValueError(f"the {self.name} method has no model; drop --model")
+            raise ValueError(f"the {self.name} method has no model file; drop its --model (enhance) or its "
+                             "--models entry (evaluate)")
         super().__init__()
 
 

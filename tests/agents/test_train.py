@@ -149,6 +149,10 @@ def test_good_photos_demo_split_and_bad_data():
     assert all(p.ndim == 3 and p.shape[0] == 3 and min(p.shape[1:]) <= 512 for p in train + held)
     with pytest.raises(ValueError, match="no good photos"):
         good_photos(TrainConfig(data="pairs"))
+    from deepexpose.agents.train import build_split_pools
+
+    with pytest.raises(ValueError, match="choose auto, demo, library"):
+        build_split_pools(TrainConfig(data="bogus"))
 
 
 def test_fivek_pools_pair_views_as_they_are_read(tmp_path, monkeypatch):
