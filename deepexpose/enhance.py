@@ -449,9 +449,10 @@ def enhance_paths(inputs: Sequence[str | Path], cfg: EnhanceConfig) -> EnhanceSu
     max_pixels_limit()  # a malformed $DEEPEXPOSE_MAX_PIXELS fails the command once, not every file
     jobs, bad, ignored = collect_jobs(inputs, cfg.out, fmt=cfg.format, frames=cfg.frames)
     method = _load(cfg)
-    if cfg.temporal_window > 1 and not method.parametric and any(j.kind != "image" for j in jobs):
-        raise ValueError(f"the {cfg.method} method has no parameters to smooth over time; pass "
-                         "--temporal-window 1 (or leave it at 0)")
+    if any(j.kind != "image" for j in jobs):
+        from .video import _need_parametric
+
+        _need_parametric(method, cfg)  # before any work, not once per clip
     if cfg.lut and not method.has_lut:
         raise ValueError(f"--lut needs a method whose correction is a per-pixel colour mapping; {cfg.method} "
                          "paints pixels")

@@ -42,7 +42,7 @@ import numpy as np
 import torch
 
 from .device import resolve_device
-from .metrics import DO_NO_HARM_PSNR, METRIC_NAMES, PSNR_CAP, SSIM_MIN_SIDE, evaluate_pair
+from .metrics import DO_NO_HARM_PSNR, METRIC_NAMES, PSNR_CAP, SSIM_MIN_SIDE, capped_pair
 
 __all__ = ["DATASETS", "EvaluateConfig", "HEAT_MAX", "PSNR_CAP", "PUBLISHED_FIVEK", "colour_bar", "heat_map",
            "markdown_table", "open_dataset", "run_evaluation"]
@@ -225,9 +225,7 @@ def _as_u8(t: torch.Tensor) -> np.ndarray:
 
 
 def _scores(pred: np.ndarray, target: np.ndarray) -> dict[str, float]:
-    s = evaluate_pair(pred, target)
-    s["psnr"] = min(s["psnr"], PSNR_CAP)  # evaluate_pair's PSNR, capped as capped_psnr caps it
-    return s
+    return capped_pair(pred, target)
 
 
 def _exact(pred: np.ndarray, target: np.ndarray) -> bool:

@@ -38,6 +38,7 @@ __all__ = [
     "ssim",
     "delta_e76",
     "delta_e2000",
+    "capped_pair",
     "evaluate_pair",
     "mean_metrics",
 ]
@@ -206,6 +207,13 @@ def evaluate_pair(pred: Any, target: Any, *, quantize: bool = True) -> dict[str,
         "delta_e76": delta_e76(pred, target, quantize=quantize),
         "delta_e2000": delta_e2000(pred, target, quantize=quantize),
     }
+
+
+def capped_pair(pred: Any, target: Any, *, quantize: bool = True) -> dict[str, float]:
+    """:func:`evaluate_pair` with its PSNR capped as :func:`capped_psnr` caps it: the scores every mean here
+    averages (``deepexpose evaluate`` and ``deepexpose score``)."""
+    scores = evaluate_pair(pred, target, quantize=quantize)
+    return {**scores, "psnr": min(scores["psnr"], PSNR_CAP)}
 
 
 def mean_metrics(results: Iterable[Mapping[str, float]]) -> dict[str, float]:

@@ -13,6 +13,7 @@ from deepexpose.metrics import (
     capped_psnr,
     delta_e76,
     delta_e2000,
+    capped_pair,
     evaluate_pair,
     mean_metrics,
     psnr,
@@ -130,6 +131,7 @@ def test_identity():
     assert m["psnr"] == math.inf
     assert m["ssim"] == pytest.approx(1.0, abs=1e-12)
     assert m["delta_e76"] == 0.0 and m["delta_e2000"] == 0.0
+    assert capped_pair(a, a) == {**m, "psnr": PSNR_CAP}  # what means average: finite
 
 
 def test_sub_level_offset_vanishes_after_quantisation():
