@@ -47,7 +47,7 @@ from deepexpose.io import atomic_write_bytes
 from .checkpoint import load_checkpoint, read_meta, save_checkpoint
 from .networks import ActorCritic
 from .train import (TrainConfig, build_split_pools, check_resume, evaluate, make_core, make_model, num_workers,
-                    resolve_data, save_config, selection_score)
+                    prepare_fresh_out, resolve_data, save_config, selection_score)
 
 ENTROPY_COEF = 1e-3
 VALUE_COEF = 0.5
@@ -131,13 +131,14 @@ def worker_loop(rank: int, cfg: TrainConfig, model: ActorCritic, critic: Critic 
     else:  # a resumed multi-process run starts new streams: seeded by the step it resumes from
         g.manual_seed(hash((cfg.seed, rank, counter.value)) % 2**63)
     core = make_core(cfg, critic)
-    per_update = cfg.batch * core.steps
     while time.time() < deadline:
         with counter.get_lock():
-            if counter.value >= cfg.steps:
+            left = cfg.steps - counter.value
+            if left <= 0:
                 break
-            counter.value += per_update
-        idx = torch.randint(len(pool), (cfg.batch,), generator=g)
+            batch = min(cfg.batch, -(-left // core.steps))  # the last update takes only the episodes still due
+            counter.value += batch * core.steps
+        idx = torch.randint(len(pool), (batch,), generator=g)
         x, t = pool.get(idx, device)
         if cfg.algo == "adpg":
             loss, ret = adpg_loss(model, core, x, t)
@@ -148,7 +149,7 @@ def worker_loop(rank: int, cfg: TrainConfig, model: ActorCritic, critic: Critic 
         torch.nn.utils.clip_grad_norm_(model.parameters(), MAX_GRAD_NORM)
         opt.step()
         if critic is not None and critic_opt is not None:
-            real_idx = torch.randint(len(pool), (cfg.batch,), generator=g)
+            real_idx = torch.randint(len(pool), (batch,), generator=g)
             real = pool.get(real_idx, device)[1 if pool.paired else 0]
             c_loss = critic_loss(critic, real, core.current.detach(), generator=g)
             critic_opt.zero_grad()
@@ -218,6 +219,8 @@ class Monitor:
         if self.tb is not None:
             self.tb.add_scalar("train/return", mean_return, step)
         self.step = step
+        if step >= self.cfg.steps and generators is None:
+            return  # worker processes are finishing their last updates: train_async evaluates and saves after them
         if step >= self.next_eval:
             self.next_eval = self._next(step, self.cfg.eval_every)
             self.evaluate(step, generators)
@@ -292,8 +295,6 @@ def train_async(cfg: TrainConfig) -> dict:
     torch.manual_seed(cfg.seed)
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
-    pools = build_split_pools(cfg)
-    train_pool, eval_pool = pools.train, pools.held
     workers = num_workers(cfg)
     device = resolve_device(cfg.device)
     if device.type != "cpu" and workers > 1:
@@ -316,11 +317,10 @@ def train_async(cfg: TrainConfig) -> dict:
         gen_states = [tensors[k] for k in sorted(tensors) if k.startswith("generator.")]
         if best_path.with_suffix(".json").is_file():  # the best so far, possibly newer than the checkpoint
             best = read_meta(best_path)["best"]
-    elif ckpt.exists():
-        raise FileExistsError(f"{out} already holds a checkpoint: pass --resume to continue it or choose another --out")
-    else:  # a best (or kept policies) left by a run killed before its first checkpoint belongs to no run now
-        for stale in (best_path, best_path.with_suffix(".json"), *sorted((out / EVALUATED).glob("step-*"))):
-            stale.unlink(missing_ok=True)
+    else:
+        prepare_fresh_out(out, cfg.overwrite)
+    pools = build_split_pools(cfg)  # once the run in --out is known to be this one to continue or to start
+    train_pool, eval_pool = pools.train, pools.held
     save_config(cfg, out)
     ctx = mp.get_context("spawn")
     counter = ctx.Value("q", start)

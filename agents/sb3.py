@@ -53,8 +53,8 @@ from . import train as _train
 from .checkpoint import load_checkpoint, read_meta, save_checkpoint
 from .chroma import HISTOGRAM_VERSION, check_histogram_version
 from .networks import INITIAL_LOG_STD, ObservationEncoder
-from .train import (SB3_ALGOS, Act, TrainConfig, build_split_pools, check_resume, make_core, resolve_data,
-                    save_config, selection_score)
+from .train import (SB3_ALGOS, Act, TrainConfig, build_split_pools, check_resume, make_core,
+                    prepare_fresh_out, resolve_data, save_config, selection_score)
 
 DEFAULT_NUM_ENVS = 8
 """Environments of the batched ``VecEnv`` when ``cfg.workers`` is 0 (they share one process and one batch)."""
@@ -444,12 +444,6 @@ def train_sb3(cfg: TrainConfig, pools: tuple[PairPool, ...] | None = None) -> di
     out.mkdir(parents=True, exist_ok=True)
     ckpt = out / CHECKPOINT
     device = resolve_device(cfg.device)
-    if pools is None:
-        split = build_split_pools(cfg)
-        train_pool, eval_pool, val_pool, source = split.train, split.held, split.validation, split.validation_source
-    else:
-        train_pool, eval_pool, val_pool = (*pools, None)[:3]
-        source = "given" if val_pool is not None else "none (no validation pool given)"
     best_path = out / BEST
     best = None
 
@@ -466,14 +460,20 @@ def train_sb3(cfg: TrainConfig, pools: tuple[PairPool, ...] | None = None) -> di
             check_resume(saved, cfg, out)
             if cfg.chroma:  # a checkpoint without the version was trained on version 1
                 check_histogram_version(resume_from.get("chroma_histogram", 1))
-        else:
+        else:  # what a run killed before its first checkpoint left belongs to no run now
             warnings.warn(f"--resume: no checkpoint in {out}, starting afresh", stacklevel=2)
+            prepare_fresh_out(out, overwrite=True)
+    else:
+        prepare_fresh_out(out, cfg.overwrite)
+    if pools is None:  # once the run in --out is known to be this one to continue or to start
+        split = build_split_pools(cfg)
+        train_pool, eval_pool, val_pool, source = split.train, split.held, split.validation, split.validation_source
+    else:
+        train_pool, eval_pool, val_pool = (*pools, None)[:3]
+        source = "given" if val_pool is not None else "none (no validation pool given)"
     save_config(cfg, out)
     if resume_from is not None and best_path.with_suffix(".json").is_file():
         best = read_meta(best_path).get("best")
-    elif resume_from is None:  # a best of another run must not survive into this one
-        for stale in (best_path, best_path.with_suffix(".json")):
-            stale.unlink(missing_ok=True)
 
     critic = Critic().to(device) if cfg.reward in ("adversarial", "mixed") else None
     discriminator = (critic, torch.optim.Adam(critic.parameters(), cfg.critic_lr)) if critic is not None else None

@@ -17,7 +17,7 @@ import json
 import os
 import random
 import warnings
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -90,7 +90,9 @@ class TrainConfig(PhotoSplit):
     """paired (improvement of the colour difference to the target, ΔE76), psnr (PSNR improvement), adversarial
     (discriminator score), mixed (paired and adversarial)"""
     steps: int = 20000
-    """training budget in image-steps (one step of one image's episode)"""
+    """training budget in image-steps (one step of one image's episode; an episode is k+1 of them). adpg and a3c
+    stop at the first whole episode at or past it; stable-baselines3 finishes its rollout (a2c, ppo) or its
+    step of every environment (sac, td3)"""
     minutes: float = 0.0
     """wall-clock budget in minutes (0: none); training stops at whichever budget ends first"""
     workers: int = 0
@@ -127,6 +129,9 @@ class TrainConfig(PhotoSplit):
     afterwards, e.g. on whole photos (scripts/train_default_model.py --choose-on-photos)"""
     resume: bool = False
     """continue from the checkpoint in --out"""
+    overwrite: bool = False
+    """start afresh in an --out that holds an earlier run: its checkpoint, best, kept policies, eval.json and
+    TensorBoard logs are removed first (without it such an --out is refused)"""
     device: str = "cpu"
     """cpu, cuda or auto"""
     progress: bool = True
@@ -277,7 +282,7 @@ def good_photo_split(cfg: TrainConfig, validation: float | None = None
         from deepexpose.data.folders import shrink_short_side
 
         photos, names = [], []
-        for item in registry.make_dataset("folder", root=cfg.root):
+        for item in readable_items(registry.make_dataset("folder", root=cfg.root)):
             photos.append(shrink_short_side(item["image"], PHOTO_SHORT_SIDE))
             names.append(item["name"])
         if len(photos) < 2:
@@ -307,14 +312,44 @@ def good_photos(cfg: TrainConfig) -> tuple[list[torch.Tensor], list[torch.Tensor
     return train, held
 
 
+def readable_items(dataset, indices: Iterable[int] | None = None) -> Iterator[dict]:
+    """The items of an image-file ``dataset`` (at ``indices``, default all) that can be read, in order. Unreadable
+    ones (damaged, truncated, too large, not images) are left out and named in one warning once all were read, as
+    ``deepexpose evaluate`` reports them, instead of stopping the run."""
+    from deepexpose.io import ImageIOError
+
+    skipped = []
+    for i in range(len(dataset)) if indices is None else indices:
+        try:
+            yield dataset[i]
+        except (ImageIOError, OSError, ValueError) as e:
+            skipped.append(f"{dataset.samples[i].name} ({e})")
+    if skipped:
+        warnings.warn(f"left out {len(skipped)} unreadable item{'s' if len(skipped) > 1 else ''}: "
+                      + "; ".join(skipped[:3]) + ("; ..." if len(skipped) > 3 else ""), UserWarning, stacklevel=2)
+
+
+def paired_dataset(name: str, **options):
+    """The paired dataset ``name`` of the registry with its inputs that have no target (or no input) left out
+    and named in one warning, as :func:`readable_items` does for unreadable ones."""
+    from deepexpose.data import registry
+
+    ds = registry.make_dataset(name, missing="skip", **options)
+    if lost := [str(n) for n in getattr(ds, "skipped", [])]:
+        warnings.warn(f"left out {len(lost)} item{'s' if len(lost) > 1 else ''} of --data {name} without a target "
+                      f"(or an input): " + "; ".join(lost[:3]) + ("; ..." if len(lost) > 3 else ""), UserWarning,
+                      stacklevel=2)
+    return ds
+
+
 def view_pairs(dataset, size: int, indices) -> list[tuple[torch.Tensor, torch.Tensor]]:
     """``(input, target)`` views of the paired ``dataset`` items at ``indices``, made as each pair is read, so
-    that a large dataset (FiveK, Afifi) never sits in memory at full size."""
+    that a large dataset (FiveK, Afifi) never sits in memory at full size; unreadable pairs are left out
+    (:func:`readable_items`)."""
     from deepexpose.apply import to_view
 
     pairs = []
-    for i in indices:
-        item = dataset[i]
+    for item in readable_items(dataset, indices):
         pairs.append((to_view(item["input"].unsqueeze(0), size)[0], to_view(item["target"].unsqueeze(0), size)[0]))
     return pairs
 
@@ -346,8 +381,6 @@ def build_split_pools(cfg: TrainConfig) -> Pools:
     views, each with its own seed; with too few training photos (or pairs) to hold any out, validation uses
     fresh detunings of the training photos (the training pairs themselves for paired data).
     """
-    from deepexpose.data import registry
-
     fraction = cfg.validation
     cfg = resolve_data(cfg)
     if cfg.data in ("pairs", "fivek", "afifi"):
@@ -355,14 +388,14 @@ def build_split_pools(cfg: TrainConfig) -> Pools:
             raise ValueError(f"--train-fraction applies to good photos ({', '.join(GOOD_PHOTO_DATA)}), "
                              f"not to --data {cfg.data}")
         if cfg.data == "pairs":
-            ds = train_ds = registry.make_dataset("pairs", root=cfg.root)
+            ds = train_ds = paired_dataset("pairs", root=cfg.root)
             n_held = max(1, len(ds) // 10)
             held_pairs = view_pairs(ds, cfg.view, range(min(n_held, cfg.eval_size)))
             train_idx = list(range(n_held, len(ds)))
         else:
             split_train, split_test = ("train", "test") if cfg.data == "fivek" else ("training", "validation")
-            train_ds = registry.make_dataset(cfg.data, root=cfg.root, split=split_train)
-            held_ds = registry.make_dataset(cfg.data, root=cfg.root, split=split_test)
+            train_ds = paired_dataset(cfg.data, root=cfg.root, split=split_train)
+            held_ds = paired_dataset(cfg.data, root=cfg.root, split=split_test)
             train_idx = list(range(len(train_ds)))
             held_pairs = view_pairs(held_ds, cfg.view, range(min(len(held_ds), cfg.eval_size)))
         train_idx, val_idx = _split_pairs(train_idx, fraction)
@@ -529,6 +562,42 @@ def save_config(cfg: TrainConfig, out: Path) -> None:
     atomic_write_bytes(out / "config.json", json.dumps(dataclasses.asdict(cfg), indent=2).encode(), overwrite=True)
 
 
+RUN_FILES = ("checkpoint.safetensors", "checkpoint.json", "best.safetensors", "best.json", "eval.json", "tb",
+             "evaluated")
+"""What a training run leaves in its ``--out`` (config.json aside, which every run rewrites)."""
+
+
+def prepare_fresh_out(out: Path, overwrite: bool) -> None:
+    """Make ``out`` ready for a fresh (not resumed) run: files an earlier run left there (:data:`RUN_FILES`) are
+    refused unless ``overwrite``, which removes them, so that no best, evaluation or TensorBoard curve of another
+    run is mixed into this one's."""
+    import shutil
+
+    found = [n for n in RUN_FILES if (out / n).exists() or (out / n).is_symlink()]
+    if found and not overwrite:
+        resume = "pass --resume to continue it, " if "checkpoint.json" in found else ""
+        raise FileExistsError(f"{out} holds an earlier run ({', '.join(found)}): {resume}choose another --out, or "
+                              "pass --overwrite to remove it and start afresh")
+    for name in found:
+        path = out / name
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)
+        else:
+            path.unlink()
+
+
+def resume_note(out: str | Path) -> str:
+    """What ``--resume`` continues from in ``out``: for the message of an interrupted run."""
+    from .checkpoint import read_meta
+
+    try:
+        meta = read_meta(Path(out) / "checkpoint.safetensors")
+    except (OSError, ValueError):
+        return f"no checkpoint was saved in {out} yet: rerun with --overwrite to start afresh"
+    step = meta.get("step", meta.get("num_timesteps"))
+    return f"--resume continues from the checkpoint of step {step} in {out}"
+
+
 def refuse_earlier_run(out: str | Path, model: str, overwrite: bool) -> None:
     """A baseline's ``--out`` that holds a run already (its model, its ``eval.json`` or an agent's checkpoint) is
     refused unless ``overwrite``: training would replace them."""
@@ -558,6 +627,8 @@ def check_config(cfg: TrainConfig) -> None:
              (cfg.view >= MIN_VIEW, f"--view must be >= {MIN_VIEW}, got {cfg.view}"),
              (cfg.lr > 0 and cfg.critic_lr > 0, f"--lr and --critic-lr must be > 0, got {cfg.lr} and {cfg.critic_lr}"),
              (cfg.eval_every >= 0 and cfg.checkpoint_every >= 0, "--eval-every and --checkpoint-every must be >= 0"),
+             (not (cfg.resume and cfg.overwrite), "--resume continues the run in --out and --overwrite removes it: "
+                                                  "pass one of them"),
              (cfg.data not in ("folder", "pairs", "fivek", "afifi") or bool(cfg.root),
               f"--data {cfg.data} needs --root (the folder that holds the photos)")]
     for ok, message in rules:

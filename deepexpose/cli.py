@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import sys
+import warnings
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
@@ -75,7 +77,15 @@ def _cmd_train(args: argparse.Namespace) -> int:
     from .config import from_namespace
 
     cls, fn = _trainer(args.method)
-    result = fn(from_namespace(cls, args))
+    cfg = from_namespace(cls, args)
+    try:
+        result = fn(cfg)
+    except KeyboardInterrupt as e:
+        if hasattr(cfg, "resume"):  # the agent's trainers: say what --resume continues from
+            from deepexpose.agents.train import resume_note
+
+            e.add_note(resume_note(cfg.out))
+        raise
     flat = {k: v for k, v in result.items() if isinstance(v, (int, float, str))}
     print("final: " + " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in flat.items()))
     return 0
@@ -235,6 +245,19 @@ def _on_sigterm(signum, frame) -> None:
     raise Terminated
 
 
+def _warning_printer(command: str, default: Callable) -> Callable:
+    """``warnings.showwarning`` that prints deepexpose's own warnings as one line, ``deepexpose COMMAND: warning:
+    MESSAGE``, without the file, line and source line; those of other packages keep Python's form."""
+    def show(message, category, filename, lineno, file=None, line=None) -> None:
+        roots = [Path(m.__file__).parent for m in map(sys.modules.get, ("deepexpose", "deepexpose.agents",
+                                                                         "deepexpose.envs")) if m is not None]
+        if any(Path(filename).is_relative_to(r) for r in roots):
+            print(f"deepexpose {command}: warning: {message}", file=sys.stderr if file is None else file)
+        else:
+            default(message, category, filename, lineno, file, line)
+    return show
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     import signal
     import threading
@@ -251,6 +274,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     func: Callable[[argparse.Namespace], int] = args.func
     main_thread = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, _on_sigterm) if main_thread else None
+    shown = warnings.showwarning
+    warnings.showwarning = _warning_printer(args.command, shown)
     try:
         return func(args)
     except (ImageIOError, OSError, ValueError, RuntimeError) as e:
@@ -258,9 +283,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt as e:  # finished outputs are complete (written atomically); a rerun finishes the rest
         terminated = isinstance(e, Terminated)
-        print(f"\ndeepexpose {args.command}: {'terminated' if terminated else 'interrupted'}", file=sys.stderr)
+        notes = "".join(f"; {n}" for n in getattr(e, "__notes__", []))
+        print(f"\ndeepexpose {args.command}: {'terminated' if terminated else 'interrupted'}{notes}", file=sys.stderr)
         return 143 if terminated else 130
     finally:
+        warnings.showwarning = shown
         if main_thread:
             signal.signal(signal.SIGTERM, previous)
 

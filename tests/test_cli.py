@@ -34,6 +34,30 @@ def test_ctrl_c_is_a_short_message_and_exit_130(monkeypatch, capsys):
     assert "deepexpose filters: interrupted" in err and "Traceback" not in err
 
 
+def test_deepexpose_warnings_are_one_line_and_others_keep_their_form(monkeypatch, capsys):
+    import warnings
+
+    import deepexpose.cli as cli
+    from deepexpose.agents import train
+
+    def warn(args):
+        warnings.warn_explicit("too few photos", UserWarning, train.__file__, 10)
+        warnings.warn_explicit("from elsewhere", UserWarning, "/elsewhere/mod.py", 7)
+        return 0
+
+    def shown_by_python(message, category, filename, lineno, file=None, line=None):
+        others.append((str(message), filename, lineno))
+
+    others = []
+    monkeypatch.setattr(cli, "_cmd_filters", warn)
+    monkeypatch.setattr(warnings, "showwarning", shown_by_python)
+    with warnings.catch_warnings():
+        warnings.simplefilter("always")
+        assert main(["filters"]) == 0 and warnings.showwarning is shown_by_python  # put back afterwards
+    assert capsys.readouterr().err.splitlines() == ["deepexpose filters: warning: too few photos"]
+    assert others == [("from elsewhere", "/elsewhere/mod.py", 7)]
+
+
 def test_help_lists_every_command(capsys):
     with pytest.raises(SystemExit) as e:
         main(["--help"])

@@ -1,6 +1,7 @@
 """The project's asynchronous actor-critic: both actor losses, adversarial reward, N workers, kill and resume."""
 
 import json
+import multiprocessing
 import os
 import signal
 import subprocess
@@ -117,6 +118,8 @@ def test_two_worker_processes_train_and_resume(tmp_path):
     again = train(tiny(tmp_path, workers=2, steps=384, resume=True))
     assert again["steps"] >= 384 and again["history"][:len(result["history"])] == result["history"]
     assert [h["step"] for h in again["history"][len(result["history"]):]][-1] == again["steps"]
+    steps = [h["step"] for h in again["history"]]
+    assert steps == sorted(set(steps))  # the final count is evaluated once, after the workers stop
     after = weights(tmp_path / "run")
     assert any(not torch.equal(after[k], before[k]) for k in before)
 
@@ -187,7 +190,8 @@ def test_sigterm_stops_the_worker_processes_too(tmp_path):
     while any(_alive(w) for w in workers) and time.time() < deadline:
         time.sleep(0.1)
     assert not any(_alive(w) for w in workers)  # no worker left training on its own
-    assert json.loads((out / "checkpoint.json").read_text())["meta"]["step"] > 0  # resumable
+    step = json.loads((out / "checkpoint.json").read_text())["meta"]["step"]
+    assert step > 0 and f"terminated; --resume continues from the checkpoint of step {step} in {out}" in err
 
 
 def train_steps(cfg):
@@ -244,7 +248,10 @@ def test_keep_evaluated_keeps_the_policy_of_every_evaluation(tmp_path):
     stale = out / async_ac.EVALUATED / "step-000999999.safetensors"  # left by a run killed before its checkpoint
     stale.parent.mkdir(parents=True)
     stale.write_bytes(b"old")
-    train(tiny(tmp_path, steps=144, eval_every=48, keep_evaluated=True))
+    (out / "best.json").write_text("{}")
+    with pytest.raises(FileExistsError, match=r"earlier run \(best.json, evaluated\).*--overwrite"):
+        train(tiny(tmp_path, steps=144, eval_every=48, keep_evaluated=True))
+    train(tiny(tmp_path, steps=144, eval_every=48, keep_evaluated=True, overwrite=True))
     history = read_meta(out / "checkpoint.safetensors")["history"]
     kept = sorted((out / async_ac.EVALUATED).glob("*.safetensors"))
     assert [p.name for p in kept] == [f"step-{h['step']:09d}.safetensors" for h in history] and not stale.exists()
@@ -307,6 +314,28 @@ def test_held_out_results_never_choose_the_best(tmp_path, monkeypatch):
     assert [h["best_step"] for h in monitor.history] == [10, 20, 20] and monitor.best["held_out"]["psnr"] == 10.0
 
 
+def test_worker_processes_at_the_budget_are_evaluated_once_after_they_stop(tmp_path, monkeypatch):
+    """Polled by the monitor at the final count while processes still update: no evaluation or checkpoint then
+    (train_async makes the final ones after them); one in-process worker's hook at that count evaluates."""
+    cfg = tiny(tmp_path, steps=240, eval_every=120, checkpoint_every=120)
+    (tmp_path / "run").mkdir()
+    pool = PairPool(torch.zeros(1, 3, 16, 16, dtype=torch.uint8), torch.zeros(1, 3, 16, 16, dtype=torch.uint8))
+    monkeypatch.setattr(async_ac, "evaluate", lambda model, core, pool, device: {
+        "psnr": 20.0, "delta_e2000": 5.0, "input_psnr": 18.0, "input_delta_e2000": 9.0})
+    core = EditCore(k=2)
+    model = ActorCritic(core.steps, core.action_dim, use_cnn=False)
+    stats = multiprocessing.Array("d", 2)
+    monitor = Monitor(cfg, model, None, SharedAdam(model.parameters(), 1e-3), None, stats, pool, 0, [], None, None,
+                      "test")
+    monitor.tick(120)
+    monitor.tick(240)  # several processes: the counter reached the budget, their last updates still running
+    assert [h["step"] for h in monitor.history] == [120]
+    assert read_meta(tmp_path / "run" / "checkpoint.safetensors")["step"] == 120
+    monitor.tick(240, [torch.Generator()])  # one worker in this process: its last update is done
+    monitor.close()
+    assert [h["step"] for h in monitor.history] == [120, 240]
+
+
 def test_what_is_kept_is_what_was_scored_while_workers_update_the_policy(tmp_path, monkeypatch):
     """A worker's update arriving during the evaluation changes neither the scored weights nor the kept ones."""
     cfg = tiny(tmp_path, keep_evaluated=True)
@@ -362,3 +391,9 @@ def test_a_wall_clock_budget_stops_the_run_and_keeps_its_results(tmp_path):
     assert time.monotonic() - start < 60 and 0 < result["steps"] < 10 ** 9
     assert read_meta(tmp_path / "run" / "checkpoint.safetensors")["step"] == result["steps"]
     assert json.loads((tmp_path / "run" / "eval.json").read_text())["steps"] == result["steps"]
+
+
+def test_the_budget_ends_at_the_first_whole_episode_past_it(tmp_path):
+    """Batches of 4 episodes of 3 image-steps: 96 after 8 updates, then 2 episodes (not 4) cover the last 4 steps."""
+    result = train(tiny(tmp_path, steps=100, eval_every=0, checkpoint_every=0))
+    assert result["steps"] == 102 and read_meta(tmp_path / "run" / "checkpoint.safetensors")["step"] == 102

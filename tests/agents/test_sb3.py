@@ -238,13 +238,17 @@ def test_tensorboard_logs_when_installed(tmp_path, pools):
 
 
 def test_resume_without_checkpoint_starts_afresh(tmp_path, pools):
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "best.json").write_text("{}")  # left by a run killed before its first checkpoint
     with pytest.warns(UserWarning, match="no checkpoint"):
         result = train_sb3(tiny(tmp_path, algo="a2c", steps=24, resume=True, eval_every=0), pools=pools)
-    assert result["steps"] >= 24
+    assert result["steps"] >= 24 and not (tmp_path / "run" / "best.json").exists()
 
 
 def test_resume_refuses_another_algorithm(tmp_path, pools):
     train_sb3(tiny(tmp_path, algo="a2c", steps=24, eval_every=0), pools=pools)
+    with pytest.raises(FileExistsError, match="pass --resume to continue it"):  # a fresh run would replace it
+        train_sb3(tiny(tmp_path, algo="a2c", steps=24, eval_every=0), pools=pools)
     with pytest.raises(ValueError, match="a2c"):
         train_sb3(tiny(tmp_path, algo="ppo", steps=48, resume=True), pools=pools)
 

@@ -86,6 +86,29 @@ def test_folder_and_pairs_pools(tmp_path):
         train(TrainConfig(algo="dqn"))
 
 
+def test_unreadable_photos_and_pairs_are_left_out_and_named(tmp_path):
+    from deepexpose.agents.train import good_photo_split, view_pairs
+    from deepexpose.data import registry
+
+    for i in range(4):
+        photo(tmp_path / "good" / f"{i}.png", i)
+        photo(tmp_path / "pairs" / "input" / f"{i}.png", i)
+        photo(tmp_path / "pairs" / "target" / f"{i}.png", i + 10)
+    for folder in ("good", "pairs/input", "pairs/target"):
+        (tmp_path / folder / "broken.png").write_bytes(b"not a png")
+    with pytest.warns(UserWarning, match=r"left out 1 unreadable item: broken \(.*broken.png"):
+        train, val, held = good_photo_split(TrainConfig(data="folder", root=str(tmp_path / "good")))
+    assert len(train) + len(val) + len(held) == 4
+    ds = registry.make_dataset("pairs", root=tmp_path / "pairs")
+    with pytest.warns(UserWarning, match=r"left out 1 unreadable item: broken"):
+        pairs = view_pairs(ds, 16, range(len(ds)))
+    assert len(ds) == 5 and len(pairs) == 4
+    (tmp_path / "pairs" / "input" / "lonely.png").write_bytes((tmp_path / "pairs" / "input" / "0.png").read_bytes())
+    with pytest.warns(UserWarning, match=r"left out 1 item of --data pairs without a target \(or an input\): lonely"):
+        pools = build_split_pools(TrainConfig(data="pairs", root=str(tmp_path / "pairs"), view=16, validation=0))
+    assert len(pools.train) + len(pools.held) == 4  # the broken pair is left out too (with its own warning)
+
+
 def test_train_fraction_trains_on_a_share_of_the_training_photos_only(tmp_path):
     from deepexpose.agents.train import subsample
 
@@ -395,3 +418,54 @@ def test_a_baselines_earlier_run_is_refused_unless_overwrite(tmp_path):
     with pytest.raises(FileExistsError, match="earlier run already .eval.json.*--overwrite"):
         refuse_earlier_run(tmp_path, "cgan.safetensors", False)
     refuse_earlier_run(tmp_path, "cgan.safetensors", True)
+
+
+def test_resume_and_overwrite_together_are_refused(tmp_path):
+    from deepexpose.agents.train import check_config
+
+    with pytest.raises(ValueError, match="--resume continues .* --overwrite removes it"):
+        check_config(TrainConfig(out=str(tmp_path), resume=True, overwrite=True))
+
+
+def test_a_fresh_run_refuses_an_earlier_run_unless_overwrite(tmp_path):
+    from deepexpose.agents.train import RUN_FILES, prepare_fresh_out
+
+    prepare_fresh_out(tmp_path / "none", overwrite=False)  # nothing there
+    (tmp_path / "config.json").write_text("{}")  # every run rewrites it: not an earlier run's result
+    (tmp_path / "notes.txt").write_text("mine")
+    prepare_fresh_out(tmp_path, overwrite=False)
+    (tmp_path / "best.json").write_text("{}")
+    (tmp_path / "tb").mkdir()
+    (tmp_path / "tb" / "events.out.tfevents.1").write_bytes(b"x")
+    with pytest.raises(FileExistsError, match=r"earlier run \(best.json, tb\): choose another --out, or pass "
+                                              r"--overwrite") as e:
+        prepare_fresh_out(tmp_path, overwrite=False)
+    assert "--resume" not in str(e.value)  # there is no checkpoint to continue
+    (tmp_path / "checkpoint.json").write_text("{}")
+    with pytest.raises(FileExistsError, match="pass --resume to continue it"):
+        prepare_fresh_out(tmp_path, overwrite=False)
+    assert (tmp_path / "tb" / "events.out.tfevents.1").exists()  # a refusal removes nothing
+    prepare_fresh_out(tmp_path, overwrite=True)
+    assert not any((tmp_path / n).exists() for n in RUN_FILES)
+    assert (tmp_path / "notes.txt").read_text() == "mine" and (tmp_path / "config.json").exists()
+
+
+def test_resume_note_names_the_saved_step(tmp_path):
+    from deepexpose.agents.checkpoint import save_checkpoint
+    from deepexpose.agents.train import resume_note
+
+    assert resume_note(tmp_path) == f"no checkpoint was saved in {tmp_path} yet: rerun with --overwrite to start afresh"
+    save_checkpoint(tmp_path / "checkpoint.safetensors", modules={"m": torch.nn.Linear(1, 1)}, meta={"step": 4800})
+    assert resume_note(tmp_path) == f"--resume continues from the checkpoint of step 4800 in {tmp_path}"
+    save_checkpoint(tmp_path / "checkpoint.safetensors", modules={"m": torch.nn.Linear(1, 1)},
+                    meta={"num_timesteps": 96})  # stable-baselines3's checkpoints count num_timesteps
+    assert resume_note(tmp_path) == f"--resume continues from the checkpoint of step 96 in {tmp_path}"
+
+
+@pytest.mark.parametrize("algo", ["adpg", "a2c"])
+def test_an_earlier_run_is_refused_before_any_photo_is_read(tmp_path, algo):
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "eval.json").write_text("{}")
+    with pytest.raises(FileExistsError, match="earlier run"):  # not an error about the missing photo folder
+        train(TrainConfig(algo=algo, data="folder", root=str(tmp_path / "no-photos"), out=str(tmp_path / "run")))
+    assert (tmp_path / "run" / "eval.json").read_text() == "{}"
