@@ -50,8 +50,14 @@ def edit_photo(image: torch.Tensor, seed: int) -> tuple[list[torch.Tensor], dict
     return [image, show_masks(masks), local, dark, orange, mixed], params
 
 
+MIN_SIZE = 16
+"""the smallest short side the showcase draws (a 0 or negative one used to fail inside Kornia)"""
+
+
 def run_showcase(out_dir: str | Path, *, size: int = 384, overwrite: bool = False) -> Path:
     """Write the showcase of every bundled demo photo into ``out_dir``; returns the contact sheet's path."""
+    if size < MIN_SIZE:
+        raise ValueError(f"--size must be at least {MIN_SIZE} (the short side of the images shown), got {size}")
     out = Path(out_dir)
     paths = demo_photo_paths()
     if not paths:

@@ -112,6 +112,9 @@ def test_showcase_writes_sheet_and_parameters(tmp_path, capsys):
     assert main(["showcase", "-o", str(out), "--size", "48"]) == 2
     assert "overwrite" in capsys.readouterr().err
     assert main(["showcase", "-o", str(out), "--size", "48", "--overwrite"]) == 0
+    capsys.readouterr()
+    assert main(["showcase", "-o", str(tmp_path / "small"), "--size", "0"]) == 2
+    assert "--size must be at least 16" in capsys.readouterr().err and not (tmp_path / "small").exists()
 
 
 def test_detune_and_score_round_trip(tmp_path, capsys):

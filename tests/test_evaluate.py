@@ -110,7 +110,7 @@ def test_reports_json_csv_markdown_and_sheet(tmp_path):
     assert sheet.shape[1] >= 4 * 192 * W // H
 
 
-def test_fivek_layout_missing_target_is_skipped_and_published_rows_shown(tmp_path):
+def test_fivek_layout_missing_target_is_skipped_and_published_rows_only_for_the_whole_split(tmp_path):
     root = tmp_path / "fivek"
     for i, ident in enumerate(["a0001", "a0002", "a0003"]):
         write(root / "input" / "JPG" / "480p" / f"{ident}.png", texture(i, 20))
@@ -123,8 +123,16 @@ def test_fivek_layout_missing_target_is_skipped_and_published_rows_shown(tmp_pat
     assert set(per_method(result, "identity")) == {"a0001", "a0003"}
     assert [s["name"].split()[0] for s in result["skipped"]] == ["a0002"]
     assert result["images"] == 2 and result["unpaired"] == 1
+    assert "published" not in result["table"] and any("published FiveK figures are left out" in n
+                                                       for n in result["notes"])
+    write(root / "expertC" / "JPG" / "480p" / "a0002.png", texture(1))  # now the whole test split is scored
+    result = run_evaluation(cfg(tmp_path, dataset="fivek", root=str(root), methods="identity", overwrite=True))
+    assert result["images"] == 3 and not result["skipped"] and not result["notes"]
     assert "AdaInt" in result["table"] and "*published*" in result["table"]
     assert "25.49" in (tmp_path / "out" / "results.md").read_text()
+    result = run_evaluation(cfg(tmp_path, dataset="fivek", root=str(root), methods="identity", overwrite=True,
+                                limit=2))
+    assert result["images"] == 2 and "published" not in result["table"]
 
 
 def test_exposure_split_layout(tmp_path):
@@ -256,6 +264,13 @@ def test_wrong_layouts_name_what_is_missing(tmp_path):
         run_evaluation(cfg(tmp_path, dataset="pairs", root=str(tmp_path / "ds"), split="train"))
     with pytest.raises(ValueError, match="unknown --dataset"):
         run_evaluation(cfg(tmp_path, dataset="kodak", root=str(tmp_path / "ds")))
+    with pytest.raises(ValueError, match="no experts' retouches; drop --expert B"):
+        run_evaluation(cfg(tmp_path, dataset="pairs", root=str(tmp_path / "ds"), expert="B"))
+    with pytest.raises(ValueError, match="no experts' retouches"):
+        run_evaluation(cfg(tmp_path, dataset="synthetic", expert="A"))
+    for option in ({"cases": "untouched"}, {"draws": 3}):
+        with pytest.raises(ValueError, match="--cases and --draws choose the errors of --dataset synthetic"):
+            run_evaluation(cfg(tmp_path, dataset="pairs", root=str(tmp_path / "ds"), **option))
     with pytest.raises(ValueError, match="unknown --methods"):
         run_evaluation(cfg(tmp_path, dataset="pairs", root=str(tmp_path / "ds"), methods="identity,magic"))
     with pytest.raises(ValueError, match="METHOD=PATH"):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,12 +30,20 @@ class PairsSummary:
         return "\n".join(lines)
 
 
+def pair_seed(seed: int, name: str, copy: int) -> int:
+    """The generator seed of copy ``copy`` of the photo at relative path ``name``: 63 bits of SHA-256 of all three
+    (the same on every machine and Python, unlike ``hash``)."""
+    digest = hashlib.sha256(f"{seed}\0{name}\0{copy}".encode()).digest()
+    return int.from_bytes(digest[:8], "little") >> 1
+
+
 def detune_folder(input_dir: str | Path, output_dir: str | Path, *, scheme: str = "mixed", copies: int = 1,
                   seed: int = 0, identity_fraction: float = 0.0, overwrite: bool = False) -> PairsSummary:
     """Detune every photo under ``input_dir`` into ``output_dir/input`` with originals in ``output_dir/target``.
 
-    Copy ``c`` of the ``i``-th photo (sorted by relative path) is drawn from a generator seeded with
-    ``(seed, i, c)`` and named ``<relative stem>_<c>.png``; 16-bit photos stay 16-bit and ICC profiles are
+    Copy ``c`` of a photo is drawn from a generator seeded with ``(seed, its relative path, c)``
+    (:func:`pair_seed`), so that adding or removing other photos changes none of its pairs, and named
+    ``<relative stem>_<c>.png``; 16-bit photos stay 16-bit and ICC profiles are
     kept. ``output_dir/detuning.jsonl`` has one record per pair. A photo that cannot be read is reported in
     the summary and skipped; inputs are never modified.
     """
@@ -55,7 +64,7 @@ def detune_folder(input_dir: str | Path, output_dir: str | Path, *, scheme: str 
     summary = PairsSummary(output=out)
     records = []
     stems: dict[str, str] = {}
-    for i, path in enumerate(files):
+    for path in files:
         rel = path.relative_to(root)
         first = stems.setdefault(rel.with_suffix("").as_posix(), rel.as_posix())
         if first != rel.as_posix():  # x.png and x.jpg would both make x_0.png
@@ -69,7 +78,7 @@ def detune_folder(input_dir: str | Path, output_dir: str | Path, *, scheme: str 
             continue
         x = to_tensor(img)
         for c in range(copies):
-            g = torch.Generator().manual_seed((seed * 1_000_003 + i) * 1_009 + c)
+            g = torch.Generator().manual_seed(pair_seed(seed, rel.as_posix(), c))
             y, record = detune(x, scheme, g, identity_fraction=identity_fraction)
             name = f"{rel.with_suffix('').as_posix()}_{c}.png"
             for folder, pixels in (("input", y), ("target", x)):

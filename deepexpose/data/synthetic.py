@@ -134,6 +134,8 @@ class SyntheticPairs(Dataset):
             raise ValueError(f"no cases given; choose from {', '.join(CASES)}")
         if bad := [c for c in cases if c not in CASES]:
             raise ValueError(f"unknown case(s) {', '.join(bad)}; choose from {', '.join(CASES)}")
+        if twice := sorted({c for c in cases if cases.count(c) > 1}):
+            raise ValueError(f"case(s) listed twice: {', '.join(twice)}")
         if size < 0:
             raise ValueError(f"size must be >= 0, got {size}")
         if draws < 1:

@@ -7,7 +7,7 @@ import pytest
 from PIL import ImageCms
 
 from deepexpose.data.folders import DatasetLayoutError
-from deepexpose.data.make_pairs import detune_folder
+from deepexpose.data.make_pairs import detune_folder, pair_seed
 from deepexpose.io import ImageIOError, read_image, write_image
 
 ICC = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
@@ -33,6 +33,19 @@ def test_sixteen_bits_and_the_icc_profile_are_kept(tmp_path):
     records = [json.loads(line) for line in (tmp_path / "out" / "detuning.jsonl").read_text().splitlines()]
     assert [(r["name"], r["source"], r["seed"]) for r in records] == [
         ("a_0.png", "a.png", 3), ("a_1.png", "a.png", 3), ("b_0.png", "b.jpg", 3), ("b_1.png", "b.jpg", 3)]
+
+
+def test_a_photos_pairs_do_not_depend_on_the_other_photos(tmp_path):
+    write_image(tmp_path / "in" / "m.png", photo16(4), bit_depth=16)
+    detune_folder(tmp_path / "in", tmp_path / "alone", copies=2, seed=5)
+    write_image(tmp_path / "in" / "a.png", photo16(5), bit_depth=16)  # sorted before m: m is now the second photo
+    detune_folder(tmp_path / "in", tmp_path / "both", copies=2, seed=5)
+    for c in range(2):
+        assert (tmp_path / "alone" / "input" / f"m_{c}.png").read_bytes() == \
+            (tmp_path / "both" / "input" / f"m_{c}.png").read_bytes()
+    copies = [(tmp_path / "both" / "input" / f"m_{c}.png").read_bytes() for c in range(2)]
+    assert copies[0] != copies[1]
+    assert pair_seed(5, "m.png", 0) == pair_seed(5, "m.png", 0) != pair_seed(6, "m.png", 0) != pair_seed(5, "a.png", 0)
 
 
 def test_identity_fraction_one_leaves_every_input_untouched(tmp_path):

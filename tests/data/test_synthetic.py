@@ -86,6 +86,8 @@ def test_bad_arguments(tmp_path):
         SyntheticPairs(root, cases="basic,sunburn")
     with pytest.raises(ValueError, match="no cases"):
         SyntheticPairs(root, cases=" , ")
+    with pytest.raises(ValueError, match="listed twice: basic"):
+        SyntheticPairs(root, cases="basic,untouched,basic")
     with pytest.raises(ValueError, match="size"):
         SyntheticPairs(root, size=-1)
     with pytest.raises(IndexError):
