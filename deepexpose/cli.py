@@ -132,6 +132,21 @@ def _cmd_score(args: argparse.Namespace) -> int:
     return 0
 
 
+TRAIN_DESCRIPTIONS = {
+    "agent": "Train the DeepExposure agent on the bundled demo photos, a folder of good photos, a paired folder, "
+             "FiveK or the Afifi layout. Checkpoints (safetensors + JSON), TensorBoard logs and evaluations go to "
+             "--out; --resume continues a stopped run.",
+    "cgan": "Train the pix2pix cGAN baseline (Isola et al. 2017; seeds 001 and 004), a U-Net that paints the "
+            "corrected photo, on detuned good photos or on pairs. Its model and eval.json go to --out.",
+    "classifier": "Train the \"what is wrong\" classifier baseline (seed 001): a small CNN names one of 24 single "
+                  "errors (or \"correct\") and the correction undoes the error it names. Its model goes to --out.",
+    "histogram": "Train the histogram network baseline (seed 002): it maps a photo's 3D RGB histogram to that of "
+                 "its good version, and distribution transfer gives the photo that histogram. Its model and "
+                 "eval.json go to --out.",
+}
+"""The description of ``deepexpose train --method M --help``."""
+
+
 def build_parser(train_method: str | None = None, command: str | None = None) -> argparse.ArgumentParser:
     """The whole parser (``command`` None); with a ``command`` only that sub-command gets its options, the others
     are only listed (``""``: none gets them), so that ``deepexpose --help`` and the light commands do not import
@@ -155,7 +170,7 @@ def build_parser(train_method: str | None = None, command: str | None = None) ->
     p.add_argument("--model", default="", help="model file (default: the bundled model)")
     p.add_argument("--overwrite", action="store_true", help="replace files left by an earlier run")
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=True, help="show a progress bar")
-    p.set_defaults(func=_cmd_demo)
+    p.set_defaults(func=_cmd_demo, parser=p)
 
     p = sub.add_parser("showcase", help="show the filters, sub-images and detunings on the bundled photos",
                        description="Edit the photos that ship with the installed packages: luminosity "
@@ -164,12 +179,12 @@ def build_parser(train_method: str | None = None, command: str | None = None) ->
     p.add_argument("-o", "--output", default="out/showcase", help="output folder (default: out/showcase)")
     p.add_argument("--size", type=int, default=384, help="short side of the images shown (default: 384)")
     p.add_argument("--overwrite", action="store_true", help="replace files left by an earlier run")
-    p.set_defaults(func=_cmd_showcase)
+    p.set_defaults(func=_cmd_showcase, parser=p)
 
     p = sub.add_parser("filters", help="list the filters, their parameters and ranges",
                        description="List every registered filter with its parameters, their ranges and the "
                                    "value that leaves the photo unchanged.")
-    p.set_defaults(func=_cmd_filters)
+    p.set_defaults(func=_cmd_filters, parser=p)
 
     p = sub.add_parser("detune", help="make detuned copies of a folder of good photos (training pairs)",
                        description="Write detuned copies of every photo under INPUT to OUTPUT/input/ and the "
@@ -184,22 +199,19 @@ def build_parser(train_method: str | None = None, command: str | None = None) ->
     p.add_argument("--copies", type=int, default=1, help="detuned copies per photo (default: 1)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
-    p.set_defaults(func=_cmd_detune)
+    p.set_defaults(func=_cmd_detune, parser=p)
 
     from .config import add_dataclass_arguments
 
     method = train_method or "agent"
     p = sub.add_parser("train", help="train the agent (or a baseline: --method cgan|classifier|histogram)",
-                       description="Train the DeepExposure agent on the bundled demo photos, a folder of good "
-                                   "photos, a paired folder, FiveK or the Afifi layout. Checkpoints (safetensors "
-                                   "+ JSON), TensorBoard logs and evaluations go to --out; --resume continues a "
-                                   "stopped run. The baselines have options of their own: see "
-                                   "deepexpose train --method cgan --help (or classifier, histogram).")
+                       description=TRAIN_DESCRIPTIONS[method] + " Each --method has options of its own: see "
+                       "deepexpose train --method METHOD --help.")
     p.add_argument("--method", choices=TRAIN_METHODS, default="agent",
                    help=f"what to train (default: agent); the options below are those of {method}")
     if wants("train"):
         add_dataclass_arguments(p, _trainer(method)[0])
-    p.set_defaults(func=_cmd_train)
+    p.set_defaults(func=_cmd_train, parser=p)
 
     p = sub.add_parser("enhance", help="correct photos, folders, frame sequences and videos",
                        description="Correct every photo (and video) given, folders recursively, into --out under "
@@ -212,7 +224,7 @@ def build_parser(train_method: str | None = None, command: str | None = None) ->
         from .enhance import EnhanceConfig
 
         add_dataclass_arguments(p, EnhanceConfig, short={"out": "-o"})
-    p.set_defaults(func=_cmd_enhance)
+    p.set_defaults(func=_cmd_enhance, parser=p)
 
     p = sub.add_parser("evaluate", help="compare methods on FiveK, Afifi, paired folders or synthetic errors",
                        description="Correct every input of a paired benchmark with each method and score it "
@@ -224,7 +236,7 @@ def build_parser(train_method: str | None = None, command: str | None = None) ->
         from .evaluate import EvaluateConfig
 
         add_dataclass_arguments(p, EvaluateConfig, short={"out": "-o"})
-    p.set_defaults(func=_cmd_evaluate)
+    p.set_defaults(func=_cmd_evaluate, parser=p)
 
     p = sub.add_parser("score", help="PSNR, SSIM, ΔE76 and CIEDE2000 of images against targets",
                        description="Score a prediction image (or folder) against a target image (or folder, "
@@ -232,7 +244,7 @@ def build_parser(train_method: str | None = None, command: str | None = None) ->
                                    "8-bit quantised, whole RGB image, averaged over images.")
     p.add_argument("prediction", help="image file or folder")
     p.add_argument("target", help="image file or folder")
-    p.set_defaults(func=_cmd_score)
+    p.set_defaults(func=_cmd_score, parser=p)
     return parser
 
 
@@ -270,7 +282,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         pre = argparse.ArgumentParser(add_help=False)
         pre.add_argument("--method", choices=TRAIN_METHODS, default="agent")
         method = pre.parse_known_args(argv[1:])[0].method
-    args = build_parser(method, command=argv[0] if argv and not argv[0].startswith("-") else "").parse_args(argv)
+    parser = build_parser(method, command=argv[0] if argv and not argv[0].startswith("-") else "")
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:  # said by the sub-command's parser, whose usage lists the options it does take
+        getattr(args, "parser", parser).error(f"unrecognized arguments: {' '.join(unknown)}")
     func: Callable[[argparse.Namespace], int] = args.func
     main_thread = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, _on_sigterm) if main_thread else None

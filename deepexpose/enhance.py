@@ -79,6 +79,10 @@ class EnhanceConfig:
     """show a progress bar"""
 
 
+WITHOUT_SIDE_FILES = ", without "
+"""in the reason of an output skipped without the side files asked for"""
+
+
 @dataclass
 class Outcome:
     """What happened to one input: ``status`` is done, skipped or failed."""
@@ -109,6 +113,10 @@ class EnhanceSummary:
     def __str__(self) -> str:
         lines = [f"{self.count('done')} done, {self.count('skipped')} skipped, {self.count('failed')} failed"]
         lines += [f"  failed: {o.source}: {o.reason}" for o in self.failed]
+        if lacking := [o for o in self.outcomes if o.status == "skipped" and WITHOUT_SIDE_FILES in o.reason]:
+            many = len(lacking) > 1
+            lines.append(f"  skipped {len(lacking)} existing output{'s that lack' if many else ' that lacks'} the side "
+                         f"files asked for, e.g. {lacking[0].output}: --overwrite redoes {'them' if many else 'it'}")
         if self.ignored:
             kinds = ", ".join(f"{ext} {n}" for ext, n in sorted(self.ignored.items()))
             lines.append(f"  ignored in the folders, not an image or video deepexpose reads: "
@@ -338,13 +346,41 @@ def encode_threads() -> int:
     return max(1, torch.get_num_threads())
 
 
+def _side_files(output: Path, cfg: EnhanceConfig) -> list[Path]:
+    """The side files ``cfg`` asks for beside ``output``: the sidecar and the LUT."""
+    return [side_path(output, ext) for ext, wanted in ((".json", cfg.sidecar), (".cube", cfg.lut)) if wanted]
+
+
+def _ours(side: Path, source: Path) -> bool:
+    """Whether ``side`` is a side file this command wrote for ``source`` (left by a run killed before the image):
+    a sidecar naming ``source``, or a LUT titled by deepexpose. Anything else at that name is another file."""
+    try:
+        if side.suffix == ".json":
+            doc = json.loads(side.read_bytes())
+            return isinstance(doc, dict) and doc.get("source") == source.name
+        with open(side, "rb") as fh:
+            return fh.readline().startswith(b'TITLE "deepexpose ')
+    except (OSError, ValueError):
+        return False
+
+
 def _existing(job: Job, cfg: EnhanceConfig) -> Outcome | None:
     if job.kind == "frames":  # checked frame by frame, but a finished sequence is skipped whole
         return _finished_frames(job, cfg)
+    sides = _side_files(job.output, cfg) if job.kind == "image" else []
     if not job.output.exists():
+        taken = [p.name for p in sides if p.exists() and not _ours(p, job.source)]
+        if taken and not cfg.overwrite:
+            return Outcome(str(job.source), str(job.output), "failed",
+                           f"{' and '.join(taken)} already exist{'s' if len(taken) == 1 else ''} and "
+                           f"{'is' if len(taken) == 1 else 'are'} not deepexpose's for this photo (pass --overwrite "
+                           "to replace, or choose another output folder)")
         return None
     if cfg.skip_existing:
-        return Outcome(str(job.source), str(job.output), "skipped", "output exists")
+        missing = [p.name for p in sides if not p.exists()]
+        reason = "output exists" + (f"{WITHOUT_SIDE_FILES}{' and '.join(missing)} (pass --overwrite to redo it with "
+                                    "them)" if missing else "")
+        return Outcome(str(job.source), str(job.output), "skipped", reason)
     if not cfg.overwrite:
         return Outcome(str(job.source), str(job.output), "failed",
                        "the output exists (pass --skip-existing or --overwrite)")

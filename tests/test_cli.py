@@ -91,6 +91,25 @@ def test_each_command_gets_its_own_options_and_help_needs_no_torch(tmp_path, cap
     assert out.strip().splitlines()[-1] == "False"
 
 
+def test_train_help_describes_the_method_and_unknown_options_get_the_commands_usage(capsys):
+    from deepexpose.cli import TRAIN_DESCRIPTIONS
+
+    for method in ("agent", "cgan", "classifier", "histogram"):
+        with pytest.raises(SystemExit):
+            main(["train", "--method", method, "--help"])
+        out = " ".join(capsys.readouterr().out.split())
+        assert TRAIN_DESCRIPTIONS[method] in out  # its own description, not the agent's
+        others = [d for m, d in TRAIN_DESCRIPTIONS.items() if m != method]
+        assert not any(d in out for d in others)
+    for argv, usage in ((["train", "--method", "cgan", "--bogus"], "--pixel-weight"),
+                        (["enhance", "x.png", "--bogus"], "--strength")):
+        with pytest.raises(SystemExit) as e:
+            main(argv)
+        err = capsys.readouterr().err
+        assert e.value.code == 2 and f"deepexpose {argv[0]}: error: unrecognized arguments: --bogus" in err
+        assert usage in err  # the usage of the command, with its options
+
+
 def test_filters_lists_every_parameter(capsys):
     assert main(["filters"]) == 0
     out = capsys.readouterr().out

@@ -349,6 +349,32 @@ def test_skip_existing_overwrite_and_refusal(tmp_path):
     assert s.count("failed") == 2 and "overwrite an input" in s.failed[0].reason
 
 
+def test_side_files_of_another_file_and_side_files_asked_for_later(tmp_path):
+    src = save(tmp_path / "in" / "a.png", photo(0))
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "a.png.json").write_text('{"mine": true}\n')  # someone's own notes under the sidecar's name
+    s = enhance_paths([src], cfg(out, sidecar=True))
+    assert s.count("failed") == 1 and "a.png.json already exists and is not deepexpose's" in s.failed[0].reason
+    assert (out / "a.png.json").read_text() == '{"mine": true}\n' and not (out / "a.png").exists()
+    (out / "a.png.json").write_text(json.dumps({"source": "a.png"}))  # ours, left by a run killed before the image
+    (out / "a.png.cube").write_text('TITLE "deepexpose a.png"\n')
+    assert enhance_paths([src], cfg(out, sidecar=True, lut=True)).count("done") == 1
+    assert json.loads((out / "a.png.json").read_text())["source"] == "a.png"
+    assert (out / "a.png.cube").stat().st_size > 99  # replaced by the whole LUT
+    # a sidecar asked for on a finished output: skipped, and the summary says how to get it
+    save(tmp_path / "in" / "b.png", photo(1))
+    enhance_paths([tmp_path / "in" / "b.png"], cfg(out))
+    s = enhance_paths([tmp_path / "in" / "b.png"], cfg(out, sidecar=True, skip_existing=True))
+    assert s.count("skipped") == 1 and "without b.png.json (pass --overwrite" in s.outcomes[0].reason
+    assert f"skipped 1 existing output that lacks the side files asked for, e.g. {out / 'b.png'}" in str(s)
+    (out / "c.png.cube").write_text("LUT_3D_SIZE 2\n")  # a LUT someone else made
+    save(tmp_path / "in" / "c.png", photo(2))
+    s = enhance_paths([tmp_path / "in" / "c.png"], cfg(out, lut=True))
+    assert "c.png.cube already exists" in s.failed[0].reason
+    assert enhance_paths([tmp_path / "in" / "c.png"], cfg(out, lut=True, overwrite=True)).count("done") == 1
+
+
 def test_name_collision_reported(tmp_path):
     a = save(tmp_path / "a" / "same.png", photo(1))
     b = save(tmp_path / "b" / "same.png", photo(2))
