@@ -32,6 +32,7 @@ import dataclasses
 import json
 import math
 import time
+import warnings
 from pathlib import Path
 
 import torch
@@ -306,7 +307,10 @@ def train_async(cfg: TrainConfig) -> dict:
     critic_opt = SharedAdam(critic.parameters(), cfg.critic_lr) if critic is not None else None
     start, history, gen_states, best = 0, [], [], None
     ckpt, best_path = out / CHECKPOINT, out / BEST
-    if cfg.resume:
+    if cfg.resume and not ckpt.with_suffix(".json").is_file():  # as stable-baselines3's runs do
+        warnings.warn(f"--resume: no checkpoint in {out}, starting afresh", stacklevel=2)
+        prepare_fresh_out(out, overwrite=True)  # what a run killed before its first checkpoint left
+    elif cfg.resume:
         saved = read_meta(ckpt)
         check_resume(saved["config"], cfg, out)
         ActorCritic.from_config(saved["model"])  # refuses, by name, a model of another log-chroma histogram
@@ -348,7 +352,7 @@ def train_async(cfg: TrainConfig) -> dict:
     finally:
         monitor.close()
     result = {**final, "algo": cfg.algo, "steps": step, "best": monitor.best,
-              "validation_source": pools.validation_source, "history": history}
+              "validation_source": pools.validation_source, "trained_on": pools.trained_on, "history": history}
     atomic_write_bytes(out / "eval.json", json.dumps(result, indent=2).encode(), overwrite=True)
     return result
 

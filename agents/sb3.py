@@ -468,9 +468,11 @@ def train_sb3(cfg: TrainConfig, pools: tuple[PairPool, ...] | None = None) -> di
     if pools is None:  # once the run in --out is known to be this one to continue or to start
         split = build_split_pools(cfg)
         train_pool, eval_pool, val_pool, source = split.train, split.held, split.validation, split.validation_source
+        trained_on = split.trained_on
     else:
         train_pool, eval_pool, val_pool = (*pools, None)[:3]
         source = "given" if val_pool is not None else "none (no validation pool given)"
+        trained_on = None  # views given: the photos they come from are not known here
     save_config(cfg, out)
     if resume_from is not None and best_path.with_suffix(".json").is_file():
         best = read_meta(best_path).get("best")
@@ -503,7 +505,7 @@ def train_sb3(cfg: TrainConfig, pools: tuple[PairPool, ...] | None = None) -> di
 
     result = evals.evaluate(model)  # the final evaluation; updates the best if better
     summary = {**result, "algo": cfg.algo, "steps": int(model.num_timesteps), "best": evals.best,
-               "validation_source": source, "history": evals.history}
+               "validation_source": source, "trained_on": trained_on, "history": evals.history}
     from deepexpose.io import atomic_write_bytes
 
     atomic_write_bytes(out / "eval.json", json.dumps(summary, indent=2).encode(), overwrite=True)

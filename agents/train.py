@@ -364,6 +364,8 @@ class Pools:
     held: PairPool
     validation_source: str
     """how the validation pool was made (recorded in the run's output)"""
+    trained_on: int = 0
+    """the photos (good-photo data) or pairs (paired data) the training views are made from (recorded too)"""
 
 
 def _split_pairs(indices: list[int], fraction: float) -> tuple[list[int], list[int]]:
@@ -408,7 +410,7 @@ def build_split_pools(cfg: TrainConfig) -> Pools:
             val_pool = PairPool.from_pairs(train_pairs[:cfg.eval_size], size=cfg.view)
             source = "the training pairs themselves (too few to keep any out of training)"
         return Pools(PairPool.from_pairs(train_pairs, size=cfg.view), val_pool,
-                     PairPool.from_pairs(held_pairs, size=cfg.view), source)
+                     PairPool.from_pairs(held_pairs, size=cfg.view), source, len(train_pairs))
     if cfg.data not in GOOD_PHOTO_DATA:
         raise ValueError(f"unknown --data {cfg.data!r}; choose auto, demo, library, folder, pairs, fivek or afifi")
     train, val, held = good_photo_split(cfg)
@@ -426,7 +428,7 @@ def build_split_pools(cfg: TrainConfig) -> Pools:
 
     return Pools(views(train, cfg.pool_size, cfg.scheme, cfg.seed),
                  views(val, cfg.eval_size, cfg.eval_scheme, cfg.seed + 104729) if val else None,
-                 views(held, cfg.eval_size, cfg.eval_scheme, cfg.seed + 7919), source)
+                 views(held, cfg.eval_size, cfg.eval_scheme, cfg.seed + 7919), source, len(train))
 
 
 def build_pools(cfg: TrainConfig) -> tuple[PairPool, PairPool]:

@@ -15,10 +15,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import warnings
 from pathlib import Path
 
-from deepexpose.agents.train import TrainConfig, good_photo_split, train
+from deepexpose.agents.train import TrainConfig, train
 from deepexpose.data.synthetic import BUNDLED_LIBRARY
 from deepexpose.io import atomic_write_bytes
 
@@ -39,10 +38,8 @@ def main() -> int:
             cfg = TrainConfig(train_fraction=fraction, steps=args.steps, eval_size=args.eval_size, seed=seed,
                               out=str(Path(args.out) / f"{fraction:g}-{seed}"), progress=False,
                               library_packages=args.library_packages)
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                photos = len(good_photo_split(cfg)[0])
-            best = train(cfg)["best"]
+            result = train(cfg)
+            best, photos = result["best"], result["trained_on"]
             held = best["held_out"]
             rows.append({"fraction": fraction, "seed": seed, "photos": photos, "step": best["step"],
                          "held_out": held, "validation": {**best["validation"], "score": best["score"]}})

@@ -17,7 +17,7 @@ from deepexpose.agents.async_ac import Monitor, SharedAdam, a3c_loss, adpg_loss
 from deepexpose.agents.checkpoint import read_meta
 from deepexpose.agents.networks import ActorCritic
 from deepexpose.agents.policy import export_agent, load_agent
-from deepexpose.agents.train import TrainConfig, selection_score, train
+from deepexpose.agents.train import TrainConfig, good_photo_split, selection_score, train
 from deepexpose.envs import EditCore, PairPool
 from deepexpose.filters import adjust_exposure
 
@@ -38,6 +38,7 @@ def test_trains_and_writes_everything(tmp_path, algo):
     result = train(cfg)
     out = tmp_path / "run"
     assert result["steps"] >= 240 and result["algo"] == algo
+    assert result["trained_on"] == len(good_photo_split(cfg)[0])  # photos, recorded for reports
     assert all(map(lambda v: v == v, (result["psnr"], result["delta_e2000"])))  # finite, not NaN
     assert json.loads((out / "eval.json").read_text()) == json.loads(json.dumps(result))
     meta = json.loads((out / "checkpoint.json").read_text())["meta"]
@@ -196,6 +197,15 @@ def test_sigterm_stops_the_worker_processes_too(tmp_path):
 
 def train_steps(cfg):
     return json.loads(open(os.path.join(cfg.out, "eval.json")).read())["steps"]
+
+
+def test_resume_without_checkpoint_starts_afresh(tmp_path):
+    stale = tmp_path / "run" / async_ac.EVALUATED / "step-000000048.safetensors"  # left by a run killed early
+    stale.parent.mkdir(parents=True)
+    stale.write_bytes(b"old")
+    with pytest.warns(UserWarning, match="no checkpoint in .*, starting afresh"):
+        result = train(tiny(tmp_path, steps=24, resume=True, eval_every=0))
+    assert result["steps"] == 24 and not stale.parent.exists()
 
 
 def test_resume_refuses_other_settings(tmp_path):

@@ -78,6 +78,10 @@ def test_folder_and_pairs_pools(tmp_path):
     assert len(train_pool) == 6 and len(eval_pool) == 3
     train_pool, eval_pool = build_pools(TrainConfig(data="pairs", root=str(tmp_path / "pairs"), view=16))
     assert len(train_pool) == 2 and len(eval_pool) == 1  # 1 held out, 1 of the 3 training pairs for validation
+    pools = build_split_pools(TrainConfig(data="pairs", root=str(tmp_path / "pairs"), view=16))
+    assert pools.trained_on == len(pools.train) == 2  # the pairs the training views come from
+    folder = TrainConfig(data="folder", root=str(tmp_path / "good"), pool_size=6, eval_size=3, view=16)
+    assert build_split_pools(folder).trained_on == len(good_photo_split(folder)[0]) >= 1  # not the 6 views
     x, t = eval_pool.get([0])
     assert not torch.equal(x, t)  # inputs and targets are different photos here
     with pytest.raises(ValueError, match="--data"):
