@@ -248,8 +248,8 @@ class ColorLUT:
         return out.reshape(b, 3, h, w).to(s.dtype)
 
     def stage3d(self, values: np.ndarray, *, exact: bool = False) -> np.ndarray:
-        """The 3D stage on shaped float32 values ``... x 3`` (a new float32 array, clipped to [0, 1]);
-        ``exact`` as in :meth:`apply`."""
+        """The 3D stage on shaped float32 values ``... x 3`` (a new float32 array; an affine stage or none is
+        clipped to [0, 1], a table's values are interpolated as they are); ``exact`` as in :meth:`apply`."""
         flat = np.asarray(values, dtype=np.float32).reshape(-1, 3)
         if self.affine is not None:  # elementwise: no BLAS call (whose threads misbehave on busy machines)
             m = self.affine.astype(np.float32)
@@ -487,7 +487,7 @@ def read_cube(path: str | os.PathLike[str]) -> ColorLUT:
     :class:`CubeError` naming the line at fault."""
     p = Path(path)
     try:
-        text = p.read_bytes().decode("utf-8")
+        text = p.read_bytes().decode("utf-8-sig")  # a byte-order mark, as some editors write, is not a keyword
     except FileNotFoundError:
         raise CubeError(p, "file not found") from None
     except OSError as e:
@@ -503,7 +503,7 @@ def read_cube(path: str | os.PathLike[str]) -> ColorLUT:
         line = raw.strip()
         if not line or line.startswith("#"):
             continue
-        word, _, rest = line.partition(" ")
+        word, rest = (line.split(None, 1) + [""])[:2]  # a keyword ends at any white space (a tab too)
         if not _KEYWORD.match(word):
             first = index
             break
@@ -511,6 +511,8 @@ def read_cube(path: str | os.PathLike[str]) -> ColorLUT:
         args = rest.split()
         if word == "LUT_1D_SIZE":
             raise CubeError(p, "1D LUTs (LUT_1D_SIZE) are not supported; expected a 3D LUT", number)
+        if word == "LUT_3D_SIZE" and size is not None:
+            raise CubeError(p, "a second LUT_3D_SIZE line", number)
         try:
             if word == "TITLE":
                 title = rest.strip().strip('"')
@@ -531,17 +533,27 @@ def read_cube(path: str | os.PathLike[str]) -> ColorLUT:
             raise CubeError(p, f"LUT_3D_SIZE must be in 2..256, got {size}", number)
     if size is None:
         raise CubeError(p, "no LUT_3D_SIZE line")
+    if not all(math.isfinite(v) for v in lo + hi):
+        raise CubeError(p, f"the domain {lo}..{hi} must be finite")
     if not all(a < b for a, b in zip(lo, hi)):
         raise CubeError(p, f"DOMAIN_MIN {lo} must be below DOMAIN_MAX {hi}")
     try:  # the fast path; any problem is located line by line below
         values = np.loadtxt(lines[first:], dtype=np.float64, comments="#", ndmin=2)
-        ok = values.shape == (size ** 3, 3) and bool(np.isfinite(values).all())
+        ok = values.shape == (size ** 3, 3) and bool(np.isfinite(values).all()) and _fits_float32(values)
     except ValueError:
         ok = False
     if not ok:
         values = _parse_rows(p, lines, first, size)
     table = values.astype(np.float32).reshape(size, size, size, 3)
     return ColorLUT(size=size, table=table, title=title, domain_min=tuple(lo), domain_max=tuple(hi))
+
+
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
+def _fits_float32(values: np.ndarray) -> bool:
+    """Whether every value survives the float32 table (1e300 would become infinite)."""
+    return bool((np.abs(values) <= _FLOAT32_MAX).all())
 
 
 def _parse_rows(p: Path, lines: list[str], first: int, size: int) -> np.ndarray:
@@ -552,7 +564,7 @@ def _parse_rows(p: Path, lines: list[str], first: int, size: int) -> np.ndarray:
         number = index + 1
         if not line or line.startswith("#"):
             continue
-        if _KEYWORD.match(line.partition(" ")[0]):
+        if _KEYWORD.match(line.split()[0]):
             raise CubeError(p, f"keyword {line.split()[0]} after the table data began (line {first + 1})", number)
         parts = line.split()
         if len(parts) != 3:
@@ -563,6 +575,8 @@ def _parse_rows(p: Path, lines: list[str], first: int, size: int) -> np.ndarray:
             raise CubeError(p, f"not a number in {line!r}", number) from None
         if not all(math.isfinite(v) for v in values):
             raise CubeError(p, f"non-finite value in {line!r}", number)
+        if not _fits_float32(np.asarray(values)):
+            raise CubeError(p, f"a value too large for a LUT in {line!r}", number)
         rows.append(values)
     if len(rows) != size ** 3:
         raise CubeError(p, f"LUT_3D_SIZE {size} needs {size ** 3} table lines, found {len(rows)}")

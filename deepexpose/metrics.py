@@ -71,6 +71,8 @@ def _to_hwc(img: Any, name: str) -> np.ndarray:
                 f"{name}: expected a tensor 3xHxW or 1x3xHxW with 3 colour channels, "
                 f"got shape {tuple(t.shape)}"
             )
+        if t.is_floating_point() and t.dtype not in (torch.float32, torch.float64):
+            t = t.float()  # bfloat16 and half have no numpy dtype (bfloat16) or lose precision in the metrics
         return t.permute(1, 2, 0).numpy()
     arr = np.asarray(img)
     if arr.ndim != 3 or arr.shape[-1] != 3:
@@ -80,11 +82,17 @@ def _to_hwc(img: Any, name: str) -> np.ndarray:
     return arr
 
 
+FLOAT_RANGE = (-1.0, 2.0)
+"""Float images with values outside this span are refused as being on another scale (e.g. 0..255): an output
+slightly outside [0, 1] is clipped, one on the 0..255 scale would silently score as white."""
+
+
 def to_uint8_scale(img: Any, *, quantize: bool = True, name: str = "image") -> np.ndarray:
     """Return ``img`` as float64 ``HxWx3`` on the 0..255 scale.
 
     ``uint8`` data is used as is. Float data in [0, 1] is multiplied by 255; with ``quantize``
-    (the protocol) it is clipped to [0, 1] first and rounded to the nearest integer (ties to even).
+    (the protocol) it is clipped to [0, 1] first and rounded to the nearest integer (ties to even). Non-finite
+    floats and floats outside :data:`FLOAT_RANGE` are refused.
     """
     arr = _to_hwc(img, name)
     if arr.dtype == np.uint8:
@@ -95,6 +103,12 @@ def to_uint8_scale(img: Any, *, quantize: bool = True, name: str = "image") -> n
             "Pass floats in [0, 1] for other bit depths."
         )
     x = arr.astype(np.float64)
+    if not np.isfinite(x).all():
+        raise ValueError(f"{name}: the image has NaN or infinite values")
+    lo, hi = float(x.min()), float(x.max())
+    if hi > FLOAT_RANGE[1] or lo < FLOAT_RANGE[0]:
+        raise ValueError(f"{name}: float images are scored on [0, 1], but its values span {lo:g}..{hi:g}: on the "
+                         "0..255 scale pass uint8, or divide by 255")
     if quantize:
         return np.round(np.clip(x, 0.0, 1.0) * 255.0)
     return x * 255.0

@@ -50,6 +50,8 @@ class EditCore:
         self.pipeline = FilterPipeline(filters)
         self.local_spec = get_filter("local_exposure").params[0]
         self.reward = get_reward(reward) if reward is not None else None
+        if reward in ("adversarial", "mixed") and critic is None:
+            raise ValueError(f"the {reward} reward scores with a critic (discriminator): pass critic=")
         self.critic = critic
         self.edge_penalty, self.edge = edge_penalty, edge
         self.t = 0
@@ -118,7 +120,13 @@ class EditCore:
         (and the critic), which is what the deterministic policy gradient trainer uses.
         """
         if self.t >= self.steps:
-            raise RuntimeError("the episodes have ended; call begin() first")
+            raise RuntimeError("the episodes have ended: reset the environment (EditCore.begin) first")
+        expected = (self.inputs.shape[0], self.action_dim)
+        if tuple(action.shape) != expected:
+            raise ValueError(f"an action must be {expected[0]} x {expected[1]} (views x action_dim; the local steps "
+                             f"use the first value), got shape {tuple(action.shape)}")
+        if torch.isnan(action).any():
+            raise ValueError("the action has NaN values")
         action = action.to(self.inputs).clamp(-1, 1)
         fast = not torch.is_grad_enabled()
         linear = None  # the linear light of the result, when the step knows it

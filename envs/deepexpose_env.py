@@ -65,8 +65,13 @@ class DeepExposureEnv(gym.Env):
 
     def reset(self, *, seed: int | None = None, options: dict | None = None):
         super().reset(seed=seed)
+        if unknown := sorted(set(options or {}) - {"index"}):
+            raise ValueError(f"unknown reset option(s) {', '.join(map(str, unknown))}; the only one is 'index'")
         if options and "index" in options:
-            self.index = int(options["index"])
+            index = options["index"]
+            if isinstance(index, bool) or not isinstance(index, (int, np.integer)):
+                raise TypeError(f"options['index'] must be an int, got {index!r}")
+            self.index = int(index)
             if not 0 <= self.index < len(self.pool):
                 raise IndexError(f"index {self.index} outside the pool of {len(self.pool)} views")
         else:
@@ -78,7 +83,10 @@ class DeepExposureEnv(gym.Env):
 
     def step(self, action):
         with torch.no_grad():
-            reward, done = self.core.step(torch.as_tensor(np.asarray(action, dtype=np.float32)).view(1, -1))
+            action = np.asarray(action, dtype=np.float32)
+            if action.shape != self.action_space.shape:
+                raise ValueError(f"an action must have shape {self.action_space.shape}, got {action.shape}")
+            reward, done = self.core.step(torch.from_numpy(action).view(1, -1))
         info: dict[str, Any] = {"score": float(self.core.score[0])}
         if done:
             info["edit"] = self.core.describe()[0]

@@ -77,6 +77,12 @@ class PairPool:
         """
         if not photos:
             raise ValueError("from_photos needs at least one photo")
+        for i, photo in enumerate(photos):
+            if not photo.is_floating_point():
+                raise TypeError(f"from_photos takes float photos in [0, 1]; photo {i} is {photo.dtype} (divide by 255)")
+            if photo.numel() and float(photo.max()) > 2.0:
+                raise ValueError(f"from_photos takes photos in [0, 1]; photo {i} reaches {float(photo.max()):g} "
+                                 "(divide by 255)")
         if scheme not in SCHEMES:
             raise ValueError(f"unknown detuning scheme {scheme!r}; choose from {', '.join(SCHEMES)}")
         inputs, targets, records = [], [], []

@@ -24,6 +24,8 @@ from gymnasium import spaces
 from gymnasium.utils import seeding
 from stable_baselines3.common.vec_env import VecEnv
 
+from deepexpose.device import resolve_device
+
 from .core import EditCore
 from .deepexpose_env import default_pool, observation_space
 from .pool import PairPool
@@ -42,7 +44,7 @@ class DeepExposureVecEnv(VecEnv):
         if num_envs < 1:
             raise ValueError(f"num_envs must be >= 1, got {num_envs}")
         self.pool = pool if pool is not None else default_pool()
-        self.device = torch.device(device)
+        self.device = resolve_device(str(device))  # CUDA asked for where there is none: said now, not later
         self.core = EditCore(k=k, reward=reward, critic=critic, segmentation=segmentation, **core_options)
         if reward in ("paired", "mixed") and not self.pool.paired:
             raise ValueError(f"the {reward!r} reward needs a pool with targets")
@@ -95,7 +97,11 @@ class DeepExposureVecEnv(VecEnv):
         return self._begin()
 
     def step_async(self, actions: np.ndarray) -> None:
-        self._actions = np.asarray(actions, dtype=np.float32).reshape(self.num_envs, -1)
+        actions = np.asarray(actions, dtype=np.float32)
+        if actions.shape != (self.num_envs, *self.action_space.shape):
+            raise ValueError(f"actions must have shape {(self.num_envs, *self.action_space.shape)}, "
+                             f"got {actions.shape}")
+        self._actions = actions
 
     def step_wait(self):
         if self._actions is None:

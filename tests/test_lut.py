@@ -221,12 +221,23 @@ def _write(path, lines):
     (["LUT_3D_SIZE 2", "0 0 0", "DOMAIN_MIN 0 0 0"] + ["0 0 0"] * 7, "after the table data"),
     (["LUT_3D_SIZE 2", "DOMAIN_MIN 0 0"] + ["0 0 0"] * 8, "cannot parse"),
     (["LUT_3D_SIZE 2", "DOMAIN_MIN 1 0 0", "DOMAIN_MAX 1 1 1"] + ["0 0 0"] * 8, "below DOMAIN_MAX"),
+    (["LUT_3D_SIZE 2", "DOMAIN_MAX inf inf inf"] + ["0 0 0"] * 8, "must be finite"),
+    (["LUT_3D_SIZE 2", "LUT_3D_SIZE 3"] + ["0 0 0"] * 8, "a second LUT_3D_SIZE"),
+    (["LUT_3D_SIZE 2"] + ["0 0 0"] * 7 + ["0 1e300 0"], "too large"),
 ])
 def test_malformed_cube_files_raise(tmp_path, lines, words):
     path = _write(tmp_path / "bad.cube", lines)
     with pytest.raises(CubeError, match=words) as info:
         read_cube(path)
     assert "bad.cube" in str(info.value)
+
+
+def test_a_byte_order_mark_and_tabs_are_read(tmp_path):
+    body = "\n".join(f"{i % 2} {i // 2 % 2} {i // 4}" for i in range(8))
+    (tmp_path / "bom.cube").write_bytes(b"\xef\xbb\xbf" + f"TITLE\t\"t\"\nLUT_3D_SIZE\t2\n{body}\n".encode())
+    lut = read_cube(tmp_path / "bom.cube")
+    assert lut.size == 2 and lut.title == "t"
+    np.testing.assert_allclose(lut.apply(np.array([[0.25, 0.5, 1.0]], np.float32)), [[0.25, 0.5, 1.0]], atol=1e-6)
 
 
 def test_unreadable_cube_files_and_bad_tables(tmp_path):

@@ -153,6 +153,21 @@ def test_out_of_range_floats_are_clipped_when_quantising():
 # ---------------------------------------------------------------- input formats and errors
 
 
+def test_floats_on_another_scale_and_non_finite_values_are_refused():
+    a, b = _rand_pair(8)
+    with pytest.raises(ValueError, match="span 0..2.*pass uint8, or divide by 255"):
+        psnr(a.astype(np.float64), b)  # 0..255 floats used to score as white: about 5.8 dB
+    nan = b / 255.0
+    nan[1, 2, 0] = np.nan
+    for metric in (psnr, ssim, delta_e76, delta_e2000):
+        with pytest.raises(ValueError, match="NaN or infinite"):
+            metric(a, nan)
+    assert psnr(np.full((8, 8, 3), 1.9), np.ones((8, 8, 3))) == math.inf  # slightly out of range: clipped
+    ta = torch.from_numpy(a).permute(2, 0, 1).float() / 255
+    got = evaluate_pair(ta.bfloat16(), b)  # bfloat16 has no numpy dtype
+    assert got["psnr"] == pytest.approx(evaluate_pair(ta.bfloat16().float(), b)["psnr"])
+
+
 def test_torch_layouts_match_numpy():
     a, b = _rand_pair(6)
     ta = torch.from_numpy(a).permute(2, 0, 1).float() / 255

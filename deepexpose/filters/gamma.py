@@ -14,7 +14,10 @@ _EPS = 1e-4
 def adjust_gamma(image: Tensor, gamma: Tensor | float) -> Tensor:
     """Apply ``x ** (1 / gamma)`` (one gamma per image), linear below 1e-4 so gradients stay finite at 0."""
     check_image(image)
-    p = 1.0 / per_sample(gamma, image, "gamma")
+    g = per_sample(gamma, image, "gamma")
+    if not (g > 0).all():
+        raise ValueError(f"adjust_gamma: gamma must be > 0, got {g.flatten().tolist()}")
+    p = 1.0 / g
     x = image.clamp(0.0, 1.0)
     if _in_place(image, p):  # the same values, the power as exp(p log x), on two temporaries
         curve = x.clamp(min=_EPS).log_().mul_(p).exp_()

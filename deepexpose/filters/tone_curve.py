@@ -24,17 +24,19 @@ def tone_curve(image: Tensor, log_slopes: Tensor) -> Tensor:
         raise ValueError(f"tone_curve: log_slopes must be B x N with B = {image.shape[0]}, "
                          f"got {tuple(log_slopes.shape)}")
     n = log_slopes.shape[1]
+    if n < 1:
+        raise ValueError("tone_curve: log_slopes needs at least one segment, got B x 0")
     w = torch.softmax(log_slopes.to(image) * math.log(2.0), dim=1)            # B x N rise of each segment
     start = torch.cumsum(w, dim=1) - w                                         # B x N curve value at each knot
     if _in_place(image, w):  # the same operations on two temporaries
         x = image.clamp(0.0, 1.0).mul_(n)
-        seg = x.floor().clamp_(max=n - 1)
+        seg = x.floor().nan_to_num_(0.0).clamp_(max=n - 1)  # a NaN value (segment 0) stays NaN, as in other filters
         flat = seg.long().flatten(1)
         w_px = torch.gather(w, 1, flat).view_as(x)
         start_px = torch.gather(start, 1, flat).view_as(x)
         return x.sub_(seg).mul_(w_px).add_(start_px)
     x = image.clamp(0.0, 1.0) * n
-    seg = x.detach().floor().clamp(max=n - 1).long()                           # segment of each value
+    seg = x.detach().floor().nan_to_num(0.0).clamp(max=n - 1).long()          # segment of each value
     flat = seg.flatten(1)
     w_px = torch.gather(w, 1, flat).view_as(x)
     start_px = torch.gather(start, 1, flat).view_as(x)

@@ -142,9 +142,9 @@ def test_reward_needs_the_right_inputs():
     unpaired = PairPool(small_pool().inputs)
     with pytest.raises(ValueError, match="targets"):
         DeepExposureEnv(unpaired, reward="paired")
-    env = DeepExposureEnv(unpaired, reward="adversarial")
-    with pytest.raises(ValueError, match="critic"):
-        env.reset()
+    for reward in ("adversarial", "mixed"):  # named as asked, when the environment is made
+        with pytest.raises(ValueError, match=f"the {reward} reward scores with a critic"):
+            DeepExposureEnv(unpaired, reward=reward)
     with pytest.raises(ValueError, match="reward"):
         DeepExposureEnv(small_pool(), reward="likes")
 
@@ -172,3 +172,26 @@ def test_no_grad_steps_match_gradient_steps():
     torch.testing.assert_close(fast_img, slow_img, atol=1e-6, rtol=1e-5)
     torch.testing.assert_close(fast_local, slow_local, atol=1e-6, rtol=1e-5)
     assert torch.equal(fast_img[0], inputs[0])
+
+
+def test_wrong_actions_and_reset_options_are_refused_by_name():
+    env = DeepExposureEnv(small_pool())
+    env.reset(seed=0)
+    a = env.action_space.shape[0]
+    for bad in (np.zeros(3), np.zeros(a + 5), np.zeros((2, a))):  # at a local step too, where one value is used
+        with pytest.raises(ValueError, match=f"shape \\({a},\\)"):
+            env.step(bad)
+    nan = np.zeros(a, np.float32)
+    nan[0] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        env.step(nan)
+    for _ in range(env.core.steps):  # the refused actions changed nothing: a whole episode is still ahead
+        done = env.step(np.zeros(a, np.float32))[2]
+    assert done
+    with pytest.raises(RuntimeError, match="reset the environment"):
+        env.step(np.zeros(a, np.float32))
+    with pytest.raises(TypeError, match="must be an int"):
+        env.reset(options={"index": 1.7})
+    with pytest.raises(ValueError, match="unknown reset option.*idx"):
+        env.reset(options={"idx": 1})
+    assert env.reset(options={"index": np.int64(1)})[1]["index"] == 1

@@ -22,6 +22,14 @@ def test_from_photos_is_seeded_and_shaped():
         assert same == (rec["class"] == "correct") or rec["class"] == "mixed" and same is False
 
 
+def test_from_photos_refuses_photos_on_the_0_255_scale():
+    photo = photos(1)[0]
+    with pytest.raises(TypeError, match="photo 0 is torch.uint8"):  # it used to make an all-white pool
+        PairPool.from_photos([(photo * 255).to(torch.uint8)], 2, size=8)
+    with pytest.raises(ValueError, match="photo 1 reaches"):
+        PairPool.from_photos([photo, photo * 255], 2, size=8)
+
+
 def test_get_returns_floats_on_device(device):
     pool = PairPool.from_photos(photos(1), 4, size=8)
     x, t = pool.get([0, 3], device)

@@ -64,6 +64,17 @@ def test_vec_interface():
         vec.step_wait()
     with pytest.raises(ValueError):
         DeepExposureVecEnv(0, pool())
+    a = vec.action_space.shape[0]
+    with pytest.raises(ValueError, match=f"shape \\(2, {a}\\), got \\(2, 1\\)"):  # also at a local step
+        vec.step_async(np.zeros((2, 1)))
+    nan = np.zeros((2, a), np.float32)
+    nan[1, 3] = np.nan
+    vec.step_async(nan)
+    with pytest.raises(ValueError, match="NaN"):
+        vec.step_wait()
+    if not torch.cuda.is_available():
+        with pytest.raises(RuntimeError, match="CUDA is not available"):  # when made, not at the first step
+            DeepExposureVecEnv(2, pool(), device="cuda")
 
 
 def test_the_environments_are_one_object():

@@ -138,6 +138,20 @@ def test_exposure_action_range():
     torch.testing.assert_close(srgb_to_linear(out), 8 * srgb_to_linear(x))
 
 
+def test_tone_curve_passes_a_nan_pixel_through_and_gamma_must_be_positive():
+    img = torch.rand(2, 3, 4, 5)
+    img[1, 0, 2, 3] = float("nan")
+    for grad in (False, True):  # the in-place path and the differentiable one
+        with torch.set_grad_enabled(grad):
+            out = tone_curve(img, torch.zeros(2, 8, requires_grad=grad))
+        assert out[1, 0, 2, 3].isnan() and out.isnan().sum() == 1  # as the other filters do, not an index error
+    with pytest.raises(ValueError, match="at least one segment"):
+        tone_curve(img, torch.zeros(2, 0))
+    for bad in (0.0, -1.0, float("nan")):
+        with pytest.raises(ValueError, match="gamma must be > 0"):
+            adjust_gamma(img, bad)
+
+
 def test_white_balance_warms_and_keeps_grey_luminance():
     grey = torch.full((1, 3, 2, 2), 0.4)
     warm = adjust_white_balance(grey, 1.0, 0.0)
