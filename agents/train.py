@@ -569,13 +569,19 @@ RUN_FILES = ("checkpoint.safetensors", "checkpoint.json", "best.safetensors", "b
 """What a training run leaves in its ``--out`` (config.json aside, which every run rewrites)."""
 
 
+def earlier_run(out: str | Path) -> list[str]:
+    """The files of :data:`RUN_FILES` an earlier training run left in ``out`` (none: ``[]``)."""
+    out = Path(out)
+    return [n for n in RUN_FILES if (out / n).exists() or (out / n).is_symlink()]
+
+
 def prepare_fresh_out(out: Path, overwrite: bool) -> None:
     """Make ``out`` ready for a fresh (not resumed) run: files an earlier run left there (:data:`RUN_FILES`) are
     refused unless ``overwrite``, which removes them, so that no best, evaluation or TensorBoard curve of another
     run is mixed into this one's."""
     import shutil
 
-    found = [n for n in RUN_FILES if (out / n).exists() or (out / n).is_symlink()]
+    found = earlier_run(out)
     if found and not overwrite:
         resume = "pass --resume to continue it, " if "checkpoint.json" in found else ""
         raise FileExistsError(f"{out} holds an earlier run ({', '.join(found)}): {resume}choose another --out, or "

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import tempfile
 from pathlib import Path
 
@@ -94,6 +95,10 @@ def main() -> int:
     args = parser.parse_args()
     methods = [m for m in args.methods.split(",") if m]
     windows = [int(w) for w in args.windows.split(",")]
+    if any(w < 1 or w % 2 == 0 for w in windows):
+        parser.error(f"--windows must be odd and >= 1 (frames averaged around each frame), got {args.windows}")
+    if not math.isfinite(args.ev):
+        parser.error(f"--ev must be finite, got {args.ev}")
     if args.ev and args.clip != "pan":
         parser.error("--ev applies to --clip pan only")
     if args.clip not in ("synthetic", "pan"):

@@ -40,14 +40,26 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", default=None, help="agent model (default: the bundled one)")
     parser.add_argument("--limit", type=int, default=0, help="at most this many JPEGs (0: all)")
     args = parser.parse_args(argv)
+    if missing := [str(f) for f in args.folder if not f.is_dir()]:
+        parser.error(f"not a folder: {', '.join(missing)}")
+    if args.limit < 0:
+        parser.error(f"--limit must be >= 0 (0: all), got {args.limit}")
+    from deepexpose.io import ImageIOError
     from deepexpose.methods import AgentMethod
 
-    method = AgentMethod(args.model)
+    try:
+        method = AgentMethod(args.model)
+    except (OSError, ValueError) as e:
+        parser.error(f"--model: {e}")
     files = sorted(p for folder in args.folder for p in folder.rglob("*")
                    if p.suffix.lower() in (".jpg", ".jpeg") and p.is_file())
     rows = []
     for path in files:
-        row = compare(method, path)
+        try:
+            row = compare(method, path)
+        except ImageIOError as e:  # one damaged JPEG is reported, never the end of the check
+            print(f"skipped {path}: {e.reason}", file=sys.stderr)
+            continue
         if row is None:
             continue
         rows.append(row)

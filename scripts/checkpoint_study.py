@@ -106,8 +106,8 @@ def study_run(run: Path, packages: list[str], averages: list[int], results: dict
     ``results[run name]``, calling ``save`` after each."""
     kept = sorted((run / EVALUATED).glob("step-*.safetensors"))
     if not kept:
-        raise SystemExit(f"{run}: no kept policies in {run / EVALUATED} (train with --choose-on-photos, "
-                         "TrainConfig.keep_evaluated)")
+        raise SystemExit(f"{run}: no kept policies in {run / EVALUATED} (train with deepexpose train "
+                         "--keep-evaluated, or scripts/train_default_model.py, which keeps them by default)")
     candidates = [(p.stem, p) for p in kept]
     for n in averages:
         if n > len(kept):

@@ -2,13 +2,17 @@
 
     .venv/bin/python scripts/compare_algorithms.py --minutes 5 --algos adpg,a3c,a2c,ppo,sac,td3 --out runs/compare
 
-Each algorithm trains with ``deepexpose train``'s defaults (data, detuning, seed, hold-out photos) for the same
-minutes; two untrained rows give the floor: ``identity`` (change nothing) and ``classic`` (grey-world white
-balance and auto exposure, :mod:`deepexpose.agents.classic`). ``--algos ''`` gives only those two; the table (Markdown,
+Each algorithm trains with ``deepexpose train``'s defaults (data, detuning, seed) for the same minutes, with the
+demo photos coffee and chelsea held out (``--holdout``; ``deepexpose train`` also holds out the motorcycle pair,
+but the README's table was measured with these two); two untrained rows give the floor: ``identity`` (change
+nothing) and ``classic`` (grey-world white balance and auto exposure, :mod:`deepexpose.agents.classic`).
+``--algos ''`` gives only those two; the table (Markdown,
 also written to OUT/compare.md and OUT/compare.json) gives the final held-out PSNR and CIEDE2000 of detuned views,
 the inputs' own scores, "do no harm" PSNR on untouched views, the image-steps each algorithm managed in the budget,
 and the step and held-out PSNR / CIEDE2000 of the run's ``best.safetensors`` (chosen on validation views; step 0 is
-the untrained policy, which changes nothing).
+the untrained policy, which changes nothing). The table is rewritten as each algorithm finishes; run again into
+the same ``--out``, an algorithm whose run finished (its ``eval.json``) is read back instead of trained again,
+unless ``--overwrite``.
 """
 
 from __future__ import annotations
@@ -48,33 +52,53 @@ def table(rows: list[dict]) -> str:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--minutes", type=float, default=5.0, help="wall-clock budget per algorithm")
-    p.add_argument("--algos", default=",".join(OWN_ALGOS + SB3_ALGOS))
-    p.add_argument("--out", default="runs/compare")
-    p.add_argument("--holdout", default="coffee,chelsea")
+    p.add_argument("--minutes", type=float, default=5.0, help="wall-clock budget per algorithm (> 0; default: 5)")
+    p.add_argument("--algos", default=",".join(OWN_ALGOS + SB3_ALGOS), help="comma-separated (default: all six)")
+    p.add_argument("--out", default="runs/compare", help="OUT/ALGO holds each run; OUT/compare.md and compare.json")
+    p.add_argument("--holdout", default="coffee,chelsea", help="demo photos kept out of training")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--library-packages", default=",".join(BUNDLED_LIBRARY),
                    help="photo-library packages to use (default: the bundled models' BUNDLED_LIBRARY)")
+    p.add_argument("--overwrite", action="store_true", help="train again the algorithms whose runs finished in OUT")
     args = p.parse_args()
+    algos = [a.strip() for a in args.algos.split(",") if a.strip()]
+    if bad := [a for a in algos if a not in OWN_ALGOS + SB3_ALGOS]:
+        p.error(f"unknown --algos {', '.join(bad)}; choose from {', '.join(OWN_ALGOS + SB3_ALGOS)}")
+    if len(set(algos)) != len(algos):
+        p.error(f"--algos lists an algorithm twice: {args.algos}")
+    if not args.minutes > 0:
+        p.error(f"--minutes must be > 0 (the budget every algorithm gets), got {args.minutes}")
     out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        p.error(f"--out {out} is a file")
+    settings = dataclasses.asdict(TrainConfig(minutes=args.minutes, holdout=args.holdout, seed=args.seed,
+                                              library_packages=args.library_packages))
     base = TrainConfig(holdout=args.holdout, seed=args.seed, eval_size=128, library_packages=args.library_packages)
     _, eval_pool = build_pools(base)
     core = make_core(base)
     rows = [{"algo": "identity", "steps": 0,
              **evaluate(lambda obs: torch.zeros(obs["image"].shape[0], core.action_dim), core, eval_pool)},
             {"algo": "classic", "steps": 0, **evaluate(classic_act(core), core, eval_pool)}]
-    for algo in filter(None, args.algos.split(",")):
-        cfg = TrainConfig(algo=algo, minutes=args.minutes, steps=10**12, holdout=args.holdout, seed=args.seed,
-                          out=str(out / algo), eval_every=0, checkpoint_every=0, eval_size=128, progress=False,
-                          library_packages=args.library_packages)
-        print(f"== {algo}: {args.minutes} min", flush=True)
-        rows.append(row(train(cfg)))
-    text = table(rows)
-    print(text)
+    write(out, rows, settings)
+    for algo in algos:
+        finished = out / algo / "eval.json"
+        if finished.is_file() and not args.overwrite:
+            print(f"== {algo}: finished in an earlier run, read from {finished}", flush=True)
+            rows.append(row(json.loads(finished.read_text())))
+        else:  # whatever is there is this script's earlier run of the algorithm, killed or to be replaced
+            cfg = TrainConfig(algo=algo, minutes=args.minutes, steps=10**12, holdout=args.holdout, seed=args.seed,
+                              out=str(out / algo), eval_every=0, checkpoint_every=0, eval_size=128, progress=False,
+                              library_packages=args.library_packages, overwrite=True)
+            print(f"== {algo}: {args.minutes} min", flush=True)
+            rows.append(row(train(cfg)))
+        write(out, rows, settings)
+    print(table(rows))
+
+
+def write(out: Path, rows: list[dict], settings: dict) -> None:
+    """OUT/compare.md and OUT/compare.json with the rows so far (a killed run keeps what it finished)."""
     out.mkdir(parents=True, exist_ok=True)
-    atomic_write_bytes(out / "compare.md", (text + "\n").encode(), overwrite=True)
-    settings = dataclasses.asdict(TrainConfig(minutes=args.minutes, holdout=args.holdout, seed=args.seed,
-                                              library_packages=args.library_packages))
+    atomic_write_bytes(out / "compare.md", (table(rows) + "\n").encode(), overwrite=True)
     atomic_write_bytes(out / "compare.json", json.dumps({"settings": settings, "rows": rows}, indent=2).encode(),
                        overwrite=True)
 

@@ -18,7 +18,8 @@ roll-off, light falloff) with parameters drawn from a generator seeded by ``--se
 Outputs are scored against the untouched photo (8-bit, whole image, :mod:`deepexpose.metrics`): mean PSNR and
 CIEDE2000 per error and over all, and how often the PSNR beats the input's. The Markdown table is printed; the
 per-case scores, draws and notes go to ``--out`` (JSON). External tools run on PNG copies in a temporary folder;
-the photos themselves are only read. Missing tools and methods that cannot load are skipped with a note.
+the photos themselves are only read. Missing tools are skipped with a note; a method that cannot load stops the
+run before any photo is scored.
 """
 
 from __future__ import annotations
@@ -202,6 +203,8 @@ def main(argv: list[str] | None = None) -> int:
         p.error(f"unknown --errors {', '.join(unknown) or '(none)'}; choose from {', '.join(known)}")
     from deepexpose.methods import METHODS
 
+    if args.limit < 0:
+        p.error(f"--limit must be >= 0 (0: all), got {args.limit}")
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     if bad := [m for m in methods if m not in METHODS]:
         p.error(f"unknown --methods {', '.join(bad)}; choose from {', '.join(METHODS)}")
@@ -221,8 +224,8 @@ def main(argv: list[str] | None = None) -> int:
         for name in methods:
             try:
                 correctors[name] = method_corrector(name, args.model, args.single_view)
-            except (FileNotFoundError, ValueError, RuntimeError) as e:
-                notes.append(f"method {name} skipped: {e}")
+            except (FileNotFoundError, ValueError, RuntimeError) as e:  # asked for by name: not silently left out
+                raise SystemExit(f"method {name} cannot be compared: {e}") from None
         if "aaphoto" in tools:
             if binary := shutil.which("aaphoto"):
                 correctors["aaphoto"] = aaphoto_corrector(binary, tmp)

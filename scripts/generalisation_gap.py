@@ -45,6 +45,13 @@ def one_error_pool(photos: list[torch.Tensor], count: int, size: int, error: tup
     return PairPool(torch.cat(inputs), torch.cat(targets), [{"class": "basic"}] * len(inputs))
 
 
+def verdict(r: dict) -> str:
+    """better, unchanged or WORSE: the CIEDE2000 of the agent's edits against that of the inputs."""
+    if r["delta_e2000"] == r["input_delta_e2000"]:
+        return "unchanged"
+    return "better" if r["delta_e2000"] < r["input_delta_e2000"] else "WORSE"
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default="", help="an exported agent or a run's checkpoint (default: bundled)")
@@ -77,9 +84,8 @@ def main() -> int:
             name = f"{error[0]}.{error[1]}"
             pool = one_error_pool(parts["held_out"], args.count, cfg.view, error, args.seed)
             r = report["held_out_by_error"][name] = {"views": len(pool), **evaluate(agent.model, core, pool)}
-            verdict = "better" if r["delta_e2000"] < r["input_delta_e2000"] else "WORSE"
             print(f"held-out, {name} alone ({len(pool)} views): {r['input_psnr']:.2f} dB / "
-                  f"{r['input_delta_e2000']:.2f} -> {r['psnr']:.2f} dB / {r['delta_e2000']:.2f} ({verdict})",
+                  f"{r['input_delta_e2000']:.2f} -> {r['psnr']:.2f} dB / {r['delta_e2000']:.2f} ({verdict(r)})",
                   flush=True)
     print(json.dumps(report, indent=2))
     return 0

@@ -17,7 +17,7 @@ import argparse
 import json
 from pathlib import Path
 
-from deepexpose.agents.train import TrainConfig, train
+from deepexpose.agents.train import TrainConfig, earlier_run, train
 from deepexpose.data.synthetic import BUNDLED_LIBRARY
 from deepexpose.io import atomic_write_bytes
 
@@ -31,21 +31,25 @@ def main() -> int:
     parser.add_argument("--out", default="runs/learning-curve", help="runs go to OUT/F-SEED; OUT/curve.json")
     parser.add_argument("--library-packages", default=",".join(BUNDLED_LIBRARY),
                         help="photo-library packages to use (default: the bundled models' BUNDLED_LIBRARY)")
+    parser.add_argument("--overwrite", action="store_true", help="replace the runs an earlier call left in OUT")
     args = parser.parse_args()
+    runs = [(float(f), int(s)) for s in args.seeds.split(",") for f in args.fractions.split(",")]
+    taken = [str(Path(args.out) / f"{f:g}-{s}") for f, s in runs if earlier_run(Path(args.out) / f"{f:g}-{s}")]
+    if taken and not args.overwrite:  # said before the first run, not hours into the curve
+        parser.error(f"{', '.join(taken)} hold earlier runs: choose another --out, or pass --overwrite")
     rows = []
-    for seed in [int(s) for s in args.seeds.split(",")]:
-        for fraction in [float(f) for f in args.fractions.split(",")]:
-            cfg = TrainConfig(train_fraction=fraction, steps=args.steps, eval_size=args.eval_size, seed=seed,
-                              out=str(Path(args.out) / f"{fraction:g}-{seed}"), progress=False,
-                              library_packages=args.library_packages)
-            result = train(cfg)
-            best, photos = result["best"], result["trained_on"]
-            held = best["held_out"]
-            rows.append({"fraction": fraction, "seed": seed, "photos": photos, "step": best["step"],
-                         "held_out": held, "validation": {**best["validation"], "score": best["score"]}})
-            print(f"{fraction:>8g} {seed:>4} {photos:>6} photos: held-out basic errors {held['input_psnr']:.2f} -> "
-                  f"{held['psnr']:.2f} dB, CIEDE2000 {held['input_delta_e2000']:.2f} -> {held['delta_e2000']:.2f}; "
-                  f"untouched {held.get('good_psnr', float('nan')):.2f} dB", flush=True)
+    for fraction, seed in runs:
+        cfg = TrainConfig(train_fraction=fraction, steps=args.steps, eval_size=args.eval_size, seed=seed,
+                          out=str(Path(args.out) / f"{fraction:g}-{seed}"), progress=False,
+                          library_packages=args.library_packages, overwrite=args.overwrite)
+        result = train(cfg)
+        best, photos = result["best"], result["trained_on"]
+        held = best["held_out"]
+        rows.append({"fraction": fraction, "seed": seed, "photos": photos, "step": best["step"],
+                     "held_out": held, "validation": {**best["validation"], "score": best["score"]}})
+        print(f"{fraction:>8g} {seed:>4} {photos:>6} photos: held-out basic errors {held['input_psnr']:.2f} -> "
+              f"{held['psnr']:.2f} dB, CIEDE2000 {held['input_delta_e2000']:.2f} -> {held['delta_e2000']:.2f}; "
+              f"untouched {held.get('good_psnr', float('nan')):.2f} dB", flush=True)
     atomic_write_bytes(Path(args.out) / "curve.json", json.dumps(rows, indent=2).encode(), overwrite=True)
     print(f"wrote {Path(args.out) / 'curve.json'}")
     return 0

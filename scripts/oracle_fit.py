@@ -28,10 +28,13 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--count", type=int, default=128, help="held-out views fitted (default: 128)")
     parser.add_argument("--iterations", type=int, default=300, help="Adam steps per batch (default: 300)")
-    parser.add_argument("--data", default="library", help="demo or library (default: library)")
+    parser.add_argument("--data", default="library", choices=("demo", "library"),
+                        help="demo or library (default: library)")
     parser.add_argument("--library-packages", default=",".join(BUNDLED_LIBRARY),
                         help="photo-library packages to use (default: the bundled models' BUNDLED_LIBRARY)")
     args = parser.parse_args()
+    if args.count < 1 or args.iterations < 1:
+        parser.error("--count and --iterations must be >= 1")
     torch.manual_seed(0)
     cfg = TrainConfig(data=args.data, holdout="coffee,chelsea,motorcycle", pool_size=1, eval_size=args.count,
                       library_packages=args.library_packages)

@@ -34,13 +34,14 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 import time
 from pathlib import Path
 
 from deepexpose.agents.async_ac import EVALUATED
 from deepexpose.agents.checkpoint import read_meta
 from deepexpose.agents.policy import DEFAULT_MODEL, export_agent
-from deepexpose.agents.train import TrainConfig, train
+from deepexpose.agents.train import TrainConfig, earlier_run, train
 from deepexpose.agents.tuning import (GRID_CROPS, GRID_SHRINKS, NoValidationPhotos, choose_checkpoint, grid_text,
                                       parse_consensus_grid, tune_consensus, validation_set)
 from deepexpose.data.packages import PHOTO_PACKAGES, default_cache_dir, load_library
@@ -93,8 +94,9 @@ def library_packages_option(parser: argparse.ArgumentParser) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--minutes", type=float, default=12.0, help="training budget (default: 12)")
+    parser.add_argument("--minutes", type=float, default=12.0, help="training budget in minutes (> 0; default: 12)")
     parser.add_argument("--out", default="runs/default-model", help="training run folder")
+    parser.add_argument("--overwrite", action="store_true", help="replace an earlier run in --out")
     parser.add_argument("--model-dir", default=str(MODEL_DIR), help="where the exported model goes")
     parser.add_argument("--seed", type=int, default=0, help="seed of the photos' views, the networks and the "
                         "workers (default: 0, the bundled model's)")
@@ -115,6 +117,14 @@ def main(argv: list[str] | None = None) -> int:
     library_packages_option(parser)
     args = parser.parse_args(argv)
 
+    if not args.minutes > 0:  # with the step budget of 10**9, 0 ("no time budget") would train for days
+        raise SystemExit(f"--minutes must be > 0, got {args.minutes}")
+    if (found := earlier_run(args.out)) and not args.overwrite:
+        raise SystemExit(f"--out {args.out} holds an earlier run ({', '.join(found)}): choose another --out, or pass "
+                         "--overwrite to replace it")
+    model_dir = Path(args.model_dir)
+    if model_dir.exists() and not (model_dir.is_dir() and os.access(model_dir, os.W_OK)):
+        raise SystemExit(f"--model-dir {model_dir} is not a folder this user can write to")
     try:  # refused before training, not after
         crops, shrinks = parse_consensus_grid(args.consensus_crops, args.consensus_shrinks, "--consensus-crops",
                                               "--consensus-shrinks")
@@ -124,7 +134,7 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit("--consensus-crops and --consensus-shrinks: give both, or both empty to skip the tuning")
     packages = chosen_packages(args.library_packages)
     cfg = dataclasses.replace(default_config(args.minutes, args.out, packages, args.seed, args.chroma),
-                              keep_evaluated=args.choose_on_photos)
+                              keep_evaluated=args.choose_on_photos, overwrite=args.overwrite)
     result = train(cfg)
     start = time.monotonic()
     target = Path(args.model_dir) / DEFAULT_MODEL

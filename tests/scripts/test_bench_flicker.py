@@ -80,3 +80,12 @@ def test_main_refuses_a_missing_clip_an_image_and_misplaced_ev(tmp_path, monkeyp
     with pytest.raises(SystemExit):
         bf.main()
     assert "not a video" in capsys.readouterr().err
+    for windows in ("0", "1,4"):  # 0 used to be labelled 0 and measured as the method's default (9)
+        monkeypatch.setattr("sys.argv", ["bench_flicker.py", "--windows", windows])
+        with pytest.raises(SystemExit):
+            bf.main()
+        assert "--windows must be odd and >= 1" in capsys.readouterr().err
+    monkeypatch.setattr("sys.argv", ["bench_flicker.py", "--clip", "pan", "--ev", "nan"])
+    with pytest.raises(SystemExit):
+        bf.main()
+    assert "--ev must be finite" in capsys.readouterr().err

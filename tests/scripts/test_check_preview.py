@@ -27,3 +27,18 @@ def test_compares_the_jpegs_that_get_a_preview(tmp_path, agent_model, capsys):
     assert check.main([str(tmp_path), "--model", str(agent_model)]) == 1
     with pytest.raises(SystemExit):
         check.main([])
+
+
+def test_a_damaged_jpeg_is_skipped_and_a_missing_folder_refused(tmp_path, agent_model, capsys):
+    check = load_script("check_preview.py")
+    y, x = np.mgrid[0:544, 0:640] / 640
+    photo = np.stack([0.2 + 0.5 * x, 0.15 + 0.4 * y, 0.1 + 0.3 * x * y], axis=2)
+    Image.fromarray((photo * 255).astype(np.uint8)).save(tmp_path / "big.jpg", quality=92)
+    (tmp_path / "a-broken.jpg").write_bytes((tmp_path / "big.jpg").read_bytes()[:300])  # sorted first
+    assert check.main([str(tmp_path), "--model", str(agent_model)]) == 0  # the good one is still compared
+    captured = capsys.readouterr()
+    assert "skipped" in captured.err and "a-broken.jpg" in captured.err and "1 JPEGs" in captured.out
+    for argv in ([str(tmp_path / "none")], [str(tmp_path / "big.jpg")], [str(tmp_path), "--limit", "-1"]):
+        with pytest.raises(SystemExit) as e:
+            check.main(argv)
+        assert e.value.code == 2

@@ -27,3 +27,41 @@ def test_table_has_a_column_per_key_and_blanks_what_a_row_lacks():
     td3 = dict(zip(compare.COLUMNS, (c.strip() for c in cells[1]), strict=True))
     assert identity["psnr"] == "21.17" and identity["best_step"] == "" and identity["good_psnr"] == "100.00"
     assert td3["best_step"] == "0" and td3["best_psnr"] == "21.20" and td3["best_delta_e2000"] == "10.00"
+
+
+def test_bad_arguments_are_refused_before_any_work(monkeypatch, capsys):
+    import pytest
+
+    compare = load_script("compare_algorithms.py")
+    monkeypatch.setattr(compare, "build_pools", lambda cfg: pytest.fail("work began"))
+    for argv, words in ((["--algos", "adpg,ppo2"], "unknown --algos ppo2"), (["--algos", "a2c,a2c"], "twice"),
+                        (["--minutes", "0"], "--minutes must be > 0")):
+        monkeypatch.setattr("sys.argv", ["compare_algorithms.py", *argv])
+        with pytest.raises(SystemExit) as e:
+            compare.main()
+        assert e.value.code == 2 and words in capsys.readouterr().err
+
+
+def test_finished_runs_are_read_back_and_the_table_is_written_as_rows_come(tmp_path, monkeypatch):
+    import json
+
+    compare = load_script("compare_algorithms.py")
+    monkeypatch.setattr(compare, "build_pools", lambda cfg: (None, None))
+    monkeypatch.setattr(compare, "make_core", lambda cfg: type("Core", (), {"action_dim": 1})())
+    monkeypatch.setattr(compare, "evaluate", lambda act, core, pool: {"psnr": 20.0})
+    monkeypatch.setattr(compare, "classic_act", lambda core: None)
+    trained = []
+
+    def train(cfg):
+        trained.append((cfg.algo, cfg.overwrite))
+        assert json.loads((tmp_path / "compare.json").read_text())["rows"][-1]["algo"] == "adpg"  # written already
+        return {"algo": cfg.algo, "steps": 10, "psnr": 22.0, "best": None}
+
+    monkeypatch.setattr(compare, "train", train)
+    (tmp_path / "adpg").mkdir()
+    (tmp_path / "adpg" / "eval.json").write_text(json.dumps({"algo": "adpg", "steps": 99, "psnr": 23.0}))
+    monkeypatch.setattr("sys.argv", ["compare_algorithms.py", "--algos", "adpg,a2c", "--out", str(tmp_path)])
+    compare.main()
+    assert trained == [("a2c", True)]  # adpg finished before: read back, not trained again
+    rows = json.loads((tmp_path / "compare.json").read_text())["rows"]
+    assert [(r["algo"], r["steps"]) for r in rows] == [("identity", 0), ("classic", 0), ("adpg", 99), ("a2c", 10)]

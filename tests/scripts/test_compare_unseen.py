@@ -41,3 +41,14 @@ def test_method_corrector_leaves_its_input_alone():
     for single in (False, True):
         out = compare.method_corrector("agent", "", single)(px)
         assert out.shape == px.shape and out.dtype == np.uint8
+
+
+def test_a_method_that_cannot_load_stops_the_run_and_a_negative_limit_is_refused(tmp_path):
+    import pytest
+
+    with pytest.raises(SystemExit, match="method agent cannot be compared"):  # it used to be dropped, exit 0
+        load_script("compare_unseen.py").main(["--methods", "agent", "--model", str(tmp_path / "none.safetensors"),
+                                               "--tools", "", "--no-library", "--out", str(tmp_path / "x.json")])
+    with pytest.raises(SystemExit):
+        load_script("compare_unseen.py").main(["--limit", "-1", "--out", str(tmp_path / "x.json")])
+    assert not (tmp_path / "x.json").exists()

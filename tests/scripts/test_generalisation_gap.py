@@ -38,3 +38,12 @@ def test_one_error_pool_changes_exactly_one_thing():
     assert len(pool) == 6 and (x.mean(dim=(1, 2, 3)) > t.mean(dim=(1, 2, 3))).all()  # brighter, every one
     again = gap.one_error_pool(photos, 6, 16, ("exposure", "ev", 0.5, 1.0), seed=0)
     assert torch.equal(again.inputs, pool.inputs)
+
+
+def test_verdict_calls_an_unchanged_result_unchanged():
+    from conftest import load_script
+
+    gap = load_script("generalisation_gap.py")
+    assert gap.verdict({"delta_e2000": 3.9, "input_delta_e2000": 3.9}) == "unchanged"  # it said WORSE
+    assert gap.verdict({"delta_e2000": 3.0, "input_delta_e2000": 3.9}) == "better"
+    assert gap.verdict({"delta_e2000": 4.0, "input_delta_e2000": 3.9}) == "WORSE"

@@ -23,3 +23,8 @@ def test_one_row_per_share_and_seed(tmp_path, monkeypatch):
     for r in rows:
         assert r["photos"] >= 1 and 0 < r["held_out"]["input_psnr"] <= 100 and "score" in r["validation"]
         assert (out / f"{r['fraction']:g}-0" / "best.safetensors").is_file()
+    # run again into the same OUT: refused before any training, naming the runs, unless --overwrite
+    monkeypatch.setattr(sys, "argv", ["learning_curve.py", "--fractions", "0.5", "--seeds", "0", "--out", str(out)])
+    with pytest.raises(SystemExit) as refused:
+        runpy.run_path(str(SCRIPT), run_name="__main__")
+    assert refused.value.code == 2

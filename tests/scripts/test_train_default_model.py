@@ -27,7 +27,7 @@ def test_exports_the_checkpoint_with_the_consensus_setting_chosen_on_validation(
     from deepexpose.agents.tuning import tune_consensus
 
     run = tiny_agent.parent
-    assert recipe.main(["--out", str(run), "--model-dir", str(tmp_path), "--consensus-crops", "0.6,0.8",
+    assert recipe.main(["--overwrite", "--out", str(run), "--model-dir", str(tmp_path), "--consensus-crops", "0.6,0.8",
                         "--consensus-shrinks", "0,1", "--minutes", "0.5", "--no-choose-on-photos"]) == 0
     cfg, = recipe.configs
     assert (cfg.chroma, cfg.keep_evaluated, cfg.minutes, cfg.out, cfg.algo) == (True, False, 0.5, str(run), "adpg")
@@ -41,17 +41,18 @@ def test_exports_the_checkpoint_with_the_consensus_setting_chosen_on_validation(
 
 
 def test_chroma_and_choosing_on_photos_by_default_and_each_can_be_turned_off(recipe, tiny_agent, tmp_path):
-    assert recipe.main(["--out", str(tiny_agent.parent), "--model-dir", str(tmp_path / "a"),
+    assert recipe.main(["--overwrite", "--out", str(tiny_agent.parent), "--model-dir", str(tmp_path / "a"),
                         "--consensus-crops", "", "--consensus-shrinks", ""]) == 0
-    assert recipe.main(["--out", str(tiny_agent.parent), "--model-dir", str(tmp_path / "b"), "--no-chroma",
-                        "--no-choose-on-photos", "--consensus-crops", "", "--consensus-shrinks", ""]) == 0
+    assert recipe.main(["--overwrite", "--out", str(tiny_agent.parent), "--model-dir", str(tmp_path / "b"),
+                        "--no-chroma", "--no-choose-on-photos", "--consensus-crops", "",
+                        "--consensus-shrinks", ""]) == 0
     assert [(c.chroma, c.keep_evaluated) for c in recipe.configs] == [(True, True), (False, False)]
 
 
 def test_no_tuning_with_an_empty_grid(recipe, tiny_agent, tmp_path):
     from deepexpose.agents.checkpoint import read_meta
 
-    assert recipe.main(["--out", str(tiny_agent.parent), "--model-dir", str(tmp_path),
+    assert recipe.main(["--overwrite", "--out", str(tiny_agent.parent), "--model-dir", str(tmp_path),
                         "--consensus-crops", "", "--consensus-shrinks", ""]) == 0
     meta = read_meta(tmp_path / "agent.safetensors")
     assert "consensus" not in meta and "consensus setting" not in meta["note"]
@@ -75,7 +76,7 @@ def test_a_run_without_validation_photos_keeps_the_default_setting(recipe, tiny_
     def no_photos(*args, **kwargs):
         raise NoValidationPhotos("this agent's run kept no validation photos: nothing to tune on")
     monkeypatch.setattr(recipe, "tune_consensus", no_photos)
-    assert recipe.main(["--out", str(tiny_agent.parent), "--model-dir", str(tmp_path)]) == 0
+    assert recipe.main(["--overwrite", "--out", str(tiny_agent.parent), "--model-dir", str(tmp_path)]) == 0
     meta = read_meta(tmp_path / "agent.safetensors")
     assert "consensus" not in meta and "consensus setting" not in meta["note"]
     assert "the last checkpoint: no validation score chose one" in meta["note"]
@@ -101,7 +102,8 @@ def test_choose_on_photos_exports_the_kept_policy_best_on_whole_photos(recipe, t
     loaded, load = [], tuning.validation_photos
     monkeypatch.setattr(tuning, "validation_photos", lambda model: loaded.append(model) or load(model))
     run, model = tmp_path / "run", tmp_path / "model"
-    assert recipe.main(["--out", str(run), "--model-dir", str(model),  # --choose-on-photos is the default
+    # --choose-on-photos is the default
+    assert recipe.main(["--overwrite", "--out", str(run), "--model-dir", str(model),
                         "--consensus-crops", "0.7", "--consensus-shrinks", "1"]) == 0
     assert len(loaded) == 1  # the validation photos are loaded once, to choose the checkpoint and the setting
     assert recipe.configs[0].keep_evaluated and recipe.configs[0].chroma
@@ -139,7 +141,7 @@ def test_choose_on_photos_without_validation_photos_exports_as_without_it(recipe
     def no_photos(*args, **kwargs):
         raise NoValidationPhotos("this agent's run kept no validation photos: nothing to tune on")
     monkeypatch.setattr(recipe, "choose_checkpoint", no_photos)
-    assert recipe.main(["--out", str(run), "--model-dir", str(tmp_path / "model"), "--choose-on-photos",
+    assert recipe.main(["--overwrite", "--out", str(run), "--model-dir", str(tmp_path / "model"), "--choose-on-photos",
                         "--consensus-crops", "", "--consensus-shrinks", ""]) == 0
     out = capsys.readouterr().out
     assert "--choose-on-photos: this agent's run kept no validation photos" in out
@@ -160,8 +162,8 @@ def test_without_choose_on_photos_exports_the_run_best_on_views(recipe, tiny_age
         shutil.copy(tiny_agent.parent / name, run / name.replace("checkpoint", "best"))
     best = {"step": 32, "score": 21.5, "validation": {"psnr": 21.5}, "held_out": {"psnr": 20.5}}
     monkeypatch.setattr(recipe, "train", lambda cfg: {"steps": 64, "psnr": 20.0, "best": best})
-    assert recipe.main(["--out", str(run), "--model-dir", str(tmp_path / "model"), "--no-choose-on-photos",
-                        "--consensus-crops", "", "--consensus-shrinks", ""]) == 0
+    assert recipe.main(["--overwrite", "--out", str(run), "--model-dir", str(tmp_path / "model"),
+                        "--no-choose-on-photos", "--consensus-crops", "", "--consensus-shrinks", ""]) == 0
     meta = read_meta(tmp_path / "model" / "agent.safetensors")
     assert meta["trained"]["chosen"] == {"by": recipe.CHOSEN_ON_VIEWS, "step": 32, "score": 21.5}
     assert "checkpoint chosen on 10 % of the library's training scene groups" in meta["note"]
@@ -187,9 +189,22 @@ def test_a_policy_kept_before_the_run_ended_is_exported_with_the_run_s_whole_rec
     monkeypatch.setattr(recipe, "train", lambda cfg: {"steps": step + 64, "history": history, "best": best})
     row = {"path": str(kept), "crop": 0.7, "shrink": 1.5, "psnr": 23.0, "good_psnr": 50.0, "score": 23.0}
     monkeypatch.setattr(recipe, "choose_checkpoint", lambda *a, **k: {"best": row, "rows": [row]})
-    assert recipe.main(["--out", str(run), "--model-dir", str(tmp_path / "model"),
+    assert recipe.main(["--overwrite", "--out", str(run), "--model-dir", str(tmp_path / "model"),
                         "--consensus-crops", "", "--consensus-shrinks", ""]) == 0
     trained = read_meta(tmp_path / "model" / "agent.safetensors")["trained"]
     assert (trained["step"], trained["history"], trained["best"]) == (step, history, best)
     assert trained["chosen"] == {"by": recipe.CHOSEN_ON_PHOTOS, "step": step, "psnr": 23.0, "good_psnr": 50.0,
                                  "score": 23.0, "scored_at": {"crop": 0.7, "shrink": 1.5}}
+
+
+def test_no_time_budget_an_earlier_run_and_a_model_dir_that_is_a_file_are_refused_before_training(recipe,
+                                                                                                  tiny_agent,
+                                                                                                  tmp_path):
+    with pytest.raises(SystemExit, match="--minutes must be > 0"):  # 0 would train for days
+        recipe.main(["--out", str(tmp_path / "run"), "--model-dir", str(tmp_path), "--minutes", "0"])
+    with pytest.raises(SystemExit, match="holds an earlier run .*--overwrite"):
+        recipe.main(["--out", str(tiny_agent.parent), "--model-dir", str(tmp_path)])
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(SystemExit, match="--model-dir .*file is not a folder"):
+        recipe.main(["--out", str(tmp_path / "run"), "--model-dir", str(tmp_path / "file")])
+    assert recipe.configs == []
