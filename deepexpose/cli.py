@@ -270,6 +270,28 @@ def _warning_printer(command: str, default: Callable) -> Callable:
     return show
 
 
+EXPECTED_ERRORS = (OSError, ValueError, RuntimeError)
+"""What a command reports as one line (exit status 2): a missing or unwritable file, a bad value, a failed step
+(``ImageIOError`` is added where it is imported, to keep this module light)."""
+
+
+def run_script(main: Callable[[], int | None], file: str) -> int:
+    """Run a ``scripts/`` entry point as the ``deepexpose`` command runs its commands: an expected error (a
+    missing photo library or model, a bad value, an output it cannot write) is one line, ``NAME: error: REASON``,
+    with exit status 2, and Ctrl-C exits 130, instead of a traceback."""
+    from .io import ImageIOError
+
+    name = Path(file).name
+    try:
+        return main() or 0
+    except (ImageIOError, *EXPECTED_ERRORS) as e:
+        print(f"{name}: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"\n{name}: interrupted", file=sys.stderr)
+        return 130
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     import signal
     import threading
@@ -293,7 +315,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     warnings.showwarning = _warning_printer(args.command, shown)
     try:
         return func(args)
-    except (ImageIOError, OSError, ValueError, RuntimeError) as e:
+    except (ImageIOError, *EXPECTED_ERRORS) as e:
         print(f"deepexpose {args.command}: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as e:  # finished outputs are complete (written atomically); a rerun finishes the rest

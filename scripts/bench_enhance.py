@@ -25,6 +25,7 @@ child that only imports the modules, and one that only decodes and encodes with 
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import os
 import subprocess
@@ -87,10 +88,14 @@ def photo_like(width: int, height: int, seed: int = 0, tile: int = 800) -> np.nd
 def make_jpeg(path: Path, megapixels: float, seed: int = 0) -> Path:
     from PIL import Image
 
+    from deepexpose.io import atomic_write_bytes
+
     width = int(round((megapixels * 1e6 * 4 / 3) ** 0.5 / 16)) * 16
     height = int(round(megapixels * 1e6 / width / 16)) * 16
-    Image.fromarray(photo_like(width, height, seed)).save(path, "JPEG", quality=92)
-    return path
+    buffer = io.BytesIO()
+    Image.fromarray(photo_like(width, height, seed)).save(buffer, "JPEG", quality=92)
+    # atomically: --keep reuses the file, so a run killed while writing it must not leave half a photo
+    return atomic_write_bytes(path, buffer.getvalue(), overwrite=True)
 
 
 def _best(fn, repeat: int) -> tuple[float, float]:
@@ -230,6 +235,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeat", type=int, default=3, help="timed runs; the fastest is reported")
     parser.add_argument("--keep", type=Path, default=None, help="folder for the generated photos (reused)")
     args = parser.parse_args(argv)
+    if args.repeat < 1:
+        parser.error(f"--repeat must be >= 1, got {args.repeat}")
     if not (args.mp15 or args.mp100):
         args.mp15 = True
     print(f"load average: {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f} on {os.cpu_count()} CPUs")
@@ -263,4 +270,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    from deepexpose.cli import run_script
+
+    raise SystemExit(run_script(main, __file__))

@@ -14,6 +14,7 @@ import time
 import numpy as np
 import torch
 
+from deepexpose.device import resolve_device
 from deepexpose.envs import DeepExposureEnv, DeepExposureVecEnv, default_pool
 
 
@@ -52,6 +53,9 @@ def main() -> None:
     p.add_argument("--seconds", type=float, default=10.0, help="time per measurement")
     p.add_argument("--device", default="cpu")
     args = p.parse_args()
+    if args.envs < 1 or args.view < 16 or not args.seconds > 0:
+        p.error("--envs must be >= 1, --view >= 16 and --seconds > 0")
+    resolve_device(args.device)  # an unknown device or CUDA where there is none: said before measuring
     pool = default_pool(size=args.view, count=512)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, view {args.view}x{args.view}")
     print(f"single env:            {bench_single(pool, args.seconds):9.0f} image-steps/s")
@@ -60,4 +64,6 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from deepexpose.cli import run_script
+
+    raise SystemExit(run_script(main, __file__))

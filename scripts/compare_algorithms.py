@@ -104,4 +104,6 @@ def write(out: Path, rows: list[dict], settings: dict) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from deepexpose.cli import run_script
+
+    raise SystemExit(run_script(main, __file__))

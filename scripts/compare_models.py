@@ -64,6 +64,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0, help="seed of the views (default: 0, as deepexpose train)")
     parser.add_argument("--out", default="", help="also write the results as JSON here")
     args = parser.parse_args(argv)
+    if args.count < 1:
+        parser.error(f"--count must be >= 1, got {args.count}")
+    if args.out and Path(args.out).is_dir():
+        parser.error(f"--out {args.out} is a folder; name the JSON file to write")
     paths = ([] if args.no_bundled else [str(default_model_path())]) + list(args.models)
     agents = [(p, load_agent(p)) for p in paths]
     views = {a.view for _, a in agents}
@@ -92,4 +96,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    from deepexpose.cli import run_script
+
+    raise SystemExit(run_script(main, __file__))

@@ -250,7 +250,14 @@ def main() -> int:
     parser.add_argument("--sizes", default="0.25,0.5,0.75,1",
                         help="scales of the basic errors' ranges for part 3 (default: 0.25,0.5,0.75,1)")
     args = parser.parse_args()
-    scales = [float(v) for v in args.sizes.split(",") if v.strip()]
+    try:
+        scales = [float(v) for v in args.sizes.split(",") if v.strip()]
+    except ValueError:
+        parser.error(f"--sizes takes comma-separated numbers, got {args.sizes!r}")
+    if not scales or not all(0 < s <= 1 for s in scales):
+        parser.error(f"--sizes scales the ranges down: each must be in (0, 1], got {args.sizes!r}")
+    if args.count < 1 or (args.chroma_epochs > 0 and args.chroma_views < 1) or args.chroma_epochs < 0:
+        parser.error("--count, and --chroma-views with --chroma-epochs, must be >= 1; --chroma-epochs >= 0")
     path = Path(args.model) if args.model else default_model_path()
     agent = load_agent(path)
     saved = agent.meta["trained"]["config"] if "trained" in agent.meta else agent.meta["config"]
@@ -298,4 +305,6 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    from deepexpose.cli import run_script
+
+    raise SystemExit(run_script(main, __file__))

@@ -59,6 +59,8 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=11, help="seed of the views and their errors (default: 11)")
     parser.add_argument("--by-error", action="store_true", help="also each basic error alone, on held-out photos")
     args = parser.parse_args()
+    if args.count < 1:
+        parser.error(f"--count must be >= 1, got {args.count}")
     path = Path(args.model) if args.model else default_model_path()
     agent = load_agent(path)
     saved = agent.meta["trained"]["config"] if "trained" in agent.meta else agent.meta["config"]
@@ -92,4 +94,6 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    from deepexpose.cli import run_script
+
+    raise SystemExit(run_script(main, __file__))

@@ -106,4 +106,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from deepexpose.cli import run_script
+
+    raise SystemExit(run_script(main, __file__))

@@ -31,7 +31,11 @@ def read_rows(path: str | Path, method: str) -> dict[str, dict]:
     if path.is_dir():
         path = path / "per_image.csv"
     with open(path, newline="") as f:
-        rows = {r["name"]: r for r in csv.DictReader(f) if r["method"] == method}
+        reader = csv.DictReader(f)
+        if missing := {"name", "group", "method", *METRICS} - set(reader.fieldnames or ()):
+            raise ValueError(f"{path} is not the per_image.csv of deepexpose evaluate (no {', '.join(sorted(missing))} "
+                             "column)")
+        rows = {r["name"]: r for r in reader if r["method"] == method}
     if not rows:
         raise ValueError(f"{path} has no rows of method {method!r}")
     return rows
@@ -97,4 +101,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    from deepexpose.cli import run_script
+
+    raise SystemExit(run_script(main, __file__))

@@ -20,11 +20,17 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 from pathlib import Path
 
 from deepexpose.agents.policy import check_export_target, export_agent
 from deepexpose.agents.tuning import (GRID_CROPS, GRID_SHRINKS, NoValidationPhotos, grid_text, parse_consensus_grid,
                                       parse_grid, tune_consensus)
+
+
+def _non_negative(value: float) -> None:
+    if not value >= 0:
+        raise ValueError(f"thresholds are dB of change, >= 0 (0: off), got {value:g}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -47,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
     model = args.model or None
     try:
         crops, shrinks = parse_consensus_grid(args.crops, args.shrinks)
-        withins = parse_grid(args.untouched_within, "--untouched-within")
+        withins = parse_grid(args.untouched_within, "--untouched-within", _non_negative)
     except ValueError as e:
         raise SystemExit(str(e)) from None
     if args.draws < 1:
@@ -64,6 +70,9 @@ def main(argv: list[str] | None = None) -> int:
             raise SystemExit(f"--export: {e}") from None
         if target.exists() or target.with_suffix(".json").exists():
             raise SystemExit(f"--export: {target} (or its .json) exists; choose a new path")
+        folder = next(p for p in target.parents if p.exists())  # the folder it goes in, or the one made for it
+        if not (folder.is_dir() and os.access(folder, os.W_OK)):
+            raise SystemExit(f"--export: {target} cannot be written ({folder} is not a folder this user can write to)")
     try:
         tuned = tune_consensus(model, crops, shrinks, withins, draws=args.draws, seed=args.seed,
                                colour=args.colour, log=lambda line: print(line, flush=True))
@@ -80,4 +89,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    from deepexpose.cli import run_script
+
+    raise SystemExit(run_script(main, __file__))

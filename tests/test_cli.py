@@ -226,3 +226,35 @@ def test_evaluate_says_how_many_were_scored_and_how_many_had_no_target(tmp_path,
     assert code == 0
     out = capsys.readouterr().out
     assert "2 of 2 images scored, 1 more without a target (--dataset pairs)" in out and "PairedFolder" not in out
+
+
+def test_run_script_reports_expected_errors_in_one_line(capsys):
+    from deepexpose.cli import run_script
+    from deepexpose.io import ImageReadError
+
+    assert run_script(lambda: None, "/x/scripts/ok.py") == 0 and run_script(lambda: 3, "ok.py") == 3
+    for error in (FileNotFoundError("no photo library in /cache"), ValueError("--count must be >= 1"),
+                  ImageReadError("a.jpg", "truncated")):
+        def fails(error=error):
+            raise error
+        assert run_script(fails, "/x/scripts/tool.py") == 2
+        err = capsys.readouterr().err
+        assert err == f"tool.py: error: {error}\n" and "Traceback" not in err
+
+    def interrupted():
+        raise KeyboardInterrupt
+    assert run_script(interrupted, "tool.py") == 130 and "tool.py: interrupted" in capsys.readouterr().err
+
+    def bug():
+        raise KeyError("method")
+    with pytest.raises(KeyError):  # a bug keeps its traceback
+        run_script(bug, "tool.py")
+
+
+def test_every_script_runs_its_main_through_run_script():
+    from pathlib import Path
+
+    scripts = sorted((Path(__file__).resolve().parents[1] / "scripts").glob("*.py"))
+    assert len(scripts) >= 16
+    for script in scripts:
+        assert script.read_text().endswith('    raise SystemExit(run_script(main, __file__))\n'), script.name

@@ -54,3 +54,9 @@ def test_fixed_edit_agent_renders_the_fixed_edit(bench):
     plan = bench.fixed_edit_agent(bench.TYPICAL_EDIT).plan(px)
     assert plan.edit == bench.TYPICAL_EDIT
     assert np.array_equal(plan.render(px, 1.0), render_edit(px, bench.TYPICAL_EDIT))
+
+
+def test_repeat_below_one_is_refused(bench, tmp_path):
+    with pytest.raises(SystemExit) as e:  # it made a 15 MP photo, then failed on min() of nothing
+        bench.main(["--repeat", "0", "--keep", str(tmp_path)])
+    assert e.value.code == 2 and not any(tmp_path.iterdir())

@@ -134,3 +134,14 @@ def test_runs_on_a_trained_agent(tiny_agent, run_script):
     assert list(report["by_size"]) == ["0.25", "0.5", "0.75", "1"]
     assert set(report["predictability_r2"]) == set(report["agent_answers"]) == {
         "white_balance.temperature", "white_balance.tint", "exposure.ev", "contrast.amount", "saturation.factor"}
+
+
+@pytest.mark.parametrize("argv", [["--count", "0"], ["--sizes", "-1"], ["--sizes", "5"], ["--sizes", "a"],
+                                  ["--chroma-epochs", "1", "--chroma-views", "0"]])
+def test_bad_arguments_are_refused_before_any_work(argv, monkeypatch):
+    budget = load_script("error_budget.py")
+    monkeypatch.setattr(budget, "load_agent", lambda path: pytest.fail("work began"))
+    monkeypatch.setattr("sys.argv", ["error_budget.py", *argv])
+    with pytest.raises(SystemExit) as e:
+        budget.main()
+    assert e.value.code == 2

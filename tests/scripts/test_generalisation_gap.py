@@ -47,3 +47,12 @@ def test_verdict_calls_an_unchanged_result_unchanged():
     assert gap.verdict({"delta_e2000": 3.9, "input_delta_e2000": 3.9}) == "unchanged"  # it said WORSE
     assert gap.verdict({"delta_e2000": 3.0, "input_delta_e2000": 3.9}) == "better"
     assert gap.verdict({"delta_e2000": 4.0, "input_delta_e2000": 3.9}) == "WORSE"
+
+
+def test_a_count_below_one_is_refused(monkeypatch):
+    from conftest import load_script
+
+    monkeypatch.setattr("sys.argv", ["generalisation_gap.py", "--count", "0"])
+    with pytest.raises(SystemExit) as e:  # it ended in torch.cat() of an empty list
+        load_script("generalisation_gap.py").main()
+    assert e.value.code == 2

@@ -59,6 +59,9 @@ def test_pairs_only_common_images_and_refuses_none_or_a_missing_method(tmp_path,
         paired.main([str(a), str(a), "--method-b", "classic"])
     with pytest.raises(SystemExit, match="No such file"):
         paired.main([str(a), str(tmp_path / "missing")])
+    (tmp_path / "results.json").write_text("{}\n")  # not a per_image.csv: it said KeyError: 'method'
+    with pytest.raises(SystemExit, match="results.json is not the per_image.csv of deepexpose evaluate"):
+        paired.main([str(a), str(tmp_path / "results.json")])
 
 
 def test_draws_of_one_photo_count_once_in_the_standard_error(tmp_path, run_script):

@@ -59,7 +59,8 @@ def test_export_refuses_what_it_cannot_write(args):
 
 @pytest.mark.parametrize("args,message", [(["--crops", "2"], "--crops: crop must be"),
                                           (["--untouched-within", "x"], "--untouched-within: could not"),
-                                          (["--draws", "0"], "--draws must be at least 1")])
+                                          (["--draws", "0"], "--draws must be at least 1"),
+                                          (["--untouched-within", "0,-5"], "--untouched-within: thresholds are dB")])
 def test_a_bad_grid_is_refused_before_scoring(args, message, monkeypatch):
     tune = load_script("tune_consensus.py")
     monkeypatch.setattr(tune, "tune_consensus", lambda *a, **k: pytest.fail("scored before refusing"))
@@ -79,3 +80,11 @@ def test_export_refuses_the_models_own_files_and_existing_ones_before_scoring(ti
     with pytest.raises(SystemExit, match="--export: .*(overwrite the model|exists)"):
         tune.main(["--model", str(tiny_agent), "--export", target])
     assert {p: p.read_bytes() for folder in (run, tmp_path) for p in folder.iterdir() if p.is_file()} == before
+
+
+def test_export_refuses_a_path_under_a_file_before_scoring(tiny_agent, monkeypatch, tmp_path):
+    tune = load_script("tune_consensus.py")
+    (tmp_path / "afile").write_text("x")
+    monkeypatch.setattr(tune, "tune_consensus", lambda *a, **k: pytest.fail("scored before refusing"))
+    with pytest.raises(SystemExit, match="--export: .* cannot be written .*afile is not a folder"):
+        tune.main(["--model", str(tiny_agent), "--export", str(tmp_path / "afile" / "m.safetensors")])
