@@ -601,7 +601,7 @@ def resume_note(out: str | Path) -> str:
     try:
         meta = read_meta(Path(out) / "checkpoint.safetensors")
     except (OSError, ValueError):
-        return f"no checkpoint was saved in {out} yet: rerun with --overwrite to start afresh"
+        return f"no checkpoint was saved in {out} yet: rerun with --resume (or --overwrite) to start afresh"
     step = meta.get("step", meta.get("num_timesteps"))
     return f"--resume continues from the checkpoint of step {step} in {out}"
 

@@ -458,7 +458,8 @@ def test_resume_note_names_the_saved_step(tmp_path):
     from deepexpose.agents.checkpoint import save_checkpoint
     from deepexpose.agents.train import resume_note
 
-    assert resume_note(tmp_path) == f"no checkpoint was saved in {tmp_path} yet: rerun with --overwrite to start afresh"
+    assert resume_note(tmp_path) == (f"no checkpoint was saved in {tmp_path} yet: rerun with --resume (or --overwrite) "
+                                     "to start afresh")
     save_checkpoint(tmp_path / "checkpoint.safetensors", modules={"m": torch.nn.Linear(1, 1)}, meta={"step": 4800})
     assert resume_note(tmp_path) == f"--resume continues from the checkpoint of step 4800 in {tmp_path}"
     save_checkpoint(tmp_path / "checkpoint.safetensors", modules={"m": torch.nn.Linear(1, 1)},
