@@ -39,16 +39,18 @@ import torch
 import torch.multiprocessing as mp
 from torch import Tensor
 
+from deepexpose import DeepExposeWarning
 from deepexpose.device import resolve_device
 from deepexpose.discriminator import Critic, critic_loss
 from deepexpose.envs.core import EditCore
 from deepexpose.envs.pool import PairPool
 from deepexpose.io import atomic_write_bytes
 
-from .checkpoint import load_checkpoint, read_meta, save_checkpoint
+from .checkpoint import checkpoint_exists, load_checkpoint, read_meta, save_checkpoint
 from .networks import ActorCritic
 from .train import (TrainConfig, build_split_pools, check_resume, evaluate, make_core, make_model, num_workers,
-                    prepare_fresh_out, resolve_data, save_config, selection_score)
+                    check_fresh_out, remove_run_files, resolve_data, save_config,
+                    selection_score)
 
 ENTROPY_COEF = 1e-3
 VALUE_COEF = 0.5
@@ -307,9 +309,10 @@ def train_async(cfg: TrainConfig) -> dict:
     critic_opt = SharedAdam(critic.parameters(), cfg.critic_lr) if critic is not None else None
     start, history, gen_states, best = 0, [], [], None
     ckpt, best_path = out / CHECKPOINT, out / BEST
-    if cfg.resume and not ckpt.with_suffix(".json").is_file():  # as stable-baselines3's runs do
-        warnings.warn(f"--resume: no checkpoint in {out}, starting afresh", stacklevel=2)
-        prepare_fresh_out(out, overwrite=True)  # what a run killed before its first checkpoint left
+    stale: list[str] = []  # an earlier run's files, removed once this run's photos are read
+    if cfg.resume and not checkpoint_exists(ckpt):  # as stable-baselines3's runs do
+        warnings.warn(f"--resume: no checkpoint in {out}, starting afresh", DeepExposeWarning, stacklevel=2)
+        stale = check_fresh_out(out, overwrite=True)  # what a run killed before its first checkpoint left
     elif cfg.resume:
         saved = read_meta(ckpt)
         check_resume(saved["config"], cfg, out)
@@ -322,9 +325,10 @@ def train_async(cfg: TrainConfig) -> dict:
         if best_path.with_suffix(".json").is_file():  # the best so far, possibly newer than the checkpoint
             best = read_meta(best_path)["best"]
     else:
-        prepare_fresh_out(out, cfg.overwrite)
+        stale = check_fresh_out(out, cfg.overwrite)
     pools = build_split_pools(cfg)  # once the run in --out is known to be this one to continue or to start
     train_pool, eval_pool = pools.train, pools.held
+    remove_run_files(out, stale)
     save_config(cfg, out)
     ctx = mp.get_context("spawn")
     counter = ctx.Value("q", start)

@@ -59,6 +59,13 @@ def save_checkpoint(path: str | Path, *, modules: dict[str, nn.Module] | None = 
     return path
 
 
+def checkpoint_exists(path: str | Path) -> bool:
+    """Whether any part of the checkpoint ``path`` (its ``.safetensors`` or its JSON) exists: ``--resume`` starts
+    afresh only where neither does, so that half a checkpoint is reported (:func:`read_meta`), never replaced."""
+    path = Path(path)
+    return path.exists() or _json_path(path).exists()
+
+
 def read_meta(path: str | Path) -> dict[str, Any]:
     """The JSON ``meta`` of a checkpoint (clear error if it is missing or not ours)."""
     jp = _json_path(Path(path))

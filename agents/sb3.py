@@ -43,6 +43,7 @@ from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
 from stable_baselines3.common.vec_env import VecMonitor
 from torch import Tensor
 
+from deepexpose import DeepExposeWarning
 from deepexpose.device import resolve_device
 from deepexpose.discriminator import Critic, critic_loss
 from deepexpose.envs.core import EditCore
@@ -50,11 +51,12 @@ from deepexpose.envs.pool import PairPool
 from deepexpose.envs.vector import DeepExposureVecEnv
 
 from . import train as _train
-from .checkpoint import load_checkpoint, read_meta, save_checkpoint
+from .checkpoint import checkpoint_exists, load_checkpoint, read_meta, save_checkpoint
 from .chroma import HISTOGRAM_VERSION, check_histogram_version
 from .networks import INITIAL_LOG_STD, ObservationEncoder
 from .train import (SB3_ALGOS, Act, TrainConfig, build_split_pools, check_resume, make_core,
-                    prepare_fresh_out, resolve_data, save_config, selection_score)
+                    check_fresh_out, remove_run_files, resolve_data, save_config,
+                    selection_score)
 
 DEFAULT_NUM_ENVS = 8
 """Environments of the batched ``VecEnv`` when ``cfg.workers`` is 0 (they share one process and one batch)."""
@@ -365,7 +367,8 @@ def _tensorboard_dir(out: Path) -> str | None:
         import tensorboard  # noqa: F401
         from torch.utils.tensorboard import SummaryWriter  # noqa: F401
     except ImportError:
-        warnings.warn("tensorboard is not installed: no TensorBoard logs (pip install tensorboard)", stacklevel=3)
+        warnings.warn("tensorboard is not installed: no TensorBoard logs (pip install tensorboard)",
+                      DeepExposeWarning, stacklevel=3)
         return None
     return str(out / "tb")
 
@@ -377,7 +380,8 @@ def _progress_bar(wanted: bool) -> bool:
         import rich  # noqa: F401
         import tqdm  # noqa: F401
     except ImportError:
-        warnings.warn("SB3's progress bar needs tqdm and rich (pip install rich): no progress bar", stacklevel=3)
+        warnings.warn("SB3's progress bar needs tqdm and rich (pip install rich): no progress bar",
+                      DeepExposeWarning, stacklevel=3)
         return False
     return True
 
@@ -448,8 +452,9 @@ def train_sb3(cfg: TrainConfig, pools: tuple[PairPool, ...] | None = None) -> di
     best = None
 
     resume_from: dict[str, Any] | None = None
+    stale: list[str] = []  # an earlier run's files, removed once this run's photos are read
     if cfg.resume:
-        if ckpt.with_suffix(".json").is_file():
+        if checkpoint_exists(ckpt):  # half of one (a run killed between its two files) is read_meta's error
             resume_from = read_meta(ckpt)
             if resume_from.get("algo") != cfg.algo:
                 raise ValueError(f"{ckpt} holds a {resume_from.get('algo')!r} agent, not {cfg.algo!r}")
@@ -461,10 +466,10 @@ def train_sb3(cfg: TrainConfig, pools: tuple[PairPool, ...] | None = None) -> di
             if cfg.chroma:  # a checkpoint without the version was trained on version 1
                 check_histogram_version(resume_from.get("chroma_histogram", 1))
         else:  # what a run killed before its first checkpoint left belongs to no run now
-            warnings.warn(f"--resume: no checkpoint in {out}, starting afresh", stacklevel=2)
-            prepare_fresh_out(out, overwrite=True)
+            warnings.warn(f"--resume: no checkpoint in {out}, starting afresh", DeepExposeWarning, stacklevel=2)
+            stale = check_fresh_out(out, overwrite=True)
     else:
-        prepare_fresh_out(out, cfg.overwrite)
+        stale = check_fresh_out(out, cfg.overwrite)
     if pools is None:  # once the run in --out is known to be this one to continue or to start
         split = build_split_pools(cfg)
         train_pool, eval_pool, val_pool, source = split.train, split.held, split.validation, split.validation_source
@@ -473,6 +478,7 @@ def train_sb3(cfg: TrainConfig, pools: tuple[PairPool, ...] | None = None) -> di
         train_pool, eval_pool, val_pool = (*pools, None)[:3]
         source = "given" if val_pool is not None else "none (no validation pool given)"
         trained_on = None  # views given: the photos they come from are not known here
+    remove_run_files(out, stale)
     save_config(cfg, out)
     if resume_from is not None and best_path.with_suffix(".json").is_file():
         best = read_meta(best_path).get("best")

@@ -25,6 +25,7 @@ from typing import TypeVar
 
 import torch
 
+from deepexpose import DeepExposeWarning
 from deepexpose.data.synthetic import EXCLUDED_PACKAGES, HELD_OUT_DEMO
 from deepexpose.envs.core import EditCore
 from deepexpose.envs.pool import PairPool
@@ -272,7 +273,7 @@ def good_photo_split(cfg: TrainConfig, validation: float | None = None
         train = dataset_photos(demo_train)
         held = dataset_photos(DemoSet(split="holdout", holdout=holdout))
         if cfg.data == "demo":
-            warnings.warn(DEMO_TOO_SMALL.format(n=len(train)), UserWarning, stacklevel=2)
+            warnings.warn(DEMO_TOO_SMALL.format(n=len(train)), DeepExposeWarning, stacklevel=2)
             train, val = _split_off(train, [p.group for p in demo_train.photos], fraction)
         else:  # the demo photos stay in training; the library's training groups are split again
             lib_train, lib_held = library_records(cfg)
@@ -326,7 +327,8 @@ def readable_items(dataset, indices: Iterable[int] | None = None) -> Iterator[di
             skipped.append(f"{dataset.samples[i].name} ({e})")
     if skipped:
         warnings.warn(f"left out {len(skipped)} unreadable item{'s' if len(skipped) > 1 else ''}: "
-                      + "; ".join(skipped[:3]) + ("; ..." if len(skipped) > 3 else ""), UserWarning, stacklevel=2)
+                      + "; ".join(skipped[:3]) + ("; ..." if len(skipped) > 3 else ""),
+                      DeepExposeWarning, stacklevel=2)
 
 
 def paired_dataset(name: str, **options):
@@ -337,8 +339,8 @@ def paired_dataset(name: str, **options):
     ds = registry.make_dataset(name, missing="skip", **options)
     if lost := [str(n) for n in getattr(ds, "skipped", [])]:
         warnings.warn(f"left out {len(lost)} item{'s' if len(lost) > 1 else ''} of --data {name} without a target "
-                      f"(or an input): " + "; ".join(lost[:3]) + ("; ..." if len(lost) > 3 else ""), UserWarning,
-                      stacklevel=2)
+                      f"(or an input): " + "; ".join(lost[:3]) + ("; ..." if len(lost) > 3 else ""),
+                      DeepExposeWarning, stacklevel=2)
     return ds
 
 
@@ -575,23 +577,34 @@ def earlier_run(out: str | Path) -> list[str]:
     return [n for n in RUN_FILES if (out / n).exists() or (out / n).is_symlink()]
 
 
-def prepare_fresh_out(out: Path, overwrite: bool) -> None:
-    """Make ``out`` ready for a fresh (not resumed) run: files an earlier run left there (:data:`RUN_FILES`) are
-    refused unless ``overwrite``, which removes them, so that no best, evaluation or TensorBoard curve of another
-    run is mixed into this one's."""
-    import shutil
-
+def check_fresh_out(out: Path, overwrite: bool) -> list[str]:
+    """For a fresh (not resumed) run: the files an earlier run left in ``out`` (:data:`RUN_FILES`), refused unless
+    ``overwrite``, so that no best, evaluation or TensorBoard curve of another run is mixed into this one's. Call
+    :func:`remove_run_files` on them once the new run is ready to start (its photos read), so that a run that
+    cannot start loses nothing."""
     found = earlier_run(out)
     if found and not overwrite:
         resume = "pass --resume to continue it, " if "checkpoint.json" in found else ""
         raise FileExistsError(f"{out} holds an earlier run ({', '.join(found)}): {resume}choose another --out, or "
                               "pass --overwrite to remove it and start afresh")
-    for name in found:
+    return found
+
+
+def remove_run_files(out: Path, names: Sequence[str]) -> None:
+    """Remove the run files ``names`` (from :func:`check_fresh_out`) from ``out``."""
+    import shutil
+
+    for name in names:
         path = out / name
         if path.is_dir() and not path.is_symlink():
             shutil.rmtree(path)
-        else:
+        elif path.exists() or path.is_symlink():
             path.unlink()
+
+
+def prepare_fresh_out(out: Path, overwrite: bool) -> None:
+    """:func:`check_fresh_out` and :func:`remove_run_files` at once."""
+    remove_run_files(out, check_fresh_out(out, overwrite))
 
 
 def resume_note(out: str | Path) -> str:

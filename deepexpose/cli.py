@@ -258,12 +258,13 @@ def _on_sigterm(signum, frame) -> None:
 
 
 def _warning_printer(command: str, default: Callable) -> Callable:
-    """``warnings.showwarning`` that prints deepexpose's own warnings as one line, ``deepexpose COMMAND: warning:
-    MESSAGE``, without the file, line and source line; those of other packages keep Python's form."""
+    """``warnings.showwarning`` that prints deepexpose's own warnings (:class:`deepexpose.DeepExposeWarning`) as
+    one line, ``deepexpose COMMAND: warning: MESSAGE``, without the file, line and source line; those of other
+    packages keep Python's form, wherever they point."""
+    from . import DeepExposeWarning
+
     def show(message, category, filename, lineno, file=None, line=None) -> None:
-        roots = [Path(m.__file__).parent for m in map(sys.modules.get, ("deepexpose", "deepexpose.agents",
-                                                                         "deepexpose.envs")) if m is not None]
-        if any(Path(filename).is_relative_to(r) for r in roots):
+        if issubclass(category, DeepExposeWarning):
             print(f"deepexpose {command}: warning: {message}", file=sys.stderr if file is None else file)
         else:
             default(message, category, filename, lineno, file, line)
@@ -306,8 +307,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         method = pre.parse_known_args(argv[1:])[0].method
     parser = build_parser(method, command=argv[0] if argv and not argv[0].startswith("-") else "")
     args, unknown = parser.parse_known_args(argv)
-    if unknown:  # said by the sub-command's parser, whose usage lists the options it does take
-        getattr(args, "parser", parser).error(f"unrecognized arguments: {' '.join(unknown)}")
+    if unknown:  # said by the command's parser, whose usage lists the options it takes (when it was built)
+        named = argv[0] == getattr(args, "command", None)
+        (args.parser if named else parser).error(f"unrecognized arguments: {' '.join(unknown)}")
     func: Callable[[argparse.Namespace], int] = args.func
     main_thread = threading.current_thread() is threading.main_thread()
     previous = signal.signal(signal.SIGTERM, _on_sigterm) if main_thread else None

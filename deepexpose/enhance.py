@@ -346,9 +346,10 @@ def encode_threads() -> int:
     return max(1, torch.get_num_threads())
 
 
-def _side_files(output: Path, cfg: EnhanceConfig) -> list[Path]:
-    """The side files ``cfg`` asks for beside ``output``: the sidecar and the LUT."""
-    return [side_path(output, ext) for ext, wanted in ((".json", cfg.sidecar), (".cube", cfg.lut)) if wanted]
+def _side_files(job: Job, cfg: EnhanceConfig) -> list[Path]:
+    """The side files ``cfg`` asks for beside ``job``'s output: the sidecar, and for a photo the LUT."""
+    lut = cfg.lut and job.kind == "image"
+    return [side_path(job.output, ext) for ext, wanted in ((".json", cfg.sidecar), (".cube", lut)) if wanted]
 
 
 def _ours(side: Path, source: Path) -> bool:
@@ -364,18 +365,23 @@ def _ours(side: Path, source: Path) -> bool:
         return False
 
 
+def _foreign_side_files(job: Job, cfg: EnhanceConfig) -> Outcome | None:
+    """A failure when a side file asked for would replace a file deepexpose did not write for this input."""
+    taken = [p.name for p in _side_files(job, cfg) if p.exists() and not _ours(p, job.source)]
+    if not taken or cfg.overwrite:
+        return None
+    return Outcome(str(job.source), str(job.output), "failed",
+                   f"{' and '.join(taken)} already exist{'s' if len(taken) == 1 else ''} and "
+                   f"{'is' if len(taken) == 1 else 'are'} not deepexpose's for this input (pass --overwrite to "
+                   "replace, or choose another output folder)")
+
+
 def _existing(job: Job, cfg: EnhanceConfig) -> Outcome | None:
     if job.kind == "frames":  # checked frame by frame, but a finished sequence is skipped whole
-        return _finished_frames(job, cfg)
-    sides = _side_files(job.output, cfg) if job.kind == "image" else []
+        return _finished_frames(job, cfg) or _foreign_side_files(job, cfg)
+    sides = _side_files(job, cfg)
     if not job.output.exists():
-        taken = [p.name for p in sides if p.exists() and not _ours(p, job.source)]
-        if taken and not cfg.overwrite:
-            return Outcome(str(job.source), str(job.output), "failed",
-                           f"{' and '.join(taken)} already exist{'s' if len(taken) == 1 else ''} and "
-                           f"{'is' if len(taken) == 1 else 'are'} not deepexpose's for this photo (pass --overwrite "
-                           "to replace, or choose another output folder)")
-        return None
+        return _foreign_side_files(job, cfg)
     if cfg.skip_existing:
         missing = [p.name for p in sides if not p.exists()]
         reason = "output exists" + (f"{WITHOUT_SIDE_FILES}{' and '.join(missing)} (pass --overwrite to redo it with "

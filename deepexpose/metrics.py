@@ -105,7 +105,7 @@ def to_uint8_scale(img: Any, *, quantize: bool = True, name: str = "image") -> n
     x = arr.astype(np.float64)
     if not np.isfinite(x).all():
         raise ValueError(f"{name}: the image has NaN or infinite values")
-    lo, hi = float(x.min()), float(x.max())
+    lo, hi = (float(x.min()), float(x.max())) if x.size else (0.0, 0.0)  # an empty image is _pair's error
     if hi > FLOAT_RANGE[1] or lo < FLOAT_RANGE[0]:
         raise ValueError(f"{name}: float images are scored on [0, 1], but its values span {lo:g}..{hi:g}: on the "
                          "0..255 scale pass uint8, or divide by 255")

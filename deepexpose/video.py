@@ -227,7 +227,7 @@ def enhance_frames(method, folder: Path, out_folder: Path, cfg) -> dict:
                     threads=encode_threads(), grey=img.grey)
     report = {"frames": len(frames), "repeated_frames": sum(repeats), **_flicker_report(stats_in, stats_out)}
     if cfg.sidecar:
-        doc = {**method.describe(), "temporal_window": temporal_window(method, cfg), **report,
+        doc = {"source": folder.name, **method.describe(), "temporal_window": temporal_window(method, cfg), **report,
                "edits": [p.edit for p in plans] if plans is not None else None}
         _write_json(side_path(out_folder, ".json"), doc)
     return report
@@ -360,8 +360,8 @@ def enhance_video(method, source: Path, output: Path, cfg) -> dict:
     def sidecar() -> None:
         report.update(_flicker_report(stats_in, stats_out))
         if cfg.sidecar:
-            doc = {**method.describe(), "temporal_window": temporal_window(method, cfg), **report,
-                   "edits": [p.edit for p in plans] if plans is not None else None}
+            doc = {"source": source.name, **method.describe(), "temporal_window": temporal_window(method, cfg),
+                   **report, "edits": [p.edit for p in plans] if plans is not None else None}
             _write_json(side_path(output, ".json"), doc)
 
     write_clip(output, rendered(), fps=float(meta["fps"]), size=tuple(meta["size"]),

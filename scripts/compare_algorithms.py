@@ -11,8 +11,8 @@ also written to OUT/compare.md and OUT/compare.json) gives the final held-out PS
 the inputs' own scores, "do no harm" PSNR on untouched views, the image-steps each algorithm managed in the budget,
 and the step and held-out PSNR / CIEDE2000 of the run's ``best.safetensors`` (chosen on validation views; step 0 is
 the untrained policy, which changes nothing). The table is rewritten as each algorithm finishes; run again into
-the same ``--out``, an algorithm whose run finished (its ``eval.json``) is read back instead of trained again,
-unless ``--overwrite``.
+the same ``--out``, an algorithm whose run finished (its ``eval.json``) with the same settings (its ``config.json``)
+is read back instead of trained again, unless ``--overwrite``.
 """
 
 from __future__ import annotations
@@ -25,7 +25,8 @@ from pathlib import Path
 import torch
 
 from deepexpose.agents.classic import classic_act
-from deepexpose.agents.train import OWN_ALGOS, SB3_ALGOS, TrainConfig, build_pools, evaluate, make_core, train
+from deepexpose.agents.train import (OWN_ALGOS, SB3_ALGOS, TrainConfig, build_pools, evaluate, make_core,
+                                    resolve_data, train)
 from deepexpose.data.synthetic import BUNDLED_LIBRARY
 from deepexpose.io import atomic_write_bytes
 
@@ -81,18 +82,32 @@ def main() -> None:
             {"algo": "classic", "steps": 0, **evaluate(classic_act(core), core, eval_pool)}]
     write(out, rows, settings)
     for algo in algos:
+        cfg = TrainConfig(algo=algo, minutes=args.minutes, steps=10**12, holdout=args.holdout, seed=args.seed,
+                          out=str(out / algo), eval_every=0, checkpoint_every=0, eval_size=128, progress=False,
+                          library_packages=args.library_packages, overwrite=True)
         finished = out / algo / "eval.json"
-        if finished.is_file() and not args.overwrite:
-            print(f"== {algo}: finished in an earlier run, read from {finished}", flush=True)
+        if finished.is_file() and not args.overwrite and same_settings(out / algo / "config.json", cfg):
+            print(f"== {algo}: finished in an earlier run with these settings, read from {finished}", flush=True)
             rows.append(row(json.loads(finished.read_text())))
-        else:  # whatever is there is this script's earlier run of the algorithm, killed or to be replaced
-            cfg = TrainConfig(algo=algo, minutes=args.minutes, steps=10**12, holdout=args.holdout, seed=args.seed,
-                              out=str(out / algo), eval_every=0, checkpoint_every=0, eval_size=128, progress=False,
-                              library_packages=args.library_packages, overwrite=True)
+        else:  # whatever is there is this script's earlier run of the algorithm: killed, other settings, or replaced
             print(f"== {algo}: {args.minutes} min", flush=True)
             rows.append(row(train(cfg)))
         write(out, rows, settings)
     print(table(rows))
+
+
+SETTINGS = ("algo", "minutes", "seed", "holdout", "library_packages", "eval_size", "data")
+"""What a finished run read back must share with the run this call would make."""
+
+
+def same_settings(config: Path, cfg: TrainConfig) -> bool:
+    """Whether the run whose ``config.json`` is ``config`` was made with ``cfg``'s :data:`SETTINGS`."""
+    try:
+        saved = json.loads(config.read_text())
+    except (OSError, ValueError):
+        return False
+    wanted = dataclasses.asdict(resolve_data(cfg))  # a run records the data "auto" chose
+    return all(saved.get(k) == wanted[k] for k in SETTINGS)
 
 
 def write(out: Path, rows: list[dict], settings: dict) -> None:

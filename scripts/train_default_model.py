@@ -122,9 +122,11 @@ def main(argv: list[str] | None = None) -> int:
     if (found := earlier_run(args.out)) and not args.overwrite:
         raise SystemExit(f"--out {args.out} holds an earlier run ({', '.join(found)}): choose another --out, or pass "
                          "--overwrite to replace it")
-    model_dir = Path(args.model_dir)
-    if model_dir.exists() and not (model_dir.is_dir() and os.access(model_dir, os.W_OK)):
-        raise SystemExit(f"--model-dir {model_dir} is not a folder this user can write to")
+    model_dir = Path(args.model_dir).absolute()
+    folder = next(p for p in (model_dir, *model_dir.parents) if p.exists())  # it, or the one it will be made in
+    if not (folder.is_dir() and os.access(folder, os.W_OK)):
+        raise SystemExit(f"--model-dir {args.model_dir} cannot be written ({folder} is not a folder this user can "
+                         "write to)")
     try:  # refused before training, not after
         crops, shrinks = parse_consensus_grid(args.consensus_crops, args.consensus_shrinks, "--consensus-crops",
                                               "--consensus-shrinks")

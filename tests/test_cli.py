@@ -40,9 +40,12 @@ def test_deepexpose_warnings_are_one_line_and_others_keep_their_form(monkeypatch
     import deepexpose.cli as cli
     from deepexpose.agents import train
 
+    from deepexpose import DeepExposeWarning
+
     def warn(args):
-        warnings.warn_explicit("too few photos", UserWarning, train.__file__, 10)
+        warnings.warn_explicit("too few photos", DeepExposeWarning, "/elsewhere/caller.py", 3)
         warnings.warn_explicit("from elsewhere", UserWarning, "/elsewhere/mod.py", 7)
+        warnings.warn_explicit("torch's own", UserWarning, train.__file__, 10)  # pointing at a deepexpose line
         return 0
 
     def shown_by_python(message, category, filename, lineno, file=None, line=None):
@@ -55,7 +58,7 @@ def test_deepexpose_warnings_are_one_line_and_others_keep_their_form(monkeypatch
         warnings.simplefilter("always")
         assert main(["filters"]) == 0 and warnings.showwarning is shown_by_python  # put back afterwards
     assert capsys.readouterr().err.splitlines() == ["deepexpose filters: warning: too few photos"]
-    assert others == [("from elsewhere", "/elsewhere/mod.py", 7)]
+    assert others == [("from elsewhere", "/elsewhere/mod.py", 7), ("torch's own", train.__file__, 10)]
 
 
 def test_help_lists_every_command(capsys):
@@ -108,6 +111,9 @@ def test_train_help_describes_the_method_and_unknown_options_get_the_commands_us
         err = capsys.readouterr().err
         assert e.value.code == 2 and f"deepexpose {argv[0]}: error: unrecognized arguments: --bogus" in err
         assert usage in err  # the usage of the command, with its options
+    with pytest.raises(SystemExit):  # an option before the command is the top level's, not the command's
+        main(["--bogus", "enhance", "x.png", "--strength", "0.5"])
+    assert "usage: deepexpose [-h] COMMAND" in capsys.readouterr().err
 
 
 def test_filters_lists_every_parameter(capsys):

@@ -163,6 +163,8 @@ def test_floats_on_another_scale_and_non_finite_values_are_refused():
         with pytest.raises(ValueError, match="NaN or infinite"):
             metric(a, nan)
     assert psnr(np.full((8, 8, 3), 1.9), np.ones((8, 8, 3))) == math.inf  # slightly out of range: clipped
+    with pytest.raises(ValueError, match="empty image"):  # still the shape's message, not numpy's min() error
+        psnr(np.zeros((0, 4, 3), np.float32), np.zeros((0, 4, 3), np.float32))
     ta = torch.from_numpy(a).permute(2, 0, 1).float() / 255
     got = evaluate_pair(ta.bfloat16(), b)  # bfloat16 has no numpy dtype
     assert got["psnr"] == pytest.approx(evaluate_pair(ta.bfloat16().float(), b)["psnr"])

@@ -153,9 +153,25 @@ def test_clip_enhance_keeps_frames_and_reports_flicker(tmp_path):
     assert len(frames_out) == 12 and meta_out["fps"] == pytest.approx(12)
     doc = json.loads((tmp_path / "out" / "clip.mp4.json").read_text())
     assert doc["frames"] == 12 and doc["repeated_frames"] == 0 and doc["flicker_output"]["luminance"] >= 0
+    assert doc["source"] == "clip.mp4"  # how a rerun tells its own sidecar from another file of that name
     assert not any(p.name.startswith(".") for p in (tmp_path / "out").iterdir())  # no temporary file left
     # the classic correction brightened the flat grey frame toward middle grey (0.18 linear, 118 in sRGB)
     assert np.mean(frames_out[0]) > np.mean(frames[0] * 255) + 5
+
+
+def test_a_clips_sidecar_name_taken_by_another_file_is_not_replaced(tmp_path):
+    clip = tmp_path / "in" / "clip.mp4"
+    clip.parent.mkdir()
+    write_clip(clip, ((f * 255).round().astype(np.uint8) for f in flicker_test_clip(n=4)), fps=4, size=(32, 24))
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "clip.mp4.json").write_text('{"mine": 1}')
+    cfg = EnhanceConfig(out=str(out), method="classic", sidecar=True, progress=False)
+    s = enhance_paths([clip], cfg)
+    assert s.count("failed") == 1 and "clip.mp4.json already exists and is not deepexpose's" in s.failed[0].reason
+    assert (out / "clip.mp4.json").read_text() == '{"mine": 1}' and not (out / "clip.mp4").exists()
+    (out / "clip.mp4.json").write_text('{"source": "clip.mp4"}')  # ours, left by a run killed before the clip
+    assert enhance_paths([clip], cfg).count("done") == 1
 
 
 def test_non_parametric_method_needs_window_one(tmp_path):

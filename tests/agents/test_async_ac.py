@@ -206,6 +206,10 @@ def test_resume_without_checkpoint_starts_afresh(tmp_path):
     with pytest.warns(UserWarning, match="no checkpoint in .*, starting afresh"):
         result = train(tiny(tmp_path, steps=24, resume=True, eval_every=0))
     assert result["steps"] == 24 and not stale.parent.exists()
+    (tmp_path / "run" / "checkpoint.json").unlink()  # half a checkpoint is reported, never replaced
+    with pytest.raises(FileNotFoundError, match="incomplete or missing"):
+        train(tiny(tmp_path, steps=48, resume=True, eval_every=0))
+    assert (tmp_path / "run" / "checkpoint.safetensors").exists()
 
 
 def test_resume_refuses_other_settings(tmp_path):

@@ -4,7 +4,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from deepexpose.agents.checkpoint import load_checkpoint, read_meta, save_checkpoint
+from deepexpose.agents.checkpoint import checkpoint_exists, load_checkpoint, read_meta, save_checkpoint
 
 
 def test_round_trip_modules_optimizers_tensors(tmp_path):
@@ -66,3 +66,15 @@ def test_shared_submodules_are_stored_once(tmp_path):
     assert set(load_file(path)) == {"module.m.a.weight", "module.m.a.bias"}
     load_checkpoint(path, modules={"m": dst})
     assert torch.equal(dst.a.weight, src.a.weight) and dst.b is dst.a
+
+
+def test_checkpoint_exists_when_either_file_does(tmp_path):
+    path = tmp_path / "checkpoint.safetensors"
+    assert not checkpoint_exists(path)
+    save_checkpoint(path, modules={"m": torch.nn.Linear(1, 1)}, meta={"step": 1})
+    assert checkpoint_exists(path)
+    path.with_suffix(".json").unlink()  # half a checkpoint: a run killed between its two files
+    assert checkpoint_exists(path)
+    path.unlink()
+    path.with_suffix(".json").write_text("{}")
+    assert checkpoint_exists(path)

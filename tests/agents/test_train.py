@@ -474,3 +474,7 @@ def test_an_earlier_run_is_refused_before_any_photo_is_read(tmp_path, algo):
     with pytest.raises(FileExistsError, match="earlier run"):  # not an error about the missing photo folder
         train(TrainConfig(algo=algo, data="folder", root=str(tmp_path / "no-photos"), out=str(tmp_path / "run")))
     assert (tmp_path / "run" / "eval.json").read_text() == "{}"
+    with pytest.raises(Exception, match="no-photos"):  # --overwrite, but the new run cannot start: nothing is lost
+        train(TrainConfig(algo=algo, data="folder", root=str(tmp_path / "no-photos"), out=str(tmp_path / "run"),
+                          overwrite=True))
+    assert (tmp_path / "run" / "eval.json").read_text() == "{}"

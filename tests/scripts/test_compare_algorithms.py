@@ -54,14 +54,23 @@ def test_finished_runs_are_read_back_and_the_table_is_written_as_rows_come(tmp_p
 
     def train(cfg):
         trained.append((cfg.algo, cfg.overwrite))
-        assert json.loads((tmp_path / "compare.json").read_text())["rows"][-1]["algo"] == "adpg"  # written already
+        assert json.loads((tmp_path / "compare.json").read_text())["rows"][-1]["algo"] != cfg.algo  # written already
         return {"algo": cfg.algo, "steps": 10, "psnr": 22.0, "best": None}
 
     monkeypatch.setattr(compare, "train", train)
-    (tmp_path / "adpg").mkdir()
-    (tmp_path / "adpg" / "eval.json").write_text(json.dumps({"algo": "adpg", "steps": 99, "psnr": 23.0}))
-    monkeypatch.setattr("sys.argv", ["compare_algorithms.py", "--algos", "adpg,a2c", "--out", str(tmp_path)])
+    import dataclasses
+
+    from deepexpose.agents.train import TrainConfig, resolve_data
+
+    for algo, minutes in (("adpg", 5.0), ("a3c", 1.0)):  # finished earlier: a3c with another budget
+        (tmp_path / algo).mkdir()
+        (tmp_path / algo / "eval.json").write_text(json.dumps({"algo": algo, "steps": 99, "psnr": 23.0}))
+        saved = resolve_data(TrainConfig(algo=algo, minutes=minutes, holdout="coffee,chelsea", eval_size=128,
+                                         library_packages=",".join(compare.BUNDLED_LIBRARY)))
+        (tmp_path / algo / "config.json").write_text(json.dumps(dataclasses.asdict(saved)))
+    monkeypatch.setattr("sys.argv", ["compare_algorithms.py", "--algos", "adpg,a3c,a2c", "--out", str(tmp_path)])
     compare.main()
-    assert trained == [("a2c", True)]  # adpg finished before: read back, not trained again
+    assert trained == [("a3c", True), ("a2c", True)]  # adpg finished with these settings: read back
     rows = json.loads((tmp_path / "compare.json").read_text())["rows"]
-    assert [(r["algo"], r["steps"]) for r in rows] == [("identity", 0), ("classic", 0), ("adpg", 99), ("a2c", 10)]
+    assert [(r["algo"], r["steps"]) for r in rows] == [("identity", 0), ("classic", 0), ("adpg", 99), ("a3c", 10),
+                                                       ("a2c", 10)]

@@ -205,6 +205,7 @@ def test_no_time_budget_an_earlier_run_and_a_model_dir_that_is_a_file_are_refuse
     with pytest.raises(SystemExit, match="holds an earlier run .*--overwrite"):
         recipe.main(["--out", str(tiny_agent.parent), "--model-dir", str(tmp_path)])
     (tmp_path / "file").write_text("x")
-    with pytest.raises(SystemExit, match="--model-dir .*file is not a folder"):
-        recipe.main(["--out", str(tmp_path / "run"), "--model-dir", str(tmp_path / "file")])
+    for model_dir in (tmp_path / "file", tmp_path / "file" / "sub"):  # a file, or a folder to be made under one
+        with pytest.raises(SystemExit, match="--model-dir .* cannot be written .*file is not a folder"):
+            recipe.main(["--out", str(tmp_path / "run"), "--model-dir", str(model_dir)])
     assert recipe.configs == []
