@@ -313,6 +313,14 @@ def good_photos(cfg: TrainConfig) -> tuple[list[torch.Tensor], list[torch.Tensor
     return train, held
 
 
+def _warn_left_out(names: Sequence[str], what: str) -> None:
+    """One warning naming (the first three of) the ``names`` left out of the data, if any; ``what`` says what
+    they are, with ``{s}`` where the plural takes an s."""
+    if names:
+        warnings.warn(f"left out {len(names)} {what.format(s='s' if len(names) > 1 else '')}: "
+                      + "; ".join(names[:3]) + ("; ..." if len(names) > 3 else ""), DeepExposeWarning, stacklevel=3)
+
+
 def readable_items(dataset, indices: Iterable[int] | None = None) -> Iterator[dict]:
     """The items of an image-file ``dataset`` (at ``indices``, default all) that can be read, in order. Unreadable
     ones (damaged, truncated, too large, not images) are left out and named in one warning once all were read, as
@@ -325,10 +333,7 @@ def readable_items(dataset, indices: Iterable[int] | None = None) -> Iterator[di
             yield dataset[i]
         except (ImageIOError, OSError, ValueError) as e:
             skipped.append(f"{dataset.samples[i].name} ({e})")
-    if skipped:
-        warnings.warn(f"left out {len(skipped)} unreadable item{'s' if len(skipped) > 1 else ''}: "
-                      + "; ".join(skipped[:3]) + ("; ..." if len(skipped) > 3 else ""),
-                      DeepExposeWarning, stacklevel=2)
+    _warn_left_out(skipped, "unreadable item{s}")
 
 
 def paired_dataset(name: str, **options):
@@ -337,10 +342,8 @@ def paired_dataset(name: str, **options):
     from deepexpose.data import registry
 
     ds = registry.make_dataset(name, missing="skip", **options)
-    if lost := [str(n) for n in getattr(ds, "skipped", [])]:
-        warnings.warn(f"left out {len(lost)} item{'s' if len(lost) > 1 else ''} of --data {name} without a target "
-                      f"(or an input): " + "; ".join(lost[:3]) + ("; ..." if len(lost) > 3 else ""),
-                      DeepExposeWarning, stacklevel=2)
+    _warn_left_out([str(n) for n in getattr(ds, "skipped", [])],
+                   f"item{{s}} of --data {name} without a target (or an input)")
     return ds
 
 

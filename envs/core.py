@@ -125,8 +125,6 @@ class EditCore:
         if tuple(action.shape) != expected:
             raise ValueError(f"an action must be {expected[0]} x {expected[1]} (views x action_dim; the local steps "
                              f"use the first value), got shape {tuple(action.shape)}")
-        if torch.isnan(action).any():
-            raise ValueError("the action has NaN values")
         action = action.to(self.inputs).clamp(-1, 1)
         fast = not torch.is_grad_enabled()
         linear = None  # the linear light of the result, when the step knows it

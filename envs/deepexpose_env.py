@@ -86,6 +86,8 @@ class DeepExposureEnv(gym.Env):
             action = np.asarray(action, dtype=np.float32)
             if action.shape != self.action_space.shape:
                 raise ValueError(f"an action must have shape {self.action_space.shape}, got {action.shape}")
+            if np.isnan(action).any():  # checked here, in numpy: on the core's device it would stall each step
+                raise ValueError("the action has NaN values")
             reward, done = self.core.step(torch.from_numpy(action).view(1, -1))
         info: dict[str, Any] = {"score": float(self.core.score[0])}
         if done:

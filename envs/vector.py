@@ -101,6 +101,8 @@ class DeepExposureVecEnv(VecEnv):
         if actions.shape != (self.num_envs, *self.action_space.shape):
             raise ValueError(f"actions must have shape {(self.num_envs, *self.action_space.shape)}, "
                              f"got {actions.shape}")
+        if np.isnan(actions).any():  # checked here, in numpy: on the core's device it would stall each step
+            raise ValueError("the actions have NaN values")
         self._actions = actions
 
     def step_wait(self):
