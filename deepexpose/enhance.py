@@ -346,10 +346,10 @@ def encode_threads() -> int:
     return max(1, torch.get_num_threads())
 
 
-def _side_files(job: Job, cfg: EnhanceConfig) -> list[Path]:
-    """The side files ``cfg`` asks for beside ``job``'s output: the sidecar, and for a photo the LUT."""
-    lut = cfg.lut and job.kind == "image"
-    return [side_path(job.output, ext) for ext, wanted in ((".json", cfg.sidecar), (".cube", lut)) if wanted]
+def _side_files(output: Path, cfg: EnhanceConfig, lut: bool = True) -> list[Path]:
+    """The side files ``cfg`` asks for beside ``output``: the sidecar, and unless ``lut`` is false the LUT (a clip
+    and a frame sequence as a whole have no LUT; each of its frames has)."""
+    return [side_path(output, ext) for ext, wanted in ((".json", cfg.sidecar), (".cube", cfg.lut and lut)) if wanted]
 
 
 def _ours(side: Path, source: Path) -> bool:
@@ -365,10 +365,18 @@ def _ours(side: Path, source: Path) -> bool:
         return False
 
 
+def foreign_side_files(source: Path, output: Path, cfg: EnhanceConfig, lut: bool = True) -> list[Path]:
+    """The side files asked for beside ``output`` (:func:`_side_files`) that exist and were not written by this
+    command for ``source``; none with ``--overwrite``, which replaces them."""
+    if cfg.overwrite:
+        return []
+    return [p for p in _side_files(output, cfg, lut) if p.exists() and not _ours(p, source)]
+
+
 def _foreign_side_files(job: Job, cfg: EnhanceConfig) -> Outcome | None:
     """A failure when a side file asked for would replace a file deepexpose did not write for this input."""
-    taken = [p.name for p in _side_files(job, cfg) if p.exists() and not _ours(p, job.source)]
-    if not taken or cfg.overwrite:
+    taken = [p.name for p in foreign_side_files(job.source, job.output, cfg, lut=job.kind == "image")]
+    if not taken:
         return None
     return Outcome(str(job.source), str(job.output), "failed",
                    f"{' and '.join(taken)} already exist{'s' if len(taken) == 1 else ''} and "
@@ -379,7 +387,7 @@ def _foreign_side_files(job: Job, cfg: EnhanceConfig) -> Outcome | None:
 def _existing(job: Job, cfg: EnhanceConfig) -> Outcome | None:
     if job.kind == "frames":  # checked frame by frame, but a finished sequence is skipped whole
         return _finished_frames(job, cfg) or _foreign_side_files(job, cfg)
-    sides = _side_files(job, cfg)
+    sides = _side_files(job.output, cfg, lut=job.kind == "image")
     if not job.output.exists():
         return _foreign_side_files(job, cfg)
     if cfg.skip_existing:

@@ -186,7 +186,8 @@ class ColorLUT:
 
     def apply(self, x, *, exact: bool = False):
         """Apply to a float tensor ``B x 3 x H x W`` in [0, 1] (same dtype back) or to a numpy ``... x 3``
-        array: ``uint8`` / ``uint16`` codes (same dtype back, rounded to nearest) or floats in [0, 1].
+        array: ``uint8`` / ``uint16`` codes (same dtype back, rounded to nearest) or floats in [0, 1]. A float
+        pixel with a NaN channel comes back NaN in every channel.
 
         ``exact`` evaluates a 3D stage that is not a clipped affine map with its own function (the filter
         code) instead of interpolating the table, where the function is known.
@@ -217,6 +218,9 @@ class ColorLUT:
     def _apply_tensor(self, x: Tensor, exact: bool = False) -> Tensor:
         if x.ndim != 4 or x.shape[1] != 3 or not x.is_floating_point():
             raise ValueError(f"expected a float B x 3 x H x W tensor, got {tuple(x.shape)} {x.dtype}")
+        nan = torch.isnan(x).any(dim=1, keepdim=True)  # such a pixel is passed through, as the filters do
+        if has_nan := bool(nan.any()):
+            x = torch.where(nan, torch.zeros_like(x), x)
         s = self._normalise_domain(x)
         if self.shaper is not None:
             fine = torch.from_numpy(self.fine_curves()).to(device=x.device, dtype=torch.float32)
@@ -227,7 +231,8 @@ class ColorLUT:
             lo = torch.stack([fine[c][i0[:, c]] for c in range(3)], dim=1)
             hi = torch.stack([fine[c][i0[:, c] + 1] for c in range(3)], dim=1)
             s = torch.lerp(lo, hi, frac)
-        return self._stage3d_tensor(s, exact).to(x.dtype)
+        out = self._stage3d_tensor(s, exact).to(x.dtype)
+        return torch.where(nan, torch.full_like(out, float("nan")), out) if has_nan else out
 
     def _stage3d_tensor(self, s: Tensor, exact: bool = False) -> Tensor:
         if exact and self.affine is None and self.cross is not None:

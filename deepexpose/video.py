@@ -202,13 +202,17 @@ def _read_frame(path: Path) -> Image:
 def enhance_frames(method, folder: Path, out_folder: Path, cfg) -> dict:
     """Correct a folder of numbered frames into ``out_folder`` (same names); returns the flicker figures."""
     _need_parametric(method, cfg)
-    from .enhance import _bit_depth, encode_threads, write_side_files
+    from .enhance import _bit_depth, encode_threads, foreign_side_files, write_side_files
 
     frames, outputs = frame_outputs(folder, out_folder, cfg.format)
     clash = [o for o in outputs if o.exists() and not (cfg.skip_existing or cfg.overwrite)]
     if clash:
         raise ValueError(f"{len(clash)} output frame(s) exist already, e.g. {clash[0]} "
                          "(pass --skip-existing or --overwrite)")
+    to_write = [(f, o) for f, o in zip(frames, outputs, strict=True) if cfg.overwrite or not o.exists()]
+    if taken := [s for f, o in to_write for s in foreign_side_files(f, o, cfg)]:
+        raise ValueError(f"{len(taken)} frame side file(s) exist already and are not deepexpose's for these frames, "
+                         f"e.g. {taken[0]} (pass --overwrite to replace them, or choose another output folder)")
     # pass 1: a plan per frame, on its own view
     edits, repeats, stats_in = _plan_frames(method, (_read_frame(f).pixels for f in frames))
     plans = _plans(method, edits, repeats, cfg) if method.parametric else None

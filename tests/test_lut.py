@@ -294,3 +294,17 @@ def test_toward_identity_blends_each_lattice_point_toward_itself():
     assert np.array_equal(toward_identity(invert, 1.0), invert) and toward_identity(invert, 1.0).dtype == np.float32
     with pytest.raises(ValueError, match="strength"):
         toward_identity(invert, 1.5)
+
+
+def test_a_nan_pixel_comes_back_nan_and_leaves_the_others_alone():
+    action = random_actions(3, seed=4)[2]
+    for lut in (bake_pipeline(PIPE, action), bake_pipeline(FilterPipeline(("saturation", "gamma")), torch.zeros(1, 2))):
+        x = torch.rand(1, 3, 4, 5, generator=torch.Generator().manual_seed(0))
+        clean = lut.apply(x)
+        x[0, 1, 2, 3] = float("nan")
+        out = lut.apply(x)
+        assert torch.isnan(out[0, :, 2, 3]).all() and torch.isnan(out).sum() == 3
+        keep = ~torch.isnan(out)
+        assert torch.equal(out[keep], clean[keep])
+        arr = x[0].permute(1, 2, 0).numpy().astype(np.float64)
+        assert np.isnan(lut.apply(arr)[2, 3]).all() and np.isnan(lut.apply(arr)).sum() == 3

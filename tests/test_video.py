@@ -174,6 +174,53 @@ def test_a_clips_sidecar_name_taken_by_another_file_is_not_replaced(tmp_path):
     assert enhance_paths([clip], cfg).count("done") == 1
 
 
+def test_a_frames_side_file_name_taken_by_another_file_is_not_replaced(tmp_path):
+    seq = tmp_path / "s"
+    seq.mkdir()
+    for i, f in enumerate(flicker_test_clip(n=3)):
+        Image.fromarray((f * 255).round().astype(np.uint8)).save(seq / f"{i}.png")
+    out = tmp_path / "o" / "s"
+    out.mkdir(parents=True)
+    (out / "1.png.cube").write_text("my grade\n")
+    cfg = EnhanceConfig(out=str(tmp_path / "o"), method="classic", frames=True, sidecar=True, lut=True,
+                        progress=False)
+    s = enhance_paths([seq], cfg)
+    assert s.count("failed") == 1 and "1 frame side file(s) exist already" in s.failed[0].reason
+    assert "1.png.cube" in s.failed[0].reason
+    assert (out / "1.png.cube").read_text() == "my grade\n" and not (out / "0.png").exists()
+    (out / "1.png.cube").unlink()
+    (out / "2.png.json").write_text('{"source": "2.png"}')  # ours, left by a run killed before the frame
+    assert enhance_paths([seq], cfg).count("done") == 1
+    assert json.loads((out / "2.png.json").read_text())["frame"] == 2
+    (out / "0.png.json").write_text('{"mine": 1}')  # beside a finished frame: skipped with it, so left alone
+    cfg.skip_existing = True
+    assert enhance_paths([seq], cfg).count("skipped") == 1
+    (out / "2.png").unlink()  # a frame to redo beside a foreign sidecar of a finished one: still left alone
+    assert enhance_paths([seq], cfg).count("done") == 1 and (out / "0.png.json").read_text() == '{"mine": 1}'
+    cfg.skip_existing, cfg.overwrite = False, True
+    (out / "1.png.json").write_text('{"mine": 1}')
+    assert enhance_paths([seq], cfg).count("done") == 1
+    assert json.loads((out / "1.png.json").read_text())["source"] == "1.png"
+
+
+def test_foreign_side_files(tmp_path):
+    from deepexpose.enhance import foreign_side_files
+
+    src, out = tmp_path / "a.png", tmp_path / "o" / "a.png"
+    out.parent.mkdir()
+    cfg = EnhanceConfig(sidecar=True, lut=True)
+    assert foreign_side_files(src, out, cfg) == []
+    (out.parent / "a.png.json").write_text('{"source": "b.png"}')  # written for another source
+    (out.parent / "a.png.cube").write_text('TITLE "deepexpose a.png"\n')
+    assert foreign_side_files(src, out, cfg) == [out.parent / "a.png.json"]
+    (out.parent / "a.png.cube").write_text("LUT_3D_SIZE 2\n")
+    assert foreign_side_files(src, out, cfg) == [out.parent / "a.png.json", out.parent / "a.png.cube"]
+    assert foreign_side_files(src, out, cfg, lut=False) == [out.parent / "a.png.json"]
+    assert foreign_side_files(src, out, EnhanceConfig(lut=True)) == [out.parent / "a.png.cube"]
+    cfg.overwrite = True
+    assert foreign_side_files(src, out, cfg) == []
+
+
 def test_non_parametric_method_needs_window_one(tmp_path):
     from deepexpose.video import _need_parametric
 

@@ -8,6 +8,7 @@ documented range, piecewise linearly through the identity value, so that action 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -189,6 +190,14 @@ def linear_to_lab(linear: Tensor) -> Tensor:
     lab = torch.tensor(_XYZ_TO_LAB, dtype=linear.dtype, device=linear.device) @ f
     return lab.add_(torch.tensor((-16.0, 0.0, 0.0), dtype=linear.dtype, device=linear.device).view(3, 1)
                     ).view(b, 3, h, w)
+
+
+def stops_to_gain(ev: Tensor) -> Tensor:
+    """The linear gain ``2**ev`` of ``ev`` stops, ``ev`` held within +-64 (less for float16, whose largest value
+    is 2**16): beyond that every code is already black or white, and the gain would overflow to infinity, making
+    images NaN or black and gradients non-finite."""
+    top = min(64.0, math.floor(math.log2(torch.finfo(ev.dtype).max)) - 1.0) if ev.is_floating_point() else 64.0
+    return 2.0 ** ev.clamp(-top, top)
 
 
 def apply_linear_gain(image: Tensor, gain: Tensor, linear: Tensor | None = None) -> Tensor:

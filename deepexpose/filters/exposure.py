@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from torch import Tensor
 
-from .base import Filter, ParamSpec, check_image, apply_linear_gain, per_sample
+from .base import Filter, ParamSpec, apply_linear_gain, check_image, per_sample, stops_to_gain
 
 
 def adjust_exposure(image: Tensor, ev: Tensor | float) -> Tensor:
@@ -14,8 +14,8 @@ def adjust_exposure(image: Tensor, ev: Tensor | float) -> Tensor:
 
 
 def exposure_gain(image: Tensor, ev: Tensor | float) -> Tensor:
-    """The ``B x 1 x 1 x 1`` linear-light gain ``2**ev``."""
-    return 2.0 ** per_sample(ev, image, "ev")
+    """The ``B x 1 x 1 x 1`` linear-light gain ``2**ev`` (:func:`~deepexpose.filters.base.stops_to_gain`)."""
+    return stops_to_gain(per_sample(ev, image, "ev"))
 
 
 EXPOSURE = Filter(

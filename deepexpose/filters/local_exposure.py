@@ -11,7 +11,7 @@ from torch import Tensor
 
 import torch
 
-from .base import Filter, ParamSpec, _in_place, apply_linear_gain, check_image
+from .base import Filter, ParamSpec, _in_place, apply_linear_gain, check_image, stops_to_gain
 
 
 def exposure_gain_map(masks: Tensor, ev: Tensor) -> Tensor:
@@ -22,7 +22,7 @@ def exposure_gain_map(masks: Tensor, ev: Tensor) -> Tensor:
     if masks.ndim != 4 or ev.ndim != 2 or ev.shape != masks.shape[:2]:
         raise ValueError(f"masks must be B x K x H x W and ev B x K, got {tuple(masks.shape)} and "
                          f"{tuple(ev.shape)}")
-    weights = 2.0 ** ev.to(masks) - 1.0
+    weights = stops_to_gain(ev.to(masks)) - 1.0
     if _in_place(masks, weights):  # the same sum as one batched matrix product, without the B x K x H x W product
         b, k, h, w = masks.shape
         return torch.bmm(weights.view(b, 1, k), masks.reshape(b, k, h * w)).add_(1.0).view(b, 1, h, w)

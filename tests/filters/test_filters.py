@@ -131,6 +131,24 @@ def test_exposure_doubles_linear_light():
     torch.testing.assert_close(adjust_exposure(out, -1.0), x)
 
 
+def test_huge_exposures_saturate_with_finite_values_and_gradients():
+    from deepexpose.filters import exposure_gain_map
+    from deepexpose.filters.base import stops_to_gain
+
+    x = torch.rand(2, 3, 4, 4, generator=torch.Generator().manual_seed(0)) * 0.9 + 0.05
+    ev = torch.tensor([1000.0, -1000.0], requires_grad=True)  # 2**1000 is infinite in float32
+    out = adjust_exposure(x, ev)
+    out.sum().backward()
+    assert torch.isfinite(ev.grad).all() and torch.allclose(out[0], torch.ones_like(out[0]))
+    assert out[1].max() < 1e-6
+    masks = torch.full((1, 2, 4, 4), 0.5)
+    gain = exposure_gain_map(masks, torch.tensor([[1000.0, 0.0]]))
+    assert torch.isfinite(gain).all() and gain.min() > 1e18
+    assert stops_to_gain(torch.tensor([2.5])).item() == pytest.approx(2.0 ** 2.5, rel=1e-7)  # within: 2**ev
+    assert torch.isfinite(stops_to_gain(torch.tensor([100.0], dtype=torch.float16))).all()
+    assert stops_to_gain(torch.tensor([-100.0, 100.0])).tolist() == [2.0 ** -64, 2.0 ** 64]
+
+
 def test_exposure_action_range():
     f = get_filter("exposure")
     x = torch.full((1, 3, 1, 1), 0.1)
