@@ -1,9 +1,10 @@
 """Image-steps per second of the DeepExposure environment: N single Gymnasium envs vs the batched VecEnv.
 
-    .venv/bin/python scripts/bench_env.py [--envs 128] [--view 64] [--seconds 10] [--device cpu]
+    .venv/bin/python scripts/bench_env.py [--envs 128] [--view 64] [--seconds 10] [--device cpu] [--threads N]
 
 Random actions; one image-step is one step of one image's episode. Target (issue 3): >= 5,000 image-steps/s
-batched at 64 x 64 on 2 CPU cores.
+batched at 64 x 64 on 2 CPU cores. The figures depend strongly on torch's thread count: on a busy machine, threads
+that wait for each other can make a step many times slower; ``--threads`` sets it (default: torch's own, printed).
 """
 
 from __future__ import annotations
@@ -52,10 +53,13 @@ def main() -> None:
     p.add_argument("--view", type=int, default=64, help="view size")
     p.add_argument("--seconds", type=float, default=10.0, help="time per measurement")
     p.add_argument("--device", default="cpu")
+    p.add_argument("--threads", type=int, default=0, help="torch's CPU threads (default 0: torch's own choice)")
     args = p.parse_args()
-    if args.envs < 1 or args.view < 16 or not args.seconds > 0:
-        p.error("--envs must be >= 1, --view >= 16 and --seconds > 0")
+    if args.envs < 1 or args.view < 16 or not args.seconds > 0 or args.threads < 0:
+        p.error("--envs must be >= 1, --view >= 16, --seconds > 0 and --threads >= 0")
     resolve_device(args.device)  # an unknown device or CUDA where there is none: said before measuring
+    if args.threads:
+        torch.set_num_threads(args.threads)
     pool = default_pool(size=args.view, count=512)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, view {args.view}x{args.view}")
     print(f"single env:            {bench_single(pool, args.seconds):9.0f} image-steps/s")
