@@ -306,7 +306,8 @@ def enhance_image(method: Method, source: Path, output: Path, cfg: EnhanceConfig
         atomic_copy(source, output, overwrite=True)
         return
     write_image(output, pixels, bit_depth=depth, quality=cfg.quality, icc_profile=img.icc_profile,
-                exif=img.exif, alpha=img.alpha, overwrite=True, threads=encode_threads(), grey=img.grey)
+                exif=img.exif, xmp=img.xmp, dpi=img.dpi, alpha=img.alpha, overwrite=True, threads=encode_threads(),
+                grey=img.grey)
 
 
 def _unchanged(a: np.ndarray, b: np.ndarray) -> bool:

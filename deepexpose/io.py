@@ -41,6 +41,13 @@ Metadata rules
       kept when it describes the file's RGB or gray data (a CMYK profile is dropped, and CMYK pixels are
       converted to RGB with Pillow's plain formula); one is written only where it describes the channels
       written (RGB or gray), so a gray photo's profile goes with its gray output and not with an RGB one.
+    * XMP packets are kept for JPEG, PNG, TIFF and WebP (dropped for BMP), read as ``Image.xmp``; a
+      ``tiff:Orientation`` in the packet (attribute or element) is set to 1 on reading and writing, as the
+      EXIF one is. A packet too long for one JPEG APP1 marker (over 65504 bytes) is left out of a JPEG.
+    * The stored resolution (``Image.dpi``, dots per inch as ``(x, y)``) is kept for JPEG (JFIF density),
+      PNG (pHYs) and TIFF (XResolution, YResolution, ResolutionUnit); a density with no unit (aspect ratio
+      only), TIFF's default of 1 with no unit, and values outside 1..65535 count as none. Pixels turned by
+      90 degrees swap x and y. WebP and BMP have none here. Comments, PNG text chunks and IPTC are dropped.
     * Alpha is written to PNG, TIFF and WebP. JPEG and BMP have no alpha channel (for BMP Pillow's reader
       ignores it), so there it is dropped silently and the colour values are written unchanged, not
       composited.
@@ -56,6 +63,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import secrets
 import shutil
 import stat
@@ -66,7 +74,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 import tifffile
@@ -119,11 +127,18 @@ _MAX_BIT_DEPTH = {"JPEG": 8, "PNG": 16, "TIFF": 16, "WEBP": 8, "BMP": 8}
 _HAS_ALPHA = {"PNG", "TIFF", "WEBP"}
 _HAS_ICC = {"JPEG", "PNG", "TIFF", "WEBP"}
 _HAS_GREY = {"JPEG", "PNG", "TIFF", "BMP"}
+_HAS_XMP = {"JPEG", "PNG", "TIFF", "WEBP"}
+_HAS_DPI = {"JPEG", "PNG", "TIFF"}
 LUMA_709 = (0.2126, 0.7152, 0.0722)  # gray output's weights: filters.base.LUMA_709, repeated so io needs no torch
 
 _ORIENTATION_TAG = 0x0112
 # Baseline TIFF tags describing the picture, the only EXIF that travels through TIFF files.
 _TIFF_TEXT_TAGS = (270, 271, 272, 305, 306, 315, 33432)
+_TIFF_XMP, _TIFF_RESOLUTION_TAGS = 700, (282, 283, 296)  # XMLPacket; XResolution, YResolution, ResolutionUnit
+_TRANSPOSING = (5, 6, 7, 8)  # EXIF orientations that swap width and height
+_XMP_ORIENTATION = re.compile(rb"""(tiff:Orientation\s*(?:=\s*["']|>)\s*)[0-9]+""")
+_JPEG_XMP_HEADER = b"http://ns.adobe.com/xap/1.0/\x00"
+_PNG_XMP_KEYWORD = b"XML:com.adobe.xmp\x00"  # an iTXt chunk's keyword and its NUL
 _EXIF_HEADER = b"Exif\x00\x00"
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _TIFF_SIGNATURES = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
@@ -177,6 +192,8 @@ class Image:
     instead, possibly as read-only arrays. ``bit_depth`` is the source precision (8 or 16), ``exif`` raw EXIF
     bytes with Orientation 1 (see the module notes), ``format`` one of :data:`SUPPORTED_FORMATS`. ``grey``: the
     file holds one gray channel (its value repeated in ``pixels``); ``icc_profile`` is then a gray profile.
+    ``xmp`` is the raw XMP packet (its ``tiff:Orientation`` set to 1), ``dpi`` the stored resolution as
+    ``(x, y)`` dots per inch of the upright pixels; each ``None`` when the file has none (or none readable).
     """
 
     pixels: np.ndarray
@@ -187,6 +204,8 @@ class Image:
     format: str | None = None
     path: Path | None = None
     grey: bool = False
+    xmp: bytes | None = None
+    dpi: tuple[float, float] | None = None
 
     @property
     def height(self) -> int:
@@ -341,6 +360,39 @@ def _exif_from_tiff_tags(tags: dict[int, Any], rotated: bool) -> bytes | None:
     return exif.tobytes() if len(exif) else None
 
 
+def _xmp_upright(xmp: Any) -> bytes | None:
+    """An XMP packet with its ``tiff:Orientation`` (attribute or element) set to 1, as the pixels read or written
+    here are upright; ``None`` for an empty packet or anything but bytes."""
+    if not isinstance(xmp, (bytes, bytearray)) or not xmp:
+        return None
+    return _XMP_ORIENTATION.sub(rb"\g<1>1", bytes(xmp))
+
+
+def _dpi(x: Any, y: Any, scale: float = 1.0) -> tuple[float, float] | None:
+    """``(x, y)`` dots per inch (``x * scale``, ``y * scale``) if both are in 1..65535, which every format can
+    store, else ``None``."""
+    try:
+        dpi = (float(x) * scale, float(y) * scale)
+    except (TypeError, ValueError, ZeroDivisionError, OverflowError):
+        return None
+    return dpi if all(1 <= v <= 65535 for v in dpi) else None
+
+
+def _tiff_dpi(tags: dict[int, Any]) -> tuple[float, float] | None:
+    """The resolution of TIFF tags 282, 283 and 296 (tifffile's ``(numerator, denominator)`` or Pillow's
+    rational values), in inches (unit 2, the default) or centimetres (3); ``None`` for no unit or no tags."""
+    def ratio(v: Any) -> float:
+        return v[0] / v[1] if isinstance(v, tuple) else float(v)
+
+    try:
+        scale = {2: 1.0, 3: 2.54}.get(int(tags.get(296, 2)))
+        if scale is None or 282 not in tags or 283 not in tags:
+            return None
+        return _dpi(ratio(tags[282]), ratio(tags[283]), scale)
+    except (TypeError, ValueError, ZeroDivisionError, IndexError):
+        return None
+
+
 def _icc_for(icc: bytes | None, grey: bool) -> bytes | None:
     """The profile if it describes RGB data, or with ``grey`` gray data (ICC header bytes 16..20), else ``None``."""
     if icc and len(icc) >= 20 and icc[16:20] == (b"GRAY" if grey else b"RGB "):
@@ -353,9 +405,10 @@ def _to_float(a: np.ndarray, top: int) -> np.ndarray:
 
 
 def _finish(path: Path, color: np.ndarray, alpha: np.ndarray | None, bit_depth: int, orientation: int,
-            icc: bytes | None, exif: bytes | None, fmt: str, native: bool = False) -> Image:
+            icc: bytes | None, exif: bytes | None, fmt: str, native: bool = False, xmp: Any = None,
+            dpi: tuple[float, float] | None = None) -> Image:
     """Integer ``H x W x {1, 3}`` colour and ``H x W`` alpha to an upright float (or, ``native``, integer)
-    :class:`Image`."""
+    :class:`Image`; ``dpi`` is that of the stored pixels (swapped here if ``orientation`` turns them)."""
     top = 255 if bit_depth == 8 else 65535
     dtype = np.uint8 if bit_depth == 8 else np.uint16
     convert = (lambda a: a.astype(dtype, copy=False)) if native else (lambda a: _to_float(a, top))
@@ -367,8 +420,10 @@ def _finish(path: Path, color: np.ndarray, alpha: np.ndarray | None, bit_depth: 
         pixels = np.repeat(pixels, 3, axis=2)
     pixels = _orient(pixels, orientation)
     alpha_f = _orient(convert(alpha), orientation) if alpha is not None else None
+    if dpi is not None and orientation in _TRANSPOSING:
+        dpi = (dpi[1], dpi[0])
     return Image(pixels=pixels, alpha=alpha_f, bit_depth=bit_depth, icc_profile=_icc_for(icc, grey), exif=exif,
-                 format=fmt, path=path, grey=grey)
+                 format=fmt, path=path, grey=grey, xmp=_xmp_upright(xmp), dpi=dpi)
 
 
 def _check_pixels(path: Path, width: int, height: int, limit: int | None) -> None:
@@ -523,10 +578,14 @@ def _read_pillow(path: Path, limit: int | None, tiff_layout: str | None, native:
         rotated = orientation != 1 or in_file != 1
         icc = pim.info.get("icc_profile")
         raw_exif = pim.info.get("exif")
+        xmp = pim.info.get("xmp")
         try:
             tiff_tags = dict(pim.getexif()) if fmt == "TIFF" else {}
         except Exception:
             tiff_tags = {}
+        dpi = _pillow_dpi(pim, fmt, tiff_tags)
+        if dpi is not None and orientation == 1 and in_file in _TRANSPOSING:  # Pillow turned the TIFF itself
+            dpi = (dpi[1], dpi[0])
         if fast is None:
             color, alpha, bit_depth = _pillow_arrays(pim, path)
 
@@ -541,7 +600,20 @@ def _read_pillow(path: Path, limit: int | None, tiff_layout: str | None, native:
                 exif = None
     else:
         exif = None
-    return _finish(path, color, alpha, bit_depth, orientation, icc, exif, fmt, native)
+    return _finish(path, color, alpha, bit_depth, orientation, icc, exif, fmt, native, xmp, dpi)
+
+
+def _pillow_dpi(pim: PILImage.Image, fmt: str, tiff_tags: dict[int, Any]) -> tuple[float, float] | None:
+    """The stored resolution of a JPEG (JFIF density in inches or centimetres; not Pillow's ``dpi``, which falls
+    back on EXIF and on 72), PNG (pHYs in metres) or TIFF, else ``None``."""
+    if fmt == "JPEG":
+        density = pim.info.get("jfif_density")
+        scale = {1: 1.0, 2: 2.54}.get(pim.info.get("jfif_unit"))
+        return _dpi(*density, scale) if scale and isinstance(density, tuple) and len(density) == 2 else None
+    if fmt == "PNG":
+        dpi = pim.info.get("dpi")
+        return _dpi(*dpi) if isinstance(dpi, tuple) and len(dpi) == 2 else None
+    return _tiff_dpi(tiff_tags) if fmt == "TIFF" else None
 
 
 def jpeg_end(data: bytes, start: int) -> int | None:
@@ -688,7 +760,7 @@ def _decode_tiff16(path: Path, page: Any, limit: int | None, layout: str, native
     if page.imagedepth != 1:
         raise ImageReadError(path, "unsupported TIFF layout (volumetric image)")
     tags = {tag.code: tag.value for tag in page.tags.values()
-            if tag.code in (*_TIFF_TEXT_TAGS, _ORIENTATION_TAG, 34675)}
+            if tag.code in (*_TIFF_TEXT_TAGS, _ORIENTATION_TAG, 34675, _TIFF_XMP, *_TIFF_RESOLUTION_TAGS)}
     data = page.asarray()
     axes = page.axes
     base = 3 if photometric == 2 else 1
@@ -712,7 +784,8 @@ def _decode_tiff16(path: Path, page: Any, limit: int | None, layout: str, native
     orientation = int(orientation) if int(orientation) in range(1, 9) else 1
     icc = tags.get(34675)
     exif = _exif_from_tiff_tags(tags, rotated=orientation != 1)
-    return _finish(path, color, alpha, 16, orientation, bytes(icc) if icc else None, exif, "TIFF", native)
+    return _finish(path, color, alpha, 16, orientation, bytes(icc) if icc else None, exif, "TIFF", native,
+                   tags.get(_TIFF_XMP), _tiff_dpi(tags))
 
 
 # 16-bit PNG ---------------------------------------------------------------------------------------
@@ -733,7 +806,7 @@ def _png_chunks(data: bytes) -> Iterator[tuple[bytes, int, int]]:
 
 def _read_png16(path: Path, limit: int | None, native: bool = False) -> Image:
     data = path.read_bytes()
-    ihdr = icc = exif = None
+    ihdr = icc = exif = xmp = dpi = None
     for kind, start, end in _png_chunks(data):
         if kind == b"IHDR" and end - start == 13:
             ihdr = struct.unpack_from(">IIBBBBB", data, start)
@@ -744,6 +817,10 @@ def _read_png16(path: Path, limit: int | None, native: bool = False) -> Image:
                     icc = zlib.decompress(data[name_end + 2:end])
         elif kind == b"eXIf":
             exif = _as_exif_bytes(data[start:end])
+        elif kind == b"iTXt" and data.startswith(_PNG_XMP_KEYWORD, start):
+            xmp = _png_itxt_text(data[start + len(_PNG_XMP_KEYWORD):end])
+        elif kind == b"pHYs" and end - start == 9 and data[start + 8] == 1:  # unit 1: pixels per metre
+            dpi = _dpi(*struct.unpack_from(">II", data, start), 0.0254)
     if ihdr is None:
         raise ImageReadError(path, "corrupt PNG (no valid IHDR chunk)")
     _check_pixels(path, ihdr[0], ihdr[1], limit)
@@ -764,7 +841,23 @@ def _read_png16(path: Path, limit: int | None, native: bool = False) -> Image:
         color, alpha = decoded, None
 
     orientation, exif = _orientation_and_exif(exif)
-    return _finish(path, color, alpha, 16, orientation, icc, exif, "PNG", native)
+    return _finish(path, color, alpha, 16, orientation, icc, exif, "PNG", native, xmp, dpi)
+
+
+def _png_itxt_text(rest: bytes) -> bytes | None:
+    """The text of an iTXt chunk after its keyword and NUL: compression flag and method, language, NUL,
+    translated keyword, NUL, text (zlib-compressed with flag 1); ``None`` if malformed."""
+    if len(rest) < 2 or rest[1] != 0:
+        return None
+    parts = rest[2:].split(b"\x00", 2)
+    if len(parts) != 3:
+        return None
+    if rest[0] == 0:
+        return parts[2]
+    try:
+        return zlib.decompress(parts[2])
+    except zlib.error:
+        return None
 
 
 def _orientation_and_exif(exif: bytes | None) -> tuple[int, bytes | None]:
@@ -791,7 +884,8 @@ def _orientation_and_exif(exif: bytes | None) -> tuple[int, bytes | None]:
 def write_image(path: str | os.PathLike[str], image_or_pixels: Image | np.ndarray, *, bit_depth: int = 8,
                 format: str | None = None, quality: int = 95, icc_profile: bytes | None = None,
                 exif: bytes | PILImage.Exif | None = None, alpha: np.ndarray | None = None,
-                overwrite: bool = False, threads: int | None = None, grey: bool | None = None) -> Path:
+                overwrite: bool = False, threads: int | None = None, grey: bool | None = None,
+                xmp: bytes | str | None = None, dpi: tuple[float, float] | None = None) -> Path:
     """Write RGB pixels (``H x W x 3``) atomically to ``path``; with ``grey`` (default: an Image's own ``grey``,
     else false) as one gray channel, their Rec. 709 luma ``0.2126 R + 0.7152 G + 0.0722 B`` rounded, where the
     format has one (JPEG, PNG, TIFF, BMP; WebP stays RGB).
@@ -801,10 +895,12 @@ def write_image(path: str | os.PathLike[str], image_or_pixels: Image | np.ndarra
     bits, rounded to nearest from 16 to 8 bits (``(v * 255 + 32767) // 65535``, equal to quantising
     ``v / 65535``).
 
-    ``image_or_pixels`` is an array or an :class:`Image`; for an Image, its alpha, ICC profile and EXIF are
-    used unless the corresponding argument is given (pass ``b""`` to drop a profile or EXIF); a profile is
-    written only when it describes what is written (an RGB profile with RGB, a gray one with gray). The format
-    comes from ``format`` or else from the extension. ``bit_depth`` is 8, or 16 for PNG and TIFF.
+    ``image_or_pixels`` is an array or an :class:`Image`; for an Image, its alpha, ICC profile, EXIF, XMP and dpi
+    are used unless the corresponding argument is given (pass ``b""`` to drop a profile, EXIF or XMP, ``()`` to
+    drop the dpi); a profile is written only when it describes what is written (an RGB profile with RGB, a gray
+    one with gray). ``xmp`` is a raw XMP packet (a str is UTF-8 encoded), ``dpi`` an ``(x, y)`` resolution in
+    dots per inch (1..65535), each written where the format stores it (see the module notes). The format comes
+    from ``format`` or else from the extension. ``bit_depth`` is 8, or 16 for PNG and TIFF.
     ``quality`` (1..100) applies to JPEG (4:4:4 chroma at 90 and above) and WebP (100 means lossless).
     ``threads`` (default: the cores available) encode a JPEG of 1 MP or more in strips (see the module notes).
     Parent directories are created. Raises :class:`ImageWriteError`, and leaves no partial or temporary file,
@@ -825,6 +921,8 @@ def write_image(path: str | os.PathLike[str], image_or_pixels: Image | np.ndarra
             alpha = img.alpha if alpha is None else alpha
             icc_profile = img.icc_profile if icc_profile is None else icc_profile
             exif = img.exif if exif is None else exif
+            xmp = img.xmp if xmp is None else xmp
+            dpi = img.dpi if dpi is None else dpi
             grey = img.grey if grey is None else grey
         else:
             pixels = image_or_pixels
@@ -835,6 +933,8 @@ def write_image(path: str | os.PathLike[str], image_or_pixels: Image | np.ndarra
         a = _to_codes(_check_alpha(alpha, rgb.shape[:2]), bit_depth) if alpha is not None else None
         icc = _icc_for(icc_profile, grey)
         exif_bytes = _exif_for_writing(exif)
+        xmp_bytes = _xmp_for_writing(xmp) if fmt in _HAS_XMP else None
+        dpi = _dpi_for_writing(dpi) if fmt in _HAS_DPI else None
         if threads is None:
             threads = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
         elif isinstance(threads, bool) or not isinstance(threads, (int, np.integer)) or threads < 1:
@@ -848,17 +948,19 @@ def write_image(path: str | os.PathLike[str], image_or_pixels: Image | np.ndarra
         icc = None
     if fmt == "BMP":
         exif_bytes = None
+    if fmt == "JPEG" and xmp_bytes and len(xmp_bytes) > _JPEG_MAX_MARKER - len(_JPEG_XMP_HEADER):
+        xmp_bytes = None  # too long for its one APP1 marker (extended XMP is not written): dropped, not an error
+    meta = _Meta(icc, exif_bytes, xmp_bytes, dpi)
 
     def encode(fh: IO[bytes]) -> None:
         if fmt == "TIFF":
-            _encode_tiff(fh, rgb, a, icc, exif_bytes)
+            _encode_tiff(fh, rgb, a, meta)
         elif fmt == "PNG" and bit_depth == 16:
-            _encode_png16(fh, rgb, a, icc, exif_bytes)
-        elif fmt == "JPEG" and codes_given and (data := _encode_jpeg_codes(rgb, int(quality), icc, exif_bytes,
-                                                                           int(threads))):
+            _encode_png16(fh, rgb, a, meta)
+        elif fmt == "JPEG" and codes_given and (data := _encode_jpeg_codes(rgb, int(quality), meta, int(threads))):
             fh.write(data)
         else:
-            _encode_pillow(fh, fmt, rgb, a, icc, exif_bytes, int(quality))
+            _encode_pillow(fh, fmt, rgb, a, meta, int(quality))
 
     _atomic_write(p, encode, overwrite)
     return p
@@ -959,6 +1061,34 @@ def _exif_for_writing(exif: bytes | PILImage.Exif | None) -> bytes | None:
         raise ValueError(f"exif cannot be parsed ({e})") from e
 
 
+def _xmp_for_writing(xmp: bytes | str | None) -> bytes | None:
+    """An XMP packet as bytes (a string is UTF-8 encoded) with ``tiff:Orientation`` 1; ``None`` for none."""
+    if isinstance(xmp, str):
+        xmp = xmp.encode()
+    if xmp is not None and not isinstance(xmp, (bytes, bytearray, memoryview)):
+        raise TypeError(f"xmp must be bytes, got {type(xmp).__name__}")
+    return _xmp_upright(bytes(xmp)) if xmp else None
+
+
+def _dpi_for_writing(dpi: tuple[float, float] | None) -> tuple[float, float] | None:
+    """``(x, y)`` dots per inch as floats; ``None`` for ``None`` or ``()``."""
+    if dpi is None or (isinstance(dpi, (tuple, list)) and len(dpi) == 0):
+        return None
+    checked = _dpi(*dpi) if isinstance(dpi, (tuple, list)) and len(dpi) == 2 else None
+    if checked is None:
+        raise ValueError(f"dpi must be (x, y) dots per inch, each in 1..65535, got {dpi!r}")
+    return checked
+
+
+class _Meta(NamedTuple):
+    """What :func:`write_image` writes besides the pixels, each ``None`` where the format has no place for it."""
+
+    icc: bytes | None
+    exif: bytes | None
+    xmp: bytes | None
+    dpi: tuple[float, float] | None
+
+
 def atomic_write_bytes(path: str | os.PathLike[str], data: bytes, *, overwrite: bool = False) -> Path:
     """Write ``data`` to ``path`` with the same guarantees as :func:`write_image` (temp file, fsync, move;
     parents created; no overwrite unless asked). For side files such as JSON records next to images.
@@ -1051,17 +1181,26 @@ def _move_into_place(tmp: Path, path: Path, overwrite: bool, what: str) -> None:
         os.unlink(tmp)
 
 
-def _encode_pillow(fh: IO[bytes], fmt: str, rgb: np.ndarray, alpha: np.ndarray | None, icc: bytes | None,
-                   exif: bytes | None, quality: int) -> None:
+def _encode_pillow(fh: IO[bytes], fmt: str, rgb: np.ndarray, alpha: np.ndarray | None, meta: _Meta,
+                   quality: int) -> None:
     """8-bit JPEG, PNG, WebP and BMP through Pillow (``rgb`` may be one gray channel)."""
     data = rgb if alpha is None else np.concatenate([rgb, alpha[:, :, None]], axis=2)
     mode = {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}[data.shape[2]]
     pim = PILImage.fromarray(np.ascontiguousarray(data[:, :, 0] if mode == "L" else data), mode)
     options: dict[str, Any] = {}
-    if icc:
-        options["icc_profile"] = icc
-    if exif:
-        options["exif"] = exif
+    if meta.icc:
+        options["icc_profile"] = meta.icc
+    if meta.exif:
+        options["exif"] = meta.exif
+    if meta.dpi:
+        options["dpi"] = meta.dpi
+    if meta.xmp and fmt == "PNG":
+        from PIL.PngImagePlugin import PngInfo
+
+        options["pnginfo"] = PngInfo()
+        options["pnginfo"].add(b"iTXt", _png_xmp(meta.xmp))
+    elif meta.xmp:
+        options["xmp"] = meta.xmp
     if fmt == "JPEG":
         options.update(quality=quality, subsampling=0 if quality >= 90 or mode == "L" else 2)  # gray: no chroma
     elif fmt == "WEBP":
@@ -1074,13 +1213,18 @@ def _encode_pillow(fh: IO[bytes], fmt: str, rgb: np.ndarray, alpha: np.ndarray |
 _JPEG_MAX_MARKER = 65533  # Pillow's limit on the bytes of one APP marker
 
 
-def _encode_jpeg_codes(rgb: np.ndarray, quality: int, icc: bytes | None, exif: bytes | None,
-                       threads: int = 1) -> bytes | None:
+def _app_marker(n: int, body: bytes) -> bytes:
+    """JPEG marker APPn holding ``body``."""
+    return bytes([0xFF, 0xE0 + n]) + struct.pack(">H", len(body) + 2) + body
+
+
+def _encode_jpeg_codes(rgb: np.ndarray, quality: int, meta: _Meta, threads: int = 1) -> bytes | None:
     """A baseline JPEG encoded by libjpeg-turbo through ``imagecodecs`` straight from the array (Pillow first
-    copies it into 4-byte pixels), with Pillow's markers: JFIF APP0, then EXIF as APP1 and the ICC profile as
-    APP2 chunks, as Pillow orders them. With one thread, or under :data:`JPEG_STRIP_MIN_PIXELS`, the file is
-    byte for byte the one ``_encode_pillow`` writes (tested); otherwise :func:`_encode_jpeg_strips`. ``None``
-    means use Pillow."""
+    copies it into 4-byte pixels), with Pillow's markers: JFIF APP0 (with the dpi as its density), then EXIF
+    as APP1, XMP as APP1 and the ICC profile as APP2 chunks, as Pillow orders them. With one thread, or under
+    :data:`JPEG_STRIP_MIN_PIXELS`, the file is byte for byte the one ``_encode_pillow`` writes (tested);
+    otherwise :func:`_encode_jpeg_strips`. ``None`` means use Pillow."""
+    icc, exif = meta.icc, meta.exif
     if exif and len(exif) > _JPEG_MAX_MARKER:
         return None  # Pillow reports the error
     subsampling = (1, 1) if quality >= 90 or rgb.shape[2] == 1 else (2, 2)  # gray has no chroma to subsample
@@ -1097,18 +1241,19 @@ def _encode_jpeg_codes(rgb: np.ndarray, quality: int, icc: bytes | None, exif: b
             data = encode(rgb)
     except Exception:
         return None
-    if data[:4] != b"\xff\xd8\xff\xe0":
+    if data[:4] != b"\xff\xd8\xff\xe0" or data[6:11] != b"JFIF\x00":
         return None
     cut = 4 + int.from_bytes(data[4:6], "big")
-    extra = b""
-    if exif:
-        extra += b"\xff\xe1" + struct.pack(">H", len(exif) + 2) + exif
+    if meta.dpi:  # density unit 1 (inch) and the rounded densities, as Pillow asks libjpeg to write them
+        data = data[:13] + b"\x01" + struct.pack(">HH", *(round(d) for d in meta.dpi)) + data[18:]
+    extra = _app_marker(1, exif) if exif else b""
+    if meta.xmp:
+        extra += _app_marker(1, _JPEG_XMP_HEADER + meta.xmp)
     if icc:
         step = _JPEG_MAX_MARKER - 14
         chunks = [icc[i:i + step] for i in range(0, len(icc), step)]
         for i, chunk in enumerate(chunks, start=1):
-            extra += (b"\xff\xe2" + struct.pack(">H", 2 + 14 + len(chunk)) + b"ICC_PROFILE\0"
-                      + bytes([i, len(chunks)]) + chunk)
+            extra += _app_marker(2, b"ICC_PROFILE\0" + bytes([i, len(chunks)]) + chunk)
     return data[:cut] + extra + data[cut:]
 
 
@@ -1170,24 +1315,26 @@ def _encode_jpeg_strips(rgb: np.ndarray, encode: Callable[[np.ndarray], bytes], 
     return b"".join(out)
 
 
-def _encode_tiff(fh: IO[bytes], rgb: np.ndarray, alpha: np.ndarray | None, icc: bytes | None,
-                 exif: bytes | None) -> None:
-    """8- or 16-bit RGB(A) or gray(+alpha) TIFF, deflate-compressed, with ICC (tag 34675) and descriptive EXIF
-    tags."""
+def _encode_tiff(fh: IO[bytes], rgb: np.ndarray, alpha: np.ndarray | None, meta: _Meta) -> None:
+    """8- or 16-bit RGB(A) or gray(+alpha) TIFF, deflate-compressed, with ICC (tag 34675), descriptive EXIF tags,
+    XMP (tag 700) and the dpi (XResolution, YResolution, ResolutionUnit inch; else tifffile's 1 with no unit)."""
     data = rgb if alpha is None else np.concatenate([rgb, alpha[:, :, None]], axis=2)
     extratags = []
-    if exif:
+    if meta.exif:
         tags = PILImage.Exif()
-        tags.load(exif)
+        tags.load(meta.exif)
         for code in _TIFF_TEXT_TAGS:
             value = tags.get(code)
             if isinstance(value, str) and value and value.isascii():
                 extratags.append((code, "s", 0, value, True))
+    if meta.xmp:
+        extratags.append((_TIFF_XMP, "B", len(meta.xmp), meta.xmp, True))
     tifffile.imwrite(
         fh, data[:, :, 0] if data.shape[2] == 1 else data, photometric="rgb" if rgb.shape[2] == 3 else "minisblack",
         planarconfig="contig" if data.shape[2] > 1 else None,
         extrasamples=["unassalpha"] if alpha is not None else None, compression="zlib", predictor=True,
-        iccprofile=icc, extratags=extratags, metadata=None, software=False,
+        iccprofile=meta.icc, extratags=extratags, metadata=None, software=False, resolution=meta.dpi,
+        resolutionunit="INCH" if meta.dpi else None,
     )
 
 
@@ -1196,10 +1343,15 @@ def _png_chunk(kind: bytes, body: bytes) -> bytes:
     return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", crc)
 
 
-def _encode_png16(fh: IO[bytes], rgb: np.ndarray, alpha: np.ndarray | None, icc: bytes | None,
-                  exif: bytes | None) -> None:
-    """16-bit RGB(A) or gray(+alpha) PNG (Pillow cannot write one): IHDR, iCCP, eXIf, IDAT with the Sub filter,
-    IEND."""
+def _png_xmp(xmp: bytes) -> bytes:
+    """The body of an uncompressed iTXt chunk holding an XMP packet."""
+    return _PNG_XMP_KEYWORD + b"\x00\x00\x00\x00" + xmp  # compression flag and method, no language, no translation
+
+
+def _encode_png16(fh: IO[bytes], rgb: np.ndarray, alpha: np.ndarray | None, meta: _Meta) -> None:
+    """16-bit RGB(A) or gray(+alpha) PNG (Pillow cannot write one): IHDR, iCCP, eXIf, iTXt (XMP), pHYs (as
+    Pillow writes it), IDAT with the Sub filter, IEND."""
+    icc, exif = meta.icc, meta.exif
     data = rgb if alpha is None else np.concatenate([rgb, alpha[:, :, None]], axis=2)
     height, width, channels = data.shape
     fh.write(_PNG_SIGNATURE)
@@ -1209,6 +1361,10 @@ def _encode_png16(fh: IO[bytes], rgb: np.ndarray, alpha: np.ndarray | None, icc:
         fh.write(_png_chunk(b"iCCP", b"ICC profile\x00\x00" + zlib.compress(icc)))
     if exif:
         fh.write(_png_chunk(b"eXIf", exif[len(_EXIF_HEADER):] if exif.startswith(_EXIF_HEADER) else exif))
+    if meta.xmp:
+        fh.write(_png_chunk(b"iTXt", _png_xmp(meta.xmp)))
+    if meta.dpi:
+        fh.write(_png_chunk(b"pHYs", struct.pack(">IIB", *(int(d / 0.0254 + 0.5) for d in meta.dpi), 1)))
     bpp = 2 * channels
     compressor = zlib.compressobj(6)
     pending = bytearray()

@@ -10,8 +10,9 @@ frame before it keeps that frame's edit (:func:`hold_repeats`), so it stays iden
 Flicker is measured as in ``DESIGN.md``: the mean absolute frame-to-frame change of a global statistic
 (mean luminance and per-channel means) of a sequence (:func:`flicker`).
 
-Clips are read and written with the ffmpeg binary that ships inside ``imageio-ffmpeg``; the audio of the
-source is copied into the output, and the output is written to a temporary file and moved into place.
+Clips are read and written with the ffmpeg binary that ships inside ``imageio-ffmpeg``; every audio and subtitle
+track, attachment, chapter and the metadata of the source are copied into the output unchanged, and the output is
+written to a temporary file and moved into place.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import json
 import os
 import re
 import secrets
+import warnings
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
@@ -227,8 +229,8 @@ def enhance_frames(method, folder: Path, out_folder: Path, cfg) -> dict:
             continue
         write_side_files(plan, o, cfg, {"source": f.name, "frame": i})
         write_image(o, pixels, bit_depth=_bit_depth(cfg, img.bit_depth, o), quality=cfg.quality,
-                    icc_profile=img.icc_profile, exif=img.exif, alpha=img.alpha, overwrite=True,
-                    threads=encode_threads(), grey=img.grey)
+                    icc_profile=img.icc_profile, exif=img.exif, xmp=img.xmp, dpi=img.dpi, alpha=img.alpha,
+                    overwrite=True, threads=encode_threads(), grey=img.grey)
     report = {"frames": len(frames), "repeated_frames": sum(repeats), **_flicker_report(stats_in, stats_out)}
     if cfg.sidecar:
         doc = {"source": folder.name, **method.describe(), "temporal_window": temporal_window(method, cfg), **report,
@@ -308,21 +310,48 @@ def encoder_options(suffix: str, quality: int, size: tuple[int, int]) -> tuple[s
     return codec, "yuv444p" if odd else "yuv420p", ["-crf", str(crf)]
 
 
+def clip_streams(path: Path) -> dict[str, int]:
+    """How many audio, subtitle and attachment (a Matroska file's fonts) streams the clip has, as ffmpeg lists
+    them."""
+    import subprocess
+
+    listing = subprocess.run([_ffmpeg().get_ffmpeg_exe(), "-hide_banner", "-i", str(path)], capture_output=True,
+                             text=True, errors="replace").stderr
+    kinds = re.findall(r"^\s*Stream #0:\d+\S*: (Audio|Subtitle|Attachment)", listing, re.MULTILINE)
+    return {name.lower(): kinds.count(name) for name in ("Audio", "Subtitle", "Attachment")}
+
+
+def _copy_streams(video: Path, source: Path, out: Path, kinds: Sequence[str]) -> str | None:
+    """Write ``out``: the picture of ``video`` with the streams of ``kinds`` (``"a"``, ``"s"``, ``"t"``) and the
+    metadata and chapters of ``source``, copied as they are; ffmpeg's reason when it cannot."""
+    import subprocess
+
+    maps = [a for k in kinds for a in ("-map", f"1:{k}?")]
+    done = subprocess.run([_ffmpeg().get_ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-y", "-i", str(video),
+                           "-i", str(source), "-map", "0:v:0", *maps, "-c", "copy", "-map_metadata", "1",
+                           "-map_chapters", "1", str(out)], capture_output=True, text=True, errors="replace")
+    return ffmpeg_reason(done.stderr or "ffmpeg failed") if done.returncode else None
+
+
 def write_clip(path: Path, frames: Iterable[np.ndarray], *, fps: float, size: tuple[int, int],
-               audio_from: Path | None = None, quality: int = 95,
-               before_replace: Callable[[], None] | None = None) -> None:
-    """Encode ``frames`` to ``path`` atomically (a hidden temporary file moved into place), copying the audio
-    of ``audio_from`` when it has any (its first audio track); ``before_replace`` runs after encoding, before
-    the move. Codec and quality: :func:`encoder_options`."""
+               streams_from: Path | None = None, quality: int = 95,
+               before_replace: Callable[[list[str]], None] | None = None) -> list[str]:
+    """Encode ``frames`` to ``path`` atomically (hidden temporary files moved into place); ``before_replace`` runs
+    after encoding, before the move, given what was left out (below). Codec and quality: :func:`encoder_options`.
+
+    With ``streams_from``, every audio track, subtitle track and attachment of that clip, its metadata (title,
+    creation time...) and its chapters are copied into the output unchanged. What the output's container cannot
+    hold (say, a subtitle format it has no tag for) is left out, subtitles and attachments first; returns what
+    was left out, each with ffmpeg's reason (the metadata and chapters too, when even they cannot be copied)."""
     ff = _ffmpeg()
     tmp = path.with_name(f".{path.name}.tmp-{secrets.token_hex(4)}{path.suffix}")
+    both = path.with_name(f".{path.name}.tmp-{secrets.token_hex(4)}{path.suffix}")
     path.parent.mkdir(parents=True, exist_ok=True)
+    left_out: list[str] = []
     try:
         codec, pix_fmt, options = encoder_options(path.suffix, quality, size)
         writer = ff.write_frames(str(tmp), size, fps=fps, codec=codec, pix_fmt_out=pix_fmt, quality=None,
-                                 output_params=options, macro_block_size=1,
-                                 audio_path=str(audio_from) if audio_from else None,
-                                 audio_codec="copy" if audio_from else None)
+                                 output_params=options, macro_block_size=1)
         try:
             writer.send(None)
             for frame in frames:
@@ -331,12 +360,29 @@ def write_clip(path: Path, frames: Iterable[np.ndarray], *, fps: float, size: tu
         except OSError as e:  # ffmpeg stopped; it printed its reason itself (imageio-ffmpeg does not capture it)
             raise ValueError(f"cannot write the clip ({str(e).splitlines()[0]}; ffmpeg's reason is printed above "
                              "the summary)") from None
+        if streams_from is not None:
+            streams = clip_streams(streams_from)
+            kinds = [k for k, name in (("a", "audio"), ("s", "subtitle"), ("t", "attachment")) if streams[name]]
+            while (reason := _copy_streams(tmp, streams_from, both, kinds)) is not None:
+                if kinds == ["a"]:  # the sound is never left out
+                    raise ValueError(f"cannot copy the clip's sound ({reason})")
+                if not kinds:  # not even the metadata: the picture as encoded
+                    left_out.append(f"metadata and chapters ({reason})")
+                    break
+                left_out.append(f"{_STREAM_NAMES[kinds.pop()]} ({reason})")
+            else:
+                os.replace(both, tmp)
         if before_replace is not None:
-            before_replace()
+            before_replace(left_out)
         os.replace(tmp, path)
     finally:
-        if tmp.exists():
-            tmp.unlink()
+        for t in (tmp, both):
+            if t.exists():
+                t.unlink()
+    return left_out
+
+
+_STREAM_NAMES = {"s": "subtitles", "t": "attachments"}  # left out last first: attachments, then subtitles
 
 
 def enhance_video(method, source: Path, output: Path, cfg) -> dict:
@@ -361,16 +407,22 @@ def enhance_video(method, source: Path, output: Path, cfg) -> dict:
 
     report: dict = {"frames": len(edits), "repeated_frames": sum(repeats), "fps": meta["fps"]}
 
-    def sidecar() -> None:
+    def sidecar(left_out: list[str]) -> None:
         report.update(_flicker_report(stats_in, stats_out))
+        if left_out:
+            report["left_out"] = left_out
         if cfg.sidecar:
             doc = {"source": source.name, **method.describe(), "temporal_window": temporal_window(method, cfg),
                    **report, "edits": [p.edit for p in plans] if plans is not None else None}
             _write_json(side_path(output, ".json"), doc)
 
-    write_clip(output, rendered(), fps=float(meta["fps"]), size=tuple(meta["size"]),
-               audio_from=source if meta.get("audio_codec") else None, quality=cfg.quality,
-               before_replace=sidecar)
+    left_out = write_clip(output, rendered(), fps=float(meta["fps"]), size=tuple(meta["size"]), streams_from=source,
+                          quality=cfg.quality, before_replace=sidecar)
+    if left_out:
+        from . import DeepExposeWarning
+
+        warnings.warn(f"{source}: the output's container cannot hold its {' and '.join(left_out)}; they are left "
+                      "out", DeepExposeWarning, stacklevel=2)
     return report
 
 

@@ -461,6 +461,19 @@ def test_metadata_round_trips(tmp_path):
     assert np.array_equal(a_in.alpha, a_out.alpha)
 
 
+def test_xmp_and_dpi_are_kept(tmp_path):
+    src = tmp_path / "in"
+    exif = Image.Exif()
+    exif[0x0112] = 6  # turned upright: the XMP orientation says so too, and x and y resolution swap
+    xmp = b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:Description tiff:Orientation="6" xmp:Rating="5"/></x:xmpmeta>'
+    save(src / "rot.jpg", photo(1), quality=95, exif=exif.tobytes(), xmp=xmp, dpi=(300, 200))
+    assert enhance_paths([src], cfg(tmp_path / "out")).exit_code == 0
+    before, after = read_image(src / "rot.jpg"), read_image(tmp_path / "out" / "rot.jpg")
+    assert after.pixels.shape == (64, 48, 3)
+    assert not np.allclose(after.pixels, before.pixels, atol=2 / 255)  # edited, not copied
+    assert after.xmp == xmp.replace(b'Orientation="6"', b'Orientation="1"') and after.dpi == (200.0, 300.0)
+
+
 def test_a_grayscale_photo_stays_grayscale(tmp_path):
     from deepexpose.io import write_image
 

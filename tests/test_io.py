@@ -485,6 +485,128 @@ def test_image_metadata_is_reused_and_can_be_dropped(tmp_path, icc):
     assert dropped.icc_profile is None and dropped.exif is None
 
 
+XMP = (b'<?xpacket begin="" id="W5M0MpCehiHzreSzNTczkc9d"?><x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF '
+       b'xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#"><rdf:Description xmp:Rating="4" '
+       b'xmlns:xmp="http://ns.adobe.com/xap/1.0/"/></rdf:RDF></x:xmpmeta><?xpacket end="w"?>')
+DPI_TOL = 0.013  # PNG stores whole pixels per metre: within half of one, 0.0127 dpi
+
+
+@pytest.mark.parametrize("ext,bits,codes", [(".jpg", 8, False), (".jpg", 8, True), (".png", 8, False),
+                                            (".png", 16, True), (".tif", 8, True), (".tif", 16, False),
+                                            (".webp", 8, False)])
+def test_xmp_and_dpi_round_trip(tmp_path, ext, bits, codes):
+    px = rgb8() if codes else rgb8() / np.float32(255)
+    out = write_image(tmp_path / f"m{ext}", px, bit_depth=bits, xmp=XMP, dpi=(300, 150))
+    img = read_image(out)
+    assert img.xmp == XMP
+    with PILImage.open(out) as im:  # an independent reader sees them too
+        assert im.info["xmp"] == XMP
+        dpi = im.info.get("dpi")
+    if ext == ".webp":  # WebP has no resolution
+        assert img.dpi is None and dpi is None
+    else:
+        assert img.dpi == pytest.approx((300, 150), abs=DPI_TOL) and dpi == pytest.approx((300, 150), abs=DPI_TOL)
+    again = read_image(write_image(tmp_path / f"again{ext}", img, bit_depth=bits))  # an Image brings its own
+    assert again.xmp == XMP and again.dpi == img.dpi
+
+
+def test_jpeg_with_xmp_and_dpi_from_codes_is_pillows_file(tmp_path, icc):
+    px = rgb8(30, 41)
+    for kw in (dict(xmp=XMP), dict(dpi=(300, 72)), dict(dpi=(72.4, 299.6), xmp=XMP),
+               dict(exif=make_exif(1), icc_profile=icc * 150, xmp=XMP, dpi=(96, 96))):
+        a = write_image(tmp_path / "c.jpg", px, overwrite=True, **kw).read_bytes()
+        b = write_image(tmp_path / "f.jpg", px / np.float32(255), overwrite=True, **kw).read_bytes()
+        assert a == b, list(kw)
+        img = read_image(tmp_path / "c.jpg", dtype="native")
+        dpi = tuple(float(round(d)) for d in kw["dpi"]) if "dpi" in kw else None  # JFIF holds whole numbers
+        assert img.xmp == kw.get("xmp") and img.dpi == dpi
+
+
+def test_large_jpeg_in_strips_keeps_xmp_and_dpi(tmp_path):
+    px = rgb8(1024, 1024, seed=4)
+    data = write_image(tmp_path / "a.jpg", px, threads=2, xmp=XMP, dpi=(240, 180)).read_bytes()
+    assert 0xDD in _markers(data)  # the strip encoder ran
+    img = read_image(tmp_path / "a.jpg", dtype="native")
+    assert img.xmp == XMP and img.dpi == (240.0, 180.0)
+    np.testing.assert_array_equal(img.pixels, imagecodecs.jpeg8_decode(data))
+
+
+def test_files_without_xmp_or_dpi_are_unchanged(tmp_path):
+    """No XMP or dpi: the very bytes Pillow (or the 16-bit writers) wrote before, and none to drop."""
+    px = rgb8()
+    for name, kw, save in (("a.jpg", {}, dict(quality=95, subsampling=0)), ("a.png", {}, dict(compress_level=6)),
+                           ("b.jpg", dict(quality=75), dict(quality=75, subsampling=2))):
+        buf = __import__("io").BytesIO()
+        PILImage.fromarray(px).save(buf, format=name[2:].replace("jpg", "jpeg"), **save)
+        assert write_image(tmp_path / name, px, threads=1, **kw).read_bytes() == buf.getvalue(), name
+        assert write_image(tmp_path / f"f{name}", px / np.float32(255), **kw).read_bytes() == buf.getvalue(), name
+    png16 = write_image(tmp_path / "e.png", px, bit_depth=16).read_bytes()
+    assert b"pHYs" not in png16 and b"iTXt" not in png16
+    with tifffile.TiffFile(write_image(tmp_path / "e.tif", px, bit_depth=16)) as tif:
+        assert 700 not in tif.pages[0].tags and tif.pages[0].tags[296].value == 1  # tifffile's "no unit"
+    # an Image's own XMP and dpi are dropped with b"" and ()
+    src = read_image(write_image(tmp_path / "src.png", px, xmp=XMP, dpi=(300, 300)))
+    for name, bits in (("d.jpg", 8), ("d.png", 8), ("d.png", 16), ("d.tif", 8), ("d.tif", 16), ("d.webp", 8)):
+        plain = write_image(tmp_path / f"plain{bits}{name}", px, bit_depth=bits).read_bytes()
+        dropped = write_image(tmp_path / f"dropped{bits}{name}", src, bit_depth=bits, xmp=b"", dpi=())
+        assert dropped.read_bytes() == plain, (name, bits)
+        assert read_image(dropped).xmp is None and read_image(dropped).dpi is None
+
+
+@pytest.mark.parametrize("packet", [b'<rdf:Description tiff:Orientation="6" tiff:Make="C"/>',
+                                    b"<rdf:Description><tiff:Orientation>6</tiff:Orientation></rdf:Description>"])
+def test_rotated_jpeg_xmp_says_upright_and_dpi_is_swapped(tmp_path, packet):
+    src = tmp_path / "rot.jpg"
+    PILImage.fromarray(rgb8()).save(src, exif=make_exif(6), xmp=packet, dpi=(300, 100), quality=95)
+    upright = packet.replace(b"6", b"1")
+    for dtype in ("float32", "native"):
+        img = read_image(src, dtype=dtype)
+        assert img.pixels.shape == (W, H, 3) and img.xmp == upright and img.dpi == (100.0, 300.0)
+    for ext in (".jpg", ".png"):
+        out = read_image(write_image(tmp_path / f"out{ext}", img))
+        assert out.pixels.shape == (W, H, 3) and out.xmp == upright
+        assert out.dpi == pytest.approx((100, 300), abs=DPI_TOL)
+    # a packet given to write_image is made upright as well, as EXIF is
+    assert read_image(write_image(tmp_path / "given.png", rgb8(), xmp=packet)).xmp == upright
+
+
+def test_rotated_tiffs_swap_their_dpi(tmp_path):
+    for bits, px in ((8, rgb8()), (16, rgb16())):  # turned by Pillow / here
+        path = tmp_path / f"o{bits}.tif"
+        tifffile.imwrite(path, px, photometric="rgb", resolution=(300, 100), resolutionunit="CENTIMETER",
+                         extratags=[(274, "H", 1, 6, True), (700, "B", len(XMP), XMP, True)])
+        img = read_image(path)
+        assert img.pixels.shape == (W, H, 3) and img.xmp == XMP
+        assert img.dpi == pytest.approx((254, 762)), bits
+
+
+def test_resolution_without_a_unit_is_none(tmp_path):
+    px = rgb8()
+    PILImage.fromarray(px).save(tmp_path / "aspect.jpg")  # JFIF density 1:1 with no unit
+    PILImage.fromarray(px).save(tmp_path / "exif.jpg", exif=make_exif(1))  # Pillow falls back on 72 dpi
+    with PILImage.open(tmp_path / "exif.jpg") as im:
+        assert im.info["dpi"] == (72, 72)
+    tifffile.imwrite(tmp_path / "none.tif", px, photometric="rgb")  # 1 pixel per no unit
+    for name in ("aspect.jpg", "exif.jpg", "none.tif"):
+        assert read_image(tmp_path / name).dpi is None, name
+    data = bytearray(write_image(tmp_path / "cm.jpg", px, dpi=(118, 59)).read_bytes())
+    data[13] = 2  # the JFIF unit: dots per centimetre
+    (tmp_path / "cm.jpg").write_bytes(bytes(data))
+    assert read_image(tmp_path / "cm.jpg").dpi == pytest.approx((118 * 2.54, 59 * 2.54))
+    for bad in ((0, 300), (300,), (300, float("nan")), "300"):
+        with pytest.raises(ImageWriteError, match="dpi"):
+            write_image(tmp_path / "bad.png", px, dpi=bad)
+
+
+def test_xmp_too_long_for_a_jpeg_marker_is_left_out(tmp_path):
+    longest = XMP + b" " * (65504 - len(XMP))  # 65535-byte marker: length, header and packet
+    for px in (rgb8(), rgb8() / np.float32(255)):
+        assert read_image(write_image(tmp_path / "fits.jpg", px, xmp=longest, overwrite=True)).xmp == longest
+        img = read_image(write_image(tmp_path / "long.jpg", px, xmp=longest + b" ", dpi=(72, 72), overwrite=True))
+        assert img.xmp is None and img.dpi == (72.0, 72.0)
+    assert read_image(write_image(tmp_path / "long.png", rgb8(), xmp=longest + b" ")).xmp == longest + b" "
+
+
 # ------------------------------------------------------------------------------------------ bad input
 
 

@@ -275,6 +275,90 @@ def test_clip_audio_is_copied_and_a_painting_method_runs_frame_by_frame(tmp_path
     assert clip.read_bytes() == before
 
 
+def _ffmpeg_run(*args):
+    import subprocess
+
+    import imageio_ffmpeg
+
+    subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-y", *map(str, args)],
+                   check=True)
+
+
+def _clip_with_tracks(path, subtitle_codec, audio_codec="aac"):
+    """A 1-second clip with two audio tracks (the second in French), a subtitle track, a title and a chapter."""
+    srt = path.with_suffix(".srt")
+    srt.write_text("1\n00:00:00,000 --> 00:00:00,900\nhello\n")
+    meta = path.with_suffix(".txt")
+    meta.write_text(";FFMETADATA1\ntitle=Our holiday\n[CHAPTER]\nTIMEBASE=1/1000\nSTART=0\nEND=500\ntitle=One\n")
+    _ffmpeg_run("-f", "lavfi", "-i", "testsrc=size=48x32:rate=8:duration=1", "-f", "lavfi", "-i",
+                "sine=frequency=440:duration=1", "-f", "lavfi", "-i", "sine=frequency=880:duration=1", "-i", srt,
+                "-i", meta, "-map", "0", "-map", "1", "-map", "2", "-map", "3", "-map_metadata", "4",
+                "-map_chapters", "4", "-metadata:s:a:1", "language=fra", "-c:v", "libx264", "-pix_fmt", "yuv420p",
+                "-c:a", audio_codec, "-c:s", subtitle_codec, path)
+    return path
+
+
+def test_every_audio_and_subtitle_track_and_the_metadata_are_copied(tmp_path):
+    from deepexpose.video import clip_streams
+
+    (tmp_path / "in").mkdir()
+    clip = _clip_with_tracks(tmp_path / "in" / "trip.mp4", "mov_text")
+    assert clip_streams(clip) == {"audio": 2, "subtitle": 1, "attachment": 0}
+    cfg = EnhanceConfig(out=str(tmp_path / "out"), method="classic", sidecar=True, progress=False)
+    assert enhance_paths([clip], cfg).exit_code == 0
+    out = tmp_path / "out" / "trip.mp4"
+    assert clip_streams(out) == {"audio": 2, "subtitle": 1, "attachment": 0}
+    listing = _ffmpeg_listing(out)
+    assert "Our holiday" in listing and "fra" in listing and "Chapter #0:0" in listing
+    assert "left_out" not in json.loads((tmp_path / "out" / "trip.mp4.json").read_text())
+    assert not any(p.name.startswith(".") for p in out.parent.iterdir())
+
+
+def _ffmpeg_listing(path):
+    import subprocess
+
+    import imageio_ffmpeg
+
+    return subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-i", str(path)], capture_output=True,
+                          text=True).stderr
+
+
+def test_what_the_container_cannot_hold_is_left_out_but_never_the_sound(tmp_path):
+    from deepexpose.video import clip_streams, write_clip
+
+    mkv = _clip_with_tracks(tmp_path / "trip.mkv", "srt")  # SubRip has no tag in MP4
+    frames = [np.full((32, 48, 3), 128, np.uint8)] * 8
+    told = []
+    left_out = write_clip(tmp_path / "o" / "trip.mp4", iter(frames), fps=8, size=(48, 32), streams_from=mkv,
+                          before_replace=told.append)
+    assert len(left_out) == 1 and left_out[0].startswith("subtitles (") and told == [left_out]
+    assert clip_streams(tmp_path / "o" / "trip.mp4") == {"audio": 2, "subtitle": 0, "attachment": 0}
+    assert "Our holiday" in _ffmpeg_listing(tmp_path / "o" / "trip.mp4")
+    with pytest.raises(ValueError, match="cannot copy the clip's sound"):  # AAC has no place in WebM
+        write_clip(tmp_path / "o" / "trip.webm", iter(frames), fps=8, size=(48, 32), streams_from=mkv)
+    assert sorted(p.name for p in (tmp_path / "o").iterdir()) == ["trip.mp4"]  # no temporary file left
+
+
+def test_enhance_warns_of_and_records_what_a_clip_left_out(tmp_path, monkeypatch):
+    import deepexpose.video as video
+    from deepexpose import DeepExposeWarning
+
+    clip = tmp_path / "in" / "a.mp4"
+    clip.parent.mkdir()
+    write_clip(clip, ((f * 255).round().astype(np.uint8) for f in flicker_test_clip(n=4)), fps=4, size=(32, 24))
+    real = video.write_clip
+
+    def dropping(path, frames, before_replace, **kw):  # as if the container had no tag for the subtitles
+        return real(path, frames, before_replace=lambda lo: before_replace([*lo, "subtitles (no tag)"]), **kw) + [
+            "subtitles (no tag)"]
+
+    monkeypatch.setattr(video, "write_clip", dropping)
+    cfg = EnhanceConfig(out=str(tmp_path / "out"), method="classic", sidecar=True, progress=False)
+    with pytest.warns(DeepExposeWarning, match="cannot hold its subtitles"):
+        assert enhance_paths([clip], cfg).exit_code == 0
+    assert json.loads((tmp_path / "out" / "a.mp4.json").read_text())["left_out"] == ["subtitles (no tag)"]
+
+
 def test_temporal_window_default_depends_on_the_method():
     class Painter:
         parametric = False
