@@ -7,6 +7,7 @@ import ast
 import dataclasses
 import inspect
 import textwrap
+import typing
 from typing import Any, TypeVar
 
 T = TypeVar("T")
@@ -49,8 +50,17 @@ def add_dataclass_arguments(parser: argparse.ArgumentParser, cls: type, short: d
             parser.add_argument(*flags, flag, action=argparse.BooleanOptionalAction, default=default,
                                 help=doc if said else f"{doc} (default: {default})")
         else:
-            parser.add_argument(*flags, flag, type=type(default), default=default,
+            kind = type(default) if default is not None else _optional_type(cls, f.name)
+            parser.add_argument(*flags, flag, type=kind, default=default,
                                 help=doc if said else f"{doc} (default: {default!r})")
+
+
+def _optional_type(cls: type, name: str) -> type:
+    """The ``T`` of a field annotated ``T | None`` (a default of ``None`` says nothing of the type)."""
+    kinds = [t for t in typing.get_args(typing.get_type_hints(cls)[name]) if t is not type(None)]
+    if len(kinds) != 1:
+        raise TypeError(f"{cls.__name__}.{name}: a None default needs an annotation T | None")
+    return kinds[0]
 
 
 def from_namespace(cls: type[T], args: argparse.Namespace) -> T:

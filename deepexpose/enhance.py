@@ -43,8 +43,9 @@ class EnhanceConfig:
     """model file of the method (default: the bundled model)"""
     format: str = ""
     """output format: jpg, png, tiff or webp (default: the input's)"""
-    quality: int = 95
-    """JPEG/WebP quality, 1..100; for clips it sets the codec's constant quality (95: x264 CRF 18)"""
+    quality: int | None = None
+    """JPEG/WebP quality, 1..100 (default: 95, and lossless for a lossless WebP written as WebP; 100 is lossless
+    WebP); for clips it sets the codec's constant quality (95: x264 CRF 18)"""
     bit_depth: int = 0
     """8 or 16 (16 only for png and tiff); 0 keeps the input's"""
     strength: float = 1.0
@@ -77,6 +78,18 @@ class EnhanceConfig:
     """cpu, cuda or auto"""
     progress: bool = True
     """show a progress bar"""
+
+    def quality_for(self, img: Image | None, output: Path) -> int:
+        """The quality to write ``output`` at: ``quality`` when given, else :data:`DEFAULT_QUALITY`, or 100
+        (lossless) for a lossless WebP photo ``img`` written as WebP."""
+        if self.quality is not None:
+            return self.quality
+        lossless = img is not None and img.lossless and output.suffix.lower() == ".webp"
+        return 100 if lossless else DEFAULT_QUALITY
+
+
+DEFAULT_QUALITY = 95
+"""``--quality`` when none is given (but a lossless WebP stays lossless): JPEG and WebP quality, x264's CRF 18"""
 
 
 WITHOUT_SIDE_FILES = ", without "
@@ -305,7 +318,7 @@ def enhance_image(method: Method, source: Path, output: Path, cfg: EnhanceConfig
     if copy:
         atomic_copy(source, output, overwrite=True)
         return
-    write_image(output, pixels, bit_depth=depth, quality=cfg.quality, icc_profile=img.icc_profile,
+    write_image(output, pixels, bit_depth=depth, quality=cfg.quality_for(img, output), icc_profile=img.icc_profile,
                 exif=img.exif, xmp=img.xmp, dpi=img.dpi, alpha=img.alpha, overwrite=True, threads=encode_threads(),
                 grey=img.grey)
 
@@ -482,7 +495,7 @@ def enhance_paths(inputs: Sequence[str | Path], cfg: EnhanceConfig) -> EnhanceSu
         raise ValueError(f"--strength must be in [0, 1], got {cfg.strength}")
     if cfg.bit_depth not in (0, 8, 16):
         raise ValueError(f"--bit-depth must be 8 or 16, got {cfg.bit_depth}")
-    if not 1 <= cfg.quality <= 100:
+    if cfg.quality is not None and not 1 <= cfg.quality <= 100:
         raise ValueError(f"--quality must be in 1..100, got {cfg.quality}")
     if cfg.bit_depth == 16 and cfg.format and output_suffix(Path("x"), cfg.format) not in SIXTEEN_BIT:
         raise ValueError(f"--bit-depth 16 needs --format png or tiff, not {cfg.format}")

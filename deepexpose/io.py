@@ -4,10 +4,11 @@ Reading (:func:`read_image`)
     JPEG, PNG, TIFF, WebP and BMP, 8- and 16-bit. The result is ``H x W x 3`` float32 RGB in [0, 1] (or, with
     ``dtype="native"``, the file's own ``uint8`` / ``uint16`` codes, which take a quarter / half the memory)
     with the EXIF orientation applied (Pillow's ``ImageOps.exif_transpose`` semantics). Grayscale, palette
-    and CMYK images are converted to RGB (``Image.grey`` says the file was grayscale); an alpha channel
+    and CMYK images are converted to RGB (CMYK with its profile, see below; ``Image.grey`` says the file was
+    grayscale); an alpha channel
     (RGBA, LA, PA, palette or colour-key transparency) is returned separately in ``Image.alpha``. 16-bit files
     keep their full precision: 16-bit TIFFs are decoded by ``tifffile`` and 16-bit PNGs by ``imagecodecs``
-    (Pillow would cut them to 8 bits).
+    (Pillow would cut them to 8 bits). ``Image.lossless`` says a WebP file is lossless (its image is ``VP8L``).
     Multi-frame files (multi-page TIFF, animated WebP, MPO) give their first frame. In native mode RGB and
     gray JPEGs are decoded by libjpeg-turbo through ``imagecodecs`` straight into the array (the same pixels
     as Pillow's decoder, tested, in about half the time of Pillow's decode plus its array copy).
@@ -38,9 +39,13 @@ Metadata rules
     * JPEG, PNG and WebP carry the full EXIF block. TIFF carries only the descriptive baseline tags
       (ImageDescription, Make, Model, Software, DateTime, Artist, Copyright) in both directions; BMP none.
     * ICC profiles are kept for JPEG, PNG, TIFF and WebP (dropped for BMP). A profile read from the file is
-      kept when it describes the file's RGB or gray data (a CMYK profile is dropped, and CMYK pixels are
-      converted to RGB with Pillow's plain formula); one is written only where it describes the channels
+      kept when it describes the file's RGB or gray data; one is written only where it describes the channels
       written (RGB or gray), so a gray photo's profile goes with its gray output and not with an RGB one.
+      CMYK pixels (8-bit JPEG and TIFF) with a CMYK profile are converted to sRGB through it by LittleCMS
+      (perceptual intent, relative colorimetric where the profile has no perceptual table) and get an sRGB
+      profile; without one, or if the conversion fails, by Pillow's plain formula (R = (1 - C)(1 - K), G and B
+      alike), dropping the profile. Pillow takes every CMYK JPEG as stored inverted (Adobe's convention, the
+      way Photoshop writes them) and writes them so.
     * XMP packets are kept for JPEG, PNG, TIFF and WebP (dropped for BMP), read as ``Image.xmp``; a
       ``tiff:Orientation`` in the packet (attribute or element) is set to 1 on reading and writing, as the
       EXIF one is. A packet too long for one JPEG APP1 marker (over 65504 bytes) is left out of a JPEG.
@@ -62,6 +67,8 @@ restored.
 from __future__ import annotations
 
 import contextlib
+import functools
+import io
 import os
 import re
 import secrets
@@ -194,6 +201,7 @@ class Image:
     file holds one gray channel (its value repeated in ``pixels``); ``icc_profile`` is then a gray profile.
     ``xmp`` is the raw XMP packet (its ``tiff:Orientation`` set to 1), ``dpi`` the stored resolution as
     ``(x, y)`` dots per inch of the upright pixels; each ``None`` when the file has none (or none readable).
+    ``lossless``: a WebP file whose (first) image is lossless (``VP8L``); ``False`` for every other file.
     """
 
     pixels: np.ndarray
@@ -206,6 +214,7 @@ class Image:
     grey: bool = False
     xmp: bytes | None = None
     dpi: tuple[float, float] | None = None
+    lossless: bool = False
 
     @property
     def height(self) -> int:
@@ -587,7 +596,8 @@ def _read_pillow(path: Path, limit: int | None, tiff_layout: str | None, native:
         if dpi is not None and orientation == 1 and in_file in _TRANSPOSING:  # Pillow turned the TIFF itself
             dpi = (dpi[1], dpi[0])
         if fast is None:
-            color, alpha, bit_depth = _pillow_arrays(pim, path)
+            rgb, icc = _cmyk_to_srgb(pim, icc) if pim.mode == "CMYK" else (pim, icc)
+            color, alpha, bit_depth = _pillow_arrays(rgb, path)
 
     if fmt == "TIFF":
         exif = _exif_from_tiff_tags(tiff_tags, rotated=rotated)
@@ -600,7 +610,50 @@ def _read_pillow(path: Path, limit: int | None, tiff_layout: str | None, native:
                 exif = None
     else:
         exif = None
-    return _finish(path, color, alpha, bit_depth, orientation, icc, exif, fmt, native, xmp, dpi)
+    img = _finish(path, color, alpha, bit_depth, orientation, icc, exif, fmt, native, xmp, dpi)
+    img.lossless = fmt == "WEBP" and _webp_lossless(path)
+    return img
+
+
+def _cmyk_to_srgb(pim: PILImage.Image, icc: bytes | None) -> tuple[PILImage.Image, bytes | None]:
+    """A loaded CMYK image converted to sRGB through its CMYK profile ``icc`` by LittleCMS, and the sRGB profile;
+    ``(pim, None)`` (for Pillow's plain formula) without a CMYK profile or if the conversion fails."""
+    if not icc or len(icc) < 20 or icc[16:20] != b"CMYK":
+        return pim, None
+    from PIL import ImageCms
+
+    try:
+        cmyk = ImageCms.ImageCmsProfile(io.BytesIO(icc))
+        supported = ImageCms.isIntentSupported(cmyk, ImageCms.Intent.PERCEPTUAL, ImageCms.Direction.INPUT) == 1
+        intent = ImageCms.Intent.PERCEPTUAL if supported else ImageCms.Intent.RELATIVE_COLORIMETRIC
+        rgb = ImageCms.profileToProfile(pim, cmyk, ImageCms.createProfile("sRGB"), renderingIntent=intent,
+                                        outputMode="RGB")
+    except Exception:  # a broken profile: the plain formula rather than a failed read
+        return pim, None
+    return rgb, _srgb_profile()
+
+
+@functools.cache
+def _srgb_profile() -> bytes:
+    """LittleCMS's sRGB profile, made once."""
+    from PIL import ImageCms
+
+    return ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+
+
+def _webp_lossless(path: Path) -> bool:
+    """Whether a WebP file's image, or an animation's first frame, is lossless (a ``VP8L`` chunk, not ``VP8 ``),
+    from the RIFF chunk headers."""
+    with open(path, "rb") as fh:
+        if fh.read(12)[8:] != b"WEBP":
+            return False
+        while len(header := fh.read(8)) == 8:
+            kind, size = header[:4], struct.unpack("<I", header[4:])[0]
+            if kind in (b"VP8 ", b"VP8L"):
+                return kind == b"VP8L"
+            # an animation frame: skip its 16-byte header and read its chunks; skip other chunks (padded to even)
+            fh.seek(16 if kind == b"ANMF" else size + (size & 1), os.SEEK_CUR)
+    return False
 
 
 def _pillow_dpi(pim: PILImage.Image, fmt: str, tiff_tags: dict[int, Any]) -> tuple[float, float] | None:
@@ -929,8 +982,8 @@ def write_image(path: str | os.PathLike[str], image_or_pixels: Image | np.ndarra
         grey = bool(grey) and fmt in _HAS_GREY
         codes_given = np.asarray(pixels).dtype in _CODE_DTYPES
         checked = _check_pixels_array(pixels)
-        rgb = _to_codes(_luma(checked) if grey else checked, bit_depth)
-        a = _to_codes(_check_alpha(alpha, rgb.shape[:2]), bit_depth) if alpha is not None else None
+        rgb = to_codes(_luma(checked) if grey else checked, bit_depth)
+        a = to_codes(_check_alpha(alpha, rgb.shape[:2]), bit_depth) if alpha is not None else None
         icc = _icc_for(icc_profile, grey)
         exif_bytes = _exif_for_writing(exif)
         xmp_bytes = _xmp_for_writing(xmp) if fmt in _HAS_XMP else None
@@ -983,7 +1036,7 @@ def _output_format(path: Path, format: str | None) -> str:
 _CODE_DTYPES = (np.uint8, np.uint16)
 
 
-def _to_codes(a: np.ndarray, bit_depth: int) -> np.ndarray:
+def to_codes(a: np.ndarray, bit_depth: int) -> np.ndarray:
     """Float values in [0, 1] or ``uint8`` / ``uint16`` codes to codes of ``bit_depth`` bits (see
     :func:`write_image`)."""
     if a.dtype not in _CODE_DTYPES:

@@ -12,12 +12,14 @@ Flicker is measured as in ``DESIGN.md``: the mean absolute frame-to-frame change
 
 Clips are read and written with the ffmpeg binary that ships inside ``imageio-ffmpeg``; every audio and subtitle
 track, attachment, chapter and the metadata of the source are copied into the output unchanged, and the output is
-written to a temporary file and moved into place.
+written to a temporary file and moved into place. A clip of more than 8 bits a sample is read as 16-bit codes and
+written with 10; the output is converted with the source's colour matrix and range and carries its colour tags.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 import secrets
@@ -28,7 +30,8 @@ from pathlib import Path
 import numpy as np
 
 from .filters.base import LUMA_709
-from .io import SUPPORTED_EXTENSIONS, Image, ImageIOError, atomic_write_bytes, read_image, side_path, write_image
+from .io import (SUPPORTED_EXTENSIONS, Image, ImageIOError, atomic_write_bytes, read_image, side_path, to_codes,
+                 write_image)
 
 
 def _numeric_leaves(edit: dict, prefix: tuple = ()) -> Iterable[tuple[tuple, float | list]]:
@@ -228,7 +231,7 @@ def enhance_frames(method, folder: Path, out_folder: Path, cfg) -> dict:
         if o.exists() and cfg.skip_existing:
             continue
         write_side_files(plan, o, cfg, {"source": f.name, "frame": i})
-        write_image(o, pixels, bit_depth=_bit_depth(cfg, img.bit_depth, o), quality=cfg.quality,
+        write_image(o, pixels, bit_depth=_bit_depth(cfg, img.bit_depth, o), quality=cfg.quality_for(img, o),
                     icc_profile=img.icc_profile, exif=img.exif, xmp=img.xmp, dpi=img.dpi, alpha=img.alpha,
                     overwrite=True, threads=encode_threads(), grey=img.grey)
     report = {"frames": len(frames), "repeated_frames": sum(repeats), **_flicker_report(stats_in, stats_out)}
@@ -253,24 +256,66 @@ def _ffmpeg():
         import imageio_ffmpeg
     except ImportError as e:  # a dependency of deepexpose; only a broken install lacks it
         raise RuntimeError("video needs the imageio-ffmpeg package (pip install imageio-ffmpeg)") from e
+    log = logging.getLogger("imageio_ffmpeg")
+    if _quiet_rotation not in log.filters:
+        log.addFilter(_quiet_rotation)
     return imageio_ffmpeg
 
 
+def _quiet_rotation(record: logging.LogRecord) -> bool:
+    """Leave out imageio-ffmpeg's warning that a rotated clip's frames (upright, as ffmpeg turns them) have
+    another size than its stored ones: that is expected, not a problem."""
+    return "different from the source frame size" not in record.getMessage()
+
+
 def read_clip(path: Path) -> tuple[dict, Iterable[np.ndarray]]:
-    """The clip's metadata (``fps``, ``size``, ``audio``...) and an iterator over its RGB frames (uint8)."""
+    """The clip's metadata (``fps``, ``size``, ``audio_codec``..., plus ``bit_depth`` and ``colour``, see
+    :func:`clip_colour`) and an iterator over its upright RGB frames: ``uint8`` codes, or ``uint16`` for a clip
+    stored with more than 8 bits (10-bit H.264, HEVC, VP9, ProRes...), which keeps their precision."""
     ff = _ffmpeg()
     reader = ff.read_frames(str(path))
     try:
         meta = reader.__next__()
     except OSError as e:
         raise ValueError(f"cannot read the clip ({ffmpeg_reason(str(e))})") from None
+    meta["bit_depth"], meta["colour"] = clip_colour(str(meta.get("pix_fmt", "")))
+    if meta["bit_depth"] == 16:
+        reader.close()
+        reader = ff.read_frames(str(path), pix_fmt="rgb48le", bpp=6)
+        reader.__next__()
     w, h = meta["size"]
+    dtype = np.dtype("<u2") if meta["bit_depth"] == 16 else np.dtype(np.uint8)
 
     def frames():
         for raw in reader:
-            yield np.frombuffer(raw, dtype=np.uint8).reshape(h, w, 3)
+            yield np.frombuffer(raw, dtype=dtype).reshape(h, w, 3).astype(dtype.newbyteorder("="), copy=False)
 
     return meta, frames()
+
+
+_HIGH_DEPTH = re.compile(r"^(?:\w*?(?:9|1[0-6])(?:le|be)|p01[026]|[rb]gba?(?:48|64)|y21[026]|x2[rb]gb10|ayuv64)")
+_SPACES = {"gbr", "bt709", "unknown", "fcc", "bt470bg", "smpte170m", "smpte240m", "ycgco", "bt2020nc", "bt2020c",
+           "smpte2085", "chroma-derived-nc", "chroma-derived-c", "ictcp"}  # ffmpeg's names of colour matrices
+_SCALE_MATRIX = {"bt709": "bt709", "bt470bg": "bt470", "smpte170m": "smpte170m", "smpte240m": "smpte240m",
+                 "fcc": "fcc", "bt2020nc": "bt2020", "bt2020c": "bt2020"}  # ffmpeg colour spaces -> scale's names
+
+
+def clip_colour(pix_fmt: str) -> tuple[int, dict[str, str]]:
+    """From ffmpeg's description of a video stream's pixel format (``yuv420p10le(tv, bt709/unknown/unknown,
+    progressive)``): 16 for a format of more than 8 bits a sample (else 8), and its colour tags: ``range``
+    (``tv``, or ``pc`` for full range) and the ``space`` (matrix), ``primaries`` and ``trc`` that are known."""
+    name, _, rest = pix_fmt.partition("(")
+    depth = 16 if _HIGH_DEPTH.match(name.strip()) else 8
+    colour: dict[str, str] = {}
+    for token in (t.strip() for t in rest.rstrip(")").split(",")):
+        if token in ("tv", "pc"):
+            colour["range"] = token
+        elif (parts := token.split("/")) and len(parts) in (1, 3) and parts[0] in _SPACES:
+            parts = parts * (3 // len(parts))  # one name: the space, the primaries and the transfer are all it
+            colour.update({k: v for k, v in zip(("space", "primaries", "trc"), parts) if v != "unknown"})
+    if name.strip().startswith("yuvj"):
+        colour["range"] = "pc"
+    return depth, colour
 
 
 def ffmpeg_reason(message: str) -> str:
@@ -291,23 +336,41 @@ def ffmpeg_reason(message: str) -> str:
 _CODECS = {".webm": "libvpx-vp9", ".avi": "mpeg4"}  # the others: H.264 (libx264)
 
 
-def encoder_options(suffix: str, quality: int, size: tuple[int, int]) -> tuple[str, str, list[str]]:
+def encoder_options(suffix: str, quality: int, size: tuple[int, int], bit_depth: int = 8,
+                    colour: dict[str, str] | None = None) -> tuple[str, str, list[str]]:
     """``(codec, pixel format, ffmpeg options)`` for a clip written as ``suffix`` at ``--quality`` 1..100.
 
     Quality maps to x264's constant rate factor, CRF = 51 - 33 q / 95 rounded: the default 95 gives CRF 18
     (visually lossless, about x264's own advice), 100 gives 16 and 1 gives 51. VP9 (``.webm``) gets that CRF
     scaled to its 0..63 range; MPEG-4 (``.avi``) the quantiser 1 + 30 (CRF / 51)^2. H.264 stores 4:2:0 colour
-    only at even sizes, so a clip of odd width or height is written 4:4:4 (same size, no pixel added or cut)."""
+    only at even sizes, so a clip of odd width or height is written 4:4:4 (same size, no pixel added or cut).
+    ``bit_depth`` 16 (a source of more than 8 bits) writes 10-bit H.264 and VP9 (MPEG-4 has only 8). ``colour``
+    (:func:`clip_colour` of the source) is written with the source's matrix and range and tagged as the source
+    is, so players show unchanged pixels as they showed the source's; without tags, ffmpeg's defaults, which
+    are also what it reads an untagged source with."""
     if not 1 <= quality <= 100:
         raise ValueError(f"--quality must be in 1..100, got {quality}")
     crf = min(51, max(0, round(51 - 33 * quality / 95)))
     codec = _CODECS.get(suffix.lower(), "libx264")
+    ten = "10le" if bit_depth == 16 and codec != "mpeg4" else ""
     if codec == "libvpx-vp9":
-        return codec, "yuv420p", ["-crf", str(round(crf * 63 / 51)), "-b:v", "0"]
-    if codec == "mpeg4":
-        return codec, "yuv420p", ["-qscale:v", str(1 + round(30 * (crf / 51) ** 2))]
-    odd = size[0] % 2 or size[1] % 2
-    return codec, "yuv444p" if odd else "yuv420p", ["-crf", str(crf)]
+        pix_fmt, options = f"yuv420p{ten}", ["-crf", str(round(crf * 63 / 51)), "-b:v", "0"]
+    elif codec == "mpeg4":
+        pix_fmt, options = "yuv420p", ["-qscale:v", str(1 + round(30 * (crf / 51) ** 2))]
+    else:
+        pix_fmt, options = f"yuv{'444' if size[0] % 2 or size[1] % 2 else '420'}p{ten}", ["-crf", str(crf)]
+    return codec, pix_fmt, options + _colour_options(colour or {}, pix_fmt)
+
+
+def _colour_options(colour: dict[str, str], pix_fmt: str) -> list[str]:
+    """The conversion (matrix and range of ``colour``) to ``pix_fmt`` and the stream's colour tags."""
+    scale = [f"out_color_matrix={_SCALE_MATRIX[colour['space']]}"] if colour.get("space") in _SCALE_MATRIX else []
+    if "range" in colour:
+        scale.append(f"out_range={colour['range']}")
+    options = ["-vf", f"scale={':'.join(scale)},format={pix_fmt}"] if scale else []
+    tags = {**colour, "space": colour.get("space") if colour.get("space") in _SCALE_MATRIX else None}  # as converted
+    flags = {"space": "-colorspace", "primaries": "-color_primaries", "trc": "-color_trc", "range": "-color_range"}
+    return options + [a for key, flag in flags.items() if tags.get(key) for a in (flag, tags[key])]
 
 
 def clip_streams(path: Path) -> dict[str, int]:
@@ -334,10 +397,12 @@ def _copy_streams(video: Path, source: Path, out: Path, kinds: Sequence[str]) ->
 
 
 def write_clip(path: Path, frames: Iterable[np.ndarray], *, fps: float, size: tuple[int, int],
-               streams_from: Path | None = None, quality: int = 95,
+               streams_from: Path | None = None, quality: int = 95, bit_depth: int = 8,
+               colour: dict[str, str] | None = None,
                before_replace: Callable[[list[str]], None] | None = None) -> list[str]:
     """Encode ``frames`` to ``path`` atomically (hidden temporary files moved into place); ``before_replace`` runs
-    after encoding, before the move, given what was left out (below). Codec and quality: :func:`encoder_options`.
+    after encoding, before the move, given what was left out (below). Codec, quality, ``bit_depth`` and
+    ``colour``: :func:`encoder_options`. Frames are ``uint8`` codes, or ``uint16`` with ``bit_depth`` 16.
 
     With ``streams_from``, every audio track, subtitle track and attachment of that clip, its metadata (title,
     creation time...) and its chapters are copied into the output unchanged. What the output's container cannot
@@ -349,13 +414,15 @@ def write_clip(path: Path, frames: Iterable[np.ndarray], *, fps: float, size: tu
     path.parent.mkdir(parents=True, exist_ok=True)
     left_out: list[str] = []
     try:
-        codec, pix_fmt, options = encoder_options(path.suffix, quality, size)
-        writer = ff.write_frames(str(tmp), size, fps=fps, codec=codec, pix_fmt_out=pix_fmt, quality=None,
-                                 output_params=options, macro_block_size=1)
+        codec, pix_fmt, options = encoder_options(path.suffix, quality, size, bit_depth, colour)
+        deep = bit_depth == 16 and "10" in pix_fmt
+        writer = ff.write_frames(str(tmp), size, fps=fps, codec=codec, pix_fmt_in="rgb48le" if deep else "rgb24",
+                                 pix_fmt_out=pix_fmt, quality=None, output_params=options, macro_block_size=1)
         try:
             writer.send(None)
             for frame in frames:
-                writer.send(np.ascontiguousarray(frame))
+                frame = to_codes(frame, 16 if deep else 8)
+                writer.send(np.ascontiguousarray(frame, dtype="<u2" if deep else np.uint8))
             writer.close()
         except OSError as e:  # ffmpeg stopped; it printed its reason itself (imageio-ffmpeg does not capture it)
             raise ValueError(f"cannot write the clip ({str(e).splitlines()[0]}; ffmpeg's reason is printed above "
@@ -417,7 +484,8 @@ def enhance_video(method, source: Path, output: Path, cfg) -> dict:
             _write_json(side_path(output, ".json"), doc)
 
     left_out = write_clip(output, rendered(), fps=float(meta["fps"]), size=tuple(meta["size"]), streams_from=source,
-                          quality=cfg.quality, before_replace=sidecar)
+                          quality=cfg.quality_for(None, output), bit_depth=meta["bit_depth"],
+                          colour=meta["colour"], before_replace=sidecar)
     if left_out:
         from . import DeepExposeWarning
 

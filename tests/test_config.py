@@ -62,3 +62,25 @@ def test_help_drops_code_marks_and_does_not_repeat_a_default_the_doc_names():
     assert "model file (default: the bundled model); see deepexpose enhance" in text
     assert "(default: '')" not in text and "``" not in text
     assert "(default: 3)" in text  # a field without a doc still shows its default
+
+
+@dataclass
+class _Optional:
+    count: int | None = None
+    """how many (default: as many as there are)"""
+
+
+@dataclass
+class _Ambiguous:
+    value: int | str | None = None
+    """either"""
+
+
+def test_a_none_default_takes_its_type_from_the_annotation():
+    p = argparse.ArgumentParser()
+    add_dataclass_arguments(p, _Optional)
+    assert p.parse_args(["--count", "3"]).count == 3 and p.parse_args([]).count is None
+    with pytest.raises(SystemExit):
+        p.parse_args(["--count", "x"])
+    with pytest.raises(TypeError, match="annotation T | None"):
+        add_dataclass_arguments(argparse.ArgumentParser(), _Ambiguous)

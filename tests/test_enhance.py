@@ -113,6 +113,35 @@ def test_format_quality_and_bit_depth(tmp_path):
     assert not (out / "x").exists() and not (out / "j16" / "p.jpg").exists()
 
 
+def webp_kind(path):
+    """``lossless`` or ``lossy``: whether the file holds a VP8L (lossless) or a VP8 (lossy) image chunk."""
+    data = Path(path).read_bytes()
+    assert data[:4] == b"RIFF" and data[8:12] == b"WEBP" and (b"VP8L" in data) != (b"VP8 " in data)
+    return "lossless" if b"VP8L" in data else "lossy"
+
+
+def test_a_lossless_webp_stays_lossless_unless_a_quality_is_given(tmp_path):
+    from deepexpose.cli import main
+
+    src, out = tmp_path / "in", tmp_path / "out"
+    save(src / "ll.webp", photo(6), lossless=True)
+    save(src / "ly.webp", photo(7), quality=90)
+    assert read_image(src / "ll.webp").lossless and not read_image(src / "ly.webp").lossless
+    assert enhance_paths([src], cfg(out / "default")).exit_code == 0
+    assert webp_kind(out / "default" / "ll.webp") == "lossless" and webp_kind(out / "default" / "ly.webp") == "lossy"
+    assert enhance_paths([src / "ll.webp"], cfg(out / "png", format="png")).exit_code == 0
+    edited = np.asarray(Image.open(out / "png" / "ll.png"))
+    assert np.array_equal(np.asarray(Image.open(out / "default" / "ll.webp")), edited)  # the rendered pixels
+    assert not np.array_equal(np.asarray(Image.open(src / "ll.webp")), edited)  # edited, not copied
+    assert enhance_paths([src], cfg(out / "q95", quality=95)).exit_code == 0  # a quality given wins
+    assert webp_kind(out / "q95" / "ll.webp") == "lossy"
+    cli = ["enhance", str(src), "--method", "classic", "--no-progress", "-o"]
+    for folder, given, ll, ly in (("c", [], "lossless", "lossy"), ("c80", ["--quality", "80"], "lossy", "lossy"),
+                                  ("c100", ["--quality", "100"], "lossless", "lossless")):
+        assert main(cli + [str(out / folder), *given]) == 0
+        assert (webp_kind(out / folder / "ll.webp"), webp_kind(out / folder / "ly.webp")) == (ll, ly), folder
+
+
 def test_a_malformed_pixel_limit_fails_the_command_once(tmp_path, monkeypatch):
     src = save(tmp_path / "in" / "p.png", photo(5))
     monkeypatch.setenv("DEEPEXPOSE_MAX_PIXELS", "abc")
@@ -538,3 +567,15 @@ def test_an_unexpected_error_fails_only_that_file(tmp_path, monkeypatch):
     monkeypatch.setattr(enh, "enhance_image", flaky)
     s = enhance_paths([src], cfg(tmp_path / "out"))
     assert s.count("done") == 2 and s.failed[0].reason == "TypeError: something nobody planned for"
+
+
+def test_quality_for_keeps_a_lossless_webp_lossless_unless_a_quality_is_given():
+    from deepexpose.enhance import DEFAULT_QUALITY
+    from deepexpose.io import Image as Img
+
+    lossless, lossy = Img(np.zeros((2, 2, 3), np.float32), lossless=True), Img(np.zeros((2, 2, 3), np.float32))
+    cfg = EnhanceConfig()
+    assert cfg.quality_for(lossless, Path("a.WEBP")) == 100 and DEFAULT_QUALITY == 95
+    assert cfg.quality_for(lossless, Path("a.png")) == cfg.quality_for(lossy, Path("a.webp")) == 95
+    assert cfg.quality_for(None, Path("clip.mp4")) == 95
+    assert EnhanceConfig(quality=80).quality_for(lossless, Path("a.webp")) == 80

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import io
+import itertools
 import os
 import pickle
+import struct
 from pathlib import Path
 
 import imagecodecs
@@ -24,6 +27,7 @@ from deepexpose.io import (
     quantize,
     read_image,
     read_preview,
+    to_codes,
     to_tensor,
     write_image,
 )
@@ -113,6 +117,23 @@ def test_webp_lossy(tmp_path):
     u8[..., 2] = 100
     img = read_image(write_image(tmp_path / "a.webp", u8 / 255.0, quality=90))
     assert img.format == "WEBP" and np.abs(as_u8(img.pixels) - u8).mean() < 8
+
+
+@pytest.mark.parametrize("lossless", [True, False])
+@pytest.mark.parametrize("kind", ["simple", "alpha", "icc", "animated"])
+def test_webp_says_whether_it_is_lossless(tmp_path, icc, lossless, kind):
+    u8 = rgb8()
+    pim = PILImage.fromarray(np.dstack([u8, u8[..., 0]]), "RGBA") if kind == "alpha" else PILImage.fromarray(u8)
+    kw = {"lossless": True} if lossless else {"quality": 80}
+    if kind == "icc":
+        kw["icc_profile"] = icc
+    elif kind == "animated":
+        kw.update(save_all=True, append_images=[PILImage.fromarray(255 - u8)])
+    pim.save(tmp_path / "a.webp", **kw)
+    if kind in ("icc", "animated"):  # the extended layout: the image chunk comes further on
+        assert (tmp_path / "a.webp").read_bytes()[12:16] == b"VP8X"
+    assert read_image(tmp_path / "a.webp").lossless is lossless
+    assert not read_image(write_image(tmp_path / "a.png", u8)).lossless
 
 
 @pytest.mark.parametrize("ext", [".png", ".tif"])
@@ -413,16 +434,87 @@ def test_la_and_pa(tmp_path):
 
 
 @pytest.mark.parametrize("ext", [".jpg", ".tif"])
-def test_cmyk(tmp_path, ext):
+@pytest.mark.parametrize("profile", [None, b"broken", "rgb"])
+def test_cmyk_without_a_cmyk_profile_is_converted_by_the_plain_formula(tmp_path, ext, profile, icc):
     cmyk = PILImage.fromarray(rgb8()).convert("CMYK")
     path = tmp_path / f"c{ext}"
-    cmyk.save(path, quality=95) if ext == ".jpg" else cmyk.save(path)
+    if profile == b"broken":  # says CMYK in its header, but no profile follows
+        profile = bytes(16) + b"CMYKLab " + bytes(104)
+    kw = {"icc_profile": icc if profile == "rgb" else profile} if profile else {}
+    cmyk.save(path, quality=95, **kw) if ext == ".jpg" else cmyk.save(path, **kw)
     with PILImage.open(path) as ref:
-        assert ref.mode == "CMYK"
+        assert ref.mode == "CMYK" and ref.info.get("icc_profile") == kw.get("icc_profile")
         expected = np.asarray(ref.convert("RGB"))
     img = read_image(path)
-    assert img.pixels.shape == (H, W, 3)
+    assert img.pixels.shape == (H, W, 3) and img.icc_profile is None
     np.testing.assert_array_equal(as_u8(img.pixels), expected)
+
+
+def cmyk_profile(table=b"A2B0"):
+    """A tiny ICC v2 CMYK printer profile: a 2-point lut16 ``table`` from CMYK to Lab, neutral paper at L* 90 and
+    black ink at L* 10, cyan, magenta and yellow each taking 25 from L* and tinting a* and b*."""
+    def s15(v):
+        return struct.pack(">i", round(v * 65536))
+
+    grid = []  # the first input channel varies slowest
+    for c, m, y, k in itertools.product((0, 1), repeat=4):
+        lab = (10 if k else 90 - 25 * (c + m + y), -30 * c + 50 * m, -30 * c - 10 * m + 60 * y)
+        grid += [round(lab[0] / 100 * 0xFF00), round((lab[1] + 128) * 256), round((lab[2] + 128) * 256)]
+    lut = (b"mft2" + bytes(4) + bytes([4, 3, 2, 0]) + b"".join(s15(v) for v in (1, 0, 0, 0, 1, 0, 0, 0, 1))
+           + struct.pack(">HH", 2, 2) + struct.pack(">8H", *[0, 65535] * 4)
+           + struct.pack(f">{len(grid)}H", *grid) + struct.pack(">6H", *[0, 65535] * 3))
+    desc = b"desc" + bytes(4) + struct.pack(">I", 10) + b"test CMYK\0" + bytes(82)
+    wtpt = b"XYZ " + bytes(4) + s15(0.9642) + s15(1.0) + s15(0.8249)
+    tags = [(b"desc", desc), (table, lut), (b"wtpt", wtpt)]
+    offset, directory, body = 128 + 4 + 12 * len(tags), b"", b""
+    for sig, data in tags:
+        data += bytes(-len(data) % 4)
+        directory += sig + struct.pack(">II", offset + len(body), len(data))
+        body += data
+    header = (struct.pack(">I", offset + len(body)) + bytes(4) + struct.pack(">I", 0x02100000) + b"prtrCMYKLab "
+              + bytes(12) + b"acsp" + bytes(28) + s15(0.9642) + s15(1.0) + s15(0.8249) + bytes(48))
+    return header + struct.pack(">I", len(tags)) + directory + body
+
+
+def undated(profile):
+    """An ICC profile without its creation date (header bytes 24..36), which LittleCMS sets to the time it makes one."""
+    return profile[:24] + profile[36:]
+
+
+def cmyk_patches():
+    """Paper, black, cyan, magenta, yellow and a mid grey of C, M and Y, each an 8 x 8 block (a JPEG keeps it)."""
+    a = np.array([[[0, 0, 0, 0], [0, 0, 0, 255], [255, 0, 0, 0], [0, 255, 0, 0], [0, 0, 255, 0], [128, 128, 128, 0]]],
+                 np.uint8)
+    return np.repeat(np.repeat(a, 8, axis=0), 8, axis=1)
+
+
+@pytest.mark.parametrize("ext", [".jpg", ".tif"])
+def test_cmyk_is_converted_to_srgb_through_its_profile(tmp_path, ext, icc):
+    profile, cmyk = cmyk_profile(), PILImage.fromarray(cmyk_patches(), "CMYK")
+    cmyk.save(tmp_path / f"c{ext}", quality=100, icc_profile=profile)
+    if ext == ".jpg":  # stored inverted, as Photoshop writes CMYK JPEGs, behind an Adobe marker
+        data = (tmp_path / "c.jpg").read_bytes()
+        assert data[2:4] == b"\xff\xee" and data[6:11] == b"Adobe"
+        assert np.array_equal(255 - imagecodecs.jpeg8_decode(data), cmyk_patches())
+    img = read_image(tmp_path / f"c{ext}", dtype="native")
+    srgb = ImageCms.createProfile("sRGB")
+    cms = ImageCms.ImageCmsProfile(io.BytesIO(profile))
+    expected = np.asarray(ImageCms.profileToProfile(cmyk, cms, srgb, renderingIntent=0, outputMode="RGB"))
+    np.testing.assert_array_equal(img.pixels, expected)
+    assert np.abs(img.pixels.astype(int) - np.asarray(cmyk.convert("RGB"))).max() > 40  # not the plain formula
+    assert undated(img.icc_profile) == undated(icc)  # the pixels are sRGB now, and written so
+    with PILImage.open(write_image(tmp_path / "out.jpg", img)) as out:
+        assert out.mode == "RGB" and out.info["icc_profile"] == img.icc_profile
+
+
+def test_cmyk_profile_without_a_perceptual_table_is_used_relative_colorimetric(tmp_path, icc):
+    profile = cmyk_profile(b"A2B1")
+    assert ImageCms.isIntentSupported(ImageCms.ImageCmsProfile(io.BytesIO(profile)), 0, 0) == -1
+    PILImage.fromarray(cmyk_patches(), "CMYK").save(tmp_path / "c.tif", icc_profile=profile)
+    img = read_image(tmp_path / "c.tif", dtype="native")
+    black = img.pixels[0, 8]  # L* 10 is sRGB 27 (by hand: Y = (26 / 116) ** 3, then the sRGB curve)
+    assert np.abs(black.astype(int) - 27).max() <= 1 and img.pixels[0, 0].tolist() == [255, 255, 255]
+    assert undated(img.icc_profile) == undated(icc)
 
 
 def test_non_rgb_icc_profile_is_dropped(tmp_path, icc):
@@ -896,6 +988,15 @@ def test_reading_never_modifies_the_input(tmp_path):
 
 
 # ------------------------------------------------------------------------------------------ helpers
+
+
+def test_to_codes_converts_floats_and_depths():
+    eight = np.array([0, 1, 128, 255], np.uint8)
+    assert to_codes(eight, 8) is eight  # codes at their own depth are passed as they are
+    assert to_codes(eight, 16).tolist() == [0, 257, 32896, 65535]
+    sixteen = np.array([0, 128, 129, 32896, 65535], np.uint16)
+    assert to_codes(sixteen, 8).tolist() == [0, 0, 1, 128, 255]  # (v * 255 + 32767) // 65535: rounded
+    assert to_codes(np.array([0.0, 0.5, 1.0], np.float32), 8).tolist() == [0, 128, 255]
 
 
 def test_quantize_rounding():

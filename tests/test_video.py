@@ -384,6 +384,70 @@ def test_encoder_options_map_quality_and_keep_odd_sizes():
         encoder_options(".mp4", 0, (64, 48))
 
 
+def test_a_rotated_clip_is_read_upright_without_imageio_ffmpegs_size_warning(tmp_path, caplog):
+    clip = tmp_path / "flat.mp4"
+    _ffmpeg_run("-f", "lavfi", "-i", "testsrc=size=48x32:rate=8:duration=0.25", "-c:v", "libx264", clip)
+    _ffmpeg_run("-display_rotation", "90", "-i", clip, "-c", "copy", tmp_path / "turned.mp4")
+    with caplog.at_level("WARNING", logger="imageio_ffmpeg"):
+        meta, frames = read_clip(tmp_path / "turned.mp4")
+        assert meta["size"] == (32, 48) and next(iter(frames)).shape == (48, 32, 3)
+    assert not [r for r in caplog.records if r.name == "imageio_ffmpeg"]
+
+
+def test_clip_colour_reads_the_depth_and_the_tags_of_ffmpegs_pixel_format():
+    from deepexpose.video import clip_colour
+
+    assert clip_colour("yuv420p(tv, bt709, progressive)") == (8, {"range": "tv", "space": "bt709",
+                                                                   "primaries": "bt709", "trc": "bt709"})
+    assert clip_colour("yuv420p10le(tv, bt2020nc/bt2020/smpte2084, progressive)") == (
+        16, {"range": "tv", "space": "bt2020nc", "primaries": "bt2020", "trc": "smpte2084"})
+    assert clip_colour("yuv444p(tv, bt709/unknown/unknown, progressive)") == (8, {"range": "tv", "space": "bt709"})
+    assert clip_colour("yuvj420p(pc, progressive)") == (8, {"range": "pc"})
+    assert clip_colour("p010le(tv, top first)") == (16, {"range": "tv"})
+    assert clip_colour("rgb48le") == (16, {}) and clip_colour("yuv420p") == (8, {}) and clip_colour("") == (8, {})
+    assert clip_colour("yuv422p12le(progressive)")[0] == 16 and clip_colour("nv12(tv, progressive)")[0] == 8
+
+
+def test_encoder_options_keep_the_depth_and_the_colour_of_the_source():
+    bt709 = {"range": "tv", "space": "bt709", "primaries": "bt709", "trc": "bt709"}
+    codec, pix_fmt, options = encoder_options(".mp4", 95, (64, 48), 16, bt709)
+    assert (codec, pix_fmt) == ("libx264", "yuv420p10le")
+    assert options == ["-crf", "18", "-vf", "scale=out_color_matrix=bt709:out_range=tv,format=yuv420p10le",
+                       "-colorspace", "bt709", "-color_primaries", "bt709", "-color_trc", "bt709", "-color_range", "tv"]
+    assert encoder_options(".webm", 95, (64, 48), 16)[1] == "yuv420p10le"
+    assert encoder_options(".avi", 95, (64, 48), 16)[1] == "yuv420p"  # MPEG-4 has 8 bits only
+    assert encoder_options(".mp4", 95, (65, 48), 16)[1] == "yuv444p10le"
+    rgb = encoder_options(".mp4", 95, (64, 48), 8, {"range": "pc", "space": "gbr", "trc": "bt709"})[2]
+    assert rgb == ["-crf", "18", "-vf", "scale=out_range=pc,format=yuv420p", "-color_trc", "bt709",
+                   "-color_range", "pc"]  # written as YUV: not tagged as RGB
+
+
+def test_a_10_bit_clip_stays_10_bit_and_keeps_its_colour_tags(tmp_path):
+    from deepexpose.video import clip_colour
+
+    clip = tmp_path / "in" / "ten.mp4"
+    clip.parent.mkdir()
+    _ffmpeg_run("-f", "lavfi", "-i", "testsrc=size=48x32:rate=8:duration=0.5", "-vf",
+                "scale=out_color_matrix=bt709:out_range=pc,format=yuv420p10le", "-colorspace", "bt709",
+                "-color_range", "pc", "-c:v", "libx264", "-qp", "0", clip)
+    meta, frames = read_clip(clip)
+    frames = list(frames)
+    assert meta["bit_depth"] == 16 and meta["colour"] == {"range": "pc", "space": "bt709"}
+    assert frames[0].dtype == np.uint16 and frames[0].shape == (32, 48, 3)
+    assert len(np.unique(frames[0] % 257)) > 1  # more than 8 bits: not just 8-bit codes times 257
+    s = enhance_paths([clip], EnhanceConfig(out=str(tmp_path / "out"), method="identity", progress=False))
+    assert s.exit_code == 0, str(s)
+    out = tmp_path / "out" / "ten.mp4"
+    listing = _ffmpeg_listing(out)
+    assert "yuv420p10le(pc, bt709" in listing
+    meta_out, got = read_clip(out)
+    got = list(got)
+    assert meta_out["bit_depth"] == 16 and len(got) == len(frames) and got[0].dtype == np.uint16
+    error = np.abs(got[0].astype(float) - frames[0].astype(float)).mean() / 257  # in 8-bit levels
+    assert error < 3, error  # CRF 18, 4:2:0 colour on a test pattern of hard edges
+    assert clip_colour("yuv420p10le(pc, bt709, progressive)")[0] == 16
+
+
 @pytest.mark.parametrize("suffix", [".mp4", ".webm", ".avi"])
 def test_a_clip_of_odd_size_and_low_quality_comes_back_the_same_size(tmp_path, suffix):
     frames = [(f * 255).round().astype(np.uint8) for f in flicker_test_clip(n=4, h=35, w=53)]
@@ -472,3 +536,17 @@ def test_a_clip_ffmpeg_cannot_write_is_one_short_failure_and_leaves_nothing(tmp_
     with pytest.raises(ValueError, match=r"^cannot write the clip \(\[Errno 32\] Broken pipe; ffmpeg's reason"):
         write_clip(tmp_path / "x.mp4", iter(frames), fps=8, size=(8, 8))
     assert list(tmp_path.iterdir()) == []
+
+
+def test_lossless_webp_frames_stay_lossless(tmp_path):
+    seq = tmp_path / "s"
+    seq.mkdir()
+    for i, f in enumerate(flicker_test_clip(n=3)):
+        Image.fromarray((f * 255).round().astype(np.uint8)).save(seq / f"{i}.webp", lossless=True)
+    assert read_image(seq / "0.webp").lossless
+    cfg = EnhanceConfig(out=str(tmp_path / "o"), method="classic", frames=True, progress=False)
+    assert enhance_paths([seq], cfg).exit_code == 0
+    assert all(read_image(tmp_path / "o" / "s" / f"{i}.webp").lossless for i in range(3))
+    cfg.quality, cfg.overwrite = 90, True
+    assert enhance_paths([seq], cfg).exit_code == 0
+    assert not read_image(tmp_path / "o" / "s" / "0.webp").lossless
