@@ -24,12 +24,13 @@ import numpy as np
 
 from .device import resolve_device
 from .io import (SUPPORTED_EXTENSIONS, Image, ImageIOError, atomic_copy, atomic_write_bytes, max_pixels_limit,
-                 read_image, read_preview, side_path, write_image)
+                 read_image, read_preview, register_heif, side_path, write_image)
 from .methods import Method, Plan, load_method, view_options
 
 VIDEO_EXTENSIONS = frozenset({".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v"})
-OUTPUT_FORMATS = {"jpg": ".jpg", "jpeg": ".jpg", "png": ".png", "tiff": ".tif", "tif": ".tif", "webp": ".webp"}
-SIXTEEN_BIT = frozenset({".png", ".tif", ".tiff"})
+OUTPUT_FORMATS = {"jpg": ".jpg", "jpeg": ".jpg", "png": ".png", "tiff": ".tif", "tif": ".tif", "webp": ".webp",
+                  "heic": ".heic", "heif": ".heic", "avif": ".avif"}
+SIXTEEN_BIT = frozenset({".png", ".tif", ".tiff", ".heic", ".heif", ".hif"})  # HEIF: 16-bit codes stored as 10 bits
 
 
 @dataclass
@@ -42,12 +43,12 @@ class EnhanceConfig:
     model: str = ""
     """model file of the method (default: the bundled model)"""
     format: str = ""
-    """output format: jpg, png, tiff or webp (default: the input's)"""
+    """output format: jpg, png, tiff, webp, heic or avif (default: the input's)"""
     quality: int | None = None
-    """JPEG/WebP quality, 1..100 (default: 95, and lossless for a lossless WebP written as WebP; 100 is lossless
-    WebP); for clips it sets the codec's constant quality (95: x264 CRF 18)"""
+    """JPEG/WebP/HEIC/AVIF quality, 1..100 (default: 95, and lossless for a lossless WebP written as WebP; 100 is
+    lossless WebP); for clips it sets the codec's constant quality (95: x264 CRF 18)"""
     bit_depth: int = 0
-    """8 or 16 (16 only for png and tiff); 0 keeps the input's"""
+    """8 or 16 (16 only for png, tiff and heic, which stores 10 bits); 0 keeps the input's"""
     strength: float = 1.0
     """0..1: blend the correction toward the input (0 changes nothing)"""
     sidecar: bool = False
@@ -89,7 +90,8 @@ class EnhanceConfig:
 
 
 DEFAULT_QUALITY = 95
-"""``--quality`` when none is given (but a lossless WebP stays lossless): JPEG and WebP quality, x264's CRF 18"""
+"""``--quality`` when none is given (but a lossless WebP stays lossless): JPEG, WebP, HEIC and AVIF quality, x264's
+CRF 18"""
 
 
 WITHOUT_SIDE_FILES = ", without "
@@ -152,7 +154,7 @@ def output_suffix(source: Path, fmt: str) -> str:
     try:
         return OUTPUT_FORMATS[fmt.lower().lstrip(".")]
     except KeyError:
-        raise ValueError(f"unknown --format {fmt!r}; choose from jpg, png, tiff, webp") from None
+        raise ValueError(f"unknown --format {fmt!r}; choose from jpg, png, tiff, webp, heic, avif") from None
 
 
 def _walk_images(folder: Path, ignored: Counter[str], out: Path) -> list[Path]:
@@ -254,8 +256,8 @@ def _bit_depth(cfg: EnhanceConfig, source_depth: int, output: Path) -> int:
     depth = cfg.bit_depth or source_depth
     if depth == 16 and output.suffix.lower() not in SIXTEEN_BIT:
         if cfg.bit_depth == 16:
-            raise ValueError(f"16-bit output needs png or tiff, not {output.suffix}")
-        depth = 8  # a 16-bit input written as JPEG/WebP: 8 bits is all the format holds
+            raise ValueError(f"16-bit output needs png, tiff or heic, not {output.suffix}")
+        depth = 8  # a 16-bit input written as JPEG/WebP/AVIF: 8 bits is all the format holds here
     return depth
 
 
@@ -332,23 +334,28 @@ def _unchanged(a: np.ndarray, b: np.ndarray) -> bool:
     return all(np.array_equal(a[i:i + step], b[i:i + step]) for i in range(0, a.shape[0], step))
 
 
-_PILLOW_SUFFIX = {"JPEG": ".jpg", "PNG": ".png", "TIFF": ".tif", "WEBP": ".webp", "BMP": ".bmp"}
+_PILLOW_SUFFIX = {"JPEG": ".jpg", "PNG": ".png", "TIFF": ".tif", "WEBP": ".webp", "BMP": ".bmp", "HEIF": ".heic",
+                  "AVIF": ".avif"}
+_SAME_SUFFIX = {".jpeg": ".jpg", ".tiff": ".tif", ".heif": ".heic", ".hif": ".heic"}
 
 
 def _copyable(source: Path, output: Path) -> bool:
     """Whether a copy of ``source`` is what writing its unchanged pixels to ``output`` would give: the file is
     the format the output's name says, one picture (not animated, not multi-page), upright (no EXIF orientation
-    to apply) and not CMYK (converted to RGB when read). Reads the header only."""
+    to apply) and not CMYK (converted to RGB when read). Reads the header only. A HEIC or AVIF file's rotation
+    (``irot``, ``imir``) is part of the picture, which every reader applies: pillow-heif reports none, Pillow
+    reports an AVIF's as its EXIF orientation."""
     from PIL import Image as PILImage
 
+    register_heif()
     try:
         with PILImage.open(source) as im:
             kind, mode, frames = _PILLOW_SUFFIX.get(im.format or ""), im.mode, getattr(im, "n_frames", 1)
-            orientation = im.getexif().get(0x0112, 1)
+            orientation = 1 if im.format == "AVIF" else im.getexif().get(0x0112, 1)
     except Exception:  # noqa: BLE001 - whatever Pillow cannot open is written, not copied
         return False
     suffix = output.suffix.lower()
-    return (kind == {".jpeg": ".jpg", ".tiff": ".tif"}.get(suffix, suffix) and frames == 1 and orientation == 1
+    return (kind == _SAME_SUFFIX.get(suffix, suffix) and frames == 1 and orientation == 1
             and mode not in ("CMYK", "YCbCr", "LAB"))
 
 
@@ -498,7 +505,7 @@ def enhance_paths(inputs: Sequence[str | Path], cfg: EnhanceConfig) -> EnhanceSu
     if cfg.quality is not None and not 1 <= cfg.quality <= 100:
         raise ValueError(f"--quality must be in 1..100, got {cfg.quality}")
     if cfg.bit_depth == 16 and cfg.format and output_suffix(Path("x"), cfg.format) not in SIXTEEN_BIT:
-        raise ValueError(f"--bit-depth 16 needs --format png or tiff, not {cfg.format}")
+        raise ValueError(f"--bit-depth 16 needs --format png, tiff or heic, not {cfg.format}")
     if cfg.skip_existing and cfg.overwrite:
         raise ValueError("--skip-existing and --overwrite contradict each other; pass one")
     if cfg.jobs < 1:

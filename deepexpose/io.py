@@ -1,17 +1,24 @@
 """Robust image I/O: read photos into float RGB arrays and write them back atomically.
 
 Reading (:func:`read_image`)
-    JPEG, PNG, TIFF, WebP and BMP, 8- and 16-bit. The result is ``H x W x 3`` float32 RGB in [0, 1] (or, with
+    JPEG, PNG, TIFF, WebP and BMP, 8- and 16-bit; HEIC/HEIF (``.heic``, ``.heif``, ``.hif``; ``Image.format``
+    ``"HEIF"``) and AVIF, 8-, 10- and 12-bit. The result is ``H x W x 3`` float32 RGB in [0, 1] (or, with
     ``dtype="native"``, the file's own ``uint8`` / ``uint16`` codes, which take a quarter / half the memory)
     with the EXIF orientation applied (Pillow's ``ImageOps.exif_transpose`` semantics). Grayscale, palette
     and CMYK images are converted to RGB (CMYK with its profile, see below; ``Image.grey`` says the file was
     grayscale); an alpha channel
     (RGBA, LA, PA, palette or colour-key transparency) is returned separately in ``Image.alpha``. 16-bit files
     keep their full precision: 16-bit TIFFs are decoded by ``tifffile`` and 16-bit PNGs by ``imagecodecs``
-    (Pillow would cut them to 8 bits). ``Image.lossless`` says a WebP file is lossless (its image is ``VP8L``).
-    Multi-frame files (multi-page TIFF, animated WebP, MPO) give their first frame. In native mode RGB and
-    gray JPEGs are decoded by libjpeg-turbo through ``imagecodecs`` straight into the array (the same pixels
-    as Pillow's decoder, tested, in about half the time of Pillow's decode plus its array copy).
+    (Pillow would cut them to 8 bits). HEIF files are decoded by libheif through ``pillow-heif`` (registered with
+    Pillow on first use, so importing deepexpose stays fast), AVIF files by Pillow; 10- and 12-bit ones (AVIF's
+    by libavif through ``imagecodecs``) give ``bit_depth`` 16, their codes scaled to the full 16 bits (top bits
+    repeated below them). Without ``pillow-heif``, or Pillow's AVIF support, reading such a file fails with a
+    message naming what is missing; other formats are not affected. ``Image.lossless`` says a WebP file is
+    lossless (its image is ``VP8L``). Multi-frame files (multi-page TIFF, animated WebP and AVIF, MPO) give
+    their first frame, a HEIF file its primary image (depth maps, auxiliary images and thumbnails are left out).
+    In native mode RGB and gray JPEGs are decoded by libjpeg-turbo through ``imagecodecs`` straight into the
+    array (the same pixels as Pillow's decoder, tested, in about half the time of Pillow's decode plus its array
+    copy).
 
     Every failure is an :class:`ImageReadError` naming the file and the reason: missing, empty, not an
     image, truncated or corrupt, unsupported pixel layout (float or 32-bit samples, odd channel counts), or
@@ -19,8 +26,9 @@ Reading (:func:`read_image`)
     writes to the input file.
 
 Writing (:func:`write_image`)
-    8-bit JPEG, PNG, TIFF, WebP and BMP; 16-bit PNG and TIFF; RGB, or with ``grey=True`` one grayscale channel
-    (the Rec. 709 luma of the pixels; WebP stays RGB), from float pixels in [0, 1] (rounded to the
+    8-bit JPEG, PNG, TIFF, WebP, BMP, HEIC (``pillow-heif``: libheif and x265) and AVIF (Pillow); 16-bit PNG and
+    TIFF; HEIC from 16-bit codes as 10-bit; RGB, or with ``grey=True`` one grayscale channel (the Rec. 709 luma
+    of the pixels; WebP and HEIC stay RGB), from float pixels in [0, 1] (rounded to the
     output depth) or from ``uint8`` / ``uint16`` codes (written as they are at their own depth; 8 -> 16 bits
     multiplies by 257, 16 -> 8 bits rounds to nearest). A JPEG from codes is encoded through ``imagecodecs``
     without Pillow's 4-byte copy: the file is byte for byte the one Pillow writes (tested), except that from
@@ -28,7 +36,8 @@ Writing (:func:`write_image`)
     markers, which decodes to the very same pixels (tested) from a file of about the same size. The file is
     written to a hidden temporary file in the target directory, fsynced and then moved into place, so a
     reader never sees a partial file and a failure leaves nothing behind. An existing file is only replaced
-    with ``overwrite=True`` (otherwise :class:`ImageExistsError`, also a ``FileExistsError``).
+    with ``overwrite=True`` (otherwise :class:`ImageExistsError`, also a ``FileExistsError``). Writing HEIC or
+    AVIF where the encoder is missing fails with an :class:`ImageWriteError` naming it, before any file is made.
     :func:`atomic_write_bytes` does the same for side files such as JSON records.
 
 Metadata rules
@@ -36,25 +45,32 @@ Metadata rules
       ``PIL.Image.Exif.tobytes``.
       When the pixels were rotated, its Orientation is reset to 1; otherwise the bytes are kept as read.
       :func:`write_image` also resets an Orientation other than 1, because the pixels it writes are upright.
-    * JPEG, PNG and WebP carry the full EXIF block. TIFF carries only the descriptive baseline tags
+    * JPEG, PNG, WebP, HEIF and AVIF carry the full EXIF block. TIFF carries only the descriptive baseline tags
       (ImageDescription, Make, Model, Software, DateTime, Artist, Copyright) in both directions; BMP none.
-    * ICC profiles are kept for JPEG, PNG, TIFF and WebP (dropped for BMP). A profile read from the file is
-      kept when it describes the file's RGB or gray data; one is written only where it describes the channels
+    * HEIF and AVIF store rotation and mirroring as ``irot`` / ``imir`` properties of the picture, not in EXIF.
+      libheif applies them while decoding, and a HEIF file's EXIF Orientation (which only describes them; HEIF
+      readers ignore it) is reset to 1 without being applied again. Pillow reports an AVIF's ``irot`` / ``imir``
+      as the EXIF Orientation (replacing the file's own), which is applied as for other formats. Both are written
+      upright, with no ``irot`` / ``imir``. Colour given only as an ``nclx`` box (no ICC profile) is not converted
+      or kept: the pixels are taken as they are.
+    * ICC profiles are kept for JPEG, PNG, TIFF, WebP, HEIF and AVIF (dropped for BMP). A profile read from the
+      file is kept when it describes the file's RGB or gray data; one is written only where it describes the channels
       written (RGB or gray), so a gray photo's profile goes with its gray output and not with an RGB one.
       CMYK pixels (8-bit JPEG and TIFF) with a CMYK profile are converted to sRGB through it by LittleCMS
       (perceptual intent, relative colorimetric where the profile has no perceptual table) and get an sRGB
       profile; without one, or if the conversion fails, by Pillow's plain formula (R = (1 - C)(1 - K), G and B
       alike), dropping the profile. Pillow takes every CMYK JPEG as stored inverted (Adobe's convention, the
       way Photoshop writes them) and writes them so.
-    * XMP packets are kept for JPEG, PNG, TIFF and WebP (dropped for BMP), read as ``Image.xmp``; a
+    * XMP packets are kept for JPEG, PNG, TIFF, WebP, HEIF and AVIF (dropped for BMP), read as ``Image.xmp``; a
       ``tiff:Orientation`` in the packet (attribute or element) is set to 1 on reading and writing, as the
       EXIF one is. A packet too long for one JPEG APP1 marker (over 65504 bytes) is left out of a JPEG.
     * The stored resolution (``Image.dpi``, dots per inch as ``(x, y)``) is kept for JPEG (JFIF density),
       PNG (pHYs) and TIFF (XResolution, YResolution, ResolutionUnit); a density with no unit (aspect ratio
       only), TIFF's default of 1 with no unit, and values outside 1..65535 count as none. Pixels turned by
-      90 degrees swap x and y. WebP and BMP have none here. Comments, PNG text chunks and IPTC are dropped.
-    * Alpha is written to PNG, TIFF and WebP. JPEG and BMP have no alpha channel (for BMP Pillow's reader
-      ignores it), so there it is dropped silently and the colour values are written unchanged, not
+      90 degrees swap x and y. WebP, BMP, HEIF and AVIF have none here. Comments, PNG text chunks and IPTC are
+      dropped.
+    * Alpha is written to PNG, TIFF, WebP, HEIF and AVIF. JPEG and BMP have no alpha channel (for BMP Pillow's
+      reader ignores it), so there it is dropped silently and the colour values are written unchanged, not
       composited.
 
 The decompression-bomb limit is ``max_pixels`` (default: the environment variable ``DEEPEXPOSE_MAX_PIXELS``
@@ -108,6 +124,7 @@ __all__ = [
     "quantize",
     "read_image",
     "read_preview",
+    "register_heif",
     "to_tensor",
     "write_image",
 ]
@@ -120,21 +137,21 @@ MAX_PIXELS_ENV = "DEEPEXPOSE_MAX_PIXELS"
 
 _EXTENSION_FORMATS = {
     ".jpg": "JPEG", ".jpeg": "JPEG", ".png": "PNG", ".tif": "TIFF", ".tiff": "TIFF", ".webp": "WEBP",
-    ".bmp": "BMP",
+    ".bmp": "BMP", ".heic": "HEIF", ".heif": "HEIF", ".hif": "HEIF", ".avif": "AVIF",
 }
 SUPPORTED_EXTENSIONS = frozenset(_EXTENSION_FORMATS)
 """Lower-case file extensions (with the dot) that :func:`is_image_file` accepts."""
 
-SUPPORTED_FORMATS = ("JPEG", "PNG", "TIFF", "WEBP", "BMP")
+SUPPORTED_FORMATS = ("JPEG", "PNG", "TIFF", "WEBP", "BMP", "HEIF", "AVIF")
 """Format names as used by ``Image.format`` and the ``format=`` argument of :func:`write_image`."""
 
-_FORMAT_ALIASES = {"JPG": "JPEG", "TIF": "TIFF", **{f: f for f in SUPPORTED_FORMATS}}
-_PILLOW_FORMATS = ("JPEG", "PNG", "TIFF", "WEBP", "BMP")  # Pillow reports camera multi-picture JPEGs as MPO
-_MAX_BIT_DEPTH = {"JPEG": 8, "PNG": 16, "TIFF": 16, "WEBP": 8, "BMP": 8}
-_HAS_ALPHA = {"PNG", "TIFF", "WEBP"}
-_HAS_ICC = {"JPEG", "PNG", "TIFF", "WEBP"}
-_HAS_GREY = {"JPEG", "PNG", "TIFF", "BMP"}
-_HAS_XMP = {"JPEG", "PNG", "TIFF", "WEBP"}
+_FORMAT_ALIASES = {"JPG": "JPEG", "TIF": "TIFF", "HEIC": "HEIF", **{f: f for f in SUPPORTED_FORMATS}}
+_PILLOW_FORMATS = ("JPEG", "PNG", "TIFF", "WEBP", "BMP", "AVIF")  # camera multi-picture JPEGs are MPO to Pillow
+_MAX_BIT_DEPTH = {"JPEG": 8, "PNG": 16, "TIFF": 16, "WEBP": 8, "BMP": 8, "HEIF": 16, "AVIF": 8}  # HEIF: 10 in the file
+_HAS_ALPHA = {"PNG", "TIFF", "WEBP", "HEIF", "AVIF"}
+_HAS_ICC = {"JPEG", "PNG", "TIFF", "WEBP", "HEIF", "AVIF"}
+_HAS_GREY = {"JPEG", "PNG", "TIFF", "BMP", "AVIF"}
+_HAS_XMP = {"JPEG", "PNG", "TIFF", "WEBP", "HEIF", "AVIF"}
 _HAS_DPI = {"JPEG", "PNG", "TIFF"}
 LUMA_709 = (0.2126, 0.7152, 0.0722)  # gray output's weights: filters.base.LUMA_709, repeated so io needs no torch
 
@@ -149,6 +166,8 @@ _PNG_XMP_KEYWORD = b"XML:com.adobe.xmp\x00"  # an iTXt chunk's keyword and its N
 _EXIF_HEADER = b"Exif\x00\x00"
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _TIFF_SIGNATURES = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
+_AVIF_BRANDS = {b"avif", b"avis"}
+_HEIF_BRANDS = {b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"hevm", b"hevs", b"mif1", b"msf1"}
 
 _PILLOW_LIMIT_LOCK = threading.Lock()
 
@@ -202,6 +221,7 @@ class Image:
     ``xmp`` is the raw XMP packet (its ``tiff:Orientation`` set to 1), ``dpi`` the stored resolution as
     ``(x, y)`` dots per inch of the upright pixels; each ``None`` when the file has none (or none readable).
     ``lossless``: a WebP file whose (first) image is lossless (``VP8L``); ``False`` for every other file.
+    ``bit_depth`` 16 includes 10- and 12-bit HEIF and AVIF files, their codes scaled to 16 bits.
     """
 
     pixels: np.ndarray
@@ -353,6 +373,15 @@ def _exif_with_orientation_1(data: bytes) -> bytes | None:
     return exif.tobytes()
 
 
+def _exif_upright(data: bytes) -> bytes | None:
+    """Raw EXIF with its Orientation reset to 1, or ``None`` if it cannot be edited safely (dropped rather than
+    kept with a wrong Orientation)."""
+    try:
+        return _exif_with_orientation_1(_as_exif_bytes(data))
+    except Exception:
+        return None
+
+
 def _exif_from_tiff_tags(tags: dict[int, Any], rotated: bool) -> bytes | None:
     """An EXIF block holding a TIFF's descriptive text tags (and Orientation 1 if the pixels were rotated)."""
     exif = PILImage.Exif()
@@ -464,12 +493,60 @@ def _over_pillow_limit(pixels: int) -> bool:
     return limit is not None and pixels > limit
 
 
+@functools.cache
+def register_heif() -> bool:
+    """Register pillow-heif's HEIF opener and saver with Pillow, once, when first needed (importing deepexpose stays
+    fast); ``False`` where pillow-heif is not installed."""
+    try:
+        import pillow_heif
+    except ImportError:
+        return False
+    pillow_heif.register_heif_opener()
+    return True
+
+
+def _codec_missing(fmt: str, writing: bool = False) -> str | None:
+    """Why ``fmt`` (HEIF or AVIF) cannot be read, or with ``writing`` written, here; ``None`` if it can."""
+    if fmt == "AVIF":
+        from PIL import features
+
+        if not features.check("avif"):
+            return "AVIF needs Pillow built with AVIF support (libavif): PIL.features.check('avif') is false"
+    elif fmt == "HEIF":
+        if not register_heif():
+            return "HEIC/HEIF needs the 'pillow-heif' package (pip install pillow-heif)"
+        import pillow_heif
+
+        if writing and not pillow_heif.libheif_info()["HEIF"]:
+            return "writing HEIC needs an HEVC encoder (x265), which this pillow-heif's libheif lacks"
+    return None
+
+
+def _isobmff_format(head: bytes) -> str | None:
+    """``"AVIF"`` or ``"HEIF"`` for a file starting with an ISOBMFF ``ftyp`` box that names such a brand (the major
+    brand, or a compatible one after the minor version), else ``None``."""
+    if head[4:8] != b"ftyp":
+        return None
+    end = min(int.from_bytes(head[:4], "big"), len(head))
+    brands = {head[8:12]} | {head[i:i + 4] for i in range(16, end - 3, 4)}
+    if brands & _AVIF_BRANDS:
+        return "AVIF"
+    return "HEIF" if brands & _HEIF_BRANDS else None
+
+
+def _widen(a: np.ndarray, bits: int) -> np.ndarray:
+    """``bits``-bit codes (10 or 12) in ``uint16`` to 16-bit codes, their top bits repeated below them (0 stays 0,
+    the largest code becomes 65535)."""
+    return (a << (16 - bits)) | (a >> (2 * bits - 16))
+
+
 # --------------------------------------------------------------------------------------------- reading
 
 
 def read_image(path: str | os.PathLike[str], *, max_pixels: int | None | _Default = _DEFAULT,
                dtype: str = "float32") -> Image:
-    """Read a JPEG, PNG, TIFF, WebP or BMP file into an upright float :class:`Image` (see the module notes).
+    """Read a JPEG, PNG, TIFF, WebP, BMP, HEIC/HEIF or AVIF file into an upright float :class:`Image` (see the
+    module notes).
 
     ``max_pixels`` caps width x height, checked from the header before decoding; the default is
     ``$DEEPEXPOSE_MAX_PIXELS`` if set, else :data:`DEFAULT_MAX_PIXELS`; ``None`` disables the check.
@@ -489,7 +566,12 @@ def read_image(path: str | os.PathLike[str], *, max_pixels: int | None | _Defaul
             return _read_png16(p, limit, native)
         if head[:4] in _TIFF_SIGNATURES:
             return _read_tiff(p, limit, native)
-        return _read_pillow(p, limit, tiff_layout=None, native=native)
+        container = _isobmff_format(head)
+        if container and (missing := _codec_missing(container)):
+            raise ImageReadError(p, missing)
+        if container == "HEIF":
+            return _read_heif(p, limit, native)
+        return _read_pillow(p, limit, tiff_layout=None, native=native, avif=container == "AVIF")
     except (ImageReadError, MemoryError):
         raise
     except PILImage.DecompressionBombError as e:
@@ -558,25 +640,32 @@ def _read_head(path: Path) -> bytes:
 _PILLOW_MODE_NAMES = {"I": "32-bit integer", "F": "32-bit floating point", "LAB": "CIE L*a*b*", "HSV": "HSV"}
 
 
-def _read_pillow(path: Path, limit: int | None, tiff_layout: str | None, native: bool = False) -> Image:
+def _read_pillow(path: Path, limit: int | None, tiff_layout: str | None, native: bool = False,
+                 avif: bool = False) -> Image:
+    """Read through Pillow; ``tiff_layout`` describes a TIFF, ``avif`` says that the file's brand is AVIF."""
     try:
         with _pillow_limit_off():
             pim = PILImage.open(path, formats=_PILLOW_FORMATS)
     except UnidentifiedImageError as e:
         if tiff_layout is not None:
             raise ImageReadError(path, f"unsupported TIFF layout ({tiff_layout})") from e
-        raise ImageReadError(path, "not a recognised image file (supported: JPEG, PNG, TIFF, WebP, BMP)") \
-            from e
+        if avif:
+            raise ImageReadError(path, "truncated or corrupt AVIF file (libavif cannot parse it)") from e
+        raise ImageReadError(path, "not a recognised image file (supported: JPEG, PNG, TIFF, WebP, BMP, HEIC, "
+                                   "AVIF)") from e
     with pim:
         width, height = pim.size
         _check_pixels(path, width, height, limit)
         fmt = "JPEG" if pim.format == "MPO" else str(pim.format)
-        fast = None
+        decoded = None
         if native and pim.format == "JPEG" and pim.mode in ("RGB", "L"):
-            fast = _decode_jpeg_codes(path, pim.mode, width, height)
-        if fast is not None:  # same pixels as Pillow's decoder (tested), without Pillow's 4-byte copy
+            codes = _decode_jpeg_codes(path, pim.mode, width, height)
+            decoded = None if codes is None else (codes, None, 8)
+        elif pim.format == "AVIF":
+            decoded = _decode_avif_deep(path)
+        if decoded is not None:  # a JPEG as Pillow decodes it (tested) without its 4-byte copy, or a deep AVIF
             in_file = orientation = _pillow_orientation(pim)
-            color, alpha, bit_depth = fast, None, 8
+            color, alpha, bit_depth = decoded
         else:
             with _pillow_limit_off(_over_pillow_limit(width * height)):
                 in_file = _pillow_orientation(pim)
@@ -595,19 +684,14 @@ def _read_pillow(path: Path, limit: int | None, tiff_layout: str | None, native:
         dpi = _pillow_dpi(pim, fmt, tiff_tags)
         if dpi is not None and orientation == 1 and in_file in _TRANSPOSING:  # Pillow turned the TIFF itself
             dpi = (dpi[1], dpi[0])
-        if fast is None:
+        if decoded is None:
             rgb, icc = _cmyk_to_srgb(pim, icc) if pim.mode == "CMYK" else (pim, icc)
             color, alpha, bit_depth = _pillow_arrays(rgb, path)
 
     if fmt == "TIFF":
         exif = _exif_from_tiff_tags(tiff_tags, rotated=rotated)
     elif raw_exif:
-        exif = _as_exif_bytes(bytes(raw_exif))
-        if rotated:
-            try:
-                exif = _exif_with_orientation_1(exif)
-            except Exception:  # cannot be edited safely: drop it rather than keep a wrong Orientation
-                exif = None
+        exif = _exif_upright(bytes(raw_exif)) if rotated else _as_exif_bytes(bytes(raw_exif))
     else:
         exif = None
     img = _finish(path, color, alpha, bit_depth, orientation, icc, exif, fmt, native, xmp, dpi)
@@ -768,6 +852,78 @@ def _pillow_arrays(pim: PILImage.Image, path: Path) -> tuple[np.ndarray, np.ndar
     if mode in ("LA", "RGBA"):
         return a[..., :-1], a[..., -1], 8
     return a, None, 8
+
+
+# HEIF and AVIF ------------------------------------------------------------------------------------
+
+
+def _read_heif(path: Path, limit: int | None, native: bool = False) -> Image:
+    """The primary image of a HEIC/HEIF file, decoded by libheif through pillow-heif; 10- and 12-bit ones as 16-bit
+    codes. libheif applies the file's rotation and mirroring (``irot``, ``imir``); a HEIF file's EXIF orientation
+    only describes them (HEIF readers ignore it), so it is reset to 1, never applied a second time."""
+    import pillow_heif
+
+    heif = pillow_heif.open_heif(path, convert_hdr_to_8bit=False, hdr_to_16bit=False)
+    width, height = heif.size
+    _check_pixels(path, width, height, limit)
+    layout = heif.mode.split(";")[0]
+    if layout not in ("L", "LA", "RGB", "RGBA"):
+        raise ImageReadError(path, f"unsupported HEIF pixel mode '{heif.mode}' (premultiplied alpha is not supported)")
+    bits = int(heif.info["bit_depth"])
+    data = np.asarray(heif)  # decodes the image
+    if bits > 8:
+        data = _widen(data, bits)
+    color, alpha = (data[..., :-1], data[..., -1]) if layout.endswith("A") else (data, None)
+    raw_exif = heif.info.get("exif")
+    exif = _exif_upright(raw_exif) if raw_exif else None
+    return _finish(path, color, alpha, 16 if bits > 8 else 8, 1, heif.info.get("icc_profile"), exif, "HEIF", native,
+                   heif.info.get("xmp"))
+
+
+def _decode_avif_deep(path: Path) -> tuple[np.ndarray, np.ndarray | None, int] | None:
+    """Colour, alpha and bit depth 16 of an AVIF of 10 or 12 bits a sample, decoded by libavif through
+    ``imagecodecs`` (Pillow decodes to 8 bits); ``None`` for an 8-bit one (Pillow decodes it). Like Pillow's,
+    this decoder leaves the rotation and mirroring (``irot``, ``imir``) to apply: Pillow reports them as the EXIF
+    orientation."""
+    data = path.read_bytes()
+    bits = _avif_bit_depth(data)
+    if bits == 8:
+        return None
+    import imagecodecs
+
+    if not imagecodecs.AVIF.available:
+        return None
+    decoded = imagecodecs.avif_decode(data)
+    if decoded.dtype != np.uint16:
+        return None
+    decoded = _widen(decoded, bits)
+    if decoded.ndim == 3 and decoded.shape[2] in (2, 4):
+        return decoded[..., :-1], decoded[..., -1], 16
+    return decoded, None, 16
+
+
+def _avif_bit_depth(data: bytes) -> int:
+    """8, 10 or 12: the deepest of the AV1 image items of an AVIF, from the ``av1C`` boxes in its top-level ``meta``
+    box (the ``high_bitdepth`` and ``twelve_bit`` flags of their third byte, AV1-ISOBMFF 2.3.3)."""
+    pos, bits = 0, 8
+    while pos + 8 <= len(data):
+        size, kind = struct.unpack_from(">I4s", data, pos)
+        if size == 1 and pos + 16 <= len(data):
+            size = struct.unpack_from(">Q", data, pos + 8)[0]
+        elif size == 0:
+            size = len(data) - pos
+        if kind == b"meta":
+            meta = data[pos:pos + size]
+            at = meta.find(b"av1C")
+            while 0 <= at <= len(meta) - 7:
+                flags = meta[at + 6]
+                bits = max(bits, (12 if flags & 0x20 else 10) if flags & 0x40 else 8)
+                at = meta.find(b"av1C", at + 4)
+            return bits
+        if size < 8:
+            break
+        pos += size
+    return bits
 
 
 # TIFF ---------------------------------------------------------------------------------------------
@@ -941,7 +1097,7 @@ def write_image(path: str | os.PathLike[str], image_or_pixels: Image | np.ndarra
                 xmp: bytes | str | None = None, dpi: tuple[float, float] | None = None) -> Path:
     """Write RGB pixels (``H x W x 3``) atomically to ``path``; with ``grey`` (default: an Image's own ``grey``,
     else false) as one gray channel, their Rec. 709 luma ``0.2126 R + 0.7152 G + 0.0722 B`` rounded, where the
-    format has one (JPEG, PNG, TIFF, BMP; WebP stays RGB).
+    format has one (JPEG, PNG, TIFF, BMP, AVIF; WebP and HEIF stay RGB).
 
     Float pixels are in [0, 1] (values outside are clipped) and are rounded to ``bit_depth``. ``uint8`` and
     ``uint16`` pixels (and alpha) are codes: written unchanged at their own depth, scaled by 257 from 8 to 16
@@ -953,8 +1109,9 @@ def write_image(path: str | os.PathLike[str], image_or_pixels: Image | np.ndarra
     drop the dpi); a profile is written only when it describes what is written (an RGB profile with RGB, a gray
     one with gray). ``xmp`` is a raw XMP packet (a str is UTF-8 encoded), ``dpi`` an ``(x, y)`` resolution in
     dots per inch (1..65535), each written where the format stores it (see the module notes). The format comes
-    from ``format`` or else from the extension. ``bit_depth`` is 8, or 16 for PNG and TIFF.
-    ``quality`` (1..100) applies to JPEG (4:4:4 chroma at 90 and above) and WebP (100 means lossless).
+    from ``format`` or else from the extension. ``bit_depth`` is 8, or 16 for PNG, TIFF and HEIF (HEIF stores 10
+    bits). ``quality`` (1..100) applies to JPEG (4:4:4 chroma at 90 and above), WebP (100 means lossless), HEIF and
+    AVIF (4:2:0 chroma).
     ``threads`` (default: the cores available) encode a JPEG of 1 MP or more in strips (see the module notes).
     Parent directories are created. Raises :class:`ImageWriteError`, and leaves no partial or temporary file,
     on any failure; an existing ``path`` is only replaced when ``overwrite`` is true. Returns ``path``.
@@ -965,7 +1122,9 @@ def write_image(path: str | os.PathLike[str], image_or_pixels: Image | np.ndarra
         if bit_depth not in (8, 16):
             raise ValueError(f"bit_depth must be 8 or 16, got {bit_depth!r}")
         if bit_depth > _MAX_BIT_DEPTH[fmt]:
-            raise ValueError(f"{fmt} supports only 8-bit output; use PNG or TIFF for 16-bit")
+            raise ValueError(f"{fmt} supports only 8-bit output; use PNG, TIFF or HEIF for 16-bit")
+        if missing := _codec_missing(fmt, writing=True):
+            raise ValueError(missing)
         if isinstance(quality, bool) or not isinstance(quality, (int, np.integer)) or not 1 <= quality <= 100:
             raise ValueError(f"quality must be an integer in 1..100, got {quality!r}")
         if isinstance(image_or_pixels, Image):
@@ -1010,6 +1169,8 @@ def write_image(path: str | os.PathLike[str], image_or_pixels: Image | np.ndarra
             _encode_tiff(fh, rgb, a, meta)
         elif fmt == "PNG" and bit_depth == 16:
             _encode_png16(fh, rgb, a, meta)
+        elif fmt == "HEIF":
+            _encode_heif(fh, rgb, a, meta, int(quality))
         elif fmt == "JPEG" and codes_given and (data := _encode_jpeg_codes(rgb, int(quality), meta, int(threads))):
             fh.write(data)
         else:
@@ -1046,12 +1207,18 @@ def to_codes(a: np.ndarray, bit_depth: int) -> np.ndarray:
         return a
     if source == 8:
         return a.astype(np.uint16) * np.uint16(257)
-    out = np.empty(a.shape, np.uint8)  # 16 -> 8 bits, rounded, in slices (no full-size uint32 temporary)
+    return _narrow(a, 255)
+
+
+def _narrow(a: np.ndarray, top: int) -> np.ndarray:
+    """16-bit codes to codes of 0..``top`` (255: ``uint8``, else ``uint16``), rounded to nearest, in slices (no
+    full-size ``uint32`` temporary)."""
+    out = np.empty(a.shape, np.uint8 if top == 255 else np.uint16)
     flat_in, flat_out = a.reshape(-1), out.reshape(-1)
     step = 1 << 20
     for i in range(0, flat_in.size, step):
         v = flat_in[i:i + step].astype(np.uint32)
-        v *= 255
+        v *= top
         v += 32767
         flat_out[i:i + step] = v // 65535
     return out
@@ -1236,7 +1403,7 @@ def _move_into_place(tmp: Path, path: Path, overwrite: bool, what: str) -> None:
 
 def _encode_pillow(fh: IO[bytes], fmt: str, rgb: np.ndarray, alpha: np.ndarray | None, meta: _Meta,
                    quality: int) -> None:
-    """8-bit JPEG, PNG, WebP and BMP through Pillow (``rgb`` may be one gray channel)."""
+    """8-bit JPEG, PNG, WebP, BMP and AVIF through Pillow (``rgb`` may be one gray channel)."""
     data = rgb if alpha is None else np.concatenate([rgb, alpha[:, :, None]], axis=2)
     mode = {1: "L", 2: "LA", 3: "RGB", 4: "RGBA"}[data.shape[2]]
     pim = PILImage.fromarray(np.ascontiguousarray(data[:, :, 0] if mode == "L" else data), mode)
@@ -1258,6 +1425,8 @@ def _encode_pillow(fh: IO[bytes], fmt: str, rgb: np.ndarray, alpha: np.ndarray |
         options.update(quality=quality, subsampling=0 if quality >= 90 or mode == "L" else 2)  # gray: no chroma
     elif fmt == "WEBP":
         options.update(quality=quality, lossless=quality == 100, exact=True)
+    elif fmt == "AVIF":
+        options.update(quality=quality)
     elif fmt == "PNG":
         options.update(compress_level=6)
     pim.save(fh, format=fmt, **options)
@@ -1389,6 +1558,20 @@ def _encode_tiff(fh: IO[bytes], rgb: np.ndarray, alpha: np.ndarray | None, meta:
         iccprofile=meta.icc, extratags=extratags, metadata=None, software=False, resolution=meta.dpi,
         resolutionunit="INCH" if meta.dpi else None,
     )
+
+
+def _encode_heif(fh: IO[bytes], rgb: np.ndarray, alpha: np.ndarray | None, meta: _Meta, quality: int) -> None:
+    """RGB(A) HEIC through pillow-heif (libheif, x265; 4:2:0 chroma), 8-bit, or 10-bit from 16-bit codes (rounded
+    to 10 bits), with the ICC profile, EXIF and XMP."""
+    import pillow_heif
+
+    data = rgb if alpha is None else np.concatenate([rgb, alpha[:, :, None]], axis=2)
+    mode = "RGB" if alpha is None else "RGBA"
+    if data.dtype == np.uint16:
+        data, mode = _narrow(data, 1023).astype("<u2", copy=False), mode + ";10"
+    options = {k: v for k, v in (("icc_profile", meta.icc), ("exif", meta.exif), ("xmp", meta.xmp)) if v}
+    pillow_heif.encode(mode, (data.shape[1], data.shape[0]), np.ascontiguousarray(data).tobytes(), fh,
+                       quality=quality, bit_depth=10, **options)
 
 
 def _png_chunk(kind: bytes, body: bytes) -> bytes:

@@ -97,11 +97,11 @@ def test_format_quality_and_bit_depth(tmp_path):
     assert enhance_paths([src], cfg(out / "t16", format="tiff", bit_depth=16)).exit_code == 0
     assert read_image(out / "t16" / "p.tif").bit_depth == 16
     # 16 bits asked of a JPEG: refused before any work when --format says so, per file when the input's is JPEG
-    with pytest.raises(ValueError, match="--bit-depth 16 needs --format png or tiff"):
+    with pytest.raises(ValueError, match="--bit-depth 16 needs --format png, tiff or heic"):
         enhance_paths([src], cfg(out / "j16", format="jpg", bit_depth=16))
     jpeg = save(tmp_path / "in" / "q.jpg", photo(5))
     bad = enhance_paths([jpeg], cfg(out / "j16", bit_depth=16))
-    assert bad.exit_code == 1 and "16-bit output needs png or tiff" in bad.failed[0].reason
+    assert bad.exit_code == 1 and "16-bit output needs png, tiff or heic" in bad.failed[0].reason
     with pytest.raises(ValueError, match="format"):
         enhance_paths([src], cfg(out / "x", format="gif"))
     for field, value in (("strength", 1.5), ("bit_depth", 12), ("quality", 0), ("jobs", 0), ("temporal_window", 4),
@@ -431,16 +431,16 @@ def test_output_folder_inside_the_input_folder(tmp_path):
 def test_other_files_in_folders_are_counted_not_lost(tmp_path):
     src = tmp_path / "in"
     save(src / "a.png", photo(1))
-    for name in ("b.gif", "c.GIF", "sub/d.heic", "notes", ".hidden.txt"):
+    for name in ("b.gif", "c.GIF", "sub/d.psd", "notes", ".hidden.txt"):
         (src / name).parent.mkdir(parents=True, exist_ok=True)
         (src / name).write_bytes(b"x")
     jobs, bad, ignored = collect_jobs([src], tmp_path / "out")
     assert [j.source.name for j in jobs] == ["a.png"] and bad == []
-    assert ignored == {".gif": 2, ".heic": 1, "(no extension)": 1}
+    assert ignored == {".gif": 2, ".psd": 1, "(no extension)": 1}
     s = enhance_paths([src], cfg(tmp_path / "out"))
     assert s.count("done") == 1 and s.exit_code == 0 and s.ignored == ignored
     assert str(s).splitlines()[-1] == ("  ignored in the folders, not an image or video deepexpose reads: 4 files "
-                                       "((no extension) 1, .gif 2, .heic 1)")
+                                       "((no extension) 1, .gif 2, .psd 1)")
 
 
 def test_jobs_two_processes(tmp_path):
@@ -579,3 +579,70 @@ def test_quality_for_keeps_a_lossless_webp_lossless_unless_a_quality_is_given():
     assert cfg.quality_for(lossless, Path("a.png")) == cfg.quality_for(lossy, Path("a.webp")) == 95
     assert cfg.quality_for(None, Path("clip.mp4")) == 95
     assert EnhanceConfig(quality=80).quality_for(lossless, Path("a.webp")) == 80
+
+
+def save_heif(path, pixels, **kw):
+    """An 8-bit HEIC or AVIF written by pillow-heif's or Pillow's own saver (an EXIF orientation becomes irot/imir)."""
+    from deepexpose.io import register_heif
+
+    assert register_heif()
+    return save(path, pixels, quality=95, **kw)
+
+
+def test_heic_and_avif_are_written_in_their_own_format(tmp_path):
+    src = tmp_path / "in"
+    save_heif(src / "p.heic", photo(1))
+    save_heif(src / "sub" / "q.avif", photo(2))
+    s = enhance_paths([src], cfg(tmp_path / "out"))
+    assert (s.count("done"), s.exit_code) == (2, 0), str(s)
+    for name, fmt, brand in (("p.heic", "HEIF", b"heic"), ("sub/q.avif", "AVIF", b"avif")):
+        out = tmp_path / "out" / name
+        assert out.read_bytes()[4:12] == b"ftyp" + brand
+        after = read_image(out)
+        assert after.format == fmt and after.pixels.shape == (48, 64, 3) and after.bit_depth == 8
+        assert not np.allclose(after.pixels, read_image(src / name).pixels, atol=4 / 255), name  # edited, not copied
+
+
+def test_format_jpg_converts_a_rotated_heic_with_its_exif_and_icc(tmp_path):
+    icc = b"\0" * 16 + b"RGB " + b"\0" * 108  # a (fake) RGB profile, kept byte for byte
+    exif = Image.Exif()
+    exif[0x0112] = 6  # stored by pillow-heif as irot, and kept in the EXIF, which readers must ignore
+    exif[0x010F] = "TestCam"
+    heic = save_heif(tmp_path / "in" / "p.heic", photo(1), exif=exif.tobytes(), icc_profile=icc)
+    for folder, strength in (("edit", 1.0), ("same", 0.0)):
+        assert enhance_paths([heic], cfg(tmp_path / folder, format="jpg", strength=strength)).exit_code == 0
+        with Image.open(tmp_path / folder / "p.jpg") as im:
+            assert im.format == "JPEG" and im.size == (48, 64)  # turned upright once
+            assert im.info.get("icc_profile") == icc
+            e = im.getexif()
+            assert e.get(0x0112) == 1 and e.get(0x010F) == "TestCam"
+    same = read_image(tmp_path / "same" / "p.jpg").pixels
+    assert np.abs(same - np.rot90(photo(1), -1)).mean() < 3 / 255  # the pixels, turned the right way
+
+
+def test_unchanged_heic_and_avif_are_copied_and_16_bits_go_to_10_bit_heic(tmp_path):
+    import pillow_heif
+
+    from deepexpose.io import write_image
+
+    src, out = tmp_path / "in", tmp_path / "out"
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    save_heif(src / "rot.heic", photo(1), exif=exif.tobytes())
+    save_heif(src / "rot.avif", photo(2), exif=exif.tobytes())  # irot: applied by every reader of the copy
+    write_image(src / "deep.heic", photo(3), bit_depth=16)
+    save(src / "d16.png", photo(4), bits=16)
+    s = enhance_paths([src], cfg(out / "zero", strength=0.0, sidecar=True))
+    assert (s.count("done"), s.exit_code) == (4, 0), str(s)
+    for name in ("rot.heic", "rot.avif", "deep.heic", "d16.png"):
+        assert (out / "zero" / name).read_bytes() == (src / name).read_bytes(), name
+        assert json.loads((out / "zero" / f"{name}.json").read_text())["copied"] is True, name
+    assert enhance_paths([src / "deep.heic", src / "d16.png"], cfg(out / "edit", format="heic")).exit_code == 0
+    for name in ("deep.heic", "d16.png"):
+        path = out / "edit" / Path(name).with_suffix(".heic").name
+        assert pillow_heif.open_heif(path, convert_hdr_to_8bit=False).info["bit_depth"] == 10, name
+        assert read_image(path).bit_depth == 16
+    assert enhance_paths([src / "deep.heic"], cfg(out / "avif", format="avif")).exit_code == 0
+    assert read_image(out / "avif" / "deep.avif").bit_depth == 8  # AVIF is written 8-bit
+    with pytest.raises(ValueError, match="--bit-depth 16 needs --format png, tiff or heic"):
+        enhance_paths([src / "deep.heic"], cfg(out / "x", format="avif", bit_depth=16))

@@ -906,6 +906,7 @@ def test_write_argument_errors(tmp_path):
         (dict(path=tmp_path / "a.xyz"), "unknown image extension"),
         (dict(path=tmp_path / "a.png", format="gif"), "unsupported output format"),
         (dict(path=tmp_path / "a.jpg", bit_depth=16), "8-bit"),
+        (dict(path=tmp_path / "a.avif", bit_depth=16), "8-bit"),
         (dict(path=tmp_path / "a.png", bit_depth=12), "bit_depth"),
         (dict(path=tmp_path / "a.png", quality=0), "quality"),
         (dict(path=tmp_path / "a.png", pixels=px[..., :2]), "h x w x 3"),
@@ -1035,7 +1036,8 @@ def test_tensor_conversions():
 
 
 def test_is_image_file(tmp_path):
-    for name in ("a.JPG", "b.jpeg", "c.png", "d.tif", "e.TIFF", "f.webp", "g.bmp"):
+    for name in ("a.JPG", "b.jpeg", "c.png", "d.tif", "e.TIFF", "f.webp", "g.bmp", "j.HEIC", "k.heif", "l.hif",
+                 "m.avif"):
         (tmp_path / name).write_bytes(b"x")
         assert is_image_file(tmp_path / name), name
     for name in ("h.gif", "i.txt", ".hidden.png", ".out.png.tmp-1234", "noext"):
@@ -1044,7 +1046,8 @@ def test_is_image_file(tmp_path):
     (tmp_path / "dir.png").mkdir()
     assert not is_image_file(tmp_path / "dir.png")
     assert not is_image_file(tmp_path / "missing.png")
-    assert {".jpg", ".jpeg", ".png", ".tif", ".tiff", ".webp", ".bmp"} == set(dio.SUPPORTED_EXTENSIONS)
+    assert {".jpg", ".jpeg", ".png", ".tif", ".tiff", ".webp", ".bmp", ".heic", ".heif", ".hif",
+            ".avif"} == set(dio.SUPPORTED_EXTENSIONS)
 
 
 # --------------------------------------------------------------------------------------------- native codes
@@ -1270,3 +1273,149 @@ def test_write_takes_arrays_of_any_memory_layout(tmp_path, name, depth):
     back = read_image(tmp_path / "view" / name, dtype="native").pixels
     expected = view if depth == 16 else (view.astype(np.int64) * 255 + 32767) // 65535
     np.testing.assert_array_equal(back, expected)
+
+
+# --------------------------------------------------------------------------------------------- HEIF and AVIF
+
+
+def smooth8(h=16, w=24):
+    """Smooth 8-bit RGB gradients, which lossy HEIC and AVIF keep within a few codes."""
+    y, x = np.mgrid[0:h, 0:w]
+    return np.stack([40 + x * 160 // w, 30 + y * 180 // h, 120 + (x + y) * 60 // (h + w)], axis=2).astype(np.uint8)
+
+
+def brands(path):
+    """The major brand of an ISOBMFF file's ftyp box."""
+    data = Path(path).read_bytes()
+    assert data[4:8] == b"ftyp"
+    return data[8:12]
+
+
+@pytest.mark.parametrize("ext,fmt,brand", [(".heic", "HEIF", b"heic"), (".avif", "AVIF", b"avif")])
+def test_heic_and_avif_round_trip_with_alpha_and_metadata(tmp_path, icc, ext, fmt, brand):
+    px, alpha = smooth8(), np.linspace(0, 255, 24)[None, :].repeat(16, 0).astype(np.uint8)
+    exif = make_exif(6)  # written as 1: the pixels written are upright
+    xmp = b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:Description tiff:Orientation="6" xmp:Rating="4"/></x:xmpmeta>'
+    out = write_image(tmp_path / f"a{ext}", px, alpha=alpha, icc_profile=icc, exif=exif, xmp=xmp, quality=95)
+    assert brands(out) == brand
+    img = read_image(out, dtype="native")
+    assert img.format == fmt and img.bit_depth == 8 and img.pixels.shape == (16, 24, 3) and not img.grey
+    assert np.abs(img.pixels.astype(int) - px).mean() < 4 and np.abs(img.alpha.astype(int) - alpha).mean() < 4
+    assert img.icc_profile == icc and img.xmp == xmp.replace(b'"6"', b'"1"')
+    tags = exif_tags(img.exif)
+    assert tags[271] == "TestCam" and tags[272] == "Model X" and tags.get(0x0112, 1) == 1
+    assert read_image(write_image(tmp_path / f"b{ext}", img)).pixels.shape == (16, 24, 3)  # not turned on writing
+    assert write_image(tmp_path / "c.x", px, format=ext[1:]).read_bytes()[8:12] == brand
+
+
+def test_heic_from_16_bit_codes_is_10_bit_and_reads_as_16_bit(tmp_path):
+    import pillow_heif
+
+    codes = np.repeat(np.linspace(0, 65535, 16 * 64).reshape(16, 64, 1), 3, axis=2).astype(np.uint16)
+    out = write_image(tmp_path / "d.heic", codes, bit_depth=16, quality=100)
+    assert pillow_heif.open_heif(out, convert_hdr_to_8bit=False).info["bit_depth"] == 10
+    img = read_image(out, dtype="native")
+    assert img.bit_depth == 16 and img.pixels.dtype == np.uint16
+    assert len(np.unique(img.pixels)) > 256  # more levels than 8 bits hold
+    assert np.abs(img.pixels.astype(int) - codes).mean() < 200  # about one 10-bit step is 64
+    assert read_image(write_image(tmp_path / "e.heic", codes / 65535.0)).bit_depth == 8  # floats: 8 bits by default
+
+
+@pytest.mark.parametrize("bits", [10, 12])
+def test_10_and_12_bit_avif_read_as_16_bit(tmp_path, bits):
+    top = (1 << bits) - 1
+    codes = np.repeat(np.linspace(0, top, 16 * 64).reshape(16, 64, 1), 3, axis=2).round().astype(np.uint16)
+    path = tmp_path / "d.avif"
+    path.write_bytes(imagecodecs.avif_encode(codes, level=95, bitspersample=bits))
+    img = read_image(path, dtype="native")
+    assert img.format == "AVIF" and img.bit_depth == 16 and img.pixels.dtype == np.uint16
+    assert len(np.unique(img.pixels)) > 256
+    expected = codes.astype(np.float64) * 65535 / top  # a 12-bit file is not taken for a 10-bit one
+    assert np.abs(img.pixels - expected).mean() < 65535 / top * 2
+    assert read_image(write_image(tmp_path / "e.avif", img)).bit_depth == 8  # AVIF is written 8-bit
+
+
+def test_widen_fills_the_16_bit_range():
+    np.testing.assert_array_equal(dio._widen(np.array([0, 1, 512, 1023], np.uint16), 10), [0, 64, 32800, 65535])
+    np.testing.assert_array_equal(dio._widen(np.array([0, 2048, 4095], np.uint16), 12), [0, 32776, 65535])
+
+
+def blocks8():
+    """Six flat gray blocks of 8 x 8 in a 16 x 24 image: every orientation gives another layout, and lossy coding
+    keeps flat blocks exactly."""
+    levels = np.array([[20, 60, 100], [140, 180, 220]], np.uint8)
+    return np.repeat(np.kron(levels, np.ones((8, 8), np.uint8))[..., None], 3, axis=2)
+
+
+@pytest.mark.parametrize("ext", [".heic", ".avif"])
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_heif_and_avif_rotation_is_applied_exactly_once(tmp_path, ext, orientation):
+    """Pillow's AVIF and pillow-heif's HEIF savers store the EXIF orientation as irot / imir (pillow-heif keeps
+    the EXIF orientation too, which readers must then ignore)."""
+    import pillow_heif
+
+    assert dio.register_heif()
+    px = blocks8()
+    path = tmp_path / f"o{ext}"
+    PILImage.fromarray(px).save(path, exif=make_exif(orientation), quality=90)
+    if ext == ".heic":
+        assert exif_tags(pillow_heif.open_heif(path).info["exif"]).get(0x0112) == orientation
+    img = read_image(path, dtype="native")
+    expected = px.reshape(-1, 3)[_reference_layout(px.shape, orientation)]
+    assert img.pixels.shape == expected.shape
+    assert np.abs(img.pixels.astype(int) - expected).max() <= 2
+    assert exif_tags(img.exif).get(0x0112, 1) == 1 and exif_tags(img.exif)[271] == "TestCam"
+
+
+def test_isobmff_brands_tell_heif_from_avif():
+    def ftyp(major, *compatible):
+        body = major + b"\0\0\0\0" + b"".join(compatible)
+        return struct.pack(">I", 8 + len(body)) + b"ftyp" + body + b"\0" * 16
+
+    assert dio._isobmff_format(ftyp(b"heic", b"mif1", b"heic")) == "HEIF"
+    assert dio._isobmff_format(ftyp(b"mif1", b"mif1", b"heic")) == "HEIF"  # a Samsung HEIC
+    assert dio._isobmff_format(ftyp(b"mif1", b"mif1", b"avif")) == "AVIF"
+    assert dio._isobmff_format(ftyp(b"avif", b"mif1", b"miaf")) == "AVIF"
+    assert dio._isobmff_format(ftyp(b"isom", b"mp41")) is None  # a video
+    assert dio._isobmff_format(b"\x89PNG\r\n\x1a\n" + b"\0" * 56) is None
+
+
+def test_grey_is_written_grey_to_avif_and_rgb_to_heic(tmp_path):
+    px = np.repeat(smooth8()[..., 1:2], 3, axis=2)
+    assert read_image(write_image(tmp_path / "g.avif", px, grey=True)).grey
+    assert not read_image(write_image(tmp_path / "g.heic", px, grey=True)).grey
+
+
+def test_missing_heif_or_avif_codecs_fail_clearly_and_only_for_their_files(tmp_path, monkeypatch):
+    from PIL import features
+
+    import pillow_heif
+
+    heic = write_image(tmp_path / "a.heic", smooth8())
+    avif = write_image(tmp_path / "a.avif", smooth8())
+    real_check = features.check
+    monkeypatch.setattr(dio, "register_heif", lambda: False)
+    monkeypatch.setattr(features, "check", lambda name: name != "avif" and real_check(name))
+    for path, words in ((heic, "pillow-heif"), (avif, "avif support")):
+        with pytest.raises(ImageReadError, match="(?i)" + words):
+            read_image(path)
+        with pytest.raises(ImageWriteError, match="(?i)" + words):
+            write_image(tmp_path / "out" / path.name, smooth8())
+    assert not (tmp_path / "out").exists()  # refused before anything is made
+    assert read_image(write_image(tmp_path / "a.png", smooth8())).format == "PNG"  # other formats unaffected
+    monkeypatch.undo()
+    monkeypatch.setattr(pillow_heif, "libheif_info", lambda: {"HEIF": "", "AVIF": ""})
+    with pytest.raises(ImageWriteError, match="HEVC encoder"):
+        write_image(tmp_path / "b.heic", smooth8())
+    assert read_image(heic).format == "HEIF"  # reading needs no encoder
+
+
+@pytest.mark.parametrize("ext", [".heic", ".avif"])
+def test_heif_and_avif_pixel_limit_and_damage(tmp_path, ext):
+    path = write_image(tmp_path / f"a{ext}", smooth8(64, 64))
+    assert_read_error(path, "too many pixels", max_pixels=64 * 64 - 1)
+    assert read_image(path, max_pixels=64 * 64).pixels.shape == (64, 64, 3)
+    data = path.read_bytes()
+    cut = tmp_path / f"cut{ext}"
+    cut.write_bytes(data[: len(data) // 2])
+    assert_read_error(cut, "truncated")
