@@ -215,7 +215,8 @@ def build_parser(train_method: str | None = None, command: str | None = None) ->
 
     p = sub.add_parser("enhance", help="correct photos, folders, frame sequences and videos",
                        description="Correct every photo (and video) given, folders recursively, into --out under "
-                                   "the same relative path, name and format. One bad file never stops the batch: "
+                                   "the same relative path, name and format (a camera RAW photo: a 16-bit TIFF). "
+                                   "One bad file never stops the batch: "
                                    "the summary lists what was done, skipped and failed (exit status 1 if any "
                                    "failed, 130 if interrupted). Inputs are never modified; outputs are written "
                                    "atomically; a photo the edit leaves unchanged is copied byte for byte.")

@@ -23,8 +23,8 @@ from pathlib import Path
 import numpy as np
 
 from .device import resolve_device
-from .io import (SUPPORTED_EXTENSIONS, Image, ImageIOError, atomic_copy, atomic_write_bytes, max_pixels_limit,
-                 read_image, read_preview, register_heif, side_path, write_image)
+from .io import (RAW_EXTENSIONS, SUPPORTED_EXTENSIONS, Image, ImageIOError, atomic_copy, atomic_write_bytes,
+                 max_pixels_limit, read_image, read_preview, register_heif, side_path, write_image)
 from .methods import Method, Plan, load_method, view_options
 
 VIDEO_EXTENSIONS = frozenset({".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v"})
@@ -36,14 +36,15 @@ SIXTEEN_BIT = frozenset({".png", ".tif", ".tiff", ".heic", ".heif", ".hif"})  # 
 @dataclass
 class EnhanceConfig:
     out: str = "enhanced"
-    """output folder; each result keeps its relative path, name and format"""
+    """output folder; each result keeps its relative path, name and format (a camera RAW file becomes NAME.tif)"""
     method: str = "agent"
     """agent (the DeepExposure agent), classic (grey world + auto exposure), identity; the baselines add
     theirs"""
     model: str = ""
     """model file of the method (default: the bundled model)"""
     format: str = ""
-    """output format: jpg, png, tiff, webp, heic or avif (default: the input's)"""
+    """output format: jpg, png, tiff, webp, heic or avif (default: the input's; a camera RAW file, which cannot be
+    written, as a 16-bit TIFF NAME.tif)"""
     quality: int | None = None
     """JPEG/WebP/HEIC/AVIF quality, 1..100 (default: 95, and lossless for a lossless WebP written as WebP; 100 is
     lossless WebP); for clips it sets the codec's constant quality (95: x264 CRF 18)"""
@@ -149,8 +150,10 @@ class Job:
 
 
 def output_suffix(source: Path, fmt: str) -> str:
+    """The output extension for ``source`` under ``--format fmt``: without one, the source's own, or ``.tif`` for a
+    camera RAW file."""
     if not fmt:
-        return source.suffix
+        return ".tif" if source.suffix.lower() in RAW_EXTENSIONS else source.suffix
     try:
         return OUTPUT_FORMATS[fmt.lower().lstrip(".")]
     except KeyError:
@@ -309,11 +312,12 @@ def enhance_image(method: Method, source: Path, output: Path, cfg: EnhanceConfig
     first). A photo the edit leaves unchanged, pixel for pixel (``--strength 0``, ``--untouched-within``, an
     identity edit), written in its own format and depth, is copied byte for byte where the copy is what writing
     would give (:func:`_copyable`): re-encoding a JPEG would change it, and a copy keeps every piece of
-    metadata."""
+    metadata. A camera RAW file is developed, never copied."""
     img, plan, preview = read_and_plan(method, source)
     pixels = plan.render(img.pixels, cfg.strength)
     depth = _bit_depth(cfg, img.bit_depth, output)
-    copy = depth == img.bit_depth and _unchanged(pixels, img.pixels) and _copyable(source, output)
+    copy = (img.format != "RAW" and depth == img.bit_depth and _unchanged(pixels, img.pixels)
+            and _copyable(source, output))
     extra = {"source": source.name, "size": [img.width, img.height], **({"chosen_on": preview} if preview else {}),
              **({"copied": True} if copy else {})}
     write_side_files(plan, output, cfg, extra)

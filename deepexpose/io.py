@@ -20,6 +20,13 @@ Reading (:func:`read_image`)
     array (the same pixels as Pillow's decoder, tested, in about half the time of Pillow's decode plus its array
     copy).
 
+    Camera RAW files (:data:`RAW_EXTENSIONS`: DNG, CR2, CR3, NEF, ARW, RAF, ORF, RW2, PEF, SRW; recognised by
+    extension; ``Image.format`` ``"RAW"``) are developed by LibRaw through ``rawpy`` (imported on first use): the
+    camera's white balance, no automatic brightening (the photo keeps its real exposure, for the correction to
+    fix), LibRaw's default demosaicing and highlight clipping, sRGB primaries and the sRGB curve (``gamma=(2.4,
+    12.92)``), 16-bit codes (``bit_depth`` 16) with an sRGB ICC profile, turned upright by the camera's orientation.
+    Without ``rawpy``, only RAW files fail, saying so.
+
     Every failure is an :class:`ImageReadError` naming the file and the reason: missing, empty, not an
     image, truncated or corrupt, unsupported pixel layout (float or 32-bit samples, odd channel counts), or
     more pixels than ``max_pixels`` (checked from the header, before anything is decoded). Reading never
@@ -38,6 +45,7 @@ Writing (:func:`write_image`)
     reader never sees a partial file and a failure leaves nothing behind. An existing file is only replaced
     with ``overwrite=True`` (otherwise :class:`ImageExistsError`, also a ``FileExistsError``). Writing HEIC or
     AVIF where the encoder is missing fails with an :class:`ImageWriteError` naming it, before any file is made.
+    Camera RAW files are read only: writing to a RAW name is an :class:`ImageWriteError`.
     :func:`atomic_write_bytes` does the same for side files such as JSON records.
 
 Metadata rules
@@ -47,6 +55,10 @@ Metadata rules
       :func:`write_image` also resets an Orientation other than 1, because the pixels it writes are upright.
     * JPEG, PNG, WebP, HEIF and AVIF carry the full EXIF block. TIFF carries only the descriptive baseline tags
       (ImageDescription, Make, Model, Software, DateTime, Artist, Copyright) in both directions; BMP none.
+    * A camera RAW file's EXIF (Orientation 1) is, for a TIFF-based one (DNG, CR2, NEF, ARW, PEF, SRW), those
+      descriptive tags with the EXIF and GPS directories (less the maker note, whose offsets point into the RAW
+      file), and for the others (CR3, RAF, ORF, RW2) the EXIF of the embedded JPEG preview, if it has any; else
+      ``None``. Metadata never fails a read. A RAW file's XMP, ICC profile and resolution are not read.
     * HEIF and AVIF store rotation and mirroring as ``irot`` / ``imir`` properties of the picture, not in EXIF.
       libheif applies them while decoding, and a HEIF file's EXIF Orientation (which only describes them; HEIF
       readers ignore it) is reset to 1 without being applied again. Pillow reports an AVIF's ``irot`` / ``imir``
@@ -110,6 +122,7 @@ if TYPE_CHECKING:
 __all__ = [
     "DEFAULT_MAX_PIXELS",
     "MAX_PIXELS_ENV",
+    "RAW_EXTENSIONS",
     "SUPPORTED_EXTENSIONS",
     "SUPPORTED_FORMATS",
     "Image",
@@ -135,15 +148,20 @@ DEFAULT_MAX_PIXELS = 200_000_000
 MAX_PIXELS_ENV = "DEEPEXPOSE_MAX_PIXELS"
 """Environment variable overriding :data:`DEFAULT_MAX_PIXELS`: a positive integer, or ``none`` (no limit)."""
 
+RAW_EXTENSIONS = frozenset({".dng", ".cr2", ".cr3", ".nef", ".arw", ".raf", ".orf", ".rw2", ".pef", ".srw"})
+"""Lower-case extensions of the camera RAW files :func:`read_image` develops (``Image.format`` ``"RAW"``)."""
+
 _EXTENSION_FORMATS = {
     ".jpg": "JPEG", ".jpeg": "JPEG", ".png": "PNG", ".tif": "TIFF", ".tiff": "TIFF", ".webp": "WEBP",
     ".bmp": "BMP", ".heic": "HEIF", ".heif": "HEIF", ".hif": "HEIF", ".avif": "AVIF",
+    **dict.fromkeys(sorted(RAW_EXTENSIONS), "RAW"),
 }
 SUPPORTED_EXTENSIONS = frozenset(_EXTENSION_FORMATS)
 """Lower-case file extensions (with the dot) that :func:`is_image_file` accepts."""
 
 SUPPORTED_FORMATS = ("JPEG", "PNG", "TIFF", "WEBP", "BMP", "HEIF", "AVIF")
-"""Format names as used by ``Image.format`` and the ``format=`` argument of :func:`write_image`."""
+"""Format names as used by ``Image.format`` (which is also ``"RAW"`` for a camera RAW file, read only) and the
+``format=`` argument of :func:`write_image`."""
 
 _FORMAT_ALIASES = {"JPG": "JPEG", "TIF": "TIFF", "HEIC": "HEIF", **{f: f for f in SUPPORTED_FORMATS}}
 _PILLOW_FORMATS = ("JPEG", "PNG", "TIFF", "WEBP", "BMP", "AVIF")  # camera multi-picture JPEGs are MPO to Pillow
@@ -216,8 +234,9 @@ class Image:
     ``pixels`` is float32 ``H x W x 3`` RGB in [0, 1], already upright. ``alpha`` is float32 ``H x W`` in
     [0, 1] or ``None``. Read with ``dtype="native"``, both hold the file's ``uint8`` or ``uint16`` codes
     instead, possibly as read-only arrays. ``bit_depth`` is the source precision (8 or 16), ``exif`` raw EXIF
-    bytes with Orientation 1 (see the module notes), ``format`` one of :data:`SUPPORTED_FORMATS`. ``grey``: the
-    file holds one gray channel (its value repeated in ``pixels``); ``icc_profile`` is then a gray profile.
+    bytes with Orientation 1 (see the module notes), ``format`` one of :data:`SUPPORTED_FORMATS` or ``"RAW"``
+    (a developed camera RAW file). ``grey``: the file holds one gray channel (its value repeated in ``pixels``);
+    ``icc_profile`` is then a gray profile.
     ``xmp`` is the raw XMP packet (its ``tiff:Orientation`` set to 1), ``dpi`` the stored resolution as
     ``(x, y)`` dots per inch of the upright pixels; each ``None`` when the file has none (or none readable).
     ``lossless``: a WebP file whose (first) image is lossless (``VP8L``); ``False`` for every other file.
@@ -382,9 +401,13 @@ def _exif_upright(data: bytes) -> bytes | None:
         return None
 
 
-def _exif_from_tiff_tags(tags: dict[int, Any], rotated: bool) -> bytes | None:
-    """An EXIF block holding a TIFF's descriptive text tags (and Orientation 1 if the pixels were rotated)."""
+def _exif_from_tiff_tags(tags: dict[int, Any], rotated: bool, ifds: dict[int, dict] | None = None) -> bytes | None:
+    """An EXIF block holding a TIFF's descriptive text tags, the non-empty directories ``ifds`` (pointer tag ->
+    tags) and Orientation 1 if the pixels were rotated."""
     exif = PILImage.Exif()
+    for pointer, ifd in (ifds or {}).items():
+        if ifd:
+            exif[pointer] = ifd
     for code in _TIFF_TEXT_TAGS:
         value = tags.get(code)
         if isinstance(value, bytes):
@@ -506,8 +529,13 @@ def register_heif() -> bool:
 
 
 def _codec_missing(fmt: str, writing: bool = False) -> str | None:
-    """Why ``fmt`` (HEIF or AVIF) cannot be read, or with ``writing`` written, here; ``None`` if it can."""
-    if fmt == "AVIF":
+    """Why ``fmt`` (HEIF, AVIF or RAW) cannot be read, or with ``writing`` written, here; ``None`` if it can."""
+    if fmt == "RAW":
+        try:
+            import rawpy  # noqa: F401
+        except ImportError:
+            return "camera RAW files need the 'rawpy' package (pip install rawpy)"
+    elif fmt == "AVIF":
         from PIL import features
 
         if not features.check("avif"):
@@ -545,8 +573,8 @@ def _widen(a: np.ndarray, bits: int) -> np.ndarray:
 
 def read_image(path: str | os.PathLike[str], *, max_pixels: int | None | _Default = _DEFAULT,
                dtype: str = "float32") -> Image:
-    """Read a JPEG, PNG, TIFF, WebP, BMP, HEIC/HEIF or AVIF file into an upright float :class:`Image` (see the
-    module notes).
+    """Read a JPEG, PNG, TIFF, WebP, BMP, HEIC/HEIF or AVIF file, or develop a camera RAW file, into an upright
+    float :class:`Image` (see the module notes).
 
     ``max_pixels`` caps width x height, checked from the header before decoding; the default is
     ``$DEEPEXPOSE_MAX_PIXELS`` if set, else :data:`DEFAULT_MAX_PIXELS`; ``None`` disables the check.
@@ -562,6 +590,10 @@ def read_image(path: str | os.PathLike[str], *, max_pixels: int | None | _Defaul
     limit = _resolve_max_pixels(max_pixels)
     head = _read_head(p)
     try:
+        if p.suffix.lower() in RAW_EXTENSIONS:
+            if missing := _codec_missing("RAW"):
+                raise ImageReadError(p, missing)
+            return _read_raw(p, head, limit, native)
         if head.startswith(_PNG_SIGNATURE) and len(head) > 24 and head[24] == 16:
             return _read_png16(p, limit, native)
         if head[:4] in _TIFF_SIGNATURES:
@@ -926,6 +958,59 @@ def _avif_bit_depth(data: bytes) -> int:
     return bits
 
 
+# camera RAW ---------------------------------------------------------------------------------------
+
+_RAW_SETTINGS = {"use_camera_wb": True, "no_auto_bright": True, "gamma": (2.4, 12.92), "output_bps": 16}
+_RAW_FILE_OFFSETS = (0x927C, 0xA005)  # MakerNote, Interoperability IFD: their offsets point into the RAW file
+
+
+def _read_raw(path: Path, head: bytes, limit: int | None, native: bool = False) -> Image:
+    """Develop a camera RAW file with LibRaw through rawpy (settings in the module notes); ``head`` is its start."""
+    import rawpy
+
+    try:
+        with rawpy.RawPy() as raw:
+            raw.open_file(os.fspath(path))
+            _check_pixels(path, raw.sizes.width, raw.sizes.height, limit)
+            raw.unpack()
+            rgb = raw.postprocess(output_color=rawpy.ColorSpace.sRGB, **_RAW_SETTINGS)
+            exif = _raw_exif(path, head, raw)
+    except rawpy.LibRawFileUnsupportedError as e:
+        raise ImageReadError(path, "not a camera RAW file LibRaw can read (an unknown camera, or not a RAW "
+                                   "file)") from e
+    except rawpy.LibRawError as e:
+        reason = e.args[0].decode(errors="replace") if e.args and isinstance(e.args[0], bytes) else str(e)
+        raise ImageReadError(path, f"truncated or corrupt RAW file (LibRaw: {reason})") from e
+    return _finish(path, rgb, None, 16, 1, _srgb_profile(), exif, "RAW", native)
+
+
+def _raw_exif(path: Path, head: bytes, raw: Any) -> bytes | None:
+    """The EXIF of a RAW file (see the module notes) with Orientation 1, or ``None``; never raises."""
+    try:
+        if head[:4] in _TIFF_SIGNATURES:
+            with open(path, "rb") as fh:
+                found = PILImage.Exif()
+                found.load_from_fp(fh)
+                ifds = {pointer: {k: v for k, v in found.get_ifd(pointer).items() if k not in _RAW_FILE_OFFSETS}
+                        for pointer in (0x8769, 0x8825)}  # the EXIF and GPS directories
+                return _exif_from_tiff_tags(dict(found), rotated=True, ifds=ifds)
+        return _preview_exif(raw)
+    except Exception:
+        return None
+
+
+def _preview_exif(raw: Any) -> bytes | None:
+    """The EXIF of a RAW file's embedded JPEG preview, Orientation reset to 1; ``None`` if it has none."""
+    import rawpy
+
+    thumb = raw.extract_thumb()
+    if thumb.format != rawpy.ThumbFormat.JPEG:
+        return None
+    with PILImage.open(io.BytesIO(thumb.data), formats=["JPEG"]) as pim:
+        data = pim.info.get("exif")
+    return _exif_upright(data) if data else None
+
+
 # TIFF ---------------------------------------------------------------------------------------------
 
 _PHOTOMETRIC_NAMES = {0: "min-is-white", 1: "min-is-black", 2: "RGB", 3: "palette", 4: "mask", 5: "CMYK",
@@ -1190,7 +1275,9 @@ def _output_format(path: Path, format: str | None) -> str:
     fmt = _EXTENSION_FORMATS.get(path.suffix.lower())
     if fmt is None:
         raise ValueError(f"unknown image extension {path.suffix!r} (use one of "
-                         f"{', '.join(sorted(SUPPORTED_EXTENSIONS))} or pass format=)")
+                         f"{', '.join(sorted(SUPPORTED_EXTENSIONS - RAW_EXTENSIONS))} or pass format=)")
+    if fmt == "RAW":
+        raise ValueError(f"camera RAW files ({path.suffix}) cannot be written; write TIFF (16-bit) or another format")
     return fmt
 
 

@@ -4,10 +4,13 @@ exported agent, and running (or importing) a script of ``scripts/``."""
 import importlib.util
 import json
 import runpy
+import struct
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
+import tifffile
 import torch
 
 SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
@@ -121,3 +124,36 @@ def load_script(name: str):
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def make_dng(path, level=0.3, neutral=(0.5, 1.0, 0.7), orientation=1, h=32, w=48, exif=None):
+    """A minimal DNG laid out as cameras write it: an RGB thumbnail in IFD0 (with the DNG tags) and, in its SubIFD,
+    16-bit RGGB Bayer data of a scene reflecting ``level`` (a number or an ``h x w`` array) of the white level, each
+    channel seen through the camera's ``neutral`` (also its AsShotNeutral: camera white balance makes it grey).
+    ``exif`` (tag -> value) is written as the EXIF directory."""
+    black, white = 512, 16383
+    gain = np.asarray(neutral)[np.tile([[0, 1], [1, 2]], (h // 2, w // 2))]
+    cfa = np.round(black + np.broadcast_to(level, (h, w)) * gain * (white - black)).astype(np.uint16)
+    identity = (1, 1, 0, 1, 0, 1, 0, 1, 1, 1, 0, 1, 0, 1, 0, 1, 1, 1)
+    ifd0 = [(50706, "B", 4, (1, 4, 0, 0)), (50708, "s", 0, "Test Camera"), (50721, "2i", 9, identity),
+            (50728, "2I", 3, tuple(x for n in neutral for x in (round(n * 10000), 10000))),
+            (274, "H", 1, orientation), (271, "s", 0, "TestMake"), *([(34666, "I", 1, 0)] if exif else [])]
+    raw = [(33421, "H", 2, (2, 2)), (33422, "B", 4, (0, 1, 1, 2)), (50714, "H", 1, black), (50717, "H", 1, white)]
+    with tifffile.TiffWriter(path) as tif:
+        tif.write(np.zeros((h // 8, w // 8, 3), np.uint8), photometric="rgb", subfiletype=1, subifds=1,
+                  extratags=ifd0, metadata=None)
+        tif.write(cfa, photometric=32803, extratags=raw, metadata=None)
+    if exif:  # appended, and tag 34666 (tifffile does not write 34665) made the ExifIFD pointer to it
+        from PIL import TiffImagePlugin
+
+        with tifffile.TiffFile(path) as tif:
+            pointer = tif.pages[0].tags[34666].valueoffset
+        directory = TiffImagePlugin.ImageFileDirectory_v2(group=34665)
+        for tag, value in exif.items():
+            directory[tag] = value
+        data = bytearray(path.read_bytes())
+        data += b"\0" * (len(data) % 2)
+        data[pointer - 8:pointer - 6] = struct.pack("<H", 34665)
+        data[pointer:pointer + 4] = struct.pack("<I", len(data))
+        path.write_bytes(bytes(data + directory.tobytes(len(data))))
+    return path

@@ -14,6 +14,7 @@ import pytest
 import torch
 from PIL import Image
 
+from conftest import make_dng
 from deepexpose.enhance import EnhanceConfig, collect_jobs, enhance_paths
 from deepexpose.io import read_image
 from deepexpose.lut import read_cube, toward_identity
@@ -646,3 +647,71 @@ def test_unchanged_heic_and_avif_are_copied_and_16_bits_go_to_10_bit_heic(tmp_pa
     assert read_image(out / "avif" / "deep.avif").bit_depth == 8  # AVIF is written 8-bit
     with pytest.raises(ValueError, match="--bit-depth 16 needs --format png, tiff or heic"):
         enhance_paths([src / "deep.heic"], cfg(out / "x", format="avif", bit_depth=16))
+
+
+def raw_scene(h=32, w=48):
+    y, x = np.mgrid[0:h, 0:w]
+    return 0.05 + 0.2 * x / w + 0.1 * y / h  # a dim gradient
+
+
+def test_a_raw_photo_is_written_as_a_16_bit_tiff_or_in_the_format_asked(tmp_path):
+    from PIL.TiffImagePlugin import IFDRational
+
+    from deepexpose.io import _srgb_profile
+
+    src = tmp_path / "in"
+    (src / "sub").mkdir(parents=True)
+    make_dng(src / "sub" / "a.dng", raw_scene(), orientation=6, exif={0x829A: IFDRational(1, 250)})
+    before = digest(src)
+    s = enhance_paths([src], cfg(tmp_path / "out"))
+    assert (s.count("done"), s.exit_code) == (1, 0), str(s)
+    assert digest(src) == before
+    assert [p.name for p in (tmp_path / "out" / "sub").iterdir()] == ["a.tif"]
+    img = read_image(tmp_path / "out" / "sub" / "a.tif")
+    assert (img.format, img.bit_depth, img.pixels.shape) == ("TIFF", 16, (48, 32, 3))
+    assert img.icc_profile == _srgb_profile()
+    assert not np.allclose(img.pixels, read_image(src / "sub" / "a.dng").pixels, atol=2 / 255)  # corrected
+    assert enhance_paths([src / "sub" / "a.dng"], cfg(tmp_path / "jpg", format="jpg")).exit_code == 0
+    with Image.open(tmp_path / "jpg" / "a.jpg") as im:
+        assert im.format == "JPEG" and im.mode == "RGB" and im.size == (32, 48)
+        exif = im.getexif()
+        assert exif[0x010F] == "TestMake" and exif.get(0x0112) == 1 and exif.get_ifd(0x8769)[0x829A] == 1 / 250
+
+
+def test_an_unchanged_raw_photo_is_developed_not_copied(tmp_path):
+    (tmp_path / "in").mkdir()
+    dng = make_dng(tmp_path / "in" / "a.dng", raw_scene())
+    s = enhance_paths([dng], cfg(tmp_path / "out", strength=0.0, sidecar=True))
+    assert s.exit_code == 0, str(s)
+    out = tmp_path / "out" / "a.tif"
+    assert "copied" not in json.loads((tmp_path / "out" / "a.tif.json").read_text())
+    assert np.array_equal(read_image(out).pixels, read_image(dng).pixels)  # the developed pixels, 16 bits
+
+
+def test_a_raw_and_a_tiff_of_one_name_collide(tmp_path):
+    src = tmp_path / "in"
+    src.mkdir()
+    make_dng(src / "a.dng", raw_scene())
+    save(src / "a.tif", photo(1))
+    before = digest(src)
+    s = enhance_paths([src], cfg(tmp_path / "out"))
+    assert digest(src) == before
+    assert [(Path(o.source).name, o.status) for o in s.outcomes] == [("a.tif", "failed"), ("a.dng", "done")]
+    assert "collides with that of" in s.failed[0].reason and "a.dng" in s.failed[0].reason
+    assert read_image(tmp_path / "out" / "a.tif").bit_depth == 16  # the RAW's, not the 8-bit TIFF's
+
+
+def test_frames_of_raw_photos_are_written_as_tiffs(tmp_path):
+    from deepexpose.video import frame_outputs
+
+    frames = tmp_path / "shot"
+    frames.mkdir()
+    for i in (1, 2):
+        make_dng(frames / f"f{i}.dng", raw_scene() * (1 + 0.1 * i))
+    s = enhance_paths([frames], cfg(tmp_path / "out", frames=True))
+    assert s.exit_code == 0, str(s)
+    assert sorted(p.name for p in (tmp_path / "out" / "shot").iterdir()) == ["f1.tif", "f2.tif"]
+    assert read_image(tmp_path / "out" / "shot" / "f2.tif").bit_depth == 16
+    save(frames / "f1.tif", photo(1))
+    with pytest.raises(ValueError, match="f1.dng and f1.tif would both be written as f1.tif"):
+        frame_outputs(frames, tmp_path / "again")

@@ -17,6 +17,7 @@ import torch
 from PIL import Image as PILImage
 from PIL import ImageCms, ImageOps
 
+from conftest import make_dng
 from deepexpose import io as dio
 from deepexpose.io import (
     Image,
@@ -1046,8 +1047,8 @@ def test_is_image_file(tmp_path):
     (tmp_path / "dir.png").mkdir()
     assert not is_image_file(tmp_path / "dir.png")
     assert not is_image_file(tmp_path / "missing.png")
-    assert {".jpg", ".jpeg", ".png", ".tif", ".tiff", ".webp", ".bmp", ".heic", ".heif", ".hif",
-            ".avif"} == set(dio.SUPPORTED_EXTENSIONS)
+    assert {".jpg", ".jpeg", ".png", ".tif", ".tiff", ".webp", ".bmp", ".heic", ".heif", ".hif", ".avif", ".dng",
+            ".cr2", ".cr3", ".nef", ".arw", ".raf", ".orf", ".rw2", ".pef", ".srw"} == set(dio.SUPPORTED_EXTENSIONS)
 
 
 # --------------------------------------------------------------------------------------------- native codes
@@ -1419,3 +1420,93 @@ def test_heif_and_avif_pixel_limit_and_damage(tmp_path, ext):
     cut = tmp_path / f"cut{ext}"
     cut.write_bytes(data[: len(data) // 2])
     assert_read_error(cut, "truncated")
+
+
+# --------------------------------------------------------------------------------------------- camera RAW
+
+
+def srgb(linear):
+    return 1.055 * linear ** (1 / 2.4) - 0.055
+
+
+def test_a_dng_is_developed_to_16_bit_srgb_with_camera_white_balance(tmp_path):
+    img = read_image(make_dng(tmp_path / "a.dng", level=0.3))
+    assert (img.format, img.bit_depth, img.alpha, img.grey) == ("RAW", 16, None, False)
+    assert img.pixels.dtype == np.float32 and img.pixels.shape == (32, 48, 3)
+    assert img.icc_profile == dio._srgb_profile()
+    mean = img.pixels.reshape(-1, 3).mean(axis=0)
+    # grey although the camera saw (0.5, 1, 0.7): its white balance is applied; and exposed as shot, not brightened
+    np.testing.assert_allclose(mean, srgb(0.3), atol=0.005)
+    brighter = read_image(make_dng(tmp_path / "b.dng", level=0.6)).pixels.reshape(-1, 3).mean(axis=0)
+    np.testing.assert_allclose(brighter, srgb(0.6), atol=0.005)
+    native = read_image(tmp_path / "a.dng", dtype="native")
+    assert native.pixels.dtype == np.uint16
+    np.testing.assert_array_equal(native.pixels, as_u16(img.pixels))
+
+
+def test_a_dng_is_turned_upright_once(tmp_path):
+    scene = np.full((32, 48), 0.1)
+    scene[:8, :16] = 0.8  # a bright top-left corner
+    stored = read_image(make_dng(tmp_path / "o1.dng", scene), dtype="native").pixels
+    turned = read_image(make_dng(tmp_path / "o6.dng", scene, orientation=6), dtype="native")
+    assert turned.pixels.shape == (48, 32, 3)
+    np.testing.assert_array_equal(turned.pixels, np.rot90(stored, -1))  # EXIF 6: turned 90 degrees clockwise
+    assert exif_tags(turned.exif).get(0x0112) == 1
+
+
+def test_a_dngs_exif_is_kept_without_its_maker_note(tmp_path):
+    from PIL.TiffImagePlugin import IFDRational
+
+    exif = {0x9003: "2024:05:06 07:08:09", 0x829A: IFDRational(1, 250), 0x927C: b"maker note"}
+    img = read_image(make_dng(tmp_path / "a.dng", orientation=6, exif=exif))
+    tags = exif_tags(img.exif)
+    assert tags[271] == "TestMake" and tags[0x0112] == 1
+    found = tags.get_ifd(0x8769)
+    assert found[0x9003] == "2024:05:06 07:08:09" and found[0x829A] == IFDRational(1, 250)
+    assert 0x927C not in found
+
+
+def test_a_raw_without_tiff_structure_takes_the_exif_of_its_jpeg_preview(tmp_path):
+    from types import SimpleNamespace
+
+    import rawpy
+
+    jpeg = io.BytesIO()
+    PILImage.fromarray(rgb8()).save(jpeg, "JPEG", exif=make_exif(orientation=8, make="PreviewCam"))
+
+    def raw(fmt=rawpy.ThumbFormat.JPEG, data=jpeg.getvalue()):
+        return SimpleNamespace(extract_thumb=lambda: SimpleNamespace(format=fmt, data=data))
+
+    tags = exif_tags(dio._raw_exif(tmp_path, b"FUJIFILMCCD-RAW ", raw()))
+    assert tags[271] == "PreviewCam" and tags[0x0112] == 1
+    assert dio._raw_exif(tmp_path, b"FUJIFILMCCD-RAW ", raw(rawpy.ThumbFormat.BITMAP)) is None
+
+    def no_thumbnail():
+        raise rawpy.LibRawNoThumbnailError(b"No thumbnail in file")
+
+    assert dio._raw_exif(tmp_path, b"FUJIFILMCCD-RAW ", SimpleNamespace(extract_thumb=no_thumbnail)) is None
+
+
+def test_raw_pixel_limit_and_damage(tmp_path):
+    path = make_dng(tmp_path / "a.dng")
+    assert_read_error(path, "too many pixels", max_pixels=32 * 48 - 1)
+    assert read_image(path, max_pixels=32 * 48).pixels.shape == (32, 48, 3)
+    cut = tmp_path / "cut.dng"
+    cut.write_bytes(path.read_bytes()[:3000])
+    assert_read_error(cut, "truncated or corrupt raw")
+    fake = tmp_path / "photo.nef"
+    PILImage.fromarray(rgb8()).save(fake, "JPEG")
+    assert_read_error(fake, "not a camera raw file")
+
+
+def test_raw_needs_rawpy_and_cannot_be_written(tmp_path, monkeypatch):
+    import sys
+
+    path = make_dng(tmp_path / "a.dng")
+    png = write_image(tmp_path / "a.png", rgb8())
+    monkeypatch.setitem(sys.modules, "rawpy", None)  # import rawpy fails
+    assert_read_error(path, "pip install rawpy")
+    assert read_image(png).format == "PNG"  # other formats unaffected
+    with pytest.raises(ImageWriteError, match="cannot be written"):
+        write_image(tmp_path / "out.nef", rgb8())
+    assert not (tmp_path / "out.nef").exists()
