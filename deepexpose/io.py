@@ -53,12 +53,19 @@ Metadata rules
       ``PIL.Image.Exif.tobytes``.
       When the pixels were rotated, its Orientation is reset to 1; otherwise the bytes are kept as read.
       :func:`write_image` also resets an Orientation other than 1, because the pixels it writes are upright.
-    * JPEG, PNG, WebP, HEIF and AVIF carry the full EXIF block. TIFF carries only the descriptive baseline tags
-      (ImageDescription, Make, Model, Software, DateTime, Artist, Copyright) in both directions; BMP none.
-    * A camera RAW file's EXIF (Orientation 1) is, for a TIFF-based one (DNG, CR2, NEF, ARW, PEF, SRW), those
-      descriptive tags with the EXIF and GPS directories (less the maker note, whose offsets point into the RAW
-      file), and for the others (CR3, RAF, ORF, RW2) the EXIF of the embedded JPEG preview, if it has any; else
-      ``None``. Metadata never fails a read. A RAW file's XMP, ICC profile and resolution are not read.
+      Where EXIF has no Orientation tag, a ``tiff:Orientation`` in the XMP packet turns the pixels (Pillow's rule,
+      applied by Pillow to 8-bit files and here to 16-bit PNG and TIFF); an EXIF Orientation, even 1, wins.
+    * JPEG, PNG, WebP, HEIF and AVIF carry the full EXIF block. TIFF carries, in both directions, the descriptive
+      baseline tags (ImageDescription, Make, Model, Software, DateTime, Artist, Copyright) and the EXIF and GPS
+      directories (exposure, aperture, ISO, dates, lens, position...; tags 34665 and 34853), less the maker note
+      and the Interoperability directory, whose offsets point into the source file; a tag that cannot be written
+      again is dropped on its own. The directories are written as IFDs appended to the file, a classic TIFF (never
+      BigTIFF; one that would pass 4 GB with them is written without them). Other tags of the first IFD and a
+      JPEG's thumbnail (IFD1) are not carried; BMP carries no EXIF.
+    * A camera RAW file's EXIF (Orientation 1) is, for a TIFF-based one (DNG, CR2, NEF, ARW, PEF, SRW), read as a
+      TIFF's is (the maker note's offsets point into the RAW file), and for the others (CR3, RAF, ORF, RW2) the
+      EXIF of the embedded JPEG preview, if it has any; else ``None``. Metadata never fails a read. A RAW file's
+      XMP, ICC profile and resolution are not read.
     * HEIF and AVIF store rotation and mirroring as ``irot`` / ``imir`` properties of the picture, not in EXIF.
       libheif applies them while decoding, and a HEIF file's EXIF Orientation (which only describes them; HEIF
       readers ignore it) is reset to 1 without being applied again. Pillow reports an AVIF's ``irot`` / ``imir``
@@ -174,11 +181,14 @@ _HAS_DPI = {"JPEG", "PNG", "TIFF"}
 LUMA_709 = (0.2126, 0.7152, 0.0722)  # gray output's weights: filters.base.LUMA_709, repeated so io needs no torch
 
 _ORIENTATION_TAG = 0x0112
-# Baseline TIFF tags describing the picture, the only EXIF that travels through TIFF files.
+# Baseline TIFF tags describing the picture: the EXIF of a TIFF's first IFD that travels through TIFF files.
 _TIFF_TEXT_TAGS = (270, 271, 272, 305, 306, 315, 33432)
+_EXIF_DIRECTORIES = (0x8769, 0x8825)  # pointer tags of the EXIF and GPS directories, which travel too
+_FILE_OFFSET_TAGS = (0x927C, 0xA005)  # MakerNote, Interoperability IFD: their offsets point into the source file
 _TIFF_XMP, _TIFF_RESOLUTION_TAGS = 700, (282, 283, 296)  # XMLPacket; XResolution, YResolution, ResolutionUnit
 _TRANSPOSING = (5, 6, 7, 8)  # EXIF orientations that swap width and height
 _XMP_ORIENTATION = re.compile(rb"""(tiff:Orientation\s*(?:=\s*["']|>)\s*)[0-9]+""")
+_PILLOW_XMP_ORIENTATION = re.compile(rb'tiff:Orientation(?:="|>)([0-9])')  # as PIL.Image.getexif finds it
 _JPEG_XMP_HEADER = b"http://ns.adobe.com/xap/1.0/\x00"
 _PNG_XMP_KEYWORD = b"XML:com.adobe.xmp\x00"  # an iTXt chunk's keyword and its NUL
 _EXIF_HEADER = b"Exif\x00\x00"
@@ -419,6 +429,54 @@ def _exif_from_tiff_tags(tags: dict[int, Any], rotated: bool, ifds: dict[int, di
     if rotated:
         exif[_ORIENTATION_TAG] = 1
     return exif.tobytes() if len(exif) else None
+
+
+def _exif_directories(exif: PILImage.Exif) -> dict[int, dict[int, Any]]:
+    """The non-empty EXIF and GPS directories of ``exif`` (pointer tag -> tags), less the tags whose offsets point
+    into the source file and, tag by tag, those that cannot be written again; never raises."""
+    from PIL.TiffImagePlugin import ImageFileDirectory_v2
+
+    found = {}
+    for pointer in _EXIF_DIRECTORIES:
+        try:
+            tags = exif.get_ifd(pointer)
+        except Exception:
+            continue
+        kept = {}
+        for tag, value in tags.items():
+            if tag in _FILE_OFFSET_TAGS:
+                continue
+            try:
+                single = ImageFileDirectory_v2(group=pointer)
+                single[tag] = value
+                single.tobytes()
+            except Exception:
+                continue
+            kept[tag] = value
+        if kept:
+            found[pointer] = kept
+    return found
+
+
+def _tiff_exif(path: Path, rotated: bool, tags: dict[int, Any] | None = None) -> bytes | None:
+    """The EXIF of a TIFF file: the descriptive tags of its first IFD (``tags``: as read already, else read here)
+    with its EXIF and GPS directories (see :func:`_exif_directories`), and Orientation 1 if the pixels were rotated.
+    Never raises: if the file's directories cannot be read, the descriptive ``tags`` alone (or ``None``)."""
+    try:
+        with open(path, "rb") as fh:
+            found = PILImage.Exif()
+            found.load_from_fp(fh)
+            return _exif_from_tiff_tags(dict(found) if tags is None else tags, rotated, _exif_directories(found))
+    except Exception:
+        return None if tags is None else _exif_from_tiff_tags(tags, rotated)
+
+
+def _xmp_orientation(xmp: Any) -> int:
+    """The ``tiff:Orientation`` of an XMP packet as Pillow reads it (which it uses where EXIF has no Orientation tag);
+    1 if absent or invalid."""
+    match = _PILLOW_XMP_ORIENTATION.search(xmp) if isinstance(xmp, (bytes, bytearray)) else None
+    value = int(match[1]) if match else 1
+    return value if value in range(1, 9) else 1
 
 
 def _xmp_upright(xmp: Any) -> bytes | None:
@@ -721,7 +779,7 @@ def _read_pillow(path: Path, limit: int | None, tiff_layout: str | None, native:
             color, alpha, bit_depth = _pillow_arrays(rgb, path)
 
     if fmt == "TIFF":
-        exif = _exif_from_tiff_tags(tiff_tags, rotated=rotated)
+        exif = _tiff_exif(path, rotated, tiff_tags)
     elif raw_exif:
         exif = _exif_upright(bytes(raw_exif)) if rotated else _as_exif_bytes(bytes(raw_exif))
     else:
@@ -961,7 +1019,6 @@ def _avif_bit_depth(data: bytes) -> int:
 # camera RAW ---------------------------------------------------------------------------------------
 
 _RAW_SETTINGS = {"use_camera_wb": True, "no_auto_bright": True, "gamma": (2.4, 12.92), "output_bps": 16}
-_RAW_FILE_OFFSETS = (0x927C, 0xA005)  # MakerNote, Interoperability IFD: their offsets point into the RAW file
 
 
 def _read_raw(path: Path, head: bytes, limit: int | None, native: bool = False) -> Image:
@@ -987,14 +1044,7 @@ def _read_raw(path: Path, head: bytes, limit: int | None, native: bool = False) 
 def _raw_exif(path: Path, head: bytes, raw: Any) -> bytes | None:
     """The EXIF of a RAW file (see the module notes) with Orientation 1, or ``None``; never raises."""
     try:
-        if head[:4] in _TIFF_SIGNATURES:
-            with open(path, "rb") as fh:
-                found = PILImage.Exif()
-                found.load_from_fp(fh)
-                ifds = {pointer: {k: v for k, v in found.get_ifd(pointer).items() if k not in _RAW_FILE_OFFSETS}
-                        for pointer in (0x8769, 0x8825)}  # the EXIF and GPS directories
-                return _exif_from_tiff_tags(dict(found), rotated=True, ifds=ifds)
-        return _preview_exif(raw)
+        return _tiff_exif(path, rotated=True) if head[:4] in _TIFF_SIGNATURES else _preview_exif(raw)
     except Exception:
         return None
 
@@ -1074,12 +1124,13 @@ def _decode_tiff16(path: Path, page: Any, limit: int | None, layout: str, native
         a = alpha.astype(np.float64)[:, :, None]
         straight = np.where(a > 0, color * (65535.0 / np.maximum(a, 1.0)), 0.0)
         color = np.clip(np.floor(straight + 0.5), 0, 65535).astype(np.uint16)
-    orientation = tags.get(_ORIENTATION_TAG, 1)
-    orientation = int(orientation) if int(orientation) in range(1, 9) else 1
+    xmp = tags.get(_TIFF_XMP)
+    orientation = int(tags[_ORIENTATION_TAG]) if _ORIENTATION_TAG in tags else _xmp_orientation(xmp)  # Pillow's rule
+    orientation = orientation if orientation in range(1, 9) else 1
     icc = tags.get(34675)
-    exif = _exif_from_tiff_tags(tags, rotated=orientation != 1)
-    return _finish(path, color, alpha, 16, orientation, bytes(icc) if icc else None, exif, "TIFF", native,
-                   tags.get(_TIFF_XMP), _tiff_dpi(tags))
+    exif = _tiff_exif(path, orientation != 1, tags)
+    return _finish(path, color, alpha, 16, orientation, bytes(icc) if icc else None, exif, "TIFF", native, xmp,
+                   _tiff_dpi(tags))
 
 
 # 16-bit PNG ---------------------------------------------------------------------------------------
@@ -1134,7 +1185,7 @@ def _read_png16(path: Path, limit: int | None, native: bool = False) -> Image:
     else:
         color, alpha = decoded, None
 
-    orientation, exif = _orientation_and_exif(exif)
+    orientation, exif = _orientation_and_exif(exif, xmp)
     return _finish(path, color, alpha, 16, orientation, icc, exif, "PNG", native, xmp, dpi)
 
 
@@ -1154,14 +1205,15 @@ def _png_itxt_text(rest: bytes) -> bytes | None:
         return None
 
 
-def _orientation_and_exif(exif: bytes | None) -> tuple[int, bytes | None]:
-    """Orientation (1..8) stored in raw EXIF, and the EXIF with it reset to 1."""
+def _orientation_and_exif(exif: bytes | None, xmp: Any = None) -> tuple[int, bytes | None]:
+    """Orientation (1..8) stored in raw EXIF or, where EXIF has no Orientation tag, in the XMP packet (Pillow's
+    rule), and the EXIF with it reset to 1."""
     if exif is None:
-        return 1, None
+        return _xmp_orientation(xmp), None
     try:
         tags = PILImage.Exif()
         tags.load(exif)
-        orientation = int(tags.get(_ORIENTATION_TAG, 1))
+        orientation = int(tags.get(_ORIENTATION_TAG, _xmp_orientation(xmp)))
     except Exception:  # unreadable EXIF: keep the bytes, do not rotate
         return 1, exif
     if orientation not in range(2, 9):
@@ -1626,9 +1678,11 @@ def _encode_jpeg_strips(rgb: np.ndarray, encode: Callable[[np.ndarray], bytes], 
 
 def _encode_tiff(fh: IO[bytes], rgb: np.ndarray, alpha: np.ndarray | None, meta: _Meta) -> None:
     """8- or 16-bit RGB(A) or gray(+alpha) TIFF, deflate-compressed, with ICC (tag 34675), descriptive EXIF tags,
-    XMP (tag 700) and the dpi (XResolution, YResolution, ResolutionUnit inch; else tifffile's 1 with no unit)."""
+    XMP (tag 700), the dpi (XResolution, YResolution, ResolutionUnit inch; else tifffile's 1 with no unit) and the
+    EXIF and GPS directories (see :func:`_add_exif_directories`)."""
     data = rgb if alpha is None else np.concatenate([rgb, alpha[:, :, None]], axis=2)
     extratags = []
+    directories = {}
     if meta.exif:
         tags = PILImage.Exif()
         tags.load(meta.exif)
@@ -1636,15 +1690,66 @@ def _encode_tiff(fh: IO[bytes], rgb: np.ndarray, alpha: np.ndarray | None, meta:
             value = tags.get(code)
             if isinstance(value, str) and value and value.isascii():
                 extratags.append((code, "s", 0, value, True))
+        directories = _exif_directories(tags)
     if meta.xmp:
         extratags.append((_TIFF_XMP, "B", len(meta.xmp), meta.xmp, True))
-    tifffile.imwrite(
-        fh, data[:, :, 0] if data.shape[2] == 1 else data, photometric="rgb" if rgb.shape[2] == 3 else "minisblack",
-        planarconfig="contig" if data.shape[2] > 1 else None,
-        extrasamples=["unassalpha"] if alpha is not None else None, compression="zlib", predictor=True,
-        iccprofile=meta.icc, extratags=extratags, metadata=None, software=False, resolution=meta.dpi,
-        resolutionunit="INCH" if meta.dpi else None,
-    )
+
+    def write(out: IO[bytes], tags: list[tuple]) -> None:
+        tifffile.imwrite(  # compressed, so never BigTIFF (tifffile picks it only for uncompressed data over 4 GB)
+            out, data[:, :, 0] if data.shape[2] == 1 else data,
+            photometric="rgb" if rgb.shape[2] == 3 else "minisblack",
+            planarconfig="contig" if data.shape[2] > 1 else None,
+            extrasamples=["unassalpha"] if alpha is not None else None, compression="zlib", predictor=True,
+            iccprofile=meta.icc, extratags=tags, metadata=None, software=False, resolution=meta.dpi,
+            resolutionunit="INCH" if meta.dpi else None,
+        )
+
+    if directories:
+        tiff = io.BytesIO()
+        write(tiff, [*extratags, *((pointer + 1, "I", 1, 0, True) for pointer in directories)])
+        if _add_exif_directories(tiff, directories):
+            fh.write(tiff.getbuffer())
+            return
+    write(fh, extratags)
+
+
+def _add_exif_directories(tiff: io.BytesIO, directories: dict[int, dict[int, Any]]) -> bool:
+    """Append ``directories`` (pointer tag -> tags) to a classic TIFF whose first IFD has a LONG placeholder tag
+    numbered pointer + 1 for each (tifffile will not write tags 34665 and 34853; the next numbers keep the IFD in tag
+    order), word-aligned, and make each placeholder that pointer to its directory. False, leaving ``tiff`` as it is,
+    if it is not a classic TIFF or would pass 4 GB."""
+    from PIL.TiffImagePlugin import ImageFileDirectory_v2
+
+    tiff.seek(0)
+    header = tiff.read(8)
+    if header[:4] not in (b"II*\x00", b"MM\x00*"):
+        return False
+    endian = "<" if header[:2] == b"II" else ">"
+    (first,) = struct.unpack(endian + "I", header[4:])
+    tiff.seek(first)
+    (count,) = struct.unpack(endian + "H", tiff.read(2))
+    entries = tiff.read(12 * count)
+    entry_at = {struct.unpack_from(endian + "H", entries, 12 * i)[0]: first + 2 + 12 * i for i in range(count)}
+    end = tiff.seek(0, io.SEEK_END)
+    appended = bytearray()
+    pointers = []
+    for pointer, tags in directories.items():
+        if pointer + 1 not in entry_at:
+            return False
+        directory = ImageFileDirectory_v2(header, group=pointer)
+        for tag, value in tags.items():
+            directory[tag] = value
+        appended += b"\x00" * ((end + len(appended)) % 2)
+        offset = end + len(appended)
+        appended += directory.tobytes(offset)
+        pointers.append((entry_at[pointer + 1], pointer, offset))
+    if end + len(appended) > 0xFFFFFFFF:
+        return False
+    tiff.write(appended)
+    for entry, pointer, offset in pointers:
+        tiff.seek(entry)
+        tiff.write(struct.pack(endian + "HHII", pointer, 4, 1, offset))  # tag, type LONG, count 1, value
+    return True
 
 
 def _encode_heif(fh: IO[bytes], rgb: np.ndarray, alpha: np.ndarray | None, meta: _Meta, quality: int) -> None:

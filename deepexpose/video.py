@@ -363,14 +363,26 @@ def encoder_options(suffix: str, quality: int, size: tuple[int, int], bit_depth:
 
 
 def _colour_options(colour: dict[str, str], pix_fmt: str) -> list[str]:
-    """The conversion (matrix and range of ``colour``) to ``pix_fmt`` and the stream's colour tags."""
-    scale = [f"out_color_matrix={_SCALE_MATRIX[colour['space']]}"] if colour.get("space") in _SCALE_MATRIX else []
+    """A filter converting to ``pix_fmt`` with the matrix and range of ``colour`` and marking the frames with its
+    tags (``setparams``: the encoder writes the frames' own; ``-color_primaries`` and the like are not applied)."""
+    space = colour.get("space") if colour.get("space") in _SCALE_MATRIX else None  # tagged only as converted
+    scale = [f"out_color_matrix={_SCALE_MATRIX[space]}"] if space else []
+    tags = [f"colorspace={space}"] if space else []
     if "range" in colour:
         scale.append(f"out_range={colour['range']}")
-    options = ["-vf", f"scale={':'.join(scale)},format={pix_fmt}"] if scale else []
-    tags = {**colour, "space": colour.get("space") if colour.get("space") in _SCALE_MATRIX else None}  # as converted
-    flags = {"space": "-colorspace", "primaries": "-color_primaries", "trc": "-color_trc", "range": "-color_range"}
-    return options + [a for key, flag in flags.items() if tags.get(key) for a in (flag, tags[key])]
+        tags.append(f"range={colour['range']}")
+    tags += [f"color_{key}={colour[key]}" for key in ("primaries", "trc") if colour.get(key) in _TAGS[key]]
+    if not scale and not tags:
+        return []
+    chain = ([f"scale={':'.join(scale)}"] if scale else []) + [f"format={pix_fmt}"]
+    return ["-vf", ",".join(chain + ([f"setparams={':'.join(tags)}"] if tags else []))]
+
+
+_TAGS = {"primaries": {"bt709", "bt470m", "bt470bg", "smpte170m", "smpte240m", "film", "bt2020", "smpte428",
+                       "smpte431", "smpte432", "jedec-p22", "ebu3213"},
+         "trc": {"bt709", "bt470m", "bt470bg", "smpte170m", "smpte240m", "linear", "log100", "log316", "iec61966-2-4",
+                 "bt1361e", "iec61966-2-1", "bt2020-10", "bt2020-12", "smpte2084", "smpte428", "arib-std-b67"}}
+"""the primaries and transfers that ffmpeg's setparams takes by the name it prints them with"""
 
 
 def clip_streams(path: Path) -> dict[str, int]:
@@ -452,10 +464,18 @@ def write_clip(path: Path, frames: Iterable[np.ndarray], *, fps: float, size: tu
 _STREAM_NAMES = {"s": "subtitles", "t": "attachments"}  # left out last first: attachments, then subtitles
 
 
+_HDR_TRANSFERS = {"smpte2084": "PQ", "arib-std-b67": "HLG"}
+
+
 def enhance_video(method, source: Path, output: Path, cfg) -> dict:
     """Correct a clip: plans per frame on views (pass 1), smoothed, rendered and encoded (pass 2)."""
     _need_parametric(method, cfg)
     meta, frames = read_clip(source)
+    if (trc := meta["colour"].get("trc")) in _HDR_TRANSFERS:
+        from . import DeepExposeWarning
+
+        warnings.warn(f"{source} is HDR ({_HDR_TRANSFERS[trc]}): it is edited on its code values as if they were SDR "
+                      "ones, which no model here has seen", DeepExposeWarning, stacklevel=2)
     edits, repeats, stats_in = _plan_frames(method, frames)
     if not edits:
         raise ValueError("the clip has no frames")

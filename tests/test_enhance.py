@@ -661,7 +661,7 @@ def test_a_raw_photo_is_written_as_a_16_bit_tiff_or_in_the_format_asked(tmp_path
 
     src = tmp_path / "in"
     (src / "sub").mkdir(parents=True)
-    make_dng(src / "sub" / "a.dng", raw_scene(), orientation=6, exif={0x829A: IFDRational(1, 250)})
+    make_dng(src / "sub" / "a.dng", raw_scene(), orientation=6, exif={0x829A: IFDRational(1, 250), 0x8827: 200})
     before = digest(src)
     s = enhance_paths([src], cfg(tmp_path / "out"))
     assert (s.count("done"), s.exit_code) == (1, 0), str(s)
@@ -671,6 +671,9 @@ def test_a_raw_photo_is_written_as_a_16_bit_tiff_or_in_the_format_asked(tmp_path
     assert (img.format, img.bit_depth, img.pixels.shape) == ("TIFF", 16, (48, 32, 3))
     assert img.icc_profile == _srgb_profile()
     assert not np.allclose(img.pixels, read_image(src / "sub" / "a.dng").pixels, atol=2 / 255)  # corrected
+    with Image.open(tmp_path / "out" / "sub" / "a.tif") as im:  # the TIFF keeps the EXIF directory
+        exif = im.getexif()
+        assert exif[0x010F] == "TestMake" and exif.get_ifd(0x8769) == {0x829A: IFDRational(1, 250), 0x8827: 200}
     assert enhance_paths([src / "sub" / "a.dng"], cfg(tmp_path / "jpg", format="jpg")).exit_code == 0
     with Image.open(tmp_path / "jpg" / "a.jpg") as im:
         assert im.format == "JPEG" and im.mode == "RGB" and im.size == (32, 48)

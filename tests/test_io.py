@@ -16,6 +16,7 @@ import tifffile
 import torch
 from PIL import Image as PILImage
 from PIL import ImageCms, ImageOps
+from PIL.TiffImagePlugin import IFDRational
 
 from conftest import make_dng
 from deepexpose import io as dio
@@ -278,6 +279,31 @@ def test_oriented_image_is_not_rotated_twice(tmp_path):
     third = read_image(write_image(tmp_path / "out2.png", first.pixels, exif=make_exif(6)))
     np.testing.assert_array_equal(third.pixels, first.pixels)
     assert exif_tags(third.exif)[0x0112] == 1
+
+
+@pytest.mark.parametrize("ext", [".png", ".tif"])
+@pytest.mark.parametrize("in_exif,turned", [(None, 6), (1, 1), (3, 3)])
+def test_16bit_xmp_orientation_applies_where_exif_has_none(tmp_path, ext, in_exif, turned):
+    """As Pillow does for 8-bit files: an XMP ``tiff:Orientation`` counts only where EXIF has no Orientation tag."""
+    u16 = rgb16()
+    packet = b'<rdf:Description tiff:Orientation="6"/>'
+    path = tmp_path / f"x{ext}"
+    if ext == ".png":
+        data = write_image(path, u16, bit_depth=16).read_bytes()
+        at = data.index(b"IDAT") - 4
+        exif = dio._png_chunk(b"eXIf", make_exif(in_exif)[6:]) if in_exif else b""
+        path.write_bytes(data[:at] + exif + dio._png_chunk(b"iTXt", dio._png_xmp(packet)) + data[at:])
+    else:
+        exif = [(274, "H", 1, in_exif, True)] if in_exif else []
+        tifffile.imwrite(path, u16, photometric="rgb", extratags=[*exif, (700, "B", len(packet), packet, True)])
+    with PILImage.open(path) as im:
+        assert im.getexif()[0x0112] == turned  # Pillow's reading
+    img = read_image(path, dtype="native")
+    expected = {6: np.rot90(u16, -1), 1: u16, 3: u16[::-1, ::-1]}[turned]
+    np.testing.assert_array_equal(img.pixels, expected)
+    assert img.xmp == b'<rdf:Description tiff:Orientation="1"/>'
+    again = read_image(write_image(tmp_path / f"again{ext}", img, bit_depth=16), dtype="native")
+    np.testing.assert_array_equal(again.pixels, expected)  # upright: not turned again
 
 
 # ------------------------------------------------------------------------------------------ conversions
@@ -698,6 +724,87 @@ def test_xmp_too_long_for_a_jpeg_marker_is_left_out(tmp_path):
         img = read_image(write_image(tmp_path / "long.jpg", px, xmp=longest + b" ", dpi=(72, 72), overwrite=True))
         assert img.xmp is None and img.dpi == (72.0, 72.0)
     assert read_image(write_image(tmp_path / "long.png", rgb8(), xmp=longest + b" ")).xmp == longest + b" "
+
+
+def camera_exif(maker_note=False):
+    """EXIF as a camera writes it: the make, the EXIF directory (exposure time, f-number, ISO, time taken, maybe a
+    maker note) and the GPS directory (version, latitude)."""
+    exif = PILImage.Exif()
+    exif[271] = "TestCam"
+    exif[0x8769] = {0x829A: IFDRational(1, 250), 0x829D: IFDRational(28, 10), 0x8827: 200,
+                    0x9003: "2024:05:06 07:08:09", **({0x927C: b"maker note"} if maker_note else {})}
+    exif[0x8825] = {0: b"\x02\x03\x00\x00", 1: "N", 2: (IFDRational(48), IFDRational(51), IFDRational(2958, 100))}
+    return exif.tobytes()
+
+
+def assert_camera_exif(exif):
+    """``exif`` (a Pillow Exif) holds :func:`camera_exif`, without the maker note."""
+    assert exif[271] == "TestCam"
+    found, gps = exif.get_ifd(0x8769), exif.get_ifd(0x8825)
+    assert (found[0x829A], found[0x829D], found[0x8827]) == (IFDRational(1, 250), IFDRational(28, 10), 200)
+    assert found[0x9003] == "2024:05:06 07:08:09" and 0x927C not in found
+    assert gps == {0: b"\x02\x03\x00\x00", 1: "N", 2: (48, 51, IFDRational(2958, 100))}
+
+
+@pytest.mark.parametrize("bits", [8, 16])
+def test_a_tiff_keeps_the_exif_and_gps_directories_without_the_maker_note(tmp_path, bits):
+    out = write_image(tmp_path / "a.tif", rgb8(), bit_depth=bits, exif=camera_exif(maker_note=True))
+    assert_camera_exif(exif_tags(read_image(out).exif))
+    with PILImage.open(out) as im:  # independent readers see them too, in a classic TIFF
+        assert_camera_exif(im.getexif())
+    with tifffile.TiffFile(out) as tif:
+        tags = tif.pages[0].tags
+        assert not tif.is_bigtiff and tags[34853].value["GPSLatitudeRef"] == "N"
+        assert (tags[34665].value["ExposureTime"], tags[34665].value["ISOSpeedRatings"]) == ((1, 250), 200)
+    assert_camera_exif(exif_tags(read_image(write_image(tmp_path / "b.tif", read_image(out), bit_depth=bits)).exif))
+    # a TIFF that Pillow wrote (8-bit RGB, or 16-bit gray: read here by tifffile) is read with its directories
+    px = rgb8() if bits == 8 else rgb16()[..., 0]
+    PILImage.fromarray(px).save(tmp_path / "pillow.tif", exif=camera_exif(maker_note=True))
+    img = read_image(tmp_path / "pillow.tif")
+    assert img.bit_depth == bits
+    assert_camera_exif(exif_tags(img.exif))
+
+
+def test_a_jpegs_exif_survives_a_tiff(tmp_path):
+    src = tmp_path / "a.jpg"
+    PILImage.fromarray(rgb8()).save(src, exif=camera_exif(), quality=95)
+    for bits in (8, 16):
+        tif = write_image(tmp_path / f"a{bits}.tif", read_image(src), bit_depth=bits)
+        back = write_image(tmp_path / f"b{bits}.jpg", read_image(tif))
+        assert_camera_exif(exif_tags(read_image(back).exif))
+        with PILImage.open(back) as im:
+            assert_camera_exif(im.getexif())
+
+
+def test_a_tiff_without_exif_directories_has_no_pointers_to_them(tmp_path):
+    """Without EXIF or GPS directories to carry (none, or one left empty by its maker note, which is dropped) the
+    file has no pointer to one, nor the placeholders the directories are written through."""
+    px = (np.arange(12 * 17 * 3).reshape(12, 17, 3) * 37 % 256).astype(np.uint8)
+    alpha = (np.arange(12 * 17).reshape(12, 17) % 256).astype(np.uint8)
+    maker_note_only = exif_tags(make_exif(6))
+    maker_note_only[0x8769] = {0x927C: b"maker note"}
+    cases = [dict(), dict(bit_depth=16),
+             dict(exif=make_exif(6), icc_profile=b"\0" * 16 + b"RGB " + b"\1" * 108, xmp=b"<x/>", dpi=(300, 150),
+                  alpha=alpha),
+             dict(bit_depth=16, exif=make_exif(6), grey=True, dpi=(72, 72)),
+             dict(bit_depth=16, exif=maker_note_only.tobytes(), grey=True, dpi=(72, 72))]
+    data = []
+    for i, kw in enumerate(cases):
+        path = write_image(tmp_path / f"{i}.tif", px, **kw)
+        with tifffile.TiffFile(path) as tif:
+            assert not {34665, 34666, 34853, 34854} & {tag.code for tag in tif.pages[0].tags.values()}, i
+        data.append(path.read_bytes())
+    assert data[3] == data[4]  # the directory holding only a maker note is not written
+
+
+def test_exif_tags_that_cannot_be_written_are_dropped_one_by_one():
+    exif = exif_tags(camera_exif())
+    exif.get_ifd(0x8769)[0x9999] = 2 ** 70  # no TIFF type holds it
+    exif.get_ifd(0x8825)[0x1F] = None
+    found = dio._exif_directories(exif)
+    assert found[0x8769] == {0x829A: IFDRational(1, 250), 0x829D: IFDRational(28, 10), 0x8827: 200,
+                             0x9003: "2024:05:06 07:08:09"}
+    assert sorted(found[0x8825]) == [0, 1, 2]
 
 
 # ------------------------------------------------------------------------------------------ bad input

@@ -412,14 +412,15 @@ def test_encoder_options_keep_the_depth_and_the_colour_of_the_source():
     bt709 = {"range": "tv", "space": "bt709", "primaries": "bt709", "trc": "bt709"}
     codec, pix_fmt, options = encoder_options(".mp4", 95, (64, 48), 16, bt709)
     assert (codec, pix_fmt) == ("libx264", "yuv420p10le")
-    assert options == ["-crf", "18", "-vf", "scale=out_color_matrix=bt709:out_range=tv,format=yuv420p10le",
-                       "-colorspace", "bt709", "-color_primaries", "bt709", "-color_trc", "bt709", "-color_range", "tv"]
+    assert options == ["-crf", "18", "-vf", "scale=out_color_matrix=bt709:out_range=tv,format=yuv420p10le,"
+                       "setparams=colorspace=bt709:range=tv:color_primaries=bt709:color_trc=bt709"]
     assert encoder_options(".webm", 95, (64, 48), 16)[1] == "yuv420p10le"
     assert encoder_options(".avi", 95, (64, 48), 16)[1] == "yuv420p"  # MPEG-4 has 8 bits only
     assert encoder_options(".mp4", 95, (65, 48), 16)[1] == "yuv444p10le"
     rgb = encoder_options(".mp4", 95, (64, 48), 8, {"range": "pc", "space": "gbr", "trc": "bt709"})[2]
-    assert rgb == ["-crf", "18", "-vf", "scale=out_range=pc,format=yuv420p", "-color_trc", "bt709",
-                   "-color_range", "pc"]  # written as YUV: not tagged as RGB
+    assert rgb == ["-crf", "18", "-vf", "scale=out_range=pc,format=yuv420p,setparams=range=pc:color_trc=bt709"]
+    # written as YUV: not tagged as RGB; a name setparams does not take is left out rather than failing the clip
+    assert encoder_options(".mp4", 95, (64, 48), 8, {"primaries": "reserved"})[2] == ["-crf", "18"]
 
 
 def test_a_10_bit_clip_stays_10_bit_and_keeps_its_colour_tags(tmp_path):
@@ -550,3 +551,18 @@ def test_lossless_webp_frames_stay_lossless(tmp_path):
     cfg.quality, cfg.overwrite = 90, True
     assert enhance_paths([seq], cfg).exit_code == 0
     assert not read_image(tmp_path / "o" / "s" / "0.webp").lossless
+
+
+def test_an_hdr_clip_is_edited_with_a_warning(tmp_path):
+    from deepexpose import DeepExposeWarning
+
+    clip = tmp_path / "in" / "hdr.mp4"
+    clip.parent.mkdir()
+    _ffmpeg_run("-f", "lavfi", "-i", "testsrc=size=48x32:rate=8:duration=0.25", "-vf",
+                "setparams=color_primaries=bt2020:color_trc=smpte2084:colorspace=bt2020nc,format=yuv420p10le",
+                "-c:v", "libx264", clip)
+    assert read_clip(clip)[0]["colour"].get("trc") == "smpte2084"
+    cfg = EnhanceConfig(out=str(tmp_path / "out"), method="identity", progress=False)
+    with pytest.warns(DeepExposeWarning, match="HDR \\(PQ\\)"):
+        assert enhance_paths([clip], cfg).exit_code == 0
+    assert "yuv420p10le(tv, bt2020nc/bt2020/smpte2084" in _ffmpeg_listing(tmp_path / "out" / "hdr.mp4")
