@@ -905,9 +905,16 @@ def _decode_jpeg_codes(path: Path, mode: str, width: int, height: int) -> np.nda
 
 
 def _pillow_orientation(pim: PILImage.Image) -> int:
-    """EXIF (or XMP) orientation as Pillow sees it; 1 when absent, invalid or unreadable."""
+    """EXIF (or XMP) orientation as Pillow sees it; 1 when absent, invalid or unreadable. For an AVIF, the EXIF
+    alone, where Pillow puts its ``irot`` / ``imir``: AVIF readers do not turn a picture by an XMP orientation."""
     try:
-        value = int(pim.getexif().get(_ORIENTATION_TAG, 1))
+        if pim.format == "AVIF":
+            exif = PILImage.Exif()
+            if raw := pim.info.get("exif"):
+                exif.load(raw)
+            value = int(exif.get(_ORIENTATION_TAG, 1))
+        else:
+            value = int(pim.getexif().get(_ORIENTATION_TAG, 1))
     except Exception:
         return 1
     return value if value in range(1, 9) else 1

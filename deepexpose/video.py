@@ -347,7 +347,8 @@ def encoder_options(suffix: str, quality: int, size: tuple[int, int], bit_depth:
     ``bit_depth`` 16 (a source of more than 8 bits) writes 10-bit H.264 and VP9 (MPEG-4 has only 8). ``colour``
     (:func:`clip_colour` of the source) is written with the source's matrix and range and tagged as the source
     is, so players show unchanged pixels as they showed the source's; without tags, ffmpeg's defaults, which
-    are also what it reads an untagged source with."""
+    are also what it reads an untagged source with. MPEG-4 (``.avi``) holds no tags, so it is always written
+    with those defaults (BT.601), which is how it is read back."""
     if not 1 <= quality <= 100:
         raise ValueError(f"--quality must be in 1..100, got {quality}")
     crf = min(51, max(0, round(51 - 33 * quality / 95)))
@@ -359,6 +360,8 @@ def encoder_options(suffix: str, quality: int, size: tuple[int, int], bit_depth:
         pix_fmt, options = "yuv420p", ["-qscale:v", str(1 + round(30 * (crf / 51) ** 2))]
     else:
         pix_fmt, options = f"yuv{'444' if size[0] % 2 or size[1] % 2 else '420'}p{ten}", ["-crf", str(crf)]
+    if codec == "mpeg4":  # no colour tags in MPEG-4 Part 2: written with the BT.601 that readers then assume
+        return codec, pix_fmt, options
     return codec, pix_fmt, options + _colour_options(colour or {}, pix_fmt)
 
 
@@ -386,14 +389,15 @@ _TAGS = {"primaries": {"bt709", "bt470m", "bt470bg", "smpte170m", "smpte240m", "
 
 
 def clip_streams(path: Path) -> dict[str, int]:
-    """How many audio, subtitle and attachment (a Matroska file's fonts) streams the clip has, as ffmpeg lists
-    them."""
+    """How many audio, subtitle, attachment (a Matroska file's fonts) and data (timecode, a camera's telemetry)
+    streams the clip has, as ffmpeg lists them."""
     import subprocess
 
     listing = subprocess.run([_ffmpeg().get_ffmpeg_exe(), "-hide_banner", "-i", str(path)], capture_output=True,
                              text=True, errors="replace").stderr
-    kinds = re.findall(r"^\s*Stream #0:\d+\S*: (Audio|Subtitle|Attachment)", listing, re.MULTILINE)
-    return {name.lower(): kinds.count(name) for name in ("Audio", "Subtitle", "Attachment")}
+    found = re.findall(r"^\s*Stream #0:\d+\S*: (Audio|Subtitle|Attachment|Data)(.*)$", listing, re.MULTILINE)
+    kinds = [k for k, rest in found if not (k == "Data" and "(text /" in rest)]  # MP4 chapters: copied as such
+    return {name.lower(): kinds.count(name) for name in ("Audio", "Subtitle", "Attachment", "Data")}
 
 
 def _copy_streams(video: Path, source: Path, out: Path, kinds: Sequence[str]) -> str | None:
@@ -419,7 +423,8 @@ def write_clip(path: Path, frames: Iterable[np.ndarray], *, fps: float, size: tu
     With ``streams_from``, every audio track, subtitle track and attachment of that clip, its metadata (title,
     creation time...) and its chapters are copied into the output unchanged. What the output's container cannot
     hold (say, a subtitle format it has no tag for) is left out, subtitles and attachments first; returns what
-    was left out, each with ffmpeg's reason (the metadata and chapters too, when even they cannot be copied)."""
+    was left out, each with ffmpeg's reason (the metadata and chapters too, when even they cannot be copied),
+    and the data tracks (timecode, a camera's telemetry), which are never copied."""
     ff = _ffmpeg()
     tmp = path.with_name(f".{path.name}.tmp-{secrets.token_hex(4)}{path.suffix}")
     both = path.with_name(f".{path.name}.tmp-{secrets.token_hex(4)}{path.suffix}")
@@ -442,6 +447,8 @@ def write_clip(path: Path, frames: Iterable[np.ndarray], *, fps: float, size: tu
         if streams_from is not None:
             streams = clip_streams(streams_from)
             kinds = [k for k, name in (("a", "audio"), ("s", "subtitle"), ("t", "attachment")) if streams[name]]
+            if streams["data"]:
+                left_out.append(f"{streams['data']} data track(s) (timecode, telemetry: not copied)")
             while (reason := _copy_streams(tmp, streams_from, both, kinds)) is not None:
                 if kinds == ["a"]:  # the sound is never left out
                     raise ValueError(f"cannot copy the clip's sound ({reason})")
@@ -509,8 +516,7 @@ def enhance_video(method, source: Path, output: Path, cfg) -> dict:
     if left_out:
         from . import DeepExposeWarning
 
-        warnings.warn(f"{source}: the output's container cannot hold its {' and '.join(left_out)}; they are left "
-                      "out", DeepExposeWarning, stacklevel=2)
+        warnings.warn(f"{source}: left out of the output: {'; '.join(left_out)}", DeepExposeWarning, stacklevel=2)
     return report
 
 

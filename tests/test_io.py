@@ -1617,3 +1617,19 @@ def test_raw_needs_rawpy_and_cannot_be_written(tmp_path, monkeypatch):
     with pytest.raises(ImageWriteError, match="cannot be written"):
         write_image(tmp_path / "out.nef", rgb8())
     assert not (tmp_path / "out.nef").exists()
+
+
+def test_an_avif_is_not_turned_by_an_xmp_orientation(tmp_path):
+    """AVIF readers turn a picture by its irot/imir (which Pillow reports as EXIF), never by an XMP orientation;
+    Pillow's fallback to the XMP would make an edit turned and an unchanged copy not."""
+    a = np.zeros((6, 8, 3), np.uint8)
+    a[:2, :3] = 255
+    xmp = (b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">'
+           b'<rdf:Description xmlns:tiff="http://ns.adobe.com/tiff/1.0/" tiff:Orientation="6"/></rdf:RDF></x:xmpmeta>')
+    PILImage.fromarray(a).save(tmp_path / "x.avif", xmp=xmp)
+    img = read_image(tmp_path / "x.avif", dtype="native")
+    assert img.pixels.shape == (6, 8, 3) and b'tiff:Orientation="1"' in img.xmp
+    exif = PILImage.Exif()
+    exif[0x0112] = 6
+    PILImage.fromarray(a).save(tmp_path / "e.avif", exif=exif.tobytes())
+    assert read_image(tmp_path / "e.avif").pixels.shape == (8, 6, 3)

@@ -303,11 +303,11 @@ def test_every_audio_and_subtitle_track_and_the_metadata_are_copied(tmp_path):
 
     (tmp_path / "in").mkdir()
     clip = _clip_with_tracks(tmp_path / "in" / "trip.mp4", "mov_text")
-    assert clip_streams(clip) == {"audio": 2, "subtitle": 1, "attachment": 0}
+    assert clip_streams(clip) == {"audio": 2, "subtitle": 1, "attachment": 0, "data": 0}
     cfg = EnhanceConfig(out=str(tmp_path / "out"), method="classic", sidecar=True, progress=False)
     assert enhance_paths([clip], cfg).exit_code == 0
     out = tmp_path / "out" / "trip.mp4"
-    assert clip_streams(out) == {"audio": 2, "subtitle": 1, "attachment": 0}
+    assert clip_streams(out) == {"audio": 2, "subtitle": 1, "attachment": 0, "data": 0}
     listing = _ffmpeg_listing(out)
     assert "Our holiday" in listing and "fra" in listing and "Chapter #0:0" in listing
     assert "left_out" not in json.loads((tmp_path / "out" / "trip.mp4.json").read_text())
@@ -332,7 +332,7 @@ def test_what_the_container_cannot_hold_is_left_out_but_never_the_sound(tmp_path
     left_out = write_clip(tmp_path / "o" / "trip.mp4", iter(frames), fps=8, size=(48, 32), streams_from=mkv,
                           before_replace=told.append)
     assert len(left_out) == 1 and left_out[0].startswith("subtitles (") and told == [left_out]
-    assert clip_streams(tmp_path / "o" / "trip.mp4") == {"audio": 2, "subtitle": 0, "attachment": 0}
+    assert clip_streams(tmp_path / "o" / "trip.mp4") == {"audio": 2, "subtitle": 0, "attachment": 0, "data": 0}
     assert "Our holiday" in _ffmpeg_listing(tmp_path / "o" / "trip.mp4")
     with pytest.raises(ValueError, match="cannot copy the clip's sound"):  # AAC has no place in WebM
         write_clip(tmp_path / "o" / "trip.webm", iter(frames), fps=8, size=(48, 32), streams_from=mkv)
@@ -354,7 +354,7 @@ def test_enhance_warns_of_and_records_what_a_clip_left_out(tmp_path, monkeypatch
 
     monkeypatch.setattr(video, "write_clip", dropping)
     cfg = EnhanceConfig(out=str(tmp_path / "out"), method="classic", sidecar=True, progress=False)
-    with pytest.warns(DeepExposeWarning, match="cannot hold its subtitles"):
+    with pytest.warns(DeepExposeWarning, match="left out of the output: subtitles"):
         assert enhance_paths([clip], cfg).exit_code == 0
     assert json.loads((tmp_path / "out" / "a.mp4.json").read_text())["left_out"] == ["subtitles (no tag)"]
 
@@ -566,3 +566,30 @@ def test_an_hdr_clip_is_edited_with_a_warning(tmp_path):
     with pytest.warns(DeepExposeWarning, match="HDR \\(PQ\\)"):
         assert enhance_paths([clip], cfg).exit_code == 0
     assert "yuv420p10le(tv, bt2020nc/bt2020/smpte2084" in _ffmpeg_listing(tmp_path / "out" / "hdr.mp4")
+
+
+def test_a_timecode_track_is_reported_left_out(tmp_path):
+    from deepexpose.video import clip_streams, write_clip
+
+    clip = tmp_path / "tc.mov"
+    _ffmpeg_run("-f", "lavfi", "-i", "testsrc=size=48x32:rate=8:duration=0.25", "-timecode", "01:02:03:04",
+                "-c:v", "libx264", clip)
+    assert clip_streams(clip)["data"] == 1
+    frames = [np.full((32, 48, 3), 128, np.uint8)] * 2
+    left_out = write_clip(tmp_path / "o" / "tc.mov", iter(frames), fps=8, size=(48, 32), streams_from=clip)
+    assert left_out == ["1 data track(s) (timecode, telemetry: not copied)"]
+
+
+def test_an_avi_keeps_the_colours_of_a_bt709_source(tmp_path):
+    """MPEG-4 holds no colour tags and is read back as BT.601: converting with the source's BT.709 would shift it."""
+    clip = tmp_path / "in" / "f.avi"
+    clip.parent.mkdir()
+    _ffmpeg_run("-f", "lavfi", "-i", "color=c=0xC03060:s=64x48:r=10:d=0.5", "-vf",
+                "scale=out_color_matrix=bt709,setparams=colorspace=bt709:range=tv,format=yuv420p", "-c:v", "libx264",
+                clip)
+    assert read_clip(clip)[0]["colour"].get("space") == "bt709"
+    cfg = EnhanceConfig(out=str(tmp_path / "out"), method="identity", quality=100, progress=False)
+    assert enhance_paths([clip], cfg).exit_code == 0
+    source = next(iter(read_clip(clip)[1])).astype(float)
+    written = next(iter(read_clip(tmp_path / "out" / "f.avi")[1])).astype(float)
+    assert np.abs(written.mean((0, 1)) - source.mean((0, 1))).max() < 2.5
