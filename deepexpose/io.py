@@ -982,15 +982,17 @@ def _decode_avif_deep(path: Path) -> tuple[np.ndarray, np.ndarray | None, int] |
     ``imagecodecs`` (Pillow decodes to 8 bits); ``None`` for an 8-bit one (Pillow decodes it). Like Pillow's,
     this decoder leaves the rotation and mirroring (``irot``, ``imir``) to apply: Pillow reports them as the EXIF
     orientation."""
-    data = path.read_bytes()
-    bits = _avif_bit_depth(data)
+    with open(path, "rb") as fh:
+        bits = _avif_bit_depth(fh.read(1 << 16))  # the meta box comes before the picture data, which is not read
+    if bits is None:  # a meta box longer than that, or none there
+        bits = _avif_bit_depth(path.read_bytes()) or 8
     if bits == 8:
         return None
     import imagecodecs
 
     if not imagecodecs.AVIF.available:
         return None
-    decoded = imagecodecs.avif_decode(data)
+    decoded = imagecodecs.avif_decode(path.read_bytes())
     if decoded.dtype != np.uint16:
         return None
     decoded = _widen(decoded, bits)
@@ -999,9 +1001,10 @@ def _decode_avif_deep(path: Path) -> tuple[np.ndarray, np.ndarray | None, int] |
     return decoded, None, 16
 
 
-def _avif_bit_depth(data: bytes) -> int:
+def _avif_bit_depth(data: bytes) -> int | None:
     """8, 10 or 12: the deepest of the AV1 image items of an AVIF, from the ``av1C`` boxes in its top-level ``meta``
-    box (the ``high_bitdepth`` and ``twelve_bit`` flags of their third byte, AV1-ISOBMFF 2.3.3)."""
+    box (the ``high_bitdepth`` and ``twelve_bit`` flags of their third byte, AV1-ISOBMFF 2.3.3); ``None`` when
+    ``data`` (the file, or its start) holds no whole ``meta`` box."""
     pos, bits = 0, 8
     while pos + 8 <= len(data):
         size, kind = struct.unpack_from(">I4s", data, pos)
@@ -1010,6 +1013,8 @@ def _avif_bit_depth(data: bytes) -> int:
         elif size == 0:
             size = len(data) - pos
         if kind == b"meta":
+            if pos + size > len(data):
+                return None
             meta = data[pos:pos + size]
             at = meta.find(b"av1C")
             while 0 <= at <= len(meta) - 7:
@@ -1020,7 +1025,7 @@ def _avif_bit_depth(data: bytes) -> int:
         if size < 8:
             break
         pos += size
-    return bits
+    return None
 
 
 # camera RAW ---------------------------------------------------------------------------------------
