@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import warnings
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
@@ -314,6 +315,7 @@ def enhance_image(method: Method, source: Path, output: Path, cfg: EnhanceConfig
     would give (:func:`_copyable`): re-encoding a JPEG would change it, and a copy keeps every piece of
     metadata. A camera RAW file is developed, never copied."""
     img, plan, preview = read_and_plan(method, source)
+    warn_if_hdr(img, source, output)
     pixels = plan.render(img.pixels, cfg.strength)
     depth = _bit_depth(cfg, img.bit_depth, output)
     copy = (img.format != "RAW" and depth == img.bit_depth and _unchanged(pixels, img.pixels)
@@ -326,7 +328,21 @@ def enhance_image(method: Method, source: Path, output: Path, cfg: EnhanceConfig
         return
     write_image(output, pixels, bit_depth=depth, quality=cfg.quality_for(img, output), icc_profile=img.icc_profile,
                 exif=img.exif, xmp=img.xmp, dpi=img.dpi, alpha=img.alpha, overwrite=True, threads=encode_threads(),
-                grey=img.grey)
+                grey=img.grey, cicp=img.cicp)
+
+
+def warn_if_hdr(img: Image, source: Path, output: Path) -> None:
+    """Warn (:class:`deepexpose.DeepExposeWarning`) that an HDR photo (a PQ or HLG transfer in its colour code
+    points) is edited as if it were SDR, and whether ``output`` keeps its HDR description (only HEIC does)."""
+    if img.cicp is None or img.cicp.hdr is None:
+        return
+    from . import DeepExposeWarning
+
+    kept = ("its HDR colour description is kept" if output.suffix.lower() in (".heic", ".heif", ".hif") else
+            f"{output.suffix or output.name} output cannot describe it, so viewers will show it as SDR (write HEIC to "
+            "keep it)")
+    warnings.warn(f"{source} is HDR ({img.cicp.hdr}): it is edited on its code values as if they were SDR ones, which "
+                  f"no model here has seen; {kept}", DeepExposeWarning, stacklevel=2)
 
 
 def _unchanged(a: np.ndarray, b: np.ndarray) -> bool:

@@ -70,8 +70,14 @@ Metadata rules
       libheif applies them while decoding, and a HEIF file's EXIF Orientation (which only describes them; HEIF
       readers ignore it) is reset to 1 without being applied again. Pillow reports an AVIF's ``irot`` / ``imir``
       as the EXIF Orientation (replacing the file's own), which is applied as for other formats. Both are written
-      upright, with no ``irot`` / ``imir``. Colour given only as an ``nclx`` box (no ICC profile) is not converted
-      or kept: the pixels are taken as they are.
+      upright, with no ``irot`` / ``imir``.
+    * Colour given as code points (an ``nclx`` box: primaries, transfer, matrix, range) and no ICC profile, as in
+      phone and camera HEIF and AVIF files, is kept as ``Image.cicp``; the pixels are not converted. Where an ICC
+      profile can describe it (SDR transfers and the common primaries, e.g. Display P3 or BT.2020), that profile
+      (:func:`deepexpose.cicp.icc_profile`) becomes ``Image.icc_profile``, so every format written describes the
+      colours; HEIF output carries the code points themselves as its ``nclx`` box instead. An HDR transfer (PQ,
+      HLG) has no ICC form, so only HEIF output keeps it. A file with an ICC profile has no ``cicp``: the profile
+      describes it.
     * ICC profiles are kept for JPEG, PNG, TIFF, WebP, HEIF and AVIF (dropped for BMP). A profile read from the
       file is kept when it describes the file's RGB or gray data; one is written only where it describes the channels
       written (RGB or gray), so a gray photo's profile goes with its gray output and not with an RGB one.
@@ -122,6 +128,9 @@ import numpy as np
 import tifffile
 from PIL import Image as PILImage
 from PIL import UnidentifiedImageError
+
+from .cicp import Cicp
+from .cicp import icc_profile as cicp_icc_profile
 
 if TYPE_CHECKING:
     import torch
@@ -251,6 +260,9 @@ class Image:
     ``(x, y)`` dots per inch of the upright pixels; each ``None`` when the file has none (or none readable).
     ``lossless``: a WebP file whose (first) image is lossless (``VP8L``); ``False`` for every other file.
     ``bit_depth`` 16 includes 10- and 12-bit HEIF and AVIF files, their codes scaled to 16 bits.
+    ``cicp``: a HEIF or AVIF file's colour given as code points (its ``nclx`` box: primaries, transfer, matrix,
+    range) and not by an ICC profile; ``icc_profile`` is then one made from them where that is possible (see
+    :func:`deepexpose.cicp.icc_profile`), and ``cicp.hdr`` names an HDR transfer.
     """
 
     pixels: np.ndarray
@@ -264,6 +276,7 @@ class Image:
     xmp: bytes | None = None
     dpi: tuple[float, float] | None = None
     lossless: bool = False
+    cicp: Cicp | None = None
 
     @property
     def height(self) -> int:
@@ -525,9 +538,10 @@ def _to_float(a: np.ndarray, top: int) -> np.ndarray:
 
 def _finish(path: Path, color: np.ndarray, alpha: np.ndarray | None, bit_depth: int, orientation: int,
             icc: bytes | None, exif: bytes | None, fmt: str, native: bool = False, xmp: Any = None,
-            dpi: tuple[float, float] | None = None) -> Image:
+            dpi: tuple[float, float] | None = None, cicp: Cicp | None = None) -> Image:
     """Integer ``H x W x {1, 3}`` colour and ``H x W`` alpha to an upright float (or, ``native``, integer)
-    :class:`Image`; ``dpi`` is that of the stored pixels (swapped here if ``orientation`` turns them)."""
+    :class:`Image`; ``dpi`` is that of the stored pixels (swapped here if ``orientation`` turns them). ``cicp``,
+    the colour code points of a file without an ICC profile, gives the profile where one describes them."""
     top = 255 if bit_depth == 8 else 65535
     dtype = np.uint8 if bit_depth == 8 else np.uint16
     convert = (lambda a: a.astype(dtype, copy=False)) if native else (lambda a: _to_float(a, top))
@@ -541,8 +555,12 @@ def _finish(path: Path, color: np.ndarray, alpha: np.ndarray | None, bit_depth: 
     alpha_f = _orient(convert(alpha), orientation) if alpha is not None else None
     if dpi is not None and orientation in _TRANSPOSING:
         dpi = (dpi[1], dpi[0])
+    if icc is None and cicp is not None:
+        icc = cicp_icc_profile(cicp, grey)
+    else:
+        cicp = None
     return Image(pixels=pixels, alpha=alpha_f, bit_depth=bit_depth, icc_profile=_icc_for(icc, grey), exif=exif,
-                 format=fmt, path=path, grey=grey, xmp=_xmp_upright(xmp), dpi=dpi)
+                 format=fmt, path=path, grey=grey, xmp=_xmp_upright(xmp), dpi=dpi, cicp=cicp)
 
 
 def _check_pixels(path: Path, width: int, height: int, limit: int | None) -> None:
@@ -747,12 +765,13 @@ def _read_pillow(path: Path, limit: int | None, tiff_layout: str | None, native:
         width, height = pim.size
         _check_pixels(path, width, height, limit)
         fmt = "JPEG" if pim.format == "MPO" else str(pim.format)
-        decoded = None
+        decoded = avif_meta = None
         if native and pim.format == "JPEG" and pim.mode in ("RGB", "L"):
             codes = _decode_jpeg_codes(path, pim.mode, width, height)
             decoded = None if codes is None else (codes, None, 8)
         elif pim.format == "AVIF":
-            decoded = _decode_avif_deep(path)
+            avif_meta = _avif_meta(path)
+            decoded = _decode_avif_deep(path, avif_meta)
         if decoded is not None:  # a JPEG as Pillow decodes it (tested) without its 4-byte copy, or a deep AVIF
             in_file = orientation = _pillow_orientation(pim)
             color, alpha, bit_depth = decoded
@@ -784,7 +803,8 @@ def _read_pillow(path: Path, limit: int | None, tiff_layout: str | None, native:
         exif = _exif_upright(bytes(raw_exif)) if rotated else _as_exif_bytes(bytes(raw_exif))
     else:
         exif = None
-    img = _finish(path, color, alpha, bit_depth, orientation, icc, exif, fmt, native, xmp, dpi)
+    cicp = _nclx(avif_meta) if avif_meta and not icc else None
+    img = _finish(path, color, alpha, bit_depth, orientation, icc, exif, fmt, native, xmp, dpi, cicp)
     img.lossless = fmt == "WEBP" and _webp_lossless(path)
     return img
 
@@ -973,19 +993,28 @@ def _read_heif(path: Path, limit: int | None, native: bool = False) -> Image:
     color, alpha = (data[..., :-1], data[..., -1]) if layout.endswith("A") else (data, None)
     raw_exif = heif.info.get("exif")
     exif = _exif_upright(raw_exif) if raw_exif else None
+    nclx = heif.info.get("nclx_profile")
+    cicp = None if not nclx else Cicp(int(nclx["color_primaries"]), int(nclx["transfer_characteristics"]),
+                                      int(nclx["matrix_coefficients"]), bool(nclx["full_range_flag"]))
     return _finish(path, color, alpha, 16 if bits > 8 else 8, 1, heif.info.get("icc_profile"), exif, "HEIF", native,
-                   heif.info.get("xmp"))
+                   heif.info.get("xmp"), cicp=cicp)
 
 
-def _decode_avif_deep(path: Path) -> tuple[np.ndarray, np.ndarray | None, int] | None:
-    """Colour, alpha and bit depth 16 of an AVIF of 10 or 12 bits a sample, decoded by libavif through
-    ``imagecodecs`` (Pillow decodes to 8 bits); ``None`` for an 8-bit one (Pillow decodes it). Like Pillow's,
-    this decoder leaves the rotation and mirroring (``irot``, ``imir``) to apply: Pillow reports them as the EXIF
-    orientation."""
+def _avif_meta(path: Path) -> bytes:
+    """An AVIF's top-level ``meta`` box (item properties: ``av1C``, ``colr``...), from the file's first 64 KB
+    where it is whole there (it comes before the picture data, which is not read), else from the whole file;
+    ``b""`` when it has none."""
     with open(path, "rb") as fh:
-        bits = _avif_bit_depth(fh.read(1 << 16))  # the meta box comes before the picture data, which is not read
-    if bits is None:  # a meta box longer than that, or none there
-        bits = _avif_bit_depth(path.read_bytes()) or 8
+        meta = _isobmff_meta(fh.read(1 << 16))
+    return (_isobmff_meta(path.read_bytes()) or b"") if meta is None else meta
+
+
+def _decode_avif_deep(path: Path, meta: bytes) -> tuple[np.ndarray, np.ndarray | None, int] | None:
+    """Colour, alpha and bit depth 16 of an AVIF of 10 or 12 bits a sample (``meta``: its meta box), decoded by
+    libavif through ``imagecodecs`` (Pillow decodes to 8 bits); ``None`` for an 8-bit one (Pillow decodes it).
+    Like Pillow's, this decoder leaves the rotation and mirroring (``irot``, ``imir``) to apply: Pillow reports
+    them as the EXIF orientation."""
+    bits = _av1_bit_depth(meta)
     if bits == 8:
         return None
     import imagecodecs
@@ -1001,11 +1030,10 @@ def _decode_avif_deep(path: Path) -> tuple[np.ndarray, np.ndarray | None, int] |
     return decoded, None, 16
 
 
-def _avif_bit_depth(data: bytes) -> int | None:
-    """8, 10 or 12: the deepest of the AV1 image items of an AVIF, from the ``av1C`` boxes in its top-level ``meta``
-    box (the ``high_bitdepth`` and ``twelve_bit`` flags of their third byte, AV1-ISOBMFF 2.3.3); ``None`` when
-    ``data`` (the file, or its start) holds no whole ``meta`` box."""
-    pos, bits = 0, 8
+def _isobmff_meta(data: bytes) -> bytes | None:
+    """The top-level ``meta`` box of an ISOBMFF file (HEIF, AVIF) starting with ``data``; ``None`` when ``data``
+    ends before one is found whole, ``b""`` at a broken box size."""
+    pos = 0
     while pos + 8 <= len(data):
         size, kind = struct.unpack_from(">I4s", data, pos)
         if size == 1 and pos + 16 <= len(data):
@@ -1013,19 +1041,32 @@ def _avif_bit_depth(data: bytes) -> int | None:
         elif size == 0:
             size = len(data) - pos
         if kind == b"meta":
-            if pos + size > len(data):
-                return None
-            meta = data[pos:pos + size]
-            at = meta.find(b"av1C")
-            while 0 <= at <= len(meta) - 7:
-                flags = meta[at + 6]
-                bits = max(bits, (12 if flags & 0x20 else 10) if flags & 0x40 else 8)
-                at = meta.find(b"av1C", at + 4)
-            return bits
+            return data[pos:pos + size] if pos + size <= len(data) else None
         if size < 8:
-            break
+            return b""
         pos += size
     return None
+
+
+def _av1_bit_depth(meta: bytes) -> int:
+    """8, 10 or 12: the deepest of the AV1 image items in an AVIF's ``meta`` box, from their ``av1C`` boxes (the
+    ``high_bitdepth`` and ``twelve_bit`` flags of the third byte, AV1-ISOBMFF 2.3.3); 8 where there are none."""
+    bits, at = 8, meta.find(b"av1C")
+    while 0 <= at <= len(meta) - 7:
+        flags = meta[at + 6]
+        bits = max(bits, (12 if flags & 0x20 else 10) if flags & 0x40 else 8)
+        at = meta.find(b"av1C", at + 4)
+    return bits
+
+
+def _nclx(meta: bytes) -> Cicp | None:
+    """The colour code points of the first ``colr`` box of type ``nclx`` in an ISOBMFF ``meta`` box (ISO/IEC
+    23008-12 6.5.5: primaries, transfer, matrix as 16-bit numbers, then the full-range flag), or ``None``."""
+    at = meta.find(b"colrnclx")
+    if at < 4 or at + 15 > len(meta) or struct.unpack_from(">I", meta, at - 4)[0] < 19:
+        return None
+    primaries, transfer, matrix = struct.unpack_from(">HHH", meta, at + 8)
+    return Cicp(primaries, transfer, matrix, bool(meta[at + 14] & 0x80))
 
 
 # camera RAW ---------------------------------------------------------------------------------------
@@ -1243,7 +1284,8 @@ def write_image(path: str | os.PathLike[str], image_or_pixels: Image | np.ndarra
                 format: str | None = None, quality: int = 95, icc_profile: bytes | None = None,
                 exif: bytes | PILImage.Exif | None = None, alpha: np.ndarray | None = None,
                 overwrite: bool = False, threads: int | None = None, grey: bool | None = None,
-                xmp: bytes | str | None = None, dpi: tuple[float, float] | None = None) -> Path:
+                xmp: bytes | str | None = None, dpi: tuple[float, float] | None = None,
+                cicp: Cicp | None = None) -> Path:
     """Write RGB pixels (``H x W x 3``) atomically to ``path``; with ``grey`` (default: an Image's own ``grey``,
     else false) as one gray channel, their Rec. 709 luma ``0.2126 R + 0.7152 G + 0.0722 B`` rounded, where the
     format has one (JPEG, PNG, TIFF, BMP, AVIF; WebP and HEIF stay RGB).
@@ -1257,7 +1299,11 @@ def write_image(path: str | os.PathLike[str], image_or_pixels: Image | np.ndarra
     are used unless the corresponding argument is given (pass ``b""`` to drop a profile, EXIF or XMP, ``()`` to
     drop the dpi); a profile is written only when it describes what is written (an RGB profile with RGB, a gray
     one with gray). ``xmp`` is a raw XMP packet (a str is UTF-8 encoded), ``dpi`` an ``(x, y)`` resolution in
-    dots per inch (1..65535), each written where the format stores it (see the module notes). The format comes
+    dots per inch (1..65535), each written where the format stores it (see the module notes). ``cicp`` (default:
+    an Image's own) is the colour as H.273 code points: HEIF output carries it as its ``nclx`` box (an HDR one
+    included) unless it has another ICC profile (libheif writes one or the other); where no profile is given, the
+    other formats get the ICC profile made from it, if one can be (see :func:`deepexpose.cicp.icc_profile`).
+    The format comes
     from ``format`` or else from the extension. ``bit_depth`` is 8, or 16 for PNG, TIFF and HEIF (HEIF stores 10
     bits). ``quality`` (1..100) applies to JPEG (4:4:4 chroma at 90 and above), WebP (100 means lossless), HEIF and
     AVIF (4:2:0 chroma).
@@ -1285,6 +1331,7 @@ def write_image(path: str | os.PathLike[str], image_or_pixels: Image | np.ndarra
             xmp = img.xmp if xmp is None else xmp
             dpi = img.dpi if dpi is None else dpi
             grey = img.grey if grey is None else grey
+            cicp = img.cicp if cicp is None else cicp
         else:
             pixels = image_or_pixels
         grey = bool(grey) and fmt in _HAS_GREY
@@ -1292,7 +1339,13 @@ def write_image(path: str | os.PathLike[str], image_or_pixels: Image | np.ndarra
         checked = _check_pixels_array(pixels)
         rgb = to_codes(_luma(checked) if grey else checked, bit_depth)
         a = to_codes(_check_alpha(alpha, rgb.shape[:2]), bit_depth) if alpha is not None else None
+        if cicp is not None:
+            if len(cicp) != 4 or not all(0 <= int(v) <= 255 for v in cicp[:3]):
+                raise ValueError(f"cicp must be (primaries, transfer, matrix, full_range), codes 0..255, got {cicp!r}")
+            cicp = Cicp(*(int(v) for v in cicp[:3]), bool(cicp[3]))
         icc = _icc_for(icc_profile, grey)
+        if icc is None and cicp is not None and icc_profile != b"":
+            icc = cicp_icc_profile(cicp, grey)
         exif_bytes = _exif_for_writing(exif)
         xmp_bytes = _xmp_for_writing(xmp) if fmt in _HAS_XMP else None
         dpi = _dpi_for_writing(dpi) if fmt in _HAS_DPI else None
@@ -1311,7 +1364,9 @@ def write_image(path: str | os.PathLike[str], image_or_pixels: Image | np.ndarra
         exif_bytes = None
     if fmt == "JPEG" and xmp_bytes and len(xmp_bytes) > _JPEG_MAX_MARKER - len(_JPEG_XMP_HEADER):
         xmp_bytes = None  # too long for its one APP1 marker (extended XMP is not written): dropped, not an error
-    meta = _Meta(icc, exif_bytes, xmp_bytes, dpi)
+    if fmt == "HEIF" and cicp is not None and icc is not None and icc == cicp_icc_profile(cicp, grey):
+        icc = None  # libheif writes one colour box, an ICC profile or code points: the code points themselves
+    meta = _Meta(icc, exif_bytes, xmp_bytes, dpi, cicp if fmt == "HEIF" else None)
 
     def encode(fh: IO[bytes]) -> None:
         if fmt == "TIFF":
@@ -1458,6 +1513,7 @@ class _Meta(NamedTuple):
     exif: bytes | None
     xmp: bytes | None
     dpi: tuple[float, float] | None
+    cicp: Cicp | None = None
 
 
 def atomic_write_bytes(path: str | os.PathLike[str], data: bytes, *, overwrite: bool = False) -> Path:
@@ -1766,14 +1822,19 @@ def _add_exif_directories(tiff: io.BytesIO, directories: dict[int, dict[int, Any
 
 def _encode_heif(fh: IO[bytes], rgb: np.ndarray, alpha: np.ndarray | None, meta: _Meta, quality: int) -> None:
     """RGB(A) HEIC through pillow-heif (libheif, x265; 4:2:0 chroma), 8-bit, or 10-bit from 16-bit codes (rounded
-    to 10 bits), with the ICC profile, EXIF and XMP."""
+    to 10 bits), with the ICC profile, EXIF and XMP, and the colour code points as its ``nclx`` box (else
+    pillow-heif's sRGB ones)."""
     import pillow_heif
 
     data = rgb if alpha is None else np.concatenate([rgb, alpha[:, :, None]], axis=2)
     mode = "RGB" if alpha is None else "RGBA"
     if data.dtype == np.uint16:
         data, mode = _narrow(data, 1023).astype("<u2", copy=False), mode + ";10"
-    options = {k: v for k, v in (("icc_profile", meta.icc), ("exif", meta.exif), ("xmp", meta.xmp)) if v}
+    options: dict[str, Any] = {k: v for k, v in (("icc_profile", meta.icc), ("exif", meta.exif), ("xmp", meta.xmp))
+                               if v}
+    if meta.cicp is not None:
+        options.update(color_primaries=meta.cicp.primaries, transfer_characteristics=meta.cicp.transfer,
+                       matrix_coefficients=meta.cicp.matrix, full_range_flag=int(meta.cicp.full_range))
     pillow_heif.encode(mode, (data.shape[1], data.shape[0]), np.ascontiguousarray(data).tobytes(), fh,
                        quality=quality, bit_depth=10, **options)
 

@@ -207,7 +207,7 @@ def _read_frame(path: Path) -> Image:
 def enhance_frames(method, folder: Path, out_folder: Path, cfg) -> dict:
     """Correct a folder of numbered frames into ``out_folder`` (same names); returns the flicker figures."""
     _need_parametric(method, cfg)
-    from .enhance import _bit_depth, encode_threads, foreign_side_files, write_side_files
+    from .enhance import _bit_depth, encode_threads, foreign_side_files, warn_if_hdr, write_side_files
 
     frames, outputs = frame_outputs(folder, out_folder, cfg.format)
     clash = [o for o in outputs if o.exists() and not (cfg.skip_existing or cfg.overwrite)]
@@ -224,6 +224,8 @@ def enhance_frames(method, folder: Path, out_folder: Path, cfg) -> dict:
     stats_out = []
     for i, (f, o) in enumerate(zip(frames, outputs, strict=True)):  # pass 2: render the smoothed plans
         img = _read_frame(f)
+        if i == 0:
+            warn_if_hdr(img, folder, o)
         plan = plans[i] if plans is not None else method.plan(img.pixels)
         pixels = plan.render(img.pixels, cfg.strength)
         stats = frame_statistics(pixels)
@@ -233,7 +235,7 @@ def enhance_frames(method, folder: Path, out_folder: Path, cfg) -> dict:
         write_side_files(plan, o, cfg, {"source": f.name, "frame": i})
         write_image(o, pixels, bit_depth=_bit_depth(cfg, img.bit_depth, o), quality=cfg.quality_for(img, o),
                     icc_profile=img.icc_profile, exif=img.exif, xmp=img.xmp, dpi=img.dpi, alpha=img.alpha,
-                    overwrite=True, threads=encode_threads(), grey=img.grey)
+                    overwrite=True, threads=encode_threads(), grey=img.grey, cicp=img.cicp)
     report = {"frames": len(frames), "repeated_frames": sum(repeats), **_flicker_report(stats_in, stats_out)}
     if cfg.sidecar:
         doc = {"source": folder.name, **method.describe(), "temporal_window": temporal_window(method, cfg), **report,

@@ -157,3 +157,17 @@ def make_dng(path, level=0.3, neutral=(0.5, 1.0, 0.7), orientation=1, h=32, w=48
         data[pointer:pointer + 4] = struct.pack("<I", len(data))
         path.write_bytes(bytes(data + directory.tobytes(len(data))))
     return path
+
+
+def make_nclx_heic(path, pixels, cicp):
+    """A HEIC whose colour is given only by an nclx box with the code points ``cicp`` (primaries, transfer, matrix,
+    full range), as phones and cameras write them; ``uint16`` pixels (10-bit codes) make a 10-bit file."""
+    import pillow_heif
+
+    mode = "RGB" if pixels.dtype == np.uint8 else "RGB;16"
+    h, w = pixels.shape[:2]
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    pillow_heif.encode(mode, (w, h), np.ascontiguousarray(pixels).astype(pixels.dtype.newbyteorder("<")).tobytes(),
+                       path, quality=95, bit_depth=10, color_primaries=cicp[0], transfer_characteristics=cicp[1],
+                       matrix_coefficients=cicp[2], full_range_flag=int(cicp[3]))
+    return Path(path)

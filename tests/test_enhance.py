@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +15,7 @@ import pytest
 import torch
 from PIL import Image
 
-from conftest import make_dng
+from conftest import make_dng, make_nclx_heic
 from deepexpose.enhance import EnhanceConfig, collect_jobs, enhance_paths
 from deepexpose.io import read_image
 from deepexpose.lut import read_cube, toward_identity
@@ -647,6 +648,39 @@ def test_unchanged_heic_and_avif_are_copied_and_16_bits_go_to_10_bit_heic(tmp_pa
     assert read_image(out / "avif" / "deep.avif").bit_depth == 8  # AVIF is written 8-bit
     with pytest.raises(ValueError, match="--bit-depth 16 needs --format png, tiff or heic"):
         enhance_paths([src / "deep.heic"], cfg(out / "x", format="avif", bit_depth=16))
+
+
+def test_a_display_p3_heic_keeps_its_colours_described_in_every_output(tmp_path):
+    from deepexpose.cicp import Cicp, icc_profile
+    from deepexpose.io import _isobmff_meta, _nclx
+
+    p3 = Cicp(12, 13, 1, True)
+    src = make_nclx_heic(tmp_path / "in" / "p3.heic", (photo(1) * 255).round().astype(np.uint8), p3)
+    for fmt in ("", "jpg", "png", "tiff"):
+        out = tmp_path / f"out-{fmt or 'same'}"
+        assert enhance_paths([src], cfg(out, format=fmt)).exit_code == 0
+        written = next(out.iterdir())
+        if fmt:
+            assert read_image(written).icc_profile == icc_profile(p3), fmt
+        else:  # HEIC: the code points themselves
+            assert _nclx(_isobmff_meta(written.read_bytes())) == p3
+
+
+def test_an_hdr_heic_is_edited_with_a_warning_saying_what_keeps_it(tmp_path):
+    from deepexpose import DeepExposeWarning
+    from deepexpose.cicp import Cicp
+
+    pq = Cicp(9, 16, 9, False)
+    src = make_nclx_heic(tmp_path / "in" / "pq.heic", (photo(2) * 1023).round().astype(np.uint16), pq)
+    with pytest.warns(DeepExposeWarning, match=r"pq.heic is HDR \(PQ\).*its HDR colour description is kept"):
+        assert enhance_paths([src], cfg(tmp_path / "heic")).exit_code == 0
+    assert read_image(tmp_path / "heic" / "pq.heic").cicp == pq
+    with pytest.warns(DeepExposeWarning, match=r"HDR \(PQ\).*\.png output cannot describe it"):
+        assert enhance_paths([src], cfg(tmp_path / "png", format="png")).exit_code == 0
+    assert read_image(tmp_path / "png" / "pq.png").icc_profile is None
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DeepExposeWarning)  # an SDR photo: no warning
+        assert enhance_paths([save_heif(tmp_path / "in2" / "s.heic", photo(3))], cfg(tmp_path / "sdr")).exit_code == 0
 
 
 def raw_scene(h=32, w=48):

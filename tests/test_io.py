@@ -18,8 +18,9 @@ from PIL import Image as PILImage
 from PIL import ImageCms, ImageOps
 from PIL.TiffImagePlugin import IFDRational
 
-from conftest import make_dng
+from conftest import make_dng, make_nclx_heic
 from deepexpose import io as dio
+from deepexpose.cicp import Cicp, _build, icc_profile
 from deepexpose.io import (
     Image,
     ImageReadError,
@@ -1633,3 +1634,82 @@ def test_an_avif_is_not_turned_by_an_xmp_orientation(tmp_path):
     exif[0x0112] = 6
     PILImage.fromarray(a).save(tmp_path / "e.avif", exif=exif.tobytes())
     assert read_image(tmp_path / "e.avif").pixels.shape == (8, 6, 3)
+
+
+# --------------------------------------------------------------------------------------------- colour code points
+
+
+def written_nclx(path):
+    """The nclx code points in an ISOBMFF file's meta box, or None."""
+    return dio._nclx(dio._isobmff_meta(Path(path).read_bytes()) or b"")
+
+
+def test_a_display_p3_heic_gets_its_profile_in_every_format_and_keeps_its_nclx(tmp_path):
+    p3 = Cicp(12, 13, 1, True)
+    img = read_image(make_nclx_heic(tmp_path / "p3.heic", smooth8(), p3))
+    assert img.cicp == p3 and img.icc_profile == icc_profile(p3)
+    for ext in (".jpg", ".png", ".tif", ".webp", ".avif", ".heic"):
+        back = read_image(write_image(tmp_path / f"o{ext}", img))
+        assert back.icc_profile == icc_profile(p3), ext
+    assert written_nclx(tmp_path / "o.heic") == p3 and read_image(tmp_path / "o.heic").cicp == p3  # no ICC there
+    other = read_image(write_image(tmp_path / "icc.heic", img, icc_profile=_build(1, 13)))  # another profile wins
+    assert other.icc_profile == _build(1, 13) and other.cicp is None
+    png16 = read_image(write_image(tmp_path / "o16.png", img, bit_depth=16))
+    assert png16.icc_profile == icc_profile(p3)
+
+
+def test_an_srgb_nclx_needs_no_profile_and_an_icc_file_has_no_cicp(tmp_path, icc):
+    srgb = Cicp(1, 13, 6, True)
+    img = read_image(make_nclx_heic(tmp_path / "s.heic", smooth8(), srgb))
+    assert img.cicp == srgb and img.icc_profile is None
+    assert read_image(write_image(tmp_path / "s.png", img)).icc_profile is None
+    with_icc = read_image(write_image(tmp_path / "i.avif", smooth8(), icc_profile=icc))  # Pillow adds an sRGB nclx
+    assert with_icc.icc_profile == icc and with_icc.cicp is None
+
+
+def test_an_hdr_heic_keeps_its_pq_code_points_in_heic_only(tmp_path):
+    pq = Cicp(9, 16, 9, False)
+    codes = smooth8().astype(np.uint16) * 4  # 10-bit codes
+    img = read_image(make_nclx_heic(tmp_path / "pq.heic", codes, pq), dtype="native")
+    assert img.cicp == pq and img.cicp.hdr == "PQ" and img.icc_profile is None and img.bit_depth == 16
+    out = write_image(tmp_path / "o.heic", img, bit_depth=16)
+    assert written_nclx(out) == pq and read_image(out).cicp == pq
+    assert read_image(write_image(tmp_path / "o.png", img, bit_depth=16)).icc_profile is None
+
+
+def test_an_avif_nclx_is_read_from_its_colr_box(tmp_path):
+    data = bytearray(write_image(tmp_path / "a.avif", smooth8()).read_bytes())
+    at = data.find(b"colrnclx")
+    assert struct.unpack_from(">HHH", data, at + 8) == (1, 13, 6)  # Pillow writes sRGB code points
+    struct.pack_into(">H", data, at + 8, 12)  # Display P3 primaries
+    (tmp_path / "p3.avif").write_bytes(bytes(data))
+    img = read_image(tmp_path / "p3.avif")
+    assert img.cicp == Cicp(12, 13, 6, True) and img.icc_profile == icc_profile(img.cicp)
+    assert read_image(write_image(tmp_path / "p3.jpg", img)).icc_profile == icc_profile(img.cicp)
+
+
+def test_write_image_makes_a_profile_from_given_code_points(tmp_path):
+    out = write_image(tmp_path / "a.png", smooth8(), cicp=(12, 13, 0, 1))
+    assert read_image(out).icc_profile == icc_profile(Cicp(12, 13, 0, True))
+    assert read_image(write_image(tmp_path / "b.png", smooth8(), cicp=(12, 13, 0, 1), icc_profile=b"")).icc_profile \
+        is None  # b"" drops the profile
+    grey = read_image(write_image(tmp_path / "g.png", smooth8(), cicp=(1, 1, 1, 1), grey=True))
+    assert grey.grey and grey.icc_profile == icc_profile(Cicp(1, 1, 1, True), grey=True)
+    for bad in ((12, 13, 0), (12, 300, 0, 1), (-1, 13, 0, 1)):
+        with pytest.raises(ImageWriteError, match="cicp must be"):
+            write_image(tmp_path / "c.png", smooth8(), cicp=bad)
+    assert not (tmp_path / "c.png").exists()
+
+
+def test_isobmff_meta_and_nclx_parsing():
+    def box(kind, body):
+        return struct.pack(">I", 8 + len(body)) + kind + body
+
+    colr = box(b"colr", b"nclx" + struct.pack(">HHHB", 12, 16, 9, 0x80))
+    meta = box(b"meta", bytes(4) + box(b"iprp", box(b"ipco", colr)))
+    data = box(b"ftyp", b"avif" + bytes(4)) + meta + box(b"mdat", bytes(100))
+    assert dio._isobmff_meta(data) == meta and dio._nclx(meta) == Cicp(12, 16, 9, True)
+    assert dio._isobmff_meta(data[:len(meta)]) is None  # cut inside the meta box: read more
+    assert dio._isobmff_meta(box(b"ftyp", b"avif") + box(b"mdat", b"")) is None  # no meta in what was given
+    assert dio._nclx(box(b"meta", box(b"colr", b"prof" + bytes(20)))) is None
+    assert dio._nclx(meta[:-3]) is None  # a cut nclx box

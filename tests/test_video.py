@@ -568,6 +568,24 @@ def test_an_hdr_clip_is_edited_with_a_warning(tmp_path):
     assert "yuv420p10le(tv, bt2020nc/bt2020/smpte2084" in _ffmpeg_listing(tmp_path / "out" / "hdr.mp4")
 
 
+def test_hdr_frames_are_edited_with_one_warning_and_keep_their_code_points(tmp_path):
+    import warnings
+
+    from conftest import make_nclx_heic
+    from deepexpose import DeepExposeWarning
+    from deepexpose.cicp import Cicp
+
+    pq = Cicp(9, 16, 9, False)
+    for i in range(3):
+        make_nclx_heic(tmp_path / "seq" / f"f{i}.heic", np.full((16, 24, 3), 300 + 100 * i, np.uint16), pq)
+    cfg = EnhanceConfig(out=str(tmp_path / "o"), method="classic", frames=True, progress=False)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert enhance_paths([tmp_path / "seq"], cfg).exit_code == 0
+    hdr = [w for w in caught if issubclass(w.category, DeepExposeWarning) and "HDR (PQ)" in str(w.message)]
+    assert len(hdr) == 1 and "its HDR colour description is kept" in str(hdr[0].message)
+    assert all(read_image(tmp_path / "o" / "seq" / f"f{i}.heic").cicp == pq for i in range(3))
+
 def test_a_timecode_track_is_reported_left_out(tmp_path):
     from deepexpose.video import clip_streams, write_clip
 

@@ -1,0 +1,100 @@
+import hashlib
+import io
+import struct
+
+import numpy as np
+import pytest
+from PIL import Image as PILImage
+from PIL import ImageCms
+
+from deepexpose.cicp import HDR_TRANSFERS, Cicp, _build, icc_profile, rgb_to_xyz
+
+
+def srgb_decode(v):
+    return np.where(v <= 0.04045, v / 12.92, ((v + 0.055) / 1.055) ** 2.4)
+
+
+def srgb_encode(v):
+    return np.where(v <= 0.0031308, v * 12.92, 1.055 * np.clip(v, 0, None) ** (1 / 2.4) - 0.055)
+
+
+def bt709_decode(v):
+    """The inverse of the BT.709 OETF."""
+    return np.where(v < 0.081, v / 4.5, ((v + 0.099) / 1.099) ** (1 / 0.45))
+
+
+def to_srgb(profile, codes):
+    """``codes`` (uint8, H x W x 3 or H x W for gray) through ``profile`` to sRGB by LittleCMS."""
+    source = ImageCms.ImageCmsProfile(io.BytesIO(profile))
+    out = ImageCms.profileToProfile(PILImage.fromarray(codes), source, ImageCms.createProfile("sRGB"),
+                                    renderingIntent=ImageCms.Intent.RELATIVE_COLORIMETRIC, outputMode="RGB")
+    return np.asarray(out).astype(np.float64)
+
+
+def inside(seed, shape=(16, 16, 3)):
+    """8-bit codes well inside the gamut, so that conversions to sRGB need no clipping."""
+    return np.round((np.random.default_rng(seed).random(shape) * 0.4 + 0.3) * 255).astype(np.uint8)
+
+
+def test_rgb_to_xyz_gives_the_published_srgb_matrix():
+    published = [[0.4124, 0.3576, 0.1805], [0.2126, 0.7152, 0.0722], [0.0193, 0.1192, 0.9505]]  # IEC 61966-2-1
+    np.testing.assert_allclose(rgb_to_xyz(1), published, atol=2e-4)
+
+
+def test_bt709_primaries_with_the_srgb_transfer_are_srgb_to_littlecms():
+    codes = (np.random.default_rng(0).random((32, 32, 3)) * 255).astype(np.uint8)
+    np.testing.assert_array_equal(to_srgb(_build(1, 13), codes), codes)
+
+
+def test_display_p3_matches_the_published_p3_to_srgb_matrix():
+    p3_to_srgb = np.array([[1.2249, -0.2247, 0.0], [-0.0420, 1.0419, 0.0], [-0.0197, -0.0786, 1.0979]])
+    codes = inside(1)
+    expected = srgb_encode(srgb_decode(codes / 255) @ p3_to_srgb.T) * 255
+    got = to_srgb(icc_profile(Cicp(12, 13, 6, True)), codes)
+    assert np.abs(got - expected).max() <= 1.0
+    assert np.abs(got - codes).max() > 10  # not taken for sRGB
+
+
+def test_bt2020_with_the_bt709_transfer_matches_the_published_matrix():
+    bt2020_to_709 = np.array([[1.6605, -0.5876, -0.0728], [-0.1246, 1.1329, -0.0083], [-0.0182, -0.1006, 1.1187]])
+    codes = np.round((np.random.default_rng(2).random((16, 16, 3)) * 0.15 + 0.45) * 255).astype(np.uint8)
+    linear = bt709_decode(codes / 255) @ bt2020_to_709.T  # ITU-R BT.2087
+    assert linear.min() > 0 and linear.max() < 1
+    got = to_srgb(icc_profile(Cicp(9, 1, 9, False)), codes)
+    assert np.abs(got - srgb_encode(linear) * 255).max() <= 1.0
+
+
+def test_a_grey_profile_carries_the_transfer():
+    codes = np.arange(256, dtype=np.uint8).reshape(16, 16)
+    got = to_srgb(icc_profile(Cicp(1, 1, 1, True), grey=True), codes)[..., 0]
+    error = np.abs(got - srgb_encode(bt709_decode(codes / 255)) * 255)
+    assert error.max() <= 2.0 and error[codes >= 16].max() <= 1.0  # LittleCMS's 8-bit tables, steep near black
+    assert icc_profile(Cicp(12, 13, 6, True), grey=True) is None  # a gray sRGB transfer needs no profile
+
+
+@pytest.mark.parametrize("cicp", [Cicp(1, 13, 6, True), Cicp(2, 2, 2, True), Cicp(1, 2, 6, False),
+                                  Cicp(9, 16, 9, False), Cicp(9, 18, 9, False), Cicp(3, 13, 6, True),
+                                  Cicp(12, 17, 0, True), None])
+def test_no_profile_for_srgb_unspecified_hdr_or_unknown_code_points(cicp):
+    assert icc_profile(cicp) is None
+
+
+def test_the_profile_is_a_valid_icc_v4_display_profile():
+    profile = icc_profile(Cicp(12, 13, 6, True))
+    assert struct.unpack(">I", profile[:4])[0] == len(profile) and len(profile) % 4 == 0
+    assert profile[8:12] == bytes([4, 0x30, 0, 0]) and profile[12:24] == b"mntrRGB XYZ " and profile[36:40] == b"acsp"
+    assert hashlib.md5(profile[:84] + bytes(16) + profile[100:]).digest() == profile[84:100]  # ICC.1 7.2.18
+    count = struct.unpack(">I", profile[128:132])[0]
+    tags = {profile[132 + 12 * i:136 + 12 * i] for i in range(count)}
+    assert tags == {b"desc", b"cprt", b"wtpt", b"chad", b"rXYZ", b"gXYZ", b"bXYZ", b"rTRC", b"gTRC", b"bTRC"}
+    described = ImageCms.getProfileDescription(ImageCms.ImageCmsProfile(io.BytesIO(profile)))
+    assert "Display P3 primaries, sRGB transfer" in described
+    assert icc_profile(Cicp(12, 13, 6, True)) == profile  # the same bytes every time
+
+
+def test_describe_and_hdr():
+    assert Cicp(12, 13, 6, True).describe() == "Display P3 primaries, sRGB transfer"
+    assert Cicp(9, 16, 9, False).describe() == "BT.2020 primaries, PQ transfer" and Cicp(9, 16, 9, False).hdr == "PQ"
+    assert Cicp(9, 18, 9, False).hdr == "HLG" and Cicp(1, 13, 6, True).hdr is None
+    assert Cicp(99, 98, 0, True).describe() == "primaries 99, transfer 98"
+    assert set(HDR_TRANSFERS) == {16, 18}
