@@ -333,14 +333,14 @@ def enhance_image(method: Method, source: Path, output: Path, cfg: EnhanceConfig
 
 def warn_if_hdr(img: Image, source: Path, output: Path) -> None:
     """Warn (:class:`deepexpose.DeepExposeWarning`) that an HDR photo (a PQ or HLG transfer in its colour code
-    points) is edited as if it were SDR, and whether ``output`` keeps its HDR description (only HEIC does)."""
+    points) is edited as if it were SDR, and whether ``output`` keeps its HDR description (only HEIC and PNG do)."""
     if img.cicp is None or img.cicp.hdr is None:
         return
     from . import DeepExposeWarning
 
-    kept = ("its HDR colour description is kept" if output.suffix.lower() in (".heic", ".heif", ".hif") else
-            f"{output.suffix or output.name} output cannot describe it, so viewers will show it as SDR (write HEIC to "
-            "keep it)")
+    kept = ("its HDR colour description is kept" if output.suffix.lower() in (".heic", ".heif", ".hif", ".png") else
+            f"{output.suffix or output.name} output cannot describe it, so viewers will show it as SDR (write HEIC or "
+            "PNG to keep it)")
     warnings.warn(f"{source} is HDR ({img.cicp.hdr}): it is edited on its code values as if they were SDR ones, which "
                   f"no model here has seen; {kept}", DeepExposeWarning, stacklevel=2)
 

@@ -72,12 +72,13 @@ Metadata rules
       as the EXIF Orientation (replacing the file's own), which is applied as for other formats. Both are written
       upright, with no ``irot`` / ``imir``.
     * Colour given as code points (an ``nclx`` box: primaries, transfer, matrix, range) and no ICC profile, as in
-      phone and camera HEIF and AVIF files, is kept as ``Image.cicp``; the pixels are not converted. Where an ICC
-      profile can describe it (SDR transfers and the common primaries, e.g. Display P3 or BT.2020), that profile
-      (:func:`deepexpose.cicp.icc_profile`) becomes ``Image.icc_profile``, so every format written describes the
-      colours; HEIF output carries the code points themselves as its ``nclx`` box instead. An HDR transfer (PQ,
-      HLG) has no ICC form, so only HEIF output keeps it. A file with an ICC profile has no ``cicp``: the profile
-      describes it.
+      phone and camera HEIF and AVIF files, or by a PNG's ``cICP`` chunk (which overrides its ICC profile), is kept
+      as ``Image.cicp``; the pixels are not converted. Where an ICC profile can describe it (SDR transfers and the
+      common primaries, e.g. Display P3 or BT.2020), that profile (:func:`deepexpose.cicp.icc_profile`) becomes
+      ``Image.icc_profile``, so every format written describes the colours; HEIF output carries the code points
+      themselves as its ``nclx`` box instead, and PNG output a ``cICP`` chunk beside the profile. An HDR transfer
+      (PQ, HLG) has no ICC form, so only HEIF and PNG output keep it. A HEIF or AVIF file with an ICC profile has
+      no ``cicp``: the profile describes it.
     * ICC profiles are kept for JPEG, PNG, TIFF, WebP, HEIF and AVIF (dropped for BMP). A profile read from the
       file is kept when it describes the file's RGB or gray data; one is written only where it describes the channels
       written (RGB or gray), so a gray photo's profile goes with its gray output and not with an RGB one.
@@ -803,7 +804,9 @@ def _read_pillow(path: Path, limit: int | None, tiff_layout: str | None, native:
         exif = _exif_upright(bytes(raw_exif)) if rotated else _as_exif_bytes(bytes(raw_exif))
     else:
         exif = None
-    cicp = _nclx(avif_meta) if avif_meta and not icc else None
+    cicp = _nclx(avif_meta) if avif_meta and not icc else _png_cicp(path) if fmt == "PNG" else None
+    if fmt == "PNG" and cicp is not None:
+        icc = None  # a cICP chunk overrides the iCCP chunk (PNG 3rd edition, 11.3.2.6)
     img = _finish(path, color, alpha, bit_depth, orientation, icc, exif, fmt, native, xmp, dpi, cicp)
     img.lossless = fmt == "WEBP" and _webp_lossless(path)
     return img
@@ -1202,12 +1205,30 @@ def _png_chunks(data: bytes) -> Iterator[tuple[bytes, int, int]]:
         pos += 12 + length
 
 
+def _png_cicp(path: Path) -> Cicp | None:
+    """The code points of a PNG's ``cICP`` chunk (primaries, transfer, matrix, full-range flag; PNG 3rd edition),
+    from the chunks before its image data, or ``None``."""
+    with open(path, "rb") as fh:
+        fh.seek(len(_PNG_SIGNATURE))
+        while len(header := fh.read(8)) == 8:
+            length, kind = struct.unpack(">I4s", header)
+            if kind == b"cICP":
+                body = fh.read(length)
+                return Cicp(body[0], body[1], body[2], bool(body[3])) if length == 4 == len(body) else None
+            if kind in (b"IDAT", b"IEND"):
+                return None
+            fh.seek(length + 4, os.SEEK_CUR)
+    return None
+
+
 def _read_png16(path: Path, limit: int | None, native: bool = False) -> Image:
     data = path.read_bytes()
-    ihdr = icc = exif = xmp = dpi = None
+    ihdr = icc = exif = xmp = dpi = cicp = None
     for kind, start, end in _png_chunks(data):
         if kind == b"IHDR" and end - start == 13:
             ihdr = struct.unpack_from(">IIBBBBB", data, start)
+        elif kind == b"cICP" and end - start == 4:
+            cicp = Cicp(data[start], data[start + 1], data[start + 2], bool(data[start + 3]))
         elif kind == b"iCCP":  # profile name, NUL, compression method, zlib stream
             name_end = data.find(b"\x00", start, end)
             if name_end >= 0:
@@ -1239,7 +1260,9 @@ def _read_png16(path: Path, limit: int | None, native: bool = False) -> Image:
         color, alpha = decoded, None
 
     orientation, exif = _orientation_and_exif(exif, xmp)
-    return _finish(path, color, alpha, 16, orientation, icc, exif, "PNG", native, xmp, dpi)
+    if cicp is not None:
+        icc = None  # a cICP chunk overrides the iCCP chunk (PNG 3rd edition, 11.3.2.6)
+    return _finish(path, color, alpha, 16, orientation, icc, exif, "PNG", native, xmp, dpi, cicp)
 
 
 def _png_itxt_text(rest: bytes) -> bytes | None:
@@ -1301,8 +1324,9 @@ def write_image(path: str | os.PathLike[str], image_or_pixels: Image | np.ndarra
     one with gray). ``xmp`` is a raw XMP packet (a str is UTF-8 encoded), ``dpi`` an ``(x, y)`` resolution in
     dots per inch (1..65535), each written where the format stores it (see the module notes). ``cicp`` (default:
     an Image's own) is the colour as H.273 code points: HEIF output carries it as its ``nclx`` box (an HDR one
-    included) unless it has another ICC profile (libheif writes one or the other); where no profile is given, the
-    other formats get the ICC profile made from it, if one can be (see :func:`deepexpose.cicp.icc_profile`).
+    included) unless it has another ICC profile (libheif writes one or the other), PNG output as a ``cICP`` chunk;
+    where no profile is given, every format gets the ICC profile made from it, if one can be (see
+    :func:`deepexpose.cicp.icc_profile`).
     The format comes
     from ``format`` or else from the extension. ``bit_depth`` is 8, or 16 for PNG, TIFF and HEIF (HEIF stores 10
     bits). ``quality`` (1..100) applies to JPEG (4:4:4 chroma at 90 and above), WebP (100 means lossless), HEIF and
@@ -1366,7 +1390,7 @@ def write_image(path: str | os.PathLike[str], image_or_pixels: Image | np.ndarra
         xmp_bytes = None  # too long for its one APP1 marker (extended XMP is not written): dropped, not an error
     if fmt == "HEIF" and cicp is not None and icc is not None and icc == cicp_icc_profile(cicp, grey):
         icc = None  # libheif writes one colour box, an ICC profile or code points: the code points themselves
-    meta = _Meta(icc, exif_bytes, xmp_bytes, dpi, cicp if fmt == "HEIF" else None)
+    meta = _Meta(icc, exif_bytes, xmp_bytes, dpi, cicp if fmt in ("HEIF", "PNG") else None)
 
     def encode(fh: IO[bytes]) -> None:
         if fmt == "TIFF":
@@ -1621,11 +1645,14 @@ def _encode_pillow(fh: IO[bytes], fmt: str, rgb: np.ndarray, alpha: np.ndarray |
         options["exif"] = meta.exif
     if meta.dpi:
         options["dpi"] = meta.dpi
-    if meta.xmp and fmt == "PNG":
+    if fmt == "PNG" and (meta.xmp or meta.cicp):
         from PIL.PngImagePlugin import PngInfo
 
         options["pnginfo"] = PngInfo()
-        options["pnginfo"].add(b"iTXt", _png_xmp(meta.xmp))
+        if meta.xmp:
+            options["pnginfo"].add(b"iTXt", _png_xmp(meta.xmp))
+        if meta.cicp:
+            options["pnginfo"].add(b"cICP", _png_cicp_body(meta.cicp))
     elif meta.xmp:
         options["xmp"] = meta.xmp
     if fmt == "JPEG":
@@ -1844,13 +1871,19 @@ def _png_chunk(kind: bytes, body: bytes) -> bytes:
     return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", crc)
 
 
+def _png_cicp_body(cicp: Cicp) -> bytes:
+    """A ``cICP`` chunk's body: primaries, transfer, matrix 0 (PNG holds RGB) and full range (the pixels written are
+    full-range RGB, whatever the range of the picture they were decoded from)."""
+    return bytes([cicp.primaries, cicp.transfer, 0, 1])
+
+
 def _png_xmp(xmp: bytes) -> bytes:
     """The body of an uncompressed iTXt chunk holding an XMP packet."""
     return _PNG_XMP_KEYWORD + b"\x00\x00\x00\x00" + xmp  # compression flag and method, no language, no translation
 
 
 def _encode_png16(fh: IO[bytes], rgb: np.ndarray, alpha: np.ndarray | None, meta: _Meta) -> None:
-    """16-bit RGB(A) or gray(+alpha) PNG (Pillow cannot write one): IHDR, iCCP, eXIf, iTXt (XMP), pHYs (as
+    """16-bit RGB(A) or gray(+alpha) PNG (Pillow cannot write one): IHDR, iCCP, eXIf, iTXt (XMP), cICP, pHYs (as
     Pillow writes it), IDAT with the Sub filter, IEND."""
     icc, exif = meta.icc, meta.exif
     data = rgb if alpha is None else np.concatenate([rgb, alpha[:, :, None]], axis=2)
@@ -1864,6 +1897,8 @@ def _encode_png16(fh: IO[bytes], rgb: np.ndarray, alpha: np.ndarray | None, meta
         fh.write(_png_chunk(b"eXIf", exif[len(_EXIF_HEADER):] if exif.startswith(_EXIF_HEADER) else exif))
     if meta.xmp:
         fh.write(_png_chunk(b"iTXt", _png_xmp(meta.xmp)))
+    if meta.cicp:
+        fh.write(_png_chunk(b"cICP", _png_cicp_body(meta.cicp)))
     if meta.dpi:
         fh.write(_png_chunk(b"pHYs", struct.pack(">IIB", *(int(d / 0.0254 + 0.5) for d in meta.dpi), 1)))
     bpp = 2 * channels

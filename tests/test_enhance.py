@@ -675,9 +675,12 @@ def test_an_hdr_heic_is_edited_with_a_warning_saying_what_keeps_it(tmp_path):
     with pytest.warns(DeepExposeWarning, match=r"pq.heic is HDR \(PQ\).*its HDR colour description is kept"):
         assert enhance_paths([src], cfg(tmp_path / "heic")).exit_code == 0
     assert read_image(tmp_path / "heic" / "pq.heic").cicp == pq
-    with pytest.warns(DeepExposeWarning, match=r"HDR \(PQ\).*\.png output cannot describe it"):
-        assert enhance_paths([src], cfg(tmp_path / "png", format="png")).exit_code == 0
-    assert read_image(tmp_path / "png" / "pq.png").icc_profile is None
+    with pytest.warns(DeepExposeWarning, match=r"HDR \(PQ\).*its HDR colour description is kept"):
+        assert enhance_paths([src], cfg(tmp_path / "png", format="png", bit_depth=16)).exit_code == 0
+    assert read_image(tmp_path / "png" / "pq.png").cicp == Cicp(9, 16, 0, True)
+    with pytest.warns(DeepExposeWarning, match=r"HDR \(PQ\).*\.tif output cannot describe it"):
+        assert enhance_paths([src], cfg(tmp_path / "tif", format="tiff")).exit_code == 0
+    assert read_image(tmp_path / "tif" / "pq.tif").icc_profile is None
     with warnings.catch_warnings():
         warnings.simplefilter("error", DeepExposeWarning)  # an SDR photo: no warning
         assert enhance_paths([save_heif(tmp_path / "in2" / "s.heic", photo(3))], cfg(tmp_path / "sdr")).exit_code == 0

@@ -7,6 +7,7 @@ import itertools
 import os
 import pickle
 import struct
+import zlib
 from pathlib import Path
 
 import imagecodecs
@@ -1655,7 +1656,8 @@ def test_a_display_p3_heic_gets_its_profile_in_every_format_and_keeps_its_nclx(t
     other = read_image(write_image(tmp_path / "icc.heic", img, icc_profile=_build(1, 13)))  # another profile wins
     assert other.icc_profile == _build(1, 13) and other.cicp is None
     png16 = read_image(write_image(tmp_path / "o16.png", img, bit_depth=16))
-    assert png16.icc_profile == icc_profile(p3)
+    assert png16.icc_profile == icc_profile(p3) and png16.cicp == read_image(tmp_path / "o.png").cicp \
+        == Cicp(12, 13, 0, True)  # a cICP chunk beside the profile
 
 
 def test_an_srgb_nclx_needs_no_profile_and_an_icc_file_has_no_cicp(tmp_path, icc):
@@ -1667,14 +1669,17 @@ def test_an_srgb_nclx_needs_no_profile_and_an_icc_file_has_no_cicp(tmp_path, icc
     assert with_icc.icc_profile == icc and with_icc.cicp is None
 
 
-def test_an_hdr_heic_keeps_its_pq_code_points_in_heic_only(tmp_path):
+def test_an_hdr_heic_keeps_its_pq_code_points_in_heic_and_png_only(tmp_path):
     pq = Cicp(9, 16, 9, False)
     codes = smooth8().astype(np.uint16) * 4  # 10-bit codes
     img = read_image(make_nclx_heic(tmp_path / "pq.heic", codes, pq), dtype="native")
     assert img.cicp == pq and img.cicp.hdr == "PQ" and img.icc_profile is None and img.bit_depth == 16
     out = write_image(tmp_path / "o.heic", img, bit_depth=16)
     assert written_nclx(out) == pq and read_image(out).cicp == pq
-    assert read_image(write_image(tmp_path / "o.png", img, bit_depth=16)).icc_profile is None
+    for depth in (8, 16):  # PNG holds full-range RGB: matrix 0, full range
+        back = read_image(write_image(tmp_path / f"o{depth}.png", img, bit_depth=depth))
+        assert back.cicp == Cicp(9, 16, 0, True) and back.icc_profile is None, depth
+    assert read_image(write_image(tmp_path / "o.tif", img, bit_depth=16)).icc_profile is None
 
 
 def test_an_avif_nclx_is_read_from_its_colr_box(tmp_path):
@@ -1691,7 +1696,7 @@ def test_an_avif_nclx_is_read_from_its_colr_box(tmp_path):
 def test_write_image_makes_a_profile_from_given_code_points(tmp_path):
     out = write_image(tmp_path / "a.png", smooth8(), cicp=(12, 13, 0, 1))
     assert read_image(out).icc_profile == icc_profile(Cicp(12, 13, 0, True))
-    assert read_image(write_image(tmp_path / "b.png", smooth8(), cicp=(12, 13, 0, 1), icc_profile=b"")).icc_profile \
+    assert read_image(write_image(tmp_path / "b.jpg", smooth8(), cicp=(12, 13, 0, 1), icc_profile=b"")).icc_profile \
         is None  # b"" drops the profile
     grey = read_image(write_image(tmp_path / "g.png", smooth8(), cicp=(1, 1, 1, 1), grey=True))
     assert grey.grey and grey.icc_profile == icc_profile(Cicp(1, 1, 1, True), grey=True)
@@ -1699,6 +1704,26 @@ def test_write_image_makes_a_profile_from_given_code_points(tmp_path):
         with pytest.raises(ImageWriteError, match="cicp must be"):
             write_image(tmp_path / "c.png", smooth8(), cicp=bad)
     assert not (tmp_path / "c.png").exists()
+
+
+def test_a_png_cicp_chunk_overrides_its_icc_profile(tmp_path, icc):
+    from PIL.PngImagePlugin import PngInfo
+
+    for depth in (8, 16):
+        plain = write_image(tmp_path / f"p{depth}.png", smooth8(), bit_depth=depth, icc_profile=icc)
+        assert read_image(plain).icc_profile == icc and read_image(plain).cicp is None
+    info = PngInfo()
+    info.add(b"cICP", bytes([12, 13, 0, 1]))
+    PILImage.fromarray(smooth8()).save(tmp_path / "c.png", icc_profile=icc, pnginfo=info)
+    img = read_image(tmp_path / "c.png")
+    assert img.cicp == Cicp(12, 13, 0, True) and img.icc_profile == icc_profile(img.cicp)
+    data = bytearray(write_image(tmp_path / "c16.png", smooth8(), bit_depth=16, icc_profile=icc).read_bytes())
+    chunk = struct.pack(">I", 4) + b"cICP" + bytes([12, 13, 0, 1])
+    chunk += struct.pack(">I", zlib.crc32(chunk[4:]) & 0xFFFFFFFF)
+    at = data.find(b"IDAT") - 4
+    (tmp_path / "d16.png").write_bytes(bytes(data[:at]) + chunk + bytes(data[at:]))
+    img16 = read_image(tmp_path / "d16.png")
+    assert img16.bit_depth == 16 and img16.cicp == img.cicp and img16.icc_profile == img.icc_profile
 
 
 def test_isobmff_meta_and_nclx_parsing():
