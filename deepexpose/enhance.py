@@ -328,7 +328,7 @@ def enhance_image(method: Method, source: Path, output: Path, cfg: EnhanceConfig
         return
     write_image(output, pixels, bit_depth=depth, quality=cfg.quality_for(img, output), icc_profile=img.icc_profile,
                 exif=img.exif, xmp=img.xmp, dpi=img.dpi, alpha=img.alpha, overwrite=True, threads=encode_threads(),
-                grey=img.grey, cicp=img.cicp)
+                grey=img.grey, cicp=img.cicp, notes=img.notes)
 
 
 def warn_if_hdr(img: Image, source: Path, output: Path) -> None:

@@ -93,8 +93,11 @@ Metadata rules
     * The stored resolution (``Image.dpi``, dots per inch as ``(x, y)``) is kept for JPEG (JFIF density),
       PNG (pHYs) and TIFF (XResolution, YResolution, ResolutionUnit); a density with no unit (aspect ratio
       only), TIFF's default of 1 with no unit, and values outside 1..65535 count as none. Pixels turned by
-      90 degrees swap x and y. WebP, BMP, HEIF and AVIF have none here. Comments, PNG text chunks and IPTC are
-      dropped.
+      90 degrees swap x and y. WebP, BMP, HEIF and AVIF have none here.
+    * ``Image.notes`` (:class:`Notes`) holds the IPTC-IIM records of a JPEG (APP13, Photoshop resource 0x0404) or
+      TIFF (tag 33723), kept in JPEG and TIFF; a JPEG's comment (COM) or a PNG's ``Comment`` text, kept in JPEG and
+      PNG; and a PNG's other text chunks (tEXt, zTXt, iTXt), kept in PNG. IPTC or a comment too long for one JPEG
+      marker is left out of a JPEG. Other Photoshop resources, a JPEG's second comment and TIFF comments are dropped.
     * Alpha is written to PNG, TIFF, WebP, HEIF and AVIF. JPEG and BMP have no alpha channel (for BMP Pillow's
       reader ignores it), so there it is dropped silently and the colour values are written unchanged, not
       composited.
@@ -118,6 +121,7 @@ import shutil
 import stat
 import struct
 import threading
+import warnings
 import zlib
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -143,6 +147,7 @@ __all__ = [
     "SUPPORTED_EXTENSIONS",
     "SUPPORTED_FORMATS",
     "Image",
+    "Notes",
     "ImageExistsError",
     "ImageIOError",
     "atomic_write_bytes",
@@ -196,6 +201,7 @@ _TIFF_TEXT_TAGS = (270, 271, 272, 305, 306, 315, 33432)
 _EXIF_DIRECTORIES = (0x8769, 0x8825)  # pointer tags of the EXIF and GPS directories, which travel too
 _FILE_OFFSET_TAGS = (0x927C, 0xA005)  # MakerNote, Interoperability IFD: their offsets point into the source file
 _TIFF_XMP, _TIFF_RESOLUTION_TAGS = 700, (282, 283, 296)  # XMLPacket; XResolution, YResolution, ResolutionUnit
+_TIFF_IPTC = 33723  # IPTC-NAA: the IPTC-IIM records (tifffile gives their bytes whether stored as UNDEFINED or LONG)
 _TRANSPOSING = (5, 6, 7, 8)  # EXIF orientations that swap width and height
 _XMP_ORIENTATION = re.compile(rb"""(tiff:Orientation\s*(?:=\s*["']|>)\s*)[0-9]+""")
 _PILLOW_XMP_ORIENTATION = re.compile(rb'tiff:Orientation(?:="|>)([0-9])')  # as PIL.Image.getexif finds it
@@ -247,6 +253,16 @@ class ImageExistsError(ImageWriteError, FileExistsError):
 # --------------------------------------------------------------------------------------------- Image
 
 
+class Notes(NamedTuple):
+    """Descriptive metadata besides EXIF and XMP (see the module notes): ``iptc``, the IPTC-IIM records (captions,
+    keywords, credit of news and agency photos); ``comment``, a JPEG comment or a PNG's ``Comment`` text; ``text``, a
+    PNG's other text chunks as (keyword, text) pairs."""
+
+    iptc: bytes | None = None
+    comment: bytes | None = None
+    text: tuple[tuple[str, str], ...] = ()
+
+
 @dataclass(eq=False)  # arrays make field-wise == ambiguous; compare the fields you need
 class Image:
     """A decoded image.
@@ -261,6 +277,7 @@ class Image:
     ``(x, y)`` dots per inch of the upright pixels; each ``None`` when the file has none (or none readable).
     ``lossless``: a WebP file whose (first) image is lossless (``VP8L``); ``False`` for every other file.
     ``bit_depth`` 16 includes 10- and 12-bit HEIF and AVIF files, their codes scaled to 16 bits.
+    ``notes``: its IPTC records, comment and other PNG text (:class:`Notes`), or ``None`` when it has none.
     ``cicp``: a HEIF or AVIF file's colour given as code points (its ``nclx`` box: primaries, transfer, matrix,
     range) and not by an ICC profile; ``icc_profile`` is then one made from them where that is possible (see
     :func:`deepexpose.cicp.icc_profile`), and ``cicp.hdr`` names an HDR transfer.
@@ -278,6 +295,7 @@ class Image:
     dpi: tuple[float, float] | None = None
     lossless: bool = False
     cicp: Cicp | None = None
+    notes: Notes | None = None
 
     @property
     def height(self) -> int:
@@ -674,7 +692,10 @@ def read_image(path: str | os.PathLike[str], *, max_pixels: int | None | _Defaul
         if head.startswith(_PNG_SIGNATURE) and len(head) > 24 and head[24] == 16:
             return _read_png16(p, limit, native)
         if head[:4] in _TIFF_SIGNATURES:
-            return _read_tiff(p, limit, native)
+            with warnings.catch_warnings():
+                # Photoshop stores IPTC records as LONGs, of which Pillow expects one; tifffile reads them (Notes)
+                warnings.filterwarnings("ignore", message="Metadata Warning, tag 33723 had too many entries")
+                return _read_tiff(p, limit, native)
         container = _isobmff_format(head)
         if container and (missing := _codec_missing(container)):
             raise ImageReadError(p, missing)
@@ -787,6 +808,7 @@ def _read_pillow(path: Path, limit: int | None, tiff_layout: str | None, native:
         icc = pim.info.get("icc_profile")
         raw_exif = pim.info.get("exif")
         xmp = pim.info.get("xmp")
+        notes = _pillow_notes(pim, fmt)
         try:
             tiff_tags = dict(pim.getexif()) if fmt == "TIFF" else {}
         except Exception:
@@ -809,8 +831,33 @@ def _read_pillow(path: Path, limit: int | None, tiff_layout: str | None, native:
         icc = None  # a cICP chunk overrides the iCCP chunk (PNG 3rd edition, 11.3.2.6)
     img = _finish(path, color, alpha, bit_depth, orientation, icc, exif, fmt, native, xmp, dpi, cicp)
     img.lossless = fmt == "WEBP" and _webp_lossless(path)
+    img.notes = notes
     return img
 
+
+_PNG_COMMENT = "Comment"
+_PHOTOSHOP_IPTC = 0x0404  # the Photoshop image resource holding IPTC-IIM records
+
+
+def _pillow_notes(pim: PILImage.Image, fmt: str) -> Notes | None:
+    """A JPEG's IPTC records (APP13) and comment (COM), or a loaded PNG's text chunks, as Pillow read them."""
+    if fmt == "JPEG":
+        iptc = (pim.info.get("photoshop") or {}).get(_PHOTOSHOP_IPTC)
+        comment = pim.info.get("comment")
+        return _notes(bytes(iptc) if iptc else None, bytes(comment) if comment else None, [])
+    if fmt == "PNG":
+        return _notes(None, None, [(str(k), str(v)) for k, v in getattr(pim, "text", {}).items()])
+    return None
+
+
+def _notes(iptc: bytes | None, comment: bytes | None, text: list[tuple[str, str]]) -> Notes | None:
+    """:class:`Notes` from what a file holds, a PNG's ``Comment`` text as the comment and its XMP left out (it is
+    ``Image.xmp``); ``None`` when there is nothing."""
+    for key, value in text:
+        if key == _PNG_COMMENT and comment is None:
+            comment = value.encode()
+    rest = tuple((k, v) for k, v in text if k not in (_PNG_COMMENT, _PNG_XMP_KEYWORD[:-1].decode()))
+    return Notes(iptc, comment, rest) if iptc or comment or rest else None
 
 def _cmyk_to_srgb(pim: PILImage.Image, icc: bytes | None) -> tuple[PILImage.Image, bytes | None]:
     """A loaded CMYK image converted to sRGB through its CMYK profile ``icc`` by LittleCMS, and the sRGB profile;
@@ -1145,9 +1192,14 @@ def _read_tiff(path: Path, limit: int | None, native: bool = False) -> Image:
         if base is None or spp != base + len(extras) or len(extras) > 1:
             raise ImageReadError(path, f"unsupported TIFF layout ({layout}, {len(extras)} extra samples); "
                                        "expected gray, RGB, palette, CMYK or YCbCr with at most one alpha")
+        iptc = page.tags.get(_TIFF_IPTC)
+        iptc = bytes(iptc.value) if iptc is not None and isinstance(iptc.value, (bytes, bytearray)) else None
         if bits == 16:
-            return _decode_tiff16(path, page, limit, layout, native)
-    return _read_pillow(path, limit, tiff_layout=layout, native=native)  # 1- to 8-bit: Pillow knows every variant
+            img = _decode_tiff16(path, page, limit, layout, native)
+    if bits != 16:
+        img = _read_pillow(path, limit, tiff_layout=layout, native=native)  # 1- to 8-bit: Pillow knows every variant
+    img.notes = _notes(iptc, None, [])
+    return img
 
 
 def _decode_tiff16(path: Path, page: Any, limit: int | None, layout: str, native: bool = False) -> Image:
@@ -1224,6 +1276,7 @@ def _png_cicp(path: Path) -> Cicp | None:
 def _read_png16(path: Path, limit: int | None, native: bool = False) -> Image:
     data = path.read_bytes()
     ihdr = icc = exif = xmp = dpi = cicp = None
+    text: list[tuple[str, str]] = []
     for kind, start, end in _png_chunks(data):
         if kind == b"IHDR" and end - start == 13:
             ihdr = struct.unpack_from(">IIBBBBB", data, start)
@@ -1238,6 +1291,8 @@ def _read_png16(path: Path, limit: int | None, native: bool = False) -> Image:
             exif = _as_exif_bytes(data[start:end])
         elif kind == b"iTXt" and data.startswith(_PNG_XMP_KEYWORD, start):
             xmp = _png_itxt_text(data[start + len(_PNG_XMP_KEYWORD):end])
+        elif kind in (b"tEXt", b"zTXt", b"iTXt") and (pair := _png_text(kind, data[start:end])):
+            text.append(pair)
         elif kind == b"pHYs" and end - start == 9 and data[start + 8] == 1:  # unit 1: pixels per metre
             dpi = _dpi(*struct.unpack_from(">II", data, start), 0.0254)
     if ihdr is None:
@@ -1262,7 +1317,27 @@ def _read_png16(path: Path, limit: int | None, native: bool = False) -> Image:
     orientation, exif = _orientation_and_exif(exif, xmp)
     if cicp is not None:
         icc = None  # a cICP chunk overrides the iCCP chunk (PNG 3rd edition, 11.3.2.6)
-    return _finish(path, color, alpha, 16, orientation, icc, exif, "PNG", native, xmp, dpi, cicp)
+    img = _finish(path, color, alpha, 16, orientation, icc, exif, "PNG", native, xmp, dpi, cicp)
+    img.notes = _notes(None, None, text)
+    return img
+
+
+def _png_text(kind: bytes, body: bytes) -> tuple[str, str] | None:
+    """(keyword, text) of a tEXt, zTXt or iTXt chunk's body (Latin-1, zlib-compressed Latin-1, UTF-8), as Pillow
+    reads them; ``None`` if malformed."""
+    keyword, sep, rest = body.partition(b"\x00")
+    if not sep or not keyword:
+        return None
+    try:
+        if kind == b"tEXt":
+            return keyword.decode("latin-1"), rest.decode("latin-1")
+        if kind == b"zTXt":  # compression method 0 (zlib), then the stream
+            return (keyword.decode("latin-1"), zlib.decompress(rest[1:]).decode("latin-1")) if rest[:1] == b"\x00" \
+                else None
+        text = _png_itxt_text(rest)
+        return None if text is None else (keyword.decode("latin-1"), text.decode("utf-8"))
+    except (zlib.error, UnicodeDecodeError, TypeError):
+        return None
 
 
 def _png_itxt_text(rest: bytes) -> bytes | None:
@@ -1308,7 +1383,7 @@ def write_image(path: str | os.PathLike[str], image_or_pixels: Image | np.ndarra
                 exif: bytes | PILImage.Exif | None = None, alpha: np.ndarray | None = None,
                 overwrite: bool = False, threads: int | None = None, grey: bool | None = None,
                 xmp: bytes | str | None = None, dpi: tuple[float, float] | None = None,
-                cicp: Cicp | None = None) -> Path:
+                cicp: Cicp | None = None, notes: Notes | None = None) -> Path:
     """Write RGB pixels (``H x W x 3``) atomically to ``path``; with ``grey`` (default: an Image's own ``grey``,
     else false) as one gray channel, their Rec. 709 luma ``0.2126 R + 0.7152 G + 0.0722 B`` rounded, where the
     format has one (JPEG, PNG, TIFF, BMP, AVIF; WebP and HEIF stay RGB).
@@ -1326,8 +1401,8 @@ def write_image(path: str | os.PathLike[str], image_or_pixels: Image | np.ndarra
     an Image's own) is the colour as H.273 code points: HEIF output carries it as its ``nclx`` box (an HDR one
     included) unless it has another ICC profile (libheif writes one or the other), PNG output as a ``cICP`` chunk;
     where no profile is given, every format gets the ICC profile made from it, if one can be (see
-    :func:`deepexpose.cicp.icc_profile`).
-    The format comes
+    :func:`deepexpose.cicp.icc_profile`). ``notes`` (default: an Image's own; :class:`Notes`) go where the format
+    holds them: IPTC records to JPEG and TIFF, the comment to JPEG and PNG, other text to PNG. The format comes
     from ``format`` or else from the extension. ``bit_depth`` is 8, or 16 for PNG, TIFF and HEIF (HEIF stores 10
     bits). ``quality`` (1..100) applies to JPEG (4:4:4 chroma at 90 and above), WebP (100 means lossless), HEIF and
     AVIF (4:2:0 chroma).
@@ -1356,6 +1431,7 @@ def write_image(path: str | os.PathLike[str], image_or_pixels: Image | np.ndarra
             dpi = img.dpi if dpi is None else dpi
             grey = img.grey if grey is None else grey
             cicp = img.cicp if cicp is None else cicp
+            notes = img.notes if notes is None else notes
         else:
             pixels = image_or_pixels
         grey = bool(grey) and fmt in _HAS_GREY
@@ -1363,6 +1439,8 @@ def write_image(path: str | os.PathLike[str], image_or_pixels: Image | np.ndarra
         checked = _check_pixels_array(pixels)
         rgb = to_codes(_luma(checked) if grey else checked, bit_depth)
         a = to_codes(_check_alpha(alpha, rgb.shape[:2]), bit_depth) if alpha is not None else None
+        if notes is not None and not isinstance(notes, Notes):
+            raise TypeError(f"notes must be a deepexpose.io.Notes, got {type(notes).__name__}")
         if cicp is not None:
             if len(cicp) != 4 or not all(0 <= int(v) <= 255 for v in cicp[:3]):
                 raise ValueError(f"cicp must be (primaries, transfer, matrix, full_range), codes 0..255, got {cicp!r}")
@@ -1390,7 +1468,7 @@ def write_image(path: str | os.PathLike[str], image_or_pixels: Image | np.ndarra
         xmp_bytes = None  # too long for its one APP1 marker (extended XMP is not written): dropped, not an error
     if fmt == "HEIF" and cicp is not None and icc is not None and icc == cicp_icc_profile(cicp, grey):
         icc = None  # libheif writes one colour box, an ICC profile or code points: the code points themselves
-    meta = _Meta(icc, exif_bytes, xmp_bytes, dpi, cicp if fmt in ("HEIF", "PNG") else None)
+    meta = _Meta(icc, exif_bytes, xmp_bytes, dpi, cicp if fmt in ("HEIF", "PNG") else None, _notes_for(fmt, notes))
 
     def encode(fh: IO[bytes]) -> None:
         if fmt == "TIFF":
@@ -1538,6 +1616,42 @@ class _Meta(NamedTuple):
     xmp: bytes | None
     dpi: tuple[float, float] | None
     cicp: Cicp | None = None
+    notes: Notes | None = None
+
+
+def _notes_for(fmt: str, notes: Notes | None) -> Notes | None:
+    """What of ``notes`` ``fmt`` holds: IPTC in JPEG (up to one APP13 marker) and TIFF, the comment in JPEG (up to
+    one COM marker) and PNG, other text in PNG; ``None`` when nothing is left."""
+    if notes is None:
+        return None
+    iptc = notes.iptc if fmt == "TIFF" or fmt == "JPEG" and len(_photoshop_iptc(notes.iptc or b"")) <= \
+        _JPEG_MAX_MARKER else None
+    comment = notes.comment if fmt == "PNG" or fmt == "JPEG" and len(notes.comment or b"") <= _JPEG_MAX_MARKER else None
+    text = notes.text if fmt == "PNG" else ()
+    return Notes(iptc or None, comment or None, tuple(text)) if iptc or comment or text else None
+
+
+def _photoshop_iptc(iptc: bytes) -> bytes:
+    """A JPEG APP13 body holding IPTC records: Photoshop's signature and one image resource (``8BIM``, id 0x0404,
+    an empty name padded to even, the size, the data padded to even)."""
+    return (b"Photoshop 3.0\x00" + b"8BIM" + struct.pack(">H", _PHOTOSHOP_IPTC) + b"\x00\x00"
+            + struct.pack(">I", len(iptc)) + iptc + bytes(len(iptc) & 1))
+
+
+def _png_text_chunks(notes: Notes | None) -> list[tuple[bytes, bytes]]:
+    """The PNG chunks of ``notes``: tEXt where the text is Latin-1, else uncompressed iTXt (UTF-8), as Pillow's
+    ``PngInfo.add_text`` writes them; the comment first, as ``Comment``."""
+    if notes is None:
+        return []
+    pairs = ([(_PNG_COMMENT, notes.comment.decode("utf-8", "replace"))] if notes.comment else []) + list(notes.text)
+    chunks = []
+    for key, value in pairs:
+        name = key.encode("latin-1", "replace")[:79]
+        try:
+            chunks.append((b"tEXt", name + b"\x00" + value.encode("latin-1")))
+        except UnicodeEncodeError:
+            chunks.append((b"iTXt", name + b"\x00\x00\x00\x00\x00" + value.encode("utf-8")))
+    return chunks
 
 
 def atomic_write_bytes(path: str | os.PathLike[str], data: bytes, *, overwrite: bool = False) -> Path:
@@ -1645,18 +1759,24 @@ def _encode_pillow(fh: IO[bytes], fmt: str, rgb: np.ndarray, alpha: np.ndarray |
         options["exif"] = meta.exif
     if meta.dpi:
         options["dpi"] = meta.dpi
-    if fmt == "PNG" and (meta.xmp or meta.cicp):
+    if fmt == "PNG" and (meta.xmp or meta.cicp or meta.notes):
         from PIL.PngImagePlugin import PngInfo
 
         options["pnginfo"] = PngInfo()
         if meta.xmp:
             options["pnginfo"].add(b"iTXt", _png_xmp(meta.xmp))
+        for kind, body in _png_text_chunks(meta.notes):
+            options["pnginfo"].add(kind, body)
         if meta.cicp:
             options["pnginfo"].add(b"cICP", _png_cicp_body(meta.cicp))
     elif meta.xmp:
         options["xmp"] = meta.xmp
     if fmt == "JPEG":
         options.update(quality=quality, subsampling=0 if quality >= 90 or mode == "L" else 2)  # gray: no chroma
+        if meta.notes and meta.notes.iptc:
+            options["extra"] = _app_marker(13, _photoshop_iptc(meta.notes.iptc))
+        if meta.notes and meta.notes.comment:
+            options["comment"] = meta.notes.comment
     elif fmt == "WEBP":
         options.update(quality=quality, lossless=quality == 100, exact=True)
     elif fmt == "AVIF":
@@ -1677,7 +1797,8 @@ def _app_marker(n: int, body: bytes) -> bytes:
 def _encode_jpeg_codes(rgb: np.ndarray, quality: int, meta: _Meta, threads: int = 1) -> bytes | None:
     """A baseline JPEG encoded by libjpeg-turbo through ``imagecodecs`` straight from the array (Pillow first
     copies it into 4-byte pixels), with Pillow's markers: JFIF APP0 (with the dpi as its density), then EXIF
-    as APP1, XMP as APP1 and the ICC profile as APP2 chunks, as Pillow orders them. With one thread, or under
+    as APP1, IPTC as APP13, XMP as APP1, the ICC profile as APP2 chunks and the comment (COM), as Pillow orders
+    them. With one thread, or under
     :data:`JPEG_STRIP_MIN_PIXELS`, the file is byte for byte the one ``_encode_pillow`` writes (tested);
     otherwise :func:`_encode_jpeg_strips`. ``None`` means use Pillow."""
     icc, exif = meta.icc, meta.exif
@@ -1703,6 +1824,8 @@ def _encode_jpeg_codes(rgb: np.ndarray, quality: int, meta: _Meta, threads: int 
     if meta.dpi:  # density unit 1 (inch) and the rounded densities, as Pillow asks libjpeg to write them
         data = data[:13] + b"\x01" + struct.pack(">HH", *(round(d) for d in meta.dpi)) + data[18:]
     extra = _app_marker(1, exif) if exif else b""
+    if meta.notes and meta.notes.iptc:
+        extra += _app_marker(13, _photoshop_iptc(meta.notes.iptc))
     if meta.xmp:
         extra += _app_marker(1, _JPEG_XMP_HEADER + meta.xmp)
     if icc:
@@ -1710,6 +1833,8 @@ def _encode_jpeg_codes(rgb: np.ndarray, quality: int, meta: _Meta, threads: int 
         chunks = [icc[i:i + step] for i in range(0, len(icc), step)]
         for i, chunk in enumerate(chunks, start=1):
             extra += _app_marker(2, b"ICC_PROFILE\0" + bytes([i, len(chunks)]) + chunk)
+    if meta.notes and meta.notes.comment:
+        extra += b"\xff\xfe" + struct.pack(">H", len(meta.notes.comment) + 2) + meta.notes.comment
     return data[:cut] + extra + data[cut:]
 
 
@@ -1788,6 +1913,8 @@ def _encode_tiff(fh: IO[bytes], rgb: np.ndarray, alpha: np.ndarray | None, meta:
         directories = _exif_directories(tags)
     if meta.xmp:
         extratags.append((_TIFF_XMP, "B", len(meta.xmp), meta.xmp, True))
+    if meta.notes and meta.notes.iptc:
+        extratags.append((_TIFF_IPTC, 7, len(meta.notes.iptc), meta.notes.iptc, True))  # type 7: UNDEFINED
 
     def write(out: IO[bytes], tags: list[tuple]) -> None:
         tifffile.imwrite(  # compressed, so never BigTIFF (tifffile picks it only for uncompressed data over 4 GB)
@@ -1897,6 +2024,8 @@ def _encode_png16(fh: IO[bytes], rgb: np.ndarray, alpha: np.ndarray | None, meta
         fh.write(_png_chunk(b"eXIf", exif[len(_EXIF_HEADER):] if exif.startswith(_EXIF_HEADER) else exif))
     if meta.xmp:
         fh.write(_png_chunk(b"iTXt", _png_xmp(meta.xmp)))
+    for kind, body in _png_text_chunks(meta.notes):
+        fh.write(_png_chunk(kind, body))
     if meta.cicp:
         fh.write(_png_chunk(b"cICP", _png_cicp_body(meta.cicp)))
     if meta.dpi:

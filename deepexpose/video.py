@@ -235,7 +235,7 @@ def enhance_frames(method, folder: Path, out_folder: Path, cfg) -> dict:
         write_side_files(plan, o, cfg, {"source": f.name, "frame": i})
         write_image(o, pixels, bit_depth=_bit_depth(cfg, img.bit_depth, o), quality=cfg.quality_for(img, o),
                     icc_profile=img.icc_profile, exif=img.exif, xmp=img.xmp, dpi=img.dpi, alpha=img.alpha,
-                    overwrite=True, threads=encode_threads(), grey=img.grey, cicp=img.cicp)
+                    overwrite=True, threads=encode_threads(), grey=img.grey, cicp=img.cicp, notes=img.notes)
     report = {"frames": len(frames), "repeated_frames": sum(repeats), **_flicker_report(stats_in, stats_out)}
     if cfg.sidecar:
         doc = {"source": folder.name, **method.describe(), "temporal_window": temporal_window(method, cfg), **report,

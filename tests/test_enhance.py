@@ -686,6 +686,22 @@ def test_an_hdr_heic_is_edited_with_a_warning_saying_what_keeps_it(tmp_path):
         assert enhance_paths([save_heif(tmp_path / "in2" / "s.heic", photo(3))], cfg(tmp_path / "sdr")).exit_code == 0
 
 
+def test_iptc_comments_and_png_text_survive_an_edit(tmp_path):
+    import struct
+
+    from deepexpose.io import Notes, write_image
+
+    iptc = b"\x1c\x02\x78\x00\x0bA caption.!"
+    photoshop = b"Photoshop 3.0\x00" + b"8BIM\x04\x04\x00\x00" + struct.pack(">I", len(iptc)) + iptc + b"\x00"
+    src = save(tmp_path / "in" / "a.jpg", photo(1), quality=95, comment=b"roll 12",
+               extra=b"\xff\xed" + struct.pack(">H", len(photoshop) + 2) + photoshop)
+    png = write_image(tmp_path / "in" / "b.png", photo(2), notes=Notes(None, b"hi", (("Author", "Zoë"),)))
+    assert enhance_paths([src, png], cfg(tmp_path / "out")).exit_code == 0
+    assert read_image(tmp_path / "out" / "a.jpg").notes == Notes(iptc, b"roll 12")
+    assert read_image(tmp_path / "out" / "b.png").notes == Notes(None, b"hi", (("Author", "Zoë"),))
+    assert not np.allclose(read_image(tmp_path / "out" / "b.png").pixels, read_image(png).pixels)  # edited
+
+
 def raw_scene(h=32, w=48):
     y, x = np.mgrid[0:h, 0:w]
     return 0.05 + 0.2 * x / w + 0.1 * y / h  # a dim gradient

@@ -7,6 +7,7 @@ import itertools
 import os
 import pickle
 import struct
+import warnings
 import zlib
 from pathlib import Path
 
@@ -24,6 +25,7 @@ from deepexpose import io as dio
 from deepexpose.cicp import Cicp, _build, icc_profile
 from deepexpose.io import (
     Image,
+    Notes,
     ImageReadError,
     ImageWriteError,
     from_tensor,
@@ -1259,6 +1261,7 @@ def test_jpeg_from_codes_is_pillows_file(tmp_path, icc):
     big_icc = icc * 150  # more than one APP2 marker
     for quality in (95, 75):
         for kw in (dict(), dict(exif=make_exif(1)), dict(icc_profile=icc),
+                   dict(exif=make_exif(1), icc_profile=icc, xmp=b"<x/>", notes=Notes(IPTC, b"a comment")),
                    dict(exif=make_exif(3), icc_profile=big_icc)):
             a = write_image(tmp_path / f"c{quality}.jpg", px, quality=quality, overwrite=True, **kw).read_bytes()
             b = write_image(tmp_path / f"f{quality}.jpg", px / np.float32(255), quality=quality, overwrite=True,
@@ -1738,3 +1741,53 @@ def test_isobmff_meta_and_nclx_parsing():
     assert dio._isobmff_meta(box(b"ftyp", b"avif") + box(b"mdat", b"")) is None  # no meta in what was given
     assert dio._nclx(box(b"meta", box(b"colr", b"prof" + bytes(20)))) is None
     assert dio._nclx(meta[:-3]) is None  # a cut nclx box
+
+
+
+# --------------------------------------------------------------------------------------------- IPTC, comments, text
+
+# IPTC-IIM records: record 2 version, caption (2:120) "Hello, world" and a keyword (2:25), an odd total length
+IPTC = b"\x1c\x02\x00\x00\x02\x00\x04" + b"\x1c\x02\x78\x00\x0cHello, world" + b"\x1c\x02\x19\x00\x04surf"
+
+
+def test_iptc_and_a_comment_are_kept_where_the_format_holds_them(tmp_path):
+    notes = Notes(IPTC, "Café".encode(), (("Author", "Zoë"), ("Title", "タイトル"), ("parameters", "steps: 20")))
+    expected = {".jpg": Notes(IPTC, notes.comment), ".tif": Notes(IPTC), ".png": Notes(None, *notes[1:]),
+                ".webp": None, ".heic": None, ".bmp": None}
+    for ext, want in expected.items():
+        for depth in (8, 16) if ext in (".png", ".tif") else (8,):
+            for px in (rgb8(), rgb8() / np.float32(255)):  # codes and floats go through different JPEG encoders
+                got = read_image(write_image(tmp_path / f"a{depth}{ext}", px, bit_depth=depth, notes=notes,
+                                             overwrite=True))
+                assert got.notes == want, (ext, depth, px.dtype)
+    jpg = read_image(tmp_path / "a8.jpg")
+    for ext in (".jpg", ".png", ".tif"):  # from a JPEG: IPTC to TIFF, its comment to PNG
+        want = expected[ext]._replace(text=()) if ext == ".png" else expected[ext]
+        assert read_image(write_image(tmp_path / f"b{ext}", jpg)).notes == want, ext
+
+
+def test_notes_read_from_files_other_tools_wrote(tmp_path):
+    from PIL.PngImagePlugin import PngInfo
+
+    photoshop = b"Photoshop 3.0\x00" + b"8BIM\x04\x04\x00\x00" + struct.pack(">I", len(IPTC)) + IPTC + b"\x00"
+    app13 = b"\xff\xed" + struct.pack(">H", len(photoshop) + 2) + photoshop
+    PILImage.fromarray(rgb8()).save(tmp_path / "p.jpg", comment=b"shot on film", extra=app13)
+    assert read_image(tmp_path / "p.jpg").notes == Notes(IPTC, b"shot on film")
+    info = PngInfo()
+    info.add_text("Comment", "hello")
+    info.add_text("Software", "GIMP", zip=True)  # zTXt
+    info.add_itxt("Title", "タイトル", zip=True)  # compressed iTXt
+    PILImage.fromarray(rgb8()).save(tmp_path / "t.png", pnginfo=info)
+    assert read_image(tmp_path / "t.png").notes == Notes(None, b"hello", (("Software", "GIMP"), ("Title", "タイトル")))
+    long_iptc = (np.arange(256, dtype=np.uint8).tobytes() * 70000 * 3)[:70000]
+    assert tifffile.imwrite(tmp_path / "l.tif", rgb8(), extratags=[(33723, 4, len(long_iptc) // 4,
+                                                                     np.frombuffer(long_iptc, "<u4"), True)]) is None
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        tiff = read_image(tmp_path / "l.tif")  # stored as LONG, as Photoshop does
+    assert not [w for w in caught if "33723" in str(w.message)]  # Pillow's complaint about the LONGs is not passed on
+    assert tiff.notes.iptc == long_iptc
+    assert read_image(write_image(tmp_path / "l.jpg", tiff)).notes is None  # over one APP13 marker: left out
+    with pytest.raises(ImageWriteError, match="notes must be"):
+        write_image(tmp_path / "x.png", rgb8(), notes=(IPTC, None, ()))
+    assert read_image(write_image(tmp_path / "none.png", rgb8())).notes is None
