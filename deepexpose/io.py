@@ -278,9 +278,9 @@ class Image:
     ``lossless``: a WebP file whose (first) image is lossless (``VP8L``); ``False`` for every other file.
     ``bit_depth`` 16 includes 10- and 12-bit HEIF and AVIF files, their codes scaled to 16 bits.
     ``notes``: its IPTC records, comment and other PNG text (:class:`Notes`), or ``None`` when it has none.
-    ``cicp``: a HEIF or AVIF file's colour given as code points (its ``nclx`` box: primaries, transfer, matrix,
-    range) and not by an ICC profile; ``icc_profile`` is then one made from them where that is possible (see
-    :func:`deepexpose.cicp.icc_profile`), and ``cicp.hdr`` names an HDR transfer.
+    ``cicp``: the colour given as code points (primaries, transfer, matrix, range) by a HEIF or AVIF file's ``nclx``
+    box, where it has no ICC profile, or by a PNG's ``cICP`` chunk; ``icc_profile`` is then one made from them where
+    that is possible (see :func:`deepexpose.cicp.icc_profile`), and ``cicp.hdr`` names an HDR transfer.
     """
 
     pixels: np.ndarray
@@ -858,6 +858,7 @@ def _notes(iptc: bytes | None, comment: bytes | None, text: list[tuple[str, str]
             comment = value.encode()
     rest = tuple((k, v) for k, v in text if k not in (_PNG_COMMENT, _PNG_XMP_KEYWORD[:-1].decode()))
     return Notes(iptc, comment, rest) if iptc or comment or rest else None
+
 
 def _cmyk_to_srgb(pim: PILImage.Image, icc: bytes | None) -> tuple[PILImage.Image, bytes | None]:
     """A loaded CMYK image converted to sRGB through its CMYK profile ``icc`` by LittleCMS, and the sRGB profile;
@@ -1798,9 +1799,8 @@ def _encode_jpeg_codes(rgb: np.ndarray, quality: int, meta: _Meta, threads: int 
     """A baseline JPEG encoded by libjpeg-turbo through ``imagecodecs`` straight from the array (Pillow first
     copies it into 4-byte pixels), with Pillow's markers: JFIF APP0 (with the dpi as its density), then EXIF
     as APP1, IPTC as APP13, XMP as APP1, the ICC profile as APP2 chunks and the comment (COM), as Pillow orders
-    them. With one thread, or under
-    :data:`JPEG_STRIP_MIN_PIXELS`, the file is byte for byte the one ``_encode_pillow`` writes (tested);
-    otherwise :func:`_encode_jpeg_strips`. ``None`` means use Pillow."""
+    them. With one thread, or under :data:`JPEG_STRIP_MIN_PIXELS`, the file is byte for byte the one
+    ``_encode_pillow`` writes (tested); otherwise :func:`_encode_jpeg_strips`. ``None`` means use Pillow."""
     icc, exif = meta.icc, meta.exif
     if exif and len(exif) > _JPEG_MAX_MARKER:
         return None  # Pillow reports the error
