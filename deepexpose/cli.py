@@ -213,9 +213,9 @@ def build_parser(train_method: str | None = None, command: str | None = None) ->
         add_dataclass_arguments(p, _trainer(method)[0])
     p.set_defaults(func=_cmd_train, parser=p)
 
-    p = sub.add_parser("enhance", help="correct photos, folders, frame sequences and videos",
-                       description="Correct every photo (and video) given, folders recursively, into --out under "
-                                   "the same relative path, name and format (a camera RAW photo: a 16-bit TIFF). "
+    p = sub.add_parser("enhance", help="correct photos, folders, frame sequences, animations and videos",
+                       description="Correct every photo (animation, video) given, folders recursively, into --out "
+                                   "under the same relative path, name and format (a camera RAW photo: a 16-bit TIFF). "
                                    "One bad file never stops the batch: "
                                    "the summary lists what was done, skipped and failed (exit status 1 if any "
                                    "failed, 130 if interrupted). Inputs are never modified; outputs are written "

@@ -1,4 +1,4 @@
-"""``deepexpose enhance``: correct files, folders, frame sequences and videos, safely and resumably.
+"""``deepexpose enhance``: correct files, folders, frame sequences, animations and videos, safely and resumably.
 
 Every input file gets one outcome: ``done``, ``skipped`` (its output exists and ``skip_existing`` is set) or
 ``failed`` with the reason; one bad file never stops the batch. Outputs go to ``out`` under the input's path
@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .animation import ANIMATION_SUFFIXES, Animation, is_animation
 from .device import resolve_device
 from .io import (RAW_EXTENSIONS, SUPPORTED_EXTENSIONS, Image, ImageIOError, atomic_copy, atomic_write_bytes,
                  max_pixels_limit, read_image, read_preview, register_heif, side_path, write_image)
@@ -67,10 +68,10 @@ class EnhanceConfig:
     frames: bool = False
     """treat each input folder as one sequence of numbered frames (parameters smoothed over time)"""
     temporal_window: int = 0
-    """clips and frames: average every parameter over this many neighbouring frames, an odd number (1: no
+    """clips, animations and frames: average every parameter over this many neighbouring frames, an odd number (1: no
     smoothing; 0: 9 for methods with parameters, 1 for the cGAN, which paints pixels)"""
     jobs: int = 1
-    """worker processes for photos (videos and frame sequences run in order)"""
+    """worker processes for photos (videos, animations and frame sequences run in order)"""
     single_view: bool = False
     """agent only: choose each edit on the whole-photo view alone (default: one edit agreed on the whole photo
     and five crops of it, parameters the views disagree on shrunk toward no change)"""
@@ -82,9 +83,9 @@ class EnhanceConfig:
     progress: bool = True
     """show a progress bar"""
 
-    def quality_for(self, img: Image | None, output: Path) -> int:
+    def quality_for(self, img: Image | Animation | None, output: Path) -> int:
         """The quality to write ``output`` at: ``quality`` when given, else :data:`DEFAULT_QUALITY`, or 100
-        (lossless) for a lossless WebP photo ``img`` written as WebP."""
+        (lossless) for a lossless WebP photo or animation ``img`` written as WebP."""
         if self.quality is not None:
             return self.quality
         lossless = img is not None and img.lossless and output.suffix.lower() == ".webp"
@@ -143,7 +144,7 @@ class EnhanceSummary:
 
 @dataclass
 class Job:
-    """One unit of work: an image, a video, or a folder of frames, and where its output goes."""
+    """One unit of work: an image, an animation, a video, or a folder of frames, and where its output goes."""
 
     source: Path
     output: Path
@@ -192,6 +193,15 @@ def _walk_images(folder: Path, ignored: Counter[str], out: Path) -> list[Path]:
     return sorted(found, key=lambda p: p.relative_to(folder).as_posix())
 
 
+def _kind(path: Path) -> str:
+    """A file's job kind: ``video`` (by extension), ``animation`` (an animated WebP, APNG or AVIF, by its first
+    bytes: :func:`deepexpose.animation.is_animation`) or ``image``."""
+    suffix = path.suffix.lower()
+    if suffix in VIDEO_EXTENSIONS:
+        return "video"
+    return "animation" if suffix in ANIMATION_SUFFIXES and is_animation(path) else "image"
+
+
 def collect_jobs(inputs: Sequence[str | Path], out: str | Path, *, fmt: str = "", frames: bool = False
                  ) -> tuple[list[Job], list[Outcome], dict[str, int]]:
     """The jobs for ``inputs`` (files and folders, folders recursively), the inputs that cannot be done, and the
@@ -210,16 +220,15 @@ def collect_jobs(inputs: Sequence[str | Path], out: str | Path, *, fmt: str = ""
             if not files:
                 bad.append(Outcome(str(src), "", "failed", "the folder holds no images or videos"))
             for f in files:
-                rel = f.relative_to(src)
-                kind = "video" if f.suffix.lower() in VIDEO_EXTENSIONS else "image"
+                kind = _kind(f)
                 suffix = f.suffix if kind == "video" else output_suffix(f, fmt)
-                jobs.append(Job(f, out / rel.with_suffix(suffix), kind))
+                jobs.append(Job(f, out / f.relative_to(src).with_suffix(suffix), kind))
         elif src.is_file():
             ext = src.suffix.lower()
             if ext in VIDEO_EXTENSIONS:
                 jobs.append(Job(src, out / src.name, "video"))
             elif ext in SUPPORTED_EXTENSIONS:
-                jobs.append(Job(src, out / Path(src.name).with_suffix(output_suffix(src, fmt))))
+                jobs.append(Job(src, out / Path(src.name).with_suffix(output_suffix(src, fmt)), _kind(src)))
             else:
                 bad.append(Outcome(str(src), "", "failed", f"not a supported image or video ({ext or 'no extension'})"))
         else:
@@ -316,12 +325,13 @@ def enhance_image(method: Method, source: Path, output: Path, cfg: EnhanceConfig
     metadata. A camera RAW file is developed, never copied."""
     img, plan, preview = read_and_plan(method, source)
     warn_if_hdr(img, source, output)
+    left_out = warn_if_more_pictures(img, source)
     pixels = plan.render(img.pixels, cfg.strength)
     depth = _bit_depth(cfg, img.bit_depth, output)
     copy = (img.format != "RAW" and depth == img.bit_depth and _unchanged(pixels, img.pixels)
             and _copyable(source, output))
     extra = {"source": source.name, "size": [img.width, img.height], **({"chosen_on": preview} if preview else {}),
-             **({"copied": True} if copy else {})}
+             **({"copied": True} if copy else {}), **({"left_out": left_out} if left_out else {})}
     write_side_files(plan, output, cfg, extra)
     if copy:
         atomic_copy(source, output, overwrite=True)
@@ -329,6 +339,26 @@ def enhance_image(method: Method, source: Path, output: Path, cfg: EnhanceConfig
     write_image(output, pixels, bit_depth=depth, quality=cfg.quality_for(img, output), icc_profile=img.icc_profile,
                 exif=img.exif, xmp=img.xmp, dpi=img.dpi, alpha=img.alpha, overwrite=True, threads=encode_threads(),
                 grey=img.grey, cicp=img.cicp, notes=img.notes)
+
+
+_PICTURES = {"TIFF": "pages", "JPEG": "images (a multi-picture JPEG: a preview, a second view or a gain map)",
+             "HEIF": "top-level images"}
+
+
+def warn_if_more_pictures(img: Image, source: Path) -> str | None:
+    """Warn (:class:`deepexpose.DeepExposeWarning`) that a file holding more than one picture (``Image.pictures``: a
+    multi-page TIFF, a multi-picture JPEG, a HEIF burst) is enhanced as its first (or primary) picture alone, and
+    return what the output leaves out, for the sidecar; ``None`` for a file of one picture. (Animations are
+    enhanced whole, :func:`deepexpose.video.enhance_animation`.)"""
+    if img.pictures <= 1:
+        return None
+    from . import DeepExposeWarning
+
+    what = _PICTURES.get(img.format or "", "pictures")
+    first = "primary one" if img.format == "HEIF" else "first"
+    left_out = f"{img.pictures - 1} of the file's {img.pictures} {what}: only the {first} is enhanced"
+    warnings.warn(f"{source}: left out of the output: {left_out}", DeepExposeWarning, stacklevel=2)
+    return left_out
 
 
 def warn_if_hdr(img: Image, source: Path, output: Path) -> None:
@@ -466,9 +496,10 @@ def run_job(method: Method, job: Job, cfg: EnhanceConfig) -> Outcome:
         if job.kind == "image":
             enhance_image(method, job.source, job.output, cfg)
         else:
-            from .video import enhance_frames, enhance_video
+            from .video import enhance_animation, enhance_frames, enhance_video
 
-            (enhance_video if job.kind == "video" else enhance_frames)(method, job.source, job.output, cfg)
+            run = {"video": enhance_video, "frames": enhance_frames, "animation": enhance_animation}[job.kind]
+            run(method, job.source, job.output, cfg)
     except ImageIOError as e:
         return Outcome(str(job.source), str(job.output), "failed", e.reason)
     except ValueError as e:  # the input or an option is wrong: the message says how

@@ -14,8 +14,9 @@ Reading (:func:`read_image`)
     by libavif through ``imagecodecs``) give ``bit_depth`` 16, their codes scaled to the full 16 bits (top bits
     repeated below them). Without ``pillow-heif``, or Pillow's AVIF support, reading such a file fails with a
     message naming what is missing; other formats are not affected. ``Image.lossless`` says a WebP file is
-    lossless (its image is ``VP8L``). Multi-frame files (multi-page TIFF, animated WebP and AVIF, MPO) give
-    their first frame, a HEIF file its primary image (depth maps, auxiliary images and thumbnails are left out).
+    lossless (its image is ``VP8L``). Multi-frame files (multi-page TIFF, animated WebP, APNG and AVIF, MPO) give
+    their first frame, a HEIF file its primary image (depth maps, auxiliary images and thumbnails are left out);
+    ``Image.pictures`` says how many the file holds. Animations are read whole by :mod:`deepexpose.animation`.
     In native mode RGB and gray JPEGs are decoded by libjpeg-turbo through ``imagecodecs`` straight into the
     array (the same pixels as Pillow's decoder, tested, in about half the time of Pillow's decode plus its array
     copy).
@@ -281,6 +282,10 @@ class Image:
     ``cicp``: the colour given as code points (primaries, transfer, matrix, range) by a HEIF or AVIF file's ``nclx``
     box, where it has no ICC profile, or by a PNG's ``cICP`` chunk; ``icc_profile`` is then one made from them where
     that is possible (see :func:`deepexpose.cicp.icc_profile`), and ``cicp.hdr`` names an HDR transfer.
+    ``pictures``: how many pictures the file holds, of which this is the first (or a HEIF file's primary one): the
+    pages of a multi-page TIFF (reduced-resolution ones, thumbnails, not counted), the images of a multi-picture
+    JPEG (MPO: a camera's preview, a second view, a gain map), the top-level images of a HEIF file (a burst), the
+    frames of an animation; 1 for most files.
     """
 
     pixels: np.ndarray
@@ -296,6 +301,7 @@ class Image:
     lossless: bool = False
     cicp: Cicp | None = None
     notes: Notes | None = None
+    pictures: int = 1
 
     @property
     def height(self) -> int:
@@ -813,6 +819,7 @@ def _read_pillow(path: Path, limit: int | None, tiff_layout: str | None, native:
             tiff_tags = dict(pim.getexif()) if fmt == "TIFF" else {}
         except Exception:
             tiff_tags = {}
+        pictures = int(getattr(pim, "n_frames", 1) or 1)
         dpi = _pillow_dpi(pim, fmt, tiff_tags)
         if dpi is not None and orientation == 1 and in_file in _TRANSPOSING:  # Pillow turned the TIFF itself
             dpi = (dpi[1], dpi[0])
@@ -832,6 +839,7 @@ def _read_pillow(path: Path, limit: int | None, tiff_layout: str | None, native:
     img = _finish(path, color, alpha, bit_depth, orientation, icc, exif, fmt, native, xmp, dpi, cicp)
     img.lossless = fmt == "WEBP" and _webp_lossless(path)
     img.notes = notes
+    img.pictures = pictures
     return img
 
 
@@ -1047,8 +1055,10 @@ def _read_heif(path: Path, limit: int | None, native: bool = False) -> Image:
     nclx = heif.info.get("nclx_profile")
     cicp = None if not nclx else Cicp(int(nclx["color_primaries"]), int(nclx["transfer_characteristics"]),
                                       int(nclx["matrix_coefficients"]), bool(nclx["full_range_flag"]))
-    return _finish(path, color, alpha, 16 if bits > 8 else 8, 1, heif.info.get("icc_profile"), exif, "HEIF", native,
-                   heif.info.get("xmp"), cicp=cicp)
+    img = _finish(path, color, alpha, 16 if bits > 8 else 8, 1, heif.info.get("icc_profile"), exif, "HEIF", native,
+                  heif.info.get("xmp"), cicp=cicp)
+    img.pictures = len(heif)
+    return img
 
 
 def _avif_meta(path: Path) -> bytes:
@@ -1195,12 +1205,21 @@ def _read_tiff(path: Path, limit: int | None, native: bool = False) -> Image:
                                        "expected gray, RGB, palette, CMYK or YCbCr with at most one alpha")
         iptc = page.tags.get(_TIFF_IPTC)
         iptc = bytes(iptc.value) if iptc is not None and isinstance(iptc.value, (bytes, bytearray)) else None
+        pictures = _tiff_pictures(tif)
         if bits == 16:
             img = _decode_tiff16(path, page, limit, layout, native)
     if bits != 16:
         img = _read_pillow(path, limit, tiff_layout=layout, native=native)  # 1- to 8-bit: Pillow knows every variant
     img.notes = _notes(iptc, None, [])
+    img.pictures = pictures
     return img
+
+
+def _tiff_pictures(tif: tifffile.TiffFile) -> int:
+    """The pages of a TIFF that are pictures of their own: not reduced-resolution copies (thumbnails, previews)."""
+    if len(tif.pages) == 1:
+        return 1
+    return sum(1 for page in tif.pages if not (int(getattr(page, "subfiletype", 0)) & 1))
 
 
 def _decode_tiff16(path: Path, page: Any, limit: int | None, layout: str, native: bool = False) -> Image:

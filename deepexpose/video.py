@@ -30,8 +30,8 @@ from pathlib import Path
 import numpy as np
 
 from .filters.base import LUMA_709
-from .io import (SUPPORTED_EXTENSIONS, Image, ImageIOError, atomic_write_bytes, read_image, side_path, to_codes,
-                 write_image)
+from .io import (SUPPORTED_EXTENSIONS, Image, ImageIOError, atomic_copy, atomic_write_bytes, read_image, side_path,
+                 to_codes, write_image)
 
 
 def _numeric_leaves(edit: dict, prefix: tuple = ()) -> Iterable[tuple[tuple, float | list]]:
@@ -248,6 +248,57 @@ def _flicker_report(stats_in: list, stats_out: list) -> dict:
     if len(stats_in) < 2:
         return {}
     return {"flicker_input": flicker(stats_in), "flicker_output": flicker(stats_out)}
+
+
+def enhance_animation(method, source: Path, output: Path, cfg) -> dict:
+    """Correct an animated WebP, APNG or animated AVIF (:mod:`deepexpose.animation`) as a clip: an edit per frame
+    (pass 1), smoothed over time, rendered (pass 2) and written as an animation in the output's format (WebP, PNG or
+    AVIF; a lossless WebP stays lossless without ``--quality``), with its frame durations, loop count, background,
+    ICC profile, EXIF and XMP. Alpha is carried through; an alpha channel that is opaque in every frame is not
+    written. An animation every frame of which the edit leaves as it was (``--strength 0``, an identity edit),
+    written in its own format, is copied byte for byte, as such a photo is. The sidecar (``--sidecar``) is written
+    first, as a photo's is; like a clip, an animation has no LUT. Returns the flicker figures."""
+    from .animation import ANIMATED_FORMATS, read_animation, read_frames, write_animation
+
+    _need_parametric(method, cfg)
+    info = read_animation(source)
+    if output.suffix.lower() not in ANIMATED_FORMATS.values():
+        raise ValueError(f"an animation ({info.frames} frames) cannot be written as {output.suffix or output.name}: "
+                         "choose --format webp, png or avif, or leave --format out")
+    if cfg.bit_depth == 16:
+        raise ValueError("an animation is written with 8 bits a sample; --bit-depth 16 does not apply to it")
+    durations: list[float] = []
+    opaque = [True]
+
+    def first_pass() -> Iterable[np.ndarray]:
+        for rgb, alpha, duration in read_frames(source, info):
+            durations.append(duration)
+            opaque[0] = opaque[0] and (alpha is None or bool((alpha == 255).all()))
+            yield rgb
+
+    edits, repeats, stats_in = _plan_frames(method, first_pass())
+    plans = _plans(method, edits, repeats, cfg) if method.parametric else None
+    frames: list[tuple[np.ndarray, np.ndarray | None]] = []
+    stats_out: list[np.ndarray] = []
+    unchanged = info.orientation == 1 and output.suffix.lower() == ANIMATED_FORMATS[info.format]
+    for i, (rgb, alpha, _) in enumerate(read_frames(source, info)):
+        plan = plans[i] if plans is not None else method.plan(rgb)
+        out = plan.render(rgb, cfg.strength)
+        unchanged = unchanged and np.array_equal(out, rgb)
+        stats_out.append(frame_statistics(out))
+        frames.append((out, None if opaque[0] else alpha))
+    report = {"frames": len(frames), "repeated_frames": sum(repeats), **_flicker_report(stats_in, stats_out)}
+    if cfg.sidecar:
+        doc = {"source": source.name, **method.describe(), "temporal_window": temporal_window(method, cfg),
+               "strength": cfg.strength, **report, "durations_ms": durations,
+               "edits": [p.edit for p in plans] if plans is not None else None,
+               **({"copied": True} if unchanged else {})}
+        _write_json(side_path(output, ".json"), doc)
+    if unchanged:  # every frame as it was, in its own format: a copy loses nothing, re-encoding a lossy one would
+        atomic_copy(source, output, overwrite=True)
+    else:
+        write_animation(output, frames, durations, info, quality=cfg.quality_for(info, output), overwrite=True)
+    return report
 
 
 # ----------------------------------------------------------------------------------------------- clips

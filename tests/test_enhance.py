@@ -771,3 +771,24 @@ def test_frames_of_raw_photos_are_written_as_tiffs(tmp_path):
     save(frames / "f1.tif", photo(1))
     with pytest.raises(ValueError, match="f1.dng and f1.tif would both be written as f1.tif"):
         frame_outputs(frames, tmp_path / "again")
+
+
+def test_a_file_of_several_pictures_is_enhanced_as_its_first_with_a_warning_and_a_note(tmp_path):
+    import tifffile
+
+    from deepexpose import DeepExposeWarning
+
+    a = (np.linspace(0, 120, 48 * 64 * 3) % 121).astype(np.uint8).reshape(48, 64, 3)
+    src = tmp_path / "in"
+    src.mkdir()
+    tifffile.imwrite(src / "pages.tif", np.stack([a, a[::-1]]), photometric="rgb")
+    tifffile.imwrite(src / "page.tif", a, photometric="rgb")
+    cfg = EnhanceConfig(out=str(tmp_path / "out"), method="classic", sidecar=True, progress=False)
+    with pytest.warns(DeepExposeWarning, match=r"pages.tif: left out of the output: 1 of the file's 2 pages") as seen:
+        assert enhance_paths([src], cfg).exit_code == 0
+    assert len(seen) == 1  # the one-page file gives none
+    doc = json.loads((tmp_path / "out" / "pages.tif.json").read_text())
+    assert doc["left_out"] == "1 of the file's 2 pages: only the first is enhanced"
+    assert "left_out" not in json.loads((tmp_path / "out" / "page.tif.json").read_text())
+    out = read_image(tmp_path / "out" / "pages.tif")
+    assert out.pictures == 1 and np.array_equal(out.pixels, read_image(tmp_path / "out" / "page.tif").pixels)

@@ -1791,3 +1791,28 @@ def test_notes_read_from_files_other_tools_wrote(tmp_path):
     with pytest.raises(ImageWriteError, match="notes must be"):
         write_image(tmp_path / "x.png", rgb8(), notes=(IPTC, None, ()))
     assert read_image(write_image(tmp_path / "none.png", rgb8())).notes is None
+
+
+def test_pictures_counts_the_pictures_a_file_holds(tmp_path):
+    import pillow_heif
+
+    a = (np.arange(24 * 32 * 3) % 251).astype(np.uint8).reshape(24, 32, 3)
+    PILImage.fromarray(a).save(tmp_path / "one.jpg")
+    assert read_image(tmp_path / "one.jpg").pictures == 1
+    tifffile.imwrite(tmp_path / "pages.tif", np.stack([a, a[::-1], a]), photometric="rgb")
+    tifffile.imwrite(tmp_path / "pages16.tif", np.stack([a, a[::-1]]).astype(np.uint16) * 257, photometric="rgb")
+    with tifffile.TiffWriter(tmp_path / "thumbnail.tif") as tw:  # a reduced-resolution page is no picture of its own
+        tw.write(a, photometric="rgb")
+        tw.write(a[::4, ::4], photometric="rgb", subfiletype=1)
+    first = read_image(tmp_path / "pages.tif", dtype="native")
+    assert first.pictures == 3 and np.array_equal(first.pixels, a)  # the first page
+    assert read_image(tmp_path / "pages16.tif").pictures == 2
+    assert read_image(tmp_path / "thumbnail.tif").pictures == 1
+    PILImage.fromarray(a).save(tmp_path / "mpo.jpg", format="MPO", save_all=True,
+                               append_images=[PILImage.fromarray(a[::2, ::2])])
+    mpo = read_image(tmp_path / "mpo.jpg")
+    assert (mpo.format, mpo.pictures, mpo.width) == ("JPEG", 2, 32)
+    burst = pillow_heif.from_pillow(PILImage.fromarray(a))
+    burst.add_from_pillow(PILImage.fromarray(a[::-1]))
+    burst.save(tmp_path / "burst.heic", quality=90)
+    assert read_image(tmp_path / "burst.heic").pictures == 2

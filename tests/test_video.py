@@ -611,3 +611,98 @@ def test_an_avi_keeps_the_colours_of_a_bt709_source(tmp_path):
     source = next(iter(read_clip(clip)[1])).astype(float)
     written = next(iter(read_clip(tmp_path / "out" / "f.avi")[1])).astype(float)
     assert np.abs(written.mean((0, 1)) - source.mean((0, 1))).max() < 2.5
+
+
+def _animation(path, frames, **options):
+    pictures = [Image.fromarray(f if f.dtype == np.uint8 else (f * 255).round().astype(np.uint8)) for f in frames]
+    pictures[0].save(path, save_all=True, append_images=pictures[1:], **options)
+    return path
+
+
+def _frames_of(path):
+    from deepexpose.animation import read_animation, read_frames
+
+    info = read_animation(path)
+    return info, list(read_frames(path, info))
+
+
+@pytest.mark.parametrize("suffix, options", [(".webp", {"lossless": True}), (".png", {}), (".avif", {"quality": 95})])
+def test_an_animation_is_enhanced_as_a_clip_and_written_back_whole(tmp_path, suffix, options):
+    from deepexpose.enhance import collect_jobs
+
+    src = tmp_path / "in" / f"loop{suffix}"
+    src.parent.mkdir()
+    frames = flicker_test_clip(n=12)
+    durations = [40 + 10 * i for i in range(12)]
+    _animation(src, frames, duration=durations, loop=2, **options)
+    before = src.read_bytes()
+    assert [j.kind for j in collect_jobs([src.parent], tmp_path / "out")[0]] == ["animation"]
+    reports = {}
+    for window in (1, 9):
+        out = tmp_path / f"w{window}"
+        cfg = EnhanceConfig(out=str(out), method="classic", temporal_window=window, sidecar=True, progress=False)
+        summary = enhance_paths([src.parent], cfg)
+        assert summary.exit_code == 0, str(summary)
+        info, got = _frames_of(out / src.name)
+        assert info.frames == 12 and info.size == (64, 48) and info.loop == (None if suffix == ".avif" else 2)
+        assert [d for _, _, d in got] == durations
+        assert all(alpha is None for _, alpha, _ in got) or suffix == ".webp" and all(a.min() == 255 for _, a, _ in got)
+        # the classic correction brightens the frames toward middle grey (118 in sRGB), every one of them
+        assert all(rgb.mean() > f.mean() * 255 + 1 for (rgb, _, _), f in zip(got, frames, strict=True))
+        assert got[0][0].mean() > frames[0].mean() * 255 + 3
+        reports[window] = json.loads((out / f"{src.name}.json").read_text())
+        assert reports[window]["source"] == src.name and reports[window]["durations_ms"] == durations
+        assert len(reports[window]["edits"]) == 12 and reports[window]["temporal_window"] == window
+        assert not any(p.name.startswith(".") for p in out.iterdir())  # no temporary file left
+    raw, smooth = reports[1]["flicker_output"]["luminance"], reports[9]["flicker_output"]["luminance"]
+    assert smooth < 0.5 * raw  # smoothing the parameters removes the flicker per-frame correction adds
+    assert src.read_bytes() == before
+
+
+def test_an_animations_alpha_and_lossless_webp_are_kept_and_an_opaque_alpha_is_not_written(tmp_path):
+    frames = [(f * 255).round().astype(np.uint8) for f in flicker_test_clip(n=4)]
+    alpha = [np.dstack([f, np.full(f.shape[:2], 50 * i + 10, np.uint8)]) for i, f in enumerate(frames)]
+    (tmp_path / "in").mkdir()
+    _animation(tmp_path / "in" / "see-through.webp", alpha, duration=50, lossless=True)
+    _animation(tmp_path / "in" / "opaque.webp", [np.dstack([f, np.full(f.shape[:2], 255, np.uint8)]) for f in frames],
+               duration=50, lossless=True)
+    cfg = EnhanceConfig(out=str(tmp_path / "out"), method="classic", progress=False)
+    assert enhance_paths([tmp_path / "in"], cfg).exit_code == 0
+    info, got = _frames_of(tmp_path / "out" / "see-through.webp")
+    assert info.lossless and [int(a.mean()) for _, a, _ in got] == [10, 60, 110, 160]
+    info, got = _frames_of(tmp_path / "out" / "opaque.webp")
+    assert info.lossless and all(a is None or a.min() == 255 for _, a, _ in got)
+    from deepexpose.animation import read_animation
+
+    cfg.quality, cfg.overwrite = 80, True
+    assert enhance_paths([tmp_path / "in"], cfg).exit_code == 0
+    assert not read_animation(tmp_path / "out" / "see-through.webp").lossless
+
+
+def test_an_animation_refuses_formats_and_depths_that_cannot_hold_it_and_has_no_lut(tmp_path):
+    src = _animation(tmp_path / "a.png", flicker_test_clip(n=3), duration=50)
+    s = enhance_paths([src], EnhanceConfig(out=str(tmp_path / "jpg"), method="classic", format="jpg", progress=False))
+    assert s.exit_code == 1 and "cannot be written as .jpg" in s.failed[0].reason
+    s = enhance_paths([src], EnhanceConfig(out=str(tmp_path / "16"), method="classic", bit_depth=16, progress=False))
+    assert s.exit_code == 1 and "8 bits" in s.failed[0].reason
+    assert not (tmp_path / "jpg").exists() or not any((tmp_path / "jpg").iterdir())
+    cfg = EnhanceConfig(out=str(tmp_path / "webp"), method="classic", format="webp", lut=True, progress=False)
+    assert enhance_paths([src], cfg).exit_code == 0
+    assert sorted(p.name for p in (tmp_path / "webp").iterdir()) == ["a.webp"]  # like a clip, no LUT
+    assert _frames_of(tmp_path / "webp" / "a.webp")[0].frames == 3
+    cfg.skip_existing = True
+    again = enhance_paths([src], cfg)
+    assert again.outcomes[0].status == "skipped" and again.outcomes[0].reason == "output exists"
+
+
+def test_an_animation_the_edit_leaves_as_it_was_is_copied_byte_for_byte(tmp_path):
+    src = _animation(tmp_path / "a.webp", flicker_test_clip(n=3), duration=50, quality=70)
+    cfg = EnhanceConfig(out=str(tmp_path / "out"), method="classic", strength=0.0, sidecar=True, progress=False)
+    assert enhance_paths([src], cfg).exit_code == 0
+    assert (tmp_path / "out" / "a.webp").read_bytes() == src.read_bytes()
+    assert json.loads((tmp_path / "out" / "a.webp.json").read_text())["copied"] is True
+    cfg.format, cfg.out = "png", str(tmp_path / "png")  # another format: written, not copied
+    assert enhance_paths([src], cfg).exit_code == 0
+    info, got = _frames_of(tmp_path / "png" / "a.png")
+    assert info.format == "PNG" and sum(d for _, _, d in got) == 150  # Pillow joins repeated frames into one
+    assert "copied" not in json.loads((tmp_path / "png" / "a.png.json").read_text())

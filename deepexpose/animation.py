@@ -1,0 +1,226 @@
+"""Animated pictures: animated WebP, APNG and animated AVIF, read frame by frame and written back whole.
+
+An animation is a short clip inside an image file. ``deepexpose enhance`` corrects one as it corrects a clip
+(:func:`deepexpose.video.enhance_animation`: an edit per frame, smoothed over time) and writes it back as an
+animation with its frame durations, loop count, background colour, transparency, ICC profile, EXIF and XMP.
+
+Pillow composes every frame onto the canvas as a viewer shows it (disposal and blending applied), so each frame
+read here is the whole picture, and each frame written is whole too: the encoder itself finds what changes from
+one frame to the next. Frames are 8-bit, as Pillow decodes them. :func:`is_animation` tells an animation from a
+still picture by its header alone, so that collecting a folder of photos opens no more than their first bytes.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+import numpy as np
+from PIL import Image as PILImage
+
+from .io import (_DEFAULT, ImageReadError, ImageWriteError, _atomic_write, _exif_upright, _orient,
+                 _pillow_arrays, _pillow_limit_off, _pillow_orientation, _png_xmp, _resolve_max_pixels,
+                 _webp_lossless, _xmp_upright, _Default)
+
+ANIMATED_FORMATS = {"WEBP": ".webp", "PNG": ".png", "AVIF": ".avif"}
+"""Pillow's names of the formats an animation is read from and written to, and their extensions"""
+ANIMATION_SUFFIXES = frozenset({".webp", ".png", ".avif"})
+"""the extensions of files that may be animations (:func:`is_animation` tells)"""
+_SUFFIX_FORMATS = {suffix: fmt for fmt, suffix in ANIMATED_FORMATS.items()}
+
+
+@dataclass
+class Animation:
+    """What an animated file says besides its frames: ``format`` (a key of :data:`ANIMATED_FORMATS`), ``frames``
+    (their number), ``size`` (width, height of the upright frames), ``loop`` (times to play, 0 forever; ``None``
+    when the file does not say), ``background`` (WebP's canvas colour, RGBA), ``alpha`` (the frames have an alpha
+    channel), ``lossless`` (a WebP whose first frame is lossless), ``orientation`` (the EXIF
+    orientation applied to every frame), ``icc_profile``, ``exif`` (orientation reset to 1) and ``xmp``."""
+
+    format: str
+    frames: int
+    size: tuple[int, int]
+    loop: int | None = None
+    background: tuple[int, int, int, int] | None = None
+    alpha: bool = False
+    lossless: bool = False
+    orientation: int = 1
+    icc_profile: bytes | None = None
+    exif: bytes | None = None
+    xmp: bytes | None = None
+
+
+def is_animation(path: str | os.PathLike[str]) -> bool:
+    """Whether ``path`` is an animated WebP (a ``VP8X`` chunk with the animation flag), an APNG (an ``acTL`` chunk
+    before the image data) or an AVIF image sequence (brand ``avis``), from its first bytes; ``False`` for anything
+    else, including files that cannot be read (reading them reports why)."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(64)
+            if head[:4] == b"RIFF" and head[8:16] == b"WEBPVP8X":
+                return bool(head[20] & 0x02)
+            if head[:8] == b"\x89PNG\r\n\x1a\n":
+                return _png_has_actl(fh)
+            if head[4:8] == b"ftyp":
+                size = struct.unpack(">I", head[:4])[0]
+                brands = [head[i:i + 4] for i in range(8, min(size, len(head)), 4) if i != 12]
+                return b"avis" in brands
+    except (OSError, IndexError, struct.error):
+        return False
+    return False
+
+
+def _png_has_actl(fh: IO[bytes]) -> bool:
+    """Whether the PNG at ``fh`` has an ``acTL`` chunk before its first ``IDAT``, reading chunk headers only."""
+    fh.seek(8)
+    while len(header := fh.read(8)) == 8:
+        size, kind = struct.unpack(">I", header[:4])[0], header[4:]
+        if kind == b"acTL":
+            return True
+        if kind in (b"IDAT", b"IEND"):
+            return False
+        fh.seek(size + 4, os.SEEK_CUR)  # the data and its CRC
+    return False
+
+
+def _open(path: Path) -> PILImage.Image:
+    try:
+        with _pillow_limit_off():
+            pim = PILImage.open(path, formats=tuple(ANIMATED_FORMATS))
+    except FileNotFoundError:
+        raise ImageReadError(path, "no such file") from None
+    except Exception as e:  # noqa: BLE001 - whatever Pillow cannot open is this file's failure
+        raise ImageReadError(path, f"not a readable animation ({type(e).__name__}: {e})") from e
+    return pim
+
+
+def read_animation(path: str | os.PathLike[str], *, max_pixels: int | None | _Default = _DEFAULT) -> Animation:
+    """The :class:`Animation` of ``path`` from its header. ``max_pixels`` (default as
+    :func:`deepexpose.io.read_image`'s) caps the pixels of all its frames together, which an edit holds in
+    memory at once when it is written; :class:`~deepexpose.io.ImageReadError` beyond it and for every problem with
+    the file."""
+    p = Path(path)
+    limit = _resolve_max_pixels(max_pixels)
+    with _open(p) as pim:
+        if pim.format not in ANIMATED_FORMATS:
+            raise ImageReadError(p, f"not an animation ({pim.format})")
+        frames = int(getattr(pim, "n_frames", 1))
+        width, height = pim.size
+        if limit is not None and frames * width * height > limit:
+            raise ImageReadError(p, f"too many pixels: {frames} frames of {width}x{height} are "
+                                    f"{frames * width * height:,} pixels, more than the limit of {limit:,} "
+                                    "($DEEPEXPOSE_MAX_PIXELS) for an animation, whose frames are held in memory")
+        orientation = _pillow_orientation(pim)
+        if orientation in (5, 6, 7, 8):
+            width, height = height, width
+        exif = pim.info.get("exif")
+        exif = _exif_upright(bytes(exif)) if exif else None
+        loop = pim.info.get("loop")
+        background = pim.info.get("background")
+        return Animation(
+            format=str(pim.format), frames=frames, size=(width, height),
+            loop=int(loop) if loop is not None else None,
+            background=tuple(int(v) for v in background) if isinstance(background, tuple) else None,
+            alpha=pim.mode in ("RGBA", "LA", "PA", "La", "RGBa") or pim.info.get("transparency") is not None,
+            lossless=pim.format == "WEBP" and _webp_lossless(p),
+            orientation=orientation, icc_profile=pim.info.get("icc_profile") or None, exif=exif,
+            xmp=_xmp_upright(pim.info.get("xmp")))
+
+
+def read_frames(path: str | os.PathLike[str], animation: Animation
+                ) -> Iterator[tuple[np.ndarray, np.ndarray | None, float]]:
+    """The frames of the animation at ``path`` (``animation``: its :func:`read_animation`), one at a time: ``H x W x
+    3`` ``uint8`` RGB, ``H x W`` ``uint8`` alpha or ``None``, and the frame's duration in milliseconds; upright
+    (its orientation applied). :class:`~deepexpose.io.ImageReadError` for a damaged frame."""
+    p = Path(path)
+    with _open(p) as pim:
+        for i in range(animation.frames):
+            try:
+                pim.seek(i)
+                pim.load()
+                color, alpha, _ = _pillow_arrays(pim, p)
+            except ImageReadError:
+                raise
+            except Exception as e:  # noqa: BLE001 - a decoder's error on a damaged frame
+                raise ImageReadError(p, f"frame {i + 1} of {animation.frames} is truncated or corrupt "
+                                        f"({type(e).__name__}: {e})") from e
+            if color.ndim == 2:
+                color = np.repeat(color[:, :, None], 3, axis=2)
+            yield (_orient(color, animation.orientation),
+                   _orient(alpha, animation.orientation) if alpha is not None else None,
+                   float(pim.info.get("duration") or 0.0))
+
+
+def write_animation(path: str | os.PathLike[str], frames: Iterable[tuple[np.ndarray, np.ndarray | None]],
+                    durations: list[float], animation: Animation, *, quality: int = 95,
+                    overwrite: bool = False) -> Path:
+    """Write ``frames`` (``H x W x 3`` ``uint8`` RGB and ``H x W`` alpha or ``None``, all of one size) as an
+    animation in the format of ``path``'s extension (:data:`ANIMATED_FORMATS`), atomically: each frame shown for
+    its ``durations`` entry (milliseconds), with the loop count, background, ICC profile, EXIF and XMP of
+    ``animation`` (a format keeps what it holds: APNG has no background, AVIF no loop count here). ``quality``
+    (1..100) applies to WebP, where 100 is lossless, and AVIF. Raises :class:`~deepexpose.io.ImageWriteError`,
+    leaving no file, on any failure; an existing ``path`` is only replaced when ``overwrite`` is true."""
+    p = Path(path)
+    fmt = _SUFFIX_FORMATS.get(p.suffix.lower())
+    if fmt is None:
+        raise ImageWriteError(p, f"an animation is written as WebP, PNG (APNG) or AVIF, not {p.suffix or p.name}")
+    if isinstance(quality, bool) or not isinstance(quality, (int, np.integer)) or not 1 <= quality <= 100:
+        raise ImageWriteError(p, f"quality must be an integer in 1..100, got {quality!r}")
+    pictures = [_picture(p, rgb, alpha) for rgb, alpha in frames]
+    if not pictures:
+        raise ImageWriteError(p, "an animation needs at least one frame")
+    if len(durations) != len(pictures):
+        raise ImageWriteError(p, f"{len(durations)} durations for {len(pictures)} frames")
+    if any(pic.size != pictures[0].size for pic in pictures):
+        raise ImageWriteError(p, "the frames of an animation must all have one size")
+    if any(pic.mode != pictures[0].mode for pic in pictures):  # alpha on some frames only: all get it
+        pictures = [pic.convert("RGBA") for pic in pictures]
+    options: dict[str, Any] = {"save_all": True, "append_images": pictures[1:],
+                               "duration": [max(0, round(d)) for d in durations]}
+    if animation.icc_profile:
+        options["icc_profile"] = animation.icc_profile
+    if animation.exif:
+        options["exif"] = animation.exif
+    if animation.xmp and fmt == "PNG":
+        from PIL.PngImagePlugin import PngInfo
+
+        options["pnginfo"] = PngInfo()
+        options["pnginfo"].add(b"iTXt", _png_xmp(animation.xmp))
+    elif animation.xmp:
+        options["xmp"] = animation.xmp
+    if fmt != "AVIF":
+        options["loop"] = animation.loop if animation.loop is not None else 0
+    if fmt == "WEBP":
+        options.update(quality=int(quality), lossless=quality == 100, exact=True)
+        if animation.background is not None:
+            options["background"] = animation.background
+    elif fmt == "AVIF":
+        options["quality"] = int(quality)
+    else:
+        options["compress_level"] = 6
+
+    def encode(fh: IO[bytes]) -> None:
+        pictures[0].save(fh, format=fmt, **options)
+
+    _atomic_write(p, encode, overwrite)
+    return p
+
+
+def _picture(path: Path, rgb: np.ndarray, alpha: np.ndarray | None) -> PILImage.Image:
+    rgb = np.asarray(rgb)
+    if rgb.dtype != np.uint8 or rgb.ndim != 3 or rgb.shape[2] != 3:
+        raise ImageWriteError(path, f"frames must be H x W x 3 uint8, got {rgb.dtype} {rgb.shape}")
+    if alpha is None:
+        return PILImage.fromarray(np.ascontiguousarray(rgb), "RGB")
+    alpha = np.asarray(alpha)
+    if alpha.dtype != np.uint8 or alpha.shape != rgb.shape[:2]:
+        raise ImageWriteError(path, f"alpha must be H x W uint8 like its frame, got {alpha.dtype} {alpha.shape}")
+    return PILImage.fromarray(np.ascontiguousarray(np.dstack([rgb, alpha])), "RGBA")
+
+
+__all__ = ["ANIMATED_FORMATS", "ANIMATION_SUFFIXES", "Animation", "is_animation", "read_animation", "read_frames",
+           "write_animation"]

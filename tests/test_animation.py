@@ -1,0 +1,155 @@
+"""Animated WebP, APNG and animated AVIF: telling them from stills, reading frames, writing them back."""
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from deepexpose.animation import Animation, is_animation, read_animation, read_frames, write_animation
+from deepexpose.io import ImageReadError, ImageWriteError, read_image
+
+
+def frames(n=4, h=24, w=32, alpha=False):
+    """``n`` different RGB(A) uint8 frames: a gradient moving right by 3 pixels a frame."""
+    x = np.linspace(0, 255, w)[None, :, None]
+    y = np.linspace(0, 255, h)[:, None, None]
+    out = []
+    for i in range(n):
+        rgb = np.concatenate([np.roll(x, 3 * i, axis=1).repeat(h, 0), y.repeat(w, 1), np.full((h, w, 1), 60.0 * i)],
+                             axis=2).round().astype(np.uint8)
+        out.append(np.dstack([rgb, np.full((h, w), 40 * i + 20, np.uint8)]) if alpha else rgb)
+    return out
+
+
+def save(path, arrays, **options):
+    pictures = [Image.fromarray(a) for a in arrays]
+    pictures[0].save(path, save_all=True, append_images=pictures[1:], **options)
+    return path
+
+
+@pytest.mark.parametrize("suffix, options", [(".webp", {"lossless": True}), (".png", {}), (".avif", {})])
+def test_an_animation_is_told_from_a_still_by_its_first_bytes(tmp_path, suffix, options):
+    animated = save(tmp_path / f"a{suffix}", frames(), duration=50, **options)
+    still = tmp_path / f"s{suffix}"
+    Image.fromarray(frames(1)[0]).save(still, **options)
+    one_frame = save(tmp_path / f"one{suffix}", frames(1), duration=50, **options)
+    assert is_animation(animated)
+    assert not is_animation(still)
+    assert not is_animation(one_frame)  # Pillow writes a single frame as a still
+    assert not is_animation(tmp_path / "missing.webp")
+    cut = tmp_path / f"cut{suffix}"
+    cut.write_bytes(animated.read_bytes()[:20])  # before a WebP's flags and a PNG's acTL; an AVIF's brand is in it
+    assert is_animation(cut) == (suffix == ".avif")
+
+
+def test_a_pngs_animation_chunk_after_its_image_data_does_not_count(tmp_path):
+    path = save(tmp_path / "a.png", frames(2), duration=50)
+    data = path.read_bytes()
+    start = data.index(b"acTL") - 4
+    chunk = data[start:start + 8 + 8 + 4]
+    end = data.index(b"IEND") - 4
+    moved = data[:start] + data[start + len(chunk):end] + chunk + data[end:]  # acTL after the IDAT: not an APNG
+    (tmp_path / "b.png").write_bytes(moved)
+    assert is_animation(path) and not is_animation(tmp_path / "b.png")
+
+
+@pytest.mark.parametrize("suffix, options, exact", [(".webp", {"lossless": True}, True), (".png", {}, True),
+                                                    (".avif", {"quality": 90}, False)])
+def test_frames_durations_and_alpha_come_back_as_written(tmp_path, suffix, options, exact):
+    src = frames(alpha=True)
+    path = save(tmp_path / f"a{suffix}", src, duration=[40, 60, 80, 100], loop=3, **options)
+    info = read_animation(path)
+    assert (info.frames, info.size, info.alpha) == (4, (32, 24), True)
+    assert info.loop == (None if suffix == ".avif" else 3)
+    got = list(read_frames(path, info))
+    assert [d for _, _, d in got] == [40, 60, 80, 100]
+    for (rgb, alpha, _), want in zip(got, src, strict=True):
+        assert rgb.dtype == np.uint8 and rgb.shape == (24, 32, 3)
+        error = np.abs(rgb.astype(int) - want[..., :3])
+        assert error.max() == 0 if exact else error.mean() < 6  # AVIF is lossy
+        assert np.abs(alpha.astype(int) - want[..., 3]).max() <= (0 if exact else 2)
+
+
+@pytest.mark.parametrize("suffix", [".webp", ".png", ".avif"])
+def test_write_animation_keeps_timing_loop_and_metadata(tmp_path, suffix):
+    from deepexpose.io import _srgb_profile
+
+    icc = _srgb_profile()
+    exif = Image.Exif()
+    exif[0x010F] = "Maker"
+    info = Animation(format="WEBP", frames=3, size=(32, 24), loop=5, background=(10, 20, 30, 255),
+                     icc_profile=icc, exif=exif.tobytes(), xmp=b"<x:xmpmeta xmlns:x='adobe:ns:meta/'/>")
+    src = [(f, None) for f in frames(3)]
+    out = write_animation(tmp_path / f"o{suffix}", src, [30, 70, 110], info, quality=100)
+    back = read_animation(out)
+    assert (back.frames, back.size, back.alpha) == (3, (32, 24), False)
+    assert back.icc_profile == icc and back.xmp == info.xmp
+    read_exif = Image.Exif()
+    read_exif.load(back.exif)
+    assert read_exif[0x010F] == "Maker"
+    assert back.loop == (None if suffix == ".avif" else 5)
+    assert back.background == ((10, 20, 30, 255) if suffix == ".webp" else None)
+    assert back.lossless == (suffix == ".webp")  # quality 100: a lossless WebP
+    assert [d for _, _, d in read_frames(out, back)] == [30, 70, 110]
+    if suffix != ".avif":
+        assert all(np.array_equal(rgb, want) for (rgb, _, _), (want, _) in zip(read_frames(out, back), src))
+    with pytest.raises(ImageWriteError, match="exists"):
+        write_animation(out, src, [30, 70, 110], info)
+
+
+def test_write_animation_refuses_what_it_cannot_write_and_leaves_nothing(tmp_path):
+    info = Animation(format="PNG", frames=2, size=(32, 24))
+    two = [(f, None) for f in frames(2)]
+    with pytest.raises(ImageWriteError, match="WebP, PNG"):
+        write_animation(tmp_path / "a.jpg", two, [10, 10], info)
+    with pytest.raises(ImageWriteError, match="durations"):
+        write_animation(tmp_path / "a.png", two, [10], info)
+    with pytest.raises(ImageWriteError, match="one size"):
+        write_animation(tmp_path / "a.png", [two[0], (frames(1, h=10)[0], None)], [10, 10], info)
+    with pytest.raises(ImageWriteError, match="uint8"):
+        write_animation(tmp_path / "a.png", [(two[0][0].astype(np.uint16), None)], [10], info)
+    with pytest.raises(ImageWriteError, match="quality"):
+        write_animation(tmp_path / "a.webp", two, [10, 10], info, quality=0)
+    assert list(tmp_path.iterdir()) == []
+    mixed = [two[0], (two[1][0], np.full((24, 32), 128, np.uint8))]  # alpha on one frame only: both get it
+    out = write_animation(tmp_path / "a.png", mixed, [10, 10], info)
+    alphas = [a for _, a, _ in read_frames(out, read_animation(out))]
+    assert alphas[0].min() == 255 and alphas[1].max() == 128
+
+
+def test_read_animation_caps_the_pixels_of_all_frames_and_names_bad_files(tmp_path):
+    path = save(tmp_path / "a.png", frames(4), duration=50)
+    assert read_animation(path, max_pixels=4 * 24 * 32).frames == 4
+    with pytest.raises(ImageReadError, match="4 frames of 32x24"):
+        read_animation(path, max_pixels=4 * 24 * 32 - 1)
+    with pytest.raises(ImageReadError, match="no such file"):
+        read_animation(tmp_path / "missing.png")
+    (tmp_path / "junk.webp").write_bytes(b"RIFF\x00\x00\x00\x00WEBPjunk")
+    with pytest.raises(ImageReadError, match="not a readable animation"):
+        read_animation(tmp_path / "junk.webp")
+
+
+def test_a_damaged_frame_is_named(tmp_path):
+    path = save(tmp_path / "a.png", frames(3), duration=50)
+    data = path.read_bytes()
+    last = data.rindex(b"fdAT")
+    (tmp_path / "cut.png").write_bytes(data[:last + 20])  # the last frame's data cut short
+    info = read_animation(tmp_path / "cut.png")
+    with pytest.raises(ImageReadError, match="frame 3 of 3"):
+        list(read_frames(tmp_path / "cut.png", info))
+
+
+def test_an_exif_orientation_turns_every_frame(tmp_path):
+    exif = Image.Exif()
+    exif[0x0112] = 6  # turned 90 degrees clockwise to be seen upright
+    src = frames(2)
+    path = save(tmp_path / "a.webp", src, duration=50, lossless=True, exif=exif.tobytes())
+    info = read_animation(path)
+    assert info.orientation == 6 and info.size == (24, 32)
+    upright = Image.Exif()
+    upright.load(info.exif)
+    assert upright[0x0112] == 1  # the frames are turned, so the EXIF says so
+    got = [rgb for rgb, _, _ in read_frames(path, info)]
+    assert all(np.array_equal(g, np.rot90(s, -1)) for g, s in zip(got, src, strict=True))
+    still = Image.fromarray(src[0])
+    still.save(tmp_path / "still.webp", lossless=True, exif=exif.tobytes())
+    assert np.array_equal(read_image(tmp_path / "still.webp", dtype="native").pixels, got[0])  # as a still is turned
