@@ -324,17 +324,27 @@ def _quiet_rotation(record: logging.LogRecord) -> bool:
 def read_clip(path: Path) -> tuple[dict, Iterable[np.ndarray]]:
     """The clip's metadata (``fps``, ``size``, ``audio_codec``..., plus ``bit_depth`` and ``colour``, see
     :func:`clip_colour`) and an iterator over its upright RGB frames: ``uint8`` codes, or ``uint16`` for a clip
-    stored with more than 8 bits (10-bit H.264, HEVC, VP9, ProRes...), which keeps their precision."""
+    stored with more than 8 bits (10-bit H.264, HEVC, VP9, ProRes...), which keeps their precision.
+
+    A clip of variable frame rate (phones lower the rate in dim light) is read at the constant rate
+    :func:`constant_rate` chooses, each frame repeated for as long as it is shown, and ``fps`` is that rate
+    (``average_fps``, the clip's own average, is added): its frames written at ``fps`` last as long as the clip,
+    in step with its sound. (ffmpeg would otherwise repeat frames to its own guess of the rate, and the frames
+    written at the average rate would run longer than the sound.)"""
     ff = _ffmpeg()
-    reader = ff.read_frames(str(path))
+    rate = constant_rate(*_video_rates(path))
+    params = {"output_params": ["-fps_mode", "cfr", "-r", f"{rate:g}"]} if rate else {}
+    reader = ff.read_frames(str(path), **params)
     try:
         meta = reader.__next__()
     except OSError as e:
         raise ValueError(f"cannot read the clip ({ffmpeg_reason(str(e))})") from None
+    if rate:
+        meta["average_fps"], meta["fps"] = meta["fps"], rate
     meta["bit_depth"], meta["colour"] = clip_colour(str(meta.get("pix_fmt", "")))
     if meta["bit_depth"] == 16:
         reader.close()
-        reader = ff.read_frames(str(path), pix_fmt="rgb48le", bpp=6)
+        reader = ff.read_frames(str(path), pix_fmt="rgb48le", bpp=6, **params)
         reader.__next__()
     w, h = meta["size"]
     dtype = np.dtype("<u2") if meta["bit_depth"] == 16 else np.dtype(np.uint8)
@@ -351,6 +361,37 @@ _SPACES = {"gbr", "bt709", "unknown", "fcc", "bt470bg", "smpte170m", "smpte240m"
            "smpte2085", "chroma-derived-nc", "chroma-derived-c", "ictcp"}  # ffmpeg's names of colour matrices
 _SCALE_MATRIX = {"bt709": "bt709", "bt470bg": "bt470", "smpte170m": "smpte170m", "smpte240m": "smpte240m",
                  "fcc": "fcc", "bt2020nc": "bt2020", "bt2020c": "bt2020"}  # ffmpeg colour spaces -> scale's names
+
+
+def _video_rates(path: Path) -> tuple[float, float]:
+    """The average frame rate (``fps``) and ffmpeg's guess of the rate its timestamps are on (``tbr``) of the
+    clip's first video stream, as ffmpeg lists them; 0 for what it does not list."""
+    import subprocess
+
+    listing = subprocess.run([_ffmpeg().get_ffmpeg_exe(), "-hide_banner", "-i", str(path)], capture_output=True,
+                             text=True, errors="replace").stderr
+    line = re.search(r"^\s*Stream #0:\d+\S*: Video: (.*)$", listing, re.MULTILINE)
+
+    def rate(unit: str) -> float:
+        found = re.search(rf"([0-9.]+)(k?) {unit}\b", line.group(1)) if line else None
+        return float(found.group(1)) * (1000 if found.group(2) else 1) if found else 0.0
+
+    return rate("fps"), rate("tbr")
+
+
+MAX_CONSTANT_RATE = 120.0
+"""the highest rate a clip of variable frame rate is read at (:func:`constant_rate`)"""
+
+
+def constant_rate(fps: float, tbr: float) -> float | None:
+    """The constant rate to read a clip at whose average frame rate is ``fps`` and whose timestamps ffmpeg puts on a
+    ``tbr`` grid: ``None`` (its own) when the two agree within 1 % (a clip of constant frame rate) or either is
+    unknown; else ``tbr``, the rate the camera recorded at, so that no frame is left out, unless that is above
+    :data:`MAX_CONSTANT_RATE` or four times ``fps`` (a grid finer than any frame rate), where ``fps`` is used and
+    frames closer together than ``1 / fps`` may be left out."""
+    if fps <= 0 or tbr <= 0 or abs(fps - tbr) <= 0.01 * tbr:
+        return None
+    return tbr if tbr <= min(MAX_CONSTANT_RATE, 4 * fps) else fps
 
 
 def clip_colour(pix_fmt: str) -> tuple[int, dict[str, str]]:
@@ -552,7 +593,8 @@ def enhance_video(method, source: Path, output: Path, cfg) -> dict:
             stats_out.append(frame_statistics(out))
             yield out
 
-    report: dict = {"frames": len(edits), "repeated_frames": sum(repeats), "fps": meta["fps"]}
+    report: dict = {"frames": len(edits), "repeated_frames": sum(repeats), "fps": meta["fps"],
+                    **({"average_fps": meta["average_fps"]} if "average_fps" in meta else {})}
 
     def sidecar(left_out: list[str]) -> None:
         report.update(_flicker_report(stats_in, stats_out))

@@ -706,3 +706,33 @@ def test_an_animation_the_edit_leaves_as_it_was_is_copied_byte_for_byte(tmp_path
     info, got = _frames_of(tmp_path / "png" / "a.png")
     assert info.format == "PNG" and sum(d for _, _, d in got) == 150  # Pillow joins repeated frames into one
     assert "copied" not in json.loads((tmp_path / "png" / "a.png.json").read_text())
+
+
+def test_constant_rate_reads_a_variable_rate_clip_at_its_recording_rate():
+    from deepexpose.video import MAX_CONSTANT_RATE, constant_rate
+
+    assert constant_rate(29.97, 29.97) is None and constant_rate(30, 30.2) is None  # constant: read as it is
+    assert constant_rate(0, 30) is None and constant_rate(25, 0) is None  # unknown: as it is
+    assert constant_rate(17.24, 30) == 30  # a phone clip that slowed down in dim light
+    assert constant_rate(24, 1000) == 24  # a millisecond grid is no frame rate: the average
+    assert constant_rate(100, 240) == 240 if 240 <= MAX_CONSTANT_RATE else constant_rate(100, 240) == 100
+
+
+def test_a_variable_frame_rate_clip_keeps_its_length_and_stays_in_step_with_its_sound(tmp_path):
+    clip = tmp_path / "in" / "phone.mp4"
+    clip.parent.mkdir()
+    # 2 s at 30 frames a second, then 4 s at 10: 100 frames over 6 s, with 6 s of sound
+    _ffmpeg_run("-f", "lavfi", "-i", "testsrc2=size=64x48:rate=30:duration=6", "-f", "lavfi", "-i",
+                "sine=frequency=440:duration=6", "-vf", r"select=lt(t\,2)+not(mod(n\,3))", "-fps_mode", "vfr",
+                "-c:v", "libx264", "-pix_fmt", "yuv420p", "-c:a", "aac", "-shortest", clip)
+    meta, frames = read_clip(clip)
+    assert (meta["fps"], meta["average_fps"]) == (30, pytest.approx(100 / 6, rel=0.05))
+    assert len(list(frames)) == 180  # every frame repeated for as long as it is shown, at 30 a second
+    cfg = EnhanceConfig(out=str(tmp_path / "out"), method="classic", sidecar=True, progress=False)
+    assert enhance_paths([clip], cfg).exit_code == 0
+    out_meta, out_frames = read_clip(tmp_path / "out" / "phone.mp4")
+    assert len(list(out_frames)) / out_meta["fps"] == pytest.approx(6.0, abs=0.05)  # as long as the sound
+    assert "average_fps" not in out_meta  # written at a constant rate
+    doc = json.loads((tmp_path / "out" / "phone.mp4.json").read_text())
+    assert (doc["fps"], doc["frames"]) == (30, 180) and doc["repeated_frames"] >= 80  # the 80 added: held
+    assert doc["average_fps"] == pytest.approx(100 / 6, rel=0.05)
