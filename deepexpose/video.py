@@ -332,7 +332,8 @@ def read_clip(path: Path) -> tuple[dict, Iterable[np.ndarray]]:
     in step with its sound. (ffmpeg would otherwise repeat frames to its own guess of the rate, and the frames
     written at the average rate would run longer than the sound.)"""
     ff = _ffmpeg()
-    rate = constant_rate(*_video_rates(path))
+    stream = video_stream(_listing(path))
+    rate = constant_rate(stream["fps"], stream["tbr"])
     params = {"output_params": ["-fps_mode", "cfr", "-r", f"{rate:g}"]} if rate else {}
     reader = ff.read_frames(str(path), **params)
     try:
@@ -341,6 +342,9 @@ def read_clip(path: Path) -> tuple[dict, Iterable[np.ndarray]]:
         raise ValueError(f"cannot read the clip ({ffmpeg_reason(str(e))})") from None
     if rate:
         meta["average_fps"], meta["fps"] = meta["fps"], rate
+    if stream["sar"]:  # of the stored frames: a frame read turned by 90 degrees has its pixels turned too
+        turned = tuple(meta["size"]) != tuple(meta.get("source_size", meta["size"]))
+        meta["sar"] = stream["sar"][::-1] if turned else stream["sar"]
     meta["bit_depth"], meta["colour"] = clip_colour(str(meta.get("pix_fmt", "")))
     if meta["bit_depth"] == 16:
         reader.close()
@@ -363,20 +367,29 @@ _SCALE_MATRIX = {"bt709": "bt709", "bt470bg": "bt470", "smpte170m": "smpte170m",
                  "fcc": "fcc", "bt2020nc": "bt2020", "bt2020c": "bt2020"}  # ffmpeg colour spaces -> scale's names
 
 
-def _video_rates(path: Path) -> tuple[float, float]:
-    """The average frame rate (``fps``) and ffmpeg's guess of the rate its timestamps are on (``tbr``) of the
-    clip's first video stream, as ffmpeg lists them; 0 for what it does not list."""
+def _listing(path: Path) -> str:
+    """ffmpeg's description of the file (its streams, one a line)."""
     import subprocess
 
-    listing = subprocess.run([_ffmpeg().get_ffmpeg_exe(), "-hide_banner", "-i", str(path)], capture_output=True,
-                             text=True, errors="replace").stderr
+    return subprocess.run([_ffmpeg().get_ffmpeg_exe(), "-hide_banner", "-i", str(path)], capture_output=True,
+                          text=True, errors="replace").stderr
+
+
+def video_stream(listing: str) -> dict:
+    """What ffmpeg's ``listing`` of a clip says of its first video stream: the average frame rate ``fps`` and the
+    rate its timestamps are on, ``tbr`` (0 for what it does not list), and its pixels' shape ``sar`` as
+    ``(width, height)``, ``None`` for square ones or none given."""
     line = re.search(r"^\s*Stream #0:\d+\S*: Video: (.*)$", listing, re.MULTILINE)
+    text = line.group(1) if line else ""
 
     def rate(unit: str) -> float:
-        found = re.search(rf"([0-9.]+)(k?) {unit}\b", line.group(1)) if line else None
+        found = re.search(rf"([0-9.]+)(k?) {unit}\b", text)
         return float(found.group(1)) * (1000 if found.group(2) else 1) if found else 0.0
 
-    return rate("fps"), rate("tbr")
+    sar = re.search(r"\[SAR (\d+):(\d+) DAR", text)
+    shape = (int(sar.group(1)), int(sar.group(2))) if sar else None
+    return {"fps": rate("fps"), "tbr": rate("tbr"),
+            "sar": shape if shape and shape[0] > 0 and shape[1] > 0 and shape[0] != shape[1] else None}
 
 
 MAX_CONSTANT_RATE = 120.0
@@ -431,7 +444,8 @@ _CODECS = {".webm": "libvpx-vp9", ".avi": "mpeg4"}  # the others: H.264 (libx264
 
 
 def encoder_options(suffix: str, quality: int, size: tuple[int, int], bit_depth: int = 8,
-                    colour: dict[str, str] | None = None) -> tuple[str, str, list[str]]:
+                    colour: dict[str, str] | None = None, sar: tuple[int, int] | None = None
+                    ) -> tuple[str, str, list[str]]:
     """``(codec, pixel format, ffmpeg options)`` for a clip written as ``suffix`` at ``--quality`` 1..100.
 
     Quality maps to x264's constant rate factor, CRF = 51 - 33 q / 95 rounded: the default 95 gives CRF 18
@@ -442,7 +456,8 @@ def encoder_options(suffix: str, quality: int, size: tuple[int, int], bit_depth:
     (:func:`clip_colour` of the source) is written with the source's matrix and range and tagged as the source
     is, so players show unchanged pixels as they showed the source's; without tags, ffmpeg's defaults, which
     are also what it reads an untagged source with. MPEG-4 (``.avi``) holds no tags, so it is always written
-    with those defaults (BT.601), which is how it is read back."""
+    with those defaults (BT.601), which is how it is read back. ``sar`` (pixels of that width to height, not square)
+    is set on the frames (``setsar``), so that players show the picture at the source's shape."""
     if not 1 <= quality <= 100:
         raise ValueError(f"--quality must be in 1..100, got {quality}")
     crf = min(51, max(0, round(51 - 33 * quality / 95)))
@@ -454,9 +469,16 @@ def encoder_options(suffix: str, quality: int, size: tuple[int, int], bit_depth:
         pix_fmt, options = "yuv420p", ["-qscale:v", str(1 + round(30 * (crf / 51) ** 2))]
     else:
         pix_fmt, options = f"yuv{'444' if size[0] % 2 or size[1] % 2 else '420'}p{ten}", ["-crf", str(crf)]
-    if codec == "mpeg4":  # no colour tags in MPEG-4 Part 2: written with the BT.601 that readers then assume
-        return codec, pix_fmt, options
-    return codec, pix_fmt, options + _colour_options(colour or {}, pix_fmt)
+    if codec != "mpeg4":  # no colour tags in MPEG-4 Part 2: written with the BT.601 that readers then assume
+        options += _colour_options(colour or {}, pix_fmt)
+    if sar:
+        shape = f"setsar={sar[0]}/{sar[1]}"
+        if "-vf" in options:
+            at = options.index("-vf") + 1
+            options[at] += f",{shape}"
+        else:
+            options += ["-vf", shape]
+    return codec, pix_fmt, options
 
 
 def _colour_options(colour: dict[str, str], pix_fmt: str) -> list[str]:
@@ -484,22 +506,25 @@ _TAGS = {"primaries": {"bt709", "bt470m", "bt470bg", "smpte170m", "smpte240m", "
 
 def clip_streams(path: Path) -> dict[str, int]:
     """How many audio, subtitle, attachment (a Matroska file's fonts) and data (timecode, a camera's telemetry)
-    streams the clip has, as ffmpeg lists them."""
-    import subprocess
-
-    listing = subprocess.run([_ffmpeg().get_ffmpeg_exe(), "-hide_banner", "-i", str(path)], capture_output=True,
-                             text=True, errors="replace").stderr
-    found = re.findall(r"^\s*Stream #0:\d+\S*: (Audio|Subtitle|Attachment|Data)(.*)$", listing, re.MULTILINE)
+    streams the clip has, as ffmpeg lists them, and of its video streams after the first (the one enhanced), how many
+    are ``pictures`` (cover art: attached pictures) and how many ``other_video`` (a second camera angle...)."""
+    found = re.findall(r"^\s*Stream #0:\d+\S*: (Audio|Subtitle|Attachment|Data|Video)(.*)$", _listing(path),
+                       re.MULTILINE)
     kinds = [k for k, rest in found if not (k == "Data" and "(text /" in rest)]  # MP4 chapters: copied as such
-    return {name.lower(): kinds.count(name) for name in ("Audio", "Subtitle", "Attachment", "Data")}
+    counts = {name.lower(): kinds.count(name) for name in ("Audio", "Subtitle", "Attachment", "Data")}
+    video = [rest for k, rest in found if k == "Video"]
+    counts["pictures"] = sum("(attached pic)" in rest for rest in video)
+    counts["other_video"] = max(0, len(video) - counts["pictures"] - 1)
+    return counts
 
 
 def _copy_streams(video: Path, source: Path, out: Path, kinds: Sequence[str]) -> str | None:
-    """Write ``out``: the picture of ``video`` with the streams of ``kinds`` (``"a"``, ``"s"``, ``"t"``) and the
-    metadata and chapters of ``source``, copied as they are; ffmpeg's reason when it cannot."""
+    """Write ``out``: the picture of ``video`` with the streams of ``kinds`` (``"a"``, ``"s"``, ``"t"``, ``"p"``:
+    audio, subtitles, attachments, attached pictures) and the metadata and chapters of ``source``, copied as they
+    are; ffmpeg's reason when it cannot."""
     import subprocess
 
-    maps = [a for k in kinds for a in ("-map", f"1:{k}?")]
+    maps = [a for k in kinds for a in (("-map", "1:v?", "-map", "-1:V?") if k == "p" else ("-map", f"1:{k}?"))]
     done = subprocess.run([_ffmpeg().get_ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-y", "-i", str(video),
                            "-i", str(source), "-map", "0:v:0", *maps, "-c", "copy", "-map_metadata", "1",
                            "-map_chapters", "1", str(out)], capture_output=True, text=True, errors="replace")
@@ -508,24 +533,28 @@ def _copy_streams(video: Path, source: Path, out: Path, kinds: Sequence[str]) ->
 
 def write_clip(path: Path, frames: Iterable[np.ndarray], *, fps: float, size: tuple[int, int],
                streams_from: Path | None = None, quality: int = 95, bit_depth: int = 8,
-               colour: dict[str, str] | None = None,
+               colour: dict[str, str] | None = None, sar: tuple[int, int] | None = None,
                before_replace: Callable[[list[str]], None] | None = None) -> list[str]:
     """Encode ``frames`` to ``path`` atomically (hidden temporary files moved into place); ``before_replace`` runs
     after encoding, before the move, given what was left out (below). Codec, quality, ``bit_depth`` and
     ``colour``: :func:`encoder_options`. Frames are ``uint8`` codes, or ``uint16`` with ``bit_depth`` 16.
 
-    With ``streams_from``, every audio track, subtitle track and attachment of that clip, its metadata (title,
-    creation time...) and its chapters are copied into the output unchanged. What the output's container cannot
-    hold (say, a subtitle format it has no tag for) is left out, subtitles and attachments first; returns what
-    was left out, each with ffmpeg's reason (the metadata and chapters too, when even they cannot be copied),
-    and the data tracks (timecode, a camera's telemetry), which are never copied."""
+    ``sar``: the shape ``(width, height)`` of the pixels, for a clip whose pixels are not square (anamorphic DV,
+    DVD, HDV: 720 x 480 shown at 16:9); ``None`` for square pixels.
+
+    With ``streams_from``, every audio track, subtitle track, attachment and attached picture (cover art) of that
+    clip, its metadata (title, creation time...) and its chapters are copied into the output unchanged. What the
+    output's container cannot hold (say, a subtitle format it has no tag for) is left out, cover art, attachments
+    and subtitles first; returns what was left out, each with ffmpeg's reason (the metadata and chapters too, when
+    even they cannot be copied), the data tracks (timecode, a camera's telemetry) and any video tracks after the
+    first, which are never copied."""
     ff = _ffmpeg()
     tmp = path.with_name(f".{path.name}.tmp-{secrets.token_hex(4)}{path.suffix}")
     both = path.with_name(f".{path.name}.tmp-{secrets.token_hex(4)}{path.suffix}")
     path.parent.mkdir(parents=True, exist_ok=True)
     left_out: list[str] = []
     try:
-        codec, pix_fmt, options = encoder_options(path.suffix, quality, size, bit_depth, colour)
+        codec, pix_fmt, options = encoder_options(path.suffix, quality, size, bit_depth, colour, sar)
         deep = bit_depth == 16 and "10" in pix_fmt
         writer = ff.write_frames(str(tmp), size, fps=fps, codec=codec, pix_fmt_in="rgb48le" if deep else "rgb24",
                                  pix_fmt_out=pix_fmt, quality=None, output_params=options, macro_block_size=1)
@@ -540,9 +569,13 @@ def write_clip(path: Path, frames: Iterable[np.ndarray], *, fps: float, size: tu
                              "the summary)") from None
         if streams_from is not None:
             streams = clip_streams(streams_from)
-            kinds = [k for k, name in (("a", "audio"), ("s", "subtitle"), ("t", "attachment")) if streams[name]]
+            kinds = [k for k, name in (("a", "audio"), ("s", "subtitle"), ("t", "attachment"), ("p", "pictures"))
+                     if streams[name]]
             if streams["data"]:
                 left_out.append(f"{streams['data']} data track(s) (timecode, telemetry: not copied)")
+            if streams["other_video"]:
+                left_out.append(f"{streams['other_video']} other video track(s) (only the first is enhanced; the "
+                                "others are not copied)")
             while (reason := _copy_streams(tmp, streams_from, both, kinds)) is not None:
                 if kinds == ["a"]:  # the sound is never left out
                     raise ValueError(f"cannot copy the clip's sound ({reason})")
@@ -562,7 +595,7 @@ def write_clip(path: Path, frames: Iterable[np.ndarray], *, fps: float, size: tu
     return left_out
 
 
-_STREAM_NAMES = {"s": "subtitles", "t": "attachments"}  # left out last first: attachments, then subtitles
+_STREAM_NAMES = {"s": "subtitles", "t": "attachments", "p": "cover art"}  # left out last first: cover art, ...
 
 
 _HDR_TRANSFERS = {"smpte2084": "PQ", "arib-std-b67": "HLG"}
@@ -606,7 +639,7 @@ def enhance_video(method, source: Path, output: Path, cfg) -> dict:
             _write_json(side_path(output, ".json"), doc)
 
     left_out = write_clip(output, rendered(), fps=float(meta["fps"]), size=tuple(meta["size"]), streams_from=source,
-                          quality=cfg.quality_for(None, output), bit_depth=meta["bit_depth"],
+                          quality=cfg.quality_for(None, output), bit_depth=meta["bit_depth"], sar=meta.get("sar"),
                           colour=meta["colour"], before_replace=sidecar)
     if left_out:
         from . import DeepExposeWarning

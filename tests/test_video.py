@@ -303,11 +303,12 @@ def test_every_audio_and_subtitle_track_and_the_metadata_are_copied(tmp_path):
 
     (tmp_path / "in").mkdir()
     clip = _clip_with_tracks(tmp_path / "in" / "trip.mp4", "mov_text")
-    assert clip_streams(clip) == {"audio": 2, "subtitle": 1, "attachment": 0, "data": 0}
+    assert clip_streams(clip) == {"audio": 2, "subtitle": 1, "attachment": 0, "data": 0, "pictures": 0,
+                                  "other_video": 0}
     cfg = EnhanceConfig(out=str(tmp_path / "out"), method="classic", sidecar=True, progress=False)
     assert enhance_paths([clip], cfg).exit_code == 0
     out = tmp_path / "out" / "trip.mp4"
-    assert clip_streams(out) == {"audio": 2, "subtitle": 1, "attachment": 0, "data": 0}
+    assert clip_streams(out) == clip_streams(clip)
     listing = _ffmpeg_listing(out)
     assert "Our holiday" in listing and "fra" in listing and "Chapter #0:0" in listing
     assert "left_out" not in json.loads((tmp_path / "out" / "trip.mp4.json").read_text())
@@ -332,7 +333,8 @@ def test_what_the_container_cannot_hold_is_left_out_but_never_the_sound(tmp_path
     left_out = write_clip(tmp_path / "o" / "trip.mp4", iter(frames), fps=8, size=(48, 32), streams_from=mkv,
                           before_replace=told.append)
     assert len(left_out) == 1 and left_out[0].startswith("subtitles (") and told == [left_out]
-    assert clip_streams(tmp_path / "o" / "trip.mp4") == {"audio": 2, "subtitle": 0, "attachment": 0, "data": 0}
+    assert clip_streams(tmp_path / "o" / "trip.mp4") == {"audio": 2, "subtitle": 0, "attachment": 0, "data": 0,
+                                                         "pictures": 0, "other_video": 0}
     assert "Our holiday" in _ffmpeg_listing(tmp_path / "o" / "trip.mp4")
     with pytest.raises(ValueError, match="cannot copy the clip's sound"):  # AAC has no place in WebM
         write_clip(tmp_path / "o" / "trip.webm", iter(frames), fps=8, size=(48, 32), streams_from=mkv)
@@ -736,3 +738,62 @@ def test_a_variable_frame_rate_clip_keeps_its_length_and_stays_in_step_with_its_
     doc = json.loads((tmp_path / "out" / "phone.mp4.json").read_text())
     assert (doc["fps"], doc["frames"]) == (30, 180) and doc["repeated_frames"] >= 80  # the 80 added: held
     assert doc["average_fps"] == pytest.approx(100 / 6, rel=0.05)
+
+
+def test_video_stream_reads_the_rates_and_the_pixel_shape_ffmpeg_lists():
+    from deepexpose.video import video_stream
+
+    head = "  Stream #0:0[0x1](und): Video: h264 (High) (avc1 / 0x31637661), yuv420p(progressive), "
+    listing = "Input #0, mov\n  Stream #0:1: Audio: aac, 44100 Hz, 30 fps\n" + head + \
+        "720x480 [SAR 32:27 DAR 16:9], 1105 kb/s, 17.24 fps, 29.97 tbr, 30k tbn (default)\n"
+    assert video_stream(listing) == {"fps": 17.24, "tbr": 29.97, "sar": (32, 27)}
+    assert video_stream(head + "64x48 [SAR 1:1 DAR 4:3], 25 fps, 90k tbr") == {"fps": 25, "tbr": 90000, "sar": None}
+    assert video_stream(head + "64x48 [SAR 0:1 DAR 0:1], 25 fps") == {"fps": 25, "tbr": 0, "sar": None}
+    assert video_stream("no video here") == {"fps": 0, "tbr": 0, "sar": None}
+
+
+def test_encoder_options_set_the_pixel_shape_with_or_without_a_colour_filter():
+    plain = encoder_options(".mp4", 95, (720, 480), sar=(32, 27))[2]
+    assert plain[plain.index("-vf") + 1] == "setsar=32/27"
+    tagged = encoder_options(".mp4", 95, (720, 480), colour={"space": "bt709", "range": "tv"}, sar=(8, 9))[2]
+    assert tagged.count("-vf") == 1 and tagged[tagged.index("-vf") + 1].endswith(",setsar=8/9")
+    assert "-vf" not in encoder_options(".avi", 95, (720, 480))[2]
+    assert encoder_options(".avi", 95, (720, 480), sar=(8, 9))[2][-2:] == ["-vf", "setsar=8/9"]
+
+
+@pytest.mark.parametrize("turned", [False, True])
+def test_an_anamorphic_clip_keeps_the_shape_of_its_pixels(tmp_path, turned):
+    clip = tmp_path / "dv.mp4"
+    _ffmpeg_run("-f", "lavfi", "-i", "testsrc2=size=72x48:rate=10:duration=0.5", "-vf", "setsar=32/27", "-c:v",
+                "libx264", "-pix_fmt", "yuv420p", clip)
+    if turned:  # a phone held upright: the frames are read turned, and so are their pixels
+        _ffmpeg_run("-display_rotation", "90", "-i", clip, "-c", "copy", tmp_path / "up.mp4")
+        clip = tmp_path / "up.mp4"
+    assert read_clip(clip)[0]["sar"] == ((27, 32) if turned else (32, 27))
+    assert enhance_paths([clip], EnhanceConfig(out=str(tmp_path / "o"), method="classic",
+                                               progress=False)).exit_code == 0
+    shown = "[SAR 27:32 DAR 9:16]" if turned else "[SAR 32:27 DAR 16:9]"
+    assert shown in _ffmpeg_listing(tmp_path / "o" / clip.name)
+
+
+def test_cover_art_is_copied_and_a_second_video_track_is_reported_left_out(tmp_path):
+    from deepexpose import DeepExposeWarning
+    from deepexpose.video import clip_streams
+
+    covered, two = tmp_path / "in" / "covered.mp4", tmp_path / "in" / "two.mp4"
+    covered.parent.mkdir()
+    _ffmpeg_run("-f", "lavfi", "-i", "testsrc2=size=48x32:rate=10:duration=0.5", "-f", "lavfi", "-i",
+                "testsrc=size=16x16:rate=1:duration=1", "-map", "0", "-map", "1", "-c:v", "libx264", "-pix_fmt",
+                "yuv420p", "-c:v:1", "mjpeg", "-disposition:v:1", "attached_pic", covered)
+    _ffmpeg_run("-f", "lavfi", "-i", "testsrc2=size=48x32:rate=10:duration=0.5", "-f", "lavfi", "-i",
+                "testsrc=size=48x32:rate=10:duration=0.5", "-map", "0", "-map", "1", "-c:v", "libx264", "-pix_fmt",
+                "yuv420p", two)
+    assert clip_streams(covered)["pictures"] == 1 and clip_streams(two)["other_video"] == 1
+    cfg = EnhanceConfig(out=str(tmp_path / "o"), method="classic", sidecar=True, progress=False)
+    with pytest.warns(DeepExposeWarning, match=r"two.mp4: left out of the output: 1 other video track") as seen:
+        assert enhance_paths([covered.parent], cfg).exit_code == 0
+    assert len([w for w in seen if w.category is DeepExposeWarning]) == 1  # the cover art is not left out
+    assert clip_streams(tmp_path / "o" / "covered.mp4")["pictures"] == 1
+    assert "(attached pic)" in _ffmpeg_listing(tmp_path / "o" / "covered.mp4")
+    assert clip_streams(tmp_path / "o" / "two.mp4")["other_video"] == 0
+    assert "other video track" in json.loads((tmp_path / "o" / "two.mp4.json").read_text())["left_out"][0]
