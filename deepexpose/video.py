@@ -342,6 +342,7 @@ def read_clip(path: Path) -> tuple[dict, Iterable[np.ndarray]]:
         raise ValueError(f"cannot read the clip ({ffmpeg_reason(str(e))})") from None
     if rate:
         meta["average_fps"], meta["fps"] = meta["fps"], rate
+    meta["codec"], meta["profile"] = stream["codec"] or meta.get("codec", ""), stream["profile"]
     if stream["sar"]:  # of the stored frames: a frame read turned by 90 degrees has its pixels turned too
         turned = tuple(meta["size"]) != tuple(meta.get("source_size", meta["size"]))
         meta["sar"] = stream["sar"][::-1] if turned else stream["sar"]
@@ -377,8 +378,9 @@ def _listing(path: Path) -> str:
 
 def video_stream(listing: str) -> dict:
     """What ffmpeg's ``listing`` of a clip says of its first video stream: the average frame rate ``fps`` and the
-    rate its timestamps are on, ``tbr`` (0 for what it does not list), and its pixels' shape ``sar`` as
-    ``(width, height)``, ``None`` for square ones or none given."""
+    rate its timestamps are on, ``tbr`` (0 for what it does not list), its pixels' shape ``sar`` as
+    ``(width, height)`` (``None`` for square ones or none given), its ``codec`` and the codec's ``profile`` (``""``
+    for none)."""
     line = re.search(r"^\s*Stream #0:\d+\S*: Video: (.*)$", listing, re.MULTILINE)
     text = line.group(1) if line else ""
 
@@ -386,10 +388,12 @@ def video_stream(listing: str) -> dict:
         found = re.search(rf"([0-9.]+)(k?) {unit}\b", text)
         return float(found.group(1)) * (1000 if found.group(2) else 1) if found else 0.0
 
-    sar = re.search(r"\[SAR (\d+):(\d+) DAR", text)
+    sar = re.search(r"SAR (\d+):(\d+) DAR", text)
     shape = (int(sar.group(1)), int(sar.group(2))) if sar else None
+    codec = re.match(r"(\w+)(?: \(([^)]*)\))?", text)
     return {"fps": rate("fps"), "tbr": rate("tbr"),
-            "sar": shape if shape and shape[0] > 0 and shape[1] > 0 and shape[0] != shape[1] else None}
+            "sar": shape if shape and shape[0] > 0 and shape[1] > 0 and shape[0] != shape[1] else None,
+            "codec": codec.group(1) if codec else "", "profile": (codec.group(2) or "") if codec else ""}
 
 
 MAX_CONSTANT_RATE = 120.0
@@ -443,16 +447,37 @@ def ffmpeg_reason(message: str) -> str:
 _CODECS = {".webm": "libvpx-vp9", ".avi": "mpeg4"}  # the others: H.264 (libx264)
 
 
+_KEPT_CODECS = {"hevc": "libx265", "prores": "prores_ks", "ffv1": "ffv1"}
+"""source codecs written again with their own kind of encoder where the container holds it: phones' HEVC (which
+plays where the source played, as 10-bit H.264 often does not), ProRes masters, lossless FFV1 archives"""
+_CONTAINERS = {"libx265": {".mp4", ".m4v", ".mov", ".mkv"}, "prores_ks": {".mov", ".mkv"}, "ffv1": {".mkv", ".avi"}}
+_PRORES_PROFILES = {"proxy": 0, "lt": 1, "standard": 2, "hq": 3, "4444": 4, "xq": 5}  # ffmpeg's names: prores_ks'
+
+
+def _chroma(pix_fmt: str) -> str:
+    """The chroma subsampling of an ffmpeg pixel format: ``"444"`` (or RGB), ``"422"`` or ``"420"``."""
+    name = pix_fmt.partition("(")[0]
+    return "444" if "444" in name or name.startswith(("gbr", "rgb", "bgr")) else "422" if "422" in name else "420"
+
+
 def encoder_options(suffix: str, quality: int, size: tuple[int, int], bit_depth: int = 8,
-                    colour: dict[str, str] | None = None, sar: tuple[int, int] | None = None
-                    ) -> tuple[str, str, list[str]]:
+                    colour: dict[str, str] | None = None, sar: tuple[int, int] | None = None,
+                    source: dict[str, str] | None = None) -> tuple[str, str, list[str]]:
     """``(codec, pixel format, ffmpeg options)`` for a clip written as ``suffix`` at ``--quality`` 1..100.
 
+    The encoder is the container's (H.264; VP9 for ``.webm``, MPEG-4 for ``.avi``), unless ``source`` (the source
+    clip's ``codec``, its ``profile`` and ``pix_fmt``, as :func:`read_clip` gives them) is HEVC, ProRes or FFV1 and
+    the container holds it (:data:`_KEPT_CODECS`): then HEVC is written with x265 (tagged ``hvc1``, as Apple players
+    want), ProRes with the source's profile (Proxy to XQ), FFV1 losslessly, each keeping the source's chroma
+    subsampling (4:2:0, 4:2:2 or 4:4:4; FFV1 RGB as planar RGB).
+
     Quality maps to x264's constant rate factor, CRF = 51 - 33 q / 95 rounded: the default 95 gives CRF 18
-    (visually lossless, about x264's own advice), 100 gives 16 and 1 gives 51. VP9 (``.webm``) gets that CRF
-    scaled to its 0..63 range; MPEG-4 (``.avi``) the quantiser 1 + 30 (CRF / 51)^2. H.264 stores 4:2:0 colour
-    only at even sizes, so a clip of odd width or height is written 4:4:4 (same size, no pixel added or cut).
-    ``bit_depth`` 16 (a source of more than 8 bits) writes 10-bit H.264 and VP9 (MPEG-4 has only 8). ``colour``
+    (visually lossless, about x264's own advice), 100 gives 16 and 1 gives 51; x265 gets the same CRF. VP9
+    (``.webm``) gets that CRF scaled to its 0..63 range; MPEG-4 (``.avi``) the quantiser 1 + 30 (CRF / 51)^2.
+    ProRes and FFV1 have no quality setting. H.264 and HEVC store 4:2:0 colour only at even sizes, so a clip of odd
+    width or height is written 4:4:4 (same size, no pixel added or cut; ProRes then as 4444).
+    ``bit_depth`` 16 (a source of more than 8 bits) writes 10-bit H.264, HEVC, VP9 and FFV1 (MPEG-4 has only 8,
+    ProRes is always 10). ``colour``
     (:func:`clip_colour` of the source) is written with the source's matrix and range and tagged as the source
     is, so players show unchanged pixels as they showed the source's; without tags, ffmpeg's defaults, which
     are also what it reads an untagged source with. MPEG-4 (``.avi``) holds no tags, so it is always written
@@ -461,16 +486,40 @@ def encoder_options(suffix: str, quality: int, size: tuple[int, int], bit_depth:
     if not 1 <= quality <= 100:
         raise ValueError(f"--quality must be in 1..100, got {quality}")
     crf = min(51, max(0, round(51 - 33 * quality / 95)))
-    codec = _CODECS.get(suffix.lower(), "libx264")
+    suffix = suffix.lower()
+    source = source or {}
+    codec = _CODECS.get(suffix, "libx264")
+    if (kept := _KEPT_CODECS.get(source.get("codec", ""))) and suffix in _CONTAINERS[kept]:
+        codec = kept
     ten = "10le" if bit_depth == 16 and codec != "mpeg4" else ""
+    odd = bool(size[0] % 2 or size[1] % 2)
+    chroma = _chroma(source.get("pix_fmt", ""))
+    rgb = False
     if codec == "libvpx-vp9":
         pix_fmt, options = f"yuv420p{ten}", ["-crf", str(round(crf * 63 / 51)), "-b:v", "0"]
     elif codec == "mpeg4":
         pix_fmt, options = "yuv420p", ["-qscale:v", str(1 + round(30 * (crf / 51) ** 2))]
+    elif codec == "libx265":
+        pix_fmt = f"yuv{'444' if odd else chroma}p{ten}"
+        options = ["-crf", str(crf), "-x265-params", "log-level=error"] + (["-tag:v", "hvc1"] if suffix != ".mkv"
+                                                                            else [])
+    elif codec == "prores_ks":
+        profile = _PRORES_PROFILES.get(source.get("profile", "").lower(), 3)  # unknown: HQ
+        profile = max(profile, 4) if odd or chroma == "444" else profile
+        pix_fmt, options = ("yuv444p10le" if profile >= 4 else "yuv422p10le"), ["-profile:v", str(profile),
+                                                                                  "-vendor", "apl0"]
+    elif codec == "ffv1":
+        rgb = source.get("pix_fmt", "").startswith(("gbr", "rgb", "bgr"))
+        bits = re.search(r"(?:p|rgb|bgr)(1[0-6])(?:le|be)", source.get("pix_fmt", ""))  # a deep RGB source's depth
+        pix_fmt = f"gbrp{(bits.group(1) if bits else '16') + 'le' if ten else ''}" if rgb else \
+            f"yuv{'444' if odd else chroma}p{ten}"
+        options = ["-level", "3", "-g", "1", "-slicecrc", "1"]
     else:
-        pix_fmt, options = f"yuv{'444' if size[0] % 2 or size[1] % 2 else '420'}p{ten}", ["-crf", str(crf)]
+        pix_fmt, options = f"yuv{'444' if odd else '420'}p{ten}", ["-crf", str(crf)]
     if codec != "mpeg4":  # no colour tags in MPEG-4 Part 2: written with the BT.601 that readers then assume
-        options += _colour_options(colour or {}, pix_fmt)
+        # planar RGB has no matrix or range to convert to: only its primaries and transfer are tagged
+        options += _colour_options({k: v for k, v in (colour or {}).items() if not rgb or k in ("primaries", "trc")},
+                                   pix_fmt)
     if sar:
         shape = f"setsar={sar[0]}/{sar[1]}"
         if "-vf" in options:
@@ -534,13 +583,15 @@ def _copy_streams(video: Path, source: Path, out: Path, kinds: Sequence[str]) ->
 def write_clip(path: Path, frames: Iterable[np.ndarray], *, fps: float, size: tuple[int, int],
                streams_from: Path | None = None, quality: int = 95, bit_depth: int = 8,
                colour: dict[str, str] | None = None, sar: tuple[int, int] | None = None,
+               source: dict[str, str] | None = None,
                before_replace: Callable[[list[str]], None] | None = None) -> list[str]:
     """Encode ``frames`` to ``path`` atomically (hidden temporary files moved into place); ``before_replace`` runs
     after encoding, before the move, given what was left out (below). Codec, quality, ``bit_depth`` and
     ``colour``: :func:`encoder_options`. Frames are ``uint8`` codes, or ``uint16`` with ``bit_depth`` 16.
 
     ``sar``: the shape ``(width, height)`` of the pixels, for a clip whose pixels are not square (anamorphic DV,
-    DVD, HDV: 720 x 480 shown at 16:9); ``None`` for square pixels.
+    DVD, HDV: 720 x 480 shown at 16:9); ``None`` for square pixels. ``source``: the source clip's codec, profile and
+    pixel format, which choose the encoder (:func:`encoder_options`).
 
     With ``streams_from``, every audio track, subtitle track, attachment and attached picture (cover art) of that
     clip, its metadata (title, creation time...) and its chapters are copied into the output unchanged. What the
@@ -554,8 +605,8 @@ def write_clip(path: Path, frames: Iterable[np.ndarray], *, fps: float, size: tu
     path.parent.mkdir(parents=True, exist_ok=True)
     left_out: list[str] = []
     try:
-        codec, pix_fmt, options = encoder_options(path.suffix, quality, size, bit_depth, colour, sar)
-        deep = bit_depth == 16 and "10" in pix_fmt
+        codec, pix_fmt, options = encoder_options(path.suffix, quality, size, bit_depth, colour, sar, source)
+        deep = bit_depth == 16 and re.search(r"1[0-6](le|be)$", pix_fmt) is not None  # 10 to 16 bits a sample
         writer = ff.write_frames(str(tmp), size, fps=fps, codec=codec, pix_fmt_in="rgb48le" if deep else "rgb24",
                                  pix_fmt_out=pix_fmt, quality=None, output_params=options, macro_block_size=1)
         try:
@@ -640,7 +691,8 @@ def enhance_video(method, source: Path, output: Path, cfg) -> dict:
 
     left_out = write_clip(output, rendered(), fps=float(meta["fps"]), size=tuple(meta["size"]), streams_from=source,
                           quality=cfg.quality_for(None, output), bit_depth=meta["bit_depth"], sar=meta.get("sar"),
-                          colour=meta["colour"], before_replace=sidecar)
+                          colour=meta["colour"], before_replace=sidecar,
+                          source={k: str(meta.get(k, "")) for k in ("codec", "profile", "pix_fmt")})
     if left_out:
         from . import DeepExposeWarning
 

@@ -746,10 +746,15 @@ def test_video_stream_reads_the_rates_and_the_pixel_shape_ffmpeg_lists():
     head = "  Stream #0:0[0x1](und): Video: h264 (High) (avc1 / 0x31637661), yuv420p(progressive), "
     listing = "Input #0, mov\n  Stream #0:1: Audio: aac, 44100 Hz, 30 fps\n" + head + \
         "720x480 [SAR 32:27 DAR 16:9], 1105 kb/s, 17.24 fps, 29.97 tbr, 30k tbn (default)\n"
-    assert video_stream(listing) == {"fps": 17.24, "tbr": 29.97, "sar": (32, 27)}
-    assert video_stream(head + "64x48 [SAR 1:1 DAR 4:3], 25 fps, 90k tbr") == {"fps": 25, "tbr": 90000, "sar": None}
-    assert video_stream(head + "64x48 [SAR 0:1 DAR 0:1], 25 fps") == {"fps": 25, "tbr": 0, "sar": None}
-    assert video_stream("no video here") == {"fps": 0, "tbr": 0, "sar": None}
+    h264 = {"codec": "h264", "profile": "High"}
+    assert video_stream(listing) == {"fps": 17.24, "tbr": 29.97, "sar": (32, 27), **h264}
+    assert video_stream(head + "64x48 [SAR 1:1 DAR 4:3], 25 fps, 90k tbr") == {"fps": 25, "tbr": 90000, "sar": None,
+                                                                               **h264}
+    assert video_stream(head + "64x48 [SAR 0:1 DAR 0:1], 25 fps") == {"fps": 25, "tbr": 0, "sar": None, **h264}
+    mkv = "  Stream #0:0: Video: ffv1, gbrp10le(pc, gbr/unknown/unknown, progressive), 720x576, SAR 16:15 DAR 4:3, " \
+        "25 fps"
+    assert video_stream(mkv) == {"fps": 25, "tbr": 0, "sar": (16, 15), "codec": "ffv1", "profile": ""}
+    assert video_stream("no video here") == {"fps": 0, "tbr": 0, "sar": None, "codec": "", "profile": ""}
 
 
 def test_encoder_options_set_the_pixel_shape_with_or_without_a_colour_filter():
@@ -797,3 +802,54 @@ def test_cover_art_is_copied_and_a_second_video_track_is_reported_left_out(tmp_p
     assert "(attached pic)" in _ffmpeg_listing(tmp_path / "o" / "covered.mp4")
     assert clip_streams(tmp_path / "o" / "two.mp4")["other_video"] == 0
     assert "other video track" in json.loads((tmp_path / "o" / "two.mp4.json").read_text())["left_out"][0]
+
+
+def test_encoder_options_keep_hevc_prores_and_ffv1_where_the_container_holds_them():
+    hevc = {"codec": "hevc", "profile": "Main 10", "pix_fmt": "yuv420p10le(tv, bt709, progressive)"}
+    assert encoder_options(".mp4", 95, (64, 48), 16, source=hevc) == (
+        "libx265", "yuv420p10le", ["-crf", "18", "-x265-params", "log-level=error", "-tag:v", "hvc1"])
+    assert encoder_options(".mkv", 95, (63, 48), 8, source=hevc)[:2] == ("libx265", "yuv444p")  # odd: 4:4:4
+    assert encoder_options(".webm", 95, (64, 48), 16, source=hevc)[0] == "libvpx-vp9"  # WebM holds no HEVC
+    assert encoder_options(".mp4", 95, (64, 48), source={"codec": "h264"})[0] == "libx264"
+    prores = {"codec": "prores", "profile": "LT", "pix_fmt": "yuv422p10le(tv, progressive)"}
+    assert encoder_options(".mov", 95, (64, 48), 16, source=prores) == (
+        "prores_ks", "yuv422p10le", ["-profile:v", "1", "-vendor", "apl0"])
+    assert encoder_options(".mov", 95, (63, 48), 16, source=prores)[2][1] == "4"  # odd: 4444
+    assert encoder_options(".mov", 95, (64, 48), 16, source={**prores, "profile": "XQ"})[1:] == (
+        "yuv444p10le", ["-profile:v", "5", "-vendor", "apl0"])
+    assert encoder_options(".mp4", 95, (64, 48), 16, source=prores)[0] == "libx264"  # ProRes lives in MOV
+    rgb = {"codec": "ffv1", "pix_fmt": "gbrp10le(pc, gbr/unknown/unknown, progressive)"}
+    tags = {"range": "pc", "space": "gbr", "primaries": "bt709", "trc": "bt709"}
+    assert encoder_options(".mkv", 95, (64, 48), 16, tags, source=rgb) == (
+        "ffv1", "gbrp10le", ["-level", "3", "-g", "1", "-slicecrc", "1", "-vf",
+                             "format=gbrp10le,setparams=color_primaries=bt709:color_trc=bt709"])
+    assert encoder_options(".mkv", 95, (64, 48), 8, source={"codec": "ffv1", "pix_fmt": "bgr0"})[1] == "gbrp"
+    assert encoder_options(".mkv", 95, (64, 48), 16, source={"codec": "ffv1", "pix_fmt": "yuv422p10le"})[1] == \
+        "yuv422p10le"
+
+
+@pytest.mark.parametrize("name, encode, listed", [
+    ("phone.mp4", ["-c:v", "libx265", "-pix_fmt", "yuv420p10le", "-x265-params", "log-level=error", "-tag:v",
+                   "hvc1"], "hevc (Main 10) (hvc1"),
+    ("master.mov", ["-c:v", "prores_ks", "-profile:v", "1", "-pix_fmt", "yuv422p10le"], "prores (LT)"),
+])
+def test_hevc_and_prores_clips_come_back_in_their_own_codec(tmp_path, capfd, name, encode, listed):
+    clip = tmp_path / name
+    _ffmpeg_run("-f", "lavfi", "-i", "testsrc2=size=64x48:rate=10:duration=0.5", *encode, clip)
+    cfg = EnhanceConfig(out=str(tmp_path / "o"), method="classic", progress=False)
+    capfd.readouterr()
+    assert enhance_paths([clip], cfg).exit_code == 0
+    assert "x265 [" not in capfd.readouterr().err  # x265's own log stays quiet
+    assert listed in _ffmpeg_listing(tmp_path / "o" / name)
+    assert len(list(read_clip(tmp_path / "o" / name)[1])) == 5
+
+
+def test_an_ffv1_rgb_archive_stays_lossless(tmp_path):
+    clip = tmp_path / "scan.mkv"
+    _ffmpeg_run("-f", "lavfi", "-i", "testsrc2=size=64x48:rate=10:duration=0.5", "-c:v", "ffv1", "-pix_fmt",
+                "gbrp10le", clip)
+    cfg = EnhanceConfig(out=str(tmp_path / "o"), method="classic", strength=0.0, progress=False)
+    assert enhance_paths([clip], cfg).exit_code == 0
+    assert "ffv1, gbrp10le" in _ffmpeg_listing(tmp_path / "o" / "scan.mkv")
+    before, after = list(read_clip(clip)[1]), list(read_clip(tmp_path / "o" / "scan.mkv")[1])
+    assert before[0].dtype == np.uint16 and all(np.array_equal(a, b) for a, b in zip(before, after, strict=True))
