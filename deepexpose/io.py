@@ -56,13 +56,14 @@ Metadata rules
       :func:`write_image` also resets an Orientation other than 1, because the pixels it writes are upright.
       Where EXIF has no Orientation tag, a ``tiff:Orientation`` in the XMP packet turns the pixels (Pillow's rule,
       applied by Pillow to 8-bit files and here to 16-bit PNG and TIFF); an EXIF Orientation, even 1, wins.
-    * JPEG, PNG, WebP, HEIF and AVIF carry the full EXIF block. TIFF carries, in both directions, the descriptive
-      baseline tags (ImageDescription, Make, Model, Software, DateTime, Artist, Copyright) and the EXIF and GPS
-      directories (exposure, aperture, ISO, dates, lens, position...; tags 34665 and 34853), less the maker note
-      and the Interoperability directory, whose offsets point into the source file; a tag that cannot be written
-      again is dropped on its own. The directories are written as IFDs appended to the file, a classic TIFF (never
-      BigTIFF; one that would pass 4 GB with them is written without them). Other tags of the first IFD and a
-      JPEG's thumbnail (IFD1) are not carried; BMP carries no EXIF.
+    * JPEG, PNG, WebP, HEIF and AVIF carry the full EXIF block, its JPEG thumbnail (IFD1) made again from the
+      pixels written (:func:`_exif_with_thumbnail`; Pillow's AVIF writer keeps no IFD1). TIFF carries, in both
+      directions, the descriptive baseline tags (ImageDescription, Make, Model, Software, DateTime, Artist,
+      Copyright) and the EXIF and GPS directories (exposure, aperture, ISO, dates, lens, position...; tags 34665 and
+      34853), less the maker note and the Interoperability directory, whose offsets point into the source file; a
+      tag that cannot be written again is dropped on its own. The directories are written as IFDs appended to the
+      file, a classic TIFF (never BigTIFF; one that would pass 4 GB with them is written without them). Other tags
+      of the first IFD and a JPEG's thumbnail (IFD1) are not carried into a TIFF; BMP carries no EXIF.
     * A camera RAW file's EXIF (Orientation 1) is, for a TIFF-based one (DNG, CR2, NEF, ARW, PEF, SRW), read as a
       TIFF's is (the maker note's offsets point into the RAW file), and for the others (CR3, RAF, ORF, RW2) the
       EXIF of the embedded JPEG preview, if it has any; else ``None``. Metadata never fails a read. A RAW file's
@@ -1469,6 +1470,8 @@ def write_image(path: str | os.PathLike[str], image_or_pixels: Image | np.ndarra
         if icc is None and cicp is not None and icc_profile != b"":
             icc = cicp_icc_profile(cicp, grey)
         exif_bytes = _exif_for_writing(exif)
+        if exif_bytes and fmt not in ("TIFF", "BMP"):  # TIFF carries tags, not the block; BMP no EXIF
+            exif_bytes = _exif_with_thumbnail(exif_bytes, rgb)
         xmp_bytes = _xmp_for_writing(xmp) if fmt in _HAS_XMP else None
         dpi = _dpi_for_writing(dpi) if fmt in _HAS_DPI else None
         if threads is None:
@@ -1607,6 +1610,71 @@ def _exif_for_writing(exif: bytes | PILImage.Exif | None) -> bytes | None:
         return _exif_with_orientation_1(data)
     except Exception as e:
         raise ValueError(f"exif cannot be parsed ({e})") from e
+
+
+_THUMBNAIL_QUALITIES = (90, 80, 70, 60, 50, 40, 30)
+
+
+def _exif_with_thumbnail(exif: bytes, rgb: np.ndarray) -> bytes:
+    """``exif`` (``Exif\\0\\0`` + TIFF) with the JPEG thumbnail of its IFD1, if it has one, made again from ``rgb``
+    (the pixels written, ``H x W [x 1|3]`` codes), so that file browsers and cameras that show it show the edited
+    photo, upright, not the photo as it was. The new thumbnail takes the old one's place (its longest side, the
+    photo's shape; the highest quality of :data:`_THUMBNAIL_QUALITIES` that fits in the old one's bytes, zeros
+    after it), so that no other offset in the EXIF moves (a maker note's stay valid). Where it does not fit, or the
+    thumbnail is not a JPEG whose bytes lie in the block, IFD1 is unlinked: no thumbnail rather than a wrong one."""
+    base = 6 if exif.startswith(_EXIF_HEADER) else 0
+    try:
+        bo = {b"II": "<", b"MM": ">"}[exif[base:base + 2]]
+        ifd0 = struct.unpack_from(bo + "I", exif, base + 4)[0]
+        link = base + ifd0 + 2 + 12 * struct.unpack_from(bo + "H", exif, base + ifd0)[0]
+        ifd1 = struct.unpack_from(bo + "I", exif, link)[0]
+        if ifd1 == 0:
+            return exif
+        entries = {}
+        for i in range(struct.unpack_from(bo + "H", exif, base + ifd1)[0]):
+            at = base + ifd1 + 2 + 12 * i
+            tag, kind, count = struct.unpack_from(bo + "HHI", exif, at)
+            if kind in (3, 4) and count == 1:  # SHORT or LONG, held in the entry itself
+                entries[tag] = (at + 8, struct.unpack_from(bo + ("H" if kind == 3 else "I"), exif, at + 8)[0], kind)
+    except (KeyError, struct.error):
+        return exif  # not a layout this reads: left as it is (Orientation was already checked)
+    out = bytearray(exif)
+    start, length = entries.get(0x0201, (0, 0, 0))[1], entries.get(0x0202, (0, 0, 0))[1]
+    if 0x0202 in entries and entries[0x0202][2] == 4 and start and 0 < length and base + start + length <= len(exif):
+        try:
+            with PILImage.open(io.BytesIO(exif[base + start:base + start + length])) as old:
+                side = max(old.size)
+        except Exception:  # noqa: BLE001 - an unreadable old thumbnail: the usual 160 pixels
+            side = 160
+        new = _thumbnail_jpeg(rgb, side, length)
+        if new is not None:
+            out[base + start:base + start + length] = new + bytes(length - len(new))
+            struct.pack_into(bo + "I", out, entries[0x0202][0], len(new))
+            return bytes(out)
+    struct.pack_into(bo + "I", out, link, 0)
+    return bytes(out)
+
+
+def _thumbnail_jpeg(rgb: np.ndarray, side: int, room: int) -> bytes | None:
+    """A baseline JPEG of ``rgb`` whose longest side is ``side`` (at most the photo's) in at most ``room`` bytes, at
+    the highest quality of :data:`_THUMBNAIL_QUALITIES` that fits, else at half that size; ``None`` when none
+    does."""
+    h, w = rgb.shape[:2]
+    side = max(1, min(side, max(h, w)))
+    size = (max(1, round(w * side / max(h, w))), max(1, round(h * side / max(h, w))))
+    step = max(1, min(h, w) // (4 * max(1, min(size))))  # a strided view first: a 100 MP photo is not copied
+    small = rgb[::step, ::step]
+    if small.dtype == np.uint16:
+        small = (small >> 8).astype(np.uint8)
+    small = np.ascontiguousarray(small[..., 0] if small.ndim == 3 and small.shape[2] == 1 else small)
+    picture = PILImage.fromarray(small).resize(size, PILImage.Resampling.LANCZOS)
+    for smaller in (picture, picture.reduce(2)):  # half the size where even the lowest quality does not fit
+        for quality in _THUMBNAIL_QUALITIES:
+            buffer = io.BytesIO()
+            smaller.save(buffer, format="JPEG", quality=quality)
+            if buffer.tell() <= room:
+                return buffer.getvalue()
+    return None
 
 
 def _xmp_for_writing(xmp: bytes | str | None) -> bytes | None:

@@ -171,3 +171,56 @@ def make_nclx_heic(path, pixels, cicp):
                        path, quality=95, bit_depth=10, color_primaries=cicp[0], transfer_characteristics=cicp[1],
                        matrix_coefficients=cicp[2], full_range_flag=int(cicp[3]))
     return Path(path)
+
+
+def exif_with_thumbnail(thumbnail: np.ndarray | bytes, *, orientation: int = 1, big_endian: bool = False) -> bytes:
+    """Raw EXIF (``Exif\\0\\0`` + TIFF) as cameras write it: IFD0 (Make, Orientation) linked to an IFD1 that holds
+    a JPEG ``thumbnail`` (``h x w x 3`` uint8, or the bytes themselves) after it, the thumbnail last in the block."""
+    import io
+    import struct
+
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    if isinstance(thumbnail, bytes):
+        buffer.write(thumbnail)
+    else:
+        Image.fromarray(thumbnail).save(buffer, format="JPEG", quality=75)
+    jpeg = buffer.getvalue()
+    bo = ">" if big_endian else "<"
+    make = b"Camera\x00\x00"  # 8 bytes, stored after IFD0
+    ifd0 = 8
+    ifd0_size = 2 + 2 * 12 + 4
+    make_at = ifd0 + ifd0_size
+    ifd1 = make_at + len(make)
+    ifd1_size = 2 + 3 * 12 + 4
+    thumb_at = ifd1 + ifd1_size
+    out = (b"MM\x00*" if big_endian else b"II*\x00") + struct.pack(bo + "I", ifd0)
+    out += struct.pack(bo + "H", 2) + struct.pack(bo + "HHII", 0x010F, 2, len(make), make_at)
+    out += struct.pack(bo + "HHIHH", 0x0112, 3, 1, orientation, 0) + struct.pack(bo + "I", ifd1) + make
+    out += struct.pack(bo + "H", 3) + struct.pack(bo + "HHIHH", 0x0103, 3, 1, 6, 0)
+    out += struct.pack(bo + "HHII", 0x0201, 4, 1, thumb_at) + struct.pack(bo + "HHII", 0x0202, 4, 1, len(jpeg))
+    out += struct.pack(bo + "I", 0) + jpeg
+    return b"Exif\x00\x00" + out
+
+
+def exif_thumbnail(exif: bytes) -> np.ndarray | None:
+    """The IFD1 JPEG thumbnail of raw EXIF, decoded as Pillow reads it; ``None`` when it has none."""
+    import io
+    import struct
+
+    from PIL import Image
+
+    data = exif[6:] if exif.startswith(b"Exif\x00\x00") else exif
+    bo = "<" if data[:2] == b"II" else ">"
+    ifd0 = struct.unpack_from(bo + "I", data, 4)[0]
+    link = ifd0 + 2 + 12 * struct.unpack_from(bo + "H", data, ifd0)[0]
+    ifd1 = struct.unpack_from(bo + "I", data, link)[0]
+    if not ifd1:
+        return None
+    tags = {}
+    for i in range(struct.unpack_from(bo + "H", data, ifd1)[0]):
+        tag, kind, count, value = struct.unpack_from(bo + "HHII", data, ifd1 + 2 + 12 * i)
+        tags[tag] = value
+    start, length = tags[0x0201], tags[0x0202]
+    return np.asarray(Image.open(io.BytesIO(data[start:start + length])).convert("RGB"))

@@ -15,7 +15,7 @@ import pytest
 import torch
 from PIL import Image
 
-from conftest import make_dng, make_nclx_heic
+from conftest import exif_thumbnail, exif_with_thumbnail, make_dng, make_nclx_heic
 from deepexpose.enhance import EnhanceConfig, collect_jobs, enhance_paths
 from deepexpose.io import read_image
 from deepexpose.lut import read_cube, toward_identity
@@ -792,3 +792,16 @@ def test_a_file_of_several_pictures_is_enhanced_as_its_first_with_a_warning_and_
     assert "left_out" not in json.loads((tmp_path / "out" / "page.tif.json").read_text())
     out = read_image(tmp_path / "out" / "pages.tif")
     assert out.pictures == 1 and np.array_equal(out.pixels, read_image(tmp_path / "out" / "page.tif").pixels)
+
+
+def test_an_enhanced_photos_exif_thumbnail_shows_the_enhanced_photo(tmp_path):
+    dark = np.full((96, 128, 3), 25, np.uint8)
+    dark[:, ::2] = 35
+    src = tmp_path / "in" / "dark.jpg"
+    src.parent.mkdir()
+    Image.fromarray(dark).save(src, exif=exif_with_thumbnail(np.full((120, 160, 3), 30, np.uint8)), quality=95)
+    assert enhance_paths([src], EnhanceConfig(out=str(tmp_path / "out"), method="classic",
+                                              progress=False)).exit_code == 0
+    out = read_image(tmp_path / "out" / "dark.jpg", dtype="native")
+    assert out.pixels.mean() > 60  # brightened ...
+    assert abs(exif_thumbnail(out.exif).mean() - out.pixels.mean()) < 5  # ... and so is its thumbnail

@@ -20,7 +20,7 @@ from PIL import Image as PILImage
 from PIL import ImageCms, ImageOps
 from PIL.TiffImagePlugin import IFDRational
 
-from conftest import make_dng, make_nclx_heic
+from conftest import exif_thumbnail, exif_with_thumbnail, make_dng, make_nclx_heic
 from deepexpose import io as dio
 from deepexpose.cicp import Cicp, _build, icc_profile
 from deepexpose.io import (
@@ -1816,3 +1816,39 @@ def test_pictures_counts_the_pictures_a_file_holds(tmp_path):
     burst.add_from_pillow(PILImage.fromarray(a[::-1]))
     burst.save(tmp_path / "burst.heic", quality=90)
     assert read_image(tmp_path / "burst.heic").pictures == 2
+
+
+@pytest.mark.parametrize("fmt", ["jpg", "png", "webp", "heic", "avif"])
+@pytest.mark.parametrize("big_endian", [False, True])
+def test_an_exif_thumbnail_is_made_again_from_the_pixels_written(tmp_path, fmt, big_endian):
+    old = np.zeros((120, 160, 3), np.uint8)  # the photo as it was: black
+    exif = exif_with_thumbnail(old, big_endian=big_endian)
+    pixels = np.zeros((90, 240, 3), np.uint8)
+    pixels[:, 120:] = 220  # the photo written: dark left half, light right half, 8:3
+    out = write_image(tmp_path / f"a.{fmt}", pixels, exif=exif)
+    back = read_image(out, dtype="native").exif
+    thumb = exif_thumbnail(back)
+    if fmt == "avif":  # Pillow's AVIF writer rewrites the EXIF without IFD1: no thumbnail, never the old one
+        assert thumb is None
+        return
+    assert thumb.shape == (60, 160, 3)  # the old one's longest side, the new photo's shape
+    assert thumb[:, :70].mean() < 30 and thumb[:, 90:].mean() > 190
+    assert exif_thumbnail(exif).mean() == 0  # the caller's EXIF is not changed
+    parsed = PILImage.Exif()
+    parsed.load(back)
+    assert parsed[0x010F].rstrip("\x00") == "Camera"
+    assert len(back) == len(exif)  # in the old thumbnail's place: no other offset moves
+
+
+def test_an_exif_thumbnail_that_cannot_be_remade_in_its_place_is_removed(tmp_path):
+    exif = exif_with_thumbnail(b"\xff\xd8" + bytes(40) + b"\xff\xd9")  # 44 bytes: no JPEG fits there
+    noise = np.random.default_rng(0).integers(0, 256, (300, 400, 3), dtype=np.uint8)
+    back = read_image(write_image(tmp_path / "a.jpg", noise, exif=exif), dtype="native").exif
+    assert exif_thumbnail(back) is None
+    parsed = PILImage.Exif()
+    parsed.load(back)
+    assert parsed[0x010F].rstrip("\x00") == "Camera"
+    assert dio._exif_with_thumbnail(b"Exif\x00\x00II*\x00\x08", noise) == b"Exif\x00\x00II*\x00\x08"  # cut: as is
+    plain = PILImage.Exif()
+    plain[0x010F] = "Maker"
+    assert dio._exif_with_thumbnail(b"Exif\x00\x00" + plain.tobytes(), noise) == b"Exif\x00\x00" + plain.tobytes()
