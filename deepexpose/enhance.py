@@ -29,7 +29,9 @@ from .io import (RAW_EXTENSIONS, SUPPORTED_EXTENSIONS, Image, ImageIOError, atom
                  max_pixels_limit, read_image, read_preview, register_heif, side_path, write_image)
 from .methods import Method, Plan, load_method, view_options
 
-VIDEO_EXTENSIONS = frozenset({".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v"})
+VIDEO_EXTENSIONS = frozenset({".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v", ".mts", ".m2ts", ".ts", ".mpg",
+                              ".mpeg", ".vob", ".3gp"})
+"""clips: phones' and cameras' (MP4, MOV, 3GP), camcorders' AVCHD (MTS, M2TS), broadcast (TS), DVD (VOB, MPEG-2)..."""
 OUTPUT_FORMATS = {"jpg": ".jpg", "jpeg": ".jpg", "png": ".png", "tiff": ".tif", "tif": ".tif", "webp": ".webp",
                   "heic": ".heic", "heif": ".heic", "avif": ".avif"}
 SIXTEEN_BIT = frozenset({".png", ".tif", ".tiff", ".heic", ".heif", ".hif"})  # HEIF: 16-bit codes stored as 10 bits

@@ -444,13 +444,15 @@ def ffmpeg_reason(message: str) -> str:
     return "; ".join(lines[:1] + (errors or said)[-2:])
 
 
-_CODECS = {".webm": "libvpx-vp9", ".avi": "mpeg4"}  # the others: H.264 (libx264)
+_CODECS = {".webm": "libvpx-vp9", ".avi": "mpeg4", ".mpg": "mpeg2video", ".mpeg": "mpeg2video", ".vob": "mpeg2video"}
+"""the encoder a container gets; the others: H.264 (libx264)"""
 
 
 _KEPT_CODECS = {"hevc": "libx265", "prores": "prores_ks", "ffv1": "ffv1"}
 """source codecs written again with their own kind of encoder where the container holds it: phones' HEVC (which
 plays where the source played, as 10-bit H.264 often does not), ProRes masters, lossless FFV1 archives"""
-_CONTAINERS = {"libx265": {".mp4", ".m4v", ".mov", ".mkv"}, "prores_ks": {".mov", ".mkv"}, "ffv1": {".mkv", ".avi"}}
+_CONTAINERS = {"libx265": {".mp4", ".m4v", ".mov", ".mkv", ".mts", ".m2ts", ".ts"}, "prores_ks": {".mov", ".mkv"},
+               "ffv1": {".mkv", ".avi"}}
 _PRORES_PROFILES = {"proxy": 0, "lt": 1, "standard": 2, "hq": 3, "4444": 4, "xq": 5}  # ffmpeg's names: prores_ks'
 
 
@@ -465,7 +467,8 @@ def encoder_options(suffix: str, quality: int, size: tuple[int, int], bit_depth:
                     source: dict[str, str] | None = None) -> tuple[str, str, list[str]]:
     """``(codec, pixel format, ffmpeg options)`` for a clip written as ``suffix`` at ``--quality`` 1..100.
 
-    The encoder is the container's (H.264; VP9 for ``.webm``, MPEG-4 for ``.avi``), unless ``source`` (the source
+    The encoder is the container's (H.264; VP9 for ``.webm``, MPEG-4 for ``.avi``, MPEG-2 for ``.mpg``, ``.mpeg``
+    and ``.vob``), unless ``source`` (the source
     clip's ``codec``, its ``profile`` and ``pix_fmt``, as :func:`read_clip` gives them) is HEVC, ProRes or FFV1 and
     the container holds it (:data:`_KEPT_CODECS`): then HEVC is written with x265 (tagged ``hvc1``, as Apple players
     want), ProRes with the source's profile (Proxy to XQ), FFV1 losslessly, each keeping the source's chroma
@@ -473,11 +476,13 @@ def encoder_options(suffix: str, quality: int, size: tuple[int, int], bit_depth:
 
     Quality maps to x264's constant rate factor, CRF = 51 - 33 q / 95 rounded: the default 95 gives CRF 18
     (visually lossless, about x264's own advice), 100 gives 16 and 1 gives 51; x265 gets the same CRF. VP9
-    (``.webm``) gets that CRF scaled to its 0..63 range; MPEG-4 (``.avi``) the quantiser 1 + 30 (CRF / 51)^2.
+    (``.webm``) gets that CRF scaled to its 0..63 range; MPEG-4 and MPEG-2 the quantiser 1 + 30 (CRF / 51)^2.
     ProRes and FFV1 have no quality setting. H.264 and HEVC store 4:2:0 colour only at even sizes, so a clip of odd
     width or height is written 4:4:4 (same size, no pixel added or cut; ProRes then as 4444).
-    ``bit_depth`` 16 (a source of more than 8 bits) writes 10-bit H.264, HEVC, VP9 and FFV1 (MPEG-4 has only 8,
-    ProRes is always 10). ``colour``
+    ``bit_depth`` 16 (a source of more than 8 bits) writes 10-bit H.264, HEVC, VP9 and FFV1 (MPEG-4 and MPEG-2 have
+    only 8, ProRes is always 10). An interlaced source (:func:`field_order` of its pixel format) keeps its field
+    order: the frames and the container are flagged with it, and H.264, MPEG-2, MPEG-4 and ProRes code them as
+    fields (:data:`_INTERLACED`), so that players deinterlace them as they did the source. ``colour``
     (:func:`clip_colour` of the source) is written with the source's matrix and range and tagged as the source
     is, so players show unchanged pixels as they showed the source's; without tags, ffmpeg's defaults, which
     are also what it reads an untagged source with. MPEG-4 (``.avi``) holds no tags, so it is always written
@@ -491,18 +496,18 @@ def encoder_options(suffix: str, quality: int, size: tuple[int, int], bit_depth:
     codec = _CODECS.get(suffix, "libx264")
     if (kept := _KEPT_CODECS.get(source.get("codec", ""))) and suffix in _CONTAINERS[kept]:
         codec = kept
-    ten = "10le" if bit_depth == 16 and codec != "mpeg4" else ""
+    ten = "10le" if bit_depth == 16 and codec not in ("mpeg4", "mpeg2video") else ""
     odd = bool(size[0] % 2 or size[1] % 2)
     chroma = _chroma(source.get("pix_fmt", ""))
     rgb = False
     if codec == "libvpx-vp9":
         pix_fmt, options = f"yuv420p{ten}", ["-crf", str(round(crf * 63 / 51)), "-b:v", "0"]
-    elif codec == "mpeg4":
+    elif codec in ("mpeg4", "mpeg2video"):
         pix_fmt, options = "yuv420p", ["-qscale:v", str(1 + round(30 * (crf / 51) ** 2))]
     elif codec == "libx265":
         pix_fmt = f"yuv{'444' if odd else chroma}p{ten}"
-        options = ["-crf", str(crf), "-x265-params", "log-level=error"] + (["-tag:v", "hvc1"] if suffix != ".mkv"
-                                                                            else [])
+        options = ["-crf", str(crf), "-x265-params", "log-level=error"] + (
+            ["-tag:v", "hvc1"] if suffix in (".mp4", ".m4v", ".mov") else [])
     elif codec == "prores_ks":
         profile = _PRORES_PROFILES.get(source.get("profile", "").lower(), 3)  # unknown: HQ
         profile = max(profile, 4) if odd or chroma == "444" else profile
@@ -516,22 +521,40 @@ def encoder_options(suffix: str, quality: int, size: tuple[int, int], bit_depth:
         options = ["-level", "3", "-g", "1", "-slicecrc", "1"]
     else:
         pix_fmt, options = f"yuv{'444' if odd else '420'}p{ten}", ["-crf", str(crf)]
+    filters = []
     if codec != "mpeg4":  # no colour tags in MPEG-4 Part 2: written with the BT.601 that readers then assume
         # planar RGB has no matrix or range to convert to: only its primaries and transfer are tagged
-        options += _colour_options({k: v for k, v in (colour or {}).items() if not rgb or k in ("primaries", "trc")},
+        filters += _colour_filters({k: v for k, v in (colour or {}).items() if not rgb or k in ("primaries", "trc")},
                                    pix_fmt)
     if sar:
-        shape = f"setsar={sar[0]}/{sar[1]}"
-        if "-vf" in options:
-            at = options.index("-vf") + 1
-            options[at] += f",{shape}"
-        else:
-            options += ["-vf", shape]
-    return codec, pix_fmt, options
+        filters.append(f"setsar={sar[0]}/{sar[1]}")
+    if field := field_order(source.get("pix_fmt", "")):
+        filters.append(f"setfield={field}")  # the frames' field order, which the encoders below code
+        options += ["-field_order", "tt" if field == "tff" else "bb"]  # and the container's, where it has one
+        if codec in _INTERLACED:
+            options += ["-flags", _INTERLACED[codec]]
+        if codec == "libx264":  # x264 takes its field order from its own setting, not from the frames
+            options += ["-x264-params", f"{field}=1"]
+    return codec, pix_fmt, options + (["-vf", ",".join(filters)] if filters else [])
 
 
-def _colour_options(colour: dict[str, str], pix_fmt: str) -> list[str]:
-    """A filter converting to ``pix_fmt`` with the matrix and range of ``colour`` and marking the frames with its
+_INTERLACED = {"libx264": "+ildct+ilme", "mpeg2video": "+ildct+ilme", "mpeg4": "+ildct+ilme", "prores_ks": "+ildct"}
+"""the encoders that code interlaced frames as fields (x265 and VP9 do not; their frames are only flagged)"""
+
+
+def field_order(pix_fmt: str) -> str | None:
+    """``"tff"`` or ``"bff"``: which field of an interlaced clip is shown first, from ffmpeg's description of its
+    pixel format (``yuv420p(tv, top first)``; ``top coded first (swapped)`` shows the bottom field first); ``None``
+    for a progressive clip."""
+    found = re.search(r"\b(top|bottom) (coded )?first", pix_fmt)
+    if not found:
+        return None
+    top = (found.group(1) == "top") != bool(found.group(2))
+    return "tff" if top else "bff"
+
+
+def _colour_filters(colour: dict[str, str], pix_fmt: str) -> list[str]:
+    """Filters converting to ``pix_fmt`` with the matrix and range of ``colour`` and marking the frames with its
     tags (``setparams``: the encoder writes the frames' own; ``-color_primaries`` and the like are not applied)."""
     space = colour.get("space") if colour.get("space") in _SCALE_MATRIX else None  # tagged only as converted
     scale = [f"out_color_matrix={_SCALE_MATRIX[space]}"] if space else []
@@ -543,7 +566,7 @@ def _colour_options(colour: dict[str, str], pix_fmt: str) -> list[str]:
     if not scale and not tags:
         return []
     chain = ([f"scale={':'.join(scale)}"] if scale else []) + [f"format={pix_fmt}"]
-    return ["-vf", ",".join(chain + ([f"setparams={':'.join(tags)}"] if tags else []))]
+    return chain + ([f"setparams={':'.join(tags)}"] if tags else [])
 
 
 _TAGS = {"primaries": {"bt709", "bt470m", "bt470bg", "smpte170m", "smpte240m", "film", "bt2020", "smpte428",
@@ -608,7 +631,8 @@ def write_clip(path: Path, frames: Iterable[np.ndarray], *, fps: float, size: tu
         codec, pix_fmt, options = encoder_options(path.suffix, quality, size, bit_depth, colour, sar, source)
         deep = bit_depth == 16 and re.search(r"1[0-6](le|be)$", pix_fmt) is not None  # 10 to 16 bits a sample
         writer = ff.write_frames(str(tmp), size, fps=fps, codec=codec, pix_fmt_in="rgb48le" if deep else "rgb24",
-                                 pix_fmt_out=pix_fmt, quality=None, output_params=options, macro_block_size=1)
+                                 pix_fmt_out=pix_fmt, quality=None, output_params=options, macro_block_size=1,
+                                 ffmpeg_log_level="error")  # not a muxer's advice (MPEG-PS: "set the buffer size")
         try:
             writer.send(None)
             for frame in frames:

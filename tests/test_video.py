@@ -853,3 +853,49 @@ def test_an_ffv1_rgb_archive_stays_lossless(tmp_path):
     assert "ffv1, gbrp10le" in _ffmpeg_listing(tmp_path / "o" / "scan.mkv")
     before, after = list(read_clip(clip)[1]), list(read_clip(tmp_path / "o" / "scan.mkv")[1])
     assert before[0].dtype == np.uint16 and all(np.array_equal(a, b) for a, b in zip(before, after, strict=True))
+
+
+def test_field_order_reads_which_field_an_interlaced_clip_shows_first():
+    from deepexpose.video import field_order
+
+    assert field_order("yuv420p(top first)") == "tff"
+    assert field_order("yuv420p(tv, bt709, bottom first)") == "bff"
+    assert field_order("yuv420p(tv, top coded first (swapped))") == "bff"  # coded top first, shown bottom first
+    assert field_order("yuv420p(tv, bottom coded first (swapped))") == "tff"
+    assert field_order("yuv420p(tv, progressive)") is None and field_order("") is None
+
+
+def test_encoder_options_code_an_interlaced_clip_as_fields_where_the_encoder_can():
+    source = {"codec": "h264", "pix_fmt": "yuv420p(tv, bottom first)"}
+    assert encoder_options(".mts", 95, (192, 108), source=source) == (
+        "libx264", "yuv420p", ["-crf", "18", "-field_order", "bb", "-flags", "+ildct+ilme", "-x264-params", "bff=1",
+                               "-vf", "setfield=bff"])
+    hevc = encoder_options(".mp4", 95, (192, 108), source={"codec": "hevc", "pix_fmt": "yuv420p(top first)"})[2]
+    assert "-flags" not in hevc and hevc[-2:] == ["-vf", "setfield=tff"]  # x265 codes frames: only flagged
+    dvd = encoder_options(".vob", 95, (720, 576), colour={"range": "tv"}, sar=(16, 15),
+                          source={"codec": "mpeg2video", "pix_fmt": "yuv420p(tv, top first)"})
+    assert dvd[0] == "mpeg2video" and dvd[2][-1] == "scale=out_range=tv,format=yuv420p,setparams=range=tv," \
+        "setsar=16/15,setfield=tff"
+
+
+@pytest.mark.parametrize("name, video, audio, shown", [
+    ("camcorder.mts", ["-c:v", "libx264", "-flags", "+ildct+ilme", "-x264-params", "tff=1", "-vf", "setfield=tff"],
+     ["-c:a", "ac3"], "yuv420p(top first)"),
+    ("dvd.mpg", ["-c:v", "mpeg2video", "-flags", "+ildct+ilme", "-vf", "setfield=bff,setsar=16/15"], ["-c:a", "mp2"],
+     "bottom first), 720x576 [SAR 16:15 DAR 4:3]"),
+])
+def test_camcorder_and_dvd_clips_keep_their_container_fields_and_sound(tmp_path, name, video, audio, shown):
+    from deepexpose.enhance import collect_jobs
+    from deepexpose.video import clip_streams
+
+    clip = tmp_path / "in" / name
+    clip.parent.mkdir()
+    size = "720x576" if name.endswith(".mpg") else "192x108"
+    _ffmpeg_run("-f", "lavfi", "-i", f"testsrc2=size={size}:rate=25:duration=0.4", "-f", "lavfi", "-i",
+                "sine=duration=0.4", *video, *audio, clip)
+    assert [j.kind for j in collect_jobs([clip.parent], tmp_path / "o")[0]] == ["video"]
+    assert enhance_paths([clip.parent], EnhanceConfig(out=str(tmp_path / "o"), method="classic",
+                                                      progress=False)).exit_code == 0
+    listing = _ffmpeg_listing(tmp_path / "o" / name)
+    assert shown in listing and audio[1] in listing and clip_streams(tmp_path / "o" / name)["audio"] == 1
+    assert ("Video: h264" if video[1] == "libx264" else "Video: mpeg2video") in listing  # each stays what it was
