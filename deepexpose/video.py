@@ -599,8 +599,27 @@ def _copy_streams(video: Path, source: Path, out: Path, kinds: Sequence[str]) ->
     maps = [a for k in kinds for a in (("-map", "1:v?", "-map", "-1:V?") if k == "p" else ("-map", f"1:{k}?"))]
     done = subprocess.run([_ffmpeg().get_ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-y", "-i", str(video),
                            "-i", str(source), "-map", "0:v:0", *maps, "-c", "copy", "-map_metadata", "1",
-                           "-map_chapters", "1", str(out)], capture_output=True, text=True, errors="replace")
+                           "-map_chapters", "1", *_metadata_options(source, out), str(out)], capture_output=True,
+                          text=True, errors="replace")
     return ffmpeg_reason(done.stderr or "ffmpeg failed") if done.returncode else None
+
+
+_QUICKTIME = (".mov", ".mp4", ".m4v", ".3gp")
+_BRANDS = ("major_brand", "minor_version", "compatible_brands")  # the container's own, not the clip's
+
+
+def _metadata_options(source: Path, out: Path) -> list[str]:
+    """For a QuickTime-family output of a clip whose metadata has keys of its own (a phone's
+    ``com.apple.quicktime.location.ISO6709``, ``...make``, ``...model``, ``...creationdate``: reverse-DNS names),
+    ``use_metadata_tags``, without which ffmpeg writes only the keys it knows (title, date...) and drops the place,
+    the camera and even a creation time given twice; the brands of the source's container are not copied as tags."""
+    if out.suffix.lower() not in _QUICKTIME:
+        return []
+    listing = _listing(source)
+    block = listing[listing.find("Metadata:"):listing.find("Duration:")] if "Metadata:" in listing else ""
+    if not re.search(r"^\s+[A-Za-z0-9_-]+\.[A-Za-z0-9_.-]+\s*:", block, re.MULTILINE):
+        return []
+    return ["-movflags", "use_metadata_tags", *(a for key in _BRANDS for a in ("-metadata", f"{key}="))]
 
 
 def write_clip(path: Path, frames: Iterable[np.ndarray], *, fps: float, size: tuple[int, int],

@@ -899,3 +899,20 @@ def test_camcorder_and_dvd_clips_keep_their_container_fields_and_sound(tmp_path,
     listing = _ffmpeg_listing(tmp_path / "o" / name)
     assert shown in listing and audio[1] in listing and clip_streams(tmp_path / "o" / name)["audio"] == 1
     assert ("Video: h264" if video[1] == "libx264" else "Video: mpeg2video") in listing  # each stays what it was
+
+
+def test_a_phone_clips_place_camera_and_time_are_kept(tmp_path):
+    clip = tmp_path / "IMG_0001.MOV"
+    place = "+48.8584+002.2945+035.000/"
+    _ffmpeg_run("-f", "lavfi", "-i", "testsrc2=size=64x48:rate=10:duration=0.5", "-f", "lavfi", "-i",
+                "sine=duration=0.5", "-c:v", "libx264", "-pix_fmt", "yuv420p", "-c:a", "aac", "-metadata",
+                f"com.apple.quicktime.location.ISO6709={place}", "-metadata", "com.apple.quicktime.make=Apple",
+                "-metadata", "com.apple.quicktime.model=iPhone 15", "-metadata", "creation_time=2026-05-01T10:00:00Z",
+                "-movflags", "use_metadata_tags", clip)
+    assert enhance_paths([clip], EnhanceConfig(out=str(tmp_path / "o"), method="classic",
+                                               progress=False)).exit_code == 0
+    listing = _ffmpeg_listing(tmp_path / "o" / clip.name)
+    for line in (f"com.apple.quicktime.location.ISO6709: {place}", "com.apple.quicktime.make: Apple",
+                 "com.apple.quicktime.model: iPhone 15", "creation_time   : 2026-05-01T10:00:00"):
+        assert line in listing
+    assert listing.count("major_brand") == 1  # the container's, not copied again as a tag
