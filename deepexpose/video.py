@@ -333,7 +333,7 @@ def read_clip(path: Path) -> tuple[dict, Iterable[np.ndarray]]:
     written at the average rate would run longer than the sound.)"""
     ff = _ffmpeg()
     stream = video_stream(_listing(path))
-    rate = constant_rate(stream["fps"], stream["tbr"])
+    rate = constant_rate(stream["fps"], stream["tbr"], field_order(stream["pix_fmt"]) is not None)
     params = {"output_params": ["-fps_mode", "cfr", "-r", f"{rate:g}"]} if rate else {}
     reader = ff.read_frames(str(path), **params)
     try:
@@ -379,8 +379,8 @@ def _listing(path: Path) -> str:
 def video_stream(listing: str) -> dict:
     """What ffmpeg's ``listing`` of a clip says of its first video stream: the average frame rate ``fps`` and the
     rate its timestamps are on, ``tbr`` (0 for what it does not list), its pixels' shape ``sar`` as
-    ``(width, height)`` (``None`` for square ones or none given), its ``codec`` and the codec's ``profile`` (``""``
-    for none)."""
+    ``(width, height)`` (``None`` for square ones or none given), its ``codec``, the codec's ``profile`` and the
+    ``pix_fmt`` with its description (``yuv420p(tv, top first)``) (``""`` for what it does not list)."""
     line = re.search(r"^\s*Stream #0:\d+\S*: Video: (.*)$", listing, re.MULTILINE)
     text = line.group(1) if line else ""
 
@@ -391,23 +391,28 @@ def video_stream(listing: str) -> dict:
     sar = re.search(r"SAR (\d+):(\d+) DAR", text)
     shape = (int(sar.group(1)), int(sar.group(2))) if sar else None
     codec = re.match(r"(\w+)(?: \(([^)]*)\))?", text)
+    pix_fmt = re.search(r", ([a-z0-9]+(?:\((?:[^()]|\([^()]*\))*\))?), \d+x\d+", text)
     return {"fps": rate("fps"), "tbr": rate("tbr"),
             "sar": shape if shape and shape[0] > 0 and shape[1] > 0 and shape[0] != shape[1] else None,
-            "codec": codec.group(1) if codec else "", "profile": (codec.group(2) or "") if codec else ""}
+            "codec": codec.group(1) if codec else "", "profile": (codec.group(2) or "") if codec else "",
+            "pix_fmt": pix_fmt.group(1) if pix_fmt else ""}
 
 
 MAX_CONSTANT_RATE = 120.0
 """the highest rate a clip of variable frame rate is read at (:func:`constant_rate`)"""
 
 
-def constant_rate(fps: float, tbr: float) -> float | None:
+def constant_rate(fps: float, tbr: float, interlaced: bool = False) -> float | None:
     """The constant rate to read a clip at whose average frame rate is ``fps`` and whose timestamps ffmpeg puts on a
     ``tbr`` grid: ``None`` (its own) when the two agree within 1 % (a clip of constant frame rate) or either is
-    unknown; else ``tbr``, the rate the camera recorded at, so that no frame is left out, unless that is above
+    unknown; ``fps`` for an ``interlaced`` clip whose grid is its field rate (twice ``fps``: each frame holds two
+    fields); else ``tbr``, the rate the camera recorded at, so that no frame is left out, unless that is above
     :data:`MAX_CONSTANT_RATE` or four times ``fps`` (a grid finer than any frame rate), where ``fps`` is used and
     frames closer together than ``1 / fps`` may be left out."""
     if fps <= 0 or tbr <= 0 or abs(fps - tbr) <= 0.01 * tbr:
         return None
+    if interlaced and abs(2 * fps - tbr) <= 0.01 * tbr:
+        return fps
     return tbr if tbr <= min(MAX_CONSTANT_RATE, 4 * fps) else fps
 
 

@@ -718,6 +718,8 @@ def test_constant_rate_reads_a_variable_rate_clip_at_its_recording_rate():
     assert constant_rate(17.24, 30) == 30  # a phone clip that slowed down in dim light
     assert constant_rate(24, 1000) == 24  # a millisecond grid is no frame rate: the average
     assert constant_rate(100, 240) == 240 if 240 <= MAX_CONSTANT_RATE else constant_rate(100, 240) == 100
+    assert constant_rate(29.97, 59.94) == 59.94  # a progressive clip that slowed down to half its rate
+    assert constant_rate(29.97, 59.94, interlaced=True) == 29.97  # an interlaced one's grid is its field rate
 
 
 def test_a_variable_frame_rate_clip_keeps_its_length_and_stays_in_step_with_its_sound(tmp_path):
@@ -746,15 +748,19 @@ def test_video_stream_reads_the_rates_and_the_pixel_shape_ffmpeg_lists():
     head = "  Stream #0:0[0x1](und): Video: h264 (High) (avc1 / 0x31637661), yuv420p(progressive), "
     listing = "Input #0, mov\n  Stream #0:1: Audio: aac, 44100 Hz, 30 fps\n" + head + \
         "720x480 [SAR 32:27 DAR 16:9], 1105 kb/s, 17.24 fps, 29.97 tbr, 30k tbn (default)\n"
-    h264 = {"codec": "h264", "profile": "High"}
+    h264 = {"codec": "h264", "profile": "High", "pix_fmt": "yuv420p(progressive)"}
     assert video_stream(listing) == {"fps": 17.24, "tbr": 29.97, "sar": (32, 27), **h264}
     assert video_stream(head + "64x48 [SAR 1:1 DAR 4:3], 25 fps, 90k tbr") == {"fps": 25, "tbr": 90000, "sar": None,
                                                                                **h264}
     assert video_stream(head + "64x48 [SAR 0:1 DAR 0:1], 25 fps") == {"fps": 25, "tbr": 0, "sar": None, **h264}
     mkv = "  Stream #0:0: Video: ffv1, gbrp10le(pc, gbr/unknown/unknown, progressive), 720x576, SAR 16:15 DAR 4:3, " \
         "25 fps"
-    assert video_stream(mkv) == {"fps": 25, "tbr": 0, "sar": (16, 15), "codec": "ffv1", "profile": ""}
-    assert video_stream("no video here") == {"fps": 0, "tbr": 0, "sar": None, "codec": "", "profile": ""}
+    assert video_stream(mkv) == {"fps": 25, "tbr": 0, "sar": (16, 15), "codec": "ffv1", "profile": "",
+                                 "pix_fmt": "gbrp10le(pc, gbr/unknown/unknown, progressive)"}
+    swapped = "  Stream #0:0: Video: h264 (High), yuv420p(tv, top coded first (swapped)), 1920x1080, 29.97 fps"
+    assert video_stream(swapped)["pix_fmt"] == "yuv420p(tv, top coded first (swapped))"
+    assert video_stream("no video here") == {"fps": 0, "tbr": 0, "sar": None, "codec": "", "profile": "",
+                                             "pix_fmt": ""}
 
 
 def test_encoder_options_set_the_pixel_shape_with_or_without_a_colour_filter():
