@@ -477,7 +477,7 @@ def encoder_options(suffix: str, quality: int, size: tuple[int, int], bit_depth:
     clip's ``codec``, its ``profile`` and ``pix_fmt``, as :func:`read_clip` gives them) is HEVC, ProRes or FFV1 and
     the container holds it (:data:`_KEPT_CODECS`): then HEVC is written with x265 (tagged ``hvc1``, as Apple players
     want), ProRes with the source's profile (Proxy to XQ), FFV1 losslessly, each keeping the source's chroma
-    subsampling (4:2:0, 4:2:2 or 4:4:4; FFV1 RGB as planar RGB).
+    subsampling (4:2:0, 4:2:2 or 4:4:4; FFV1 RGB as planar RGB), as an H.264 source's H.264 output does.
 
     Quality maps to x264's constant rate factor, CRF = 51 - 33 q / 95 rounded: the default 95 gives CRF 18
     (visually lossless, about x264's own advice), 100 gives 16 and 1 gives 51; x265 gets the same CRF. VP9
@@ -524,8 +524,9 @@ def encoder_options(suffix: str, quality: int, size: tuple[int, int], bit_depth:
         pix_fmt = f"gbrp{(bits.group(1) if bits else '16') + 'le' if ten else ''}" if rgb else \
             f"yuv{'444' if odd else chroma}p{ten}"
         options = ["-level", "3", "-g", "1", "-slicecrc", "1"]
-    else:
-        pix_fmt, options = f"yuv{'444' if odd else '420'}p{ten}", ["-crf", str(crf)]
+    else:  # H.264: 4:2:0, or a 4:2:2 or 4:4:4 H.264 source's own (cameras' 10-bit 4:2:2), which who plays it plays
+        own = chroma if source.get("codec") == "h264" else "420"
+        pix_fmt, options = f"yuv{'444' if odd else own}p{ten}", ["-crf", str(crf)]
     filters = []
     if codec != "mpeg4":  # no colour tags in MPEG-4 Part 2: written with the BT.601 that readers then assume
         # planar RGB has no matrix or range to convert to: only its primaries and transfer are tagged

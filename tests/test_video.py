@@ -816,7 +816,10 @@ def test_encoder_options_keep_hevc_prores_and_ffv1_where_the_container_holds_the
         "libx265", "yuv420p10le", ["-crf", "18", "-x265-params", "log-level=error", "-tag:v", "hvc1"])
     assert encoder_options(".mkv", 95, (63, 48), 8, source=hevc)[:2] == ("libx265", "yuv444p")  # odd: 4:4:4
     assert encoder_options(".webm", 95, (64, 48), 16, source=hevc)[0] == "libvpx-vp9"  # WebM holds no HEVC
-    assert encoder_options(".mp4", 95, (64, 48), source={"codec": "h264"})[0] == "libx264"
+    assert encoder_options(".mp4", 95, (64, 48), source={"codec": "h264"})[:2] == ("libx264", "yuv420p")
+    xavc = {"codec": "h264", "profile": "High 4:2:2", "pix_fmt": "yuv422p10le(tv, bt709, progressive)"}
+    assert encoder_options(".mp4", 95, (64, 48), 16, source=xavc)[:2] == ("libx264", "yuv422p10le")  # kept
+    assert encoder_options(".mp4", 95, (64, 48), 16, source={**xavc, "codec": "mpeg2video"})[1] == "yuv420p10le"
     prores = {"codec": "prores", "profile": "LT", "pix_fmt": "yuv422p10le(tv, progressive)"}
     assert encoder_options(".mov", 95, (64, 48), 16, source=prores) == (
         "prores_ks", "yuv422p10le", ["-profile:v", "1", "-vendor", "apl0"])
