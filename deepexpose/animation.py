@@ -2,7 +2,8 @@
 
 An animation is a short clip inside an image file. ``deepexpose enhance`` corrects one as it corrects a clip
 (:func:`deepexpose.video.enhance_animation`: an edit per frame, smoothed over time) and writes it back as an
-animation with its frame durations, loop count, background colour, transparency, ICC profile, EXIF and XMP.
+animation with its frame durations, loop count (not AVIF's), background colour, transparency, ICC profile, EXIF
+(its thumbnail made again) and XMP.
 
 Pillow composes every frame onto the canvas as a viewer shows it (disposal and blending applied), so each frame
 read here is the whole picture, and each frame written is whole too: the encoder itself finds what changes from
@@ -22,8 +23,8 @@ from typing import IO, Any
 import numpy as np
 from PIL import Image as PILImage
 
-from .io import (_DEFAULT, ImageReadError, ImageWriteError, _atomic_write, _exif_upright, _orient,
-                 _pillow_arrays, _pillow_limit_off, _pillow_orientation, _png_xmp, _resolve_max_pixels,
+from .io import (_DEFAULT, ImageReadError, ImageWriteError, _atomic_write, _exif_upright, _exif_with_thumbnail,
+                 _orient, _pillow_arrays, _pillow_limit_off, _pillow_orientation, _png_xmp, _resolve_max_pixels,
                  _webp_lossless, _xmp_upright, _Default)
 
 ANIMATED_FORMATS = {"WEBP": ".webp", "PNG": ".png", "AVIF": ".avif"}
@@ -38,7 +39,8 @@ class Animation:
     """What an animated file says besides its frames: ``format`` (a key of :data:`ANIMATED_FORMATS`), ``frames``
     (their number), ``size`` (width, height of the upright frames), ``loop`` (times to play, 0 forever; ``None``
     when the file does not say), ``background`` (WebP's canvas colour, RGBA), ``alpha`` (the frames have an alpha
-    channel), ``lossless`` (a WebP whose first frame is lossless), ``orientation`` (the EXIF
+    channel), ``lossless`` (a WebP whose first frame is lossless), ``skip`` (1 for an APNG whose first image is a
+    still for viewers without APNG, not a frame of the animation: it is left out), ``orientation`` (the EXIF
     orientation applied to every frame), ``icc_profile``, ``exif`` (orientation reset to 1) and ``xmp``."""
 
     format: str
@@ -52,6 +54,7 @@ class Animation:
     icc_profile: bytes | None = None
     exif: bytes | None = None
     xmp: bytes | None = None
+    skip: int = 0
 
 
 def is_animation(path: str | os.PathLike[str]) -> bool:
@@ -108,7 +111,8 @@ def read_animation(path: str | os.PathLike[str], *, max_pixels: int | None | _De
     with _open(p) as pim:
         if pim.format not in ANIMATED_FORMATS:
             raise ImageReadError(p, f"not an animation ({pim.format})")
-        frames = int(getattr(pim, "n_frames", 1))
+        hidden = bool(pim.info.get("default_image"))  # an APNG's still image, shown by viewers without APNG
+        frames = int(getattr(pim, "n_frames", 1)) - hidden
         width, height = pim.size
         if limit is not None and frames * width * height > limit:
             raise ImageReadError(p, f"too many pixels: {frames} frames of {width}x{height} are "
@@ -122,7 +126,7 @@ def read_animation(path: str | os.PathLike[str], *, max_pixels: int | None | _De
         loop = pim.info.get("loop")
         background = pim.info.get("background")
         return Animation(
-            format=str(pim.format), frames=frames, size=(width, height),
+            format=str(pim.format), frames=frames, size=(width, height), skip=int(hidden),
             loop=int(loop) if loop is not None else None,
             background=tuple(int(v) for v in background) if isinstance(background, tuple) else None,
             alpha=pim.mode in ("RGBA", "LA", "PA", "La", "RGBa") or pim.info.get("transparency") is not None,
@@ -140,7 +144,7 @@ def read_frames(path: str | os.PathLike[str], animation: Animation
     with _open(p) as pim:
         for i in range(animation.frames):
             try:
-                pim.seek(i)
+                pim.seek(i + animation.skip)
                 pim.load()
                 color, alpha, _ = _pillow_arrays(pim, p)
             except ImageReadError:
@@ -183,8 +187,8 @@ def write_animation(path: str | os.PathLike[str], frames: Iterable[tuple[np.ndar
                                "duration": [max(0, round(d)) for d in durations]}
     if animation.icc_profile:
         options["icc_profile"] = animation.icc_profile
-    if animation.exif:
-        options["exif"] = animation.exif
+    if animation.exif:  # its thumbnail made again from the first frame written, as a photo's is
+        options["exif"] = _exif_with_thumbnail(animation.exif, np.asarray(pictures[0].convert("RGB")))
     if animation.xmp and fmt == "PNG":
         from PIL.PngImagePlugin import PngInfo
 

@@ -32,6 +32,25 @@ from .methods import Method, Plan, load_method, view_options
 VIDEO_EXTENSIONS = frozenset({".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v", ".mts", ".m2ts", ".ts", ".mpg",
                               ".mpeg", ".vob", ".3gp"})
 """clips: phones' and cameras' (MP4, MOV, 3GP), camcorders' AVCHD (MTS, M2TS), broadcast (TS), DVD (VOB, MPEG-2)..."""
+_TRANSPORT_STREAMS = frozenset({".ts", ".mts", ".m2ts"})  # names TypeScript sources share
+
+
+def is_transport_stream(path: Path) -> bool:
+    """Whether ``path`` starts as an MPEG transport stream does: the sync byte 0x47 at the start of its first two
+    188-byte packets, or (M2TS, AVCHD) after the 4-byte timestamp of its first two 192-byte packets. A TypeScript
+    source named ``.ts`` or ``.mts`` does not."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(4 + 192 + 1)
+    except OSError:
+        return True  # reading it as a clip reports why it cannot be read
+    return (len(head) > 188 and head[0] == head[188] == 0x47) or (len(head) > 196 and head[4] == head[196] == 0x47)
+
+
+def _is_clip(path: Path) -> bool:
+    """A file named as a clip, and for the transport-stream names, one that is one (:func:`is_transport_stream`)."""
+    suffix = path.suffix.lower()
+    return suffix in VIDEO_EXTENSIONS and (suffix not in _TRANSPORT_STREAMS or is_transport_stream(path))
 OUTPUT_FORMATS = {"jpg": ".jpg", "jpeg": ".jpg", "png": ".png", "tiff": ".tif", "tif": ".tif", "webp": ".webp",
                   "heic": ".heic", "heif": ".heic", "avif": ".avif"}
 SIXTEEN_BIT = frozenset({".png", ".tif", ".tiff", ".heic", ".heif", ".hif"})  # HEIF: 16-bit codes stored as 10 bits
@@ -188,7 +207,7 @@ def _walk_images(folder: Path, ignored: Counter[str], out: Path) -> list[Path]:
             p = Path(dirpath) / name
             if name.startswith("."):
                 continue
-            if p.suffix.lower() in SUPPORTED_EXTENSIONS | VIDEO_EXTENSIONS:
+            if p.suffix.lower() in SUPPORTED_EXTENSIONS or _is_clip(p):
                 found.append(p)
             else:
                 ignored[p.suffix.lower() or "(no extension)"] += 1
@@ -227,12 +246,14 @@ def collect_jobs(inputs: Sequence[str | Path], out: str | Path, *, fmt: str = ""
                 jobs.append(Job(f, out / f.relative_to(src).with_suffix(suffix), kind))
         elif src.is_file():
             ext = src.suffix.lower()
-            if ext in VIDEO_EXTENSIONS:
+            if _is_clip(src):
                 jobs.append(Job(src, out / src.name, "video"))
             elif ext in SUPPORTED_EXTENSIONS:
                 jobs.append(Job(src, out / Path(src.name).with_suffix(output_suffix(src, fmt)), _kind(src)))
             else:
-                bad.append(Outcome(str(src), "", "failed", f"not a supported image or video ({ext or 'no extension'})"))
+                what = " that is not an MPEG transport stream" if ext in _TRANSPORT_STREAMS else ""
+                bad.append(Outcome(str(src), "", "failed",
+                                   f"not a supported image or video ({ext or 'no extension'}{what})"))
         else:
             bad.append(Outcome(str(src), "", "failed", "no such file or folder"))
     seen: dict[Path, Path] = {}

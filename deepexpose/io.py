@@ -432,7 +432,28 @@ def _as_exif_bytes(data: bytes) -> bytes:
 
 
 def _exif_with_orientation_1(data: bytes) -> bytes | None:
-    """``data`` with Orientation reset to 1 (unchanged bytes if it already is 1 or absent)."""
+    """``data`` with Orientation reset to 1 (unchanged bytes if it already is 1 or absent). The value is set where
+    it is in IFD0, so that nothing else in the block moves: a maker note's offsets stay valid and the thumbnail
+    (IFD1) stays, to be made again upright (:func:`_exif_with_thumbnail`). A block that cannot be read that way is
+    rewritten by Pillow, which keeps neither."""
+    base = 6 if data.startswith(_EXIF_HEADER) else 0
+    try:
+        bo = {b"II": "<", b"MM": ">"}[data[base:base + 2]]
+        ifd0 = base + struct.unpack_from(bo + "I", data, base + 4)[0]
+        for i in range(struct.unpack_from(bo + "H", data, ifd0)[0]):
+            at = ifd0 + 2 + 12 * i
+            tag, kind, count = struct.unpack_from(bo + "HHI", data, at)
+            if tag == _ORIENTATION_TAG and kind == 3 and count == 1:
+                if struct.unpack_from(bo + "H", data, at + 8)[0] == 1:
+                    return data
+                out = bytearray(data)
+                struct.pack_into(bo + "H", out, at + 8, 1)
+                return bytes(out)
+            if tag == _ORIENTATION_TAG:
+                raise ValueError("an Orientation that is not one SHORT")
+        return data
+    except (KeyError, ValueError, struct.error):
+        pass
     exif = PILImage.Exif()
     exif.load(data)
     if exif.get(_ORIENTATION_TAG, 1) == 1:

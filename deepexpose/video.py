@@ -407,13 +407,14 @@ def constant_rate(fps: float, tbr: float, interlaced: bool = False) -> float | N
     ``tbr`` grid: ``None`` (its own) when the two agree within 1 % (a clip of constant frame rate) or either is
     unknown; ``fps`` for an ``interlaced`` clip whose grid is its field rate (twice ``fps``: each frame holds two
     fields); else ``tbr``, the rate the camera recorded at, so that no frame is left out, unless that is above
-    :data:`MAX_CONSTANT_RATE` or four times ``fps`` (a grid finer than any frame rate), where ``fps`` is used and
-    frames closer together than ``1 / fps`` may be left out."""
+    :data:`MAX_CONSTANT_RATE` or four times ``fps`` (a grid finer than any frame rate), or below ``fps``, where
+    ``fps`` is used and frames closer together than ``1 / fps`` may be left out. (Matroska lists ``tbr`` as the
+    average, so a variable-rate MKV or WebM is read at its average rate.)"""
     if fps <= 0 or tbr <= 0 or abs(fps - tbr) <= 0.01 * tbr:
         return None
     if interlaced and abs(2 * fps - tbr) <= 0.01 * tbr:
         return fps
-    return tbr if tbr <= min(MAX_CONSTANT_RATE, 4 * fps) else fps
+    return tbr if fps < tbr <= min(MAX_CONSTANT_RATE, 4 * fps) else fps
 
 
 def clip_colour(pix_fmt: str) -> tuple[int, dict[str, str]]:
@@ -477,7 +478,9 @@ def encoder_options(suffix: str, quality: int, size: tuple[int, int], bit_depth:
     clip's ``codec``, its ``profile`` and ``pix_fmt``, as :func:`read_clip` gives them) is HEVC, ProRes or FFV1 and
     the container holds it (:data:`_KEPT_CODECS`): then HEVC is written with x265 (tagged ``hvc1``, as Apple players
     want), ProRes with the source's profile (Proxy to XQ), FFV1 losslessly, each keeping the source's chroma
-    subsampling (4:2:0, 4:2:2 or 4:4:4; FFV1 RGB as planar RGB), as an H.264 source's H.264 output does.
+    subsampling (4:2:0, 4:2:2 or 4:4:4; FFV1 RGB as planar RGB), as an H.264 source's H.264 output does. FFV1 is
+    lossless, so an RGB FFV1 clip the edit leaves unchanged comes back bit for bit; a YUV one passes through RGB (the
+    frames are read as RGB) and is written with 10 bits at most, and an alpha channel is not kept.
 
     Quality maps to x264's constant rate factor, CRF = 51 - 33 q / 95 rounded: the default 95 gives CRF 18
     (visually lossless, about x264's own advice), 100 gives 16 and 1 gives 51; x265 gets the same CRF. VP9
@@ -646,7 +649,7 @@ def write_clip(path: Path, frames: Iterable[np.ndarray], *, fps: float, size: tu
     output's container cannot hold (say, a subtitle format it has no tag for) is left out, cover art, attachments
     and subtitles first; returns what was left out, each with ffmpeg's reason (the metadata and chapters too, when
     even they cannot be copied), the data tracks (timecode, a camera's telemetry) and any video tracks after the
-    first, which are never copied."""
+    first, which are never copied, and cover art in Matroska output (which ffmpeg would write as a video track)."""
     ff = _ffmpeg()
     tmp = path.with_name(f".{path.name}.tmp-{secrets.token_hex(4)}{path.suffix}")
     both = path.with_name(f".{path.name}.tmp-{secrets.token_hex(4)}{path.suffix}")
@@ -671,6 +674,9 @@ def write_clip(path: Path, frames: Iterable[np.ndarray], *, fps: float, size: tu
             streams = clip_streams(streams_from)
             kinds = [k for k, name in (("a", "audio"), ("s", "subtitle"), ("t", "attachment"), ("p", "pictures"))
                      if streams[name]]
+            if "p" in kinds and path.suffix.lower() in (".mkv", ".webm"):  # ffmpeg would write it as a video track
+                kinds.remove("p")
+                left_out.append(f"{streams['pictures']} cover art picture(s) (not kept in Matroska output here)")
             if streams["data"]:
                 left_out.append(f"{streams['data']} data track(s) (timecode, telemetry: not copied)")
             if streams["other_video"]:

@@ -153,3 +153,20 @@ def test_an_exif_orientation_turns_every_frame(tmp_path):
     still = Image.fromarray(src[0])
     still.save(tmp_path / "still.webp", lossless=True, exif=exif.tobytes())
     assert np.array_equal(read_image(tmp_path / "still.webp", dtype="native").pixels, got[0])  # as a still is turned
+
+
+def test_an_apngs_still_for_other_viewers_is_not_made_a_frame(tmp_path):
+    red, green, blue = (np.full((8, 8, 3), c, np.uint8) for c in ((200, 0, 0), (0, 200, 0), (0, 0, 200)))
+    path = save(tmp_path / "a.png", [red, green, blue], duration=50, default_image=True)
+    info = read_animation(path)
+    assert info.frames == 2 and info.skip == 1
+    assert [rgb[0, 0].tolist() for rgb, _, _ in read_frames(path, info)] == [[0, 200, 0], [0, 0, 200]]
+
+
+def test_an_animations_exif_thumbnail_is_made_again_from_its_first_frame(tmp_path):
+    from conftest import exif_thumbnail, exif_with_thumbnail
+
+    info = Animation(format="WEBP", frames=2, size=(32, 24), exif=exif_with_thumbnail(np.zeros((12, 16, 3), np.uint8)))
+    bright = [(np.full((24, 32, 3), 200, np.uint8), None), (np.full((24, 32, 3), 100, np.uint8), None)]
+    out = write_animation(tmp_path / "a.webp", bright, [50, 50], info, quality=100)
+    assert exif_thumbnail(read_animation(out).exif).mean() > 190

@@ -805,3 +805,21 @@ def test_an_enhanced_photos_exif_thumbnail_shows_the_enhanced_photo(tmp_path):
     out = read_image(tmp_path / "out" / "dark.jpg", dtype="native")
     assert out.pixels.mean() > 60  # brightened ...
     assert abs(exif_thumbnail(out.exif).mean() - out.pixels.mean()) < 5  # ... and so is its thumbnail
+
+
+def test_typescript_sources_named_like_transport_streams_are_not_taken_for_clips(tmp_path):
+    from deepexpose.enhance import is_transport_stream
+
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "index.ts").write_text("export const x: number = 1;\n" * 20)
+    (tmp_path / "in" / "util.mts").write_text("export {};\n")
+    packet = b"\x47" + bytes(187)
+    (tmp_path / "in" / "tv.ts").write_bytes(packet * 3)
+    (tmp_path / "in" / "cam.m2ts").write_bytes((bytes(4) + packet) * 3)  # M2TS: a timestamp before each packet
+    assert not is_transport_stream(tmp_path / "in" / "index.ts")
+    assert not is_transport_stream(tmp_path / "in" / "util.mts")
+    assert is_transport_stream(tmp_path / "in" / "tv.ts") and is_transport_stream(tmp_path / "in" / "cam.m2ts")
+    jobs, bad, ignored = collect_jobs([tmp_path / "in"], tmp_path / "out")
+    assert sorted(j.source.name for j in jobs) == ["cam.m2ts", "tv.ts"] and ignored == {".ts": 1, ".mts": 1}
+    jobs, bad, _ = collect_jobs([tmp_path / "in" / "index.ts"], tmp_path / "out")
+    assert not jobs and "not an MPEG transport stream" in bad[0].reason

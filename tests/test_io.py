@@ -1833,7 +1833,6 @@ def test_an_exif_thumbnail_is_made_again_from_the_pixels_written(tmp_path, fmt, 
         return
     assert thumb.shape == (60, 160, 3)  # the old one's longest side, the new photo's shape
     assert thumb[:, :70].mean() < 30 and thumb[:, 90:].mean() > 190
-    assert exif_thumbnail(exif).mean() == 0  # the caller's EXIF is not changed
     parsed = PILImage.Exif()
     parsed.load(back)
     assert parsed[0x010F].rstrip("\x00") == "Camera"
@@ -1852,3 +1851,18 @@ def test_an_exif_thumbnail_that_cannot_be_remade_in_its_place_is_removed(tmp_pat
     plain = PILImage.Exif()
     plain[0x010F] = "Maker"
     assert dio._exif_with_thumbnail(b"Exif\x00\x00" + plain.tobytes(), noise) == b"Exif\x00\x00" + plain.tobytes()
+
+
+def test_a_turned_photos_exif_keeps_its_maker_data_in_place_and_gets_an_upright_thumbnail(tmp_path):
+    exif = exif_with_thumbnail(np.zeros((120, 160, 3), np.uint8), orientation=6, big_endian=True)
+    wide = np.zeros((60, 120, 3), np.uint8)
+    wide[:, 60:] = 220  # stored sideways: turned 90 degrees clockwise, it is tall, dark on top
+    PILImage.fromarray(wide).save(tmp_path / "turned.jpg", exif=exif)
+    img = read_image(tmp_path / "turned.jpg", dtype="native")
+    assert img.pixels.shape == (120, 60, 3) and len(img.exif) == len(exif)  # set in place: nothing moved
+    parsed = PILImage.Exif()
+    parsed.load(img.exif)
+    assert parsed[0x0112] == 1 and parsed[0x010F].rstrip("\x00") == "Camera"
+    back = read_image(write_image(tmp_path / "out.jpg", img), dtype="native").exif
+    thumb = exif_thumbnail(back)
+    assert thumb.shape == (120, 60, 3) and thumb[:50].mean() < 30 and thumb[70:].mean() > 190  # upright, as written

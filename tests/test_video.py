@@ -720,6 +720,7 @@ def test_constant_rate_reads_a_variable_rate_clip_at_its_recording_rate():
     assert constant_rate(100, 240) == 240 if 240 <= MAX_CONSTANT_RATE else constant_rate(100, 240) == 100
     assert constant_rate(29.97, 59.94) == 59.94  # a progressive clip that slowed down to half its rate
     assert constant_rate(29.97, 59.94, interlaced=True) == 29.97  # an interlaced one's grid is its field rate
+    assert constant_rate(30, 25) == 30  # never below the average, which would leave frames out
 
 
 def test_a_variable_frame_rate_clip_keeps_its_length_and_stays_in_step_with_its_sound(tmp_path):
@@ -925,3 +926,18 @@ def test_a_phone_clips_place_camera_and_time_are_kept(tmp_path):
                  "com.apple.quicktime.model: iPhone 15", "creation_time   : 2026-05-01T10:00:00"):
         assert line in listing
     assert listing.count("major_brand") == 1  # the container's, not copied again as a tag
+
+
+def test_matroska_cover_art_is_reported_left_out_not_written_as_a_video_track(tmp_path):
+    from deepexpose.video import clip_streams
+
+    clip = tmp_path / "in" / "film.mkv"
+    clip.parent.mkdir()
+    Image.fromarray(np.full((16, 16, 3), 90, np.uint8)).save(tmp_path / "cover.jpg")
+    _ffmpeg_run("-f", "lavfi", "-i", "testsrc2=size=48x32:rate=10:duration=0.5", "-c:v", "libx264", "-pix_fmt",
+                "yuv420p", "-attach", tmp_path / "cover.jpg", "-metadata:s:t", "mimetype=image/jpeg", clip)
+    assert clip_streams(clip)["pictures"] == 1
+    cfg = EnhanceConfig(out=str(tmp_path / "o"), method="classic", sidecar=True, progress=False)
+    assert enhance_paths([clip], cfg).exit_code == 0
+    assert clip_streams(tmp_path / "o" / "film.mkv")["other_video"] == 0
+    assert "cover art" in json.loads((tmp_path / "o" / "film.mkv.json").read_text())["left_out"][0]
