@@ -332,8 +332,11 @@ def read_clip(path: Path) -> tuple[dict, Iterable[np.ndarray]]:
     in step with its sound. (ffmpeg would otherwise repeat frames to its own guess of the rate, and the frames
     written at the average rate would run longer than the sound.)"""
     ff = _ffmpeg()
-    stream = video_stream(_listing(path))
+    listing = _listing(path)
+    stream = video_stream(listing)
     rate = constant_rate(stream["fps"], stream["tbr"], field_order(stream["pix_fmt"]) is not None)
+    if rate is None and re.search(r"^Input #0, matroska", listing, re.MULTILINE):
+        rate = packet_rate(path)  # Matroska lists tbr as the average: its timestamps tell a variable rate
     params = {"output_params": ["-fps_mode", "cfr", "-r", f"{rate:g}"]} if rate else {}
     reader = ff.read_frames(str(path), **params)
     try:
@@ -409,12 +412,42 @@ def constant_rate(fps: float, tbr: float, interlaced: bool = False) -> float | N
     fields); else ``tbr``, the rate the camera recorded at, so that no frame is left out, unless that is above
     :data:`MAX_CONSTANT_RATE` or four times ``fps`` (a grid finer than any frame rate), or below ``fps``, where
     ``fps`` is used and frames closer together than ``1 / fps`` may be left out. (Matroska lists ``tbr`` as the
-    average, so a variable-rate MKV or WebM is read at its average rate.)"""
+    average: :func:`read_clip` asks :func:`packet_rate` there.)"""
     if fps <= 0 or tbr <= 0 or abs(fps - tbr) <= 0.01 * tbr:
         return None
     if interlaced and abs(2 * fps - tbr) <= 0.01 * tbr:
         return fps
     return tbr if fps < tbr <= min(MAX_CONSTANT_RATE, 4 * fps) else fps
+
+
+_COMMON_RATES = (23.976, 24.0, 25.0, 29.97, 30.0, 48.0, 50.0, 59.94, 60.0, 90.0, 100.0, 119.88, 120.0)
+
+
+def packet_rate(path: Path) -> float | None:
+    """The rate a clip of variable frame rate was recorded at, from the presentation times of its first video
+    stream's packets (read without decoding): one over the shortest gap between them (their 5th percentile, so that
+    one odd timestamp does not count), snapped to the common rate within 2 % of it; ``None`` for a clip whose gaps
+    are all alike (the longest, their 95th percentile, at most 1.5 times the shortest), one with too few timestamped
+    packets, or a rate above :data:`MAX_CONSTANT_RATE`."""
+    import subprocess
+
+    done = subprocess.run([_ffmpeg().get_ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-i", str(path), "-map",
+                           "0:v:0", "-c", "copy", "-f", "framecrc", "-"], capture_output=True, text=True,
+                          errors="replace")
+    base = re.search(r"^#tb 0: (\d+)/(\d+)", done.stdout, re.MULTILINE)
+    times = sorted({int(cols[2]) for line in done.stdout.splitlines() if not line.startswith("#")
+                    and len(cols := [c.strip() for c in line.split(",")]) > 3 and cols[2].lstrip("-").isdigit()})
+    gaps = np.diff(times) if base and len(times) > 3 else np.array([])
+    gaps = gaps[gaps > 0]
+    if len(gaps) < 3:
+        return None
+    short, long = np.percentile(gaps, 5), np.percentile(gaps, 95)
+    if long <= 1.5 * short:
+        return None
+    rate = int(base.group(2)) / (int(base.group(1)) * short)
+    near = min(_COMMON_RATES, key=lambda r: abs(r - rate))
+    rate = near if abs(near - rate) <= 0.02 * near else round(rate, 2)
+    return rate if rate <= MAX_CONSTANT_RATE else None
 
 
 def clip_colour(pix_fmt: str) -> tuple[int, dict[str, str]]:

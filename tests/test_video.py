@@ -941,3 +941,17 @@ def test_matroska_cover_art_is_reported_left_out_not_written_as_a_video_track(tm
     assert enhance_paths([clip], cfg).exit_code == 0
     assert clip_streams(tmp_path / "o" / "film.mkv")["other_video"] == 0
     assert "cover art" in json.loads((tmp_path / "o" / "film.mkv.json").read_text())["left_out"][0]
+
+
+def test_a_variable_frame_rate_matroska_clip_is_told_by_its_timestamps(tmp_path):
+    from deepexpose.video import packet_rate
+
+    mp4, mkv, steady = tmp_path / "a.mp4", tmp_path / "a.mkv", tmp_path / "steady.mkv"
+    _ffmpeg_run("-f", "lavfi", "-i", "testsrc2=size=64x48:rate=30:duration=3", "-vf",
+                r"select=lt(t\,1)+not(mod(n\,3))", "-fps_mode", "vfr", "-c:v", "libx264", "-pix_fmt", "yuv420p", mp4)
+    _ffmpeg_run("-i", mp4, "-c", "copy", mkv)  # 1 s at 30 frames a second, 2 s at 10: 50 frames over 3 s
+    _ffmpeg_run("-f", "lavfi", "-i", "testsrc2=size=64x48:rate=25:duration=1", "-c:v", "libx264", steady)
+    assert "tbr" in _ffmpeg_listing(mkv) and packet_rate(mkv) == 30 and packet_rate(steady) is None
+    meta, frames = read_clip(mkv)
+    assert meta["fps"] == 30 and len(list(frames)) == 90  # as long as the clip, not 50 frames at its average
+    assert read_clip(steady)[0]["fps"] == 25 and "average_fps" not in read_clip(steady)[0]
