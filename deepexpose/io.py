@@ -431,15 +431,22 @@ def _as_exif_bytes(data: bytes) -> bytes:
     return data if data.startswith(_EXIF_HEADER) else _EXIF_HEADER + data
 
 
+def _exif_ifd0(data: bytes) -> tuple[int, str, int]:
+    """Where a raw EXIF block's TIFF header starts (after ``Exif\\0\\0``, if there), its byte order for
+    :mod:`struct` and its first IFD's offset from that header; ``KeyError`` or ``struct.error`` when it has none."""
+    base = 6 if data.startswith(_EXIF_HEADER) else 0
+    bo = {b"II": "<", b"MM": ">"}[bytes(data[base:base + 2])]
+    return base, bo, struct.unpack_from(bo + "I", data, base + 4)[0]
+
+
 def _exif_with_orientation_1(data: bytes) -> bytes | None:
     """``data`` with Orientation reset to 1 (unchanged bytes if it already is 1 or absent). The value is set where
     it is in IFD0, so that nothing else in the block moves: a maker note's offsets stay valid and the thumbnail
     (IFD1) stays, to be made again upright (:func:`_exif_with_thumbnail`). A block that cannot be read that way is
     rewritten by Pillow, which keeps neither."""
-    base = 6 if data.startswith(_EXIF_HEADER) else 0
     try:
-        bo = {b"II": "<", b"MM": ">"}[data[base:base + 2]]
-        ifd0 = base + struct.unpack_from(bo + "I", data, base + 4)[0]
+        base, bo, ifd0 = _exif_ifd0(data)
+        ifd0 += base
         for i in range(struct.unpack_from(bo + "H", data, ifd0)[0]):
             at = ifd0 + 2 + 12 * i
             tag, kind, count = struct.unpack_from(bo + "HHI", data, at)
@@ -1643,10 +1650,8 @@ def _exif_with_thumbnail(exif: bytes, rgb: np.ndarray) -> bytes:
     photo's shape; the highest quality of :data:`_THUMBNAIL_QUALITIES` that fits in the old one's bytes, zeros
     after it), so that no other offset in the EXIF moves (a maker note's stay valid). Where it does not fit, or the
     thumbnail is not a JPEG whose bytes lie in the block, IFD1 is unlinked: no thumbnail rather than a wrong one."""
-    base = 6 if exif.startswith(_EXIF_HEADER) else 0
     try:
-        bo = {b"II": "<", b"MM": ">"}[exif[base:base + 2]]
-        ifd0 = struct.unpack_from(bo + "I", exif, base + 4)[0]
+        base, bo, ifd0 = _exif_ifd0(exif)
         link = base + ifd0 + 2 + 12 * struct.unpack_from(bo + "H", exif, base + ifd0)[0]
         ifd1 = struct.unpack_from(bo + "I", exif, link)[0]
         if ifd1 == 0:

@@ -18,6 +18,7 @@ written with 10; the output is converted with the source's colour matrix and ran
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
@@ -371,11 +372,26 @@ _SCALE_MATRIX = {"bt709": "bt709", "bt470bg": "bt470", "smpte170m": "smpte170m",
                  "fcc": "fcc", "bt2020nc": "bt2020", "bt2020c": "bt2020"}  # ffmpeg colour spaces -> scale's names
 
 
+def _version(path: Path) -> tuple[int, int] | None:
+    """What tells one version of a file from another: its modification time and size (``None`` if it is missing)."""
+    try:
+        stat = os.stat(path)
+    except OSError:
+        return None
+    return stat.st_mtime_ns, stat.st_size
+
+
 def _listing(path: Path) -> str:
-    """ffmpeg's description of the file (its streams, one a line)."""
+    """ffmpeg's description of the file (its streams, one a line), asked once per version of the file: a clip is
+    read twice and its streams are looked up when it is written."""
+    return _cached_listing(str(path), _version(path))
+
+
+@functools.lru_cache(maxsize=32)
+def _cached_listing(path: str, version: tuple[int, int] | None) -> str:
     import subprocess
 
-    return subprocess.run([_ffmpeg().get_ffmpeg_exe(), "-hide_banner", "-i", str(path)], capture_output=True,
+    return subprocess.run([_ffmpeg().get_ffmpeg_exe(), "-hide_banner", "-i", path], capture_output=True,
                           text=True, errors="replace").stderr
 
 
@@ -428,10 +444,15 @@ def packet_rate(path: Path) -> float | None:
     stream's packets (read without decoding): one over the shortest gap between them (their 5th percentile, so that
     one odd timestamp does not count), snapped to the common rate within 2 % of it; ``None`` for a clip whose gaps
     are all alike (the longest, their 95th percentile, at most 1.5 times the shortest), one with too few timestamped
-    packets, or a rate above :data:`MAX_CONSTANT_RATE`."""
+    packets, or a rate above :data:`MAX_CONSTANT_RATE`. Asked once per version of the file (a clip is read twice)."""
+    return _cached_packet_rate(str(path), _version(path))
+
+
+@functools.lru_cache(maxsize=32)
+def _cached_packet_rate(path: str, version: tuple[int, int] | None) -> float | None:
     import subprocess
 
-    done = subprocess.run([_ffmpeg().get_ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-i", str(path), "-map",
+    done = subprocess.run([_ffmpeg().get_ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-i", path, "-map",
                            "0:v:0", "-c", "copy", "-f", "framecrc", "-"], capture_output=True, text=True,
                           errors="replace")
     base = re.search(r"^#tb 0: (\d+)/(\d+)", done.stdout, re.MULTILINE)
