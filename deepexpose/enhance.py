@@ -34,6 +34,10 @@ VIDEO_EXTENSIONS = frozenset({".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v", "
 """clips: phones' and cameras' (MP4, MOV, 3GP), camcorders' AVCHD (MTS, M2TS), broadcast (TS), DVD (VOB, MPEG-2)..."""
 _TRANSPORT_STREAMS = frozenset({".ts", ".mts", ".m2ts"})  # names TypeScript sources share
 
+OUTPUT_FORMATS = {"jpg": ".jpg", "jpeg": ".jpg", "png": ".png", "tiff": ".tif", "tif": ".tif", "webp": ".webp",
+                  "heic": ".heic", "heif": ".heic", "avif": ".avif"}
+SIXTEEN_BIT = frozenset({".png", ".tif", ".tiff", ".heic", ".heif", ".hif"})  # HEIF: 16-bit codes stored as 10 bits
+
 
 def is_transport_stream(path: Path) -> bool:
     """Whether ``path`` starts as an MPEG transport stream does: the sync byte 0x47 at the start of its first two
@@ -51,9 +55,6 @@ def _is_clip(path: Path) -> bool:
     """A file named as a clip, and for the transport-stream names, one that is one (:func:`is_transport_stream`)."""
     suffix = path.suffix.lower()
     return suffix in VIDEO_EXTENSIONS and (suffix not in _TRANSPORT_STREAMS or is_transport_stream(path))
-OUTPUT_FORMATS = {"jpg": ".jpg", "jpeg": ".jpg", "png": ".png", "tiff": ".tif", "tif": ".tif", "webp": ".webp",
-                  "heic": ".heic", "heif": ".heic", "avif": ".avif"}
-SIXTEEN_BIT = frozenset({".png", ".tif", ".tiff", ".heic", ".heif", ".hif"})  # HEIF: 16-bit codes stored as 10 bits
 
 
 @dataclass
