@@ -26,8 +26,10 @@ import numpy as np
 from .animation import ANIMATION_SUFFIXES, Animation, is_animation
 from .device import resolve_device
 from .io import (RAW_EXTENSIONS, SUPPORTED_EXTENSIONS, Image, ImageIOError, atomic_copy, atomic_write_bytes,
-                 max_pixels_limit, read_image, read_preview, register_heif, side_path, write_image)
+                 decode_picture, encode_picture, max_pixels_limit, read_image, read_preview, register_heif, side_path,
+                 to_codes, write_image)
 from .methods import Method, Plan, load_method, view_options
+from .mpf import DATA, GAIN_MAP, PICTURE, PREVIEW, VIEW, Trailer
 
 VIDEO_EXTENSIONS = frozenset({".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v", ".mts", ".m2ts", ".ts", ".mpg",
                               ".mpeg", ".vob", ".3gp"})
@@ -349,38 +351,80 @@ def enhance_image(method: Method, source: Path, output: Path, cfg: EnhanceConfig
     metadata. A camera RAW file is developed, never copied."""
     img, plan, preview = read_and_plan(method, source)
     warn_if_hdr(img, source, output)
-    left_out = warn_if_more_pictures(img, source)
+    left_out = warn_if_more_pictures(img, source, output)
     pixels = plan.render(img.pixels, cfg.strength)
     depth = _bit_depth(cfg, img.bit_depth, output)
     copy = (img.format != "RAW" and depth == img.bit_depth and _unchanged(pixels, img.pixels)
             and _copyable(source, output))
+    trailer = img.trailer if _is_jpeg(output) else None
+    if trailer is not None and not copy:
+        trailer = edit_views(method, plan, trailer, cfg.strength)
     extra = {"source": source.name, "size": [img.width, img.height], **({"chosen_on": preview} if preview else {}),
-             **({"copied": True} if copy else {}), **({"left_out": left_out} if left_out else {})}
+             **({"copied": True} if copy else {}), **({"left_out": left_out} if left_out else {}),
+             **({"after_photo": after_photo(trailer)} if trailer is not None and not copy else {})}
     write_side_files(plan, output, cfg, extra)
     if copy:
         atomic_copy(source, output, overwrite=True)
         return
     write_image(output, pixels, bit_depth=depth, quality=cfg.quality_for(img, output), icc_profile=img.icc_profile,
                 exif=img.exif, xmp=img.xmp, dpi=img.dpi, alpha=img.alpha, overwrite=True, threads=encode_threads(),
-                grey=img.grey, cicp=img.cicp, notes=img.notes)
+                grey=img.grey, cicp=img.cicp, notes=img.notes, trailer=trailer or Trailer(()))
 
 
-_PICTURES = {"TIFF": "pages", "JPEG": "images (a multi-picture JPEG: a preview, a second view or a gain map)",
+def _is_jpeg(output: Path) -> bool:
+    return output.suffix.lower() in (".jpg", ".jpeg", ".jpe", ".jfif")
+
+
+def edit_views(method: Method, plan: Plan, trailer: Trailer, strength: float) -> Trailer:
+    """``trailer`` with every other view of the scene (a stereo camera's second view, the frames of a panorama:
+    :data:`deepexpose.mpf.VIEW`) edited as the photo was: the same filter edit, its sub-image masks segmented on
+    that view, or, for a method without filter edits, one chosen on it."""
+    for part in trailer.parts:
+        if part.kind == VIEW:
+            pixels = decode_picture(part)
+            rgb = np.repeat(pixels, 3, axis=2) if pixels.shape[2] == 1 else pixels
+            view = method.plan_from_edit(plan.edit) if plan.edit is not None else method.plan(rgb)
+            out = to_codes(np.asarray(view.render(rgb, strength)), 8)
+            trailer = trailer.replace(part, encode_picture(part, out))
+    return trailer
+
+
+_AFTER_PHOTO = {GAIN_MAP: "kept (an HDR display applies it to the edited photo)",
+                PREVIEW: "made again from the edited photo", VIEW: "edited as the photo was",
+                PICTURE: "kept", DATA: "kept as it was"}
+
+
+def after_photo(trailer: Trailer) -> list[str]:
+    """What follows the photo in its JPEG output, a line per part of ``trailer`` (as read, or with its views
+    edited: :func:`edit_views`), and what becomes of it, for the sidecar."""
+    return [f"{line}: {_AFTER_PHOTO[p.kind]}" + (", turned upright with the photo" if p.kind in (GAIN_MAP, PICTURE)
+                                                 and p.orientation != 1 else "")
+            for p, line in zip(trailer.parts, trailer.describe())]
+
+
+_PICTURES = {"TIFF": "pages", "JPEG": "images (a multi-picture JPEG whose index cannot be read)",
              "HEIF": "top-level images"}
 
 
-def warn_if_more_pictures(img: Image, source: Path) -> str | None:
+def warn_if_more_pictures(img: Image, source: Path, output: Path) -> str | None:
     """Warn (:class:`deepexpose.DeepExposeWarning`) that a file holding more than one picture (``Image.pictures``: a
-    multi-page TIFF, a multi-picture JPEG, a HEIF burst) is enhanced as its first (or primary) picture alone, and
-    return what the output leaves out, for the sidecar; ``None`` for a file of one picture. (Animations are
-    enhanced whole, :func:`deepexpose.video.enhance_animation`.)"""
-    if img.pictures <= 1:
-        return None
+    multi-page TIFF, a HEIF burst) is enhanced as its first (or primary) picture alone, or that what follows a
+    JPEG's photo (``Image.trailer``: a preview, a second view, a gain map, a motion photo's video) has no place in
+    ``output`` (not a JPEG), and return what the output leaves out, for the sidecar; ``None`` when it leaves
+    nothing out. (Animations are enhanced whole, :func:`deepexpose.video.enhance_animation`.)"""
     from . import DeepExposeWarning
 
-    what = _PICTURES.get(img.format or "", "pictures")
-    first = "primary one" if img.format == "HEIF" else "first"
-    left_out = f"{img.pictures - 1} of the file's {img.pictures} {what}: only the {first} is enhanced"
+    if img.trailer is not None:
+        if _is_jpeg(output):
+            return None
+        left_out = (f"what follows the photo in the JPEG, {', '.join(img.trailer.describe())}: only JPEG output "
+                    "keeps it")
+    elif img.pictures <= 1:
+        return None
+    else:
+        what = _PICTURES.get(img.format or "", "pictures")
+        first = "primary one" if img.format == "HEIF" else "first"
+        left_out = f"{img.pictures - 1} of the file's {img.pictures} {what}: only the {first} is enhanced"
     warnings.warn(f"{source}: left out of the output: {left_out}", DeepExposeWarning, stacklevel=2)
     return left_out
 
@@ -408,14 +452,15 @@ def _unchanged(a: np.ndarray, b: np.ndarray) -> bool:
     return all(np.array_equal(a[i:i + step], b[i:i + step]) for i in range(0, a.shape[0], step))
 
 
-_PILLOW_SUFFIX = {"JPEG": ".jpg", "PNG": ".png", "TIFF": ".tif", "WEBP": ".webp", "BMP": ".bmp", "HEIF": ".heic",
-                  "AVIF": ".avif"}
+_PILLOW_SUFFIX = {"JPEG": ".jpg", "MPO": ".jpg", "PNG": ".png", "TIFF": ".tif", "WEBP": ".webp", "BMP": ".bmp",
+                  "HEIF": ".heic", "AVIF": ".avif"}
 _SAME_SUFFIX = {".jpeg": ".jpg", ".tiff": ".tif", ".heif": ".heic", ".hif": ".heic"}
 
 
 def _copyable(source: Path, output: Path) -> bool:
     """Whether a copy of ``source`` is what writing its unchanged pixels to ``output`` would give: the file is
-    the format the output's name says, one picture (not animated, not multi-page), upright (no EXIF orientation
+    the format the output's name says, one picture (not animated, not multi-page; a JPEG's pictures after its
+    photo are written back), upright (no EXIF orientation
     to apply) and not CMYK (converted to RGB when read). Reads the header only. A HEIC or AVIF file's rotation
     (``irot``, ``imir``) is part of the picture, which every reader applies: pillow-heif reports none, Pillow
     reports an AVIF's as its EXIF orientation."""
@@ -429,7 +474,7 @@ def _copyable(source: Path, output: Path) -> bool:
     except Exception:  # noqa: BLE001 - whatever Pillow cannot open is written, not copied
         return False
     suffix = output.suffix.lower()
-    return (kind == _SAME_SUFFIX.get(suffix, suffix) and frames == 1 and orientation == 1
+    return (kind == _SAME_SUFFIX.get(suffix, suffix) and (frames == 1 or kind == ".jpg") and orientation == 1
             and mode not in ("CMYK", "YCbCr", "LAB"))
 
 

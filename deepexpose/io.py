@@ -14,9 +14,11 @@ Reading (:func:`read_image`)
     by libavif through ``imagecodecs``) give ``bit_depth`` 16, their codes scaled to the full 16 bits (top bits
     repeated below them). Without ``pillow-heif``, or Pillow's AVIF support, reading such a file fails with a
     message naming what is missing; other formats are not affected. ``Image.lossless`` says a WebP file is
-    lossless (its image is ``VP8L``). Multi-frame files (multi-page TIFF, animated WebP, APNG and AVIF, MPO) give
+    lossless (its image is ``VP8L``). Multi-frame files (multi-page TIFF, animated WebP, APNG and AVIF) give
     their first frame, a HEIF file its primary image (depth maps, auxiliary images and thumbnails are left out);
-    ``Image.pictures`` says how many the file holds. Animations are read whole by :mod:`deepexpose.animation`.
+    ``Image.pictures`` says how many the file holds. A JPEG's photo is read, and what follows it in the file (the
+    other pictures of a multi-picture JPEG, a gain map, a motion photo's video) is kept as ``Image.trailer``.
+    Animations are read whole by :mod:`deepexpose.animation`.
     In native mode RGB and gray JPEGs are decoded by libjpeg-turbo through ``imagecodecs`` straight into the
     array (the same pixels as Pillow's decoder, tested, in about half the time of Pillow's decode plus its array
     copy).
@@ -100,6 +102,11 @@ Metadata rules
       TIFF (tag 33723), kept in JPEG and TIFF; a JPEG's comment (COM) or a PNG's ``Comment`` text, kept in JPEG and
       PNG; and a PNG's other text chunks (tEXt, zTXt, iTXt), kept in PNG. IPTC or a comment too long for one JPEG
       marker is left out of a JPEG. Other Photoshop resources, a JPEG's second comment and TIFF comments are dropped.
+    * What follows a JPEG's photo (``Image.trailer``, :mod:`deepexpose.mpf`) is written after a JPEG's photo, in
+      its order, with the MPF index made to fit: a camera's preview made again from the pixels written, the other
+      pictures (a gain map, a second view, unknown ones) byte for byte, or turned upright where the photo was
+      (re-encoded with their own quantisation tables and segments; GContainer's ``Item:Length`` in the XMP follows
+      a changed size), and other data (a motion photo's video) byte for byte. Other formats leave it out.
     * Alpha is written to PNG, TIFF, WebP, HEIF and AVIF. JPEG and BMP have no alpha channel (for BMP Pillow's
       reader ignores it), so there it is dropped silently and the colour values are written unchanged, not
       composited.
@@ -138,6 +145,7 @@ from PIL import UnidentifiedImageError
 
 from .cicp import Cicp
 from .cicp import icc_profile as cicp_icc_profile
+from .mpf import DATA, PREVIEW, Part, Trailer, join, read_trailer, segments, xmp_with_lengths
 
 if TYPE_CHECKING:
     import torch
@@ -157,6 +165,8 @@ __all__ = [
     "ImageWriteError",
     "from_tensor",
     "is_image_file",
+    "decode_picture",
+    "encode_picture",
     "jpeg_end",
     "quantize",
     "read_image",
@@ -287,6 +297,8 @@ class Image:
     pages of a multi-page TIFF (reduced-resolution ones, thumbnails, not counted), the images of a multi-picture
     JPEG (MPO: a camera's preview, a second view, a gain map), the top-level images of a HEIF file (a burst), the
     frames of an animation; 1 for most files.
+    ``trailer``: what a JPEG holds after its photo (:class:`deepexpose.mpf.Trailer`: the other pictures of its MPF
+    index, a gain map, a motion photo's video...), written back after a JPEG's photo; ``None`` when nothing follows.
     """
 
     pixels: np.ndarray
@@ -303,6 +315,7 @@ class Image:
     cicp: Cicp | None = None
     notes: Notes | None = None
     pictures: int = 1
+    trailer: Trailer | None = None
 
     @property
     def height(self) -> int:
@@ -754,7 +767,8 @@ def read_preview(path: str | os.PathLike[str], min_side: int, *,
     libjpeg decodes at 1/2, 1/4 or 1/8 of the size by a reduced inverse DCT (Pillow's ``draft``; at 1/8 each
     pixel is the mean of an 8 x 8 block, the DC coefficient), skipping most of the work; the smallest of
     those scales whose sides are both at least ``min_side`` is used, with the EXIF orientation applied as
-    :func:`read_image` applies it. ``None`` for any other file (CMYK or multi-picture JPEGs included), one no
+    :func:`read_image` applies it; a multi-picture JPEG's is of its photo. ``None`` for any other file (CMYK JPEGs
+    included), one no
     scale can reduce, one over ``max_pixels`` (as :func:`read_image`), and any error (:func:`read_image`
     reports it).
     """
@@ -765,7 +779,7 @@ def read_preview(path: str | os.PathLike[str], min_side: int, *,
         with pim:
             width, height = pim.size
             limit = _resolve_max_pixels(max_pixels)
-            if (pim.format != "JPEG" or pim.mode not in ("RGB", "L")
+            if (pim.format not in ("JPEG", "MPO") or pim.mode not in ("RGB", "L")
                     or (limit is not None and width * height > limit)):
                 return None
             orientation = _pillow_orientation(pim)
@@ -823,8 +837,8 @@ def _read_pillow(path: Path, limit: int | None, tiff_layout: str | None, native:
         _check_pixels(path, width, height, limit)
         fmt = "JPEG" if pim.format == "MPO" else str(pim.format)
         decoded = avif_meta = None
-        if native and pim.format == "JPEG" and pim.mode in ("RGB", "L"):
-            codes = _decode_jpeg_codes(path, pim.mode, width, height)
+        if native and pim.format in ("JPEG", "MPO") and pim.mode in ("RGB", "L"):
+            codes = _decode_jpeg_codes(path, pim.mode, width, height, cut=pim.format == "MPO")
             decoded = None if codes is None else (codes, None, 8)
         elif pim.format == "AVIF":
             avif_meta = _avif_meta(path)
@@ -849,6 +863,7 @@ def _read_pillow(path: Path, limit: int | None, tiff_layout: str | None, native:
         except Exception:
             tiff_tags = {}
         pictures = int(getattr(pim, "n_frames", 1) or 1)
+        trailer = _jpeg_trailer(path, _has_mp_index(pim), xmp, orientation) if fmt == "JPEG" else None
         dpi = _pillow_dpi(pim, fmt, tiff_tags)
         if dpi is not None and orientation == 1 and in_file in _TRANSPOSING:  # Pillow turned the TIFF itself
             dpi = (dpi[1], dpi[0])
@@ -869,7 +884,33 @@ def _read_pillow(path: Path, limit: int | None, tiff_layout: str | None, native:
     img.lossless = fmt == "WEBP" and _webp_lossless(path)
     img.notes = notes
     img.pictures = pictures
+    img.trailer = trailer
     return img
+
+
+_TRAILER_XMP = (b"GContainer", b"Container:Directory", b"MicroVideo", b"MotionPhoto")
+
+
+def _has_mp_index(pim: PILImage.Image) -> bool:
+    """Whether a JPEG has an MPF index (Pillow opens an Ultra HDR photo as a plain JPEG, not as an MPO)."""
+    return any(kind == "APP2" and body.startswith(b"MPF\x00") for kind, body in getattr(pim, "applist", ()))
+
+
+def _jpeg_trailer(path: Path, indexed: bool, xmp: Any, orientation: int) -> Trailer | None:
+    """What follows a JPEG's photo (:func:`deepexpose.mpf.read_trailer`); the file is read whole only when it has
+    an MPF index, does not end with the photo's end of image, or its XMP names appended items. Never fails a read."""
+    try:
+        if not indexed and not (isinstance(xmp, (bytes, str)) and any(
+                k in (xmp.encode() if isinstance(xmp, str) else xmp) for k in _TRAILER_XMP)):
+            with open(path, "rb") as fh:
+                fh.seek(-2, os.SEEK_END)
+                if fh.read(2) == b"\xff\xd9":
+                    return None
+        data = path.read_bytes()
+        end = jpeg_end(data, 0)
+        return None if end is None else read_trailer(data, end, orientation)
+    except (OSError, ValueError, struct.error):
+        return None
 
 
 _PNG_COMMENT = "Comment"
@@ -988,17 +1029,18 @@ def jpeg_end(data: bytes, start: int) -> int | None:
     return None
 
 
-def _decode_jpeg_codes(path: Path, mode: str, width: int, height: int) -> np.ndarray | None:
+def _decode_jpeg_codes(path: Path, mode: str, width: int, height: int, cut: bool = False) -> np.ndarray | None:
     """A baseline/progressive RGB or gray JPEG decoded by libjpeg-turbo through ``imagecodecs`` straight into
     a (writable) array: the same pixels as Pillow (tested) at about half the time of Pillow's decode plus its
     array copy. ``None`` (use Pillow, which also reports damaged files) if anything is unexpected, including
     a file with no end-of-image marker: libjpeg-turbo fills a truncated file's missing rows with grey and
-    only warns. Bytes after the marker (a phone's motion-photo video, padding) are left out."""
+    only warns. Bytes after the marker (a phone's motion-photo video, padding; with ``cut``, the other pictures of
+    a multi-picture JPEG, which also end with one) are left out."""
     try:
         import imagecodecs
 
         data = path.read_bytes()
-        if not data.endswith(b"\xff\xd9"):
+        if cut or not data.endswith(b"\xff\xd9"):
             end = jpeg_end(data, 0)
             if end is None:
                 return None
@@ -1432,7 +1474,7 @@ def write_image(path: str | os.PathLike[str], image_or_pixels: Image | np.ndarra
                 exif: bytes | PILImage.Exif | None = None, alpha: np.ndarray | None = None,
                 overwrite: bool = False, threads: int | None = None, grey: bool | None = None,
                 xmp: bytes | str | None = None, dpi: tuple[float, float] | None = None,
-                cicp: Cicp | None = None, notes: Notes | None = None) -> Path:
+                cicp: Cicp | None = None, notes: Notes | None = None, trailer: Trailer | None = None) -> Path:
     """Write RGB pixels (``H x W x 3``) atomically to ``path``; with ``grey`` (default: an Image's own ``grey``,
     else false) as one gray channel, their Rec. 709 luma ``0.2126 R + 0.7152 G + 0.0722 B`` rounded, where the
     format has one (JPEG, PNG, TIFF, BMP, AVIF; WebP and HEIF stay RGB).
@@ -1451,7 +1493,10 @@ def write_image(path: str | os.PathLike[str], image_or_pixels: Image | np.ndarra
     included) unless it has another ICC profile (libheif writes one or the other), PNG output as a ``cICP`` chunk;
     where no profile is given, every format gets the ICC profile made from it, if one can be (see
     :func:`deepexpose.cicp.icc_profile`). ``notes`` (default: an Image's own; :class:`Notes`) go where the format
-    holds them: IPTC records to JPEG and TIFF, the comment to JPEG and PNG, other text to PNG. The format comes
+    holds them: IPTC records to JPEG and TIFF, the comment to JPEG and PNG, other text to PNG. ``trailer`` (default:
+    an Image's own; ``Trailer(())`` for none) follows a JPEG's photo, its previews made again from the pixels
+    written and its pictures turned upright (:func:`deepexpose.mpf.join`); other formats have no place for it. The
+    format comes
     from ``format`` or else from the extension. ``bit_depth`` is 8, or 16 for PNG, TIFF and HEIF (HEIF stores 10
     bits). ``quality`` (1..100) applies to JPEG (4:4:4 chroma at 90 and above), WebP (100 means lossless), HEIF and
     AVIF (4:2:0 chroma).
@@ -1481,6 +1526,7 @@ def write_image(path: str | os.PathLike[str], image_or_pixels: Image | np.ndarra
             grey = img.grey if grey is None else grey
             cicp = img.cicp if cicp is None else cicp
             notes = img.notes if notes is None else notes
+            trailer = img.trailer if trailer is None else trailer
         else:
             pixels = image_or_pixels
         grey = bool(grey) and fmt in _HAS_GREY
@@ -1490,6 +1536,8 @@ def write_image(path: str | os.PathLike[str], image_or_pixels: Image | np.ndarra
         a = to_codes(_check_alpha(alpha, rgb.shape[:2]), bit_depth) if alpha is not None else None
         if notes is not None and not isinstance(notes, Notes):
             raise TypeError(f"notes must be a deepexpose.io.Notes, got {type(notes).__name__}")
+        if trailer is not None and not isinstance(trailer, Trailer):
+            raise TypeError(f"trailer must be a deepexpose.mpf.Trailer, got {type(trailer).__name__}")
         if cicp is not None:
             if len(cicp) != 4 or not all(0 <= int(v) <= 255 for v in cicp[:3]):
                 raise ValueError(f"cicp must be (primaries, transfer, matrix, full_range), codes 0..255, got {cicp!r}")
@@ -1519,9 +1567,27 @@ def write_image(path: str | os.PathLike[str], image_or_pixels: Image | np.ndarra
         xmp_bytes = None  # too long for its one APP1 marker (extended XMP is not written): dropped, not an error
     if fmt == "HEIF" and cicp is not None and icc is not None and icc == cicp_icc_profile(cicp, grey):
         icc = None  # libheif writes one colour box, an ICC profile or code points: the code points themselves
+    if fmt != "JPEG" or trailer is not None and not trailer.parts:
+        trailer = None
+    if trailer is not None:
+        try:
+            before = trailer
+            trailer = _trailer_for(trailer, rgb)
+            xmp_bytes = xmp_with_lengths(xmp_bytes, [(len(a.data), len(b.data))
+                                                     for a, b in zip(before.parts, trailer.parts)])
+        except Exception as e:
+            raise ImageWriteError(p, f"the pictures after the photo cannot be written ({type(e).__name__}: {e})") from e
     meta = _Meta(icc, exif_bytes, xmp_bytes, dpi, cicp if fmt in ("HEIF", "PNG") else None, _notes_for(fmt, notes))
 
     def encode(fh: IO[bytes]) -> None:
+        if trailer is not None:
+            photo = io.BytesIO()
+            write(photo)
+            fh.write(join(photo.getvalue(), trailer))
+        else:
+            write(fh)
+
+    def write(fh: IO[bytes]) -> None:
         if fmt == "TIFF":
             _encode_tiff(fh, rgb, a, meta)
         elif fmt == "PNG" and bit_depth == 16:
@@ -1535,6 +1601,68 @@ def write_image(path: str | os.PathLike[str], image_or_pixels: Image | np.ndarra
 
     _atomic_write(p, encode, overwrite)
     return p
+
+
+def _trailer_for(trailer: Trailer, rgb: np.ndarray) -> Trailer:
+    """``trailer`` to follow the upright photo ``rgb`` (8-bit codes): a preview made again from it, at the old
+    preview's longer side, and every other picture not yet upright turned (:func:`encode_picture`)."""
+    parts = []
+    for part in trailer.parts:
+        if part.kind == PREVIEW:
+            with PILImage.open(io.BytesIO(part.data)) as old:
+                side = max(old.size)
+            h, w = rgb.shape[:2]
+            size = (side, max(1, round(h * side / w))) if w >= h else (max(1, round(w * side / h)), side)
+            small = PILImage.fromarray(rgb[:, :, 0] if rgb.shape[2] == 1 else rgb).resize(
+                size, PILImage.Resampling.LANCZOS, reducing_gap=3.0)
+            a = np.asarray(small)
+            part = encode_picture(part, a[:, :, None] if a.ndim == 2 else a)
+        elif part.kind != DATA and part.orientation != 1:
+            part = encode_picture(part, decode_picture(part))
+        parts.append(part)
+    return Trailer(tuple(parts), trailer.mpf)
+
+
+def decode_picture(part: Part) -> np.ndarray:
+    """The pixels of a picture that follows a JPEG's photo (:class:`deepexpose.mpf.Part`): ``uint8`` ``H x W x 1``
+    (gray) or ``x 3``, turned upright by its ``orientation``."""
+    with PILImage.open(io.BytesIO(part.data)) as pim:
+        a = np.asarray(pim if pim.mode in ("L", "RGB") else pim.convert("RGB"))
+    return _orient(a[:, :, None] if a.ndim == 2 else a, part.orientation)
+
+
+def encode_picture(part: Part, pixels: np.ndarray) -> Part:
+    """``part`` with upright ``uint8`` ``pixels`` (``H x W x 1`` or ``x 3``) in place of its own, encoded as its
+    JPEG was (its quantisation tables and chroma sampling, where they fit) after its own APPn and COM segments
+    (EXIF with Orientation 1 and a thumbnail made again, XMP, MPF attributes...); orientation 1."""
+    from PIL import JpegImagePlugin
+
+    grey = pixels.shape[2] == 1
+    with PILImage.open(io.BytesIO(part.data)) as old:
+        tables = dict(getattr(old, "quantization", None) or {})
+        sampling = JpegImagePlugin.get_sampling(old)
+    options: dict[str, Any] = {"quality": 90}
+    if len(tables) >= (1 if grey else 2):
+        options = {"qtables": [tables[k] for k in sorted(tables)][:1 if grey else 2]}
+        if not grey and sampling >= 0:
+            options["subsampling"] = sampling
+    buf = io.BytesIO()
+    PILImage.fromarray(np.ascontiguousarray(pixels[:, :, 0] if grey else pixels)).save(buf, "JPEG", **options)
+    new = buf.getvalue()
+    head = b""
+    for marker, start, end in segments(part.data):
+        if 0xE0 <= marker <= 0xEF or marker == 0xFE:
+            body = part.data[start + 4:end]
+            if marker == 0xE1 and body.startswith(_EXIF_HEADER):
+                try:
+                    body = _exif_with_thumbnail(_exif_for_writing(body) or body, pixels)
+                except Exception:
+                    pass  # kept as it was
+                head += _app_marker(1, body)
+            else:
+                head += part.data[start:end]
+    rest = next(start for marker, start, _ in segments(new) if not 0xE0 <= marker <= 0xEF)
+    return Part(part.kind, new[:2] + head + new[rest:], part.entry)
 
 
 def _output_format(path: Path, format: str | None) -> str:

@@ -224,3 +224,62 @@ def exif_thumbnail(exif: bytes) -> np.ndarray | None:
         tags[tag] = value
     start, length = tags[0x0201], tags[0x0202]
     return np.asarray(Image.open(io.BytesIO(data[start:start + length])).convert("RGB"))
+
+
+def jpeg_bytes(pixels: np.ndarray, *, quality: int = 90, xmp: bytes | None = None, exif: bytes | None = None) -> bytes:
+    """``pixels`` (``h x w`` or ``h x w x 3`` uint8) as a JPEG from Pillow, with an XMP packet and EXIF if given."""
+    import io
+
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, format="JPEG", quality=quality, **({"xmp": xmp} if xmp else {}),
+                                 **({"exif": exif} if exif else {}))
+    return buffer.getvalue()
+
+
+MP_PREVIEW, MP_DISPARITY, MP_UNDEFINED = 0x010001, 0x020002, 0x000000
+
+
+def multi_picture(photo: bytes, pictures: list[tuple[int, bytes]], *, big_endian: bool = True, between: bytes = b"",
+                  after: bytes = b"") -> bytes:
+    """A multi-picture JPEG (CIPA DC-007), built here from the spec: ``photo``'s own JPEG with an MPF APP2 segment
+    after its first APPn, then each ``(MP type, JPEG)`` of ``pictures`` (``between`` before each), then ``after``.
+    Fujifilm's stereo cameras write big-endian indexes; Pillow's MPO writer, which gets sizes wrong from the third
+    picture on, little-endian ones."""
+    bo = ">" if big_endian else "<"
+    n = 1 + len(pictures)
+    entries_at = 8 + 2 + 3 * 12 + 4
+    body_size = 4 + entries_at + 16 * n
+    at = 4 + int.from_bytes(photo[4:6], "big")  # after the first APPn (Pillow's JFIF APP0)
+    size = len(photo) + 4 + body_size
+    base = at + 8
+    entries = struct.pack(bo + "IIIHH", 0x20000000 | 0x030000, size, 0, 0, 0)
+    pos = size
+    for kind, data in pictures:
+        pos += len(between)
+        entries += struct.pack(bo + "IIIHH", kind, len(data), pos - base, 0, 0)
+        pos += len(data)
+    tiff = (b"MM\x00*" if big_endian else b"II*\x00") + struct.pack(bo + "I", 8) + struct.pack(bo + "H", 3)
+    tiff += struct.pack(bo + "HHI", 0xB000, 7, 4) + b"0100"
+    tiff += struct.pack(bo + "HHII", 0xB001, 4, 1, n) + struct.pack(bo + "HHII", 0xB002, 7, 16 * n, entries_at)
+    tiff += struct.pack(bo + "I", 0) + entries
+    segment = b"\xff\xe2" + struct.pack(">H", 2 + body_size) + b"MPF\x00" + tiff
+    return photo[:at] + segment + photo[at:] + b"".join(between + data for _, data in pictures) + after
+
+
+GAIN_MAP_XMP = (b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">'
+                b'<rdf:Description xmlns:hdrgm="http://ns.adobe.com/hdr-gain-map/1.0/" hdrgm:Version="1.0" '
+                b'hdrgm:GainMapMax="2.0"/></rdf:RDF></x:xmpmeta>')
+
+
+def container_xmp(*items: tuple[str, str, int]) -> bytes:
+    """A photo's XMP listing Google's GContainer items ``(semantic, mime, length)`` after the primary."""
+    listed = "".join(f'<rdf:li rdf:parseType="Resource"><Container:Item Item:Semantic="{s}" Item:Mime="{m}" '
+                     f'Item:Length="{n}"/></rdf:li>' for s, m, n in items)
+    return ('<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">'
+            '<rdf:Description xmlns:Container="http://ns.google.com/photos/1.0/container/" '
+            'xmlns:Item="http://ns.google.com/photos/1.0/container/item/" xmlns:hdrgm="http://ns.adobe.com/hdr-gain-map'
+            '/1.0/" hdrgm:Version="1.0"><Container:Directory><rdf:Seq><rdf:li rdf:parseType="Resource">'
+            '<Container:Item Item:Semantic="Primary" Item:Mime="image/jpeg"/></rdf:li>'
+            f'{listed}</rdf:Seq></Container:Directory></rdf:Description></rdf:RDF></x:xmpmeta>').encode()

@@ -823,3 +823,64 @@ def test_typescript_sources_named_like_transport_streams_are_not_taken_for_clips
     assert sorted(j.source.name for j in jobs) == ["cam.m2ts", "tv.ts"] and ignored == {".ts": 1, ".mts": 1}
     jobs, bad, _ = collect_jobs([tmp_path / "in" / "index.ts"], tmp_path / "out")
     assert not jobs and "not an MPEG transport stream" in bad[0].reason
+
+
+def _phone_jpeg(path, *, dark=40):
+    """A dark phone JPEG followed by a preview, an Ultra HDR gain map, a stereo second view and a motion photo's
+    video; returns the gain map and the video as written."""
+    from conftest import GAIN_MAP_XMP, MP_DISPARITY, MP_PREVIEW, MP_UNDEFINED, container_xmp, jpeg_bytes, multi_picture
+
+    y, x = np.mgrid[0:48, 0:64]
+    photo = np.stack([dark + x // 4, dark + y // 4, dark + (x + y) // 8], axis=2).astype(np.uint8)
+    gain = jpeg_bytes((x[::4, ::4] * 4).astype(np.uint8), xmp=GAIN_MAP_XMP)
+    video = b"\0\0\0\x18ftypmp42" + bytes(300)
+    head = jpeg_bytes(photo, xmp=container_xmp(("GainMap", "image/jpeg", len(gain)), ("MotionPhoto", "video/mp4",
+                                                                                          len(video))))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(multi_picture(head, [(MP_PREVIEW, jpeg_bytes(photo[::4, ::4])), (MP_UNDEFINED, gain),
+                                          (MP_DISPARITY, jpeg_bytes(photo[:, ::-1]))], after=video))
+    return gain, video
+
+
+def test_a_phone_jpegs_preview_gain_map_second_view_and_video_come_through_enhance(tmp_path):
+    from PIL.MpoImagePlugin import MpoImageFile
+
+    from deepexpose import DeepExposeWarning
+
+    gain, video = _phone_jpeg(tmp_path / "in" / "phone.jpg")
+    cfg = EnhanceConfig(out=str(tmp_path / "out"), method="classic", sidecar=True, progress=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DeepExposeWarning)  # nothing is left out
+        assert enhance_paths([tmp_path / "in"], cfg).exit_code == 0
+    out = tmp_path / "out" / "phone.jpg"
+    with MpoImageFile(out) as im:  # Pillow takes a JPEG with Ultra HDR XMP for a plain one unless asked
+        frames = []
+        for k in range(im.n_frames):
+            im.seek(k)
+            frames.append(np.asarray(im).astype(float))
+    source = read_image(tmp_path / "in" / "phone.jpg", dtype="native").pixels.astype(float)
+    assert frames[0].mean() > source.mean() + 20  # auto exposure brightened the photo...
+    assert abs(frames[3].mean() - frames[0].mean()) < 2  # ... and its second view alike
+    assert abs(frames[1].mean() - frames[0].mean()) < 2  # the preview shows the edited photo
+    trailer = read_image(out).trailer
+    assert trailer.parts[1].data == gain and out.read_bytes().endswith(video)
+    doc = json.loads((tmp_path / "out" / "phone.jpg.json").read_text())
+    assert [line.split(": ")[1] for line in doc["after_photo"]] == [
+        "made again from the edited photo", "kept (an HDR display applies it to the edited photo)",
+        "edited as the photo was", "kept as it was"]
+    assert "left_out" not in doc
+
+
+def test_a_phone_jpeg_written_as_png_says_what_it_leaves_out_and_an_unchanged_one_is_copied(tmp_path):
+    from deepexpose import DeepExposeWarning
+
+    _phone_jpeg(tmp_path / "in" / "phone.jpg")
+    cfg = EnhanceConfig(out=str(tmp_path / "png"), method="classic", sidecar=True, progress=False, format="png")
+    with pytest.warns(DeepExposeWarning, match=r"phone.jpg: left out of the output: what follows the photo in the "
+                                               r"JPEG, preview \(\d+ bytes\), gain map"):
+        assert enhance_paths([tmp_path / "in"], cfg).exit_code == 0
+    doc = json.loads((tmp_path / "png" / "phone.png.json").read_text())
+    assert doc["left_out"].endswith("only JPEG output keeps it") and "after_photo" not in doc
+    cfg = EnhanceConfig(out=str(tmp_path / "same"), method="classic", progress=False, strength=0.0)
+    assert enhance_paths([tmp_path / "in"], cfg).exit_code == 0
+    assert (tmp_path / "same" / "phone.jpg").read_bytes() == (tmp_path / "in" / "phone.jpg").read_bytes()

@@ -28,6 +28,8 @@ from deepexpose.io import (
     Notes,
     ImageReadError,
     ImageWriteError,
+    decode_picture,
+    encode_picture,
     from_tensor,
     is_image_file,
     quantize,
@@ -1866,3 +1868,118 @@ def test_a_turned_photos_exif_keeps_its_maker_data_in_place_and_gets_an_upright_
     back = read_image(write_image(tmp_path / "out.jpg", img), dtype="native").exif
     thumb = exif_thumbnail(back)
     assert thumb.shape == (120, 60, 3) and thumb[:50].mean() < 30 and thumb[70:].mean() > 190  # upright, as written
+
+
+def _mpo_photo(orientation: int = 1):
+    """A phone-like JPEG: a 24 x 32 photo (EXIF orientation given), then a preview, a gain map listed in the photo's
+    GContainer XMP, a second view, and a motion photo's video; the parts as written."""
+    from conftest import GAIN_MAP_XMP, MP_DISPARITY, MP_PREVIEW, MP_UNDEFINED, container_xmp, jpeg_bytes, multi_picture
+
+    y, x = np.mgrid[0:24, 0:32]
+    photo = np.stack([x * 6, y * 8, 60 + x], axis=2).astype(np.uint8)
+    preview = jpeg_bytes(photo[::2, ::2])
+    gain = jpeg_bytes((x[::2, ::2] * 15 + y[::2, ::2]).astype(np.uint8), quality=85, xmp=GAIN_MAP_XMP)
+    view = jpeg_bytes(photo[:, ::-1])
+    video = b"\0\0\0\x18ftypmp42" + bytes(range(200))
+    ex = PILImage.Exif()
+    ex[0x0112] = orientation
+    head = jpeg_bytes(photo, xmp=container_xmp(("GainMap", "image/jpeg", len(gain)), ("MotionPhoto", "video/mp4",
+                                                                                          len(video))),
+                      exif=ex.tobytes())
+    data = multi_picture(head, [(MP_PREVIEW, preview), (MP_UNDEFINED, gain), (MP_DISPARITY, view)], after=video)
+    return data, photo, preview, gain, view, video
+
+
+def _pictures(path) -> list[np.ndarray]:
+    """Every picture of a multi-picture JPEG, as Pillow's MPO reader finds them from the index (Pillow opens a
+    JPEG with Ultra HDR XMP as a plain JPEG, so the reader is asked for by name)."""
+    from PIL.MpoImagePlugin import MpoImageFile
+
+    out = []
+    try:
+        im = MpoImageFile(path)
+    except ValueError:  # no index
+        return [np.asarray(PILImage.open(path))]
+    with im:
+        for k in range(im.n_frames):
+            im.seek(k)
+            out.append(np.asarray(im))
+    return out
+
+
+def test_a_jpegs_pictures_and_data_after_its_photo_are_written_back_after_the_new_photo(tmp_path):
+    from deepexpose.mpf import DATA, GAIN_MAP, PREVIEW, VIEW
+
+    data, photo, preview, gain, view, video = _mpo_photo()
+    (tmp_path / "phone.jpg").write_bytes(data)
+    img = read_image(tmp_path / "phone.jpg", dtype="native")
+    assert [p.kind for p in img.trailer.parts] == [PREVIEW, GAIN_MAP, VIEW, DATA]
+    brighter = np.clip(img.pixels.astype(int) + 60, 0, 255).astype(np.uint8)
+    write_image(tmp_path / "out.jpg", brighter, trailer=img.trailer, xmp=img.xmp)
+    out = (tmp_path / "out.jpg").read_bytes()
+    assert out.endswith(video)  # the motion photo's video, last, as its XMP says
+    frames = _pictures(tmp_path / "out.jpg")
+    assert len(frames) == 4
+    assert np.abs(frames[1].astype(int) - brighter[::2, ::2]).mean() < 4  # the preview shows the new photo
+    again = read_image(tmp_path / "out.jpg").trailer
+    assert [p.data for p in again.parts[1:]] == [gain, view, video]  # upright already: kept byte for byte
+    assert again.parts[0].data != preview
+    # other formats have no place for them; an empty trailer drops them from a JPEG
+    write_image(tmp_path / "out.png", img)
+    assert read_image(tmp_path / "out.png").trailer is None
+    write_image(tmp_path / "bare.jpg", img, trailer=dio.Trailer(()))
+    assert read_image(tmp_path / "bare.jpg").trailer is None and len(_pictures(tmp_path / "bare.jpg")) == 1
+    with pytest.raises(ImageWriteError, match="trailer must be a deepexpose.mpf.Trailer"):
+        write_image(tmp_path / "bad.jpg", img, trailer=b"video")
+
+
+def test_a_turned_photos_pictures_are_turned_with_it_and_its_container_lengths_follow(tmp_path):
+    from deepexpose.mpf import GAIN_MAP
+
+    data, photo, preview, gain, view, video = _mpo_photo(orientation=6)
+    (tmp_path / "phone.jpg").write_bytes(data)
+    img = read_image(tmp_path / "phone.jpg", dtype="native")
+    assert img.pixels.shape == (32, 24, 3) and {p.orientation for p in img.trailer.pictures} == {6}
+    write_image(tmp_path / "out.jpg", img)
+    frames = _pictures(tmp_path / "out.jpg")
+    assert [f.shape[:2] for f in frames] == [(32, 24), (16, 12), (16, 12), (32, 24)]  # all upright
+    source_gain = np.asarray(PILImage.open(io.BytesIO(gain)))
+    assert np.abs(frames[2].astype(int) - np.rot90(source_gain, -1)).mean() < 2
+    assert np.abs(frames[3].astype(int) - np.rot90(photo[:, ::-1], -1)).mean() < 3
+    out = read_image(tmp_path / "out.jpg")
+    new_gain = next(p for p in out.trailer.parts if p.kind == GAIN_MAP)  # still said to be a gain map
+    assert new_gain.orientation == 1 and out.trailer.parts[-1].data == video
+    assert f'Item:Length="{len(new_gain.data)}"'.encode() in out.xmp  # the container lists its new length
+    assert len(new_gain.data) != len(gain) and f'Item:Length="{len(video)}"'.encode() in out.xmp
+
+
+def test_encode_picture_keeps_a_pictures_tables_and_segments_and_decode_picture_turns_it():
+    from conftest import GAIN_MAP_XMP, jpeg_bytes
+
+    from deepexpose.mpf import GAIN_MAP, Part, segments
+
+    y, x = np.mgrid[0:12, 0:16]
+    gain = jpeg_bytes((x * 15).astype(np.uint8), quality=60, xmp=GAIN_MAP_XMP)
+    part = Part(GAIN_MAP, gain, 2, orientation=8)
+    pixels = decode_picture(part)
+    assert pixels.shape == (16, 12, 1) and np.array_equal(pixels[:, :, 0], np.rot90(np.asarray(PILImage.open(
+        io.BytesIO(gain))), 1))
+    new = encode_picture(part, pixels)
+    assert (new.kind, new.entry, new.orientation) == (GAIN_MAP, 2, 1)
+    with PILImage.open(io.BytesIO(new.data)) as a, PILImage.open(io.BytesIO(gain)) as b:
+        assert a.size == (12, 16) and a.quantization == b.quantization and a.info["xmp"] == b.info["xmp"]
+    assert [m for m, _, _ in segments(new.data)].count(0xE1) == 1
+
+
+def test_a_camera_jpeg_with_a_preview_after_it_reads_and_previews_as_its_photo(tmp_path):
+    from conftest import MP_PREVIEW, jpeg_bytes, multi_picture
+
+    big = np.kron(rgb8(40, 52, seed=5), np.ones((16, 16, 1), np.uint8))
+    plain = jpeg_bytes(big, quality=92)
+    (tmp_path / "plain.jpg").write_bytes(plain)
+    (tmp_path / "camera.jpg").write_bytes(multi_picture(plain, [(MP_PREVIEW, jpeg_bytes(255 - big[::8, ::8]))]))
+    photo = read_image(tmp_path / "camera.jpg", dtype="native")
+    assert np.array_equal(photo.pixels, read_image(tmp_path / "plain.jpg", dtype="native").pixels)
+    assert np.array_equal(read_image(tmp_path / "camera.jpg").pixels, read_image(tmp_path / "plain.jpg").pixels)
+    preview, shape = read_preview(tmp_path / "camera.jpg", 150)  # the photo's own reduced decode, not its preview
+    assert shape == (640, 832) and np.array_equal(preview, read_preview(tmp_path / "plain.jpg", 150)[0])
