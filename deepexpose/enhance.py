@@ -351,11 +351,11 @@ def enhance_image(method: Method, source: Path, output: Path, cfg: EnhanceConfig
     metadata. A camera RAW file is developed, never copied."""
     img, plan, preview = read_and_plan(method, source)
     warn_if_hdr(img, source, output)
-    left_out = warn_if_more_pictures(img, source, output)
     pixels = plan.render(img.pixels, cfg.strength)
     depth = _bit_depth(cfg, img.bit_depth, output)
     copy = (img.format != "RAW" and depth == img.bit_depth and _unchanged(pixels, img.pixels)
             and _copyable(source, output))
+    left_out = None if copy else warn_if_more_pictures(img, source, output)  # a copy keeps everything
     trailer = img.trailer if _is_jpeg(output) else None
     if trailer is not None and not copy:
         trailer = edit_views(method, plan, trailer, cfg.strength)
@@ -368,7 +368,8 @@ def enhance_image(method: Method, source: Path, output: Path, cfg: EnhanceConfig
         return
     write_image(output, pixels, bit_depth=depth, quality=cfg.quality_for(img, output), icc_profile=img.icc_profile,
                 exif=img.exif, xmp=img.xmp, dpi=img.dpi, alpha=img.alpha, overwrite=True, threads=encode_threads(),
-                grey=img.grey, cicp=img.cicp, notes=img.notes, trailer=trailer or Trailer(()))
+                grey=img.grey, cicp=img.cicp, notes=img.notes, trailer=trailer or Trailer(()),
+                thumbnails=img.thumbnails)
 
 
 def _is_jpeg(output: Path) -> bool:
@@ -410,21 +411,25 @@ def warn_if_more_pictures(img: Image, source: Path, output: Path) -> str | None:
     """Warn (:class:`deepexpose.DeepExposeWarning`) that a file holding more than one picture (``Image.pictures``: a
     multi-page TIFF, a HEIF burst) is enhanced as its first (or primary) picture alone, or that what follows a
     JPEG's photo (``Image.trailer``: a preview, a second view, a gain map, a motion photo's video) has no place in
-    ``output`` (not a JPEG), and return what the output leaves out, for the sidecar; ``None`` when it leaves
-    nothing out. (Animations are enhanced whole, :func:`deepexpose.video.enhance_animation`.)"""
+    ``output`` (not a JPEG), or that a HEIF image's depth maps and auxiliary images (``Image.auxiliary``: an
+    iPhone's HDR gain map, portrait mattes) are not written, and return what the output leaves out, for the sidecar;
+    ``None`` when it leaves nothing out. (Animations are enhanced whole,
+    :func:`deepexpose.video.enhance_animation`.)"""
     from . import DeepExposeWarning
 
-    if img.trailer is not None:
-        if _is_jpeg(output):
-            return None
-        left_out = (f"what follows the photo in the JPEG, {', '.join(img.trailer.describe())}: only JPEG output "
+    lost = []
+    if img.trailer is not None and not _is_jpeg(output):
+        lost.append(f"what follows the photo in the JPEG, {', '.join(img.trailer.describe())}: only JPEG output "
                     "keeps it")
-    elif img.pictures <= 1:
-        return None
-    else:
+    if img.trailer is None and img.pictures > 1:
         what = _PICTURES.get(img.format or "", "pictures")
         first = "primary one" if img.format == "HEIF" else "first"
-        left_out = f"{img.pictures - 1} of the file's {img.pictures} {what}: only the {first} is enhanced"
+        lost.append(f"{img.pictures - 1} of the file's {img.pictures} {what}: only the {first} is enhanced")
+    if img.auxiliary:
+        lost.append(f"the image's {', '.join(img.auxiliary)}: no output written here holds them")
+    if not lost:
+        return None
+    left_out = "; ".join(lost)
     warnings.warn(f"{source}: left out of the output: {left_out}", DeepExposeWarning, stacklevel=2)
     return left_out
 

@@ -15,7 +15,8 @@ Reading (:func:`read_image`)
     repeated below them). Without ``pillow-heif``, or Pillow's AVIF support, reading such a file fails with a
     message naming what is missing; other formats are not affected. ``Image.lossless`` says a WebP file is
     lossless (its image is ``VP8L``). Multi-frame files (multi-page TIFF, animated WebP, APNG and AVIF) give
-    their first frame, a HEIF file its primary image (depth maps, auxiliary images and thumbnails are left out);
+    their first frame, a HEIF file its primary image (its thumbnails' sizes kept as ``Image.thumbnails``; its depth
+    maps and auxiliary images named in ``Image.auxiliary``, not read);
     ``Image.pictures`` says how many the file holds. A JPEG's photo is read, and what follows it in the file (the
     other pictures of a multi-picture JPEG, a gain map, a motion photo's video) is kept as ``Image.trailer``.
     Animations are read whole by :mod:`deepexpose.animation`.
@@ -167,6 +168,7 @@ __all__ = [
     "is_image_file",
     "decode_picture",
     "encode_picture",
+    "heif_auxiliary",
     "jpeg_end",
     "quantize",
     "read_image",
@@ -299,6 +301,9 @@ class Image:
     frames of an animation; 1 for most files.
     ``trailer``: what a JPEG holds after its photo (:class:`deepexpose.mpf.Trailer`: the other pictures of its MPF
     index, a gain map, a motion photo's video...), written back after a JPEG's photo; ``None`` when nothing follows.
+    ``thumbnails``: the sizes (longer side) of a HEIF file's thumbnails, made again from the pixels when written as
+    HEIF. ``auxiliary``: what a HEIF file's primary image carries that no output here holds, by name (``"depth map"``,
+    ``"HDR gain map"``, ``"portrait matte (hair)"``, or the auxiliary type as the file gives it).
     """
 
     pixels: np.ndarray
@@ -316,6 +321,8 @@ class Image:
     notes: Notes | None = None
     pictures: int = 1
     trailer: Trailer | None = None
+    thumbnails: tuple[int, ...] = ()
+    auxiliary: tuple[str, ...] = ()
 
     @property
     def height(self) -> int:
@@ -1129,7 +1136,25 @@ def _read_heif(path: Path, limit: int | None, native: bool = False) -> Image:
     img = _finish(path, color, alpha, 16 if bits > 8 else 8, 1, heif.info.get("icc_profile"), exif, "HEIF", native,
                   heif.info.get("xmp"), cicp=cicp)
     img.pictures = len(heif)
+    img.thumbnails = tuple(int(t) for t in heif.info.get("thumbnails") or () if t)
+    img.auxiliary = heif_auxiliary(heif.info)
     return img
+
+
+_AUXILIARY = {"hdrgainmap": "HDR gain map", "semanticskinmatte": "portrait matte (skin)",
+              "semantichairmatte": "portrait matte (hair)", "semanticteethmatte": "portrait matte (teeth)",
+              "semanticglassesmatte": "portrait matte (glasses)", "semanticskymatte": "portrait matte (sky)",
+              "portraiteffectsmatte": "portrait matte"}
+
+
+def heif_auxiliary(info: dict[str, Any]) -> tuple[str, ...]:
+    """What a HEIF image carries beside its pixels and alpha, by name, from pillow-heif's ``info``: each depth map
+    and auxiliary image (Apple's HDR gain map and portrait mattes named, others by their type)."""
+    names = ["depth map"] * len(info.get("depth_images") or ())
+    for kind, ids in (info.get("aux") or {}).items():
+        name = next((v for k, v in _AUXILIARY.items() if str(kind).lower().endswith(k)), str(kind))
+        names += [name] * len(ids)
+    return tuple(names)
 
 
 def _avif_meta(path: Path) -> bytes:
@@ -1474,7 +1499,8 @@ def write_image(path: str | os.PathLike[str], image_or_pixels: Image | np.ndarra
                 exif: bytes | PILImage.Exif | None = None, alpha: np.ndarray | None = None,
                 overwrite: bool = False, threads: int | None = None, grey: bool | None = None,
                 xmp: bytes | str | None = None, dpi: tuple[float, float] | None = None,
-                cicp: Cicp | None = None, notes: Notes | None = None, trailer: Trailer | None = None) -> Path:
+                cicp: Cicp | None = None, notes: Notes | None = None, trailer: Trailer | None = None,
+                thumbnails: tuple[int, ...] | None = None) -> Path:
     """Write RGB pixels (``H x W x 3``) atomically to ``path``; with ``grey`` (default: an Image's own ``grey``,
     else false) as one gray channel, their Rec. 709 luma ``0.2126 R + 0.7152 G + 0.0722 B`` rounded, where the
     format has one (JPEG, PNG, TIFF, BMP, AVIF; WebP and HEIF stay RGB).
@@ -1495,11 +1521,11 @@ def write_image(path: str | os.PathLike[str], image_or_pixels: Image | np.ndarra
     :func:`deepexpose.cicp.icc_profile`). ``notes`` (default: an Image's own; :class:`Notes`) go where the format
     holds them: IPTC records to JPEG and TIFF, the comment to JPEG and PNG, other text to PNG. ``trailer`` (default:
     an Image's own; ``Trailer(())`` for none) follows a JPEG's photo, its previews made again from the pixels
-    written and its pictures turned upright (:func:`deepexpose.mpf.join`); other formats have no place for it. The
-    format comes
-    from ``format`` or else from the extension. ``bit_depth`` is 8, or 16 for PNG, TIFF and HEIF (HEIF stores 10
-    bits). ``quality`` (1..100) applies to JPEG (4:4:4 chroma at 90 and above), WebP (100 means lossless), HEIF and
-    AVIF (4:2:0 chroma).
+    written and its pictures turned upright (:func:`deepexpose.mpf.join`); other formats have no place for it.
+    ``thumbnails`` (default: an Image's own) are the longer sides of thumbnails made from the pixels for a HEIF file
+    (4 to less than the image's longer side). The format comes from ``format`` or else from the extension.
+    ``bit_depth`` is 8, or 16 for PNG, TIFF and HEIF (HEIF stores 10 bits). ``quality`` (1..100) applies to JPEG
+    (4:4:4 chroma at 90 and above), WebP (100 means lossless), HEIF and AVIF (4:2:0 chroma).
     ``threads`` (default: the cores available) encode a JPEG of 1 MP or more in strips (see the module notes).
     Parent directories are created. Raises :class:`ImageWriteError`, and leaves no partial or temporary file,
     on any failure; an existing ``path`` is only replaced when ``overwrite`` is true. Returns ``path``.
@@ -1527,6 +1553,7 @@ def write_image(path: str | os.PathLike[str], image_or_pixels: Image | np.ndarra
             cicp = img.cicp if cicp is None else cicp
             notes = img.notes if notes is None else notes
             trailer = img.trailer if trailer is None else trailer
+            thumbnails = img.thumbnails if thumbnails is None else thumbnails
         else:
             pixels = image_or_pixels
         grey = bool(grey) and fmt in _HAS_GREY
@@ -1577,7 +1604,8 @@ def write_image(path: str | os.PathLike[str], image_or_pixels: Image | np.ndarra
                                                      for a, b in zip(before.parts, trailer.parts)])
         except Exception as e:
             raise ImageWriteError(p, f"the pictures after the photo cannot be written ({type(e).__name__}: {e})") from e
-    meta = _Meta(icc, exif_bytes, xmp_bytes, dpi, cicp if fmt in ("HEIF", "PNG") else None, _notes_for(fmt, notes))
+    meta = _Meta(icc, exif_bytes, xmp_bytes, dpi, cicp if fmt in ("HEIF", "PNG") else None, _notes_for(fmt, notes),
+                 tuple(int(t) for t in thumbnails or ()) if fmt == "HEIF" else ())
 
     def encode(fh: IO[bytes]) -> None:
         if trailer is not None:
@@ -1859,6 +1887,7 @@ class _Meta(NamedTuple):
     dpi: tuple[float, float] | None
     cicp: Cicp | None = None
     notes: Notes | None = None
+    thumbnails: tuple[int, ...] = ()
 
 
 def _notes_for(fmt: str, notes: Notes | None) -> Notes | None:
@@ -2217,8 +2246,8 @@ def _add_exif_directories(tiff: io.BytesIO, directories: dict[int, dict[int, Any
 
 def _encode_heif(fh: IO[bytes], rgb: np.ndarray, alpha: np.ndarray | None, meta: _Meta, quality: int) -> None:
     """RGB(A) HEIC through pillow-heif (libheif, x265; 4:2:0 chroma), 8-bit, or 10-bit from 16-bit codes (rounded
-    to 10 bits), with the ICC profile, EXIF and XMP, and the colour code points as its ``nclx`` box (else
-    pillow-heif's sRGB ones)."""
+    to 10 bits), with the ICC profile, EXIF and XMP, the colour code points as its ``nclx`` box (else
+    pillow-heif's sRGB ones) and thumbnails of ``meta.thumbnails`` sizes made from it."""
     import pillow_heif
 
     data = rgb if alpha is None else np.concatenate([rgb, alpha[:, :, None]], axis=2)
@@ -2231,7 +2260,7 @@ def _encode_heif(fh: IO[bytes], rgb: np.ndarray, alpha: np.ndarray | None, meta:
         options.update(color_primaries=meta.cicp.primaries, transfer_characteristics=meta.cicp.transfer,
                        matrix_coefficients=meta.cicp.matrix, full_range_flag=int(meta.cicp.full_range))
     pillow_heif.encode(mode, (data.shape[1], data.shape[0]), np.ascontiguousarray(data).tobytes(), fh,
-                       quality=quality, bit_depth=10, **options)
+                       quality=quality, bit_depth=10, thumbnails=list(meta.thumbnails), **options)
 
 
 def _png_chunk(kind: bytes, body: bytes) -> bytes:

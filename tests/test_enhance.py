@@ -884,3 +884,29 @@ def test_a_phone_jpeg_written_as_png_says_what_it_leaves_out_and_an_unchanged_on
     cfg = EnhanceConfig(out=str(tmp_path / "same"), method="classic", progress=False, strength=0.0)
     assert enhance_paths([tmp_path / "in"], cfg).exit_code == 0
     assert (tmp_path / "same" / "phone.jpg").read_bytes() == (tmp_path / "in" / "phone.jpg").read_bytes()
+
+
+def test_a_heic_whose_gain_map_and_depth_map_cannot_be_written_says_so_unless_it_is_copied(tmp_path, monkeypatch):
+    # pillow-heif writes no auxiliary images, so no file made here holds one: the names read are given instead
+    import pillow_heif
+
+    from deepexpose import DeepExposeWarning
+    from deepexpose import io as dio
+
+    monkeypatch.setattr(dio, "heif_auxiliary", lambda info: ("depth map", "HDR gain map"))
+    y, x = np.mgrid[0:48, 0:64]
+    dark = np.stack([20 + x // 4, 20 + y // 4, 30 + x // 8], axis=2).astype(np.uint8)
+    (tmp_path / "in").mkdir()
+    pillow_heif.encode("RGB", (64, 48), dark.tobytes(), tmp_path / "in" / "iphone.heic", quality=90, thumbnails=[32])
+    cfg = EnhanceConfig(out=str(tmp_path / "out"), method="classic", sidecar=True, progress=False)
+    with pytest.warns(DeepExposeWarning, match=r"iphone.heic: left out of the output: the image's depth map, HDR gain "
+                                               r"map: no output written here holds them"):
+        assert enhance_paths([tmp_path / "in"], cfg).exit_code == 0
+    doc = json.loads((tmp_path / "out" / "iphone.heic.json").read_text())
+    assert doc["left_out"] == "the image's depth map, HDR gain map: no output written here holds them"
+    assert pillow_heif.open_heif(tmp_path / "out" / "iphone.heic").info["thumbnails"] == [32]
+    cfg = EnhanceConfig(out=str(tmp_path / "same"), method="classic", progress=False, strength=0.0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DeepExposeWarning)  # copied byte for byte: nothing left out
+        assert enhance_paths([tmp_path / "in"], cfg).exit_code == 0
+    assert (tmp_path / "same" / "iphone.heic").read_bytes() == (tmp_path / "in" / "iphone.heic").read_bytes()

@@ -1983,3 +1983,33 @@ def test_a_camera_jpeg_with_a_preview_after_it_reads_and_previews_as_its_photo(t
     assert np.array_equal(read_image(tmp_path / "camera.jpg").pixels, read_image(tmp_path / "plain.jpg").pixels)
     preview, shape = read_preview(tmp_path / "camera.jpg", 150)  # the photo's own reduced decode, not its preview
     assert shape == (640, 832) and np.array_equal(preview, read_preview(tmp_path / "plain.jpg", 150)[0])
+
+
+def test_a_heifs_thumbnails_are_made_again_from_the_pixels_written(tmp_path):
+    import pillow_heif
+
+    y, x = np.mgrid[0:96, 0:128]
+    dark = np.stack([x // 2, y // 2, (x + y) // 4], axis=2).astype(np.uint8)
+    pillow_heif.encode("RGB", (128, 96), dark.tobytes(), tmp_path / "phone.heic", quality=90, thumbnails=[64])
+    img = read_image(tmp_path / "phone.heic", dtype="native")
+    assert img.thumbnails == (64,) and img.auxiliary == ()
+    bright = np.clip(img.pixels.astype(int) + 100, 0, 255).astype(np.uint8)
+    write_image(tmp_path / "out.heic", bright, thumbnails=img.thumbnails)
+    out = pillow_heif.open_heif(tmp_path / "out.heic")
+    assert out.info["thumbnails"] == [64]
+    thumb = np.asarray(out[0].get_thumbnail(0))
+    assert thumb.shape == (48, 64, 3) and abs(thumb.mean() - bright.mean()) < 3  # the new pixels, not the old
+    write_image(tmp_path / "none.heic", img, thumbnails=())
+    assert pillow_heif.open_heif(tmp_path / "none.heic").info["thumbnails"] == []
+    write_image(tmp_path / "out.png", img)  # other formats have none
+
+
+def test_heif_auxiliary_names_depth_maps_gain_maps_and_mattes():
+    from deepexpose.io import heif_auxiliary
+
+    info = {"depth_images": [object()], "aux": {"urn:com:apple:photo:2020:aux:hdrgainmap": [3],
+                                                 "urn:com:apple:photo:2019:aux:semantichairmatte": [4, 5],
+                                                 "urn:example:thermal": [6]}}
+    assert heif_auxiliary(info) == ("depth map", "HDR gain map", "portrait matte (hair)", "portrait matte (hair)",
+                                    "urn:example:thermal")
+    assert heif_auxiliary({"depth_images": [], "aux": {}}) == () == heif_auxiliary({})
