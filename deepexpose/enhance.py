@@ -29,7 +29,7 @@ from .io import (RAW_EXTENSIONS, SUPPORTED_EXTENSIONS, Image, ImageIOError, atom
                  decode_picture, encode_picture, max_pixels_limit, read_image, read_preview, register_heif, side_path,
                  to_codes, write_image)
 from .methods import Method, Plan, load_method, view_options
-from .mpf import DATA, GAIN_MAP, PICTURE, PREVIEW, VIEW, Trailer
+from .mpf import DATA, GAIN_MAP, PICTURE, PREVIEW, VIEW, Part, Trailer, xmp_with_lengths
 
 VIDEO_EXTENSIONS = frozenset({".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v", ".mts", ".m2ts", ".ts", ".mpg",
                               ".mpeg", ".vob", ".3gp"})
@@ -357,8 +357,10 @@ def enhance_image(method: Method, source: Path, output: Path, cfg: EnhanceConfig
             and _copyable(source, output))
     left_out = None if copy else warn_if_more_pictures(img, source, output)  # a copy keeps everything
     trailer = img.trailer if _is_jpeg(output) else None
+    xmp = img.xmp
     if trailer is not None and not copy:
-        trailer = edit_views(method, plan, trailer, cfg.strength)
+        trailer = edit_views(method, plan, trailer, cfg.strength, source)
+        xmp = xmp_with_lengths(xmp, [(len(a.data), len(b.data)) for a, b in zip(img.trailer.parts, trailer.parts)])
     extra = {"source": source.name, "size": [img.width, img.height], **({"chosen_on": preview} if preview else {}),
              **({"copied": True} if copy else {}), **({"left_out": left_out} if left_out else {}),
              **({"after_photo": after_photo(trailer)} if trailer is not None and not copy else {})}
@@ -367,7 +369,7 @@ def enhance_image(method: Method, source: Path, output: Path, cfg: EnhanceConfig
         atomic_copy(source, output, overwrite=True)
         return
     write_image(output, pixels, bit_depth=depth, quality=cfg.quality_for(img, output), icc_profile=img.icc_profile,
-                exif=img.exif, xmp=img.xmp, dpi=img.dpi, alpha=img.alpha, overwrite=True, threads=encode_threads(),
+                exif=img.exif, xmp=xmp, dpi=img.dpi, alpha=img.alpha, overwrite=True, threads=encode_threads(),
                 grey=img.grey, cicp=img.cicp, notes=img.notes, trailer=trailer or Trailer(()),
                 thumbnails=img.thumbnails)
 
@@ -376,17 +378,26 @@ def _is_jpeg(output: Path) -> bool:
     return output.suffix.lower() in (".jpg", ".jpeg", ".jpe", ".jfif")
 
 
-def edit_views(method: Method, plan: Plan, trailer: Trailer, strength: float) -> Trailer:
+def edit_views(method: Method, plan: Plan, trailer: Trailer, strength: float, source: Path | None = None) -> Trailer:
     """``trailer`` with every other view of the scene (a stereo camera's second view, the frames of a panorama:
     :data:`deepexpose.mpf.VIEW`) edited as the photo was: the same filter edit, its sub-image masks segmented on
-    that view, or, for a method without filter edits, one chosen on it."""
+    that view, or, for a method without filter edits, one chosen on it. A view that cannot be decoded is kept as it
+    was (a :data:`deepexpose.mpf.PICTURE`), with a warning naming ``source``."""
     for part in trailer.parts:
         if part.kind == VIEW:
-            pixels = decode_picture(part)
-            rgb = np.repeat(pixels, 3, axis=2) if pixels.shape[2] == 1 else pixels
-            view = method.plan_from_edit(plan.edit) if plan.edit is not None else method.plan(rgb)
-            out = to_codes(np.asarray(view.render(rgb, strength)), 8)
-            trailer = trailer.replace(part, encode_picture(part, out))
+            try:
+                pixels = decode_picture(part)
+                rgb = np.repeat(pixels, 3, axis=2) if pixels.shape[2] == 1 else pixels
+                view = method.plan_from_edit(plan.edit) if plan.edit is not None else method.plan(rgb)
+                out = to_codes(np.asarray(view.render(rgb, strength)), 8)
+                new = encode_picture(part, out)
+            except Exception as e:  # a damaged view: never the reason to lose the photo
+                from . import DeepExposeWarning
+
+                warnings.warn(f"{source}: the view after the photo cannot be read ({type(e).__name__}: {e}); it is "
+                              "kept as it was, unedited", DeepExposeWarning, stacklevel=2)
+                new = Part(PICTURE, part.data, part.entry)
+            trailer = trailer.replace(part, new)
     return trailer
 
 
@@ -397,10 +408,14 @@ _AFTER_PHOTO = {GAIN_MAP: "kept (an HDR display applies it to the edited photo)"
 
 def after_photo(trailer: Trailer) -> list[str]:
     """What follows the photo in its JPEG output, a line per part of ``trailer`` (as read, or with its views
-    edited: :func:`edit_views`), and what becomes of it, for the sidecar."""
-    return [f"{line}: {_AFTER_PHOTO[p.kind]}" + (", turned upright with the photo" if p.kind in (GAIN_MAP, PICTURE)
-                                                 and p.orientation != 1 else "")
-            for p, line in zip(trailer.parts, trailer.describe())]
+    edited: :func:`edit_views`), and what becomes of it, for the sidecar; the size of what is kept as it was."""
+    lines = []
+    for p, line in zip(trailer.parts, trailer.describe()):
+        turned = p.kind in (GAIN_MAP, PICTURE) and p.orientation != 1
+        kept = p.kind in (GAIN_MAP, PICTURE, DATA) and not turned
+        lines.append(f"{line if kept else p.kind}: {_AFTER_PHOTO[p.kind]}"
+                     + (", turned upright with the photo" if turned else ""))
+    return lines
 
 
 _PICTURES = {"TIFF": "pages", "JPEG": "images (a multi-picture JPEG whose index cannot be read)",
@@ -421,7 +436,7 @@ def warn_if_more_pictures(img: Image, source: Path, output: Path) -> str | None:
     if img.trailer is not None and not _is_jpeg(output):
         lost.append(f"what follows the photo in the JPEG, {', '.join(img.trailer.describe())}: only JPEG output "
                     "keeps it")
-    if img.trailer is None and img.pictures > 1:
+    if (img.trailer is None or img.trailer.mpf is None) and img.pictures > 1:  # no index read
         what = _PICTURES.get(img.format or "", "pictures")
         first = "primary one" if img.format == "HEIF" else "first"
         lost.append(f"{img.pictures - 1} of the file's {img.pictures} {what}: only the {first} is enhanced")

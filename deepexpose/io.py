@@ -146,7 +146,7 @@ from PIL import UnidentifiedImageError
 
 from .cicp import Cicp
 from .cicp import icc_profile as cicp_icc_profile
-from .mpf import DATA, PREVIEW, Part, Trailer, join, read_trailer, segments, xmp_with_lengths
+from .mpf import DATA, PREVIEW, Part, Trailer, join, jpeg_end, read_trailer, segments, xmp_with_lengths
 
 if TYPE_CHECKING:
     import torch
@@ -999,43 +999,6 @@ def _pillow_dpi(pim: PILImage.Image, fmt: str, tiff_tags: dict[int, Any]) -> tup
     return _tiff_dpi(tiff_tags) if fmt == "TIFF" else None
 
 
-def jpeg_end(data: bytes, start: int) -> int | None:
-    """End offset (exclusive) of the JPEG that starts at ``start`` (its end-of-image marker), found by walking
-    its markers and skipping each scan's entropy-coded data (ITU-T T.81 B.1.1); ``None`` if it has none."""
-    i, n = start + 2, len(data)
-    while i + 2 <= n:  # an end-of-image marker may be the last two bytes
-        if data[i] != 0xFF:
-            return None
-        marker = data[i + 1]
-        if marker == 0xFF:  # fill byte
-            i += 1
-            continue
-        if marker == 0xD9:  # end of image
-            return i + 2
-        if marker == 0xD8:  # a second start of image: not one JPEG
-            return None
-        if 0xD0 <= marker <= 0xD7 or marker == 0x01:  # markers without a length
-            i += 2
-            continue
-        if i + 4 > n:
-            return None
-        i += 2 + int.from_bytes(data[i + 2:i + 4], "big")
-        if marker == 0xDA:  # start of scan: skip entropy-coded data up to the next real marker
-            while True:
-                j = data.find(b"\xff", i)
-                if j < 0 or j + 1 >= n:
-                    return None
-                nxt = data[j + 1]
-                if nxt == 0x00 or 0xD0 <= nxt <= 0xD7:
-                    i = j + 2
-                elif nxt == 0xFF:
-                    i = j + 1
-                else:
-                    i = j
-                    break
-    return None
-
-
 def _decode_jpeg_codes(path: Path, mode: str, width: int, height: int, cut: bool = False) -> np.ndarray | None:
     """A baseline/progressive RGB or gray JPEG decoded by libjpeg-turbo through ``imagecodecs`` straight into
     a (writable) array: the same pixels as Pillow (tested) at about half the time of Pillow's decode plus its
@@ -1599,7 +1562,7 @@ def write_image(path: str | os.PathLike[str], image_or_pixels: Image | np.ndarra
     if trailer is not None:
         try:
             before = trailer
-            trailer = _trailer_for(trailer, rgb)
+            trailer = _trailer_for(trailer, rgb, p)
             xmp_bytes = xmp_with_lengths(xmp_bytes, [(len(a.data), len(b.data))
                                                      for a, b in zip(before.parts, trailer.parts)])
         except Exception as e:
@@ -1631,30 +1594,46 @@ def write_image(path: str | os.PathLike[str], image_or_pixels: Image | np.ndarra
     return p
 
 
-def _trailer_for(trailer: Trailer, rgb: np.ndarray) -> Trailer:
+def _trailer_for(trailer: Trailer, rgb: np.ndarray, path: Path) -> Trailer:
     """``trailer`` to follow the upright photo ``rgb`` (8-bit codes): a preview made again from it, at the old
-    preview's longer side, and every other picture not yet upright turned (:func:`encode_picture`)."""
+    preview's longer side, and every other picture not yet upright turned (:func:`encode_picture`). A picture
+    that cannot be decoded is kept as it was, with a warning (:class:`deepexpose.DeepExposeWarning`) naming
+    ``path``."""
     parts = []
     for part in trailer.parts:
-        if part.kind == PREVIEW:
-            with PILImage.open(io.BytesIO(part.data)) as old:
-                side = max(old.size)
-            h, w = rgb.shape[:2]
-            size = (side, max(1, round(h * side / w))) if w >= h else (max(1, round(w * side / h)), side)
-            small = PILImage.fromarray(rgb[:, :, 0] if rgb.shape[2] == 1 else rgb).resize(
-                size, PILImage.Resampling.LANCZOS, reducing_gap=3.0)
-            a = np.asarray(small)
-            part = encode_picture(part, a[:, :, None] if a.ndim == 2 else a)
-        elif part.kind != DATA and part.orientation != 1:
-            part = encode_picture(part, decode_picture(part))
+        try:
+            if part.kind == PREVIEW:
+                with _open_picture(part.data) as old:
+                    side = max(old.size)
+                h, w = rgb.shape[:2]
+                size = (side, max(1, round(h * side / w))) if w >= h else (max(1, round(w * side / h)), side)
+                small = PILImage.fromarray(rgb[:, :, 0] if rgb.shape[2] == 1 else rgb).resize(
+                    size, PILImage.Resampling.LANCZOS, reducing_gap=3.0)
+                a = np.asarray(small)
+                part = encode_picture(part, a[:, :, None] if a.ndim == 2 else a)
+            elif part.kind != DATA and part.orientation != 1:
+                part = encode_picture(part, decode_picture(part))
+        except Exception as e:  # a damaged picture: never the reason to lose the photo
+            from . import DeepExposeWarning
+
+            warnings.warn(f"{path}: the {part.kind} after the photo cannot be read ({type(e).__name__}: {e}); it is "
+                          "kept as it was", DeepExposeWarning, stacklevel=3)
         parts.append(part)
-    return Trailer(tuple(parts), trailer.mpf)
+    return Trailer(tuple(parts), trailer.mpf, trailer.photo_segments)
+
+
+def _open_picture(data: bytes) -> PILImage.Image:
+    """A JPEG picture of a trailer opened by Pillow's JPEG reader itself (its own MPF attribute segment makes
+    Pillow's format detection warn of a malformed MPO)."""
+    from PIL import JpegImagePlugin
+
+    return JpegImagePlugin.JpegImageFile(io.BytesIO(data))
 
 
 def decode_picture(part: Part) -> np.ndarray:
     """The pixels of a picture that follows a JPEG's photo (:class:`deepexpose.mpf.Part`): ``uint8`` ``H x W x 1``
     (gray) or ``x 3``, turned upright by its ``orientation``."""
-    with PILImage.open(io.BytesIO(part.data)) as pim:
+    with _open_picture(part.data) as pim:
         a = np.asarray(pim if pim.mode in ("L", "RGB") else pim.convert("RGB"))
     return _orient(a[:, :, None] if a.ndim == 2 else a, part.orientation)
 
@@ -1662,11 +1641,12 @@ def decode_picture(part: Part) -> np.ndarray:
 def encode_picture(part: Part, pixels: np.ndarray) -> Part:
     """``part`` with upright ``uint8`` ``pixels`` (``H x W x 1`` or ``x 3``) in place of its own, encoded as its
     JPEG was (its quantisation tables and chroma sampling, where they fit) after its own APPn and COM segments
-    (EXIF with Orientation 1 and a thumbnail made again, XMP, MPF attributes...); orientation 1."""
+    (EXIF with Orientation 1 and a thumbnail made again, XMP, MPF attributes...; not Adobe's APP14, whose colour
+    transform would describe the old coding); orientation 1."""
     from PIL import JpegImagePlugin
 
     grey = pixels.shape[2] == 1
-    with PILImage.open(io.BytesIO(part.data)) as old:
+    with _open_picture(part.data) as old:
         tables = dict(getattr(old, "quantization", None) or {})
         sampling = JpegImagePlugin.get_sampling(old)
     options: dict[str, Any] = {"quality": 90}
@@ -1679,7 +1659,7 @@ def encode_picture(part: Part, pixels: np.ndarray) -> Part:
     new = buf.getvalue()
     head = b""
     for marker, start, end in segments(part.data):
-        if 0xE0 <= marker <= 0xEF or marker == 0xFE:
+        if (0xE0 <= marker <= 0xEF or marker == 0xFE) and marker != 0xEE:
             body = part.data[start + 4:end]
             if marker == 0xE1 and body.startswith(_EXIF_HEADER):
                 try:

@@ -52,11 +52,13 @@ class Part:
 
 @dataclass(frozen=True)
 class Trailer:
-    """Everything after a JPEG photo's end of image, in order (``parts``), and the photo's MPF segment body
-    (``mpf``, from ``MPF\\0``; ``None`` when the pictures are not indexed)."""
+    """Everything after a JPEG photo's end of image, in order (``parts``), the photo's MPF segment body (``mpf``,
+    from ``MPF\\0``; ``None`` when the pictures are not indexed), and the photo's own marker segments that go with
+    its pictures (``photo_segments``: ISO 21496-1's APP2, which announces a gain map), whole."""
 
     parts: tuple[Part, ...]
     mpf: bytes | None = None
+    photo_segments: bytes = b""
 
     @property
     def pictures(self) -> tuple[Part, ...]:
@@ -64,7 +66,7 @@ class Trailer:
 
     def replace(self, part: Part, new: Part) -> Trailer:
         """The trailer with ``part`` (one of ``parts``, by identity) replaced by ``new``."""
-        return Trailer(tuple(new if p is part else p for p in self.parts), self.mpf)
+        return Trailer(tuple(new if p is part else p for p in self.parts), self.mpf, self.photo_segments)
 
     def describe(self) -> list[str]:
         """A line per part, for a person: ``gain map (1.2 kB)``."""
@@ -73,6 +75,43 @@ class Trailer:
 
 def _size(n: int) -> str:
     return f"{n} bytes" if n < 1000 else f"{n / 1000:.1f} kB" if n < 1_000_000 else f"{n / 1e6:.1f} MB"
+
+
+def jpeg_end(data: bytes, start: int) -> int | None:
+    """End offset (exclusive) of the JPEG that starts at ``start`` (its end-of-image marker), found by walking
+    its markers and skipping each scan's entropy-coded data (ITU-T T.81 B.1.1); ``None`` if it has none."""
+    i, n = start + 2, len(data)
+    while i + 2 <= n:  # an end-of-image marker may be the last two bytes
+        if data[i] != 0xFF:
+            return None
+        marker = data[i + 1]
+        if marker == 0xFF:  # fill byte
+            i += 1
+            continue
+        if marker == 0xD9:  # end of image
+            return i + 2
+        if marker == 0xD8:  # a second start of image: not one JPEG
+            return None
+        if 0xD0 <= marker <= 0xD7 or marker == 0x01:  # markers without a length
+            i += 2
+            continue
+        if i + 4 > n:
+            return None
+        i += 2 + int.from_bytes(data[i + 2:i + 4], "big")
+        if marker == 0xDA:  # start of scan: skip entropy-coded data up to the next real marker
+            while True:
+                j = data.find(b"\xff", i)
+                if j < 0 or j + 1 >= n:
+                    return None
+                nxt = data[j + 1]
+                if nxt == 0x00 or 0xD0 <= nxt <= 0xD7:
+                    i = j + 2
+                elif nxt == 0xFF:
+                    i = j + 1
+                else:
+                    i = j
+                    break
+    return None
 
 
 def segments(data: bytes, start: int = 0) -> Iterator[tuple[int, int, int]]:
@@ -134,12 +173,14 @@ def is_gain_map(picture: bytes) -> bool:
 
 
 def read_trailer(data: bytes, end: int, orientation: int = 1) -> Trailer | None:
-    """What follows the JPEG photo that ends at ``end`` in ``data`` (see :func:`deepexpose.io.jpeg_end`);
-    ``None`` when nothing does. Pictures of the photo's MPF index become parts of their own (their
-    ``orientation`` that of the photo); an index whose pictures are not all whole JPEGs after the photo is
-    dropped, and everything after the photo is kept as data."""
-    if end >= len(data):
+    """What follows the JPEG photo that ends at ``end`` in ``data`` (:func:`jpeg_end`); ``None`` when nothing does,
+    or only zero bytes (padding). Pictures of the photo's MPF index become parts of their own (their
+    ``orientation`` that of the photo); a picture whose size does not end it where it ends (Pillow's MPO writer
+    gets the sizes wrong from the third picture on) is measured by its markers; an index whose pictures are not
+    all whole JPEGs after the photo is dropped, and everything after the photo is kept as data."""
+    if not data[end:].strip(b"\x00"):
         return None
+    iso = b"".join(data[s:e] for m, s, e in segments(data) if m == 0xE2 and data[s + 4:e].startswith(_ISO_GAIN_MAP))
     at, mpf = next(((s, data[s + 4:e]) for m, s, e in segments(data) if m == 0xE2 and data[s + 4:s + 8] == _MPF),
                    (0, None))
     index = _mp_index(mpf) if mpf is not None else None
@@ -150,6 +191,8 @@ def read_trailer(data: bytes, end: int, orientation: int = 1) -> Trailer | None:
         parts: list[Part] = []
         at = end
         for start, stop, k in spans:
+            if stop > len(data) or data[stop - 2:stop] != b"\xff\xd9":
+                stop = jpeg_end(data, start) or stop
             if start < at or stop > len(data) or data[start:start + 2] != b"\xff\xd8":
                 parts = []
                 break
@@ -161,13 +204,14 @@ def read_trailer(data: bytes, end: int, orientation: int = 1) -> Trailer | None:
         else:
             if at < len(data):
                 parts.append(Part(DATA, data[at:]))
-            return Trailer(tuple(parts), mpf)
+            return Trailer(tuple(parts), mpf, iso)
     return Trailer((Part(DATA, data[end:]),))
 
 
 def join(photo: bytes, trailer: Trailer) -> bytes:
     """A JPEG ``photo`` (without an MPF segment of its own) followed by ``trailer``: with its MPF index, placed
-    after the photo's APPn and COM segments, each picture's size and offset and the photo's size made to fit."""
+    after the photo's APPn and COM segments (after ``trailer.photo_segments``), each picture's size and offset and
+    the photo's size made to fit."""
     tail = b"".join(p.data for p in trailer.parts)
     index = _mp_index(trailer.mpf) if trailer.mpf is not None else None
     if index is None:
@@ -179,8 +223,9 @@ def join(photo: bytes, trailer: Trailer) -> bytes:
             break
         at = end
     body = bytearray(trailer.mpf)
-    size = len(photo) + 4 + len(body)
-    base = at + 8  # the index's TIFF header
+    extra = trailer.photo_segments
+    size = len(photo) + len(extra) + 4 + len(body)
+    base = at + len(extra) + 8  # the index's TIFF header
     places = {0: (size, 0)}
     pos = size
     for p in trailer.parts:
@@ -191,7 +236,7 @@ def join(photo: bytes, trailer: Trailer) -> bytes:
         new_size, new_offset = places.get(k, (old_size, old_offset))
         struct.pack_into(order + "II", body, entries_at + 16 * k + 4, new_size, new_offset)
     segment = b"\xff\xe2" + struct.pack(">H", len(body) + 2) + bytes(body)
-    return photo[:at] + segment + photo[at:] + tail
+    return photo[:at] + extra + segment + photo[at:] + tail
 
 
 def xmp_with_lengths(xmp: bytes | None, changes: Sequence[tuple[int, int]]) -> bytes | None:

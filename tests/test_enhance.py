@@ -910,3 +910,23 @@ def test_a_heic_whose_gain_map_and_depth_map_cannot_be_written_says_so_unless_it
         warnings.simplefilter("error", DeepExposeWarning)  # copied byte for byte: nothing left out
         assert enhance_paths([tmp_path / "in"], cfg).exit_code == 0
     assert (tmp_path / "same" / "iphone.heic").read_bytes() == (tmp_path / "in" / "iphone.heic").read_bytes()
+
+
+def test_a_damaged_second_view_is_kept_as_it_was_and_the_photo_is_still_enhanced(tmp_path):
+    from conftest import MP_DISPARITY, jpeg_bytes, multi_picture
+
+    from deepexpose import DeepExposeWarning
+
+    dark = np.full((48, 64, 3), 40, np.uint8)
+    dark[:, ::2] = 50
+    whole = jpeg_bytes(dark)
+    broken = whole[:whole.index(b"\xff\xda")] + b"\xff\xd9"  # its markers, no scan
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "pair.jpg").write_bytes(multi_picture(jpeg_bytes(dark), [(MP_DISPARITY, broken)]))
+    cfg = EnhanceConfig(out=str(tmp_path / "out"), method="classic", sidecar=True, progress=False)
+    with pytest.warns(DeepExposeWarning, match="pair.jpg: the view after the photo cannot be read"):
+        assert enhance_paths([tmp_path / "in"], cfg).exit_code == 0
+    out = read_image(tmp_path / "out" / "pair.jpg", dtype="native")
+    assert out.pixels.mean() > dark.mean() + 20 and out.trailer.parts[0].data == broken
+    doc = json.loads((tmp_path / "out" / "pair.jpg.json").read_text())
+    assert doc["after_photo"] == [f"picture ({len(broken)} bytes): kept"]

@@ -2013,3 +2013,36 @@ def test_heif_auxiliary_names_depth_maps_gain_maps_and_mattes():
     assert heif_auxiliary(info) == ("depth map", "HDR gain map", "portrait matte (hair)", "portrait matte (hair)",
                                     "urn:example:thermal")
     assert heif_auxiliary({"depth_images": [], "aux": {}}) == () == heif_auxiliary({})
+
+
+def test_damaged_or_adobe_marked_pictures_after_a_photo_never_cost_the_photo(tmp_path):
+    from conftest import MP_PREVIEW, MP_UNDEFINED, jpeg_bytes, multi_picture
+
+    from deepexpose import DeepExposeWarning
+    from deepexpose.mpf import Part, segments
+
+    y, x = np.mgrid[0:24, 0:32]
+    red = np.zeros((24, 32, 3), np.uint8)
+    red[...] = (200, 60, 60)
+    buffer = io.BytesIO()
+    PILImage.fromarray(red[::2, ::2]).convert("CMYK").save(buffer, "JPEG", quality=95)  # Adobe APP14 in it
+    cmyk = buffer.getvalue()
+    assert 0xEE in [m for m, _, _ in segments(cmyk)]
+    new = encode_picture(Part("preview", cmyk, 1), red[::2, ::2])
+    assert 0xEE not in [m for m, _, _ in segments(new.data)]  # its transform would say the YCbCr data is RGB
+    assert np.abs(np.asarray(PILImage.open(io.BytesIO(new.data)).convert("RGB")).astype(int) - red[::2, ::2]).max() < 8
+    broken = jpeg_bytes(red[::2, ::2])[:-40] + b"\xff\xd9"  # a gain map cut short
+    ex = PILImage.Exif()
+    ex[0x0112] = 6
+    data = multi_picture(jpeg_bytes(red, exif=ex.tobytes()), [(MP_PREVIEW, cmyk), (MP_UNDEFINED, broken)])
+    (tmp_path / "odd.jpg").write_bytes(data)
+    img = read_image(tmp_path / "odd.jpg", dtype="native")
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        write_image(tmp_path / "out.jpg", img)
+    told = [str(w.message) for w in seen]
+    assert len(told) == 1 and "the picture after the photo cannot be read" in told[0] and "kept as it was" in told[0]
+    assert seen[0].category is DeepExposeWarning  # and no "malformed MPO" warning from Pillow for the preview
+    out = read_image(tmp_path / "out.jpg", dtype="native")
+    assert out.pixels.shape == (32, 24, 3) and out.trailer.parts[1].data == broken
+    assert np.abs(out.pixels.astype(int) - (200, 60, 60)).max() < 8

@@ -103,3 +103,28 @@ def test_xmp_with_lengths_updates_the_container_item_whose_length_changed():
     twice = container_xmp(("GainMap", "image/jpeg", 500), ("Depth", "image/jpeg", 500))
     assert lengths(twice, [(500, 600)]) == twice  # which one is meant cannot be told: left as it was
     assert lengths(None, [(1, 2)]) is None
+
+
+def test_pillows_mpo_whose_sizes_are_wrong_from_the_third_picture_is_measured_by_its_markers():
+    pictures = [PILImage.fromarray(_ramp(12, 16)), PILImage.fromarray(_ramp(flip=True))]
+    buffer = io.BytesIO()
+    PILImage.fromarray(_ramp()).save(buffer, "MPO", save_all=True, append_images=pictures)
+    data = buffer.getvalue()
+    trailer = read_trailer(data, jpeg_end(data, 0))
+    assert trailer.mpf is not None and [p.kind for p in trailer.parts] == [PICTURE, PICTURE]
+    assert b"".join(p.data for p in trailer.parts) == data[jpeg_end(data, 0):]
+    frames = _frames(join(jpeg_bytes(_ramp(30, 40)), trailer))  # written back with the sizes right
+    assert [f.shape for f in frames] == [(30, 40, 3), (12, 16, 3), (24, 32, 3)]
+
+
+def test_padding_after_a_photo_is_no_trailer_and_iso_gain_map_segments_stay_with_the_photo():
+    photo = jpeg_bytes(_ramp())
+    assert read_trailer(photo + bytes(4), jpeg_end(photo, 0)) is None
+    iso = b"\xff\xe2" + (2 + 27 + 4).to_bytes(2, "big") + b"urn:iso:std:iso:ts:21496:-1" + b"\0\0\0\0"
+    tagged = photo[:2] + iso + photo[2:]
+    data = multi_picture(tagged, [(MP_UNDEFINED, jpeg_bytes(_ramp(12, 16)[:, :, 0], xmp=GAIN_MAP_XMP))])
+    trailer = read_trailer(data, jpeg_end(data, 0))
+    assert trailer.photo_segments == iso and trailer.parts[0].kind == GAIN_MAP
+    out = join(jpeg_bytes(_ramp(30, 40)), trailer)
+    assert out.count(b"urn:iso:std:iso:ts:21496:-1") == 1  # the photo's (this gain map is marked by its XMP)
+    assert out.index(iso) < out.index(b"MPF\x00") < jpeg_end(out, 0) and len(_frames(out)) == 2
