@@ -356,26 +356,32 @@ def enhance_image(method: Method, source: Path, output: Path, cfg: EnhanceConfig
     copy = (img.format != "RAW" and depth == img.bit_depth and _unchanged(pixels, img.pixels)
             and _copyable(source, output))
     left_out = None if copy else warn_if_more_pictures(img, source, output)  # a copy keeps everything
-    trailer = img.trailer if _is_jpeg(output) else None
-    xmp = img.xmp
-    if trailer is not None and not copy:
-        trailer = edit_views(method, plan, trailer, cfg.strength, source)
-        xmp = xmp_with_lengths(xmp, [(len(a.data), len(b.data)) for a, b in zip(img.trailer.parts, trailer.parts)])
+    trailer, xmp = (Trailer(()), img.xmp) if copy else trailer_for(method, plan, img, output, cfg.strength, source)
     extra = {"source": source.name, "size": [img.width, img.height], **({"chosen_on": preview} if preview else {}),
              **({"copied": True} if copy else {}), **({"left_out": left_out} if left_out else {}),
-             **({"after_photo": after_photo(trailer)} if trailer is not None and not copy else {})}
+             **({"after_photo": after_photo(trailer)} if trailer.parts else {})}
     write_side_files(plan, output, cfg, extra)
     if copy:
         atomic_copy(source, output, overwrite=True)
         return
     write_image(output, pixels, bit_depth=depth, quality=cfg.quality_for(img, output), icc_profile=img.icc_profile,
                 exif=img.exif, xmp=xmp, dpi=img.dpi, alpha=img.alpha, overwrite=True, threads=encode_threads(),
-                grey=img.grey, cicp=img.cicp, notes=img.notes, trailer=trailer or Trailer(()),
-                thumbnails=img.thumbnails)
+                grey=img.grey, cicp=img.cicp, notes=img.notes, trailer=trailer, thumbnails=img.thumbnails)
 
 
 def _is_jpeg(output: Path) -> bool:
     return output.suffix.lower() in (".jpg", ".jpeg", ".jpe", ".jfif")
+
+
+def trailer_for(method: Method, plan: Plan, img: Image, output: Path, strength: float,
+                source: Path | None = None) -> tuple[Trailer, bytes | None]:
+    """What follows the photo in ``output`` (none unless it is a JPEG), its views edited as the photo
+    (:func:`edit_views`), and the photo's XMP with GContainer's lengths made to fit them."""
+    if img.trailer is None or not _is_jpeg(output):
+        return Trailer(()), img.xmp
+    trailer = edit_views(method, plan, img.trailer, strength, source)
+    changes = [(len(a.data), len(b.data)) for a, b in zip(img.trailer.parts, trailer.parts)]
+    return trailer, xmp_with_lengths(img.xmp, changes)
 
 
 def edit_views(method: Method, plan: Plan, trailer: Trailer, strength: float, source: Path | None = None) -> Trailer:

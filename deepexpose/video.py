@@ -208,7 +208,7 @@ def _read_frame(path: Path) -> Image:
 def enhance_frames(method, folder: Path, out_folder: Path, cfg) -> dict:
     """Correct a folder of numbered frames into ``out_folder`` (same names); returns the flicker figures."""
     _need_parametric(method, cfg)
-    from .enhance import _bit_depth, encode_threads, foreign_side_files, warn_if_hdr, write_side_files
+    from .enhance import _bit_depth, encode_threads, foreign_side_files, trailer_for, warn_if_hdr, write_side_files
 
     frames, outputs = frame_outputs(folder, out_folder, cfg.format)
     clash = [o for o in outputs if o.exists() and not (cfg.skip_existing or cfg.overwrite)]
@@ -234,9 +234,11 @@ def enhance_frames(method, folder: Path, out_folder: Path, cfg) -> dict:
         if o.exists() and cfg.skip_existing:
             continue
         write_side_files(plan, o, cfg, {"source": f.name, "frame": i})
+        trailer, xmp = trailer_for(method, plan, img, o, cfg.strength, f)  # a frame's preview, gain map... as a photo's
         write_image(o, pixels, bit_depth=_bit_depth(cfg, img.bit_depth, o), quality=cfg.quality_for(img, o),
-                    icc_profile=img.icc_profile, exif=img.exif, xmp=img.xmp, dpi=img.dpi, alpha=img.alpha,
-                    overwrite=True, threads=encode_threads(), grey=img.grey, cicp=img.cicp, notes=img.notes)
+                    icc_profile=img.icc_profile, exif=img.exif, xmp=xmp, dpi=img.dpi, alpha=img.alpha,
+                    overwrite=True, threads=encode_threads(), grey=img.grey, cicp=img.cicp, notes=img.notes,
+                    trailer=trailer, thumbnails=img.thumbnails)
     report = {"frames": len(frames), "repeated_frames": sum(repeats), **_flicker_report(stats_in, stats_out)}
     if cfg.sidecar:
         doc = {"source": folder.name, **method.describe(), "temporal_window": temporal_window(method, cfg), **report,

@@ -1,5 +1,6 @@
 """Frame sequences and clips: parameter smoothing, the flicker figure, and enhance on a synthetic clip."""
 
+import io
 import json
 from pathlib import Path
 
@@ -955,3 +956,25 @@ def test_a_variable_frame_rate_matroska_clip_is_told_by_its_timestamps(tmp_path)
     meta, frames = read_clip(mkv)
     assert meta["fps"] == 30 and len(list(frames)) == 90  # as long as the clip, not 50 frames at its average
     assert read_clip(steady)[0]["fps"] == 25 and "average_fps" not in read_clip(steady)[0]
+
+
+def test_frames_keep_what_follows_each_photo_as_photos_do(tmp_path):
+    from conftest import GAIN_MAP_XMP, MP_PREVIEW, MP_UNDEFINED, jpeg_bytes, multi_picture
+
+    from deepexpose.mpf import GAIN_MAP, PREVIEW
+
+    frames = tmp_path / "shot"
+    frames.mkdir()
+    gain = jpeg_bytes(np.full((6, 8), 90, np.uint8), xmp=GAIN_MAP_XMP)
+    for i in range(3):
+        dark = np.full((24, 32, 3), 30 + i, np.uint8)
+        dark[:, ::2] += 10
+        (frames / f"f{i}.jpg").write_bytes(multi_picture(jpeg_bytes(dark), [(MP_PREVIEW, jpeg_bytes(dark[::4, ::4])),
+                                                                           (MP_UNDEFINED, gain)]))
+    cfg = EnhanceConfig(out=str(tmp_path / "out"), method="classic", frames=True, progress=False)
+    assert enhance_paths([frames], cfg).exit_code == 0
+    for i in range(3):
+        out = read_image(tmp_path / "out" / "shot" / f"f{i}.jpg", dtype="native")
+        assert [p.kind for p in out.trailer.parts] == [PREVIEW, GAIN_MAP] and out.trailer.parts[1].data == gain
+        preview = np.asarray(Image.open(io.BytesIO(out.trailer.parts[0].data)))
+        assert abs(preview.mean() - out.pixels.mean()) < 3  # made again from the edited frame
