@@ -1,9 +1,11 @@
-"""Animated pictures: animated WebP, APNG and animated AVIF, read frame by frame and written back whole.
+"""Animated pictures: animated WebP, APNG, animated AVIF and GIF, read frame by frame and written back whole.
 
 An animation is a short clip inside an image file. ``deepexpose enhance`` corrects one as it corrects a clip
 (:func:`deepexpose.video.enhance_animation`: an edit per frame, smoothed over time) and writes it back as an
 animation with its frame durations, loop count (not AVIF's), background colour, transparency, ICC profile, EXIF
-(its thumbnail made again) and XMP.
+(its thumbnail made again) and XMP. Every GIF, one of a single frame included, is read as an animation: it is
+written back as a GIF, each frame given a palette of its own (Pillow's adaptive palette), with its durations, loop
+count, transparency and comment (a GIF holds no ICC profile, EXIF or XMP that Pillow writes).
 
 Pillow composes every frame onto the canvas as a viewer shows it (disposal and blending applied), so each frame
 read here is the whole picture, and each frame written is whole too: the encoder itself finds what changes from
@@ -27,9 +29,9 @@ from .io import (_DEFAULT, ImageReadError, ImageWriteError, _atomic_write, _exif
                  _orient, _pillow_arrays, _pillow_limit_off, _pillow_orientation, _png_xmp, _resolve_max_pixels,
                  _webp_lossless, _xmp_upright, _Default)
 
-ANIMATED_FORMATS = {"WEBP": ".webp", "PNG": ".png", "AVIF": ".avif"}
+ANIMATED_FORMATS = {"WEBP": ".webp", "PNG": ".png", "AVIF": ".avif", "GIF": ".gif"}
 """Pillow's names of the formats an animation is read from and written to, and their extensions"""
-ANIMATION_SUFFIXES = frozenset({".webp", ".png", ".avif"})
+ANIMATION_SUFFIXES = frozenset({".webp", ".png", ".avif", ".gif"})
 """the extensions of files that may be animations (:func:`is_animation` tells)"""
 _SUFFIX_FORMATS = {suffix: fmt for fmt, suffix in ANIMATED_FORMATS.items()}
 
@@ -41,7 +43,8 @@ class Animation:
     when the file does not say), ``background`` (WebP's canvas colour, RGBA), ``alpha`` (the frames have an alpha
     channel), ``lossless`` (a WebP whose first frame is lossless), ``skip`` (1 for an APNG whose first image is a
     still for viewers without APNG, not a frame of the animation: it is left out), ``orientation`` (the EXIF
-    orientation applied to every frame), ``icc_profile``, ``exif`` (orientation reset to 1) and ``xmp``."""
+    orientation applied to every frame), ``icc_profile``, ``exif`` (orientation reset to 1), ``xmp`` and ``comment``
+    (a GIF's)."""
 
     format: str
     frames: int
@@ -55,15 +58,18 @@ class Animation:
     exif: bytes | None = None
     xmp: bytes | None = None
     skip: int = 0
+    comment: bytes | None = None
 
 
 def is_animation(path: str | os.PathLike[str]) -> bool:
     """Whether ``path`` is an animated WebP (a ``VP8X`` chunk with the animation flag), an APNG (an ``acTL`` chunk
-    before the image data) or an AVIF image sequence (brand ``avis``), from its first bytes; ``False`` for anything
-    else, including files that cannot be read (reading them reports why)."""
+    before the image data), an AVIF image sequence (brand ``avis``) or a GIF (any: see the module notes), from its
+    first bytes; ``False`` for anything else, including files that cannot be read (reading them reports why)."""
     try:
         with open(path, "rb") as fh:
             head = fh.read(64)
+            if head[:6] in (b"GIF87a", b"GIF89a"):
+                return True
             if head[:4] == b"RIFF" and head[8:16] == b"WEBPVP8X":
                 return bool(head[20] & 0x02)
             if head[:8] == b"\x89PNG\r\n\x1a\n":
@@ -132,7 +138,7 @@ def read_animation(path: str | os.PathLike[str], *, max_pixels: int | None | _De
             alpha=pim.mode in ("RGBA", "LA", "PA", "La", "RGBa") or pim.info.get("transparency") is not None,
             lossless=pim.format == "WEBP" and _webp_lossless(p),
             orientation=orientation, icc_profile=pim.info.get("icc_profile") or None, exif=exif,
-            xmp=_xmp_upright(pim.info.get("xmp")))
+            xmp=_xmp_upright(pim.info.get("xmp")), comment=pim.info.get("comment") or None)
 
 
 def read_frames(path: str | os.PathLike[str], animation: Animation
@@ -164,14 +170,16 @@ def write_animation(path: str | os.PathLike[str], frames: Iterable[tuple[np.ndar
                     overwrite: bool = False) -> Path:
     """Write ``frames`` (``H x W x 3`` ``uint8`` RGB and ``H x W`` alpha or ``None``, all of one size) as an
     animation in the format of ``path``'s extension (:data:`ANIMATED_FORMATS`), atomically: each frame shown for
-    its ``durations`` entry (milliseconds), with the loop count, background, ICC profile, EXIF and XMP of
-    ``animation`` (a format keeps what it holds: APNG has no background, AVIF no loop count here). ``quality``
+    its ``durations`` entry (milliseconds), with the loop count, background, ICC profile, EXIF, XMP and comment of
+    ``animation`` (a format keeps what it holds: APNG has no background, AVIF no loop count here, GIF only the
+    loop count, which it may leave out to play once, and the comment; a GIF's frames with alpha are written whole,
+    each replacing the one before, its transparent pixels one palette entry). ``quality``
     (1..100) applies to WebP, where 100 is lossless, and AVIF. Raises :class:`~deepexpose.io.ImageWriteError`,
     leaving no file, on any failure; an existing ``path`` is only replaced when ``overwrite`` is true."""
     p = Path(path)
     fmt = _SUFFIX_FORMATS.get(p.suffix.lower())
     if fmt is None:
-        raise ImageWriteError(p, f"an animation is written as WebP, PNG (APNG) or AVIF, not {p.suffix or p.name}")
+        raise ImageWriteError(p, f"an animation is written as WebP, PNG (APNG), AVIF or GIF, not {p.suffix or p.name}")
     if isinstance(quality, bool) or not isinstance(quality, (int, np.integer)) or not 1 <= quality <= 100:
         raise ImageWriteError(p, f"quality must be an integer in 1..100, got {quality!r}")
     pictures = [_picture(p, rgb, alpha) for rgb, alpha in frames]
@@ -185,18 +193,22 @@ def write_animation(path: str | os.PathLike[str], frames: Iterable[tuple[np.ndar
         pictures = [pic.convert("RGBA") for pic in pictures]
     options: dict[str, Any] = {"save_all": True, "append_images": pictures[1:],
                                "duration": [max(0, round(d)) for d in durations]}
-    if animation.icc_profile:
+    if fmt == "GIF":
+        options.update({"disposal": 2} if pictures[0].mode == "RGBA" else {})
+        options.update({"loop": animation.loop} if animation.loop is not None else {})
+        options.update({"comment": animation.comment} if animation.comment else {})
+    elif animation.icc_profile:
         options["icc_profile"] = animation.icc_profile
-    if animation.exif:  # its thumbnail made again from the first frame written, as a photo's is
+    if animation.exif and fmt != "GIF":  # its thumbnail made again from the first frame written, as a photo's is
         options["exif"] = _exif_with_thumbnail(animation.exif, np.asarray(pictures[0].convert("RGB")))
     if animation.xmp and fmt == "PNG":
         from PIL.PngImagePlugin import PngInfo
 
         options["pnginfo"] = PngInfo()
         options["pnginfo"].add(b"iTXt", _png_xmp(animation.xmp))
-    elif animation.xmp:
+    elif animation.xmp and fmt != "GIF":
         options["xmp"] = animation.xmp
-    if fmt != "AVIF":
+    if fmt not in ("AVIF", "GIF"):
         options["loop"] = animation.loop if animation.loop is not None else 0
     if fmt == "WEBP":
         options.update(quality=int(quality), lossless=quality == 100, exact=True)
@@ -204,7 +216,7 @@ def write_animation(path: str | os.PathLike[str], frames: Iterable[tuple[np.ndar
             options["background"] = animation.background
     elif fmt == "AVIF":
         options["quality"] = int(quality)
-    else:
+    elif fmt == "PNG":
         options["compress_level"] = 6
 
     def encode(fh: IO[bytes]) -> None:

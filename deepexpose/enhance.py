@@ -210,16 +210,19 @@ def _walk_images(folder: Path, ignored: Counter[str], out: Path) -> list[Path]:
             p = Path(dirpath) / name
             if name.startswith("."):
                 continue
-            if p.suffix.lower() in SUPPORTED_EXTENSIONS or _is_clip(p):
+            if p.suffix.lower() in _STILL_OR_ANIMATION or _is_clip(p):
                 found.append(p)
             else:
                 ignored[p.suffix.lower() or "(no extension)"] += 1
     return sorted(found, key=lambda p: p.relative_to(folder).as_posix())
 
 
+_STILL_OR_ANIMATION = SUPPORTED_EXTENSIONS | ANIMATION_SUFFIXES  # GIF: always an animation
+
+
 def _kind(path: Path) -> str:
-    """A file's job kind: ``video`` (by extension), ``animation`` (an animated WebP, APNG or AVIF, by its first
-    bytes: :func:`deepexpose.animation.is_animation`) or ``image``."""
+    """A file's job kind: ``video`` (by extension), ``animation`` (an animated WebP, APNG or AVIF, or a GIF, by
+    its first bytes: :func:`deepexpose.animation.is_animation`) or ``image``."""
     suffix = path.suffix.lower()
     if suffix in VIDEO_EXTENSIONS:
         return "video"
@@ -251,7 +254,7 @@ def collect_jobs(inputs: Sequence[str | Path], out: str | Path, *, fmt: str = ""
             ext = src.suffix.lower()
             if _is_clip(src):
                 jobs.append(Job(src, out / src.name, "video"))
-            elif ext in SUPPORTED_EXTENSIONS:
+            elif ext in _STILL_OR_ANIMATION:
                 jobs.append(Job(src, out / Path(src.name).with_suffix(output_suffix(src, fmt)), _kind(src)))
             else:
                 what = " that is not an MPEG transport stream" if ext in _TRANSPORT_STREAMS else ""

@@ -170,3 +170,51 @@ def test_an_animations_exif_thumbnail_is_made_again_from_its_first_frame(tmp_pat
     bright = [(np.full((24, 32, 3), 200, np.uint8), None), (np.full((24, 32, 3), 100, np.uint8), None)]
     out = write_animation(tmp_path / "a.webp", bright, [50, 50], info, quality=100)
     assert exif_thumbnail(read_animation(out).exif).mean() > 190
+
+
+def _gif(path, frames, alpha=None, **options):
+    """A GIF of RGB ``frames`` (a transparent left half with ``alpha``) as Pillow writes it."""
+    pictures = []
+    for a in frames:
+        if alpha is not None:
+            pictures.append(Image.fromarray(np.dstack([a, alpha]), "RGBA"))
+        else:
+            pictures.append(Image.fromarray(a))
+    pictures[0].save(path, save_all=True, append_images=pictures[1:], **options)
+
+
+def test_every_gif_is_an_animation_read_with_its_timing_loop_transparency_and_comment(tmp_path):
+    frames = [np.full((16, 24, 3), v, np.uint8) for v in (40, 80, 120)]
+    alpha = np.zeros((16, 24), np.uint8)
+    alpha[:, 12:] = 255
+    _gif(tmp_path / "a.gif", frames, alpha, duration=[100, 150, 200], loop=2, disposal=2, comment=b"made here")
+    Image.fromarray(frames[0]).save(tmp_path / "still.gif")
+    assert is_animation(tmp_path / "a.gif") and is_animation(tmp_path / "still.gif")
+    info = read_animation(tmp_path / "a.gif")
+    assert (info.format, info.frames, info.size, info.loop, info.alpha, info.comment) == (
+        "GIF", 3, (24, 16), 2, True, b"made here")
+    got = list(read_frames(tmp_path / "a.gif", info))
+    assert [d for _, _, d in got] == [100, 150, 200]
+    for (rgb, a, _), v in zip(got, (40, 80, 120)):
+        assert np.array_equal(a, alpha) and (np.abs(rgb[:, 12:].astype(int) - v) <= 2).all()
+    assert read_animation(tmp_path / "still.gif").frames == 1
+
+
+def test_write_animation_writes_a_gif_back_as_it_was_read(tmp_path):
+    frames = [np.full((16, 24, 3), v, np.uint8) for v in (40, 80)]
+    alpha = np.zeros((16, 24), np.uint8)
+    alpha[:, 12:] = 255
+    _gif(tmp_path / "a.gif", frames, alpha, duration=[100, 250], loop=0, disposal=2, comment=b"hi")
+    info = read_animation(tmp_path / "a.gif")
+    brighter = [(np.clip(rgb.astype(int) + 100, 0, 255).astype(np.uint8), a) for rgb, a, _ in
+                read_frames(tmp_path / "a.gif", info)]
+    write_animation(tmp_path / "out.gif", brighter, [100, 250], info)
+    again = read_animation(tmp_path / "out.gif")
+    assert (again.frames, again.loop, again.comment, again.alpha) == (2, 0, b"hi", True)
+    back = list(read_frames(tmp_path / "out.gif", again))
+    assert [d for _, _, d in back] == [100, 250]
+    for (rgb, a, _), v in zip(back, (140, 180)):
+        assert np.array_equal(a, alpha) and (np.abs(rgb[:, 12:].astype(int) - v) <= 2).all()
+    once = Animation(format="GIF", frames=2, size=(24, 16))  # no loop count: played once, as the source was
+    write_animation(tmp_path / "once.gif", [(f, None) for f in frames], [100, 100], once)
+    assert "loop" not in Image.open(tmp_path / "once.gif").info

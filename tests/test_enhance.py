@@ -433,16 +433,16 @@ def test_output_folder_inside_the_input_folder(tmp_path):
 def test_other_files_in_folders_are_counted_not_lost(tmp_path):
     src = tmp_path / "in"
     save(src / "a.png", photo(1))
-    for name in ("b.gif", "c.GIF", "sub/d.psd", "notes", ".hidden.txt"):
+    for name in ("b.svg", "c.SVG", "sub/d.psd", "notes", ".hidden.txt"):
         (src / name).parent.mkdir(parents=True, exist_ok=True)
         (src / name).write_bytes(b"x")
     jobs, bad, ignored = collect_jobs([src], tmp_path / "out")
     assert [j.source.name for j in jobs] == ["a.png"] and bad == []
-    assert ignored == {".gif": 2, ".psd": 1, "(no extension)": 1}
+    assert ignored == {".svg": 2, ".psd": 1, "(no extension)": 1}
     s = enhance_paths([src], cfg(tmp_path / "out"))
     assert s.count("done") == 1 and s.exit_code == 0 and s.ignored == ignored
     assert str(s).splitlines()[-1] == ("  ignored in the folders, not an image or video deepexpose reads: 4 files "
-                                       "((no extension) 1, .gif 2, .psd 1)")
+                                       "((no extension) 1, .psd 1, .svg 2)")
 
 
 def test_jobs_two_processes(tmp_path):
@@ -930,3 +930,24 @@ def test_a_damaged_second_view_is_kept_as_it_was_and_the_photo_is_still_enhanced
     assert out.pixels.mean() > dark.mean() + 20 and out.trailer.parts[0].data == broken
     doc = json.loads((tmp_path / "out" / "pair.jpg.json").read_text())
     assert doc["after_photo"] == [f"picture ({len(broken)} bytes): kept"]
+
+
+def test_a_folders_gifs_are_enhanced_as_animations_not_ignored(tmp_path):
+    from deepexpose.animation import read_animation, read_frames
+
+    src = tmp_path / "in"
+    src.mkdir()
+    dark = [np.full((32, 48, 3), v, np.uint8) for v in (30, 34)]
+    for a in dark:
+        a[:, ::2] += 12
+    Image.fromarray(dark[0]).save(src / "still.gif")
+    pictures = [Image.fromarray(a) for a in dark]
+    pictures[0].save(src / "moving.gif", save_all=True, append_images=pictures[1:], duration=[80, 120], loop=0)
+    cfg = EnhanceConfig(out=str(tmp_path / "out"), method="classic", progress=False)
+    summary = enhance_paths([src], cfg)
+    assert summary.exit_code == 0 and summary.ignored == {}
+    for name, frames in (("still.gif", 1), ("moving.gif", 2)):
+        info = read_animation(tmp_path / "out" / name)
+        got = list(read_frames(tmp_path / "out" / name, info))
+        assert info.frames == frames and all(rgb.mean() > 60 for rgb, _, _ in got)  # brightened
+    assert [d for _, _, d in read_frames(tmp_path / "out" / "moving.gif", info)] == [80, 120]
