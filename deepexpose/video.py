@@ -258,9 +258,10 @@ def enhance_animation(method, source: Path, output: Path, cfg) -> dict:
     per frame (pass 1), smoothed over time, rendered (pass 2) and written as an animation in the output's format
     (WebP, PNG, AVIF or GIF; a lossless WebP stays lossless without ``--quality``), with its frame durations, loop
     count, background, ICC profile, EXIF, XMP and a GIF's comment. Alpha is carried through; an alpha channel that
-    is opaque in every frame is not written. An animation every frame of which the edit leaves as it was (``--strength 0``, an identity edit),
-    written in its own format, is copied byte for byte, as such a photo is. The sidecar (``--sidecar``) is written
-    first, as a photo's is; like a clip, an animation has no LUT. Returns the flicker figures."""
+    is opaque in every frame is not written. An animation every frame of which the edit leaves as it was
+    (``--strength 0``, an identity edit), written in its own format, is copied byte for byte, as such a photo is.
+    The sidecar (``--sidecar``) is written first, as a photo's is; like a clip, an animation has no LUT. Returns the
+    flicker figures."""
     from .animation import ANIMATED_FORMATS, read_animation, read_frames, write_animation
 
     _need_parametric(method, cfg)
