@@ -12,6 +12,7 @@ the summary counts the files that are neither images nor videos.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import warnings
@@ -280,6 +281,20 @@ def collect_jobs(inputs: Sequence[str | Path], out: str | Path, *, fmt: str = ""
     return unique, bad, dict(ignored)
 
 
+@contextlib.contextmanager
+def side_files_removed_on_failure(output: Path, cfg: EnhanceConfig) -> Iterator[None]:
+    """Remove the side files just written for ``output`` (:func:`write_side_files`) when writing it fails, so that
+    no sidecar or LUT describes an output that is not there. (An interrupted run leaves them, as before: a rerun
+    writes the output and its side files again.)"""
+    try:
+        yield
+    except Exception:
+        for suffix, wanted in ((".json", cfg.sidecar), (".cube", cfg.lut)):
+            if wanted:
+                side_path(output, suffix).unlink(missing_ok=True)
+        raise
+
+
 def write_side_files(plan, output: Path, cfg: EnhanceConfig, extra: dict) -> None:
     """The sidecar JSON and the ``.cube`` LUT of a plan, atomically, before the image itself."""
     if cfg.sidecar:
@@ -358,18 +373,20 @@ def enhance_image(method: Method, source: Path, output: Path, cfg: EnhanceConfig
     depth = _bit_depth(cfg, img.bit_depth, output)
     copy = (img.format != "RAW" and depth == img.bit_depth and _unchanged(pixels, img.pixels)
             and _copyable(source, output))
-    left_out = None if copy else warn_if_more_pictures(img, source, output)  # a copy keeps everything
+    left_out = None if copy else warn_of_left_out(img, source, output)  # a copy keeps everything
     trailer, xmp = (Trailer(()), img.xmp) if copy else trailer_for(method, plan, img, output, cfg.strength, source)
     extra = {"source": source.name, "size": [img.width, img.height], **({"chosen_on": preview} if preview else {}),
              **({"copied": True} if copy else {}), **({"left_out": left_out} if left_out else {}),
              **({"after_photo": after_photo(trailer)} if trailer.parts else {})}
     write_side_files(plan, output, cfg, extra)
-    if copy:
-        atomic_copy(source, output, overwrite=True)
-        return
-    write_image(output, pixels, bit_depth=depth, quality=cfg.quality_for(img, output), icc_profile=img.icc_profile,
-                exif=img.exif, xmp=xmp, dpi=img.dpi, alpha=img.alpha, overwrite=True, threads=encode_threads(),
-                grey=img.grey, cicp=img.cicp, notes=img.notes, trailer=trailer, thumbnails=img.thumbnails)
+    with side_files_removed_on_failure(output, cfg):
+        if copy:
+            atomic_copy(source, output, overwrite=True)
+            return
+        write_image(output, pixels, bit_depth=depth, quality=cfg.quality_for(img, output),
+                    icc_profile=img.icc_profile, exif=img.exif, xmp=xmp, dpi=img.dpi, alpha=img.alpha, overwrite=True,
+                    threads=encode_threads(), grey=img.grey, cicp=img.cicp, notes=img.notes, trailer=trailer,
+                    thumbnails=img.thumbnails)
 
 
 def _is_jpeg(output: Path) -> bool:
@@ -431,14 +448,15 @@ _PICTURES = {"TIFF": "pages", "JPEG": "images (a multi-picture JPEG whose index 
              "HEIF": "top-level images"}
 
 
-def warn_if_more_pictures(img: Image, source: Path, output: Path) -> str | None:
-    """Warn (:class:`deepexpose.DeepExposeWarning`) that a file holding more than one picture (``Image.pictures``: a
-    multi-page TIFF, a HEIF burst) is enhanced as its first (or primary) picture alone, or that what follows a
-    JPEG's photo (``Image.trailer``: a preview, a second view, a gain map, a motion photo's video) has no place in
-    ``output`` (not a JPEG), or that a HEIF image's depth maps and auxiliary images (``Image.auxiliary``: an
-    iPhone's HDR gain map, portrait mattes) are not written, and return what the output leaves out, for the sidecar;
-    ``None`` when it leaves nothing out. (Animations are enhanced whole,
-    :func:`deepexpose.video.enhance_animation`.)"""
+def warn_of_left_out(img: Image, source: Path, output: Path) -> str | None:
+    """Warn (:class:`deepexpose.DeepExposeWarning`) of what ``output`` leaves out of ``img``, and return it, for the
+    sidecar; ``None`` when it leaves nothing out:
+    a file holding more than one picture (``Image.pictures``: a multi-page TIFF, a HEIF burst) is enhanced as its
+    first (or primary) picture alone; what follows a JPEG's photo (``Image.trailer``: a preview, a second view, a
+    gain map, a motion photo's video) has no place in an output that is not a JPEG; a HEIF image's depth maps and
+    auxiliary images (``Image.auxiliary``: an iPhone's HDR gain map, portrait mattes) are not written; transparency
+    has no place in JPEG or BMP output; a JPEG's extended XMP (what did not fit its one XMP marker) is not read.
+    (Animations are enhanced whole, :func:`deepexpose.video.enhance_animation`.)"""
     from . import DeepExposeWarning
 
     lost = []
@@ -451,11 +469,24 @@ def warn_if_more_pictures(img: Image, source: Path, output: Path) -> str | None:
         lost.append(f"{img.pictures - 1} of the file's {img.pictures} {what}: only the {first} is enhanced")
     if img.auxiliary:
         lost.append(f"the image's {', '.join(img.auxiliary)}: no output written here holds them")
+    if img.alpha is not None and output.suffix.lower() in _NO_ALPHA and not _opaque(img.alpha):
+        lost.append(f"its transparency: {output.suffix.lstrip('.').upper()} has none (the colours under it are "
+                    "written as they are)")
+    if img.xmp and b"HasExtendedXMP" in img.xmp:
+        lost.append("its extended XMP (what did not fit the JPEG's one XMP marker), which is not read")
     if not lost:
         return None
     left_out = "; ".join(lost)
     warnings.warn(f"{source}: left out of the output: {left_out}", DeepExposeWarning, stacklevel=2)
     return left_out
+
+
+_NO_ALPHA = frozenset({".jpg", ".jpeg", ".jpe", ".jfif", ".bmp"})
+
+
+def _opaque(alpha: np.ndarray) -> bool:
+    top = 1.0 if alpha.dtype.kind == "f" else np.iinfo(alpha.dtype).max
+    return bool((alpha >= top).all())
 
 
 def warn_if_hdr(img: Image, source: Path, output: Path) -> None:
@@ -483,7 +514,7 @@ def _unchanged(a: np.ndarray, b: np.ndarray) -> bool:
 
 _PILLOW_SUFFIX = {"JPEG": ".jpg", "MPO": ".jpg", "PNG": ".png", "TIFF": ".tif", "WEBP": ".webp", "BMP": ".bmp",
                   "HEIF": ".heic", "AVIF": ".avif"}
-_SAME_SUFFIX = {".jpeg": ".jpg", ".tiff": ".tif", ".heif": ".heic", ".hif": ".heic"}
+_SAME_SUFFIX = {".jpeg": ".jpg", ".jpe": ".jpg", ".jfif": ".jpg", ".tiff": ".tif", ".heif": ".heic", ".hif": ".heic"}
 
 
 def _copyable(source: Path, output: Path) -> bool:

@@ -69,7 +69,8 @@ Metadata rules
       of the first IFD and a JPEG's thumbnail (IFD1) are not carried into a TIFF; BMP carries no EXIF.
     * A camera RAW file's EXIF (Orientation 1) is, for a TIFF-based one (DNG, CR2, NEF, ARW, PEF, SRW), read as a
       TIFF's is (the maker note's offsets point into the RAW file), and for the others (CR3, RAF, ORF, RW2) the
-      EXIF of the embedded JPEG preview, if it has any; else ``None``. Metadata never fails a read. A RAW file's
+      EXIF of the embedded JPEG preview, if it has any; else ``None``. Metadata never fails a read: an EXIF block
+      that cannot be parsed (empty, damaged) is left out with a :class:`deepexpose.DeepExposeWarning`. A RAW file's
       XMP, ICC profile and resolution are not read.
     * HEIF and AVIF store rotation and mirroring as ``irot`` / ``imir`` properties of the picture, not in EXIF.
       libheif applies them while decoding, and a HEIF file's EXIF Orientation (which only describes them; HEIF
@@ -94,7 +95,8 @@ Metadata rules
       way Photoshop writes them) and writes them so.
     * XMP packets are kept for JPEG, PNG, TIFF, WebP, HEIF and AVIF (dropped for BMP), read as ``Image.xmp``; a
       ``tiff:Orientation`` in the packet (attribute or element) is set to 1 on reading and writing, as the
-      EXIF one is. A packet too long for one JPEG APP1 marker (over 65504 bytes) is left out of a JPEG.
+      EXIF one is. A packet too long for one JPEG APP1 marker (over 65504 bytes) is left out of a JPEG, as is
+      EXIF over 65533 bytes, each with a :class:`deepexpose.DeepExposeWarning`.
     * The stored resolution (``Image.dpi``, dots per inch as ``(x, y)``) is kept for JPEG (JFIF density),
       PNG (pHYs) and TIFF (XResolution, YResolution, ResolutionUnit); a density with no unit (aspect ratio
       only), TIFF's default of 1 with no unit, and values outside 1..65535 count as none. Pixels turned by
@@ -188,8 +190,8 @@ RAW_EXTENSIONS = frozenset({".dng", ".cr2", ".cr3", ".nef", ".arw", ".raf", ".or
 """Lower-case extensions of the camera RAW files :func:`read_image` develops (``Image.format`` ``"RAW"``)."""
 
 _EXTENSION_FORMATS = {
-    ".jpg": "JPEG", ".jpeg": "JPEG", ".png": "PNG", ".tif": "TIFF", ".tiff": "TIFF", ".webp": "WEBP",
-    ".bmp": "BMP", ".heic": "HEIF", ".heif": "HEIF", ".hif": "HEIF", ".avif": "AVIF",
+    ".jpg": "JPEG", ".jpeg": "JPEG", ".jpe": "JPEG", ".jfif": "JPEG", ".png": "PNG", ".tif": "TIFF", ".tiff": "TIFF",
+    ".webp": "WEBP", ".bmp": "BMP", ".heic": "HEIF", ".heif": "HEIF", ".hif": "HEIF", ".avif": "AVIF",
     **dict.fromkeys(sorted(RAW_EXTENSIONS), "RAW"),
 }
 SUPPORTED_EXTENSIONS = frozenset(_EXTENSION_FORMATS)
@@ -610,6 +612,26 @@ def _to_float(a: np.ndarray, top: int) -> np.ndarray:
     return np.divide(a, np.float32(top), dtype=np.float32)
 
 
+def _warn(message: str) -> None:
+    """A :class:`deepexpose.DeepExposeWarning` from reading or writing, pointing at the caller's caller."""
+    from . import DeepExposeWarning
+
+    warnings.warn(message, DeepExposeWarning, stacklevel=3)
+
+
+def _readable_exif(path: Path, exif: bytes | None) -> bytes | None:
+    """``exif`` if it can be written again (:func:`_exif_for_writing` parses it), else ``None`` with a warning:
+    an empty or damaged EXIF block never fails a photo."""
+    if not exif:
+        return None
+    try:
+        _exif_for_writing(exif)
+    except (ValueError, TypeError) as e:
+        _warn(f"{path}: its EXIF cannot be read ({e}); it is left out")
+        return None
+    return exif
+
+
 def _finish(path: Path, color: np.ndarray, alpha: np.ndarray | None, bit_depth: int, orientation: int,
             icc: bytes | None, exif: bytes | None, fmt: str, native: bool = False, xmp: Any = None,
             dpi: tuple[float, float] | None = None, cicp: Cicp | None = None) -> Image:
@@ -633,8 +655,9 @@ def _finish(path: Path, color: np.ndarray, alpha: np.ndarray | None, bit_depth: 
         icc = cicp_icc_profile(cicp, grey)
     else:
         cicp = None
-    return Image(pixels=pixels, alpha=alpha_f, bit_depth=bit_depth, icc_profile=_icc_for(icc, grey), exif=exif,
-                 format=fmt, path=path, grey=grey, xmp=_xmp_upright(xmp), dpi=dpi, cicp=cicp)
+    return Image(pixels=pixels, alpha=alpha_f, bit_depth=bit_depth, icc_profile=_icc_for(icc, grey),
+                 exif=_readable_exif(path, exif), format=fmt, path=path, grey=grey, xmp=_xmp_upright(xmp), dpi=dpi,
+                 cicp=cicp)
 
 
 def _check_pixels(path: Path, width: int, height: int, limit: int | None) -> None:
@@ -1555,6 +1578,11 @@ def write_image(path: str | os.PathLike[str], image_or_pixels: Image | np.ndarra
         exif_bytes = None
     if fmt == "JPEG" and xmp_bytes and len(xmp_bytes) > _JPEG_MAX_MARKER - len(_JPEG_XMP_HEADER):
         xmp_bytes = None  # too long for its one APP1 marker (extended XMP is not written): dropped, not an error
+        _warn(f"{p}: its XMP ({len(_xmp_for_writing(xmp) or b''):,} bytes) is too long for a JPEG's one XMP marker; "
+              "it is left out")
+    if fmt == "JPEG" and exif_bytes and len(exif_bytes) > _JPEG_MAX_MARKER:
+        _warn(f"{p}: its EXIF ({len(exif_bytes):,} bytes) is too long for a JPEG's one EXIF marker; it is left out")
+        exif_bytes = None
     if fmt == "HEIF" and cicp is not None and icc is not None and icc == cicp_icc_profile(cicp, grey):
         icc = None  # libheif writes one colour box, an ICC profile or code points: the code points themselves
     if fmt != "JPEG" or trailer is not None and not trailer.parts:
@@ -1614,10 +1642,8 @@ def _trailer_for(trailer: Trailer, rgb: np.ndarray, path: Path) -> Trailer:
             elif part.kind != DATA and part.orientation != 1:
                 part = encode_picture(part, decode_picture(part))
         except Exception as e:  # a damaged picture: never the reason to lose the photo
-            from . import DeepExposeWarning
-
-            warnings.warn(f"{path}: the {part.kind} after the photo cannot be read ({type(e).__name__}: {e}); it is "
-                          "kept as it was", DeepExposeWarning, stacklevel=3)
+            _warn(f"{path}: the {part.kind} after the photo cannot be read ({type(e).__name__}: {e}); it is kept as "
+                  "it was")
         parts.append(part)
     return Trailer(tuple(parts), trailer.mpf, trailer.photo_segments)
 

@@ -208,7 +208,8 @@ def _read_frame(path: Path) -> Image:
 def enhance_frames(method, folder: Path, out_folder: Path, cfg) -> dict:
     """Correct a folder of numbered frames into ``out_folder`` (same names); returns the flicker figures."""
     _need_parametric(method, cfg)
-    from .enhance import _bit_depth, encode_threads, foreign_side_files, trailer_for, warn_if_hdr, write_side_files
+    from .enhance import (_bit_depth, encode_threads, foreign_side_files, side_files_removed_on_failure, trailer_for,
+                          warn_if_hdr, write_side_files)
 
     frames, outputs = frame_outputs(folder, out_folder, cfg.format)
     clash = [o for o in outputs if o.exists() and not (cfg.skip_existing or cfg.overwrite)]
@@ -235,10 +236,11 @@ def enhance_frames(method, folder: Path, out_folder: Path, cfg) -> dict:
             continue
         write_side_files(plan, o, cfg, {"source": f.name, "frame": i})
         trailer, xmp = trailer_for(method, plan, img, o, cfg.strength, f)  # a frame's preview, gain map... as a photo's
-        write_image(o, pixels, bit_depth=_bit_depth(cfg, img.bit_depth, o), quality=cfg.quality_for(img, o),
-                    icc_profile=img.icc_profile, exif=img.exif, xmp=xmp, dpi=img.dpi, alpha=img.alpha,
-                    overwrite=True, threads=encode_threads(), grey=img.grey, cicp=img.cicp, notes=img.notes,
-                    trailer=trailer, thumbnails=img.thumbnails)
+        with side_files_removed_on_failure(o, cfg):
+            write_image(o, pixels, bit_depth=_bit_depth(cfg, img.bit_depth, o), quality=cfg.quality_for(img, o),
+                        icc_profile=img.icc_profile, exif=img.exif, xmp=xmp, dpi=img.dpi, alpha=img.alpha,
+                        overwrite=True, threads=encode_threads(), grey=img.grey, cicp=img.cicp, notes=img.notes,
+                        trailer=trailer, thumbnails=img.thumbnails)
     report = {"frames": len(frames), "repeated_frames": sum(repeats), **_flicker_report(stats_in, stats_out)}
     if cfg.sidecar:
         doc = {"source": folder.name, **method.describe(), "temporal_window": temporal_window(method, cfg), **report,
@@ -298,10 +300,13 @@ def enhance_animation(method, source: Path, output: Path, cfg) -> dict:
                "edits": [p.edit for p in plans] if plans is not None else None,
                **({"copied": True} if unchanged else {})}
         _write_json(side_path(output, ".json"), doc)
-    if unchanged:  # every frame as it was, in its own format: a copy loses nothing, re-encoding a lossy one would
-        atomic_copy(source, output, overwrite=True)
-    else:
-        write_animation(output, frames, durations, info, quality=cfg.quality_for(info, output), overwrite=True)
+    from .enhance import side_files_removed_on_failure
+
+    with side_files_removed_on_failure(output, cfg):
+        if unchanged:  # every frame as it was, in its own format: a copy loses nothing, re-encoding a lossy one would
+            atomic_copy(source, output, overwrite=True)
+        else:
+            write_animation(output, frames, durations, info, quality=cfg.quality_for(info, output), overwrite=True)
     return report
 
 

@@ -951,3 +951,58 @@ def test_a_folders_gifs_are_enhanced_as_animations_not_ignored(tmp_path):
         got = list(read_frames(tmp_path / "out" / name, info))
         assert info.frames == frames and all(rgb.mean() > 60 for rgb, _, _ in got)  # brightened
     assert [d for _, _, d in read_frames(tmp_path / "out" / "moving.gif", info)] == [80, 120]
+
+
+def test_a_photo_whose_output_cannot_be_written_leaves_no_side_files(tmp_path, monkeypatch):
+    from deepexpose import enhance as enhance_module
+    from deepexpose.io import ImageWriteError
+
+    src = tmp_path / "in"
+    save(src / "a.png", photo(1))
+
+    def refuse(path, *args, **kwargs):
+        raise ImageWriteError(path, "the disk is full")
+
+    monkeypatch.setattr(enhance_module, "write_image", refuse)
+    s = enhance_paths([src], EnhanceConfig(out=str(tmp_path / "out"), method="classic", sidecar=True, lut=True,
+                                           progress=False))
+    assert s.count("failed") == 1 and "the disk is full" in str(s)
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == []  # no sidecar, no LUT of a photo not there
+
+
+def test_what_an_output_format_cannot_hold_is_told_not_failed(tmp_path):
+    from deepexpose import DeepExposeWarning
+
+    src = tmp_path / "in"
+    src.mkdir()
+    dark = np.full((48, 64, 3), 40, np.uint8)
+    dark[:, ::2] = 50
+    rgba = np.dstack([dark, np.full((48, 64), 255, np.uint8)])
+    rgba[:, :20, 3] = 0
+    Image.fromarray(rgba).save(src / "logo.png")
+    Image.fromarray(np.dstack([dark, np.full((48, 64), 255, np.uint8)])).save(src / "opaque.png")
+    big = Image.Exif()
+    big[0x010E] = "x" * 70000  # an ImageDescription no JPEG marker holds
+    Image.fromarray(dark).save(src / "bigexif.png", exif=big.tobytes())
+    plain = src / "plain.jfif"
+    Image.fromarray(dark).save(plain, format="JPEG")
+    data = plain.read_bytes()
+    (src / "empty_exif.jpg").write_bytes(data[:2] + b"\xff\xe1\x00\x08Exif\x00\x00" + data[2:])
+    xmp = b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:Description xmpNote:HasExtendedXMP="ABC"/></x:xmpmeta>'
+    Image.fromarray(dark).save(src / "extended.jpg", xmp=xmp)
+    cfg = EnhanceConfig(out=str(tmp_path / "out"), method="classic", sidecar=True, progress=False, format="jpg")
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        s = enhance_paths([src], cfg)
+    assert s.count("done") == 6 and s.exit_code == 0
+    told = sorted(str(w.message) for w in seen if issubclass(w.category, DeepExposeWarning))
+    assert len(told) == 4
+    for expected in ("bigexif.jpg: its EXIF (70,", "empty_exif.jpg: its EXIF cannot be read",
+                     "extended.jpg: left out of the output: its extended XMP",
+                     "logo.png: left out of the output: its transparency: JPG has none"):
+        assert sum(expected in t for t in told) == 1, expected
+    doc = json.loads((tmp_path / "out" / "logo.jpg.json").read_text())
+    assert doc["left_out"].startswith("its transparency")
+    assert "left_out" not in json.loads((tmp_path / "out" / "opaque.jpg.json").read_text())
+    assert read_image(tmp_path / "out" / "bigexif.jpg").exif is None
+    assert read_image(tmp_path / "out" / "plain.jpg").pixels.mean() > dark.mean() / 255 + 0.05  # .jfif read as JPEG
