@@ -269,6 +269,7 @@ def _warning_printer(command: str, default: Callable) -> Callable:
             print(f"deepexpose {command}: warning: {message}", file=sys.stderr if file is None else file)
         else:
             default(message, category, filename, lineno, file, line)
+    show.command = command  # type: ignore[attr-defined]  # worker processes print the same way (enhance --jobs)
     return show
 
 

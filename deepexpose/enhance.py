@@ -648,11 +648,17 @@ def _load(cfg: EnhanceConfig) -> Method:
 _WORKER: tuple[Method, EnhanceConfig] | None = None
 
 
-def _init_worker(cfg: EnhanceConfig) -> None:
+def _init_worker(cfg: EnhanceConfig, command: str | None = None) -> None:
+    """A ``--jobs`` worker process: one torch thread, the method loaded once, and, when the parent prints
+    deepexpose's warnings as one line (the ``deepexpose COMMAND`` command line), the same printer."""
     import torch
 
     global _WORKER
     torch.set_num_threads(1)
+    if command:
+        from .cli import _warning_printer
+
+        warnings.showwarning = _warning_printer(command, warnings.showwarning)
     _WORKER = (_load(cfg), cfg)
 
 
@@ -667,7 +673,8 @@ def _outcomes(method: Method | None, jobs: list[Job], cfg: EnhanceConfig) -> Ite
     if cfg.jobs > 1 and len(photos) > 1:
         import multiprocessing as mp
 
-        with ProcessPoolExecutor(cfg.jobs, mp.get_context("spawn"), _init_worker, (cfg,)) as pool:
+        command = getattr(warnings.showwarning, "command", None)
+        with ProcessPoolExecutor(cfg.jobs, mp.get_context("spawn"), _init_worker, (cfg, command)) as pool:
             yield from pool.map(_work, photos)
     else:
         for job in photos:

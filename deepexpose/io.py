@@ -860,6 +860,8 @@ def _read_pillow(path: Path, limit: int | None, tiff_layout: str | None, native:
             raise ImageReadError(path, f"unsupported TIFF layout ({tiff_layout})") from e
         if avif:
             raise ImageReadError(path, "truncated or corrupt AVIF file (libavif cannot parse it)") from e
+        if kind := _unread_jpeg(path):
+            raise ImageReadError(path, f"unsupported JPEG: {kind} (only 8-bit JPEGs are read)") from e
         raise ImageReadError(path, "not a recognised image file (supported: JPEG, PNG, TIFF, WebP, BMP, HEIC, "
                                    "AVIF)") from e
     with pim:
@@ -916,6 +918,27 @@ def _read_pillow(path: Path, limit: int | None, tiff_layout: str | None, native:
     img.pictures = pictures
     img.trailer = trailer
     return img
+
+
+def _unread_jpeg(path: Path) -> str | None:
+    """What kind of JPEG Pillow cannot open: ``"12-bit samples"``, ``"lossless coding"``...; ``None`` when the
+    file does not start as a JPEG or its frame header says nothing Pillow refuses."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(1 << 16)
+    except OSError:
+        return None
+    if not head.startswith(b"\xff\xd8\xff"):
+        return None
+    for marker, start, end in segments(head):
+        if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC) and end <= len(head):
+            precision = head[start + 4]
+            if marker in (0xC3, 0xC7, 0xCB, 0xCF):
+                return f"lossless coding ({precision}-bit samples)"
+            if precision != 8:
+                return f"{precision}-bit samples"
+            return None
+    return None
 
 
 _TRAILER_XMP = (b"GContainer", b"Container:Directory", b"MicroVideo", b"MotionPhoto")

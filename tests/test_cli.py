@@ -264,3 +264,22 @@ def test_every_script_runs_its_main_through_run_script():
     assert len(scripts) >= 16
     for script in scripts:
         assert script.read_text().endswith('    raise SystemExit(run_script(main, __file__))\n'), script.name
+
+
+def test_enhance_jobs_workers_print_warnings_as_the_command_does(tmp_path):
+    from PIL import Image
+
+    src = tmp_path / "in"
+    src.mkdir()
+    dark = np.full((32, 48, 3), 40, np.uint8)
+    Image.fromarray(dark).save(src / "a.jpg")
+    data = (src / "a.jpg").read_bytes()
+    (src / "b.jpg").write_bytes(data[:2] + b"\xff\xe1\x00\x08Exif\x00\x00" + data[2:])  # an EXIF block of nothing
+    code = ("import sys\nfrom deepexpose.cli import main\n"
+            f"sys.exit(main(['enhance', {str(src)!r}, '-o', {str(tmp_path / 'out')!r}, '--method', 'classic', "
+            "'--jobs', '2', '--no-progress']))\n")
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr
+    assert any(line.startswith("deepexpose enhance: warning: ") and "b.jpg: its EXIF cannot be read" in line
+               for line in run.stderr.splitlines()), run.stderr
+    assert "DeepExposeWarning" not in run.stderr  # not Python's file:line form from the worker process

@@ -2049,3 +2049,15 @@ def test_damaged_or_adobe_marked_pictures_after_a_photo_never_cost_the_photo(tmp
     out = read_image(tmp_path / "out.jpg", dtype="native")
     assert out.pixels.shape == (32, 24, 3) and out.trailer.parts[1].data == broken
     assert np.abs(out.pixels.astype(int) - (200, 60, 60)).max() < 8
+
+
+def test_a_jpeg_pillow_cannot_open_is_named_for_what_it_is(tmp_path):
+    imagecodecs = pytest.importorskip("imagecodecs")
+    data = imagecodecs.jpeg8_encode(np.full((16, 24, 3), 600, np.uint16), bitspersample=12)
+    (tmp_path / "12bit.jpg").write_bytes(bytes(data))
+    with pytest.raises(ImageReadError, match=r"unsupported JPEG: 12-bit samples \(only 8-bit JPEGs are read\)"):
+        read_image(tmp_path / "12bit.jpg")
+    (tmp_path / "junk.jpg").write_bytes(b"\xff\xd8\xff\xe0 not a jpeg at all")
+    with pytest.raises(ImageReadError) as e:
+        read_image(tmp_path / "junk.jpg")
+    assert "unsupported JPEG" not in str(e.value)
