@@ -19,7 +19,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-__all__ = ["HDR_TRANSFERS", "Cicp", "icc_profile", "rgb_to_xyz"]
+__all__ = ["HDR_TRANSFERS", "Cicp", "icc_profile", "rgb_profile_from_gray", "rgb_to_xyz"]
 
 HDR_TRANSFERS = {16: "PQ", 18: "HLG"}
 """H.273 transfer characteristics of high dynamic range: SMPTE ST 2084 (PQ) and ARIB STD-B67 (HLG)."""
@@ -126,8 +126,30 @@ def _build(primaries: int | None, transfer: int) -> bytes:
     function, params = _TRANSFERS[transfer][1]
     curve = b"para" + bytes(4) + struct.pack(">HH", function, 0) + _s15(params)
     name = f"{_TRANSFERS[transfer][0]} gray" if primaries is None else Cicp(primaries, transfer, 0, True).describe()
+    return _assemble(f"deepexpose: {name} (from H.273 code points)", primaries, curve)
+
+
+def rgb_profile_from_gray(gray: bytes) -> bytes | None:
+    """An RGB ICC profile under which ``R = G = B = v`` is the colour the gray ICC profile ``gray`` gives ``v``
+    (its ``kTRC`` curve for all three channels, sRGB's colorants adapted to D50, which add up to the D50 white):
+    for a gray photo written as RGB (WebP, HEIC), where its own profile cannot go. ``None`` when ``gray`` is not a
+    gray profile with a ``kTRC`` tag."""
+    if len(gray) < 132 or gray[16:20] != b"GRAY":
+        return None
+    count = struct.unpack(">I", gray[128:132])[0]
+    for k in range(min(count, (len(gray) - 132) // 12)):
+        sig, offset, size = struct.unpack(">4sII", gray[132 + 12 * k:144 + 12 * k])
+        if sig == b"kTRC" and offset + size <= len(gray):
+            return _assemble("deepexpose: RGB with the curve of a gray profile", _SRGB_PRIMARIES,
+                             gray[offset:offset + size])
+    return None
+
+
+def _assemble(description: str, primaries: int | None, curve: bytes) -> bytes:
+    """An ICC v4 display profile: RGB matrix/TRC with ``primaries``' colorants (adapted to D50) and ``curve`` for
+    each channel, or with ``primaries`` ``None`` gray with ``curve`` as its ``kTRC``."""
     tags: list[tuple[bytes, bytes]] = [
-        (b"desc", _mluc(f"deepexpose: {name} (from H.273 code points)")),
+        (b"desc", _mluc(description)),
         (b"cprt", _mluc("No copyright, use freely")),
         (b"wtpt", b"XYZ " + bytes(4) + _s15(_D50)),
     ]

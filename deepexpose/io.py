@@ -110,9 +110,10 @@ Metadata rules
       pictures (a gain map, a second view, unknown ones) byte for byte, or turned upright where the photo was
       (re-encoded with their own quantisation tables and segments; GContainer's ``Item:Length`` in the XMP follows
       a changed size), and other data (a motion photo's video) byte for byte. Other formats leave it out.
-    * Alpha is written to PNG, TIFF, WebP, HEIF and AVIF. JPEG and BMP have no alpha channel (for BMP Pillow's
-      reader ignores it), so there it is dropped silently and the colour values are written unchanged, not
-      composited.
+    * Alpha is written to PNG, TIFF, WebP, HEIF and AVIF. JPEG has no alpha channel, and a BMP's is not written
+      here (Pillow reads one where the BMP's header has an alpha mask, BITMAPV4/V5, but writes 32-bit BMPs that
+      readers, Pillow's own included, take for opaque), so there it is dropped and the colour values are written
+      unchanged, not composited; ``deepexpose enhance`` warns of it (:func:`deepexpose.enhance.warn_of_left_out`).
 
 The decompression-bomb limit is ``max_pixels`` (default: the environment variable ``DEEPEXPOSE_MAX_PIXELS``
 if set, else :data:`DEFAULT_MAX_PIXELS`; ``None`` means no limit). It replaces Pillow's own limit for reads
@@ -148,6 +149,7 @@ from PIL import UnidentifiedImageError
 
 from .cicp import Cicp
 from .cicp import icc_profile as cicp_icc_profile
+from .cicp import rgb_profile_from_gray
 from .mpf import DATA, PREVIEW, Part, Trailer, join, jpeg_end, read_trailer, segments, xmp_with_lengths
 
 if TYPE_CHECKING:
@@ -1522,8 +1524,10 @@ def write_image(path: str | os.PathLike[str], image_or_pixels: Image | np.ndarra
     ``image_or_pixels`` is an array or an :class:`Image`; for an Image, its alpha, ICC profile, EXIF, XMP and dpi
     are used unless the corresponding argument is given (pass ``b""`` to drop a profile, EXIF or XMP, ``()`` to
     drop the dpi); a profile is written only when it describes what is written (an RGB profile with RGB, a gray
-    one with gray). ``xmp`` is a raw XMP packet (a str is UTF-8 encoded), ``dpi`` an ``(x, y)`` resolution in
-    dots per inch (1..65535), each written where the format stores it (see the module notes). ``cicp`` (default:
+    one with gray; a gray one with RGB, as a gray photo is written to WebP or HEIC, becomes the RGB profile of its
+    curve, :func:`deepexpose.cicp.rgb_profile_from_gray`). ``xmp`` is a raw XMP packet (a str is UTF-8 encoded),
+    ``dpi`` an ``(x, y)`` resolution in dots per inch (1..65535), each written where the format stores it (see the
+    module notes). ``cicp`` (default:
     an Image's own) is the colour as H.273 code points: HEIF output carries it as its ``nclx`` box (an HDR one
     included) unless it has another ICC profile (libheif writes one or the other), PNG output as a ``cICP`` chunk;
     where no profile is given, every format gets the ICC profile made from it, if one can be (see
@@ -1579,6 +1583,8 @@ def write_image(path: str | os.PathLike[str], image_or_pixels: Image | np.ndarra
                 raise ValueError(f"cicp must be (primaries, transfer, matrix, full_range), codes 0..255, got {cicp!r}")
             cicp = Cicp(*(int(v) for v in cicp[:3]), bool(cicp[3]))
         icc = _icc_for(icc_profile, grey)
+        if icc is None and not grey and _icc_for(icc_profile, True):  # a gray photo written as RGB (WebP, HEIC)
+            icc = rgb_profile_from_gray(bytes(icc_profile))  # type: ignore[arg-type]
         if icc is None and cicp is not None and icc_profile != b"":
             icc = cicp_icc_profile(cicp, grey)
         exif_bytes = _exif_for_writing(exif)

@@ -98,3 +98,25 @@ def test_describe_and_hdr():
     assert Cicp(9, 18, 9, False).hdr == "HLG" and Cicp(1, 13, 6, True).hdr is None
     assert Cicp(99, 98, 0, True).describe() == "primaries 99, transfer 98"
     assert set(HDR_TRANSFERS) == {16, 18}
+
+
+def test_rgb_profile_from_gray_gives_neutral_rgb_the_colour_the_gray_profile_gives(tmp_path):
+    import io
+
+    from PIL import Image, ImageCms
+
+    from deepexpose.cicp import _build, rgb_profile_from_gray
+
+    gray = _build(None, 8)  # a linear gray profile (H.273 transfer 8): far from sRGB's curve
+    rgb = rgb_profile_from_gray(gray)
+    assert rgb is not None and rgb[16:20] == b"RGB " and rgb_profile_from_gray(rgb) is None
+    assert rgb_profile_from_gray(b"not a profile") is None
+    srgb = ImageCms.createProfile("sRGB")
+    levels = np.arange(0, 256, 15, dtype=np.uint8)
+    via_gray = ImageCms.profileToProfile(Image.fromarray(levels[None, :]), ImageCms.ImageCmsProfile(io.BytesIO(gray)),
+                                         srgb, outputMode="RGB")
+    via_rgb = ImageCms.profileToProfile(Image.fromarray(np.repeat(levels[None, :, None], 3, axis=2)),
+                                        ImageCms.ImageCmsProfile(io.BytesIO(rgb)), srgb, outputMode="RGB")
+    a, b = np.asarray(via_gray).astype(int), np.asarray(via_rgb).astype(int)
+    assert np.abs(a - b).max() <= 1
+    assert np.abs(a[0, :, 0] - levels).max() > 30  # the curve matters: dropping the profile would show other tones

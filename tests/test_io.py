@@ -2061,3 +2061,18 @@ def test_a_jpeg_pillow_cannot_open_is_named_for_what_it_is(tmp_path):
     with pytest.raises(ImageReadError) as e:
         read_image(tmp_path / "junk.jpg")
     assert "unsupported JPEG" not in str(e.value)
+
+
+def test_a_gray_photo_written_as_rgb_keeps_its_tones_through_an_rgb_profile_of_its_curve(tmp_path):
+    from deepexpose.cicp import _build, rgb_profile_from_gray
+
+    gray = _build(None, 8)  # linear
+    PILImage.fromarray(np.full((24, 32), 60, np.uint8)).save(tmp_path / "g.jpg", icc_profile=gray)
+    img = read_image(tmp_path / "g.jpg")
+    assert img.grey and img.icc_profile == gray
+    for name in ("g.webp", "g.heic"):
+        write_image(tmp_path / name, img)
+        out = read_image(tmp_path / name)
+        assert not out.grey and out.icc_profile == rgb_profile_from_gray(gray), name
+    write_image(tmp_path / "g.png", img)
+    assert read_image(tmp_path / "g.png").icc_profile == gray  # a gray output keeps the gray profile itself
