@@ -194,7 +194,10 @@ def write_animation(path: str | os.PathLike[str], frames: Iterable[tuple[np.ndar
     options: dict[str, Any] = {"save_all": True, "append_images": pictures[1:],
                                "duration": [max(0, round(d)) for d in durations]}
     if fmt == "GIF":
-        options.update({"disposal": 2} if pictures[0].mode == "RGBA" else {})
+        if pictures[0].mode == "RGBA":
+            pictures = [_gif_frame(pic) for pic in pictures]
+            options.update(disposal=2, transparency=_GIF_CLEAR)
+            options["append_images"] = pictures[1:]
         options.update({"loop": animation.loop} if animation.loop is not None else {})
         options.update({"comment": animation.comment} if animation.comment else {})
     elif animation.icc_profile:
@@ -224,6 +227,24 @@ def write_animation(path: str | os.PathLike[str], frames: Iterable[tuple[np.ndar
 
     _atomic_write(p, encode, overwrite)
     return p
+
+
+_GIF_CLEAR = 255  # the palette entry of a GIF frame's transparent pixels
+
+
+def _gif_frame(picture: PILImage.Image) -> PILImage.Image:
+    """An RGBA frame as a GIF's palette frame: its colours in 255 entries (median cut, no dithering: exact where
+    it has no more), pixels of alpha under one half as entry :data:`_GIF_CLEAR`. (Pillow's own RGBA quantizer loses
+    colours that would fit.)"""
+    quantized = picture.convert("RGB").quantize(_GIF_CLEAR, method=PILImage.Quantize.MEDIANCUT,
+                                                dither=PILImage.Dither.NONE)
+    index = np.array(quantized)
+    index[np.asarray(picture.getchannel("A")) < 128] = _GIF_CLEAR
+    out = PILImage.fromarray(index, "P")
+    palette = (quantized.getpalette() or [])[:3 * _GIF_CLEAR]
+    out.putpalette(palette + [0] * (768 - len(palette)))
+    out.info["transparency"] = _GIF_CLEAR
+    return out
 
 
 def _picture(path: Path, rgb: np.ndarray, alpha: np.ndarray | None) -> PILImage.Image:

@@ -133,8 +133,8 @@ def rgb_profile_from_gray(gray: bytes) -> bytes | None:
     """An RGB ICC profile under which ``R = G = B = v`` is the colour the gray ICC profile ``gray`` gives ``v``
     (its ``kTRC`` curve for all three channels, sRGB's colorants adapted to D50, which add up to the D50 white):
     for a gray photo written as RGB (WebP, HEIC), where its own profile cannot go. ``None`` when ``gray`` is not a
-    gray profile with a ``kTRC`` tag."""
-    if len(gray) < 132 or gray[16:20] != b"GRAY":
+    gray profile with a ``kTRC`` tag and the XYZ connection space (in a Lab one the curve gives L*, not Y)."""
+    if len(gray) < 132 or gray[16:20] != b"GRAY" or gray[20:24] != b"XYZ ":
         return None
     count = struct.unpack(">I", gray[128:132])[0]
     for k in range(min(count, (len(gray) - 132) // 12)):

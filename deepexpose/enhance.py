@@ -227,6 +227,8 @@ def _kind(path: Path) -> str:
     suffix = path.suffix.lower()
     if suffix in VIDEO_EXTENSIONS:
         return "video"
+    if suffix == ".gif":  # whatever it holds: written as the GIF its name says, as other names are kept
+        return "animation"
     return "animation" if suffix in ANIMATION_SUFFIXES and is_animation(path) else "image"
 
 
@@ -282,16 +284,22 @@ def collect_jobs(inputs: Sequence[str | Path], out: str | Path, *, fmt: str = ""
 
 
 @contextlib.contextmanager
-def side_files_removed_on_failure(output: Path, cfg: EnhanceConfig) -> Iterator[None]:
-    """Remove the side files just written for ``output`` (:func:`write_side_files`) when writing it fails, so that
-    no sidecar or LUT describes an output that is not there. (An interrupted run leaves them, as before: a rerun
-    writes the output and its side files again.)"""
+def side_files_kept_on_failure(output: Path, *, sidecar: bool, lut: bool) -> Iterator[None]:
+    """Around writing ``output``'s side files (:func:`write_side_files`: the sidecar with ``sidecar``, the LUT
+    with ``lut``) and then ``output`` itself: when that fails, put back the side files as they were before (an
+    earlier run's, beside its output, which stays), or remove them where there were none, so that no sidecar or
+    LUT describes an output that is not there. (An interrupted run leaves them, as before: a rerun writes the output
+    and its side files again.)"""
+    paths = [side_path(output, suffix) for suffix, wanted in ((".json", sidecar), (".cube", lut)) if wanted]
+    before = {p: p.read_bytes() if p.is_file() else None for p in paths}
     try:
         yield
     except Exception:
-        for suffix, wanted in ((".json", cfg.sidecar), (".cube", cfg.lut)):
-            if wanted:
-                side_path(output, suffix).unlink(missing_ok=True)
+        for p, old in before.items():
+            if old is None:
+                p.unlink(missing_ok=True)
+            else:
+                atomic_write_bytes(p, old, overwrite=True)
         raise
 
 
@@ -378,8 +386,8 @@ def enhance_image(method: Method, source: Path, output: Path, cfg: EnhanceConfig
     extra = {"source": source.name, "size": [img.width, img.height], **({"chosen_on": preview} if preview else {}),
              **({"copied": True} if copy else {}), **({"left_out": left_out} if left_out else {}),
              **({"after_photo": after_photo(trailer)} if trailer.parts else {})}
-    write_side_files(plan, output, cfg, extra)
-    with side_files_removed_on_failure(output, cfg):
+    with side_files_kept_on_failure(output, sidecar=cfg.sidecar, lut=cfg.lut):
+        write_side_files(plan, output, cfg, extra)
         if copy:
             atomic_copy(source, output, overwrite=True)
             return
@@ -448,7 +456,7 @@ _PICTURES = {"TIFF": "pages", "JPEG": "images (a multi-picture JPEG whose index 
              "HEIF": "top-level images"}
 
 
-def warn_of_left_out(img: Image, source: Path, output: Path) -> str | None:
+def warn_of_left_out(img: Image, source: Path, output: Path, warn: bool = True) -> str | None:
     """Warn (:class:`deepexpose.DeepExposeWarning`) of what ``output`` leaves out of ``img``, and return it, for the
     sidecar; ``None`` when it leaves nothing out:
     a file holding more than one picture (``Image.pictures``: a multi-page TIFF, a HEIF burst) is enhanced as its
@@ -456,7 +464,7 @@ def warn_of_left_out(img: Image, source: Path, output: Path) -> str | None:
     gain map, a motion photo's video) has no place in an output that is not a JPEG; a HEIF image's depth maps and
     auxiliary images (``Image.auxiliary``: an iPhone's HDR gain map, portrait mattes) are not written; transparency
     has no place in JPEG or BMP output; a JPEG's extended XMP (what did not fit its one XMP marker) is not read.
-    (Animations are enhanced whole, :func:`deepexpose.video.enhance_animation`.)"""
+    (Animations are enhanced whole, :func:`deepexpose.video.enhance_animation`.) ``warn=False`` only returns it."""
     from . import DeepExposeWarning
 
     lost = []
@@ -477,7 +485,8 @@ def warn_of_left_out(img: Image, source: Path, output: Path) -> str | None:
     if not lost:
         return None
     left_out = "; ".join(lost)
-    warnings.warn(f"{source}: left out of the output: {left_out}", DeepExposeWarning, stacklevel=2)
+    if warn:
+        warnings.warn(f"{source}: left out of the output: {left_out}", DeepExposeWarning, stacklevel=2)
     return left_out
 
 

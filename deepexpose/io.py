@@ -627,7 +627,13 @@ def _readable_exif(path: Path, exif: bytes | None) -> bytes | None:
     if not exif:
         return None
     try:
+        base, _, ifd0 = _exif_ifd0(exif)
+        if base + ifd0 + 2 > len(exif):
+            raise ValueError("its first directory lies outside the block")
         _exif_for_writing(exif)
+    except (KeyError, struct.error):
+        _warn(f"{path}: its EXIF cannot be read (no TIFF header); it is left out")
+        return None
     except (ValueError, TypeError) as e:
         _warn(f"{path}: its EXIF cannot be read ({e}); it is left out")
         return None

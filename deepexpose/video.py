@@ -208,8 +208,9 @@ def _read_frame(path: Path) -> Image:
 def enhance_frames(method, folder: Path, out_folder: Path, cfg) -> dict:
     """Correct a folder of numbered frames into ``out_folder`` (same names); returns the flicker figures."""
     _need_parametric(method, cfg)
-    from .enhance import (_bit_depth, encode_threads, foreign_side_files, side_files_removed_on_failure, trailer_for,
-                          warn_if_hdr, write_side_files)
+    from . import DeepExposeWarning
+    from .enhance import (_bit_depth, encode_threads, foreign_side_files, side_files_kept_on_failure, trailer_for,
+                          warn_if_hdr, warn_of_left_out, write_side_files)
 
     frames, outputs = frame_outputs(folder, out_folder, cfg.format)
     clash = [o for o in outputs if o.exists() and not (cfg.skip_existing or cfg.overwrite)]
@@ -224,6 +225,7 @@ def enhance_frames(method, folder: Path, out_folder: Path, cfg) -> dict:
     edits, repeats, stats_in = _plan_frames(method, (_read_frame(f).pixels for f in frames))
     plans = _plans(method, edits, repeats, cfg) if method.parametric else None
     stats_out = []
+    losing = 0  # frames whose output leaves something out: a warning for the first, a count at the end
     for i, (f, o) in enumerate(zip(frames, outputs, strict=True)):  # pass 2: render the smoothed plans
         img = _read_frame(f)
         if i == 0:
@@ -234,13 +236,20 @@ def enhance_frames(method, folder: Path, out_folder: Path, cfg) -> dict:
         stats_out.append(np.full(4, stats[0]) if img.grey else stats)  # a gray frame is written as its luma
         if o.exists() and cfg.skip_existing:
             continue
-        write_side_files(plan, o, cfg, {"source": f.name, "frame": i})
+        depth = _bit_depth(cfg, img.bit_depth, o)
         trailer, xmp = trailer_for(method, plan, img, o, cfg.strength, f)  # a frame's preview, gain map... as a photo's
-        with side_files_removed_on_failure(o, cfg):
-            write_image(o, pixels, bit_depth=_bit_depth(cfg, img.bit_depth, o), quality=cfg.quality_for(img, o),
+        left_out = warn_of_left_out(img, f, o, warn=not losing)
+        losing += left_out is not None
+        with side_files_kept_on_failure(o, sidecar=cfg.sidecar, lut=cfg.lut):
+            extra = {"source": f.name, "frame": i, **({"left_out": left_out} if left_out else {})}
+            write_side_files(plan, o, cfg, extra)
+            write_image(o, pixels, bit_depth=depth, quality=cfg.quality_for(img, o),
                         icc_profile=img.icc_profile, exif=img.exif, xmp=xmp, dpi=img.dpi, alpha=img.alpha,
                         overwrite=True, threads=encode_threads(), grey=img.grey, cicp=img.cicp, notes=img.notes,
                         trailer=trailer, thumbnails=img.thumbnails)
+    if losing > 1:
+        warnings.warn(f"{folder}: {losing} frames in all leave something out, as the first did (their sidecars' "
+                      "left_out say what)", DeepExposeWarning, stacklevel=2)
     report = {"frames": len(frames), "repeated_frames": sum(repeats), **_flicker_report(stats_in, stats_out)}
     if cfg.sidecar:
         doc = {"source": folder.name, **method.describe(), "temporal_window": temporal_window(method, cfg), **report,
@@ -294,15 +303,15 @@ def enhance_animation(method, source: Path, output: Path, cfg) -> dict:
         stats_out.append(frame_statistics(out))
         frames.append((out, None if opaque[0] else alpha))
     report = {"frames": len(frames), "repeated_frames": sum(repeats), **_flicker_report(stats_in, stats_out)}
-    if cfg.sidecar:
-        doc = {"source": source.name, **method.describe(), "temporal_window": temporal_window(method, cfg),
-               "strength": cfg.strength, **report, "durations_ms": durations,
-               "edits": [p.edit for p in plans] if plans is not None else None,
-               **({"copied": True} if unchanged else {})}
-        _write_json(side_path(output, ".json"), doc)
-    from .enhance import side_files_removed_on_failure
+    from .enhance import side_files_kept_on_failure
 
-    with side_files_removed_on_failure(output, cfg):
+    with side_files_kept_on_failure(output, sidecar=cfg.sidecar, lut=False):  # an animation has no LUT
+        if cfg.sidecar:
+            doc = {"source": source.name, **method.describe(), "temporal_window": temporal_window(method, cfg),
+                   "strength": cfg.strength, **report, "durations_ms": durations,
+                   "edits": [p.edit for p in plans] if plans is not None else None,
+                   **({"copied": True} if unchanged else {})}
+            _write_json(side_path(output, ".json"), doc)
         if unchanged:  # every frame as it was, in its own format: a copy loses nothing, re-encoding a lossy one would
             atomic_copy(source, output, overwrite=True)
         else:

@@ -218,3 +218,18 @@ def test_write_animation_writes_a_gif_back_as_it_was_read(tmp_path):
     once = Animation(format="GIF", frames=2, size=(24, 16))  # no loop count: played once, as the source was
     write_animation(tmp_path / "once.gif", [(f, None) for f in frames], [100, 100], once)
     assert "loop" not in Image.open(tmp_path / "once.gif").info
+
+
+def test_a_transparent_gif_keeps_every_colour_that_fits_its_palette(tmp_path):
+    rng = np.random.default_rng(0)
+    colours = (rng.random((200, 3)) * 255).astype(np.uint8)
+    frames = []
+    for _ in range(2):
+        rgb = colours[rng.integers(0, 200, (20, 30))]
+        alpha = np.full((20, 30), 255, np.uint8)
+        alpha[:, :8] = 0
+        frames.append((rgb, alpha))
+    write_animation(tmp_path / "t.gif", frames, [100, 200], Animation(format="GIF", frames=2, size=(30, 20), loop=0))
+    back = list(read_frames(tmp_path / "t.gif", read_animation(tmp_path / "t.gif")))
+    for (rgb, alpha), (rgb2, alpha2, _) in zip(frames, back):
+        assert np.array_equal(alpha2, alpha) and np.array_equal(rgb2[alpha > 0], rgb[alpha > 0])  # Pillow's: off by 22

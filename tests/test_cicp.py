@@ -120,3 +120,11 @@ def test_rgb_profile_from_gray_gives_neutral_rgb_the_colour_the_gray_profile_giv
     a, b = np.asarray(via_gray).astype(int), np.asarray(via_rgb).astype(int)
     assert np.abs(a - b).max() <= 1
     assert np.abs(a[0, :, 0] - levels).max() > 30  # the curve matters: dropping the profile would show other tones
+
+
+def test_rgb_profile_from_gray_refuses_a_gray_profile_in_lab():
+    from deepexpose.cicp import rgb_profile_from_gray
+
+    lab = bytearray(_build(None, 8))
+    lab[20:24] = b"Lab "  # its curve would give L*, which an RGB profile's TRC cannot mean
+    assert rgb_profile_from_gray(bytes(lab)) is None

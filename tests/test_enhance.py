@@ -1006,3 +1006,62 @@ def test_what_an_output_format_cannot_hold_is_told_not_failed(tmp_path):
     assert "left_out" not in json.loads((tmp_path / "out" / "opaque.jpg.json").read_text())
     assert read_image(tmp_path / "out" / "bigexif.jpg").exif is None
     assert read_image(tmp_path / "out" / "plain.jpg").pixels.mean() > dark.mean() / 255 + 0.05  # .jfif read as JPEG
+
+
+def test_a_failed_rewrite_puts_back_the_earlier_runs_side_files(tmp_path, monkeypatch):
+    from deepexpose import enhance as enhance_module
+    from deepexpose import video as video_module
+    from deepexpose.io import ImageWriteError
+
+    src = tmp_path / "in"
+    save(src / "a.png", photo(1))
+    frames = tmp_path / "seq"
+    for i in range(2):
+        save(frames / f"f{i}.png", photo(i))
+    options = dict(method="classic", sidecar=True, lut=True, progress=False)
+    assert enhance_paths([src], EnhanceConfig(out=str(tmp_path / "out"), **options)).exit_code == 0
+    assert enhance_paths([frames], EnhanceConfig(out=str(tmp_path / "fr"), frames=True, **options)).exit_code == 0
+    before = {p: p.read_bytes() for p in [*(tmp_path / "out").iterdir(), *(tmp_path / "fr" / "seq").iterdir()]}
+
+    def refuse(path, *args, **kwargs):
+        raise ImageWriteError(path, "the disk is full")
+
+    monkeypatch.setattr(enhance_module, "write_image", refuse)
+    monkeypatch.setattr(video_module, "write_image", refuse)
+    again = dict(options, strength=0.5, overwrite=True)  # another edit: other side files, had they stayed
+    assert enhance_paths([src], EnhanceConfig(out=str(tmp_path / "out"), **again)).exit_code == 1
+    assert enhance_paths([frames], EnhanceConfig(out=str(tmp_path / "fr"), frames=True, **again)).exit_code == 1
+    after = {p: p.read_bytes() for p in [*(tmp_path / "out").iterdir(), *(tmp_path / "fr" / "seq").iterdir()]}
+    assert after == before  # the earlier outputs with their own sidecars and LUTs
+
+
+def test_frames_say_what_their_outputs_leave_out_once(tmp_path):
+    from deepexpose import DeepExposeWarning
+
+    frames = tmp_path / "seq"
+    frames.mkdir()
+    for i in range(3):
+        rgba = np.dstack([np.full((24, 32, 3), 40 + i, np.uint8), np.full((24, 32), 255, np.uint8)])
+        rgba[:, :8, 3] = 0
+        Image.fromarray(rgba).save(frames / f"f{i}.png")
+    cfg = EnhanceConfig(out=str(tmp_path / "out"), method="classic", frames=True, sidecar=True, progress=False,
+                        format="jpg")
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        assert enhance_paths([frames], cfg).exit_code == 0
+    told = [str(w.message) for w in seen if issubclass(w.category, DeepExposeWarning)]
+    assert len(told) == 2 and "f0.png: left out of the output: its transparency" in told[0]
+    assert "3 frames in all leave something out" in told[1]
+    for i in range(3):
+        doc = json.loads((tmp_path / "out" / "seq" / f"f{i}.jpg.json").read_text())
+        assert doc["left_out"].startswith("its transparency")
+
+
+def test_a_png_named_gif_comes_back_as_the_gif_its_name_says(tmp_path):
+    from deepexpose.animation import read_animation
+
+    (tmp_path / "in").mkdir()
+    Image.fromarray(np.full((16, 24, 3), 40, np.uint8)).save(tmp_path / "in" / "really_png.gif", format="PNG")
+    cfg = EnhanceConfig(out=str(tmp_path / "out"), method="classic", progress=False)
+    assert enhance_paths([tmp_path / "in"], cfg).exit_code == 0
+    assert read_animation(tmp_path / "out" / "really_png.gif").format == "GIF"

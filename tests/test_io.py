@@ -2076,3 +2076,16 @@ def test_a_gray_photo_written_as_rgb_keeps_its_tones_through_an_rgb_profile_of_i
         assert not out.grey and out.icc_profile == rgb_profile_from_gray(gray), name
     write_image(tmp_path / "g.png", img)
     assert read_image(tmp_path / "g.png").icc_profile == gray  # a gray output keeps the gray profile itself
+
+
+def test_an_exif_block_whose_first_directory_is_outside_it_is_left_out_with_a_warning(tmp_path):
+    from deepexpose import DeepExposeWarning
+
+    data = io.BytesIO()
+    PILImage.fromarray(np.full((16, 24, 3), 90, np.uint8)).save(data, format="JPEG")
+    jpeg = data.getvalue()
+    body = b"Exif\x00\x00MM\x00*\x00\x00\xff\xf0"  # IFD0 at 65520, past the end of the block
+    (tmp_path / "bad.jpg").write_bytes(jpeg[:2] + b"\xff\xe1" + (len(body) + 2).to_bytes(2, "big") + body + jpeg[2:])
+    with pytest.warns(DeepExposeWarning, match="bad.jpg: its EXIF cannot be read .*outside the block"):
+        img = read_image(tmp_path / "bad.jpg")
+    assert img.exif is None
