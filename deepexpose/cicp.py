@@ -19,7 +19,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-__all__ = ["HDR_TRANSFERS", "Cicp", "icc_profile", "rgb_profile_from_gray", "rgb_to_xyz"]
+__all__ = ["HDR_TRANSFERS", "Cicp", "gamma_profile", "icc_profile", "rgb_profile_from_gray", "rgb_to_xyz"]
 
 HDR_TRANSFERS = {16: "PQ", 18: "HLG"}
 """H.273 transfer characteristics of high dynamic range: SMPTE ST 2084 (PQ) and ARIB STD-B67 (HLG)."""
@@ -143,6 +143,18 @@ def rgb_profile_from_gray(gray: bytes) -> bytes | None:
             return _assemble("deepexpose: RGB with the curve of a gray profile", _SRGB_PRIMARIES,
                              gray[offset:offset + size])
     return None
+
+
+def gamma_profile(exponent: float, grey: bool = False) -> bytes:
+    """An RGB ICC profile with sRGB's primaries (or, ``grey``, a gray one) and the pure power curve ``light = code **
+    exponent``: what a PNG's ``gAMA`` chunk (its value ``1 / exponent``) says where it has no profile, ``sRGB`` or
+    ``cICP`` chunk."""
+    if not 0.1 <= exponent <= 10:
+        raise ValueError(f"a gamma exponent of {exponent} describes no display")
+    curve = b"para" + bytes(4) + struct.pack(">HH", 0, 0) + _s15((exponent,))
+    what = "gray" if grey else "sRGB primaries"
+    return _assemble(f"deepexpose: {what}, gamma {exponent:.3g} (from a PNG gAMA chunk)",
+                     None if grey else _SRGB_PRIMARIES, curve)
 
 
 def _assemble(description: str, primaries: int | None, curve: bytes) -> bytes:

@@ -149,7 +149,7 @@ from PIL import UnidentifiedImageError
 
 from .cicp import Cicp
 from .cicp import icc_profile as cicp_icc_profile
-from .cicp import rgb_profile_from_gray
+from .cicp import gamma_profile, rgb_profile_from_gray
 from .mpf import DATA, PREVIEW, Part, Trailer, join, jpeg_end, read_trailer, segments, xmp_with_lengths
 
 if TYPE_CHECKING:
@@ -898,6 +898,8 @@ def _read_pillow(path: Path, limit: int | None, tiff_layout: str | None, native:
         raw_exif = pim.info.get("exif")
         xmp = pim.info.get("xmp")
         notes = _pillow_notes(pim, fmt)
+        png_gamma = _png_gamma(pim.info) if fmt == "PNG" else None
+        grey_png = pim.mode in ("L", "LA", "I;16", "I")
         try:
             tiff_tags = dict(pim.getexif()) if fmt == "TIFF" else {}
         except Exception:
@@ -920,6 +922,8 @@ def _read_pillow(path: Path, limit: int | None, tiff_layout: str | None, native:
     cicp = _nclx(avif_meta) if avif_meta and not icc else _png_cicp(path) if fmt == "PNG" else None
     if fmt == "PNG" and cicp is not None:
         icc = None  # a cICP chunk overrides the iCCP chunk (PNG 3rd edition, 11.3.2.6)
+    elif fmt == "PNG" and icc is None and png_gamma is not None:
+        icc = gamma_profile(1 / png_gamma, grey_png)
     img = _finish(path, color, alpha, bit_depth, orientation, icc, exif, fmt, native, xmp, dpi, cicp)
     img.lossless = fmt == "WEBP" and _webp_lossless(path)
     img.notes = notes
@@ -947,6 +951,15 @@ def _unread_jpeg(path: Path) -> str | None:
                 return f"{precision}-bit samples"
             return None
     return None
+
+
+def _png_gamma(info: dict[str, Any]) -> float | None:
+    """A PNG's ``gAMA`` value where it alone says how to show the file (no ``sRGB`` chunk; the profile is looked at
+    by the caller) and it is not the 1/2.2 written beside sRGB data (within 1 %); else ``None``."""
+    gamma = info.get("gamma")
+    if not isinstance(gamma, (int, float)) or "srgb" in info or not 0.1 <= gamma <= 10:
+        return None
+    return None if abs(gamma * 2.2 - 1) <= 0.01 else float(gamma)
 
 
 _TRAILER_XMP = (b"GContainer", b"Container:Directory", b"MicroVideo", b"MotionPhoto")

@@ -128,3 +128,12 @@ def test_rgb_profile_from_gray_refuses_a_gray_profile_in_lab():
     lab = bytearray(_build(None, 8))
     lab[20:24] = b"Lab "  # its curve would give L*, which an RGB profile's TRC cannot mean
     assert rgb_profile_from_gray(bytes(lab)) is None
+
+
+def test_gamma_profile_is_refused_outside_any_display():
+    from deepexpose.cicp import gamma_profile
+
+    assert gamma_profile(1.8)[16:20] == b"RGB " and gamma_profile(1.8, grey=True)[16:20] == b"GRAY"
+    for bad in (0.01, 50.0):
+        with pytest.raises(ValueError, match="describes no display"):
+            gamma_profile(bad)

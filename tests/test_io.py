@@ -2089,3 +2089,32 @@ def test_an_exif_block_whose_first_directory_is_outside_it_is_left_out_with_a_wa
     with pytest.warns(DeepExposeWarning, match="bad.jpg: its EXIF cannot be read .*outside the block"):
         img = read_image(tmp_path / "bad.jpg")
     assert img.exif is None
+
+
+def test_a_pngs_gamma_chunk_becomes_the_profile_it_describes(tmp_path):
+    from PIL.PngImagePlugin import PngInfo
+
+    from deepexpose.cicp import gamma_profile
+
+    def png(name, gamma=None, srgb=False, mode="RGB"):
+        info = PngInfo()
+        if gamma is not None:
+            info.add(b"gAMA", struct.pack(">I", round(gamma * 100000)))
+        if srgb:
+            info.add(b"sRGB", b"\x00")
+        PILImage.new(mode, (8, 6), 90).save(tmp_path / name, pnginfo=info)
+        return read_image(tmp_path / name)
+
+    mac = png("mac.png", gamma=1 / 1.8)  # an old Mac PNG: shown brighter than sRGB data of the same codes
+    assert mac.icc_profile == gamma_profile(1 / 0.55556) and mac.icc_profile[16:20] == b"RGB "  # as stored
+    assert png("grey.png", gamma=1 / 1.8, mode="L").icc_profile == gamma_profile(1 / 0.55556, grey=True)
+    assert png("plain.png").icc_profile is None
+    assert png("web.png", gamma=0.45455).icc_profile is None  # the 1/2.2 written beside sRGB data
+    assert png("srgb.png", gamma=1 / 1.8, srgb=True).icc_profile is None  # the sRGB chunk wins
+    srgb = ImageCms.createProfile("sRGB")
+    shown = ImageCms.profileToProfile(PILImage.new("RGB", (1, 1), (128, 128, 128)),
+                                      ImageCms.ImageCmsProfile(io.BytesIO(mac.icc_profile)), srgb)
+    expected = 255 * (1.055 * (0.5 ** 1.8) ** (1 / 2.4) - 0.055)  # linear 0.5 ** 1.8, encoded as sRGB
+    assert abs(shown.getpixel((0, 0))[0] - expected) <= 2
+    write_image(tmp_path / "mac.webp", mac)
+    assert read_image(tmp_path / "mac.webp").icc_profile == mac.icc_profile  # carried as a profile everywhere
