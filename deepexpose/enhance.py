@@ -222,8 +222,8 @@ _STILL_OR_ANIMATION = SUPPORTED_EXTENSIONS | ANIMATION_SUFFIXES  # GIF: always a
 
 
 def _kind(path: Path) -> str:
-    """A file's job kind: ``video`` (by extension), ``animation`` (an animated WebP, APNG or AVIF, or a GIF, by
-    its first bytes: :func:`deepexpose.animation.is_animation`) or ``image``."""
+    """A file's job kind: ``video`` (by extension), ``animation`` (an animated WebP, APNG or AVIF, by its first
+    bytes: :func:`deepexpose.animation.is_animation`, or any file named ``.gif``) or ``image``."""
     suffix = path.suffix.lower()
     if suffix in VIDEO_EXTENSIONS:
         return "video"
@@ -529,8 +529,8 @@ _SAME_SUFFIX = {".jpeg": ".jpg", ".jpe": ".jpg", ".jfif": ".jpg", ".tiff": ".tif
 def _copyable(source: Path, output: Path) -> bool:
     """Whether a copy of ``source`` is what writing its unchanged pixels to ``output`` would give: the file is
     the format the output's name says, one picture (not animated, not multi-page; a JPEG's pictures after its
-    photo are written back), upright (no EXIF orientation
-    to apply) and not CMYK (converted to RGB when read). Reads the header only. A HEIC or AVIF file's rotation
+    photo are written back), upright (no EXIF orientation to apply) and not CMYK (converted to RGB when read).
+    Reads the header only. A HEIC or AVIF file's rotation
     (``irot``, ``imir``) is part of the picture, which every reader applies: pillow-heif reports none, Pillow
     reports an AVIF's as its EXIF orientation."""
     from PIL import Image as PILImage

@@ -802,13 +802,11 @@ def read_preview(path: str | os.PathLike[str], min_side: int, *,
     (or while) :func:`read_image` decodes all of it, and the ``(height, width)`` of the whole upright photo;
     ``None`` when there is no such copy to be had cheaply.
 
-    libjpeg decodes at 1/2, 1/4 or 1/8 of the size by a reduced inverse DCT (Pillow's ``draft``; at 1/8 each
-    pixel is the mean of an 8 x 8 block, the DC coefficient), skipping most of the work; the smallest of
-    those scales whose sides are both at least ``min_side`` is used, with the EXIF orientation applied as
-    :func:`read_image` applies it; a multi-picture JPEG's is of its photo. ``None`` for any other file (CMYK JPEGs
-    included), one no
-    scale can reduce, one over ``max_pixels`` (as :func:`read_image`), and any error (:func:`read_image`
-    reports it).
+    libjpeg decodes at 1/2, 1/4 or 1/8 of the size by a reduced inverse DCT (Pillow's ``draft``; at 1/8 each pixel is
+    the mean of an 8 x 8 block, the DC coefficient), skipping most of the work; the smallest of those scales whose
+    sides are both at least ``min_side`` is used, with the EXIF orientation applied as :func:`read_image` applies
+    it; a multi-picture JPEG's is of its photo. ``None`` for any other file (CMYK JPEGs included), one no scale can
+    reduce, one over ``max_pixels`` (as :func:`read_image`), and any error (:func:`read_image` reports it).
     """
     p = Path(path)
     try:
@@ -1540,24 +1538,23 @@ def write_image(path: str | os.PathLike[str], image_or_pixels: Image | np.ndarra
     bits, rounded to nearest from 16 to 8 bits (``(v * 255 + 32767) // 65535``, equal to quantising
     ``v / 65535``).
 
-    ``image_or_pixels`` is an array or an :class:`Image`; for an Image, its alpha, ICC profile, EXIF, XMP and dpi
-    are used unless the corresponding argument is given (pass ``b""`` to drop a profile, EXIF or XMP, ``()`` to
-    drop the dpi); a profile is written only when it describes what is written (an RGB profile with RGB, a gray
-    one with gray; a gray one with RGB, as a gray photo is written to WebP or HEIC, becomes the RGB profile of its
-    curve, :func:`deepexpose.cicp.rgb_profile_from_gray`). ``xmp`` is a raw XMP packet (a str is UTF-8 encoded),
-    ``dpi`` an ``(x, y)`` resolution in dots per inch (1..65535), each written where the format stores it (see the
-    module notes). ``cicp`` (default:
-    an Image's own) is the colour as H.273 code points: HEIF output carries it as its ``nclx`` box (an HDR one
-    included) unless it has another ICC profile (libheif writes one or the other), PNG output as a ``cICP`` chunk;
-    where no profile is given, every format gets the ICC profile made from it, if one can be (see
-    :func:`deepexpose.cicp.icc_profile`). ``notes`` (default: an Image's own; :class:`Notes`) go where the format
-    holds them: IPTC records to JPEG and TIFF, the comment to JPEG and PNG, other text to PNG. ``trailer`` (default:
-    an Image's own; ``Trailer(())`` for none) follows a JPEG's photo, its previews made again from the pixels
-    written and its pictures turned upright (:func:`deepexpose.mpf.join`); other formats have no place for it.
-    ``thumbnails`` (default: an Image's own) are the longer sides of thumbnails made from the pixels for a HEIF file
-    (4 to less than the image's longer side). The format comes from ``format`` or else from the extension.
-    ``bit_depth`` is 8, or 16 for PNG, TIFF and HEIF (HEIF stores 10 bits). ``quality`` (1..100) applies to JPEG
-    (4:4:4 chroma at 90 and above), WebP (100 means lossless), HEIF and AVIF (4:2:0 chroma).
+    ``image_or_pixels`` is an array or an :class:`Image`; for an Image, its alpha, ICC profile, EXIF, XMP and dpi are
+    used unless the corresponding argument is given (pass ``b""`` to drop a profile, EXIF or XMP, ``()`` to drop the
+    dpi); a profile is written only when it describes what is written (an RGB profile with RGB, a gray one with
+    gray; a gray one with RGB, as a gray photo is written to WebP or HEIC, becomes the RGB profile of its curve,
+    :func:`deepexpose.cicp.rgb_profile_from_gray`). ``xmp`` is a raw XMP packet (a str is UTF-8 encoded), ``dpi`` an
+    ``(x, y)`` resolution in dots per inch (1..65535), each written where the format stores it (see the module
+    notes). ``cicp`` (default: an Image's own) is the colour as H.273 code points: HEIF output carries it as its
+    ``nclx`` box (an HDR one included) unless it has another ICC profile (libheif writes one or the other), PNG
+    output as a ``cICP`` chunk; where no profile is given, every format gets the ICC profile made from it, if one
+    can be (see :func:`deepexpose.cicp.icc_profile`). ``notes`` (default: an Image's own; :class:`Notes`) go where
+    the format holds them: IPTC records to JPEG and TIFF, the comment to JPEG and PNG, other text to PNG.
+    ``trailer`` (default: an Image's own; ``Trailer(())`` for none) follows a JPEG's photo, its previews made again
+    from the pixels written and its pictures turned upright (:func:`deepexpose.mpf.join`); other formats have no
+    place for it. ``thumbnails`` (default: an Image's own) are the longer sides of thumbnails made from the pixels
+    for a HEIF file (4 to less than the image's longer side). The format comes from ``format`` or else from the
+    extension. ``bit_depth`` is 8, or 16 for PNG, TIFF and HEIF (HEIF stores 10 bits). ``quality`` (1..100) applies
+    to JPEG (4:4:4 chroma at 90 and above), WebP (100 means lossless), HEIF and AVIF (4:2:0 chroma).
     ``threads`` (default: the cores available) encode a JPEG of 1 MP or more in strips (see the module notes).
     Parent directories are created. Raises :class:`ImageWriteError`, and leaves no partial or temporary file,
     on any failure; an existing ``path`` is only replaced when ``overwrite`` is true. Returns ``path``.

@@ -27,7 +27,6 @@ VIEW = "view"
 PICTURE = "picture"
 DATA = "data"
 
-MP_PRIMARY = 0x030000
 _MP_KINDS = {0x010001: PREVIEW, 0x010002: PREVIEW,  # large thumbnails: VGA and full-HD equivalent
              0x020001: VIEW, 0x020002: VIEW, 0x020003: VIEW}  # multi-frame: panorama, disparity, multi-angle
 _MPF = b"MPF\x00"
