@@ -27,8 +27,8 @@ import numpy as np
 from .animation import ANIMATION_SUFFIXES, Animation, is_animation
 from .device import resolve_device
 from .io import (RAW_EXTENSIONS, SUPPORTED_EXTENSIONS, Image, ImageIOError, atomic_copy, atomic_write_bytes,
-                 decode_picture, encode_picture, max_pixels_limit, read_image, read_preview, register_heif, side_path,
-                 to_codes, write_image)
+                 decode_picture, encode_picture, extension_format, holds_alpha, max_pixels_limit, read_image,
+                 read_preview, register_heif, side_path, to_codes, write_image)
 from .methods import Method, Plan, load_method, view_options
 from .mpf import DATA, GAIN_MAP, PICTURE, PREVIEW, VIEW, Part, Trailer, xmp_with_lengths
 
@@ -397,15 +397,11 @@ def enhance_image(method: Method, source: Path, output: Path, cfg: EnhanceConfig
                     thumbnails=img.thumbnails)
 
 
-def _is_jpeg(output: Path) -> bool:
-    return output.suffix.lower() in (".jpg", ".jpeg", ".jpe", ".jfif")
-
-
 def trailer_for(method: Method, plan: Plan, img: Image, output: Path, strength: float,
                 source: Path | None = None) -> tuple[Trailer, bytes | None]:
     """What follows the photo in ``output`` (none unless it is a JPEG), its views edited as the photo
     (:func:`edit_views`), and the photo's XMP with GContainer's lengths made to fit them."""
-    if img.trailer is None or not _is_jpeg(output):
+    if img.trailer is None or extension_format(output) != "JPEG":
         return Trailer(()), img.xmp
     trailer = edit_views(method, plan, img.trailer, strength, source)
     changes = [(len(a.data), len(b.data)) for a, b in zip(img.trailer.parts, trailer.parts)]
@@ -468,7 +464,7 @@ def warn_of_left_out(img: Image, source: Path, output: Path, warn: bool = True) 
     from . import DeepExposeWarning
 
     lost = []
-    if img.trailer is not None and not _is_jpeg(output):
+    if img.trailer is not None and extension_format(output) != "JPEG":
         lost.append(f"what follows the photo in the JPEG, {', '.join(img.trailer.describe())}: only JPEG output "
                     "keeps it")
     if (img.trailer is None or img.trailer.mpf is None) and img.pictures > 1:  # no index read
@@ -477,7 +473,7 @@ def warn_of_left_out(img: Image, source: Path, output: Path, warn: bool = True) 
         lost.append(f"{img.pictures - 1} of the file's {img.pictures} {what}: only the {first} is enhanced")
     if img.auxiliary:
         lost.append(f"the image's {', '.join(img.auxiliary)}: no output written here holds them")
-    if img.alpha is not None and output.suffix.lower() in _NO_ALPHA and not _opaque(img.alpha):
+    if img.alpha is not None and not holds_alpha(extension_format(output)) and not _opaque(img.alpha):
         lost.append(f"its transparency: {output.suffix.lstrip('.').upper()} has none (the colours under it are "
                     "written as they are)")
     if img.xmp and b"HasExtendedXMP" in img.xmp:
@@ -488,9 +484,6 @@ def warn_of_left_out(img: Image, source: Path, output: Path, warn: bool = True) 
     if warn:
         warnings.warn(f"{source}: left out of the output: {left_out}", DeepExposeWarning, stacklevel=2)
     return left_out
-
-
-_NO_ALPHA = frozenset({".jpg", ".jpeg", ".jpe", ".jfif", ".bmp"})
 
 
 def _opaque(alpha: np.ndarray) -> bool:

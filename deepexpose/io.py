@@ -172,6 +172,8 @@ __all__ = [
     "is_image_file",
     "decode_picture",
     "encode_picture",
+    "extension_format",
+    "holds_alpha",
     "heif_auxiliary",
     "jpeg_end",
     "quantize",
@@ -338,6 +340,17 @@ class Image:
 
 
 # --------------------------------------------------------------------------------------------- helpers
+
+
+def extension_format(path: str | os.PathLike[str]) -> str | None:
+    """The format a file's extension names (``"JPEG"`` for ``.jpg``, ``.jpeg``, ``.jpe``, ``.jfif``...; ``"RAW"``
+    for a camera RAW file), or ``None``."""
+    return _EXTENSION_FORMATS.get(Path(path).suffix.lower())
+
+
+def holds_alpha(fmt: str | None) -> bool:
+    """Whether :func:`write_image` writes alpha to format ``fmt`` (not to JPEG or BMP)."""
+    return fmt in _HAS_ALPHA
 
 
 def is_image_file(path: str | os.PathLike[str]) -> bool:

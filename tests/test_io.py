@@ -2118,3 +2118,12 @@ def test_a_pngs_gamma_chunk_becomes_the_profile_it_describes(tmp_path):
     assert abs(shown.getpixel((0, 0))[0] - expected) <= 2
     write_image(tmp_path / "mac.webp", mac)
     assert read_image(tmp_path / "mac.webp").icc_profile == mac.icc_profile  # carried as a profile everywhere
+
+
+def test_extension_format_and_holds_alpha():
+    from deepexpose.io import extension_format, holds_alpha
+
+    assert [extension_format(n) for n in ("a.JPG", "b.jfif", "c.jpe", "d.tif", "e.nef", "f.gif", "g")] == [
+        "JPEG", "JPEG", "JPEG", "TIFF", "RAW", None, None]
+    assert [holds_alpha(f) for f in ("PNG", "TIFF", "WEBP", "HEIF", "AVIF", "JPEG", "BMP", None)] == [
+        True] * 5 + [False] * 3
