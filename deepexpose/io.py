@@ -1434,9 +1434,14 @@ def _read_png16(path: Path, limit: int | None, native: bool = False) -> Image:
     data = path.read_bytes()
     ihdr = icc = exif = xmp = dpi = cicp = None
     text: list[tuple[str, str]] = []
+    chunk_info: dict[str, Any] = {}  # gAMA and sRGB, as Pillow's info names them
     for kind, start, end in _png_chunks(data):
         if kind == b"IHDR" and end - start == 13:
             ihdr = struct.unpack_from(">IIBBBBB", data, start)
+        elif kind == b"gAMA" and end - start == 4:
+            chunk_info["gamma"] = struct.unpack_from(">I", data, start)[0] / 100000
+        elif kind == b"sRGB":
+            chunk_info["srgb"] = True
         elif kind == b"cICP" and end - start == 4:
             cicp = Cicp(data[start], data[start + 1], data[start + 2], bool(data[start + 3]))
         elif kind == b"iCCP":  # profile name, NUL, compression method, zlib stream
@@ -1474,6 +1479,8 @@ def _read_png16(path: Path, limit: int | None, native: bool = False) -> Image:
     orientation, exif = _orientation_and_exif(exif, xmp)
     if cicp is not None:
         icc = None  # a cICP chunk overrides the iCCP chunk (PNG 3rd edition, 11.3.2.6)
+    elif icc is None and (gamma := _png_gamma(chunk_info)) is not None:
+        icc = gamma_profile(1 / gamma, color.shape[2] == 1)  # as for an 8-bit PNG (_read_pillow)
     img = _finish(path, color, alpha, 16, orientation, icc, exif, "PNG", native, xmp, dpi, cicp)
     img.notes = _notes(None, None, text)
     return img

@@ -2118,6 +2118,11 @@ def test_a_pngs_gamma_chunk_becomes_the_profile_it_describes(tmp_path):
     assert abs(shown.getpixel((0, 0))[0] - expected) <= 2
     write_image(tmp_path / "mac.webp", mac)
     assert read_image(tmp_path / "mac.webp").icc_profile == mac.icc_profile  # carried as a profile everywhere
+    info = PngInfo()
+    info.add(b"gAMA", struct.pack(">I", 55556))
+    PILImage.fromarray(np.full((6, 8), 30000, np.uint16)).save(tmp_path / "deep.png", pnginfo=info)  # 16-bit gray
+    deep = read_image(tmp_path / "deep.png")
+    assert deep.bit_depth == 16 and deep.icc_profile == gamma_profile(1 / 0.55556, grey=True)
 
 
 def test_extension_format_and_holds_alpha():
