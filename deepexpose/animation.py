@@ -4,7 +4,8 @@ An animation is a short clip inside an image file. ``deepexpose enhance`` correc
 (:func:`deepexpose.video.enhance_animation`: an edit per frame, smoothed over time) and writes it back as an
 animation with its frame durations, loop count (not AVIF's), background colour, transparency, ICC profile, EXIF
 (its thumbnail made again) and XMP. Every GIF, one of a single frame included, is read as an animation: it is
-written back as a GIF, each frame given a palette of its own (Pillow's adaptive palette), with its durations, loop
+written back as a GIF, each frame given a palette of its own (Pillow's adaptive palette; a frame with transparency
+255 colours by median cut and one entry for its transparent pixels, :func:`_gif_frame`), with its durations, loop
 count, transparency and comment (a GIF holds no ICC profile, EXIF or XMP that Pillow writes).
 
 Pillow composes every frame onto the canvas as a viewer shows it (disposal and blending applied), so each frame
