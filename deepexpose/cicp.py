@@ -19,7 +19,8 @@ from typing import NamedTuple
 
 import numpy as np
 
-__all__ = ["HDR_TRANSFERS", "Cicp", "gamma_profile", "icc_profile", "rgb_profile_from_gray", "rgb_to_xyz"]
+__all__ = ["HDR_TRANSFERS", "Chromaticities", "Cicp", "gamma_profile", "icc_profile", "plausible",
+           "rgb_profile_from_gray", "rgb_to_xyz"]
 
 HDR_TRANSFERS = {16: "PQ", 18: "HLG"}
 """H.273 transfer characteristics of high dynamic range: SMPTE ST 2084 (PQ) and ARIB STD-B67 (HLG)."""
@@ -27,6 +28,8 @@ HDR_TRANSFERS = {16: "PQ", 18: "HLG"}
 _UNSPECIFIED = 2
 _SRGB_PRIMARIES, _SRGB_TRANSFER = 1, 13
 _D65, _ILLUMINANT_C = (0.3127, 0.3290), (0.310, 0.316)
+Chromaticities = tuple[tuple[tuple[float, float], tuple[float, float], tuple[float, float]], tuple[float, float]]
+"""Red, green and blue (x, y) and the white point's (x, y)."""
 # H.273 table 2: red, green and blue (x, y) and the white point.
 _PRIMARIES = {
     1: ("BT.709", ((0.640, 0.330), (0.300, 0.600), (0.150, 0.060)), _D65),
@@ -94,9 +97,10 @@ def icc_profile(cicp: Cicp | None, grey: bool = False) -> bytes | None:
     return _build(None if grey else primaries, transfer)
 
 
-def rgb_to_xyz(primaries: int) -> np.ndarray:
-    """The 3 x 3 matrix from linear RGB with these H.273 primaries to CIE XYZ (white Y = 1), SMPTE RP 177."""
-    (r, g, b), white = _PRIMARIES[primaries][1:]
+def rgb_to_xyz(primaries: int | Chromaticities) -> np.ndarray:
+    """The 3 x 3 matrix from linear RGB with these H.273 primaries (or these chromaticities) to CIE XYZ (white
+    Y = 1), SMPTE RP 177."""
+    (r, g, b), white = _PRIMARIES[primaries][1:] if isinstance(primaries, int) else primaries
     xyz = np.array([[x / y, 1.0, (1 - x - y) / y] for x, y in (r, g, b)]).T
     w = np.array([white[0] / white[1], 1.0, (1 - white[0] - white[1]) / white[1]])
     return xyz * np.linalg.solve(xyz, w)
@@ -145,21 +149,43 @@ def rgb_profile_from_gray(gray: bytes) -> bytes | None:
     return None
 
 
-def gamma_profile(exponent: float, grey: bool = False) -> bytes:
-    """An RGB ICC profile with sRGB's primaries (or, ``grey``, a gray one) and the pure power curve ``light = code **
-    exponent``: what a PNG's ``gAMA`` chunk (its value ``1 / exponent``) says where it has no profile, ``sRGB`` or
-    ``cICP`` chunk."""
+def gamma_profile(exponent: float, grey: bool = False, chromaticities: Chromaticities | None = None) -> bytes:
+    """An RGB ICC profile with sRGB's primaries, or ``chromaticities`` (or, ``grey``, a gray profile), and the pure
+    power curve ``light = code ** exponent``: what a PNG's ``gAMA`` chunk (its value ``1 / exponent``) and ``cHRM``
+    chunk say where it has no profile, ``sRGB`` or ``cICP`` chunk (PNG 3rd edition, 11.3.2.2 and 11.3.2.3).
+    ``ValueError`` for an exponent or chromaticities that describe no display (see :func:`plausible`)."""
     if not 0.1 <= exponent <= 10:
         raise ValueError(f"a gamma exponent of {exponent} describes no display")
     curve = b"para" + bytes(4) + struct.pack(">HH", 0, 0) + _s15((exponent,))
-    what = "gray" if grey else "sRGB primaries"
-    return _assemble(f"deepexpose: {what}, gamma {exponent:.3g} (from a PNG gAMA chunk)",
-                     None if grey else _SRGB_PRIMARIES, curve)
+    if grey or chromaticities is None:
+        what = "gray" if grey else "sRGB primaries"
+        return _assemble(f"deepexpose: {what}, gamma {exponent:.3g} (from a PNG gAMA chunk)",
+                         None if grey else _SRGB_PRIMARIES, curve)
+    if not plausible(chromaticities):
+        raise ValueError(f"chromaticities {chromaticities} describe no display")
+    return _assemble(f"deepexpose: gamma {exponent:.3g} with the primaries of a PNG cHRM chunk", chromaticities,
+                     curve)
 
 
-def _assemble(description: str, primaries: int | None, curve: bytes) -> bytes:
-    """An ICC v4 display profile: RGB matrix/TRC with ``primaries``' colorants (adapted to D50) and ``curve`` for
-    each channel, or with ``primaries`` ``None`` gray with ``curve`` as its ``kTRC``."""
+def plausible(chromaticities: Chromaticities) -> bool:
+    """Whether red, green, blue and white (x, y) can describe a display: each in the chromaticity diagram's
+    triangle (x, y > 0, x + y < 1), the white inside the primaries' triangle, so that every colorant comes out
+    positive."""
+    (r, g, b), white = chromaticities
+    points = (r, g, b, white)
+    if not all(x > 0 and y > 0 and x + y < 1 for x, y in points):
+        return False
+    xyz = np.array([[x / y, 1.0, (1 - x - y) / y] for x, y in (r, g, b)]).T
+    if abs(np.linalg.det(xyz)) < 1e-6:
+        return False
+    w = np.array([white[0] / white[1], 1.0, (1 - white[0] - white[1]) / white[1]])
+    return bool((np.linalg.solve(xyz, w) > 0).all())
+
+
+def _assemble(description: str, primaries: int | Chromaticities | None, curve: bytes) -> bytes:
+    """An ICC v4 display profile: RGB matrix/TRC with the colorants of ``primaries`` (H.273 code point or
+    chromaticities; adapted to D50) and ``curve`` for each channel, or with ``primaries`` ``None`` gray with
+    ``curve`` as its ``kTRC``."""
     tags: list[tuple[bytes, bytes]] = [
         (b"desc", _mluc(description)),
         (b"cprt", _mluc("No copyright, use freely")),
@@ -168,7 +194,7 @@ def _assemble(description: str, primaries: int | None, curve: bytes) -> bytes:
     if primaries is None:
         tags.append((b"kTRC", curve))
     else:
-        white = _PRIMARIES[primaries][2]
+        white = _PRIMARIES[primaries][2] if isinstance(primaries, int) else primaries[1]
         adapt = _adaptation(white)
         matrix = adapt @ rgb_to_xyz(primaries)
         tags.append((b"chad", b"sf32" + bytes(4) + _s15(adapt)))

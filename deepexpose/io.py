@@ -149,7 +149,7 @@ from PIL import UnidentifiedImageError
 
 from .cicp import Cicp
 from .cicp import icc_profile as cicp_icc_profile
-from .cicp import gamma_profile, rgb_profile_from_gray
+from .cicp import gamma_profile, plausible, rgb_profile_from_gray
 from .mpf import DATA, PREVIEW, Part, Trailer, join, jpeg_end, read_trailer, segments, xmp_with_lengths
 
 if TYPE_CHECKING:
@@ -909,8 +909,7 @@ def _read_pillow(path: Path, limit: int | None, tiff_layout: str | None, native:
         raw_exif = pim.info.get("exif")
         xmp = pim.info.get("xmp")
         notes = _pillow_notes(pim, fmt)
-        png_gamma = _png_gamma(pim.info) if fmt == "PNG" else None
-        grey_png = pim.mode in ("L", "LA", "I;16", "I")
+        gamma_icc = _png_gamma_profile(pim.info, pim.mode in ("L", "LA", "I;16", "I")) if fmt == "PNG" else None
         try:
             tiff_tags = dict(pim.getexif()) if fmt == "TIFF" else {}
         except Exception:
@@ -933,8 +932,8 @@ def _read_pillow(path: Path, limit: int | None, tiff_layout: str | None, native:
     cicp = _nclx(avif_meta) if avif_meta and not icc else _png_cicp(path) if fmt == "PNG" else None
     if fmt == "PNG" and cicp is not None:
         icc = None  # a cICP chunk overrides the iCCP chunk (PNG 3rd edition, 11.3.2.6)
-    elif fmt == "PNG" and icc is None and png_gamma is not None:
-        icc = gamma_profile(1 / png_gamma, grey_png)
+    elif fmt == "PNG" and icc is None:
+        icc = gamma_icc
     img = _finish(path, color, alpha, bit_depth, orientation, icc, exif, fmt, native, xmp, dpi, cicp)
     img.lossless = fmt == "WEBP" and _webp_lossless(path)
     img.notes = notes
@@ -964,13 +963,30 @@ def _unread_jpeg(path: Path) -> str | None:
     return None
 
 
-def _png_gamma(info: dict[str, Any]) -> float | None:
-    """A PNG's ``gAMA`` value where it alone says how to show the file (no ``sRGB`` chunk; the profile is looked at
-    by the caller) and it is not the 1/2.2 written beside sRGB data (within 1 %); else ``None``."""
+_SRGB_CHROMATICITIES = ((0.64, 0.33), (0.30, 0.60), (0.15, 0.06)), (0.3127, 0.3290)
+
+
+def _png_gamma_profile(info: dict[str, Any], grey: bool) -> bytes | None:
+    """The ICC profile that a PNG's ``gAMA`` chunk, with its ``cHRM`` chunk, describes where they alone say how to
+    show the file (no ``sRGB`` chunk; the caller has seen no profile or ``cICP`` chunk): a power curve with sRGB's
+    primaries, or those of ``cHRM`` where it names others (ignored for gray, and where no display could have them).
+    ``None`` without a usable ``gAMA``, or where the chunks describe sRGB data: a gamma of 1/2.2 (within 1 %, as
+    written beside it) with sRGB's primaries or none. ``info`` holds Pillow's ``gamma``, ``chromaticity`` (white,
+    red, green, blue; x, y each) and ``srgb``."""
     gamma = info.get("gamma")
     if not isinstance(gamma, (int, float)) or "srgb" in info or not 0.1 <= gamma <= 10:
         return None
-    return None if abs(gamma * 2.2 - 1) <= 0.01 else float(gamma)
+    chrm = info.get("chromaticity")
+    primaries = None
+    if not grey and isinstance(chrm, tuple) and len(chrm) == 8:
+        candidate = ((chrm[2], chrm[3]), (chrm[4], chrm[5]), (chrm[6], chrm[7])), (chrm[0], chrm[1])
+        srgb = np.ravel([*_SRGB_CHROMATICITIES[0], _SRGB_CHROMATICITIES[1]])
+        own = np.ravel([*candidate[0], candidate[1]])
+        if plausible(candidate) and np.abs(own - srgb).max() > 0.001:
+            primaries = candidate
+    if primaries is None and abs(gamma * 2.2 - 1) <= 0.01:
+        return None
+    return gamma_profile(1 / gamma, grey, primaries)
 
 
 _TRAILER_XMP = (b"GContainer", b"Container:Directory", b"MicroVideo", b"MotionPhoto")
@@ -1434,12 +1450,14 @@ def _read_png16(path: Path, limit: int | None, native: bool = False) -> Image:
     data = path.read_bytes()
     ihdr = icc = exif = xmp = dpi = cicp = None
     text: list[tuple[str, str]] = []
-    chunk_info: dict[str, Any] = {}  # gAMA and sRGB, as Pillow's info names them
+    chunk_info: dict[str, Any] = {}  # gAMA, cHRM and sRGB, as Pillow's info names them
     for kind, start, end in _png_chunks(data):
         if kind == b"IHDR" and end - start == 13:
             ihdr = struct.unpack_from(">IIBBBBB", data, start)
         elif kind == b"gAMA" and end - start == 4:
             chunk_info["gamma"] = struct.unpack_from(">I", data, start)[0] / 100000
+        elif kind == b"cHRM" and end - start == 32:
+            chunk_info["chromaticity"] = tuple(v / 100000 for v in struct.unpack_from(">8I", data, start))
         elif kind == b"sRGB":
             chunk_info["srgb"] = True
         elif kind == b"cICP" and end - start == 4:
@@ -1479,8 +1497,8 @@ def _read_png16(path: Path, limit: int | None, native: bool = False) -> Image:
     orientation, exif = _orientation_and_exif(exif, xmp)
     if cicp is not None:
         icc = None  # a cICP chunk overrides the iCCP chunk (PNG 3rd edition, 11.3.2.6)
-    elif icc is None and (gamma := _png_gamma(chunk_info)) is not None:
-        icc = gamma_profile(1 / gamma, color.shape[2] == 1)  # as for an 8-bit PNG (_read_pillow)
+    elif icc is None:
+        icc = _png_gamma_profile(chunk_info, color.shape[2] == 1)  # as for an 8-bit PNG (_read_pillow)
     img = _finish(path, color, alpha, 16, orientation, icc, exif, "PNG", native, xmp, dpi, cicp)
     img.notes = _notes(None, None, text)
     return img

@@ -137,3 +137,35 @@ def test_gamma_profile_is_refused_outside_any_display():
     for bad in (0.01, 50.0):
         with pytest.raises(ValueError, match="describes no display"):
             gamma_profile(bad)
+
+
+ADOBE_RGB = ((0.64, 0.33), (0.21, 0.71), (0.15, 0.06)), (0.3127, 0.3290)
+
+
+def test_plausible_chromaticities():
+    from deepexpose.cicp import plausible
+
+    assert plausible(ADOBE_RGB)
+    assert plausible((((0.64, 0.33), (0.30, 0.60), (0.15, 0.06)), (0.3127, 0.3290)))  # sRGB
+    assert not plausible((ADOBE_RGB[0], (0.70, 0.25)))  # the white outside the primaries' triangle
+    assert not plausible((((0.64, 0.33), (0.64, 0.33), (0.15, 0.06)), (0.3127, 0.3290)))  # two primaries alike
+    assert not plausible((((0.64, 0.33), (0.21, 0.71), (0.15, 0.0)), (0.3127, 0.3290)))  # y = 0
+    assert not plausible((((0.64, 0.33), (0.50, 0.71), (0.15, 0.06)), (0.3127, 0.3290)))  # x + y over 1
+
+
+def test_gamma_profile_with_chromaticities_maps_colours_as_their_matrices_say():
+    from deepexpose.cicp import gamma_profile, rgb_to_xyz
+
+    profile = gamma_profile(2.2, chromaticities=ADOBE_RGB)
+    assert profile != gamma_profile(2.2) and profile[16:20] == b"RGB "
+    with pytest.raises(ValueError, match="describe no display"):
+        gamma_profile(2.2, chromaticities=(ADOBE_RGB[0], (0.70, 0.25)))
+    assert gamma_profile(2.2, grey=True, chromaticities=ADOBE_RGB) == gamma_profile(2.2, grey=True)
+    codes = np.array([120, 100, 80])
+    linear_srgb = np.linalg.solve(rgb_to_xyz(1), rgb_to_xyz(ADOBE_RGB) @ (codes / 255) ** 2.2)  # both white D65
+    expected = 255 * np.where(linear_srgb <= 0.0031308, 12.92 * linear_srgb,
+                              1.055 * np.clip(linear_srgb, 0, None) ** (1 / 2.4) - 0.055)
+    shown = ImageCms.profileToProfile(PILImage.new("RGB", (1, 1), tuple(int(c) for c in codes)),
+                                      ImageCms.ImageCmsProfile(io.BytesIO(profile)), ImageCms.createProfile("sRGB"))
+    assert np.abs(np.array(shown.getpixel((0, 0))) - expected).max() <= 1.5
+    assert np.abs(rgb_to_xyz(ADOBE_RGB) - rgb_to_xyz(1)).max() > 0.05  # a different colour space indeed

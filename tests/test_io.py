@@ -2125,6 +2125,52 @@ def test_a_pngs_gamma_chunk_becomes_the_profile_it_describes(tmp_path):
     assert deep.bit_depth == 16 and deep.icc_profile == gamma_profile(1 / 0.55556, grey=True)
 
 
+def test_a_pngs_chromaticity_chunk_gives_the_gamma_profile_its_primaries(tmp_path):
+    from PIL.PngImagePlugin import PngInfo
+
+    from deepexpose.cicp import gamma_profile
+
+    def chrm(white, red, green, blue):
+        return struct.pack(">8I", *(round(v * 100000) for point in (white, red, green, blue) for v in point))
+
+    adobe = chrm((0.3127, 0.3290), (0.64, 0.33), (0.21, 0.71), (0.15, 0.06))
+    srgb = chrm((0.3127, 0.3290), (0.64, 0.33), (0.30, 0.60), (0.15, 0.06))
+
+    def png(name, gamma, chunk, mode="RGB", deep=False, srgb_chunk=False):
+        info = PngInfo()
+        info.add(b"gAMA", struct.pack(">I", round(gamma * 100000)))
+        if chunk is not None:
+            info.add(b"cHRM", chunk)
+        if srgb_chunk:
+            info.add(b"sRGB", b"\x00")
+        pixels = np.full((6, 8), 30000, np.uint16) if deep else None
+        (PILImage.fromarray(pixels) if deep else PILImage.new(mode, (8, 6), 90)).save(tmp_path / name, pnginfo=info)
+        return read_image(tmp_path / name)
+
+    adobe_profile = gamma_profile(1 / 0.45455, chromaticities=(((0.64, 0.33), (0.21, 0.71), (0.15, 0.06)),
+                                                              (0.3127, 0.3290)))
+    assert png("adobe.png", 0.45455, adobe).icc_profile == adobe_profile  # not sRGB data, though 1/2.2
+    assert png("mac.png", 1 / 1.8, adobe).icc_profile == gamma_profile(1 / 0.55556, chromaticities=(
+        ((0.64, 0.33), (0.21, 0.71), (0.15, 0.06)), (0.3127, 0.3290)))
+    assert png("srgb.png", 0.45455, srgb).icc_profile is None  # what libpng writes beside sRGB data
+    assert png("mac-srgb.png", 1 / 1.8, srgb).icc_profile == gamma_profile(1 / 0.55556)
+    assert png("chunk.png", 0.45455, adobe, srgb_chunk=True).icc_profile is None  # the sRGB chunk wins
+    assert png("grey.png", 1 / 1.8, adobe, mode="L").icc_profile == gamma_profile(1 / 0.55556, grey=True)
+    nonsense = chrm((0.70, 0.25), (0.64, 0.33), (0.21, 0.71), (0.15, 0.06))  # white outside the primaries
+    assert png("nonsense.png", 0.45455, nonsense).icc_profile is None
+    assert png("nonsense-mac.png", 1 / 1.8, nonsense).icc_profile == gamma_profile(1 / 0.55556)
+    # a 16-bit PNG's chunks are parsed here, not by Pillow: the same rules (gray ignores cHRM, as above)
+    assert png("deep.png", 1 / 1.8, adobe, deep=True).icc_profile == gamma_profile(1 / 0.55556, grey=True)
+    rgb16 = tmp_path / "deep-rgb.png"
+    data = imagecodecs.png_encode(np.full((6, 8, 3), 20000, np.uint16))
+    ihdr_end = 8 + 25  # the signature and the IHDR chunk
+    extra = b"".join(struct.pack(">I", len(d)) + k + d + struct.pack(">I", zlib.crc32(k + d))
+                     for k, d in ((b"gAMA", struct.pack(">I", 45455)), (b"cHRM", adobe)))
+    rgb16.write_bytes(data[:ihdr_end] + extra + data[ihdr_end:])
+    deep_rgb = read_image(rgb16)
+    assert deep_rgb.bit_depth == 16 and deep_rgb.icc_profile == adobe_profile
+
+
 def test_extension_format_and_holds_alpha():
     from deepexpose.io import extension_format, holds_alpha
 
