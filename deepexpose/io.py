@@ -166,6 +166,8 @@ __all__ = [
     "ImageExistsError",
     "ImageIOError",
     "atomic_write_bytes",
+    "remove_stale_temps",
+    "temp_path",
     "ImageReadError",
     "ImageWriteError",
     "from_tensor",
@@ -2046,9 +2048,53 @@ def side_path(output: str | os.PathLike[str], suffix: str) -> Path:
 _EXISTS = "file already exists (pass --overwrite, or overwrite=True in Python, to replace it)"
 
 
+_HOST = zlib.crc32(os.uname().nodename.encode() if hasattr(os, "uname") else b"") & 0xFFFF
+
+
+def temp_path(path: Path, suffix: str = "") -> Path:
+    """A hidden temporary name next to ``path`` (``.photo.jpg.tmp-PID-HOST-XXXXXXXX`` plus ``suffix``), which says
+    which process on which machine writes it, so that a later run can tell what a killed one left behind
+    (:func:`remove_stale_temps`)."""
+    return path.parent / f".{path.name[:200]}.tmp-{os.getpid()}-{_HOST:04x}-{secrets.token_hex(4)}{suffix}"
+
+
+def remove_stale_temps(path: Path) -> list[Path]:
+    """Remove the temporary files of ``path`` (:func:`temp_path`) that a process of this machine which is no longer
+    running left behind: a run killed while writing a clip leaves one as large as the clip. Another machine's (on a
+    shared folder), a running process's and any other file are left alone. Returns those removed."""
+    pattern = re.compile(re.escape(f".{path.name[:200]}.tmp-") + r"(\d+)-([0-9a-f]{4})-[0-9a-f]{8}(\.[^./]*)?")
+    removed = []
+    try:
+        names = os.listdir(path.parent)
+    except OSError:
+        return removed
+    for name in names:
+        found = pattern.fullmatch(name)
+        if found is None or int(found.group(2), 16) != _HOST or _running(int(found.group(1))):
+            continue
+        with contextlib.suppress(OSError):
+            os.unlink(path.parent / name)
+            removed.append(path.parent / name)
+    return removed
+
+
+def _running(pid: int) -> bool:
+    """Whether a process ``pid`` runs on this machine (one that cannot be signalled still runs)."""
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError, OSError):
+        return True
+    return True
+
+
 def _atomic_write(path: Path, encode: Callable[[IO[bytes]], object], overwrite: bool,
                   what: str = "image") -> None:
-    """Run ``encode`` into a temp file next to ``path``, fsync, then move it into place."""
+    """Run ``encode`` into a temp file next to ``path`` (:func:`temp_path`; those a killed run left are removed
+    first), fsync, then move it into place."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as e:
@@ -2059,8 +2105,9 @@ def _atomic_write(path: Path, encode: Callable[[IO[bytes]], object], overwrite: 
     if not overwrite and os.path.lexists(path):
         raise ImageExistsError(path, _EXISTS, what)
 
+    remove_stale_temps(path)
     while True:
-        tmp = path.parent / f".{path.name[:200]}.tmp-{secrets.token_hex(4)}"
+        tmp = temp_path(path)
         try:
             fh = open(tmp, "xb")  # noqa: SIM115 - closed below; "x": never clobber, usual umask permissions
             break

@@ -23,16 +23,16 @@ import json
 import logging
 import os
 import re
-import secrets
 import warnings
 from collections.abc import Callable, Iterable, Sequence
+from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
 
 from .filters.base import LUMA_709
-from .io import (SUPPORTED_EXTENSIONS, Image, ImageIOError, atomic_copy, atomic_write_bytes, read_image, side_path,
-                 to_codes, write_image)
+from .io import (SUPPORTED_EXTENSIONS, Image, ImageIOError, atomic_copy, atomic_write_bytes, read_image,
+                 remove_stale_temps, side_path, temp_path, to_codes, write_image)
 
 
 def _numeric_leaves(edit: dict, prefix: tuple = ()) -> Iterable[tuple[tuple, float | list]]:
@@ -355,7 +355,9 @@ def read_clip(path: Path) -> tuple[dict, Iterable[np.ndarray]]:
     rate = constant_rate(stream["fps"], stream["tbr"], field_order(stream["pix_fmt"]) is not None)
     if rate is None and re.search(r"^Input #0, matroska", listing, re.MULTILINE):
         rate = packet_rate(path)  # Matroska lists tbr as the average: its timestamps tell a variable rate
-    params = {"output_params": ["-fps_mode", "cfr", "-r", f"{rate:g}"]} if rate else {}
+    # the fps filter shows at each tick the frame shown then; the muxer's own -fps_mode cfr goes by the frames'
+    # durations and, after a slower stretch, repeated a frame too many and showed every later one a tick late
+    params = {"output_params": ["-vf", f"fps={exact_rate(rate)}"]} if rate else {}
     reader = ff.read_frames(str(path), **params)
     try:
         meta = reader.__next__()
@@ -363,6 +365,7 @@ def read_clip(path: Path) -> tuple[dict, Iterable[np.ndarray]]:
         raise ValueError(f"cannot read the clip ({ffmpeg_reason(str(e))})") from None
     if rate:
         meta["average_fps"], meta["fps"] = meta["fps"], rate
+    meta["fps"] = round(float(exact_rate(meta["fps"])), 6) if meta["fps"] > 0 else meta["fps"]
     meta["codec"], meta["profile"] = stream["codec"] or meta.get("codec", ""), stream["profile"]
     if stream["sar"]:  # of the stored frames: a frame read turned by 90 degrees has its pixels turned too
         turned = tuple(meta["size"]) != tuple(meta.get("source_size", meta["size"]))
@@ -432,6 +435,16 @@ def video_stream(listing: str) -> dict:
             "sar": shape if shape and shape[0] > 0 and shape[1] > 0 and shape[0] != shape[1] else None,
             "codec": codec.group(1) if codec else "", "profile": (codec.group(2) or "") if codec else "",
             "pix_fmt": pix_fmt.group(1) if pix_fmt else ""}
+
+
+def exact_rate(fps: float) -> Fraction:
+    """The frame rate that ``fps``, as ffmpeg prints it (two decimals), stands for: the NTSC rates ``n * 1000 /
+    1001`` (23.98, 29.97, 47.95, 59.94, 119.88) exactly, where 23.98 itself would put a clip's picture 0.6 s an hour
+    ahead of its sound, else the nearest fraction with a denominator up to 1001 (25, 12.5 = 25/2...)."""
+    for n in (24, 30, 48, 60, 120, 240):
+        if abs(fps - n * 1000 / 1001) < 0.006:
+            return Fraction(n * 1000, 1001)
+    return Fraction(fps).limit_denominator(1001)
 
 
 MAX_CONSTANT_RATE = 120.0
@@ -708,8 +721,9 @@ def write_clip(path: Path, frames: Iterable[np.ndarray], *, fps: float, size: tu
                source: dict[str, str] | None = None,
                before_replace: Callable[[list[str]], None] | None = None) -> list[str]:
     """Encode ``frames`` to ``path`` atomically (hidden temporary files moved into place); ``before_replace`` runs
-    after encoding, before the move, given what was left out (below). Codec, quality, ``bit_depth`` and
-    ``colour``: :func:`encoder_options`. Frames are ``uint8`` codes, or ``uint16`` with ``bit_depth`` 16.
+    after encoding, before the move, given what was left out (below). ``fps`` is taken as :func:`exact_rate` reads
+    it (29.97 as 30000/1001). Codec, quality, ``bit_depth`` and ``colour``: :func:`encoder_options`. Frames are
+    ``uint8`` codes, or ``uint16`` with ``bit_depth`` 16.
 
     ``sar``: the shape ``(width, height)`` of the pixels, for a clip whose pixels are not square (anamorphic DV,
     DVD, HDV: 720 x 480 shown at 16:9); ``None`` for square pixels. ``source``: the source clip's codec, profile and
@@ -722,15 +736,16 @@ def write_clip(path: Path, frames: Iterable[np.ndarray], *, fps: float, size: tu
     even they cannot be copied), the data tracks (timecode, a camera's telemetry) and any video tracks after the
     first, which are never copied, and cover art in Matroska output (which ffmpeg would write as a video track)."""
     ff = _ffmpeg()
-    tmp = path.with_name(f".{path.name}.tmp-{secrets.token_hex(4)}{path.suffix}")
-    both = path.with_name(f".{path.name}.tmp-{secrets.token_hex(4)}{path.suffix}")
+    tmp, both = temp_path(path, path.suffix), temp_path(path, path.suffix)
     path.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_temps(path)  # a killed run's, as large as the clip
     left_out: list[str] = []
     try:
         codec, pix_fmt, options = encoder_options(path.suffix, quality, size, bit_depth, colour, sar, source)
         deep = bit_depth == 16 and re.search(r"1[0-6](le|be)$", pix_fmt) is not None  # 10 to 16 bits a sample
-        writer = ff.write_frames(str(tmp), size, fps=fps, codec=codec, pix_fmt_in="rgb48le" if deep else "rgb24",
-                                 pix_fmt_out=pix_fmt, quality=None, output_params=options, macro_block_size=1,
+        writer = ff.write_frames(str(tmp), size, fps=exact_rate(fps), codec=codec,
+                                 pix_fmt_in="rgb48le" if deep else "rgb24", pix_fmt_out=pix_fmt, quality=None,
+                                 output_params=options, macro_block_size=1,
                                  ffmpeg_log_level="error")  # not a muxer's advice (MPEG-PS: "set the buffer size")
         try:
             writer.send(None)

@@ -551,6 +551,7 @@ def test_killed_run_finishes_on_rerun(tmp_path):
     for name, (mtime, data) in finished.items():
         assert (out / name).stat().st_mtime_ns == mtime and (out / name).read_bytes() == data
     assert sorted(p.name for p in out.iterdir() if not p.name.startswith(".")) == sorted(os.listdir(src))
+    assert not list(out.glob(".*.tmp-*"))  # what the killed run was writing is gone too
 
 
 def test_an_unexpected_error_fails_only_that_file(tmp_path, monkeypatch):

@@ -1085,6 +1085,37 @@ def test_interrupt_mid_write_removes_temp(tmp_path, monkeypatch):
     assert list(tmp_path.iterdir()) == []
 
 
+def test_a_killed_writers_temporary_file_is_removed_by_the_next_write(tmp_path):
+    import subprocess
+    import sys
+
+    from deepexpose.io import remove_stale_temps, temp_path
+
+    target = tmp_path / "a.png"
+    mine = temp_path(target)
+    assert mine.parent == tmp_path and mine.name.startswith(f".a.png.tmp-{os.getpid()}-") and not mine.exists()
+    assert temp_path(target, ".mp4").suffix == ".mp4" and temp_path(target) != temp_path(target)
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True,
+                          check=True).stdout.strip()  # a process that has ended
+    host = mine.name.split("-")[2]
+    other_host = f"{(int(host, 16) + 1) % 0x10000:04x}"
+    names = {
+        "killed": f".a.png.tmp-{dead}-{host}-0123abcd",
+        "killed clip": f".a.png.tmp-{dead}-{host}-0123abce.mp4",
+        "running": f".a.png.tmp-{os.getppid()}-{host}-0123abcf",  # pytest's parent, alive
+        "another machine's": f".a.png.tmp-{dead}-{other_host}-0123abd0",
+        "another output's": f".b.png.tmp-{dead}-{host}-0123abd1",
+        "a user's": f".a.png.tmp-{dead}-{host}-notours",
+        "an older version's": ".a.png.tmp-0123abd2",
+    }
+    for name in names.values():
+        (tmp_path / name).write_bytes(b"partial")
+    write_image(target, rgb8() / 255.0)
+    left = {p.name for p in tmp_path.iterdir()}
+    assert left == {"a.png", *names.values()} - {names["killed"], names["killed clip"]}
+    assert remove_stale_temps(target) == [] and remove_stale_temps(tmp_path / "missing" / "x.png") == []
+
+
 def test_reading_never_modifies_the_input(tmp_path):
     u8 = rgb8()
     paths = [write_image(tmp_path / f"a{ext}", u8 / 255.0) for ext in (".png", ".tif", ".bmp", ".webp")]

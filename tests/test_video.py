@@ -175,6 +175,27 @@ def test_a_clips_sidecar_name_taken_by_another_file_is_not_replaced(tmp_path):
     assert enhance_paths([clip], cfg).count("done") == 1
 
 
+def test_a_killed_runs_partial_clip_is_removed_when_the_clip_is_written(tmp_path):
+    import subprocess
+    import sys
+
+    from deepexpose.io import temp_path
+
+    clip = tmp_path / "in" / "clip.mp4"
+    clip.parent.mkdir()
+    write_clip(clip, ((f * 255).round().astype(np.uint8) for f in flicker_test_clip(n=4)), fps=4, size=(32, 24))
+    out = tmp_path / "out"
+    out.mkdir()
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True,
+                          check=True).stdout.strip()
+    host = temp_path(out / "clip.mp4").name.rsplit("-", 3)[2]
+    partial = out / f".clip.mp4.tmp-{dead}-{host}-0badc0de.mp4"  # as large as the clip, in real footage
+    partial.write_bytes(b"\0" * 1000)
+    cfg = EnhanceConfig(out=str(out), method="classic", progress=False)
+    assert enhance_paths([clip], cfg).count("done") == 1
+    assert sorted(p.name for p in out.iterdir()) == ["clip.mp4"]
+
+
 def test_a_frames_side_file_name_taken_by_another_file_is_not_replaced(tmp_path):
     seq = tmp_path / "s"
     seq.mkdir()
@@ -742,6 +763,61 @@ def test_a_variable_frame_rate_clip_keeps_its_length_and_stays_in_step_with_its_
     doc = json.loads((tmp_path / "out" / "phone.mp4.json").read_text())
     assert (doc["fps"], doc["frames"]) == (30, 180) and doc["repeated_frames"] >= 80  # the 80 added: held
     assert doc["average_fps"] == pytest.approx(100 / 6, rel=0.05)
+
+
+def test_a_variable_frame_rate_clip_shows_each_frame_at_its_time(tmp_path):
+    import subprocess
+
+    import imageio_ffmpeg
+
+    clip = tmp_path / "vfr.mp4"
+    # 30 frames a second, 15 for a third of a second from 0.333 s: 25 frames over 1 s, the last at 0.967 s
+    _ffmpeg_run("-f", "lavfi", "-i", r"color=size=64x48:rate=30:duration=1,format=rgb24,geq=r=N*8:g=255-N*8:b=128,"
+                r"select=not(between(n\,10\,19))+not(mod(n\,2))", "-fps_mode", "vfr", "-c:v", "libx264", "-crf", "10",
+                clip)  # each frame a colour of its own, coded lossily (the old reading went wrong so)
+    raw = subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-v", "error", "-i", str(clip), "-fps_mode", "passthrough",
+                          "-f", "rawvideo", "-pix_fmt", "rgb24", "-"], capture_output=True, check=True).stdout
+    stored = np.frombuffer(raw, np.uint8).reshape(-1, 48, 64, 3).astype(float)
+    assert len(stored) == 25
+    meta, frames = read_clip(clip)
+    read = [f.astype(float) for f in frames]
+    assert meta["fps"] == 30 and len(read) == 30
+    shown = [int(np.argmin([np.mean((f - s) ** 2) for s in stored])) for f in read]  # which stored frame each is
+    assert shown == [*range(10), 10, 10, 11, 11, 12, 12, 13, 13, 14, 14, *range(15, 25)]
+
+
+def test_exact_rate_reads_the_ntsc_rates_ffmpeg_prints_rounded(tmp_path):
+    from fractions import Fraction
+
+    from deepexpose.video import exact_rate
+
+    assert exact_rate(23.98) == exact_rate(23.976) == Fraction(24000, 1001)
+    assert exact_rate(29.97) == Fraction(30000, 1001) and exact_rate(59.94) == Fraction(60000, 1001)
+    assert exact_rate(119.88) == Fraction(120000, 1001) and exact_rate(47.95) == Fraction(48000, 1001)
+    assert exact_rate(24) == 24 and exact_rate(25) == 25 and exact_rate(12.5) == Fraction(25, 2)
+    assert exact_rate(30) == 30 and exact_rate(17.24) == Fraction(431, 25)
+    film = tmp_path / "in" / "film.mp4"
+    film.parent.mkdir()
+    _ffmpeg_run("-f", "lavfi", "-i", "testsrc2=size=64x48:rate=24000/1001:duration=0.5", "-c:v", "libx264", film)
+    cfg = EnhanceConfig(out=str(tmp_path / "out"), method="identity", sidecar=True, progress=False)
+    assert enhance_paths([film], cfg).exit_code == 0
+    assert "23.98 fps" in _ffmpeg_listing(tmp_path / "out" / "film.mp4")
+    stamps = _packet_times(tmp_path / "out" / "film.mp4")
+    assert np.allclose(np.diff(stamps), 1001 / 24000, atol=1e-6)  # 23.98 would give frames of 0.041701 s
+    assert json.loads((tmp_path / "out" / "film.mp4.json").read_text())["fps"] == 23.976024
+
+
+def _packet_times(path):
+    """The presentation times, in seconds, of a clip's first video stream's packets, in order."""
+    import subprocess
+
+    import imageio_ffmpeg
+
+    done = subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-v", "error", "-i", str(path), "-map", "0:v:0", "-c",
+                           "copy", "-f", "framecrc", "-"], capture_output=True, text=True, check=True).stdout
+    num, den = next(line for line in done.splitlines() if line.startswith("#tb 0:")).split(":")[1].split("/")
+    pts = sorted(int(line.split(",")[2]) for line in done.splitlines() if line and not line.startswith("#"))
+    return np.array(pts) * int(num) / int(den)
 
 
 def test_video_stream_reads_the_rates_and_the_pixel_shape_ffmpeg_lists():
