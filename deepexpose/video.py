@@ -554,7 +554,8 @@ def _chroma(pix_fmt: str) -> str:
 
 def encoder_options(suffix: str, quality: int, size: tuple[int, int], bit_depth: int = 8,
                     colour: dict[str, str] | None = None, sar: tuple[int, int] | None = None,
-                    source: dict[str, str] | None = None) -> tuple[str, str, list[str]]:
+                    source: dict[str, str] | None = None, hdr10: dict[str, str] | None = None
+                    ) -> tuple[str, str, list[str]]:
     """``(codec, pixel format, ffmpeg options)`` for a clip written as ``suffix`` at ``--quality`` 1..100.
 
     The encoder is the container's (H.264; VP9 for ``.webm``, MPEG-4 for ``.avi``, MPEG-2 for ``.mpg``, ``.mpeg``
@@ -562,9 +563,10 @@ def encoder_options(suffix: str, quality: int, size: tuple[int, int], bit_depth:
     clip's ``codec``, its ``profile`` and ``pix_fmt``, as :func:`read_clip` gives them) is HEVC, ProRes or FFV1 and
     the container holds it (:data:`_KEPT_CODECS`): then HEVC is written with x265 (tagged ``hvc1``, as Apple players
     want), ProRes with the source's profile (Proxy to XQ), FFV1 losslessly, each keeping the source's chroma
-    subsampling (4:2:0, 4:2:2 or 4:4:4; FFV1 RGB as planar RGB), as an H.264 source's H.264 output does. FFV1 is
-    lossless, so an RGB FFV1 clip the edit leaves unchanged comes back bit for bit; a YUV one passes through RGB (the
-    frames are read as RGB) and is written with 10 bits at most, and an alpha channel is not kept.
+    subsampling (4:2:0, 4:2:2 or 4:4:4; FFV1 RGB as planar RGB, gray as gray, in 16 bits where it had more than
+    8), as an H.264 source's H.264 output does. FFV1 is lossless, so an RGB or gray FFV1 clip the edit leaves
+    unchanged comes back bit for bit; a YUV one passes through RGB (the frames are read as RGB) and is written with
+    10 bits at most, and an alpha channel is not kept.
 
     Quality maps to x264's constant rate factor, CRF = 51 - 33 q / 95 rounded: the default 95 gives CRF 18
     (visually lossless, about x264's own advice), 100 gives 16 and 1 gives 51; x265 gets the same CRF. VP9
@@ -579,7 +581,9 @@ def encoder_options(suffix: str, quality: int, size: tuple[int, int], bit_depth:
     is, so players show unchanged pixels as they showed the source's; without tags, ffmpeg's defaults, which
     are also what it reads an untagged source with. MPEG-4 (``.avi``) holds no tags, so it is always written
     with those defaults (BT.601), which is how it is read back. ``sar`` (pixels of that width to height, not square)
-    is set on the frames (``setsar``), so that players show the picture at the source's shape."""
+    is set on the frames (``setsar``), so that players show the picture at the source's shape. ``hdr10`` (the
+    source's mastering display and light levels, :func:`hdr10_metadata`) is written into HEVC; no other encoder here
+    writes it."""
     if not 1 <= quality <= 100:
         raise ValueError(f"--quality must be in 1..100, got {quality}")
     crf = min(51, max(0, round(51 - 33 * quality / 95)))
@@ -591,14 +595,15 @@ def encoder_options(suffix: str, quality: int, size: tuple[int, int], bit_depth:
     ten = "10le" if bit_depth == 16 and codec not in ("mpeg4", "mpeg2video") else ""
     odd = bool(size[0] % 2 or size[1] % 2)
     chroma = _chroma(source.get("pix_fmt", ""))
-    rgb = False
+    rgb, first = False, []
     if codec == "libvpx-vp9":
         pix_fmt, options = f"yuv420p{ten}", ["-crf", str(round(crf * 63 / 51)), "-b:v", "0"]
     elif codec in ("mpeg4", "mpeg2video"):
         pix_fmt, options = "yuv420p", ["-qscale:v", str(1 + round(30 * (crf / 51) ** 2))]
     elif codec == "libx265":
         pix_fmt = f"yuv{'444' if odd else chroma}p{ten}"
-        options = ["-crf", str(crf), "-x265-params", "log-level=error"] + (
+        hdr = "".join(f":{key}={value}" for key, value in (hdr10 or {}).items())
+        options = ["-crf", str(crf), "-x265-params", f"log-level=error{':hdr10=1' if hdr else ''}{hdr}"] + (
             ["-tag:v", "hvc1"] if suffix in (".mp4", ".m4v", ".mov") else [])
     elif codec == "prores_ks":
         profile = _PRORES_PROFILES.get(source.get("profile", "").lower(), 3)  # unknown: HQ
@@ -608,13 +613,16 @@ def encoder_options(suffix: str, quality: int, size: tuple[int, int], bit_depth:
     elif codec == "ffv1":
         rgb = source.get("pix_fmt", "").startswith(("gbr", "rgb", "bgr"))
         bits = re.search(r"(?:p|rgb|bgr)(1[0-6])(?:le|be)", source.get("pix_fmt", ""))  # a deep RGB source's depth
+        grey = source.get("pix_fmt", "").startswith("gray")  # a monochrome archive stays one, losslessly
         pix_fmt = f"gbrp{(bits.group(1) if bits else '16') + 'le' if ten else ''}" if rgb else \
-            f"yuv{'444' if odd else chroma}p{ten}"
+            ("gray16le" if ten else "gray") if grey else f"yuv{'444' if odd else chroma}p{ten}"
+        if grey and ten:  # R = G = B: the green plane as it is (swscale's RGB -> gray is off by a level or more)
+            first = ["format=gbrp16le", "extractplanes=g"]
         options = ["-level", "3", "-g", "1", "-slicecrc", "1"]
     else:  # H.264: 4:2:0, or a 4:2:2 or 4:4:4 H.264 source's own (cameras' 10-bit 4:2:2), which who plays it plays
         own = chroma if source.get("codec") == "h264" else "420"
         pix_fmt, options = f"yuv{'444' if odd else own}p{ten}", ["-crf", str(crf)]
-    filters = []
+    filters = first
     if codec != "mpeg4":  # no colour tags in MPEG-4 Part 2: written with the BT.601 that readers then assume
         # planar RGB has no matrix or range to convert to: only its primaries and transfer are tagged
         filters += _colour_filters({k: v for k, v in (colour or {}).items() if not rgb or k in ("primaries", "trc")},
@@ -629,6 +637,34 @@ def encoder_options(suffix: str, quality: int, size: tuple[int, int], bit_depth:
         if codec == "libx264":  # x264 takes its field order from its own setting, not from the frames
             options += ["-x264-params", f"{field}=1"]
     return codec, pix_fmt, options + (["-vf", ",".join(filters)] if filters else [])
+
+
+def hdr10_metadata(path: Path) -> dict[str, str]:
+    """An HDR10 clip's static metadata, as its first frame carries it (SMPTE ST 2086 mastering display, CTA-861.3
+    content light levels), in x265's terms: ``master-display`` (``G(x,y)B(x,y)R(x,y)WP(x,y)L(max,min)``, x and y in
+    units of 0.00002, luminance of 0.0001 cd/m2) and ``max-cll`` (``MaxCLL,MaxFALL`` in cd/m2); those it lacks are
+    left out (an empty dictionary for a clip without any)."""
+    import subprocess
+
+    done = subprocess.run([_ffmpeg().get_ffmpeg_exe(), "-hide_banner", "-i", str(path), "-map", "0:v:0",
+                           "-frames:v", "1", "-vf", "showinfo", "-f", "null", "-"], capture_output=True, text=True,
+                          errors="replace")
+    found: dict[str, str] = {}
+    number = r"(\d+(?:\.\d+)?)"
+    display = re.search(r"Mastering display metadata: has_primaries:1 has_luminance:1 (.*)", done.stderr)
+    if display:
+        points = dict((name, (float(x), float(y))) for name, x, y in re.findall(
+            rf"\b(r|g|b|wp)\({number},?\s*{number}\)", display.group(1)))
+        light = re.search(rf"min_luminance={number}, max_luminance={number}", display.group(1))
+        if len(points) == 4 and light:
+            xy = "".join(f"{tag}({round(points[k][0] * 50000)},{round(points[k][1] * 50000)})"
+                         for tag, k in (("G", "g"), ("B", "b"), ("R", "r"), ("WP", "wp")))
+            low, high = (round(float(light.group(k)) * 10000) for k in (1, 2))
+            found["master-display"] = f"{xy}L({high},{low})"
+    levels = re.search(r"Content light level metadata: MaxCLL=(\d+), MaxFALL=(\d+)", done.stderr)
+    if levels:
+        found["max-cll"] = f"{levels.group(1)},{levels.group(2)}"
+    return found
 
 
 _INTERLACED = {"libx264": "+ildct+ilme", "mpeg2video": "+ildct+ilme", "mpeg4": "+ildct+ilme", "prores_ks": "+ildct"}
@@ -718,7 +754,7 @@ def _metadata_options(source: Path, out: Path) -> list[str]:
 def write_clip(path: Path, frames: Iterable[np.ndarray], *, fps: float, size: tuple[int, int],
                streams_from: Path | None = None, quality: int = 95, bit_depth: int = 8,
                colour: dict[str, str] | None = None, sar: tuple[int, int] | None = None,
-               source: dict[str, str] | None = None,
+               source: dict[str, str] | None = None, hdr10: dict[str, str] | None = None,
                before_replace: Callable[[list[str]], None] | None = None) -> list[str]:
     """Encode ``frames`` to ``path`` atomically (hidden temporary files moved into place); ``before_replace`` runs
     after encoding, before the move, given what was left out (below). ``fps`` is taken as :func:`exact_rate` reads
@@ -727,7 +763,9 @@ def write_clip(path: Path, frames: Iterable[np.ndarray], *, fps: float, size: tu
 
     ``sar``: the shape ``(width, height)`` of the pixels, for a clip whose pixels are not square (anamorphic DV,
     DVD, HDV: 720 x 480 shown at 16:9); ``None`` for square pixels. ``source``: the source clip's codec, profile and
-    pixel format, which choose the encoder (:func:`encoder_options`).
+    pixel format, which choose the encoder (:func:`encoder_options`). ``hdr10``: the source's HDR10 metadata
+    (:func:`hdr10_metadata`), written where the encoder is HEVC and else left out (and named). A source's alpha
+    channel (its ``pix_fmt``) is never written, and named as left out.
 
     With ``streams_from``, every audio track, subtitle track, attachment and attached picture (cover art) of that
     clip, its metadata (title, creation time...) and its chapters are copied into the output unchanged. What the
@@ -741,7 +779,11 @@ def write_clip(path: Path, frames: Iterable[np.ndarray], *, fps: float, size: tu
     remove_stale_temps(path)  # a killed run's, as large as the clip
     left_out: list[str] = []
     try:
-        codec, pix_fmt, options = encoder_options(path.suffix, quality, size, bit_depth, colour, sar, source)
+        codec, pix_fmt, options = encoder_options(path.suffix, quality, size, bit_depth, colour, sar, source, hdr10)
+        if _ALPHA.match((source or {}).get("pix_fmt", "")):
+            left_out.append("its alpha channel (transparency): clips are written without one")
+        if hdr10 and codec != "libx265":
+            left_out.append("its HDR10 mastering display and light levels (only HEVC output here carries them)")
         deep = bit_depth == 16 and re.search(r"1[0-6](le|be)$", pix_fmt) is not None  # 10 to 16 bits a sample
         writer = ff.write_frames(str(tmp), size, fps=exact_rate(fps), codec=codec,
                                  pix_fmt_in="rgb48le" if deep else "rgb24", pix_fmt_out=pix_fmt, quality=None,
@@ -787,6 +829,8 @@ def write_clip(path: Path, frames: Iterable[np.ndarray], *, fps: float, size: tu
     return left_out
 
 
+_ALPHA = re.compile(r"(?:yuva|gbrap|rgba|bgra|argb|abgr|ya8|ya16)")
+"""ffmpeg's pixel formats with an alpha channel (ProRes 4444, FFV1, PNG and QuickTime Animation clips can hold one)"""
 _STREAM_NAMES = {"s": "subtitles", "t": "attachments", "p": "cover art"}  # left out last first: cover art, ...
 
 
@@ -802,6 +846,7 @@ def enhance_video(method, source: Path, output: Path, cfg) -> dict:
 
         warnings.warn(f"{source} is HDR ({_HDR_TRANSFERS[trc]}): it is edited on its code values as if they were SDR "
                       "ones, which no model here has seen", DeepExposeWarning, stacklevel=2)
+    hdr10 = hdr10_metadata(source) if trc in _HDR_TRANSFERS else None
     edits, repeats, stats_in = _plan_frames(method, frames)
     if not edits:
         raise ValueError("the clip has no frames")
@@ -832,7 +877,7 @@ def enhance_video(method, source: Path, output: Path, cfg) -> dict:
 
     left_out = write_clip(output, rendered(), fps=float(meta["fps"]), size=tuple(meta["size"]), streams_from=source,
                           quality=cfg.quality_for(None, output), bit_depth=meta["bit_depth"], sar=meta.get("sar"),
-                          colour=meta["colour"], before_replace=sidecar,
+                          colour=meta["colour"], hdr10=hdr10, before_replace=sidecar,
                           source={k: str(meta.get(k, "")) for k in ("codec", "profile", "pix_fmt")})
     if left_out:
         from . import DeepExposeWarning

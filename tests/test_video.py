@@ -592,6 +592,35 @@ def test_an_hdr_clip_is_edited_with_a_warning(tmp_path):
     assert "yuv420p10le(tv, bt2020nc/bt2020/smpte2084" in _ffmpeg_listing(tmp_path / "out" / "hdr.mp4")
 
 
+def test_an_hdr10_clips_mastering_display_and_light_levels_are_kept_in_hevc_and_named_where_not(tmp_path):
+    from deepexpose import DeepExposeWarning
+    from deepexpose.video import hdr10_metadata
+
+    clip = tmp_path / "in" / "hdr10.mp4"
+    clip.parent.mkdir()
+    display = "G(13250,34500)B(7500,3000)R(34000,16000)WP(15635,16450)L(10000000,1)"  # BT.2020, 1000 cd/m2
+    _ffmpeg_run("-f", "lavfi", "-i", "testsrc=size=64x48:rate=8:duration=0.25", "-vf",
+                "setparams=color_primaries=bt2020:color_trc=smpte2084:colorspace=bt2020nc,format=yuv420p10le",
+                "-c:v", "libx265", "-x265-params", f"log-level=error:hdr10=1:master-display={display}:max-cll=1000,400",
+                "-tag:v", "hvc1", clip)
+    assert hdr10_metadata(clip) == {"master-display": display, "max-cll": "1000,400"}
+    cfg = EnhanceConfig(out=str(tmp_path / "out"), method="identity", sidecar=True, progress=False)
+    with pytest.warns(DeepExposeWarning, match="HDR \\(PQ\\)"):
+        assert enhance_paths([clip], cfg).exit_code == 0
+    assert hdr10_metadata(tmp_path / "out" / "hdr10.mp4") == hdr10_metadata(clip)
+    assert "left_out" not in json.loads((tmp_path / "out" / "hdr10.mp4.json").read_text())
+    plain = tmp_path / "in" / "plain.mp4"
+    _ffmpeg_run("-f", "lavfi", "-i", "testsrc=size=64x48:rate=8:duration=0.25", "-c:v", "libx264", plain)
+    assert hdr10_metadata(plain) == {}
+    frames = read_clip(clip)[1]
+    left_out = write_clip(tmp_path / "vp9.webm", frames, fps=8, size=(64, 48), bit_depth=16,
+                          hdr10=hdr10_metadata(clip))  # VP9: no HDR10 metadata written here
+    assert left_out == ["its HDR10 mastering display and light levels (only HEVC output here carries them)"]
+    assert hdr10_metadata(tmp_path / "vp9.webm") == {}
+    options = encoder_options(".mkv", 95, (64, 48), source={"codec": "hevc"}, hdr10={"max-cll": "1000,400"})[2]
+    assert options[options.index("-x265-params") + 1] == "log-level=error:hdr10=1:max-cll=1000,400"
+
+
 def test_hdr_frames_are_edited_with_one_warning_and_keep_their_code_points(tmp_path):
     import warnings
 
@@ -940,6 +969,35 @@ def test_an_ffv1_rgb_archive_stays_lossless(tmp_path):
     assert "ffv1, gbrp10le" in _ffmpeg_listing(tmp_path / "o" / "scan.mkv")
     before, after = list(read_clip(clip)[1]), list(read_clip(tmp_path / "o" / "scan.mkv")[1])
     assert before[0].dtype == np.uint16 and all(np.array_equal(a, b) for a, b in zip(before, after, strict=True))
+
+
+@pytest.mark.parametrize("pix_fmt", ["gray", "gray10le"])
+def test_an_ffv1_gray_archive_stays_gray_and_lossless(tmp_path, pix_fmt):
+    clip = tmp_path / "film.mkv"
+    _ffmpeg_run("-f", "lavfi", "-i", "color=black:size=256x16:rate=10:duration=0.3,format=gray,geq=lum=X", "-c:v",
+                "ffv1", "-pix_fmt", pix_fmt, clip)  # every 8-bit level
+    cfg = EnhanceConfig(out=str(tmp_path / "o"), method="identity", progress=False)
+    assert enhance_paths([clip], cfg).exit_code == 0
+    kept = "gray" if pix_fmt == "gray" else "gray16le"  # 10 bits in 16: what was read, bit for bit
+    assert f"ffv1, {kept}(pc" in _ffmpeg_listing(tmp_path / "o" / "film.mkv")  # not yuv420p(tv)
+    before, after = list(read_clip(clip)[1]), list(read_clip(tmp_path / "o" / "film.mkv")[1])
+    assert all(np.array_equal(a, b) for a, b in zip(before, after, strict=True))
+
+
+def test_a_clips_alpha_channel_is_named_as_left_out(tmp_path):
+    from deepexpose import DeepExposeWarning
+
+    clip = tmp_path / "in" / "key.mov"
+    clip.parent.mkdir()
+    _ffmpeg_run("-f", "lavfi", "-i", "testsrc2=size=64x48:rate=8:duration=0.25,format=yuva444p,geq=lum=lum(X\\,Y):"
+                "cb=cb(X\\,Y):cr=cr(X\\,Y):a=X", "-c:v", "prores_ks", "-profile:v", "4", "-pix_fmt", "yuva444p10le",
+                clip)  # ProRes 4444 with a key
+    cfg = EnhanceConfig(out=str(tmp_path / "out"), method="identity", sidecar=True, progress=False)
+    with pytest.warns(DeepExposeWarning, match="left out of the output: its alpha channel"):
+        assert enhance_paths([clip], cfg).exit_code == 0
+    doc = json.loads((tmp_path / "out" / "key.mov.json").read_text())
+    assert doc["left_out"] == ["its alpha channel (transparency): clips are written without one"]
+    assert "prores (4444)" in _ffmpeg_listing(tmp_path / "out" / "key.mov")
 
 
 def test_field_order_reads_which_field_an_interlaced_clip_shows_first():
