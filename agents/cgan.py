@@ -69,10 +69,10 @@ KIND = "deepexpose-cgan"
 @dataclass
 class CganConfig(PhotoSplit):
     data: str = "auto"
-    """auto (library when scripts/get_photos.py has fetched it, else demo), demo (bundled photos, detuned),
-    library (the demo photos plus the Debian photo library of scripts/get_photos.py, detuned), folder (good
-    photos under --root, detuned), pairs (--root/input and --root/target), fivek (FiveK 480p layout under
-    --root), afifi (Afifi et al. layout under --root)"""
+    """auto (library when scripts/get_photos.py has fetched it into --root or its cache; else folder with a --root,
+    else demo), demo (bundled photos, detuned), library (the demo photos plus the Debian photo library of
+    scripts/get_photos.py, detuned), folder (good photos under --root, detuned), pairs (--root/input and
+    --root/target), fivek (FiveK 480p layout under --root), afifi (Afifi et al. layout under --root)"""
     root: str = ""
     """dataset folder (not used for demo)"""
     scheme: str = "mixed"

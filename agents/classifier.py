@@ -484,9 +484,9 @@ def evaluate_classifier(corrector: ClassifierCorrector, photos: Sequence[Tensor]
 @dataclass
 class ClassifierConfig(PhotoSplit):
     data: str = "auto"
-    """auto (library when scripts/get_photos.py has fetched it, else demo), demo (bundled photos), library (the
-    demo photos plus the Debian photo library of scripts/get_photos.py; --root overrides its cache folder) or
-    folder (good photos under --root)"""
+    """auto (library when scripts/get_photos.py has fetched it into --root or its cache; else folder with a --root,
+    else demo), demo (bundled photos), library (the demo photos plus the Debian photo library of
+    scripts/get_photos.py; --root overrides its cache folder) or folder (good photos under --root)"""
     root: str = ""
     """dataset folder (not used for demo)"""
     size: int = 64

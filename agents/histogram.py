@@ -50,9 +50,9 @@ SOURCES = ("histogram", "pixels")
 @dataclass
 class HistogramConfig(PhotoSplit):
     data: str = "auto"
-    """good photos: auto (library when scripts/get_photos.py has fetched it, else demo), demo (bundled photos),
-    library (demo plus the Debian photo library of scripts/get_photos.py; --root overrides its cache folder),
-    folder (good photos under --root)"""
+    """good photos: auto (library when scripts/get_photos.py has fetched it into --root or its cache; else folder
+    with a --root, else demo), demo (bundled photos), library (demo plus the Debian photo library of
+    scripts/get_photos.py; --root overrides its cache folder), folder (good photos under --root)"""
     root: str = ""
     """dataset folder (not used for demo)"""
     bins: int = 16

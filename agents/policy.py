@@ -238,12 +238,13 @@ def load_agent(path: str | Path | None = None, device: str | torch.device = "cpu
     if meta.get("kind") == KIND:
         setup = {k: meta[k] for k in ("k", "view", "segmentation", "refine_radius")}
         filters = tuple(meta["filters"])
-    elif "config" in meta and "model" in meta:  # a training checkpoint of agents.async_ac
+    elif "config" in meta and any(k in meta for k in ("model", "algo", "kind")):  # a checkpoint of deepexpose train
         cfg = meta["config"]
-        if cfg.get("algo") not in ("adpg", "a3c"):
+        if cfg.get("algo") not in ("adpg", "a3c") or "model" not in meta:
             what = f"a {cfg['algo']} checkpoint" if cfg.get("algo") else f"a {meta.get('kind', 'baseline')} model"
             raise ValueError(f"{path} is {what}; only the own trainer's (adpg, a3c) agents can be loaded here"
-                             + ("" if cfg.get("algo") else " (pass the --method it was trained as)"))
+                             + (" (stable-baselines3's are compared by scripts/compare_algorithms.py)" if
+                                cfg.get("algo") else " (pass the --method it was trained as)"))
         setup = {"k": int(cfg["k"]), "view": int(cfg["view"]), "segmentation": "luminosity", "refine_radius": 0}
         filters = DEFAULT_GLOBAL_FILTERS
     else:

@@ -457,7 +457,10 @@ def train_sb3(cfg: TrainConfig, pools: tuple[PairPool, ...] | None = None) -> di
         if checkpoint_exists(ckpt):  # half of one (a run killed between its two files) is read_meta's error
             resume_from = read_meta(ckpt)
             if resume_from.get("algo") != cfg.algo:
-                raise ValueError(f"{ckpt} holds a {resume_from.get('algo')!r} agent, not {cfg.algo!r}")
+                what = (f"a {resume_from['algo']} agent" if resume_from.get("algo") else
+                        f"an agent of {resume_from.get('config', {}).get('algo') or 'another trainer'}")
+                raise ValueError(f"{ckpt} holds {what}, not a {cfg.algo} one: resume with the --algo it was "
+                                 "trained with")
             if "extractor_colour" not in resume_from and cfg.colour_stats:  # the extractor ignored colour_stats
                 raise ValueError(f"--resume: the checkpoint in {out} was written when stable-baselines3's extractor "
                                  "never saw the colour statistics: resume it with --no-colour-stats")

@@ -60,10 +60,11 @@ class TrainConfig(PhotoSplit):
     """adpg: asynchronous deterministic policy gradient through the differentiable filters (the default);
     a3c: asynchronous advantage actor-critic; a2c, ppo, sac, td3: stable-baselines3 on the batched environment"""
     data: str = "auto"
-    """auto (library when scripts/get_photos.py has fetched it, else demo), demo (bundled photos, detuned),
-    library (the demo photos plus the Debian photo library fetched by scripts/get_photos.py, detuned; --root
-    overrides its cache folder), folder (good photos under --root, detuned), pairs (--root/input and
-    --root/target), fivek (FiveK 480p layout under --root), afifi (Afifi et al. layout under --root)"""
+    """auto (library when scripts/get_photos.py has fetched it into --root or its cache; else folder with a --root,
+    else demo), demo (bundled photos, detuned), library (the demo photos plus the Debian photo library fetched by
+    scripts/get_photos.py, detuned; --root overrides its cache folder), folder (good photos under --root, detuned),
+    pairs (--root/input and --root/target), fivek (FiveK 480p layout under --root), afifi (Afifi et al. layout under
+    --root)"""
     root: str = ""
     """dataset folder (not used for demo)"""
     scheme: str = "mixed"
@@ -242,18 +243,21 @@ def resolve_data(cfg: C) -> C:
     """``cfg`` with ``data="auto"`` made concrete (any trainer's config; other values are returned unchanged).
 
     ``auto`` becomes ``library`` when the photo library of ``scripts/get_photos.py`` holds photos (of
-    ``library_packages``, when set) in :func:`library_cache`, else ``demo``, which warns that six photos are too
-    few (:data:`DEMO_TOO_SMALL`). Trainers resolve it first, so their saved config names the data they used.
+    ``library_packages``, when set) in :func:`library_cache`; else ``folder`` when a ``root`` that holds no library
+    was given (the user's own folder of good photos, which a user who names one means), else ``demo``, which warns
+    that six photos are too few (:data:`DEMO_TOO_SMALL`). Trainers resolve it first, so their saved config names
+    the data they used.
     """
     if cfg.data != AUTO_DATA:
         return cfg
-    from deepexpose.data.packages import load_library
+    from deepexpose.data.packages import MANIFEST, load_library
 
     cache = library_cache(cfg)
     packages = library_packages(cfg)
     found = cache.is_dir() and any(packages is not None or r.package not in EXCLUDED_PACKAGES
                                    for r in load_library(cache, packages))
-    return dataclasses.replace(cfg, data="library" if found else "demo")
+    a_library = cache.is_dir() and any(cache.glob(f"*/{MANIFEST}"))
+    return dataclasses.replace(cfg, data="library" if found else "folder" if cfg.root and not a_library else "demo")
 
 
 def good_photo_split(cfg: TrainConfig, validation: float | None = None

@@ -58,6 +58,13 @@ def test_load_errors(tmp_path):
         load_agent(tmp_path / "sb3.safetensors")
     with pytest.raises(ValueError, match="is a seed001-classifier model; .*pass the --method"):
         load_agent(default_model_path().with_name("classifier.safetensors"))  # a baseline's model given to it
+    with pytest.raises(ValueError, match="is a deepexpose-cgan model; .*pass the --method"):
+        load_agent(default_model_path().with_name("cgan.safetensors"))  # no "model" entry in its meta
+    # what deepexpose train --algo ppo really writes: the algorithm and its config, no "model" entry
+    save_checkpoint(tmp_path / "ppo.safetensors", tensors={"x": torch.zeros(1)},
+                    meta={"algo": "ppo", "config": {"algo": "ppo"}, "num_timesteps": 8})
+    with pytest.raises(ValueError, match="is a ppo checkpoint; only the own trainer.*compare_algorithms"):
+        load_agent(tmp_path / "ppo.safetensors")
     save_checkpoint(tmp_path / "other.safetensors", tensors={"x": torch.zeros(1)}, meta={"kind": "something"})
     with pytest.raises(ValueError, match="not a deepexpose agent"):
         load_agent(tmp_path / "other.safetensors")

@@ -318,7 +318,7 @@ def test_demo_data_warns_that_it_is_too_small():
     assert len(train) == 2
 
 
-def test_auto_data_is_the_library_when_fetched_else_the_demo_set(tmp_path, monkeypatch):
+def test_auto_data_is_the_library_when_fetched_else_the_root_folder_or_the_demo_set(tmp_path, monkeypatch):
     from deepexpose.agents.cgan import CganConfig
     from deepexpose.agents.classifier import ClassifierConfig
     from deepexpose.agents.histogram import HistogramConfig
@@ -337,8 +337,12 @@ def test_auto_data_is_the_library_when_fetched_else_the_demo_set(tmp_path, monke
     cfg = resolve_data(CganConfig(seed=3))
     assert cfg.data == "library" and cfg.seed == 3 and isinstance(cfg, CganConfig)
     assert resolve_data(TrainConfig(data="demo")).data == "demo"  # only auto is resolved
+    # a --root that holds no library is the user's own folder of good photos, not the demo set
+    assert resolve_data(TrainConfig(root=str(tmp_path / "mine"))).data == "folder"
+    assert resolve_data(HistogramConfig(root=str(tmp_path / "mine"))).data == "folder"
+    monkeypatch.setenv("DEEPEXPOSE_PHOTOS", str(tmp_path / "no-library"))  # nothing fetched
     with pytest.warns(UserWarning, match="too few"):
-        train, _, held = good_photo_split(TrainConfig(root=str(tmp_path / "empty"), holdout="coffee"), 0.0)
+        train, _, held = good_photo_split(TrainConfig(holdout="coffee"), 0.0)
     assert len(train) == 5 and len(held) == 1  # the demo set: the motorcycle pair counts twice
 
 
