@@ -2061,21 +2061,30 @@ def temp_path(path: Path, suffix: str = "") -> Path:
 def remove_stale_temps(path: Path) -> list[Path]:
     """Remove the temporary files of ``path`` (:func:`temp_path`) that a process of this machine which is no longer
     running left behind: a run killed while writing a clip leaves one as large as the clip. Another machine's (on a
-    shared folder), a running process's and any other file are left alone. Returns those removed."""
-    pattern = re.compile(re.escape(f".{path.name[:200]}.tmp-") + r"(\d+)-([0-9a-f]{4})-[0-9a-f]{8}(\.[^./]*)?")
+    shared folder), a running process's and any other file are left alone. Returns those removed. A folder is
+    listed once per process (:func:`_stale_temps`), not once per file written into it."""
     removed = []
-    try:
-        names = os.listdir(path.parent)
-    except OSError:
-        return removed
-    for name in names:
-        found = pattern.fullmatch(name)
-        if found is None or int(found.group(2), 16) != _HOST or _running(int(found.group(1))):
-            continue
+    for name in _stale_temps(str(path.parent)).pop(path.name[:200], []):
         with contextlib.suppress(OSError):
             os.unlink(path.parent / name)
             removed.append(path.parent / name)
     return removed
+
+
+_TEMP_NAME = re.compile(r"\.(.+)\.tmp-(\d+)-([0-9a-f]{4})-[0-9a-f]{8}(?:\.[^./]*)?")
+
+
+@functools.lru_cache(maxsize=256)
+def _stale_temps(folder: str) -> dict[str, list[str]]:
+    """The temporary files in ``folder`` that ended processes of this machine left behind, by the name of the file
+    each was to become (what killed runs left before this process first wrote there)."""
+    stale: dict[str, list[str]] = {}
+    with contextlib.suppress(OSError):
+        for name in os.listdir(folder):
+            found = _TEMP_NAME.fullmatch(name)
+            if found and int(found.group(3), 16) == _HOST and not _running(int(found.group(2))):
+                stale.setdefault(found.group(1), []).append(name)
+    return stale
 
 
 def _running(pid: int) -> bool:
