@@ -26,6 +26,7 @@ from typing import TypeVar
 import torch
 
 from deepexpose import DeepExposeWarning
+from deepexpose.data.folders import DatasetLayoutError
 from deepexpose.data.synthetic import EXCLUDED_PACKAGES, HELD_OUT_DEMO
 from deepexpose.envs.core import EditCore
 from deepexpose.envs.pool import PairPool
@@ -385,6 +386,19 @@ def _split_pairs(indices: list[int], fraction: float) -> tuple[list[int], list[i
     return indices[:-n], indices[-n:]
 
 
+def _pair_pool(pairs: list, cfg: TrainConfig, role: str, found: int) -> PairPool:
+    """The pool of ``pairs``, refused by name when none was usable: each left-out pair was warned of as it was
+    read, and a --data pairs folder keeps its first tenth (one pair at least) for the held-out report, so that one
+    pair alone leaves none to train on."""
+    if not pairs:
+        why = "the warnings above say why pairs were left out"
+        if found < 2 and role == "training" and cfg.data == "pairs":
+            why = f"it holds {found} pair, kept out for the held-out report: --data pairs needs two or more"
+        raise DatasetLayoutError(f"no {role} pair of --data {cfg.data} under {cfg.root or 'the default root'} could "
+                                 f"be used; {why}")
+    return PairPool.from_pairs(pairs, size=cfg.view)
+
+
 def build_split_pools(cfg: TrainConfig) -> Pools:
     """The training, validation and held-out pools of the configured data (see :attr:`TrainConfig.validation`).
 
@@ -412,14 +426,16 @@ def build_split_pools(cfg: TrainConfig) -> Pools:
         train_idx, val_idx = _split_pairs(train_idx, fraction)
         train_pairs = view_pairs(train_ds, cfg.view, train_idx)
         val_pool, source = None, "none (validation 0)"
+        train_pool = _pair_pool(train_pairs, cfg, "training", len(train_ds))
         if val_idx:
-            val_pool = PairPool.from_pairs(view_pairs(train_ds, cfg.view, val_idx[:cfg.eval_size]), size=cfg.view)
+            val_pool = _pair_pool(view_pairs(train_ds, cfg.view, val_idx[:cfg.eval_size]), cfg, "validation",
+                                  len(train_ds))
             source = f"{len(val_idx)} of the training pairs kept out of training"
         elif fraction > 0:
             val_pool = PairPool.from_pairs(train_pairs[:cfg.eval_size], size=cfg.view)
             source = "the training pairs themselves (too few to keep any out of training)"
-        return Pools(PairPool.from_pairs(train_pairs, size=cfg.view), val_pool,
-                     PairPool.from_pairs(held_pairs, size=cfg.view), source, len(train_pairs))
+        return Pools(train_pool, val_pool, _pair_pool(held_pairs, cfg, "held-out", len(train_ds)), source,
+                     len(train_pairs))
     if cfg.data not in GOOD_PHOTO_DATA:
         raise ValueError(f"unknown --data {cfg.data!r}; choose auto, demo, library, folder, pairs, fivek or afifi")
     train, val, held = good_photo_split(cfg)
@@ -560,11 +576,19 @@ def check_resume(saved: dict, cfg: TrainConfig, out: Path) -> None:
     """Refuse to resume, with the differing settings named, when ``cfg`` differs from the checkpoint's ``saved``
     config in any of :data:`RESUME_KEYS` (keys older runs did not save count as their defaults)."""
     defaults = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
-    changed = [k for k in RESUME_KEYS if saved.get(k, defaults[k]) != getattr(cfg, k)]
+    changed = [k for k in RESUME_KEYS if not _same_setting(k, saved.get(k, defaults[k]), getattr(cfg, k))]
     if changed:
         raise ValueError(f"--resume: the checkpoint in {out} was made with other settings: "
                          + ", ".join(f"{k}={saved.get(k, defaults[k])!r} (now {getattr(cfg, k)!r})"
                                      for k in changed))
+
+
+def _same_setting(key: str, saved, now) -> bool:
+    """Whether a saved setting and the current one agree; ``root`` is compared as the folder it names
+    (``data/good/``, ``./data/good`` and its absolute path are one folder; ``~`` is expanded)."""
+    if key == "root" and saved and now and isinstance(saved, str):
+        return Path(saved).expanduser().resolve() == Path(now).expanduser().resolve()
+    return saved == now
 
 
 def save_config(cfg: TrainConfig, out: Path) -> None:
@@ -628,8 +652,10 @@ def resume_note(out: str | Path) -> str:
 
 def refuse_earlier_run(out: str | Path, model: str, overwrite: bool) -> None:
     """A baseline's ``--out`` that holds a run already (its model, its ``eval.json`` or an agent's checkpoint) is
-    refused unless ``overwrite``: training would replace them."""
-    out = Path(out)
+    refused unless ``overwrite``: training would replace them; an ``--out`` that is a file is refused too."""
+    from deepexpose.io import output_folder
+
+    out = output_folder(out, "--out")
     found = [n for n in (model, "eval.json", "checkpoint.safetensors") if (out / n).exists()]
     if found and not overwrite:
         raise FileExistsError(f"{out} holds an earlier run already ({', '.join(found)}): choose another --out, or "

@@ -27,8 +27,8 @@ import numpy as np
 from .animation import ANIMATION_SUFFIXES, Animation, is_animation
 from .device import resolve_device
 from .io import (RAW_EXTENSIONS, SUPPORTED_EXTENSIONS, Image, ImageIOError, atomic_copy, atomic_write_bytes,
-                 decode_picture, encode_picture, extension_format, holds_alpha, max_pixels_limit, read_image,
-                 read_preview, register_heif, side_path, to_codes, write_image)
+                 decode_picture, encode_picture, extension_format, holds_alpha, max_pixels_limit, output_folder,
+                 read_image, read_preview, register_heif, side_path, to_codes, write_image)
 from .methods import Method, Plan, load_method, view_options
 from .mpf import DATA, GAIN_MAP, PICTURE, PREVIEW, VIEW, Part, Trailer, xmp_with_lengths
 
@@ -707,6 +707,7 @@ def enhance_paths(inputs: Sequence[str | Path], cfg: EnhanceConfig) -> EnhanceSu
     if cfg.format:
         output_suffix(Path("x"), cfg.format)
     max_pixels_limit()  # a malformed $DEEPEXPOSE_MAX_PIXELS fails the command once, not every file
+    output_folder(cfg.out, "-o")  # a file there would fail every output
     jobs, bad, ignored = collect_jobs(inputs, cfg.out, fmt=cfg.format, frames=cfg.frames)
     method = _load(cfg)
     if any(j.kind != "image" for j in jobs):

@@ -347,7 +347,7 @@ def _remove_earlier_run(out: Path) -> None:
     """What an earlier evaluation wrote to ``out`` that this one may not write again: its ``results.json`` (written
     last, so a run that now fails leaves none), the PNGs of ``outputs/**`` and ``contact_sheet.png``, and the
     folders they leave empty; nothing else is touched."""
-    (out / "results.json").unlink()
+    (out / "results.json").unlink(missing_ok=True)
     for png in sorted((out / "outputs").rglob("*.png")) + [out / "contact_sheet.png"]:
         png.unlink(missing_ok=True)
     for folder in sorted((out / "outputs").rglob("*"), key=lambda p: -len(p.parts)) + [out / "outputs"]:
@@ -358,7 +358,7 @@ def _remove_earlier_run(out: Path) -> None:
 def run_evaluation(cfg: EvaluateConfig) -> dict:
     """Evaluate every method of ``cfg`` on its dataset and write the reports (see the module docstring).
     Returns the record written to ``results.json`` (plus ``"table"``, the Markdown)."""
-    from .io import atomic_write_bytes, write_image
+    from .io import atomic_write_bytes, output_folder, write_image
     from .methods import METHODS, load_method, view_options
 
     methods = [m.strip() for m in cfg.methods.split(",") if m.strip()]
@@ -373,10 +373,14 @@ def run_evaluation(cfg: EvaluateConfig) -> dict:
     if (cfg.single_view or cfg.untouched_within) and "agent" not in methods:
         raise ValueError("--single-view and --untouched-within apply to the agent, which --methods does not list")
     models = _parse_models(cfg.models, methods)
-    out = Path(cfg.out)
+    out = output_folder(cfg.out, "-o")
     if (out / "results.json").exists() and not cfg.overwrite:
         raise FileExistsError(f"{out} already holds results.json: pass --overwrite to replace it or choose another "
                               "--out")
+    leftover = (out / "outputs").is_dir() and any(p.is_file() for p in (out / "outputs").rglob("*.png"))
+    if leftover and not cfg.overwrite:  # an interrupted --save-outputs run: its images would be mixed with these
+        raise FileExistsError(f"{out / 'outputs'} holds the images of an unfinished evaluation: pass --overwrite to "
+                              "replace them or choose another --out")
 
     dataset = open_dataset(cfg)
     names = list(dataset.names)
@@ -394,7 +398,7 @@ def run_evaluation(cfg: EvaluateConfig) -> dict:
         warm = np.full((64, 64, 3), 128, np.uint8)
         method.plan(warm).render(warm, 1.0)  # first calls allocate and compile: keep them out of the timing
         loaded[m], parameters[m], described[m] = method, method.parameter_count(), method.describe()
-    if (out / "results.json").exists():  # --overwrite, and the data and methods are ready: replace the earlier run
+    if (out / "results.json").exists() or leftover:  # --overwrite, and data and methods are ready: replace the run
         _remove_earlier_run(out)
 
     per_image: list[dict] = []

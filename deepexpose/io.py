@@ -2051,6 +2051,20 @@ _EXISTS = "file already exists (pass --overwrite, or overwrite=True in Python, t
 _HOST = zlib.crc32(os.uname().nodename.encode() if hasattr(os, "uname") else b"") & 0xFFFF
 
 
+def output_folder(path: str | os.PathLike, option: str = "-o") -> Path:
+    """``path`` as a :class:`~pathlib.Path`, refused up front (:class:`NotADirectoryError`, naming ``option``) when it
+    or a folder above it is an existing file, so that a command fails before any work rather than on every
+    output it then cannot write."""
+    out = Path(path)
+    for p in (out, *out.parents):
+        if p.is_dir():
+            break
+        if os.path.lexists(p):
+            where = "is a file" if p == out else f"lies under {p}, which is a file"
+            raise NotADirectoryError(f"{option} {path} {where}, not a folder: choose another {option}")
+    return out
+
+
 def temp_path(path: Path, suffix: str = "") -> Path:
     """A hidden temporary name next to ``path`` (``.photo.jpg.tmp-PID-HOST-XXXXXXXX`` plus ``suffix``), which says
     which process on which machine writes it, so that a later run can tell what a killed one left behind

@@ -18,7 +18,7 @@ import torch
 from .data.demo import DEMO_PHOTOS
 from .data.folders import shrink_short_side
 from .filters import FilterPipeline
-from .io import atomic_write_bytes, from_tensor, read_image, to_tensor, write_image
+from .io import atomic_write_bytes, from_tensor, output_folder, read_image, to_tensor, write_image
 
 # (sample name, demo photo, error as a filter edit or "vignette", what a person would say)
 SAMPLES: tuple[tuple[str, str, dict | str, str], ...] = (
@@ -84,7 +84,7 @@ def run_demo(out_dir: str | Path, *, method: str = "agent", model: str = "", ove
     from .metrics import delta_e2000, psnr
     from .sheet import contact_sheet
 
-    out = Path(out_dir)
+    out = output_folder(out_dir, "-o")
     mine = [out / n for n in ("samples", "enhanced", "before_after.jpg", "scores.json")]
     if not overwrite and any(p.exists() for p in mine):
         raise FileExistsError(f"{out} holds a demo's files already (pass --overwrite to replace them)")

@@ -19,7 +19,7 @@ from .data.demo import demo_photo_paths
 from .data.folders import shrink_short_side
 from .data.detune import detune_single, random_edit
 from .fusion import blend_exposures, guided_upsample, refine_masks
-from .io import atomic_write_bytes, from_tensor, read_image, to_tensor, write_image
+from .io import atomic_write_bytes, from_tensor, output_folder, read_image, to_tensor, write_image
 from .segment import luminosity_masks
 from .sheet import contact_sheet
 
@@ -58,7 +58,7 @@ def run_showcase(out_dir: str | Path, *, size: int = 384, overwrite: bool = Fals
     """Write the showcase of every bundled demo photo into ``out_dir``; returns the contact sheet's path."""
     if size < MIN_SIZE:
         raise ValueError(f"--size must be at least {MIN_SIZE} (the short side of the images shown), got {size}")
-    out = Path(out_dir)
+    out = output_folder(out_dir, "-o")
     paths = demo_photo_paths()
     if not paths:
         raise RuntimeError("no bundled demo photos found (is scikit-image installed?)")

@@ -170,6 +170,35 @@ def test_detune_and_score_round_trip(tmp_path, capsys):
     assert last.startswith("mean: psnr ") and float(last.split()[2]) < 60
 
 
+@pytest.mark.parametrize("argv", [
+    ["enhance", "PHOTOS", "-o", "OUT"], ["evaluate", "--dataset", "synthetic", "--methods", "identity", "-o", "OUT"],
+    ["detune", "PHOTOS", "-o", "OUT"], ["demo", "-o", "OUT"], ["showcase", "-o", "OUT"],
+    ["train", "--steps", "8", "--out", "OUT"], ["train", "--algo", "ppo", "--steps", "8", "--out", "OUT"],
+    ["train", "--method", "histogram", "--out", "OUT"], ["train", "--method", "classifier", "--out", "OUT"],
+    ["train", "--method", "cgan", "--out", "OUT"],
+])
+@pytest.mark.parametrize("where", ["file", "under a file"])
+def test_an_output_folder_that_is_a_file_is_refused_before_any_work(tmp_path, capsys, monkeypatch, argv, where):
+    """Every command that writes a folder names the option when it is a file (or lies under one), before loading a
+    model or reading a photo; before, enhance failed every photo and evaluate scored them all first."""
+    import deepexpose.methods
+
+    def no_work(*args, **kwargs):
+        raise AssertionError("work was started")
+
+    monkeypatch.setattr(deepexpose.methods, "load_method", no_work)
+    write_photo(tmp_path / "photos" / "a.png", 0)
+    (tmp_path / "taken").write_text("mine")
+    out = tmp_path / "taken" if where == "file" else tmp_path / "taken" / "run"
+    option = argv[argv.index("OUT") - 1]
+    argv = [str(tmp_path / "photos") if a == "PHOTOS" else str(out) if a == "OUT" else a for a in argv]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert f"{option} {out} " in err and "not a folder" in err, err
+    assert ("is a file" if where == "file" else f"lies under {tmp_path / 'taken'}, which is a file") in err
+    assert (tmp_path / "taken").read_text() == "mine"
+
+
 def test_score_errors(tmp_path, capsys):
     a = write_photo(tmp_path / "p" / "x.png")
     write_photo(tmp_path / "t" / "y.png")

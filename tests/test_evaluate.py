@@ -23,6 +23,7 @@ from deepexpose.evaluate import (
     summarise,
 )
 from deepexpose.methods import METHODS, IdentityMethod
+from deepexpose.io import write_image
 from deepexpose.metrics import DO_NO_HARM_PSNR, evaluate_pair
 from deepexpose.score import score_paths
 
@@ -310,6 +311,21 @@ def test_overwrite_replaces_the_earlier_runs_images_and_nothing_else(tmp_path):
                        overwrite=True))
     assert not (out / "outputs").exists() and not (out / "contact_sheet.png").exists()  # no stale images
     assert (out / "notes.txt").read_text() == "mine" and (out / "results.json").is_file()
+
+
+def test_an_interrupted_runs_outputs_are_refused_up_front_and_replaced_with_overwrite(tmp_path):
+    """A Ctrl-C'd --save-outputs run leaves outputs/ but no results.json: a new run refuses before scoring anything
+    (it used to fail on the first image it saved), and --overwrite clears the old images first."""
+    make_pairs(tmp_path / "ds", n=2)
+    out = tmp_path / "out"
+    write_image(out / "outputs" / "gone" / "x.png", texture(1))  # a method the new run does not list
+    c = cfg(tmp_path, dataset="pairs", root=str(tmp_path / "ds"), methods="identity", sheet=0, save_outputs=True)
+    with pytest.raises(FileExistsError, match="unfinished evaluation"):
+        run_evaluation(c)
+    assert (out / "outputs" / "gone" / "x.png").is_file() and not (out / "outputs" / "identity").exists()
+    c.overwrite = True
+    run_evaluation(c)
+    assert sorted(p.name for p in (out / "outputs").iterdir()) == ["identity", "input", "target"]
 
 
 # --------------------------------------------------------------------------------------------- heat maps

@@ -2209,3 +2209,18 @@ def test_extension_format_and_holds_alpha():
         "JPEG", "JPEG", "JPEG", "TIFF", "RAW", None, None]
     assert [holds_alpha(f) for f in ("PNG", "TIFF", "WEBP", "HEIF", "AVIF", "JPEG", "BMP", None)] == [
         True] * 5 + [False] * 3
+
+
+def test_output_folder_accepts_folders_to_be_made_and_links_to_folders_and_refuses_files(tmp_path):
+    from deepexpose.io import output_folder
+
+    assert output_folder(tmp_path / "new" / "deeper") == tmp_path / "new" / "deeper"  # made later by the writer
+    (tmp_path / "real").mkdir()
+    (tmp_path / "link").symlink_to(tmp_path / "real")
+    assert output_folder(tmp_path / "link" / "x") == tmp_path / "link" / "x"
+    (tmp_path / "f").write_text("x")
+    with pytest.raises(NotADirectoryError, match=r"^--out .*f is a file, not a folder: choose another --out$"):
+        output_folder(tmp_path / "f", "--out")
+    (tmp_path / "dangling").symlink_to(tmp_path / "nowhere")
+    with pytest.raises(NotADirectoryError, match="which is a file"):
+        output_folder(tmp_path / "dangling" / "x")

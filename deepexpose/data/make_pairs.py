@@ -9,7 +9,7 @@ from pathlib import Path
 
 import torch
 
-from ..io import ImageReadError, atomic_write_bytes, from_tensor, read_image, to_tensor, write_image
+from ..io import ImageReadError, atomic_write_bytes, from_tensor, output_folder, read_image, to_tensor, write_image
 from .detune import SCHEMES, detune
 from .folders import DatasetLayoutError, find_images
 
@@ -22,11 +22,19 @@ class PairsSummary:
     photos: int = 0
     pairs: int = 0
     failed: list[tuple[str, str]] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    unlisted: list[str] = field(default_factory=list)
 
     def __str__(self) -> str:
         lines = [f"{self.photos} photo(s) detuned into {self.pairs} pair(s) under {self.output}; "
                  f"{len(self.failed)} failed"]
         lines += [f"  failed: {name}: {reason}" for name, reason in self.failed]
+        if self.removed:
+            lines.append(f"  removed {len(self.removed)} pair(s) of the earlier run that this run did not write again")
+        if self.unlisted:
+            lines.append(f"  left alone {len(self.unlisted)} photo(s) in input/ or target/ that no finished detune run "
+                         f"listed (a paired training or evaluation would use them too): "
+                         + ", ".join(self.unlisted[:5]) + (", ..." if len(self.unlisted) > 5 else ""))
         return "\n".join(lines)
 
 
@@ -45,13 +53,15 @@ def detune_folder(input_dir: str | Path, output_dir: str | Path, *, scheme: str 
     (:func:`pair_seed`), so that adding or removing other photos changes none of its pairs, and named
     ``<relative stem>_<c>.png``; 16-bit photos stay 16-bit and ICC profiles are
     kept. ``output_dir/detuning.jsonl`` has one record per pair. A photo that cannot be read is reported in
-    the summary and skipped; inputs are never modified.
+    the summary and skipped; inputs are never modified. With ``overwrite``, the pairs an earlier run listed in
+    its ``detuning.jsonl`` and this run does not write again are removed, so that the folder holds this run's
+    pairs only; photos in ``input/``/``target/`` that no record lists are left alone and named in the summary.
     """
     if scheme not in SCHEMES:
         raise ValueError(f"unknown detuning scheme {scheme!r}; choose from {', '.join(SCHEMES)}")
     if copies < 1:
         raise ValueError(f"copies must be >= 1, got {copies}")
-    root, out = Path(input_dir).resolve(), Path(output_dir).resolve()
+    root, out = Path(input_dir).resolve(), output_folder(output_dir, "-o").resolve()
     if out == root or root in out.parents:
         raise ValueError(f"the output folder {out} must not lie inside the input folder {root}")
     if out in root.parents:
@@ -60,6 +70,7 @@ def detune_folder(input_dir: str | Path, output_dir: str | Path, *, scheme: str 
     if (out / "detuning.jsonl").exists() and not overwrite:
         raise FileExistsError(f"{out} holds detuned pairs already (detuning.jsonl): choose another output folder, "
                               "or pass --overwrite to replace them")
+    earlier = _listed_pairs(out / "detuning.jsonl")
     files = find_images(root, "input folder")
     summary = PairsSummary(output=out)
     records = []
@@ -89,6 +100,35 @@ def detune_folder(input_dir: str | Path, output_dir: str | Path, *, scheme: str 
         summary.photos += 1
     if not records:
         raise DatasetLayoutError(f"no photo under {root} could be read:\n{summary}")
+    written = {r["name"] for r in records}
+    for name in sorted(earlier - written):
+        for folder in ("input", "target"):
+            (out / folder / name).unlink(missing_ok=True)
+        summary.removed.append(name)
+    summary.unlisted = sorted({f"{folder}/{p.relative_to(out / folder).as_posix()}" for folder in ("input", "target")
+                               if (out / folder).is_dir() for p in find_images(out / folder, folder, allow_empty=True)
+                               if p.relative_to(out / folder).as_posix() not in written})
     jsonl = "".join(json.dumps(r) + "\n" for r in records).encode()
     atomic_write_bytes(out / "detuning.jsonl", jsonl, overwrite=overwrite)
     return summary
+
+
+def _listed_pairs(jsonl: Path) -> set[str]:
+    """The pair names an earlier run recorded in ``jsonl`` (none if there is no record). A record that is not
+    this tool's (unreadable, or a name that leaves its folder) is refused rather than trusted for removal."""
+    if not jsonl.exists():
+        return set()
+    names = set()
+    for n, line in enumerate(jsonl.read_text(encoding="utf-8", errors="replace").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            name = json.loads(line)["name"]
+        except (ValueError, KeyError, TypeError):
+            name = None
+        path = Path(name) if isinstance(name, str) else None
+        if path is None or path.is_absolute() or ".." in path.parts or path.suffix != ".png":
+            raise DatasetLayoutError(f"{jsonl} line {n} is not a detune record: remove the folder {jsonl.parent} "
+                                     "or choose another output folder")
+        names.add(path.as_posix())
+    return names

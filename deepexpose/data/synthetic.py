@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections import Counter
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -97,11 +98,16 @@ def held_out_photos(holdout: str = HELD_OUT_DEMO, *, library: bool = True, cache
 
 
 def folder_photos(root: str | os.PathLike) -> list[Photo]:
-    """Every photo under ``root`` (recursively), named by relative path without extension."""
+    """Every photo under ``root`` (recursively), named by relative path without extension; photos whose names
+    differ only by the extension (``IMG_1.CR2`` and ``IMG_1.JPG``) keep it, so that no two share a name, a draw
+    or a saved output (compared without case, as macOS and Windows name files)."""
     from .folders import UnpairedFolder
 
     folder = UnpairedFolder(root)
-    return [(name, (lambda i=i: folder[i]["image"])) for i, name in enumerate(folder.names)]
+    stems = Counter(name.casefold() for name in folder.names)
+    names = [Path(s.paths["image"]).relative_to(folder.root).as_posix() if stems[s.name.casefold()] > 1 else s.name
+             for s in folder.samples]
+    return [(name, (lambda i=i: folder[i]["image"])) for i, name in enumerate(names)]
 
 
 def photo_of(name: str) -> str:

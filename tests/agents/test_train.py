@@ -9,8 +9,8 @@ import torch
 from PIL import Image
 
 from deepexpose.agents.networks import ActorCritic
-from deepexpose.agents.train import (TrainConfig, actor_critic_act, build_pools, build_split_pools, evaluate,
-                                     good_photo_split, run_policy, selection_score, train, validation_indices)
+from deepexpose.agents.train import (TrainConfig, actor_critic_act, build_pools, build_split_pools, check_resume,
+                                     evaluate, good_photo_split, run_policy, selection_score, train, validation_indices)
 from deepexpose.data.folders import load_image_tensor
 from deepexpose.data.packages import MANIFEST
 from deepexpose.envs import EditCore, PairPool
@@ -111,6 +111,23 @@ def test_unreadable_photos_and_pairs_are_left_out_and_named(tmp_path):
     with pytest.warns(UserWarning, match=r"left out 1 item of --data pairs without a target \(or an input\): lonely"):
         pools = build_split_pools(TrainConfig(data="pairs", root=str(tmp_path / "pairs"), view=16, validation=0))
     assert len(pools.train) + len(pools.held) == 4  # the broken pair is left out too (with its own warning)
+
+
+def test_paired_data_with_no_usable_training_pair_is_refused_by_name(tmp_path):
+    """Every pair's sizes differ (each warned of): the run says no training pair could be used, not
+    'from_pairs needs at least one pair'; one pair alone is held out and says the folder needs two."""
+    from deepexpose.data.folders import DatasetLayoutError
+
+    for i in range(3):
+        photo(tmp_path / "bad" / "input" / f"{i}.png", i)
+        photo(tmp_path / "bad" / "target" / f"{i}.png", i, size=(40, 50))
+    with pytest.warns(UserWarning), pytest.raises(DatasetLayoutError, match=r"no training pair of --data pairs under "
+                                                                             r".*bad could be used; the warnings"):
+        build_split_pools(TrainConfig(data="pairs", root=str(tmp_path / "bad"), view=16))
+    photo(tmp_path / "one" / "input" / "a.png", 0)
+    photo(tmp_path / "one" / "target" / "a.png", 1)
+    with pytest.raises(DatasetLayoutError, match=r"no training pair .* it holds 1 pair, kept out .* needs two or more"):
+        build_split_pools(TrainConfig(data="pairs", root=str(tmp_path / "one"), view=16))
 
 
 def test_train_fraction_trains_on_a_share_of_the_training_photos_only(tmp_path):
@@ -482,3 +499,18 @@ def test_an_earlier_run_is_refused_before_any_photo_is_read(tmp_path, algo):
         train(TrainConfig(algo=algo, data="folder", root=str(tmp_path / "no-photos"), out=str(tmp_path / "run"),
                           overwrite=True))
     assert (tmp_path / "run" / "eval.json").read_text() == "{}"
+
+
+def test_resume_takes_a_root_for_the_folder_it_names(tmp_path, monkeypatch):
+    """--root data/good/ resumes a run started with --root data/good (or its absolute path); another folder is
+    refused by name."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "data" / "good").mkdir(parents=True)
+    (tmp_path / "data" / "other").mkdir()
+    saved = {"data": "folder", "root": "data/good"}
+    for same in ("data/good/", "./data/good", str(tmp_path / "data" / "good"), "data/other/../good"):
+        check_resume(saved, TrainConfig(data="folder", root=same), tmp_path)
+    with pytest.raises(ValueError, match="root='data/good' .now 'data/other'"):
+        check_resume(saved, TrainConfig(data="folder", root="data/other"), tmp_path)
+    with pytest.raises(ValueError, match="root"):
+        check_resume(saved, TrainConfig(data="folder", root=""), tmp_path)

@@ -96,3 +96,30 @@ def test_photos_whose_names_differ_only_by_extension_are_reported_not_mixed(tmp_
     assert [(r["name"], r["source"]) for r in records] == [("x_0.png", "x.jpg")]
     target = read_image(tmp_path / "out" / "target" / "x_0.png", dtype="native")
     assert target.bit_depth == 8  # the pair is x.jpg's, not overwritten by x.png's
+
+
+def test_overwrite_removes_the_earlier_runs_pairs_that_it_does_not_write_again(tmp_path):
+    write_image(tmp_path / "in" / "a.png", photo16(6), bit_depth=16)
+    write_image(tmp_path / "in" / "sub" / "b.png", photo16(7), bit_depth=16)
+    detune_folder(tmp_path / "in", tmp_path / "out", copies=3)
+    (tmp_path / "in" / "sub" / "b.png").unlink()  # a photo taken out of the library is taken out of the pairs too
+    write_image(tmp_path / "out" / "input" / "mine.png", photo16(8), bit_depth=16)  # no run listed it: kept
+    summary = detune_folder(tmp_path / "in", tmp_path / "out", copies=1, overwrite=True)
+    assert summary.removed == ["a_1.png", "a_2.png", "sub/b_0.png", "sub/b_1.png", "sub/b_2.png"]
+    assert summary.unlisted == ["input/mine.png"]
+    assert "removed 5 pair(s)" in str(summary) and "input/mine.png" in str(summary)
+    for folder in ("input", "target"):
+        left = sorted(p.relative_to(tmp_path / "out" / folder).as_posix()
+                      for p in (tmp_path / "out" / folder).rglob("*.png"))
+        assert left == (["a_0.png", "mine.png"] if folder == "input" else ["a_0.png"])
+    assert (tmp_path / "in" / "a.png").exists()
+
+
+@pytest.mark.parametrize("line", ['{"name": "../../in/a.png"}', '{"name": "/etc/x.png"}', "not json", '{"x": 1}'])
+def test_a_record_that_is_not_detunes_is_never_trusted_for_removal(tmp_path, line):
+    write_image(tmp_path / "in" / "a.png", photo16(9), bit_depth=16)
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "detuning.jsonl").write_text(line + "\n")
+    with pytest.raises(DatasetLayoutError, match="line 1 is not a detune record"):
+        detune_folder(tmp_path / "in", tmp_path / "out", overwrite=True)
+    assert (tmp_path / "in" / "a.png").exists() and not (tmp_path / "out" / "input").exists()

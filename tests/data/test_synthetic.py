@@ -47,6 +47,16 @@ def test_single_case_names_are_photo_names(tmp_path):
     assert ds[2]["params"]["error"] == "crosstalk"
 
 
+def test_photos_named_alike_but_the_extension_keep_it(tmp_path):
+    """IMG_1.JPG beside IMG_1.png (a camera's RAW+JPEG habit): each keeps its own name, draw and saved output."""
+    _photos(tmp_path, n=2)
+    (tmp_path / "p1.png").rename(tmp_path / "P0.tif")
+    ds = SyntheticPairs(tmp_path, cases="basic", seed=1)
+    assert ds.names == ["P0.tif", "p0.png"]
+    assert ds[0]["params"] != ds[1]["params"]
+    assert [photo_of(n) for n in ds.names] == ["P0.tif", "p0.png"]
+
+
 def test_draws_depend_only_on_seed_photo_and_case(tmp_path):
     root = _photos(tmp_path)
     a = SyntheticPairs(root, cases="basic,falloff", seed=1)
