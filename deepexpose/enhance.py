@@ -685,6 +685,27 @@ def _outcomes(method: Method | None, jobs: list[Job], cfg: EnhanceConfig) -> Ite
         yield run_job(method, job, cfg)
 
 
+def warn_of_photo_options(jobs: Sequence[Job], cfg: EnhanceConfig) -> list[str]:
+    """Warn once (and return the lines) of the options given that do not apply to some of ``jobs``: clips keep
+    their container and codec and get no LUT, whatever ``--format``, ``--bit-depth`` and ``--lut`` say; an
+    animation gets no LUT either."""
+    from . import DeepExposeWarning
+
+    clips = sum(j.kind == "video" for j in jobs)
+    animations = sum(j.kind == "animation" for j in jobs)
+    lines = []
+    if clips:
+        given = [o for o, on in (("--format", cfg.format), ("--bit-depth", cfg.bit_depth), ("--lut", cfg.lut)) if on]
+        if given:
+            lines.append(f"{' and '.join(given)} {'does' if len(given) == 1 else 'do'} not apply to the {clips} "
+                         "clip(s), which keep their container and codec (8 or 10 bits, as the source) and get no LUT")
+    if animations and cfg.lut:
+        lines.append(f"--lut does not apply to the {animations} animation(s), which get no LUT")
+    for line in lines:
+        warnings.warn(line, DeepExposeWarning, stacklevel=2)
+    return lines
+
+
 def enhance_paths(inputs: Sequence[str | Path], cfg: EnhanceConfig) -> EnhanceSummary:
     """Enhance every input (see the module docstring); returns the summary of outcomes."""
     if not 0.0 <= cfg.strength <= 1.0:
@@ -717,6 +738,7 @@ def enhance_paths(inputs: Sequence[str | Path], cfg: EnhanceConfig) -> EnhanceSu
     if cfg.lut and not method.has_lut:
         raise ValueError(f"--lut needs a method whose correction is a per-pixel colour mapping; {cfg.method} "
                          "paints pixels")
+    warn_of_photo_options(jobs, cfg)
     summary = EnhanceSummary(list(bad), ignored)
     bar = None
     if cfg.progress and jobs:

@@ -728,9 +728,66 @@ def _copy_streams(video: Path, source: Path, out: Path, kinds: Sequence[str]) ->
     maps = [a for k in kinds for a in (("-map", "1:v?", "-map", "-1:V?") if k == "p" else ("-map", f"1:{k}?"))]
     done = subprocess.run([_ffmpeg().get_ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-y", "-i", str(video),
                            "-i", str(source), "-map", "0:v:0", *maps, "-c", "copy", "-map_metadata", "1",
-                           "-map_chapters", "1", *_metadata_options(source, out), str(out)], capture_output=True,
-                          text=True, errors="replace")
+                           "-map_chapters", "1", *_metadata_options(source, out), *_track_options(source, kinds),
+                           str(out)], capture_output=True, text=True, errors="replace")
     return ffmpeg_reason(done.stderr or "ffmpeg failed") if done.returncode else None
+
+
+def clip_tracks(listing: str) -> list[dict]:
+    """Per stream of ffmpeg's ``listing``, in order: its ``kind`` (``Video``, ``Audio``, ``Subtitle``...), its
+    ``language`` (``""`` for none or ``und``), its ``disposition`` flags as ffmpeg's ``-disposition`` names them
+    (``default``, ``forced``, ``hearing_impaired``...) and its ``title`` and ``creation_time`` tags (``""``: none)."""
+    tracks: list[dict] = []
+    head = re.compile(r"^\s*Stream #0:\d+(?:\[\w+\])?(?:\((\w+)\))?: (\w+): (.*)$")
+    flags = re.compile(r"\s*\((" + "|".join(_DISPOSITIONS) + r")\)$")
+    lines = listing.splitlines()
+    for i, line in enumerate(lines):
+        if not (m := head.match(line)):
+            continue
+        rest, found = m.group(3), []
+        while f := flags.search(rest):
+            found.insert(0, f.group(1).replace(" ", "_").replace("-", "_"))
+            rest = rest[:f.start()]
+        tags = {}
+        if i + 1 < len(lines) and lines[i + 1].strip() == "Metadata:":
+            indent = len(lines[i + 1]) - len(lines[i + 1].lstrip())
+            for tag in lines[i + 2:]:
+                if len(tag) - len(tag.lstrip()) <= indent:
+                    break
+                key, _, value = tag.strip().partition(":")
+                tags.setdefault(key.strip(), value.strip())
+        language = m.group(1) if m.group(1) not in (None, "und") else ""
+        tracks.append({"kind": m.group(2), "language": language, "disposition": found,
+                       "title": tags.get("title", ""), "creation_time": tags.get("creation_time", "")})
+    return tracks
+
+
+_DISPOSITIONS = ("default", "dub", "original", "comment", "lyrics", "karaoke", "forced", "hearing impaired",
+                 "visual impaired", "clean effects", "attached pic", "timed thumbnails", "non-diegetic", "captions",
+                 "descriptions", "metadata", "dependent", "still image", "multilayer")
+"""the dispositions as ffmpeg's listing prints them (in parentheses at the end of a stream's line)"""
+
+
+def _track_options(source: Path, kinds: Sequence[str]) -> list[str]:
+    """The options that give the enhanced video track the language, title and creation time of the source's (the
+    copied tracks keep theirs), and every video, audio and subtitle track its source's dispositions: without them
+    ffmpeg marks the first track of each kind as the default one (an audio track the player then picks over the
+    viewer's language) and the enhanced track's own tags are lost. A source whose container records no
+    dispositions (AVI, MPEG-TS) leaves them to ffmpeg."""
+    tracks = clip_tracks(_listing(source))
+    first = next((t for t in tracks if t["kind"] == "Video" and "attached_pic" not in t["disposition"]), None)
+    recorded = any(t["disposition"] for t in tracks)
+    options = []
+    if first is not None:
+        options += [a for key in ("language", "title", "creation_time") if first[key]
+                    for a in ("-metadata:s:v:0", f"{key}={first[key]}")]
+        if recorded:
+            options += ["-disposition:v:0", "+".join(first["disposition"]) or "0"]
+    for kind, letter in (("Audio", "a"), ("Subtitle", "s")):
+        if letter in kinds and recorded:
+            for n, track in enumerate(t for t in tracks if t["kind"] == kind):
+                options += [f"-disposition:{letter}:{n}", "+".join(track["disposition"]) or "0"]
+    return options
 
 
 _QUICKTIME = (".mov", ".mp4", ".m4v", ".3gp")

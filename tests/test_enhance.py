@@ -16,6 +16,7 @@ import torch
 from PIL import Image
 
 from conftest import exif_thumbnail, exif_with_thumbnail, make_dng, make_nclx_heic
+from deepexpose import DeepExposeWarning
 from deepexpose.enhance import EnhanceConfig, collect_jobs, enhance_paths
 from deepexpose.io import read_image
 from deepexpose.lut import read_cube, toward_identity
@@ -1066,3 +1067,20 @@ def test_a_png_named_gif_comes_back_as_the_gif_its_name_says(tmp_path):
     cfg = EnhanceConfig(out=str(tmp_path / "out"), method="classic", progress=False)
     assert enhance_paths([tmp_path / "in"], cfg).exit_code == 0
     assert read_animation(tmp_path / "out" / "really_png.gif").format == "GIF"
+
+
+def test_options_that_do_not_apply_to_clips_and_animations_are_named_once():
+    from deepexpose.enhance import Job, warn_of_photo_options
+
+    jobs = [Job(Path("a.jpg"), Path("o/a.jpg")), Job(Path("c.mp4"), Path("o/c.mp4"), "video"),
+            Job(Path("d.mov"), Path("o/d.mov"), "video"), Job(Path("g.gif"), Path("o/g.gif"), "animation")]
+    cfg = EnhanceConfig(out="o", bit_depth=16, lut=True)
+    with pytest.warns(DeepExposeWarning) as record:
+        lines = warn_of_photo_options(jobs, cfg)
+    assert [str(w.message) for w in record] == lines == [
+        "--bit-depth and --lut do not apply to the 2 clip(s), which keep their container and codec (8 or 10 bits, "
+        "as the source) and get no LUT", "--lut does not apply to the 1 animation(s), which get no LUT"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert warn_of_photo_options(jobs[:1], cfg) == []  # a photo takes them all
+        assert warn_of_photo_options(jobs, EnhanceConfig(out="o", sidecar=True)) == []

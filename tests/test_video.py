@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from deepexpose import DeepExposeWarning
 from deepexpose.enhance import EnhanceConfig, enhance_paths
 from deepexpose.io import read_image
 from deepexpose.video import (DEFAULT_WINDOW, encoder_options, ffmpeg_reason, flicker, flicker_test_clip,
@@ -145,10 +146,12 @@ def test_clip_enhance_keeps_frames_and_reports_flicker(tmp_path):
     meta, it = read_clip(clip)
     assert meta["size"] == (64, 48) and len(list(it)) == 12
     cfg = EnhanceConfig(out=str(tmp_path / "out"), method="classic", temporal_window=5, sidecar=True,
-                        progress=False)
-    s = enhance_paths([clip.parent], cfg)
+                        progress=False, format="png", lut=True)
+    with pytest.warns(DeepExposeWarning, match="--format and --lut do not apply to the 1 clip"):
+        s = enhance_paths([clip.parent], cfg)
     assert s.exit_code == 0, str(s)
     out = tmp_path / "out" / "clip.mp4"
+    assert not (tmp_path / "out" / "clip.mp4.cube").exists()
     meta_out, frames_out = read_clip(out)
     frames_out = list(frames_out)
     assert len(frames_out) == 12 and meta_out["fps"] == pytest.approx(12)
@@ -335,6 +338,50 @@ def test_every_audio_and_subtitle_track_and_the_metadata_are_copied(tmp_path):
     assert "Our holiday" in listing and "fra" in listing and "Chapter #0:0" in listing
     assert "left_out" not in json.loads((tmp_path / "out" / "trip.mp4.json").read_text())
     assert not any(p.name.startswith(".") for p in out.parent.iterdir())
+
+
+def test_the_tracks_keep_their_language_title_and_default_flags(tmp_path):
+    """An MKV whose video track has a language and a title, whose audio tracks are neither the default one (the
+    player follows the viewer's language) and whose subtitles are forced: all of it comes back as it was; before,
+    the video track lost both tags and ffmpeg made the first audio track the default."""
+    from deepexpose.video import clip_tracks
+
+    srt = tmp_path / "s.srt"
+    srt.write_text("1\n00:00:00,000 --> 00:00:00,900\nhello\n")
+    clip = tmp_path / "in" / "film.mkv"
+    clip.parent.mkdir()
+    _ffmpeg_run("-f", "lavfi", "-i", "testsrc=size=64x48:rate=8:duration=1", "-f", "lavfi", "-i",
+                "sine=frequency=440:duration=1", "-f", "lavfi", "-i", "sine=frequency=880:duration=1", "-i", srt,
+                "-map", "0", "-map", "1", "-map", "2", "-map", "3", "-c:v", "libx264", "-c:a", "aac", "-c:s", "srt",
+                "-metadata:s:v:0", "language=jpn", "-metadata:s:v:0", "title=Main camera", "-metadata:s:a:0",
+                "language=eng", "-metadata:s:a:1", "language=fra", "-disposition:v:0", "default",
+                "-disposition:a:0", "0", "-disposition:a:1", "comment", "-disposition:s:0", "forced", clip)
+    before = clip_tracks(_ffmpeg_listing(clip))
+    assert [(t["kind"], t["language"], t["disposition"], t["title"]) for t in before] == [
+        ("Video", "jpn", ["default"], "Main camera"), ("Audio", "eng", [], ""), ("Audio", "fra", ["comment"], ""),
+        ("Subtitle", "", ["forced"], "")]
+    assert enhance_paths([clip], EnhanceConfig(out=str(tmp_path / "out"), method="classic", progress=False)
+                         ).exit_code == 0
+    assert clip_tracks(_ffmpeg_listing(tmp_path / "out" / "film.mkv")) == before
+
+
+def test_clip_tracks_reads_dispositions_apart_from_codec_names():
+    from deepexpose.video import clip_tracks
+
+    listing = """  Stream #0:0[0x1](und): Video: h264 (High) (avc1 / 0x31637661), yuv420p(tv, bt709, progressive),
+ 1920x1080 [SAR 1:1 DAR 16:9], 10 fps (default)
+      Metadata:
+        creation_time   : 2024-05-01T10:00:00.000000Z
+        handler_name    : Core Media Video
+  Stream #0:1[0x2](deu): Audio: aac (LC) (mp4a / 0x6134706D), 48000 Hz, stereo, fltp (default) (hearing impaired)
+  Stream #0:2[0x3]: Video: mjpeg (Baseline), yuvj420p(pc), 320x240, 90k tbn (attached pic)
+"""
+    assert clip_tracks(listing.replace(",\n 1920", ", 1920")) == [
+        {"kind": "Video", "language": "", "disposition": ["default"], "title": "",
+         "creation_time": "2024-05-01T10:00:00.000000Z"},
+        {"kind": "Audio", "language": "deu", "disposition": ["default", "hearing_impaired"], "title": "",
+         "creation_time": ""},
+        {"kind": "Video", "language": "", "disposition": ["attached_pic"], "title": "", "creation_time": ""}]
 
 
 def _ffmpeg_listing(path):
