@@ -326,6 +326,14 @@ def _bit_depth(cfg: EnhanceConfig, source_depth: int, output: Path) -> int:
     return depth
 
 
+def output_samples(cfg: EnhanceConfig, img: Image, output: Path, depth: int) -> str:
+    """The sample type a TIFF of floating-point or 32-bit samples (``Image.samples``) is written back with: its
+    own, where the output is a TIFF of the source's depth not changed by ``--bit-depth``; else ``""`` (integers
+    of ``depth`` bits)."""
+    keep = img.samples and depth == 16 and not cfg.bit_depth and extension_format(output) == "TIFF"
+    return img.samples if keep else ""
+
+
 def read_and_plan(method: Method, source: Path) -> tuple[Image, Plan, list[int] | None]:
     """Read a photo (native depth) and choose its correction; also the ``[width, height]`` of the preview the
     choice was made on, if any.
@@ -394,7 +402,7 @@ def enhance_image(method: Method, source: Path, output: Path, cfg: EnhanceConfig
         write_image(output, pixels, bit_depth=depth, quality=cfg.quality_for(img, output),
                     icc_profile=img.icc_profile, exif=img.exif, xmp=xmp, dpi=img.dpi, alpha=img.alpha, overwrite=True,
                     threads=encode_threads(), grey=img.grey, cicp=img.cicp, notes=img.notes, trailer=trailer,
-                    thumbnails=img.thumbnails)
+                    thumbnails=img.thumbnails, samples=output_samples(cfg, img, output, depth))
 
 
 def trailer_for(method: Method, plan: Plan, img: Image, output: Path, strength: float,
@@ -459,7 +467,9 @@ def warn_of_left_out(img: Image, source: Path, output: Path, warn: bool = True) 
     first (or primary) picture alone; what follows a JPEG's photo (``Image.trailer``: a preview, a second view, a
     gain map, a motion photo's video) has no place in an output that is not a JPEG; a HEIF image's depth maps and
     auxiliary images (``Image.auxiliary``: an iPhone's HDR gain map, portrait mattes) are not written; transparency
-    has no place in JPEG or BMP output; a JPEG's extended XMP (what did not fit its one XMP marker) is not read.
+    has no place in JPEG or BMP output; a JPEG's extended XMP (what did not fit its one XMP marker) is not read;
+    a TIFF's floating-point or 32-bit samples (``Image.samples``) are written as integers by formats other than
+    TIFF.
     (Animations are enhanced whole, :func:`deepexpose.video.enhance_animation`.) ``warn=False`` only returns it."""
     from . import DeepExposeWarning
 
@@ -476,6 +486,10 @@ def warn_of_left_out(img: Image, source: Path, output: Path, warn: bool = True) 
     if img.alpha is not None and not holds_alpha(extension_format(output)) and not _opaque(img.alpha):
         lost.append(f"its transparency: {output.suffix.lstrip('.').upper()} has none (the colours under it are "
                     "written as they are)")
+    if img.samples and extension_format(output) != "TIFF":
+        kind = "floating-point" if img.samples.startswith("float") else "32-bit integer"
+        lost.append(f"its {kind} samples ({img.samples}): {output.suffix.lstrip('.').upper()} output holds "
+                    "integers of 16 bits at most (only TIFF output keeps them)")
     if img.xmp and b"HasExtendedXMP" in img.xmp:
         lost.append("its extended XMP (what did not fit the JPEG's one XMP marker), which is not read")
     if not lost:

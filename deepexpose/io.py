@@ -9,8 +9,10 @@ Reading (:func:`read_image`)
     grayscale); an alpha channel
     (RGBA, LA, PA, palette or colour-key transparency) is returned separately in ``Image.alpha``. 16-bit files
     keep their full precision: 16-bit TIFFs are decoded by ``tifffile`` and 16-bit PNGs by ``imagecodecs``
-    (Pillow would cut them to 8 bits). HEIF files are decoded by libheif through ``pillow-heif`` (registered with
-    Pillow on first use, so importing deepexpose stays fast), AVIF files by Pillow; 10- and 12-bit ones (AVIF's
+    (Pillow would cut them to 8 bits); TIFFs of floating-point values in [0, 1] or of 32-bit integers give the
+    nearest 16-bit codes (``Image.samples`` names their type, written back by :func:`write_image`). HEIF files are
+    decoded by libheif through ``pillow-heif`` (registered with Pillow on first use, so importing deepexpose stays
+    fast), AVIF files by Pillow; 10- and 12-bit ones (AVIF's
     by libavif through ``imagecodecs``) give ``bit_depth`` 16, their codes scaled to the full 16 bits (top bits
     repeated below them). Without ``pillow-heif``, or Pillow's AVIF support, reading such a file fails with a
     message naming what is missing; other formats are not affected. ``Image.lossless`` says a WebP file is
@@ -32,9 +34,9 @@ Reading (:func:`read_image`)
     Without ``rawpy``, only RAW files fail, saying so.
 
     Every failure is an :class:`ImageReadError` naming the file and the reason: missing, empty, not an
-    image, truncated or corrupt, unsupported pixel layout (float or 32-bit samples, odd channel counts), or
-    more pixels than ``max_pixels`` (checked from the header, before anything is decoded). Reading never
-    writes to the input file.
+    image, truncated or corrupt, unsupported pixel layout (signed samples, floats outside [0, 1], odd channel
+    counts), or more pixels than ``max_pixels`` (checked from the header, before anything is decoded). Reading
+    never writes to the input file.
 
 Writing (:func:`write_image`)
     8-bit JPEG, PNG, TIFF, WebP, BMP, HEIC (``pillow-heif``: libheif and x265) and AVIF (Pillow); 16-bit PNG and
@@ -312,6 +314,9 @@ class Image:
     ``thumbnails``: the sizes (longer side) of a HEIF file's thumbnails, made again from the pixels when written as
     HEIF. ``auxiliary``: what a HEIF file's primary image carries that no output here holds, by name (``"depth map"``,
     ``"HDR gain map"``, ``"portrait matte (hair)"``, or the auxiliary type as the file gives it).
+    ``samples``: for a TIFF whose samples are not 8- or 16-bit unsigned integers, their numpy type (``"float32"``,
+    ``"float16"``, ``"float64"``, ``"uint32"``); the image is then read as 16-bit codes of them (``bit_depth``
+    16), and :func:`write_image` writes a TIFF back with samples of that type (``""`` for every other file).
     """
 
     pixels: np.ndarray
@@ -331,6 +336,7 @@ class Image:
     trailer: Trailer | None = None
     thumbnails: tuple[int, ...] = ()
     auxiliary: tuple[str, ...] = ()
+    samples: str = ""
 
     @property
     def height(self) -> int:
@@ -1337,7 +1343,8 @@ _PHOTOMETRIC_NAMES = {0: "min-is-white", 1: "min-is-black", 2: "RGB", 3: "palett
 
 
 def _read_tiff(path: Path, limit: int | None, native: bool = False) -> Image:
-    """Inspect a TIFF with tifffile; decode 16-bit ones here, hand 1- to 8-bit ones to Pillow."""
+    """Inspect a TIFF with tifffile; decode 16-bit ones, and gray or RGB ones of floating-point or 32-bit integer
+    samples as 16-bit codes (:data:`WIDE_TIFF_SAMPLES`), here; hand 1- to 8-bit ones to Pillow."""
     with tifffile.TiffFile(path) as tif:
         page = tif.pages[0]
         bits = int(page.bitspersample)
@@ -1346,13 +1353,11 @@ def _read_tiff(path: Path, limit: int | None, native: bool = False) -> Image:
         spp = int(page.samplesperpixel)
         name = _PHOTOMETRIC_NAMES.get(photometric, photometric)
         layout = f"photometric {name}, {spp} samples of {bits} bits"
-        if sample_format == 3:
-            raise ImageReadError(path, f"unsupported pixel format: {bits}-bit floating-point samples "
-                                       "(only 8- and 16-bit unsigned integer images are supported)")
-        if sample_format not in (1, 4) or bits not in (1, 2, 4, 8, 16):
-            kind = "signed integer" if sample_format == 2 else "integer"
-            raise ImageReadError(path, f"unsupported pixel format: {bits}-bit {kind} samples "
-                                       "(only 8- and 16-bit unsigned integer images are supported)")
+        wide = WIDE_TIFF_SAMPLES.get((sample_format, bits))
+        if wide is None and (sample_format not in (1, 4) or bits not in (1, 2, 4, 8, 16)):
+            kind = {2: "signed integer", 3: "floating-point"}.get(sample_format, "integer")
+            raise ImageReadError(path, f"unsupported pixel format: {bits}-bit {kind} samples (supported: 1- to "
+                                       "16-bit unsigned integers, 32-bit ones and 16-, 32- and 64-bit floating point)")
         base = {0: 1, 1: 1, 2: 3, 3: 1, 5: 4, 6: 3}.get(photometric)  # gray, gray, RGB, palette, CMYK, YCbCr
         extras = tuple(int(x) for x in page.extrasamples)
         if base is None or spp != base + len(extras) or len(extras) > 1:
@@ -1361,9 +1366,9 @@ def _read_tiff(path: Path, limit: int | None, native: bool = False) -> Image:
         iptc = page.tags.get(_TIFF_IPTC)
         iptc = bytes(iptc.value) if iptc is not None and isinstance(iptc.value, (bytes, bytearray)) else None
         pictures = _tiff_pictures(tif)
-        if bits == 16:
-            img = _decode_tiff16(path, page, limit, layout, native)
-    if bits != 16:
+        if bits == 16 or wide:
+            img = _decode_tiff16(path, page, limit, layout, native, wide or "")
+    if bits != 16 and not wide:
         img = _read_pillow(path, limit, tiff_layout=layout, native=native)  # 1- to 8-bit: Pillow knows every variant
     img.notes = _notes(iptc, None, [])
     img.pictures = pictures
@@ -1377,12 +1382,36 @@ def _tiff_pictures(tif: tifffile.TiffFile) -> int:
     return sum(1 for page in tif.pages if not (int(getattr(page, "subfiletype", 0)) & 1))
 
 
-def _decode_tiff16(path: Path, page: Any, limit: int | None, layout: str, native: bool = False) -> Image:
-    """Decode the first page of a 16-bit TIFF (already checked: unsigned, sensible sample count)."""
+WIDE_TIFF_SAMPLES = {(3, 16): "float16", (3, 32): "float32", (3, 64): "float64", (1, 32): "uint32"}
+"""TIFF (SampleFormat, BitsPerSample) read as 16-bit codes, by the numpy type they are written back as"""
+
+
+def _to_codes16(path: Path, data: np.ndarray, samples: str) -> np.ndarray:
+    """``data`` of a :data:`WIDE_TIFF_SAMPLES` type as 16-bit codes: floats in [0, 1] rounded to the nearest of
+    65535 steps, 32-bit integers rounded to the nearest ``v / 65537``. Floats outside [0, 1] (scene-referred,
+    HDR) or not finite are refused: clipping them would lose what they hold."""
+    if samples == "uint32":
+        return ((data.astype(np.uint64) + 32768) // 65537).astype(np.uint16)
+    finite = np.isfinite(data)
+    if not finite.all():
+        raise ImageReadError(path, f"{np.count_nonzero(~finite)} floating-point samples are not numbers (NaN or "
+                                   "infinite)")
+    low, high = (float(data.min()), float(data.max())) if data.size else (0.0, 0.0)
+    if low < -0.5 / 65535 or high > 1.0 + 0.5 / 65535:  # within half a code of [0, 1]: rounded into it
+        raise ImageReadError(path, f"unsupported pixel values: floating-point samples from {low:g} to {high:g} "
+                                   "(scene-referred or HDR); only values in 0..1 can be edited here")
+    return np.clip(np.floor(data.astype(np.float64) * 65535.0 + 0.5), 0, 65535).astype(np.uint16)
+
+
+def _decode_tiff16(path: Path, page: Any, limit: int | None, layout: str, native: bool = False,
+                   samples: str = "") -> Image:
+    """Decode the first page of a 16-bit TIFF (already checked: unsigned, sensible sample count), or of one of
+    ``samples`` (:data:`WIDE_TIFF_SAMPLES`) as 16-bit codes of them."""
     photometric = int(page.photometric)
     extras = tuple(int(x) for x in page.extrasamples)
     if photometric not in (0, 1, 2):
-        raise ImageReadError(path, f"unsupported 16-bit TIFF layout ({layout}); expected gray or RGB")
+        depth = f"{samples} " if samples else "16-bit "
+        raise ImageReadError(path, f"unsupported {depth}TIFF layout ({layout}); expected gray or RGB")
     _check_pixels(path, int(page.imagewidth), int(page.imagelength), limit)
     if page.imagedepth != 1:
         raise ImageReadError(path, "unsupported TIFF layout (volumetric image)")
@@ -1397,7 +1426,7 @@ def _decode_tiff16(path: Path, page: Any, limit: int | None, layout: str, native
         data = np.moveaxis(data, 0, -1)
     elif axes != "YXS":
         raise ImageReadError(path, f"unsupported TIFF layout (axes {axes!r})")
-    data = data.astype(np.uint16, copy=False)
+    data = _to_codes16(path, data, samples) if samples else data.astype(np.uint16, copy=False)
     color, alpha = data[:, :, :base], (data[:, :, base] if extras else None)
     if photometric == 0:  # min-is-white
         color = 65535 - color
@@ -1412,8 +1441,10 @@ def _decode_tiff16(path: Path, page: Any, limit: int | None, layout: str, native
     orientation = orientation if orientation in range(1, 9) else 1
     icc = tags.get(34675)
     exif = _tiff_exif(path, orientation != 1, tags)
-    return _finish(path, color, alpha, 16, orientation, bytes(icc) if icc else None, exif, "TIFF", native, xmp,
-                   _tiff_dpi(tags))
+    img = _finish(path, color, alpha, 16, orientation, bytes(icc) if icc else None, exif, "TIFF", native, xmp,
+                  _tiff_dpi(tags))
+    img.samples = samples
+    return img
 
 
 # 16-bit PNG ---------------------------------------------------------------------------------------
@@ -1568,7 +1599,7 @@ def write_image(path: str | os.PathLike[str], image_or_pixels: Image | np.ndarra
                 overwrite: bool = False, threads: int | None = None, grey: bool | None = None,
                 xmp: bytes | str | None = None, dpi: tuple[float, float] | None = None,
                 cicp: Cicp | None = None, notes: Notes | None = None, trailer: Trailer | None = None,
-                thumbnails: tuple[int, ...] | None = None) -> Path:
+                thumbnails: tuple[int, ...] | None = None, samples: str | None = None) -> Path:
     """Write RGB pixels (``H x W x 3``) atomically to ``path``; with ``grey`` (default: an Image's own ``grey``,
     else false) as one gray channel, their Rec. 709 luma ``0.2126 R + 0.7152 G + 0.0722 B`` rounded, where the
     format has one (JPEG, PNG, TIFF, BMP, AVIF; WebP and HEIF stay RGB).
@@ -1595,6 +1626,9 @@ def write_image(path: str | os.PathLike[str], image_or_pixels: Image | np.ndarra
     for a HEIF file (4 to less than the image's longer side). The format comes from ``format`` or else from the
     extension. ``bit_depth`` is 8, or 16 for PNG, TIFF and HEIF (HEIF stores 10 bits). ``quality`` (1..100) applies
     to JPEG (4:4:4 chroma at 90 and above), WebP (100 means lossless), HEIF and AVIF (4:2:0 chroma).
+    ``samples`` (default: an Image's own, where the output is a 16-bit TIFF) writes a 16-bit TIFF's codes as
+    samples of that type: ``"float32"``, ``"float16"`` or ``"float64"`` holding ``code / 65535``, ``"uint32"``
+    holding ``code * 65537`` (:data:`WIDE_TIFF_SAMPLES`; ``""``: the codes themselves).
     ``threads`` (default: the cores available) encode a JPEG of 1 MP or more in strips (see the module notes).
     Parent directories are created. Raises :class:`ImageWriteError`, and leaves no partial or temporary file,
     on any failure; an existing ``path`` is only replaced when ``overwrite`` is true. Returns ``path``.
@@ -1623,8 +1657,13 @@ def write_image(path: str | os.PathLike[str], image_or_pixels: Image | np.ndarra
             notes = img.notes if notes is None else notes
             trailer = img.trailer if trailer is None else trailer
             thumbnails = img.thumbnails if thumbnails is None else thumbnails
+            if samples is None and fmt == "TIFF" and bit_depth == 16:
+                samples = img.samples
         else:
             pixels = image_or_pixels
+        if samples and (samples not in WIDE_TIFF_SAMPLES.values() or fmt != "TIFF" or bit_depth != 16):
+            raise ValueError(f"samples {samples!r} needs a 16-bit TIFF and one of "
+                             f"{', '.join(WIDE_TIFF_SAMPLES.values())}")
         grey = bool(grey) and fmt in _HAS_GREY
         codes_given = np.asarray(pixels).dtype in _CODE_DTYPES
         checked = _check_pixels_array(pixels)
@@ -1681,7 +1720,7 @@ def write_image(path: str | os.PathLike[str], image_or_pixels: Image | np.ndarra
         except Exception as e:
             raise ImageWriteError(p, f"the pictures after the photo cannot be written ({type(e).__name__}: {e})") from e
     meta = _Meta(icc, exif_bytes, xmp_bytes, dpi, cicp if fmt in ("HEIF", "PNG") else None, _notes_for(fmt, notes),
-                 tuple(int(t) for t in thumbnails or ()) if fmt == "HEIF" else ())
+                 tuple(int(t) for t in thumbnails or ()) if fmt == "HEIF" else (), samples or "")
 
     def encode(fh: IO[bytes]) -> None:
         if trailer is not None:
@@ -1979,6 +2018,7 @@ class _Meta(NamedTuple):
     cicp: Cicp | None = None
     notes: Notes | None = None
     thumbnails: tuple[int, ...] = ()
+    samples: str = ""
 
 
 def _notes_for(fmt: str, notes: Notes | None) -> Notes | None:
@@ -2328,8 +2368,13 @@ def _encode_jpeg_strips(rgb: np.ndarray, encode: Callable[[np.ndarray], bytes], 
 def _encode_tiff(fh: IO[bytes], rgb: np.ndarray, alpha: np.ndarray | None, meta: _Meta) -> None:
     """8- or 16-bit RGB(A) or gray(+alpha) TIFF, deflate-compressed, with ICC (tag 34675), descriptive EXIF tags,
     XMP (tag 700), the dpi (XResolution, YResolution, ResolutionUnit inch; else tifffile's 1 with no unit) and the
-    EXIF and GPS directories (see :func:`_add_exif_directories`)."""
+    EXIF and GPS directories (see :func:`_add_exif_directories`); 16-bit codes as ``meta.samples`` (see
+    :func:`write_image`)."""
     data = rgb if alpha is None else np.concatenate([rgb, alpha[:, :, None]], axis=2)
+    if meta.samples == "uint32":
+        data = data.astype(np.uint32) * np.uint32(65537)
+    elif meta.samples:
+        data = (data / np.float64(65535)).astype(meta.samples)
     extratags = []
     directories = {}
     if meta.exif:

@@ -1084,3 +1084,25 @@ def test_options_that_do_not_apply_to_clips_and_animations_are_named_once():
         warnings.simplefilter("error")
         assert warn_of_photo_options(jobs[:1], cfg) == []  # a photo takes them all
         assert warn_of_photo_options(jobs, EnhanceConfig(out="o", sidecar=True)) == []
+
+
+def test_a_floating_point_tiff_comes_back_floating_point_unless_another_depth_or_format_is_asked(tmp_path):
+    import tifffile
+
+    (tmp_path / "in").mkdir()
+    tifffile.imwrite(tmp_path / "in" / "scan.tif", photo(3).astype(np.float32), photometric="rgb")
+    runs = {"same": {}, "png": {"format": "png"}, "ints": {"bit_depth": 16}}
+    for name, options in runs.items():
+        cfg = EnhanceConfig(out=str(tmp_path / name), method="classic", sidecar=True, progress=False, **options)
+        if name == "png":
+            with pytest.warns(DeepExposeWarning, match=r"floating-point samples \(float32\): PNG output holds"):
+                assert enhance_paths([tmp_path / "in"], cfg).exit_code == 0
+        else:
+            assert enhance_paths([tmp_path / "in"], cfg).exit_code == 0
+    out = tifffile.imread(tmp_path / "same" / "scan.tif")
+    assert out.dtype == np.float32 and out.shape == (48, 64, 3) and 0 <= out.min() and out.max() <= 1
+    assert np.abs(out - photo(3)).mean() > 0.01  # corrected, not copied
+    assert "left_out" not in json.loads((tmp_path / "same" / "scan.tif.json").read_text())
+    assert "float32" in json.loads((tmp_path / "png" / "scan.png.json").read_text())["left_out"]
+    assert read_image(tmp_path / "png" / "scan.png").bit_depth == 16
+    assert tifffile.imread(tmp_path / "ints" / "scan.tif").dtype == np.uint16

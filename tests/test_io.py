@@ -891,11 +891,60 @@ def test_jpeg_end(tmp_path):
     assert dio.jpeg_end(data[:2] + app1 + data[2:], 0) == len(data) + len(app1)  # not the thumbnail's end
 
 
+@pytest.mark.parametrize("dtype", ["float32", "float16", "float64", "uint32"])
+def test_a_tiff_of_floating_point_or_32_bit_samples_is_read_as_16_bit_codes_and_written_back_as_it_was(tmp_path,
+                                                                                                       dtype):
+    """Photoshop's 32-bit and scientific float TIFFs, 32-bit integer TIFFs: read as the nearest 16-bit codes (an
+    Image with ``samples``), written back as TIFF samples of the same type; RGB with alpha and gray too."""
+    codes = rgb16()
+    top = 4294967295 if dtype == "uint32" else 1.0
+    values = (codes.astype(np.float64) / 65535 * top)
+    values = np.round(values).astype(dtype) if dtype == "uint32" else values.astype(dtype)
+    alpha = values[..., :1][::-1]
+    tifffile.imwrite(tmp_path / "rgba.tif", np.concatenate([values, alpha], axis=2), photometric="rgb",
+                     extrasamples=["unassalpha"])
+    tifffile.imwrite(tmp_path / "gray.tif", values[..., 1], photometric="minisblack")
+    img = read_image(tmp_path / "rgba.tif", dtype="native")
+    assert (img.bit_depth, img.samples, img.pixels.dtype) == (16, dtype, np.uint16)
+    tolerance = 32 if dtype == "float16" else 0  # float16 holds 11 significant bits: near 1, steps of 32 codes
+    assert np.abs(img.pixels.astype(int) - codes).max() <= tolerance
+    np.testing.assert_array_equal(img.alpha, img.pixels[..., 0][::-1])
+    gray = read_image(tmp_path / "gray.tif", dtype="native")
+    assert gray.grey and gray.samples == dtype
+    np.testing.assert_array_equal(gray.pixels[..., 0], img.pixels[..., 1])
+    write_image(tmp_path / "back.tif", img, bit_depth=16)
+    back = tifffile.imread(tmp_path / "back.tif")
+    assert back.dtype == np.dtype(dtype) and back.shape == (H, W, 4)
+    again = read_image(tmp_path / "back.tif", dtype="native")
+    np.testing.assert_array_equal(again.pixels, img.pixels)  # codes survive the round trip exactly
+    np.testing.assert_array_equal(again.alpha, img.alpha)
+    write_image(tmp_path / "ints.tif", img, bit_depth=16, samples="")  # integers asked for
+    assert tifffile.imread(tmp_path / "ints.tif").dtype == np.uint16
+    write_image(tmp_path / "x.png", img, bit_depth=16)  # a PNG holds integers: the Image's samples do not apply
+    with pytest.raises(ImageWriteError, match="needs a 16-bit TIFF"):
+        write_image(tmp_path / "y.png", img, bit_depth=16, samples=dtype)
+    with pytest.raises(ImageWriteError, match="needs a 16-bit TIFF"):
+        write_image(tmp_path / "y.tif", img, bit_depth=16, samples="int8")
+
+
+def test_floating_point_tiffs_outside_zero_to_one_or_not_numbers_are_refused(tmp_path):
+    hdr = np.full((4, 5, 3), 0.5, np.float32)
+    hdr[0, 0] = 3.0
+    tifffile.imwrite(tmp_path / "hdr.tif", hdr, photometric="rgb")
+    assert_read_error(tmp_path / "hdr.tif", "floating-point samples from 0.5 to 3", "hdr")
+    hdr[0, 0] = np.nan
+    tifffile.imwrite(tmp_path / "nan.tif", hdr, photometric="rgb")
+    assert_read_error(tmp_path / "nan.tif", "3 floating-point samples are not numbers")
+    near = np.full((4, 5, 3), 1.0 + 0.4 / 65535, np.float32)  # within half a code: the top code
+    tifffile.imwrite(tmp_path / "near.tif", near, photometric="rgb")
+    assert (read_image(tmp_path / "near.tif", dtype="native").pixels == 65535).all()
+
+
 def test_unsupported_modes(tmp_path):
-    tifffile.imwrite(tmp_path / "float.tif", np.zeros((4, 5, 3), np.float32), photometric="rgb")
-    assert_read_error(tmp_path / "float.tif", "unsupported", "floating")
-    tifffile.imwrite(tmp_path / "int32.tif", np.zeros((4, 5), np.uint32))
-    assert_read_error(tmp_path / "int32.tif", "unsupported", "32-bit")
+    tifffile.imwrite(tmp_path / "int16.tif", np.zeros((4, 5, 3), np.int16), photometric="rgb")
+    assert_read_error(tmp_path / "int16.tif", "unsupported", "16-bit signed integer")
+    tifffile.imwrite(tmp_path / "float32cmyk.tif", np.zeros((4, 5, 4), np.float32), photometric="separated")
+    assert_read_error(tmp_path / "float32cmyk.tif", "unsupported float32 tiff layout")
     tifffile.imwrite(tmp_path / "five.tif", np.zeros((4, 6, 5), np.uint16), photometric="rgb",
                      planarconfig="contig", extrasamples=[2, 0])
     assert_read_error(tmp_path / "five.tif", "unsupported", "5 samples")
