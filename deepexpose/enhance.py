@@ -387,8 +387,9 @@ def enhance_image(method: Method, source: Path, output: Path, cfg: EnhanceConfig
     warn_if_hdr(img, source, output)
     pixels = plan.render(img.pixels, cfg.strength)
     depth = _bit_depth(cfg, img.bit_depth, output)
-    copy = (img.format != "RAW" and depth == img.bit_depth and _unchanged(pixels, img.pixels)
-            and _copyable(source, output))
+    samples = output_samples(cfg, img, output, depth)
+    copy = (img.format != "RAW" and depth == img.bit_depth and samples == img.samples
+            and _unchanged(pixels, img.pixels) and _copyable(source, output))
     left_out = None if copy else warn_of_left_out(img, source, output)  # a copy keeps everything
     trailer, xmp = (Trailer(()), img.xmp) if copy else trailer_for(method, plan, img, output, cfg.strength, source)
     extra = {"source": source.name, "size": [img.width, img.height], **({"chosen_on": preview} if preview else {}),
@@ -402,7 +403,7 @@ def enhance_image(method: Method, source: Path, output: Path, cfg: EnhanceConfig
         write_image(output, pixels, bit_depth=depth, quality=cfg.quality_for(img, output),
                     icc_profile=img.icc_profile, exif=img.exif, xmp=xmp, dpi=img.dpi, alpha=img.alpha, overwrite=True,
                     threads=encode_threads(), grey=img.grey, cicp=img.cicp, notes=img.notes, trailer=trailer,
-                    thumbnails=img.thumbnails, samples=output_samples(cfg, img, output, depth))
+                    thumbnails=img.thumbnails, samples=samples)
 
 
 def trailer_for(method: Method, plan: Plan, img: Image, output: Path, strength: float,

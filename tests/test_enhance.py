@@ -1106,3 +1106,9 @@ def test_a_floating_point_tiff_comes_back_floating_point_unless_another_depth_or
     assert "float32" in json.loads((tmp_path / "png" / "scan.png.json").read_text())["left_out"]
     assert read_image(tmp_path / "png" / "scan.png").bit_depth == 16
     assert tifffile.imread(tmp_path / "ints" / "scan.tif").dtype == np.uint16
+    tifffile.imwrite(tmp_path / "gray.tif", photo(4)[..., 1].astype(np.float32), photometric="minisblack")
+    for depth, dtype in ((0, np.float32), (16, np.uint16)):  # unchanged: copied, unless integers are asked for
+        cfg = EnhanceConfig(out=str(tmp_path / f"unchanged{depth}"), method="identity", bit_depth=depth,
+                            progress=False)
+        assert enhance_paths([tmp_path / "gray.tif"], cfg).exit_code == 0
+        assert tifffile.imread(tmp_path / f"unchanged{depth}" / "gray.tif").dtype == dtype
