@@ -356,8 +356,10 @@ def read_clip(path: Path) -> tuple[dict, Iterable[np.ndarray]]:
     if rate is None and re.search(r"^Input #0, matroska", listing, re.MULTILINE):
         rate = packet_rate(path)  # Matroska lists tbr as the average: its timestamps tell a variable rate
     # the fps filter shows at each tick the frame shown then; the muxer's own -fps_mode cfr goes by the frames'
-    # durations and, after a slower stretch, repeated a frame too many and showed every later one a tick late
-    params = {"output_params": ["-vf", f"fps={exact_rate(rate)}"]} if rate else {}
+    # durations and, after a slower stretch, repeated a frame too many and showed every later one a tick late.
+    # The frames are read from the first one on: a video that starts after the sound would otherwise be padded with
+    # copies of its first frame back to the start of the file (write_clip puts it back where it started)
+    params = {"output_params": ["-vf", "setpts=PTS-STARTPTS" + (f",fps={exact_rate(rate)}" if rate else "")]}
     reader = ff.read_frames(str(path), **params)
     try:
         meta = reader.__next__()
@@ -708,26 +710,52 @@ _TAGS = {"primaries": {"bt709", "bt470m", "bt470bg", "smpte170m", "smpte240m", "
 def clip_streams(path: Path) -> dict[str, int]:
     """How many audio, subtitle, attachment (a Matroska file's fonts) and data (timecode, a camera's telemetry)
     streams the clip has, as ffmpeg lists them, and of its video streams after the first (the one enhanced), how many
-    are ``pictures`` (cover art: attached pictures) and how many ``other_video`` (a second camera angle...)."""
+    are ``pictures`` (cover art: attached pictures) and how many ``other_video`` (a second camera angle...).
+    ``dvd_nav``: a DVD video object's navigation packets, counted apart from the data streams."""
     found = re.findall(r"^\s*Stream #0:\d+\S*: (Audio|Subtitle|Attachment|Data|Video)(.*)$", _listing(path),
                        re.MULTILINE)
     kinds = [k for k, rest in found if not (k == "Data" and "(text /" in rest)]  # MP4 chapters: copied as such
+    nav = sum(k == "Data" and rest.startswith(": dvd_nav_packet") for k, rest in found)
     counts = {name.lower(): kinds.count(name) for name in ("Audio", "Subtitle", "Attachment", "Data")}
+    counts["data"] -= nav
+    counts["dvd_nav"] = nav
     video = [rest for k, rest in found if k == "Video"]
     counts["pictures"] = sum("(attached pic)" in rest for rest in video)
     counts["other_video"] = max(0, len(video) - counts["pictures"] - 1)
     return counts
 
 
+def video_delay(path: Path) -> float:
+    """How long after the start of the file (its earliest stream) the clip's first video frame is shown, in seconds:
+    0 for most clips; the few milliseconds by which an MPEG-TS's sound, priming samples and all, starts before its
+    picture; the gap before the picture of a clip whose video starts late. Asked once per version of the file."""
+    return _cached_video_delay(str(path), _version(path))
+
+
+@functools.lru_cache(maxsize=32)
+def _cached_video_delay(path: str, version: tuple[int, int] | None) -> float:
+    import subprocess
+
+    done = subprocess.run([_ffmpeg().get_ffmpeg_exe(), "-hide_banner", "-copyts", "-i", path, "-map", "0:v:0",
+                           "-frames:v", "1", "-vf", "showinfo", "-f", "null", "-"], capture_output=True, text=True,
+                           errors="replace")
+    start = re.search(r"^\s*Duration: .*?, start: (-?[0-9.]+)", done.stderr, re.MULTILINE)
+    shown = re.search(r"\bpts_time:\s*(-?[0-9.]+)", done.stderr)  # the first frame's time, as stored (-copyts)
+    return max(0.0, round(float(shown.group(1)) - float(start.group(1)), 6)) if start and shown else 0.0
+
+
 def _copy_streams(video: Path, source: Path, out: Path, kinds: Sequence[str]) -> str | None:
-    """Write ``out``: the picture of ``video`` with the streams of ``kinds`` (``"a"``, ``"s"``, ``"t"``, ``"p"``:
-    audio, subtitles, attachments, attached pictures) and the metadata and chapters of ``source``, copied as they
-    are; ffmpeg's reason when it cannot."""
+    """Write ``out``: the picture of ``video``, started as long after the start of the file as the source's
+    (:func:`video_delay`), with the streams of ``kinds`` (``"a"``, ``"s"``, ``"t"``, ``"p"``: audio, subtitles,
+    attachments, attached pictures) and the metadata and chapters of ``source``, copied as they are; ffmpeg's reason
+    when it cannot."""
     import subprocess
 
     maps = [a for k in kinds for a in (("-map", "1:v?", "-map", "-1:V?") if k == "p" else ("-map", f"1:{k}?"))]
-    done = subprocess.run([_ffmpeg().get_ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-y", "-i", str(video),
-                           "-i", str(source), "-map", "0:v:0", *maps, "-c", "copy", "-map_metadata", "1",
+    delay = video_delay(source)
+    offset = ["-itsoffset", f"{delay:.6f}"] if delay >= 0.0005 else []
+    done = subprocess.run([_ffmpeg().get_ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-y", *offset, "-i",
+                           str(video), "-i", str(source), "-map", "0:v:0", *maps, "-c", "copy", "-map_metadata", "1",
                            "-map_chapters", "1", *_metadata_options(source, out), *_track_options(source, kinds),
                            str(out)], capture_output=True, text=True, errors="replace")
     return ffmpeg_reason(done.stderr or "ffmpeg failed") if done.returncode else None
@@ -864,6 +892,9 @@ def write_clip(path: Path, frames: Iterable[np.ndarray], *, fps: float, size: tu
                 left_out.append(f"{streams['pictures']} cover art picture(s) (not kept in Matroska output here)")
             if streams["data"]:
                 left_out.append(f"{streams['data']} data track(s) (timecode, telemetry: not copied)")
+            if streams["dvd_nav"]:
+                left_out.append("the DVD navigation packets (they point into the disc the clip was authored for: "
+                                "not copied)")
             if streams["other_video"]:
                 left_out.append(f"{streams['other_video']} other video track(s) (only the first is enhanced; the "
                                 "others are not copied)")

@@ -328,8 +328,8 @@ def test_every_audio_and_subtitle_track_and_the_metadata_are_copied(tmp_path):
 
     (tmp_path / "in").mkdir()
     clip = _clip_with_tracks(tmp_path / "in" / "trip.mp4", "mov_text")
-    assert clip_streams(clip) == {"audio": 2, "subtitle": 1, "attachment": 0, "data": 0, "pictures": 0,
-                                  "other_video": 0}
+    assert clip_streams(clip) == {"audio": 2, "subtitle": 1, "attachment": 0, "data": 0, "dvd_nav": 0,
+                                  "pictures": 0, "other_video": 0}
     cfg = EnhanceConfig(out=str(tmp_path / "out"), method="classic", sidecar=True, progress=False)
     assert enhance_paths([clip], cfg).exit_code == 0
     out = tmp_path / "out" / "trip.mp4"
@@ -403,7 +403,7 @@ def test_what_the_container_cannot_hold_is_left_out_but_never_the_sound(tmp_path
                           before_replace=told.append)
     assert len(left_out) == 1 and left_out[0].startswith("subtitles (") and told == [left_out]
     assert clip_streams(tmp_path / "o" / "trip.mp4") == {"audio": 2, "subtitle": 0, "attachment": 0, "data": 0,
-                                                         "pictures": 0, "other_video": 0}
+                                                         "dvd_nav": 0, "pictures": 0, "other_video": 0}
     assert "Our holiday" in _ffmpeg_listing(tmp_path / "o" / "trip.mp4")
     with pytest.raises(ValueError, match="cannot copy the clip's sound"):  # AAC has no place in WebM
         write_clip(tmp_path / "o" / "trip.webm", iter(frames), fps=8, size=(48, 32), streams_from=mkv)
@@ -696,6 +696,74 @@ def test_a_timecode_track_is_reported_left_out(tmp_path):
     frames = [np.full((32, 48, 3), 128, np.uint8)] * 2
     left_out = write_clip(tmp_path / "o" / "tc.mov", iter(frames), fps=8, size=(48, 32), streams_from=clip)
     assert left_out == ["1 data track(s) (timecode, telemetry: not copied)"]
+
+
+def test_a_dvds_navigation_packets_are_named_as_such_not_as_a_data_track(tmp_path):
+    from deepexpose.video import clip_streams, write_clip
+
+    vob = tmp_path / "VTS_01_1.VOB"
+    _ffmpeg_run("-f", "lavfi", "-i", "testsrc=size=720x576:rate=25:duration=0.2", "-f", "lavfi", "-i",
+                "sine=duration=0.2", "-c:v", "mpeg2video", "-c:a", "mp2", "-f", "dvd", "-muxrate", "10080000",
+                "-packetsize", "2048", vob)
+    assert "Data: dvd_nav_packet" in _ffmpeg_listing(vob)
+    assert (clip_streams(vob)["data"], clip_streams(vob)["dvd_nav"], clip_streams(vob)["audio"]) == (0, 1, 1)
+    frames = [np.full((576, 720, 3), 128, np.uint8)] * 5
+    left_out = write_clip(tmp_path / "o" / vob.name, iter(frames), fps=25, size=(720, 576), streams_from=vob)
+    assert left_out == ["the DVD navigation packets (they point into the disc the clip was authored for: not copied)"]
+    assert clip_streams(tmp_path / "o" / vob.name)["audio"] == 1
+
+
+def _video_and_audio_starts(path):
+    """The start times, in seconds, ffmpeg lists for a clip's first video and first audio stream (0 where none)."""
+    import re
+
+    listing = _ffmpeg_listing(path)
+    file_start = float(re.search(r"start: (-?[0-9.]+)", listing).group(1))
+    starts = [float(s.group(1)) if (s := re.search(r", start (-?[0-9.]+)", line)) else file_start
+              for kind in ("Video", "Audio") for line in listing.splitlines() if f": {kind}:" in line][:2]
+    return starts
+
+
+def test_a_video_that_starts_after_its_sound_starts_as_late_and_is_not_padded(tmp_path):
+    import subprocess
+
+    import imageio_ffmpeg
+
+    from deepexpose.video import video_delay
+
+    (tmp_path / "in").mkdir()
+    clip, late = tmp_path / "clip.mp4", tmp_path / "in" / "late.mp4"
+    blocks = np.random.default_rng(0).integers(0, 256, (10, 6, 8, 3), np.uint8)  # each frame tells itself apart
+    pictures = [np.kron(b, np.ones((8, 8, 1), np.uint8)) for b in blocks]
+    subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-v", "error", "-f", "rawvideo", "-pix_fmt", "rgb24", "-s",
+                    "64x48", "-r", "10", "-i", "-", "-f", "lavfi", "-i", "sine=duration=1.5", "-c:v", "libx264",
+                    "-crf", "5", "-pix_fmt", "yuv444p", "-c:a", "aac", str(clip)],
+                   input=np.stack(pictures).tobytes(), check=True)
+    _ffmpeg_run("-itsoffset", "0.5", "-i", clip, "-i", clip, "-map", "0:v", "-map", "1:a", "-c", "copy", late)
+    assert video_delay(clip) == 0 and video_delay(late) == pytest.approx(0.5, abs=1e-3)
+    meta, read = read_clip(late)
+    assert len(list(read)) == 10  # the frames themselves, not five copies of the first before them
+    cfg = EnhanceConfig(out=str(tmp_path / "out"), method="identity", sidecar=True, progress=False)
+    assert enhance_paths([late], cfg).exit_code == 0
+    out = tmp_path / "out" / "late.mp4"
+    assert video_delay(out) == pytest.approx(0.5, abs=1e-3)
+    assert _video_and_audio_starts(out) == pytest.approx(_video_and_audio_starts(late), abs=1e-3)
+    assert json.loads(out.with_name("late.mp4.json").read_text())["frames"] == 10
+    shown = [f.astype(float) for f in read_clip(out)[1]]
+    assert [int(np.argmin([np.mean((s - p) ** 2) for p in pictures])) for s in shown] == list(range(10))
+
+
+def test_an_mpeg_ts_keeps_the_few_milliseconds_between_its_sound_and_its_picture(tmp_path):
+    (tmp_path / "in").mkdir()
+    ts = tmp_path / "in" / "broadcast.ts"
+    _ffmpeg_run("-f", "lavfi", "-i", "testsrc2=size=64x48:rate=25:duration=1", "-f", "lavfi", "-i",
+                "sine=duration=1", "-c:v", "libx264", "-c:a", "aac", ts)
+    video, audio = _video_and_audio_starts(ts)
+    assert video - audio == pytest.approx(1024 / 44100, abs=2e-3)  # the sound's priming samples come first
+    cfg = EnhanceConfig(out=str(tmp_path / "out"), method="classic", progress=False)
+    assert enhance_paths([ts], cfg).exit_code == 0
+    out_video, out_audio = _video_and_audio_starts(tmp_path / "out" / "broadcast.ts")
+    assert out_video - out_audio == pytest.approx(video - audio, abs=1e-3)  # before: 0, the sound 23 ms late
 
 
 def test_an_avi_keeps_the_colours_of_a_bt709_source(tmp_path):
