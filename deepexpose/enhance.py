@@ -468,7 +468,7 @@ def warn_of_left_out(img: Image, source: Path, output: Path, warn: bool = True) 
     first (or primary) picture alone; what follows a JPEG's photo (``Image.trailer``: a preview, a second view, a
     gain map, a motion photo's video) has no place in an output that is not a JPEG; a HEIF image's depth maps and
     auxiliary images (``Image.auxiliary``: an iPhone's HDR gain map, portrait mattes) are not written; transparency
-    has no place in JPEG or BMP output; a JPEG's extended XMP (what did not fit its one XMP marker) is not read;
+    has no place in JPEG output; a JPEG's extended XMP (what did not fit its one XMP marker) is not read;
     a TIFF's floating-point or 32-bit samples (``Image.samples``) are written as integers by formats other than
     TIFF.
     (Animations are enhanced whole, :func:`deepexpose.video.enhance_animation`.) ``warn=False`` only returns it."""

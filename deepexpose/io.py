@@ -112,10 +112,10 @@ Metadata rules
       pictures (a gain map, a second view, unknown ones) byte for byte, or turned upright where the photo was
       (re-encoded with their own quantisation tables and segments; GContainer's ``Item:Length`` in the XMP follows
       a changed size), and other data (a motion photo's video) byte for byte. Other formats leave it out.
-    * Alpha is written to PNG, TIFF, WebP, HEIF and AVIF. JPEG has no alpha channel, and a BMP's is not written
-      here (Pillow reads one where the BMP's header has an alpha mask, BITMAPV4/V5, but writes 32-bit BMPs that
-      readers, Pillow's own included, take for opaque), so there it is dropped and the colour values are written
-      unchanged, not composited; ``deepexpose enhance`` warns of it (:func:`deepexpose.enhance.warn_of_left_out`).
+    * Alpha is written to PNG, TIFF, WebP, HEIF, AVIF and BMP (a 32-bit BITMAPV5 with an alpha mask,
+      :func:`bmp_with_alpha`, which Pillow and Windows read; Pillow's own 32-bit BMPs come back opaque). JPEG has
+      no alpha channel, so there it is dropped and the colour values are written unchanged, not composited;
+      ``deepexpose enhance`` warns of it (:func:`deepexpose.enhance.warn_of_left_out`).
 
 The decompression-bomb limit is ``max_pixels`` (default: the environment variable ``DEEPEXPOSE_MAX_PIXELS``
 if set, else :data:`DEFAULT_MAX_PIXELS`; ``None`` means no limit). It replaces Pillow's own limit for reads
@@ -212,7 +212,7 @@ SUPPORTED_FORMATS = ("JPEG", "PNG", "TIFF", "WEBP", "BMP", "HEIF", "AVIF")
 _FORMAT_ALIASES = {"JPG": "JPEG", "TIF": "TIFF", "HEIC": "HEIF", **{f: f for f in SUPPORTED_FORMATS}}
 _PILLOW_FORMATS = ("JPEG", "PNG", "TIFF", "WEBP", "BMP", "AVIF")  # camera multi-picture JPEGs are MPO to Pillow
 _MAX_BIT_DEPTH = {"JPEG": 8, "PNG": 16, "TIFF": 16, "WEBP": 8, "BMP": 8, "HEIF": 16, "AVIF": 8}  # HEIF: 10 in the file
-_HAS_ALPHA = {"PNG", "TIFF", "WEBP", "HEIF", "AVIF"}
+_HAS_ALPHA = {"PNG", "TIFF", "WEBP", "HEIF", "AVIF", "BMP"}
 _HAS_ICC = {"JPEG", "PNG", "TIFF", "WEBP", "HEIF", "AVIF"}
 _HAS_GREY = {"JPEG", "PNG", "TIFF", "BMP", "AVIF"}
 _HAS_XMP = {"JPEG", "PNG", "TIFF", "WEBP", "HEIF", "AVIF"}
@@ -1739,6 +1739,8 @@ def write_image(path: str | os.PathLike[str], image_or_pixels: Image | np.ndarra
             _encode_heif(fh, rgb, a, meta, int(quality))
         elif fmt == "JPEG" and codes_given and (data := _encode_jpeg_codes(rgb, int(quality), meta, int(threads))):
             fh.write(data)
+        elif fmt == "BMP" and a is not None:
+            fh.write(bmp_with_alpha(rgb, a))
         else:
             _encode_pillow(fh, fmt, rgb, a, meta, int(quality))
 
@@ -2214,6 +2216,22 @@ def _move_into_place(tmp: Path, path: Path, overwrite: bool, what: str) -> None:
         os.replace(tmp, path)
     else:
         os.unlink(tmp)
+
+
+def bmp_with_alpha(rgb: np.ndarray, alpha: np.ndarray) -> bytes:
+    """A 32-bit BMP with an alpha channel, as Windows' BITMAPV5HEADER defines it: ``BI_BITFIELDS`` with the masks
+    B, G, R, A from the low byte up, sRGB, rows bottom-up. Pillow writes a 32-bit BMP with the older header, whose
+    fourth byte readers (Pillow's own included) take for unused, so an image written by it comes back opaque.
+    ``rgb``: 8-bit codes, ``H x W x 3`` (or one gray channel); ``alpha``: ``H x W`` 8-bit codes."""
+    h, w = alpha.shape
+    rgb = rgb.reshape(h, w, -1)
+    bgra = np.empty((h, w, 4), np.uint8)
+    bgra[:, :, :3] = rgb[:, :, ::-1] if rgb.shape[2] == 3 else rgb[:, :, :1]
+    bgra[:, :, 3] = alpha
+    pixels = bgra[::-1].tobytes()
+    header = struct.pack("<IiiHHIIiiII4I4s36x3I4I", 124, w, h, 1, 32, 3, len(pixels), 0, 0, 0, 0,
+                         0x00FF0000, 0x0000FF00, 0x000000FF, 0xFF000000, b"BGRs", 0, 0, 0, 4, 0, 0, 0)
+    return struct.pack("<2sI4xI", b"BM", 14 + len(header) + len(pixels), 14 + len(header)) + header + pixels
 
 
 def _encode_pillow(fh: IO[bytes], fmt: str, rgb: np.ndarray, alpha: np.ndarray | None, meta: _Meta,

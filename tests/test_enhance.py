@@ -18,7 +18,7 @@ from PIL import Image
 from conftest import exif_thumbnail, exif_with_thumbnail, make_dng, make_nclx_heic
 from deepexpose import DeepExposeWarning
 from deepexpose.enhance import EnhanceConfig, collect_jobs, enhance_paths
-from deepexpose.io import read_image
+from deepexpose.io import read_image, write_image
 from deepexpose.lut import read_cube, toward_identity
 
 
@@ -34,7 +34,6 @@ def photo(seed=0, h=48, w=64):
 def save(path, pixels, bits=8, mode="RGB", **kw):
     path.parent.mkdir(parents=True, exist_ok=True)
     if bits == 16:
-        from deepexpose.io import write_image
         write_image(path, pixels, bit_depth=16)
         return path
     Image.fromarray((pixels * 255).round().astype(np.uint8), mode).save(path, **kw)
@@ -491,6 +490,13 @@ def test_metadata_round_trips(tmp_path):
     assert read_image(out / "deep.png").bit_depth == 16
     a_in, a_out = read_image(src / "alpha.png"), read_image(out / "alpha.png")
     assert np.array_equal(a_in.alpha, a_out.alpha)
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        bmp = write_image(tmp_path / "bmp_in" / "alpha.bmp", a_in)
+        assert enhance_paths([bmp], cfg(tmp_path / "bmp", sidecar=True)).exit_code == 0
+    assert np.array_equal(read_image(tmp_path / "bmp" / "alpha.bmp").alpha, a_in.alpha)  # a BMP keeps it too
+    assert not any("transparency" in str(w.message) for w in seen)
+    assert "left_out" not in json.loads((tmp_path / "bmp" / "alpha.bmp.json").read_text())
 
 
 def test_xmp_and_dpi_are_kept(tmp_path):

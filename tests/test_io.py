@@ -561,7 +561,7 @@ def test_non_rgb_icc_profile_is_dropped(tmp_path, icc):
 # ------------------------------------------------------------------------------------------ alpha, metadata
 
 
-@pytest.mark.parametrize("ext,kw", [(".png", {}), (".tif", {}), (".webp", {"quality": 100})])
+@pytest.mark.parametrize("ext,kw", [(".png", {}), (".tif", {}), (".webp", {"quality": 100}), (".bmp", {})])
 def test_alpha_round_trip_exact(tmp_path, ext, kw):
     u8, a8 = rgb8(), rgb8(seed=9)[..., 1]
     a8[0, :] = 0  # fully transparent pixels keep their colour too
@@ -573,7 +573,25 @@ def test_alpha_round_trip_exact(tmp_path, ext, kw):
     np.testing.assert_array_equal(again.alpha, img.alpha)
 
 
-@pytest.mark.parametrize("ext", [".jpg", ".bmp"])
+def test_a_bmp_with_alpha_is_a_bitmapv5_that_other_readers_see_the_alpha_of(tmp_path):
+    from deepexpose.io import bmp_with_alpha
+
+    u8, a8 = rgb8(), rgb8(seed=9)[..., 1]
+    out = write_image(tmp_path / "a.bmp", u8 / 255.0, alpha=a8 / 255.0)
+    data = out.read_bytes()
+    assert data[:2] == b"BM" and int.from_bytes(data[14:18], "little") == 124  # the BITMAPV5HEADER
+    assert int.from_bytes(data[2:6], "little") == len(data) == 14 + 124 + 4 * H * W
+    with PILImage.open(out) as im:  # Pillow reads an alpha mask's fourth byte as alpha
+        assert im.mode == "RGBA" and im.info["compression"] == 3  # BI_BITFIELDS
+        np.testing.assert_array_equal(np.asarray(im), np.dstack([u8, a8]))
+    gray = bmp_with_alpha(u8[..., :1], a8)  # one gray channel is written as R = G = B
+    with PILImage.open(io.BytesIO(gray)) as im:
+        np.testing.assert_array_equal(np.asarray(im), np.dstack([u8[..., 0]] * 3 + [a8]))
+    opaque = write_image(tmp_path / "b.bmp", u8 / 255.0)  # without alpha: the 24-bit BMP Pillow writes
+    assert int.from_bytes(opaque.read_bytes()[28:30], "little") == 24
+
+
+@pytest.mark.parametrize("ext", [".jpg"])
 def test_alpha_dropped_where_unsupported(tmp_path, ext):
     u8 = rgb8()
     out = write_image(tmp_path / f"a{ext}", u8 / 255.0, alpha=np.zeros((H, W), np.float32))
@@ -2256,8 +2274,8 @@ def test_extension_format_and_holds_alpha():
 
     assert [extension_format(n) for n in ("a.JPG", "b.jfif", "c.jpe", "d.tif", "e.nef", "f.gif", "g")] == [
         "JPEG", "JPEG", "JPEG", "TIFF", "RAW", None, None]
-    assert [holds_alpha(f) for f in ("PNG", "TIFF", "WEBP", "HEIF", "AVIF", "JPEG", "BMP", None)] == [
-        True] * 5 + [False] * 3
+    assert [holds_alpha(f) for f in ("PNG", "TIFF", "WEBP", "HEIF", "AVIF", "BMP", "JPEG", None)] == [
+        True] * 6 + [False] * 2
 
 
 def test_output_folder_accepts_folders_to_be_made_and_links_to_folders_and_refuses_files(tmp_path):
