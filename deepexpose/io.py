@@ -879,9 +879,10 @@ _PILLOW_MODE_NAMES = {"I": "32-bit integer", "F": "32-bit floating point", "LAB"
 def _read_pillow(path: Path, limit: int | None, tiff_layout: str | None, native: bool = False,
                  avif: bool = False) -> Image:
     """Read through Pillow; ``tiff_layout`` describes a TIFF, ``avif`` says that the file's brand is AVIF."""
+    unturned = _tiff_unturned(path) if tiff_layout is not None else None
     try:
         with _pillow_limit_off():
-            pim = PILImage.open(path, formats=_PILLOW_FORMATS)
+            pim = PILImage.open(unturned[0] if unturned else path, formats=_PILLOW_FORMATS)
     except UnidentifiedImageError as e:
         if tiff_layout is not None:
             raise ImageReadError(path, f"unsupported TIFF layout ({tiff_layout})") from e
@@ -909,9 +910,10 @@ def _read_pillow(path: Path, limit: int | None, tiff_layout: str | None, native:
             with _pillow_limit_off(_over_pillow_limit(width * height)):
                 in_file = _pillow_orientation(pim)
                 pim.load()  # force decoding now, inside our error handling
-            # Pillow itself turns TIFFs upright while loading and then drops the tag; a PNG eXIf chunk after
-            # the image data only shows up after loading. Rotate by what is left, reset EXIF if anything was.
-            orientation = _pillow_orientation(pim)
+            # a PNG eXIf chunk after the image data only shows up after loading. Rotate by what is left, reset
+            # EXIF if anything was (a TIFF's orientation was taken out for Pillow: it is turned here)
+            orientation = unturned[1] if unturned else _pillow_orientation(pim)
+            in_file = orientation if unturned else in_file
         rotated = orientation != 1 or in_file != 1
         icc = pim.info.get("icc_profile")
         raw_exif = pim.info.get("exif")
@@ -1124,6 +1126,42 @@ def _decode_jpeg_codes(path: Path, mode: str, width: int, height: int, cut: bool
     if decoded.dtype != np.uint8 or decoded.shape != shape:
         return None
     return decoded
+
+
+def _tiff_unturned(path: Path) -> tuple[IO[bytes], int] | None:
+    """For a TIFF whose first IFD has an Orientation (tag 274) other than 1: the file's bytes, in memory, with that
+    orientation set to 1, and the orientation. Pillow turns a TIFF upright itself while loading, and for gray,
+    palette, RGBA and CMYK ones (Pillow 13) returned their pixels scrambled; read unturned, they are turned here as
+    every other photo is. ``None`` for any other file (classic and BigTIFF, either byte order, are read)."""
+    with open(path, "rb") as fh:
+        head = fh.read(16)
+        order = {b"II": "<", b"MM": ">"}.get(head[:2])
+        if order is None or len(head) < 16:
+            return None
+        version = struct.unpack_from(order + "H", head, 2)[0]
+        if version not in (42, 43):
+            return None
+        big = version == 43
+        count_fmt, entry, value_at = ("Q", 20, 12) if big else ("H", 12, 8)
+        fh.seek(struct.unpack_from(order + ("Q" if big else "I"), head, 8 if big else 4)[0])
+        size = struct.calcsize(count_fmt)
+        counted = fh.read(size)
+        if len(counted) < size:
+            return None
+        ifd_entries = fh.tell()
+        entries = fh.read(entry * min(struct.unpack(order + count_fmt, counted)[0], 4096))
+        for at in range(0, len(entries) - entry + 1, entry):
+            tag, kind = struct.unpack_from(order + "HH", entries, at)
+            if tag != _ORIENTATION_TAG:
+                continue
+            value = struct.unpack_from(order + "H", entries, at + value_at)[0]  # SHORT: left-justified
+            if kind != 3 or value not in range(2, 9):
+                return None
+            fh.seek(0)
+            data = bytearray(fh.read())
+            struct.pack_into(order + "H", data, ifd_entries + at + value_at, 1)
+            return io.BytesIO(bytes(data)), value
+    return None
 
 
 def _pillow_orientation(pim: PILImage.Image) -> int:

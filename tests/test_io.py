@@ -274,6 +274,29 @@ def test_exif_orientation_jpeg_and_8bit_tiff(tmp_path):
         assert exif_tags(img.exif).get(0x0112) == 1
 
 
+@pytest.mark.parametrize("kind", ["gray", "rgba", "cmyk", "palette", "rgb"])
+@pytest.mark.parametrize("orientation", [2, 5, 6, 8])
+def test_8bit_tiffs_of_every_kind_are_turned_upright_not_scrambled(tmp_path, kind, orientation):
+    """Pillow 13 turns a TIFF itself while loading, and gave gray, palette, RGBA and CMYK ones with a 90-degree
+    orientation back scrambled, at their stored size."""
+    u8, a8 = rgb8(), rgb8(seed=9)[..., 1]
+    ramp = (np.arange(256) * 257).astype(np.uint16)
+    palette = {"photometric": "palette", "colormap": np.stack([ramp, ramp[::-1], ramp])}
+    stored, options = {"gray": (u8[..., 0], {"photometric": "minisblack"}),
+                       "rgba": (np.dstack([u8, a8]), {"photometric": "rgb", "extrasamples": [2]}),
+                       "cmyk": (np.dstack([255 - u8, np.zeros((H, W), np.uint8)]), {"photometric": "separated"}),
+                       "palette": (u8[..., 0], palette), "rgb": (u8, {"photometric": "rgb"})}[kind]
+    tifffile.imwrite(tmp_path / "flat.tif", stored, **options)
+    tifffile.imwrite(tmp_path / "turned.tif", stored, extratags=[(274, "H", 1, orientation, True)], **options)
+    before = (tmp_path / "turned.tif").read_bytes()
+    flat, turned = read_image(tmp_path / "flat.tif"), read_image(tmp_path / "turned.tif")
+    where = _reference_layout(u8.shape, orientation)
+    np.testing.assert_array_equal(turned.pixels, flat.pixels.reshape(-1, 3)[where])
+    if kind == "rgba":
+        np.testing.assert_array_equal(turned.alpha, flat.alpha.reshape(-1)[where])
+    assert exif_tags(turned.exif).get(0x0112, 1) == 1 and (tmp_path / "turned.tif").read_bytes() == before
+
+
 def test_oriented_image_is_not_rotated_twice(tmp_path):
     u8 = rgb8()
     src = tmp_path / "src.png"
