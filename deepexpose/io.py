@@ -29,9 +29,10 @@ Reading (:func:`read_image`)
     Camera RAW files (:data:`RAW_EXTENSIONS`: DNG, CR2, CR3, NEF, ARW, RAF, ORF, RW2, PEF, SRW; recognised by
     extension; ``Image.format`` ``"RAW"``) are developed by LibRaw through ``rawpy`` (imported on first use): the
     camera's white balance, no automatic brightening (the photo keeps its real exposure, for the correction to
-    fix), LibRaw's default demosaicing and highlight clipping, sRGB primaries and the sRGB curve (``gamma=(2.4,
-    12.92)``), 16-bit codes (``bit_depth`` 16) with an sRGB ICC profile, turned upright by the camera's orientation.
-    Without ``rawpy``, only RAW files fail, saying so.
+    fix) and the file's own white level (LibRaw's lowering of it to the brightest pixels, which brightened a photo
+    by its highlights, is off), LibRaw's default demosaicing and highlight clipping, sRGB primaries and the sRGB
+    curve (``gamma=(2.4, 12.92)``), 16-bit codes (``bit_depth`` 16) with an sRGB ICC profile, turned upright by the
+    camera's orientation. Without ``rawpy``, only RAW files fail, saying so.
 
     Every failure is an :class:`ImageReadError` naming the file and the reason: missing, empty, not an
     image, truncated or corrupt, unsupported pixel layout (signed samples, floats outside [0, 1], odd channel
@@ -1331,7 +1332,8 @@ def _nclx(meta: bytes) -> Cicp | None:
 
 # camera RAW ---------------------------------------------------------------------------------------
 
-_RAW_SETTINGS = {"use_camera_wb": True, "no_auto_bright": True, "gamma": (2.4, 12.92), "output_bps": 16}
+_RAW_SETTINGS = {"use_camera_wb": True, "no_auto_bright": True, "adjust_maximum_thr": 0.0, "gamma": (2.4, 12.92),
+                 "output_bps": 16}
 
 
 def _read_raw(path: Path, head: bytes, limit: int | None, native: bool = False) -> Image:

@@ -1682,6 +1682,17 @@ def test_a_dng_is_developed_to_16_bit_srgb_with_camera_white_balance(tmp_path):
     np.testing.assert_array_equal(native.pixels, as_u16(img.pixels))
 
 
+@pytest.mark.parametrize("peak", [0.5, 0.76, 1.0])
+def test_a_dngs_exposure_does_not_depend_on_its_highlights(tmp_path, peak):
+    """LibRaw lowers the white level to the brightest pixels when they are within 75 % of it (adjust_maximum_thr):
+    a highlight at 0.76 of white brightened the whole photo by 0.4 EV, and clipped the highlight."""
+    scene = np.full((32, 48), 0.2)
+    scene[:4, :4] = peak
+    img = read_image(make_dng(tmp_path / "a.dng", scene, neutral=(1.0, 1.0, 1.0)))
+    np.testing.assert_allclose(img.pixels[16:, 16:].reshape(-1, 3).mean(axis=0), srgb(0.2), atol=0.005)
+    np.testing.assert_allclose(img.pixels[1, 1], srgb(peak), atol=0.01)
+
+
 def test_a_dng_is_turned_upright_once(tmp_path):
     scene = np.full((32, 48), 0.1)
     scene[:8, :16] = 0.8  # a bright top-left corner
