@@ -652,7 +652,22 @@ def run_job(method: Method, job: Job, cfg: EnhanceConfig) -> Outcome:
         return Outcome(str(job.source), str(job.output), "failed", str(e))
     except Exception as e:  # anything one file throws is that file's failure, never the batch's
         return Outcome(str(job.source), str(job.output), "failed", f"{type(e).__name__}: {e}")
+    if job.kind != "frames":
+        remove_earlier_side_files(job.source, job.output, cfg, lut=job.kind == "image")
     return Outcome(str(job.source), str(job.output), "done")
+
+
+def remove_earlier_side_files(source: Path, output: Path, cfg: EnhanceConfig, lut: bool = True) -> list[Path]:
+    """Remove, once ``output`` is written, the side files beside it that this run did not ask for (a sidecar
+    without ``--sidecar``, a LUT without ``--lut``) where an earlier run wrote them for ``source`` (:func:`_ours`):
+    they describe an edit that is no longer the output's. Another file at such a name is left alone. Returns the
+    files removed."""
+    asked = set(_side_files(output, cfg, lut))
+    stale = [p for p in (side_path(output, ".json"), side_path(output, ".cube"))
+             if p not in asked and p.is_file() and _ours(p, source)]
+    for p in stale:
+        p.unlink(missing_ok=True)
+    return stale
 
 
 def _load(cfg: EnhanceConfig) -> Method:

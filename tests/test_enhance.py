@@ -380,6 +380,24 @@ def test_skip_existing_overwrite_and_refusal(tmp_path):
     assert s.count("failed") == 2 and "overwrite an input" in s.failed[0].reason
 
 
+def test_an_overwritten_outputs_earlier_side_files_not_asked_for_again_are_removed(tmp_path):
+    from deepexpose.enhance import remove_earlier_side_files
+
+    src = save(tmp_path / "in" / "a.png", photo(0))
+    out = tmp_path / "out"
+    assert enhance_paths([src], cfg(out, sidecar=True, lut=True, strength=0.0)).exit_code == 0
+    assert json.loads((out / "a.png.json").read_text())["strength"] == 0.0 and (out / "a.png.cube").exists()
+    assert enhance_paths([src], cfg(out, overwrite=True)).exit_code == 0  # another edit, no side files asked for
+    assert sorted(p.name for p in out.iterdir()) == ["a.png"]  # before: the strength-0 sidecar and LUT stayed
+    assert enhance_paths([src], cfg(out, overwrite=True, sidecar=True, lut=True)).exit_code == 0
+    assert enhance_paths([src], cfg(out, overwrite=True, sidecar=True)).exit_code == 0
+    assert sorted(p.name for p in out.iterdir()) == ["a.png", "a.png.json"]  # the LUT alone went
+    (out / "a.png.cube").write_text("my own grade\n")  # not deepexpose's: left alone
+    (out / "a.png.json").write_text('{"source": "b.png"}\n')  # another input's
+    assert remove_earlier_side_files(src, out / "a.png", cfg(out)) == []
+    assert (out / "a.png.cube").read_text() == "my own grade\n" and "b.png" in (out / "a.png.json").read_text()
+
+
 def test_side_files_of_another_file_and_side_files_asked_for_later(tmp_path):
     src = save(tmp_path / "in" / "a.png", photo(0))
     out = tmp_path / "out"
