@@ -1382,9 +1382,14 @@ _PHOTOMETRIC_NAMES = {0: "min-is-white", 1: "min-is-black", 2: "RGB", 3: "palett
                       6: "YCbCr", 8: "CIELab"}
 
 
+_PILLOW_LACKS = {34712: "JPEG 2000", 34887: "LERC", 50001: "WebP", 50002: "JPEG XL", 52546: "JPEG XL"}
+"""TIFF compressions that Pillow's libtiff does not decode and tifffile (imagecodecs) does"""
+
+
 def _read_tiff(path: Path, limit: int | None, native: bool = False) -> Image:
-    """Inspect a TIFF with tifffile; decode 16-bit ones, and gray or RGB ones of floating-point or 32-bit integer
-    samples as 16-bit codes (:data:`WIDE_TIFF_SAMPLES`), here; hand 1- to 8-bit ones to Pillow."""
+    """Inspect a TIFF with tifffile; decode 16-bit ones, gray or RGB ones of floating-point or 32-bit integer
+    samples as 16-bit codes (:data:`WIDE_TIFF_SAMPLES`) and 8-bit ones of a compression Pillow lacks
+    (:data:`_PILLOW_LACKS`: WebP, JPEG XL...) here; hand the other 1- to 8-bit ones to Pillow."""
     with tifffile.TiffFile(path) as tif:
         page = tif.pages[0]
         bits = int(page.bitspersample)
@@ -1406,10 +1411,11 @@ def _read_tiff(path: Path, limit: int | None, native: bool = False) -> Image:
         iptc = page.tags.get(_TIFF_IPTC)
         iptc = bytes(iptc.value) if iptc is not None and isinstance(iptc.value, (bytes, bytearray)) else None
         pictures = _tiff_pictures(tif)
-        if bits == 16 or wide:
-            img = _decode_tiff16(path, page, limit, layout, native, wide or "")
-    if bits != 16 and not wide:
-        img = _read_pillow(path, limit, tiff_layout=layout, native=native)  # 1- to 8-bit: Pillow knows every variant
+        here = bits == 16 or wide or (bits == 8 and int(page.compression) in _PILLOW_LACKS)
+        if here:
+            img = _decode_tifffile(path, page, limit, layout, native, wide or "")
+    if not here:
+        img = _read_pillow(path, limit, tiff_layout=layout, native=native)  # 1- to 8-bit: Pillow knows the rest
     img.notes = _notes(iptc, None, [])
     img.pictures = pictures
     return img
@@ -1443,15 +1449,16 @@ def _to_codes16(path: Path, data: np.ndarray, samples: str) -> np.ndarray:
     return np.clip(np.floor(data.astype(np.float64) * 65535.0 + 0.5), 0, 65535).astype(np.uint16)
 
 
-def _decode_tiff16(path: Path, page: Any, limit: int | None, layout: str, native: bool = False,
-                   samples: str = "") -> Image:
-    """Decode the first page of a 16-bit TIFF (already checked: unsigned, sensible sample count), or of one of
-    ``samples`` (:data:`WIDE_TIFF_SAMPLES`) as 16-bit codes of them."""
+def _decode_tifffile(path: Path, page: Any, limit: int | None, layout: str, native: bool = False,
+                     samples: str = "") -> Image:
+    """Decode the first page of a 16-bit TIFF (already checked: unsigned, sensible sample count), of one of
+    ``samples`` (:data:`WIDE_TIFF_SAMPLES`) as 16-bit codes of them, or of an 8-bit one Pillow cannot decode."""
     photometric = int(page.photometric)
     extras = tuple(int(x) for x in page.extrasamples)
+    bits = 8 if int(page.bitspersample) == 8 and not samples else 16
     if photometric not in (0, 1, 2):
-        depth = f"{samples} " if samples else "16-bit "
-        raise ImageReadError(path, f"unsupported {depth}TIFF layout ({layout}); expected gray or RGB")
+        kind = samples or ("16-bit" if bits == 16 else f"{_PILLOW_LACKS[int(page.compression)]}-compressed")
+        raise ImageReadError(path, f"unsupported {kind} TIFF layout ({layout}); expected gray or RGB")
     _check_pixels(path, int(page.imagewidth), int(page.imagelength), limit)
     if page.imagedepth != 1:
         raise ImageReadError(path, "unsupported TIFF layout (volumetric image)")
@@ -1466,22 +1473,24 @@ def _decode_tiff16(path: Path, page: Any, limit: int | None, layout: str, native
         data = np.moveaxis(data, 0, -1)
     elif axes != "YXS":
         raise ImageReadError(path, f"unsupported TIFF layout (axes {axes!r})")
-    data = _to_codes16(path, data, samples) if samples else data.astype(np.uint16, copy=False)
+    dtype = np.uint8 if bits == 8 else np.uint16
+    top = np.iinfo(dtype).max
+    data = _to_codes16(path, data, samples) if samples else data.astype(dtype, copy=False)
     color, alpha = data[:, :, :base], (data[:, :, base] if extras else None)
     if photometric == 0:  # min-is-white
-        color = 65535 - color
+        color = top - color
     if extras and extras[0] == 0:  # unspecified extra sample: not alpha
         alpha = None
     elif extras and extras[0] == 1:  # associated (premultiplied) alpha -> straight alpha
         a = alpha.astype(np.float64)[:, :, None]
-        straight = np.where(a > 0, color * (65535.0 / np.maximum(a, 1.0)), 0.0)
-        color = np.clip(np.floor(straight + 0.5), 0, 65535).astype(np.uint16)
+        straight = np.where(a > 0, color * (top / np.maximum(a, 1.0)), 0.0)
+        color = np.clip(np.floor(straight + 0.5), 0, top).astype(dtype)
     xmp = tags.get(_TIFF_XMP)
     orientation = int(tags[_ORIENTATION_TAG]) if _ORIENTATION_TAG in tags else _xmp_orientation(xmp)  # Pillow's rule
     orientation = orientation if orientation in range(1, 9) else 1
     icc = tags.get(34675)
     exif = _tiff_exif(path, orientation != 1, tags)
-    img = _finish(path, color, alpha, 16, orientation, bytes(icc) if icc else None, exif, "TIFF", native, xmp,
+    img = _finish(path, color, alpha, bits, orientation, bytes(icc) if icc else None, exif, "TIFF", native, xmp,
                   _tiff_dpi(tags))
     img.samples = samples
     return img

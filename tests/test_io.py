@@ -297,6 +297,25 @@ def test_8bit_tiffs_of_every_kind_are_turned_upright_not_scrambled(tmp_path, kin
     assert exif_tags(turned.exif).get(0x0112, 1) == 1 and (tmp_path / "turned.tif").read_bytes() == before
 
 
+@pytest.mark.parametrize("compression", ["webp", "jpegxl"])
+def test_8bit_tiffs_of_a_compression_pillow_lacks_are_read_as_8_bit(tmp_path, compression):
+    """Pillow's libtiff decodes neither; these were refused as 'truncated or corrupt' or as an unsupported layout."""
+    u8, a8 = rgb8(), rgb8(seed=9)[..., 1]
+    tifffile.imwrite(tmp_path / "rgb.tif", u8, photometric="rgb", compression=compression,
+                     extratags=[(274, "H", 1, 6, True)])
+    tifffile.imwrite(tmp_path / "rgba.tif", np.dstack([u8, a8]), photometric="rgb", extrasamples=[2],
+                     compression=compression)
+    for name in ("rgb.tif", "rgba.tif"):
+        img = read_image(tmp_path / name, dtype="native")
+        stored = tifffile.imread(tmp_path / name)  # what the codec gives back (WebP may be lossy)
+        assert (img.bit_depth, img.pixels.dtype, img.format) == (8, np.uint8, "TIFF")
+        if name == "rgb.tif":
+            np.testing.assert_array_equal(img.pixels, np.rot90(stored, -1))  # orientation 6, turned upright
+        else:
+            np.testing.assert_array_equal(img.pixels, stored[..., :3])
+            np.testing.assert_array_equal(img.alpha, stored[..., 3])
+
+
 def test_oriented_image_is_not_rotated_twice(tmp_path):
     u8 = rgb8()
     src = tmp_path / "src.png"
