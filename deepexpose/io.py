@@ -31,8 +31,9 @@ Reading (:func:`read_image`)
     camera's white balance, no automatic brightening (the photo keeps its real exposure, for the correction to
     fix) and the file's own white level (LibRaw's lowering of it to the brightest pixels, which brightened a photo
     by its highlights, is off), LibRaw's default demosaicing and highlight clipping, sRGB primaries and the sRGB
-    curve (``gamma=(2.4, 12.92)``), 16-bit codes (``bit_depth`` 16) with an sRGB ICC profile, turned upright by the
-    camera's orientation. Without ``rawpy``, only RAW files fail, saying so.
+    curve (``gamma=(2.4, 12.92)``), 16-bit codes (``bit_depth`` 16) with an sRGB ICC profile, cut to the picture
+    the file means (a DNG's default crop) and turned upright by the camera's orientation. Without ``rawpy``, only RAW
+    files fail, saying so.
 
     Every failure is an :class:`ImageReadError` naming the file and the reason: missing, empty, not an
     image, truncated or corrupt, unsupported pixel layout (signed samples, floats outside [0, 1], odd channel
@@ -1345,7 +1346,9 @@ def _read_raw(path: Path, head: bytes, limit: int | None, native: bool = False) 
             raw.open_file(os.fspath(path))
             _check_pixels(path, raw.sizes.width, raw.sizes.height, limit)
             raw.unpack()
-            rgb = raw.postprocess(output_color=rawpy.ColorSpace.sRGB, **_RAW_SETTINGS)
+            orientation = _FLIP_ORIENTATION.get(int(raw.sizes.flip), 1)  # the file's; postprocess reports its own
+            rgb = _raw_crop(raw.postprocess(output_color=rawpy.ColorSpace.sRGB, user_flip=0, **_RAW_SETTINGS),
+                            raw.sizes)
             exif = _raw_exif(path, head, raw)
     except rawpy.LibRawFileUnsupportedError as e:
         raise ImageReadError(path, "not a camera RAW file LibRaw can read (an unknown camera, or not a RAW "
@@ -1353,7 +1356,22 @@ def _read_raw(path: Path, head: bytes, limit: int | None, native: bool = False) 
     except rawpy.LibRawError as e:
         reason = e.args[0].decode(errors="replace") if e.args and isinstance(e.args[0], bytes) else str(e)
         raise ImageReadError(path, f"truncated or corrupt RAW file (LibRaw: {reason})") from e
-    return _finish(path, rgb, None, 16, 1, _srgb_profile(), exif, "RAW", native)
+    return _finish(path, rgb, None, 16, orientation, _srgb_profile(), exif, "RAW", native)
+
+
+_FLIP_ORIENTATION = {0: 1, 1: 2, 3: 3, 2: 4, 4: 5, 6: 6, 7: 7, 5: 8}
+"""LibRaw's ``flip`` (dcraw's: 4 transposes, 2 flips the rows, 1 the columns) as the EXIF orientation it stands for"""
+
+
+def _raw_crop(rgb: np.ndarray, sizes: Any) -> np.ndarray:
+    """The developed sensor image ``rgb`` (not yet turned) cut to the picture the camera means, where the file gives
+    one (a DNG's DefaultCropOrigin and DefaultCropSize, LibRaw's ``crop_*`` sizes): the border outside it holds
+    pixels that are not part of the photo. Unchanged where none is given or it does not fit."""
+    left, top = int(getattr(sizes, "crop_left_margin", 0)), int(getattr(sizes, "crop_top_margin", 0))
+    width, height = int(getattr(sizes, "crop_width", 0)), int(getattr(sizes, "crop_height", 0))
+    if width <= 0 or height <= 0 or left < 0 or top < 0 or top + height > rgb.shape[0] or left + width > rgb.shape[1]:
+        return rgb
+    return rgb[top:top + height, left:left + width]
 
 
 def _raw_exif(path: Path, head: bytes, raw: Any) -> bytes | None:

@@ -126,11 +126,12 @@ def load_script(name: str):
     return module
 
 
-def make_dng(path, level=0.3, neutral=(0.5, 1.0, 0.7), orientation=1, h=32, w=48, exif=None):
+def make_dng(path, level=0.3, neutral=(0.5, 1.0, 0.7), orientation=1, h=32, w=48, exif=None, crop=None):
     """A minimal DNG laid out as cameras write it: an RGB thumbnail in IFD0 (with the DNG tags) and, in its SubIFD,
     16-bit RGGB Bayer data of a scene reflecting ``level`` (a number or an ``h x w`` array) of the white level, each
     channel seen through the camera's ``neutral`` (also its AsShotNeutral: camera white balance makes it grey).
-    ``exif`` (tag -> value) is written as the EXIF directory."""
+    ``exif`` (tag -> value) is written as the EXIF directory; ``crop`` ``(left, top, width, height)`` as the
+    DefaultCropOrigin and DefaultCropSize of the picture the camera means."""
     black, white = 512, 16383
     gain = np.asarray(neutral)[np.tile([[0, 1], [1, 2]], (h // 2, w // 2))]
     cfa = np.round(black + np.broadcast_to(level, (h, w)) * gain * (white - black)).astype(np.uint16)
@@ -138,7 +139,8 @@ def make_dng(path, level=0.3, neutral=(0.5, 1.0, 0.7), orientation=1, h=32, w=48
     ifd0 = [(50706, "B", 4, (1, 4, 0, 0)), (50708, "s", 0, "Test Camera"), (50721, "2i", 9, identity),
             (50728, "2I", 3, tuple(x for n in neutral for x in (round(n * 10000), 10000))),
             (274, "H", 1, orientation), (271, "s", 0, "TestMake"), *([(34666, "I", 1, 0)] if exif else [])]
-    raw = [(33421, "H", 2, (2, 2)), (33422, "B", 4, (0, 1, 1, 2)), (50714, "H", 1, black), (50717, "H", 1, white)]
+    raw = [(33421, "H", 2, (2, 2)), (33422, "B", 4, (0, 1, 1, 2)), (50714, "H", 1, black), (50717, "H", 1, white),
+           *([(50719, "I", 2, crop[:2]), (50720, "I", 2, crop[2:])] if crop else [])]
     with tifffile.TiffWriter(path) as tif:
         tif.write(np.zeros((h // 8, w // 8, 3), np.uint8), photometric="rgb", subfiletype=1, subifds=1,
                   extratags=ifd0, metadata=None)

@@ -1701,6 +1701,16 @@ def test_a_dng_is_developed_to_16_bit_srgb_with_camera_white_balance(tmp_path):
     np.testing.assert_array_equal(native.pixels, as_u16(img.pixels))
 
 
+@pytest.mark.parametrize("orientation", [1, 6])
+def test_a_dng_is_cut_to_its_default_crop_before_it_is_turned(tmp_path, orientation):
+    scene = np.full((32, 48), 0.9)  # a bright border outside the picture the camera means
+    scene[4:28, 8:40] = 0.2
+    img = read_image(make_dng(tmp_path / "a.dng", scene, neutral=(1.0, 1.0, 1.0), orientation=orientation,
+                              crop=(8, 4, 32, 24)))
+    assert img.pixels.shape == ((24, 32, 3) if orientation == 1 else (32, 24, 3))  # before: 32 x 48, border and all
+    np.testing.assert_allclose(img.pixels[2:-2, 2:-2].reshape(-1, 3).mean(axis=0), srgb(0.2), atol=0.01)
+
+
 @pytest.mark.parametrize("peak", [0.5, 0.76, 1.0])
 def test_a_dngs_exposure_does_not_depend_on_its_highlights(tmp_path, peak):
     """LibRaw lowers the white level to the brightest pixels when they are within 75 % of it (adjust_maximum_thr):
