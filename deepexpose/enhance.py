@@ -470,7 +470,7 @@ def warn_of_left_out(img: Image, source: Path, output: Path, warn: bool = True) 
     auxiliary images (``Image.auxiliary``: an iPhone's HDR gain map, portrait mattes) are not written; transparency
     has no place in JPEG output; a JPEG's extended XMP (what did not fit its one XMP marker) is not read;
     a TIFF's floating-point or 32-bit samples (``Image.samples``) are written as integers by formats other than
-    TIFF.
+    TIFF; a TIFF's channel of unspecified meaning (``Image.unspecified``) is not written.
     (Animations are enhanced whole, :func:`deepexpose.video.enhance_animation`.) ``warn=False`` only returns it."""
     from . import DeepExposeWarning
 
@@ -491,6 +491,9 @@ def warn_of_left_out(img: Image, source: Path, output: Path, warn: bool = True) 
         kind = "floating-point" if img.samples.startswith("float") else "32-bit integer"
         lost.append(f"its {kind} samples ({img.samples}): {output.suffix.lstrip('.').upper()} output holds "
                     "integers of 16 bits at most (only TIFF output keeps them)")
+    if img.unspecified:
+        lost.append("its extra channel of unspecified meaning (TIFF ExtraSamples 0, not transparency): nothing "
+                    "here knows what it holds, so no output keeps it")
     if img.xmp and b"HasExtendedXMP" in img.xmp:
         lost.append("its extended XMP (what did not fit the JPEG's one XMP marker), which is not read")
     if not lost:

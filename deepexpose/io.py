@@ -307,10 +307,10 @@ class Image:
     ``cicp``: the colour given as code points (primaries, transfer, matrix, range) by a HEIF or AVIF file's ``nclx``
     box, where it has no ICC profile, or by a PNG's ``cICP`` chunk; ``icc_profile`` is then one made from them where
     that is possible (see :func:`deepexpose.cicp.icc_profile`), and ``cicp.hdr`` names an HDR transfer.
-    ``pictures``: how many pictures the file holds, of which this is the first (or a HEIF file's primary one): the
-    pages of a multi-page TIFF (reduced-resolution ones, thumbnails, not counted), the images of a multi-picture
-    JPEG (MPO: a camera's preview, a second view, a gain map), the top-level images of a HEIF file (a burst), the
-    frames of an animation; 1 for most files.
+    ``pictures``: how many pictures the file holds, of which this is the first (a HEIF file's primary one, a TIFF's
+    first page that is not a reduced-resolution copy): the pages of a multi-page TIFF (thumbnails not counted), the
+    images of a multi-picture JPEG (MPO: a camera's preview, a second view, a gain map), the top-level images of a
+    HEIF file (a burst), the frames of an animation; 1 for most files.
     ``trailer``: what a JPEG holds after its photo (:class:`deepexpose.mpf.Trailer`: the other pictures of its MPF
     index, a gain map, a motion photo's video...), written back after a JPEG's photo; ``None`` when nothing follows.
     ``thumbnails``: the sizes (longer side) of a HEIF file's thumbnails, made again from the pixels when written as
@@ -319,6 +319,8 @@ class Image:
     ``samples``: for a TIFF whose samples are not 8- or 16-bit unsigned integers, their numpy type (``"float32"``,
     ``"float16"``, ``"float64"``, ``"uint32"``); the image is then read as 16-bit codes of them (``bit_depth``
     16), and :func:`write_image` writes a TIFF back with samples of that type (``""`` for every other file).
+    ``unspecified``: how many channels of a TIFF (ExtraSamples 0: a mask, a depth...) are of no meaning the file
+    names, and were read past: they are not transparency.
     """
 
     pixels: np.ndarray
@@ -339,6 +341,7 @@ class Image:
     thumbnails: tuple[int, ...] = ()
     auxiliary: tuple[str, ...] = ()
     samples: str = ""
+    unspecified: int = 0
 
     @property
     def height(self) -> int:
@@ -572,12 +575,13 @@ def _exif_directories(exif: PILImage.Exif) -> dict[int, dict[int, Any]]:
     return found
 
 
-def _tiff_exif(path: Path, rotated: bool, tags: dict[int, Any] | None = None) -> bytes | None:
-    """The EXIF of a TIFF file: the descriptive tags of its first IFD (``tags``: as read already, else read here)
-    with its EXIF and GPS directories (see :func:`_exif_directories`), and Orientation 1 if the pixels were rotated.
-    Never raises: if the file's directories cannot be read, the descriptive ``tags`` alone (or ``None``)."""
+def _tiff_exif(path: Path | bytes, rotated: bool, tags: dict[int, Any] | None = None) -> bytes | None:
+    """The EXIF of a TIFF file (or of its bytes, see :func:`_tiff_main_first`): the descriptive tags of its first
+    IFD (``tags``: as read already, else read here) with its EXIF and GPS directories (see
+    :func:`_exif_directories`), and Orientation 1 if the pixels were rotated. Never raises: if the file's
+    directories cannot be read, the descriptive ``tags`` alone (or ``None``)."""
     try:
-        with open(path, "rb") as fh:
+        with _opened(path) as fh:
             found = PILImage.Exif()
             found.load_from_fp(fh)
             return _exif_from_tiff_tags(dict(found) if tags is None else tags, rotated, _exif_directories(found))
@@ -879,12 +883,15 @@ _PILLOW_MODE_NAMES = {"I": "32-bit integer", "F": "32-bit floating point", "LAB"
 
 
 def _read_pillow(path: Path, limit: int | None, tiff_layout: str | None, native: bool = False,
-                 avif: bool = False) -> Image:
-    """Read through Pillow; ``tiff_layout`` describes a TIFF, ``avif`` says that the file's brand is AVIF."""
-    unturned = _tiff_unturned(path) if tiff_layout is not None else None
+                 avif: bool = False, tiff: bytes | None = None) -> Image:
+    """Read through Pillow; ``tiff_layout`` describes a TIFF, ``avif`` says that the file's brand is AVIF. ``tiff``:
+    a TIFF's bytes to read instead of the file's (:func:`_tiff_main_first`)."""
+    source: Path | bytes = path if tiff is None else tiff
+    unturned = _tiff_unturned(source) if tiff_layout is not None else None
     try:
         with _pillow_limit_off():
-            pim = PILImage.open(unturned[0] if unturned else path, formats=_PILLOW_FORMATS)
+            opened = unturned[0] if unturned else path if tiff is None else io.BytesIO(tiff)
+            pim = PILImage.open(opened, formats=_PILLOW_FORMATS)
     except UnidentifiedImageError as e:
         if tiff_layout is not None:
             raise ImageReadError(path, f"unsupported TIFF layout ({tiff_layout})") from e
@@ -936,7 +943,7 @@ def _read_pillow(path: Path, limit: int | None, tiff_layout: str | None, native:
             color, alpha, bit_depth = _pillow_arrays(rgb, path)
 
     if fmt == "TIFF":
-        exif = _tiff_exif(path, rotated, tiff_tags)
+        exif = _tiff_exif(source, rotated, tiff_tags)
     elif raw_exif:
         exif = _exif_upright(bytes(raw_exif)) if rotated else _as_exif_bytes(bytes(raw_exif))
     else:
@@ -1130,12 +1137,18 @@ def _decode_jpeg_codes(path: Path, mode: str, width: int, height: int, cut: bool
     return decoded
 
 
-def _tiff_unturned(path: Path) -> tuple[IO[bytes], int] | None:
-    """For a TIFF whose first IFD has an Orientation (tag 274) other than 1: the file's bytes, in memory, with that
-    orientation set to 1, and the orientation. Pillow turns a TIFF upright itself while loading, and for gray,
-    palette, RGBA and CMYK ones (Pillow 13) returned their pixels scrambled; read unturned, they are turned here as
-    every other photo is. ``None`` for any other file (classic and BigTIFF, either byte order, are read)."""
-    with open(path, "rb") as fh:
+def _opened(source: Path | bytes) -> IO[bytes]:
+    """A file's bytes, or the bytes given, to read from."""
+    return io.BytesIO(source) if isinstance(source, bytes) else open(source, "rb")
+
+
+def _tiff_unturned(path: Path | bytes) -> tuple[IO[bytes], int] | None:
+    """For a TIFF (or its bytes) whose first IFD has an Orientation (tag 274) other than 1: the file's bytes, in
+    memory, with that orientation set to 1, and the orientation. Pillow turns a TIFF upright itself while loading,
+    and for gray, palette, RGBA and CMYK ones (Pillow 13) returned their pixels scrambled; read unturned, they are
+    turned here as every other photo is. ``None`` for any other file (classic and BigTIFF, either byte order, are
+    read)."""
+    with _opened(path) as fh:
         head = fh.read(16)
         order = {b"II": "<", b"MM": ">"}.get(head[:2])
         if order is None or len(head) < 16:
@@ -1409,7 +1422,8 @@ def _read_tiff(path: Path, limit: int | None, native: bool = False) -> Image:
     samples as 16-bit codes (:data:`WIDE_TIFF_SAMPLES`) and 8-bit ones of a compression Pillow lacks
     (:data:`_PILLOW_LACKS`: WebP, JPEG XL...) here; hand the other 1- to 8-bit ones to Pillow."""
     with tifffile.TiffFile(path) as tif:
-        page = tif.pages[0]
+        main = _tiff_main_page(tif)
+        page = tif.pages[main]
         bits = int(page.bitspersample)
         sample_format = int(page.sampleformat)
         photometric = int(page.photometric)
@@ -1430,13 +1444,37 @@ def _read_tiff(path: Path, limit: int | None, native: bool = False) -> Image:
         iptc = bytes(iptc.value) if iptc is not None and isinstance(iptc.value, (bytes, bytearray)) else None
         pictures = _tiff_pictures(tif)
         here = bits == 16 or wide or (bits == 8 and int(page.compression) in _PILLOW_LACKS)
+        promoted = _tiff_main_first(path, int(page.offset)) if main else None
         if here:
-            img = _decode_tifffile(path, page, limit, layout, native, wide or "")
-    if not here:
-        img = _read_pillow(path, limit, tiff_layout=layout, native=native)  # 1- to 8-bit: Pillow knows the rest
+            img = _decode_tifffile(path, page, limit, layout, native, wide or "", promoted)
+    if not here:  # 1- to 8-bit: Pillow knows the rest
+        img = _read_pillow(path, limit, tiff_layout=layout, native=native, tiff=promoted)
     img.notes = _notes(iptc, None, [])
     img.pictures = pictures
+    img.unspecified = extras.count(0)
     return img
+
+
+def _tiff_main_page(tif: tifffile.TiffFile) -> int:
+    """The index of a TIFF's first page that is a picture of its own (NewSubfileType bit 0 clear), 0 if none is:
+    some writers put a reduced-resolution copy (a thumbnail) first, and the photo after it."""
+    for index, page in enumerate(tif.pages):
+        if not int(getattr(page, "subfiletype", 0)) & 1:
+            return index
+    return 0
+
+
+def _tiff_main_first(path: Path, offset: int) -> bytes:
+    """A TIFF file's bytes, in memory, with its header pointing at the IFD at ``offset`` (its main picture) as the
+    first: every reader of the first IFD (Pillow, the EXIF, the orientation) then reads that picture. The input
+    file is never touched."""
+    data = bytearray(path.read_bytes())
+    order = "<" if data[:2] == b"II" else ">"
+    if struct.unpack_from(order + "H", data, 2)[0] == 43:  # BigTIFF: 8-byte offset at byte 8
+        struct.pack_into(order + "Q", data, 8, offset)
+    else:
+        struct.pack_into(order + "I", data, 4, offset)
+    return bytes(data)
 
 
 def _tiff_pictures(tif: tifffile.TiffFile) -> int:
@@ -1468,9 +1506,10 @@ def _to_codes16(path: Path, data: np.ndarray, samples: str) -> np.ndarray:
 
 
 def _decode_tifffile(path: Path, page: Any, limit: int | None, layout: str, native: bool = False,
-                     samples: str = "") -> Image:
-    """Decode the first page of a 16-bit TIFF (already checked: unsigned, sensible sample count), of one of
-    ``samples`` (:data:`WIDE_TIFF_SAMPLES`) as 16-bit codes of them, or of an 8-bit one Pillow cannot decode."""
+                     samples: str = "", promoted: bytes | None = None) -> Image:
+    """Decode the main page of a 16-bit TIFF (already checked: unsigned, sensible sample count), of one of
+    ``samples`` (:data:`WIDE_TIFF_SAMPLES`) as 16-bit codes of them, or of an 8-bit one Pillow cannot decode.
+    ``promoted``: the file's bytes with that page first (:func:`_tiff_main_first`), when it is not."""
     photometric = int(page.photometric)
     extras = tuple(int(x) for x in page.extrasamples)
     bits = 8 if int(page.bitspersample) == 8 and not samples else 16
@@ -1507,7 +1546,7 @@ def _decode_tifffile(path: Path, page: Any, limit: int | None, layout: str, nati
     orientation = int(tags[_ORIENTATION_TAG]) if _ORIENTATION_TAG in tags else _xmp_orientation(xmp)  # Pillow's rule
     orientation = orientation if orientation in range(1, 9) else 1
     icc = tags.get(34675)
-    exif = _tiff_exif(path, orientation != 1, tags)
+    exif = _tiff_exif(path if promoted is None else promoted, orientation != 1, tags)
     img = _finish(path, color, alpha, bits, orientation, bytes(icc) if icc else None, exif, "TIFF", native, xmp,
                   _tiff_dpi(tags))
     img.samples = samples

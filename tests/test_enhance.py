@@ -799,6 +799,28 @@ def test_frames_of_raw_photos_are_written_as_tiffs(tmp_path):
         frame_outputs(frames, tmp_path / "again")
 
 
+@pytest.mark.parametrize("bits", [8, 16])
+def test_a_tiffs_channel_of_unspecified_meaning_is_named_as_left_out(tmp_path, bits):
+    """An RGB TIFF with a fourth sample that is not alpha (ExtraSamples 0): the channel was dropped silently."""
+    import tifffile
+
+    from deepexpose import DeepExposeWarning
+
+    a = (np.linspace(0, 120, 48 * 64 * 4) % 121).astype(np.uint16 if bits == 16 else np.uint8).reshape(48, 64, 4)
+    src = tmp_path / "in"
+    src.mkdir()
+    tifffile.imwrite(src / "mask.tif", a, photometric="rgb", extrasamples=[0])
+    tifffile.imwrite(src / "alpha.tif", a, photometric="rgb", extrasamples=[2])
+    cfg = EnhanceConfig(out=str(tmp_path / "out"), method="classic", sidecar=True, progress=False)
+    with pytest.warns(DeepExposeWarning, match=r"mask.tif: left out of the output: its extra channel") as seen:
+        assert enhance_paths([src], cfg).exit_code == 0
+    assert len(seen) == 1  # alpha is carried through
+    doc = json.loads((tmp_path / "out" / "mask.tif.json").read_text())
+    assert doc["left_out"].startswith("its extra channel of unspecified meaning (TIFF ExtraSamples 0")
+    assert "left_out" not in json.loads((tmp_path / "out" / "alpha.tif.json").read_text())
+    assert read_image(tmp_path / "out" / "mask.tif").alpha is None
+
+
 def test_a_file_of_several_pictures_is_enhanced_as_its_first_with_a_warning_and_a_note(tmp_path):
     import tifffile
 

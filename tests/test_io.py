@@ -297,6 +297,25 @@ def test_8bit_tiffs_of_every_kind_are_turned_upright_not_scrambled(tmp_path, kin
     assert exif_tags(turned.exif).get(0x0112, 1) == 1 and (tmp_path / "turned.tif").read_bytes() == before
 
 
+@pytest.mark.parametrize("bits", [8, 16])
+def test_a_tiff_whose_first_page_is_a_thumbnail_is_read_as_its_photo(tmp_path, bits):
+    """Some writers put a reduced-resolution copy (NewSubfileType 1) before the photo: the photo was read as the
+    thumbnail, and enhance wrote a thumbnail-sized output. Its own orientation, resolution and EXIF come with it."""
+    photo = rgb8() if bits == 8 else rgb16()
+    profile = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    path = tmp_path / "thumb-first.tif"
+    with tifffile.TiffWriter(path) as tif:
+        tif.write(photo[::3, ::3], photometric="rgb", subfiletype=1, extratags=[(315, "s", 0, "thumbnail", True)])
+        tif.write(photo, photometric="rgb", resolution=(300, 150), iccprofile=profile,
+                  extratags=[(274, "H", 1, 6, True), (315, "s", 0, "the photo", True)])
+    before = path.read_bytes()
+    img = read_image(path, dtype="native")
+    np.testing.assert_array_equal(img.pixels, np.rot90(photo, -1))
+    assert (img.bit_depth, img.pictures, img.icc_profile, img.dpi) == (bits, 1, profile, (150, 300))
+    assert exif_tags(img.exif)[315] == "the photo" and exif_tags(img.exif).get(0x0112, 1) == 1
+    assert path.read_bytes() == before
+
+
 @pytest.mark.parametrize("compression", ["webp", "jpegxl"])
 def test_8bit_tiffs_of_a_compression_pillow_lacks_are_read_as_8_bit(tmp_path, compression):
     """Pillow's libtiff decodes neither; these were refused as 'truncated or corrupt' or as an unsupported layout."""
