@@ -1350,6 +1350,18 @@ _RAW_SETTINGS = {"use_camera_wb": True, "no_auto_bright": True, "adjust_maximum_
                  "output_bps": 16}
 
 
+def _is_text(head: bytes) -> bool:
+    """Whether a file's first bytes are text (UTF-8 without control characters other than tab, CR and LF); every
+    RAW format starts with binary header fields."""
+    try:
+        text = head.decode("utf-8")
+    except UnicodeDecodeError as e:
+        if e.start < len(head) - 3:
+            return False
+        text = head[:e.start].decode("utf-8")  # a character cut off at the end of ``head``
+    return bool(text) and all(c.isprintable() or c in "\t\r\n" for c in text)
+
+
 def _read_raw(path: Path, head: bytes, limit: int | None, native: bool = False) -> Image:
     """Develop a camera RAW file with LibRaw through rawpy (settings in the module notes); ``head`` is its start."""
     import rawpy
@@ -1363,10 +1375,12 @@ def _read_raw(path: Path, head: bytes, limit: int | None, native: bool = False) 
             rgb = _raw_crop(raw.postprocess(output_color=rawpy.ColorSpace.sRGB, user_flip=0, **_RAW_SETTINGS),
                             raw.sizes)
             exif = _raw_exif(path, head, raw)
-    except rawpy.LibRawFileUnsupportedError as e:
-        raise ImageReadError(path, "not a camera RAW file LibRaw can read (an unknown camera, or not a RAW "
-                                   "file)") from e
     except rawpy.LibRawError as e:
+        if _is_text(head):
+            raise ImageReadError(path, "not a camera RAW file: it holds text") from e
+        if isinstance(e, rawpy.LibRawFileUnsupportedError):
+            raise ImageReadError(path, "not a camera RAW file LibRaw can read (an unknown camera, or not a RAW "
+                                       "file)") from e
         reason = e.args[0].decode(errors="replace") if e.args and isinstance(e.args[0], bytes) else str(e)
         raise ImageReadError(path, f"truncated or corrupt RAW file (LibRaw: {reason})") from e
     return _finish(path, rgb, None, 16, orientation, _srgb_profile(), exif, "RAW", native)

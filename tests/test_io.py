@@ -1794,6 +1794,11 @@ def test_raw_pixel_limit_and_damage(tmp_path):
     fake = tmp_path / "photo.nef"
     PILImage.fromarray(rgb8()).save(fake, "JPEG")
     assert_read_error(fake, "not a camera raw file")
+    for name, text in (("notes.nef", "to do:\n"), ("café.cr2", "crème brûlée, " * 9)):  # short and long
+        (tmp_path / name).write_text(text, encoding="utf-8")  # was 'truncated or corrupt raw file' for the short
+        assert_read_error(tmp_path / name, "not a camera raw file: it holds text")
+    (tmp_path / "cut.cr2").write_bytes(path.read_bytes()[:100])
+    assert_read_error(tmp_path / "cut.cr2", "truncated or corrupt raw")
 
 
 def test_raw_needs_rawpy_and_cannot_be_written(tmp_path, monkeypatch):
