@@ -1445,10 +1445,11 @@ def _read_tiff(path: Path, limit: int | None, native: bool = False) -> Image:
         name = _PHOTOMETRIC_NAMES.get(photometric, photometric)
         layout = f"photometric {name}, {spp} samples of {bits} bits"
         wide = WIDE_TIFF_SAMPLES.get((sample_format, bits))
-        if wide is None and (sample_format not in (1, 4) or bits not in (1, 2, 4, 8, 16)):
+        if wide is None and (sample_format not in (1, 4) or bits not in (1, 2, 4, *range(8, 17))):
             kind = {2: "signed integer", 3: "floating-point"}.get(sample_format, "integer")
-            raise ImageReadError(path, f"unsupported pixel format: {bits}-bit {kind} samples (supported: 1- to "
-                                       "16-bit unsigned integers, 32-bit ones and 16-, 32- and 64-bit floating point)")
+            raise ImageReadError(path, f"unsupported pixel format: {bits}-bit {kind} samples (supported: unsigned "
+                                       "integers of 1, 2, 4 and 8 to 16 bits or 32 bits, and 16-, 32- and 64-bit "
+                                       "floating point)")
         base = {0: 1, 1: 1, 2: 3, 3: 1, 5: 4, 6: 3}.get(photometric)  # gray, gray, RGB, palette, CMYK, YCbCr
         extras = tuple(int(x) for x in page.extrasamples)
         if base is None or spp != base + len(extras) or len(extras) > 1:
@@ -1457,7 +1458,7 @@ def _read_tiff(path: Path, limit: int | None, native: bool = False) -> Image:
         iptc = page.tags.get(_TIFF_IPTC)
         iptc = bytes(iptc.value) if iptc is not None and isinstance(iptc.value, (bytes, bytearray)) else None
         pictures = _tiff_pictures(tif)
-        here = bits == 16 or wide or (bits == 8 and int(page.compression) in _PILLOW_LACKS)
+        here = bits > 8 or wide or (bits == 8 and int(page.compression) in _PILLOW_LACKS)
         promoted = _tiff_main_first(path, int(page.offset)) if main else None
         if here:
             img = _decode_tifffile(path, page, limit, layout, native, wide or "", promoted)
@@ -1521,14 +1522,16 @@ def _to_codes16(path: Path, data: np.ndarray, samples: str) -> np.ndarray:
 
 def _decode_tifffile(path: Path, page: Any, limit: int | None, layout: str, native: bool = False,
                      samples: str = "", promoted: bytes | None = None) -> Image:
-    """Decode the main page of a 16-bit TIFF (already checked: unsigned, sensible sample count), of one of
-    ``samples`` (:data:`WIDE_TIFF_SAMPLES`) as 16-bit codes of them, or of an 8-bit one Pillow cannot decode.
+    """Decode the main page of a 9- to 16-bit TIFF (already checked: unsigned, sensible sample count; 10, 12 or 14
+    bits scaled to 16-bit codes, ``v * 65535 / (2**bits - 1)`` rounded), of one of ``samples``
+    (:data:`WIDE_TIFF_SAMPLES`) as 16-bit codes of them, or of an 8-bit one Pillow cannot decode.
     ``promoted``: the file's bytes with that page first (:func:`_tiff_main_first`), when it is not."""
     photometric = int(page.photometric)
     extras = tuple(int(x) for x in page.extrasamples)
-    bits = 8 if int(page.bitspersample) == 8 and not samples else 16
+    depth = int(page.bitspersample)
+    bits = 8 if depth == 8 and not samples else 16
     if photometric not in (0, 1, 2):
-        kind = samples or ("16-bit" if bits == 16 else f"{_PILLOW_LACKS[int(page.compression)]}-compressed")
+        kind = samples or (f"{depth}-bit" if bits == 16 else f"{_PILLOW_LACKS[int(page.compression)]}-compressed")
         raise ImageReadError(path, f"unsupported {kind} TIFF layout ({layout}); expected gray or RGB")
     _check_pixels(path, int(page.imagewidth), int(page.imagelength), limit)
     if page.imagedepth != 1:
@@ -1546,7 +1549,12 @@ def _decode_tifffile(path: Path, page: Any, limit: int | None, layout: str, nati
         raise ImageReadError(path, f"unsupported TIFF layout (axes {axes!r})")
     dtype = np.uint8 if bits == 8 else np.uint16
     top = np.iinfo(dtype).max
-    data = _to_codes16(path, data, samples) if samples else data.astype(dtype, copy=False)
+    if samples:
+        data = _to_codes16(path, data, samples)
+    elif 8 < depth < 16:
+        data = ((data.astype(np.uint64) * 65535 * 2 + (1 << depth) - 1) // (2 * ((1 << depth) - 1))).astype(dtype)
+    else:
+        data = data.astype(dtype, copy=False)
     color, alpha = data[:, :, :base], (data[:, :, base] if extras else None)
     if photometric == 0:  # min-is-white
         color = top - color

@@ -1019,6 +1019,30 @@ def test_floating_point_tiffs_outside_zero_to_one_or_not_numbers_are_refused(tmp
     assert (read_image(tmp_path / "near.tif", dtype="native").pixels == 65535).all()
 
 
+@pytest.mark.parametrize("depth", [10, 12, 14])
+def test_tiffs_of_10_12_and_14_bit_samples_are_read_as_16_bit_codes(tmp_path, depth):
+    """Scientific cameras and scanners write them; they were refused as an 'unsupported pixel format' whose message
+    named them as supported (1- to 16-bit)."""
+    top = (1 << depth) - 1
+    codes = (rgb16() >> (16 - depth)).astype(np.uint16)
+    codes[0, 0] = (top, 0, 1)
+    tifffile.imwrite(tmp_path / "rgb.tif", codes, photometric="rgb", bitspersample=depth,
+                     extratags=[(274, "H", 1, 8, True)])
+    tifffile.imwrite(tmp_path / "gray.tif", codes[..., 1], photometric="minisblack", bitspersample=depth)
+    scaled = np.floor(codes.astype(np.float64) * 65535 / top + 0.5).astype(np.uint16)
+    rgb, gray = read_image(tmp_path / "rgb.tif", dtype="native"), read_image(tmp_path / "gray.tif", dtype="native")
+    assert (rgb.bit_depth, gray.bit_depth, gray.grey, rgb.samples) == (16, 16, True, "")
+    np.testing.assert_array_equal(rgb.pixels, np.rot90(scaled))  # orientation 8, turned upright
+    np.testing.assert_array_equal(gray.pixels[..., 0], scaled[..., 1])
+    assert tuple(rgb.pixels[-1, 0]) == (65535, 0, round(65535 / top))
+
+
+def test_tiffs_of_other_odd_depths_are_refused_naming_what_is_read(tmp_path):
+    tifffile.imwrite(tmp_path / "six.tif", np.zeros((4, 5, 3), np.uint8), photometric="rgb", bitspersample=6)
+    err = assert_read_error(tmp_path / "six.tif", "unsupported pixel format: 6-bit integer samples")
+    assert "1, 2, 4 and 8 to 16 bits or 32 bits" in err.reason
+
+
 def test_unsupported_modes(tmp_path):
     tifffile.imwrite(tmp_path / "int16.tif", np.zeros((4, 5, 3), np.int16), photometric="rgb")
     assert_read_error(tmp_path / "int16.tif", "unsupported", "16-bit signed integer")
