@@ -655,8 +655,7 @@ def run_job(method: Method, job: Job, cfg: EnhanceConfig) -> Outcome:
         return Outcome(str(job.source), str(job.output), "failed", str(e))
     except Exception as e:  # anything one file throws is that file's failure, never the batch's
         return Outcome(str(job.source), str(job.output), "failed", f"{type(e).__name__}: {e}")
-    if job.kind != "frames":
-        remove_earlier_side_files(job.source, job.output, cfg, lut=job.kind == "image")
+    remove_earlier_side_files(job.source, job.output, cfg, lut=job.kind == "image")  # a sequence's: each frame's too
     return Outcome(str(job.source), str(job.output), "done")
 
 

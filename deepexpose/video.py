@@ -209,8 +209,8 @@ def enhance_frames(method, folder: Path, out_folder: Path, cfg) -> dict:
     """Correct a folder of numbered frames into ``out_folder`` (same names); returns the flicker figures."""
     _need_parametric(method, cfg)
     from . import DeepExposeWarning
-    from .enhance import (_bit_depth, encode_threads, foreign_side_files, output_samples, side_files_kept_on_failure,
-                          trailer_for, warn_if_hdr, warn_of_left_out, write_side_files)
+    from .enhance import (_bit_depth, encode_threads, foreign_side_files, output_samples, remove_earlier_side_files,
+                          side_files_kept_on_failure, trailer_for, warn_if_hdr, warn_of_left_out, write_side_files)
 
     frames, outputs = frame_outputs(folder, out_folder, cfg.format)
     clash = [o for o in outputs if o.exists() and not (cfg.skip_existing or cfg.overwrite)]
@@ -247,6 +247,7 @@ def enhance_frames(method, folder: Path, out_folder: Path, cfg) -> dict:
                         icc_profile=img.icc_profile, exif=img.exif, xmp=xmp, dpi=img.dpi, alpha=img.alpha,
                         overwrite=True, threads=encode_threads(), grey=img.grey, cicp=img.cicp, notes=img.notes,
                         trailer=trailer, thumbnails=img.thumbnails, samples=output_samples(cfg, img, o, depth))
+        remove_earlier_side_files(f, o, cfg)
     if losing > 1:
         warnings.warn(f"{folder}: {losing} frames in all leave something out, as the first did (their sidecars' "
                       "left_out say what)", DeepExposeWarning, stacklevel=2)

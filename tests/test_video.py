@@ -228,6 +228,28 @@ def test_a_frames_side_file_name_taken_by_another_file_is_not_replaced(tmp_path)
     assert json.loads((out / "1.png.json").read_text())["source"] == "1.png"
 
 
+def test_a_sequence_written_again_without_side_files_loses_the_earlier_ones(tmp_path):
+    """With --overwrite and no --sidecar or --lut, each frame's sidecar and LUT, and the sequence's sidecar, from an
+    earlier run stayed beside the new frames, describing the earlier edit."""
+    seq = tmp_path / "s"
+    seq.mkdir()
+    for i, f in enumerate(flicker_test_clip(n=3)):
+        Image.fromarray((f * 255).round().astype(np.uint8)).save(seq / f"{i}.png")
+    out = tmp_path / "o" / "s"
+    cfg = EnhanceConfig(out=str(tmp_path / "o"), method="classic", frames=True, sidecar=True, lut=True,
+                        strength=0.5, progress=False)
+    assert enhance_paths([seq], cfg).count("done") == 1
+    assert len(list(out.iterdir())) == 9 and (tmp_path / "o" / "s.json").exists()
+    again = EnhanceConfig(out=str(tmp_path / "o"), method="classic", frames=True, overwrite=True, progress=False)
+    assert enhance_paths([seq], again).count("done") == 1
+    assert sorted(p.name for p in out.iterdir()) == ["0.png", "1.png", "2.png"]
+    assert sorted(p.name for p in (tmp_path / "o").iterdir()) == ["s"]
+    again.sidecar = cfg.overwrite = True  # the LUTs alone go
+    assert enhance_paths([seq], cfg).count("done") == 1 and enhance_paths([seq], again).count("done") == 1
+    assert sorted(p.name for p in out.iterdir()) == ["0.png", "0.png.json", "1.png", "1.png.json", "2.png",
+                                                     "2.png.json"]
+
+
 def test_foreign_side_files(tmp_path):
     from deepexpose.enhance import foreign_side_files
 
