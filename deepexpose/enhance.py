@@ -546,6 +546,9 @@ def _copyable(source: Path, output: Path) -> bool:
     reports an AVIF's as its EXIF orientation."""
     from PIL import Image as PILImage
 
+    suffix = output.suffix.lower()
+    if _tiff_head(source):
+        return _SAME_SUFFIX.get(suffix, suffix) == ".tif" and _tiff_copyable(source)
     register_heif()
     try:
         with PILImage.open(source) as im:
@@ -553,9 +556,41 @@ def _copyable(source: Path, output: Path) -> bool:
             orientation = 1 if im.format == "AVIF" else im.getexif().get(0x0112, 1)
     except Exception:  # noqa: BLE001 - whatever Pillow cannot open is written, not copied
         return False
-    suffix = output.suffix.lower()
     return (kind == _SAME_SUFFIX.get(suffix, suffix) and (frames == 1 or kind == ".jpg") and orientation == 1
             and mode not in ("CMYK", "YCbCr", "LAB"))
+
+
+def _tiff_head(source: Path) -> bool:
+    """Whether ``source`` starts as a TIFF (classic or BigTIFF, either byte order)."""
+    from .io import _TIFF_SIGNATURES
+
+    try:
+        with open(source, "rb") as fh:
+            return fh.read(4) in _TIFF_SIGNATURES
+    except OSError:
+        return False
+
+
+def _tiff_copyable(source: Path) -> bool:
+    """:func:`_copyable` for a TIFF, read by tifffile (which also reads the floating-point, 32-bit, 10- to 14-bit and
+    BigTIFF files Pillow cannot): one picture (thumbnails aside), upright (no Orientation tag, or XMP orientation
+    where it has none, to apply), not CMYK or CIELab, and YCbCr only as JPEG-compressed (which every reader gives as
+    RGB)."""
+    import tifffile
+
+    from .io import _xmp_orientation
+
+    try:
+        with tifffile.TiffFile(source) as tif:
+            pages = [page for page in tif.pages if not int(getattr(page, "subfiletype", 0)) & 1]
+            if len(pages) != 1:
+                return False
+            page, tags = pages[0], pages[0].tags
+            orientation = tags[274].value if 274 in tags else _xmp_orientation(tags[700].value if 700 in tags else None)
+            photometric = int(page.photometric)
+            return orientation == 1 and photometric not in (5, 8) and (photometric != 6 or int(page.compression) == 7)
+    except Exception:  # noqa: BLE001 - whatever tifffile cannot open is written, not copied
+        return False
 
 
 def encode_threads() -> int:

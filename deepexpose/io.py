@@ -579,9 +579,13 @@ def _tiff_exif(path: Path | bytes, rotated: bool, tags: dict[int, Any] | None = 
     """The EXIF of a TIFF file (or of its bytes, see :func:`_tiff_main_first`): the descriptive tags of its first
     IFD (``tags``: as read already, else read here) with its EXIF and GPS directories (see
     :func:`_exif_directories`), and Orientation 1 if the pixels were rotated. Never raises: if the file's
-    directories cannot be read, the descriptive ``tags`` alone (or ``None``)."""
+    directories cannot be read, the descriptive ``tags`` alone (or ``None``), as for a BigTIFF, whose directories
+    Pillow does not read."""
     try:
         with _opened(path) as fh:
+            if fh.read(4) in _TIFF_SIGNATURES[2:]:  # BigTIFF: Pillow would misread it, with a warning
+                raise ValueError("BigTIFF")
+            fh.seek(0)
             found = PILImage.Exif()
             found.load_from_fp(fh)
             return _exif_from_tiff_tags(dict(found) if tags is None else tags, rotated, _exif_directories(found))
@@ -1432,9 +1436,10 @@ _PILLOW_LACKS = {34712: "JPEG 2000", 34887: "LERC", 50001: "WebP", 50002: "JPEG 
 
 
 def _read_tiff(path: Path, limit: int | None, native: bool = False) -> Image:
-    """Inspect a TIFF with tifffile; decode 16-bit ones, gray or RGB ones of floating-point or 32-bit integer
-    samples as 16-bit codes (:data:`WIDE_TIFF_SAMPLES`) and 8-bit ones of a compression Pillow lacks
-    (:data:`_PILLOW_LACKS`: WebP, JPEG XL...) here; hand the other 1- to 8-bit ones to Pillow."""
+    """Inspect a TIFF with tifffile; decode 9- to 16-bit ones, gray or RGB ones of floating-point or 32-bit
+    integer samples as 16-bit codes (:data:`WIDE_TIFF_SAMPLES`), and 8-bit ones of a compression Pillow lacks
+    (:data:`_PILLOW_LACKS`: WebP, JPEG XL...) or in a big-endian BigTIFF here; hand the other 1- to 8-bit ones to
+    Pillow."""
     with tifffile.TiffFile(path) as tif:
         main = _tiff_main_page(tif)
         page = tif.pages[main]
@@ -1458,7 +1463,8 @@ def _read_tiff(path: Path, limit: int | None, native: bool = False) -> Image:
         iptc = page.tags.get(_TIFF_IPTC)
         iptc = bytes(iptc.value) if iptc is not None and isinstance(iptc.value, (bytes, bytearray)) else None
         pictures = _tiff_pictures(tif)
-        here = bits > 8 or wide or (bits == 8 and int(page.compression) in _PILLOW_LACKS)
+        big_endian_bigtiff = tif.is_bigtiff and tif.byteorder == ">"  # Pillow reads little-endian BigTIFF only
+        here = bits > 8 or wide or (bits == 8 and (int(page.compression) in _PILLOW_LACKS or big_endian_bigtiff))
         promoted = _tiff_main_first(path, int(page.offset)) if main else None
         if here:
             img = _decode_tifffile(path, page, limit, layout, native, wide or "", promoted)
@@ -1524,14 +1530,16 @@ def _decode_tifffile(path: Path, page: Any, limit: int | None, layout: str, nati
                      samples: str = "", promoted: bytes | None = None) -> Image:
     """Decode the main page of a 9- to 16-bit TIFF (already checked: unsigned, sensible sample count; 10, 12 or 14
     bits scaled to 16-bit codes, ``v * 65535 / (2**bits - 1)`` rounded), of one of ``samples``
-    (:data:`WIDE_TIFF_SAMPLES`) as 16-bit codes of them, or of an 8-bit one Pillow cannot decode.
+    (:data:`WIDE_TIFF_SAMPLES`) as 16-bit codes of them, or of an 8-bit one Pillow cannot decode (of a compression
+    it lacks, or a big-endian BigTIFF).
     ``promoted``: the file's bytes with that page first (:func:`_tiff_main_first`), when it is not."""
     photometric = int(page.photometric)
     extras = tuple(int(x) for x in page.extrasamples)
     depth = int(page.bitspersample)
     bits = 8 if depth == 8 and not samples else 16
     if photometric not in (0, 1, 2):
-        kind = samples or (f"{depth}-bit" if bits == 16 else f"{_PILLOW_LACKS[int(page.compression)]}-compressed")
+        lacks = _PILLOW_LACKS.get(int(page.compression))
+        kind = samples or (f"{depth}-bit" if bits == 16 else f"{lacks}-compressed" if lacks else "big-endian BigTIFF")
         raise ImageReadError(path, f"unsupported {kind} TIFF layout ({layout}); expected gray or RGB")
     _check_pixels(path, int(page.imagewidth), int(page.imagelength), limit)
     if page.imagedepth != 1:

@@ -229,6 +229,33 @@ def test_an_unchanged_photo_is_written_not_copied_where_a_copy_would_differ(tmp_
     assert (out / "deep.png").read_bytes() == (src / "deep.png").read_bytes()  # 16 bits kept: a copy
 
 
+def test_an_unchanged_tiff_is_copied_where_pillow_cannot_open_it_and_written_where_a_copy_would_differ(tmp_path):
+    """Floating-point, 12-bit and big-endian BigTIFF files were rewritten at --strength 0 (Pillow, which chose, cannot
+    open them); a TIFF turned by its Orientation tag or its XMP, a CMYK one and one of two pages are written."""
+    import tifffile
+
+    src = tmp_path / "in"
+    src.mkdir()
+    u8 = (photo(5) * 255).round().astype(np.uint8)
+    xmp = b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:Description tiff:Orientation="6"/></x:xmpmeta>'
+    tifffile.imwrite(src / "float.tif", photo(5).astype(np.float32), photometric="rgb")
+    tifffile.imwrite(src / "twelve.tif", u8.astype(np.uint16) * 16, photometric="rgb", bitspersample=12)
+    tifffile.imwrite(src / "big.tif", u8, photometric="rgb", bigtiff=True, byteorder=">")
+    tifffile.imwrite(src / "turned.tif", u8, photometric="rgb", extratags=[(274, "H", 1, 6, True)])
+    tifffile.imwrite(src / "xmp.tif", u8, photometric="rgb", extratags=[(700, "B", len(xmp), xmp, True)])
+    tifffile.imwrite(src / "cmyk.tif", np.dstack([255 - u8, np.zeros(u8.shape[:2], np.uint8)]),
+                     photometric="separated")
+    tifffile.imwrite(src / "pages.tif", np.stack([u8, u8[::-1]]), photometric="rgb")
+    s = enhance_paths([src], cfg(tmp_path / "out", strength=0.0, sidecar=True))
+    assert s.count("done") == 7 and s.exit_code == 0, str(s)
+    out = tmp_path / "out"
+    for name in ("float.tif", "twelve.tif", "big.tif", "turned.tif", "xmp.tif", "cmyk.tif", "pages.tif"):
+        copied = name in ("float.tif", "twelve.tif", "big.tif")
+        assert ((out / name).read_bytes() == (src / name).read_bytes()) == copied, name
+        assert json.loads((out / f"{name}.json").read_text()).get("copied", False) == copied, name
+    assert read_image(out / "xmp.tif").pixels.shape[:2] == (64, 48)  # turned upright, as an edit would be
+
+
 def test_strength_blends_toward_input(tmp_path):
     src = save(tmp_path / "in" / "p.png", photo(6))
     x = read_image(src).pixels

@@ -316,6 +316,32 @@ def test_a_tiff_whose_first_page_is_a_thumbnail_is_read_as_its_photo(tmp_path, b
     assert path.read_bytes() == before
 
 
+def test_big_endian_bigtiffs_of_8_bit_samples_are_read(tmp_path):
+    """Pillow reads little-endian BigTIFFs only: these were refused as an 'unsupported TIFF layout', and Pillow's
+    misreading of their EXIF printed a warning."""
+    u8, a8 = rgb8(), rgb8(seed=9)[..., 1]
+    for name, data, options in (("gray.tif", u8[..., 0], {"photometric": "minisblack"}),
+                                ("rgb.tif", u8, {"photometric": "rgb", "extratags": [(274, "H", 1, 6, True),
+                                                                                    (315, "s", 0, "me", True)]}),
+                                ("rgba.tif", np.dstack([u8, a8]), {"photometric": "rgb", "extrasamples": [2]})):
+        tifffile.imwrite(tmp_path / name, data, bigtiff=True, byteorder=">", **options)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            img = read_image(tmp_path / name, dtype="native")
+        assert (img.bit_depth, img.pixels.dtype) == (8, np.uint8)
+        if name == "gray.tif":
+            np.testing.assert_array_equal(img.pixels, np.repeat(u8[..., :1], 3, axis=2))
+        elif name == "rgb.tif":
+            np.testing.assert_array_equal(img.pixels, np.rot90(u8, -1))
+            assert exif_tags(img.exif)[315] == "me" and exif_tags(img.exif).get(0x0112, 1) == 1
+        else:
+            np.testing.assert_array_equal(img.pixels, u8)
+            np.testing.assert_array_equal(img.alpha, a8)
+    tifffile.imwrite(tmp_path / "cmyk.tif", np.dstack([u8, a8]), photometric="separated", bigtiff=True,
+                     byteorder=">")
+    assert_read_error(tmp_path / "cmyk.tif", "unsupported big-endian bigtiff tiff layout", "expected gray or rgb")
+
+
 @pytest.mark.parametrize("compression", ["webp", "jpegxl"])
 def test_8bit_tiffs_of_a_compression_pillow_lacks_are_read_as_8_bit(tmp_path, compression):
     """Pillow's libtiff decodes neither; these were refused as 'truncated or corrupt' or as an unsupported layout."""
