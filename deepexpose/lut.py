@@ -23,6 +23,7 @@ import contextlib
 import math
 import os
 import re
+import unicodedata
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -463,8 +464,9 @@ def write_cube(path: str | os.PathLike[str], lut_or_table: ColorLUT | np.ndarray
 
     ``lut_or_table`` is a :class:`ColorLUT` (its whole function sampled directly at ``size``, default its own
     size) or a table ``N x N x N x 3`` (``[b, g, r]``) or ``N^3 x 3`` (red fastest). ``title`` defaults to the
-    LUT's. Written through :func:`deepexpose.io.atomic_write_bytes` (an existing file is replaced unless
-    ``overwrite=False``).
+    LUT's; the file is ASCII, so a character of it that is not becomes its ASCII letter (``é`` -> ``e``) or
+    ``?`` (:func:`_ascii`). Written through :func:`deepexpose.io.atomic_write_bytes` (an existing file is replaced
+    unless ``overwrite=False``).
     """
     table = _cube_table(lut_or_table, size)
     n = table.shape[0]
@@ -474,13 +476,21 @@ def write_cube(path: str | os.PathLike[str], lut_or_table: ColorLUT | np.ndarray
         raise CubeError(path, "the table contains NaN or infinite values")
     if title is None:
         title = lut_or_table.title if isinstance(lut_or_table, ColorLUT) else ""
-    clean = re.sub(r'[\x00-\x1f"]', " ", title).strip()
+    clean = re.sub(r'[\x00-\x1f\x7f"]', " ", _ascii(title)).strip()
     head = [f'TITLE "{clean}"'] if clean else []
     head += [f"LUT_3D_SIZE {n}", "DOMAIN_MIN 0.0 0.0 0.0", "DOMAIN_MAX 1.0 1.0 1.0"]  # sample() covers [0, 1]
     flat = table.reshape(-1, 3).astype(np.float64) + 0.0  # + 0.0: no "-0.000000"
     body = ("%.6f %.6f %.6f\n" * flat.shape[0]) % tuple(flat.ravel().tolist())
     data = ("\n".join(head) + "\n" + body).encode("ascii")
     return atomic_write_bytes(path, data, overwrite=overwrite)
+
+
+def _ascii(text: str) -> str:
+    """``text`` in ASCII: each other character as the ASCII letters of its compatibility decomposition (NFKD: ``é``
+    -> ``e``, ``ﬁ`` -> ``fi``), or ``?`` where it has none (``日``, the escaped bytes of a file name that is not
+    UTF-8)."""
+    return "".join(c if c.isascii() else
+                   unicodedata.normalize("NFKD", c).encode("ascii", "ignore").decode() or "?" for c in text)
 
 
 _KEYWORD = re.compile(r"[A-Z][A-Z0-9_]*$")

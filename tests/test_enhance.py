@@ -256,6 +256,14 @@ def test_an_unchanged_tiff_is_copied_where_pillow_cannot_open_it_and_written_whe
     assert read_image(out / "xmp.tif").pixels.shape[:2] == (64, 48)  # turned upright, as an edit would be
 
 
+def test_a_photo_whose_name_is_not_ascii_gets_its_lut(tmp_path):
+    src = save(tmp_path / "in" / "café.png", photo(7))
+    s = enhance_paths([src], cfg(tmp_path / "out", lut=True))  # failed: the LUT's title was encoded as ASCII
+    assert s.exit_code == 0, str(s)
+    assert (tmp_path / "out" / "café.png.cube").read_text().startswith('TITLE "deepexpose cafe.png')
+    assert enhance_paths([src], cfg(tmp_path / "out", lut=True, skip_existing=True)).count("skipped") == 1
+
+
 def test_strength_blends_toward_input(tmp_path):
     src = save(tmp_path / "in" / "p.png", photo(6))
     x = read_image(src).pixels

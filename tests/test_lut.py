@@ -158,6 +158,17 @@ def test_cube_round_trip_and_header(tmp_path):
         write_cube(path, back.table, overwrite=False)
 
 
+def test_a_cube_title_that_is_not_ascii_is_written_in_ascii(tmp_path):
+    """A photo named café.jpg (or with bytes that are not UTF-8 in its name) failed with --lut: the title was
+    encoded as ASCII and raised."""
+    table = np.zeros((2, 2, 2, 3))
+    for title, written in (("deepexpose café.jpg", "deepexpose cafe.jpg"), ("ﬁlm 日本\udce9.png", "film ???.png"),
+                           ("tab\there\x7f", "tab here")):
+        path = write_cube(tmp_path / "t.cube", table, title=title)
+        assert path.read_bytes().decode("ascii").splitlines()[0] == f'TITLE "{written}"'
+        assert read_cube(path).title == written
+
+
 def test_cube_applied_trilinearly_approximates_direct(tmp_path):
     """A plain grader interpolates the .cube trilinearly: close to, but not as exact as, the shaper LUT.
 
