@@ -13,8 +13,10 @@ the summary counts the files that are neither images nor videos.
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
+import stat
 import warnings
 from collections import Counter
 from collections.abc import Iterator, Sequence
@@ -187,14 +189,38 @@ def output_suffix(source: Path, fmt: str) -> str:
         raise ValueError(f"unknown --format {fmt!r}; choose from jpg, png, tiff, webp, heic, avif") from None
 
 
-def _walk_images(folder: Path, ignored: Counter[str], out: Path) -> list[Path]:
+def _entry(path: Path) -> str:
+    """What ``path`` is, links followed: ``"folder"``, ``"file"`` (a regular one), or why it can be neither read
+    nor walked: a FIFO, device or socket (opening one could wait forever), a link loop or to nothing, no
+    permission."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return "a symbolic link to nothing" if os.path.islink(path) else "no such file or folder"
+    except PermissionError:
+        return "permission denied"
+    except OSError as e:
+        return "a symbolic link loop" if e.errno == errno.ELOOP else f"cannot be read ({e.strerror or e})"
+    if stat.S_ISDIR(st.st_mode):
+        return "folder"
+    return "file" if stat.S_ISREG(st.st_mode) else "not a regular file (a FIFO, device or socket)"
+
+
+def _walk_images(folder: Path, ignored: Counter[str], out: Path, bad: list[Outcome] | None = None) -> list[Path]:
     """The images and videos under ``folder``, leaving out hidden files and folders and the output folder ``out``
     (resolved) when it lies inside (a rerun must not enhance the first run's outputs); counts the other files'
     extensions into ``ignored``. Symbolic links to folders outside ``folder`` are followed, each real folder once
-    (no loops), folders before links, in name order, so the output paths do not depend on the disk."""
+    (no loops), folders before links, in name order, so the output paths do not depend on the disk. A folder that
+    cannot be read, and a file of an image's or video's name that is not a regular file (a FIFO...) or a link loop,
+    is added to ``bad`` as a failure."""
     found = []
     top = folder.resolve()
     visited = {top}
+    bad = [] if bad is None else bad
+
+    def unreadable(e: OSError) -> None:
+        reason = "permission denied" if isinstance(e, PermissionError) else (e.strerror or str(e))
+        bad.append(Outcome(str(e.filename or folder), "", "failed", f"cannot read this folder ({reason})"))
 
     def keep(dirpath: str, d: str) -> bool:
         path = Path(dirpath) / d
@@ -204,14 +230,17 @@ def _walk_images(folder: Path, ignored: Counter[str], out: Path) -> list[Path]:
         visited.add(real)
         return True
 
-    for dirpath, dirnames, filenames in os.walk(folder, followlinks=True):
+    for dirpath, dirnames, filenames in os.walk(folder, onerror=unreadable, followlinks=True):
         order = sorted(dirnames, key=lambda d: ((Path(dirpath) / d).is_symlink(), d))
         dirnames[:] = sorted(d for d in order if keep(dirpath, d))
         for name in filenames:
             p = Path(dirpath) / name
             if name.startswith("."):
                 continue
-            if p.suffix.lower() in _STILL_OR_ANIMATION or _is_clip(p):
+            named = p.suffix.lower() in _STILL_OR_ANIMATION or p.suffix.lower() in VIDEO_EXTENSIONS
+            if named and (what := _entry(p)) not in ("file", "no such file or folder"):
+                bad.append(Outcome(str(p), "", "failed", what))  # never opened: a FIFO would wait forever
+            elif p.suffix.lower() in _STILL_OR_ANIMATION or _is_clip(p):
                 found.append(p)
             else:
                 ignored[p.suffix.lower() or "(no extension)"] += 1
@@ -242,18 +271,21 @@ def collect_jobs(inputs: Sequence[str | Path], out: str | Path, *, fmt: str = ""
     ignored: Counter[str] = Counter()
     for raw in inputs:
         src = Path(raw)
-        if src.is_dir():
+        what = _entry(src)
+        if what == "folder":
             if frames:
                 jobs.append(Job(src, out / src.resolve().name, "frames"))
                 continue
-            files = _walk_images(src, ignored, out.resolve())
-            if not files:
+            unreadable: list[Outcome] = []
+            files = _walk_images(src, ignored, out.resolve(), unreadable)
+            bad += unreadable
+            if not files and not unreadable:
                 bad.append(Outcome(str(src), "", "failed", "the folder holds no images or videos"))
             for f in files:
                 kind = _kind(f)
                 suffix = f.suffix if kind == "video" else output_suffix(f, fmt)
                 jobs.append(Job(f, out / f.relative_to(src).with_suffix(suffix), kind))
-        elif src.is_file():
+        elif what == "file":
             ext = src.suffix.lower()
             if _is_clip(src):
                 jobs.append(Job(src, out / src.name, "video"))
@@ -264,7 +296,7 @@ def collect_jobs(inputs: Sequence[str | Path], out: str | Path, *, fmt: str = ""
                 bad.append(Outcome(str(src), "", "failed",
                                    f"not a supported image or video ({ext or 'no extension'}{what})"))
         else:
-            bad.append(Outcome(str(src), "", "failed", "no such file or folder"))
+            bad.append(Outcome(str(src), "", "failed", what))
     seen: dict[Path, Path] = {}
     unique = []
     inputs_resolved = {j.source.resolve() for j in jobs}

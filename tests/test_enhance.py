@@ -466,6 +466,56 @@ def test_name_collision_reported(tmp_path):
     assert len(jobs) == 1 and "collides" in bad[0].reason and ignored == {}
 
 
+def test_fifos_link_loops_and_unreadable_folders_fail_alone(tmp_path, monkeypatch):
+    """Found by an audit: a FIFO named p.jpg made the run wait forever (its first bytes were read to tell its kind),
+    a link loop stopped the whole batch with an error, and a folder that could not be read was left out silently
+    (or, given itself, called empty)."""
+    src = tmp_path / "in"
+    save(src / "a.png", photo(0))
+    save(src / "locked" / "b.png", photo(1))
+    save(tmp_path / "shut" / "c.png", photo(2))
+    for name in ("pipe.jpg", "pipe.ts", "pipe.gif"):
+        os.mkfifo(src / name)
+    (src / "loop.jpg").symlink_to("loop.jpg")
+    (src / "gone.png").symlink_to("nothing.png")
+    real = os.scandir
+
+    def scandir(path="."):
+        if Path(path).name in ("locked", "shut"):
+            raise PermissionError(13, "Permission denied", str(path))
+        return real(path)
+
+    monkeypatch.setattr(os, "scandir", scandir)
+    inputs = [src, src / "pipe.jpg", src / "loop.jpg", tmp_path / "shut", tmp_path / "missing.png"]
+    jobs, bad, _ = collect_jobs(inputs, tmp_path / "out")
+    assert [j.source.name for j in jobs] == ["a.png"]
+    assert sorted((Path(b.source).relative_to(tmp_path).as_posix(), b.reason) for b in bad) == [
+        ("in/gone.png", "a symbolic link to nothing"), ("in/locked", "cannot read this folder (permission denied)"),
+        ("in/loop.jpg", "a symbolic link loop"), ("in/loop.jpg", "a symbolic link loop"),
+        ("in/pipe.gif", "not a regular file (a FIFO, device or socket)"),
+        ("in/pipe.jpg", "not a regular file (a FIFO, device or socket)"),
+        ("in/pipe.jpg", "not a regular file (a FIFO, device or socket)"),
+        ("in/pipe.ts", "not a regular file (a FIFO, device or socket)"),
+        ("missing.png", "no such file or folder"), ("shut", "cannot read this folder (permission denied)")]
+    s = enhance_paths([src], cfg(tmp_path / "out"))
+    assert (s.count("done"), s.count("failed"), s.exit_code) == (1, 6, 1)
+
+
+def test_entry_says_what_a_path_is(tmp_path, monkeypatch):
+    from deepexpose.enhance import _entry
+
+    save(tmp_path / "a.png", photo(0))
+    (tmp_path / "gone").symlink_to("nowhere")
+    assert [_entry(tmp_path), _entry(tmp_path / "a.png"), _entry(tmp_path / "gone"), _entry(tmp_path / "no")] == [
+        "folder", "file", "a symbolic link to nothing", "no such file or folder"]
+
+    def stat(path, *args, **kwargs):
+        raise PermissionError(13, "Permission denied", str(path))
+
+    monkeypatch.setattr(os, "stat", stat)
+    assert _entry(tmp_path / "a.png") == "permission denied"  # a file under a folder that cannot be searched
+
+
 def test_output_folder_inside_the_input_folder(tmp_path):
     src = tmp_path / "in"
     for i in range(2):
