@@ -323,7 +323,7 @@ def side_files_kept_on_failure(output: Path, *, sidecar: bool, lut: bool) -> Ite
     LUT describes an output that is not there. (An interrupted run leaves them, as before: a rerun writes the output
     and its side files again.)"""
     paths = [side_path(output, suffix) for suffix, wanted in ((".json", sidecar), (".cube", lut)) if wanted]
-    before = {p: p.read_bytes() if p.is_file() else None for p in paths}
+    before = {p: p.read_bytes() if _present(p) else None for p in paths}
     try:
         yield
     except Exception:
@@ -657,7 +657,7 @@ def foreign_side_files(source: Path, output: Path, cfg: EnhanceConfig, lut: bool
     command for ``source``; none with ``--overwrite``, which replaces them."""
     if cfg.overwrite:
         return []
-    return [p for p in _side_files(output, cfg, lut) if p.exists() and not _ours(p, source)]
+    return [p for p in _side_files(output, cfg, lut) if _present(p) and not _ours(p, source)]
 
 
 def _foreign_side_files(job: Job, cfg: EnhanceConfig) -> Outcome | None:
@@ -678,7 +678,7 @@ def _existing(job: Job, cfg: EnhanceConfig) -> Outcome | None:
     if not job.output.exists():
         return _foreign_side_files(job, cfg)
     if cfg.skip_existing:
-        missing = [p.name for p in sides if not p.exists()]
+        missing = [p.name for p in sides if not _present(p)]
         reason = "output exists" + (f"{WITHOUT_SIDE_FILES}{' and '.join(missing)} (pass --overwrite to redo it with "
                                     "them)" if missing else "")
         return Outcome(str(job.source), str(job.output), "skipped", reason)
@@ -703,12 +703,21 @@ def _finished_frames(job: Job, cfg: EnhanceConfig) -> Outcome | None:
     return None
 
 
+def _present(side: Path) -> bool:
+    """Whether a side file is there; ``False`` where its name cannot be (longer than the file system allows, for
+    a photo of a name near that length)."""
+    try:
+        return side.exists()
+    except OSError:
+        return False
+
+
 def run_job(method: Method, job: Job, cfg: EnhanceConfig) -> Outcome:
     """One job, its failure caught and explained."""
-    done = _existing(job, cfg)
-    if done is not None:
-        return done
     try:
+        done = _existing(job, cfg)
+        if done is not None:
+            return done
         if job.kind == "image":
             enhance_image(method, job.source, job.output, cfg)
         else:
@@ -716,13 +725,18 @@ def run_job(method: Method, job: Job, cfg: EnhanceConfig) -> Outcome:
 
             run = {"video": enhance_video, "frames": enhance_frames, "animation": enhance_animation}[job.kind]
             run(method, job.source, job.output, cfg)
+        remove_earlier_side_files(job.source, job.output, cfg, lut=job.kind == "image")  # a sequence's: each frame's
     except ImageIOError as e:
         return Outcome(str(job.source), str(job.output), "failed", e.reason)
     except ValueError as e:  # the input or an option is wrong: the message says how
         return Outcome(str(job.source), str(job.output), "failed", str(e))
+    except OSError as e:
+        if e.errno != errno.ENAMETOOLONG or not e.filename:
+            return Outcome(str(job.source), str(job.output), "failed", f"{type(e).__name__}: {e}")
+        return Outcome(str(job.source), str(job.output), "failed", f"cannot write {Path(e.filename).name}: the name "
+                       "is longer than the file system allows (shorten the input's name)")
     except Exception as e:  # anything one file throws is that file's failure, never the batch's
         return Outcome(str(job.source), str(job.output), "failed", f"{type(e).__name__}: {e}")
-    remove_earlier_side_files(job.source, job.output, cfg, lut=job.kind == "image")  # a sequence's: each frame's too
     return Outcome(str(job.source), str(job.output), "done")
 
 
@@ -733,7 +747,7 @@ def remove_earlier_side_files(source: Path, output: Path, cfg: EnhanceConfig, lu
     files removed."""
     asked = set(_side_files(output, cfg, lut))
     stale = [p for p in (side_path(output, ".json"), side_path(output, ".cube"))
-             if p not in asked and p.is_file() and _ours(p, source)]
+             if p not in asked and _present(p) and _ours(p, source)]
     for p in stale:
         p.unlink(missing_ok=True)
     return stale

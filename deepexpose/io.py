@@ -2247,7 +2247,16 @@ def temp_path(path: Path, suffix: str = "") -> Path:
     """A hidden temporary name next to ``path`` (``.photo.jpg.tmp-PID-HOST-XXXXXXXX`` plus ``suffix``), which says
     which process on which machine writes it, so that a later run can tell what a killed one left behind
     (:func:`remove_stale_temps`)."""
-    return path.parent / f".{path.name[:200]}.tmp-{os.getpid()}-{_HOST:04x}-{secrets.token_hex(4)}{suffix}"
+    return path.parent / f".{_temp_head(path.name)}.tmp-{os.getpid()}-{_HOST:04x}-{secrets.token_hex(4)}{suffix}"
+
+
+def _temp_head(name: str) -> str:
+    """The start of ``name`` a temporary name keeps: at most 200 bytes on disk, whole characters (a name of 250
+    bytes in two-byte letters kept 200 of them, 400 bytes, and could not be created)."""
+    head = name[:200]
+    while len(os.fsencode(head)) > 200:
+        head = head[:-1]
+    return head
 
 
 def remove_stale_temps(path: Path) -> list[Path]:
@@ -2256,7 +2265,7 @@ def remove_stale_temps(path: Path) -> list[Path]:
     shared folder), a running process's and any other file are left alone. Returns those removed. A folder is
     listed once per process (:func:`_stale_temps`), not once per file written into it."""
     removed = []
-    for name in _stale_temps(str(path.parent)).pop(path.name[:200], []):
+    for name in _stale_temps(str(path.parent)).pop(_temp_head(path.name), []):
         with contextlib.suppress(OSError):
             os.unlink(path.parent / name)
             removed.append(path.parent / name)

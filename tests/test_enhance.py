@@ -501,6 +501,23 @@ def test_fifos_link_loops_and_unreadable_folders_fail_alone(tmp_path, monkeypatc
     assert (s.count("done"), s.count("failed"), s.exit_code) == (1, 6, 1)
 
 
+def test_names_near_the_file_systems_limit(tmp_path):
+    """Found by an audit: a 252-byte name stopped the whole batch with an error once its photo was written (the check
+    for an earlier sidecar, 257 bytes, raised), and a 250-byte name of two-byte letters could not be written at all
+    (its temporary name kept 200 letters, 400 bytes)."""
+    long, wide = "M" * 248 + ".png", "é" * 123 + ".png"
+    for name in (long, wide, "a.png", "z.png"):
+        save(tmp_path / "in" / name, photo(len(name) % 5))
+    s = enhance_paths([tmp_path / "in"], cfg(tmp_path / "out"))
+    assert s.count("done") == 4 and s.exit_code == 0, str(s)
+    s = enhance_paths([tmp_path / "in"], cfg(tmp_path / "side", sidecar=True))
+    assert s.count("done") == 3 and [o.reason for o in s.outcomes if o.status == "failed"] == [
+        f"cannot write {long}.json: the name is longer than the file system allows (shorten the input's name)"]
+    again = enhance_paths([tmp_path / "in"], cfg(tmp_path / "side", sidecar=True, skip_existing=True))
+    assert (again.count("skipped"), again.count("failed")) == (3, 1)
+    assert enhance_paths([tmp_path / "in"], cfg(tmp_path / "out", overwrite=True)).count("done") == 4
+
+
 def test_entry_says_what_a_path_is(tmp_path, monkeypatch):
     from deepexpose.enhance import _entry
 
