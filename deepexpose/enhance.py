@@ -610,14 +610,14 @@ def _tiff_copyable(source: Path) -> bool:
     RGB)."""
     import tifffile
 
-    from .io import _xmp_orientation
+    from .io import _tiff_main_page, _tiff_pictures, _xmp_orientation
 
     try:
         with tifffile.TiffFile(source) as tif:
-            pages = [page for page in tif.pages if not int(getattr(page, "subfiletype", 0)) & 1]
-            if len(pages) != 1:
+            if _tiff_pictures(tif) != 1:
                 return False
-            page, tags = pages[0], pages[0].tags
+            page = tif.pages[_tiff_main_page(tif)]
+            tags = page.tags
             orientation = tags[274].value if 274 in tags else _xmp_orientation(tags[700].value if 700 in tags else None)
             photometric = int(page.photometric)
             return orientation == 1 and photometric not in (5, 8) and (photometric != 6 or int(page.compression) == 7)
