@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import codecs
+import contextlib
+import io
 import sys
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 
@@ -273,6 +276,38 @@ def _warning_printer(command: str, default: Callable) -> Callable:
     return show
 
 
+def shown_characters(error: UnicodeError) -> tuple[str, int]:
+    """Codec error handler ``deepexpose.shown`` (:func:`codecs.register_error`): a character the output stream
+    cannot encode is printed as an escape instead of ending the command after its work is done, a byte of a file
+    name that is not UTF-8 (a surrogateescape of PEP 383) as ``\\xNN``, any other character as ``\\uNNNN``."""
+    if not isinstance(error, UnicodeEncodeError):
+        raise error
+    bad = error.object[error.start:error.end]
+    return "".join(f"\\x{ord(c) - 0xDC00:02x}" if 0xDC80 <= ord(c) <= 0xDCFF
+                   else c.encode("ascii", "backslashreplace").decode() for c in bad), error.end
+
+
+codecs.register_error("deepexpose.shown", shown_characters)
+
+
+@contextlib.contextmanager
+def _printable_streams() -> Iterator[None]:
+    """Within it, standard output and error print what they cannot encode with :func:`shown_characters`: a file
+    name that is not UTF-8, printed to a terminal whose locale is (``en_US.UTF-8`` makes standard output strict),
+    lost the summary with "'utf-8' codec can't encode character '\\udce9'" and exit status 2."""
+    changed = []
+    for stream in (sys.stdout, sys.stderr):
+        if isinstance(stream, io.TextIOWrapper) and stream.errors in ("strict", "backslashreplace"):
+            changed.append((stream, stream.errors))
+            stream.reconfigure(errors="deepexpose.shown")
+    try:
+        yield
+    finally:
+        for stream, errors in changed:
+            with contextlib.suppress(ValueError):  # a stream closed meanwhile
+                stream.reconfigure(errors=errors)
+
+
 EXPECTED_ERRORS = (OSError, ValueError, RuntimeError)
 """What a command reports as one line (exit status 2): a missing or unwritable file, a bad value, a failed step
 (``ImageIOError`` is added where it is imported, to keep this module light)."""
@@ -299,8 +334,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     import signal
     import threading
 
-    from .io import ImageIOError
-
     argv = list(sys.argv[1:] if argv is None else argv)
     method = None
     if argv[:1] == ["train"]:  # each trainer has its own options: pick the parser by --method first
@@ -318,6 +351,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     shown = warnings.showwarning
     warnings.showwarning = _warning_printer(args.command, shown)
     try:
+        with _printable_streams():
+            return _run(func, args)
+    finally:
+        warnings.showwarning = shown
+        if main_thread:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _run(func: Callable[[argparse.Namespace], int], args: argparse.Namespace) -> int:
+    """``func(args)``, an expected error printed as one line (exit status 2) and an interruption as a note
+    (130, or 143 when terminated)."""
+    from .io import ImageIOError
+
+    try:
         return func(args)
     except (ImageIOError, *EXPECTED_ERRORS) as e:
         print(f"deepexpose {args.command}: error: {e}", file=sys.stderr)
@@ -327,10 +374,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         notes = "".join(f"; {n}" for n in getattr(e, "__notes__", []))
         print(f"\ndeepexpose {args.command}: {'terminated' if terminated else 'interrupted'}{notes}", file=sys.stderr)
         return 143 if terminated else 130
-    finally:
-        warnings.showwarning = shown
-        if main_thread:
-            signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":

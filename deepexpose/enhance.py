@@ -30,7 +30,7 @@ from .animation import ANIMATION_SUFFIXES, Animation, is_animation
 from .device import resolve_device
 from .io import (RAW_EXTENSIONS, SUPPORTED_EXTENSIONS, Image, ImageIOError, atomic_copy, atomic_write_bytes,
                  decode_picture, encode_picture, extension_format, holds_alpha, max_pixels_limit, output_folder,
-                 read_image, read_preview, register_heif, side_path, to_codes, write_image)
+                 read_image, read_preview, register_heif, shown_name, side_path, to_codes, write_image)
 from .methods import Method, Plan, load_method, view_options
 from .mpf import DATA, GAIN_MAP, PICTURE, PREVIEW, VIEW, Part, Trailer, xmp_with_lengths
 
@@ -157,11 +157,12 @@ class EnhanceSummary:
 
     def __str__(self) -> str:
         lines = [f"{self.count('done')} done, {self.count('skipped')} skipped, {self.count('failed')} failed"]
-        lines += [f"  failed: {o.source}: {o.reason}" for o in self.failed]
+        lines += [f"  failed: {shown_name(o.source)}: {o.reason}" for o in self.failed]
         if lacking := [o for o in self.outcomes if o.status == "skipped" and WITHOUT_SIDE_FILES in o.reason]:
             many = len(lacking) > 1
             lines.append(f"  skipped {len(lacking)} existing output{'s that lack' if many else ' that lacks'} the side "
-                         f"files asked for, e.g. {lacking[0].output}: --overwrite redoes {'them' if many else 'it'}")
+                         f"files asked for, e.g. {shown_name(lacking[0].output)}: "
+                         f"--overwrite redoes {'them' if many else 'it'}")
         if self.ignored:
             kinds = ", ".join(f"{ext} {n}" for ext, n in sorted(self.ignored.items()))
             lines.append(f"  ignored in the folders, not an image or video deepexpose reads: "

@@ -2259,6 +2259,26 @@ def _temp_head(name: str) -> str:
     return head
 
 
+_LINE_BREAKING = frozenset({"Cc", "Cs", "Zl", "Zp"})
+
+
+def shown_name(name: str | os.PathLike) -> str:
+    """``name`` as a summary line shows it: a byte that is not UTF-8 (kept by the file system's surrogateescape,
+    PEP 383) as ``\\xNN`` and a control character or line separator as its escape (``\\n``, ``\\x1b``,
+    ``\\u2028``), so that one name stays on one line and any terminal can print it; other letters as they are."""
+    import unicodedata
+
+    out = []
+    for c in os.fspath(name):
+        if unicodedata.category(c) not in _LINE_BREAKING:
+            out.append(c)
+        elif 0xDC80 <= ord(c) <= 0xDCFF:
+            out.append(f"\\x{ord(c) - 0xDC00:02x}")
+        else:
+            out.append(repr(c)[1:-1])
+    return "".join(out)
+
+
 def remove_stale_temps(path: Path) -> list[Path]:
     """Remove the temporary files of ``path`` (:func:`temp_path`) that a process of this machine which is no longer
     running left behind: a run killed while writing a clip leaves one as large as the clip. Another machine's (on a

@@ -2,6 +2,7 @@
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 
@@ -312,3 +313,38 @@ def test_enhance_jobs_workers_print_warnings_as_the_command_does(tmp_path):
     assert any(line.startswith("deepexpose enhance: warning: ") and "b.jpg: its EXIF cannot be read" in line
                for line in run.stderr.splitlines()), run.stderr
     assert "DeepExposeWarning" not in run.stderr  # not Python's file:line form from the worker process
+
+
+def test_names_that_are_not_utf8_print_under_a_strict_locale(tmp_path):
+    """A terminal whose locale is en_US.UTF-8 makes standard output strict: a name that is not UTF-8 lost the
+    summary ("'utf-8' codec can't encode character '\\udce9'", exit status 2) after all the work was done."""
+    from PIL import Image
+
+    src = tmp_path / "in"
+    src.mkdir()
+    (src / "caf\udce9.jpg").write_bytes(b"")  # fails: empty
+    (src / "bad\nname.jpg").write_bytes(b"")
+    Image.fromarray(np.full((32, 48, 3), 40, np.uint8)).save(src / "a.jpg")
+    data = (src / "a.jpg").read_bytes()
+    (src / "w\udce9.jpg").write_bytes(data[:2] + b"\xff\xe1\x00\x08Exif\x00\x00" + data[2:])  # warned about
+    code = ("import sys\nfrom deepexpose.cli import main\n"
+            f"sys.exit(main(['enhance', {str(src)!r}, '-o', {str(tmp_path / 'out')!r}, '--method', 'classic', "
+            "'--no-progress']))\n")
+    env = {**os.environ, "PYTHONIOENCODING": "utf-8:strict", "LC_ALL": "C.UTF-8"}
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, timeout=300, env=env)
+    out, err = run.stdout.decode(), run.stderr.decode()
+    assert run.returncode == 1, err
+    assert out.splitlines() == ["2 done, 0 skipped, 2 failed",
+                                f"  failed: {src}/bad\\nname.jpg: file is empty (0 bytes)",
+                                f"  failed: {src}/caf\\xe9.jpg: file is empty (0 bytes)"], out + err
+    assert "w\\xe9.jpg: its EXIF cannot be read" in err and "codec" not in err, err
+    assert (tmp_path / "out" / "w\udce9.jpg").is_file()
+
+
+def test_shown_characters_escapes_what_a_stream_cannot_encode():
+    from deepexpose.cli import shown_characters
+
+    assert "caf\udce9 \u2603 é".encode("ascii", "deepexpose.shown") == b"caf\\xe9 \\u2603 \\xe9"
+    assert "caf\udce9 é".encode("utf-8", "deepexpose.shown") == "caf\\xe9 é".encode()
+    with pytest.raises(UnicodeDecodeError):  # decoding keeps its own errors
+        shown_characters(UnicodeDecodeError("utf-8", b"\xe9", 0, 1, "invalid"))

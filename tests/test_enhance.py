@@ -459,6 +459,14 @@ def test_side_files_of_another_file_and_side_files_asked_for_later(tmp_path):
     assert enhance_paths([tmp_path / "in" / "c.png"], cfg(out, lut=True, overwrite=True)).count("done") == 1
 
 
+def test_the_summary_keeps_each_failure_on_its_own_line(tmp_path):
+    (tmp_path / "bad\nname.jpg").write_bytes(b"")
+    (tmp_path / "caf\udce9.jpg").write_bytes(b"")
+    lines = str(enhance_paths([tmp_path], cfg(tmp_path / "out"))).splitlines()
+    assert lines == ["0 done, 0 skipped, 2 failed", f"  failed: {tmp_path}/bad\\nname.jpg: file is empty (0 bytes)",
+                     f"  failed: {tmp_path}/caf\\xe9.jpg: file is empty (0 bytes)"]
+
+
 def test_name_collision_reported(tmp_path):
     a = save(tmp_path / "a" / "same.png", photo(1))
     b = save(tmp_path / "b" / "same.png", photo(2))

@@ -1186,6 +1186,13 @@ def test_side_path_keeps_the_whole_output_name(tmp_path):
     assert dio.side_path(tmp_path / "photo.png", ".json") != dio.side_path(tmp_path / "photo.jpg", ".json")
 
 
+def test_shown_name_keeps_one_name_on_one_printable_line():
+    assert dio.shown_name("café ☃.jpg") == "café ☃.jpg"
+    assert dio.shown_name(Path("in") / "caf\udce9.jpg") == "in/caf\\xe9.jpg"  # a byte that is not UTF-8
+    assert dio.shown_name("a\nb\tc\x1bd\u2028e\x7f.jpg") == "a\\nb\\tc\\x1bd\\u2028e\\x7f.jpg"
+    assert dio.shown_name("\ud800") == "\\ud800"  # a surrogate that no byte gives
+
+
 def _umask():
     mask = os.umask(0)
     os.umask(mask)

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import torch
 
-from ..io import ImageReadError, atomic_write_bytes, from_tensor, output_folder, read_image, to_tensor, write_image
+from ..io import (ImageReadError, atomic_write_bytes, from_tensor, output_folder, read_image, shown_name, to_tensor,
+                  write_image)
 from .detune import SCHEMES, detune
 from .folders import DatasetLayoutError, find_images
 
@@ -26,15 +27,15 @@ class PairsSummary:
     unlisted: list[str] = field(default_factory=list)
 
     def __str__(self) -> str:
-        lines = [f"{self.photos} photo(s) detuned into {self.pairs} pair(s) under {self.output}; "
+        lines = [f"{self.photos} photo(s) detuned into {self.pairs} pair(s) under {shown_name(self.output)}; "
                  f"{len(self.failed)} failed"]
-        lines += [f"  failed: {name}: {reason}" for name, reason in self.failed]
+        lines += [f"  failed: {shown_name(name)}: {reason}" for name, reason in self.failed]
         if self.removed:
             lines.append(f"  removed {len(self.removed)} pair(s) of the earlier run that this run did not write again")
         if self.unlisted:
             lines.append(f"  left alone {len(self.unlisted)} photo(s) in input/ or target/ that no finished detune run "
                          f"listed (a paired training or evaluation would use them too): "
-                         + ", ".join(self.unlisted[:5]) + (", ..." if len(self.unlisted) > 5 else ""))
+                         + ", ".join(map(shown_name, self.unlisted[:5])) + (", ..." if len(self.unlisted) > 5 else ""))
         return "\n".join(lines)
 
 

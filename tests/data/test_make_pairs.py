@@ -123,3 +123,10 @@ def test_a_record_that_is_not_detunes_is_never_trusted_for_removal(tmp_path, lin
     with pytest.raises(DatasetLayoutError, match="line 1 is not a detune record"):
         detune_folder(tmp_path / "in", tmp_path / "out", overwrite=True)
     assert (tmp_path / "in" / "a.png").exists() and not (tmp_path / "out" / "input").exists()
+
+
+def test_the_summary_keeps_each_failure_on_its_own_line(tmp_path):
+    write_image(tmp_path / "in" / "a.png", photo16(4), bit_depth=16)
+    (tmp_path / "in" / "bad\nname.png").write_bytes(b"not an image")
+    lines = str(detune_folder(tmp_path / "in", tmp_path / "out")).splitlines()
+    assert len(lines) == 2 and lines[1].startswith("  failed: bad\\nname.png: "), lines
