@@ -301,7 +301,7 @@ def collect_jobs(inputs: Sequence[str | Path], out: str | Path, *, fmt: str = ""
     seen: dict[Path, Path] = {}
     unique = []
     inputs_resolved = {j.source.resolve() for j in jobs}
-    for job in jobs:
+    for job in _earlier_owner_first(jobs):
         target = job.output.resolve()
         if target in seen and seen[target].resolve() == job.source.resolve():
             continue  # the same input named twice, to the same output: done once
@@ -313,7 +313,29 @@ def collect_jobs(inputs: Sequence[str | Path], out: str | Path, *, fmt: str = ""
         else:
             seen[target] = job.source
             unique.append(job)
+    listed = set()  # a file that fails, named itself and reached in a named folder, is listed once
+    bad = [b for b in bad if (key := (os.path.abspath(b.source), b.reason)) not in listed and not listed.add(key)]
     return unique, bad, dict(ignored)
+
+
+def _earlier_owner_first(jobs: list[Job]) -> list[Job]:
+    """``jobs``, where several inputs give one output that an earlier run wrote, the input whose output it is (its
+    sidecar names it, :func:`_ours`) put first, so that it keeps its output and the others collide with it. Name
+    order alone let a case twin added later (``a.JPG`` beside ``a.jpg``, ``--format png``; upper case sorts first)
+    take over ``a.jpg``'s output: skipped as done by ``--skip-existing``, replaced by ``--overwrite``. Without an
+    earlier sidecar, name order decides."""
+    groups: dict[Path, list[int]] = {}
+    for i, job in enumerate(jobs):
+        groups.setdefault(job.output.resolve(), []).append(i)
+    jobs = list(jobs)
+    for places in groups.values():
+        first = jobs[places[0]]
+        if len(places) < 2 or not _present(first.output):
+            continue
+        side = side_path(first.output, ".json")
+        owner = next((i for i in places if _ours(side, jobs[i].source)), places[0])
+        jobs[places[0]], jobs[owner] = jobs[owner], first
+    return jobs
 
 
 @contextlib.contextmanager

@@ -474,6 +474,25 @@ def test_name_collision_reported(tmp_path):
     assert len(jobs) == 1 and "collides" in bad[0].reason and ignored == {}
 
 
+def test_a_case_twin_added_after_a_run_collides_with_the_output_it_would_take_over(tmp_path):
+    """Found by an audit: a.JPG added beside a.jpg after a run with --format png sorts first and took a.jpg's
+    output over (counted as skipped by --skip-existing, replaced by --overwrite)."""
+    src = tmp_path / "in"
+    save(src / "a.jpg", photo(0))
+    assert enhance_paths([src], cfg(tmp_path / "out", format="png", sidecar=True)).exit_code == 0
+    first = (tmp_path / "out" / "a.png").read_bytes()
+    save(src / "a.JPG", photo(1))
+    for option in ("skip_existing", "overwrite"):
+        s = enhance_paths([src], cfg(tmp_path / "out", format="png", sidecar=True, **{option: True}))
+        assert [(Path(o.source).name, o.status) for o in s.outcomes] == [
+            ("a.JPG", "failed"), ("a.jpg", "skipped" if option == "skip_existing" else "done")], option
+        assert s.failed[0].reason == f"its output name collides with that of {src / 'a.jpg'}"
+        assert json.loads((tmp_path / "out" / "a.png.json").read_text())["source"] == "a.jpg"
+    assert (tmp_path / "out" / "a.png").read_bytes() == first  # the same photo's edit written again
+    s = enhance_paths([src], cfg(tmp_path / "fresh", format="png"))  # no earlier output: name order decides
+    assert [(Path(o.source).name, o.status) for o in s.outcomes] == [("a.jpg", "failed"), ("a.JPG", "done")]
+
+
 def test_fifos_link_loops_and_unreadable_folders_fail_alone(tmp_path, monkeypatch):
     """Found by an audit: a FIFO named p.jpg made the run wait forever (its first bytes were read to tell its kind),
     a link loop stopped the whole batch with an error, and a folder that could not be read was left out silently
@@ -499,9 +518,8 @@ def test_fifos_link_loops_and_unreadable_folders_fail_alone(tmp_path, monkeypatc
     assert [j.source.name for j in jobs] == ["a.png"]
     assert sorted((Path(b.source).relative_to(tmp_path).as_posix(), b.reason) for b in bad) == [
         ("in/gone.png", "a symbolic link to nothing"), ("in/locked", "cannot read this folder (permission denied)"),
-        ("in/loop.jpg", "a symbolic link loop"), ("in/loop.jpg", "a symbolic link loop"),
+        ("in/loop.jpg", "a symbolic link loop"),  # named itself and found in the folder: listed once
         ("in/pipe.gif", "not a regular file (a FIFO, device or socket)"),
-        ("in/pipe.jpg", "not a regular file (a FIFO, device or socket)"),
         ("in/pipe.jpg", "not a regular file (a FIFO, device or socket)"),
         ("in/pipe.ts", "not a regular file (a FIFO, device or socket)"),
         ("missing.png", "no such file or folder"), ("shut", "cannot read this folder (permission denied)")]
