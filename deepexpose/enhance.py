@@ -302,13 +302,13 @@ def collect_jobs(inputs: Sequence[str | Path], out: str | Path, *, fmt: str = ""
     unique = []
     inputs_resolved = {j.source.resolve() for j in jobs}
     for job in _earlier_owner_first(jobs):
-        target = job.output.resolve()
+        target = _output_key(job.output)
         if target in seen and seen[target].resolve() == job.source.resolve():
             continue  # the same input named twice, to the same output: done once
         if target in seen:
             bad.append(Outcome(str(job.source), str(job.output), "failed",
                                f"its output name collides with that of {seen[target]}"))
-        elif target in inputs_resolved:
+        elif job.output.resolve() in inputs_resolved or target in inputs_resolved:
             bad.append(Outcome(str(job.source), str(job.output), "failed", "the output would overwrite an input"))
         else:
             seen[target] = job.source
@@ -316,6 +316,12 @@ def collect_jobs(inputs: Sequence[str | Path], out: str | Path, *, fmt: str = ""
     listed = set()  # a file that fails, named itself and reached in a named folder, is listed once
     bad = [b for b in bad if (key := (os.path.abspath(b.source), b.reason)) not in listed and not listed.add(key)]
     return unique, bad, dict(ignored)
+
+
+def _output_key(output: Path) -> Path:
+    """Where ``output`` is written: its folder with links followed, and its own name, not followed (an atomic write
+    replaces a link there; it never writes through it)."""
+    return output.parent.resolve() / output.name
 
 
 def _earlier_owner_first(jobs: list[Job]) -> list[Job]:
@@ -326,7 +332,7 @@ def _earlier_owner_first(jobs: list[Job]) -> list[Job]:
     earlier sidecar, name order decides."""
     groups: dict[Path, list[int]] = {}
     for i, job in enumerate(jobs):
-        groups.setdefault(job.output.resolve(), []).append(i)
+        groups.setdefault(_output_key(job.output), []).append(i)
     jobs = list(jobs)
     for places in groups.values():
         first = jobs[places[0]]
@@ -698,7 +704,10 @@ def _existing(job: Job, cfg: EnhanceConfig) -> Outcome | None:
     if job.kind == "frames":  # checked frame by frame, but a finished sequence is skipped whole
         return _finished_frames(job, cfg) or _foreign_side_files(job, cfg)
     sides = _side_files(job.output, cfg, lut=job.kind == "image")
-    if not job.output.exists():
+    if job.output.is_dir():  # neither done (--skip-existing) nor replaceable (--overwrite)
+        return Outcome(str(job.source), str(job.output), "failed",
+                       "its output is a folder, not a file: move it away or choose another -o")
+    if not os.path.lexists(job.output):  # a link there, even to nothing, is replaced only with --overwrite
         return _foreign_side_files(job, cfg)
     if cfg.skip_existing:
         missing = [p.name for p in sides if not _present(p)]
@@ -754,10 +763,12 @@ def run_job(method: Method, job: Job, cfg: EnhanceConfig) -> Outcome:
     except ValueError as e:  # the input or an option is wrong: the message says how
         return Outcome(str(job.source), str(job.output), "failed", str(e))
     except OSError as e:
-        if e.errno != errno.ENAMETOOLONG or not e.filename:
-            return Outcome(str(job.source), str(job.output), "failed", f"{type(e).__name__}: {e}")
-        return Outcome(str(job.source), str(job.output), "failed", f"cannot write {Path(e.filename).name}: the name "
-                       "is longer than the file system allows (shorten the input's name)")
+        if e.errno == errno.ENAMETOOLONG and e.filename:
+            return Outcome(str(job.source), str(job.output), "failed", f"cannot write {Path(e.filename).name}: the "
+                           "name is longer than the file system allows (shorten the input's name)")
+        if isinstance(e, PermissionError) and e.filename:  # e.g. an earlier sidecar that cannot be read
+            return Outcome(str(job.source), str(job.output), "failed", f"permission denied: {e.filename}")
+        return Outcome(str(job.source), str(job.output), "failed", f"{type(e).__name__}: {e}")
     except Exception as e:  # anything one file throws is that file's failure, never the batch's
         return Outcome(str(job.source), str(job.output), "failed", f"{type(e).__name__}: {e}")
     return Outcome(str(job.source), str(job.output), "done")

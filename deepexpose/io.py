@@ -129,6 +129,7 @@ restored.
 from __future__ import annotations
 
 import contextlib
+import errno
 import functools
 import io
 import os
@@ -2238,7 +2239,9 @@ def output_folder(path: str | os.PathLike, option: str = "-o") -> Path:
         if p.is_dir():
             break
         if os.path.lexists(p):
-            where = "is a file" if p == out else f"lies under {p}, which is a file"
+            dangling = os.path.islink(p) and not os.path.exists(p)
+            what = "a symbolic link to nothing" if dangling else "a file"
+            where = f"is {what}" if p == out else f"lies under {p}, which is {what}"
             raise NotADirectoryError(f"{option} {path} {where}, not a folder: choose another {option}")
     return out
 
@@ -2328,10 +2331,14 @@ def _atomic_write(path: Path, encode: Callable[[IO[bytes]], object], overwrite: 
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as e:
-        raise ImageWriteError(path, f"cannot create directory '{path.parent}' ({e.strerror or e})",
-                             what) from e
+        blocking = next((p for p in (path.parent, *path.parent.parents) if os.path.lexists(p) and not p.is_dir()),
+                        None)
+        reason = e.strerror or str(e)
+        if blocking is not None and e.errno in (errno.EEXIST, errno.ENOTDIR):
+            reason = "a file of that name is in the way" if blocking == path.parent else f"{blocking} is a file"
+        raise ImageWriteError(path, f"cannot create the folder '{path.parent}' ({reason})", what) from e
     if path.is_dir():
-        raise ImageWriteError(path, "is a directory", what)
+        raise ImageWriteError(path, "is a folder, not a file: move it away or choose another -o", what)
     if not overwrite and os.path.lexists(path):
         raise ImageExistsError(path, _EXISTS, what)
 

@@ -493,6 +493,43 @@ def test_a_case_twin_added_after_a_run_collides_with_the_output_it_would_take_ov
     assert [(Path(o.source).name, o.status) for o in s.outcomes] == [("a.jpg", "failed"), ("a.JPG", "done")]
 
 
+def test_outputs_in_the_way_are_named_for_what_they_are(tmp_path, monkeypatch):
+    """Found by an audit: an output that is a folder was "exists", "skipped" or "is a directory" by option; a link
+    already in the output folder was called a name collision (its target's name was compared), a link to nothing
+    there was replaced without --overwrite; an earlier sidecar that cannot be read gave a raw PermissionError."""
+    src = tmp_path / "in"
+    save(src / "a.png", photo(0))
+    save(src / "b.png", photo(1))
+    out = tmp_path / "out"
+    (out / "a.png").mkdir(parents=True)
+    for option in ({}, {"skip_existing": True}, {"overwrite": True}):
+        s = enhance_paths([src / "a.png"], cfg(out, **option))
+        assert s.failed[0].reason == "its output is a folder, not a file: move it away or choose another -o", option
+    links = tmp_path / "links"
+    links.mkdir()
+    (links / "a.png").symlink_to("elsewhere.png")  # to nothing
+    (links / "b.png").symlink_to("kept.png")
+    kept = save(links / "kept.png", photo(2)).read_bytes()
+    s = enhance_paths([src], cfg(links))
+    assert [(Path(o.source).name, o.status, o.reason) for o in s.outcomes] == [
+        ("a.png", "failed", "the output exists (pass --skip-existing or --overwrite)"),
+        ("b.png", "failed", "the output exists (pass --skip-existing or --overwrite)")]
+    s = enhance_paths([src], cfg(links, overwrite=True))
+    assert s.count("done") == 2 and not (links / "a.png").is_symlink() and not (links / "b.png").is_symlink()
+    assert (links / "kept.png").read_bytes() == kept and not (links / "elsewhere.png").exists()  # replaced, not through
+    real = Path.read_bytes
+
+    def read_bytes(self):
+        if self.suffix == ".json":
+            raise PermissionError(13, "Permission denied", str(self))
+        return real(self)
+
+    assert enhance_paths([src / "a.png"], cfg(links, overwrite=True, sidecar=True)).exit_code == 0
+    monkeypatch.setattr(Path, "read_bytes", read_bytes)
+    s = enhance_paths([src / "a.png"], cfg(links, overwrite=True, sidecar=True))
+    assert s.failed[0].reason == f"permission denied: {links / 'a.png.json'}"
+
+
 def test_fifos_link_loops_and_unreadable_folders_fail_alone(tmp_path, monkeypatch):
     """Found by an audit: a FIFO named p.jpg made the run wait forever (its first bytes were read to tell its kind),
     a link loop stopped the whole batch with an error, and a folder that could not be read was left out silently

@@ -2433,5 +2433,21 @@ def test_output_folder_accepts_folders_to_be_made_and_links_to_folders_and_refus
     with pytest.raises(NotADirectoryError, match=r"^--out .*f is a file, not a folder: choose another --out$"):
         output_folder(tmp_path / "f", "--out")
     (tmp_path / "dangling").symlink_to(tmp_path / "nowhere")
-    with pytest.raises(NotADirectoryError, match="which is a file"):
+    with pytest.raises(NotADirectoryError, match="which is a symbolic link to nothing"):
         output_folder(tmp_path / "dangling" / "x")
+    with pytest.raises(NotADirectoryError, match=r"^-o .*dangling is a symbolic link to nothing, not a folder"):
+        output_folder(tmp_path / "dangling")
+    with pytest.raises(NotADirectoryError, match="which is a file"):
+        output_folder(tmp_path / "f" / "x")
+
+
+def test_writing_under_a_file_or_onto_a_folder_says_what_is_in_the_way(tmp_path):
+    (tmp_path / "x.png").write_bytes(b"x")
+    with pytest.raises(dio.ImageWriteError, match=r"cannot create the folder '.*x\.png' \(a file of that name is in "):
+        dio.write_image(tmp_path / "x.png" / "a.png", rgb8() / 255.0)
+    with pytest.raises(dio.ImageWriteError, match=r"cannot create the folder '.*x\.png/sub' \(.*x\.png is a file\)"):
+        dio.write_image(tmp_path / "x.png" / "sub" / "a.png", rgb8() / 255.0)
+    (tmp_path / "d.png").mkdir()
+    with pytest.raises(dio.ImageWriteError, match="is a folder, not a file"):
+        dio.write_image(tmp_path / "d.png", rgb8() / 255.0, overwrite=True)
+    assert (tmp_path / "x.png").read_bytes() == b"x" and not any((tmp_path / "d.png").iterdir())
