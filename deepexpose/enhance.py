@@ -29,8 +29,8 @@ import numpy as np
 from .animation import ANIMATION_SUFFIXES, Animation, is_animation
 from .device import resolve_device
 from .io import (RAW_EXTENSIONS, SUPPORTED_EXTENSIONS, Image, ImageIOError, atomic_copy, atomic_write_bytes,
-                 decode_picture, encode_picture, extension_format, holds_alpha, max_pixels_limit, output_folder,
-                 read_image, read_preview, register_heif, shown_name, side_path, to_codes, write_image)
+                 decode_picture, encode_image, encode_picture, extension_format, holds_alpha, max_pixels_limit,
+                 output_folder, read_image, read_preview, register_heif, shown_name, side_path, to_codes, write_image)
 from .methods import Method, Plan, load_method, view_options
 from .mpf import DATA, GAIN_MAP, PICTURE, PREVIEW, VIEW, Part, Trailer, xmp_with_lengths
 
@@ -453,9 +453,12 @@ def enhance_image(method: Method, source: Path, output: Path, cfg: EnhanceConfig
             and _unchanged(pixels, img.pixels) and _copyable(source, output))
     left_out = None if copy else warn_of_left_out(img, source, output)  # a copy keeps everything
     trailer, xmp = (Trailer(()), img.xmp) if copy else trailer_for(method, plan, img, output, cfg.strength, source)
+    pages, described = ([], []) if copy or not _keeps_pages(img, output) else \
+        tiff_pages(method, source, output, cfg, img.pictures)
     extra = {"source": source.name, "size": [img.width, img.height], **({"chosen_on": preview} if preview else {}),
              **({"copied": True} if copy else {}), **({"left_out": left_out} if left_out else {}),
-             **({"after_photo": after_photo(trailer)} if trailer.parts else {})}
+             **({"after_photo": after_photo(trailer)} if trailer.parts else {}),
+             **({"pages": described} if described else {})}
     with side_files_kept_on_failure(output, sidecar=cfg.sidecar, lut=cfg.lut):
         write_side_files(plan, output, cfg, extra)
         if copy:
@@ -464,7 +467,35 @@ def enhance_image(method: Method, source: Path, output: Path, cfg: EnhanceConfig
         write_image(output, pixels, bit_depth=depth, quality=cfg.quality_for(img, output),
                     icc_profile=img.icc_profile, exif=img.exif, xmp=xmp, dpi=img.dpi, alpha=img.alpha, overwrite=True,
                     threads=encode_threads(), grey=img.grey, cicp=img.cicp, notes=img.notes, trailer=trailer,
-                    thumbnails=img.thumbnails, samples=samples)
+                    thumbnails=img.thumbnails, samples=samples, pages=pages)
+
+
+def _keeps_pages(img: Image, output: Path) -> bool:
+    """Whether ``output`` holds every page of ``img``: a multi-page TIFF written as a TIFF."""
+    return img.format == "TIFF" and img.pictures > 1 and extension_format(output) == "TIFF"
+
+
+def tiff_pages(method: Method, source: Path, output: Path, cfg: EnhanceConfig, pictures: int
+               ) -> tuple[list[bytes], list[dict]]:
+    """Pages 2 to ``pictures`` of a multi-page TIFF, each corrected as a photo of its own (its own edit, chosen on
+    it) and encoded as a page of ``output`` with its own depth, samples, alpha, ICC profile, EXIF, XMP and dpi
+    (:func:`deepexpose.io.encode_image`); and for the sidecar, each page's number, size and parameters. What a
+    page's output leaves out of it is warned of as for a photo. Pages are read one at a time; their encoded bytes
+    are kept until the file is written."""
+    pages, described = [], []
+    for index in range(1, pictures):
+        page = read_image(source, dtype="native", page=index)
+        plan = method.plan(page.pixels)
+        depth = _bit_depth(cfg, page.bit_depth, output)
+        named = source.with_name(f"{source.name} (page {index + 1})")
+        left_out = warn_of_left_out(page, named, output)
+        pages.append(encode_image(output, plan.render(page.pixels, cfg.strength), bit_depth=depth,
+                                  icc_profile=page.icc_profile, exif=page.exif, xmp=page.xmp, dpi=page.dpi,
+                                  alpha=page.alpha, grey=page.grey, notes=page.notes,
+                                  samples=output_samples(cfg, page, output, depth)))
+        described.append({"page": index + 1, "size": [page.width, page.height], **plan.params,
+                          **({"left_out": left_out} if left_out else {})})
+    return pages, described
 
 
 def trailer_for(method: Method, plan: Plan, img: Image, output: Path, strength: float,
@@ -525,8 +556,9 @@ _PICTURES = {"TIFF": "pages", "JPEG": "images (a multi-picture JPEG whose index 
 def warn_of_left_out(img: Image, source: Path, output: Path, warn: bool = True) -> str | None:
     """Warn (:class:`deepexpose.DeepExposeWarning`) of what ``output`` leaves out of ``img``, and return it, for the
     sidecar; ``None`` when it leaves nothing out:
-    a file holding more than one picture (``Image.pictures``: a multi-page TIFF, a HEIF burst) is enhanced as its
-    first (or primary) picture alone; what follows a JPEG's photo (``Image.trailer``: a preview, a second view, a
+    a file holding more than one picture (``Image.pictures``: a multi-page TIFF written as another format, a HEIF
+    burst) is enhanced as its first (or primary) picture alone (a TIFF written as a TIFF keeps every page,
+    :func:`tiff_pages`); what follows a JPEG's photo (``Image.trailer``: a preview, a second view, a
     gain map, a motion photo's video) has no place in an output that is not a JPEG; a HEIF image's depth maps and
     auxiliary images (``Image.auxiliary``: an iPhone's HDR gain map, portrait mattes) are not written; transparency
     has no place in JPEG output; a JPEG's extended XMP (what did not fit its one XMP marker) is not read;
@@ -539,7 +571,7 @@ def warn_of_left_out(img: Image, source: Path, output: Path, warn: bool = True) 
     if img.trailer is not None and extension_format(output) != "JPEG":
         lost.append(f"what follows the photo in the JPEG, {', '.join(img.trailer.describe())}: only JPEG output "
                     "keeps it")
-    if (img.trailer is None or img.trailer.mpf is None) and img.pictures > 1:  # no index read
+    if (img.trailer is None or img.trailer.mpf is None) and img.pictures > 1 and not _keeps_pages(img, output):
         what = _PICTURES.get(img.format or "", "pictures")
         first = "primary one" if img.format == "HEIF" else "first"
         lost.append(f"{img.pictures - 1} of the file's {img.pictures} {what}: only the {first} is enhanced")

@@ -17,8 +17,9 @@ Reading (:func:`read_image`)
     repeated below them). Without ``pillow-heif``, or Pillow's AVIF support, reading such a file fails with a
     message naming what is missing; other formats are not affected. ``Image.lossless`` says a WebP file is
     lossless (its image is ``VP8L``). Multi-frame files (multi-page TIFF, animated WebP, APNG and AVIF) give
-    their first frame, a HEIF file its primary image (its thumbnails' sizes kept as ``Image.thumbnails``; its depth
-    maps and auxiliary images named in ``Image.auxiliary``, not read);
+    their first frame (``read_image(..., page=N)`` another page of a TIFF), a HEIF file its primary image (its
+    thumbnails' sizes kept as ``Image.thumbnails``; its depth maps and auxiliary images named in
+    ``Image.auxiliary``, not read);
     ``Image.pictures`` says how many the file holds. A JPEG's photo is read, and what follows it in the file (the
     other pictures of a multi-picture JPEG, a gain map, a motion photo's video) is kept as ``Image.trailer``.
     Animations are read whole by :mod:`deepexpose.animation`.
@@ -141,7 +142,7 @@ import struct
 import threading
 import warnings
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -785,7 +786,7 @@ def _widen(a: np.ndarray, bits: int) -> np.ndarray:
 
 
 def read_image(path: str | os.PathLike[str], *, max_pixels: int | None | _Default = _DEFAULT,
-               dtype: str = "float32") -> Image:
+               dtype: str = "float32", page: int = 0) -> Image:
     """Read a JPEG, PNG, TIFF, WebP, BMP, HEIC/HEIF or AVIF file, or develop a camera RAW file, into an upright
     float :class:`Image` (see the module notes).
 
@@ -794,14 +795,20 @@ def read_image(path: str | os.PathLike[str], *, max_pixels: int | None | _Defaul
     ``dtype="native"`` keeps the decoded ``uint8`` / ``uint16`` codes (pixels and alpha) instead of converting
     them to float32 in [0, 1]: a 100 MP photo is 300 MB as 8-bit codes but 1.2 GB as float32. The arrays may
     be read-only (copy them to edit in place).
+    ``page``: which picture of a multi-page TIFF to read, from 0 (``Image.pictures`` says how many it holds;
+    reduced-resolution copies such as thumbnails are not counted); every other file has picture 0 alone.
     Raises :class:`ImageReadError` for every problem with the file.
     """
     p = Path(path)
     if dtype not in ("float32", "native"):
         raise ValueError(f"dtype must be 'float32' or 'native', got {dtype!r}")
+    if isinstance(page, bool) or not isinstance(page, (int, np.integer)) or page < 0:
+        raise ValueError(f"page must be an integer >= 0, got {page!r}")
     native = dtype == "native"
     limit = _resolve_max_pixels(max_pixels)
     head = _read_head(p)
+    if page and (p.suffix.lower() in RAW_EXTENSIONS or head[:4] not in _TIFF_SIGNATURES):
+        raise ImageReadError(p, f"has no page {page + 1}: only a TIFF holds pages")
     try:
         if p.suffix.lower() in RAW_EXTENSIONS:
             if missing := _codec_missing("RAW"):
@@ -813,7 +820,7 @@ def read_image(path: str | os.PathLike[str], *, max_pixels: int | None | _Defaul
             with warnings.catch_warnings():
                 # Photoshop stores IPTC records as LONGs, of which Pillow expects one; tifffile reads them (Notes)
                 warnings.filterwarnings("ignore", message="Metadata Warning, tag 33723 had too many entries")
-                return _read_tiff(p, limit, native)
+                return _read_tiff(p, limit, native, int(page))
         container = _isobmff_format(head)
         if container and (missing := _codec_missing(container)):
             raise ImageReadError(p, missing)
@@ -1436,13 +1443,16 @@ _PILLOW_LACKS = {34712: "JPEG 2000", 34887: "LERC", 50001: "WebP", 50002: "JPEG 
 """TIFF compressions that Pillow's libtiff does not decode and tifffile (imagecodecs) does"""
 
 
-def _read_tiff(path: Path, limit: int | None, native: bool = False) -> Image:
-    """Inspect a TIFF with tifffile; decode 9- to 16-bit ones, gray or RGB ones of floating-point or 32-bit
-    integer samples as 16-bit codes (:data:`WIDE_TIFF_SAMPLES`), and 8-bit ones of a compression Pillow lacks
-    (:data:`_PILLOW_LACKS`: WebP, JPEG XL...) or in a big-endian BigTIFF here; hand the other 1- to 8-bit ones to
-    Pillow."""
+def _read_tiff(path: Path, limit: int | None, native: bool = False, picture: int = 0) -> Image:
+    """Inspect picture ``picture`` of a TIFF (:func:`_tiff_picture_pages`) with tifffile; decode 9- to 16-bit ones,
+    gray or RGB ones of floating-point or 32-bit integer samples as 16-bit codes (:data:`WIDE_TIFF_SAMPLES`), and
+    8-bit ones of a compression Pillow lacks (:data:`_PILLOW_LACKS`: WebP, JPEG XL...) or in a big-endian BigTIFF
+    here; hand the other 1- to 8-bit ones to Pillow."""
     with tifffile.TiffFile(path) as tif:
-        main = _tiff_main_page(tif)
+        chosen = _tiff_picture_pages(tif)
+        if picture >= len(chosen):
+            raise ImageReadError(path, f"has no page {picture + 1}: it holds {len(chosen)}")
+        main = chosen[picture]
         page = tif.pages[main]
         bits = int(page.bitspersample)
         sample_format = int(page.sampleformat)
@@ -1463,7 +1473,7 @@ def _read_tiff(path: Path, limit: int | None, native: bool = False) -> Image:
                                        "expected gray, RGB, palette, CMYK or YCbCr with at most one alpha")
         iptc = page.tags.get(_TIFF_IPTC)
         iptc = bytes(iptc.value) if iptc is not None and isinstance(iptc.value, (bytes, bytearray)) else None
-        pictures = _tiff_pictures(tif)
+        pictures = len(chosen)
         big_endian_bigtiff = tif.is_bigtiff and tif.byteorder == ">"  # Pillow reads little-endian BigTIFF only
         here = bits > 8 or wide or (bits == 8 and (int(page.compression) in _PILLOW_LACKS or big_endian_bigtiff))
         promoted = _tiff_main_first(path, int(page.offset)) if main else None
@@ -1477,13 +1487,18 @@ def _read_tiff(path: Path, limit: int | None, native: bool = False) -> Image:
     return img
 
 
+def _tiff_picture_pages(tif: tifffile.TiffFile) -> list[int]:
+    """The indices of a TIFF's pages that are pictures of their own (NewSubfileType bit 0 clear): not
+    reduced-resolution copies (thumbnails, previews; some writers put one first, and the photo after it). ``[0]``
+    when every page is one."""
+    if len(tif.pages) == 1:
+        return [0]
+    return [index for index, page in enumerate(tif.pages) if not int(getattr(page, "subfiletype", 0)) & 1] or [0]
+
+
 def _tiff_main_page(tif: tifffile.TiffFile) -> int:
-    """The index of a TIFF's first page that is a picture of its own (NewSubfileType bit 0 clear), 0 if none is:
-    some writers put a reduced-resolution copy (a thumbnail) first, and the photo after it."""
-    for index, page in enumerate(tif.pages):
-        if not int(getattr(page, "subfiletype", 0)) & 1:
-            return index
-    return 0
+    """The index of a TIFF's first page that is a picture of its own (:func:`_tiff_picture_pages`)."""
+    return _tiff_picture_pages(tif)[0]
 
 
 def _tiff_main_first(path: Path, offset: int) -> bytes:
@@ -1500,10 +1515,8 @@ def _tiff_main_first(path: Path, offset: int) -> bytes:
 
 
 def _tiff_pictures(tif: tifffile.TiffFile) -> int:
-    """The pages of a TIFF that are pictures of their own: not reduced-resolution copies (thumbnails, previews)."""
-    if len(tif.pages) == 1:
-        return 1
-    return sum(1 for page in tif.pages if not (int(getattr(page, "subfiletype", 0)) & 1))
+    """How many pages of a TIFF are pictures of their own (:func:`_tiff_picture_pages`)."""
+    return len(_tiff_picture_pages(tif))
 
 
 WIDE_TIFF_SAMPLES = {(3, 16): "float16", (3, 32): "float32", (3, 64): "float64", (1, 32): "uint32"}
@@ -1736,7 +1749,8 @@ def write_image(path: str | os.PathLike[str], image_or_pixels: Image | np.ndarra
                 overwrite: bool = False, threads: int | None = None, grey: bool | None = None,
                 xmp: bytes | str | None = None, dpi: tuple[float, float] | None = None,
                 cicp: Cicp | None = None, notes: Notes | None = None, trailer: Trailer | None = None,
-                thumbnails: tuple[int, ...] | None = None, samples: str | None = None) -> Path:
+                thumbnails: tuple[int, ...] | None = None, samples: str | None = None,
+                pages: Sequence[bytes] = ()) -> Path:
     """Write RGB pixels (``H x W x 3``) atomically to ``path``; with ``grey`` (default: an Image's own ``grey``,
     else false) as one gray channel, their Rec. 709 luma ``0.2126 R + 0.7152 G + 0.0722 B`` rounded, where the
     format has one (JPEG, PNG, TIFF, BMP, AVIF; WebP and HEIF stay RGB).
@@ -1766,11 +1780,54 @@ def write_image(path: str | os.PathLike[str], image_or_pixels: Image | np.ndarra
     ``samples`` (default: an Image's own, where the output is a 16-bit TIFF) writes a 16-bit TIFF's codes as
     samples of that type: ``"float32"``, ``"float16"`` or ``"float64"`` holding ``code / 65535``, ``"uint32"``
     holding ``code * 65537`` (:data:`WIDE_TIFF_SAMPLES`; ``""``: the codes themselves).
+    ``pages``: for TIFF output, the pages that follow this picture, each a TIFF of one page as
+    :func:`encode_image` gives it (a multi-page TIFF's other pages, :func:`join_tiff_pages`).
     ``threads`` (default: the cores available) encode a JPEG of 1 MP or more in strips (see the module notes).
     Parent directories are created. Raises :class:`ImageWriteError`, and leaves no partial or temporary file,
     on any failure; an existing ``path`` is only replaced when ``overwrite`` is true. Returns ``path``.
     """
     p = Path(path)
+    encode = _image_encoder(p, image_or_pixels, bit_depth=bit_depth, format=format, quality=quality,
+                            icc_profile=icc_profile, exif=exif, alpha=alpha, threads=threads, grey=grey, xmp=xmp,
+                            dpi=dpi, cicp=cicp, notes=notes, trailer=trailer, thumbnails=thumbnails, samples=samples)
+    if pages:
+        if _output_format(p, format) != "TIFF":
+            raise ImageWriteError(p, "pages are written to TIFF output alone")
+        first = encode
+
+        def encode(fh: IO[bytes]) -> None:
+            picture = io.BytesIO()
+            first(picture)
+            fh.write(join_tiff_pages([picture.getvalue(), *pages]))
+
+    _atomic_write(p, encode, overwrite)
+    return p
+
+
+def encode_image(path: str | os.PathLike[str], image_or_pixels: Image | np.ndarray, **options: Any) -> bytes:
+    """The bytes :func:`write_image` would write to ``path`` with ``options`` (its keywords but ``overwrite`` and
+    ``pages``), in memory; nothing is written. A page of a multi-page TIFF is made so. Raises
+    :class:`ImageWriteError`."""
+    p = Path(path)
+    encode = _image_encoder(p, image_or_pixels, **options)
+    out = io.BytesIO()
+    try:
+        encode(out)
+    except ImageIOError:
+        raise
+    except Exception as e:
+        raise ImageWriteError(p, f"encoding failed ({type(e).__name__}: {e})") from e
+    return out.getvalue()
+
+
+def _image_encoder(p: Path, image_or_pixels: Image | np.ndarray, *, bit_depth: int = 8, format: str | None = None,
+                   quality: int = 95, icc_profile: bytes | None = None,
+                   exif: bytes | PILImage.Exif | None = None, alpha: np.ndarray | None = None,
+                   threads: int | None = None, grey: bool | None = None, xmp: bytes | str | None = None,
+                   dpi: tuple[float, float] | None = None, cicp: Cicp | None = None, notes: Notes | None = None,
+                   trailer: Trailer | None = None, thumbnails: tuple[int, ...] | None = None,
+                   samples: str | None = None) -> Callable[[IO[bytes]], None]:
+    """What writes ``image_or_pixels`` as :func:`write_image` describes, checked first (:class:`ImageWriteError`)."""
     try:
         fmt = _output_format(p, format)
         if bit_depth not in (8, 16):
@@ -1881,8 +1938,7 @@ def write_image(path: str | os.PathLike[str], image_or_pixels: Image | np.ndarra
         else:
             _encode_pillow(fh, fmt, rgb, a, meta, int(quality))
 
-    _atomic_write(p, encode, overwrite)
-    return p
+    return encode
 
 
 def _trailer_for(trailer: Trailer, rgb: np.ndarray, path: Path) -> Trailer:
@@ -2597,6 +2653,78 @@ def _encode_tiff(fh: IO[bytes], rgb: np.ndarray, alpha: np.ndarray | None, meta:
             fh.write(tiff.getbuffer())
             return
     write(fh, extratags)
+
+
+_TIFF_TYPE_SIZES = {1: 1, 2: 1, 3: 2, 4: 4, 5: 8, 6: 1, 7: 1, 8: 2, 9: 4, 10: 8, 11: 4, 12: 8, 13: 4}
+"""bytes per value of each classic TIFF field type (BYTE ... IFD)"""
+_TIFF_OFFSET_TAGS = {273, 288, 324, 513, 519, 520, 521}
+"""tags whose values are offsets into the file: strips, free space, tiles, an old-style JPEG's data and tables"""
+_TIFF_IFD_TAGS = {330, 34665, 34853, 40965}
+"""tags whose values are offsets of directories: SubIFDs, the EXIF, GPS and interoperability directories"""
+
+
+def join_tiff_pages(parts: Sequence[bytes]) -> bytes:
+    """Classic TIFFs of one byte order (as :func:`encode_image` writes them) as one multi-page TIFF, their pages in
+    order (TIFF 6.0, section 2: a chain of IFDs): each part is appended word-aligned, every offset in its directories
+    (a value that does not fit its entry, the strip and tile offsets, the EXIF, GPS, interoperability and sub-IFD
+    directories and theirs) moved by where it now starts, and its first IFD linked from the last IFD before it.
+    Raises :class:`ValueError` for a part that is not such a TIFF, or a whole over 4 GB."""
+    out = bytearray()
+    link = -1  # where the last IFD so far keeps the offset of the next
+    order = ""
+    for number, part in enumerate(parts, 1):
+        head = bytes(part[:8])
+        if head[:4] not in (b"II*\x00", b"MM\x00*"):
+            raise ValueError(f"part {number} is not a classic TIFF")
+        endian = "<" if head[:2] == b"II" else ">"
+        if order and endian != order:
+            raise ValueError(f"part {number} is of another byte order than the first")
+        order = endian
+        out += b"\x00" * (len(out) % 2)
+        base = len(out)
+        data = bytearray(part)
+        (first,) = struct.unpack_from(order + "I", data, 4)
+        last = _move_ifds(data, order, first, base, set())
+        out += data
+        if link >= 0:
+            struct.pack_into(order + "I", out, link, first + base)
+        link = base + last
+    if len(out) > 0xFFFFFFFF:
+        raise ValueError(f"the pages together are {len(out):,} bytes, over a classic TIFF's 4 GB")
+    return bytes(out)
+
+
+def _move_ifds(data: bytearray, order: str, offset: int, base: int, seen: set[int]) -> int:
+    """Move by ``base`` every offset in the chain of IFDs of ``data`` that starts at ``offset`` (and in the
+    directories they point to), in place; the position of the last IFD's next-IFD offset, which is 0."""
+    link = 4
+    while offset:
+        if offset in seen or offset + 2 > len(data):
+            raise ValueError(f"a damaged TIFF directory chain (an IFD at {offset})")
+        seen.add(offset)
+        (count,) = struct.unpack_from(order + "H", data, offset)
+        for entry in range(offset + 2, offset + 2 + 12 * count, 12):
+            tag, kind, n = struct.unpack_from(order + "HHI", data, entry)
+            if kind not in _TIFF_TYPE_SIZES:
+                raise ValueError(f"TIFF tag {tag} has an unknown field type {kind}")
+            size = _TIFF_TYPE_SIZES[kind] * n
+            values = entry + 8
+            if size > 4:
+                (values,) = struct.unpack_from(order + "I", data, entry + 8)
+                struct.pack_into(order + "I", data, entry + 8, values + base)
+            if tag in _TIFF_OFFSET_TAGS | _TIFF_IFD_TAGS and kind in (3, 4, 13):
+                code = order + ("H" if kind == 3 else "I")
+                step = _TIFF_TYPE_SIZES[kind]
+                for at in range(values, values + step * n, step):
+                    (value,) = struct.unpack_from(code, data, at)
+                    if tag in _TIFF_IFD_TAGS:
+                        _move_ifds(data, order, value, base, seen)
+                    if kind == 3 and value + base > 0xFFFF:
+                        raise ValueError(f"TIFF tag {tag} holds its offsets as SHORTs, too small to move them")
+                    struct.pack_into(code, data, at, value + base)
+        link = offset + 2 + 12 * count
+        (offset,) = struct.unpack_from(order + "I", data, link)
+    return link
 
 
 def _add_exif_directories(tiff: io.BytesIO, directories: dict[int, dict[int, Any]]) -> bool:

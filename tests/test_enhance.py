@@ -986,25 +986,56 @@ def test_a_tiffs_channel_of_unspecified_meaning_is_named_as_left_out(tmp_path, b
     assert read_image(tmp_path / "out" / "mask.tif").alpha is None
 
 
-def test_a_file_of_several_pictures_is_enhanced_as_its_first_with_a_warning_and_a_note(tmp_path):
+def test_a_multi_page_tiff_keeps_every_page_each_enhanced_on_its_own(tmp_path):
+    """A TIFF written as a TIFF keeps its pages, each corrected as a photo of its own (was: the first alone, the
+    others left out with a warning); written as another format, only the first page is, with that warning."""
     import tifffile
 
     from deepexpose import DeepExposeWarning
 
     a = (np.linspace(0, 120, 48 * 64 * 3) % 121).astype(np.uint8).reshape(48, 64, 3)
+    gray16 = np.linspace(0, 30000, 20 * 24).astype(np.uint16).reshape(20, 24)
+    rgba = np.concatenate([a[:32, :40][::-1], np.full((32, 40, 1), 200, np.uint8)], axis=2)
     src = tmp_path / "in"
     src.mkdir()
-    tifffile.imwrite(src / "pages.tif", np.stack([a, a[::-1]]), photometric="rgb")
-    tifffile.imwrite(src / "page.tif", a, photometric="rgb")
+    pages = [(a, dict(photometric="rgb")),
+             (gray16, dict(photometric="minisblack", resolution=(300, 300), resolutionunit="INCH")),
+             (rgba, dict(photometric="rgb", extrasamples=["unassalpha"]))]
+    with tifffile.TiffWriter(src / "pages.tif") as tw:
+        tw.write(a[::4, ::4], photometric="rgb", subfiletype=1)  # a thumbnail first: no page of its own
+        for data, options in pages:
+            tw.write(data, **options)
+    alone = tmp_path / "alone"
+    alone.mkdir()
+    for i, (data, options) in enumerate(pages):
+        tifffile.imwrite(alone / f"p{i}.tif", data, **options)
     cfg = EnhanceConfig(out=str(tmp_path / "out"), method="classic", sidecar=True, progress=False)
-    with pytest.warns(DeepExposeWarning, match=r"pages.tif: left out of the output: 1 of the file's 2 pages") as seen:
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DeepExposeWarning)  # nothing is left out
         assert enhance_paths([src], cfg).exit_code == 0
-    assert len(seen) == 1  # the one-page file gives none
+    assert enhance_paths([alone], cfg.__class__(**{**cfg.__dict__, "out": str(tmp_path / "each")})).exit_code == 0
+    out = tmp_path / "out" / "pages.tif"
+    assert read_image(out).pictures == 3
+    for i in range(3):
+        page = read_image(out, page=i, dtype="native")
+        each = read_image(tmp_path / "each" / f"p{i}.tif", dtype="native")
+        assert (page.bit_depth, page.grey) == (each.bit_depth, each.grey) == ((16, True) if i == 1 else (8, False))
+        assert np.array_equal(page.pixels, each.pixels) and not np.array_equal(page.pixels, read_image(
+            src / "pages.tif", page=i, dtype="native").pixels), i  # changed, as the page alone is
+        assert (page.alpha is None) == (i != 2) and (i != 2 or np.array_equal(page.alpha, each.alpha))
+    assert read_image(out, page=1).dpi == (300.0, 300.0)
     doc = json.loads((tmp_path / "out" / "pages.tif.json").read_text())
-    assert doc["left_out"] == "1 of the file's 2 pages: only the first is enhanced"
-    assert "left_out" not in json.loads((tmp_path / "out" / "page.tif.json").read_text())
-    out = read_image(tmp_path / "out" / "pages.tif")
-    assert out.pictures == 1 and np.array_equal(out.pixels, read_image(tmp_path / "out" / "page.tif").pixels)
+    sizes = [(p["page"], p["size"]) for p in doc["pages"]]
+    assert "left_out" not in doc and sizes == [(2, [24, 20]), (3, [40, 32])] and doc["size"] == [64, 48]
+    assert [p["edit"] for p in doc["pages"]] == [json.loads((tmp_path / "each" / f"p{i}.tif.json").read_text())[
+        "edit"] for i in (1, 2)]
+    png = EnhanceConfig(out=str(tmp_path / "png"), method="classic", sidecar=True, progress=False, format="png")
+    with pytest.warns(DeepExposeWarning, match=r"pages.tif: left out of the output: 2 of the file's 3 pages") as seen:
+        assert enhance_paths([src / "pages.tif"], png).exit_code == 0
+    assert len(seen) == 1
+    doc = json.loads((tmp_path / "png" / "pages.png.json").read_text())
+    assert doc["left_out"] == "2 of the file's 3 pages: only the first is enhanced" and "pages" not in doc
+    assert np.array_equal(read_image(tmp_path / "png" / "pages.png").pixels, read_image(out).pixels)
 
 
 def test_an_enhanced_photos_exif_thumbnail_shows_the_enhanced_photo(tmp_path):

@@ -2065,6 +2065,65 @@ def test_pictures_counts_the_pictures_a_file_holds(tmp_path):
     assert read_image(tmp_path / "burst.heic").pictures == 2
 
 
+def test_a_page_of_a_multi_page_tiff_is_read_by_its_number(tmp_path):
+    a = (np.arange(24 * 32 * 3) % 251).astype(np.uint8).reshape(24, 32, 3)
+    b = (np.arange(10 * 12) * 500).astype(np.uint16).reshape(10, 12)
+    with tifffile.TiffWriter(tmp_path / "pages.tif") as tw:
+        tw.write(a[::4, ::4], photometric="rgb", subfiletype=1)  # a thumbnail: not counted
+        tw.write(a, photometric="rgb")
+        tw.write(b, photometric="minisblack", metadata=None, extratags=[(274, "H", 1, 6, True)])  # turned
+        tw.write(a[::-1], photometric="rgb", compression="zlib")
+    pages = [read_image(tmp_path / "pages.tif", page=i, dtype="native") for i in range(3)]
+    assert [(p.pictures, p.bit_depth, p.grey) for p in pages] == [(3, 8, False), (3, 16, True), (3, 8, False)]
+    assert np.array_equal(pages[0].pixels, a) and np.array_equal(pages[2].pixels, a[::-1])
+    assert np.array_equal(pages[1].pixels[:, :, 0], np.rot90(b, -1))  # its own orientation applied
+    with pytest.raises(dio.ImageReadError, match="has no page 4: it holds 3"):
+        read_image(tmp_path / "pages.tif", page=3)
+    PILImage.fromarray(a).save(tmp_path / "one.png")
+    with pytest.raises(dio.ImageReadError, match="has no page 2: only a TIFF holds pages"):
+        read_image(tmp_path / "one.png", page=1)
+    assert read_image(tmp_path / "one.png", page=0).pictures == 1
+    with pytest.raises(ValueError, match="page must be an integer >= 0"):
+        read_image(tmp_path / "pages.tif", page=-1)
+
+
+def test_pages_are_joined_into_one_tiff_each_with_its_own_metadata(tmp_path):
+    from deepexpose.io import encode_image, join_tiff_pages
+
+    rng = np.random.default_rng(0)
+    a = (rng.random((20, 30, 3)) * 255).astype(np.uint8)
+    b = (rng.random((10, 16, 3)) * 65535).astype(np.uint16)
+    c = (rng.random((12, 8, 1)) * 255).astype(np.uint8).repeat(3, 2)
+    exif = PILImage.Exif()
+    exif[0x010F], exif[0x0110] = "Cam", "Model X"
+    exif.get_ifd(0x8769)[0x829A] = (1, 250)  # exposure time, in the EXIF directory
+    exif.get_ifd(0x8825)[1] = "N"  # GPS
+    second = encode_image(tmp_path / "x.tif", b, bit_depth=16, exif=exif.tobytes(), dpi=(300, 300))
+    third = encode_image(tmp_path / "x.tif", c, grey=True, alpha=np.full((12, 8), 128, np.uint8))
+    assert not list(tmp_path.iterdir())  # encoded in memory alone
+    path = write_image(tmp_path / "joined.tif", a, icc_profile=dio._srgb_profile(), pages=[second, third])
+    with tifffile.TiffFile(path) as tif:
+        assert [p.shape for p in tif.pages] == [(20, 30, 3), (10, 16, 3), (12, 8, 2)]
+        assert np.array_equal(tif.pages[1].asarray(), b) and np.array_equal(tif.pages[2].asarray()[:, :, 0], c[..., 0])
+    with PILImage.open(path) as pim:  # another reader follows every moved offset too
+        pim.seek(1)
+        assert pim.getexif().get_ifd(0x8769)[0x829A] == (1, 250) and pim.getexif().get_ifd(0x8825)[1] == "N"
+        pim.seek(2)
+        assert pim.mode == "LA" and np.array_equal(np.asarray(pim)[:, :, 1], np.full((12, 8), 128))
+    pages = [read_image(path, page=i, dtype="native") for i in range(3)]
+    assert pages[0].icc_profile == dio._srgb_profile() and pages[1].icc_profile is None
+    assert pages[1].dpi == (300.0, 300.0)
+    assert PILImage.Exif().load(pages[1].exif) is None and pages[2].alpha is not None and pages[2].grey
+    assert join_tiff_pages([second]) == second
+    with pytest.raises(dio.ImageWriteError, match="pages are written to TIFF output alone"):
+        write_image(tmp_path / "a.png", a, pages=[second])
+    swapped = encode_image(tmp_path / "x.tif", a)
+    with pytest.raises(ValueError, match="part 2 is of another byte order"):
+        join_tiff_pages([second, b"MM\x00*" + swapped[4:]])
+    with pytest.raises(ValueError, match="part 2 is not a classic TIFF"):
+        join_tiff_pages([second, encode_image(tmp_path / "x.png", a)])
+
+
 @pytest.mark.parametrize("fmt", ["jpg", "png", "webp", "heic", "avif"])
 @pytest.mark.parametrize("big_endian", [False, True])
 def test_an_exif_thumbnail_is_made_again_from_the_pixels_written(tmp_path, fmt, big_endian):
