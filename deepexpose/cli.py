@@ -106,6 +106,7 @@ def _cmd_enhance(args: argparse.Namespace) -> int:
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     from .config import from_namespace
     from .evaluate import EvaluateConfig, run_evaluation
+    from .io import shown_name
 
     cfg = from_namespace(EvaluateConfig, args)
     result = run_evaluation(cfg)
@@ -114,9 +115,9 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
           f"(--dataset {result['settings']['dataset']})\n")
     print(result["table"])
     for s in result["skipped"]:
-        print(f"skipped {s['name']}: {s['reason']}")
+        print(f"skipped {shown_name(s['name'])}: {s['reason']}")
     for f in result["failures"]:
-        print(f"failed {f['method']} on {f['name']}: {f['reason']}")
+        print(f"failed {f['method']} on {shown_name(f['name'])}: {f['reason']}")
     for note in result["notes"]:
         print(f"note: {note}")
     print(f"\nwrote {cfg.out}/results.json, per_image.csv, results.md"
@@ -126,11 +127,12 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def _cmd_score(args: argparse.Namespace) -> int:
+    from .io import shown_name
     from .score import score_paths
 
     rows, mean = score_paths(args.prediction, args.target)
     for name, m in rows:
-        print(f"{name}: " + "  ".join(f"{k} {v:.4f}" for k, v in m.items()))
+        print(f"{shown_name(name)}: " + "  ".join(f"{k} {v:.4f}" for k, v in m.items()))
     print("mean: " + "  ".join(f"{k} {v:.4f}" for k, v in mean.items()))
     return 0
 

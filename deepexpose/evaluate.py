@@ -487,8 +487,9 @@ def run_evaluation(cfg: EvaluateConfig) -> dict:
                             lineterminator="\n")
     writer.writeheader()
     writer.writerows(per_image)
-    atomic_write_bytes(out / "per_image.csv", buf.getvalue().encode(), overwrite=True)
-    atomic_write_bytes(out / "results.md", (table + "\n").encode(), overwrite=True)
+    # a name that is not UTF-8 is written as its bytes on disk (surrogateescape), as a file list would hold it
+    atomic_write_bytes(out / "per_image.csv", buf.getvalue().encode("utf-8", "surrogateescape"), overwrite=True)
+    atomic_write_bytes(out / "results.md", (table + "\n").encode("utf-8", "surrogateescape"), overwrite=True)
     if sheet_entries:
         write_image(out / "contact_sheet.png", _sheet(sheet_entries, methods), overwrite=True)
     # written last: results.json marks a complete run (and guards it against being overwritten unasked)

@@ -348,3 +348,12 @@ def test_shown_characters_escapes_what_a_stream_cannot_encode():
     assert "caf\udce9 é".encode("utf-8", "deepexpose.shown") == "caf\\xe9 é".encode()
     with pytest.raises(UnicodeDecodeError):  # decoding keeps its own errors
         shown_characters(UnicodeDecodeError("utf-8", b"\xe9", 0, 1, "invalid"))
+
+
+def test_score_prints_each_name_on_one_line(tmp_path, capsys):
+    for side in ("p", "t"):
+        write_photo(tmp_path / side / "new\nline.png")
+        write_photo(tmp_path / side / "caf\udce9.png", seed=1)
+    assert main(["score", str(tmp_path / "p"), str(tmp_path / "t")]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split(":")[0] for line in lines] == ["caf\\xe9", "new\\nline", "mean"]

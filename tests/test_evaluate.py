@@ -385,3 +385,26 @@ def test_markdown_table_groups_and_published_rows():
     assert "**a**" in md and "**b**" in md
     single = markdown_table({"agent": {**summary["agent"], "groups": {"a": row}}}, {"agent": 1})
     assert "**a**" not in single
+
+
+def test_a_name_that_is_not_utf8_is_scored_and_printed_escaped(tmp_path, capsys):
+    """Found by an audit: such a name stopped evaluate after all the scoring (per_image.csv could not be encoded),
+    the synthetic dataset skipped its photo (its seed could not be made), and names were printed raw."""
+    make_pairs(tmp_path / "ds", n=2)
+    for side in ("input", "target"):
+        (tmp_path / "ds" / side / "im0.png").rename(tmp_path / "ds" / side / "caf\udce9.png")
+    write(tmp_path / "ds" / "input" / "new\nline.png", texture(5))  # no target
+    assert main(["evaluate", "--dataset", "pairs", "--root", str(tmp_path / "ds"), "--methods", "identity",
+                 "--sheet", "0", "--no-progress", "-o", str(tmp_path / "out")]) == 0
+    out = capsys.readouterr().out
+    assert "skipped new\\nline: " in out and "2 of 2 images scored, 1 more without a target" in out
+    rows = (tmp_path / "out" / "per_image.csv").read_bytes().splitlines()
+    assert sum(row.startswith(b"caf\xe9,") for row in rows) == 1  # the name as the file system has it
+    assert [r["name"] for r in json.loads((tmp_path / "out" / "results.json").read_text())["per_image"]] == [
+        "caf\udce9", "im1"]
+    photos = tmp_path / "photos"
+    write(photos / "caf\udce9.png", texture(1))
+    write(photos / "b.png", texture(2))
+    result = run_evaluation(cfg(tmp_path, root=str(photos), methods="identity", sheet=0, out=str(tmp_path / "syn"),
+                                cases="basic"))
+    assert result["skipped"] == [] and result["scored_images"] == 2

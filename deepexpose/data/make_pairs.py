@@ -41,8 +41,9 @@ class PairsSummary:
 
 def pair_seed(seed: int, name: str, copy: int) -> int:
     """The generator seed of copy ``copy`` of the photo at relative path ``name``: 63 bits of SHA-256 of all three
-    (the same on every machine and Python, unlike ``hash``)."""
-    digest = hashlib.sha256(f"{seed}\0{name}\0{copy}".encode()).digest()
+    (the same on every machine and Python, unlike ``hash``). A name that is not UTF-8 counts as its bytes on disk
+    (surrogateescape, PEP 383)."""
+    digest = hashlib.sha256(f"{seed}\0{name}\0{copy}".encode("utf-8", "surrogateescape")).digest()
     return int.from_bytes(digest[:8], "little") >> 1
 
 

@@ -54,8 +54,10 @@ Photo = tuple[str, Callable[[], torch.Tensor]]
 
 
 def case_seed(seed: int, photo: str, case: str) -> int:
-    """The generator seed of one photo's case: a hash of ``(seed, photo, case)``, independent of the others."""
-    return int.from_bytes(hashlib.sha256(f"{seed}:{photo}:{case}".encode()).digest()[:8], "big") >> 1
+    """The generator seed of one photo's case: a hash of ``(seed, photo, case)``, independent of the others (a
+    name that is not UTF-8 counts as its bytes on disk, surrogateescape)."""
+    key = f"{seed}:{photo}:{case}".encode("utf-8", "surrogateescape")
+    return int.from_bytes(hashlib.sha256(key).digest()[:8], "big") >> 1
 
 
 def apply_case(image: torch.Tensor, case: str, generator: torch.Generator) -> tuple[torch.Tensor, dict]:

@@ -130,3 +130,13 @@ def test_the_summary_keeps_each_failure_on_its_own_line(tmp_path):
     (tmp_path / "in" / "bad\nname.png").write_bytes(b"not an image")
     lines = str(detune_folder(tmp_path / "in", tmp_path / "out")).splitlines()
     assert len(lines) == 2 and lines[1].startswith("  failed: bad\\nname.png: "), lines
+
+
+def test_a_name_that_is_not_utf8_is_detuned_like_any_other(tmp_path):
+    """Found by an audit: its seed could not be made, which stopped the whole run with pairs half written."""
+    write_image(tmp_path / "in" / "caf\udce9.png", photo16(4), bit_depth=16)
+    write_image(tmp_path / "in" / "z.png", photo16(5), bit_depth=16)
+    summary = detune_folder(tmp_path / "in", tmp_path / "out")
+    assert (summary.photos, summary.pairs, summary.failed) == (2, 2, [])
+    assert (tmp_path / "out" / "input" / "caf\udce9_0.png").is_file()
+    assert pair_seed(0, "caf\udce9", 0) == pair_seed(0, "caf\udce9", 0) != pair_seed(0, "caf\udcea", 0)

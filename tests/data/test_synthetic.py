@@ -65,6 +65,7 @@ def test_draws_depend_only_on_seed_photo_and_case(tmp_path):
     c = SyntheticPairs(root, cases="falloff", seed=2, limit=1)
     assert not torch.equal(b[0]["input"], c[0]["input"])
     assert case_seed(1, "p0", "falloff") != case_seed(1, "p0", "basic")
+    assert case_seed(1, "caf\udce9", "basic") != case_seed(1, "caf\udcea", "basic")  # names that are not UTF-8
 
 
 def test_more_draws_add_errors_of_their_own_and_keep_the_first(tmp_path):
