@@ -32,6 +32,7 @@ import csv
 import io as _stdio
 import json
 import math
+import os
 import random
 import sys
 import time
@@ -343,16 +344,28 @@ def _sheet_indices(cfg: EvaluateConfig, names: list[str]) -> list[int]:
     return sorted(random.Random(cfg.seed).sample(range(len(names)), k))
 
 
+REPORTS = ("results.json", "per_image.csv", "results.md", "contact_sheet.png")
+"""the files an evaluation writes to its output folder (``results.json`` last: it marks a complete run)"""
+
+
 def _remove_earlier_run(out: Path) -> None:
-    """What an earlier evaluation wrote to ``out`` that this one may not write again: its ``results.json`` (written
-    last, so a run that now fails leaves none), the PNGs of ``outputs/**`` and ``contact_sheet.png``, and the
-    folders they leave empty; nothing else is touched."""
-    (out / "results.json").unlink(missing_ok=True)
-    for png in sorted((out / "outputs").rglob("*.png")) + [out / "contact_sheet.png"]:
+    """What an earlier evaluation wrote to ``out``: its reports (:data:`REPORTS`, so that a run that now fails
+    leaves none of them to be taken for its own), the PNGs of ``outputs/**``, and the folders they leave empty;
+    nothing else is touched."""
+    for report in REPORTS:
+        (out / report).unlink(missing_ok=True)
+    for png in sorted((out / "outputs").rglob("*.png")):
         png.unlink(missing_ok=True)
     for folder in sorted((out / "outputs").rglob("*"), key=lambda p: -len(p.parts)) + [out / "outputs"]:
         if folder.is_dir() and not any(folder.iterdir()):
             folder.rmdir()
+
+
+def _inside(out: Path, root: Path) -> str:
+    """``"is"`` or ``"lies inside"`` where the folder ``out`` is ``root`` or lies inside it, links followed; ``""``
+    otherwise."""
+    out, root = out.resolve(), root.resolve()
+    return "is" if out == root else "lies inside" if out.is_relative_to(root) else ""
 
 
 def run_evaluation(cfg: EvaluateConfig) -> dict:
@@ -374,9 +387,13 @@ def run_evaluation(cfg: EvaluateConfig) -> dict:
         raise ValueError("--single-view and --untouched-within apply to the agent, which --methods does not list")
     models = _parse_models(cfg.models, methods)
     out = output_folder(cfg.out, "-o")
-    if (out / "results.json").exists() and not cfg.overwrite:
-        raise FileExistsError(f"{out} already holds results.json: pass --overwrite to replace it or choose another "
-                              "--out")
+    if cfg.root and (inside := _inside(out, Path(cfg.root))):
+        raise ValueError(f"-o {cfg.out} {inside} the dataset folder {cfg.root}: the reports and images written there "
+                         "would be mixed with its photos (and read as photos by a later run); choose another -o")
+    earlier = [name for name in REPORTS if os.path.lexists(out / name)]
+    if earlier and not cfg.overwrite:
+        raise FileExistsError(f"{out} already holds {', '.join(earlier)}: pass --overwrite to replace "
+                              f"{'them' if len(earlier) > 1 else 'it'} or choose another --out")
     leftover = (out / "outputs").is_dir() and any(p.is_file() for p in (out / "outputs").rglob("*.png"))
     if leftover and not cfg.overwrite:  # an interrupted --save-outputs run: its images would be mixed with these
         raise FileExistsError(f"{out / 'outputs'} holds the images of an unfinished evaluation: pass --overwrite to "
@@ -398,7 +415,7 @@ def run_evaluation(cfg: EvaluateConfig) -> dict:
         warm = np.full((64, 64, 3), 128, np.uint8)
         method.plan(warm).render(warm, 1.0)  # first calls allocate and compile: keep them out of the timing
         loaded[m], parameters[m], described[m] = method, method.parameter_count(), method.describe()
-    if (out / "results.json").exists() or leftover:  # --overwrite, and data and methods are ready: replace the run
+    if earlier or leftover:  # --overwrite, and data and methods are ready: replace the run
         _remove_earlier_run(out)
 
     per_image: list[dict] = []

@@ -408,3 +408,37 @@ def test_a_name_that_is_not_utf8_is_scored_and_printed_escaped(tmp_path, capsys)
     result = run_evaluation(cfg(tmp_path, root=str(photos), methods="identity", sheet=0, out=str(tmp_path / "syn"),
                                 cases="basic"))
     assert result["skipped"] == [] and result["scored_images"] == 2
+
+
+def test_reports_of_another_run_or_a_user_are_never_left_to_look_current(tmp_path, monkeypatch):
+    """Found by an audit: a user's own results.md, per_image.csv or contact_sheet.png in -o were replaced without
+    --overwrite; an --overwrite run that failed left the earlier run's per_image.csv and results.md, looking
+    current; -o inside the dataset folder overwrote a photo called contact_sheet.png (and a later run scored the
+    reports as photos)."""
+    import deepexpose.evaluate as ev
+
+    make_pairs(tmp_path / "ds", n=2)
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "results.md").write_text("mine")
+    c = cfg(tmp_path, dataset="pairs", root=str(tmp_path / "ds"), methods="identity")
+    with pytest.raises(FileExistsError, match=r"already holds results.md: pass --overwrite to replace it"):
+        run_evaluation(c)
+    assert (out / "results.md").read_text() == "mine"
+    c.overwrite = True
+    run_evaluation(c)
+    assert sorted(p.name for p in out.iterdir()) == sorted(ev.REPORTS)
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("failed late")
+
+    monkeypatch.setattr(ev, "markdown_table", broken)
+    with pytest.raises(RuntimeError, match="failed late"):
+        run_evaluation(c)
+    assert list(out.iterdir()) == []  # nothing of the earlier run is left to be taken for this one's
+    monkeypatch.undo()
+    for inside in (tmp_path / "ds", tmp_path / "ds" / "input" / "ev"):
+        with pytest.raises(ValueError, match="the dataset folder"):
+            run_evaluation(cfg(tmp_path, dataset="pairs", root=str(tmp_path / "ds"), methods="identity",
+                               out=str(inside)))
+    assert not (tmp_path / "ds" / "input" / "ev").exists()
