@@ -347,8 +347,10 @@ def paired_dataset(name: str, **options):
     from deepexpose.data import registry
 
     ds = registry.make_dataset(name, missing="skip", **options)
-    _warn_left_out([str(n) for n in getattr(ds, "skipped", [])],
+    reasons = getattr(ds, "reasons", {})
+    _warn_left_out([f"{n} ({reasons[n]})" if n in reasons else str(n) for n in getattr(ds, "skipped", [])],
                    f"item{{s}} of --data {name} without a target (or an input)")
+    _warn_left_out([str(n) for n in getattr(ds, "without_input", [])], f"target{{s}} of --data {name} without an input")
     return ds
 
 

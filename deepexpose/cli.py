@@ -111,6 +111,8 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     cfg = from_namespace(EvaluateConfig, args)
     result = run_evaluation(cfg)
     unpaired = f", {result['unpaired']} more without a target" if result.get("unpaired") else ""
+    if result.get("without_input"):
+        unpaired += f", {result['without_input']} target{'s' if result['without_input'] > 1 else ''} without an input"
     print(f"\n{result['scored_images']} of {result['images']} images scored{unpaired} "
           f"(--dataset {result['settings']['dataset']})\n")
     print(result["table"])

@@ -152,13 +152,25 @@ def open_dataset(cfg: EvaluateConfig):
 
 
 def _group(item: dict) -> str:
-    """The sub-table an item belongs to: its synthetic case or its Afifi exposure offset ("" for none)."""
+    """The sub-table an item belongs to: its synthetic case or its Afifi exposure offset (``"unknown EV"`` for a
+    name whose suffix names none; "" for no group)."""
     if "case" in item:
         return str(item["case"])
-    ev = item.get("ev")
-    if isinstance(ev, float) and not math.isnan(ev):
-        return f"{ev:+g} EV"
-    return ""
+    if "ev" not in item:
+        return ""
+    ev = item["ev"]
+    return f"{ev:+g} EV" if isinstance(ev, float) and not math.isnan(ev) else UNKNOWN_EV
+
+
+UNKNOWN_EV = "unknown EV"
+"""the group of an Afifi input whose name ends in no known exposure suffix"""
+
+
+def _group_key(group: str) -> tuple:
+    """Groups in table order: exposure offsets from the darkest up, then an unknown one, then the others by name."""
+    if group.endswith(" EV") and group != UNKNOWN_EV:
+        return (0, float(group[:-3]), "")
+    return (1 if group == UNKNOWN_EV else 2, 0.0, group)
 
 
 # --------------------------------------------------------------------------------------------- heat maps
@@ -267,7 +279,7 @@ def summarise(per_image: list[dict], methods: list[str]) -> dict[str, dict]:
         if not rows:
             summary[m] = {"all": {"images": 0}, "groups": {}, "seconds_per_image": math.nan}
             continue
-        groups = sorted({r["group"] for r in rows if r["group"]})
+        groups = sorted({r["group"] for r in rows if r["group"]}, key=_group_key)
         summary[m] = {"all": _mean(rows),
                       "groups": {g: (_untouched if g == UNTOUCHED else _mean)([r for r in rows if r["group"] == g])
                                  for g in groups},
@@ -292,7 +304,7 @@ def markdown_table(summary: dict[str, dict], parameters: dict[str, int], publish
         lines.append("| " + " | ".join(cells) + " |")
     for system, (p, ss, de) in (published or {}).items():
         lines.append(f"| {system}, *published* | {p:.2f} | {ss:.3f} | {de:.2f} | – | – | – | – |")
-    groups = sorted({g for s in summary.values() for g in s["groups"]})
+    groups = sorted({g for s in summary.values() for g in s["groups"]}, key=_group_key)
     for g in groups if len(groups) > 1 else []:
         lines += ["", f"**{g}**", "", "| method | " + " | ".join(METRIC_LABELS.values()) + " | images |",
                   "|" + "---|" * (len(METRIC_LABELS) + 2)]
@@ -405,7 +417,10 @@ def run_evaluation(cfg: EvaluateConfig) -> dict:
     count = min(len(names), cfg.limit) if cfg.limit and not synthetic else len(names)
     names, whole = names[:count], count == len(names)
     sheet_at = set(_sheet_indices(cfg, names))
-    skipped = [{"name": str(s), "reason": "no target (or no input) found"} for s in getattr(dataset, "skipped", [])]
+    reasons = getattr(dataset, "reasons", {})  # FiveK's: which file of an id lacks
+    skipped = [{"name": str(s), "reason": reasons.get(s, "no target (or no input) found")}
+               for s in getattr(dataset, "skipped", [])]
+    skipped += [{"name": str(s), "reason": "a target without an input"} for s in getattr(dataset, "without_input", [])]
     notes = list(getattr(dataset, "notes", []))
 
     device = str(resolve_device(cfg.device))
@@ -496,6 +511,7 @@ def run_evaluation(cfg: EvaluateConfig) -> dict:
     table = markdown_table(summary, parameters, PUBLISHED_FIVEK if fivek_standard else None)
     record = {"settings": asdict(cfg), "dataset": repr(dataset), "images": count,
               "unpaired": len(getattr(dataset, "skipped", [])),
+              "without_input": len(getattr(dataset, "without_input", [])),
               "scored_images": len({r["name"] for r in per_image}), "methods": described,
               "parameters": parameters, "summary": summary, "skipped": skipped, "failures": failures,
               "notes": notes, "psnr_cap": PSNR_CAP, "per_image": per_image}

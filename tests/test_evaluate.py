@@ -151,12 +151,15 @@ def test_afifi_layout_groups_by_exposure(tmp_path):
     root = tmp_path / "afifi"
     for i, scene in enumerate(["a0001-x_1", "a0002-y_2"]):
         write(root / "testing" / "expert_c_testing_set" / f"{scene}.jpg", texture(i))
-        for suf, off in (("N1", -40), ("P1", 40)):
+        for suf, off in (("P1", 40), ("N1.5", -50), ("N1", -40), ("X", 10)):  # X: no exposure it names
             write(root / "testing" / "INPUT_IMAGES" / f"{scene}_{suf}.JPG", texture(i, off))
     result = run_evaluation(cfg(tmp_path, dataset="afifi", root=str(root), methods="identity"))
     groups = result["summary"]["identity"]["groups"]
-    assert set(groups) == {"-1 EV", "+1 EV"} and groups["-1 EV"]["images"] == 2
-    assert "**+1 EV**" in result["table"] and "**-1 EV**" in result["table"]
+    assert list(groups) == ["-1.5 EV", "-1 EV", "+1 EV", "unknown EV"]  # in order; none left out of every table
+    assert groups["-1 EV"]["images"] == 2 and sum(g["images"] for g in groups.values()) == 8
+    table = result["table"]
+    assert table.index("**-1.5 EV**") < table.index("**-1 EV**") < table.index("**+1 EV**") < table.index(
+        "**unknown EV**")
 
 
 def test_synthetic_untouched_and_saved_outputs_rescore(tmp_path):
@@ -408,6 +411,20 @@ def test_a_name_that_is_not_utf8_is_scored_and_printed_escaped(tmp_path, capsys)
     result = run_evaluation(cfg(tmp_path, root=str(photos), methods="identity", sheet=0, out=str(tmp_path / "syn"),
                                 cases="basic"))
     assert result["skipped"] == [] and result["scored_images"] == 2
+
+
+def test_targets_without_an_input_are_reported(tmp_path, capsys):
+    """Found by an audit: they were left out silently, the benchmark incomplete without a word."""
+    make_pairs(tmp_path / "ds", n=2)
+    write(tmp_path / "ds" / "target" / "lonely.png", texture(7))
+    write(tmp_path / "ds" / "input" / "alone.png", texture(8))
+    assert main(["evaluate", "--dataset", "pairs", "--root", str(tmp_path / "ds"), "--methods", "identity",
+                 "--sheet", "0", "--no-progress", "-o", str(tmp_path / "out")]) == 0
+    out = capsys.readouterr().out
+    assert "2 of 2 images scored, 1 more without a target, 1 target without an input" in out
+    assert "skipped lonely: a target without an input" in out and "skipped alone: no target" in out
+    record = json.loads((tmp_path / "out" / "results.json").read_text())
+    assert (record["unpaired"], record["without_input"]) == (1, 1)
 
 
 def test_reports_of_another_run_or_a_user_are_never_left_to_look_current(tmp_path, monkeypatch):

@@ -67,18 +67,25 @@ class _FileIndex:
 
     def __init__(self, folder: Path, what: str, expected: str) -> None:
         self.folder = folder
-        self.exact: dict[str, Path] = {}
+        self.exact: dict[str, list[Path]] = {}
         self.prefix: dict[str, list[Path]] = {}
         for p in find_images(folder, what, expected):
             key = p.relative_to(folder).with_suffix("").as_posix()
-            self.exact.setdefault(key, p)
+            self.exact.setdefault(key, []).append(p)
             self.prefix.setdefault(key.split("-", 1)[0], []).append(p)
 
     def get(self, ident: str) -> Path | None:
-        if ident in self.exact:
-            return self.exact[ident]
-        cands = self.prefix.get(ident, [])
+        """The one file of ``ident``; ``None`` when it has none, or several (``a0005.jpg`` and ``a0005.png``:
+        which is meant is not known)."""
+        cands = self.exact.get(ident) or self.prefix.get(ident, [])
         return cands[0] if len(cands) == 1 else None
+
+    def why(self, ident: str) -> str:
+        """Why :meth:`get` gives no file for ``ident``."""
+        cands = self.exact.get(ident) or self.prefix.get(ident, [])
+        if len(cands) > 1:
+            return f"several files in {self.folder}, so it is ambiguous: {' / '.join(p.name for p in cands)}"
+        return f"no file in {self.folder}"
 
 
 def _normalise_id(token: str) -> str:
@@ -95,22 +102,23 @@ def _resolve(
     folders: dict[str, _FileIndex],
     missing: str,
     list_name: str,
-) -> tuple[list[Sample], list[str]]:
-    samples, lost = [], []
+) -> tuple[list[Sample], dict[str, str]]:
+    """The samples of ``ids`` found in every one of ``folders``, and the others, each with why it is not."""
+    samples, lost = [], {}
     for ident in ids:
         paths = {key: idx.get(ident) for key, idx in folders.items()}
-        absent = [f"{ident} (no file in {folders[k].folder})" for k, p in paths.items() if p is None]
-        if absent:
-            lost.extend(absent)
+        if absent := [folders[k].why(ident) for k, p in paths.items() if p is None]:
+            lost[ident] = "; ".join(absent)  # one entry per id, however many of its files lack
             continue
         samples.append(Sample(ident, paths))
+    named = [f"{ident} ({why})" for ident, why in lost.items()]
     if lost and missing == "error":
         raise DatasetLayoutError(
-            f"{len(lost)} id(s) from {list_name} have no image: {_preview(lost, 4)}. "
+            f"{len(lost)} id(s) from {list_name} have no image: {_preview(named, 4)}. "
             "Pass missing='skip' to leave them out."
         )
     if not samples:
-        raise DatasetLayoutError(f"none of the ids in {list_name} has its image(s): {_preview(lost, 4)}")
+        raise DatasetLayoutError(f"none of the ids in {list_name} has its image(s): {_preview(named, 4)}")
     return samples, lost
 
 
@@ -128,7 +136,7 @@ class FiveK(ImageFileDataset):
         expert: ``"A"`` ... ``"E"`` (default C, the usual target).
         resolution: sub-folder under ``JPG/`` (``"480p"``; ``"original"`` for full size).
         missing: ids whose input or expert image is absent raise (``"error"``) or are left out
-            (``"skip"``, listed in ``self.skipped``).
+            (``"skip"``, listed in ``self.skipped``, each with why in ``self.reasons``).
         **options: crop_size, flip, resize, seed, max_pixels (see :class:`ImageFileDataset`).
     """
 
@@ -169,7 +177,8 @@ class FiveK(ImageFileDataset):
                 expected,
             ),
         }
-        samples, self.skipped = _resolve(ids, folders, missing, " + ".join(self.SPLITS[split]))
+        samples, self.reasons = _resolve(ids, folders, missing, " + ".join(self.SPLITS[split]))
+        self.skipped = list(self.reasons)
         super().__init__(samples, **options)
 
 
@@ -232,7 +241,8 @@ class FiveKExposureSplit(ImageFileDataset):
                 f"FiveK expert folder '{exp_dir}/JPG/{resolution}'",
                 expected,
             )
-        samples, self.skipped = _resolve(ids, folders, missing, str(lf))
+        samples, self.reasons = _resolve(ids, folders, missing, str(lf))
+        self.skipped = list(self.reasons)
         if images != "pair":
             samples = [Sample(s.name, {"image": s.paths[images]}) for s in samples]
         super().__init__(samples, **options)

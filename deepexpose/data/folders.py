@@ -347,7 +347,8 @@ class PairedFolder(ImageFileDataset):
     Matched by relative path with the extension ignored. Returns
     ``{"input": 3xHxW, "target": 3xHxW, "name": rel}``. Inputs without a target raise
     :class:`DatasetLayoutError` listing a few of them (``missing="error"``) or are left out
-    (``missing="skip"``); targets without an input are ignored.
+    (``missing="skip"``, listed in ``self.skipped``); targets without an input are listed in
+    ``self.without_input``.
     """
 
     def __init__(
@@ -385,4 +386,5 @@ class PairedFolder(ImageFileDataset):
                 "(matched by relative path, extension ignored)"
             )
         self.skipped = unmatched
+        self.without_input = [k for k in targets if k not in inputs]
         super().__init__(samples, **options)

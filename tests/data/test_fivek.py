@@ -112,6 +112,24 @@ def test_fivek_id_without_image_error_or_skip(tmp_path):
     assert ds.names == ["a0001", "a0003", "a0004"] and len(ds.skipped) == 1
 
 
+def test_fivek_an_id_lacking_several_files_or_with_twins_is_left_out_once_saying_why(tmp_path):
+    """Found by an audit: an id missing from both folders was counted twice, and of a0005.jpg and a0005.png one
+    was taken silently."""
+    make_fivek(tmp_path)
+    for folder in ("input", "expertC"):
+        (tmp_path / folder / "JPG" / "480p" / "a0006.jpg").unlink()
+    write(tmp_path / "expertC" / "JPG" / "480p" / "a0005.png", colour("a0005", "input"))
+    with pytest.raises(DatasetLayoutError, match="none of the ids"):
+        FiveK(tmp_path, "test", missing="skip")
+    (tmp_path / "test.txt").write_text("a0001\na0005\na0006\n")
+    ds = FiveK(tmp_path, "test", missing="skip")
+    assert ds.names == ["a0001"] and ds.skipped == ["a0005", "a0006"]
+    assert ds.reasons["a0005"] == (f"several files in {tmp_path / 'expertC' / 'JPG' / '480p'}, so it is ambiguous: "
+                                   "a0005.jpg / a0005.png")
+    assert ds.reasons["a0006"] == (f"no file in {tmp_path / 'input' / 'JPG' / '480p'}; "
+                                   f"no file in {tmp_path / 'expertC' / 'JPG' / '480p'}")
+
+
 # ---------------------------------------------------------------- Exposure split
 
 

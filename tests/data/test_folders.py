@@ -111,6 +111,7 @@ def test_paired_folder_unmatched_inputs_error_or_skip(tmp_path):
     assert "lonely" in str(e.value) and "deep/alone" in str(e.value)
     ds = PairedFolder(tmp_path, missing="skip")
     assert len(ds) == 3 and sorted(ds.skipped) == ["deep/alone", "lonely"]
+    assert ds.without_input == ["orphan_target"]  # listed, for a benchmark to report
     with pytest.raises(ValueError):
         PairedFolder(tmp_path, missing="ignore")
 
