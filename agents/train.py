@@ -380,12 +380,12 @@ class Pools:
     """the photos (good-photo data) or pairs (paired data) the training views are made from (recorded too)"""
 
 
-def _split_pairs(indices: list[int], fraction: float) -> tuple[list[int], list[int]]:
-    """The last ``max(1, round(fraction * n))`` of ``indices`` go to validation (at least one stays)."""
-    if fraction <= 0 or len(indices) < 2:
-        return indices, []
-    n = min(len(indices) - 1, max(1, round(fraction * len(indices))))
-    return indices[:-n], indices[-n:]
+def _split_pairs(pairs: list, fraction: float) -> tuple[list, list]:
+    """The last ``max(1, round(fraction * n))`` of ``pairs`` go to validation (at least one stays)."""
+    if fraction <= 0 or len(pairs) < 2:
+        return pairs, []
+    n = min(len(pairs) - 1, max(1, round(fraction * len(pairs))))
+    return pairs[:-n], pairs[-n:]
 
 
 def _pair_pool(pairs: list, cfg: TrainConfig, role: str, found: int) -> PairPool:
@@ -414,25 +414,25 @@ def build_split_pools(cfg: TrainConfig) -> Pools:
         if cfg.train_fraction != 1.0:
             raise ValueError(f"--train-fraction applies to good photos ({', '.join(GOOD_PHOTO_DATA)}), "
                              f"not to --data {cfg.data}")
+        # every pair is read once, and the readable ones are split: an unreadable pair where the held-out or
+        # validation pairs are taken from would otherwise leave that pool empty and stop the run
         if cfg.data == "pairs":
-            ds = train_ds = paired_dataset("pairs", root=cfg.root)
-            n_held = max(1, len(ds) // 10)
-            held_pairs = view_pairs(ds, cfg.view, range(min(n_held, cfg.eval_size)))
-            train_idx = list(range(n_held, len(ds)))
+            train_ds = paired_dataset("pairs", root=cfg.root)
+            readable = view_pairs(train_ds, cfg.view, range(len(train_ds)))
+            n_held = max(1, len(readable) // 10)
+            held_pairs, readable = readable[:min(n_held, cfg.eval_size)], readable[n_held:]
         else:
             split_train, split_test = ("train", "test") if cfg.data == "fivek" else ("training", "validation")
             train_ds = paired_dataset(cfg.data, root=cfg.root, split=split_train)
             held_ds = paired_dataset(cfg.data, root=cfg.root, split=split_test)
-            train_idx = list(range(len(train_ds)))
+            readable = view_pairs(train_ds, cfg.view, range(len(train_ds)))
             held_pairs = view_pairs(held_ds, cfg.view, range(min(len(held_ds), cfg.eval_size)))
-        train_idx, val_idx = _split_pairs(train_idx, fraction)
-        train_pairs = view_pairs(train_ds, cfg.view, train_idx)
+        train_pairs, val_pairs = _split_pairs(readable, fraction)
         val_pool, source = None, "none (validation 0)"
         train_pool = _pair_pool(train_pairs, cfg, "training", len(train_ds))
-        if val_idx:
-            val_pool = _pair_pool(view_pairs(train_ds, cfg.view, val_idx[:cfg.eval_size]), cfg, "validation",
-                                  len(train_ds))
-            source = f"{len(val_idx)} of the training pairs kept out of training"
+        if val_pairs:
+            val_pool = PairPool.from_pairs(val_pairs[:cfg.eval_size], size=cfg.view)
+            source = f"{len(val_pairs)} of the training pairs kept out of training"
         elif fraction > 0:
             val_pool = PairPool.from_pairs(train_pairs[:cfg.eval_size], size=cfg.view)
             source = "the training pairs themselves (too few to keep any out of training)"

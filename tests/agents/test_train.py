@@ -113,6 +113,18 @@ def test_unreadable_photos_and_pairs_are_left_out_and_named(tmp_path):
     assert len(pools.train) + len(pools.held) == 4  # the broken pair is left out too (with its own warning)
 
 
+def test_an_unreadable_pair_where_validation_or_held_out_pairs_are_taken_is_left_out_alone(tmp_path):
+    """Found by an audit: the held-out and validation pairs were picked before unreadable pairs were left out, so
+    one bad pair there emptied that pool and stopped the run ("no validation pair ... could be used")."""
+    for i in range(12):
+        photo(tmp_path / "pairs" / "input" / f"{i:02d}.png", i)
+        photo(tmp_path / "pairs" / "target" / f"{i:02d}.png", i + 10, size=(40, 50) if i in (0, 11) else (40, 56))
+    with pytest.warns(UserWarning, match=r"left out 2 unreadable items: 00 .*; 11 "):
+        pools = build_split_pools(TrainConfig(data="pairs", root=str(tmp_path / "pairs"), view=16, validation=0.1))
+    assert (len(pools.held), len(pools.validation), len(pools.train)) == (1, 1, 8)
+    assert pools.validation_source == "1 of the training pairs kept out of training"
+
+
 def test_paired_data_with_no_usable_training_pair_is_refused_by_name(tmp_path):
     """Every pair's sizes differ (each warned of): the run says no training pair could be used, not
     'from_pairs needs at least one pair'; one pair alone is held out and says the folder needs two."""
@@ -216,8 +228,8 @@ def test_fivek_pools_pair_views_as_they_are_read(tmp_path, monkeypatch):
     monkeypatch.setattr(tr, "view_pairs", lambda ds, size, idx: made.append(list(idx)) or real(ds, size, idx))
     pools = build_split_pools(TrainConfig(data="fivek", root=str(root), view=8, eval_size=1))
     train_pool, eval_pool = pools.train, pools.held
-    # held-out: only eval_size read; the last training pair is kept out for validation
-    assert len(train_pool) == 3 and len(eval_pool) == 1 and made == [[0], [0, 1, 2], [3]]
+    # each training pair read once (the last kept out for validation), of the held-out pairs only eval_size
+    assert len(train_pool) == 3 and len(eval_pool) == 1 and made == [[0, 1, 2, 3], [0]]
     x, t = eval_pool.get([0])
     assert abs(float(x.mean()) * 255 - 140) < 3 and abs(float(t.mean()) * 255 - 150) < 3  # a0005, paired
     x, t = pools.validation.get([0])
