@@ -50,7 +50,7 @@ from .checkpoint import checkpoint_exists, load_checkpoint, read_meta, save_chec
 from .networks import ActorCritic
 from .train import (TrainConfig, build_split_pools, check_resume, evaluate, make_core, make_model, num_workers,
                     check_fresh_out, remove_run_files, resolve_data, save_config,
-                    selection_score)
+                    selection_score, warn_if_done)
 
 ENTROPY_COEF = 1e-3
 VALUE_COEF = 0.5
@@ -321,6 +321,7 @@ def train_async(cfg: TrainConfig) -> dict:
         optimizers = {"policy": opt, **({"critic": critic_opt} if critic_opt is not None else {})}
         meta, tensors = load_checkpoint(ckpt, modules=modules, optimizers=optimizers)
         start, history = int(meta["step"]), list(meta["history"])
+        warn_if_done(start, cfg, out)
         gen_states = [tensors[k] for k in sorted(tensors) if k.startswith("generator.")]
         if best_path.with_suffix(".json").is_file():  # the best so far, possibly newer than the checkpoint
             best = read_meta(best_path)["best"]

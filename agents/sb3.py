@@ -56,7 +56,7 @@ from .chroma import HISTOGRAM_VERSION, check_histogram_version
 from .networks import INITIAL_LOG_STD, ObservationEncoder
 from .train import (SB3_ALGOS, Act, TrainConfig, build_split_pools, check_resume, make_core,
                     check_fresh_out, remove_run_files, resolve_data, save_config,
-                    selection_score)
+                    selection_score, warn_if_done)
 
 DEFAULT_NUM_ENVS = 8
 """Environments of the batched ``VecEnv`` when ``cfg.workers`` is 0 (they share one process and one batch)."""
@@ -468,6 +468,7 @@ def train_sb3(cfg: TrainConfig, pools: tuple[PairPool, ...] | None = None) -> di
                                  "never saw the colour statistics: resume it with --no-colour-stats")
             saved = {**resume_from["config"], "colour_stats": resume_from.get("extractor_colour", False)}
             check_resume(saved, cfg, out)
+            warn_if_done(int(resume_from.get("num_timesteps", 0)), cfg, out)
             if cfg.chroma:  # a checkpoint without the version was trained on version 1
                 check_histogram_version(resume_from.get("chroma_histogram", 1))
         else:  # what a run killed before its first checkpoint left belongs to no run now

@@ -585,6 +585,14 @@ def check_resume(saved: dict, cfg: TrainConfig, out: Path) -> None:
                                      for k in changed))
 
 
+def warn_if_done(step: int, cfg: TrainConfig, out: Path) -> None:
+    """Warn that a resumed run whose checkpoint is already at ``cfg.steps`` or past it trains nothing (it ended at
+    the checkpoint's step without a word)."""
+    if step >= cfg.steps:
+        warnings.warn(f"--resume: the checkpoint in {out} is at step {step}, already at or past --steps {cfg.steps}: "
+                      "nothing is trained (raise --steps to train on)", DeepExposeWarning, stacklevel=3)
+
+
 def _same_setting(key: str, saved, now) -> bool:
     """Whether a saved setting and the current one agree; ``root`` is compared as the folder it names
     (``data/good/``, ``./data/good`` and its absolute path are one folder; ``~`` is expanded)."""

@@ -113,6 +113,8 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     unpaired = f", {result['unpaired']} more without a target" if result.get("unpaired") else ""
     if result.get("without_input"):
         unpaired += f", {result['without_input']} target{'s' if result['without_input'] > 1 else ''} without an input"
+    if result.get("available", result["images"]) > result["images"]:
+        unpaired += f"; --limit {result['images']} of {result['available']}"
     print(f"\n{result['scored_images']} of {result['images']} images scored{unpaired} "
           f"(--dataset {result['settings']['dataset']})\n")
     print(result["table"])
@@ -132,11 +134,15 @@ def _cmd_score(args: argparse.Namespace) -> int:
     from .io import shown_name
     from .score import score_paths
 
-    rows, mean = score_paths(args.prediction, args.target)
+    failed: list[tuple[str, str]] = []
+    rows, mean = score_paths(args.prediction, args.target, failed)
     for name, m in rows:
         print(f"{shown_name(name)}: " + "  ".join(f"{k} {v:.4f}" for k, v in m.items()))
-    print("mean: " + "  ".join(f"{k} {v:.4f}" for k, v in mean.items()))
-    return 0
+    print("mean: " + "  ".join(f"{k} {v:.4f}" for k, v in mean.items())
+          + (f" ({len(rows)} scored, {len(failed)} failed)" if failed else ""))
+    for name, reason in failed:
+        print(f"failed {shown_name(name)}: {reason}")
+    return 1 if failed else 0
 
 
 TRAIN_DESCRIPTIONS = {

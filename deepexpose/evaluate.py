@@ -415,6 +415,7 @@ def run_evaluation(cfg: EvaluateConfig) -> dict:
     names = list(dataset.names)
     synthetic = cfg.dataset.strip().lower() == "synthetic"  # its limit counts photos (open_dataset applies it)
     count = min(len(names), cfg.limit) if cfg.limit and not synthetic else len(names)
+    available = len(names)
     names, whole = names[:count], count == len(names)
     sheet_at = set(_sheet_indices(cfg, names))
     reasons = getattr(dataset, "reasons", {})  # FiveK's: which file of an id lacks
@@ -509,7 +510,7 @@ def run_evaluation(cfg: EvaluateConfig) -> dict:
         notes.append("the published FiveK figures are left out: they were measured on the whole test split, and "
                      "this run left some of it out (--limit, or photos skipped or failed)")
     table = markdown_table(summary, parameters, PUBLISHED_FIVEK if fivek_standard else None)
-    record = {"settings": asdict(cfg), "dataset": repr(dataset), "images": count,
+    record = {"settings": asdict(cfg), "dataset": repr(dataset), "images": count, "available": available,
               "unpaired": len(getattr(dataset, "skipped", [])),
               "without_input": len(getattr(dataset, "without_input", [])),
               "scored_images": len({r["name"] for r in per_image}), "methods": described,

@@ -871,6 +871,15 @@ def read_preview(path: str | os.PathLike[str], min_side: int, *,
     return np.ascontiguousarray(_orient(small, orientation)), upright
 
 
+def _starts_with(path: Path, heads: tuple[bytes, ...]) -> bool:
+    """Whether the file ``path`` starts with one of ``heads`` (false when it cannot be read)."""
+    try:
+        with open(path, "rb") as fh:
+            return fh.read(max(map(len, heads))).startswith(heads)
+    except OSError:
+        return False
+
+
 def _read_head(path: Path) -> bytes:
     """Check that ``path`` is a non-empty readable regular file and return its first bytes."""
     try:
@@ -911,6 +920,9 @@ def _read_pillow(path: Path, limit: int | None, tiff_layout: str | None, native:
             raise ImageReadError(path, "truncated or corrupt AVIF file (libavif cannot parse it)") from e
         if kind := _unread_jpeg(path):
             raise ImageReadError(path, f"unsupported JPEG: {kind} (only 8-bit JPEGs are read)") from e
+        if _starts_with(path, (b"GIF87a", b"GIF89a")):
+            raise ImageReadError(path, "a GIF, which only 'deepexpose enhance' reads (as an animation); photos here "
+                                       "are JPEG, PNG, TIFF, WebP, BMP, HEIC or AVIF") from e
         raise ImageReadError(path, "not a recognised image file (supported: JPEG, PNG, TIFF, WebP, BMP, HEIC, "
                                    "AVIF)") from e
     with pim:

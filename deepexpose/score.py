@@ -8,10 +8,15 @@ from .data.folders import DatasetLayoutError, _index_by_stem, _preview, find_ima
 from .metrics import capped_pair, mean_metrics
 
 
-def score_paths(prediction: str | Path, target: str | Path) -> tuple[list[tuple[str, dict]], dict]:
+def score_paths(prediction: str | Path, target: str | Path, failed: list[tuple[str, str]] | None = None
+                ) -> tuple[list[tuple[str, dict]], dict]:
     """Per-image metrics and their mean; folders are matched by relative path with the extension ignored, and a
     target without a prediction is an error as a prediction without a target is. An exact match scores
-    :data:`~deepexpose.metrics.PSNR_CAP` dB, as in ``deepexpose evaluate``, so that means stay finite."""
+    :data:`~deepexpose.metrics.PSNR_CAP` dB, as in ``deepexpose evaluate``, so that means stay finite.
+    A pair that cannot be scored (unreadable, of two sizes, too small) raises, or with ``failed`` is appended to it
+    as ``(name, reason)`` and left out of the mean, the others scored; with none scored it raises all the same."""
+    from .io import ImageIOError
+
     pred, tgt = Path(prediction), Path(target)
     if pred.is_file() and tgt.is_file():
         pairs = [(pred.name, pred, tgt)]
@@ -28,15 +33,22 @@ def score_paths(prediction: str | Path, target: str | Path) -> tuple[list[tuple[
     else:
         for p in (pred, tgt):
             if not p.exists():
-                raise FileNotFoundError(f"no such file or folder: {p}")
+                what = "a symbolic link to nothing (or a link loop)" if p.is_symlink() else "no such file or folder"
+                raise FileNotFoundError(f"{what}: {p}")
         raise FileNotFoundError(f"prediction and target must both be image files or both folders: {pred}, {tgt}")
-    rows = []
+    rows, lost = [], []
     for name, p, t in pairs:
-        a, b = load_image_tensor(p), load_image_tensor(t)
-        if a.shape != b.shape:
-            raise ValueError(f"{name}: prediction is {tuple(a.shape[1:])} but target is {tuple(b.shape[1:])}")
         try:
-            rows.append((name, capped_pair(a, b)))
-        except ValueError as e:  # e.g. too small for SSIM
-            raise ValueError(f"{name}: {e}") from None
+            a, b = load_image_tensor(p), load_image_tensor(t)
+            if a.shape != b.shape:
+                raise ValueError(f"prediction is {tuple(a.shape[1:])} but target is {tuple(b.shape[1:])}")
+            rows.append((name, capped_pair(a, b)))  # ValueError, e.g., when too small for SSIM
+        except (ImageIOError, ValueError) as e:
+            if failed is None:
+                raise ValueError(f"{name}: {e}") from None
+            lost.append((name, str(e)))
+    if failed is not None:
+        failed += lost
+    if not rows:
+        raise ValueError("nothing could be scored: " + "; ".join(f"{n}: {r}" for n, r in lost[:3]))
     return rows, mean_metrics(m for _, m in rows)

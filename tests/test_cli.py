@@ -221,6 +221,33 @@ def test_score_errors(tmp_path, capsys):
     assert "tiny.png: " in capsys.readouterr().err  # the too-small image is named
 
 
+def test_score_of_folders_scores_the_others_when_one_pair_cannot_be(tmp_path, capsys):
+    """Found by an audit: one unreadable file or one pair of two sizes stopped the whole run, nothing scored."""
+    for name in ("a", "b", "c"):
+        write_photo(tmp_path / "p" / f"{name}.png", seed=1)
+        write_photo(tmp_path / "t" / f"{name}.png", seed=1, size=(24, 30) if name == "c" else (24, 32))
+    (tmp_path / "p" / "b.png").write_bytes(b"not a png")
+    assert main(["score", str(tmp_path / "p"), str(tmp_path / "t")]) == 1
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("a: psnr 100.0000") and lines[1].endswith("(1 scored, 2 failed)")
+    assert lines[2].startswith("failed b: cannot read image") and lines[3].startswith("failed c: prediction is")
+    (tmp_path / "p" / "a.png").write_bytes(b"")
+    assert main(["score", str(tmp_path / "p"), str(tmp_path / "t")]) == 2
+    assert "nothing could be scored: a: " in capsys.readouterr().err
+    (tmp_path / "loop.png").symlink_to("loop.png")
+    assert main(["score", str(tmp_path / "loop.png"), str(tmp_path / "t" / "a.png")]) == 2
+    assert "a symbolic link to nothing (or a link loop)" in capsys.readouterr().err
+
+
+def test_evaluate_says_when_limit_left_images_out(tmp_path, capsys):
+    for i in range(3):
+        write_photo(tmp_path / "ds" / "input" / f"{i}.png", seed=i)
+        write_photo(tmp_path / "ds" / "target" / f"{i}.png", seed=i + 5)
+    assert main(["evaluate", "--dataset", "pairs", "--root", str(tmp_path / "ds"), "--methods", "identity",
+                 "--limit", "2", "--sheet", "0", "--no-progress", "-o", str(tmp_path / "o")]) == 0
+    assert "2 of 2 images scored; --limit 2 of 3 (--dataset pairs)" in capsys.readouterr().out
+
+
 def test_train_method_picks_the_baseline_options(tmp_path, capsys):
     parser_help = build_parser("cgan").format_help()
     assert "train" in parser_help

@@ -944,7 +944,7 @@ def test_not_an_image(tmp_path):
     (tmp_path / "notes.jpg").write_text("this is not a picture\n" * 20)
     assert_read_error(tmp_path / "notes.jpg", "not a recognised image")
     PILImage.fromarray(rgb8()).save(tmp_path / "anim.gif")  # a real image in a format we do not take
-    assert_read_error(tmp_path / "anim.gif", "not a recognised image")
+    assert_read_error(tmp_path / "anim.gif", "a gif, which only")
 
 
 @pytest.mark.parametrize("kind", ["jpg", "png8", "png16", "tif16", "webp", "bmp"])
@@ -2063,6 +2063,12 @@ def test_pictures_counts_the_pictures_a_file_holds(tmp_path):
     burst.add_from_pillow(PILImage.fromarray(a[::-1]))
     burst.save(tmp_path / "burst.heic", quality=90)
     assert read_image(tmp_path / "burst.heic").pictures == 2
+
+
+def test_a_gif_read_as_a_photo_says_enhance_reads_it(tmp_path):
+    PILImage.fromarray(rgb8()).save(tmp_path / "a.gif")
+    with pytest.raises(dio.ImageReadError, match="a GIF, which only 'deepexpose enhance' reads"):
+        read_image(tmp_path / "a.gif")
 
 
 def test_a_page_of_a_multi_page_tiff_is_read_by_its_number(tmp_path):

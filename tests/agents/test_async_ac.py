@@ -214,6 +214,8 @@ def test_resume_without_checkpoint_starts_afresh(tmp_path):
 
 def test_resume_refuses_other_settings(tmp_path):
     train(tiny(tmp_path, steps=48))
+    with pytest.warns(UserWarning, match=r"at step 48, already at or past --steps 24: nothing is trained"):
+        assert train(tiny(tmp_path, steps=24, resume=True))["steps"] == 48  # said, not silent (found by an audit)
     with pytest.raises(ValueError, match="k=2"):
         train(tiny(tmp_path, steps=96, k=3, resume=True))
     with pytest.raises(ValueError, match="lr=0.001 .now 0.01"):  # the optimizer would keep the saved rate
