@@ -290,10 +290,12 @@ def shown_characters(error: UnicodeError) -> tuple[str, int]:
     """Codec error handler ``deepexpose.shown`` (:func:`codecs.register_error`): a character the output stream
     cannot encode is printed as an escape instead of ending the command after its work is done, a byte of a file
     name that is not UTF-8 (a surrogateescape of PEP 383) as ``\\xNN``, any other character as ``\\uNNNN``."""
+    from .io import shown_name
+
     if not isinstance(error, UnicodeEncodeError):
         raise error
     bad = error.object[error.start:error.end]
-    return "".join(f"\\x{ord(c) - 0xDC00:02x}" if 0xDC80 <= ord(c) <= 0xDCFF
+    return "".join(shown_name(c) if 0xDC80 <= ord(c) <= 0xDCFF  # as a summary line shows such a byte
                    else c.encode("ascii", "backslashreplace").decode() for c in bad), error.end
 
 
