@@ -110,7 +110,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
     cfg = from_namespace(EvaluateConfig, args)
     result = run_evaluation(cfg)
-    unpaired = f", {result['unpaired']} more without a target" if result.get("unpaired") else ""
+    unpaired = f", {result['unpaired']} more that could not be paired" if result.get("unpaired") else ""
     if result.get("without_input"):
         unpaired += f", {result['without_input']} target{'s' if result['without_input'] > 1 else ''} without an input"
     if result.get("available", result["images"]) > result["images"]:

@@ -13,30 +13,38 @@ def score_paths(prediction: str | Path, target: str | Path, failed: list[tuple[s
     """Per-image metrics and their mean; folders are matched by relative path with the extension ignored, and a
     target without a prediction is an error as a prediction without a target is. An exact match scores
     :data:`~deepexpose.metrics.PSNR_CAP` dB, as in ``deepexpose evaluate``, so that means stay finite.
-    A pair that cannot be scored (unreadable, of two sizes, too small) raises, or with ``failed`` is appended to it
-    as ``(name, reason)`` and left out of the mean, the others scored; with none scored it raises all the same."""
+    A pair that cannot be scored (unreadable, of two sizes, too small, or a name that several files of one folder
+    share, such as ``a.jpg`` and ``a.png``) raises, or with ``failed`` is appended to it as ``(name, reason)`` and
+    left out of the mean, the others scored; with none scored it raises all the same."""
     from .io import ImageIOError
 
     pred, tgt = Path(prediction), Path(target)
+    lost: list[tuple[str, str]] = []
     if pred.is_file() and tgt.is_file():
         pairs = [(pred.name, pred, tgt)]
     elif pred.is_dir() and tgt.is_dir():
-        preds = _index_by_stem(find_images(pred, "prediction folder"), pred, "prediction folder")
-        tgts = _index_by_stem(find_images(tgt, "target folder"), tgt, "target folder")
-        missing = sorted(set(preds) - set(tgts))
+        preds, pred_twins = _index_by_stem(find_images(pred, "prediction folder"), pred)
+        tgts, tgt_twins = _index_by_stem(find_images(tgt, "target folder"), tgt)
+        pred_keys, tgt_keys = {*preds, *pred_twins}, {*tgts, *tgt_twins}
+        missing = sorted(pred_keys - tgt_keys)
         if missing:
             raise DatasetLayoutError(f"no target in {tgt} for {len(missing)} prediction(s): {_preview(missing)}")
-        unscored = sorted(set(tgts) - set(preds))
+        unscored = sorted(tgt_keys - pred_keys)
         if unscored:
             raise DatasetLayoutError(f"no prediction in {pred} for {len(unscored)} target(s): {_preview(unscored)}")
-        pairs = [(key, preds[key], tgts[key]) for key in sorted(preds)]
+        pairs = [(key, preds[key], tgts[key]) for key in sorted(preds) if key in tgts]
+        lost = [(key, "; ".join(t[key] for t in (pred_twins, tgt_twins) if key in t))
+                for key in sorted({*pred_twins, *tgt_twins})]
+        if lost and failed is None:
+            raise DatasetLayoutError(f"{lost[0][0]}: {lost[0][1]}" + (f" (and {len(lost) - 1} more)"
+                                                                        if len(lost) > 1 else ""))
     else:
         for p in (pred, tgt):
             if not p.exists():
                 what = "a symbolic link to nothing (or a link loop)" if p.is_symlink() else "no such file or folder"
                 raise FileNotFoundError(f"{what}: {p}")
         raise FileNotFoundError(f"prediction and target must both be image files or both folders: {pred}, {tgt}")
-    rows, lost = [], []
+    rows = []
     for name, p, t in pairs:
         try:
             a, b = load_image_tensor(p), load_image_tensor(t)

@@ -11,7 +11,9 @@ import pytest
 from PIL import Image
 
 from deepexpose.cli import build_parser, main
+from deepexpose.data.folders import DatasetLayoutError
 from deepexpose.filters import FILTERS
+from deepexpose.score import score_paths
 
 
 def write_photo(path, seed=0, size=(24, 32)):
@@ -239,6 +241,21 @@ def test_score_of_folders_scores_the_others_when_one_pair_cannot_be(tmp_path, ca
     assert "a symbolic link to nothing (or a link loop)" in capsys.readouterr().err
 
 
+def test_score_of_folders_leaves_out_a_name_two_files_share(tmp_path, capsys):
+    """x.png and x.jpg in one folder: that pair is ambiguous and listed as failed, the others scored (the whole
+    folder was refused)."""
+    for name in ("a", "x"):
+        write_photo(tmp_path / "p" / f"{name}.png", seed=1)
+        write_photo(tmp_path / "t" / f"{name}.png", seed=1)
+    write_photo(tmp_path / "t" / "x.jpg", seed=1)
+    assert main(["score", str(tmp_path / "p"), str(tmp_path / "t")]) == 1
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("a: psnr 100.0000") and lines[1].endswith("(1 scored, 1 failed)")
+    assert lines[2] == f"failed x: several files in {tmp_path / 't'}, so it is ambiguous: x.jpg / x.png"
+    with pytest.raises(DatasetLayoutError, match="x: several files in .*x.jpg / x.png"):
+        score_paths(tmp_path / "p", tmp_path / "t")  # without a list of failures it raises
+
+
 def test_evaluate_says_when_limit_left_images_out(tmp_path, capsys):
     for i in range(3):
         write_photo(tmp_path / "ds" / "input" / f"{i}.png", seed=i)
@@ -288,7 +305,8 @@ def test_evaluate_says_how_many_were_scored_and_how_many_had_no_target(tmp_path,
                  "--no-progress", "-o", str(tmp_path / "o")])
     assert code == 0
     out = capsys.readouterr().out
-    assert "2 of 2 images scored, 1 more without a target (--dataset pairs)" in out and "PairedFolder" not in out
+    assert "2 of 2 images scored, 1 more that could not be paired (--dataset pairs)" in out
+    assert "PairedFolder" not in out
 
 
 def test_run_script_reports_expected_errors_in_one_line(capsys):

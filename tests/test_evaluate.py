@@ -400,7 +400,7 @@ def test_a_name_that_is_not_utf8_is_scored_and_printed_escaped(tmp_path, capsys)
     assert main(["evaluate", "--dataset", "pairs", "--root", str(tmp_path / "ds"), "--methods", "identity",
                  "--sheet", "0", "--no-progress", "-o", str(tmp_path / "out")]) == 0
     out = capsys.readouterr().out
-    assert "skipped new\\nline: " in out and "2 of 2 images scored, 1 more without a target" in out
+    assert "skipped new\\nline: " in out and "2 of 2 images scored, 1 more that could not be paired" in out
     rows = (tmp_path / "out" / "per_image.csv").read_bytes().splitlines()
     assert sum(row.startswith(b"caf\xe9,") for row in rows) == 1  # the name as the file system has it
     assert [r["name"] for r in json.loads((tmp_path / "out" / "results.json").read_text())["per_image"]] == [
@@ -421,10 +421,16 @@ def test_targets_without_an_input_are_reported(tmp_path, capsys):
     assert main(["evaluate", "--dataset", "pairs", "--root", str(tmp_path / "ds"), "--methods", "identity",
                  "--sheet", "0", "--no-progress", "-o", str(tmp_path / "out")]) == 0
     out = capsys.readouterr().out
-    assert "2 of 2 images scored, 1 more without a target, 1 target without an input" in out
+    assert "2 of 2 images scored, 1 more that could not be paired, 1 target without an input" in out
     assert "skipped lonely: a target without an input" in out and "skipped alone: no target" in out
     record = json.loads((tmp_path / "out" / "results.json").read_text())
     assert (record["unpaired"], record["without_input"]) == (1, 1)
+    write(tmp_path / "ds" / "target" / "im0.jpg", texture(9))  # im0.png and im0.jpg: that pair is ambiguous
+    assert main(["evaluate", "--dataset", "pairs", "--root", str(tmp_path / "ds"), "--methods", "identity",
+                 "--sheet", "0", "--no-progress", "-o", str(tmp_path / "out2")]) == 0
+    out = capsys.readouterr().out
+    assert "1 of 1 images scored, 2 more that could not be paired, 1 target without an input" in out
+    assert f"skipped im0: several files in {tmp_path / 'ds' / 'target'}, so it is ambiguous: im0.jpg / im0.png" in out
 
 
 def test_reports_of_another_run_or_a_user_are_never_left_to_look_current(tmp_path, monkeypatch):

@@ -138,21 +138,16 @@ def _stem_key(path: Path, root: Path) -> str:
     return path.relative_to(root).with_suffix("").as_posix()
 
 
-def _index_by_stem(files: Sequence[Path], root: Path, what: str) -> dict[str, Path]:
-    index: dict[str, Path] = {}
-    dups: list[str] = []
+def _index_by_stem(files: Sequence[Path], root: Path) -> tuple[dict[str, Path], dict[str, str]]:
+    """``(index, ambiguous)``: ``files`` by :func:`_stem_key`, and the keys that several of them share (``a.jpg``
+    and ``a.png``), which match no file, each with why (the FiveK layout leaves such an id out the same way)."""
+    groups: dict[str, list[Path]] = {}
     for p in files:
-        k = _stem_key(p, root)
-        if k in index:
-            dups.append(f"{index[k].name} / {p.name}")
-        else:
-            index[k] = p
-    if dups:
-        raise DatasetLayoutError(
-            f"{what} has several files with the same name but different extensions, so pairs are "
-            f"ambiguous: {_preview(dups)} (in {root})"
-        )
-    return index
+        groups.setdefault(_stem_key(p, root), []).append(p)
+    index = {k: ps[0] for k, ps in groups.items() if len(ps) == 1}
+    ambiguous = {k: f"several files in {root}, so it is ambiguous: {' / '.join(p.name for p in ps)}"
+                 for k, ps in groups.items() if len(ps) > 1}
+    return index, ambiguous
 
 
 def _preview(names: Sequence[str], n: int = 5) -> str:
@@ -345,10 +340,10 @@ class PairedFolder(ImageFileDataset):
     """Pairs ``<root>/<input_dir>/<rel>.<ext>`` with ``<root>/<target_dir>/<rel>.<ext2>``.
 
     Matched by relative path with the extension ignored. Returns
-    ``{"input": 3xHxW, "target": 3xHxW, "name": rel}``. Inputs without a target raise
-    :class:`DatasetLayoutError` listing a few of them (``missing="error"``) or are left out
-    (``missing="skip"``, listed in ``self.skipped``); targets without an input are listed in
-    ``self.without_input``.
+    ``{"input": 3xHxW, "target": 3xHxW, "name": rel}``. Inputs without a target, and names that several files
+    of one folder share (``a.jpg`` and ``a.png``: ambiguous), raise :class:`DatasetLayoutError` listing a few of
+    them (``missing="error"``) or are left out (``missing="skip"``, listed in ``self.skipped``, each with why in
+    ``self.reasons``); targets without an input are listed in ``self.without_input``.
     """
 
     def __init__(
@@ -364,27 +359,33 @@ class PairedFolder(ImageFileDataset):
         self.root = require_dir(root, "dataset root")
         expected = f"<root>/{input_dir}/<name>.<ext> and <root>/{target_dir}/<name>.<ext>"
         in_root, tg_root = self.root / input_dir, self.root / target_dir
-        inputs = _index_by_stem(
-            find_images(in_root, f"input folder '{input_dir}'", expected), in_root, "input folder"
-        )
-        targets = _index_by_stem(
-            find_images(tg_root, f"target folder '{target_dir}'", expected), tg_root, "target folder"
-        )
-        unmatched = [k for k in inputs if k not in targets]
+        inputs, in_twins = _index_by_stem(find_images(in_root, f"input folder '{input_dir}'", expected), in_root)
+        targets, tg_twins = _index_by_stem(find_images(tg_root, f"target folder '{target_dir}'", expected), tg_root)
+        in_keys, tg_keys = [*inputs, *in_twins], {*targets, *tg_twins}
+        unmatched = [k for k in in_keys if k not in tg_keys]
         if unmatched and missing == "error":
             raise DatasetLayoutError(
-                f"{len(unmatched)} of {len(inputs)} inputs in {in_root} have no target in {tg_root} "
+                f"{len(unmatched)} of {len(in_keys)} inputs in {in_root} have no target in {tg_root} "
                 f"(matched by relative path, extension ignored): {_preview(unmatched)}. "
                 "Pass missing='skip' to leave them out."
             )
-        samples = [
-            Sample(k, {"input": p, "target": targets[k]}) for k, p in inputs.items() if k in targets
-        ]
+        reasons = {k: f"no target in {tg_root}" for k in unmatched}
+        for k in in_keys:
+            if k in tg_keys and (why := "; ".join(t[k] for t in (in_twins, tg_twins) if k in t)):
+                reasons[k] = why
+        ambiguous = [f"{k} ({why})" for k, why in reasons.items() if k not in unmatched]
+        if ambiguous and missing == "error":
+            raise DatasetLayoutError(
+                f"{len(ambiguous)} name(s) match several files with different extensions, so their pairs are "
+                f"ambiguous: {_preview(ambiguous, 3)}. Pass missing='skip' to leave them out."
+            )
+        samples = [Sample(k, {"input": p, "target": targets[k]}) for k, p in inputs.items() if k in targets]
         if not samples:
             raise DatasetLayoutError(
                 f"no input in {in_root} has a matching target in {tg_root} "
-                "(matched by relative path, extension ignored)"
+                "(matched by relative path, extension ignored"
+                + (f"; {len(ambiguous)} ambiguous: {_preview(ambiguous, 3)})" if ambiguous else ")")
             )
-        self.skipped = unmatched
-        self.without_input = [k for k in targets if k not in inputs]
+        self.skipped, self.reasons = list(reasons), reasons
+        self.without_input = [k for k in [*targets, *tg_twins] if k not in in_keys]
         super().__init__(samples, **options)

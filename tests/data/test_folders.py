@@ -117,10 +117,26 @@ def test_paired_folder_unmatched_inputs_error_or_skip(tmp_path):
 
 
 def test_paired_folder_ambiguous_extensions(tmp_path):
+    """A name that two files of one folder share is left out with why, as FiveK leaves out such an id (the whole
+    folder was refused)."""
     make_pairs(tmp_path)
     write(tmp_path / "target" / "a.jpg", solid(3))  # a.png and a.jpg
-    with pytest.raises(DatasetLayoutError, match="ambiguous"):
+    write(tmp_path / "input" / "c.jpg", solid(3))  # c.png and c.jpg
+    write(tmp_path / "target" / "t.png", solid(3))
+    write(tmp_path / "target" / "t.jpg", solid(3))  # a target without an input, ambiguous too
+    with pytest.raises(DatasetLayoutError, match=r"2 name\(s\) match several files.*ambiguous") as e:
         PairedFolder(tmp_path)
+    assert f"a (several files in {tmp_path / 'target'}, so it is ambiguous: a.jpg / a.png)" in str(e.value)
+    ds = PairedFolder(tmp_path, missing="skip")
+    assert ds.names == ["sub/b"] and sorted(ds.skipped) == ["a", "c"] and ds.without_input == ["t"]
+    assert ds.reasons == {"a": f"several files in {tmp_path / 'target'}, so it is ambiguous: a.jpg / a.png",
+                          "c": f"several files in {tmp_path / 'input'}, so it is ambiguous: c.jpg / c.png"}
+    write(tmp_path / "input" / "lonely.png", solid(5))
+    assert PairedFolder(tmp_path, missing="skip").reasons["lonely"] == f"no target in {tmp_path / 'target'}"
+    for name in ("sub/b.png", "sub/b.tif"):
+        (tmp_path / ("input" if name.endswith("png") else "target") / name).unlink()
+    with pytest.raises(DatasetLayoutError, match=r"no input .* matching target .*; 2 ambiguous: a \(several"):
+        PairedFolder(tmp_path, missing="skip")
 
 
 def test_paired_folder_nothing_matches(tmp_path):
