@@ -11,6 +11,7 @@ by :mod:`deepexpose.render`.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from importlib import resources
 from pathlib import Path
 
@@ -60,18 +61,38 @@ def consensus_action(actions: Tensor, shrink: float = CONSENSUS_SHRINK) -> Tenso
     return mean * keep
 
 
-def consensus_setting(meta: dict) -> dict[str, float]:
+def consensus_setting(meta: dict) -> dict:
     """The consensus ``crop`` and ``shrink`` a model carries in its JSON (``"consensus"``, chosen on its own
     validation photos by ``scripts/train_default_model.py`` or ``scripts/tune_consensus.py --export``), or the defaults
-    (:data:`CONSENSUS_CROP`, :data:`CONSENSUS_SHRINK`) for a model that carries none."""
+    (:data:`CONSENSUS_CROP`, :data:`CONSENSUS_SHRINK`) for a model that carries none; and its ``gains``
+    (:func:`check_gains`, checked against the model's ``filters``) when it carries any."""
     given = meta.get("consensus") or {}
-    unknown = set(given) - {"crop", "shrink"}
+    unknown = set(given) - {"crop", "shrink", "gains"}
     if unknown:
-        raise ValueError(f"the model's consensus setting has unknown keys {sorted(unknown)} (known: crop, shrink)")
+        raise ValueError(f"the model's consensus setting has unknown keys {sorted(unknown)} (known: crop, shrink, "
+                         "gains)")
     setting = {"crop": float(given.get("crop", CONSENSUS_CROP)),
                "shrink": float(given.get("shrink", CONSENSUS_SHRINK))}
     check_consensus(**setting)
+    if given.get("gains"):
+        setting["gains"] = check_gains(given["gains"], meta.get("filters", DEFAULT_GLOBAL_FILTERS))
     return setting
+
+
+def check_gains(gains: dict, filters: Sequence[str]) -> dict[str, float]:
+    """The gains of :meth:`AgentPolicy.consensus` as ``{name: float}``: names ``local_exposure`` or one of
+    ``filters``, factors finite and >= 0 (``ValueError`` otherwise)."""
+    if not isinstance(gains, dict):
+        raise ValueError(f"gains must be a mapping of filter names to factors, got {gains!r}")
+    known = ("local_exposure", *filters)
+    if unknown := sorted(set(gains) - set(known)):
+        raise ValueError(f"gains for unknown filters {unknown} (known: {', '.join(known)})")
+    out = {}
+    for name, g in gains.items():
+        if isinstance(g, bool) or not isinstance(g, (int, float)) or not 0.0 <= g < float("inf"):
+            raise ValueError(f"the gain of {name} must be a finite number >= 0, got {g!r}")
+        out[name] = float(g)
+    return out
 
 
 def check_consensus(crop: float | None = None, shrink: float | None = None) -> None:
@@ -118,23 +139,44 @@ class AgentPolicy:
         return edits
 
     @torch.no_grad()
-    def consensus(self, views: Tensor, shrink: float = CONSENSUS_SHRINK) -> dict:
+    def consensus(self, views: Tensor, shrink: float = CONSENSUS_SHRINK, gains: dict[str, float] | None = None
+                  ) -> dict:
         """One edit for ``N x 3 x view x view`` views of the same photo (e.g. the whole photo and crops of it):
         the episodes run side by side, and at every step each view gets the :func:`consensus_action` of the
         actions chosen on all of them, so later steps see the result of the agreed earlier ones. Identical
         views give :meth:`choose`'s edit (up to float rounding of the mean).
 
+        ``gains`` (``{"white_balance": 1.5}``; names as in :func:`check_gains`) multiply the agreed actions of
+        those filters (``local_exposure``: of the local steps), clipped to [-1, 1]: a calibration of how far the
+        agent moves each filter from "change nothing", in the manner of regression calibration (the slope of
+        the true correction on the one made, fitted on validation photos, ``scripts/tune_consensus.py
+        --gains``), where the agent is right about the direction but too timid.
+
         The local exposure of step ``k`` is that of luminosity sub-image ``k``, whose bands each view sets at
         its own luminance quantiles: the views agree on "the darkest third of what each of them sees", which
         for a crop is not exactly the darkest third of the whole photo."""
         policy = self.model.episode()
+        scale = self.action_gains(gains) if gains else None
 
         def act(obs: dict[str, Tensor]) -> Tensor:
             actions = policy(obs)[0]
-            return consensus_action(actions, shrink).expand_as(actions)
+            agreed = consensus_action(actions, shrink)
+            if scale is not None:
+                agreed = (agreed * scale[int(obs["step"][0].argmax())]).clamp(-1, 1)
+            return agreed.expand_as(actions)
 
         _, edits = run_policy(act, self.core, self._check(views))
         return edits[0]
+
+    def action_gains(self, gains: dict[str, float]) -> Tensor:
+        """``steps x action_dim`` factors of :meth:`consensus`'s ``gains``: the local steps' rows all
+        ``gains["local_exposure"]``, the final step's each filter's gain over its parameters; 1 where none is given."""
+        gains = check_gains(gains, self.filters)
+        rows = torch.ones(self.core.steps, self.core.action_dim)
+        rows[:self.k] = gains.get("local_exposure", 1.0)
+        rows[self.k] = torch.cat([torch.full((f.num_params,), gains.get(f.name, 1.0))
+                                  for f in self.core.pipeline.filters])
+        return rows.to(self.device)
 
     def _check(self, views: Tensor) -> Tensor:
         if views.ndim != 4 or views.shape[1] != 3 or views.shape[-2:] != (self.view, self.view):
@@ -158,7 +200,8 @@ def export_agent(checkpoint: str | Path, out: str | Path, *, note: str = "",
     on 64x64 views (``best``) that the checkpoint carries. ``record`` adds to or replaces entries of ``trained``
     (:data:`RECORD_KEYS`): ``chosen``, how this checkpoint was chosen, and, for a policy kept before its run ended,
     the run's whole ``history`` and ``best``, which the kept file holds only up to its own step. ``consensus``
-    (``{"crop": c, "shrink": s}``, see :func:`consensus_setting`) is the model's own consensus setting. Re-exporting
+    (``{"crop": c, "shrink": s}``, optionally with ``"gains"``, see :func:`consensus_setting`) is the model's own
+    consensus setting. Re-exporting
     an exported model keeps its record, consensus setting and note unless new ones are given. ``out`` must not
     share a file with ``checkpoint`` (:func:`check_export_target`)."""
     unknown = sorted(set(record or {}) - set(RECORD_KEYS))
@@ -175,7 +218,7 @@ def export_agent(checkpoint: str | Path, out: str | Path, *, note: str = "",
     trained.update(record or {})
     meta = {"kind": KIND, "model": policy.model.config(), **policy.setup(), "note": note, "trained": trained}
     if consensus is not None:
-        meta["consensus"] = consensus_setting({"consensus": consensus})
+        meta["consensus"] = consensus_setting({"consensus": consensus, "filters": policy.filters})
     return save_checkpoint(target, modules={"policy": policy.model}, meta=meta)
 
 

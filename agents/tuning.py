@@ -1,8 +1,9 @@
-"""Choosing an agent's consensus setting (crop size, shrinkage) on its validation photos, never on held-out ones.
+"""Choosing an agent's consensus setting (crop size, shrinkage, gains) on its validation photos, never on held-out ones.
 
 ``deepexpose enhance`` lets the agent agree on one edit over the whole photo and five crops of it
 (:class:`deepexpose.methods.AgentMethod`): parameters the views disagree on are shrunk toward "change nothing"
-(:func:`deepexpose.agents.policy.consensus_action`). :func:`tune_consensus` scores each setting of a grid, and the
+(:func:`deepexpose.agents.policy.consensus_action`), and ``gains`` may scale filters' agreed actions
+(:meth:`deepexpose.agents.policy.AgentPolicy.consensus`). :func:`tune_consensus` scores each setting of a grid, and the
 whole-photo view alone, on the agent's validation photos (the share of its training scene groups that its run kept
 out of training to choose the checkpoint, split exactly as that run split them): whole photos (short side at most
 512) with ``basic`` errors (``draws`` per photo) and untouched (:func:`validation_set`). Each setting is ranked by
@@ -28,7 +29,7 @@ from deepexpose.io import from_tensor, quantize
 from deepexpose.methods import AgentMethod, Method
 from deepexpose.metrics import capped_psnr, delta_e2000
 
-from .policy import agent_file, check_consensus
+from .policy import agent_file, check_consensus, check_gains
 from .checkpoint import read_meta
 from .train import (VALIDATION_SEED, TrainConfig, good_photo_split, library_cache, library_packages, load_records,
                     resolve_data, selection_score)
@@ -65,6 +66,34 @@ def parse_consensus_grid(crops: str, shrinks: str, crops_name: str = "--crops", 
     """The crop sides and shrink factors of a consensus grid, each checked (:func:`check_consensus`)."""
     return (parse_grid(crops, crops_name, lambda v: check_consensus(crop=v)),
             parse_grid(shrinks, shrinks_name, lambda v: check_consensus(shrink=v)))
+
+
+def parse_gains_grid(text: str, filters: Sequence[str], name: str = "--gains") -> list[dict[str, float]]:
+    """Every combination of the gains of ``text``, ``"FILTER=G,G;FILTER=G,G"`` (e.g. ``"white_balance=1,1.5,2"``),
+    each checked against ``filters`` (:func:`~deepexpose.agents.policy.check_gains`); ``""``: no gains, ``[{}]``.
+    ``ValueError`` naming the option ``name`` for anything else."""
+    grid: list[dict[str, float]] = [{}]
+    seen = set()
+    for part in (p.strip() for p in text.split(";")):
+        if not part:
+            continue
+        filt, eq, values = part.partition("=")
+        filt = filt.strip()
+        if not eq or not filt:
+            raise ValueError(f"{name}: expected FILTER=G,G,... (e.g. white_balance=1,1.5,2), got {part!r}")
+        if filt in seen:
+            raise ValueError(f"{name}: {filt} is given twice")
+        seen.add(filt)
+        gains = parse_grid(values, name, lambda v, f=filt: check_gains({f: v}, filters))
+        if not gains:
+            raise ValueError(f"{name}: no gains given for {filt}")
+        grid = [{**g, filt: v} for g in grid for v in gains]
+    return grid
+
+
+def gains_text(gains: dict[str, float]) -> str:
+    """``{"white_balance": 1.5}`` as ``white_balance=1.5`` (``-`` for none)."""
+    return " ".join(f"{k}={v:g}" for k, v in gains.items()) or "-"
 
 
 def validation_cases(photos: list[torch.Tensor], draws: int, seed: int, keys: Sequence[str] | None = None
@@ -163,39 +192,48 @@ def validation_set(model: str | Path | None, *, draws: int = 3, seed: int = 0) -
 
 
 def tune_consensus(model: str | Path | None, crops: Sequence[float], shrinks: Sequence[float],
-                   withins: Sequence[float] = (0.0,), *, draws: int = 3, seed: int = 0,
-                   cases: list[Case] | None = None, colour: bool = True,
+                   withins: Sequence[float] = (0.0,), *, gains: Sequence[dict[str, float]] = ({},), draws: int = 3,
+                   seed: int = 0, cases: list[Case] | None = None, colour: bool = True,
                    log: Callable[[str], None] = print) -> dict:
-    """Score the whole-photo view and every ``(crop, shrink, untouched_within)`` of the grid on ``cases`` (default:
-    ``model``'s validation photos, ``draws`` each, :func:`validation_set`); ``log`` gets a table line per row.
-    Returns ``{"validation_photos", "rows", "best", "chosen", "setting"}``: ``chosen`` is the best row a model can
-    carry (consensus, ``untouched_within`` 0; ``None`` when the grid has none) and ``setting`` its ``{"crop",
-    "shrink"}`` for :func:`~deepexpose.agents.policy.export_agent`. ``colour=False`` measures CIEDE2000 for the
-    chosen row only (the ranking never uses it, and it costs many times more than the edits)."""
+    """Score the whole-photo view and every ``(crop, shrink, untouched_within, gains)`` of the grid on ``cases``
+    (default: ``model``'s validation photos, ``draws`` each, :func:`validation_set`); ``log`` gets a table line per
+    row. Returns ``{"validation_photos", "rows", "best", "chosen", "setting"}``: ``chosen`` is the best row a model
+    can carry (consensus, ``untouched_within`` 0; ``None`` when the grid has none) and ``setting`` its ``{"crop",
+    "shrink"}``, with its ``"gains"`` when it has any, for :func:`~deepexpose.agents.policy.export_agent`.
+    ``colour=False`` measures CIEDE2000 for the chosen row only (the ranking never uses it, and it costs many times
+    more than the edits)."""
     if cases is None:
         cases = validation_set(model, draws=draws, seed=seed)
     photos = sum(case == "untouched" for case, _, _ in cases)
     log(f"{photos} validation photos, {len(cases)} cases")
-    log(f"{'views':<12} {'crop':>5} {'shrink':>6} {'within':>6} {'PSNR':>6} {'ΔE00':>6} {'untouched':>9} {'score':>6}")
+    log(f"{'views':<12} {'crop':>5} {'shrink':>6} {'within':>6} {'PSNR':>6} {'ΔE00':>6} {'untouched':>9} {'score':>6}"
+        "  gains")
     settings = [(AgentMethod(model, consensus=False), {"views": "whole photo"})] + [
-        (AgentMethod(model, crop=crop, shrink=shrink, untouched_within=within),
-         {"views": "consensus", "crop": crop, "shrink": shrink, "untouched_within": within})
-        for crop in crops for shrink in shrinks for within in withins]
+        (AgentMethod(model, crop=crop, shrink=shrink, gains=g, untouched_within=within),
+         {"views": "consensus", "crop": crop, "shrink": shrink, "untouched_within": within, "gains": dict(g)})
+        for crop in crops for shrink in shrinks for within in withins for g in gains]
     rows = []
     for method, setting in settings:
         r = {**setting, **score_cases(method, cases, colour=colour)}
         rows.append(r)
         de = f"{r['delta_e2000']:6.2f}" if colour else f"{'-':>6}"
         log(f"{r['views']:<12} {r.get('crop', ''):>5} {r.get('shrink', ''):>6} {r.get('untouched_within', ''):>6} "
-            f"{r['psnr']:6.2f} {de} {r['good_psnr']:9.2f} {r['score']:6.2f}")
+            f"{r['psnr']:6.2f} {de} {r['good_psnr']:9.2f} {r['score']:6.2f}  "
+            f"{gains_text(r['gains']) if 'gains' in r else ''}".rstrip())
     carried = [r for r in rows if r["views"] == "consensus" and r["untouched_within"] == 0]
     chosen = max(carried, key=lambda r: r["score"]) if carried else None
     if chosen is not None and not colour:
         method = next(m for (m, _), r in zip(settings, rows) if r is chosen)
         chosen["delta_e2000"] = score_cases(method, cases)["delta_e2000"]
-        log(f"chosen: crop {chosen['crop']}, shrink {chosen['shrink']}, ΔE00 {chosen['delta_e2000']:.2f}")
+        log(f"chosen: crop {chosen['crop']}, shrink {chosen['shrink']}, gains {gains_text(chosen['gains'])}, ΔE00 "
+            f"{chosen['delta_e2000']:.2f}")
+    setting = None
+    if chosen is not None:
+        setting = {"crop": chosen["crop"], "shrink": chosen["shrink"]}
+        if chosen["gains"]:
+            setting["gains"] = dict(chosen["gains"])
     return {"validation_photos": photos, "rows": rows, "best": max(rows, key=lambda r: r["score"]),
-            "chosen": chosen, "setting": {"crop": chosen["crop"], "shrink": chosen["shrink"]} if chosen else None}
+            "chosen": chosen, "setting": setting}
 
 
 def choose_checkpoint(paths: Sequence[str | Path], crops: Sequence[float], shrinks: Sequence[float], *,

@@ -128,9 +128,10 @@ class AgentMethod(EditMethod):
     By default (``consensus``) it looks at six views of the photo, the whole of it and five crops
     (``crop`` of each side), and applies one edit agreed on all of them
     (:meth:`~deepexpose.agents.policy.AgentPolicy.consensus`): parameters the views disagree on shrink toward
-    "change nothing" by ``shrink``. Both default to the model's own validated setting, or for a model without
-    one to :data:`~deepexpose.agents.policy.CONSENSUS_CROP` and
-    :data:`~deepexpose.agents.policy.CONSENSUS_SHRINK` (:func:`~deepexpose.agents.policy.consensus_setting`).
+    "change nothing" by ``shrink``, and ``gains`` scale filters' agreed actions (``{"white_balance": 1.5}``). All
+    three default to the model's own validated setting, or for a model without one to
+    :data:`~deepexpose.agents.policy.CONSENSUS_CROP`, :data:`~deepexpose.agents.policy.CONSENSUS_SHRINK` and no
+    gains (:func:`~deepexpose.agents.policy.consensus_setting`).
     ``consensus=False`` lets it choose on the whole-photo view alone. With ``untouched_within`` above 0 a photo is
     left untouched when the edit would keep its whole-photo view within that many dB PSNR of itself: the agent's
     small edits are mostly its own noise (``scripts/error_budget.py``, part 3).
@@ -139,16 +140,19 @@ class AgentMethod(EditMethod):
     name = "agent"
 
     def __init__(self, model: str | Path | None = None, device: str = "cpu", *, consensus: bool = True,
-                 crop: float | None = None, shrink: float | None = None, untouched_within: float = 0.0) -> None:
-        from .agents.policy import check_consensus, consensus_setting, load_agent
+                 crop: float | None = None, shrink: float | None = None, gains: dict[str, float] | None = None,
+                 untouched_within: float = 0.0) -> None:
+        from .agents.policy import check_consensus, check_gains, consensus_setting, load_agent
 
         if not 0.0 <= untouched_within < float("inf"):
             raise ValueError(f"--untouched-within must be finite and >= 0 dB, got {untouched_within}")
         self.policy = load_agent(model, device)
         self.consensus, self.untouched_within = consensus, untouched_within
-        own = consensus_setting(self.policy.meta) if consensus and (crop is None or shrink is None) else {}
+        unset = crop is None or shrink is None or gains is None
+        own = consensus_setting(self.policy.meta) if consensus and unset else {}  # read only where it is used
         self.crop = own.get("crop") if crop is None else crop
         self.shrink = own.get("shrink") if shrink is None else shrink
+        self.gains = own.get("gains", {}) if gains is None else check_gains(gains, self.policy.filters)
         check_consensus(self.crop, self.shrink)
         self.model_path = str(model) if model else "bundled default"
         setup = self.policy.setup()
@@ -163,7 +167,8 @@ class AgentMethod(EditMethod):
 
         view = make_view(pixels, self.view)
         if self.consensus:
-            edit = self.policy.consensus(torch.cat([view, crop_views(pixels, self.view, self.crop)]), self.shrink)
+            edit = self.policy.consensus(torch.cat([view, crop_views(pixels, self.view, self.crop)]), self.shrink,
+                                         self.gains)
         else:
             edit = self.choose(view)
         if self.untouched_within > 0 and self.change(view, edit) >= self.untouched_within:
@@ -185,6 +190,8 @@ class AgentMethod(EditMethod):
     def describe(self) -> dict:
         views = {"views": "consensus", "crop": self.crop, "shrink": self.shrink} if self.consensus else \
             {"views": "whole photo"}
+        if self.consensus and self.gains:
+            views["gains"] = dict(self.gains)
         gate = {"untouched_within": self.untouched_within} if self.untouched_within > 0 else {}
         return {"method": self.name, "model": self.model_path, **views, **gate}
 

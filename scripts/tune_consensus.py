@@ -1,14 +1,17 @@
-"""Choose the agent's consensus settings (crop size, shrinkage) on its validation photos, never on held-out ones.
+"""Choose the agent's consensus settings (crop size, shrinkage, gains) on its validation photos, never on held-out ones.
 
     .venv/bin/python scripts/tune_consensus.py                         # the bundled agent, the default grid
     .venv/bin/python scripts/tune_consensus.py --crops 0.6 --shrinks 1 --draws 1
     .venv/bin/python scripts/tune_consensus.py --model runs/X/best.safetensors --export runs/X/agent.safetensors
     .venv/bin/python scripts/tune_consensus.py --no-colour                # CIEDE2000 of the chosen row only
+    .venv/bin/python scripts/tune_consensus.py --crops 0.6 --shrinks 1.5 --gains "white_balance=1,1.5,2"
 
 Scores each consensus setting of the grid, and the whole-photo view alone, on the agent's validation photos (whole
 photos, short side at most 512, with ``basic`` errors, ``--draws`` per photo, and untouched), ranked by the
 checkpoint-selection score of ``deepexpose train`` (:mod:`deepexpose.agents.tuning`). Prints a table and a JSON
-report with the best setting. ``--export PATH`` writes the model to PATH (safetensors + JSON,
+report with the best setting. ``--gains "FILTER=G,G;FILTER=G"`` adds every combination of gains to the grid:
+factors on the agreed actions of those filters (``local_exposure`` for the local steps), see
+:meth:`deepexpose.agents.policy.AgentPolicy.consensus`. ``--export PATH`` writes the model to PATH (safetensors + JSON,
 :func:`deepexpose.agents.policy.export_agent`) carrying the best consensus setting, which ``deepexpose enhance`` and
 ``evaluate`` then use for it (:func:`deepexpose.agents.policy.consensus_setting`); the model given is never
 rewritten. CIEDE2000 takes seconds per photo, many times what the edits take, and the ranking never uses it:
@@ -23,9 +26,9 @@ import json
 import os
 from pathlib import Path
 
-from deepexpose.agents.policy import check_export_target, export_agent
+from deepexpose.agents.policy import check_export_target, export_agent, load_agent
 from deepexpose.agents.tuning import (GRID_CROPS, GRID_SHRINKS, NoValidationPhotos, grid_text, parse_consensus_grid,
-                                      parse_grid, tune_consensus)
+                                      parse_gains_grid, parse_grid, tune_consensus)
 
 
 def _non_negative(value: float) -> None:
@@ -43,6 +46,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--untouched-within", default="0",
                         help="thresholds of --untouched-within to try with each consensus setting, in dB (default: 0, "
                              "off)")
+    parser.add_argument("--gains", default="", help="gains to try on filters' agreed actions, 'FILTER=G,G;FILTER=G' "
+                        "(e.g. white_balance=1,1.5,2; local_exposure for the local steps; default: none)")
     parser.add_argument("--draws", type=int, default=3, help="basic errors drawn per photo (default: 3)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the errors (default: 0)")
     parser.add_argument("--colour", action=argparse.BooleanOptionalAction, default=True,
@@ -54,6 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         crops, shrinks = parse_consensus_grid(args.crops, args.shrinks)
         withins = parse_grid(args.untouched_within, "--untouched-within", _non_negative)
+        gains = parse_gains_grid(args.gains, load_agent(model).filters) if args.gains.strip() else [{}]
     except ValueError as e:
         raise SystemExit(str(e)) from None
     if args.draws < 1:
@@ -74,14 +80,14 @@ def main(argv: list[str] | None = None) -> int:
         if not (folder.is_dir() and os.access(folder, os.W_OK)):
             raise SystemExit(f"--export: {target} cannot be written ({folder} is not a folder this user can write to)")
     try:
-        tuned = tune_consensus(model, crops, shrinks, withins, draws=args.draws, seed=args.seed,
+        tuned = tune_consensus(model, crops, shrinks, withins, gains=gains, draws=args.draws, seed=args.seed,
                                colour=args.colour, log=lambda line: print(line, flush=True))
     except NoValidationPhotos as e:
         raise SystemExit(str(e)) from None
     report = {"model": str(Path(model)) if model else "bundled default", "validation_photos":
               tuned["validation_photos"], "draws": args.draws, "seed": args.seed, "colour": args.colour,
               "rows": tuned["rows"], "best": tuned["best"]}
-    if args.export:  # a model carries crop and shrink, not "whole photo" nor an --untouched-within threshold
+    if args.export:  # a model carries crop, shrink and gains, not "whole photo" nor an --untouched-within threshold
         setting = tuned["setting"]
         report["exported"] = {"path": str(export_agent(model, args.export, consensus=setting)), "consensus": setting}
     print(json.dumps(report, indent=2))

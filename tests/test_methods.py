@@ -212,7 +212,27 @@ def test_agent_method_uses_the_models_own_consensus_setting(agent_model, tmp_pat
     with pytest.raises(ValueError, match="unknown keys"):
         load_method("agent", own)
     assert load_method("agent", own, consensus=False).describe()["views"] == "whole photo"
-    assert load_method("agent", own, crop=0.6, shrink=1.0).crop == 0.6
+    assert load_method("agent", own, crop=0.6, shrink=1.0, gains={}).crop == 0.6
+
+
+def test_agent_method_uses_the_models_own_gains(agent_model, tmp_path):
+    from deepexpose.agents.policy import export_agent
+    from deepexpose.render import crop_views, make_view
+
+    own = export_agent(agent_model, tmp_path / "own.safetensors",
+                       consensus={"crop": 0.5, "shrink": 0.25, "gains": {"white_balance": 2}})
+    agent = load_method("agent", own)
+    assert agent.gains == {"white_balance": 2.0} and agent.describe()["gains"] == {"white_balance": 2.0}
+    px = photo_u8(90, 120, seed=4)
+    views = torch.cat([make_view(px, 64), crop_views(px, 64, 0.5)])
+    assert agent.plan(px).edit == agent.policy.consensus(views, 0.25, {"white_balance": 2.0})
+    assert agent.plan(px).edit != agent.policy.consensus(views, 0.25)
+    plain = load_method("agent", own, gains={})  # explicit settings win
+    assert plain.gains == {} and "gains" not in plain.describe() and plain.plan(px).edit == \
+        agent.policy.consensus(views, 0.25)
+    assert "gains" not in load_method("agent", own, consensus=False).describe()  # the whole-photo view: no gains
+    with pytest.raises(ValueError, match="unknown filters"):
+        load_method("agent", own, gains={"sharpen": 2})
 
 
 def test_a_plan_masks_on_the_view_it_chose_on_and_prepares_ahead(agent_model, monkeypatch):

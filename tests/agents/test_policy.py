@@ -139,9 +139,37 @@ def test_consensus_setting_is_the_models_own_or_the_default():
     assert consensus_setting({"consensus": {"crop": 0.6, "shrink": 0.5}}) == {"crop": 0.6, "shrink": 0.5}
     assert consensus_setting({"consensus": {"shrink": 0}}) == {"crop": CONSENSUS_CROP, "shrink": 0.0}
     for bad, match in (({"crop": 0}, "crop"), ({"crop": 1.2}, "crop"), ({"shrink": -1}, "shrink"),
-                       ({"shrink": float("inf")}, "shrink"), ({"crops": 0.5}, "unknown keys")):
+                       ({"shrink": float("inf")}, "shrink"), ({"crops": 0.5}, "unknown keys"),
+                       ({"gains": {"sharpen": 2}}, "unknown filters"), ({"gains": {"exposure": -1}}, "exposure"),
+                       ({"gains": {"exposure": True}}, "exposure"), ({"gains": [2]}, "mapping")):
         with pytest.raises(ValueError, match=match):
             consensus_setting({"consensus": bad})
+    gains = {"consensus": {"gains": {"white_balance": 2, "local_exposure": 0}}}
+    assert consensus_setting(gains)["gains"] == {"white_balance": 2.0, "local_exposure": 0.0}
+    assert "gains" not in consensus_setting({"consensus": {"gains": {}}})
+    with pytest.raises(ValueError, match="unknown filters"):  # checked against the model's own filters
+        consensus_setting({**gains, "filters": ["exposure"]})
+
+
+def test_gains_scale_the_agreed_actions_of_their_filters(tmp_path):
+    training_checkpoint(tmp_path / "m.safetensors")
+    agent = load_agent(tmp_path / "m.safetensors")
+    views = torch.rand(3, 3, 64, 64, generator=torch.Generator().manual_seed(2))
+    rows = agent.action_gains({"white_balance": 2, "local_exposure": 0.5})
+    assert rows.shape == (agent.core.steps, agent.core.action_dim)
+    assert torch.all(rows[:agent.k] == 0.5) and torch.equal(rows[agent.k, :2], torch.tensor([2.0, 2.0]))
+    assert torch.all(rows[agent.k, 2:] == 1)  # white balance's temperature and tint come first
+    plain = agent.consensus(views, shrink=0.0)
+    assert agent.consensus(views, shrink=0.0, gains={"white_balance": 1.0}) == plain
+    warm = agent.consensus(views, shrink=0.0, gains={"white_balance": 2.0})
+    for key in ("temperature", "tint"):  # the last step: the other filters see the same image and stay put
+        assert warm["white_balance"][key] == pytest.approx(max(-1.5, min(1.5, 2 * plain["white_balance"][key])),
+                                                           abs=1e-5)
+    assert {k: v for k, v in warm.items() if k != "white_balance"} == \
+        {k: v for k, v in plain.items() if k != "white_balance"}
+    still = agent.consensus(views, shrink=0.0, gains={"local_exposure": 0.0, "exposure": 0.0})
+    assert still["local_exposure"]["ev"] == [0.0] * agent.k and still["exposure"]["ev"] == 0.0
+    assert plain["exposure"]["ev"] != 0.0 and any(plain["local_exposure"]["ev"])
 
 
 def test_export_records_how_the_checkpoint_was_chosen_and_a_re_export_keeps_it(tmp_path):

@@ -89,7 +89,7 @@ def test_validation_set_is_the_run_s_photos_and_the_grid_can_be_scored_on_other_
     other = tuning.validation_cases(photos, 1, 0)
     tuned = tuning.tune_consensus(tiny_agent, (0.7,), (1.0,), cases=other, log=lines.append)
     assert tuned["validation_photos"] == 3 and lines[0] == "3 validation photos, 6 cases"
-    assert tuned["rows"][1] == {"views": "consensus", "crop": 0.7, "shrink": 1.0, "untouched_within": 0.0,
+    assert tuned["rows"][1] == {"views": "consensus", "crop": 0.7, "shrink": 1.0, "untouched_within": 0.0, "gains": {},
                                 **tuning.score_cases(tuning.AgentMethod(tiny_agent, crop=0.7, shrink=1.0), other)}
 
 
@@ -123,6 +123,40 @@ def test_grid_is_scored_and_ranked_and_the_carried_setting_chosen(tiny_agent):
     carried = [r for r in rows if r["views"] == "consensus" and r["untouched_within"] == 0]
     assert tuned["chosen"] == max(carried, key=lambda r: r["score"])
     assert tuned["setting"] == {"crop": tuned["chosen"]["crop"], "shrink": tuned["chosen"]["shrink"]}
+    assert all(r["gains"] == {} for r in rows[1:])
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")  # good_photo_split: too few demo photos
+def test_gains_are_part_of_the_grid_and_of_the_setting_chosen(tiny_agent, monkeypatch):
+    lines = []
+    gains = [{}, {"white_balance": 0.0}, {"white_balance": 3.0}]
+    scores = {None: 20.0, 0.0: 22.0, 3.0: 21.0}  # the row with white balance off scores best here
+    monkeypatch.setattr(tuning, "score_cases", lambda method, cases, colour=True: {
+        "psnr": scores[method.gains.get("white_balance") if method.consensus else None], "good_psnr": 50.0,
+        "delta_e2000": 5.0, "score": scores[method.gains.get("white_balance") if method.consensus else None]})
+    tuned = tuning.tune_consensus(tiny_agent, (0.8,), (1.0,), gains=gains, draws=1, log=lines.append)
+    assert [r.get("gains") for r in tuned["rows"]] == [None, *gains]
+    assert tuned["setting"] == {"crop": 0.8, "shrink": 1.0, "gains": {"white_balance": 0.0}}
+    assert lines[1].split()[-1] == "gains" and lines[2].endswith("20.00")  # the whole-photo view: no gains
+    assert lines[3].endswith("  -") and lines[4].endswith("  white_balance=0") and lines[5].endswith("white_balance=3")
+    scores[0.0] = scores[3.0] = 19.0  # no gains best: the setting carries none
+    assert tuning.tune_consensus(tiny_agent, (0.8,), (1.0,), gains=gains, draws=1, log=lambda line: None)[
+        "setting"] == {"crop": 0.8, "shrink": 1.0}
+
+
+def test_gains_grids_are_every_combination_checked():
+    filters = ("white_balance", "exposure")
+    assert tuning.parse_gains_grid("", filters) == [{}]
+    assert tuning.parse_gains_grid(" white_balance = 1, 2 ; local_exposure=0.5 ;", filters) == [
+        {"white_balance": 1.0, "local_exposure": 0.5}, {"white_balance": 2.0, "local_exposure": 0.5}]
+    assert tuning.gains_text({"white_balance": 2.0, "exposure": 0.5}) == "white_balance=2 exposure=0.5"
+    assert tuning.gains_text({}) == "-"
+    for text, match in (("white_balance", "expected FILTER=G"), ("=2", "expected FILTER=G"),
+                        ("saturation=2", "unknown filters"), ("exposure=-1", "exposure must be a finite"),
+                        ("exposure=1;exposure=2", "exposure is given twice"), ("exposure=", "no gains given"),
+                        ("exposure=x", "could not convert")):
+        with pytest.raises(ValueError, match=f"--g: .*{match}"):
+            tuning.parse_gains_grid(text, filters, "--g")
 
 
 @pytest.mark.filterwarnings("ignore::UserWarning")  # good_photo_split: too few demo photos

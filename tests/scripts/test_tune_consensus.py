@@ -48,6 +48,23 @@ def test_export_writes_the_best_consensus_setting_into_a_new_model(tiny_agent, r
     assert (tiny_agent.read_bytes(), tiny_agent.with_suffix(".json").read_bytes()) == before
 
 
+@pytest.mark.filterwarnings("ignore::UserWarning")  # good_photo_split: too few demo photos
+def test_gains_grid_and_export(tiny_agent, run_script, tmp_path):
+    from deepexpose.agents.checkpoint import read_meta
+    from deepexpose.methods import AgentMethod
+
+    out = tmp_path / "gained.safetensors"
+    report = run_script("tune_consensus.py", ["--model", str(tiny_agent), "--crops", "0.8", "--shrinks", "0",
+                                              "--gains", "white_balance=0,1;exposure=0,2", "--draws", "1",
+                                              "--no-colour", "--export", str(out)])
+    rows = [r for r in report["rows"] if r["views"] == "consensus"]
+    assert [r["gains"] for r in rows] == [{"white_balance": w, "exposure": e} for w in (0.0, 1.0) for e in (0.0, 2.0)]
+    chosen = max(rows, key=lambda r: r["score"])
+    setting = {"crop": 0.8, "shrink": 0.0, "gains": chosen["gains"]}
+    assert report["exported"]["consensus"] == setting and read_meta(out)["consensus"] == setting
+    assert AgentMethod(out).gains == chosen["gains"]
+
+
 @pytest.mark.parametrize("args", [["--export", "x.safetensors"],
                                   ["--model", "m.safetensors", "--untouched-within", "1", "--export", "x.safetensors"],
                                   ["--model", "m.safetensors", "--crops", "", "--export", "x.safetensors"]])
@@ -60,9 +77,11 @@ def test_export_refuses_what_it_cannot_write(args):
 @pytest.mark.parametrize("args,message", [(["--crops", "2"], "--crops: crop must be"),
                                           (["--untouched-within", "x"], "--untouched-within: could not"),
                                           (["--draws", "0"], "--draws must be at least 1"),
-                                          (["--untouched-within", "0,-5"], "--untouched-within: thresholds are dB")])
-def test_a_bad_grid_is_refused_before_scoring(args, message, monkeypatch):
+                                          (["--untouched-within", "0,-5"], "--untouched-within: thresholds are dB"),
+                                          (["--gains", "sharpen=2"], "--gains: gains for unknown filters")])
+def test_a_bad_grid_is_refused_before_scoring(args, message, monkeypatch, tiny_agent):
     tune = load_script("tune_consensus.py")
+    args = ["--model", str(tiny_agent), *args]
     monkeypatch.setattr(tune, "tune_consensus", lambda *a, **k: pytest.fail("scored before refusing"))
     with pytest.raises(SystemExit, match=message):
         tune.main(args)
