@@ -201,9 +201,8 @@ def export_agent(checkpoint: str | Path, out: str | Path, *, note: str = "",
     (:data:`RECORD_KEYS`): ``chosen``, how this checkpoint was chosen, and, for a policy kept before its run ended,
     the run's whole ``history`` and ``best``, which the kept file holds only up to its own step. ``consensus``
     (``{"crop": c, "shrink": s}``, optionally with ``"gains"``, see :func:`consensus_setting`) is the model's own
-    consensus setting. Re-exporting
-    an exported model keeps its record, consensus setting and note unless new ones are given. ``out`` must not
-    share a file with ``checkpoint`` (:func:`check_export_target`)."""
+    consensus setting. Re-exporting an exported model keeps its record, consensus setting and note unless new ones
+    are given. ``out`` must not share a file with ``checkpoint`` (:func:`check_export_target`)."""
     unknown = sorted(set(record or {}) - set(RECORD_KEYS))
     if unknown:
         raise ValueError(f"export_agent: record takes {', '.join(RECORD_KEYS)}, not {', '.join(unknown)}")
