@@ -173,7 +173,8 @@ def format_eval(r: dict) -> str:
         parts.append(f"PSNR {r['psnr']:.2f} dB (input {r['input_psnr']:.2f}), "
                      f"CIEDE2000 {r['delta_e2000']:.2f} (input {r['input_delta_e2000']:.2f})")
     if "good_psnr" in r:
-        parts.append(f"good photos kept at {r['good_psnr']:.2f} dB")
+        parts.append(f"good photos kept at {r['good_psnr']:.2f} dB"
+                     + (f" ({r['good_within']:.0%} within 38 dB)" if "good_within" in r else ""))
     return "; ".join(parts)
 
 
@@ -256,7 +257,7 @@ class Monitor:
             self.checkpoint(step, generators, f"{EVALUATED}/step-{step:09d}.safetensors", policy=scored,
                             policy_only=True)
         if self.tb is not None:
-            for key in ("psnr", "delta_e2000", "good_psnr"):
+            for key in ("psnr", "delta_e2000", "good_psnr", "good_shortfall", "good_within"):
                 if key in result:
                     self.tb.add_scalar(f"eval/{key}", result[key], step)
                 if key in result.get("validation", {}):

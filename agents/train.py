@@ -30,7 +30,7 @@ from deepexpose.data.folders import DatasetLayoutError
 from deepexpose.data.synthetic import EXCLUDED_PACKAGES, HELD_OUT_DEMO
 from deepexpose.envs.core import EditCore
 from deepexpose.envs.pool import PairPool
-from deepexpose.metrics import DO_NO_HARM_PSNR
+from deepexpose.metrics import DO_NO_HARM_PSNR, do_no_harm
 
 from .networks import ActorCritic
 
@@ -522,7 +522,8 @@ def evaluate(model: ActorCritic | Act, core: EditCore, pool: PairPool, batch: in
 
     Detuned views: mean PSNR and CIEDE2000 against the targets (``psnr``, ``delta_e2000``) and of the inputs
     themselves (``input_psnr``, ``input_delta_e2000``). Views left untouched (class ``correct``): mean PSNR of
-    the output to the input, "do no harm" (``good_psnr``). An exact match counts as
+    the output to the input, "do no harm" (``good_psnr``), with the mean shortfall below 38 dB and the share
+    within it (``good_shortfall``, ``good_within``: :func:`~deepexpose.metrics.do_no_harm`). An exact match counts as
     :data:`~deepexpose.metrics.PSNR_CAP` (100 dB) everywhere, so that a detuning that happened to change
     nothing in 8 bits cannot make a mean infinite.
     """
@@ -547,7 +548,7 @@ def evaluate(model: ActorCritic | Act, core: EditCore, pool: PairPool, batch: in
         keys = ("psnr", "delta_e2000", "input_psnr", "input_delta_e2000")
         result.update({k: sum(col) / len(col) for k, col in zip(keys, zip(*detuned, strict=True), strict=True)})
     if good:
-        result["good_psnr"] = sum(good) / len(good)
+        result.update(do_no_harm(good))
     return result
 
 
@@ -558,13 +559,19 @@ GOOD_PSNR_FLOOR = DO_NO_HARM_PSNR
 def selection_score(result: dict) -> float:
     """The score that chooses the best checkpoint, from an :func:`evaluate` result on the validation pool::
 
-        score = psnr - max(0, 38 - good_psnr)
+        score = psnr - mean_i max(0, 38 - good_psnr_i)
 
-    ``psnr``: mean PSNR of the edited detuned views to their targets; ``good_psnr``: mean PSNR of the untouched
-    ("correct") views to themselves, so harming good photos below 38 dB costs dB for dB ("do no harm"). A
-    missing term (no detuned or no untouched views) counts 0.
+    ``psnr``: mean PSNR of the edited detuned views to their targets; ``good_psnr_i``: PSNR of untouched
+    ("correct") view i to itself, so that harming any good photo below 38 dB costs its dB of harm over the number of
+    untouched views ("do no harm", ``good_shortfall`` of :func:`~deepexpose.metrics.do_no_harm`). Charging the mean
+    instead (``max(0, 38 - mean good_psnr)``, the rule before session 30) let copies at 100 dB hide ruined photos.
+    A result with ``good_psnr`` but no ``good_shortfall`` (one saved before session 30) is charged by its mean.
+    A missing term (no detuned or no untouched views) counts 0.
     """
-    penalty = max(0.0, GOOD_PSNR_FLOOR - result["good_psnr"]) if "good_psnr" in result else 0.0
+    if "good_shortfall" in result:
+        penalty = float(result["good_shortfall"])
+    else:
+        penalty = max(0.0, GOOD_PSNR_FLOOR - result["good_psnr"]) if "good_psnr" in result else 0.0
     return float(result.get("psnr", 0.0)) - penalty
 
 

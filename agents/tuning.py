@@ -7,7 +7,7 @@
 whole-photo view alone, on the agent's validation photos (the share of its training scene groups that its run kept
 out of training to choose the checkpoint, split exactly as that run split them): whole photos (short side at most
 512) with ``basic`` errors (``draws`` per photo) and untouched (:func:`validation_set`). Each setting is ranked by
-the checkpoint-selection score of ``deepexpose train``, ``PSNR - max(0, 38 - untouched PSNR)``
+the checkpoint-selection score of ``deepexpose train``, ``PSNR - mean max(0, 38 - untouched PSNR)`` over the photos
 (:func:`deepexpose.agents.train.selection_score`); the errors no model is trained for are left out, so that they
 stay unseen. :func:`library_validation_photos` gives more photos, from library packages the run never saw
 (``scripts/checkpoint_study.py``). Used by ``scripts/tune_consensus.py`` and ``scripts/train_default_model.py``.
@@ -27,7 +27,7 @@ from deepexpose.data.packages import PHOTO_PACKAGES, RESERVED_PACKAGES, load_lib
 from deepexpose.data.synthetic import EXCLUDED_PACKAGES, apply_case, case_seed
 from deepexpose.io import from_tensor, quantize
 from deepexpose.methods import AgentMethod, Method
-from deepexpose.metrics import capped_psnr, delta_e2000
+from deepexpose.metrics import capped_psnr, delta_e2000, do_no_harm
 
 from .policy import agent_file, check_consensus, check_gains
 from .checkpoint import read_meta
@@ -115,7 +115,8 @@ def validation_cases(photos: list[torch.Tensor], draws: int, seed: int, keys: Se
 
 
 def score_cases(method: Method, cases: list[Case], colour: bool = True) -> dict:
-    """Mean PSNR (capped at 100 dB) and CIEDE2000 of the basic cases, the untouched cases' PSNR, and the score;
+    """Mean PSNR (capped at 100 dB) and CIEDE2000 of the basic cases, how the untouched cases came back
+    (:func:`~deepexpose.metrics.do_no_harm`), and the score;
     ``colour=False`` leaves CIEDE2000 out (the score does not use it, and it costs more than the edits)."""
     basic, good = [], []
     for case, x, target in cases:
@@ -124,7 +125,7 @@ def score_cases(method: Method, cases: list[Case], colour: bool = True) -> dict:
             good.append(capped_psnr(out, target))
         else:
             basic.append((capped_psnr(out, target), delta_e2000(out, target) if colour else 0.0))
-    result = {"psnr": float(np.mean([b[0] for b in basic])), "good_psnr": float(np.mean(good))}
+    result = {"psnr": float(np.mean([b[0] for b in basic])), **do_no_harm(good)}
     if colour:
         result["delta_e2000"] = float(np.mean([b[1] for b in basic]))
     return {**result, "score": selection_score(result)}
@@ -206,8 +207,8 @@ def tune_consensus(model: str | Path | None, crops: Sequence[float], shrinks: Se
         cases = validation_set(model, draws=draws, seed=seed)
     photos = sum(case == "untouched" for case, _, _ in cases)
     log(f"{photos} validation photos, {len(cases)} cases")
-    log(f"{'views':<12} {'crop':>5} {'shrink':>6} {'within':>6} {'PSNR':>6} {'ΔE00':>6} {'untouched':>9} {'score':>6}"
-        "  gains")
+    log(f"{'views':<12} {'crop':>5} {'shrink':>6} {'within':>6} {'PSNR':>6} {'ΔE00':>6} {'untouched':>9} {'harm':>5} "
+        f"{'kept':>5} {'score':>6}  gains")
     settings = [(AgentMethod(model, consensus=False), {"views": "whole photo"})] + [
         (AgentMethod(model, crop=crop, shrink=shrink, gains=g, untouched_within=within),
          {"views": "consensus", "crop": crop, "shrink": shrink, "untouched_within": within, "gains": dict(g)})
@@ -218,7 +219,8 @@ def tune_consensus(model: str | Path | None, crops: Sequence[float], shrinks: Se
         rows.append(r)
         de = f"{r['delta_e2000']:6.2f}" if colour else f"{'-':>6}"
         log(f"{r['views']:<12} {r.get('crop', ''):>5} {r.get('shrink', ''):>6} {r.get('untouched_within', ''):>6} "
-            f"{r['psnr']:6.2f} {de} {r['good_psnr']:9.2f} {r['score']:6.2f}  "
+            f"{r['psnr']:6.2f} {de} {r['good_psnr']:9.2f} {r['good_shortfall']:5.2f} {r['good_within']:5.0%} "
+            f"{r['score']:6.2f}  "
             f"{gains_text(r['gains']) if 'gains' in r else ''}".rstrip())
     carried = [r for r in rows if r["views"] == "consensus" and r["untouched_within"] == 0]
     chosen = max(carried, key=lambda r: r["score"]) if carried else None
@@ -249,7 +251,8 @@ def choose_checkpoint(paths: Sequence[str | Path], crops: Sequence[float], shrin
         raise ValueError("choose_checkpoint needs checkpoints and a grid of at least one crop and one shrink")
     if cases is None:
         cases = validation_set(paths[0], draws=draws, seed=seed)
-    log(f"{'checkpoint':<40} {'crop':>5} {'shrink':>6} {'PSNR':>6} {'untouched':>9} {'score':>6}")
+    log(f"{'checkpoint':<40} {'crop':>5} {'shrink':>6} {'PSNR':>6} {'untouched':>9} {'harm':>5} {'kept':>5} "
+        f"{'score':>6}")
     rows = []
     for path in paths:
         for crop in crops:
@@ -258,6 +261,6 @@ def choose_checkpoint(paths: Sequence[str | Path], crops: Sequence[float], shrin
                      **score_cases(AgentMethod(path, crop=crop, shrink=shrink), cases, colour=False)}
                 rows.append(r)
                 log(f"{Path(path).name:<40} {crop:>5} {shrink:>6} {r['psnr']:6.2f} {r['good_psnr']:9.2f} "
-                    f"{r['score']:6.2f}")
+                    f"{r['good_shortfall']:5.2f} {r['good_within']:5.0%} {r['score']:6.2f}")
     best = max(rows, key=lambda r: r["score"])
     return {"path": best["path"], "best": best, "rows": rows}

@@ -131,6 +131,21 @@ DO_NO_HARM_PSNR = 38.0
 """A good photo must come back within this PSNR (dB) of itself ("do no harm", the agent issue's threshold)."""
 
 
+def do_no_harm(psnrs: Iterable[float]) -> dict[str, float]:
+    """How good photos came back, from the PSNR of each output to its input (capped, :func:`capped_psnr`):
+    ``good_psnr``, their mean; ``good_shortfall``, the mean of ``max(0, 38 - PSNR)`` over the photos, so that
+    each photo below :data:`DO_NO_HARM_PSNR` counts by how far it fell, however high the others stay (a mean
+    PSNR hides a ruined photo behind bit-for-bit copies at 100 dB); ``good_within``, the share within 38 dB."""
+    values = [float(p) for p in psnrs]
+    if not values:
+        raise ValueError("do_no_harm needs at least one PSNR")
+    if any(math.isnan(p) or p == math.inf for p in values):
+        raise ValueError("do_no_harm takes finite PSNRs (capped_psnr caps an exact match)")
+    return {"good_psnr": sum(values) / len(values),
+            "good_shortfall": sum(max(0.0, DO_NO_HARM_PSNR - p) for p in values) / len(values),
+            "good_within": sum(p >= DO_NO_HARM_PSNR for p in values) / len(values)}
+
+
 def psnr(pred: Any, target: Any, *, quantize: bool = True) -> float:
     """Peak signal-to-noise ratio in dB, peak 255 on 8-bit data (peak 1 on [0, 1]).
 

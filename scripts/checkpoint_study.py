@@ -15,12 +15,13 @@ sets of photos:
   no bundled model trained on and which are not reserved), 1 error each and untouched, keyed by name
   (:func:`deepexpose.agents.tuning.library_validation_photos`).
 
-Each candidate's score is the recipe's, ``PSNR - max(0, 38 - untouched PSNR)``. With the extra photos as the judge,
-the report gives the mean *regret* (best score on the judging photos minus the score of the candidate a rule picks)
-of: choosing on ``k`` extra photos and judging on the others (``--subsets``, 300 random splits each, seed 0); the
-recipe's pick (the best on ``own`` at this setting: the recipe also tries shrink 0.5, so check that it is the
-checkpoint the run exported); the last kept policy; each average. Per-photo PSNRs go to ``--out`` (JSON; a rerun
-skips the candidates it holds, so delete it to score with other ``--packages``). Held-out photos are never read.
+Each candidate's score is the recipe's, ``PSNR - mean max(0, 38 - untouched PSNR)`` over the photos. With the extra
+photos as the judge, the report gives the mean *regret* (best score on the judging photos minus the score of the
+candidate a rule picks) of: choosing on ``k`` extra photos and judging on the others (``--subsets``, 300 random
+splits each, seed 0); the recipe's pick (the best on ``own`` at this setting: the recipe also tries shrink 0.5, so
+check that it is the checkpoint the run exported); the last kept policy; each average. Per-photo PSNRs go to
+``--out`` (JSON; a rerun skips the candidates it holds, so delete it to score with other ``--packages``). Held-out
+photos are never read.
 """
 
 from __future__ import annotations
@@ -36,8 +37,10 @@ import numpy as np
 
 from deepexpose.agents.async_ac import EVALUATED
 from deepexpose.agents.policy import average_policies
+from deepexpose.agents.train import selection_score
 from deepexpose.agents.tuning import library_validation_photos, parse_grid, validation_cases, validation_photos
 from deepexpose.io import atomic_write_bytes
+from deepexpose.metrics import do_no_harm
 from deepexpose.methods import AgentMethod
 from deepexpose.metrics import capped_psnr
 
@@ -64,12 +67,13 @@ def per_photo(cases: list[list]) -> list[Photo]:
 
 def set_score(photos: list[Photo], indices: list[int] | None = None) -> float:
     """The selection score of ``deepexpose train`` on ``photos`` (or those at ``indices``): mean PSNR of the
-    errors minus ``max(0, 38 - mean untouched PSNR)``."""
+    errors minus the mean of ``max(0, 38 - untouched PSNR)`` over the photos
+    (:func:`deepexpose.agents.train.selection_score`)."""
     chosen = photos if indices is None else [photos[i] for i in indices]
     if not chosen:
         raise ValueError("no photos to score")
     psnr = float(np.mean([v for errors, _ in chosen for v in errors]))
-    return psnr - max(0.0, 38.0 - float(np.mean([good for _, good in chosen])))
+    return selection_score({"psnr": psnr, **do_no_harm([good for _, good in chosen])})
 
 
 def regrets(extra: dict[str, list[Photo]], candidates: list[str], fixed: dict[str, str], k: int,

@@ -160,7 +160,8 @@ def main(argv: list[str] | None = None) -> int:
                     "held_out": _scores(evaluation)}
         how = {"by": CHOSEN_ON_PHOTOS, "step": step, "scored_at": {"crop": on_photos["crop"],
                                                                  "shrink": on_photos["shrink"]},
-               **{k: on_photos[k] for k in ("psnr", "good_psnr", "score")}}
+               **{k: on_photos[k] for k in ("psnr", "good_psnr", "good_shortfall", "good_within", "score")
+                  if k in on_photos}}
         # the run's whole record: the kept file holds its history and best only up to its own step
         run = {"history": result["history"], **({"best": result["best"]} if result.get("best") else {})}
         note += ("checkpoint chosen on the whole photos of 10 % of the library's training scene groups, kept out of "

@@ -9,6 +9,7 @@ from skimage.color import deltaE_cie76, deltaE_ciede2000, rgb2lab
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
 from deepexpose.metrics import (
+    do_no_harm,
     PSNR_CAP,
     capped_psnr,
     delta_e76,
@@ -218,3 +219,17 @@ def test_evaluate_pair_keys_and_values():
     assert set(m) == {"psnr", "ssim", "delta_e76", "delta_e2000"}
     assert m["psnr"] == psnr(a, b) and m["ssim"] == ssim(a, b)
     assert all(isinstance(v, float) for v in m.values())
+
+
+def test_do_no_harm_charges_each_photo_below_38_db():
+    # one photo ruined at 20 dB beside three copies at 100 dB: the mean (80 dB) is far above 38, the shortfall is not
+    r = do_no_harm([100.0, 100.0, 100.0, 20.0])
+    assert r["good_psnr"] == pytest.approx(80.0)
+    assert r["good_shortfall"] == pytest.approx(18.0 / 4) and r["good_within"] == pytest.approx(0.75)
+    r = do_no_harm([38.0, 40.0])  # at the threshold counts as within, with no shortfall
+    assert r == {"good_psnr": 39.0, "good_shortfall": 0.0, "good_within": 1.0}
+    r = do_no_harm([30.0, 35.0])
+    assert r["good_shortfall"] == pytest.approx((8.0 + 3.0) / 2) and r["good_within"] == 0.0
+    for bad in ([], [math.inf], [float("nan")]):
+        with pytest.raises(ValueError):
+            do_no_harm(bad)

@@ -13,6 +13,7 @@ from deepexpose.agents.train import (TrainConfig, actor_critic_act, build_pools,
                                      evaluate, good_photo_split, run_policy, selection_score, train, validation_indices)
 from deepexpose.data.folders import load_image_tensor
 from deepexpose.data.packages import MANIFEST
+from deepexpose.metrics import capped_psnr, do_no_harm
 from deepexpose.envs import EditCore, PairPool
 
 
@@ -181,6 +182,10 @@ def test_evaluate_splits_detuned_and_good_views():
         1, torch.tensor([2]), 0.3)
     result2 = evaluate(brighten, core, pool)
     assert result2["good_psnr"] < 40 and result2["psnr"] != result["psnr"]
+    x, t2 = pool.get([2, 3], "cpu")
+    good = [capped_psnr(o, i) for o, i in zip(run_policy(brighten, core, x, t2)[0], x, strict=True)]
+    assert result2["good_shortfall"] == pytest.approx(np.mean([max(0.0, 38 - g) for g in good]))
+    assert result2["good_within"] == np.mean([g >= 38 for g in good]) and result["good_shortfall"] == 0.0
     # a "detuned" view that its detuning left unchanged counts 100 dB, not infinity
     same = PairPool(q(t[:2]), q(t[:2]), [{"class": "basic"}, {"class": "basic"}])
     result3 = evaluate(model, core, same)
@@ -337,6 +342,10 @@ def test_selection_score_by_hand():
     assert selection_score({"psnr": 25.0, "good_psnr": 35.5}) == pytest.approx(22.5)  # 2.5 dB of harm
     assert selection_score({"psnr": 25.0}) == 25.0  # no untouched views
     assert selection_score({"good_psnr": 30.0}) == pytest.approx(-8.0)  # no detuned views
+    # the shortfall of each untouched view is charged: one ruined view is not hidden by copies at 100 dB
+    hidden = {"psnr": 25.0, **do_no_harm([100.0, 100.0, 100.0, 20.0])}
+    assert hidden["good_psnr"] == pytest.approx(80.0) and selection_score(hidden) == pytest.approx(25.0 - 4.5)
+    assert selection_score({"psnr": 25.0, **do_no_harm([37.0, 39.0])}) == pytest.approx(24.5)  # not 25 by the mean
 
 
 def test_demo_data_warns_that_it_is_too_small():

@@ -118,7 +118,8 @@ def test_grid_is_scored_and_ranked_and_the_carried_setting_chosen(tiny_agent):
         assert r["untouched_within"] == 0.0 or r["good_psnr"] == 100
     for r in rows:
         assert 0 < r["psnr"] <= 100 and 0 < r["good_psnr"] <= 100 and r["delta_e2000"] >= 0
-        assert r["score"] == pytest.approx(r["psnr"] - max(0.0, 38.0 - r["good_psnr"]))
+        assert r["score"] == pytest.approx(r["psnr"] - r["good_shortfall"])
+        assert r["good_shortfall"] >= max(0.0, 38.0 - r["good_psnr"]) - 1e-9  # charged per photo, never less
     assert tuned["best"] == max(rows, key=lambda r: r["score"])
     carried = [r for r in rows if r["views"] == "consensus" and r["untouched_within"] == 0]
     assert tuned["chosen"] == max(carried, key=lambda r: r["score"])
@@ -133,6 +134,7 @@ def test_gains_are_part_of_the_grid_and_of_the_setting_chosen(tiny_agent, monkey
     scores = {None: 20.0, 0.0: 22.0, 3.0: 21.0}  # the row with white balance off scores best here
     monkeypatch.setattr(tuning, "score_cases", lambda method, cases, colour=True: {
         "psnr": scores[method.gains.get("white_balance") if method.consensus else None], "good_psnr": 50.0,
+        "good_shortfall": 0.0, "good_within": 1.0,
         "delta_e2000": 5.0, "score": scores[method.gains.get("white_balance") if method.consensus else None]})
     tuned = tuning.tune_consensus(tiny_agent, (0.8,), (1.0,), gains=gains, draws=1, log=lines.append)
     assert [r.get("gains") for r in tuned["rows"]] == [None, *gains]

@@ -19,7 +19,8 @@ def test_per_photo_groups_each_photo_s_errors_with_it_untouched():
 
 def test_set_score_is_the_selection_score_of_the_photos_chosen():
     photos = [([20.0, 22.0], 50.0), ([30.0], 30.0)]
-    assert study.set_score(photos) == pytest.approx(24.0)  # untouched 40 dB on average: no penalty
+    # untouched 40 dB on average, but the second photo 8 dB short of 38: charged per photo, 8 / 2
+    assert study.set_score(photos) == pytest.approx(24.0 - 4.0)
     assert study.set_score(photos, [1]) == pytest.approx(30.0 - 8.0)
     assert study.set_score(photos, [0]) == pytest.approx(21.0)
     with pytest.raises(ValueError, match="no photos"):

@@ -187,14 +187,16 @@ def test_a_policy_kept_before_the_run_ended_is_exported_with_the_run_s_whole_rec
     history = [{"step": step, "psnr": 21.0, "validation": {"psnr": 22.0}}, {"step": step + 64, "psnr": 21.5}]
     best = {"step": step + 64, "score": 22.5, "validation": {"psnr": 22.5}, "held_out": {"psnr": 21.5}}
     monkeypatch.setattr(recipe, "train", lambda cfg: {"steps": step + 64, "history": history, "best": best})
-    row = {"path": str(kept), "crop": 0.7, "shrink": 1.5, "psnr": 23.0, "good_psnr": 50.0, "score": 23.0}
+    row = {"path": str(kept), "crop": 0.7, "shrink": 1.5, "psnr": 23.0, "good_psnr": 50.0, "good_shortfall": 0.5,
+           "good_within": 0.9, "score": 22.5}
     monkeypatch.setattr(recipe, "choose_checkpoint", lambda *a, **k: {"best": row, "rows": [row]})
     assert recipe.main(["--overwrite", "--out", str(run), "--model-dir", str(tmp_path / "model"),
                         "--consensus-crops", "", "--consensus-shrinks", ""]) == 0
     trained = read_meta(tmp_path / "model" / "agent.safetensors")["trained"]
     assert (trained["step"], trained["history"], trained["best"]) == (step, history, best)
     assert trained["chosen"] == {"by": recipe.CHOSEN_ON_PHOTOS, "step": step, "psnr": 23.0, "good_psnr": 50.0,
-                                 "score": 23.0, "scored_at": {"crop": 0.7, "shrink": 1.5}}
+                                 "good_shortfall": 0.5, "good_within": 0.9, "score": 22.5,
+                                 "scored_at": {"crop": 0.7, "shrink": 1.5}}
 
 
 def test_no_time_budget_an_earlier_run_and_a_model_dir_that_is_a_file_are_refused_before_training(recipe,
