@@ -443,7 +443,8 @@ def enhance_image(method: Method, source: Path, output: Path, cfg: EnhanceConfig
     first). A photo the edit leaves unchanged, pixel for pixel (``--strength 0``, ``--untouched-within``, an
     identity edit), written in its own format and depth, is copied byte for byte where the copy is what writing
     would give (:func:`_copyable`): re-encoding a JPEG would change it, and a copy keeps every piece of
-    metadata. A camera RAW file is developed, never copied."""
+    metadata. A multi-page TIFF written as a TIFF is copied when every page is unchanged too. A camera RAW file is
+    developed, never copied."""
     img, plan, preview = read_and_plan(method, source)
     warn_if_hdr(img, source, output)
     pixels = plan.render(img.pixels, cfg.strength)
@@ -451,10 +452,18 @@ def enhance_image(method: Method, source: Path, output: Path, cfg: EnhanceConfig
     samples = output_samples(cfg, img, output, depth)
     copy = (img.format != "RAW" and depth == img.bit_depth and samples == img.samples
             and _unchanged(pixels, img.pixels) and _copyable(source, output))
+    pages, described = [], []
+    if _keeps_pages(img, output):  # a copy needs every page unchanged as well
+        pages, described, same = tiff_pages(method, source, output, cfg, img.pictures, warn=not copy)
+        copy = copy and same
+        if copy:
+            pages, described = [], []
+        else:  # the warnings a copy would not have needed
+            for page in described:
+                if "left_out" in page:
+                    _warn_left_out(source.with_name(f"{source.name} (page {page['page']})"), page["left_out"])
     left_out = None if copy else warn_of_left_out(img, source, output)  # a copy keeps everything
     trailer, xmp = (Trailer(()), img.xmp) if copy else trailer_for(method, plan, img, output, cfg.strength, source)
-    pages, described = ([], []) if copy or not _keeps_pages(img, output) else \
-        tiff_pages(method, source, output, cfg, img.pictures)
     extra = {"source": source.name, "size": [img.width, img.height], **({"chosen_on": preview} if preview else {}),
              **({"copied": True} if copy else {}), **({"left_out": left_out} if left_out else {}),
              **({"after_photo": after_photo(trailer)} if trailer.parts else {}),
@@ -475,27 +484,30 @@ def _keeps_pages(img: Image, output: Path) -> bool:
     return img.format == "TIFF" and img.pictures > 1 and extension_format(output) == "TIFF"
 
 
-def tiff_pages(method: Method, source: Path, output: Path, cfg: EnhanceConfig, pictures: int
-               ) -> tuple[list[bytes], list[dict]]:
+def tiff_pages(method: Method, source: Path, output: Path, cfg: EnhanceConfig, pictures: int, warn: bool = True
+               ) -> tuple[list[bytes], list[dict], bool]:
     """Pages 2 to ``pictures`` of a multi-page TIFF, each corrected as a photo of its own (its own edit, chosen on
     it) and encoded as a page of ``output`` with its own depth, samples, alpha, ICC profile, EXIF, XMP and dpi
-    (:func:`deepexpose.io.encode_image`); and for the sidecar, each page's number, size and parameters. What a
-    page's output leaves out of it is warned of as for a photo. Pages are read one at a time; their encoded bytes
-    are kept until the file is written."""
-    pages, described = [], []
+    (:func:`deepexpose.io.encode_image`); for the sidecar, each page's number, size and parameters; and whether
+    every page comes back unchanged, in its own depth and samples (then a copy of the file can stand for it). What
+    a page's output leaves out of it is in its entry and, with ``warn``, warned of as for a photo. Pages are read
+    one at a time; their encoded bytes are kept until the file is written."""
+    pages, described, same = [], [], True
     for index in range(1, pictures):
         page = read_image(source, dtype="native", page=index)
         plan = method.plan(page.pixels)
         depth = _bit_depth(cfg, page.bit_depth, output)
+        samples = output_samples(cfg, page, output, depth)
         named = source.with_name(f"{source.name} (page {index + 1})")
-        left_out = warn_of_left_out(page, named, output)
-        pages.append(encode_image(output, plan.render(page.pixels, cfg.strength), bit_depth=depth,
-                                  icc_profile=page.icc_profile, exif=page.exif, xmp=page.xmp, dpi=page.dpi,
-                                  alpha=page.alpha, grey=page.grey, notes=page.notes,
-                                  samples=output_samples(cfg, page, output, depth)))
+        left_out = warn_of_left_out(page, named, output, warn=warn)
+        rendered = plan.render(page.pixels, cfg.strength)
+        same = same and depth == page.bit_depth and samples == page.samples and _unchanged(rendered, page.pixels)
+        pages.append(encode_image(output, rendered, bit_depth=depth, icc_profile=page.icc_profile, exif=page.exif,
+                                  xmp=page.xmp, dpi=page.dpi, alpha=page.alpha, grey=page.grey, notes=page.notes,
+                                  samples=samples))
         described.append({"page": index + 1, "size": [page.width, page.height], **plan.params,
                           **({"left_out": left_out} if left_out else {})})
-    return pages, described
+    return pages, described, same
 
 
 def trailer_for(method: Method, plan: Plan, img: Image, output: Path, strength: float,
@@ -565,8 +577,6 @@ def warn_of_left_out(img: Image, source: Path, output: Path, warn: bool = True) 
     a TIFF's floating-point or 32-bit samples (``Image.samples``) are written as integers by formats other than
     TIFF; a TIFF's channel of unspecified meaning (``Image.unspecified``) is not written.
     (Animations are enhanced whole, :func:`deepexpose.video.enhance_animation`.) ``warn=False`` only returns it."""
-    from . import DeepExposeWarning
-
     lost = []
     if img.trailer is not None and extension_format(output) != "JPEG":
         lost.append(f"what follows the photo in the JPEG, {', '.join(img.trailer.describe())}: only JPEG output "
@@ -593,8 +603,14 @@ def warn_of_left_out(img: Image, source: Path, output: Path, warn: bool = True) 
         return None
     left_out = "; ".join(lost)
     if warn:
-        warnings.warn(f"{source}: left out of the output: {left_out}", DeepExposeWarning, stacklevel=2)
+        _warn_left_out(source, left_out)
     return left_out
+
+
+def _warn_left_out(source: Path, left_out: str) -> None:
+    from . import DeepExposeWarning
+
+    warnings.warn(f"{source}: left out of the output: {left_out}", DeepExposeWarning, stacklevel=3)
 
 
 def _opaque(alpha: np.ndarray) -> bool:
@@ -632,9 +648,9 @@ _SAME_SUFFIX = {".jpeg": ".jpg", ".jpe": ".jpg", ".jfif": ".jpg", ".tiff": ".tif
 
 def _copyable(source: Path, output: Path) -> bool:
     """Whether a copy of ``source`` is what writing its unchanged pixels to ``output`` would give: the file is
-    the format the output's name says, one picture (not animated, not multi-page; a JPEG's pictures after its
-    photo are written back), upright (no EXIF orientation to apply) and not CMYK (converted to RGB when read).
-    Reads the header only. A HEIC or AVIF file's rotation
+    the format the output's name says, one picture (not animated, not multi-page, but for a TIFF written as a TIFF,
+    which keeps its pages; a JPEG's pictures after its photo are written back), upright (no EXIF orientation to
+    apply) and not CMYK (converted to RGB when read). Reads the header only. A HEIC or AVIF file's rotation
     (``irot``, ``imir``) is part of the picture, which every reader applies: pillow-heif reports none, Pillow
     reports an AVIF's as its EXIF orientation."""
     from PIL import Image as PILImage
@@ -666,22 +682,22 @@ def _tiff_head(source: Path) -> bool:
 
 def _tiff_copyable(source: Path) -> bool:
     """:func:`_copyable` for a TIFF, read by tifffile (which also reads the floating-point, 32-bit, 10- to 14-bit and
-    BigTIFF files Pillow cannot): one picture (thumbnails aside), upright (no Orientation tag, or XMP orientation
-    where it has none, to apply), not CMYK or CIELab, and YCbCr only as JPEG-compressed (which every reader gives as
-    RGB)."""
+    BigTIFF files Pillow cannot): every picture (thumbnails aside; a multi-page TIFF written as a TIFF keeps its
+    pages) upright (no Orientation tag, or XMP orientation where it has none, to apply), not CMYK or CIELab, and
+    YCbCr only as JPEG-compressed (which every reader gives as RGB)."""
     import tifffile
 
-    from .io import _tiff_main_page, _tiff_pictures, _xmp_orientation
+    from .io import _tiff_picture_pages, _xmp_orientation
+
+    def copyable(page) -> bool:
+        tags = page.tags
+        orientation = tags[274].value if 274 in tags else _xmp_orientation(tags[700].value if 700 in tags else None)
+        photometric = int(page.photometric)
+        return orientation == 1 and photometric not in (5, 8) and (photometric != 6 or int(page.compression) == 7)
 
     try:
         with tifffile.TiffFile(source) as tif:
-            if _tiff_pictures(tif) != 1:
-                return False
-            page = tif.pages[_tiff_main_page(tif)]
-            tags = page.tags
-            orientation = tags[274].value if 274 in tags else _xmp_orientation(tags[700].value if 700 in tags else None)
-            photometric = int(page.photometric)
-            return orientation == 1 and photometric not in (5, 8) and (photometric != 6 or int(page.compression) == 7)
+            return all(copyable(tif.pages[i]) for i in _tiff_picture_pages(tif))
     except Exception:  # noqa: BLE001 - whatever tifffile cannot open is written, not copied
         return False
 

@@ -231,7 +231,8 @@ def test_an_unchanged_photo_is_written_not_copied_where_a_copy_would_differ(tmp_
 
 def test_an_unchanged_tiff_is_copied_where_pillow_cannot_open_it_and_written_where_a_copy_would_differ(tmp_path):
     """Floating-point, 12-bit and big-endian BigTIFF files were rewritten at --strength 0 (Pillow, which chose, cannot
-    open them); a TIFF turned by its Orientation tag or its XMP, a CMYK one and one of two pages are written."""
+    open them); a TIFF turned by its Orientation tag or its XMP and a CMYK one are written. One of two pages is
+    copied (was: written, its pages re-encoded); one whose second page is turned is written."""
     import tifffile
 
     src = tmp_path / "in"
@@ -246,14 +247,45 @@ def test_an_unchanged_tiff_is_copied_where_pillow_cannot_open_it_and_written_whe
     tifffile.imwrite(src / "cmyk.tif", np.dstack([255 - u8, np.zeros(u8.shape[:2], np.uint8)]),
                      photometric="separated")
     tifffile.imwrite(src / "pages.tif", np.stack([u8, u8[::-1]]), photometric="rgb")
+    with tifffile.TiffWriter(src / "turned-page.tif") as tw:
+        tw.write(u8, photometric="rgb")
+        tw.write(u8, photometric="rgb", extratags=[(274, "H", 1, 6, True)])
     s = enhance_paths([src], cfg(tmp_path / "out", strength=0.0, sidecar=True))
-    assert s.count("done") == 7 and s.exit_code == 0, str(s)
+    assert s.count("done") == 8 and s.exit_code == 0, str(s)
     out = tmp_path / "out"
-    for name in ("float.tif", "twelve.tif", "big.tif", "turned.tif", "xmp.tif", "cmyk.tif", "pages.tif"):
-        copied = name in ("float.tif", "twelve.tif", "big.tif")
+    for name in ("float.tif", "twelve.tif", "big.tif", "turned.tif", "xmp.tif", "cmyk.tif", "pages.tif",
+                 "turned-page.tif"):
+        copied = name in ("float.tif", "twelve.tif", "big.tif", "pages.tif")
         assert ((out / name).read_bytes() == (src / name).read_bytes()) == copied, name
         assert json.loads((out / f"{name}.json").read_text()).get("copied", False) == copied, name
     assert read_image(out / "xmp.tif").pixels.shape[:2] == (64, 48)  # turned upright, as an edit would be
+    assert read_image(out / "turned-page.tif", page=1).pixels.shape[:2] == (64, 48)
+    assert "pages" not in json.loads((out / "pages.tif.json").read_text())  # the copy holds them as they are
+
+
+def test_a_multi_page_tiff_is_copied_only_when_every_page_comes_back_unchanged(tmp_path):
+    """The first page unchanged at its own depth is not enough: a 16-bit second page asked for in 8 bits is
+    converted, so the file is written (pages of 8 and 16 bits, --bit-depth 8, --strength 0)."""
+    import tifffile
+
+    u8 = (photo(5) * 255).round().astype(np.uint8)
+    src = tmp_path / "in" / "mixed.tif"
+    src.parent.mkdir()
+    with tifffile.TiffWriter(src) as tw:
+        tw.write(u8, photometric="rgb")
+        tw.write(u8.astype(np.uint16) * 257, photometric="rgb")
+    before = src.read_bytes()
+    s = enhance_paths([src], cfg(tmp_path / "out", strength=0.0, bit_depth=8, sidecar=True))
+    assert s.exit_code == 0, str(s)
+    out = tmp_path / "out" / "mixed.tif"
+    assert out.read_bytes() != before and src.read_bytes() == before
+    doc = json.loads(out.with_name("mixed.tif.json").read_text())
+    assert "copied" not in doc and [p["page"] for p in doc["pages"]] == [2]
+    second = read_image(out, page=1, dtype="native")
+    assert second.bit_depth == 8 and np.array_equal(second.pixels, u8)
+    s = enhance_paths([src], cfg(tmp_path / "kept", strength=0.0, sidecar=True))  # every page at its own depth
+    assert (tmp_path / "kept" / "mixed.tif").read_bytes() == before
+    assert json.loads((tmp_path / "kept" / "mixed.tif.json").read_text())["copied"] is True
 
 
 def test_a_photo_whose_name_is_not_ascii_gets_its_lut(tmp_path):
