@@ -454,11 +454,12 @@ def enhance_image(method: Method, source: Path, output: Path, cfg: EnhanceConfig
             and _unchanged(pixels, img.pixels) and _copyable(source, output))
     pages, described = [], []
     if _keeps_pages(img, output):  # a copy needs every page unchanged as well
-        pages, described, same = tiff_pages(method, source, output, cfg, img.pictures, warn=not copy)
-        copy = copy and same
+        maybe = copy
+        pages, described, same = tiff_pages(method, source, output, cfg, img.pictures, warn=not maybe)
+        copy = maybe and same
         if copy:
             pages, described = [], []
-        else:  # the warnings a copy would not have needed
+        elif maybe:  # the warnings held back while a copy might have stood for the pages
             for page in described:
                 if "left_out" in page:
                     _warn_left_out(source.with_name(f"{source.name} (page {page['page']})"), page["left_out"])

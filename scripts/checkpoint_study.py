@@ -40,9 +40,8 @@ from deepexpose.agents.policy import average_policies
 from deepexpose.agents.train import selection_score
 from deepexpose.agents.tuning import library_validation_photos, parse_grid, validation_cases, validation_photos
 from deepexpose.io import atomic_write_bytes
-from deepexpose.metrics import do_no_harm
 from deepexpose.methods import AgentMethod
-from deepexpose.metrics import capped_psnr
+from deepexpose.metrics import capped_psnr, do_no_harm
 
 PACKAGES = "endless-sky-data,scratch,tuxpaint-data"
 CROP, SHRINK, OWN_DRAWS, SEED, SPLITS = 0.7, 1.5, 3, 0, 300

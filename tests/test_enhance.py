@@ -288,6 +288,24 @@ def test_a_multi_page_tiff_is_copied_only_when_every_page_comes_back_unchanged(t
     assert json.loads((tmp_path / "kept" / "mixed.tif.json").read_text())["copied"] is True
 
 
+@pytest.mark.parametrize("strength", [0.0, 1.0])
+def test_what_a_page_leaves_out_is_warned_of_once(tmp_path, strength):
+    """A 16-bit second page with a channel of unspecified meaning, written in 8 bits: one warning naming page 2,
+    whether the edit changes the photo (no copy from the start) or not (a copy ruled out by that page alone)."""
+    import tifffile
+
+    u8 = (photo(5) * 255).round().astype(np.uint8)
+    src = tmp_path / "in" / "mask.tif"
+    src.parent.mkdir()
+    with tifffile.TiffWriter(src) as tw:
+        tw.write(u8, photometric="rgb")
+        tw.write(np.dstack([u8, u8[..., :1]]).astype(np.uint16) * 257, photometric="rgb", extrasamples=[0])
+    with pytest.warns(DeepExposeWarning) as seen:
+        assert enhance_paths([src], cfg(tmp_path / "out", strength=strength, bit_depth=8)).exit_code == 0
+    named = [str(w.message) for w in seen if "(page 2)" in str(w.message)]
+    assert len(named) == 1 and "unspecified meaning" in named[0], named
+
+
 def test_a_photo_whose_name_is_not_ascii_gets_its_lut(tmp_path):
     src = save(tmp_path / "in" / "café.png", photo(7))
     s = enhance_paths([src], cfg(tmp_path / "out", lut=True))  # failed: the LUT's title was encoded as ASCII
