@@ -10,7 +10,7 @@ out of training to choose the checkpoint, split exactly as that run split them):
 the checkpoint-selection score of ``deepexpose train``, ``PSNR - mean max(0, 38 - untouched PSNR)`` over the photos
 (:func:`deepexpose.agents.train.selection_score`); the errors no model is trained for are left out, so that they
 stay unseen. :func:`library_validation_photos` gives more photos, from library packages the run never saw
-(``scripts/checkpoint_study.py``). Used by ``scripts/tune_consensus.py`` and ``scripts/train_default_model.py``.
+(``scripts/checkpoint_study.py``; added to the cases by :func:`validation_set`'s ``packages``). Used by ``scripts/tune_consensus.py`` and ``scripts/train_default_model.py``.
 """
 
 from __future__ import annotations
@@ -184,12 +184,22 @@ def library_validation_photos(model: str | Path | None, packages: Sequence[str],
     return [f"{r.package}/{r.name}" for r in records], load_records(records)
 
 
-def validation_set(model: str | Path | None, *, draws: int = 3, seed: int = 0) -> list[Case]:
+def validation_set(model: str | Path | None, *, draws: int = 3, seed: int = 0, packages: Sequence[str] = (),
+                   count: int | None = None) -> list[Case]:
     """The cases a model's settings or its run's checkpoints are scored on: :func:`validation_cases` of the
-    validation photos of its run, ``draws`` each; :class:`NoValidationPhotos` when it kept none."""
+    validation photos of its run, ``draws`` each; :class:`NoValidationPhotos` when it kept none. With
+    ``packages``, also ``count`` (default: all) photos of those photo-library packages that the run never saw
+    (:func:`library_validation_photos`), each once with a ``basic`` error and once untouched, the error keyed by the
+    photo's name: 15 photos of its own are too few to see harm done to single good photos (README, session 30)."""
     if draws < 1:
         raise ValueError(f"draws must be at least 1, got {draws}")
-    return validation_cases(validation_photos(model), draws, seed)
+    cases = validation_cases(validation_photos(model), draws, seed)
+    if packages:
+        names, photos = library_validation_photos(model, packages, count)
+        cases += validation_cases(photos, 1, seed, keys=names)
+    elif count is not None:
+        raise ValueError("count needs packages to take the photos from")
+    return cases
 
 
 def tune_consensus(model: str | Path | None, crops: Sequence[float], shrinks: Sequence[float],

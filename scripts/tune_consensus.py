@@ -5,11 +5,14 @@
     .venv/bin/python scripts/tune_consensus.py --model runs/X/best.safetensors --export runs/X/agent.safetensors
     .venv/bin/python scripts/tune_consensus.py --no-colour                # CIEDE2000 of the chosen row only
     .venv/bin/python scripts/tune_consensus.py --crops 0.6 --shrinks 1.5 --gains "white_balance=1,1.5,2"
+    .venv/bin/python scripts/tune_consensus.py --packages endless-sky-data,scratch,tuxpaint-data --count 80
 
 Scores each consensus setting of the grid, and the whole-photo view alone, on the agent's validation photos (whole
 photos, short side at most 512, with ``basic`` errors, ``--draws`` per photo, and untouched), ranked by the
 checkpoint-selection score of ``deepexpose train`` (:mod:`deepexpose.agents.tuning`). Prints a table and a JSON
-report with the best setting. ``--gains "FILTER=G,G;FILTER=G"`` adds every combination of gains to the grid:
+report with the best setting. ``--packages P,P`` adds ``--count`` photos of photo-library packages the agent's
+run never saw (:func:`deepexpose.agents.tuning.validation_set`: one error each, and untouched), since 15 photos are
+too few to see harm done to single good photos. ``--gains "FILTER=G,G;FILTER=G"`` adds every combination of gains to the grid:
 factors on the agreed actions of those filters (``local_exposure`` for the local steps), see
 :meth:`deepexpose.agents.policy.AgentPolicy.consensus`. ``--export PATH`` writes the model to PATH (safetensors + JSON,
 :func:`deepexpose.agents.policy.export_agent`) carrying the best consensus setting, which ``deepexpose enhance`` and
@@ -28,7 +31,8 @@ from pathlib import Path
 
 from deepexpose.agents.policy import check_export_target, export_agent, load_agent
 from deepexpose.agents.tuning import (GRID_CROPS, GRID_SHRINKS, NoValidationPhotos, grid_text, parse_consensus_grid,
-                                      parse_gains_grid, parse_grid, tune_consensus)
+                                      parse_gains_grid, parse_grid, tune_consensus,
+                                      validation_set)
 
 
 def _non_negative(value: float) -> None:
@@ -50,6 +54,10 @@ def main(argv: list[str] | None = None) -> int:
                         "(e.g. white_balance=1,1.5,2; local_exposure for the local steps; default: none)")
     parser.add_argument("--draws", type=int, default=3, help="basic errors drawn per photo (default: 3)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the errors (default: 0)")
+    parser.add_argument("--packages", default="", help="photo-library packages the run never saw whose photos are "
+                        "added, one error each and untouched (e.g. endless-sky-data,scratch,tuxpaint-data; default: "
+                        "none, the run's own validation photos only)")
+    parser.add_argument("--count", type=int, default=None, help="how many photos of --packages (default: all)")
     parser.add_argument("--colour", action=argparse.BooleanOptionalAction, default=True,
                         help="measure CIEDE2000 for every row (default); --no-colour: for the chosen row only")
     parser.add_argument("--export", default="", help="write the model with the best consensus setting to this "
@@ -64,6 +72,9 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit(str(e)) from None
     if args.draws < 1:
         raise SystemExit(f"--draws must be at least 1, got {args.draws}")
+    packages = [p.strip() for p in args.packages.split(",") if p.strip()]
+    if args.count is not None and (args.count < 1 or not packages):
+        raise SystemExit(f"--count must be at least 1 and needs --packages, got {args.count}")
     if args.export and model is None:
         raise SystemExit("--export needs --model: the bundled model is not rewritten")
     if args.export and (0.0 not in withins or not crops or not shrinks):
@@ -80,13 +91,14 @@ def main(argv: list[str] | None = None) -> int:
         if not (folder.is_dir() and os.access(folder, os.W_OK)):
             raise SystemExit(f"--export: {target} cannot be written ({folder} is not a folder this user can write to)")
     try:
-        tuned = tune_consensus(model, crops, shrinks, withins, gains=gains, draws=args.draws, seed=args.seed,
-                               colour=args.colour, log=lambda line: print(line, flush=True))
-    except NoValidationPhotos as e:
+        cases = validation_set(model, draws=args.draws, seed=args.seed, packages=packages, count=args.count)
+        tuned = tune_consensus(model, crops, shrinks, withins, gains=gains, cases=cases, colour=args.colour,
+                               log=lambda line: print(line, flush=True))
+    except (NoValidationPhotos, ValueError) as e:
         raise SystemExit(str(e)) from None
     report = {"model": str(Path(model)) if model else "bundled default", "validation_photos":
-              tuned["validation_photos"], "draws": args.draws, "seed": args.seed, "colour": args.colour,
-              "rows": tuned["rows"], "best": tuned["best"]}
+              tuned["validation_photos"], "packages": packages, "draws": args.draws, "seed": args.seed,
+              "colour": args.colour, "rows": tuned["rows"], "best": tuned["best"]}
     if args.export:  # a model carries crop, shrink and gains, not "whole photo" nor an --untouched-within threshold
         setting = tuned["setting"]
         report["exported"] = {"path": str(export_agent(model, args.export, consensus=setting)), "consensus": setting}

@@ -93,6 +93,25 @@ def test_validation_set_is_the_run_s_photos_and_the_grid_can_be_scored_on_other_
                                 **tuning.score_cases(tuning.AgentMethod(tiny_agent, crop=0.7, shrink=1.0), other)}
 
 
+@pytest.mark.filterwarnings("ignore::UserWarning")  # good_photo_split: too few demo photos
+def test_validation_set_adds_library_photos_once_with_an_error_and_once_untouched(tiny_agent, tmp_path, monkeypatch):
+    cache = tmp_path / "cache"
+    cached_package(cache, "scratch", 5)
+    monkeypatch.setenv("DEEPEXPOSE_PHOTOS", str(cache))
+    own = tuning.validation_set(tiny_agent, draws=2, seed=4)
+    cases = tuning.validation_set(tiny_agent, draws=2, seed=4, packages=["scratch"], count=3)
+    names, photos = tuning.library_validation_photos(tiny_agent, ["scratch"], 3)
+    extra = tuning.validation_cases(photos, 1, 4, keys=names)
+    assert len(cases) == len(own) + 6 and [c for c, _, _ in cases[len(own):]] == ["basic", "untouched"] * 3
+    assert all(np.array_equal(a[1], b[1]) and np.array_equal(a[2], b[2])
+               for a, b in zip(cases, own + extra, strict=True))
+    assert len(tuning.validation_set(tiny_agent, draws=2, seed=4, packages=["scratch"])) == len(own) + 10
+    with pytest.raises(ValueError, match="count needs packages"):
+        tuning.validation_set(tiny_agent, count=3)
+    with pytest.raises(ValueError, match="reserved"):
+        tuning.validation_set(tiny_agent, packages=["mate-backgrounds"])
+
+
 def test_score_cases_of_a_method_that_changes_nothing_is_the_inputs_score():
     from deepexpose.methods import IdentityMethod
 

@@ -2,7 +2,7 @@
 
 import pytest
 
-from conftest import load_script
+from conftest import cached_package, load_script
 
 
 @pytest.mark.filterwarnings("ignore::UserWarning")  # good_photo_split: too few demo photos
@@ -13,6 +13,22 @@ def test_grid_report(tiny_agent, run_script):
     assert [r.get("untouched_within") for r in report["rows"]] == [None, 0.0, 0.01]
     assert report["best"] == max(report["rows"], key=lambda r: r["score"]) and "exported" not in report
     assert report["colour"] and all("delta_e2000" in r for r in report["rows"])
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")  # good_photo_split: too few demo photos
+def test_packages_add_library_photos_to_the_validation_photos(tiny_agent, run_script, tmp_path, monkeypatch):
+    cache = tmp_path / "cache"
+    cached_package(cache, "scratch", 4)
+    monkeypatch.setenv("DEEPEXPOSE_PHOTOS", str(cache))
+    args = ["--model", str(tiny_agent), "--crops", "0.8", "--shrinks", "1", "--draws", "1", "--no-colour"]
+    own = run_script("tune_consensus.py", args)
+    more = run_script("tune_consensus.py", [*args, "--packages", " scratch,", "--count", "3"])
+    assert more["validation_photos"] == own["validation_photos"] + 3 and more["packages"] == ["scratch"]
+    assert own["packages"] == [] and more["rows"][1]["psnr"] != own["rows"][1]["psnr"]
+    for bad, why in ((["--count", "3"], "needs --packages"), (["--packages", "scratch", "--count", "0"], "at least 1"),
+                     (["--packages", "plasma-workspace-wallpapers"], "reserved")):
+        with pytest.raises(SystemExit, match=why):
+            load_script("tune_consensus.py").main([*args, *bad])
 
 
 @pytest.mark.filterwarnings("ignore::UserWarning")  # good_photo_split: too few demo photos
