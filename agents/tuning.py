@@ -10,7 +10,8 @@ out of training to choose the checkpoint, split exactly as that run split them):
 the checkpoint-selection score of ``deepexpose train``, ``PSNR - mean max(0, 38 - untouched PSNR)`` over the photos
 (:func:`deepexpose.agents.train.selection_score`); the errors no model is trained for are left out, so that they
 stay unseen. :func:`library_validation_photos` gives more photos, from library packages the run never saw
-(``scripts/checkpoint_study.py``; added to the cases by :func:`validation_set`'s ``packages``). Used by ``scripts/tune_consensus.py`` and ``scripts/train_default_model.py``.
+(``scripts/checkpoint_study.py``; added to the cases by :func:`validation_set`'s ``packages``). Used by
+``scripts/tune_consensus.py`` and ``scripts/train_default_model.py``.
 """
 
 from __future__ import annotations

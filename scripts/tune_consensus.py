@@ -10,14 +10,14 @@
 Scores each consensus setting of the grid, and the whole-photo view alone, on the agent's validation photos (whole
 photos, short side at most 512, with ``basic`` errors, ``--draws`` per photo, and untouched), ranked by the
 checkpoint-selection score of ``deepexpose train`` (:mod:`deepexpose.agents.tuning`). Prints a table and a JSON
-report with the best setting. ``--packages P,P`` adds ``--count`` photos of photo-library packages the agent's
-run never saw (:func:`deepexpose.agents.tuning.validation_set`: one error each, and untouched), since 15 photos are
-too few to see harm done to single good photos. ``--gains "FILTER=G,G;FILTER=G"`` adds every combination of gains to the grid:
-factors on the agreed actions of those filters (``local_exposure`` for the local steps), see
-:meth:`deepexpose.agents.policy.AgentPolicy.consensus`. ``--export PATH`` writes the model to PATH (safetensors + JSON,
-:func:`deepexpose.agents.policy.export_agent`) carrying the best consensus setting, which ``deepexpose enhance`` and
-``evaluate`` then use for it (:func:`deepexpose.agents.policy.consensus_setting`); the model given is never
-rewritten. CIEDE2000 takes seconds per photo, many times what the edits take, and the ranking never uses it:
+report with the best setting. ``--packages P,P`` adds ``--count`` photos of photo-library packages the agent's run
+never saw (:func:`deepexpose.agents.tuning.validation_set`: one error each, and untouched), since 15 photos are too
+few to see harm done to single good photos. ``--gains "FILTER=G,G;FILTER=G"`` adds every combination of gains to the
+grid: factors on the agreed actions of those filters (``local_exposure`` for the local steps), see
+:meth:`deepexpose.agents.policy.AgentPolicy.consensus`. ``--export PATH`` writes the model to PATH (safetensors +
+JSON, :func:`deepexpose.agents.policy.export_agent`) carrying the best consensus setting, which ``deepexpose
+enhance`` and ``evaluate`` then use for it (:func:`deepexpose.agents.policy.consensus_setting`); the model given is
+never rewritten. CIEDE2000 takes seconds per photo, many times what the edits take, and the ranking never uses it:
 ``--no-colour`` measures it for the chosen setting only (the row a model can carry), as the training recipe does,
 and prints "-" for the others.
 """
