@@ -50,7 +50,7 @@ from .checkpoint import checkpoint_exists, load_checkpoint, read_meta, save_chec
 from .networks import ActorCritic
 from .train import (TrainConfig, build_split_pools, check_resume, evaluate, make_core, make_model, num_workers,
                     check_fresh_out, remove_run_files, resolve_data, save_config,
-                    selection_score, warn_if_done)
+                    rescored_best, selection_score, stale_best, warn_if_done)
 
 ENTROPY_COEF = 1e-3
 VALUE_COEF = 0.5
@@ -285,6 +285,17 @@ class Monitor:
                 "validation_source": self.validation_source}
         save_checkpoint(self.out / name, modules=modules, optimizers=optimizers, tensors=tensors, meta=meta)
 
+    def rescore_best(self, path: Path) -> None:
+        """Score the weights of ``path`` (the best checkpoint) on the validation pool again, when its record was
+        scored before session 30 (:func:`~deepexpose.agents.train.stale_best`); see
+        :func:`~deepexpose.agents.train.rescored_best`."""
+        if self.val_pool is None or not stale_best(self.best):
+            return
+        policy = copy.deepcopy(self.model)
+        load_checkpoint(path, modules={"policy": policy})
+        val = evaluate(policy, self.core, self.val_pool, device=next(policy.parameters()).device)
+        self.best = rescored_best(self.best, val)
+
     def close(self) -> None:
         if self.bar is not None:
             self.bar.close()
@@ -337,6 +348,7 @@ def train_async(cfg: TrainConfig) -> dict:
     stats = ctx.Array("d", 2)
     monitor = Monitor(cfg, model, critic, opt, critic_opt, stats, eval_pool, start, history, pools.validation, best,
                       pools.validation_source)
+    monitor.rescore_best(best_path)
     try:
         if start == 0 and pools.validation is not None:  # "change nothing" is the first candidate for the best
             monitor.evaluate(0)

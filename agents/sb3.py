@@ -56,7 +56,7 @@ from .chroma import HISTOGRAM_VERSION, check_histogram_version
 from .networks import INITIAL_LOG_STD, ObservationEncoder
 from .train import (SB3_ALGOS, Act, TrainConfig, build_split_pools, check_resume, make_core,
                     check_fresh_out, remove_run_files, resolve_data, save_config,
-                    selection_score, warn_if_done)
+                    rescored_best, selection_score, stale_best, warn_if_done)
 
 DEFAULT_NUM_ENVS = 8
 """Environments of the batched ``VecEnv`` when ``cfg.workers`` is 0 (they share one process and one batch)."""
@@ -494,11 +494,14 @@ def train_sb3(cfg: TrainConfig, pools: tuple[PairPool, ...] | None = None) -> di
     env = VecMonitor(DeepExposureVecEnv(num_envs_for(cfg), train_pool, k=cfg.k, reward=cfg.reward, critic=critic,
                                         device=device))
     model = make_sb3_model(cfg, env, device, _tensorboard_dir(out))
+    core = make_core(cfg, critic)
     if resume_from is not None:
+        if val_pool is not None and stale_best(best):  # scored by the rule before session 30: score it again
+            load_sb3_checkpoint(model, best_path)
+            best = rescored_best(best, evaluate_sb3(model, core, val_pool))
         load_sb3_checkpoint(model, ckpt, discriminator)
         model.set_random_seed(cfg.seed + model.num_timesteps)  # fresh views and noise, not a replay of the start
 
-    core = make_core(cfg, critic)
     # a fresh run's "change nothing" is the first candidate for the best, scored before the time budget starts
     evals = EvalCallback(core, eval_pool, cfg.eval_every, validation=val_pool, best_path=best_path, cfg=cfg, best=best,
                          at_start=resume_from is None and val_pool is not None)

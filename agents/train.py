@@ -575,6 +575,28 @@ def selection_score(result: dict) -> float:
     return float(result.get("psnr", 0.0)) - penalty
 
 
+def rescored_best(best: dict, validation: dict) -> dict:
+    """``best`` (a run's best-checkpoint record) with ``validation`` (its weights scored again on the validation pool)
+    and the :func:`selection_score` of that; warns when the score changes. For a resumed run whose best was scored
+    before session 30 (:func:`stale_best`): the rule of then charged the shortfall of the untouched views' mean,
+    never more than the present one, so an old best would be kept over evaluations that beat it now."""
+    score = selection_score(validation)
+    if score != best["score"]:
+        from deepexpose import DeepExposeWarning
+
+        warnings.warn(f"--resume: the best checkpoint (step {best['step']}) was scored by the selection rule before "
+                      f"session 30; scored again on its validation photos: {best['score']:.2f} -> {score:.2f}",
+                      DeepExposeWarning, stacklevel=3)
+    return {**best, "score": score, "validation": validation}
+
+
+def stale_best(best: dict | None) -> bool:
+    """Whether a best-checkpoint record was scored before session 30: its validation result has untouched views
+    (``good_psnr``) but no per-view shortfall (``good_shortfall``), so its score is the rule of then."""
+    validation = (best or {}).get("validation") or {}
+    return "good_psnr" in validation and "good_shortfall" not in validation
+
+
 RESUME_KEYS = ("algo", "data", "root", "scheme", "eval_scheme", "identity_fraction", "pool_size", "holdout", "view",
                "k", "reward", "batch", "use_cnn", "colour_stats", "hidden", "deadzone", "chroma", "seed", "validation",
                "train_fraction", "library_packages", "library_holdout", "lr", "critic_lr")

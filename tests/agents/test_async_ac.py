@@ -392,6 +392,25 @@ def test_resume_keeps_the_best_so_far(tmp_path):
     assert all(h["best_step"] == first_step for h in result["history"][3:])
 
 
+def test_resume_scores_a_best_of_the_rule_before_session_30_again(tmp_path):
+    from deepexpose import DeepExposeWarning
+
+    first = train(tiny(tmp_path, steps=96, eval_every=48))
+    best_json = tmp_path / "run" / "best.json"
+    doc = json.loads(best_json.read_text())
+    step = doc["meta"]["best"]["step"]
+    own = next(h["validation"]["score"] for h in first["history"] if h["step"] == step)
+    doc["meta"]["best"]["score"] = 1e9  # as the old rule's score might have claimed; no per-view shortfall recorded
+    for key in ("good_shortfall", "good_within"):
+        del doc["meta"]["best"]["validation"][key]
+    best_json.write_text(json.dumps(doc))
+    with pytest.warns(DeepExposeWarning, match=rf"step {step}\).* scored again .*: 1000000000.00 -> {own:.2f}"):
+        result = train(tiny(tmp_path, steps=192, eval_every=48, resume=True))
+    scores = [h["validation"]["score"] for h in result["history"]]
+    assert len(scores) == 5 and result["best"]["score"] == pytest.approx(max(scores))
+    assert "good_shortfall" in result["best"]["validation"]
+
+
 def test_no_validation_writes_no_best(tmp_path):
     result = train(tiny(tmp_path, steps=96, eval_every=48, validation=0.0))
     out = tmp_path / "run"

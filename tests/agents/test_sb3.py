@@ -13,6 +13,7 @@ from safetensors.torch import load_file
 from stable_baselines3.common.logger import Logger
 from stable_baselines3.common.vec_env import VecMonitor
 
+from deepexpose import DeepExposeWarning
 from deepexpose.agents import sb3
 from deepexpose.agents.sb3 import StatsCnnExtractor, evaluate_sb3, make_sb3_model, train_sb3
 from deepexpose.agents.checkpoint import read_meta
@@ -274,6 +275,16 @@ def test_best_checkpoint_on_the_validation_pool(tmp_path):
                       pools=pools3)
     assert again["best"]["step"] == best_step
     assert read_meta(tmp_path / "run" / "best.safetensors")["best"]["score"] == 1e9
+    # ... unless it was scored by the rule before session 30 (no per-view shortfall): then it is scored again
+    doc = json.loads((tmp_path / "run" / "best.json").read_text())
+    for key in ("good_shortfall", "good_within"):
+        del doc["meta"]["best"]["validation"][key]
+    (tmp_path / "run" / "best.json").write_text(json.dumps(doc))
+    with pytest.warns(DeepExposeWarning, match=rf"scored again .*: 1000000000.00 -> {max(scores):.2f}"):
+        third = train_sb3(tiny(tmp_path, algo="a2c", steps=240, eval_every=24, checkpoint_every=0, resume=True),
+                          pools=pools3)
+    later = [h["validation"]["score"] for h in third["history"]]
+    assert third["best"]["score"] == pytest.approx(max([max(scores), *later]))
     # without a validation pool nothing is selected
     plain = train_sb3(tiny(tmp_path, algo="a2c", steps=48, eval_every=24, out=str(tmp_path / "plain")),
                       pools=pools3[:2])

@@ -348,6 +348,19 @@ def test_selection_score_by_hand():
     assert selection_score({"psnr": 25.0, **do_no_harm([37.0, 39.0])}) == pytest.approx(24.5)  # not 25 by the mean
 
 
+def test_a_best_scored_by_the_rule_before_session_30_is_stale_and_rescored():
+    from deepexpose import DeepExposeWarning
+    from deepexpose.agents.train import rescored_best, stale_best
+
+    old = {"step": 48, "score": 25.0, "validation": {"psnr": 25.0, "good_psnr": 80.0}}  # the mean was above 38
+    assert stale_best(old) and not stale_best(None) and not stale_best({"step": 0, "score": 1.0, "validation": {}})
+    assert not stale_best({"step": 0, "score": 1.0, "validation": {"psnr": 25.0, **do_no_harm([40.0])}})
+    again = {"psnr": 25.0, **do_no_harm([100.0, 100.0, 100.0, 20.0])}
+    with pytest.warns(DeepExposeWarning, match=r"step 48\).*25.00 -> 20.50"):
+        new = rescored_best(old, again)
+    assert new == {"step": 48, "score": pytest.approx(20.5), "validation": again} and not stale_best(new)
+
+
 def test_demo_data_warns_that_it_is_too_small():
     from deepexpose.agents.train import good_photo_split
 
