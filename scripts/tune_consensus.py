@@ -31,8 +31,7 @@ from pathlib import Path
 
 from deepexpose.agents.policy import check_export_target, export_agent, load_agent
 from deepexpose.agents.tuning import (GRID_CROPS, GRID_SHRINKS, NoValidationPhotos, grid_text, parse_consensus_grid,
-                                      parse_gains_grid, parse_grid, tune_consensus,
-                                      validation_set)
+                                      parse_gains_grid, parse_grid, tune_consensus, validation_set)
 
 
 def _non_negative(value: float) -> None:
