@@ -10,14 +10,17 @@ count, transparency and comment (a GIF holds no ICC profile, EXIF or XMP that Pi
 
 Pillow composes every frame onto the canvas as a viewer shows it (disposal and blending applied), so each frame
 read here is the whole picture, and each frame written is whole too: the encoder itself finds what changes from
-one frame to the next. Frames are 8-bit, as Pillow decodes them. :func:`is_animation` tells an animation from a
-still picture by its header alone, so that collecting a folder of photos opens no more than their first bytes.
+one frame to the next. Frames are 8-bit, as Pillow decodes them, except those of a 16-bit APNG, which Pillow would
+cut to 8 bits: they are read and written with 16 bits by imagecodecs' APNG codec (libpng's), composed as shown too.
+:func:`is_animation` tells an animation from a still picture by its header alone, so that collecting a folder of
+photos opens no more than their first bytes.
 """
 
 from __future__ import annotations
 
 import os
 import struct
+import zlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,9 +29,10 @@ from typing import IO, Any
 import numpy as np
 from PIL import Image as PILImage
 
-from .io import (_DEFAULT, ImageReadError, ImageWriteError, _atomic_write, _exif_upright, _exif_with_thumbnail,
-                 _orient, _pillow_arrays, _pillow_limit_off, _pillow_orientation, _png_xmp, _resolve_max_pixels,
-                 _webp_lossless, _xmp_upright, _Default)
+from .io import (_DEFAULT, _EXIF_HEADER, _PNG_SIGNATURE, ImageReadError, ImageWriteError, _atomic_write,
+                 _exif_upright, _exif_with_thumbnail, _orient, _pillow_arrays, _pillow_limit_off, _pillow_orientation,
+                 _png_chunk, _png_chunks, _png_xmp, _resolve_max_pixels, _webp_lossless, _xmp_upright, _Default,
+                 to_codes)
 
 ANIMATED_FORMATS = {"WEBP": ".webp", "PNG": ".png", "AVIF": ".avif", "GIF": ".gif"}
 """Pillow's names of the formats an animation is read from and written to, and their extensions"""
@@ -44,8 +48,8 @@ class Animation:
     when the file does not say), ``background`` (WebP's canvas colour, RGBA), ``alpha`` (the frames have an alpha
     channel), ``lossless`` (a WebP whose first frame is lossless), ``skip`` (1 for an APNG whose first image is a
     still for viewers without APNG, not a frame of the animation: it is left out), ``orientation`` (the EXIF
-    orientation applied to every frame), ``icc_profile``, ``exif`` (orientation reset to 1), ``xmp`` and ``comment``
-    (a GIF's)."""
+    orientation applied to every frame), ``icc_profile``, ``exif`` (orientation reset to 1), ``xmp``, ``comment``
+    (a GIF's) and ``bit_depth`` (16 for an APNG of 16 bits a sample, whose frames are read as ``uint16``; else 8)."""
 
     format: str
     frames: int
@@ -60,6 +64,7 @@ class Animation:
     xmp: bytes | None = None
     skip: int = 0
     comment: bytes | None = None
+    bit_depth: int = 8
 
 
 def is_animation(path: str | os.PathLike[str]) -> bool:
@@ -139,15 +144,27 @@ def read_animation(path: str | os.PathLike[str], *, max_pixels: int | None | _De
             alpha=pim.mode in ("RGBA", "LA", "PA", "La", "RGBa") or pim.info.get("transparency") is not None,
             lossless=pim.format == "WEBP" and _webp_lossless(p),
             orientation=orientation, icc_profile=pim.info.get("icc_profile") or None, exif=exif,
-            xmp=_xmp_upright(pim.info.get("xmp")), comment=pim.info.get("comment") or None)
+            xmp=_xmp_upright(pim.info.get("xmp")), comment=pim.info.get("comment") or None,
+            bit_depth=_png_depth(p) if pim.format == "PNG" else 8)
+
+
+def _png_depth(path: Path) -> int:
+    """The bits a sample of the PNG at ``path``, from its ``IHDR``: 16, or 8 for any other depth."""
+    with open(path, "rb") as fh:
+        head = fh.read(25)
+    return 16 if head.startswith(_PNG_SIGNATURE) and len(head) == 25 and head[24] == 16 else 8
 
 
 def read_frames(path: str | os.PathLike[str], animation: Animation
                 ) -> Iterator[tuple[np.ndarray, np.ndarray | None, float]]:
     """The frames of the animation at ``path`` (``animation``: its :func:`read_animation`), one at a time: ``H x W x
     3`` ``uint8`` RGB, ``H x W`` ``uint8`` alpha or ``None``, and the frame's duration in milliseconds; upright
-    (its orientation applied). :class:`~deepexpose.io.ImageReadError` for a damaged frame."""
+    (its orientation applied). :class:`~deepexpose.io.ImageReadError` for a damaged frame. A 16-bit APNG's frames
+    are ``uint16`` RGB and alpha (:func:`_apng16_frames`)."""
     p = Path(path)
+    if animation.bit_depth == 16:
+        yield from _apng16_frames(p, animation)
+        return
     with _open(p) as pim:
         for i in range(animation.frames):
             try:
@@ -166,11 +183,49 @@ def read_frames(path: str | os.PathLike[str], animation: Animation
                    float(pim.info.get("duration") or 0.0))
 
 
+def _apng16_frames(path: Path, animation: Animation) -> Iterator[tuple[np.ndarray, np.ndarray | None, float]]:
+    """The frames of a 16-bit APNG as :func:`read_frames` gives them, ``uint16``: decoded and composed as shown
+    (disposal and blending) by imagecodecs' ``apng_decode``, all at once (:func:`read_animation` caps their pixels),
+    each frame's duration from its ``fcTL`` chunk (``delay_num / delay_den`` seconds, a denominator of 0 meaning
+    100, as the APNG specification and Pillow have it)."""
+    data = path.read_bytes()
+    size, delays = None, []
+    for kind, start, end in _png_chunks(data):
+        if kind == b"IHDR" and end - start == 13:
+            size = struct.unpack_from(">II", data, start)
+        elif kind == b"fcTL" and end - start == 26:
+            num, den = struct.unpack_from(">HH", data, start + 20)
+            delays.append(1000.0 * num / (den or 100))
+    try:
+        import imagecodecs
+
+        decoded = np.asarray(imagecodecs.apng_decode(data))
+    except ImportError as e:  # a dependency of deepexpose; only a broken install lacks it
+        raise ImageReadError(path, "decoding a 16-bit APNG needs the 'imagecodecs' package") from e
+    except Exception as e:  # noqa: BLE001 - the decoder's error on a damaged file
+        raise ImageReadError(path, f"its frames cannot be decoded ({type(e).__name__}: {e})") from e
+    total = animation.frames + animation.skip
+    width, height = size or (0, 0)
+    channels = decoded.size // max(1, total * width * height)
+    if decoded.dtype != np.uint16 or channels not in (1, 2, 3, 4) or decoded.size != total * width * height * channels:
+        raise ImageReadError(path, f"its frames decoded to {decoded.dtype} {decoded.shape}, not {total} frames of "
+                                   f"{width}x{height} 16-bit samples")
+    decoded = decoded.reshape(total, height, width, channels)
+    for i in range(animation.frames):
+        frame = decoded[animation.skip + i]
+        color = frame[:, :, :3] if channels >= 3 else np.repeat(frame[:, :, :1], 3, axis=2)
+        alpha = frame[:, :, -1] if channels in (2, 4) else None
+        yield (_orient(np.ascontiguousarray(color), animation.orientation),
+               _orient(np.ascontiguousarray(alpha), animation.orientation) if alpha is not None else None,
+               delays[i] if i < len(delays) else 0.0)
+
+
 def write_animation(path: str | os.PathLike[str], frames: Iterable[tuple[np.ndarray, np.ndarray | None]],
                     durations: list[float], animation: Animation, *, quality: int = 95,
                     overwrite: bool = False) -> Path:
     """Write ``frames`` (``H x W x 3`` ``uint8`` RGB and ``H x W`` alpha or ``None``, all of one size) as an
-    animation in the format of ``path``'s extension (:data:`ANIMATED_FORMATS`), atomically: each frame shown for
+    animation in the format of ``path``'s extension (:data:`ANIMATED_FORMATS`), atomically (``uint16`` frames and
+    alpha, all of them, as a 16-bit APNG: :func:`_encode_apng16`): each frame shown for
     its ``durations`` entry (milliseconds), with the loop count, background, ICC profile, EXIF, XMP and comment of
     ``animation`` (a format keeps what it holds: APNG has no background, AVIF no loop count here, GIF only the
     loop count, which it may leave out to play once, and the comment; a GIF's frames with alpha are written whole,
@@ -183,6 +238,11 @@ def write_animation(path: str | os.PathLike[str], frames: Iterable[tuple[np.ndar
         raise ImageWriteError(p, f"an animation is written as WebP, PNG (APNG), AVIF or GIF, not {p.suffix or p.name}")
     if isinstance(quality, bool) or not isinstance(quality, (int, np.integer)) or not 1 <= quality <= 100:
         raise ImageWriteError(p, f"quality must be an integer in 1..100, got {quality!r}")
+    frames = list(frames)
+    if fmt == "PNG" and frames and all(np.asarray(rgb).dtype == np.uint16 for rgb, _ in frames):
+        data = _frames16(p, frames, durations)
+        _atomic_write(p, lambda fh: fh.write(_encode_apng16(data, durations, animation)), overwrite)
+        return p
     pictures = [_picture(p, rgb, alpha) for rgb, alpha in frames]
     if not pictures:
         raise ImageWriteError(p, "an animation needs at least one frame")
@@ -248,10 +308,83 @@ def _gif_frame(picture: PILImage.Image) -> PILImage.Image:
     return out
 
 
+def _frames16(path: Path, frames: list[tuple[np.ndarray, np.ndarray | None]], durations: list[float]) -> np.ndarray:
+    """``uint16`` frames (and alpha, given for some frames: all get it, opaque where it was not) as one
+    ``N x H x W x 3|4`` array, checked as :func:`write_animation` checks 8-bit ones."""
+    if len(durations) != len(frames):
+        raise ImageWriteError(path, f"{len(durations)} durations for {len(frames)} frames")
+    shape = np.asarray(frames[0][0]).shape
+    with_alpha = any(alpha is not None for _, alpha in frames)
+    data = np.empty((len(frames), *shape[:2], 4 if with_alpha else 3), np.uint16)
+    for i, (rgb, alpha) in enumerate(frames):
+        rgb = np.asarray(rgb)
+        if rgb.ndim != 3 or rgb.shape[2] != 3:
+            raise ImageWriteError(path, f"frames must be H x W x 3, got {rgb.shape}")
+        if rgb.shape != shape:
+            raise ImageWriteError(path, "the frames of an animation must all have one size")
+        data[i, :, :, :3] = rgb
+        if with_alpha:
+            alpha = np.full(shape[:2], 65535, np.uint16) if alpha is None else np.asarray(alpha)
+            if alpha.dtype != np.uint16 or alpha.shape != shape[:2]:
+                raise ImageWriteError(path, f"alpha must be H x W uint16 like its frame, got {alpha.dtype} "
+                                            f"{alpha.shape}")
+            data[i, :, :, 3] = alpha
+    return data
+
+
+def _encode_apng16(data: np.ndarray, durations: list[float], animation: Animation) -> bytes:
+    """A 16-bit APNG of the ``N x H x W x 3|4`` frames ``data``: imagecodecs' ``apng_encode`` (zlib level 6, as
+    PNGs are written here), then its chunks with the ICC profile, EXIF (its thumbnail made again from the first
+    frame) and XMP added after ``IHDR``, the loop count in ``acTL`` and each frame's duration in its ``fcTL``
+    (milliseconds over 1000, or a coarser denominator where they do not fit 16 bits). A single frame, which
+    imagecodecs writes as a still, gets the ``acTL`` and ``fcTL`` chunks it would have had."""
+    import imagecodecs
+
+    n, height, width = data.shape[:3]
+    loop = animation.loop if animation.loop is not None else 0
+    encoded = imagecodecs.apng_encode(data, level=6)
+    out = [_PNG_SIGNATURE]
+    frame = 0
+    for kind, start, end in _png_chunks(encoded):
+        body = encoded[start:end]
+        if kind == b"IHDR":
+            out.append(_png_chunk(kind, body))
+            if animation.icc_profile:
+                out.append(_png_chunk(b"iCCP", b"ICC profile\x00\x00" + zlib.compress(animation.icc_profile)))
+            if animation.exif:
+                exif = _exif_with_thumbnail(animation.exif, to_codes(data[0, :, :, :3], 8))
+                out.append(_png_chunk(b"eXIf", exif[len(_EXIF_HEADER):] if exif.startswith(_EXIF_HEADER) else exif))
+            if animation.xmp:
+                out.append(_png_chunk(b"iTXt", _png_xmp(animation.xmp)))
+            if n == 1:
+                out.append(_png_chunk(b"acTL", struct.pack(">II", 1, loop)))
+                out.append(_png_chunk(b"fcTL", struct.pack(">IIIIIHHBB", 0, width, height, 0, 0, *_delay(durations[0]),
+                                                           0, 0)))
+            continue
+        if kind == b"acTL":
+            body = struct.pack(">II", n, loop)
+        elif kind == b"fcTL":
+            body = body[:20] + struct.pack(">HH", *_delay(durations[frame])) + body[24:]
+            frame += 1
+        out.append(_png_chunk(kind, body))
+    return b"".join(out)
+
+
+def _delay(ms: float) -> tuple[int, int]:
+    """An ``fcTL`` delay (numerator, denominator: seconds) for ``ms`` milliseconds: over 1000 where it fits 16 bits,
+    else over 100, 10 or 1 (65535 seconds at most)."""
+    for den in (1000, 100, 10, 1):
+        num = round(max(0.0, ms) * den / 1000)
+        if num <= 65535:
+            return num, den
+    return 65535, 1
+
+
 def _picture(path: Path, rgb: np.ndarray, alpha: np.ndarray | None) -> PILImage.Image:
     rgb = np.asarray(rgb)
     if rgb.dtype != np.uint8 or rgb.ndim != 3 or rgb.shape[2] != 3:
-        raise ImageWriteError(path, f"frames must be H x W x 3 uint8, got {rgb.dtype} {rgb.shape}")
+        raise ImageWriteError(path, f"frames must be H x W x 3 uint8 (uint16, all of them, for a PNG), got "
+                                    f"{rgb.dtype} {rgb.shape}")
     if alpha is None:
         return PILImage.fromarray(np.ascontiguousarray(rgb), "RGB")
     alpha = np.asarray(alpha)

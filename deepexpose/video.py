@@ -269,40 +269,45 @@ def enhance_animation(method, source: Path, output: Path, cfg) -> dict:
     """Correct an animated WebP, APNG or animated AVIF, or a GIF (:mod:`deepexpose.animation`) as a clip: an edit
     per frame (pass 1), smoothed over time, rendered (pass 2) and written as an animation in the output's format
     (WebP, PNG, AVIF or GIF; a lossless WebP stays lossless without ``--quality``), with its frame durations, loop
-    count, background, ICC profile, EXIF, XMP and a GIF's comment. Alpha is carried through; an alpha channel that
-    is opaque in every frame is not written. An animation every frame of which the edit leaves as it was
+    count, background, ICC profile, EXIF, XMP and a GIF's comment, with 8 bits a sample, or 16 where the source is a
+    16-bit APNG written as PNG or ``--bit-depth 16`` asks for it (PNG only). Alpha is carried through; an alpha
+    channel that is opaque in every frame is not written. An animation every frame of which the edit leaves as it was
     (``--strength 0``, an identity edit), written in its own format, is copied byte for byte, as such a photo is.
     The sidecar (``--sidecar``) is written first, as a photo's is; like a clip, an animation has no LUT. Returns the
     flicker figures."""
     from .animation import ANIMATED_FORMATS, read_animation, read_frames, write_animation
+    from .enhance import _bit_depth
+    from .io import to_codes
 
     _need_parametric(method, cfg)
     info = read_animation(source)
     if output.suffix.lower() not in ANIMATED_FORMATS.values():
         raise ValueError(f"an animation ({info.frames} frames) cannot be written as {output.suffix or output.name}: "
                          "choose --format webp, png or avif, or leave --format out")
-    if cfg.bit_depth == 16:
-        raise ValueError("an animation is written with 8 bits a sample; --bit-depth 16 does not apply to it")
+    if cfg.bit_depth == 16 and output.suffix.lower() != ".png":
+        raise ValueError(f"a 16-bit animation is written as PNG (APNG), not {output.suffix}")
+    depth = _bit_depth(cfg, info.bit_depth, output)
     durations: list[float] = []
     opaque = [True]
 
     def first_pass() -> Iterable[np.ndarray]:
         for rgb, alpha, duration in read_frames(source, info):
             durations.append(duration)
-            opaque[0] = opaque[0] and (alpha is None or bool((alpha == 255).all()))
+            opaque[0] = opaque[0] and (alpha is None or bool((alpha == np.iinfo(alpha.dtype).max).all()))
             yield rgb
 
     edits, repeats, stats_in = _plan_frames(method, first_pass())
     plans = _plans(method, edits, repeats, cfg) if method.parametric else None
     frames: list[tuple[np.ndarray, np.ndarray | None]] = []
     stats_out: list[np.ndarray] = []
-    unchanged = info.orientation == 1 and output.suffix.lower() == ANIMATED_FORMATS[info.format]
+    unchanged = (info.orientation == 1 and output.suffix.lower() == ANIMATED_FORMATS[info.format]
+                 and depth == info.bit_depth)
     for i, (rgb, alpha, _) in enumerate(read_frames(source, info)):
         plan = plans[i] if plans is not None else method.plan(rgb)
         out = plan.render(rgb, cfg.strength)
         unchanged = unchanged and np.array_equal(out, rgb)
         stats_out.append(frame_statistics(out))
-        frames.append((out, None if opaque[0] else alpha))
+        frames.append((to_codes(out, depth), None if opaque[0] else to_codes(alpha, depth)))
     report = {"frames": len(frames), "repeated_frames": sum(repeats), **_flicker_report(stats_in, stats_out)}
     from .enhance import side_files_kept_on_failure
 

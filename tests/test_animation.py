@@ -2,7 +2,7 @@
 
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import Image, ImageCms
 
 from deepexpose.animation import Animation, is_animation, read_animation, read_frames, write_animation
 from deepexpose.io import ImageReadError, ImageWriteError, read_image
@@ -105,8 +105,12 @@ def test_write_animation_refuses_what_it_cannot_write_and_leaves_nothing(tmp_pat
         write_animation(tmp_path / "a.png", two, [10], info)
     with pytest.raises(ImageWriteError, match="one size"):
         write_animation(tmp_path / "a.png", [two[0], (frames(1, h=10)[0], None)], [10, 10], info)
-    with pytest.raises(ImageWriteError, match="uint8"):
-        write_animation(tmp_path / "a.png", [(two[0][0].astype(np.uint16), None)], [10], info)
+    with pytest.raises(ImageWriteError, match="uint8"):  # 16 bits: a PNG only
+        write_animation(tmp_path / "a.webp", [(two[0][0].astype(np.uint16), None)], [10], info)
+    with pytest.raises(ImageWriteError, match="uint8"):  # and all the frames
+        write_animation(tmp_path / "a.png", [two[0], (two[1][0].astype(np.uint16), None)], [10, 10], info)
+    with pytest.raises(ImageWriteError, match="alpha must be H x W uint16"):
+        write_animation(tmp_path / "a.png", [(two[0][0].astype(np.uint16), two[0][0][:, :, 0])], [10], info)
     with pytest.raises(ImageWriteError, match="quality"):
         write_animation(tmp_path / "a.webp", two, [10, 10], info, quality=0)
     assert list(tmp_path.iterdir()) == []
@@ -233,3 +237,92 @@ def test_a_transparent_gif_keeps_every_colour_that_fits_its_palette(tmp_path):
     back = list(read_frames(tmp_path / "t.gif", read_animation(tmp_path / "t.gif")))
     for (rgb, alpha), (rgb2, alpha2, _) in zip(frames, back):
         assert np.array_equal(alpha2, alpha) and np.array_equal(rgb2[alpha > 0], rgb[alpha > 0])  # Pillow's: off by 22
+
+
+@pytest.mark.parametrize("n", [1, 3])
+def test_a_16_bit_apng_is_read_and_written_with_16_bits(tmp_path, n):
+    rng = np.random.default_rng(n)
+    src = [(rng.integers(0, 65536, (10, 12, 3)).astype(np.uint16), rng.integers(0, 65536, (10, 12)).astype(np.uint16))
+           for _ in range(n)]
+    src[0][1][0, 0] = 65535
+    exif = Image.Exif()
+    exif[0x010F] = "Camera maker"
+    icc = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    info = Animation(format="PNG", frames=n, size=(12, 10), loop=3, icc_profile=icc, exif=exif.tobytes(),
+                     xmp=b"<x:xmpmeta>made here</x:xmpmeta>")
+    durations = [40.0, 70000.0, 12.4][:n]
+    out = write_animation(tmp_path / "a.png", src, durations, info)
+    assert is_animation(out)
+    got = read_animation(out)
+    assert got.bit_depth == 16 and got.frames == n and got.loop == 3 and got.alpha and got.icc_profile == icc
+    tags = Image.Exif()
+    tags.load(got.exif)
+    assert tags[0x010F] == "Camera maker"
+    assert b"made here" in got.xmp
+    back = list(read_frames(out, got))
+    for (rgb, alpha, duration), (want_rgb, want_alpha), want in zip(back, src, durations, strict=True):
+        assert rgb.dtype == alpha.dtype == np.uint16
+        assert np.array_equal(rgb, want_rgb) and np.array_equal(alpha, want_alpha)
+        assert duration == round(want) if want < 65535 else duration == want  # 70 s: over 100 instead of 1000
+    with Image.open(out) as pim:  # any APNG reader sees the same animation (at 8 bits, as Pillow decodes it)
+        assert pim.n_frames == n and pim.info["loop"] == 3 and pim.info["duration"] == 40
+    # an APNG's 8-bit frames are left alone: read with Pillow, as 8 bits
+    eight = write_animation(tmp_path / "b.png", [(rgb[:, :, :3].astype(np.uint8), None) for rgb, _ in src],
+                            durations, info)
+    assert read_animation(eight).bit_depth == 8
+    assert all(f.dtype == np.uint8 for f, _, _ in read_frames(eight, read_animation(eight)))
+
+
+def test_a_16_bit_apngs_still_image_outside_the_animation_is_left_out_and_grey_frames_become_rgb(tmp_path):
+    import imagecodecs
+
+    grey = np.random.default_rng(0).integers(0, 65536, (3, 8, 6)).astype(np.uint16)
+    path = tmp_path / "g.png"
+    path.write_bytes(imagecodecs.apng_encode(grey))
+    info = read_animation(path)
+    assert info.bit_depth == 16 and info.frames == 3 and info.skip == 0
+    got = [rgb for rgb, alpha, _ in read_frames(path, info)]
+    assert all(np.array_equal(rgb, np.repeat(g[:, :, None], 3, axis=2)) for rgb, g in zip(got, grey, strict=True))
+    # the first image as a still shown by viewers without APNG, not a frame: its fcTL dropped, the others renumbered
+    chunks = []
+    for kind, body in _png_chunks(path.read_bytes()):
+        if kind == b"acTL":
+            body = (2).to_bytes(4, "big") + body[4:]
+        elif kind in (b"fcTL", b"fdAT"):
+            seq = int.from_bytes(body[:4], "big")
+            if seq == 0:
+                continue
+            body = (seq - 1).to_bytes(4, "big") + body[4:]
+        chunks.append(_png_chunk(kind, body))
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + b"".join(chunks))
+    info = read_animation(path)
+    assert info.skip == 1 and info.frames == 2 and info.bit_depth == 16
+    got = [rgb for rgb, _, _ in read_frames(path, info)]
+    assert all(np.array_equal(rgb[:, :, 1], g) for rgb, g in zip(got, grey[1:], strict=True))
+
+
+def _png_chunks(data):
+    """(type, body) of each chunk of a PNG."""
+    pos = 8
+    while pos < len(data):
+        size = int.from_bytes(data[pos:pos + 4], "big")
+        yield data[pos + 4:pos + 8], data[pos + 8:pos + 8 + size]
+        pos += 12 + size
+
+
+def _png_chunk(kind, body):
+    import zlib
+
+    return len(body).to_bytes(4, "big") + kind + body + zlib.crc32(kind + body).to_bytes(4, "big")
+
+
+def test_a_damaged_16_bit_apng_is_named(tmp_path):
+    import imagecodecs
+
+    path = tmp_path / "d.png"
+    data = imagecodecs.apng_encode(np.zeros((2, 8, 6, 3), np.uint16))
+    cut = data.rindex(b"fdAT") + 8
+    path.write_bytes(data[:cut] + bytes(20))
+    info = read_animation(path)  # the header is whole
+    with pytest.raises(ImageReadError, match="d.png.*its frames cannot be decoded"):
+        list(read_frames(path, info))

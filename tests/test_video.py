@@ -873,8 +873,9 @@ def test_an_animation_refuses_formats_and_depths_that_cannot_hold_it_and_has_no_
     src = _animation(tmp_path / "a.png", flicker_test_clip(n=3), duration=50)
     s = enhance_paths([src], EnhanceConfig(out=str(tmp_path / "jpg"), method="classic", format="jpg", progress=False))
     assert s.exit_code == 1 and "cannot be written as .jpg" in s.failed[0].reason
-    s = enhance_paths([src], EnhanceConfig(out=str(tmp_path / "16"), method="classic", bit_depth=16, progress=False))
-    assert s.exit_code == 1 and "8 bits" in s.failed[0].reason
+    webp = _animation(tmp_path / "a.webp", flicker_test_clip(n=3), duration=50)
+    s = enhance_paths([webp], EnhanceConfig(out=str(tmp_path / "16"), method="classic", bit_depth=16, progress=False))
+    assert s.exit_code == 1 and "16-bit animation is written as PNG (APNG), not .webp" in s.failed[0].reason
     assert not (tmp_path / "jpg").exists() or not any((tmp_path / "jpg").iterdir())
     cfg = EnhanceConfig(out=str(tmp_path / "webp"), method="classic", format="webp", lut=True, progress=False)
     assert enhance_paths([src], cfg).exit_code == 0
@@ -883,6 +884,41 @@ def test_an_animation_refuses_formats_and_depths_that_cannot_hold_it_and_has_no_
     cfg.skip_existing = True
     again = enhance_paths([src], cfg)
     assert again.outcomes[0].status == "skipped" and again.outcomes[0].reason == "output exists"
+
+
+def test_a_16_bit_apng_keeps_16_bits_unless_asked_or_its_format_cannot(tmp_path):
+    import imagecodecs
+
+    from deepexpose.io import to_codes
+
+    clip = flicker_test_clip(n=4)
+    src = tmp_path / "in" / "deep.png"
+    src.parent.mkdir()
+    src.write_bytes(imagecodecs.apng_encode(np.stack([(f * 65535).round().astype(np.uint16) for f in clip]) + 77))
+    before = src.read_bytes()
+    cfg = EnhanceConfig(out=str(tmp_path / "out"), method="classic", progress=False)
+    assert enhance_paths([src.parent], cfg).exit_code == 0
+    info, deep = _frames_of(tmp_path / "out" / "deep.png")
+    assert info.bit_depth == 16 and info.frames == 4 and all(rgb.dtype == np.uint16 for rgb, _, _ in deep)
+    assert any((rgb % 257).any() for rgb, _, _ in deep)  # not 8-bit codes widened
+    assert all(rgb.mean() > f.mean() * 65535 + 100 for (rgb, _, _), f in zip(deep, clip, strict=True))
+    for options, name in (({"bit_depth": 8}, "deep.png"), ({"format": "avif"}, "deep.avif"),
+                          ({"format": "webp", "quality": 100}, "deep.webp")):
+        out = tmp_path / name.replace(".", "-")
+        assert enhance_paths([src], EnhanceConfig(out=str(out), method="classic", progress=False, **options)
+                             ).exit_code == 0
+        info, got = _frames_of(out / name)
+        assert info.bit_depth == 8 and all(rgb.dtype == np.uint8 for rgb, _, _ in got)
+        if name != "deep.avif":  # the same frames, rounded to 8 bits (AVIF is lossy)
+            assert all(np.array_equal(rgb, to_codes(d, 8)) for (rgb, _, _), (d, _, _) in zip(got, deep, strict=True))
+    eight = _animation(tmp_path / "eight.png", clip, duration=50)
+    cfg = EnhanceConfig(out=str(tmp_path / "widened"), method="classic", bit_depth=16, progress=False)
+    assert enhance_paths([eight], cfg).exit_code == 0
+    assert _frames_of(tmp_path / "widened" / "eight.png")[0].bit_depth == 16
+    cfg = EnhanceConfig(out=str(tmp_path / "same"), method="classic", strength=0.0, progress=False)
+    assert enhance_paths([src], cfg).exit_code == 0
+    assert (tmp_path / "same" / "deep.png").read_bytes() == before  # unchanged, 16 bits as it was: copied
+    assert src.read_bytes() == before
 
 
 def test_an_animation_the_edit_leaves_as_it_was_is_copied_byte_for_byte(tmp_path):
