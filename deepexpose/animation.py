@@ -11,7 +11,9 @@ count, transparency and comment (a GIF holds no ICC profile, EXIF or XMP that Pi
 Pillow composes every frame onto the canvas as a viewer shows it (disposal and blending applied), so each frame
 read here is the whole picture, and each frame written is whole too: the encoder itself finds what changes from
 one frame to the next. Frames are 8-bit, as Pillow decodes them, except those of a 16-bit APNG, which Pillow would
-cut to 8 bits: they are read and written with 16 bits by imagecodecs' APNG codec (libpng's), composed as shown too.
+cut to 8 bits: they are read and written with 16 bits here, each frame's image data coded by imagecodecs' PNG codec
+(libpng), composed as shown and stored, after the first, as the rectangle that changed (:func:`_apng16_frames`,
+:func:`_encode_apng16`).
 :func:`is_animation` tells an animation from a still picture by its header alone, so that collecting a folder of
 photos opens no more than their first bytes.
 """
@@ -184,40 +186,86 @@ def read_frames(path: str | os.PathLike[str], animation: Animation
 
 
 def _apng16_frames(path: Path, animation: Animation) -> Iterator[tuple[np.ndarray, np.ndarray | None, float]]:
-    """The frames of a 16-bit APNG as :func:`read_frames` gives them, ``uint16``: decoded and composed as shown
-    (disposal and blending) by imagecodecs' ``apng_decode``, all at once (:func:`read_animation` caps their pixels),
-    each frame's duration from its ``fcTL`` chunk (``delay_num / delay_den`` seconds, a denominator of 0 meaning
-    100, as the APNG specification and Pillow have it)."""
+    """The frames of a 16-bit APNG as :func:`read_frames` gives them, ``uint16``, composed as the APNG specification
+    shows them: each frame's data (its ``IDAT`` or ``fdAT`` chunks) decoded as a PNG of its own (imagecodecs'
+    ``png_decode``: libpng), put at its ``fcTL`` offset with its blend op (``SOURCE`` replaces, ``OVER`` composes
+    by alpha, PNG's formula) and disposed of after it is shown (``BACKGROUND`` clears its region to transparent
+    black, ``PREVIOUS`` restores it, a first frame's ``PREVIOUS`` counting as ``BACKGROUND``); each frame's duration
+    from its ``fcTL`` (``delay_num / delay_den`` seconds, a denominator of 0 meaning 100). Alpha is given where the
+    file has it (an alpha channel or a ``tRNS`` colour key) or a frame shows transparency."""
     data = path.read_bytes()
-    size, delays = None, []
+    ihdr, trns, controls, parts = None, None, [], []
     for kind, start, end in _png_chunks(data):
-        if kind == b"IHDR" and end - start == 13:
-            size = struct.unpack_from(">II", data, start)
-        elif kind == b"fcTL" and end - start == 26:
-            num, den = struct.unpack_from(">HH", data, start + 20)
-            delays.append(1000.0 * num / (den or 100))
+        body = data[start:end]
+        if kind == b"IHDR" and len(body) == 13:
+            ihdr = body
+        elif kind == b"tRNS":
+            trns = body
+        elif kind == b"fcTL" and len(body) == 26:
+            controls.append(struct.unpack(">IIIIIHHBB", body))
+            parts.append([])
+        elif kind == b"IDAT" and parts:  # the default image is a frame only when an fcTL comes before it
+            parts[-1].append(body)
+        elif kind == b"fdAT" and parts and len(body) > 4:
+            parts[-1].append(body[4:])
+    if ihdr is None or len(controls) < animation.frames:
+        raise ImageReadError(path, f"its frames cannot be decoded ({len(controls)} frame control chunks for "
+                                   f"{animation.frames} frames)")
+    width, height = struct.unpack_from(">II", ihdr)
+    with_alpha = ihdr[9] in (4, 6) or trns is not None
+    colours = 1 if ihdr[9] in (0, 4) else 3
+    canvas = np.zeros((height, width, colours + 1), np.uint16)
+    for i, (_, w, h, x, y, num, den, dispose, blend) in enumerate(controls[:animation.frames]):
+        if not (w and h and x + w <= width and y + h <= height) or i == 0 and (x, y, w, h) != (0, 0, width, height):
+            raise ImageReadError(path, f"frame {i + 1} of {animation.frames} lies outside the picture")
+        sub = _apng16_part(path, ihdr, trns, w, h, parts[i], i, animation.frames)
+        region = canvas[y:y + h, x:x + w]
+        saved = region.copy() if dispose == 2 and i > 0 else None
+        if sub.shape[2] == colours:  # no alpha: opaque
+            region[:, :, :colours], region[:, :, colours] = sub, 65535
+        elif blend == 0:
+            region[:] = sub
+        else:  # OVER (PNG specification, "Alpha channel processing")
+            src, dst = sub.astype(np.float64) / 65535, region.astype(np.float64) / 65535
+            sa, da = src[:, :, -1:], dst[:, :, -1:] * (1 - src[:, :, -1:])
+            out_a = sa + da
+            colour = np.divide(src[:, :, :-1] * sa + dst[:, :, :-1] * da, out_a, out=np.zeros_like(src[:, :, :-1]),
+                               where=out_a > 0)
+            region[:] = np.rint(np.concatenate([colour, out_a], axis=2) * 65535)
+        shown = canvas.copy()
+        if dispose == 1 or dispose == 2 and saved is None:
+            region[:] = 0
+        elif dispose == 2:
+            region[:] = saved
+        color = shown[:, :, :3] if colours == 3 else np.repeat(shown[:, :, :1], 3, axis=2)
+        alpha = shown[:, :, -1] if with_alpha or (shown[:, :, -1] != 65535).any() else None
+        yield (_orient(np.ascontiguousarray(color), animation.orientation),
+               _orient(np.ascontiguousarray(alpha), animation.orientation) if alpha is not None else None,
+               1000.0 * num / (den or 100))
+
+
+def _apng16_part(path: Path, ihdr: bytes, trns: bytes | None, width: int, height: int, parts: list[bytes],
+                 index: int, frames: int) -> np.ndarray:
+    """One frame's image data (its ``IDAT`` or ``fdAT`` bodies) decoded as a ``width x height`` PNG of the file's
+    depth, colour type and interlacing: ``height x width x channels`` ``uint16`` (a ``tRNS`` colour key becomes
+    alpha)."""
+    png = (_PNG_SIGNATURE + _png_chunk(b"IHDR", struct.pack(">II", width, height) + ihdr[8:])
+           + (_png_chunk(b"tRNS", trns) if trns is not None else b"") + _png_chunk(b"IDAT", b"".join(parts))
+           + _png_chunk(b"IEND", b""))
     try:
         import imagecodecs
 
-        decoded = np.asarray(imagecodecs.apng_decode(data))
+        sub = np.asarray(imagecodecs.png_decode(png))
     except ImportError as e:  # a dependency of deepexpose; only a broken install lacks it
         raise ImageReadError(path, "decoding a 16-bit APNG needs the 'imagecodecs' package") from e
-    except Exception as e:  # noqa: BLE001 - the decoder's error on a damaged file
-        raise ImageReadError(path, f"its frames cannot be decoded ({type(e).__name__}: {e})") from e
-    total = animation.frames + animation.skip
-    width, height = size or (0, 0)
-    channels = decoded.size // max(1, total * width * height)
-    if decoded.dtype != np.uint16 or channels not in (1, 2, 3, 4) or decoded.size != total * width * height * channels:
-        raise ImageReadError(path, f"its frames decoded to {decoded.dtype} {decoded.shape}, not {total} frames of "
+    except Exception as e:  # noqa: BLE001 - the decoder's error on a damaged frame
+        raise ImageReadError(path, f"frame {index + 1} of {frames} is truncated or corrupt ({type(e).__name__}: "
+                                   f"{e})") from e
+    sub = sub[:, :, None] if sub.ndim == 2 else sub
+    if sub.dtype != np.uint16 or sub.shape[:2] != (height, width):
+        raise ImageReadError(path, f"frame {index + 1} of {frames} decoded to {sub.dtype} {sub.shape}, not "
                                    f"{width}x{height} 16-bit samples")
-    decoded = decoded.reshape(total, height, width, channels)
-    for i in range(animation.frames):
-        frame = decoded[animation.skip + i]
-        color = frame[:, :, :3] if channels >= 3 else np.repeat(frame[:, :, :1], 3, axis=2)
-        alpha = frame[:, :, -1] if channels in (2, 4) else None
-        yield (_orient(np.ascontiguousarray(color), animation.orientation),
-               _orient(np.ascontiguousarray(alpha), animation.orientation) if alpha is not None else None,
-               delays[i] if i < len(delays) else 0.0)
+    return sub
 
 
 def write_animation(path: str | os.PathLike[str], frames: Iterable[tuple[np.ndarray, np.ndarray | None]],
@@ -333,40 +381,44 @@ def _frames16(path: Path, frames: list[tuple[np.ndarray, np.ndarray | None]], du
 
 
 def _encode_apng16(data: np.ndarray, durations: list[float], animation: Animation) -> bytes:
-    """A 16-bit APNG of the ``N x H x W x 3|4`` frames ``data``: imagecodecs' ``apng_encode`` (zlib level 6, as
-    PNGs are written here), then its chunks with the ICC profile, EXIF (its thumbnail made again from the first
-    frame) and XMP added after ``IHDR``, the loop count in ``acTL`` and each frame's duration in its ``fcTL``
-    (milliseconds over 1000, or a coarser denominator where they do not fit 16 bits). A single frame, which
-    imagecodecs writes as a still, gets the ``acTL`` and ``fcTL`` chunks it would have had."""
+    """A 16-bit APNG of the ``N x H x W x 3|4`` frames ``data``, with the ICC profile, EXIF (its thumbnail made
+    again from the first frame), XMP and loop count of ``animation`` and each frame's duration (milliseconds over
+    1000, or a coarser denominator where they do not fit 16 bits). The first frame is the default image, whole;
+    each later one is stored as the smallest rectangle holding what changed since the frame before (blend
+    ``SOURCE``, dispose ``NONE``), as Pillow stores 8-bit frames; each rectangle is encoded by imagecodecs'
+    ``png_encode`` (libpng, zlib level 6 as PNGs are written here) and its image data moved into the APNG."""
     import imagecodecs
 
-    n, height, width = data.shape[:3]
+    n, height, width, channels = data.shape
     loop = animation.loop if animation.loop is not None else 0
-    encoded = imagecodecs.apng_encode(data, level=6)
-    out = [_PNG_SIGNATURE]
-    frame = 0
-    for kind, start, end in _png_chunks(encoded):
-        body = encoded[start:end]
-        if kind == b"IHDR":
-            out.append(_png_chunk(kind, body))
-            if animation.icc_profile:
-                out.append(_png_chunk(b"iCCP", b"ICC profile\x00\x00" + zlib.compress(animation.icc_profile)))
-            if animation.exif:
-                exif = _exif_with_thumbnail(animation.exif, to_codes(data[0, :, :, :3], 8))
-                out.append(_png_chunk(b"eXIf", exif[len(_EXIF_HEADER):] if exif.startswith(_EXIF_HEADER) else exif))
-            if animation.xmp:
-                out.append(_png_chunk(b"iTXt", _png_xmp(animation.xmp)))
-            if n == 1:
-                out.append(_png_chunk(b"acTL", struct.pack(">II", 1, loop)))
-                out.append(_png_chunk(b"fcTL", struct.pack(">IIIIIHHBB", 0, width, height, 0, 0, *_delay(durations[0]),
-                                                           0, 0)))
-            continue
-        if kind == b"acTL":
-            body = struct.pack(">II", n, loop)
-        elif kind == b"fcTL":
-            body = body[:20] + struct.pack(">HH", *_delay(durations[frame])) + body[24:]
-            frame += 1
-        out.append(_png_chunk(kind, body))
+    out = [_PNG_SIGNATURE, _png_chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 16, 6 if channels == 4 else 2,
+                                                                 0, 0, 0))]
+    if animation.icc_profile:
+        out.append(_png_chunk(b"iCCP", b"ICC profile\x00\x00" + zlib.compress(animation.icc_profile)))
+    if animation.exif:
+        exif = _exif_with_thumbnail(animation.exif, to_codes(data[0, :, :, :3], 8))
+        out.append(_png_chunk(b"eXIf", exif[len(_EXIF_HEADER):] if exif.startswith(_EXIF_HEADER) else exif))
+    if animation.xmp:
+        out.append(_png_chunk(b"iTXt", _png_xmp(animation.xmp)))
+    out.append(_png_chunk(b"acTL", struct.pack(">II", n, loop)))
+    sequence = 0
+    for i in range(n):
+        top, left, bottom, right = 0, 0, height, width
+        if i:
+            changed = (data[i] != data[i - 1]).any(axis=2)
+            rows, cols = np.flatnonzero(changed.any(axis=1)), np.flatnonzero(changed.any(axis=0))
+            top, left, bottom, right = (rows[0], cols[0], rows[-1] + 1, cols[-1] + 1) if rows.size else (0, 0, 1, 1)
+        out.append(_png_chunk(b"fcTL", struct.pack(">IIIIIHHBB", sequence, right - left, bottom - top, left, top,
+                                                   *_delay(durations[i]), 0, 0)))
+        sequence += 1
+        encoded = imagecodecs.png_encode(np.ascontiguousarray(data[i, top:bottom, left:right]), level=6)
+        image = b"".join(encoded[start:end] for kind, start, end in _png_chunks(encoded) if kind == b"IDAT")
+        if i == 0:
+            out.append(_png_chunk(b"IDAT", image))
+        else:
+            out.append(_png_chunk(b"fdAT", struct.pack(">I", sequence) + image))
+            sequence += 1
+    out.append(_png_chunk(b"IEND", b""))
     return b"".join(out)
 
 

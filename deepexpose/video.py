@@ -307,7 +307,7 @@ def enhance_animation(method, source: Path, output: Path, cfg) -> dict:
         out = plan.render(rgb, cfg.strength)
         unchanged = unchanged and np.array_equal(out, rgb)
         stats_out.append(frame_statistics(out))
-        frames.append((to_codes(out, depth), None if opaque[0] else to_codes(alpha, depth)))
+        frames.append((to_codes(out, depth), None if opaque[0] or alpha is None else to_codes(alpha, depth)))
     report = {"frames": len(frames), "repeated_frames": sum(repeats), **_flicker_report(stats_in, stats_out)}
     from .enhance import side_files_kept_on_failure
 

@@ -301,6 +301,64 @@ def test_a_16_bit_apngs_still_image_outside_the_animation_is_left_out_and_grey_f
     assert all(np.array_equal(rgb[:, :, 1], g) for rgb, g in zip(got, grey[1:], strict=True))
 
 
+def test_a_16_bit_apngs_frames_are_composed_as_the_apng_specification_shows_them(tmp_path):
+    import zlib
+
+    def pixels(*rgba):  # one row of 16-bit RGBA pixels, filter type 0
+        return zlib.compress(b"\0" + b"".join(int(v).to_bytes(2, "big") for px in rgba for v in px))
+
+    def control(seq, w, x, dispose, blend):
+        body = b"".join(v.to_bytes(4, "big") for v in (seq, w, 1, x, 0)) + (1).to_bytes(2, "big")
+        return _png_chunk(b"fcTL", body + (10).to_bytes(2, "big") + bytes([dispose, blend]))
+
+    red, green, blue, clear = [65535, 0, 0, 65535], [0, 65535, 0, 65535], [0, 0, 65535, 65535], [0, 0, 0, 0]
+    half = [65535, 65535, 65535, 32768]  # white at half alpha
+    frames = [(control(0, 4, 0, 1, 0), b"IDAT", pixels(red, red, red, red)),  # dispose: background
+              (control(1, 2, 1, 2, 0), b"fdAT", pixels(green, green)),  # dispose: previous
+              (control(3, 1, 3, 0, 0), b"fdAT", pixels(blue)),  # on what frame 2 found: a clear canvas
+              (control(5, 2, 2, 0, 1), b"fdAT", pixels(half, half))]  # over: on clear, and on blue
+    header = (4).to_bytes(4, "big") + (1).to_bytes(4, "big") + bytes([16, 6, 0, 0, 0])  # 4 x 1, 16-bit RGBA
+    png = b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", header)
+    png += _png_chunk(b"acTL", (4).to_bytes(4, "big") + (0).to_bytes(4, "big"))
+    for i, (fctl, kind, data) in enumerate(frames):
+        png += fctl + _png_chunk(kind, data if kind == b"IDAT" else (2 * i).to_bytes(4, "big") + data)
+    path = tmp_path / "ops.png"
+    path.write_bytes(png + _png_chunk(b"IEND", b""))
+    info = read_animation(path)
+    assert info.bit_depth == 16 and info.frames == 4
+    got = [np.dstack([rgb, alpha]) for rgb, alpha, _ in read_frames(path, info)]
+    assert got[0].tolist() == [[red] * 4]
+    assert got[1].tolist() == [[clear, green, green, clear]]  # frame 1's region cleared before it
+    assert got[2].tolist() == [[clear, clear, clear, blue]]  # frame 2's region put back as it was: clear
+    # over a clear pixel, the pixel itself; over opaque blue, alpha 1 and white at half weight
+    assert got[3].tolist() == [[clear, clear, half, [32768, 32768, 65535, 65535]]]
+    assert [d for _, _, d in read_frames(path, info)] == [100.0] * 4
+
+
+def test_a_16_bit_apng_stores_only_what_changes_from_frame_to_frame(tmp_path):
+    rng = np.random.default_rng(0)
+    base = rng.integers(0, 65536, (60, 80, 3)).astype(np.uint16)  # noise: a whole frame compresses badly
+    src = []
+    for i in range(8):
+        frame = base.copy()
+        frame[10 + i:15 + i, 20:26] = 1000 * i
+        src.append((frame, None))
+    info = Animation(format="PNG", frames=8, size=(80, 60))
+    out = write_animation(tmp_path / "a.png", src, [50] * 8, info)
+    single = write_animation(tmp_path / "one.png", src[:1], [50], info)
+    assert out.stat().st_size < 1.2 * single.stat().st_size  # eight frames, little more than one
+    controls = [body for kind, body in _png_chunks(out.read_bytes()) if kind == b"fcTL"]
+    sizes = [(int.from_bytes(c[4:8], "big"), int.from_bytes(c[8:12], "big"), int.from_bytes(c[12:16], "big"),
+              int.from_bytes(c[16:20], "big")) for c in controls]
+    assert sizes[0] == (80, 60, 0, 0) and sizes[1] == (6, 6, 20, 10) and sizes[7] == (6, 6, 20, 16)
+    assert all(np.array_equal(rgb, want) for (rgb, _, _), (want, _) in zip(read_frames(out, read_animation(out)), src,
+                                                                            strict=True))
+    with Image.open(out) as pim:  # another reader composes the same frames
+        for i, (want, _) in enumerate(src):
+            pim.seek(i)
+            assert np.array_equal(np.asarray(pim.convert("RGB")), (want >> 8).astype(np.uint8))
+
+
 def _png_chunks(data):
     """(type, body) of each chunk of a PNG."""
     pos = 8
@@ -324,5 +382,5 @@ def test_a_damaged_16_bit_apng_is_named(tmp_path):
     cut = data.rindex(b"fdAT") + 8
     path.write_bytes(data[:cut] + bytes(20))
     info = read_animation(path)  # the header is whole
-    with pytest.raises(ImageReadError, match="d.png.*its frames cannot be decoded"):
+    with pytest.raises(ImageReadError, match="d.png.*frame 2 of 2 is truncated or corrupt"):
         list(read_frames(path, info))
