@@ -10,9 +10,10 @@ count, transparency and comment (a GIF holds no ICC profile, EXIF or XMP that Pi
 
 Pillow composes every frame onto the canvas as a viewer shows it (disposal and blending applied), so each frame
 read here is the whole picture, and each frame written is whole too: the encoder itself finds what changes from
-one frame to the next. Frames are 8-bit, as Pillow decodes them, except those of a 16-bit APNG, which Pillow would
-cut to 8 bits: they are read and written with 16 bits here, each frame's image data coded by imagecodecs' PNG codec
-(libpng), composed as shown and stored, after the first, as the rectangle that changed (:func:`_apng16_frames`,
+one frame to the next. Frames are 8-bit, as Pillow decodes them, except those of a 16-bit APNG. An APNG's frames are
+composed here, each frame's image data decoded by imagecodecs' PNG codec (libpng), as the APNG specification shows
+them (Pillow blends a frame over the one before as if alpha were a colour, and cuts 16 bits to 8); a 16-bit APNG is
+written here too, each frame after the first stored as the rectangle that changed (:func:`_apng_frames`,
 :func:`_encode_apng16`).
 :func:`is_animation` tells an animation from a still picture by its header alone, so that collecting a folder of
 photos opens no more than their first bytes.
@@ -161,11 +162,11 @@ def read_frames(path: str | os.PathLike[str], animation: Animation
                 ) -> Iterator[tuple[np.ndarray, np.ndarray | None, float]]:
     """The frames of the animation at ``path`` (``animation``: its :func:`read_animation`), one at a time: ``H x W x
     3`` ``uint8`` RGB, ``H x W`` ``uint8`` alpha or ``None``, and the frame's duration in milliseconds; upright
-    (its orientation applied). :class:`~deepexpose.io.ImageReadError` for a damaged frame. A 16-bit APNG's frames
-    are ``uint16`` RGB and alpha (:func:`_apng16_frames`)."""
+    (its orientation applied). :class:`~deepexpose.io.ImageReadError` for a damaged frame. An APNG's frames are
+    composed here (:func:`_apng_frames`), a 16-bit one's ``uint16`` RGB and alpha."""
     p = Path(path)
-    if animation.bit_depth == 16:
-        yield from _apng16_frames(p, animation)
+    if animation.format == "PNG":
+        yield from _apng_frames(p, animation)
         return
     with _open(p) as pim:
         for i in range(animation.frames):
@@ -185,86 +186,92 @@ def read_frames(path: str | os.PathLike[str], animation: Animation
                    float(pim.info.get("duration") or 0.0))
 
 
-def _apng16_frames(path: Path, animation: Animation) -> Iterator[tuple[np.ndarray, np.ndarray | None, float]]:
-    """The frames of a 16-bit APNG as :func:`read_frames` gives them, ``uint16``, composed as the APNG specification
-    shows them: each frame's data (its ``IDAT`` or ``fdAT`` chunks) decoded as a PNG of its own (imagecodecs'
-    ``png_decode``: libpng), put at its ``fcTL`` offset with its blend op (``SOURCE`` replaces, ``OVER`` composes
-    by alpha, PNG's formula) and disposed of after it is shown (``BACKGROUND`` clears its region to transparent
-    black, ``PREVIOUS`` restores it, a first frame's ``PREVIOUS`` counting as ``BACKGROUND``); each frame's duration
-    from its ``fcTL`` (``delay_num / delay_den`` seconds, a denominator of 0 meaning 100). Alpha is given where the
-    file has it (an alpha channel or a ``tRNS`` colour key) or a frame shows transparency."""
+def _apng_frames(path: Path, animation: Animation) -> Iterator[tuple[np.ndarray, np.ndarray | None, float]]:
+    """The frames of an APNG as :func:`read_frames` gives them (``uint16`` for a 16-bit one), composed as the APNG
+    specification shows them: each frame's data (its ``IDAT`` or ``fdAT`` chunks) decoded as a PNG of its own
+    (imagecodecs' ``png_decode``: libpng, a palette and depths under 8 bits expanded), put at its ``fcTL`` offset
+    with its blend op (``SOURCE`` replaces, ``OVER`` composes by alpha, PNG's formula) and disposed of after it is
+    shown (``BACKGROUND`` clears its region to transparent black, ``PREVIOUS`` restores it, a first frame's
+    ``PREVIOUS`` counting as ``BACKGROUND``); each frame's duration from its ``fcTL`` (``delay_num / delay_den``
+    seconds, a denominator of 0 meaning 100). Alpha is given where the file has it (an alpha channel, or a ``tRNS``
+    chunk) or a frame shows transparency. (Pillow cuts 16-bit frames to 8 bits, and blends ``OVER`` as if alpha
+    were a colour: half-transparent white over opaque blue came out with alpha 191, over nothing darkened.)"""
     data = path.read_bytes()
-    ihdr, trns, controls, parts = None, None, [], []
+    ihdr, palette, controls, parts, still = None, b"", [], [], []
     for kind, start, end in _png_chunks(data):
         body = data[start:end]
         if kind == b"IHDR" and len(body) == 13:
             ihdr = body
-        elif kind == b"tRNS":
-            trns = body
+        elif kind in (b"PLTE", b"tRNS"):  # what each frame's own PNG needs to decode as the file does
+            palette += _png_chunk(kind, body)
         elif kind == b"fcTL" and len(body) == 26:
             controls.append(struct.unpack(">IIIIIHHBB", body))
             parts.append([])
-        elif kind == b"IDAT" and parts:  # the default image is a frame only when an fcTL comes before it
-            parts[-1].append(body)
+        elif kind == b"IDAT":  # the default image is a frame only when an fcTL comes before it
+            (parts[-1] if parts else still).append(body)
         elif kind == b"fdAT" and parts and len(body) > 4:
             parts[-1].append(body[4:])
+    if ihdr is not None and not controls and animation.frames == 1:  # a still PNG (Pillow writes one frame so)
+        controls, parts = [(0, *struct.unpack_from(">II", ihdr), 0, 0, 0, 0, 0, 0)], [still]
     if ihdr is None or len(controls) < animation.frames:
         raise ImageReadError(path, f"its frames cannot be decoded ({len(controls)} frame control chunks for "
                                    f"{animation.frames} frames)")
     width, height = struct.unpack_from(">II", ihdr)
-    with_alpha = ihdr[9] in (4, 6) or trns is not None
-    colours = 1 if ihdr[9] in (0, 4) else 3
-    canvas = np.zeros((height, width, colours + 1), np.uint16)
+    canvas = None
     for i, (_, w, h, x, y, num, den, dispose, blend) in enumerate(controls[:animation.frames]):
         if not (w and h and x + w <= width and y + h <= height) or i == 0 and (x, y, w, h) != (0, 0, width, height):
             raise ImageReadError(path, f"frame {i + 1} of {animation.frames} lies outside the picture")
-        sub = _apng16_part(path, ihdr, trns, w, h, parts[i], i, animation.frames)
+        sub = _apng_part(path, ihdr, palette, w, h, parts[i], i, animation.frames)
+        colours, top = 1 if sub.shape[2] < 3 else 3, np.iinfo(sub.dtype).max
+        if canvas is None:
+            canvas, with_alpha = np.zeros((height, width, colours + 1), sub.dtype), sub.shape[2] in (2, 4)
+        if sub.shape[2] + (sub.shape[2] == colours) != canvas.shape[2] or sub.dtype != canvas.dtype:
+            raise ImageReadError(path, f"frame {i + 1} of {animation.frames} decoded to {sub.dtype} {sub.shape}")
         region = canvas[y:y + h, x:x + w]
         saved = region.copy() if dispose == 2 and i > 0 else None
         if sub.shape[2] == colours:  # no alpha: opaque
-            region[:, :, :colours], region[:, :, colours] = sub, 65535
+            region[:, :, :colours], region[:, :, colours] = sub, top
         elif blend == 0:
             region[:] = sub
         else:  # OVER (PNG specification, "Alpha channel processing")
-            src, dst = sub.astype(np.float64) / 65535, region.astype(np.float64) / 65535
+            src, dst = sub.astype(np.float64) / top, region.astype(np.float64) / top
             sa, da = src[:, :, -1:], dst[:, :, -1:] * (1 - src[:, :, -1:])
             out_a = sa + da
             colour = np.divide(src[:, :, :-1] * sa + dst[:, :, :-1] * da, out_a, out=np.zeros_like(src[:, :, :-1]),
                                where=out_a > 0)
-            region[:] = np.rint(np.concatenate([colour, out_a], axis=2) * 65535)
+            region[:] = np.rint(np.concatenate([colour, out_a], axis=2) * top)
         shown = canvas.copy()
         if dispose == 1 or dispose == 2 and saved is None:
             region[:] = 0
         elif dispose == 2:
             region[:] = saved
         color = shown[:, :, :3] if colours == 3 else np.repeat(shown[:, :, :1], 3, axis=2)
-        alpha = shown[:, :, -1] if with_alpha or (shown[:, :, -1] != 65535).any() else None
+        alpha = shown[:, :, -1] if with_alpha or (shown[:, :, -1] != top).any() else None
         yield (_orient(np.ascontiguousarray(color), animation.orientation),
                _orient(np.ascontiguousarray(alpha), animation.orientation) if alpha is not None else None,
                1000.0 * num / (den or 100))
 
 
-def _apng16_part(path: Path, ihdr: bytes, trns: bytes | None, width: int, height: int, parts: list[bytes],
-                 index: int, frames: int) -> np.ndarray:
+def _apng_part(path: Path, ihdr: bytes, palette: bytes, width: int, height: int, parts: list[bytes], index: int,
+               frames: int) -> np.ndarray:
     """One frame's image data (its ``IDAT`` or ``fdAT`` bodies) decoded as a ``width x height`` PNG of the file's
-    depth, colour type and interlacing: ``height x width x channels`` ``uint16`` (a ``tRNS`` colour key becomes
-    alpha)."""
-    png = (_PNG_SIGNATURE + _png_chunk(b"IHDR", struct.pack(">II", width, height) + ihdr[8:])
-           + (_png_chunk(b"tRNS", trns) if trns is not None else b"") + _png_chunk(b"IDAT", b"".join(parts))
-           + _png_chunk(b"IEND", b""))
+    depth, colour type and interlacing, with its ``PLTE`` and ``tRNS`` chunks (``palette``):
+    ``height x width x channels`` ``uint8`` or ``uint16`` (a palette expanded, ``tRNS`` made alpha)."""
+    png = (_PNG_SIGNATURE + _png_chunk(b"IHDR", struct.pack(">II", width, height) + ihdr[8:]) + palette
+           + _png_chunk(b"IDAT", b"".join(parts)) + _png_chunk(b"IEND", b""))
     try:
         import imagecodecs
 
         sub = np.asarray(imagecodecs.png_decode(png))
     except ImportError as e:  # a dependency of deepexpose; only a broken install lacks it
-        raise ImageReadError(path, "decoding a 16-bit APNG needs the 'imagecodecs' package") from e
+        raise ImageReadError(path, "decoding an APNG needs the 'imagecodecs' package") from e
     except Exception as e:  # noqa: BLE001 - the decoder's error on a damaged frame
         raise ImageReadError(path, f"frame {index + 1} of {frames} is truncated or corrupt ({type(e).__name__}: "
                                    f"{e})") from e
     sub = sub[:, :, None] if sub.ndim == 2 else sub
-    if sub.dtype != np.uint16 or sub.shape[:2] != (height, width):
+    if sub.dtype not in (np.uint8, np.uint16) or sub.shape[:2] != (height, width) or not 1 <= sub.shape[2] <= 4:
         raise ImageReadError(path, f"frame {index + 1} of {frames} decoded to {sub.dtype} {sub.shape}, not "
-                                   f"{width}x{height} 16-bit samples")
+                                   f"{width}x{height}")
     return sub
 
 

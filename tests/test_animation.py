@@ -301,23 +301,27 @@ def test_a_16_bit_apngs_still_image_outside_the_animation_is_left_out_and_grey_f
     assert all(np.array_equal(rgb[:, :, 1], g) for rgb, g in zip(got, grey[1:], strict=True))
 
 
-def test_a_16_bit_apngs_frames_are_composed_as_the_apng_specification_shows_them(tmp_path):
+@pytest.mark.parametrize("depth", [8, 16])
+def test_an_apngs_frames_are_composed_as_the_apng_specification_shows_them(tmp_path, depth):
     import zlib
 
-    def pixels(*rgba):  # one row of 16-bit RGBA pixels, filter type 0
-        return zlib.compress(b"\0" + b"".join(int(v).to_bytes(2, "big") for px in rgba for v in px))
+    top, size = (1 << depth) - 1, depth // 8
+
+    def pixels(*rgba):  # one row of RGBA pixels, filter type 0
+        return zlib.compress(b"\0" + b"".join(int(v).to_bytes(size, "big") for px in rgba for v in px))
 
     def control(seq, w, x, dispose, blend):
         body = b"".join(v.to_bytes(4, "big") for v in (seq, w, 1, x, 0)) + (1).to_bytes(2, "big")
         return _png_chunk(b"fcTL", body + (10).to_bytes(2, "big") + bytes([dispose, blend]))
 
-    red, green, blue, clear = [65535, 0, 0, 65535], [0, 65535, 0, 65535], [0, 0, 65535, 65535], [0, 0, 0, 0]
-    half = [65535, 65535, 65535, 32768]  # white at half alpha
+    red, green, blue, clear = [top, 0, 0, top], [0, top, 0, top], [0, 0, top, top], [0, 0, 0, 0]
+    mid = (top + 1) // 2
+    half = [top, top, top, mid]  # white at half alpha
     frames = [(control(0, 4, 0, 1, 0), b"IDAT", pixels(red, red, red, red)),  # dispose: background
               (control(1, 2, 1, 2, 0), b"fdAT", pixels(green, green)),  # dispose: previous
               (control(3, 1, 3, 0, 0), b"fdAT", pixels(blue)),  # on what frame 2 found: a clear canvas
               (control(5, 2, 2, 0, 1), b"fdAT", pixels(half, half))]  # over: on clear, and on blue
-    header = (4).to_bytes(4, "big") + (1).to_bytes(4, "big") + bytes([16, 6, 0, 0, 0])  # 4 x 1, 16-bit RGBA
+    header = (4).to_bytes(4, "big") + (1).to_bytes(4, "big") + bytes([depth, 6, 0, 0, 0])  # 4 x 1 RGBA
     png = b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", header)
     png += _png_chunk(b"acTL", (4).to_bytes(4, "big") + (0).to_bytes(4, "big"))
     for i, (fctl, kind, data) in enumerate(frames):
@@ -325,13 +329,15 @@ def test_a_16_bit_apngs_frames_are_composed_as_the_apng_specification_shows_them
     path = tmp_path / "ops.png"
     path.write_bytes(png + _png_chunk(b"IEND", b""))
     info = read_animation(path)
-    assert info.bit_depth == 16 and info.frames == 4
+    assert info.bit_depth == depth and info.frames == 4
     got = [np.dstack([rgb, alpha]) for rgb, alpha, _ in read_frames(path, info)]
+    assert all(g.dtype == (np.uint8 if depth == 8 else np.uint16) for g in got)
     assert got[0].tolist() == [[red] * 4]
     assert got[1].tolist() == [[clear, green, green, clear]]  # frame 1's region cleared before it
     assert got[2].tolist() == [[clear, clear, clear, blue]]  # frame 2's region put back as it was: clear
-    # over a clear pixel, the pixel itself; over opaque blue, alpha 1 and white at half weight
-    assert got[3].tolist() == [[clear, clear, half, [32768, 32768, 65535, 65535]]]
+    # over a clear pixel, the pixel itself; over opaque blue, opaque, white at half weight (Pillow: alpha 191 of
+    # 255, and over nothing a darkened grey at alpha 64)
+    assert got[3].tolist() == [[clear, clear, half, [mid, mid, top, top]]]
     assert [d for _, _, d in read_frames(path, info)] == [100.0] * 4
 
 
