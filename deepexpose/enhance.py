@@ -593,8 +593,9 @@ def warn_of_left_out(img: Image, source: Path, output: Path, warn: bool = True) 
                     "written as they are)")
     if img.samples and extension_format(output) != "TIFF":
         kind = "floating-point" if img.samples.startswith("float") else "32-bit integer"
+        bits = 16 if output.suffix.lower() in SIXTEEN_BIT else 8
         lost.append(f"its {kind} samples ({img.samples}): {output.suffix.lstrip('.').upper()} output holds "
-                    "integers of 16 bits at most (only TIFF output keeps them)")
+                    f"integers of {bits} bits at most (only TIFF output keeps them)")
     if img.unspecified:
         lost.append("its extra channel of unspecified meaning (TIFF ExtraSamples 0, not transparency): nothing "
                     "here knows what it holds, so no output keeps it")
@@ -818,6 +819,9 @@ def run_job(method: Method, job: Job, cfg: EnhanceConfig) -> Outcome:
         if isinstance(e, PermissionError) and e.filename:  # e.g. an earlier sidecar that cannot be read
             return Outcome(str(job.source), str(job.output), "failed", f"permission denied: {e.filename}")
         return Outcome(str(job.source), str(job.output), "failed", f"{type(e).__name__}: {e}")
+    except MemoryError:  # a photo too large for the memory left; its arrays are gone by now, the batch goes on
+        return Outcome(str(job.source), str(job.output), "failed", "not enough memory for this file (MemoryError); "
+                       "with --jobs, fewer jobs leave each one more")
     except Exception as e:  # anything one file throws is that file's failure, never the batch's
         return Outcome(str(job.source), str(job.output), "failed", f"{type(e).__name__}: {e}")
     return Outcome(str(job.source), str(job.output), "done")
@@ -865,15 +869,65 @@ def _work(job: Job) -> Outcome:
     return run_job(_WORKER[0], job, _WORKER[1])
 
 
+WORKER_DIED = "the worker process enhancing it died (killed, or out of memory); the other files went on"
+
+
+def pooled(jobs: Sequence[Job], work: Callable[[Job], Outcome], workers: int,
+           initializer: Callable[..., None] | None = None, initargs: tuple = ()) -> Iterator[Outcome]:
+    """``work(job)`` for every job in ``workers`` spawned processes, the outcomes in the jobs' order, where a
+    worker that dies (killed, out of memory) fails only the file that killed it, never the batch: at most
+    ``workers`` jobs are in flight at once, so when one dies those few are run again one at a time in a pool of
+    their own, and the one that kills that worker is failed (:data:`WORKER_DIED`); the rest go on in a fresh pool."""
+    import multiprocessing as mp
+    from concurrent.futures import FIRST_COMPLETED, wait
+    from concurrent.futures.process import BrokenProcessPool
+
+    queue, suspects, results, shown = list(range(len(jobs))), [], {}, 0
+    while queue or suspects:
+        alone = bool(suspects)  # one worker, one job at a time: the job in flight when it dies is the one
+        todo = suspects if alone else queue
+        pool = ProcessPoolExecutor(1 if alone else workers, mp.get_context("spawn"), initializer, initargs)
+        flight: dict = {}
+        try:
+            while todo or flight:
+                while todo and len(flight) < (1 if alone else workers):
+                    i = todo.pop(0)
+                    flight[pool.submit(work, jobs[i])] = i
+                finished, _ = wait(flight, return_when=FIRST_COMPLETED)
+                broken = False
+                for future in finished:
+                    try:
+                        results[flight[future]] = future.result()
+                        del flight[future]
+                    except BrokenProcessPool:
+                        broken = True
+                while shown in results:
+                    yield results[shown]
+                    shown += 1
+                if broken:
+                    break
+        finally:
+            pool.shutdown(wait=not flight, cancel_futures=True)
+        for future in [f for f in flight if f.done() and f.exception() is None]:  # finished before the break
+            results[flight.pop(future)] = future.result()
+        lost = sorted(flight.values())
+        if alone and lost:
+            job = jobs[lost[0]]
+            results[lost[0]] = Outcome(str(job.source), str(job.output), "failed", WORKER_DIED)
+            suspects = lost[1:] + suspects
+        else:
+            suspects = lost
+        while shown in results:
+            yield results[shown]
+            shown += 1
+
+
 def _outcomes(method: Method | None, jobs: list[Job], cfg: EnhanceConfig) -> Iterator[Outcome]:
     photos = [j for j in jobs if j.kind == "image"]
     others = [j for j in jobs if j.kind != "image"]
     if cfg.jobs > 1 and len(photos) > 1:
-        import multiprocessing as mp
-
         command = getattr(warnings.showwarning, "command", None)
-        with ProcessPoolExecutor(cfg.jobs, mp.get_context("spawn"), _init_worker, (cfg, command)) as pool:
-            yield from pool.map(_work, photos)
+        yield from pooled(photos, _work, cfg.jobs, _init_worker, (cfg, command))
     else:
         for job in photos:
             yield run_job(method, job, cfg)
@@ -947,6 +1001,9 @@ def enhance_paths(inputs: Sequence[str | Path], cfg: EnhanceConfig) -> EnhanceSu
             if bar is not None:
                 bar.update()
                 bar.set_postfix(done=summary.count("done"), failed=summary.count("failed"))
+    except KeyboardInterrupt as e:  # Ctrl-C, SIGTERM: what was done before it, failures included, is not lost
+        e.add_note(f"before it: {summary}\n  the finished outputs are whole; --skip-existing finishes the rest")
+        raise
     finally:
         if bar is not None:
             bar.close()

@@ -491,34 +491,71 @@ def _exif_ifd0(data: bytes) -> tuple[int, str, int]:
     return base, bo, struct.unpack_from(bo + "I", data, base + 4)[0]
 
 
-def _exif_with_orientation_1(data: bytes) -> bytes | None:
-    """``data`` with Orientation reset to 1 (unchanged bytes if it already is 1 or absent). The value is set where
-    it is in IFD0, so that nothing else in the block moves: a maker note's offsets stay valid and the thumbnail
-    (IFD1) stays, to be made again upright (:func:`_exif_with_thumbnail`). A block that cannot be read that way is
-    rewritten by Pillow, which keeps neither."""
+_SWAPPED_ON_TURNING = ((None, 282, 283), (0x8769, 0xA002, 0xA003))
+"""(directory, tag, tag) pairs that change places when a photo is turned by 90 degrees: XResolution and
+YResolution in IFD0, PixelXDimension and PixelYDimension in the Exif directory"""
+
+
+def _exif_with_orientation_1(data: bytes, turned: bool = True) -> bytes | None:
+    """``data`` with Orientation reset to 1 (unchanged bytes if it already is 1 or absent), and, where the pixels
+    were ``turned`` by an orientation of 90 degrees (5 to 8), its x and y resolution and pixel dimensions swapped
+    (:data:`_SWAPPED_ON_TURNING`). The values are set where they are, entries of a directory trading their values,
+    so that nothing else in the block moves: a maker note's offsets stay valid and the thumbnail (IFD1) stays, to be
+    made again upright (:func:`_exif_with_thumbnail`). A block that cannot be read that way is rewritten by Pillow,
+    which keeps neither."""
     try:
         base, bo, ifd0 = _exif_ifd0(data)
-        ifd0 += base
-        for i in range(struct.unpack_from(bo + "H", data, ifd0)[0]):
-            at = ifd0 + 2 + 12 * i
-            tag, kind, count = struct.unpack_from(bo + "HHI", data, at)
-            if tag == _ORIENTATION_TAG and kind == 3 and count == 1:
-                if struct.unpack_from(bo + "H", data, at + 8)[0] == 1:
-                    return data
-                out = bytearray(data)
-                struct.pack_into(bo + "H", out, at + 8, 1)
-                return bytes(out)
-            if tag == _ORIENTATION_TAG:
-                raise ValueError("an Orientation that is not one SHORT")
-        return data
+        entries = _ifd_entries(data, base, bo, ifd0)
+        if _ORIENTATION_TAG not in entries:
+            return data
+        at, kind, count = entries[_ORIENTATION_TAG]
+        if kind != 3 or count != 1:
+            raise ValueError("an Orientation that is not one SHORT")
+        orientation = struct.unpack_from(bo + "H", data, at + 8)[0]
+        if orientation == 1:
+            return data
+        out = bytearray(data)
+        struct.pack_into(bo + "H", out, at + 8, 1)
+        if turned and orientation in (5, 6, 7, 8):
+            for pointer, a, b in _SWAPPED_ON_TURNING:
+                found = entries
+                if pointer is not None:
+                    if pointer not in entries:
+                        continue
+                    offset = struct.unpack_from(bo + "I", data, entries[pointer][0] + 8)[0]
+                    found = _ifd_entries(data, base, bo, offset)
+                if a in found and b in found and found[a][2] == found[b][2] == 1:  # one value each: trade them
+                    (at_a, kind_a, _), (at_b, kind_b, _) = found[a], found[b]
+                    value_a, value_b = data[at_a + 8:at_a + 12], data[at_b + 8:at_b + 12]
+                    struct.pack_into(bo + "H", out, at_a + 2, kind_b)
+                    struct.pack_into(bo + "H", out, at_b + 2, kind_a)
+                    out[at_a + 8:at_a + 12], out[at_b + 8:at_b + 12] = value_b, value_a
+        return bytes(out)
     except (KeyError, ValueError, struct.error):
         pass
     exif = PILImage.Exif()
     exif.load(data)
-    if exif.get(_ORIENTATION_TAG, 1) == 1:
+    orientation = exif.get(_ORIENTATION_TAG, 1)
+    if orientation == 1:
         return data
     exif[_ORIENTATION_TAG] = 1
+    if turned and orientation in (5, 6, 7, 8):
+        for pointer, a, b in _SWAPPED_ON_TURNING:
+            tags = exif if pointer is None else exif.get_ifd(pointer)
+            if a in tags and b in tags:
+                tags[a], tags[b] = tags[b], tags[a]
     return exif.tobytes()
+
+
+def _ifd_entries(data: bytes, base: int, bo: str, offset: int) -> dict[int, tuple[int, int, int]]:
+    """The entries of the TIFF directory at ``offset`` (from ``base``) of ``data``: tag -> (where its 12 bytes
+    start, its type, its count)."""
+    at = base + offset
+    entries = {}
+    for i in range(struct.unpack_from(bo + "H", data, at)[0]):
+        tag, kind, count = struct.unpack_from(bo + "HHI", data, at + 2 + 12 * i)
+        entries[tag] = (at + 2 + 12 * i, kind, count)
+    return entries
 
 
 def _exif_upright(data: bytes) -> bytes | None:
@@ -707,7 +744,7 @@ def _check_pixels(path: Path, width: int, height: int, limit: int | None) -> Non
     if limit is not None and width * height > limit:
         raise ImageReadError(
             path, f"too many pixels: {width} x {height} = {width * height} exceeds the limit of {limit} "
-                  f"(raise max_pixels or ${MAX_PIXELS_ENV} if the file is trusted)")
+                  f"(if the file is trusted, set ${MAX_PIXELS_ENV} higher, or max_pixels= in Python)")
 
 
 @contextlib.contextmanager
@@ -2128,7 +2165,7 @@ def _exif_for_writing(exif: bytes | PILImage.Exif | None) -> bytes | None:
     if data[6:10] not in (b"II*\x00", b"MM\x00*"):
         raise ValueError("exif is not raw EXIF data (expected a TIFF header, optionally after 'Exif\\0\\0')")
     try:
-        return _exif_with_orientation_1(data)
+        return _exif_with_orientation_1(data, turned=False)  # the pixels given are upright: nothing is turned here
     except Exception as e:
         raise ValueError(f"exif cannot be parsed ({e})") from e
 

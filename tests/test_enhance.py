@@ -689,6 +689,49 @@ def test_jobs_two_processes(tmp_path):
     assert digest(tmp_path / "par") == digest(tmp_path / "ser")
 
 
+def _dies_on_die(job):
+    """A ``--jobs`` worker's work that kills its own process on a file named ``die*`` (as the kernel kills one out
+    of memory)."""
+    from deepexpose.enhance import Outcome
+
+    if job.source.name.startswith("die"):
+        os.kill(os.getpid(), signal.SIGKILL)
+    return Outcome(str(job.source), str(job.output), "done")
+
+
+def test_a_worker_process_that_dies_fails_its_own_file_and_the_batch_goes_on():
+    from deepexpose.enhance import WORKER_DIED, Job, pooled
+
+    names = ["a", "die", "b", "c", "d"]
+    jobs = [Job(Path(n), Path("out") / n) for n in names]
+    got = [(Path(o.source).name, o.status, o.reason) for o in pooled(jobs, _dies_on_die, 2)]
+    assert got == [("a", "done", ""), ("die", "failed", WORKER_DIED), ("b", "done", ""), ("c", "done", ""),
+                   ("d", "done", "")]
+
+
+def test_an_interrupted_run_says_what_it_did_before_it(tmp_path, monkeypatch, capsys):
+    import deepexpose.enhance as enhance
+    from deepexpose.cli import main
+
+    src = tmp_path / "in"
+    for i in range(4):
+        save(src / f"{i}.png", photo(i))
+    (src / "1.png").write_bytes(b"nope")
+    real = enhance.run_job
+
+    def stopped(method, job, cfg):
+        if job.source.name == "3.png":
+            raise KeyboardInterrupt
+        return real(method, job, cfg)
+
+    monkeypatch.setattr(enhance, "run_job", stopped)
+    assert main(["enhance", str(src), "-o", str(tmp_path / "out"), "--method", "classic", "--no-progress"]) == 130
+    err = capsys.readouterr().err
+    assert "deepexpose enhance: interrupted; before it: 2 done, 0 skipped, 1 failed" in err
+    assert "  failed: " in err and "1.png" in err and "--skip-existing finishes the rest" in err
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["0.png", "2.png"]
+
+
 def test_jobs_two_processes_get_the_agents_options(tmp_path, agent_model):
     src = tmp_path / "in"
     for i in range(2):
@@ -805,11 +848,14 @@ def test_an_unexpected_error_fails_only_that_file(tmp_path, monkeypatch):
     def flaky(method, source, output, cfg):
         if source.name == "1.png":
             raise TypeError("something nobody planned for")
+        if source.name == "2.png":  # a photo too large for the memory left
+            raise MemoryError
         return real(method, source, output, cfg)
 
     monkeypatch.setattr(enh, "enhance_image", flaky)
     s = enhance_paths([src], cfg(tmp_path / "out"))
-    assert s.count("done") == 2 and s.failed[0].reason == "TypeError: something nobody planned for"
+    assert s.count("done") == 1 and s.failed[0].reason == "TypeError: something nobody planned for"
+    assert s.failed[1].reason.startswith("not enough memory for this file (MemoryError)")
 
 
 def test_quality_for_keeps_a_lossless_webp_lossless_unless_a_quality_is_given():
@@ -1383,11 +1429,13 @@ def test_a_floating_point_tiff_comes_back_floating_point_unless_another_depth_or
 
     (tmp_path / "in").mkdir()
     tifffile.imwrite(tmp_path / "in" / "scan.tif", photo(3).astype(np.float32), photometric="rgb")
-    runs = {"same": {}, "png": {"format": "png"}, "ints": {"bit_depth": 16}}
+    runs = {"same": {}, "png": {"format": "png"}, "jpg": {"format": "jpg"}, "ints": {"bit_depth": 16}}
     for name, options in runs.items():
         cfg = EnhanceConfig(out=str(tmp_path / name), method="classic", sidecar=True, progress=False, **options)
-        if name == "png":
-            with pytest.warns(DeepExposeWarning, match=r"floating-point samples \(float32\): PNG output holds"):
+        if name in ("png", "jpg"):
+            bits = 16 if name == "png" else 8
+            with pytest.warns(DeepExposeWarning, match=rf"floating-point samples \(float32\): {name.upper()} output "
+                                                       rf"holds integers of {bits} bits at most"):
                 assert enhance_paths([tmp_path / "in"], cfg).exit_code == 0
         else:
             assert enhance_paths([tmp_path / "in"], cfg).exit_code == 0

@@ -274,6 +274,28 @@ def test_exif_orientation_jpeg_and_8bit_tiff(tmp_path):
         assert exif_tags(img.exif).get(0x0112) == 1
 
 
+@pytest.mark.parametrize("orientation", [3, 6, 8])
+@pytest.mark.parametrize("ext", [".jpg", ".png", ".webp"])
+def test_a_turned_photos_exif_resolution_and_pixel_dimensions_change_places(tmp_path, ext, orientation):
+    exif = PILImage.Exif()
+    exif[0x0112], exif[282], exif[283], exif[296] = orientation, 300.0, 150.0, 2
+    exif.get_ifd(0x8769)[0xA002], exif.get_ifd(0x8769)[0xA003] = W, H
+    path = tmp_path / f"o{ext}"
+    PILImage.fromarray(rgb8()).save(path, exif=exif.tobytes(), **({"quality": 95} if ext != ".png" else {}))
+    img = read_image(path)
+    tags = PILImage.Exif()
+    tags.load(img.exif)
+    turned = orientation != 3
+    assert tags[0x0112] == 1 and img.pixels.shape[:2] == ((W, H) if turned else (H, W))
+    assert (float(tags[282]), float(tags[283])) == ((150.0, 300.0) if turned else (300.0, 150.0))
+    assert (tags.get_ifd(0x8769)[0xA002], tags.get_ifd(0x8769)[0xA003]) == ((H, W) if turned else (W, H))
+    # upright pixels given to write_image with such EXIF: nothing turned there, so nothing changes places
+    out = write_image(tmp_path / "w.jpg", img.pixels, exif=exif.tobytes())
+    again = PILImage.Exif()
+    again.load(read_image(out).exif)
+    assert again[0x0112] == 1 and float(again[282]) == 300.0
+
+
 @pytest.mark.parametrize("kind", ["gray", "rgba", "cmyk", "palette", "rgb"])
 @pytest.mark.parametrize("orientation", [2, 5, 6, 8])
 def test_8bit_tiffs_of_every_kind_are_turned_upright_not_scrambled(tmp_path, kind, orientation):
@@ -1088,7 +1110,7 @@ def test_unsupported_modes(tmp_path):
 def test_too_many_pixels_is_checked_before_decoding(tmp_path, monkeypatch):
     path = write_image(tmp_path / "big.png", rgb8() / 255.0)
     err = assert_read_error(path, "too many pixels", max_pixels=H * W - 1)
-    assert str(H * W) in err.reason
+    assert str(H * W) in err.reason and f"set ${dio.MAX_PIXELS_ENV} higher" in err.reason
     assert read_image(path, max_pixels=H * W).pixels.shape == (H, W, 3)
     # a truncated body is never reached: the header check fires first
     cut = tmp_path / "cut.png"
