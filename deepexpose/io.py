@@ -2338,7 +2338,10 @@ _HOST = zlib.crc32(os.uname().nodename.encode() if hasattr(os, "uname") else b""
 def output_folder(path: str | os.PathLike, option: str = "-o") -> Path:
     """``path`` as a :class:`~pathlib.Path`, refused up front (:class:`NotADirectoryError`, naming ``option``) when it
     or a folder above it is an existing file, so that a command fails before any work rather than on every
-    output it then cannot write."""
+    output it then cannot write; an empty ``path`` (``-o ""``, which would write into the current folder) is
+    refused (:class:`ValueError`) too."""
+    if not os.fspath(path).strip():
+        raise ValueError(f"{option} is empty: name the output folder ('.' for the current one)")
     out = Path(path)
     for p in (out, *out.parents):
         if p.is_dir():

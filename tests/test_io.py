@@ -2526,6 +2526,10 @@ def test_output_folder_accepts_folders_to_be_made_and_links_to_folders_and_refus
         output_folder(tmp_path / "dangling")
     with pytest.raises(NotADirectoryError, match="which is a file"):
         output_folder(tmp_path / "f" / "x")
+    for empty in ("", " "):  # -o "": not the current folder by accident
+        with pytest.raises(ValueError, match="^-o is empty: name the output folder"):
+            output_folder(empty)
+    assert output_folder(".") == Path(".")
 
 
 def test_writing_under_a_file_or_onto_a_folder_says_what_is_in_the_way(tmp_path):
