@@ -872,21 +872,51 @@ def _work(job: Job) -> Outcome:
 WORKER_DIED = "the worker process enhancing it died (killed, or out of memory); the other files went on"
 
 
+POOL_STRIKES = 3
+"""pools in a row whose workers cannot start, after which :func:`pooled` stops starting them"""
+
+
 def pooled(jobs: Sequence[Job], work: Callable[[Job], Outcome], workers: int,
-           initializer: Callable[..., None] | None = None, initargs: tuple = ()) -> Iterator[Outcome]:
+           initializer: Callable[..., None] | None = None, initargs: tuple = (),
+           fallback: Callable[[Job], Outcome] | None = None) -> Iterator[Outcome]:
     """``work(job)`` for every job in ``workers`` spawned processes, the outcomes in the jobs' order, where a
     worker that dies (killed, out of memory) fails only the file that killed it, never the batch: at most
     ``workers`` jobs are in flight at once, so when one dies those few are run again one at a time in a pool of
-    their own, and the one that kills that worker is failed (:data:`WORKER_DIED`); the rest go on in a fresh pool."""
+    their own, and the one that kills that worker is failed (:data:`WORKER_DIED`); the rest go on in a fresh pool.
+    Each pool first runs a trivial call, so that workers that cannot start (their ``initializer`` fails) blame no
+    file; when :data:`POOL_STRIKES` pools in a row cannot start, the rest is done by ``fallback`` in this process,
+    with a warning (:class:`deepexpose.DeepExposeWarning`), or without one a ``RuntimeError`` ends it."""
     import multiprocessing as mp
     from concurrent.futures import FIRST_COMPLETED, wait
     from concurrent.futures.process import BrokenProcessPool
 
-    queue, suspects, results, shown = list(range(len(jobs))), [], {}, 0
+    queue, suspects, results, shown, strikes = list(range(len(jobs))), [], {}, 0, 0
     while queue or suspects:
+        if strikes >= POOL_STRIKES:
+            from . import DeepExposeWarning
+
+            if fallback is None:
+                raise RuntimeError(f"--jobs: {strikes} pools of worker processes in a row could not start; run without "
+                                   "--jobs")
+            warnings.warn(f"--jobs: {strikes} pools of worker processes in a row could not start; the "
+                          f"{len(suspects) + len(queue)} files left are done in this process",
+                          DeepExposeWarning, stacklevel=2)
+            for i in sorted(suspects + queue):
+                results[i] = fallback(jobs[i])
+                while shown in results:
+                    yield results[shown]
+                    shown += 1
+            return
         alone = bool(suspects)  # one worker, one job at a time: the job in flight when it dies is the one
         todo = suspects if alone else queue
         pool = ProcessPoolExecutor(1 if alone else workers, mp.get_context("spawn"), initializer, initargs)
+        try:
+            pool.submit(os.getpid).result()  # workers that cannot start break the pool here, blaming no file
+        except BrokenProcessPool:
+            pool.shutdown(wait=False, cancel_futures=True)
+            strikes += 1
+            continue
+        strikes = 0
         flight: dict = {}
         try:
             while todo or flight:
@@ -927,7 +957,8 @@ def _outcomes(method: Method | None, jobs: list[Job], cfg: EnhanceConfig) -> Ite
     others = [j for j in jobs if j.kind != "image"]
     if cfg.jobs > 1 and len(photos) > 1:
         command = getattr(warnings.showwarning, "command", None)
-        yield from pooled(photos, _work, cfg.jobs, _init_worker, (cfg, command))
+        yield from pooled(photos, _work, cfg.jobs, _init_worker, (cfg, command),
+                          fallback=lambda job: run_job(method, job, cfg))
     else:
         for job in photos:
             yield run_job(method, job, cfg)

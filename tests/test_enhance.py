@@ -709,6 +709,23 @@ def test_a_worker_process_that_dies_fails_its_own_file_and_the_batch_goes_on():
                    ("d", "done", "")]
 
 
+def test_workers_that_cannot_start_leave_the_rest_to_this_process_with_a_warning():
+    from deepexpose.enhance import POOL_STRIKES, Job, Outcome, pooled
+
+    jobs = [Job(Path(n), Path("out") / n) for n in "abc"]
+    here = []
+
+    def fallback(job):
+        here.append(job.source.name)
+        return Outcome(str(job.source), str(job.output), "done", "here")
+
+    with pytest.warns(DeepExposeWarning, match=f"{POOL_STRIKES} pools of worker processes in a row could not start"):
+        got = [(Path(o.source).name, o.status) for o in pooled(jobs, _dies_on_die, 2, int, ("x",), fallback)]
+    assert got == [("a", "done"), ("b", "done"), ("c", "done")] and here == ["a", "b", "c"]  # int("x") fails
+    with pytest.raises(RuntimeError, match="run without --jobs"):
+        list(pooled(jobs, _dies_on_die, 2, int, ("x",)))
+
+
 def test_an_interrupted_run_says_what_it_did_before_it(tmp_path, monkeypatch, capsys):
     import deepexpose.enhance as enhance
     from deepexpose.cli import main
