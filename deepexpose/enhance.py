@@ -465,8 +465,9 @@ def enhance_image(method: Method, source: Path, output: Path, cfg: EnhanceConfig
                     _warn_left_out(source.with_name(f"{source.name} (page {page['page']})"), page["left_out"])
     left_out = None if copy else warn_of_left_out(img, source, output)  # a copy keeps everything
     trailer, xmp = (Trailer(()), img.xmp) if copy else trailer_for(method, plan, img, output, cfg.strength, source)
-    extra = {"source": source.name, "size": [img.width, img.height], **({"chosen_on": preview} if preview else {}),
-             **({"copied": True} if copy else {}), **({"left_out": left_out} if left_out else {}),
+    extra = {"source": source_name(source), "size": [img.width, img.height],
+             **({"chosen_on": preview} if preview else {}), **({"copied": True} if copy else {}),
+             **({"left_out": left_out} if left_out else {}),
              **({"after_photo": after_photo(trailer)} if trailer.parts else {}),
              **({"pages": described} if described else {})}
     with side_files_kept_on_failure(output, sidecar=cfg.sidecar, lut=cfg.lut):
@@ -718,13 +719,20 @@ def _side_files(output: Path, cfg: EnhanceConfig, lut: bool = True) -> list[Path
     return [side_path(output, ext) for ext, wanted in ((".json", cfg.sidecar), (".cube", cfg.lut and lut)) if wanted]
 
 
+def source_name(source: Path) -> str:
+    """``source``'s name as a sidecar's ``source`` holds it: a byte that is not UTF-8 (kept by the file system's
+    surrogateescape, PEP 383) as ``\\xNN``, as the summary shows it, since JSON with a lone surrogate in it is
+    refused by strict parsers; any other name as it is."""
+    return "".join(f"\\x{ord(c) - 0xDC00:02x}" if 0xDC80 <= ord(c) <= 0xDCFF else c for c in source.name)
+
+
 def _ours(side: Path, source: Path) -> bool:
     """Whether ``side`` is a side file this command wrote for ``source`` (left by a run killed before the image):
     a sidecar naming ``source``, or a LUT titled by deepexpose. Anything else at that name is another file."""
     try:
         if side.suffix == ".json":
             doc = json.loads(side.read_bytes())
-            return isinstance(doc, dict) and doc.get("source") == source.name
+            return isinstance(doc, dict) and doc.get("source") in (source_name(source), source.name)  # or older
         with open(side, "rb") as fh:
             return fh.readline().startswith(b'TITLE "deepexpose ')
     except (OSError, ValueError):

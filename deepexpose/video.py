@@ -210,7 +210,8 @@ def enhance_frames(method, folder: Path, out_folder: Path, cfg) -> dict:
     _need_parametric(method, cfg)
     from . import DeepExposeWarning
     from .enhance import (_bit_depth, encode_threads, foreign_side_files, output_samples, remove_earlier_side_files,
-                          side_files_kept_on_failure, trailer_for, warn_if_hdr, warn_of_left_out, write_side_files)
+                          side_files_kept_on_failure, source_name, trailer_for, warn_if_hdr, warn_of_left_out,
+                          write_side_files)
 
     frames, outputs = frame_outputs(folder, out_folder, cfg.format)
     clash = [o for o in outputs if o.exists() and not (cfg.skip_existing or cfg.overwrite)]
@@ -241,7 +242,7 @@ def enhance_frames(method, folder: Path, out_folder: Path, cfg) -> dict:
         left_out = warn_of_left_out(img, f, o, warn=not losing)
         losing += left_out is not None
         with side_files_kept_on_failure(o, sidecar=cfg.sidecar, lut=cfg.lut):
-            extra = {"source": f.name, "frame": i, **({"left_out": left_out} if left_out else {})}
+            extra = {"source": source_name(f), "frame": i, **({"left_out": left_out} if left_out else {})}
             write_side_files(plan, o, cfg, extra)
             write_image(o, pixels, bit_depth=depth, quality=cfg.quality_for(img, o),
                         icc_profile=img.icc_profile, exif=img.exif, xmp=xmp, dpi=img.dpi, alpha=img.alpha,
@@ -253,8 +254,8 @@ def enhance_frames(method, folder: Path, out_folder: Path, cfg) -> dict:
                       "left_out say what)", DeepExposeWarning, stacklevel=2)
     report = {"frames": len(frames), "repeated_frames": sum(repeats), **_flicker_report(stats_in, stats_out)}
     if cfg.sidecar:
-        doc = {"source": folder.name, **method.describe(), "temporal_window": temporal_window(method, cfg), **report,
-               "edits": [p.edit for p in plans] if plans is not None else None}
+        doc = {"source": source_name(folder), **method.describe(), "temporal_window": temporal_window(method, cfg),
+               **report, "edits": [p.edit for p in plans] if plans is not None else None}
         _write_json(side_path(out_folder, ".json"), doc)
     return report
 
@@ -276,7 +277,7 @@ def enhance_animation(method, source: Path, output: Path, cfg) -> dict:
     The sidecar (``--sidecar``) is written first, as a photo's is; like a clip, an animation has no LUT. Returns the
     flicker figures."""
     from .animation import ANIMATED_FORMATS, read_animation, read_frames, write_animation
-    from .enhance import _bit_depth
+    from .enhance import _bit_depth, source_name
     from .io import to_codes
 
     _need_parametric(method, cfg)
@@ -313,7 +314,7 @@ def enhance_animation(method, source: Path, output: Path, cfg) -> dict:
 
     with side_files_kept_on_failure(output, sidecar=cfg.sidecar, lut=False):  # an animation has no LUT
         if cfg.sidecar:
-            doc = {"source": source.name, **method.describe(), "temporal_window": temporal_window(method, cfg),
+            doc = {"source": source_name(source), **method.describe(), "temporal_window": temporal_window(method, cfg),
                    "strength": cfg.strength, **report, "durations_ms": durations,
                    "edits": [p.edit for p in plans] if plans is not None else None,
                    **({"copied": True} if unchanged else {})}
@@ -965,7 +966,9 @@ def enhance_video(method, source: Path, output: Path, cfg) -> dict:
         if left_out:
             report["left_out"] = left_out
         if cfg.sidecar:
-            doc = {"source": source.name, **method.describe(), "temporal_window": temporal_window(method, cfg),
+            from .enhance import source_name
+
+            doc = {"source": source_name(source), **method.describe(), "temporal_window": temporal_window(method, cfg),
                    **report, "edits": [p.edit for p in plans] if plans is not None else None}
             _write_json(side_path(output, ".json"), doc)
 

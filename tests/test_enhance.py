@@ -517,6 +517,18 @@ def test_the_summary_keeps_each_failure_on_its_own_line(tmp_path):
                      f"  failed: {tmp_path}/caf\\xe9.jpg: file is empty (0 bytes)"]
 
 
+def test_a_sidecar_names_a_source_that_is_not_utf8_as_the_summary_does_and_a_rerun_knows_it(tmp_path):
+    from deepexpose.enhance import source_name
+
+    src = save(tmp_path / "in" / "caf\udce9.png", photo(0))
+    assert source_name(src) == "caf\\xe9.png" and source_name(Path("café.png")) == "café.png"
+    assert enhance_paths([src], cfg(tmp_path / "out", sidecar=True)).count("done") == 1
+    text = (tmp_path / "out" / "caf\udce9.png.json").read_text()
+    assert json.loads(text)["source"] == "caf\\xe9.png" and "\\udce9" not in text  # no lone surrogate in the JSON
+    s = enhance_paths([src], cfg(tmp_path / "out", overwrite=True))  # its sidecar, now not asked for, is its own
+    assert s.count("done") == 1 and not (tmp_path / "out" / "caf\udce9.png.json").exists()
+
+
 def test_name_collision_reported(tmp_path):
     a = save(tmp_path / "a" / "same.png", photo(1))
     b = save(tmp_path / "b" / "same.png", photo(2))
