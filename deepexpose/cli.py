@@ -267,8 +267,26 @@ class Terminated(KeyboardInterrupt):
     and every command leaves only complete files."""
 
 
+STOPPED: list[type[KeyboardInterrupt]] = []
+"""The interruption a signal asked for, kept as well as raised: an exception raised while the signal handler runs
+inside a fork handler (a subprocess started with ``preexec_fn``, as imageio-ffmpeg starts ffmpeg) is discarded by
+Python, so long loops also ask :func:`raise_if_stopped` between their steps."""
+
+
 def _on_sigterm(signum, frame) -> None:
+    STOPPED.append(Terminated)
     raise Terminated
+
+
+def _on_sigint(signum, frame) -> None:
+    STOPPED.append(KeyboardInterrupt)
+    raise KeyboardInterrupt
+
+
+def raise_if_stopped() -> None:
+    """Raise the interruption a signal asked for that was not raised where it came (see :data:`STOPPED`)."""
+    if STOPPED:
+        raise STOPPED.pop()()
 
 
 def _warning_printer(command: str, default: Callable) -> Callable:
@@ -359,7 +377,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         (args.parser if named else parser).error(f"unrecognized arguments: {' '.join(unknown)}")
     func: Callable[[argparse.Namespace], int] = args.func
     main_thread = threading.current_thread() is threading.main_thread()
+    STOPPED.clear()
     previous = signal.signal(signal.SIGTERM, _on_sigterm) if main_thread else None
+    previous_int = signal.signal(signal.SIGINT, _on_sigint) if main_thread else None
     shown = warnings.showwarning
     warnings.showwarning = _warning_printer(args.command, shown)
     try:
@@ -369,6 +389,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         warnings.showwarning = shown
         if main_thread:
             signal.signal(signal.SIGTERM, previous)
+            signal.signal(signal.SIGINT, previous_int)
 
 
 def _run(func: Callable[[argparse.Namespace], int], args: argparse.Namespace) -> int:
@@ -382,6 +403,7 @@ def _run(func: Callable[[argparse.Namespace], int], args: argparse.Namespace) ->
         print(f"deepexpose {args.command}: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as e:  # finished outputs are complete (written atomically); a rerun finishes the rest
+        STOPPED.clear()
         terminated = isinstance(e, Terminated)
         notes = "".join(f"; {n}" for n in getattr(e, "__notes__", []))
         print(f"\ndeepexpose {args.command}: {'terminated' if terminated else 'interrupted'}{notes}", file=sys.stderr)

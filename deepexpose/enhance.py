@@ -1034,12 +1034,15 @@ def enhance_paths(inputs: Sequence[str | Path], cfg: EnhanceConfig) -> EnhanceSu
         from tqdm import tqdm
 
         bar = tqdm(total=len(jobs), unit="file", desc="enhance")
+    from .cli import raise_if_stopped
+
     try:
         for outcome in _outcomes(method, jobs, cfg):
             summary.outcomes.append(outcome)
             if bar is not None:
                 bar.update()
                 bar.set_postfix(done=summary.count("done"), failed=summary.count("failed"))
+            raise_if_stopped()  # a Ctrl-C or SIGTERM that came while ffmpeg was being started
     except KeyboardInterrupt as e:  # Ctrl-C, SIGTERM: what was done before it, failures included, is not lost
         e.add_note(f"before it: {summary}\n  the finished outputs are whole; --skip-existing finishes the rest")
         raise

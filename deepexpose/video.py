@@ -255,7 +255,7 @@ def enhance_frames(method, folder: Path, out_folder: Path, cfg) -> dict:
     report = {"frames": len(frames), "repeated_frames": sum(repeats), **_flicker_report(stats_in, stats_out)}
     if cfg.sidecar:
         doc = {"source": source_name(folder), **method.describe(), "temporal_window": temporal_window(method, cfg),
-               **report, "edits": [p.edit for p in plans] if plans is not None else None}
+               "strength": cfg.strength, **report, "edits": [p.edit for p in plans] if plans is not None else None}
         _write_json(side_path(out_folder, ".json"), doc)
     return report
 
@@ -969,7 +969,7 @@ def enhance_video(method, source: Path, output: Path, cfg) -> dict:
             from .enhance import source_name
 
             doc = {"source": source_name(source), **method.describe(), "temporal_window": temporal_window(method, cfg),
-                   **report, "edits": [p.edit for p in plans] if plans is not None else None}
+                   "strength": cfg.strength, **report, "edits": [p.edit for p in plans] if plans is not None else None}
             _write_json(side_path(output, ".json"), doc)
 
     left_out = write_clip(output, rendered(), fps=float(meta["fps"]), size=tuple(meta["size"]), streams_from=source,

@@ -778,6 +778,28 @@ def test_the_bundled_agents_edit_is_the_same_whatever_the_number_of_torch_thread
         torch.set_num_threads(before)
 
 
+def test_a_sigterm_lost_while_ffmpeg_was_started_still_stops_the_batch(tmp_path, monkeypatch, capsys):
+    """A signal handler's exception raised inside a fork handler is discarded by Python (imageio-ffmpeg starts
+    ffmpeg with preexec_fn): the signal is kept in cli.STOPPED and the batch stops after the file it came in."""
+    import deepexpose.cli as cli
+    import deepexpose.enhance as enhance
+
+    src = tmp_path / "in"
+    for i in range(3):
+        save(src / f"{i}.png", photo(i))
+    real = enhance.run_job
+
+    def swallowed(method, job, cfg):
+        if job.source.name == "0.png":
+            cli.STOPPED.append(cli.Terminated)  # as _on_sigterm does before its raise went nowhere
+        return real(method, job, cfg)
+
+    monkeypatch.setattr(enhance, "run_job", swallowed)
+    assert cli.main(["enhance", str(src), "-o", str(tmp_path / "out"), "--method", "classic", "--no-progress"]) == 143
+    assert "deepexpose enhance: terminated; before it: 1 done, 0 skipped, 0 failed" in capsys.readouterr().err
+    assert cli.STOPPED == [] and [p.name for p in (tmp_path / "out").iterdir()] == ["0.png"]
+
+
 def test_jobs_two_processes_get_the_agents_options(tmp_path, agent_model):
     src = tmp_path / "in"
     for i in range(2):

@@ -99,7 +99,7 @@ def test_frames_smoothing_reduces_flicker(tmp_path):
         assert enhance_paths([seq], cfg).exit_code == 0
         reports[window] = json.loads((out / "clip.json").read_text())
         assert len(list((out / "clip").glob("frame*.png"))) == 24
-        assert len(reports[window]["edits"]) == 24
+        assert len(reports[window]["edits"]) == 24 and reports[window]["strength"] == 1.0
     raw, smooth = reports[1]["flicker_output"]["luminance"], reports[9]["flicker_output"]["luminance"]
     assert raw > reports[1]["flicker_input"]["luminance"]  # per-frame correction adds flicker ...
     assert smooth < 0.5 * raw  # ... which smoothing the parameters removes
@@ -158,6 +158,7 @@ def test_clip_enhance_keeps_frames_and_reports_flicker(tmp_path):
     doc = json.loads((tmp_path / "out" / "clip.mp4.json").read_text())
     assert doc["frames"] == 12 and doc["repeated_frames"] == 0 and doc["flicker_output"]["luminance"] >= 0
     assert doc["source"] == "clip.mp4"  # how a rerun tells its own sidecar from another file of that name
+    assert doc["strength"] == 1.0  # with the edits, what the clip's correction was
     assert not any(p.name.startswith(".") for p in (tmp_path / "out").iterdir())  # no temporary file left
     # the classic correction brightened the flat grey frame toward middle grey (0.18 linear, 118 in sRGB)
     assert np.mean(frames_out[0]) > np.mean(frames[0] * 255) + 5
