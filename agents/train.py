@@ -597,9 +597,9 @@ def stale_best(best: dict | None) -> bool:
     return "good_psnr" in validation and "good_shortfall" not in validation
 
 
-RESUME_KEYS = ("algo", "data", "root", "scheme", "eval_scheme", "identity_fraction", "pool_size", "holdout", "view",
-               "k", "reward", "batch", "use_cnn", "colour_stats", "hidden", "deadzone", "chroma", "seed", "validation",
-               "train_fraction", "library_packages", "library_holdout", "lr", "critic_lr")
+RESUME_KEYS = ("algo", "data", "root", "scheme", "eval_scheme", "identity_fraction", "pool_size", "eval_size",
+               "holdout", "view", "k", "reward", "batch", "use_cnn", "colour_stats", "hidden", "deadzone", "chroma",
+               "seed", "validation", "train_fraction", "library_packages", "library_holdout", "lr", "critic_lr")
 """The settings a resumed run must share with the run that saved the checkpoint."""
 
 

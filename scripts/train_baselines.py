@@ -34,20 +34,23 @@ TRAINERS = {
 MAX_BYTES = 5 * 1024 * 1024
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--methods", default="classifier,histogram,cgan", help="which baselines to train")
-    parser.add_argument("--minutes", type=float, default=3.5, help="training budget of each (default: 3.5)")
+    parser.add_argument("--minutes", type=float, default=3.5, help="training budget of each (> 0; default: 3.5)")
     parser.add_argument("--out", default="runs/baselines", help="training runs go to OUT/METHOD")
     parser.add_argument("--model-dir", default=str(MODEL_DIR), help="where the models go")
     library_packages_option(parser)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
 
+    if not args.minutes > 0:  # with the step budget of 10**9, 0 ("no time budget") would train for days
+        raise SystemExit(f"--minutes must be > 0, got {args.minutes}")
+    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    if unknown := [m for m in methods if m not in TRAINERS] or ([] if methods else ["(none)"]):
+        raise SystemExit(f"unknown baseline {', '.join(map(repr, unknown))}; choose from {', '.join(TRAINERS)}")
     packages = chosen_packages(args.library_packages)
     report = {}
-    for method in [m.strip() for m in args.methods.split(",") if m.strip()]:
-        if method not in TRAINERS:
-            raise SystemExit(f"unknown baseline {method!r}; choose from {', '.join(TRAINERS)}")
+    for method in methods:  # checked above, before any training
         cls, fn, name = TRAINERS[method]
         out = Path(args.out) / method
         cfg = cls(data="library", library_packages=",".join(packages), holdout=HOLDOUT, minutes=args.minutes,

@@ -548,3 +548,11 @@ def test_resume_takes_a_root_for_the_folder_it_names(tmp_path, monkeypatch):
         check_resume(saved, TrainConfig(data="folder", root="data/other"), tmp_path)
     with pytest.raises(ValueError, match="root"):
         check_resume(saved, TrainConfig(data="folder", root=""), tmp_path)
+
+
+def test_resume_refuses_another_eval_size(tmp_path):
+    """Other validation and held-out views would score the new evaluations against a best scored on the old ones."""
+    saved = {"eval_size": 8}
+    check_resume(saved, TrainConfig(eval_size=8), tmp_path)
+    with pytest.raises(ValueError, match=r"eval_size=8 \(now 16\)"):
+        check_resume(saved, TrainConfig(eval_size=16), tmp_path)
