@@ -163,9 +163,9 @@ class AgentMethod(EditMethod):
         return self.policy.choose(view)[0]
 
     def plan(self, pixels: np.ndarray) -> Plan:
-        """The edit chosen on ``pixels`` (see the class notes). The policy runs on one torch thread: for six small
-        views that is as fast as two or faster, and the edit is then the same to the last digit whatever the
-        number of threads (``--jobs`` workers run one each)."""
+        """The edit chosen on ``pixels`` (see the class notes). The policy runs on one torch thread, so that the edit
+        is the same to the last digit whatever the number of threads (``--jobs`` workers run one each): for six small
+        views a few milliseconds slower than two threads on an idle machine, faster beside other work."""
         from .lut import torch_single_threaded
         from .render import crop_views, make_view
 
@@ -268,9 +268,8 @@ class ClassifierMethod(EditMethod):
 
     def plan(self, pixels: np.ndarray) -> Plan:
         """The edit, with the classes the classifier saw (top-k probabilities) in the sidecar."""
-        from .render import make_view
-
         from .lut import torch_single_threaded
+        from .render import make_view
 
         view = make_view(pixels, self.view)
         with torch_single_threaded():  # as the agent's: the same edit whatever the number of threads
