@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import os
 import struct
-import zlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,10 +31,10 @@ from typing import IO, Any
 import numpy as np
 from PIL import Image as PILImage
 
-from .io import (_DEFAULT, _EXIF_HEADER, _PNG_SIGNATURE, ImageReadError, ImageWriteError, _atomic_write,
-                 _exif_upright, _exif_with_thumbnail, _orient, _pillow_arrays, _pillow_limit_off, _pillow_orientation,
-                 _png_chunk, _png_chunks, _png_xmp, _resolve_max_pixels, _webp_lossless, _xmp_upright, _Default,
-                 to_codes)
+from .io import (_DEFAULT, _PNG_SIGNATURE, ImageReadError, ImageWriteError, _atomic_write, _exif_upright,
+                 _exif_with_thumbnail, _orient, _pillow_arrays, _pillow_limit_off, _pillow_orientation, _png_chunk,
+                 _png_chunks, _png_profile_chunks, _png_xmp, _resolve_max_pixels, _webp_lossless, _xmp_upright,
+                 _Default, to_codes)
 
 ANIMATED_FORMATS = {"WEBP": ".webp", "PNG": ".png", "AVIF": ".avif", "GIF": ".gif"}
 """Pillow's names of the formats an animation is read from and written to, and their extensions"""
@@ -400,13 +399,8 @@ def _encode_apng16(data: np.ndarray, durations: list[float], animation: Animatio
     loop = animation.loop if animation.loop is not None else 0
     out = [_PNG_SIGNATURE, _png_chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 16, 6 if channels == 4 else 2,
                                                                  0, 0, 0))]
-    if animation.icc_profile:
-        out.append(_png_chunk(b"iCCP", b"ICC profile\x00\x00" + zlib.compress(animation.icc_profile)))
-    if animation.exif:
-        exif = _exif_with_thumbnail(animation.exif, to_codes(data[0, :, :, :3], 8))
-        out.append(_png_chunk(b"eXIf", exif[len(_EXIF_HEADER):] if exif.startswith(_EXIF_HEADER) else exif))
-    if animation.xmp:
-        out.append(_png_chunk(b"iTXt", _png_xmp(animation.xmp)))
+    exif = _exif_with_thumbnail(animation.exif, to_codes(data[0, :, :, :3], 8)) if animation.exif else None
+    out.append(_png_profile_chunks(animation.icc_profile, exif, animation.xmp))
     out.append(_png_chunk(b"acTL", struct.pack(">II", n, loop)))
     sequence = 0
     for i in range(n):

@@ -2853,6 +2853,18 @@ def _png_xmp(xmp: bytes) -> bytes:
     return _PNG_XMP_KEYWORD + b"\x00\x00\x00\x00" + xmp  # compression flag and method, no language, no translation
 
 
+def _png_profile_chunks(icc: bytes | None, exif: bytes | None, xmp: bytes | None) -> bytes:
+    """The ``iCCP``, ``eXIf`` and ``iTXt`` (XMP) chunks of the PNGs written here without Pillow, for those given."""
+    out = b""
+    if icc:
+        out += _png_chunk(b"iCCP", b"ICC profile\x00\x00" + zlib.compress(icc))
+    if exif:
+        out += _png_chunk(b"eXIf", exif[len(_EXIF_HEADER):] if exif.startswith(_EXIF_HEADER) else exif)
+    if xmp:
+        out += _png_chunk(b"iTXt", _png_xmp(xmp))
+    return out
+
+
 def _encode_png16(fh: IO[bytes], rgb: np.ndarray, alpha: np.ndarray | None, meta: _Meta) -> None:
     """16-bit RGB(A) or gray(+alpha) PNG (Pillow cannot write one): IHDR, iCCP, eXIf, iTXt (XMP), cICP, pHYs (as
     Pillow writes it), IDAT with the Sub filter, IEND."""
@@ -2862,12 +2874,7 @@ def _encode_png16(fh: IO[bytes], rgb: np.ndarray, alpha: np.ndarray | None, meta
     fh.write(_PNG_SIGNATURE)
     color_type = {1: 0, 2: 4, 3: 2, 4: 6}[channels]  # gray, gray + alpha, RGB, RGBA
     fh.write(_png_chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 16, color_type, 0, 0, 0)))
-    if icc:
-        fh.write(_png_chunk(b"iCCP", b"ICC profile\x00\x00" + zlib.compress(icc)))
-    if exif:
-        fh.write(_png_chunk(b"eXIf", exif[len(_EXIF_HEADER):] if exif.startswith(_EXIF_HEADER) else exif))
-    if meta.xmp:
-        fh.write(_png_chunk(b"iTXt", _png_xmp(meta.xmp)))
+    fh.write(_png_profile_chunks(icc, exif, meta.xmp))
     for kind, body in _png_text_chunks(meta.notes):
         fh.write(_png_chunk(kind, body))
     if meta.cicp:
