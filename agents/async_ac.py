@@ -31,6 +31,9 @@ import copy
 import dataclasses
 import json
 import math
+import os
+import signal
+import sys
 import time
 import warnings
 from pathlib import Path
@@ -119,12 +122,17 @@ def a3c_loss(model: ActorCritic, core: EditCore, x: Tensor, t: Tensor | None,
 
 def worker_loop(rank: int, cfg: TrainConfig, model: ActorCritic, critic: Critic | None, opt: torch.optim.Optimizer,
                 critic_opt: torch.optim.Optimizer | None, counter, stats, pool: PairPool, deadline: float,
-                generator_state: Tensor | None = None, hook=None, threads: int | None = None) -> torch.Generator:
+                generator_state: Tensor | None = None, hook=None, threads: int | None = None,
+                parent: int | None = None) -> torch.Generator:
     """One worker: draw a batch, compute the loss, step the shared optimiser; until a budget is spent.
 
     ``counter`` (a shared ``mp.Value``) counts image-steps across workers; ``hook(step, generator)`` is called
-    after each update (the in-process monitor). Returns the worker's generator (its state is resumable).
+    after each update (the in-process monitor). ``parent``: the pid of the process that started this worker, which
+    stops when that process is gone (killed with SIGKILL, say), see :func:`_end_with_parent`. Returns the worker's
+    generator (its state is resumable).
     """
+    if parent is not None:
+        _end_with_parent(parent)
     if threads:
         torch.set_num_threads(threads)
     device = next(model.parameters()).device
@@ -134,7 +142,7 @@ def worker_loop(rank: int, cfg: TrainConfig, model: ActorCritic, critic: Critic 
     else:  # a resumed multi-process run starts new streams: seeded by the step it resumes from
         g.manual_seed(hash((cfg.seed, rank, counter.value)) % 2**63)
     core = make_core(cfg, critic)
-    while time.time() < deadline:
+    while time.time() < deadline and not (parent is not None and os.getppid() != parent):
         with counter.get_lock():
             left = cfg.steps - counter.value
             if left <= 0:
@@ -164,6 +172,22 @@ def worker_loop(rank: int, cfg: TrainConfig, model: ActorCritic, critic: Critic 
         if hook is not None:
             hook(counter.value, g)
     return g
+
+
+def _end_with_parent(parent: int) -> None:
+    """Have this worker process end when its parent does: a parent killed with SIGKILL cannot stop its workers,
+    which would train on, orphaned, for the rest of the budget. On Linux the kernel sends SIGTERM at the parent's
+    death (``prctl(PR_SET_PDEATHSIG)``), which also frees a worker waiting on a lock the parent held; elsewhere
+    :func:`worker_loop` checks ``os.getppid()`` before each update."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        try:
+            ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # 1: PR_SET_PDEATHSIG
+        except (OSError, AttributeError):
+            pass
+    if os.getppid() != parent:  # already gone before the request above
+        os._exit(0)
 
 
 def format_eval(r: dict) -> str:
@@ -386,7 +410,7 @@ def _run_processes(ctx, cfg, workers, model, critic, opt, critic_opt, counter, s
     if pool.targets is not None:
         pool.targets.share_memory_()
     procs = [ctx.Process(target=worker_loop, args=(rank, cfg, model, critic, opt, critic_opt, counter, stats, pool,
-                                                  deadline, None, None, 1), daemon=True)
+                                                  deadline, None, None, 1, os.getpid()), daemon=True)
              for rank in range(workers)]
     for p in procs:
         p.start()

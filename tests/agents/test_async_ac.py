@@ -1,6 +1,7 @@
 """The project's asynchronous actor-critic: both actor losses, adversarial reward, N workers, kill and resume."""
 
 import json
+import math
 import multiprocessing
 import os
 import signal
@@ -13,11 +14,12 @@ import torch
 from safetensors.torch import load_file
 
 from deepexpose.agents import async_ac
-from deepexpose.agents.async_ac import Monitor, SharedAdam, a3c_loss, adpg_loss
+from deepexpose.agents.async_ac import Monitor, SharedAdam, a3c_loss, adpg_loss, worker_loop
 from deepexpose.agents.checkpoint import read_meta
 from deepexpose.agents.networks import ActorCritic
 from deepexpose.agents.policy import export_agent, load_agent
-from deepexpose.agents.train import TrainConfig, good_photo_split, selection_score, train
+from deepexpose.agents.train import (TrainConfig, build_split_pools, good_photo_split, make_core, make_model,
+                                     selection_score, train)
 from deepexpose.envs import EditCore, PairPool
 from deepexpose.filters import adjust_exposure
 
@@ -193,6 +195,35 @@ def test_sigterm_stops_the_worker_processes_too(tmp_path):
     assert not any(_alive(w) for w in workers)  # no worker left training on its own
     step = json.loads((out / "checkpoint.json").read_text())["meta"]["step"]
     assert step > 0 and f"terminated; --resume continues from the checkpoint of step {step} in {out}" in err
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc"), reason="lists processes through /proc")
+def test_sigkill_of_the_run_stops_its_worker_processes(tmp_path):
+    """SIGKILL cannot be handled: the workers themselves notice that their parent is gone."""
+    proc = start_training(tmp_path / "run", steps=100000, workers=2)
+    workers = _children(proc.pid)
+    assert len(workers) >= 2
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    deadline = time.time() + 20
+    while any(_alive(w) for w in workers) and time.time() < deadline:
+        time.sleep(0.1)
+    assert not any(_alive(w) for w in workers)  # none left training, orphaned, for the rest of the budget
+
+
+def test_a_worker_whose_parent_is_gone_ends_before_any_update(tmp_path, monkeypatch):
+    """Checked before each update too (platforms without PR_SET_PDEATHSIG): no step is taken for a dead parent."""
+    cfg = tiny(tmp_path, steps=96)
+    model = make_model(cfg, make_core(cfg))
+    opt = torch.optim.Adam(model.parameters())
+    counter, stats = multiprocessing.Value("q", 0), multiprocessing.Array("d", 2)
+    pool = build_split_pools(cfg).train
+    parent = os.getppid()
+    calls = iter([parent, parent, -1])  # alive at the start, gone after the first update
+    monkeypatch.setattr(async_ac.os, "getppid", lambda: next(calls, -1))
+    monkeypatch.setattr(async_ac.sys, "platform", "other")  # no prctl: pytest's own process is not to be changed
+    worker_loop(0, cfg, model, None, opt, None, counter, stats, pool, math.inf, parent=parent)
+    assert stats[1] == 1 and counter.value == cfg.batch * (cfg.k + 1)
 
 
 def train_steps(cfg):
