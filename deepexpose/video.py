@@ -751,6 +751,27 @@ def _cached_video_delay(path: str, version: tuple[int, int] | None) -> float:
     return max(0.0, round(float(shown.group(1)) - float(start.group(1)), 6)) if start and shown else 0.0
 
 
+def clip_damage(path: Path) -> str:
+    """What ffmpeg reports wrong while it reads every stream of the clip without decoding it (``""``: nothing): a
+    file cut short says so ("partial file" in MP4, "File ended prematurely" in Matroska) where its frames are simply
+    missing, and would otherwise be enhanced as a shorter clip without a word. Up to three distinct messages, the
+    demuxer's first, without ffmpeg's ``[component @ address]`` prefixes. Asked once per version of the file. (A cut
+    MPEG-TS, which has no index, reads as a shorter clip and reports nothing.)"""
+    return _cached_clip_damage(str(path), _version(path))
+
+
+@functools.lru_cache(maxsize=32)
+def _cached_clip_damage(path: str, version: tuple[int, int] | None) -> str:
+    import subprocess
+
+    done = subprocess.run([_ffmpeg().get_ffmpeg_exe(), "-hide_banner", "-nostdin", "-v", "error", "-i", path, "-map",
+                           "0", "-c", "copy", "-f", "null", "-"], capture_output=True, text=True, errors="replace")
+    lines = [(line.startswith("[in#"), re.sub(r"^(?:\[[^\]]*\]\s*)+", "", line).strip().rstrip("."))
+             for line in done.stderr.splitlines()]
+    found = list(dict.fromkeys(text for _, text in sorted(lines, key=lambda d: not d[0]) if text))
+    return "; ".join(found[:3])
+
+
 def _copy_streams(video: Path, source: Path, out: Path, kinds: Sequence[str]) -> str | None:
     """Write ``out``: the picture of ``video``, started as long after the start of the file as the source's
     (:func:`video_delay`), with the streams of ``kinds`` (``"a"``, ``"s"``, ``"t"``, ``"p"``: audio, subtitles,
@@ -960,6 +981,13 @@ def enhance_video(method, source: Path, output: Path, cfg) -> dict:
 
     report: dict = {"frames": len(edits), "repeated_frames": sum(repeats), "fps": meta["fps"],
                     **({"average_fps": meta["average_fps"]} if "average_fps" in meta else {})}
+    if damage := clip_damage(source):
+        from . import DeepExposeWarning
+
+        report["damaged"] = damage
+        warnings.warn(f"{source}: ffmpeg finds the clip damaged ({damage}); {len(edits)} frames could be read, and "
+                      "frames or sound past the damage may be missing from the output", DeepExposeWarning,
+                      stacklevel=2)
 
     def sidecar(left_out: list[str]) -> None:
         report.update(_flicker_report(stats_in, stats_out))

@@ -11,7 +11,7 @@ from PIL import Image
 from deepexpose import DeepExposeWarning
 from deepexpose.enhance import EnhanceConfig, enhance_paths
 from deepexpose.io import read_image
-from deepexpose.video import (DEFAULT_WINDOW, encoder_options, ffmpeg_reason, flicker, flicker_test_clip,
+from deepexpose.video import (DEFAULT_WINDOW, clip_damage, encoder_options, ffmpeg_reason, flicker, flicker_test_clip,
                               frame_outputs, frame_statistics, hold_repeats, read_clip, sequence_frames, smooth_edits,
                               temporal_window, write_clip)
 
@@ -451,6 +451,32 @@ def test_enhance_warns_of_and_records_what_a_clip_left_out(tmp_path, monkeypatch
     with pytest.warns(DeepExposeWarning, match="left out of the output: subtitles"):
         assert enhance_paths([clip], cfg).exit_code == 0
     assert json.loads((tmp_path / "out" / "a.mp4.json").read_text())["left_out"] == ["subtitles (no tag)"]
+
+
+def test_a_clip_cut_short_is_reported_damaged(tmp_path):
+    import subprocess
+
+    import imageio_ffmpeg
+
+    frames = [(f * 255).round().astype(np.uint8) for f in flicker_test_clip(n=24)]
+    write_clip(tmp_path / "whole.mkv", iter(frames), fps=8, size=(64, 48))
+    fast = tmp_path / "whole.mp4"  # the index first, as phones and web exports write it: a cut file still opens
+    subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-v", "error", "-i", str(tmp_path / "whole.mkv"), "-c", "copy",
+                    "-movflags", "+faststart", str(fast)], check=True)
+    for name in ("whole.mkv", "whole.mp4"):
+        data = (tmp_path / name).read_bytes()
+        (tmp_path / name.replace("whole", "cut")).write_bytes(data[:len(data) * 6 // 10])
+    assert clip_damage(tmp_path / "whole.mkv") == "" and clip_damage(fast) == ""
+    assert clip_damage(tmp_path / "cut.mkv") == "File ended prematurely"
+    assert "partial file" in clip_damage(tmp_path / "cut.mp4")
+    cfg = EnhanceConfig(out=str(tmp_path / "out"), method="classic", sidecar=True, progress=False)
+    with pytest.warns(DeepExposeWarning, match=r"cut.mkv: ffmpeg finds the clip damaged \(File ended prematurely\); "
+                      r"\d+ frames could be read"):
+        assert enhance_paths([tmp_path / "cut.mkv", tmp_path / "whole.mkv"], cfg).exit_code == 0
+    cut = json.loads((tmp_path / "out" / "cut.mkv.json").read_text())
+    assert cut["damaged"] == "File ended prematurely" and 0 < cut["frames"] < 24
+    whole = json.loads((tmp_path / "out" / "whole.mkv.json").read_text())
+    assert "damaged" not in whole and whole["frames"] == 24
 
 
 def test_temporal_window_default_depends_on_the_method():
