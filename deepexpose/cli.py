@@ -255,7 +255,9 @@ def build_parser(train_method: str | None = None, command: str | None = None) ->
     p = sub.add_parser("score", help="PSNR, SSIM, ΔE76 and CIEDE2000 of images against targets",
                        description="Score a prediction image (or folder) against a target image (or folder, "
                                    "matched by relative path, extension ignored) with the FiveK-480p protocol: "
-                                   "8-bit quantised, whole RGB image, averaged over images.")
+                                   "8-bit quantised, whole RGB image, averaged over images. A pair that cannot be "
+                                   "scored (a name without its target or prediction, unreadable, two sizes) is "
+                                   "listed as failed, the others scored, and the exit status is 1.")
     p.add_argument("prediction", help="image file or folder")
     p.add_argument("target", help="image file or folder")
     p.set_defaults(func=_cmd_score, parser=p)

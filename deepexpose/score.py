@@ -10,12 +10,12 @@ from .metrics import capped_pair, mean_metrics
 
 def score_paths(prediction: str | Path, target: str | Path, failed: list[tuple[str, str]] | None = None
                 ) -> tuple[list[tuple[str, dict]], dict]:
-    """Per-image metrics and their mean; folders are matched by relative path with the extension ignored, and a
-    target without a prediction is an error as a prediction without a target is. An exact match scores
-    :data:`~deepexpose.metrics.PSNR_CAP` dB, as in ``deepexpose evaluate``, so that means stay finite.
-    A pair that cannot be scored (unreadable, of two sizes, too small, or a name that several files of one folder
-    share, such as ``a.jpg`` and ``a.png``) raises, or with ``failed`` is appended to it as ``(name, reason)`` and
-    left out of the mean, the others scored; with none scored it raises all the same."""
+    """Per-image metrics and their mean; folders are matched by relative path with the extension ignored. An exact
+    match scores :data:`~deepexpose.metrics.PSNR_CAP` dB, as in ``deepexpose evaluate``, so that means stay finite.
+    A pair that cannot be scored (a prediction without a target or a target without a prediction, unreadable, of two
+    sizes, too small, or a name that several files of one folder share, such as ``a.jpg`` and ``a.png``) raises, or
+    with ``failed`` is appended to it as ``(name, reason)`` and left out of the mean, the others scored; with none
+    scored it raises all the same."""
     from .io import ImageIOError
 
     pred, tgt = Path(prediction), Path(target)
@@ -26,15 +26,16 @@ def score_paths(prediction: str | Path, target: str | Path, failed: list[tuple[s
         preds, pred_twins = _index_by_stem(find_images(pred, "prediction folder"), pred)
         tgts, tgt_twins = _index_by_stem(find_images(tgt, "target folder"), tgt)
         pred_keys, tgt_keys = {*preds, *pred_twins}, {*tgts, *tgt_twins}
-        missing = sorted(pred_keys - tgt_keys)
-        if missing:
+        missing, unscored = sorted(pred_keys - tgt_keys), sorted(tgt_keys - pred_keys)
+        if missing and failed is None:
             raise DatasetLayoutError(f"no target in {tgt} for {len(missing)} prediction(s): {_preview(missing)}")
-        unscored = sorted(tgt_keys - pred_keys)
-        if unscored:
+        if unscored and failed is None:
             raise DatasetLayoutError(f"no prediction in {pred} for {len(unscored)} target(s): {_preview(unscored)}")
         pairs = [(key, preds[key], tgts[key]) for key in sorted(preds) if key in tgts]
-        lost = [(key, "; ".join(t[key] for t in (pred_twins, tgt_twins) if key in t))
-                for key in sorted({*pred_twins, *tgt_twins})]
+        lost = sorted([(key, "; ".join(t[key] for t in (pred_twins, tgt_twins) if key in t))
+                       for key in sorted({*pred_twins, *tgt_twins} & pred_keys & tgt_keys)]
+                      + [(key, f"no target in {tgt}") for key in missing]
+                      + [(key, f"no prediction in {pred}") for key in unscored])
         if lost and failed is None:
             raise DatasetLayoutError(f"{lost[0][0]}: {lost[0][1]}" + (f" (and {len(lost) - 1} more)"
                                                                         if len(lost) > 1 else ""))

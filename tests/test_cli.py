@@ -214,8 +214,18 @@ def test_score_errors(tmp_path, capsys):
     write_photo(tmp_path / "p" / "y.png")
     write_photo(tmp_path / "t" / "x.png")
     write_photo(tmp_path / "t" / "z.png")
-    assert main(["score", str(tmp_path / "p"), str(tmp_path / "t")]) == 2  # z.png has no prediction
-    assert "no prediction" in capsys.readouterr().err
+    with pytest.raises(DatasetLayoutError, match="no prediction in .* for 1 target"):
+        score_paths(tmp_path / "p", tmp_path / "t")  # z.png has no prediction: without a list of failures it raises
+    assert main(["score", str(tmp_path / "p"), str(tmp_path / "t")]) == 1  # the others scored, z listed
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[2].endswith("(2 scored, 1 failed)") and lines[3] == f"failed z: no prediction in {tmp_path / 'p'}"
+    write_photo(tmp_path / "p" / "w.png")
+    with pytest.raises(DatasetLayoutError, match="no target in .* for 1 prediction"):
+        score_paths(tmp_path / "p", tmp_path / "t")
+    assert main(["score", str(tmp_path / "p"), str(tmp_path / "t")]) == 1
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[2].endswith("(2 scored, 2 failed)")
+    assert lines[3:] == [f"failed w: no target in {tmp_path / 't'}", f"failed z: no prediction in {tmp_path / 'p'}"]
     assert main(["score", str(tmp_path / "nope"), str(tmp_path / "t")]) == 2
     assert "no such file or folder" in capsys.readouterr().err
     tiny = write_photo(tmp_path / "tiny.png", size=(5, 5))
