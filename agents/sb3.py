@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import time
 import warnings
 from pathlib import Path
@@ -169,19 +170,23 @@ def load_sb3_checkpoint(model: BaseAlgorithm, path: str | Path,
 # -- callbacks ---------------------------------------------------------------------------------------------
 
 class _Every(BaseCallback):
-    """Runs :meth:`fire` every ``every`` image-steps, at the start of a rollout: the previous rollout has been
-    trained on, so a checkpoint's weights, optimizer state and ``num_timesteps`` agree."""
+    """Runs :meth:`fire` at the start of the first rollout at or past each multiple of ``every`` image-steps (0:
+    never): the previous rollout has been trained on, so a checkpoint's weights, optimizer state and
+    ``num_timesteps`` agree. On the same grid whether a run was resumed or not, as the project's own trainer."""
 
     def __init__(self, every: int) -> None:
         super().__init__()
-        self.every, self.last = every, 0
+        self.every, self.next = every, math.inf
 
     def _on_training_start(self) -> None:
-        self.last = self.model.num_timesteps
+        self.next = self._after(self.model.num_timesteps)
+
+    def _after(self, step: int) -> float:
+        return (step // self.every + 1) * self.every if self.every > 0 else math.inf
 
     def _on_rollout_start(self) -> None:
-        if self.every > 0 and self.model.num_timesteps - self.last >= self.every:
-            self.last = self.model.num_timesteps
+        if self.model.num_timesteps >= self.next:
+            self.next = self._after(self.model.num_timesteps)
             self.fire()
 
     def _on_step(self) -> bool:
@@ -192,14 +197,17 @@ class _Every(BaseCallback):
 
 
 class SafetensorsCheckpointCallback(_Every):
-    """Writes ``path`` (safetensors + JSON, see :func:`save_sb3_checkpoint`) every ``every`` image-steps."""
+    """Writes ``path`` (safetensors + JSON, see :func:`save_sb3_checkpoint`) every ``every`` image-steps, with the
+    evaluations so far, ``history`` (:attr:`EvalCallback.history`), which a resumed run goes on from."""
 
-    def __init__(self, path: Path, cfg: TrainConfig, every: int, discriminator: Discriminator | None = None) -> None:
+    def __init__(self, path: Path, cfg: TrainConfig, every: int, discriminator: Discriminator | None = None,
+                 history: list[dict] | None = None) -> None:
         super().__init__(every)
         self.path, self.cfg, self.discriminator = path, cfg, discriminator
+        self.history = history if history is not None else []
 
     def fire(self) -> None:
-        save_sb3_checkpoint(self.model, self.path, self.cfg, self.discriminator)
+        save_sb3_checkpoint(self.model, self.path, self.cfg, self.discriminator, history=self.history)
 
 
 class EvalCallback(_Every):
@@ -208,17 +216,18 @@ class EvalCallback(_Every):
     With a ``validation`` pool it also scores the validation views (:func:`selection_score`) and writes
     ``best_path`` (see :func:`save_sb3_checkpoint`, with ``best`` in its JSON) when the score is the best so far
     (``best``: the best so far of an earlier run, or ``None``). ``at_start``: evaluate once more when training
-    starts, before any update (a fresh run's "change nothing"), logged at that step.
+    starts, before any update (a fresh run's "change nothing"), logged at that step. ``history``: the evaluations of
+    the run so far (a resumed run's, from its checkpoint), which each evaluation extends.
     """
 
     def __init__(self, core: EditCore, pool: PairPool, every: int, verbose: bool = True,
                  validation: PairPool | None = None, best_path: Path | None = None, cfg: TrainConfig | None = None,
-                 best: dict | None = None, at_start: bool = False) -> None:
+                 best: dict | None = None, at_start: bool = False, history: list[dict] | None = None) -> None:
         super().__init__(every)
         self.core, self.pool, self.print = core, pool, verbose
         self.validation, self.best_path, self.cfg, self.best = validation, best_path, cfg, best
         self.at_start = at_start
-        self.history: list[dict] = []
+        self.history: list[dict] = list(history or [])
 
     def _on_training_start(self) -> None:
         super()._on_training_start()
@@ -504,11 +513,12 @@ def train_sb3(cfg: TrainConfig, pools: tuple[PairPool, ...] | None = None) -> di
 
     # a fresh run's "change nothing" is the first candidate for the best, scored before the time budget starts
     evals = EvalCallback(core, eval_pool, cfg.eval_every, validation=val_pool, best_path=best_path, cfg=cfg, best=best,
-                         at_start=resume_from is None and val_pool is not None)
+                         at_start=resume_from is None and val_pool is not None,
+                         history=(resume_from or {}).get("history"))
     remaining = cfg.steps - model.num_timesteps
     if remaining > 0:
-        callbacks: list[BaseCallback] = [
-            SafetensorsCheckpointCallback(ckpt, cfg, cfg.checkpoint_every, discriminator), evals,
+        callbacks: list[BaseCallback] = [  # an evaluation before the checkpoint of the same step, which records it
+            evals, SafetensorsCheckpointCallback(ckpt, cfg, cfg.checkpoint_every, discriminator, evals.history),
             TimeBudgetCallback(cfg.minutes)]
         if discriminator is not None:
             callbacks.append(DiscriminatorCallback(discriminator, train_pool, cfg.batch,
@@ -516,9 +526,10 @@ def train_sb3(cfg: TrainConfig, pools: tuple[PairPool, ...] | None = None) -> di
         model.learn(total_timesteps=remaining, callback=CallbackList(callbacks),
                     reset_num_timesteps=resume_from is None,
                     progress_bar=_progress_bar(cfg.progress), tb_log_name=cfg.algo)
-    save_sb3_checkpoint(model, ckpt, cfg, discriminator)
-
-    result = evals.evaluate(model)  # the final evaluation; updates the best if better
+    # the final evaluation (updates the best if better), unless a resumed finished run has it already
+    done = evals.history and evals.history[-1]["steps"] == model.num_timesteps
+    result = evals.history[-1] if done else evals.evaluate(model)
+    save_sb3_checkpoint(model, ckpt, cfg, discriminator, history=evals.history)
     summary = {**result, "algo": cfg.algo, "steps": int(model.num_timesteps), "best": evals.best,
                "validation_source": source, "trained_on": trained_on, "history": evals.history}
     from deepexpose.io import atomic_write_bytes

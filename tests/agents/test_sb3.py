@@ -232,6 +232,25 @@ def test_resume_continues_from_the_saved_weights_and_count(tmp_path, pools, monk
         assert "tensor.log_ent_coef" in after
 
 
+def test_a_resumed_run_evaluates_on_the_same_grid_and_keeps_its_history(tmp_path, pools):
+    """Evaluations fall at the first rollout at or past each multiple of eval_every, resumed or not (a resumed run
+    counted from where it resumed, and eval.json's history began again); a2c's rollouts are 4 x 3 image-steps."""
+    whole = train_sb3(tiny(tmp_path, algo="a2c", steps=120, eval_every=30, checkpoint_every=0,
+                           out=str(tmp_path / "whole")), pools=pools)
+    assert [h["steps"] for h in whole["history"]] == [36, 60, 96, 120]
+    first = train_sb3(tiny(tmp_path, algo="a2c", steps=48, eval_every=30, checkpoint_every=0), pools=pools)
+    assert [h["steps"] for h in first["history"]] == [36, 48]
+    assert read_meta(tmp_path / "run" / "checkpoint.safetensors")["history"] == first["history"]
+    again = train_sb3(tiny(tmp_path, algo="a2c", steps=48, eval_every=30, checkpoint_every=0, resume=True),
+                      pools=pools)
+    assert again["history"] == first["history"]  # a finished run is not evaluated twice at its last step
+    second = train_sb3(tiny(tmp_path, algo="a2c", steps=120, eval_every=30, checkpoint_every=0, resume=True),
+                       pools=pools)
+    assert [h["steps"] for h in second["history"]] == [36, 48, 60, 96, 120]
+    assert second["history"][:2] == first["history"]
+    assert json.loads((tmp_path / "run" / "eval.json").read_text())["history"] == second["history"]
+
+
 def test_tensorboard_logs_when_installed(tmp_path, pools):
     pytest.importorskip("tensorboard")
     train_sb3(tiny(tmp_path, algo="a2c", steps=48, eval_every=24), pools=pools)
