@@ -9,6 +9,10 @@ are left out and counted) and prints, per case group and metric, the mean of B â
 differences, the standard error of their mean (over photos: the errors ``evaluate --draws`` gives one photo are not
 independent) and ``t = mean / se``: a difference within about two standard errors of 0 is not shown by these
 photos. Positive PSNR and negative CIEDE2000 differences favour B.
+
+Names alone do not make two runs' images the same: the ``results.json`` beside each ``per_image.csv`` is read, and
+runs of another dataset, dataset folder or ``--size``, of another ``--seed`` of synthetic errors (whose names are
+the same and whose drawn errors are not) or another ``--split`` or ``--expert`` are refused.
 """
 
 from __future__ import annotations
@@ -39,6 +43,31 @@ def read_rows(path: str | Path, method: str) -> dict[str, dict]:
     if not rows:
         raise ValueError(f"{path} has no rows of method {method!r}")
     return rows
+
+
+def image_settings(path: str | Path) -> dict | None:
+    """The settings of the evaluate run of ``path`` (its folder or ``per_image.csv``) that decide what an image's name
+    stands for, from the ``results.json`` beside it: ``dataset``, ``root`` and ``size``, with ``seed`` for synthetic
+    errors (the draws) and ``split`` and ``expert`` for the other datasets; ``None`` without a ``results.json``."""
+    path = Path(path)
+    found = (path if path.is_dir() else path.parent) / "results.json"
+    if not found.is_file():
+        return None
+    settings = json.loads(found.read_text()).get("settings")
+    if not isinstance(settings, dict):
+        raise ValueError(f"{found} is not the results.json of deepexpose evaluate (no settings)")
+    keys = ("dataset", "root", "size", *(("seed",) if settings.get("dataset") == "synthetic" else ("split", "expert")))
+    return {key: settings.get(key) for key in keys}
+
+
+def check_same_images(a: dict | None, b: dict | None) -> None:
+    """``ValueError`` naming what differs when the settings of :func:`image_settings` of two runs differ."""
+    if a is None or b is None:
+        return
+    differ = [f"{key} {a.get(key)!r} against {b.get(key)!r}" for key in dict.fromkeys([*a, *b])
+              if a.get(key) != b.get(key)]
+    if differ:
+        raise ValueError("the two runs scored other images under the same names: " + "; ".join(differ))
 
 
 def paired(a: dict[str, dict], b: dict[str, dict], metrics: tuple[str, ...] = METRICS) -> list[dict]:
@@ -84,6 +113,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         a, b = read_rows(args.a, args.method_a), read_rows(args.b, args.method_b)
+        settings = image_settings(args.a), image_settings(args.b)
+        check_same_images(*settings)
         rows = paired(a, b)
     except (OSError, ValueError) as e:
         raise SystemExit(str(e)) from None
@@ -91,6 +122,10 @@ def main(argv: list[str] | None = None) -> int:
     if any(left_out.values()):
         print(f"note: left out the images only one run measured: {left_out['only_a']} of A's, "
               f"{left_out['only_b']} of B's")
+    if None in settings:
+        print("note: without the results.json of " + " and ".join(
+            name for name, found in zip("AB", settings, strict=True) if found is None)
+            + ", whether the runs scored the same images (dataset, size, seed) was not checked")
     print(f"| group | metric | images | photos | A | B | B âˆ’ A | sd | se | t |\n|{'---|' * 10}")
     for r in rows:
         print(f"| {r['group']} | {r['metric']} | {r['n']} | {r['photos']} | {r['a']:.2f} | {r['b']:.2f} | "

@@ -1,6 +1,7 @@
 """``scripts/paired_difference.py``: paired differences of two evaluate runs, with standard errors."""
 
 import csv
+import json
 import math
 import statistics
 
@@ -79,3 +80,32 @@ def test_draws_of_one_photo_count_once_in_the_standard_error(tmp_path, run_scrip
     paired = load_script("paired_difference.py")
     assert [paired.photo_of(n) for n in ("lib/x@basic#2", "lib/x@untouched", "p0", "p0#1")] == ["lib/x", "lib/x",
                                                                                               "p0", "p0"]
+
+
+def settings(folder, **kw):
+    base = {"dataset": "synthetic", "root": "", "split": "test", "expert": "C", "size": 512, "seed": 0,
+            "cases": "basic", "methods": "agent"}
+    (folder / "results.json").write_text(json.dumps({"settings": {**base, **kw}}))
+
+
+def test_runs_of_other_images_under_the_same_names_are_refused(tmp_path, capsys):
+    paired = load_script("paired_difference.py")
+    rows = [("p1@basic", "basic", "agent", 20, 8), ("p2@basic", "basic", "agent", 22, 6)]
+    a, b = write_run(tmp_path / "a", rows), write_run(tmp_path / "b", rows)
+    settings(a)
+    settings(b, seed=1)  # the same names, other drawn errors
+    with pytest.raises(SystemExit, match="other images under the same names: seed 0 against 1$"):
+        paired.main([str(a), str(b / "per_image.csv")])
+    settings(b, size=256, root="/photos")
+    with pytest.raises(SystemExit, match="root '' against '/photos'; size 512 against 256"):
+        paired.main([str(a), str(b)])
+    settings(b, cases="basic,untouched", methods="classic", split="val", expert="A")  # none changes the images
+    assert paired.main([str(a), str(b)]) == 0
+    assert "was not checked" not in capsys.readouterr().out
+    settings(a, dataset="fivek", root="/fivek", seed=0)
+    settings(b, dataset="fivek", root="/fivek", seed=3, expert="A")  # the seed does not matter there, the expert does
+    with pytest.raises(SystemExit, match="expert 'C' against 'A'$"):
+        paired.main([str(a), str(b)])
+    (b / "results.json").unlink()
+    paired.main([str(a), str(b)])
+    assert "without the results.json of B, whether the runs scored the same images" in capsys.readouterr().out
