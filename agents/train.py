@@ -46,7 +46,8 @@ class PhotoSplit:
     """demo and library data: comma-separated demo photo names kept out of training and used for evaluation
     (default: those the bundled models never saw, as ``deepexpose evaluate --dataset synthetic`` expects)"""
     library_holdout: float = 0.2
-    """library data: share of the library's scene groups kept out of training and used for evaluation"""
+    """library data: share of the library's scene groups kept out of training and used for evaluation, in (0, 1);
+    deepexpose evaluate --dataset synthetic measures on the groups of 0.2, so a smaller share trains on some of them"""
     library_packages: str = ""
     """library data: comma-separated packages of the photo library to use (default: every cached package but
     kphotoalbum, whose photos show identifiable people)"""
@@ -173,11 +174,19 @@ def library_records(cfg: TrainConfig) -> tuple[list, list]:
     """Train and held-out records of the Debian photo library ``cfg`` trains on (split by scene group)."""
     from deepexpose.data.packages import load_library, split_records
 
+    if not 0 < cfg.library_holdout < 1:
+        raise ValueError(f"--library-holdout must be in (0, 1), got {cfg.library_holdout}: the held-out scene groups "
+                         "are what the evaluations score, and at least one group is trained on")
     cache = library_cache(cfg)
     packages = library_packages(cfg)
     records = load_library(cache, packages)
     if packages is None:
         records = [r for r in records if r.package not in EXCLUDED_PACKAGES]
+    elif missing := sorted(set(packages) - {r.package for r in records}):
+        cached = sorted({r.package for r in load_library(cache)}) if cache.is_dir() else []
+        raise ValueError(f"--library-packages names {', '.join(missing)}, not in the photo library in {cache} (it "
+                         f"holds {', '.join(cached) or 'none'}): check the names, or fetch them with "
+                         f"scripts/get_photos.py --packages {','.join(missing)}")
     if not records:
         raise ValueError(f"the photo library in {cache} has no photos{' of ' + ', '.join(packages) if packages else ''}"
                          ": fetch them with scripts/get_photos.py")
@@ -246,8 +255,8 @@ def resolve_data(cfg: C) -> C:
     ``auto`` becomes ``library`` when the photo library of ``scripts/get_photos.py`` holds photos (of
     ``library_packages``, when set) in :func:`library_cache`; else ``folder`` when a ``root`` that holds no library
     was given (the user's own folder of good photos, which a user who names one means), else ``demo``, which warns
-    that six photos are too few (:data:`DEMO_TOO_SMALL`). Trainers resolve it first, so their saved config names
-    the data they used.
+    that six photos are too few (:data:`DEMO_TOO_SMALL`); with ``library_packages`` set and none of them found it
+    raises. Trainers resolve it first, so their saved config names the data they used.
     """
     if cfg.data != AUTO_DATA:
         return cfg
@@ -258,6 +267,9 @@ def resolve_data(cfg: C) -> C:
     found = cache.is_dir() and any(packages is not None or r.package not in EXCLUDED_PACKAGES
                                    for r in load_library(cache, packages))
     a_library = cache.is_dir() and any(cache.glob(f"*/{MANIFEST}"))
+    if packages is not None and not found:  # packages named are meant to be trained on, never six demo photos
+        raise ValueError(f"--library-packages names {', '.join(packages)}, none of them in a photo library in {cache}: "
+                         f"check the names, or fetch them with scripts/get_photos.py --packages {','.join(packages)}")
     return dataclasses.replace(cfg, data="library" if found else "folder" if cfg.root and not a_library else "demo")
 
 

@@ -65,8 +65,13 @@ def test_library_packages_choose_what_is_used(tmp_path):
     train, held = good_photos(TrainConfig(data="library", root=str(tmp_path / "lib"), holdout="coffee",
                                           library_packages="a,kphotoalbum"))
     assert len(train) + len(held) == count["a"] + 3
-    with pytest.raises(ValueError, match="no photos of c"):
+    with pytest.raises(ValueError, match="names c, not in the photo library in .* holds a, b, kphotoalbum"):
         good_photos(TrainConfig(data="library", root=str(tmp_path / "lib"), library_packages="c"))
+    with pytest.raises(ValueError, match="names typo, not in"):  # a misspelt one was silently left out
+        good_photos(TrainConfig(data="library", root=str(tmp_path / "lib"), library_packages="a,typo"))
+    for holdout in (0, 1, 1.5):  # none held out to evaluate on, or every group but one (1 was taken silently)
+        with pytest.raises(ValueError, match=rf"--library-holdout must be in \(0, 1\), got {holdout}"):
+            good_photos(TrainConfig(data="library", root=str(tmp_path / "lib"), library_holdout=holdout))
 
 
 def test_folder_and_pairs_pools(tmp_path):
@@ -380,7 +385,8 @@ def test_auto_data_is_the_library_when_fetched_else_the_root_folder_or_the_demo_
     assert resolve_data(TrainConfig()).data == "demo"  # the test session's cache is empty (conftest)
     fake_library(tmp_path / "lib", n=4, package="a")
     assert resolve_data(TrainConfig(root=str(tmp_path / "lib"))).data == "library"
-    assert resolve_data(TrainConfig(root=str(tmp_path / "lib"), library_packages="b")).data == "demo"
+    with pytest.raises(ValueError, match="names b, none of them in a photo library"):  # not six demo photos
+        resolve_data(TrainConfig(root=str(tmp_path / "lib"), library_packages="b"))
     fake_library(tmp_path / "people", n=2, package="kphotoalbum")
     assert resolve_data(TrainConfig(root=str(tmp_path / "people"))).data == "demo"  # left out unless named
     assert resolve_data(TrainConfig(root=str(tmp_path / "people"), library_packages="kphotoalbum")).data == "library"

@@ -60,15 +60,25 @@ def test_finished_runs_are_read_back_and_the_table_is_written_as_rows_come(tmp_p
     monkeypatch.setattr(compare, "train", train)
     import dataclasses
 
-    from deepexpose.agents.train import TrainConfig, resolve_data
+    from PIL import Image
 
+    from deepexpose.agents.train import TrainConfig, resolve_data
+    from deepexpose.data.packages import MANIFEST
+
+    library = tmp_path / "photos"  # a library of one package "a", which the runs are given (named packages must exist)
+    (library / "a").mkdir(parents=True)
+    Image.new("RGB", (8, 8)).save(library / "a" / "p.png")
+    (library / "a" / MANIFEST).write_text(json.dumps({"package": "a", "photos": [
+        {"file": "p.png", "name": "p", "licence": "CC0-1.0", "credit": "test", "group": "a:p", "sha256": ""}]}))
+    monkeypatch.setenv("DEEPEXPOSE_PHOTOS", str(library))
     for algo, minutes in (("adpg", 5.0), ("a3c", 1.0)):  # finished earlier: a3c with another budget
         (tmp_path / algo).mkdir()
         (tmp_path / algo / "eval.json").write_text(json.dumps({"algo": algo, "steps": 99, "psnr": 23.0}))
         saved = resolve_data(TrainConfig(algo=algo, minutes=minutes, holdout="coffee,chelsea", eval_size=128,
-                                         library_packages=",".join(compare.BUNDLED_LIBRARY)))
+                                         library_packages="a"))
         (tmp_path / algo / "config.json").write_text(json.dumps(dataclasses.asdict(saved)))
-    monkeypatch.setattr("sys.argv", ["compare_algorithms.py", "--algos", "adpg,a3c,a2c", "--out", str(tmp_path)])
+    monkeypatch.setattr("sys.argv", ["compare_algorithms.py", "--algos", "adpg,a3c,a2c", "--out", str(tmp_path),
+                                     "--library-packages", "a"])
     compare.main()
     assert trained == [("a3c", True), ("a2c", True)]  # adpg finished with these settings: read back
     rows = json.loads((tmp_path / "compare.json").read_text())["rows"]

@@ -14,7 +14,7 @@ SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "learning_curve.py"
 def test_one_row_per_share_and_seed(tmp_path, monkeypatch):
     out = tmp_path / "curve"
     monkeypatch.setattr(sys, "argv", ["learning_curve.py", "--fractions", "0.5,1", "--seeds", "0", "--steps", "16",
-                                      "--eval-size", "4", "--out", str(out)])
+                                      "--eval-size", "4", "--out", str(out), "--library-packages", ""])  # the demo set
     with pytest.raises(SystemExit) as done:
         runpy.run_path(str(SCRIPT), run_name="__main__")
     assert done.value.code == 0
