@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
 from typing import TypeVar
 
 import torch
@@ -191,6 +192,33 @@ def library_records(cfg: TrainConfig) -> tuple[list, list]:
         raise ValueError(f"the photo library in {cache} has no photos{' of ' + ', '.join(packages) if packages else ''}"
                          ": fetch them with scripts/get_photos.py")
     return split_records(records, holdout_fraction=cfg.library_holdout, seed=0)
+
+
+def training_photo_names(config: dict) -> set[str] | None:
+    """The photos a model whose training config is ``config`` (a ``TrainConfig``'s, or any trainer's sharing
+    :class:`PhotoSplit`, as saved in its JSON) was trained or validated on, named as ``deepexpose evaluate --dataset
+    synthetic`` names them (``demo/coffee``, ``jigzo-data/<name>``); ``None`` when that cannot be told: data other
+    than the demo set or the photo library, or a library no longer where it was."""
+    data = config.get("data")
+    if data not in ("demo", "library"):
+        return None
+    from deepexpose.data.demo import DemoSet
+
+    holdout = tuple(n.strip() for n in str(config.get("holdout", HELD_OUT_DEMO)).split(",") if n.strip())
+    names = {f"demo/{p.name}" for p in DemoSet(split="train", holdout=holdout).photos}
+    if data == "library":
+        defaults = PhotoSplit()
+        cfg = SimpleNamespace(root=config.get("root") or "",
+                              library_holdout=config.get("library_holdout", defaults.library_holdout),
+                              library_packages=config.get("library_packages", defaults.library_packages))
+        if not library_cache(cfg).is_dir():
+            return None
+        try:
+            train, _ = library_records(cfg)  # type: ignore[arg-type]
+        except (OSError, ValueError):  # packages it named are not here: which photos it saw cannot be told
+            return None
+        names |= {f"{r.package}/{r.name}" for r in train}
+    return names
 
 
 def load_records(records) -> list[torch.Tensor]:

@@ -36,6 +36,7 @@ import os
 import random
 import sys
 import time
+import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -237,6 +238,22 @@ def _parse_models(text: str, methods: list[str]) -> dict[str, str]:
     return models
 
 
+def _trained_on(model: str | os.PathLike | None, names: list[str]) -> list[str]:
+    """Which photos of the synthetic errors' image ``names`` the ``model`` (its JSON's training config) was trained
+    or validated on (:func:`~deepexpose.agents.train.training_photo_names`); none when that cannot be told."""
+    from .agents.checkpoint import read_meta
+    from .agents.train import training_photo_names
+    from .data.synthetic import photo_of
+
+    if not model:
+        return []
+    meta = read_meta(model)
+    trained = meta.get("trained")
+    config = meta.get("config") or (trained.get("config") if isinstance(trained, dict) else None)
+    seen = training_photo_names(config) if isinstance(config, dict) else None
+    return sorted({photo_of(n) for n in names} & seen) if seen else []
+
+
 def _as_u8(t: torch.Tensor) -> np.ndarray:
     from .io import from_tensor, quantize
 
@@ -384,7 +401,7 @@ def run_evaluation(cfg: EvaluateConfig) -> dict:
     """Evaluate every method of ``cfg`` on its dataset and write the reports (see the module docstring).
     Returns the record written to ``results.json`` (plus ``"table"``, the Markdown)."""
     from .io import atomic_write_bytes, output_folder, write_image
-    from .methods import METHODS, load_method, view_options
+    from .methods import METHODS, bundled_model, load_method, view_options
 
     methods = [m.strip() for m in cfg.methods.split(",") if m.strip()]
     if not methods:
@@ -431,6 +448,17 @@ def run_evaluation(cfg: EvaluateConfig) -> dict:
         warm = np.full((64, 64, 3), 128, np.uint8)
         method.plan(warm).render(warm, 1.0)  # first calls allocate and compile: keep them out of the timing
         loaded[m], parameters[m], described[m] = method, method.parameter_count(), method.describe()
+    if synthetic and not cfg.root:
+        for m in methods:
+            model = models.get(m) or (bundled_model(m) if described[m].get("model") else None)
+            if seen := _trained_on(model, names):
+                from . import DeepExposeWarning
+
+                line = (f"{m} ({described[m]['model']}) was trained or validated on {len(seen)} of the photos measured "
+                        f"here ({', '.join(seen[:3])}{', ...' if len(seen) > 3 else ''}): its figures are not those "
+                        "of photos it never saw")
+                notes.append(line)
+                warnings.warn(line, DeepExposeWarning, stacklevel=2)
     if earlier or leftover:  # --overwrite, and data and methods are ready: replace the run
         _remove_earlier_run(out)
 

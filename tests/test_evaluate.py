@@ -465,3 +465,29 @@ def test_reports_of_another_run_or_a_user_are_never_left_to_look_current(tmp_pat
             run_evaluation(cfg(tmp_path, dataset="pairs", root=str(tmp_path / "ds"), methods="identity",
                                out=str(inside)))
     assert not (tmp_path / "ds" / "input" / "ev").exists()
+
+
+def test_a_model_trained_on_photos_measured_here_is_named_in_a_warning_and_the_notes(tmp_path, agent_model):
+    """Synthetic errors on the default held-out photos: a model whose training config took some of them (another
+    --holdout, or --library-holdout) is measured on photos it saw, and the report says so."""
+    from deepexpose import DeepExposeWarning
+    from deepexpose.agents.checkpoint import read_meta, save_checkpoint
+    from deepexpose.agents.networks import ActorCritic
+
+    meta = read_meta(agent_model)
+    model = ActorCritic.from_config(meta["model"])
+    run = dict(dataset="synthetic", methods="agent", cases="basic", size=48, sheet=0)
+    for name, holdout in (("kept", "coffee,chelsea,motorcycle"), ("saw", "coffee")):
+        path = save_checkpoint(tmp_path / name / "agent.safetensors", modules={"policy": model},
+                               meta={**meta, "trained": {"config": {"data": "demo", "holdout": holdout}}})
+        if name == "kept":
+            result = run_evaluation(cfg(tmp_path, models=f"agent={path}", out=str(tmp_path / name), **run))
+            assert not any("trained or validated on" in n for n in result["notes"])
+    seen = r"3 of the photos measured here \(demo/chelsea, demo/motorcycle_left, demo/motorcycle_right\)"
+    with pytest.warns(DeepExposeWarning, match=rf"agent \(.*saw.*\) was trained or validated on {seen}: its figures "
+                      r"are not those of photos it never saw"):
+        result = run_evaluation(cfg(tmp_path, models=f"agent={path}", out=str(tmp_path / "out"), **run))
+    assert any("trained or validated on 3 of the photos" in n for n in result["notes"])
+    # the bundled models were trained on none of them
+    bundled = run_evaluation(cfg(tmp_path, out=str(tmp_path / "bundled"), **{**run, "methods": "agent,histogram"}))
+    assert not any("trained or validated on" in n for n in bundled["notes"])

@@ -562,3 +562,21 @@ def test_resume_refuses_another_eval_size(tmp_path):
     check_resume(saved, TrainConfig(eval_size=8), tmp_path)
     with pytest.raises(ValueError, match=r"eval_size=8 \(now 16\)"):
         check_resume(saved, TrainConfig(eval_size=16), tmp_path)
+
+
+def test_training_photo_names_are_the_demo_and_library_photos_a_config_trained_or_validated_on(tmp_path):
+    from deepexpose.agents.train import library_records, training_photo_names
+
+    fake_library(tmp_path / "lib", n=10, package="a")
+    cfg = {"data": "library", "root": str(tmp_path / "lib"), "holdout": "coffee", "library_packages": "a",
+           "library_holdout": 0.2}
+    names = training_photo_names(cfg)
+    train, held = library_records(TrainConfig(data="library", root=str(tmp_path / "lib"), library_packages="a"))
+    assert {f"a/{r.name}" for r in train} | {"demo/chelsea", "demo/astronaut"} <= names
+    assert not {f"a/{r.name}" for r in held} & names and "demo/coffee" not in names and len(held) == 2
+    more = training_photo_names({**cfg, "library_holdout": 0.5})
+    assert len(more) == len(names) - 3  # five held out instead of two
+    assert training_photo_names({"data": "demo", "holdout": "coffee"}) == {n for n in names if n.startswith("demo/")}
+    assert training_photo_names({"data": "folder", "root": str(tmp_path)}) is None  # not photos evaluate names
+    assert training_photo_names({**cfg, "root": str(tmp_path / "gone")}) is None
+    assert training_photo_names({**cfg, "library_packages": "b"}) is None
