@@ -93,7 +93,8 @@ class EnhanceConfig:
     overwrite: bool = False
     """replace outputs that already exist (otherwise they are reported as failed)"""
     frames: bool = False
-    """treat each input folder as one sequence of numbered frames (parameters smoothed over time)"""
+    """treat each input folder as one sequence of numbered frames, the images directly in it (parameters smoothed
+    over time); the summary counts what else it holds"""
     temporal_window: int = 0
     """clips, animations and frames: average every parameter over this many neighbouring frames, an odd number (1: no
     smoothing; 0: 9 for methods with parameters, 1 for the cGAN, which paints pixels)"""
@@ -143,6 +144,8 @@ class EnhanceSummary:
     outcomes: list[Outcome] = field(default_factory=list)
     ignored: dict[str, int] = field(default_factory=dict)
     """files in the input folders that are neither images nor videos deepexpose reads: count per extension"""
+    beside_frames: dict[str, int] = field(default_factory=dict)
+    """what frame folders (``--frames``) hold besides their frames: count per extension, ``subfolders``"""
 
     def count(self, status: str) -> int:
         return sum(o.status == status for o in self.outcomes)
@@ -167,6 +170,10 @@ class EnhanceSummary:
             kinds = ", ".join(f"{ext} {n}" for ext, n in sorted(self.ignored.items()))
             lines.append(f"  ignored in the folders, not an image or video deepexpose reads: "
                          f"{sum(self.ignored.values())} files ({kinds})")
+        if self.beside_frames:
+            kinds = ", ".join(f"{ext} {n}" for ext, n in sorted(self.beside_frames.items()))
+            lines.append(f"  left out of the frame folders (--frames reads the images directly in each): "
+                         f"{sum(self.beside_frames.values())} ({kinds})")
         return "\n".join(lines)
 
 
@@ -262,10 +269,12 @@ def _kind(path: Path) -> str:
     return "animation" if suffix in ANIMATION_SUFFIXES and is_animation(path) else "image"
 
 
-def collect_jobs(inputs: Sequence[str | Path], out: str | Path, *, fmt: str = "", frames: bool = False
-                 ) -> tuple[list[Job], list[Outcome], dict[str, int]]:
+def collect_jobs(inputs: Sequence[str | Path], out: str | Path, *, fmt: str = "", frames: bool = False,
+                 beside_frames: Counter[str] | None = None) -> tuple[list[Job], list[Outcome], dict[str, int]]:
     """The jobs for ``inputs`` (files and folders, folders recursively), the inputs that cannot be done, and the
-    files in the folders that are neither images nor videos (count per extension)."""
+    files in the folders that are neither images nor videos (count per extension). With ``frames`` each folder is
+    a frame sequence of the images directly in it, and ``beside_frames`` counts what else it holds (per extension,
+    and ``subfolders``)."""
     out = Path(out)
     jobs: list[Job] = []
     bad: list[Outcome] = []
@@ -276,6 +285,8 @@ def collect_jobs(inputs: Sequence[str | Path], out: str | Path, *, fmt: str = ""
         if what == "folder":
             if frames:
                 jobs.append(Job(src, out / src.resolve().name, "frames"))
+                if beside_frames is not None:
+                    beside_frames.update(_beside_frames(src))
                 continue
             unreadable: list[Outcome] = []
             files = _walk_images(src, ignored, out.resolve(), unreadable)
@@ -316,6 +327,24 @@ def collect_jobs(inputs: Sequence[str | Path], out: str | Path, *, fmt: str = ""
     listed = set()  # a file that fails, named itself and reached in a named folder, is listed once
     bad = [b for b in bad if (key := (os.path.abspath(b.source), b.reason)) not in listed and not listed.add(key)]
     return unique, bad, dict(ignored)
+
+
+def _beside_frames(folder: Path) -> Counter[str]:
+    """What a frame folder holds besides the frames :func:`~deepexpose.video.sequence_frames` reads (hidden entries
+    aside): its subfolders, and its other files per extension (clips, text...)."""
+    found: Counter[str] = Counter()
+    try:
+        entries = list(folder.iterdir())
+    except OSError:
+        return found  # the frame job reports it
+    for p in entries:
+        if p.name.startswith("."):
+            continue
+        if p.is_dir():
+            found["subfolders"] += 1
+        elif not (p.is_file() and p.suffix.lower() in SUPPORTED_EXTENSIONS):
+            found[p.suffix.lower() or "(no extension)"] += 1
+    return found
 
 
 def _output_key(output: Path) -> Path:
@@ -1018,7 +1047,8 @@ def enhance_paths(inputs: Sequence[str | Path], cfg: EnhanceConfig) -> EnhanceSu
         output_suffix(Path("x"), cfg.format)
     max_pixels_limit()  # a malformed $DEEPEXPOSE_MAX_PIXELS fails the command once, not every file
     output_folder(cfg.out, "-o")  # a file there would fail every output
-    jobs, bad, ignored = collect_jobs(inputs, cfg.out, fmt=cfg.format, frames=cfg.frames)
+    beside_frames: Counter[str] = Counter()
+    jobs, bad, ignored = collect_jobs(inputs, cfg.out, fmt=cfg.format, frames=cfg.frames, beside_frames=beside_frames)
     method = _load(cfg)
     if any(j.kind != "image" for j in jobs):
         from .video import _need_parametric
@@ -1028,7 +1058,7 @@ def enhance_paths(inputs: Sequence[str | Path], cfg: EnhanceConfig) -> EnhanceSu
         raise ValueError(f"--lut needs a method whose correction is a per-pixel colour mapping; {cfg.method} "
                          "paints pixels")
     warn_of_photo_options(jobs, cfg)
-    summary = EnhanceSummary(list(bad), ignored)
+    summary = EnhanceSummary(list(bad), ignored, dict(beside_frames))
     bar = None
     if cfg.progress and jobs:
         from tqdm import tqdm

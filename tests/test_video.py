@@ -138,6 +138,24 @@ def test_gray_frames_are_written_gray_and_their_flicker_is_of_what_is_written(tm
     assert report["rgb"] == pytest.approx(expected["rgb"], abs=0.5 / 255)
 
 
+def test_the_summary_counts_what_a_frame_folder_holds_besides_its_frames(tmp_path):
+    seq = tmp_path / "seq"
+    (seq / "takes").mkdir(parents=True)
+    for i, f in enumerate(flicker_test_clip(n=3)):
+        Image.fromarray((f * 255).round().astype(np.uint8)).save(seq / f"f{i}.png")
+    for name in ("notes.txt", "b-roll.mp4", "README", ".DS_Store"):
+        (seq / name).write_bytes(b"x")
+    cfg = EnhanceConfig(out=str(tmp_path / "o"), method="classic", frames=True, progress=False)
+    summary = enhance_paths([seq], cfg)
+    assert summary.exit_code == 0 and summary.beside_frames == {".txt": 1, ".mp4": 1, "(no extension)": 1,
+                                                                "subfolders": 1}
+    assert str(summary).splitlines()[1] == ("  left out of the frame folders (--frames reads the images directly in "
+                                            "each): 4 ((no extension) 1, .mp4 1, .txt 1, subfolders 1)")
+    assert len(list((tmp_path / "o" / "seq").glob("f*.png"))) == 3
+    plain = EnhanceConfig(out=str(tmp_path / "p"), method="classic", progress=False)
+    assert enhance_paths([seq / "f0.png"], plain).beside_frames == {}
+
+
 def test_clip_enhance_keeps_frames_and_reports_flicker(tmp_path):
     frames = flicker_test_clip(n=12)
     clip = tmp_path / "in" / "clip.mp4"
