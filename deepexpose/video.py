@@ -829,10 +829,12 @@ def _track_options(source: Path, kinds: Sequence[str]) -> list[str]:
     copied tracks keep theirs), and every video, audio and subtitle track its source's dispositions: without them
     ffmpeg marks the first track of each kind as the default one (an audio track the player then picks over the
     viewer's language) and the enhanced track's own tags are lost. A source whose container records no
-    dispositions (AVI, MPEG-TS) leaves them to ffmpeg."""
-    tracks = clip_tracks(_listing(source))
+    dispositions (AVI, MPEG-TS) leaves them to ffmpeg; a Matroska or WebM source records them even when no track has
+    any (no default track), which is kept."""
+    listing = _listing(source)
+    tracks = clip_tracks(listing)
     first = next((t for t in tracks if t["kind"] == "Video" and "attached_pic" not in t["disposition"]), None)
-    recorded = any(t["disposition"] for t in tracks)
+    recorded = any(t["disposition"] for t in tracks) or bool(re.search(r"^Input #0, matroska", listing, re.MULTILINE))
     options = []
     if first is not None:
         options += [a for key in ("language", "title", "creation_time") if first[key]

@@ -406,6 +406,23 @@ def test_the_tracks_keep_their_language_title_and_default_flags(tmp_path):
     assert clip_tracks(_ffmpeg_listing(tmp_path / "out" / "film.mkv")) == before
 
 
+def test_an_mkv_without_any_default_track_keeps_none(tmp_path):
+    """No track flagged at all: Matroska still records that (ffmpeg made the first audio track the default)."""
+    from deepexpose.video import clip_tracks
+
+    clip = tmp_path / "in" / "none.mkv"
+    clip.parent.mkdir()
+    _ffmpeg_run("-f", "lavfi", "-i", "testsrc=size=64x48:rate=8:duration=1", "-f", "lavfi", "-i",
+                "sine=frequency=440:duration=1", "-f", "lavfi", "-i", "sine=frequency=880:duration=1", "-map", "0",
+                "-map", "1", "-map", "2", "-c:v", "libx264", "-c:a", "aac", "-disposition:v:0", "0",
+                "-disposition:a:0", "0", "-disposition:a:1", "0", clip)
+    before = clip_tracks(_ffmpeg_listing(clip))
+    assert [(t["kind"], t["disposition"]) for t in before] == [("Video", []), ("Audio", []), ("Audio", [])]
+    assert enhance_paths([clip], EnhanceConfig(out=str(tmp_path / "out"), method="classic", progress=False)
+                         ).exit_code == 0
+    assert clip_tracks(_ffmpeg_listing(tmp_path / "out" / "none.mkv")) == before
+
+
 def test_clip_tracks_reads_dispositions_apart_from_codec_names():
     from deepexpose.video import clip_tracks
 
