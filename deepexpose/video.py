@@ -970,6 +970,21 @@ def enhance_video(method, source: Path, output: Path, cfg) -> dict:
         raise ValueError("the clip has no frames")
     plans = _plans(method, edits, repeats, cfg) if method.parametric else None
     stats_out: list[np.ndarray] = []
+    report: dict = {"frames": len(edits), "repeated_frames": sum(repeats), "fps": meta["fps"],
+                    **({"average_fps": meta["average_fps"]} if "average_fps" in meta else {})}
+    if plans is not None and _changes_nothing(source, plans, cfg.strength):
+        from .enhance import side_files_kept_on_failure
+
+        with side_files_kept_on_failure(output, sidecar=cfg.sidecar, lut=False):
+            report.update({**_flicker_report(stats_in, stats_in), "copied": True})
+            if cfg.sidecar:
+                from .enhance import source_name
+
+                _write_json(side_path(output, ".json"), {
+                    "source": source_name(source), **method.describe(), "temporal_window": temporal_window(method, cfg),
+                    "strength": cfg.strength, **report, "edits": [p.edit for p in plans]})
+            atomic_copy(source, output, overwrite=True)  # every track as it was: re-encoding would only lose
+        return report
 
     def rendered():
         _, again = read_clip(source)
@@ -981,8 +996,6 @@ def enhance_video(method, source: Path, output: Path, cfg) -> dict:
             stats_out.append(frame_statistics(out))
             yield out
 
-    report: dict = {"frames": len(edits), "repeated_frames": sum(repeats), "fps": meta["fps"],
-                    **({"average_fps": meta["average_fps"]} if "average_fps" in meta else {})}
     if damage := clip_damage(source):
         from . import DeepExposeWarning
 
@@ -1011,6 +1024,25 @@ def enhance_video(method, source: Path, output: Path, cfg) -> dict:
 
         warnings.warn(f"{source}: left out of the output: {'; '.join(left_out)}", DeepExposeWarning, stacklevel=2)
     return report
+
+
+def _changes_nothing(source: Path, plans: list, strength: float) -> bool:
+    """Whether ``plans`` leave every frame of the clip ``source`` as it is, pixel for pixel: asked only when they
+    may (``strength`` 0, or every parameter of every edit 0, as the identity method's and a gated agent's), by
+    rendering every frame without encoding it, up to the first one that changes."""
+    if strength != 0 and any(np.any(np.asarray(value, dtype=np.float64) != 0)
+                             for plan in plans for _, value in _numeric_leaves(plan.edit or {})):
+        return False
+    _, frames = read_clip(source)
+    count = 0
+    try:
+        for plan, frame in zip(plans, frames):
+            if not np.array_equal(plan.render(frame, strength), frame):
+                return False
+            count += 1
+    finally:
+        frames.close()
+    return count == len(plans)
 
 
 def _write_json(path: Path, doc: dict) -> None:

@@ -16,6 +16,15 @@ from deepexpose.video import (DEFAULT_WINDOW, clip_damage, encoder_options, ffmp
                               temporal_window, write_clip)
 
 
+@pytest.fixture
+def encode_always(monkeypatch):
+    """Clips are encoded even when the edit changes nothing (the identity method), which would copy them: for tests
+    of the writing itself."""
+    import deepexpose.video as video
+
+    monkeypatch.setattr(video, "_changes_nothing", lambda *args: False)
+
+
 def test_smooth_edits_moving_average():
     edits = [{"exposure": {"ev": float(v)}, "local_exposure": {"ev": [float(v), 0.0]}} for v in (0, 3, 0, 3, 0)]
     out = smooth_edits(edits, 3)
@@ -136,6 +145,26 @@ def test_gray_frames_are_written_gray_and_their_flicker_is_of_what_is_written(tm
     expected = flicker([frame_statistics(img.pixels) for img in written])  # measured on the files themselves
     assert report["luminance"] == pytest.approx(expected["luminance"], abs=0.5 / 255)
     assert report["rgb"] == pytest.approx(expected["rgb"], abs=0.5 / 255)
+
+
+def test_a_clip_the_edit_leaves_unchanged_is_copied_byte_for_byte(tmp_path, monkeypatch):
+    """--strength 0 and --method identity used to re-encode the clip (about 32 dB of loss for nothing)."""
+    import deepexpose.video as video
+
+    clip = tmp_path / "in" / "c.mkv"
+    clip.parent.mkdir()
+    write_clip(clip, ((f * 255).round().astype(np.uint8) for f in flicker_test_clip(n=6)), fps=6, size=(64, 48))
+    encoded = []
+    monkeypatch.setattr(video, "write_clip", lambda *a, **kw: encoded.append(1) or write_clip(*a, **kw))
+    for n, options in enumerate(({"method": "identity"}, {"method": "classic", "strength": 0.0},
+                                 {"method": "classic"})):
+        out = tmp_path / f"o{n}"
+        cfg = EnhanceConfig(out=str(out), sidecar=True, progress=False, **options)
+        assert enhance_paths([clip], cfg).exit_code == 0
+        doc = json.loads((out / "c.mkv.json").read_text())
+        copied = (out / "c.mkv").read_bytes() == clip.read_bytes()
+        assert copied == doc.get("copied", False) == (n < 2) and len(encoded) == max(0, n - 1)
+        assert doc["frames"] == 6 and len(doc["edits"]) == 6
 
 
 def test_the_summary_counts_what_a_frame_folder_holds_besides_its_frames(tmp_path):
@@ -578,7 +607,7 @@ def test_encoder_options_keep_the_depth_and_the_colour_of_the_source():
     assert encoder_options(".mp4", 95, (64, 48), 8, {"primaries": "reserved"})[2] == ["-crf", "18"]
 
 
-def test_a_10_bit_clip_stays_10_bit_and_keeps_its_colour_tags(tmp_path):
+def test_a_10_bit_clip_stays_10_bit_and_keeps_its_colour_tags(tmp_path, encode_always):
     from deepexpose.video import clip_colour
 
     clip = tmp_path / "in" / "ten.mp4"
@@ -708,7 +737,7 @@ def test_lossless_webp_frames_stay_lossless(tmp_path):
     assert not read_image(tmp_path / "o" / "s" / "0.webp").lossless
 
 
-def test_an_hdr_clip_is_edited_with_a_warning(tmp_path):
+def test_an_hdr_clip_is_edited_with_a_warning(tmp_path, encode_always):
     from deepexpose import DeepExposeWarning
 
     clip = tmp_path / "in" / "hdr.mp4"
@@ -723,7 +752,8 @@ def test_an_hdr_clip_is_edited_with_a_warning(tmp_path):
     assert "yuv420p10le(tv, bt2020nc/bt2020/smpte2084" in _ffmpeg_listing(tmp_path / "out" / "hdr.mp4")
 
 
-def test_an_hdr10_clips_mastering_display_and_light_levels_are_kept_in_hevc_and_named_where_not(tmp_path):
+def test_an_hdr10_clips_mastering_display_and_light_levels_are_kept_in_hevc_and_named_where_not(tmp_path,
+                                                                                              encode_always):
     from deepexpose import DeepExposeWarning
     from deepexpose.video import hdr10_metadata
 
@@ -808,7 +838,7 @@ def _video_and_audio_starts(path):
     return starts
 
 
-def test_a_video_that_starts_after_its_sound_starts_as_late_and_is_not_padded(tmp_path):
+def test_a_video_that_starts_after_its_sound_starts_as_late_and_is_not_padded(tmp_path, encode_always):
     import subprocess
 
     import imageio_ffmpeg
@@ -850,7 +880,7 @@ def test_an_mpeg_ts_keeps_the_few_milliseconds_between_its_sound_and_its_picture
     assert out_video - out_audio == pytest.approx(video - audio, abs=1e-3)  # before: 0, the sound 23 ms late
 
 
-def test_an_avi_keeps_the_colours_of_a_bt709_source(tmp_path):
+def test_an_avi_keeps_the_colours_of_a_bt709_source(tmp_path, encode_always):
     """MPEG-4 holds no colour tags and is read back as BT.601: converting with the source's BT.709 would shift it."""
     clip = tmp_path / "in" / "f.avi"
     clip.parent.mkdir()
@@ -1050,7 +1080,7 @@ def test_a_variable_frame_rate_clip_shows_each_frame_at_its_time(tmp_path):
     assert shown == [*range(10), 10, 10, 11, 11, 12, 12, 13, 13, 14, 14, *range(15, 25)]
 
 
-def test_exact_rate_reads_the_ntsc_rates_ffmpeg_prints_rounded(tmp_path):
+def test_exact_rate_reads_the_ntsc_rates_ffmpeg_prints_rounded(tmp_path, encode_always):
     from fractions import Fraction
 
     from deepexpose.video import exact_rate
@@ -1207,7 +1237,7 @@ def test_an_ffv1_rgb_archive_stays_lossless(tmp_path):
 
 
 @pytest.mark.parametrize("pix_fmt", ["gray", "gray10le"])
-def test_an_ffv1_gray_archive_stays_gray_and_lossless(tmp_path, pix_fmt):
+def test_an_ffv1_gray_archive_stays_gray_and_lossless(tmp_path, pix_fmt, encode_always):
     clip = tmp_path / "film.mkv"
     _ffmpeg_run("-f", "lavfi", "-i", "color=black:size=256x16:rate=10:duration=0.3,format=gray,geq=lum=X", "-c:v",
                 "ffv1", "-pix_fmt", pix_fmt, clip)  # every 8-bit level
@@ -1219,7 +1249,7 @@ def test_an_ffv1_gray_archive_stays_gray_and_lossless(tmp_path, pix_fmt):
     assert all(np.array_equal(a, b) for a, b in zip(before, after, strict=True))
 
 
-def test_a_clips_alpha_channel_is_named_as_left_out(tmp_path):
+def test_a_clips_alpha_channel_is_named_as_left_out(tmp_path, encode_always):
     from deepexpose import DeepExposeWarning
 
     clip = tmp_path / "in" / "key.mov"
