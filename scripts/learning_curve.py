@@ -33,7 +33,18 @@ def main() -> int:
                         help="photo-library packages to use (default: the bundled models' BUNDLED_LIBRARY)")
     parser.add_argument("--overwrite", action="store_true", help="replace the runs an earlier call left in OUT")
     args = parser.parse_args()
-    runs = [(float(f), int(s)) for s in args.seeds.split(",") for f in args.fractions.split(",")]
+    try:
+        fractions = [float(f) for f in args.fractions.split(",") if f.strip()]
+        seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
+    except ValueError as e:
+        parser.error(f"--fractions takes numbers and --seeds whole numbers, comma-separated ({e})")
+    if not fractions or not all(0 < f <= 1 for f in fractions):
+        parser.error(f"--fractions must be shares in (0, 1], got {args.fractions!r}")
+    if not seeds:
+        parser.error("--seeds is empty")
+    if args.steps < 1 or args.eval_size < 1:
+        parser.error(f"--steps and --eval-size must be >= 1, got {args.steps} and {args.eval_size}")
+    runs = [(f, s) for s in seeds for f in fractions]
     taken = [str(Path(args.out) / f"{f:g}-{s}") for f, s in runs if earlier_run(Path(args.out) / f"{f:g}-{s}")]
     if taken and not args.overwrite:  # said before the first run, not hours into the curve
         parser.error(f"{', '.join(taken)} hold earlier runs: choose another --out, or pass --overwrite")

@@ -28,3 +28,19 @@ def test_one_row_per_share_and_seed(tmp_path, monkeypatch):
     with pytest.raises(SystemExit) as refused:
         runpy.run_path(str(SCRIPT), run_name="__main__")
     assert refused.value.code == 2
+
+
+@pytest.mark.parametrize("argv, words", [
+    (["--fractions", "0"], "--fractions must be shares in (0, 1], got '0'"),
+    (["--fractions", "0.5,1.5"], "--fractions must be shares in (0, 1]"),
+    (["--fractions", "half"], "--fractions takes numbers"),
+    (["--seeds", "a"], "--seeds whole numbers"),
+    (["--seeds", ","], "--seeds is empty"),
+    (["--steps", "0"], "--steps and --eval-size must be >= 1")])
+def test_bad_arguments_are_refused_before_any_folder_is_made(tmp_path, monkeypatch, capsys, argv, words):
+    """--fractions 0 made the run's folder, then failed naming --train-fraction, an option of deepexpose train."""
+    out = tmp_path / "curve"
+    monkeypatch.setattr(sys, "argv", ["learning_curve.py", "--out", str(out), *argv])
+    with pytest.raises(SystemExit) as refused:
+        runpy.run_path(str(SCRIPT), run_name="__main__")
+    assert refused.value.code == 2 and words in capsys.readouterr().err and not out.exists()
