@@ -63,11 +63,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--count", type=int, default=1024, help="views (default: 1024)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the views (default: 0, as deepexpose train)")
     parser.add_argument("--out", default="", help="also write the results as JSON here")
+    parser.add_argument("--overwrite", action="store_true", help="replace the JSON of --out if it exists")
     args = parser.parse_args(argv)
     if args.count < 1:
         parser.error(f"--count must be >= 1, got {args.count}")
     if args.out and Path(args.out).is_dir():
         parser.error(f"--out {args.out} is a folder; name the JSON file to write")
+    if args.out and Path(args.out).exists() and not args.overwrite:
+        parser.error(f"--out {args.out} exists (an earlier comparison?): pass --overwrite to replace it, or choose "
+                     "another --out")
     paths = ([] if args.no_bundled else [str(default_model_path())]) + list(args.models)
     agents = [(p, load_agent(p)) for p in paths]
     views = {a.view for _, a in agents}

@@ -190,7 +190,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--no-library", action="store_true", help="demo photos only, not the Debian photo library")
     p.add_argument("--library", default="", help="photo library cache (default: the deepexpose cache)")
     p.add_argument("--out", default="runs/unseen/compare_unseen.json", help="JSON results")
+    p.add_argument("--overwrite", action="store_true", help="replace the JSON of --out if it exists")
     args = p.parse_args(argv)
+    if Path(args.out).is_dir():
+        p.error(f"--out {args.out} is a folder; name the JSON file to write")
+    if Path(args.out).exists() and not args.overwrite:
+        p.error(f"--out {args.out} exists (an earlier comparison?): pass --overwrite to replace it, or choose another "
+                "--out")
 
     from deepexpose.data.folders import shrink_short_side
 

@@ -36,13 +36,16 @@ def test_scores_every_model_on_the_same_views(tiny_agent, tmp_path, agent_model)
     assert doc["photos"] == {"demo": ["coffee"], "library": []} and doc["views"] == 6
     first, second = doc["results"]
     assert first == second and 0 < first["input_psnr"] < 100 and first["delta_e2000"] >= 0
+    assert compare.main([str(tiny_agent), "--no-bundled", "--count", "6", "--out", str(out), "--overwrite"]) == 0
     with pytest.raises(ValueError, match="no training config"):  # an exported model without its config
         compare.main([str(agent_model), "--no-bundled"])
 
 
 def test_a_count_below_one_and_an_out_folder_are_refused(tiny_agent, tmp_path):
     compare = load_script("compare_models.py")
-    for argv in (["--count", "0"], ["--out", str(tmp_path)]):
+    (tmp_path / "earlier.json").write_text("{}")
+    for argv in (["--count", "0"], ["--out", str(tmp_path)], ["--out", str(tmp_path / "earlier.json")]):
         with pytest.raises(SystemExit) as e:
             compare.main([str(tiny_agent), "--no-bundled", *argv])
         assert e.value.code == 2
+    assert (tmp_path / "earlier.json").read_text() == "{}"  # an earlier comparison is replaced only with --overwrite

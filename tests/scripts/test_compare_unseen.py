@@ -52,3 +52,11 @@ def test_a_method_that_cannot_load_stops_the_run_and_a_negative_limit_is_refused
     with pytest.raises(SystemExit):
         load_script("compare_unseen.py").main(["--limit", "-1", "--out", str(tmp_path / "x.json")])
     assert not (tmp_path / "x.json").exists()
+    (tmp_path / "x.json").write_text("{}")  # an earlier comparison: replaced only with --overwrite
+    quick = ["--methods", "identity", "--tools", "", "--no-library", "--limit", "1", "--size", "32", "--errors",
+             "falloff", "--out", str(tmp_path / "x.json")]
+    with pytest.raises(SystemExit) as e:
+        load_script("compare_unseen.py").main(quick)
+    assert e.value.code == 2 and (tmp_path / "x.json").read_text() == "{}"
+    assert load_script("compare_unseen.py").main([*quick, "--overwrite"]) == 0
+    assert json.loads((tmp_path / "x.json").read_text())["cases"]
