@@ -664,9 +664,12 @@ def warn_if_done(step: int, cfg: TrainConfig, out: Path) -> None:
 
 def _same_setting(key: str, saved, now) -> bool:
     """Whether a saved setting and the current one agree; ``root`` is compared as the folder it names
-    (``data/good/``, ``./data/good`` and its absolute path are one folder; ``~`` is expanded)."""
+    (``data/good/``, ``./data/good`` and its absolute path are one folder; ``~`` is expanded), and the lists
+    ``holdout`` and ``library_packages`` as sets of names (their order and spaces change nothing)."""
     if key == "root" and saved and now and isinstance(saved, str):
         return Path(saved).expanduser().resolve() == Path(now).expanduser().resolve()
+    if key in ("holdout", "library_packages") and isinstance(saved, str) and isinstance(now, str):
+        return {n.strip() for n in saved.split(",") if n.strip()} == {n.strip() for n in now.split(",") if n.strip()}
     return saved == now
 
 

@@ -580,3 +580,13 @@ def test_training_photo_names_are_the_demo_and_library_photos_a_config_trained_o
     assert training_photo_names({"data": "folder", "root": str(tmp_path)}) is None  # not photos evaluate names
     assert training_photo_names({**cfg, "root": str(tmp_path / "gone")}) is None
     assert training_photo_names({**cfg, "library_packages": "b"}) is None
+
+
+def test_resume_takes_the_holdout_and_packages_in_any_order(tmp_path):
+    """--holdout chelsea,coffee resumed a run of coffee,chelsea only after refusing it (found by review)."""
+    saved = {"holdout": "coffee,chelsea", "library_packages": "a,b"}
+    check_resume(saved, TrainConfig(holdout="chelsea, coffee", library_packages="b,a"), tmp_path)
+    with pytest.raises(ValueError, match="holdout='coffee,chelsea' .now 'coffee'"):
+        check_resume(saved, TrainConfig(holdout="coffee", library_packages="a,b"), tmp_path)
+    with pytest.raises(ValueError, match="library_packages='a,b' .now 'a'"):
+        check_resume(saved, TrainConfig(holdout="coffee,chelsea", library_packages="a"), tmp_path)
