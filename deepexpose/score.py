@@ -50,7 +50,8 @@ def score_paths(prediction: str | Path, target: str | Path, failed: list[tuple[s
         try:
             a, b = load_image_tensor(p), load_image_tensor(t)
             if a.shape != b.shape:
-                raise ValueError(f"prediction is {tuple(a.shape[1:])} but target is {tuple(b.shape[1:])}")
+                raise ValueError(f"prediction is {a.shape[-1]}x{a.shape[-2]} but target is {b.shape[-1]}x{b.shape[-2]} "
+                                 "(width x height)")
             rows.append((name, capped_pair(a, b)))  # ValueError, e.g., when too small for SSIM
         except (ImageIOError, ValueError) as e:
             if failed is None:

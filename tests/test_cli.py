@@ -242,7 +242,8 @@ def test_score_of_folders_scores_the_others_when_one_pair_cannot_be(tmp_path, ca
     assert main(["score", str(tmp_path / "p"), str(tmp_path / "t")]) == 1
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].startswith("a: psnr 100.0000") and lines[1].endswith("(1 scored, 2 failed)")
-    assert lines[2].startswith("failed b: cannot read image") and lines[3].startswith("failed c: prediction is")
+    assert lines[2].startswith("failed b: cannot read image")
+    assert lines[3] == "failed c: prediction is 32x24 but target is 30x24 (width x height)"
     (tmp_path / "p" / "a.png").write_bytes(b"")
     assert main(["score", str(tmp_path / "p"), str(tmp_path / "t")]) == 2
     assert "nothing could be scored: a: " in capsys.readouterr().err
