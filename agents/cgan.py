@@ -677,12 +677,14 @@ def train_cgan(cfg: CganConfig) -> dict:
     """Train the pix2pix cGAN; writes ``out/cgan.safetensors`` (+ JSON with the config and the evaluation) and
     ``out/eval.json``, and returns the evaluation: held-out views (``view``) and photos (``photo``)."""
     check_config(cfg)
-    from .train import refuse_earlier_run, torch_threads
+    from .train import refuse_earlier_run, torch_threads, warn_unused_data_options
 
     refuse_earlier_run(cfg.out, "cgan.safetensors", cfg.overwrite)
 
+    cfg = resolve_data(cfg)
+    warn_unused_data_options(cfg)
     with torch_threads(cfg.threads):
-        return _train(resolve_data(cfg))
+        return _train(cfg)
 
 
 def _train(cfg: CganConfig) -> dict:

@@ -537,12 +537,14 @@ def train_classifier(cfg: ClassifierConfig) -> dict:
     """Train the seed 001 classifier on detuned crops of good photos; write ``out/classifier.safetensors`` (+ JSON
     with the configuration, the classes, the inverse table and the held-out evaluation); return the evaluation."""
     _check_config(cfg)
-    from .train import refuse_earlier_run, torch_threads
+    from .train import refuse_earlier_run, torch_threads, warn_unused_data_options
 
     refuse_earlier_run(cfg.out, "classifier.safetensors", cfg.overwrite)
 
+    cfg = resolve_data(cfg)
+    warn_unused_data_options(cfg)
     with torch_threads(cfg.threads):
-        return _train(resolve_data(cfg))
+        return _train(cfg)
 
 
 def _train(cfg: ClassifierConfig) -> dict:

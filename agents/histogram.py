@@ -366,12 +366,14 @@ def train_histogram(cfg: HistogramConfig) -> dict:
     """Train the histogram network; write ``out/histogram.safetensors`` (+ JSON) and ``out/eval.json``; return
     the held-out evaluation (basic detuning) together with the training summary."""
     check_config(cfg)
-    from .train import refuse_earlier_run, torch_threads
+    from .train import refuse_earlier_run, torch_threads, warn_unused_data_options
 
     refuse_earlier_run(cfg.out, "histogram.safetensors", cfg.overwrite)
 
+    cfg = resolve_data(cfg)
+    warn_unused_data_options(cfg)
     with torch_threads(cfg.threads):
-        return _train(resolve_data(cfg))
+        return _train(cfg)
 
 
 def _train(cfg: HistogramConfig) -> dict:

@@ -301,6 +301,24 @@ def resolve_data(cfg: C) -> C:
     return dataclasses.replace(cfg, data="library" if found else "folder" if cfg.root and not a_library else "demo")
 
 
+DATA_OPTIONS = {"demo": ("holdout", "train_fraction"),
+                "library": ("holdout", "library_packages", "library_holdout", "root", "train_fraction"),
+                "folder": ("root", "train_fraction")}
+"""The photo options each kind of ``--data`` uses (paired data: ``root`` alone)."""
+
+
+def warn_unused_data_options(cfg) -> None:
+    """Warn, naming them, of the photo options given other values than their defaults that ``cfg.data`` (resolved,
+    any trainer's config) does not use: ``--root`` with ``--data demo``, ``--library-packages`` with a folder of
+    photos... are otherwise ignored without a word."""
+    defaults = {**dataclasses.asdict(PhotoSplit()), "root": ""}
+    used = DATA_OPTIONS.get(cfg.data, ("root",))
+    unused = [name for name, default in defaults.items() if name not in used and getattr(cfg, name, default) != default]
+    if unused:
+        options = ", ".join("--" + name.replace("_", "-") for name in unused)
+        warnings.warn(f"--data {cfg.data} does not use {options}: ignored", DeepExposeWarning, stacklevel=3)
+
+
 def good_photo_split(cfg: TrainConfig, validation: float | None = None
                      ) -> tuple[list[torch.Tensor], list[torch.Tensor], list[torch.Tensor]]:
     """Good photos of ``cfg.data`` split into ``(train, validation, held)``; ``validation`` (default
@@ -779,6 +797,7 @@ def train(cfg: TrainConfig) -> dict:
         raise ValueError(f"--keep-evaluated needs --algo {' or '.join(OWN_ALGOS)}: only their agents are loaded by "
                          "deepexpose enhance")
     cfg = resolve_data(cfg)
+    warn_unused_data_options(cfg)
     if cfg.algo in OWN_ALGOS:
         from .async_ac import train_async
 

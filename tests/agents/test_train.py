@@ -590,3 +590,27 @@ def test_resume_takes_the_holdout_and_packages_in_any_order(tmp_path):
         check_resume(saved, TrainConfig(holdout="coffee", library_packages="a,b"), tmp_path)
     with pytest.raises(ValueError, match="library_packages='a,b' .now 'a'"):
         check_resume(saved, TrainConfig(holdout="coffee,chelsea", library_packages="a"), tmp_path)
+
+
+def test_photo_options_the_data_does_not_use_are_named_in_a_warning(tmp_path, recwarn):
+    from deepexpose import DeepExposeWarning
+    from deepexpose.agents.cgan import CganConfig
+    from deepexpose.agents.train import warn_unused_data_options
+
+    with pytest.warns(DeepExposeWarning, match="^--data demo does not use --root: ignored$"):
+        warn_unused_data_options(TrainConfig(data="demo", root=str(tmp_path)))
+    with pytest.warns(DeepExposeWarning, match="^--data pairs does not use --holdout, --library-holdout, "
+                                               "--train-fraction: ignored$"):
+        warn_unused_data_options(TrainConfig(data="pairs", root=str(tmp_path), holdout="coffee", library_holdout=0.3,
+                                             train_fraction=0.5))
+    with pytest.warns(DeepExposeWarning, match="^--data folder does not use --library-packages: ignored$"):
+        warn_unused_data_options(CganConfig(data="folder", root=str(tmp_path), library_packages="a"))
+    recwarn.clear()
+    for used in (TrainConfig(data="library", root=str(tmp_path), holdout="coffee", library_packages="a",
+                             library_holdout=0.3, train_fraction=0.5), TrainConfig(data="demo", holdout="coffee"),
+                 TrainConfig(data="fivek", root=str(tmp_path))):
+        warn_unused_data_options(used)
+    assert not recwarn.list
+    with pytest.warns(DeepExposeWarning, match="--data demo does not use --root"):  # deepexpose train says so too
+        train(TrainConfig(data="demo", root=str(tmp_path), steps=6, batch=2, pool_size=4, eval_size=2, view=16, k=1,
+                          eval_every=0, checkpoint_every=0, progress=False, out=str(tmp_path / "run")))
