@@ -128,6 +128,17 @@ def sequence_frames(folder: Path) -> list[Path]:
     return sorted(frames, key=_natural_key)
 
 
+def numbering_gaps(frames: Sequence[Path]) -> list[tuple[int, int]]:
+    """The runs of frame numbers missing from a sequence named ``<prefix><number><suffix>`` (``f0001.png``), as
+    ``(first missing, last missing)``, in order; none when the names do not all share a prefix and suffix around a
+    number (a sequence not numbered that way)."""
+    parts = [re.fullmatch(r"(.*?)(\d+)(\D*)", Path(f).name) for f in frames]
+    if len(parts) < 2 or not all(parts) or len({(m.group(1), m.group(3).lower()) for m in parts if m}) != 1:
+        return []
+    numbers = sorted(int(m.group(2)) for m in parts if m)
+    return [(a + 1, b - 1) for a, b in zip(numbers, numbers[1:]) if b - a > 1]
+
+
 def hold_repeats(edits: Sequence[dict], repeats: Sequence[bool]) -> list[dict]:
     """``edits`` with each frame that repeats the frame before it (``repeats[i]``: frame ``i`` has the same pixels as
     frame ``i - 1``) given the edit of the first frame of its run, so that repeated frames stay identical after
@@ -214,6 +225,11 @@ def enhance_frames(method, folder: Path, out_folder: Path, cfg) -> dict:
                           write_side_files)
 
     frames, outputs = frame_outputs(folder, out_folder, cfg.format)
+    if gaps := numbering_gaps(frames):
+        missing = sum(b - a + 1 for a, b in gaps)
+        shown = ", ".join(f"{a}" if a == b else f"{a}-{b}" for a, b in gaps[:3]) + (", ..." if len(gaps) > 3 else "")
+        warnings.warn(f"{folder}: {missing} frame number(s) missing ({shown}): the frames either side are smoothed "
+                      "over as neighbours", DeepExposeWarning, stacklevel=2)
     clash = [o for o in outputs if o.exists() and not (cfg.skip_existing or cfg.overwrite)]
     if clash:
         raise ValueError(f"{len(clash)} output frame(s) exist already, e.g. {clash[0]} "
@@ -252,7 +268,8 @@ def enhance_frames(method, folder: Path, out_folder: Path, cfg) -> dict:
     if losing > 1:
         warnings.warn(f"{folder}: {losing} frames in all leave something out, as the first did (their sidecars' "
                       "left_out say what)", DeepExposeWarning, stacklevel=2)
-    report = {"frames": len(frames), "repeated_frames": sum(repeats), **_flicker_report(stats_in, stats_out)}
+    report = {"frames": len(frames), "repeated_frames": sum(repeats), **_flicker_report(stats_in, stats_out),
+              **({"missing_numbers": [list(g) for g in gaps]} if gaps else {})}
     if cfg.sidecar:
         doc = {"source": source_name(folder), **method.describe(), "temporal_window": temporal_window(method, cfg),
                "strength": cfg.strength, **report, "edits": [p.edit for p in plans] if plans is not None else None}

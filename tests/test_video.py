@@ -167,6 +167,26 @@ def test_a_clip_the_edit_leaves_unchanged_is_copied_byte_for_byte(tmp_path, monk
         assert doc["frames"] == 6 and len(doc["edits"]) == 6
 
 
+def test_numbering_gaps_names_the_missing_frame_numbers():
+    from deepexpose.video import numbering_gaps
+
+    assert numbering_gaps([Path(f"f{i:03d}.png") for i in (1, 2, 5, 6, 7, 9)]) == [(3, 4), (8, 8)]
+    assert numbering_gaps([Path(f"shot_{i}.PNG") for i in (10, 11, 12)]) == []
+    assert numbering_gaps([Path("a1.png"), Path("b3.png")]) == []  # not one numbered sequence
+    assert numbering_gaps([Path("intro.png"), Path("f3.png")]) == []
+
+
+def test_a_gap_in_the_frame_numbers_is_named(tmp_path):
+    seq = tmp_path / "seq"
+    seq.mkdir()
+    for i, f in zip((1, 2, 5, 6), flicker_test_clip(n=4), strict=True):
+        Image.fromarray((f * 255).round().astype(np.uint8)).save(seq / f"f{i:04d}.png")
+    cfg = EnhanceConfig(out=str(tmp_path / "o"), method="classic", frames=True, sidecar=True, progress=False)
+    with pytest.warns(DeepExposeWarning, match=r"seq: 2 frame number\(s\) missing \(3-4\): the frames either side"):
+        assert enhance_paths([seq], cfg).exit_code == 0
+    assert json.loads((tmp_path / "o" / "seq.json").read_text())["missing_numbers"] == [[3, 4]]
+
+
 def test_the_summary_counts_what_a_frame_folder_holds_besides_its_frames(tmp_path):
     seq = tmp_path / "seq"
     (seq / "takes").mkdir(parents=True)
