@@ -545,13 +545,19 @@ def clip_colour(pix_fmt: str) -> tuple[int, dict[str, str]]:
     return depth, colour
 
 
+def _plain(line: str) -> str:
+    """One line of ffmpeg's log without the ``[component @ address]`` prefixes it starts with, or a final full stop."""
+    return re.sub(r"^(?:\[[^\]]*\]\s*)+", "", line.strip()).strip().rstrip(".")
+
+
 def ffmpeg_reason(message: str) -> str:
     """The lines of an ffmpeg failure that say what went wrong: the first line, then the last two of ffmpeg's own
-    lines that report an error (or its last two lines), without its version and build banner or progress lines;
-    for a file without pictures, that it has no video stream."""
+    lines that report an error (or its last two lines), without its version and build banner or progress lines and
+    without the ``[component @ address]`` they start with; for a file without pictures, that it has no video
+    stream."""
     if "Output file does not contain any stream" in message:
         return "it has no video stream"
-    lines = [ln.strip() for ln in message.splitlines() if ln.strip()]
+    lines = [_plain(ln) for ln in message.splitlines() if _plain(ln)]
     noise = ("ffmpeg version", "built with", "configuration:", "lib", "=== stderr ===", "frame=", "size=",
              "Press [q]", "Stream mapping", "Metadata", "Input #", "Output #", "Duration:", "Stream #")
     said = [ln for ln in lines[1:] if not ln.startswith(noise)]
@@ -768,6 +774,28 @@ def _cached_video_delay(path: str, version: tuple[int, int] | None) -> float:
     return max(0.0, round(float(shown.group(1)) - float(start.group(1)), 6)) if start and shown else 0.0
 
 
+_DEMUXERS = {"mov": (".mp4", ".mov", ".m4v", ".3gp"), "matroska": (".mkv", ".webm"), "avi": (".avi",),
+               "mpegts": (".ts", ".mts", ".m2ts"), "mpeg": (".mpg", ".mpeg", ".vob")}
+"""ffmpeg's demuxers and the file names of the clips they read"""
+_CONTAINER_NAMES = {"mov": "an MP4/QuickTime", "matroska": "a Matroska/WebM", "avi": "an AVI", "mpegts": "an MPEG-TS",
+                    "mpeg": "an MPEG program stream"}
+
+
+def misnamed_container(path: Path) -> str:
+    """``""``, or what the clip ``path`` is when its name gives another container than the one ffmpeg finds in it
+    (a Matroska file named ``.mp4``: ``"a Matroska/WebM file named .mp4"``). Its output is written as its name
+    says, so such a clip changes container and often codec (an FFV1 archive renamed ``.mp4`` comes back as H.264)."""
+    found = re.search(r"^Input #0, ([\w,]+), from", _listing(path), re.MULTILINE)
+    if not found:
+        return ""
+    demuxers = found.group(1).split(",")
+    suffix = path.suffix.lower()
+    for demuxer, suffixes in _DEMUXERS.items():
+        if demuxer in demuxers:
+            return "" if suffix in suffixes else f"{_CONTAINER_NAMES[demuxer]} file named {suffix}"
+    return ""
+
+
 def clip_damage(path: Path) -> str:
     """What ffmpeg reports wrong while it reads every stream of the clip without decoding it (``""``: nothing): a
     file cut short says so ("partial file" in MP4, "File ended prematurely" in Matroska) where its frames are simply
@@ -783,8 +811,7 @@ def _cached_clip_damage(path: str, version: tuple[int, int] | None) -> str:
 
     done = subprocess.run([_ffmpeg().get_ffmpeg_exe(), "-hide_banner", "-nostdin", "-v", "error", "-i", path, "-map",
                            "0", "-c", "copy", "-f", "null", "-"], capture_output=True, text=True, errors="replace")
-    lines = [(line.startswith("[in#"), re.sub(r"^(?:\[[^\]]*\]\s*)+", "", line).strip().rstrip("."))
-             for line in done.stderr.splitlines()]
+    lines = [(line.startswith("[in#"), _plain(line)) for line in done.stderr.splitlines()]
     found = list(dict.fromkeys(text for _, text in sorted(lines, key=lambda d: not d[0]) if text))
     return "; ".join(found[:3])
 
@@ -947,7 +974,9 @@ def write_clip(path: Path, frames: Iterable[np.ndarray], *, fps: float, size: tu
                                 "others are not copied)")
             while (reason := _copy_streams(tmp, streams_from, both, kinds)) is not None:
                 if kinds == ["a"]:  # the sound is never left out
-                    raise ValueError(f"cannot copy the clip's sound ({reason})")
+                    misnamed = misnamed_container(streams_from)
+                    raise ValueError(f"cannot copy the clip's sound ({reason})"
+                                     + (f"; the clip is {misnamed}: name it as what it is" if misnamed else ""))
                 if not kinds:  # not even the metadata: the picture as encoded
                     left_out.append(f"metadata and chapters ({reason})")
                     break
@@ -1013,6 +1042,12 @@ def enhance_video(method, source: Path, output: Path, cfg) -> dict:
             stats_out.append(frame_statistics(out))
             yield out
 
+    if misnamed := misnamed_container(source):
+        from . import DeepExposeWarning
+
+        report["misnamed"] = misnamed
+        warnings.warn(f"{source} is {misnamed}: it is written as its name says, container and codec, not as it was "
+                      "(name it as what it is to keep that)", DeepExposeWarning, stacklevel=2)
     if damage := clip_damage(source):
         from . import DeepExposeWarning
 

@@ -167,6 +167,29 @@ def test_a_clip_the_edit_leaves_unchanged_is_copied_byte_for_byte(tmp_path, monk
         assert doc["frames"] == 6 and len(doc["edits"]) == 6
 
 
+def test_a_clip_named_as_another_container_is_said_to_be(tmp_path):
+    """An FFV1 MKV renamed .mp4 came back as H.264 without a word; a WebM renamed .mov failed with ffmpeg's words."""
+    from deepexpose.video import misnamed_container
+
+    (tmp_path / "in").mkdir()
+    _ffmpeg_run("-f", "lavfi", "-i", "testsrc=size=64x48:rate=8:duration=0.5", "-c:v", "ffv1", tmp_path / "ffv1.mkv")
+    _ffmpeg_run("-f", "lavfi", "-i", "testsrc=size=64x48:rate=8:duration=0.5", "-f", "lavfi", "-i",
+                "sine=duration=0.5", "-c:v", "libvpx-vp9", "-c:a", "libopus", tmp_path / "vp9.webm")
+    (tmp_path / "in" / "archive.mp4").write_bytes((tmp_path / "ffv1.mkv").read_bytes())
+    (tmp_path / "in" / "web.mov").write_bytes((tmp_path / "vp9.webm").read_bytes())
+    assert misnamed_container(tmp_path / "ffv1.mkv") == misnamed_container(tmp_path / "vp9.webm") == ""
+    assert misnamed_container(tmp_path / "in" / "archive.mp4") == "a Matroska/WebM file named .mp4"
+    cfg = EnhanceConfig(out=str(tmp_path / "out"), method="classic", sidecar=True, progress=False)
+    with pytest.warns(DeepExposeWarning, match="archive.mp4 is a Matroska/WebM file named .mp4: it is written as its "
+                                               "name says"):
+        summary = enhance_paths([tmp_path / "in"], cfg)
+    assert json.loads((tmp_path / "out" / "archive.mp4.json").read_text())["misnamed"] == (
+        "a Matroska/WebM file named .mp4")
+    failed, = summary.failed
+    assert failed.reason.startswith("cannot copy the clip's sound (") and " @ 0x" not in failed.reason
+    assert failed.reason.endswith("; the clip is a Matroska/WebM file named .mov: name it as what it is")
+
+
 def test_numbering_gaps_names_the_missing_frame_numbers():
     from deepexpose.video import numbering_gaps
 
@@ -682,13 +705,12 @@ def test_ffmpeg_failures_are_short(tmp_path):
     assert "\n" not in reasons["text.mp4"] and len(reasons["text.mp4"]) < 400
     banner = "Could not load meta information\n=== stderr ===\nffmpeg version n9\n  built with gcc\n" \
              "  configuration: --enable-gpl\n  libavutil 61\n[in#0] moov atom not found\nError opening input file x."
-    assert ffmpeg_reason(banner) == "Could not load meta information; [in#0] moov atom not found; " \
-                                    "Error opening input file x."
+    assert ffmpeg_reason(banner) == "Could not load meta information; moov atom not found; Error opening input file x"
     progress = "Could not load meta information\n=== stderr ===\nInput #0, matroska\n[mkv] Cannot determine " \
                "format of input 0:0 after EOF\nStream mapping:\nframe=    0 fps=0.0 q=0.0 Lsize= 0KiB\n" \
                "Conversion failed!"
-    assert ffmpeg_reason(progress) == "Could not load meta information; [mkv] Cannot determine format of input " \
-                                      "0:0 after EOF; Conversion failed!"
+    assert ffmpeg_reason(progress) == "Could not load meta information; Cannot determine format of input 0:0 after " \
+                                      "EOF; Conversion failed!"
 
 
 def write_frames(folder, names):
