@@ -49,7 +49,7 @@ from deepexpose.envs.core import EditCore
 from deepexpose.envs.pool import PairPool
 from deepexpose.io import atomic_write_bytes, output_folder
 
-from .checkpoint import checkpoint_exists, load_checkpoint, read_meta, save_checkpoint
+from .checkpoint import checkpoint_exists, load_checkpoint, read_meta, save_checkpoint, update_meta
 from .networks import ActorCritic
 from .train import (TrainConfig, build_split_pools, check_resume, evaluate, make_core, make_model, num_workers,
                     check_fresh_out, remove_run_files, resolve_data, save_config,
@@ -319,6 +319,7 @@ class Monitor:
         load_checkpoint(path, modules={"policy": policy})
         val = evaluate(policy, self.core, self.val_pool, device=next(policy.parameters()).device)
         self.best = rescored_best(self.best, val)
+        update_meta(path, best=self.best)  # scored once: a later resume finds it scored by the present rule
 
     def close(self) -> None:
         if self.bar is not None:

@@ -81,6 +81,15 @@ def read_meta(path: str | Path) -> dict[str, Any]:
     return doc["meta"]
 
 
+def update_meta(path: str | Path, **changes: Any) -> None:
+    """Replace entries of the JSON ``meta`` of the checkpoint ``path`` (atomically; its tensors are not touched)."""
+    jp = _json_path(Path(path))
+    read_meta(path)  # ours and complete
+    doc = json.loads(jp.read_text())
+    doc["meta"] = {**doc["meta"], **changes}
+    atomic_write_bytes(jp, json.dumps(doc, indent=2).encode(), overwrite=True)
+
+
 def load_checkpoint(path: str | Path, *, modules: dict[str, nn.Module] | None = None,
                     optimizers: dict[str, torch.optim.Optimizer] | None = None) -> tuple[dict, dict[str, torch.Tensor]]:
     """Load module weights and optimizer states in place; returns ``(meta, extra tensors)``."""

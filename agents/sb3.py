@@ -52,7 +52,7 @@ from deepexpose.envs.pool import PairPool
 from deepexpose.envs.vector import DeepExposureVecEnv
 
 from . import train as _train
-from .checkpoint import checkpoint_exists, load_checkpoint, read_meta, save_checkpoint
+from .checkpoint import checkpoint_exists, load_checkpoint, read_meta, save_checkpoint, update_meta
 from .chroma import HISTOGRAM_VERSION, check_histogram_version
 from .networks import INITIAL_LOG_STD, ObservationEncoder
 from .train import (SB3_ALGOS, Act, TrainConfig, build_split_pools, check_resume, make_core,
@@ -508,6 +508,7 @@ def train_sb3(cfg: TrainConfig, pools: tuple[PairPool, ...] | None = None) -> di
         if val_pool is not None and stale_best(best):  # scored by the rule before session 30: score it again
             load_sb3_checkpoint(model, best_path)
             best = rescored_best(best, evaluate_sb3(model, core, val_pool))
+            update_meta(best_path, best=best)  # scored once: a later resume finds it scored by the present rule
         load_sb3_checkpoint(model, ckpt, discriminator)
         model.set_random_seed(cfg.seed + model.num_timesteps)  # fresh views and noise, not a replay of the start
 

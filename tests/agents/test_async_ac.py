@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+import warnings
 
 import pytest
 import torch
@@ -440,6 +441,16 @@ def test_resume_scores_a_best_of_the_rule_before_session_30_again(tmp_path):
     scores = [h["validation"]["score"] for h in result["history"]]
     assert len(scores) == 5 and result["best"]["score"] == pytest.approx(max(scores))
     assert "good_shortfall" in result["best"]["validation"]
+    # scored again once, and written: resumed with nothing left to train, best.json holds the score of now
+    best_json.write_text(json.dumps(doc))
+    with pytest.warns(DeepExposeWarning, match="scored again"):
+        train(tiny(tmp_path, steps=192, eval_every=48, resume=True))
+    assert "good_shortfall" in read_meta(tmp_path / "run" / "best.safetensors")["best"]["validation"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DeepExposeWarning)  # not scored again, or warned of again
+        warnings.filterwarnings("ignore", "--resume: the checkpoint .* already at or past", DeepExposeWarning)
+        warnings.filterwarnings("ignore", "training on 2 demo photos", DeepExposeWarning)
+        train(tiny(tmp_path, steps=192, eval_every=48, resume=True))
 
 
 def test_no_validation_writes_no_best(tmp_path):

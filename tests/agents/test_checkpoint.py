@@ -4,7 +4,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from deepexpose.agents.checkpoint import checkpoint_exists, load_checkpoint, read_meta, save_checkpoint
+from deepexpose.agents.checkpoint import checkpoint_exists, load_checkpoint, read_meta, save_checkpoint, update_meta
 
 
 def test_round_trip_modules_optimizers_tensors(tmp_path):
@@ -78,3 +78,17 @@ def test_checkpoint_exists_when_either_file_does(tmp_path):
     path.unlink()
     path.with_suffix(".json").write_text("{}")
     assert checkpoint_exists(path)
+
+
+def test_update_meta_replaces_entries_and_leaves_the_tensors(tmp_path):
+    net = torch.nn.Linear(2, 2)
+    path = save_checkpoint(tmp_path / "c.safetensors", modules={"net": net}, meta={"step": 3, "best": {"score": 1}})
+    tensors = path.read_bytes()
+    update_meta(path, best={"score": 2})
+    assert read_meta(path) == {"step": 3, "best": {"score": 2}} and path.read_bytes() == tensors
+    other = torch.nn.Linear(2, 2)
+    load_checkpoint(path, modules={"net": other})
+    assert torch.equal(other.weight, net.weight)
+    (tmp_path / "x.json").write_text(json.dumps({"format": "other", "meta": {}}))
+    with pytest.raises(ValueError, match="not a deepexpose-checkpoint-1 file"):
+        update_meta(tmp_path / "x.safetensors", step=1)

@@ -4,6 +4,7 @@ checkpoints and resuming."""
 import json
 import math
 import time
+import warnings
 from types import SimpleNamespace
 
 import numpy as np
@@ -304,6 +305,15 @@ def test_best_checkpoint_on_the_validation_pool(tmp_path):
                           pools=pools3)
     later = [h["validation"]["score"] for h in third["history"]]
     assert third["best"]["score"] == pytest.approx(max([max(scores), *later]))
+    # scored again once, and written: resumed with nothing left to train, best.json holds the score of now
+    (tmp_path / "run" / "best.json").write_text(json.dumps(doc))
+    with pytest.warns(DeepExposeWarning, match="scored again"):
+        train_sb3(tiny(tmp_path, algo="a2c", steps=240, eval_every=24, checkpoint_every=0, resume=True), pools=pools3)
+    assert "good_shortfall" in read_meta(tmp_path / "run" / "best.safetensors")["best"]["validation"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DeepExposeWarning)  # not scored again, or warned of again
+        warnings.filterwarnings("ignore", "--resume: the checkpoint .* already at or past", DeepExposeWarning)
+        train_sb3(tiny(tmp_path, algo="a2c", steps=240, eval_every=24, checkpoint_every=0, resume=True), pools=pools3)
     # without a validation pool nothing is selected
     plain = train_sb3(tiny(tmp_path, algo="a2c", steps=48, eval_every=24, out=str(tmp_path / "plain")),
                       pools=pools3[:2])
