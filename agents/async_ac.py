@@ -221,7 +221,7 @@ class Monitor:
         if cfg.progress:
             from tqdm import tqdm
 
-            self.bar = tqdm(total=cfg.steps, initial=start, unit="img-step", dynamic_ncols=True)
+            self.bar = tqdm(total=cfg.steps, initial=start, unit="img-step", dynamic_ncols=True, disable=None)
         self.tb = None
         try:
             from torch.utils.tensorboard import SummaryWriter

@@ -151,7 +151,7 @@ class CganConfig(PhotoSplit):
     2-core machine that trained 22-28 % faster than 1, which can be faster on a busy shared machine, where small
     operations on several threads wait on each other)"""
     progress: bool = True
-    """show a progress bar"""
+    """show a progress bar (on a terminal: none is drawn into a log or a pipe)"""
 
 
 def check_config(cfg: CganConfig) -> None:
@@ -707,7 +707,7 @@ def _train(cfg: CganConfig) -> dict:
     if cfg.progress:
         from tqdm import tqdm
 
-        bar = tqdm(total=cfg.steps, unit="step", dynamic_ncols=True)
+        bar = tqdm(total=cfg.steps, unit="step", dynamic_ncols=True, disable=None)
     step, stats = 0, {}
     G.train(), D.train()
     while step < cfg.steps and time.time() < deadline:

@@ -521,7 +521,7 @@ class ClassifierConfig(PhotoSplit):
     2-core machine that trained 22-28 % faster than 1, which can be faster on a busy shared machine, where small
     operations on several threads wait on each other)"""
     progress: bool = True
-    """show a progress bar"""
+    """show a progress bar (on a terminal: none is drawn into a log or a pipe)"""
 
 
 def _check_config(cfg: ClassifierConfig) -> None:
@@ -564,7 +564,7 @@ def _train(cfg: ClassifierConfig) -> dict:
     if cfg.progress:
         from tqdm import tqdm
 
-        bar = tqdm(total=cfg.steps, unit="step", dynamic_ncols=True)
+        bar = tqdm(total=cfg.steps, unit="step", dynamic_ncols=True, disable=None)
     start, step, hits, seen = time.monotonic(), 0, 0, 0
     model.train()
     while True:

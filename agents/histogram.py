@@ -106,7 +106,7 @@ class HistogramConfig(PhotoSplit):
     2-core machine that trained 22-28 % faster than 1, which can be faster on a busy shared machine, where small
     operations on several threads wait on each other)"""
     progress: bool = True
-    """show a progress bar"""
+    """show a progress bar (on a terminal: none is drawn into a log or a pipe)"""
 
 
 def check_config(cfg: HistogramConfig) -> None:
@@ -403,7 +403,7 @@ def _train(cfg: HistogramConfig) -> dict:
     if cfg.progress:
         from tqdm import tqdm
 
-        bar = tqdm(total=cfg.steps, unit="step", dynamic_ncols=True)
+        bar = tqdm(total=cfg.steps, unit="step", dynamic_ncols=True, disable=None)
 
     # 3. updates: a batch from the pool, KL(good || predicted), then a few pool entries replaced
     step, cursor, ema = 0, 0, None

@@ -140,7 +140,7 @@ class TrainConfig(PhotoSplit):
     device: str = "cpu"
     """cpu, cuda or auto"""
     progress: bool = True
-    """show a progress bar"""
+    """show a progress bar (on a terminal: none is drawn into a log or a pipe)"""
 
 
 @contextmanager

@@ -109,7 +109,7 @@ class EnhanceConfig:
     device: str = "cpu"
     """cpu, cuda or auto"""
     progress: bool = True
-    """show a progress bar"""
+    """show a progress bar (on a terminal: none is drawn into a log or a pipe)"""
 
     def quality_for(self, img: Image | Animation | None, output: Path) -> int:
         """The quality to write ``output`` at: ``quality`` when given, else :data:`DEFAULT_QUALITY`, or 100
@@ -1063,7 +1063,7 @@ def enhance_paths(inputs: Sequence[str | Path], cfg: EnhanceConfig) -> EnhanceSu
     if cfg.progress and jobs:
         from tqdm import tqdm
 
-        bar = tqdm(total=len(jobs), unit="file", desc="enhance")
+        bar = tqdm(total=len(jobs), unit="file", desc="enhance", disable=None)  # None: not in a log
     from .cli import raise_if_stopped
 
     try:

@@ -111,7 +111,7 @@ class EvaluateConfig:
     device: str = "cpu"
     """cpu, cuda or auto"""
     progress: bool = True
-    """show a progress bar"""
+    """show a progress bar (on a terminal: none is drawn into a log or a pipe)"""
 
 
 # --------------------------------------------------------------------------------------------- datasets
@@ -469,7 +469,7 @@ def run_evaluation(cfg: EvaluateConfig) -> dict:
     if cfg.progress and count:
         from tqdm import tqdm
 
-        bar = tqdm(total=count, unit="image", desc="evaluate", file=sys.stderr)
+        bar = tqdm(total=count, unit="image", desc="evaluate", file=sys.stderr, disable=None)
     try:
         for i in range(count):
             name = names[i]

@@ -1520,3 +1520,13 @@ def test_a_floating_point_tiff_comes_back_floating_point_unless_another_depth_or
                             progress=False)
         assert enhance_paths([tmp_path / "gray.tif"], cfg).exit_code == 0
         assert tifffile.imread(tmp_path / f"unchanged{depth}" / "gray.tif").dtype == dtype
+
+
+def test_no_progress_bar_is_drawn_into_a_pipe(tmp_path):
+    """A bar redrawn with carriage returns filled logs and piped output; on a terminal it is drawn as before."""
+    Image.new("RGB", (32, 24), (90, 120, 150)).save(tmp_path / "a.png")
+    cmd = [sys.executable, "-m", "deepexpose.cli", "enhance", str(tmp_path / "a.png"), "-o", str(tmp_path / "o"),
+           "--method", "classic"]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and "1 done, 0 skipped, 0 failed" in done.stdout + done.stderr
+    assert "file/s" not in done.stderr and "\r" not in done.stderr
