@@ -11,8 +11,9 @@ independent) and ``t = mean / se``: a difference within about two standard error
 photos. Positive PSNR and negative CIEDE2000 differences favour B.
 
 Names alone do not make two runs' images the same: the ``results.json`` beside each ``per_image.csv`` is read, and
-runs of another dataset, dataset folder or ``--size``, of another ``--seed`` of synthetic errors (whose names are
-the same and whose drawn errors are not) or another ``--split`` or ``--expert`` are refused.
+runs of another dataset or ``--size``, of another ``--seed`` of synthetic errors (whose names are the same and whose
+drawn errors are not) or another ``--split`` or ``--expert`` are refused, as is an image that the two runs put in
+different groups (a run of one case names its images without it); another dataset folder is pointed out.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import argparse
 import csv
 import json
 import math
+import os
 import statistics
 from pathlib import Path
 
@@ -56,18 +58,25 @@ def image_settings(path: str | Path) -> dict | None:
     settings = json.loads(found.read_text()).get("settings")
     if not isinstance(settings, dict):
         raise ValueError(f"{found} is not the results.json of deepexpose evaluate (no settings)")
-    keys = ("dataset", "root", "size", *(("seed",) if settings.get("dataset") == "synthetic" else ("split", "expert")))
-    return {key: settings.get(key) for key in keys}
+    dataset = str(settings.get("dataset", "")).strip().lower()
+    keys = ("root", "size", *(("seed",) if dataset == "synthetic" else ("split", "expert")))
+    root = str(settings.get("root") or "")
+    return {"dataset": dataset, **{key: settings.get(key) for key in keys},
+            "root": os.path.normpath(os.path.expanduser(root)) if root else ""}
 
 
-def check_same_images(a: dict | None, b: dict | None) -> None:
-    """``ValueError`` naming what differs when the settings of :func:`image_settings` of two runs differ."""
+def check_same_images(a: dict | None, b: dict | None) -> str:
+    """``ValueError`` naming what differs when the settings of :func:`image_settings` of two runs differ, but for
+    their dataset folders (``root``), which may hold the same photos in another place: a note saying so, or ``""``."""
     if a is None or b is None:
-        return
+        return ""
     differ = [f"{key} {a.get(key)!r} against {b.get(key)!r}" for key in dict.fromkeys([*a, *b])
-              if a.get(key) != b.get(key)]
+              if key != "root" and a.get(key) != b.get(key)]
     if differ:
         raise ValueError("the two runs scored other images under the same names: " + "; ".join(differ))
+    if a.get("root") != b.get("root"):
+        return f"note: the runs read their photos from other folders ({a.get('root')!r}, {b.get('root')!r})"
+    return ""
 
 
 def paired(a: dict[str, dict], b: dict[str, dict], metrics: tuple[str, ...] = METRICS) -> list[dict]:
@@ -79,6 +88,9 @@ def paired(a: dict[str, dict], b: dict[str, dict], metrics: tuple[str, ...] = ME
     common = a.keys() & b.keys()
     if not common:
         raise ValueError("the two runs have no image in common")
+    if moved := sorted(n for n in common if a[n]["group"] != b[n]["group"]):
+        raise ValueError(f"{len(moved)} image(s) are in other groups in the two runs, so they are other images under "
+                         f"one name, e.g. {moved[0]} ({a[moved[0]]['group']} against {b[moved[0]]['group']})")
     out = []
     for group in sorted({a[n]["group"] for n in common}):
         names = sorted(n for n in common if a[n]["group"] == group)
@@ -114,7 +126,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         a, b = read_rows(args.a, args.method_a), read_rows(args.b, args.method_b)
         settings = image_settings(args.a), image_settings(args.b)
-        check_same_images(*settings)
+        if note := check_same_images(*settings):
+            print(note)
         rows = paired(a, b)
     except (OSError, ValueError) as e:
         raise SystemExit(str(e)) from None

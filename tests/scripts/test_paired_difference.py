@@ -96,16 +96,28 @@ def test_runs_of_other_images_under_the_same_names_are_refused(tmp_path, capsys)
     settings(b, seed=1)  # the same names, other drawn errors
     with pytest.raises(SystemExit, match="other images under the same names: seed 0 against 1$"):
         paired.main([str(a), str(b / "per_image.csv")])
-    settings(b, size=256, root="/photos")
-    with pytest.raises(SystemExit, match="root '' against '/photos'; size 512 against 256"):
+    settings(b, size=256, dataset="Synthetic")
+    with pytest.raises(SystemExit, match="size 512 against 256$"):
         paired.main([str(a), str(b)])
     settings(b, cases="basic,untouched", methods="classic", split="val", expert="A")  # none changes the images
     assert paired.main([str(a), str(b)]) == 0
     assert "was not checked" not in capsys.readouterr().out
     settings(a, dataset="fivek", root="/fivek", seed=0)
-    settings(b, dataset="fivek", root="/fivek", seed=3, expert="A")  # the seed does not matter there, the expert does
+    settings(b, dataset="fivek", root="/fivek/", seed=3, expert="A")  # the seed does not matter there, the expert does
     with pytest.raises(SystemExit, match="expert 'C' against 'A'$"):
         paired.main([str(a), str(b)])
+    settings(b, dataset="fivek", root="/copy/of/fivek")  # perhaps the same photos elsewhere: said, not refused
+    assert paired.main([str(a), str(b)]) == 0
+    assert "note: the runs read their photos from other folders ('/fivek', '/copy/of/fivek')" in capsys.readouterr().out
     (b / "results.json").unlink()
     paired.main([str(a), str(b)])
     assert "without the results.json of B, whether the runs scored the same images" in capsys.readouterr().out
+
+
+def test_an_image_in_another_group_is_another_image(tmp_path):
+    """A run of one case names its images without it: --cases basic and --cases mixed both name demo/coffee."""
+    paired = load_script("paired_difference.py")
+    a = write_run(tmp_path / "a", [("coffee", "basic", "agent", 20, 8), ("rocket", "basic", "agent", 22, 6)])
+    b = write_run(tmp_path / "b", [("coffee", "mixed", "agent", 18, 9), ("rocket", "mixed", "agent", 21, 7)])
+    with pytest.raises(SystemExit, match=r"2 image\(s\) are in other groups .* e.g. coffee \(basic against mixed\)"):
+        paired.main([str(a), str(b)])
