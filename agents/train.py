@@ -198,14 +198,20 @@ def training_photo_names(config: dict) -> set[str] | None:
     """The photos a model whose training config is ``config`` (a ``TrainConfig``'s, or any trainer's sharing
     :class:`PhotoSplit`, as saved in its JSON) was trained or validated on, named as ``deepexpose evaluate --dataset
     synthetic`` names them (``demo/coffee``, ``jigzo-data/<name>``); ``None`` when that cannot be told: data other
-    than the demo set or the photo library, or a library no longer where it was."""
+    than the demo set or the photo library, a library no longer where it was or without the packages it named, or a
+    held-out demo photo this version does not know. The library's split is made again from the packages cached now:
+    for a model trained on every cached package (no ``library_packages``), packages fetched or removed since move
+    some scene groups, and the names given are those of the split of now."""
     data = config.get("data")
     if data not in ("demo", "library"):
         return None
     from deepexpose.data.demo import DemoSet
 
     holdout = tuple(n.strip() for n in str(config.get("holdout", HELD_OUT_DEMO)).split(",") if n.strip())
-    names = {f"demo/{p.name}" for p in DemoSet(split="train", holdout=holdout).photos}
+    try:
+        names = {f"demo/{p.name}" for p in DemoSet(split="train", holdout=holdout).photos}
+    except ValueError:  # a held-out photo of another version of the demo set
+        return None
     if data == "library":
         defaults = PhotoSplit()
         cfg = SimpleNamespace(root=config.get("root") or "",

@@ -42,6 +42,9 @@ def main() -> int:
         parser.error(f"--fractions must be shares in (0, 1], got {args.fractions!r}")
     if not seeds:
         parser.error("--seeds is empty")
+    for name, values in (("--fractions", [f"{f:g}" for f in fractions]), ("--seeds", [str(s) for s in seeds])):
+        if len(set(values)) != len(values):  # two runs of one folder: the second would fail hours in
+            parser.error(f"{name} lists a value twice: {', '.join(values)}")
     if args.steps < 1 or args.eval_size < 1:
         parser.error(f"--steps and --eval-size must be >= 1, got {args.steps} and {args.eval_size}")
     runs = [(f, s) for s in seeds for f in fractions]

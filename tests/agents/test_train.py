@@ -580,6 +580,7 @@ def test_training_photo_names_are_the_demo_and_library_photos_a_config_trained_o
     assert training_photo_names({"data": "folder", "root": str(tmp_path)}) is None  # not photos evaluate names
     assert training_photo_names({**cfg, "root": str(tmp_path / "gone")}) is None
     assert training_photo_names({**cfg, "library_packages": "b"}) is None
+    assert training_photo_names({"data": "demo", "holdout": "no-such-photo"}) is None  # evaluate goes on
 
 
 def test_resume_takes_the_holdout_and_packages_in_any_order(tmp_path):

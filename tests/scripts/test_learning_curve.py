@@ -36,7 +36,9 @@ def test_one_row_per_share_and_seed(tmp_path, monkeypatch):
     (["--fractions", "half"], "--fractions takes numbers"),
     (["--seeds", "a"], "--seeds whole numbers"),
     (["--seeds", ","], "--seeds is empty"),
-    (["--steps", "0"], "--steps and --eval-size must be >= 1")])
+    (["--steps", "0"], "--steps and --eval-size must be >= 1"),
+    (["--fractions", "0.5,0.50"], "--fractions lists a value twice: 0.5, 0.5"),
+    (["--seeds", "1,1"], "--seeds lists a value twice")])
 def test_bad_arguments_are_refused_before_any_folder_is_made(tmp_path, monkeypatch, capsys, argv, words):
     """--fractions 0 made the run's folder, then failed naming --train-fraction, an option of deepexpose train."""
     out = tmp_path / "curve"
