@@ -681,8 +681,8 @@ def train_cgan(cfg: CganConfig) -> dict:
 
     refuse_earlier_run(cfg.out, "cgan.safetensors", cfg.overwrite)
 
-    cfg = resolve_data(cfg)
-    warn_unused_data_options(cfg)
+    given, cfg = cfg.data, resolve_data(cfg)
+    warn_unused_data_options(cfg, given)
     with torch_threads(cfg.threads):
         return _train(cfg)
 

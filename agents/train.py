@@ -313,16 +313,17 @@ DATA_OPTIONS = {"demo": ("holdout", "train_fraction"),
 """The photo options each kind of ``--data`` uses (paired data: ``root`` alone)."""
 
 
-def warn_unused_data_options(cfg) -> None:
+def warn_unused_data_options(cfg, given: str = "") -> None:
     """Warn, naming them, of the photo options given other values than their defaults that ``cfg.data`` (resolved,
-    any trainer's config) does not use: ``--root`` with ``--data demo``, ``--library-packages`` with a folder of
-    photos... are otherwise ignored without a word."""
+    any trainer's config; ``given``: the ``--data`` it was resolved from) does not use: ``--root`` with ``--data
+    demo``, ``--library-packages`` with a folder of photos... are otherwise ignored without a word."""
     defaults = {**dataclasses.asdict(PhotoSplit()), "root": ""}
     used = DATA_OPTIONS.get(cfg.data, ("root",))
     unused = [name for name, default in defaults.items() if name not in used and getattr(cfg, name, default) != default]
     if unused:
         options = ", ".join("--" + name.replace("_", "-") for name in unused)
-        warnings.warn(f"--data {cfg.data} does not use {options}: ignored", DeepExposeWarning, stacklevel=3)
+        chose = f" (what --data {given} chose)" if given and given != cfg.data else ""
+        warnings.warn(f"--data {cfg.data}{chose} does not use {options}: ignored", DeepExposeWarning, stacklevel=3)
 
 
 def good_photo_split(cfg: TrainConfig, validation: float | None = None
@@ -802,8 +803,8 @@ def train(cfg: TrainConfig) -> dict:
     if cfg.keep_evaluated and cfg.algo not in OWN_ALGOS:
         raise ValueError(f"--keep-evaluated needs --algo {' or '.join(OWN_ALGOS)}: only their agents are loaded by "
                          "deepexpose enhance")
-    cfg = resolve_data(cfg)
-    warn_unused_data_options(cfg)
+    given, cfg = cfg.data, resolve_data(cfg)
+    warn_unused_data_options(cfg, given)
     if cfg.algo in OWN_ALGOS:
         from .async_ac import train_async
 

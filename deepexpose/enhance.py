@@ -279,14 +279,16 @@ def collect_jobs(inputs: Sequence[str | Path], out: str | Path, *, fmt: str = ""
     jobs: list[Job] = []
     bad: list[Outcome] = []
     ignored: Counter[str] = Counter()
+    counted: set[Path] = set()
     for raw in inputs:
         src = Path(raw)
         what = _entry(src)
         if what == "folder":
             if frames:
                 jobs.append(Job(src, out / src.resolve().name, "frames"))
-                if beside_frames is not None:
-                    beside_frames.update(_beside_frames(src))
+                if beside_frames is not None and src.resolve() not in counted:  # a folder named twice: once
+                    counted.add(src.resolve())
+                    beside_frames.update(_beside_frames(src, out.resolve()))
                 continue
             unreadable: list[Outcome] = []
             files = _walk_images(src, ignored, out.resolve(), unreadable)
@@ -329,9 +331,10 @@ def collect_jobs(inputs: Sequence[str | Path], out: str | Path, *, fmt: str = ""
     return unique, bad, dict(ignored)
 
 
-def _beside_frames(folder: Path) -> Counter[str]:
+def _beside_frames(folder: Path, out: Path) -> Counter[str]:
     """What a frame folder holds besides the frames :func:`~deepexpose.video.sequence_frames` reads (hidden entries
-    aside): its subfolders, and its other files per extension (clips, text...)."""
+    and the output folder ``out``, resolved, aside): its subfolders, and its other files per extension (clips,
+    text...)."""
     found: Counter[str] = Counter()
     try:
         entries = list(folder.iterdir())
@@ -341,7 +344,7 @@ def _beside_frames(folder: Path) -> Counter[str]:
         if p.name.startswith("."):
             continue
         if p.is_dir():
-            found["subfolders"] += 1
+            found["subfolders"] += p.resolve() != out
         elif not (p.is_file() and p.suffix.lower() in SUPPORTED_EXTENSIONS):
             found[p.suffix.lower() or "(no extension)"] += 1
     return found

@@ -24,6 +24,7 @@ import logging
 import os
 import re
 import warnings
+from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from fractions import Fraction
 from pathlib import Path
@@ -128,15 +129,22 @@ def sequence_frames(folder: Path) -> list[Path]:
     return sorted(frames, key=_natural_key)
 
 
-def numbering_gaps(frames: Sequence[Path]) -> list[tuple[int, int]]:
-    """The runs of frame numbers missing from a sequence named ``<prefix><number><suffix>`` (``f0001.png``), as
-    ``(first missing, last missing)``, in order; none when the names do not all share a prefix and suffix around a
-    number (a sequence not numbered that way)."""
+def numbering_gaps(frames: Sequence[Path]) -> tuple[int, list[tuple[int, int]]]:
+    """The step of a sequence's frame numbers and the runs of numbers missing from it, for names
+    ``<prefix><number><suffix>`` (``f0001.png``): ``(step, [(first missing, last missing), ...])``. The step is the
+    most common difference between neighbours (5 for a render of every fifth frame); ``(1, [])`` when the names do
+    not all share a prefix and suffix around a number or the differences are not all multiples of the step (numbers
+    that are times, say), which claims no gap."""
     parts = [re.fullmatch(r"(.*?)(\d+)(\D*)", Path(f).name) for f in frames]
     if len(parts) < 2 or not all(parts) or len({(m.group(1), m.group(3).lower()) for m in parts if m}) != 1:
-        return []
+        return 1, []
     numbers = sorted(int(m.group(2)) for m in parts if m)
-    return [(a + 1, b - 1) for a, b in zip(numbers, numbers[1:]) if b - a > 1]
+    diffs = [b - a for a, b in zip(numbers, numbers[1:])]
+    counts = Counter(diffs)
+    step = min(d for d in counts if counts[d] == max(counts.values()))
+    if step <= 0 or any(d % step for d in diffs):
+        return 1, []
+    return step, [(a + step, b - step) for a, b in zip(numbers, numbers[1:]) if b - a > step]
 
 
 def hold_repeats(edits: Sequence[dict], repeats: Sequence[bool]) -> list[dict]:
@@ -225,8 +233,9 @@ def enhance_frames(method, folder: Path, out_folder: Path, cfg) -> dict:
                           write_side_files)
 
     frames, outputs = frame_outputs(folder, out_folder, cfg.format)
-    if gaps := numbering_gaps(frames):
-        missing = sum(b - a + 1 for a, b in gaps)
+    step, gaps = numbering_gaps(frames)
+    if gaps:
+        missing = sum((b - a) // step + 1 for a, b in gaps)
         shown = ", ".join(f"{a}" if a == b else f"{a}-{b}" for a, b in gaps[:3]) + (", ..." if len(gaps) > 3 else "")
         warnings.warn(f"{folder}: {missing} frame number(s) missing ({shown}): the frames either side are smoothed "
                       "over as neighbours", DeepExposeWarning, stacklevel=2)
@@ -1004,13 +1013,9 @@ _HDR_TRANSFERS = {"smpte2084": "PQ", "arib-std-b67": "HLG"}
 def enhance_video(method, source: Path, output: Path, cfg) -> dict:
     """Correct a clip: plans per frame on views (pass 1), smoothed, rendered and encoded (pass 2)."""
     _need_parametric(method, cfg)
-    meta, frames = read_clip(source)
-    if (trc := meta["colour"].get("trc")) in _HDR_TRANSFERS:
-        from . import DeepExposeWarning
+    from . import DeepExposeWarning
 
-        warnings.warn(f"{source} is HDR ({_HDR_TRANSFERS[trc]}): it is edited on its code values as if they were SDR "
-                      "ones, which no model here has seen", DeepExposeWarning, stacklevel=2)
-    hdr10 = hdr10_metadata(source) if trc in _HDR_TRANSFERS else None
+    meta, frames = read_clip(source)
     edits, repeats, stats_in = _plan_frames(method, frames)
     if not edits:
         raise ValueError("the clip has no frames")
@@ -1018,9 +1023,16 @@ def enhance_video(method, source: Path, output: Path, cfg) -> dict:
     stats_out: list[np.ndarray] = []
     report: dict = {"frames": len(edits), "repeated_frames": sum(repeats), "fps": meta["fps"],
                     **({"average_fps": meta["average_fps"]} if "average_fps" in meta else {})}
-    if plans is not None and _changes_nothing(source, plans, cfg.strength):
+    damage = clip_damage(source)
+    if damage:
+        report["damaged"] = damage
+    if _changes_nothing(source, plans, method, cfg.strength, len(edits)):
         from .enhance import side_files_kept_on_failure
 
+        if damage:
+            warnings.warn(f"{source}: ffmpeg finds the clip damaged ({damage}); the edit changes none of its "
+                          f"{len(edits)} readable frames, so it is copied as it is, damage and all",
+                          DeepExposeWarning, stacklevel=2)
         with side_files_kept_on_failure(output, sidecar=cfg.sidecar, lut=False):
             report.update({**_flicker_report(stats_in, stats_in), "copied": True})
             if cfg.sidecar:
@@ -1028,9 +1040,14 @@ def enhance_video(method, source: Path, output: Path, cfg) -> dict:
 
                 _write_json(side_path(output, ".json"), {
                     "source": source_name(source), **method.describe(), "temporal_window": temporal_window(method, cfg),
-                    "strength": cfg.strength, **report, "edits": [p.edit for p in plans]})
+                    "strength": cfg.strength, **report,
+                    "edits": [p.edit for p in plans] if plans is not None else None})
             atomic_copy(source, output, overwrite=True)  # every track as it was: re-encoding would only lose
         return report
+    if (trc := meta["colour"].get("trc")) in _HDR_TRANSFERS:
+        warnings.warn(f"{source} is HDR ({_HDR_TRANSFERS[trc]}): it is edited on its code values as if they were SDR "
+                      "ones, which no model here has seen", DeepExposeWarning, stacklevel=2)
+    hdr10 = hdr10_metadata(source) if trc in _HDR_TRANSFERS else None
 
     def rendered():
         _, again = read_clip(source)
@@ -1043,15 +1060,10 @@ def enhance_video(method, source: Path, output: Path, cfg) -> dict:
             yield out
 
     if misnamed := misnamed_container(source):
-        from . import DeepExposeWarning
-
         report["misnamed"] = misnamed
         warnings.warn(f"{source} is {misnamed}: it is written as its name says, container and codec, not as it was "
                       "(name it as what it is to keep that)", DeepExposeWarning, stacklevel=2)
-    if damage := clip_damage(source):
-        from . import DeepExposeWarning
-
-        report["damaged"] = damage
+    if damage:
         warnings.warn(f"{source}: ffmpeg finds the clip damaged ({damage}); {len(edits)} frames could be read, and "
                       "frames or sound past the damage may be missing from the output", DeepExposeWarning,
                       stacklevel=2)
@@ -1072,29 +1084,31 @@ def enhance_video(method, source: Path, output: Path, cfg) -> dict:
                           colour=meta["colour"], hdr10=hdr10, before_replace=sidecar,
                           source={k: str(meta.get(k, "")) for k in ("codec", "profile", "pix_fmt")})
     if left_out:
-        from . import DeepExposeWarning
-
         warnings.warn(f"{source}: left out of the output: {'; '.join(left_out)}", DeepExposeWarning, stacklevel=2)
     return report
 
 
-def _changes_nothing(source: Path, plans: list, strength: float) -> bool:
-    """Whether ``plans`` leave every frame of the clip ``source`` as it is, pixel for pixel: asked only when they
-    may (``strength`` 0, or every parameter of every edit 0, as the identity method's and a gated agent's), by
+def _changes_nothing(source: Path, plans: list | None, method, strength: float, count: int) -> bool:
+    """Whether the edit leaves each of the ``count`` frames of the clip ``source`` as it is, pixel for pixel: asked
+    only when it may (``strength`` 0, or every parameter of every one of ``plans`` 0, as the identity method's and a
+    gated agent's; a method without plans, such as the cGAN, only at ``strength`` 0, planning each frame again), by
     rendering every frame without encoding it, up to the first one that changes."""
-    if strength != 0 and any(np.any(np.asarray(value, dtype=np.float64) != 0)
-                             for plan in plans for _, value in _numeric_leaves(plan.edit or {})):
+    if strength != 0 and (plans is None or any(np.any(np.asarray(value, dtype=np.float64) != 0)
+                                               for plan in plans for _, value in _numeric_leaves(plan.edit or {}))):
         return False
     _, frames = read_clip(source)
-    count = 0
+    seen = 0
     try:
-        for plan, frame in zip(plans, frames):
+        for i, frame in enumerate(frames):
+            if i >= count:
+                break
+            plan = plans[i] if plans is not None else method.plan(frame)
             if not np.array_equal(plan.render(frame, strength), frame):
                 return False
-            count += 1
+            seen += 1
     finally:
         frames.close()
-    return count == len(plans)
+    return seen == count
 
 
 def _write_json(path: Path, doc: dict) -> None:

@@ -157,14 +157,22 @@ def test_a_clip_the_edit_leaves_unchanged_is_copied_byte_for_byte(tmp_path, monk
     encoded = []
     monkeypatch.setattr(video, "write_clip", lambda *a, **kw: encoded.append(1) or write_clip(*a, **kw))
     for n, options in enumerate(({"method": "identity"}, {"method": "classic", "strength": 0.0},
-                                 {"method": "classic"})):
+                                 {"method": "cgan", "strength": 0.0}, {"method": "classic"})):
         out = tmp_path / f"o{n}"
         cfg = EnhanceConfig(out=str(out), sidecar=True, progress=False, **options)
         assert enhance_paths([clip], cfg).exit_code == 0
         doc = json.loads((out / "c.mkv.json").read_text())
         copied = (out / "c.mkv").read_bytes() == clip.read_bytes()
-        assert copied == doc.get("copied", False) == (n < 2) and len(encoded) == max(0, n - 1)
-        assert doc["frames"] == 6 and len(doc["edits"]) == 6
+        assert copied == doc.get("copied", False) == (n < 3) and len(encoded) == max(0, n - 2)
+        assert doc["frames"] == 6 and (doc["edits"] is None if options["method"] == "cgan" else len(doc["edits"]) == 6)
+    whole = tmp_path / "whole.mkv"  # damaged, and left as it is: copied, damage and all, and said so
+    write_clip(whole, ((f * 255).round().astype(np.uint8) for f in flicker_test_clip(n=24)), fps=8, size=(64, 48))
+    cut = tmp_path / "in" / "cut.mkv"
+    cut.write_bytes(whole.read_bytes()[:len(whole.read_bytes()) * 6 // 10])
+    with pytest.warns(DeepExposeWarning, match="cut.mkv: ffmpeg finds the clip damaged .* copied as it is, damage"):
+        assert enhance_paths([cut], EnhanceConfig(out=str(tmp_path / "o9"), method="identity", sidecar=True,
+                                                  progress=False)).exit_code == 0
+    assert json.loads((tmp_path / "o9" / "cut.mkv.json").read_text())["damaged"] == "File ended prematurely"
 
 
 def test_a_clip_named_as_another_container_is_said_to_be(tmp_path):
@@ -193,10 +201,12 @@ def test_a_clip_named_as_another_container_is_said_to_be(tmp_path):
 def test_numbering_gaps_names_the_missing_frame_numbers():
     from deepexpose.video import numbering_gaps
 
-    assert numbering_gaps([Path(f"f{i:03d}.png") for i in (1, 2, 5, 6, 7, 9)]) == [(3, 4), (8, 8)]
-    assert numbering_gaps([Path(f"shot_{i}.PNG") for i in (10, 11, 12)]) == []
-    assert numbering_gaps([Path("a1.png"), Path("b3.png")]) == []  # not one numbered sequence
-    assert numbering_gaps([Path("intro.png"), Path("f3.png")]) == []
+    assert numbering_gaps([Path(f"f{i:03d}.png") for i in (1, 2, 5, 6, 7, 9)]) == (1, [(3, 4), (8, 8)])
+    assert numbering_gaps([Path(f"shot_{i}.PNG") for i in (10, 11, 12)]) == (1, [])
+    assert numbering_gaps([Path(f"r{i:04d}.exr.png") for i in (0, 5, 10, 25, 30)]) == (5, [(15, 20)])  # every 5th
+    assert numbering_gaps([Path(f"t{i}.png") for i in (1000, 1033, 1067, 1100)]) == (1, [])  # times: no claim
+    assert numbering_gaps([Path("a1.png"), Path("b3.png")]) == (1, [])  # not one numbered sequence
+    assert numbering_gaps([Path("intro.png"), Path("f3.png")]) == (1, [])
 
 
 def test_a_gap_in_the_frame_numbers_is_named(tmp_path):
@@ -226,6 +236,10 @@ def test_the_summary_counts_what_a_frame_folder_holds_besides_its_frames(tmp_pat
     assert len(list((tmp_path / "o" / "seq").glob("f*.png"))) == 3
     plain = EnhanceConfig(out=str(tmp_path / "p"), method="classic", progress=False)
     assert enhance_paths([seq / "f0.png"], plain).beside_frames == {}
+    inside = EnhanceConfig(out=str(seq / "out"), method="classic", frames=True, progress=False, overwrite=True)
+    (seq / "out").mkdir()  # the output folder is not the frame folder's content, and a folder named twice counts once
+    assert enhance_paths([seq, seq], inside).beside_frames == {".txt": 1, ".mp4": 1, "(no extension)": 1,
+                                                              "subfolders": 1}
 
 
 def test_clip_enhance_keeps_frames_and_reports_flicker(tmp_path):

@@ -604,8 +604,9 @@ def test_photo_options_the_data_does_not_use_are_named_in_a_warning(tmp_path, re
                                                "--train-fraction: ignored$"):
         warn_unused_data_options(TrainConfig(data="pairs", root=str(tmp_path), holdout="coffee", library_holdout=0.3,
                                              train_fraction=0.5))
-    with pytest.warns(DeepExposeWarning, match="^--data folder does not use --library-packages: ignored$"):
-        warn_unused_data_options(CganConfig(data="folder", root=str(tmp_path), library_packages="a"))
+    with pytest.warns(DeepExposeWarning, match=r"^--data folder \(what --data auto chose\) does not use "
+                                               "--library-packages: ignored$"):
+        warn_unused_data_options(CganConfig(data="folder", root=str(tmp_path), library_packages="a"), "auto")
     recwarn.clear()
     for used in (TrainConfig(data="library", root=str(tmp_path), holdout="coffee", library_packages="a",
                              library_holdout=0.3, train_fraction=0.5), TrainConfig(data="demo", holdout="coffee"),
