@@ -177,8 +177,9 @@ def worker_loop(rank: int, cfg: TrainConfig, model: ActorCritic, critic: Critic 
 def _end_with_parent(parent: int) -> None:
     """Have this worker process end when its parent does: a parent killed with SIGKILL cannot stop its workers,
     which would train on, orphaned, for the rest of the budget. On Linux the kernel sends SIGTERM at the parent's
-    death (``prctl(PR_SET_PDEATHSIG)``), which also frees a worker waiting on a lock the parent held; elsewhere
-    :func:`worker_loop` checks ``os.getppid()`` before each update."""
+    death (``prctl(PR_SET_PDEATHSIG)``), which also frees a worker waiting on a lock the parent held; on other POSIX
+    systems :func:`worker_loop` checks before each update that ``os.getppid()`` is still the parent's pid (it becomes
+    the adopting process's). On Windows, where a dead parent's pid is still returned, the check never fires."""
     if sys.platform.startswith("linux"):
         import ctypes
 
