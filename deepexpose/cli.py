@@ -125,7 +125,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     for note in result["notes"]:
         print(f"note: {note}")
     print(f"\nwrote {cfg.out}/results.json, per_image.csv, results.md"
-          + (", contact_sheet.png" if (cfg.sheet or cfg.sheet_images) else "")
+          + (", contact_sheet.png" if result.get("contact_sheet") else "")
           + (" and outputs/" if cfg.save_outputs else ""))
     return 1 if result["failures"] else 0
 

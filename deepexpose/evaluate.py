@@ -362,15 +362,19 @@ def _sheet(entries: list[dict], methods: list[str]) -> np.ndarray:
     return contact_sheet(rows, ["input", *methods, "target"], cell=cell, captions=captions)
 
 
-def _sheet_indices(cfg: EvaluateConfig, names: list[str]) -> list[int]:
+def _sheet_indices(cfg: EvaluateConfig, names: list[str]) -> tuple[list[int], dict[int, int]]:
+    """The images asked for on the contact sheet, as indices of ``names`` (those of ``--sheet-images``, or the first
+    ``--sheet`` of a draw with ``--seed``), and for a draw every image's rank in it: the sheet shows the ``--sheet``
+    images of lowest rank among those scored, so that one that cannot be scored is replaced by the next."""
     if cfg.sheet_images:
         wanted = [n.strip() for n in cfg.sheet_images.split(",") if n.strip()]
         if missing := [n for n in wanted if n not in names]:
             raise ValueError(f"--sheet-images: no image named {', '.join(missing)} in the dataset "
                              f"(names look like {', '.join(names[:3])})")
-        return [names.index(n) for n in wanted]
+        return [names.index(n) for n in wanted], {}
     k = min(max(cfg.sheet, 0), len(names))
-    return sorted(random.Random(cfg.seed).sample(range(len(names)), k))
+    order = random.Random(cfg.seed).sample(range(len(names)), len(names)) if k else []
+    return sorted(order[:k]), {j: r for r, j in enumerate(order)}
 
 
 REPORTS = ("results.json", "per_image.csv", "results.md", "contact_sheet.png")
@@ -434,7 +438,7 @@ def run_evaluation(cfg: EvaluateConfig) -> dict:
     count = min(len(names), cfg.limit) if cfg.limit and not synthetic else len(names)
     available = len(names)
     names, whole = names[:count], count == len(names)
-    sheet_at = set(_sheet_indices(cfg, names))
+    chosen, rank = _sheet_indices(cfg, names)
     reasons = getattr(dataset, "reasons", {})  # FiveK's: which file of an id lacks
     skipped = [{"name": str(s), "reason": reasons.get(s, "no target (or no input) found")}
                for s in getattr(dataset, "skipped", [])]
@@ -494,6 +498,8 @@ def run_evaluation(cfg: EvaluateConfig) -> dict:
             px.setflags(write=False)  # no method may edit the shared input in place
             group = _group(item)
             outputs, scores = {}, {}
+            on_sheet = (i in chosen if not rank else  # drawn: while among the lowest ranks scored so far
+                        len(sheet_entries) < len(chosen) or rank[i] < max(e["rank"] for e in sheet_entries))
             for m, method in loaded.items():
                 start = time.perf_counter()
                 try:
@@ -509,14 +515,16 @@ def run_evaluation(cfg: EvaluateConfig) -> dict:
                                   "exact": _exact(result, tgt)})
                 if cfg.save_outputs:
                     write_image(out / "outputs" / m / f"{name}.png", result, overwrite=cfg.overwrite)
-                if i in sheet_at:
+                if on_sheet:
                     outputs[m] = result
             if cfg.save_outputs:
                 write_image(out / "outputs" / "input" / f"{name}.png", px, overwrite=cfg.overwrite)
                 write_image(out / "outputs" / "target" / f"{name}.png", tgt, overwrite=cfg.overwrite)
-            if i in sheet_at:
+            if on_sheet and scores:  # not when every method failed on it
                 sheet_entries.append({"name": name, "input": px, "target": tgt, "outputs": outputs, "scores": scores,
-                                      "input_scores": _scores(px, tgt)})
+                                      "input_scores": _scores(px, tgt), "rank": rank.get(i, 0)})
+                if len(sheet_entries) > len(chosen):
+                    sheet_entries.remove(max(sheet_entries, key=lambda e: e["rank"]))
             if bar is not None:
                 bar.update()
                 if per_image:
@@ -531,6 +539,12 @@ def run_evaluation(cfg: EvaluateConfig) -> dict:
             "; ".join(f"{f['name']} / {f['method']}: {f['reason']}" for f in failures[:3])
         raise RuntimeError(f"nothing could be scored ({reasons})")
 
+    if len(sheet_entries) < len(chosen):
+        shown = {e["name"] for e in sheet_entries}
+        left = [names[i] for i in chosen if names[i] not in shown] if cfg.sheet_images else []
+        notes.append(f"the contact sheet shows {len(sheet_entries)} of the {len(chosen)} images asked for"
+                     + (f"; {', '.join(left)} could not be scored" if left else
+                        ": too few of the others could be scored" if sheet_entries else ": none could be scored"))
     summary = summarise(per_image, methods)
     fivek_standard = (cfg.dataset == "fivek" and cfg.split == "test" and cfg.expert.upper().endswith("C"))
     if fivek_standard and (not whole or skipped or failures):
@@ -543,7 +557,8 @@ def run_evaluation(cfg: EvaluateConfig) -> dict:
               "without_input": len(getattr(dataset, "without_input", [])),
               "scored_images": len({r["name"] for r in per_image}), "methods": described,
               "parameters": parameters, "summary": summary, "skipped": skipped, "failures": failures,
-              "notes": notes, "psnr_cap": PSNR_CAP, "per_image": per_image}
+              "notes": notes, "psnr_cap": PSNR_CAP, "contact_sheet": [e["name"] for e in sheet_entries],
+              "per_image": per_image}
     buf = _stdio.StringIO()
     writer = csv.DictWriter(buf, fieldnames=["name", "group", "method", *METRIC_NAMES, "seconds", "exact"],
                             lineterminator="\n")

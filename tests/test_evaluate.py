@@ -491,3 +491,29 @@ def test_a_model_trained_on_photos_measured_here_is_named_in_a_warning_and_the_n
     # the bundled models were trained on none of them
     bundled = run_evaluation(cfg(tmp_path, out=str(tmp_path / "bundled"), **{**run, "methods": "agent,histogram"}))
     assert not any("trained or validated on" in n for n in bundled["notes"])
+
+
+def test_the_contact_sheet_shows_scored_images_and_says_what_it_leaves_out(tmp_path, capsys):
+    """An image drawn for the sheet that cannot be scored is replaced by a later one; one asked for by name is named
+    in a note; a run whose sheet would be empty writes none and does not say it did (found by review)."""
+    from deepexpose.cli import main
+
+    make_pairs(tmp_path / "ds", n=6)
+    (tmp_path / "ds" / "input" / "im1.png").write_bytes(b"not a png")
+    (tmp_path / "ds" / "input" / "im3.png").write_bytes(b"not a png")
+    names = [f"im{i}" for i in range(6)]
+    for seed in range(6):  # whichever images the draw takes, the sheet shows three scored ones
+        result = run_evaluation(cfg(tmp_path, dataset="pairs", root=str(tmp_path / "ds"), sheet=3, seed=seed,
+                                    overwrite=True))
+        assert len(result["contact_sheet"]) == 3 and not {"im1", "im3"} & set(result["contact_sheet"])
+        assert set(result["contact_sheet"]) <= set(names)
+    named = run_evaluation(cfg(tmp_path, dataset="pairs", root=str(tmp_path / "ds"), sheet_images="im1,im2",
+                               overwrite=True))
+    assert named["contact_sheet"] == ["im2"]
+    assert "the contact sheet shows 1 of the 2 images asked for; im1 could not be scored" in named["notes"]
+    assert main(["evaluate", "--dataset", "pairs", "--root", str(tmp_path / "ds"), "--methods", "identity",
+                 "--sheet-images", "im1,im3", "--no-progress", "-o", str(tmp_path / "none")]) == 0
+    out = capsys.readouterr().out
+    assert "note: the contact sheet shows 0 of the 2 images asked for; im1, im3 could not be scored" in out
+    assert "wrote " in out and "contact_sheet.png" not in out.split("wrote ")[1]
+    assert not (tmp_path / "none" / "contact_sheet.png").exists()
