@@ -404,7 +404,7 @@ def _inside(out: Path, root: Path) -> str:
 def run_evaluation(cfg: EvaluateConfig) -> dict:
     """Evaluate every method of ``cfg`` on its dataset and write the reports (see the module docstring).
     Returns the record written to ``results.json`` (plus ``"table"``, the Markdown)."""
-    from .io import atomic_write_bytes, output_folder, write_image
+    from .io import atomic_write_bytes, output_folder, writable_folder, write_image
     from .methods import METHODS, bundled_model, load_method, view_options
 
     methods = [m.strip() for m in cfg.methods.split(",") if m.strip()]
@@ -431,6 +431,7 @@ def run_evaluation(cfg: EvaluateConfig) -> dict:
     if leftover and not cfg.overwrite:  # an interrupted --save-outputs run: its images would be mixed with these
         raise FileExistsError(f"{out / 'outputs'} holds the images of an unfinished evaluation: pass --overwrite to "
                               "replace them or choose another --out")
+    writable_folder(out, "-o")  # the reports are written at the end: not after the whole evaluation has run
 
     dataset = open_dataset(cfg)
     names = list(dataset.names)

@@ -2354,6 +2354,21 @@ def output_folder(path: str | os.PathLike, option: str = "-o") -> Path:
     return out
 
 
+def writable_folder(path: str | os.PathLike, option: str = "-o") -> Path:
+    """:func:`output_folder`, made (with the folders above it) and tried with a small file written and removed there,
+    so that a command whose results would all be written at its end (an evaluation) fails before its work when they
+    cannot be (:class:`OSError` naming ``option`` and the reason)."""
+    out = output_folder(path, option)
+    probe = temp_path(out / "probe")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as e:
+        raise OSError(f"{option} {path}: cannot write there ({e.strerror or e})") from None
+    return out
+
+
 def temp_path(path: Path, suffix: str = "") -> Path:
     """A hidden temporary name next to ``path`` (``.photo.jpg.tmp-PID-HOST-XXXXXXXX`` plus ``suffix``), which says
     which process on which machine writes it, so that a later run can tell what a killed one left behind

@@ -3,6 +3,7 @@ and heat maps, and bad layouts."""
 
 import csv
 import json
+import os
 import math
 from pathlib import Path
 
@@ -517,3 +518,12 @@ def test_the_contact_sheet_shows_scored_images_and_says_what_it_leaves_out(tmp_p
     assert "note: the contact sheet shows 0 of the 2 images asked for; im1, im3 could not be scored" in out
     assert "wrote " in out and "contact_sheet.png" not in out.split("wrote ")[1]
     assert not (tmp_path / "none" / "contact_sheet.png").exists()
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self"), reason="needs a folder nobody can write in: /proc")
+def test_an_unwritable_output_folder_is_refused_before_the_evaluation_runs(tmp_path, monkeypatch):
+    import deepexpose.evaluate as evaluate
+
+    monkeypatch.setattr(evaluate, "open_dataset", lambda cfg: pytest.fail("the evaluation ran"))
+    with pytest.raises(OSError, match="-o /proc/deepexpose-test/out: cannot write there"):
+        run_evaluation(cfg(tmp_path, dataset="synthetic", out="/proc/deepexpose-test/out"))

@@ -2542,3 +2542,16 @@ def test_writing_under_a_file_or_onto_a_folder_says_what_is_in_the_way(tmp_path)
     with pytest.raises(dio.ImageWriteError, match="is a folder, not a file"):
         dio.write_image(tmp_path / "d.png", rgb8() / 255.0, overwrite=True)
     assert (tmp_path / "x.png").read_bytes() == b"x" and not any((tmp_path / "d.png").iterdir())
+
+
+def test_writable_folder_makes_the_folder_and_leaves_nothing_in_it(tmp_path):
+    from deepexpose.io import writable_folder
+
+    out = writable_folder(tmp_path / "a" / "b")
+    assert out.is_dir() and list(out.iterdir()) == []
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(NotADirectoryError, match="--out .* lies under .*file, which is a file"):
+        writable_folder(tmp_path / "file" / "c", "--out")
+    if os.path.isdir("/proc/self"):
+        with pytest.raises(OSError, match="-o /proc/x: cannot write there"):
+            writable_folder("/proc/x")
