@@ -3,8 +3,8 @@ and heat maps, and bad layouts."""
 
 import csv
 import json
-import os
 import math
+import os
 from pathlib import Path
 
 import numpy as np
