@@ -395,10 +395,16 @@ def _remove_earlier_run(out: Path) -> None:
 
 
 def _inside(out: Path, root: Path) -> str:
-    """``"is"`` or ``"lies inside"`` where the folder ``out`` is ``root`` or lies inside it, links followed; ``""``
-    otherwise."""
-    out, root = out.resolve(), root.resolve()
-    return "is" if out == root else "lies inside" if out.is_relative_to(root) else ""
+    """``"is"`` or ``"lies inside"`` where the folder ``out`` is ``root`` or lies inside it or inside a folder a
+    symbolic link under ``root`` leads to (``input -> ../photos/input``), links followed; ``""`` otherwise."""
+    out = out.resolve()
+    folders = [root.resolve()]
+    for here, dirs, _ in os.walk(root):  # links are not followed: each one is looked at once, where it is
+        folders += [Path(here, d).resolve() for d in dirs if os.path.islink(os.path.join(here, d))]
+    for folder in folders:
+        if out == folder or out.is_relative_to(folder):
+            return "is" if out == folder else "lies inside"
+    return ""
 
 
 def run_evaluation(cfg: EvaluateConfig) -> dict:

@@ -527,3 +527,16 @@ def test_an_unwritable_output_folder_is_refused_before_the_evaluation_runs(tmp_p
     monkeypatch.setattr(evaluate, "open_dataset", lambda cfg: pytest.fail("the evaluation ran"))
     with pytest.raises(OSError, match="-o /proc/deepexpose-test/out: cannot write there"):
         run_evaluation(cfg(tmp_path, dataset="synthetic", out="/proc/deepexpose-test/out"))
+
+
+def test_an_output_folder_inside_a_linked_dataset_folder_is_refused(tmp_path):
+    """The dataset's input/ and target/ links lead elsewhere: -o inside where they lead is inside the dataset."""
+    make_pairs(tmp_path / "pairs")
+    (tmp_path / "linked").mkdir()
+    for part in ("input", "target"):
+        (tmp_path / "linked" / part).symlink_to(tmp_path / "pairs" / part, target_is_directory=True)
+    with pytest.raises(ValueError, match="lies inside the dataset folder"):
+        run_evaluation(cfg(tmp_path, dataset="pairs", root=str(tmp_path / "linked"), save_outputs=True,
+                           out=str(tmp_path / "pairs" / "input" / "res")))
+    assert not (tmp_path / "pairs" / "input" / "res").exists()
+    run_evaluation(cfg(tmp_path, dataset="pairs", root=str(tmp_path / "linked"), out=str(tmp_path / "elsewhere")))
