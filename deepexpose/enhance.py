@@ -754,8 +754,10 @@ def _side_files(output: Path, cfg: EnhanceConfig, lut: bool = True) -> list[Path
 def source_name(source: Path) -> str:
     """``source``'s name as a sidecar's ``source`` holds it: a byte that is not UTF-8 (kept by the file system's
     surrogateescape, PEP 383) as ``\\xNN``, as the summary shows it, since JSON with a lone surrogate in it is
-    refused by strict parsers; any other name as it is."""
-    return "".join(f"\\x{ord(c) - 0xDC00:02x}" if 0xDC80 <= ord(c) <= 0xDCFF else c for c in source.name)
+    refused by strict parsers; any other name as it is (:func:`~deepexpose.io.undecodable_escaped`)."""
+    from .io import undecodable_escaped
+
+    return undecodable_escaped(source.name)
 
 
 def _ours(side: Path, source: Path) -> bool:

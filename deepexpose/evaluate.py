@@ -410,7 +410,7 @@ def _inside(out: Path, root: Path) -> str:
 def run_evaluation(cfg: EvaluateConfig) -> dict:
     """Evaluate every method of ``cfg`` on its dataset and write the reports (see the module docstring).
     Returns the record written to ``results.json`` (plus ``"table"``, the Markdown)."""
-    from .io import atomic_write_bytes, output_folder, writable_folder, write_image
+    from .io import atomic_write_bytes, output_folder, undecodable_escaped, writable_folder, write_image
     from .methods import METHODS, bundled_model, load_method, view_options
 
     methods = [m.strip() for m in cfg.methods.split(",") if m.strip()]
@@ -559,21 +559,23 @@ def run_evaluation(cfg: EvaluateConfig) -> dict:
         notes.append("the published FiveK figures are left out: they were measured on the whole test split, and "
                      "this run left some of it out (--limit, or photos skipped or failed)")
     table = markdown_table(summary, parameters, PUBLISHED_FIVEK if fivek_standard else None)
+    for row in (*per_image, *skipped, *failures):  # the reports are UTF-8: a name's odd bytes as \xNN
+        row["name"] = undecodable_escaped(str(row["name"]))
     record = {"settings": asdict(cfg), "dataset": repr(dataset), "images": count, "available": available,
               "unpaired": len(getattr(dataset, "skipped", [])),
               "without_input": len(getattr(dataset, "without_input", [])),
               "scored_images": len({r["name"] for r in per_image}), "methods": described,
               "parameters": parameters, "summary": summary, "skipped": skipped, "failures": failures,
-              "notes": notes, "psnr_cap": PSNR_CAP, "contact_sheet": [e["name"] for e in sheet_entries],
+              "notes": notes, "psnr_cap": PSNR_CAP,
+              "contact_sheet": [undecodable_escaped(e["name"]) for e in sheet_entries],
               "per_image": per_image}
     buf = _stdio.StringIO()
     writer = csv.DictWriter(buf, fieldnames=["name", "group", "method", *METRIC_NAMES, "seconds", "exact"],
                             lineterminator="\n")
     writer.writeheader()
     writer.writerows(per_image)
-    # a name that is not UTF-8 is written as its bytes on disk (surrogateescape), as a file list would hold it
-    atomic_write_bytes(out / "per_image.csv", buf.getvalue().encode("utf-8", "surrogateescape"), overwrite=True)
-    atomic_write_bytes(out / "results.md", (table + "\n").encode("utf-8", "surrogateescape"), overwrite=True)
+    atomic_write_bytes(out / "per_image.csv", buf.getvalue().encode(), overwrite=True)
+    atomic_write_bytes(out / "results.md", (table + "\n").encode(), overwrite=True)
     if sheet_entries:
         write_image(out / "contact_sheet.png", _sheet(sheet_entries, methods), overwrite=True)
     # written last: results.json marks a complete run (and guards it against being overwritten unasked)

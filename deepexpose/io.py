@@ -2388,6 +2388,13 @@ def _temp_head(name: str) -> str:
 _LINE_BREAKING = frozenset({"Cc", "Cs", "Zl", "Zp"})
 
 
+def undecodable_escaped(text: str) -> str:
+    """``text`` (a file name) with each byte that is not UTF-8, kept by the file system's surrogateescape (PEP 383),
+    written ``\\xNN``, as :func:`shown_name` shows it: JSON with a lone surrogate in it is refused by strict parsers,
+    and a file of such bytes is not UTF-8. Other letters as they are."""
+    return "".join(f"\\x{ord(c) - 0xDC00:02x}" if 0xDC80 <= ord(c) <= 0xDCFF else c for c in text)
+
+
 def shown_name(name: str | os.PathLike) -> str:
     """``name`` as a summary line shows it: a byte that is not UTF-8 (kept by the file system's surrogateescape,
     PEP 383) as ``\\xNN`` and a control character or line separator as its escape (``\\n``, ``\\x1b``,

@@ -402,10 +402,11 @@ def test_a_name_that_is_not_utf8_is_scored_and_printed_escaped(tmp_path, capsys)
                  "--sheet", "0", "--no-progress", "-o", str(tmp_path / "out")]) == 0
     out = capsys.readouterr().out
     assert "skipped new\\nline: " in out and "2 of 2 images scored, 1 more that could not be paired" in out
-    rows = (tmp_path / "out" / "per_image.csv").read_bytes().splitlines()
-    assert sum(row.startswith(b"caf\xe9,") for row in rows) == 1  # the name as the file system has it
+    rows = (tmp_path / "out" / "per_image.csv").read_text(encoding="utf-8").splitlines()  # UTF-8, as JSON is
+    assert sum(row.startswith("caf\\xe9,") for row in rows) == 1  # the odd byte as \xNN, as the summary shows it
     assert [r["name"] for r in json.loads((tmp_path / "out" / "results.json").read_text())["per_image"]] == [
-        "caf\udce9", "im1"]
+        "caf\\xe9", "im1"]
+    assert "\\udc" not in (tmp_path / "out" / "results.json").read_text()  # no lone surrogate, which jq refuses
     photos = tmp_path / "photos"
     write(photos / "caf\udce9.png", texture(1))
     write(photos / "b.png", texture(2))

@@ -275,14 +275,17 @@ class ImageFileDataset(Dataset):
         state = np.random.SeedSequence([int(self.seed) % (1 << 64), self.epoch, index])
         return torch.Generator().manual_seed(int(state.generate_state(1, dtype=np.uint64)[0] >> 1))
 
-    def augment(self, images: Sequence[torch.Tensor], index: int = 0, name: str = "") -> list[torch.Tensor]:
-        """Resize, random-crop and flip ``images`` (all ``3xHxW`` of one size) identically."""
+    def augment(self, images: Sequence[torch.Tensor], index: int = 0, name: str = "",
+                keys: Sequence[str] = ()) -> list[torch.Tensor]:
+        """Resize, random-crop and flip ``images`` (all ``3xHxW`` of one size; ``keys``: what each is, for the
+        message when they are not) identically."""
         imgs = list(images)
         hw = tuple(imgs[0].shape[-2:])
         for x in imgs[1:]:
             if tuple(x.shape[-2:]) != hw:
-                sizes = ", ".join("x".join(map(str, t.shape[-2:])) for t in imgs)
-                raise ValueError(f"sample {name!r}: images of one pair differ in size ({sizes})")
+                labels = list(keys) if len(keys) == len(imgs) else [f"image {i + 1}" for i in range(len(imgs))]
+                sizes = ", ".join(f"{k} {t.shape[-1]}x{t.shape[-2]}" for k, t in zip(labels, imgs, strict=True))
+                raise ValueError(f"sample {name!r}: images of one pair differ in size ({sizes}; width x height)")
         h, w = hw
         if self._resize_hw is not None or self._resize_short is not None:
             size = self._resize_hw or _short_side_size(h, w, self._resize_short)
@@ -311,7 +314,7 @@ class ImageFileDataset(Dataset):
         s = self.samples[index]
         keys = list(s.paths)
         tensors = [load_image_tensor(s.paths[k], self.max_pixels) for k in keys]
-        tensors = self.augment(tensors, index, s.name)
+        tensors = self.augment(tensors, index, s.name, keys)
         out: dict[str, Any] = dict(zip(keys, tensors))
         out["name"] = s.name
         out.update(s.extra)

@@ -248,7 +248,7 @@ def test_registry_names_and_errors(tmp_path):
 def test_pair_size_mismatch_is_reported(tmp_path):
     write(tmp_path / "input" / "x.png", solid(1, 12, 16))
     write(tmp_path / "target" / "x.png", solid(1, 10, 16))
-    with pytest.raises(ValueError, match="'x'.*differ in size.*12x16, 10x16"):
+    with pytest.raises(ValueError, match=r"'x'.*differ in size \(input 16x12, target 16x10; width x height\)"):
         PairedFolder(tmp_path)[0]
 
 
