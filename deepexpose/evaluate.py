@@ -451,6 +451,7 @@ def run_evaluation(cfg: EvaluateConfig) -> dict:
                for s in getattr(dataset, "skipped", [])]
     skipped += [{"name": str(s), "reason": "a target without an input"} for s in getattr(dataset, "without_input", [])]
     notes = list(getattr(dataset, "notes", []))
+    unpaired = len(skipped)  # the images tried are reported after these
 
     device = str(resolve_device(cfg.device))
     loaded, parameters, described = {}, {}, {}
@@ -541,10 +542,11 @@ def run_evaluation(cfg: EvaluateConfig) -> dict:
     finally:
         if bar is not None:
             bar.close()
-    if not per_image:
-        reasons = "; ".join(f"{s['name']}: {s['reason']}" for s in skipped[:3]) or \
-            "; ".join(f"{f['name']} / {f['method']}: {f['reason']}" for f in failures[:3])
-        raise RuntimeError(f"nothing could be scored ({reasons})")
+    if not per_image:  # the images tried first (--limit leaves others out), then what could not be paired
+        tried = [f"{s['name']}: {s['reason']}" for s in skipped[unpaired:]]
+        failed = [f"{f['name']} / {f['method']}: {f['reason']}" for f in failures]
+        unpaired_reasons = [f"{s['name']}: {s['reason']}" for s in skipped[:unpaired]]
+        raise RuntimeError(f"nothing could be scored ({'; '.join((tried + failed + unpaired_reasons)[:3])})")
 
     if len(sheet_entries) < len(chosen):
         shown = {e["name"] for e in sheet_entries}

@@ -541,3 +541,12 @@ def test_an_output_folder_inside_a_linked_dataset_folder_is_refused(tmp_path):
                            out=str(tmp_path / "pairs" / "input" / "res")))
     assert not (tmp_path / "pairs" / "input" / "res").exists()
     run_evaluation(cfg(tmp_path, dataset="pairs", root=str(tmp_path / "linked"), out=str(tmp_path / "elsewhere")))
+
+
+def test_nothing_scored_names_the_images_tried_first(tmp_path):
+    """With --limit 1 and that image unreadable, the error gave the reasons of pairs never tried (found by review)."""
+    make_pairs(tmp_path / "ds", n=2)
+    (tmp_path / "ds" / "input" / "im0.png").write_bytes(b"not a png")
+    write(tmp_path / "ds" / "input" / "lonely.png", texture(4))  # no target: could not be paired
+    with pytest.raises(RuntimeError, match=r"nothing could be scored \(im0: .*cannot read.*; lonely: no target"):
+        run_evaluation(cfg(tmp_path, dataset="pairs", root=str(tmp_path / "ds"), limit=1, sheet=0))
