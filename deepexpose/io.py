@@ -930,7 +930,8 @@ def _read_head(path: Path) -> bytes:
         with open(path, "rb") as fh:
             return fh.read(64)
     except FileNotFoundError as e:
-        raise ImageReadError(path, "file not found") from e
+        broken = os.path.islink(path)
+        raise ImageReadError(path, "a symbolic link to nothing (or a link loop)" if broken else "file not found") from e
     except PermissionError as e:
         raise ImageReadError(path, "permission denied") from e
     except OSError as e:

@@ -550,3 +550,14 @@ def test_nothing_scored_names_the_images_tried_first(tmp_path):
     write(tmp_path / "ds" / "input" / "lonely.png", texture(4))  # no target: could not be paired
     with pytest.raises(RuntimeError, match=r"nothing could be scored \(im0: .*cannot read.*; lonely: no target"):
         run_evaluation(cfg(tmp_path, dataset="pairs", root=str(tmp_path / "ds"), limit=1, sheet=0))
+
+
+def test_a_broken_link_in_a_dataset_is_named_as_one(tmp_path):
+    """It was left out, and its target reported as 'a target without an input' (found by review)."""
+    make_pairs(tmp_path / "ds", n=2)
+    (tmp_path / "ds" / "input" / "im1.png").unlink()
+    (tmp_path / "ds" / "input" / "im1.png").symlink_to(tmp_path / "gone.png")
+    result = run_evaluation(cfg(tmp_path, dataset="pairs", root=str(tmp_path / "ds"), methods="identity", sheet=0))
+    assert result["scored_images"] == 1 and result["without_input"] == 0
+    reason, = [s["reason"] for s in result["skipped"] if s["name"] == "im1"]
+    assert "a symbolic link to nothing (or a link loop)" in reason

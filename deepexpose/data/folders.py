@@ -85,12 +85,14 @@ def _is_hidden(rel: Path) -> bool:
 def find_images(
     folder: str | os.PathLike, what: str = "image folder", expected: str = "", *, allow_empty=False
 ) -> list[Path]:
-    """All image files under ``folder`` (recursive, sorted, hidden files skipped).
+    """All image files under ``folder`` (recursive, sorted, hidden files skipped), and the symbolic links named as
+    images that lead nowhere, so that reading them fails with that reason instead of their pair's other image being
+    reported without them.
 
     Raises :class:`DatasetLayoutError` if ``folder`` is missing or holds no image file.
     """
     root = require_dir(folder, what, expected)
-    is_image_file = _io().is_image_file
+    is_image_file, extensions = _io().is_image_file, _io().SUPPORTED_EXTENSIONS
     found: list[Path] = []
     for dirpath, dirnames, filenames in os.walk(root):
         dirnames[:] = [d for d in dirnames if not d.startswith(".")]
@@ -98,7 +100,7 @@ def find_images(
             if fn.startswith("."):
                 continue
             p = Path(dirpath) / fn
-            if is_image_file(p):
+            if is_image_file(p) or (p.is_symlink() and not p.exists() and p.suffix.lower() in extensions):
                 found.append(p)
     found.sort(key=lambda p: p.relative_to(root).as_posix())
     if not found and not allow_empty:
