@@ -13,4 +13,7 @@ def resolve_device(name: str) -> torch.device:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name.startswith("cuda") and not torch.cuda.is_available():
         raise RuntimeError("--device cuda asked for, but CUDA is not available")
-    return torch.device(name)
+    try:
+        return torch.device(name)
+    except RuntimeError:  # torch's message lists a dozen device types this project never runs on
+        raise ValueError(f"--device must be auto, cpu, cuda or cuda:N, got {name!r}") from None

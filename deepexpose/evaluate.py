@@ -420,8 +420,9 @@ def run_evaluation(cfg: EvaluateConfig) -> dict:
         raise ValueError(f"unknown --methods {', '.join(bad)}; choose from {', '.join(METHODS)}")
     if len(set(methods)) != len(methods):
         raise ValueError(f"--methods lists a method twice: {cfg.methods}")
-    if cfg.size < 0 or cfg.limit < 0 or cfg.sheet < 0:
-        raise ValueError("--size, --limit and --sheet must be >= 0")
+    for option, value in (("--size", cfg.size), ("--limit", cfg.limit), ("--sheet", cfg.sheet)):
+        if value < 0:
+            raise ValueError(f"{option} must be >= 0 (0: {'none' if option == '--sheet' else 'all'}), got {value}")
     if (cfg.single_view or cfg.untouched_within) and "agent" not in methods:
         raise ValueError("--single-view and --untouched-within apply to the agent, which --methods does not list")
     models = _parse_models(cfg.models, methods)

@@ -389,5 +389,5 @@ def load_method(name: str, model: str | Path | None = None, device: str = "cpu",
     """The method ``name`` of :data:`METHODS` with its model (``None``: the bundled default) and the method's
     own keyword ``options`` (e.g. the agent's ``consensus``)."""
     if name not in METHODS:
-        raise ValueError(f"unknown method {name!r}; choose from {', '.join(METHODS)}")
+        raise ValueError(f"unknown --method {name!r}; choose from {', '.join(METHODS)}")
     return METHODS[name](model, device, **options)

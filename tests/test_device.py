@@ -24,5 +24,6 @@ def test_cuda_with_cuda():
 
 
 def test_unknown_device_is_refused():
-    with pytest.raises(RuntimeError):
-        resolve_device("gpu")
+    for name in ("gpu", "tpu"):
+        with pytest.raises(ValueError, match=f"--device must be auto, cpu, cuda or cuda:N, got '{name}'"):
+            resolve_device(name)

@@ -356,7 +356,7 @@ def test_sidecar_and_lut(tmp_path, agent_model):
     g = {k: v for k, v in edit.items() if k != "local_exposure"}
     mid = pipe(torch.full((1, 3, 1, 1), 0.5), pipe.action_from_description(g)).flatten().numpy()
     assert np.allclose(table[8 + 8 * 17 + 8 * 17 * 17], mid, atol=1e-4)
-    with pytest.raises(ValueError, match="unknown method"):
+    with pytest.raises(ValueError, match="unknown --method"):
         enhance_paths([src], cfg(tmp_path / "o2", method="nonexistent"))
 
 

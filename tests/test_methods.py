@@ -40,7 +40,7 @@ def histogram_model(tmp_path):
 
 def test_registry_and_errors():
     assert {"agent", "classic", "identity", "classifier", "histogram"} <= set(METHODS)
-    with pytest.raises(ValueError, match="unknown method"):
+    with pytest.raises(ValueError, match="unknown --method"):
         load_method("nope")
     with pytest.raises(ValueError, match="no model file; drop its --model .enhance. or its --models entry"):
         load_method("classic", "some/model.safetensors")

@@ -164,8 +164,12 @@ class FiveK(ImageFileDataset):
         self.root = require_dir(root, "FiveK root", expected)
         self.split, self.expert, self.resolution = split, exp_dir[-1], resolution
         ids: list[str] = []
+        self.notes: list[str] = []
         for fn in self.SPLITS[split]:
-            ids += [_normalise_id(t) for t in read_id_list(self.root / fn, f"FiveK list file '{fn}'", expected)]
+            listed = [_normalise_id(t) for t in read_id_list(self.root / fn, f"FiveK list file '{fn}'", expected)]
+            if twice := len(listed) - len(set(listed)):
+                self.notes.append(f"the FiveK list file {fn} names {twice} id(s) more than once: each is used once")
+            ids += listed
         ids = _unique(ids)
         folders = {
             "input": _FileIndex(

@@ -125,8 +125,12 @@ def read_id_list(path: str | os.PathLike, what: str = "list file", expected: str
         if expected:
             msg += f"\nExpected layout: {expected}"
         raise DatasetLayoutError(msg)
+    try:
+        text = p.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise DatasetLayoutError(f"{what} {p} is not UTF-8 text ({e.reason} at byte {e.start})") from None
     ids = []
-    for line in p.read_text(encoding="utf-8-sig").splitlines():
+    for line in text.splitlines():
         s = line.strip()
         if s and not s.startswith("#"):
             ids.append(s)

@@ -62,7 +62,7 @@ def detune_folder(input_dir: str | Path, output_dir: str | Path, *, scheme: str 
     if scheme not in SCHEMES:
         raise ValueError(f"unknown detuning scheme {scheme!r}; choose from {', '.join(SCHEMES)}")
     if copies < 1:
-        raise ValueError(f"copies must be >= 1, got {copies}")
+        raise ValueError(f"--copies must be >= 1, got {copies}")
     root, out = Path(input_dir).resolve(), output_folder(output_dir, "-o").resolve()
     if out == root or root in out.parents:
         raise ValueError(f"the output folder {out} must not lie inside the input folder {root}")

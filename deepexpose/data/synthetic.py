@@ -152,7 +152,8 @@ class SyntheticPairs(Dataset):
             photos, self.notes = folder_photos(root), []
         else:
             photos, self.notes = held_out_photos(library=library is not None, cache=library or "")
-        if limit > 0:
+        if 0 < limit < len(photos):
+            self.notes.append(f"--limit {limit}: the first {limit} of the {len(photos)} photos")
             photos = photos[:limit]
         if not photos:
             raise DatasetLayoutError(f"no photos to make synthetic pairs from in {root or 'the held-out photos'}")

@@ -186,3 +186,13 @@ def test_exposure_split_full_fivek_names(tmp_path):
     (tmp_path / "FiveK_train_first2k.txt").write_text("2\n")
     ds = FiveKExposureSplit(tmp_path, "A", resolution="original")
     assert ds.names == ["a0002"] and abs(level(ds[0]["image"]) - 90) < 3
+
+
+def test_fivek_list_not_utf8_or_naming_an_id_twice(tmp_path):
+    make_fivek(tmp_path)
+    (tmp_path / "test.txt").write_text("a0005\na0005\na0006\n")
+    assert FiveK(tmp_path, "test").notes == ["the FiveK list file test.txt names 1 id(s) more than once: each is used "
+                                             "once"]
+    (tmp_path / "test.txt").write_bytes(b"a0005\n\xff\xfe\n")
+    with pytest.raises(DatasetLayoutError, match=r"FiveK list file 'test.txt' .*test.txt is not UTF-8 text"):
+        FiveK(tmp_path, "test")

@@ -61,6 +61,7 @@ def test_draws_depend_only_on_seed_photo_and_case(tmp_path):
     root = _photos(tmp_path)
     a = SyntheticPairs(root, cases="basic,falloff", seed=1)
     b = SyntheticPairs(root, cases="falloff", seed=1, limit=1)
+    assert b.notes == ["--limit 1: the first 1 of the 3 photos"] and a.notes == []  # said, as for other datasets
     assert torch.equal(a[1]["input"], b[0]["input"])            # p0 / falloff, other cases and limit aside
     c = SyntheticPairs(root, cases="falloff", seed=2, limit=1)
     assert not torch.equal(b[0]["input"], c[0]["input"])
