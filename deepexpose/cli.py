@@ -6,6 +6,7 @@ import argparse
 import codecs
 import contextlib
 import io
+import os
 import sys
 import warnings
 from collections.abc import Callable, Iterator, Sequence
@@ -394,6 +395,18 @@ def main(argv: Sequence[str] | None = None) -> int:
             signal.signal(signal.SIGINT, previous_int)
 
 
+def _stdout_closed() -> bool:
+    """Whether the standard output is a pipe nobody reads any more (its write end reports an error to ``poll``)."""
+    import select
+
+    try:
+        poller = select.poll()
+        poller.register(sys.stdout.fileno(), select.POLLOUT)
+        return any(events & (select.POLLERR | select.POLLHUP) for _, events in poller.poll(0))
+    except (AttributeError, OSError, ValueError):  # no poll (Windows), or no file behind sys.stdout
+        return False
+
+
 def _run(func: Callable[[argparse.Namespace], int], args: argparse.Namespace) -> int:
     """``func(args)``, an expected error printed as one line (exit status 2) and an interruption as a note
     (130, or 143 when terminated)."""
@@ -401,6 +414,12 @@ def _run(func: Callable[[argparse.Namespace], int], args: argparse.Namespace) ->
 
     try:
         return func(args)
+    except BrokenPipeError as e:
+        if _stdout_closed():  # what reads the output stopped reading (| head): stop quietly, as a piped tool does
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # Python's own flush at exit too
+            return 141  # 128 + SIGPIPE
+        print(f"deepexpose {args.command}: error: {e}", file=sys.stderr)  # another pipe (ffmpeg's): an error
+        return 2
     except (ImageIOError, *EXPECTED_ERRORS) as e:
         print(f"deepexpose {args.command}: error: {e}", file=sys.stderr)
         return 2

@@ -413,3 +413,14 @@ def test_score_prints_each_name_on_one_line(tmp_path, capsys):
     assert main(["score", str(tmp_path / "p"), str(tmp_path / "t")]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert [line.split(":")[0] for line in lines] == ["caf\\xe9", "new\\nline", "mean"]
+
+
+def test_output_piped_into_a_reader_that_stops_ends_quietly():
+    """`deepexpose filters | head -1` printed 'error: [Errno 32] Broken pipe' and exited 2 (found by review)."""
+    import subprocess
+
+    proc = subprocess.Popen([sys.executable, "-m", "deepexpose.cli", "filters"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+    proc.stdout.close()  # the reader is gone before anything is written
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=60) == 141 and err == ""
