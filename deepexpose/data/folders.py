@@ -85,17 +85,19 @@ def _is_hidden(rel: Path) -> bool:
 def find_images(
     folder: str | os.PathLike, what: str = "image folder", expected: str = "", *, allow_empty=False
 ) -> list[Path]:
-    """All image files under ``folder`` (recursive, sorted, hidden files skipped), and the symbolic links named as
-    images that lead nowhere, so that reading them fails with that reason instead of their pair's other image being
-    reported without them.
+    """All image files under ``folder`` (recursive, sorted, hidden files skipped; symbolic links to folders followed,
+    each real folder once), and the symbolic links named as images that lead nowhere, so that reading them fails with
+    that reason instead of their pair's other image being reported without them.
 
     Raises :class:`DatasetLayoutError` if ``folder`` is missing or holds no image file.
     """
     root = require_dir(folder, what, expected)
     is_image_file, extensions = _io().is_image_file, _io().SUPPORTED_EXTENSIONS
     found: list[Path] = []
-    for dirpath, dirnames, filenames in os.walk(root):
-        dirnames[:] = [d for d in dirnames if not d.startswith(".")]
+    seen = {os.path.realpath(root)}
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
+        dirnames[:] = [d for d in dirnames if not d.startswith(".")
+                       and (real := os.path.realpath(os.path.join(dirpath, d))) not in seen and not seen.add(real)]
         for fn in filenames:
             if fn.startswith("."):
                 continue

@@ -8,7 +8,7 @@ import torch
 from PIL import Image
 from torch.utils.data import DataLoader
 
-from deepexpose.data.folders import DatasetLayoutError, PairedFolder, UnpairedFolder
+from deepexpose.data.folders import DatasetLayoutError, PairedFolder, UnpairedFolder, find_images
 from deepexpose.data.registry import DATASETS, make_dataset
 
 
@@ -266,3 +266,15 @@ def test_check_choice_names_the_option_and_the_choices():
     check_choice("skip", ("error", "skip"), "missing")
     with pytest.raises(ValueError, match="missing must be one of error, skip, got 'ignore'"):
         check_choice("ignore", ("error", "skip"), "missing")
+
+
+def test_find_images_follows_links_to_folders_once_and_lists_broken_image_links(tmp_path):
+    """A linked subfolder was skipped without a word; a link loop must not make it walk for ever."""
+    write(tmp_path / "a" / "x.png", solid(1, 8, 8))
+    write(tmp_path / "other" / "y.png", solid(1, 8, 8))
+    (tmp_path / "a" / "more").symlink_to(tmp_path / "other", target_is_directory=True)
+    (tmp_path / "a" / "loop").symlink_to(tmp_path / "a", target_is_directory=True)
+    (tmp_path / "a" / "gone.png").symlink_to(tmp_path / "nothing.png")
+    (tmp_path / "a" / "gone.txt").symlink_to(tmp_path / "nothing.txt")  # not named as an image: not listed
+    found = [p.relative_to(tmp_path / "a").as_posix() for p in find_images(tmp_path / "a")]
+    assert found == ["gone.png", "more/y.png", "x.png"]
