@@ -148,7 +148,7 @@ def open_dataset(cfg: EvaluateConfig):
                                      missing="skip")
     if name == "afifi":
         return registry.make_dataset("afifi", root=cfg.root, split="testing" if split == "test" else split,
-                                     expert=cfg.expert.lower().removeprefix("expert"), missing="skip")
+                                     expert=cfg.expert, missing="skip")
     return registry.make_dataset("pairs", root=cfg.root, missing="skip")
 
 

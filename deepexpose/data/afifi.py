@@ -79,9 +79,9 @@ class AfifiExposure(ImageFileDataset):
     ) -> None:
         check_choice(split, tuple(self.SPLITS), "split")
         check_choice(missing, MISSING_CHOICES, "missing")
-        e = str(expert).strip().lower()
+        e = str(expert).strip().lower().removeprefix("expert")
         if e not in ("a", "b", "c", "d", "e"):
-            raise ValueError(f"expert must be one of a, b, c, d, e, got {expert!r}")
+            raise ValueError(f"expert (--expert) must be one of a, b, c, d, e, got {expert!r}")
         if split != "testing" and e != "c":
             raise ValueError(
                 f"the {split} set of Afifi et al. has expert C ground truth only (GT_IMAGES); "
@@ -97,12 +97,15 @@ class AfifiExposure(ImageFileDataset):
             targets.setdefault(p.relative_to(gt_dir).with_suffix("").as_posix(), p)
 
         samples, lost = [], []
+        self.reasons: dict[str, str] = {}
         for p in inputs:
             stem = p.relative_to(in_dir).with_suffix("").as_posix()
             scene = target_stem(stem)
             tgt = targets.get(scene) if scene is not None else None
             if tgt is None:
                 lost.append(p.name)
+                self.reasons[p.name] = (f"no target {scene}.<ext> in {gt_dir}" if scene is not None else
+                                        "its name has no '_<suffix>' (the target is named as the input without it)")
                 continue
             samples.append(
                 Sample(stem, {"input": p, "target": tgt}, {"scene": scene, "ev": parse_ev(stem)})

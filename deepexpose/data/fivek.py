@@ -218,8 +218,10 @@ class FiveKExposureSplit(ImageFileDataset):
         missing: Literal["error", "skip"] = "error",
         **options: Any,
     ) -> None:
+        given = part
+        part = next((p for p in self.LIST_FILES if p.lower() == str(part).strip().lower()), part)  # a, B, TEST
         if part not in self.LIST_FILES:
-            raise ValueError(f"part must be one of {', '.join(self.LIST_FILES)}, got {part!r}")
+            raise ValueError(f"part (--split) must be one of {', '.join(self.LIST_FILES)}, got {given!r}")
         images = images or self.DEFAULT_IMAGES[part]
         if images not in ("input", "target", "pair"):
             raise ValueError(f"images must be 'input', 'target' or 'pair', got {images!r}")

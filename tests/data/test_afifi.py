@@ -117,3 +117,8 @@ def test_input_without_target_error_or_skip(tmp_path):
     assert "a0003-new_IMG_P1.JPG" in str(e.value) and "nosuffix.jpg" in str(e.value)
     ds = AfifiExposure(tmp_path, missing="skip")
     assert len(ds) == 6 and sorted(ds.skipped) == ["a0003-new_IMG_P1.JPG", "nosuffix.jpg"]
+    assert ds.reasons["a0003-new_IMG_P1.JPG"].startswith("no target a0003-new_IMG.<ext> in ")
+    assert ds.reasons["nosuffix.jpg"] == "its name has no '_<suffix>' (the target is named as the input without it)"
+    with pytest.raises(ValueError, match="expert .--expert. must be one of a, b, c, d, e, got 'Z'"):
+        AfifiExposure(tmp_path, "testing", expert="Z")  # as given, not lowered
+    assert AfifiExposure(tmp_path, missing="skip", expert="expertC").expert == "c"

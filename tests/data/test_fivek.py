@@ -175,8 +175,9 @@ def test_exposure_split_list_file_override_and_errors(tmp_path):
     with pytest.raises(DatasetLayoutError, match="a0099"):
         FiveKExposureSplit(tmp_path, "A")
     assert FiveKExposureSplit(tmp_path, "A", missing="skip").names == ["a0001"]
-    with pytest.raises(ValueError, match="part"):
+    with pytest.raises(ValueError, match=r"part \(--split\) must be one of A, B, test, got 'C'"):
         FiveKExposureSplit(tmp_path, "C")
+    assert FiveKExposureSplit(tmp_path, "a", missing="skip").names == ["a0001"]  # --split a, as --expert c
 
 
 def test_exposure_split_full_fivek_names(tmp_path):
