@@ -556,8 +556,8 @@ def blend_frames(frames: Tensor | Sequence[Tensor], radius: int = 1) -> Tensor |
 
 
 def frame_flicker(frames: Tensor) -> float:
-    """Flicker of a ``T x 3 x H x W`` sequence (DESIGN.md): mean absolute frame-to-frame change of the per-channel
-    means."""
+    """Flicker of a ``T x 3 x H x W`` sequence (as :func:`deepexpose.video.flicker`): mean absolute frame-to-frame
+    change of the per-channel means."""
     if frames.ndim != 4 or frames.shape[0] < 2:
         raise ValueError(f"expected T x C x H x W with T >= 2, got {tuple(frames.shape)}")
     means = frames.mean(dim=(-2, -1))

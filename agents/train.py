@@ -289,7 +289,7 @@ def resolve_data(cfg: C) -> C:
     ``auto`` becomes ``library`` when the photo library of ``scripts/get_photos.py`` holds photos (of
     ``library_packages``, when set) in :func:`library_cache`; else ``folder`` when a ``root`` that holds no library
     was given (the user's own folder of good photos, which a user who names one means), else ``demo``, which warns
-    that six photos are too few (:data:`DEMO_TOO_SMALL`); with ``library_packages`` set and none of them found it
+    that the demo photos are too few (:data:`DEMO_TOO_SMALL`); with ``library_packages`` set and none of them found it
     raises. Trainers resolve it first, so their saved config names the data they used.
     """
     if cfg.data != AUTO_DATA:
@@ -301,7 +301,7 @@ def resolve_data(cfg: C) -> C:
     found = cache.is_dir() and any(packages is not None or r.package not in EXCLUDED_PACKAGES
                                    for r in load_library(cache, packages))
     a_library = cache.is_dir() and any(cache.glob(f"*/{MANIFEST}"))
-    if packages is not None and not found:  # packages named are meant to be trained on, never six demo photos
+    if packages is not None and not found:  # packages named are meant to be trained on, never the demo photos
         raise ValueError(f"--library-packages names {', '.join(packages)}, none of them in a photo library in {cache}: "
                          f"check the names, or fetch them with scripts/get_photos.py --packages {','.join(packages)}")
     return dataclasses.replace(cfg, data="library" if found else "folder" if cfg.root and not a_library else "demo")

@@ -7,8 +7,8 @@ window of ``temporal_window`` frames (:func:`smooth_edits`), and each frame is r
 edit, so nothing is blurred and a cut still changes the look within half a window. A frame that repeats the
 frame before it keeps that frame's edit (:func:`hold_repeats`), so it stays identical.
 
-Flicker is measured as in ``DESIGN.md``: the mean absolute frame-to-frame change of a global statistic
-(mean luminance and per-channel means) of a sequence (:func:`flicker`).
+Flicker is measured as the project's design notes define it: the mean absolute frame-to-frame change of a global
+statistic (mean luminance and per-channel means) of a sequence (:func:`flicker`).
 
 Clips are read and written with the ffmpeg binary that ships inside ``imageio-ffmpeg``; every audio and subtitle
 track, attachment, chapter and the metadata of the source are copied into the output unchanged, and the output is
@@ -93,7 +93,7 @@ def frame_statistics(pixels: np.ndarray) -> np.ndarray:
 
 def flicker(stats: Sequence[np.ndarray] | np.ndarray) -> dict[str, float]:
     """Mean absolute frame-to-frame change of the mean luminance and of the per-channel means (averaged),
-    from the :func:`frame_statistics` of consecutive frames (DESIGN.md's flicker figure)."""
+    from the :func:`frame_statistics` of consecutive frames (the flicker figure of the project's design notes)."""
     s = np.asarray(stats, dtype=np.float64)
     if s.ndim != 2 or s.shape[1] != 4 or len(s) < 2:
         raise ValueError("flicker needs the statistics of at least two frames (N x 4)")

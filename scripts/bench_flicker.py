@@ -1,10 +1,12 @@
-"""The flicker figure of DESIGN.md on a clip (by default the synthetic one the tests make), with and without
-parameter smoothing.
+"""The flicker figure on a clip (by default the synthetic one the tests make), with and without parameter
+smoothing: the mean absolute frame-to-frame change of the mean luminance and of the channel means
+(:func:`deepexpose.video.flicker`).
 
     .venv/bin/python scripts/bench_flicker.py                 # classic and the bundled agent
     .venv/bin/python scripts/bench_flicker.py --methods classic --windows 1,5,9
     .venv/bin/python scripts/bench_flicker.py --clip pan      # a slow pan across a held-out photo
     .venv/bin/python scripts/bench_flicker.py --clip CLIP.avi --methods agent --windows 1,9,25  # a real clip
+    .venv/bin/python scripts/bench_flicker.py --methods agent --model prev/agent.safetensors  # another agent
 
 ``--clip pan`` measures footage whose neighbouring frames look alike instead: 48 frames of a 96 x 128 window
 moving 4 pixels a frame across the held-out demo photo coffee (never trained on), left as it is or, with
@@ -64,16 +66,21 @@ def clip_frames(kind: str, ev: float) -> list[np.ndarray]:
     return pan_clip(photo[0].permute(1, 2, 0).numpy())
 
 
-def measure(source: Path, frames: bool, methods: list[str], windows: list[int], tmp: Path) -> list[tuple]:
+MODEL_METHODS = ("agent", "cgan", "classifier", "histogram")
+
+
+def measure(source: Path, frames: bool, methods: list[str], windows: list[int], tmp: Path,
+            model: str = "") -> list[tuple]:
     """``(method, window, input flicker, output flicker, frames, repeated frames)`` of ``deepexpose enhance`` on the
     clip ``source`` (a video file, or with ``frames`` a folder of frames) for each method and temporal window,
-    outputs under ``tmp``; a repeated frame has the same pixels as the frame before it."""
+    outputs under ``tmp``; a repeated frame has the same pixels as the frame before it. ``model``: the model file
+    of the method of ``methods`` that has one (default: its bundled model)."""
     rows = []
     for method in methods:
         for window in windows:
             out = tmp / f"{method}-{window}"
             cfg = EnhanceConfig(out=str(out), method=method, frames=frames, temporal_window=window,
-                                sidecar=True, progress=False)
+                                sidecar=True, progress=False, model=model if method in MODEL_METHODS else "")
             summary = enhance_paths([source], cfg)
             if summary.failed:
                 raise SystemExit(str(summary))
@@ -92,8 +99,14 @@ def main() -> int:
                         help="synthetic (the tests' alternating clip, default), pan (a pan across a held-out photo), "
                              "or a video file or folder of frames (write ./pan for a file or folder named pan)")
     parser.add_argument("--ev", type=float, default=0.0, help="--clip pan: exposure error in stops (default: 0)")
+    parser.add_argument("--model", default="", help="model file of the one method of --methods that has a model "
+                                                    "(default: the bundled one)")
     args = parser.parse_args()
     methods = [m for m in args.methods.split(",") if m]
+    if args.model and sum(m in MODEL_METHODS for m in methods) != 1:
+        parser.error(f"--model applies to exactly one of {', '.join(MODEL_METHODS)} in --methods, got {args.methods}")
+    if args.model and not Path(args.model).is_file():
+        parser.error(f"--model: no such file: {args.model}")
     windows = [int(w) for w in args.windows.split(",")]
     if any(w < 1 or w % 2 == 0 for w in windows):
         parser.error(f"--windows must be odd and >= 1 (frames averaged around each frame), got {args.windows}")
@@ -112,10 +125,10 @@ def main() -> int:
             seq.mkdir()
             for i, f in enumerate(clip_frames(args.clip, args.ev)):
                 Image.fromarray((f * 255).round().astype(np.uint8)).save(seq / f"frame{i:03d}.png")
-            rows = measure(seq, True, methods, windows, Path(tmp))
+            rows = measure(seq, True, methods, windows, Path(tmp), args.model)
         else:
             source = Path(args.clip)
-            rows = measure(source, source.is_dir(), methods, windows, Path(tmp))
+            rows = measure(source, source.is_dir(), methods, windows, Path(tmp), args.model)
     print("| method | temporal window | input flicker (luminance / RGB) | output flicker (luminance / RGB) |")
     print("|---|---|---|---|")
     for method, window, fin, fout, _, _ in rows:

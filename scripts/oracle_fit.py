@@ -2,8 +2,8 @@
 
     .venv/bin/python scripts/oracle_fit.py --count 128
 
-DESIGN.md measured, before any code existed, that the filters reach 38.7 dB when fitted with the target
-known, so the agent's gap is generalisation, not expressiveness. This script repeats that measurement on the
+The project's design notes measured, before any code existed, that the filters reach 38.7 dB when fitted with
+the target known, so the agent's gap is generalisation, not expressiveness. This script repeats that measurement on the
 agent's own held-out views (the demo photos coffee, chelsea and the motorcycle pair plus a fifth of the photo
 library's scene groups, `basic` errors, as ``deepexpose train --data library`` evaluates): Adam on the
 actions of :data:`DEFAULT_GLOBAL_FILTERS`, minimising the mean CIE76 difference to the target. It prints the

@@ -89,3 +89,27 @@ def test_main_refuses_a_missing_clip_an_image_and_misplaced_ev(tmp_path, monkeyp
     with pytest.raises(SystemExit):
         bf.main()
     assert "--ev must be finite" in capsys.readouterr().err
+
+
+def test_model_picks_the_agent_measured(tmp_path, monkeypatch, capsys, agent_model):
+    """The README repeats its flicker figures for another agent with --model, which the script did not have."""
+    from PIL import Image
+
+    import deepexpose.enhance as enhance
+
+    bf = load_script("bench_flicker.py")
+    folder = tmp_path / "seq"
+    folder.mkdir()
+    for i, f in enumerate(_frames()):
+        Image.fromarray(f).save(folder / f"f{i:02d}.png")
+    given = []
+    load = enhance._load
+    monkeypatch.setattr(enhance, "_load", lambda cfg: given.append((cfg.method, cfg.model)) or load(cfg))
+    rows = bf.measure(folder, True, ["classic", "agent"], [1], tmp_path / "out", str(agent_model))
+    assert [r[0] for r in rows] == ["classic", "agent"] and given == [("classic", ""), ("agent", str(agent_model))]
+    for argv, words in ((["--methods", "agent,cgan", "--model", str(agent_model)], "exactly one of"),
+                        (["--methods", "agent", "--model", str(tmp_path / "none")], "--model: no such file")):
+        monkeypatch.setattr("sys.argv", ["bench_flicker.py", *argv])
+        with pytest.raises(SystemExit):
+            bf.main()
+        assert words in capsys.readouterr().err
