@@ -47,7 +47,7 @@ from deepexpose.device import resolve_device
 from deepexpose.discriminator import Critic, critic_loss
 from deepexpose.envs.core import EditCore
 from deepexpose.envs.pool import PairPool
-from deepexpose.io import atomic_write_bytes, output_folder
+from deepexpose.io import atomic_write_bytes, writable_folder
 
 from .checkpoint import checkpoint_exists, load_checkpoint, read_meta, save_checkpoint, update_meta
 from .networks import ActorCritic
@@ -334,7 +334,7 @@ def train_async(cfg: TrainConfig) -> dict:
     level, ``validation``, and ``best``: the step, score, validation and held-out results of best.safetensors)."""
     cfg = resolve_data(cfg)
     torch.manual_seed(cfg.seed)
-    out = output_folder(cfg.out, "--out")
+    out = writable_folder(cfg.out, "--out")
     out.mkdir(parents=True, exist_ok=True)
     workers = num_workers(cfg)
     device = resolve_device(cfg.device)

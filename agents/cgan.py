@@ -156,6 +156,9 @@ class CganConfig(PhotoSplit):
 
 def check_config(cfg: CganConfig) -> None:
     """Raise ``ValueError`` naming the first bad field."""
+    from .train import check_common_options
+
+    check_common_options(cfg)
     choices = {"data": (AUTO_DATA, *GOOD_PHOTO_DATA, *PAIRED_DATA), "scheme": SCHEMES, "loss": LOSSES, "norm": NORMS}
     for name, valid in choices.items():
         if getattr(cfg, name) not in valid:
@@ -677,12 +680,15 @@ def train_cgan(cfg: CganConfig) -> dict:
     """Train the pix2pix cGAN; writes ``out/cgan.safetensors`` (+ JSON with the config and the evaluation) and
     ``out/eval.json``, and returns the evaluation: held-out views (``view``) and photos (``photo``)."""
     check_config(cfg)
+    from deepexpose.io import writable_folder
+
     from .train import refuse_earlier_run, torch_threads, warn_unused_data_options
 
     refuse_earlier_run(cfg.out, "cgan.safetensors", cfg.overwrite)
 
     given, cfg = cfg.data, resolve_data(cfg)
     warn_unused_data_options(cfg, given)
+    writable_folder(cfg.out, "--out")  # its model is written at the end: not after the whole budget
     with torch_threads(cfg.threads):
         return _train(cfg)
 

@@ -525,6 +525,9 @@ class ClassifierConfig(PhotoSplit):
 
 
 def _check_config(cfg: ClassifierConfig) -> None:
+    from .train import check_common_options
+
+    check_common_options(cfg)
     if cfg.size < 16:
         raise ValueError(f"--size must be >= 16, got {cfg.size}")
     if cfg.batch < 1 or cfg.steps < 0 or cfg.width < 1 or cfg.eval_size < 0 or cfg.threads < 0:
@@ -537,12 +540,15 @@ def train_classifier(cfg: ClassifierConfig) -> dict:
     """Train the seed 001 classifier on detuned crops of good photos; write ``out/classifier.safetensors`` (+ JSON
     with the configuration, the classes, the inverse table and the held-out evaluation); return the evaluation."""
     _check_config(cfg)
+    from deepexpose.io import writable_folder
+
     from .train import refuse_earlier_run, torch_threads, warn_unused_data_options
 
     refuse_earlier_run(cfg.out, "classifier.safetensors", cfg.overwrite)
 
     given, cfg = cfg.data, resolve_data(cfg)
     warn_unused_data_options(cfg, given)
+    writable_folder(cfg.out, "--out")  # its model is written at the end: not after the whole budget
     with torch_threads(cfg.threads):
         return _train(cfg)
 

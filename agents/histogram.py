@@ -111,6 +111,9 @@ class HistogramConfig(PhotoSplit):
 
 def check_config(cfg: HistogramConfig) -> None:
     """Clear errors for settings that cannot work."""
+    from .train import check_common_options
+
+    check_common_options(cfg)
     if cfg.bins < 8 or cfg.bins % 8:
         raise ValueError(f"--bins must be a multiple of 8 (the network halves it three times), got {cfg.bins}")
     for name in ("width", "size", "pool_size", "batch", "iterations", "transfer_bins", "per_bin", "eval_size",
@@ -366,12 +369,15 @@ def train_histogram(cfg: HistogramConfig) -> dict:
     """Train the histogram network; write ``out/histogram.safetensors`` (+ JSON) and ``out/eval.json``; return
     the held-out evaluation (basic detuning) together with the training summary."""
     check_config(cfg)
+    from deepexpose.io import writable_folder
+
     from .train import refuse_earlier_run, torch_threads, warn_unused_data_options
 
     refuse_earlier_run(cfg.out, "histogram.safetensors", cfg.overwrite)
 
     given, cfg = cfg.data, resolve_data(cfg)
     warn_unused_data_options(cfg, given)
+    writable_folder(cfg.out, "--out")  # its model is written at the end: not after the whole budget
     with torch_threads(cfg.threads):
         return _train(cfg)
 

@@ -452,10 +452,10 @@ def train_sb3(cfg: TrainConfig, pools: tuple[PairPool, ...] | None = None) -> di
     """
     if cfg.algo not in SB3_ALGOS:
         raise ValueError(f"unknown stable-baselines3 algorithm {cfg.algo!r}; choose from {', '.join(SB3_ALGOS)}")
-    from deepexpose.io import output_folder
+    from deepexpose.io import writable_folder
 
     cfg = resolve_data(cfg)
-    out = output_folder(cfg.out, "--out")
+    out = writable_folder(cfg.out, "--out")
     out.mkdir(parents=True, exist_ok=True)
     ckpt = out / CHECKPOINT
     device = resolve_device(cfg.device)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 import os
 import random
 import warnings
@@ -773,8 +774,21 @@ MIN_VIEW = 16
 """the smallest view the policy's CNN and the sub-image segmentation work on"""
 
 
+def check_common_options(cfg) -> None:
+    """What every trainer's config (any of them) refuses, naming the option, before any work: a number that is not
+    finite (``--lr inf`` trained a model of NaNs; ``--minutes nan`` was written into its JSON), and ``--data`` of a
+    folder without ``--root`` (the baselines then trained on the current folder)."""
+    for field in dataclasses.fields(cfg):
+        value = getattr(cfg, field.name)
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ValueError(f"--{field.name.replace('_', '-')} must be a finite number, got {value}")
+    if getattr(cfg, "data", "") in ("folder", "pairs", "fivek", "afifi") and not getattr(cfg, "root", ""):
+        raise ValueError(f"--data {cfg.data} needs --root (the folder that holds the photos)")
+
+
 def check_config(cfg: TrainConfig) -> None:
     """Refuse, naming the option, values that cannot train (before any photo is loaded)."""
+    check_common_options(cfg)
     rules = [(cfg.steps >= 1, f"--steps must be >= 1, got {cfg.steps}"),
              (cfg.minutes >= 0, f"--minutes must be >= 0 (0: no time budget), got {cfg.minutes}"),
              (cfg.workers >= 0, f"--workers must be >= 0 (0: one per core), got {cfg.workers}"),
@@ -789,9 +803,7 @@ def check_config(cfg: TrainConfig) -> None:
              (cfg.lr > 0 and cfg.critic_lr > 0, f"--lr and --critic-lr must be > 0, got {cfg.lr} and {cfg.critic_lr}"),
              (cfg.eval_every >= 0 and cfg.checkpoint_every >= 0, "--eval-every and --checkpoint-every must be >= 0"),
              (not (cfg.resume and cfg.overwrite), "--resume continues the run in --out and --overwrite removes it: "
-                                                  "pass one of them"),
-             (cfg.data not in ("folder", "pairs", "fivek", "afifi") or bool(cfg.root),
-              f"--data {cfg.data} needs --root (the folder that holds the photos)")]
+                                                  "pass one of them")]
     for ok, message in rules:
         if not ok:
             raise ValueError(message)

@@ -183,7 +183,8 @@ def test_bad_arguments(tmp_path):
     for bad, match in [({"loss": "l2"}, "loss"), ({"frames": 2}, "odd"), ({"patch": 50}, "patch"),
                        ({"size": 48}, "power of two"), ({"data": "nope"}, "data"), ({"norm": "group"}, "norm"),
                        ({"dropout": 1.5}, "dropout"), ({"crop_scale": 0.0}, "crop-scale"), ({"width": 0}, "width"),
-                       ({"scheme": "x"}, "scheme"), ({"data": "fivek", "train_fraction": 0.5}, "train-fraction")]:
+                       ({"scheme": "x"}, "scheme"),
+                       ({"data": "fivek", "root": "x", "train_fraction": 0.5}, "train-fraction")]:
         with pytest.raises(ValueError, match=match):
             check_config(CganConfig(**bad))
     g = UNetGenerator(3, depth=3, width=4)

@@ -2,6 +2,7 @@
 
 import hashlib
 import json
+import os
 
 import numpy as np
 import pytest
@@ -616,3 +617,36 @@ def test_photo_options_the_data_does_not_use_are_named_in_a_warning(tmp_path, re
     with pytest.warns(DeepExposeWarning, match="--data demo does not use --root"):  # deepexpose train says so too
         train(TrainConfig(data="demo", root=str(tmp_path), steps=6, batch=2, pool_size=4, eval_size=2, view=16, k=1,
                           eval_every=0, checkpoint_every=0, progress=False, out=str(tmp_path / "run")))
+
+
+def test_every_trainer_refuses_numbers_that_are_not_finite_and_a_folder_without_root(tmp_path):
+    """--lr inf trained a histogram network of NaNs and left it as a finished model; --minutes nan went into its JSON
+    as NaN; --data folder without --root made the baselines train on the current folder (found by review)."""
+    from deepexpose.agents.cgan import CganConfig, train_cgan
+    from deepexpose.agents.classifier import ClassifierConfig, train_classifier
+    from deepexpose.agents.histogram import HistogramConfig, train_histogram
+
+    out = str(tmp_path / "out")
+    for config, run in ((TrainConfig, train), (CganConfig, train_cgan), (ClassifierConfig, train_classifier),
+                        (HistogramConfig, train_histogram)):
+        for field, value in (("lr", float("inf")), ("minutes", float("nan"))):
+            with pytest.raises(ValueError, match=f"--{field} must be a finite number, got {value}"):
+                run(config(out=out, **{field: value}))
+        with pytest.raises(ValueError, match="--data folder needs --root"):
+            run(config(out=out, data="folder"))
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self"), reason="needs a folder nobody can write in: /proc")
+def test_every_trainer_refuses_an_unwritable_out_before_training(monkeypatch):
+    """The baselines trained their whole budget, then failed to write their model (found by review)."""
+    from deepexpose.agents import cgan, classifier, histogram
+
+    for module, run, config in ((cgan, cgan.train_cgan, cgan.CganConfig),
+                                (classifier, classifier.train_classifier, classifier.ClassifierConfig),
+                                (histogram, histogram.train_histogram, histogram.HistogramConfig)):
+        monkeypatch.setattr(module, "_train", lambda cfg: pytest.fail("it trained"))
+        with pytest.raises(OSError, match="--out /proc/deepexpose-test: cannot write there"):
+            run(config(out="/proc/deepexpose-test", data="demo"))
+    with pytest.raises(OSError, match="--out /proc/deepexpose-test: cannot write there"):
+        train(TrainConfig(out="/proc/deepexpose-test", data="demo"))
