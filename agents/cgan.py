@@ -461,39 +461,45 @@ def _paired_data(cfg: CganConfig) -> tuple[Pool, list[tuple[Tensor, Tensor]]]:
     """The training pool and the held-out ``(input, target)`` pairs of a paired layout (pairs, fivek, afifi).
 
     Pairs are read one at a time and cut into their share of the pool at once, so memory holds one photo, not
-    the data set.
+    the data set. Inputs without a target and unreadable pairs are left out and named in a warning, as the agent
+    leaves them out (:func:`~deepexpose.agents.train.paired_dataset`); the share of one left out goes to the
+    pairs read after it.
     """
-    from deepexpose.data import registry
     from deepexpose.data.folders import shrink_short_side
 
-    from .train import PHOTO_SHORT_SIDE
+    from .train import PHOTO_SHORT_SIDE, paired_dataset, readable_items
 
     if cfg.data == "pairs":
-        train_ds = held_ds = registry.make_dataset("pairs", root=cfg.root)
+        train_ds = held_ds = paired_dataset("pairs", root=cfg.root)
         n_held = max(1, len(train_ds) // 10)
         train_idx, held_idx = list(range(n_held, len(train_ds))), list(range(n_held))
     else:
         split_train, split_test = ("train", "test") if cfg.data == "fivek" else ("training", "validation")
-        train_ds = registry.make_dataset(cfg.data, root=cfg.root, split=split_train)
-        held_ds = registry.make_dataset(cfg.data, root=cfg.root, split=split_test)
+        train_ds = paired_dataset(cfg.data, root=cfg.root, split=split_train)
+        held_ds = paired_dataset(cfg.data, root=cfg.root, split=split_test)
         train_idx, held_idx = list(range(len(train_ds))), list(range(len(held_ds)))
     if not train_idx or not held_idx:
-        raise ValueError("need pairs both for training and for the held-out evaluation")
+        raise ValueError(f"--data {cfg.data} under {cfg.root}: need pairs both for training and for the held-out "
+                         f"evaluation, found {len(train_idx)} and {len(held_idx)}")
 
-    def pair(ds, i: int) -> Tensor:  # input and target stacked on channels, 6 x H x W
-        item = ds[i]
+    def pair(item: dict) -> Tensor:  # input and target stacked on channels, 6 x H x W
         return shrink_short_side(torch.cat([item["input"], item["target"]]), PHOTO_SHORT_SIDE)
 
     order = torch.randperm(len(train_idx), generator=torch.Generator().manual_seed(cfg.seed)).tolist()
-    parts = []
-    for k, j in enumerate(order):
-        count = cfg.pool_size // len(order) + (1 if k < cfg.pool_size % len(order) else 0)
-        if count:
-            parts.append(make_pool([pair(train_ds, train_idx[j])], count, size=cfg.size, frames=cfg.frames,
-                                   motion=cfg.motion, scheme=None, seed=cfg.seed * 7919 + j,
-                                   crop_scale=cfg.crop_scale))
+    order = order[:cfg.pool_size]  # a pool smaller than the data takes one crop of each of the first pairs
+    place = {train_idx[j]: (k, cfg.seed * 7919 + j) for k, j in enumerate(order)}  # place in the order, seed
+    parts, made = [], 0
+    for i, item in readable_items(train_ds, [train_idx[j] for j in order], indexed=True):
+        k, seed = place[i]
+        count = -(-(cfg.pool_size - made) // (len(order) - k))  # the rest shared out over the pairs still to read
+        parts.append(make_pool([pair(item)], count, size=cfg.size, frames=cfg.frames, motion=cfg.motion,
+                               scheme=None, seed=seed, crop_scale=cfg.crop_scale))
+        made += count
+    held = [pair(item) for item in readable_items(held_ds, held_idx[:max(cfg.eval_size, cfg.eval_photos)])]
+    if not parts or not held:
+        raise ValueError(f"--data {cfg.data} under {cfg.root}: no {'training' if not parts else 'held-out'} pair "
+                         "could be read (the warnings say why)")
     pool = (torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts]), [r for p in parts for r in p[2]])
-    held = [pair(held_ds, i) for i in held_idx[:max(cfg.eval_size, cfg.eval_photos)]]
     return pool, [(s[:3], s[3:]) for s in held]
 
 

@@ -392,18 +392,20 @@ def _warn_left_out(names: Sequence[str], what: str) -> None:
                       + "; ".join(names[:3]) + ("; ..." if len(names) > 3 else ""), DeepExposeWarning, stacklevel=3)
 
 
-def readable_items(dataset, indices: Iterable[int] | None = None) -> Iterator[dict]:
-    """The items of an image-file ``dataset`` (at ``indices``, default all) that can be read, in order. Unreadable
-    ones (damaged, truncated, too large, not images) are left out and named in one warning once all were read, as
-    ``deepexpose evaluate`` reports them, instead of stopping the run."""
+def readable_items(dataset, indices: Iterable[int] | None = None, *, indexed: bool = False) -> Iterator:
+    """The items of an image-file ``dataset`` (at ``indices``, default all) that can be read, in order (``(index,
+    item)`` with ``indexed``). Unreadable ones (damaged, truncated, too large, not images) are left out and named
+    in one warning once all were read, as ``deepexpose evaluate`` reports them, instead of stopping the run."""
     from deepexpose.io import ImageIOError
 
     skipped = []
     for i in range(len(dataset)) if indices is None else indices:
         try:
-            yield dataset[i]
+            item = dataset[i]
         except (ImageIOError, OSError, ValueError) as e:
             skipped.append(f"{dataset.samples[i].name} ({e})")
+            continue
+        yield (i, item) if indexed else item
     _warn_left_out(skipped, "unreadable item{s}")
 
 

@@ -220,6 +220,36 @@ def test_paired_folder_data(tmp_path):
     assert result["steps"] == 2 and result["photo"]["count"] == 1
 
 
+def test_paired_folder_leaves_out_inputs_without_target_and_unreadable_pairs_with_a_warning(tmp_path):
+    """As the agent does: an input without its target and a pair that cannot be read are named and left out, the
+    pool keeps its size from the other pairs (it stopped with "Pass missing='skip'", an internal parameter)."""
+    from PIL import Image
+
+    for sub in ("input", "target"):
+        (tmp_path / "data" / sub).mkdir(parents=True)
+    rng = torch.Generator().manual_seed(1)
+    for i in range(12):
+        target = torch.rand(3, 24, 32, generator=rng)
+        for sub, img in (("input", target * 0.5), ("target", target)):
+            array = (img.permute(1, 2, 0).numpy() * 255).round().astype("uint8")
+            Image.fromarray(array).save(tmp_path / "data" / sub / f"{i:02d}.png")
+    (tmp_path / "data" / "target" / "05.png").unlink()
+    (tmp_path / "data" / "input" / "07.png").write_bytes(b"not a png")
+    cfg = _tiny(tmp_path / "run", data="pairs", root=str(tmp_path / "data"), pool_size=15, steps=2)
+    with pytest.warns(UserWarning) as caught:
+        (x, t, _), views, photos = build_data(cfg)
+    said = " | ".join(str(w.message) for w in caught)
+    assert "left out 1 item of --data pairs without a target" in said and "05" in said
+    assert "left out 1 unreadable item: 07" in said
+    assert x.shape == (15, 3, 16, 16) and t.shape == (15, 3, 16, 16) and len(photos) == 1
+    assert (x.float() - t.float() / 2).abs().max() <= 1
+    for i in range(1, 12):  # only 00, the held-out pair, keeps its input
+        (tmp_path / "data" / "input" / f"{i:02d}.png").unlink(missing_ok=True)
+    with pytest.warns(UserWarning), pytest.raises(ValueError, match="need pairs both for training and for the "
+                                                                    "held-out evaluation, found 0 and 1"):
+        build_data(cfg)
+
+
 def test_a_wall_clock_budget_stops_training(tmp_path):
     start = time.monotonic()
     result = train_cgan(_tiny(tmp_path, steps=10 ** 9, minutes=0.02))
