@@ -24,7 +24,7 @@ from train_default_model import HOLDOUT, MODEL_DIR, chosen_packages, library_pac
 from deepexpose.agents.cgan import CganConfig, train_cgan  # noqa: E402
 from deepexpose.agents.classifier import ClassifierConfig, train_classifier  # noqa: E402
 from deepexpose.agents.histogram import HistogramConfig, train_histogram  # noqa: E402
-from deepexpose.io import atomic_write_bytes  # noqa: E402
+from deepexpose.io import atomic_write_bytes, writable_folder  # noqa: E402
 
 TRAINERS = {
     "classifier": (ClassifierConfig, train_classifier, "classifier.safetensors"),
@@ -48,6 +48,10 @@ def main(argv: list[str] | None = None) -> int:
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     if unknown := [m for m in methods if m not in TRAINERS] or ([] if methods else ["(none)"]):
         raise SystemExit(f"unknown baseline {', '.join(map(repr, unknown))}; choose from {', '.join(TRAINERS)}")
+    try:  # made and tried with a file: each model is written after its whole training
+        writable_folder(args.model_dir, "--model-dir")
+    except (OSError, ValueError) as e:
+        raise SystemExit(str(e)) from None
     packages = chosen_packages(args.library_packages)
     report = {}
     for method in methods:  # checked above, before any training
@@ -63,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
         target.mkdir(parents=True, exist_ok=True)
         for src in (out / name, (out / name).with_suffix(".json")):  # the JSON last: it marks a complete model
             atomic_write_bytes(target / src.name, src.read_bytes(), overwrite=True)
-        report[method] = {"bytes": size, "held_out": {k: v for k, v in result.items() if not isinstance(v, dict)}}
+        report[method] = {"bytes": size, "held_out": result}
         print(json.dumps({method: report[method]}, indent=2), flush=True)
     return 0
 

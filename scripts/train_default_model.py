@@ -34,7 +34,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import os
 import time
 from pathlib import Path
 
@@ -46,6 +45,7 @@ from deepexpose.agents.tuning import (GRID_CROPS, GRID_SHRINKS, NoValidationPhot
                                       parse_consensus_grid, tune_consensus, validation_set)
 from deepexpose.data.packages import PHOTO_PACKAGES, default_cache_dir, load_library
 from deepexpose.data.synthetic import BUNDLED_LIBRARY, EXCLUDED_PACKAGES, HELD_OUT_DEMO
+from deepexpose.io import writable_folder
 
 HOLDOUT = HELD_OUT_DEMO
 TUNE_DRAWS, TUNE_SEED = 3, 0  # the basic errors per validation photo that score each consensus setting
@@ -122,11 +122,6 @@ def main(argv: list[str] | None = None) -> int:
     if (found := earlier_run(args.out)) and not args.overwrite:
         raise SystemExit(f"--out {args.out} holds an earlier run ({', '.join(found)}): choose another --out, or pass "
                          "--overwrite to replace it")
-    model_dir = Path(args.model_dir).absolute()
-    folder = next(p for p in (model_dir, *model_dir.parents) if p.exists())  # it, or the one it will be made in
-    if not (folder.is_dir() and os.access(folder, os.W_OK)):
-        raise SystemExit(f"--model-dir {args.model_dir} cannot be written ({folder} is not a folder this user can "
-                         "write to)")
     try:  # refused before training, not after
         crops, shrinks = parse_consensus_grid(args.consensus_crops, args.consensus_shrinks, "--consensus-crops",
                                               "--consensus-shrinks")
@@ -134,6 +129,10 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit(str(e)) from None
     if bool(crops) != bool(shrinks):
         raise SystemExit("--consensus-crops and --consensus-shrinks: give both, or both empty to skip the tuning")
+    try:  # made and tried with a file: the model is written after the whole training
+        writable_folder(args.model_dir, "--model-dir")
+    except (OSError, ValueError) as e:
+        raise SystemExit(str(e)) from None
     packages = chosen_packages(args.library_packages)
     cfg = dataclasses.replace(default_config(args.minutes, args.out, packages, args.seed, args.chroma),
                               keep_evaluated=args.choose_on_photos, overwrite=args.overwrite)

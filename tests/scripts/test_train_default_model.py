@@ -1,5 +1,7 @@
 """``scripts/train_default_model.py``: the bundled agent's recipe, training replaced by the tiny agent's run."""
 
+from pathlib import Path
+
 import pytest
 
 from conftest import load_script
@@ -208,6 +210,9 @@ def test_no_time_budget_an_earlier_run_and_a_model_dir_that_is_a_file_are_refuse
         recipe.main(["--out", str(tiny_agent.parent), "--model-dir", str(tmp_path)])
     (tmp_path / "file").write_text("x")
     for model_dir in (tmp_path / "file", tmp_path / "file" / "sub"):  # a file, or a folder to be made under one
-        with pytest.raises(SystemExit, match="--model-dir .* cannot be written .*file is not a folder"):
+        with pytest.raises(SystemExit, match="--model-dir .* (is|lies under .*, which is) a file, not a folder"):
             recipe.main(["--out", str(tmp_path / "run"), "--model-dir", str(model_dir)])
+    if Path("/proc/self").is_dir():  # a folder nobody can make, even as root (the check was os.access)
+        with pytest.raises(SystemExit, match="--model-dir /proc/deepexpose-models: cannot write there"):
+            recipe.main(["--out", str(tmp_path / "run"), "--model-dir", "/proc/deepexpose-models"])
     assert recipe.configs == []
