@@ -41,6 +41,7 @@ import dataclasses
 import json
 import math
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,6 +50,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from deepexpose import DeepExposeWarning
 from deepexpose.apply import to_view
 from deepexpose.data.detune import SCHEMES, detune
 from deepexpose.device import resolve_device
@@ -87,7 +89,8 @@ class CganConfig(PhotoSplit):
     """smallest share of a photo's area that a training crop covers (drawn up to all of it); small values also
     show the generator photos near their own resolution, the resolution it runs at"""
     frames: int = 1
-    """odd number of consecutive frames the generator sees (the current one in the middle; seed 001); 1: stills"""
+    """odd number of consecutive frames the generator sees (the current one in the middle; seed 001); 1: stills,
+    the only models deepexpose enhance and evaluate run"""
     motion: int = 2
     """frames > 1: largest shift in pixels of a neighbour frame in the simulated camera pan"""
     width: int = 8
@@ -695,6 +698,10 @@ def train_cgan(cfg: CganConfig) -> dict:
     given, cfg = cfg.data, resolve_data(cfg)
     warn_unused_data_options(cfg, given)
     writable_folder(cfg.out, "--out")  # its model is written at the end: not after the whole budget
+    if cfg.frames > 1:
+        warnings.warn(f"--frames {cfg.frames}: deepexpose enhance and evaluate run single-frame cGANs only; this "
+                      "model is for CganCorrector.enhance on stacks of frames (seed 001's study of flicker)",
+                      DeepExposeWarning, stacklevel=2)
     with torch_threads(cfg.threads):
         return _train(cfg)
 

@@ -1,6 +1,7 @@
 import dataclasses
 import json
 import time
+import warnings
 
 import pytest
 import torch
@@ -96,7 +97,13 @@ def _tiny(tmp_path, **kw):
 @pytest.mark.parametrize("frames", [1, 3])
 def test_training_writes_a_checkpoint_that_reloads_identically(tmp_path, frames):
     cfg = _tiny(tmp_path, frames=frames, neighbour_flip=0.5, loss="lsgan")
-    result = train_cgan(cfg)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = train_cgan(cfg)
+    single = [str(w.message) for w in caught if "single-frame" in str(w.message)]
+    assert single == ([] if frames == 1 else ["--frames 3: deepexpose enhance and evaluate run single-frame cGANs "
+                                              "only; this model is for CganCorrector.enhance on stacks of frames "
+                                              "(seed 001's study of flicker)"])
     assert result["steps"] == 3 and {"psnr", "input_psnr", "delta_e2000"} <= set(result["view"])
     assert json.loads((tmp_path / "eval.json").read_text())["view"] == result["view"]
     meta = json.loads((tmp_path / "cgan.json").read_text())["meta"]
