@@ -58,7 +58,7 @@ from deepexpose.envs.pool import PairPool, random_crop
 from deepexpose.filters.base import luminance
 
 from .checkpoint import load_checkpoint, read_meta, save_checkpoint
-from .train import AUTO_DATA, GOOD_PHOTO_DATA, PhotoSplit, good_photos, resolve_data
+from .train import AUTO_DATA, GOOD_PHOTO_DATA, PhotoSplit, good_photos, refuse_untrained, resolve_data
 
 PAIRED_DATA = ("pairs", "fivek", "afifi")
 LOSSES = ("bce", "lsgan", "mse")
@@ -186,7 +186,7 @@ def check_config(cfg: CganConfig) -> None:
     for name in ("identity_fraction", "dropout", "flip", "jitter", "neighbour_flip"):
         if not 0.0 <= getattr(cfg, name) <= 1.0:
             raise ValueError(f"--{name.replace('_', '-')} must be in [0, 1], got {getattr(cfg, name)}")
-    for name in ("depth", "motion", "steps", "threads", "eval_photos", "minutes", "pixel_weight", "gan_weight",
+    for name in ("depth", "motion", "threads", "eval_photos", "minutes", "pixel_weight", "gan_weight",
                  "jitter_strength"):
         if getattr(cfg, name) < 0:
             raise ValueError(f"--{name.replace('_', '-')} must be >= 0, got {getattr(cfg, name)}")
@@ -763,6 +763,7 @@ def _train(cfg: CganConfig) -> dict:
                 bar.set_postfix({k: f"{v:.3g}" for k, v in stats.items()})
     if bar is not None:
         bar.close()
+    refuse_untrained(step, cfg)
     train_minutes = (time.time() - start) / 60
 
     corrector = CganCorrector(G, {"config": dataclasses.asdict(cfg)})

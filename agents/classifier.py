@@ -41,7 +41,7 @@ from deepexpose.filters.white_balance import white_balance_gains
 
 from .checkpoint import load_checkpoint, read_meta, save_checkpoint
 from .networks import image_stats
-from .train import PhotoSplit, resolve_data
+from .train import PhotoSplit, refuse_untrained, resolve_data
 
 STATS_DIM = 32  # the length of image_stats
 
@@ -530,8 +530,8 @@ def _check_config(cfg: ClassifierConfig) -> None:
     check_common_options(cfg)
     if cfg.size < 16:
         raise ValueError(f"--size must be >= 16, got {cfg.size}")
-    if cfg.batch < 1 or cfg.steps < 0 or cfg.width < 1 or cfg.eval_size < 0 or cfg.threads < 0:
-        raise ValueError("--batch and --width must be >= 1, --steps, --eval-size and --threads >= 0")
+    if cfg.batch < 1 or cfg.width < 1 or cfg.eval_size < 0 or cfg.threads < 0:
+        raise ValueError("--batch and --width must be >= 1, --eval-size and --threads >= 0")
     if not cfg.lr > 0 or cfg.minutes < 0:
         raise ValueError(f"--lr must be > 0 and --minutes >= 0, got {cfg.lr} and {cfg.minutes}")
 
@@ -598,6 +598,7 @@ def _train(cfg: ClassifierConfig) -> dict:
                 hits = seen = 0
     if bar is not None:
         bar.close()
+    refuse_untrained(step, cfg)
     model.eval()
     seconds = time.monotonic() - start
     result: dict = {"steps": step, "train_seconds": round(seconds, 1)}

@@ -45,6 +45,7 @@ from .train import PhotoSplit, resolve_data
 
 CHECKPOINT_NAME = "histogram.safetensors"
 SOURCES = ("histogram", "pixels")
+POOL_CHUNK = 64  # pairs made between two looks at the clock
 
 
 @dataclass
@@ -120,8 +121,8 @@ def check_config(cfg: HistogramConfig) -> None:
                  "eval_view"):
         if getattr(cfg, name) < 1:
             raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(cfg, name)}")
-    if cfg.steps < 0 or cfg.refresh < 0 or cfg.minutes < 0 or cfg.smooth < 0:
-        raise ValueError("--steps, --refresh, --minutes and --smooth must be >= 0")
+    if cfg.refresh < 0 or cfg.minutes < 0 or cfg.smooth < 0:
+        raise ValueError("--refresh, --minutes and --smooth must be >= 0")
     if not 0.0 <= cfg.identity_fraction <= 1.0:
         raise ValueError(f"--identity-fraction must be in [0, 1], got {cfg.identity_fraction}")
     if cfg.lr <= 0:
@@ -387,7 +388,7 @@ def _train(cfg: HistogramConfig) -> dict:
 
     from deepexpose.device import resolve_device
 
-    from .train import good_photos
+    from .train import good_photos, refuse_untrained
 
     start = time.monotonic()
     deadline = start + cfg.minutes * 60 if cfg.minutes > 0 else math.inf
@@ -400,7 +401,13 @@ def _train(cfg: HistogramConfig) -> dict:
     g = torch.Generator().manual_seed(cfg.seed)
     torch.manual_seed(cfg.seed)
     kw = dict(size=cfg.size, bins=cfg.bins, identity_fraction=cfg.identity_fraction, smooth=cfg.smooth)
-    bad, good = (t.to(device) for t in make_pairs(train_photos, cfg.pool_size, g, **kw))
+    parts = []  # made in chunks (the same draws as all at once), so that --minutes ends a long build too
+    for made in range(0, cfg.pool_size, POOL_CHUNK):
+        if time.monotonic() >= deadline:
+            refuse_untrained(0, cfg, f", while the pool was made ({made} of --pool-size {cfg.pool_size} pairs; the "
+                                     "budget includes it)", " or lower --pool-size")
+        parts.append(make_pairs(train_photos, min(POOL_CHUNK, cfg.pool_size - made), g, **kw))
+    bad, good = (torch.cat(t).to(device) for t in zip(*parts, strict=True))
 
     # 2. the network and its optimiser
     net = HistogramNet(cfg.bins, cfg.width).to(device)
@@ -432,6 +439,7 @@ def _train(cfg: HistogramConfig) -> dict:
             bar.set_postfix(kl=f"{ema:.4f}")
     if bar is not None:
         bar.close()
+    refuse_untrained(step, cfg, " (making the pool of pairs took all of it)", " or lower --pool-size")
     train_seconds = time.monotonic() - start
 
     # 4. checkpoint, then the held-out evaluation on basic errors

@@ -778,21 +778,31 @@ MIN_VIEW = 16
 
 def check_common_options(cfg) -> None:
     """What every trainer's config (any of them) refuses, naming the option, before any work: a number that is not
-    finite (``--lr inf`` trained a model of NaNs; ``--minutes nan`` was written into its JSON), and ``--data`` of a
-    folder without ``--root`` (the baselines then trained on the current folder)."""
+    finite (``--lr inf`` trained a model of NaNs; ``--minutes nan`` was written into its JSON), ``--steps`` below 1,
+    and ``--data`` of a folder without ``--root`` (the baselines then trained on the current folder)."""
     for field in dataclasses.fields(cfg):
         value = getattr(cfg, field.name)
         if isinstance(value, float) and not math.isfinite(value):
             raise ValueError(f"--{field.name.replace('_', '-')} must be a finite number, got {value}")
+    if getattr(cfg, "steps", 1) < 1:  # 0 trained nothing and wrote the untrained model as a finished one
+        raise ValueError(f"--steps must be >= 1, got {cfg.steps}")
     if getattr(cfg, "data", "") in ("folder", "pairs", "fivek", "afifi") and not getattr(cfg, "root", ""):
         raise ValueError(f"--data {cfg.data} needs --root (the folder that holds the photos)")
+
+
+def refuse_untrained(step: int, cfg, spent_on: str = "", other: str = "") -> None:
+    """Refuse (``ValueError`` naming ``--minutes``) a run whose time budget ended before its first update: its model
+    would be written as a finished one with the weights it started from (``spent_on``: what the time went on;
+    ``other``: another option that would help)."""
+    if step == 0:
+        raise ValueError(f"--minutes {cfg.minutes} ended before the first update{spent_on}: no model is written; "
+                         f"raise --minutes{other}")
 
 
 def check_config(cfg: TrainConfig) -> None:
     """Refuse, naming the option, values that cannot train (before any photo is loaded)."""
     check_common_options(cfg)
-    rules = [(cfg.steps >= 1, f"--steps must be >= 1, got {cfg.steps}"),
-             (cfg.minutes >= 0, f"--minutes must be >= 0 (0: no time budget), got {cfg.minutes}"),
+    rules = [(cfg.minutes >= 0, f"--minutes must be >= 0 (0: no time budget), got {cfg.minutes}"),
              (cfg.workers >= 0, f"--workers must be >= 0 (0: one per core), got {cfg.workers}"),
              (cfg.batch >= 1, f"--batch must be >= 1, got {cfg.batch}"),
              (cfg.pool_size >= 1, f"--pool-size must be >= 1, got {cfg.pool_size}"),

@@ -1,8 +1,10 @@
 """Data plumbing and evaluation of ``deepexpose train``."""
 
+import dataclasses
 import hashlib
 import json
 import os
+import time
 
 import numpy as np
 import pytest
@@ -634,7 +636,32 @@ def test_every_trainer_refuses_numbers_that_are_not_finite_and_a_folder_without_
                 run(config(out=out, **{field: value}))
         with pytest.raises(ValueError, match="--data folder needs --root"):
             run(config(out=out, data="folder"))
+        with pytest.raises(ValueError, match="--steps must be >= 1, got 0"):  # the baselines wrote untrained models
+            run(config(out=out, steps=0))
     assert not (tmp_path / "out").exists()
+
+
+def test_a_time_budget_that_ends_before_the_first_update_writes_no_model(tmp_path):
+    """The baselines wrote the weights they started from as a finished model; the histogram network's budget, which
+    includes making its pool, did not stop the pool (0.01 minutes took 33 s; found by review)."""
+    from deepexpose.agents.cgan import CganConfig, train_cgan
+    from deepexpose.agents.classifier import ClassifierConfig, train_classifier
+    from deepexpose.agents.histogram import HistogramConfig, train_histogram
+
+    tiny = {"cgan": (train_cgan, CganConfig(size=16, pool_size=4, batch=2, width=4, d_width=4, patch=16,
+                                             eval_size=2, eval_photos=1)),
+            "classifier": (train_classifier, ClassifierConfig(size=16, batch=2, width=4, eval_size=2)),
+            "histogram": (train_histogram, HistogramConfig(size=16, bins=8, width=4, pool_size=10 ** 6, eval_size=2))}
+    for name, (run, cfg) in tiny.items():
+        out = tmp_path / name
+        start = time.monotonic()
+        with pytest.raises(ValueError, match=r"--minutes 1e-09 ended before the first update.*: no model is written; "
+                                             r"raise --minutes"):
+            run(dataclasses.replace(cfg, data="demo", minutes=1e-9, steps=10, out=str(out), progress=False))
+        assert time.monotonic() - start < 30 and not list(out.glob("*.safetensors")), name
+    with pytest.raises(ValueError, match=r"while the pool was made \(0 of --pool-size 1000000 pairs; the budget "
+                                         r"includes it\): no model is written; raise --minutes or lower --pool-size"):
+        train_histogram(dataclasses.replace(tiny["histogram"][1], data="demo", minutes=1e-9, out=str(tmp_path / "h")))
 
 
 @pytest.mark.skipif(not os.path.isdir("/proc/self"), reason="needs a folder nobody can write in: /proc")
