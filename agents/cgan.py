@@ -176,6 +176,13 @@ def check_config(cfg: CganConfig) -> None:
                          f"side), got {cfg.frames}")
     if cfg.size < 2 or cfg.size & (cfg.size - 1):
         raise ValueError(f"--size must be a power of two >= 2 (the U-Net halves it down to 1 x 1), got {cfg.size}")
+    if cfg.depth > unet_depth(cfg.size):  # deeper, every view and photo is padded to a multiple of 2^depth
+        raise ValueError(f"--depth must be at most {unet_depth(cfg.size)}, log2(--size {cfg.size}): the U-Net is at "
+                         f"1 x 1 there (0: that depth), got {cfg.depth}")
+    if cfg.size < smallest_size(cfg.patch):
+        fits = [f"--patch {p} from --size {smallest_size(p)}" for p in PATCHES if smallest_size(p) <= cfg.size]
+        raise ValueError(f"--size {cfg.size} is too small for --patch {cfg.patch}: its PatchGAN needs views of at "
+                         f"least {smallest_size(cfg.patch)} pixels" + (f" ({', '.join(fits)})" if fits else ""))
     positive = {"width": cfg.width, "d_width": cfg.d_width, "batch": cfg.batch, "pool_size": cfg.pool_size,
                 "oversample": cfg.oversample, "eval_size": cfg.eval_size, "lr": cfg.lr}
     for name, value in positive.items():
@@ -194,6 +201,12 @@ def check_config(cfg: CganConfig) -> None:
 
 # ---------------------------------------------------------------------------------------------------------
 # networks
+
+
+def smallest_size(patch: int) -> int:
+    """Smallest view the PatchGAN of receptive field ``patch`` takes: ``4 x 2^layers`` (its layers halve it, and the
+    two stride-1 convolutions after them need 3 x 3 or more, its normalisation more than one value)."""
+    return 4 * 2 ** PATCHES[patch]
 
 
 def unet_depth(size: int) -> int:

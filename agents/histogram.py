@@ -123,6 +123,9 @@ def check_config(cfg: HistogramConfig) -> None:
             raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(cfg, name)}")
     if cfg.refresh < 0 or cfg.minutes < 0 or cfg.smooth < 0:
         raise ValueError("--refresh, --minutes and --smooth must be >= 0")
+    if cfg.refresh > cfg.pool_size:  # it made that many pairs for every update, most of them overwritten at once
+        raise ValueError(f"--refresh must be at most --pool-size {cfg.pool_size} (pairs replaced after each update), "
+                         f"got {cfg.refresh}")
     if not 0.0 <= cfg.identity_fraction <= 1.0:
         raise ValueError(f"--identity-fraction must be in [0, 1], got {cfg.identity_fraction}")
     if cfg.lr <= 0:

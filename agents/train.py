@@ -156,8 +156,13 @@ def torch_threads(n: int) -> Iterator[None]:
         torch.set_num_threads(before)
 
 
+def available_cores() -> int:
+    """The cores this process may run on (its affinity where the system tells it)."""
+    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
+
+
 def num_workers(cfg: TrainConfig) -> int:
-    return cfg.workers if cfg.workers > 0 else max(1, len(os.sched_getaffinity(0)))
+    return cfg.workers if cfg.workers > 0 else available_cores()
 
 
 # Photos are shrunk to this short side when loaded for views: crops of a quarter of the area still have
@@ -776,16 +781,28 @@ MIN_VIEW = 16
 """the smallest view the policy's CNN and the sub-image segmentation work on"""
 
 
+MAX_SEED = 2 ** 32 - 1  # numpy's and every seed derived from it stay within 64 bits
+OVERSUBSCRIBE = 4  # most --threads or --workers per core
+
+
 def check_common_options(cfg) -> None:
     """What every trainer's config (any of them) refuses, naming the option, before any work: a number that is not
     finite (``--lr inf`` trained a model of NaNs; ``--minutes nan`` was written into its JSON), ``--steps`` below 1,
-    and ``--data`` of a folder without ``--root`` (the baselines then trained on the current folder)."""
+    a ``--seed`` outside 32 bits, more than :data:`OVERSUBSCRIBE` ``--threads`` or ``--workers`` per core, and
+    ``--data`` of a folder without ``--root`` (the baselines then trained on the current folder)."""
     for field in dataclasses.fields(cfg):
         value = getattr(cfg, field.name)
         if isinstance(value, float) and not math.isfinite(value):
             raise ValueError(f"--{field.name.replace('_', '-')} must be a finite number, got {value}")
     if getattr(cfg, "steps", 1) < 1:  # 0 trained nothing and wrote the untrained model as a finished one
         raise ValueError(f"--steps must be >= 1, got {cfg.steps}")
+    if not 0 <= cfg.seed <= MAX_SEED:  # a larger one failed in torch with "Overflow when unpacking long long"
+        raise ValueError(f"--seed must be in 0..{MAX_SEED}, got {cfg.seed}")
+    cores = available_cores()
+    for name in ("threads", "workers"):  # --threads 100000 crashed torch (segmentation fault)
+        if getattr(cfg, name, 0) > OVERSUBSCRIBE * cores:
+            raise ValueError(f"--{name} {getattr(cfg, name)} is more than {OVERSUBSCRIBE} per core of the {cores} "
+                             f"here (0: one per core)")
     if getattr(cfg, "data", "") in ("folder", "pairs", "fivek", "afifi") and not getattr(cfg, "root", ""):
         raise ValueError(f"--data {cfg.data} needs --root (the folder that holds the photos)")
 

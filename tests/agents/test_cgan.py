@@ -7,9 +7,9 @@ import pytest
 import torch
 
 from deepexpose.agents.cgan import (LOSSES, CganConfig, CganCorrector, PatchDiscriminator, UNetGenerator,
-                                    adversarial_loss, augment, blend_frames, build_data, build_generator,
-                                    check_config, evaluate_cgan, frame_flicker, load_cgan, make_pool, pixel_loss,
-                                    receptive_field, run_oversampled, train_cgan, unet_depth)
+                                    adversarial_loss, augment, blend_frames, build_data, build_discriminator,
+                                    build_generator, check_config, evaluate_cgan, frame_flicker, load_cgan, make_pool,
+                                    pixel_loss, receptive_field, run_oversampled, train_cgan, unet_depth)
 from deepexpose.agents.checkpoint import save_checkpoint
 
 
@@ -186,12 +186,31 @@ def test_sequence_enhancement():
     torch.testing.assert_close(single, still)  # one frame = a still = its own neighbours
 
 
+def test_the_smallest_size_of_each_patch_trains_and_one_below_it_is_refused(tmp_path):
+    from deepexpose.agents.cgan import PATCHES, smallest_size
+
+    for patch in (16, 34, 70):
+        size = smallest_size(patch)
+        cfg = CganConfig(size=size, patch=patch, depth=unet_depth(size))
+        check_config(cfg)
+        x = torch.rand(2, 3, size, size)
+        assert build_discriminator(cfg)(x, x).shape[-2:] == (2, 2) and build_generator(cfg)(x).shape == x.shape
+        with pytest.raises(ValueError, match="too small"):
+            check_config(CganConfig(size=size // 2, patch=patch))
+    assert [smallest_size(p) for p in PATCHES] == [8, 16, 32, 64, 128]
+
+
 def test_bad_arguments(tmp_path):
     for bad, match in [({"loss": "l2"}, "loss"), ({"frames": 2}, "odd"), ({"patch": 50}, "patch"),
                        ({"size": 48}, "power of two"), ({"data": "nope"}, "data"), ({"norm": "group"}, "norm"),
                        ({"dropout": 1.5}, "dropout"), ({"crop_scale": 0.0}, "crop-scale"), ({"width": 0}, "width"),
                        ({"scheme": "x"}, "scheme"),
-                       ({"data": "fivek", "root": "x", "train_fraction": 0.5}, "train-fraction")]:
+                       ({"data": "fivek", "root": "x", "train_fraction": 0.5}, "train-fraction"),
+                       # found by review: a traceback of the allocator (terabytes) and one of instance norm
+                       ({"size": 64, "depth": 20}, r"--depth must be at most 6, log2\(--size 64\)"),
+                       ({"size": 16}, r"--size 16 is too small for --patch 70: its PatchGAN needs views of at least "
+                                      r"32 pixels \(--patch 16 from --size 8, --patch 34 from --size 16\)"),
+                       ({"size": 4, "patch": 16}, r"--size 4 is too small for --patch 16: .* at least 8 pixels$")]:
         with pytest.raises(ValueError, match=match):
             check_config(CganConfig(**bad))
     g = UNetGenerator(3, depth=3, width=4)

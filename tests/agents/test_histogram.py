@@ -102,6 +102,9 @@ def test_bad_arguments(tmp_path):
     for bad in (dict(source="lut"), dict(identity_fraction=1.5), dict(batch=0), dict(lr=0.0), dict(steps=-1)):
         with pytest.raises(ValueError):
             check_config(HistogramConfig(**bad))
+    with pytest.raises(ValueError, match="--refresh must be at most --pool-size 64 .*, got 65"):  # ran for ever
+        check_config(HistogramConfig(pool_size=64, refresh=65))
+    check_config(HistogramConfig(pool_size=64, refresh=64))
     with pytest.raises(ValueError, match="--data"):
         train_histogram(HistogramConfig(data="pairs", out=str(tmp_path / "x"), **TINY))
     net = HistogramNet(8, 4)

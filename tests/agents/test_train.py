@@ -12,8 +12,9 @@ import torch
 from PIL import Image
 
 from deepexpose.agents.networks import ActorCritic
-from deepexpose.agents.train import (TrainConfig, actor_critic_act, build_pools, build_split_pools, check_resume,
-                                     evaluate, good_photo_split, run_policy, selection_score, train, validation_indices)
+from deepexpose.agents.train import (TrainConfig, actor_critic_act, available_cores, build_pools, build_split_pools,
+                                     check_resume, evaluate, good_photo_split, run_policy, selection_score, train,
+                                     validation_indices)
 from deepexpose.data.folders import load_image_tensor
 from deepexpose.data.packages import MANIFEST
 from deepexpose.metrics import capped_psnr, do_no_harm
@@ -621,7 +622,8 @@ def test_photo_options_the_data_does_not_use_are_named_in_a_warning(tmp_path, re
                           eval_every=0, checkpoint_every=0, progress=False, out=str(tmp_path / "run")))
 
 
-def test_every_trainer_refuses_numbers_that_are_not_finite_and_a_folder_without_root(tmp_path):
+def test_every_trainer_refuses_numbers_that_are_not_finite_and_a_folder_without_root_and_other_bad_numbers(
+        tmp_path):
     """--lr inf trained a histogram network of NaNs and left it as a finished model; --minutes nan went into its JSON
     as NaN; --data folder without --root made the baselines train on the current folder (found by review)."""
     from deepexpose.agents.cgan import CganConfig, train_cgan
@@ -638,6 +640,15 @@ def test_every_trainer_refuses_numbers_that_are_not_finite_and_a_folder_without_
             run(config(out=out, data="folder"))
         with pytest.raises(ValueError, match="--steps must be >= 1, got 0"):  # the baselines wrote untrained models
             run(config(out=out, steps=0))
+        for seed in (-1, 2 ** 32, 10 ** 23):  # the largest failed in torch: "Overflow when unpacking long long"
+            with pytest.raises(ValueError, match=f"--seed must be in 0..4294967295, got {seed}"):
+                run(config(out=out, seed=seed))
+        cores = available_cores()
+        for name in ("threads", "workers"):  # --threads 100000: a segmentation fault
+            if hasattr(config(), name):
+                with pytest.raises(ValueError, match=f"--{name} {4 * cores + 1} is more than 4 per core of the "
+                                                     f"{cores} here"):
+                    run(config(out=out, **{name: 4 * cores + 1}))
     assert not (tmp_path / "out").exists()
 
 
