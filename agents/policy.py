@@ -271,26 +271,44 @@ def agent_file(path: str | Path | None) -> Path:
     return path / "checkpoint.safetensors" if path.is_dir() else path
 
 
-def load_agent(path: str | Path | None = None, device: str | torch.device = "cpu") -> AgentPolicy:
-    """An exported model or a training checkpoint of the own trainer (``None``: the bundled default model)."""
+# the --method of deepexpose enhance and evaluate that runs a baseline's model, by the kind its JSON records
+BASELINE_METHODS = {"deepexpose-cgan": "cgan", "seed001-classifier": "classifier", "histogram": "histogram"}
+
+
+def agent_meta(path: str | Path | None) -> dict:
+    """The JSON of an exported agent or of a training checkpoint of the own trainer (``None``: the bundled default
+    model); any other model is refused by what it is (``ValueError``; a baseline's names the ``--method`` that runs
+    it), a missing file by its path (``FileNotFoundError``)."""
     path = agent_file(path)
     if not path.is_file():
         raise FileNotFoundError(f"no agent model at {path}")
     meta = read_meta(path)
     if meta.get("kind") == KIND:
+        return meta
+    if "config" in meta and any(k in meta for k in ("model", "algo", "kind")):  # a checkpoint of deepexpose train
+        cfg = meta["config"]
+        if cfg.get("algo") in ("adpg", "a3c") and "model" in meta:
+            return meta
+        kind = meta.get("kind", "baseline")
+        what = f"a {cfg['algo']} checkpoint" if cfg.get("algo") else f"a {kind} model"
+        raise ValueError(f"{path} is {what}; only the own trainer's (adpg, a3c) agents can be loaded here"
+                         + (" (stable-baselines3's are compared by scripts/compare_algorithms.py)" if cfg.get("algo")
+                            else f" (deepexpose enhance and evaluate run it with --method {BASELINE_METHODS[kind]})"
+                            if kind in BASELINE_METHODS else ""))
+    raise ValueError(f"{path} is not a deepexpose agent model or training checkpoint")
+
+
+def load_agent(path: str | Path | None = None, device: str | torch.device = "cpu") -> AgentPolicy:
+    """An exported model or a training checkpoint of the own trainer (``None``: the bundled default model)."""
+    path = agent_file(path)
+    meta = agent_meta(path)
+    if meta.get("kind") == KIND:
         setup = {k: meta[k] for k in ("k", "view", "segmentation", "refine_radius")}
         filters = tuple(meta["filters"])
-    elif "config" in meta and any(k in meta for k in ("model", "algo", "kind")):  # a checkpoint of deepexpose train
+    else:  # a checkpoint of deepexpose train
         cfg = meta["config"]
-        if cfg.get("algo") not in ("adpg", "a3c") or "model" not in meta:
-            what = f"a {cfg['algo']} checkpoint" if cfg.get("algo") else f"a {meta.get('kind', 'baseline')} model"
-            raise ValueError(f"{path} is {what}; only the own trainer's (adpg, a3c) agents can be loaded here"
-                             + (" (stable-baselines3's are compared by scripts/compare_algorithms.py)" if
-                                cfg.get("algo") else " (pass the --method it was trained as)"))
         setup = {"k": int(cfg["k"]), "view": int(cfg["view"]), "segmentation": "luminosity", "refine_radius": 0}
         filters = DEFAULT_GLOBAL_FILTERS
-    else:
-        raise ValueError(f"{path} is not a deepexpose agent model or training checkpoint")
     model = ActorCritic.from_config(meta["model"])
     load_checkpoint(path, modules={"policy": model})
     return AgentPolicy(model.to(device), filters=filters, meta=meta, **setup)

@@ -30,8 +30,7 @@ from deepexpose.io import from_tensor, quantize
 from deepexpose.methods import AgentMethod, Method
 from deepexpose.metrics import capped_psnr, delta_e2000, do_no_harm
 
-from .policy import agent_file, check_consensus, check_gains
-from .checkpoint import read_meta
+from .policy import agent_meta, check_consensus, check_gains
 from .train import (VALIDATION_SEED, TrainConfig, good_photo_split, library_cache, library_packages, load_records,
                     resolve_data, selection_score)
 
@@ -134,7 +133,7 @@ def score_cases(method: Method, cases: list[Case], colour: bool = True) -> dict:
 
 def run_config(model: str | Path | None) -> TrainConfig:
     """The training config of the run that made ``model`` (an exported agent or a run's checkpoint)."""
-    meta = read_meta(agent_file(model))
+    meta = agent_meta(model)  # another model is refused by what it is, not by the fields its config lacks
     return from_dict(TrainConfig, meta["trained"]["config"] if "trained" in meta else meta["config"])
 
 
@@ -241,12 +240,19 @@ def tune_consensus(model: str | Path | None, crops: Sequence[float], shrinks: Se
         log(f"chosen: crop {chosen['crop']}, shrink {chosen['shrink']}, gains {gains_text(chosen['gains'])}, ΔE00 "
             f"{chosen['delta_e2000']:.2f}")
     setting = None
+    best = max(rows, key=lambda r: r["score"])
     if chosen is not None:
         setting = {"crop": chosen["crop"], "shrink": chosen["shrink"]}
         if chosen["gains"]:
             setting["gains"] = dict(chosen["gains"])
-    return {"validation_photos": photos, "rows": rows, "best": max(rows, key=lambda r: r["score"]),
-            "chosen": chosen, "setting": setting}
+        if best is not chosen:  # the row a model carries is not the best one: said, not left to the table
+            what = "the whole-photo view alone" if best["views"] == "whole photo" else \
+                f"--untouched-within {best['untouched_within']:g} (crop {best['crop']}, shrink {best['shrink']})"
+            log(f"note: {what} scores {best['score']:.2f}, better than the best setting a model can carry (crop "
+                f"{chosen['crop']}, shrink {chosen['shrink']}: {chosen['score']:.2f}), which is the one chosen; "
+                + ("deepexpose enhance --single-view edits" if best["views"] == "whole photo" else
+                   "deepexpose enhance --untouched-within applies") + " the better one")
+    return {"validation_photos": photos, "rows": rows, "best": best, "chosen": chosen, "setting": setting}
 
 
 def choose_checkpoint(paths: Sequence[str | Path], crops: Sequence[float], shrinks: Sequence[float], *,

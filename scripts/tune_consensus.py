@@ -26,12 +26,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 from pathlib import Path
 
-from deepexpose.agents.policy import check_export_target, export_agent, load_agent
+from deepexpose.agents.policy import agent_meta, check_export_target, export_agent, load_agent
 from deepexpose.agents.tuning import (GRID_CROPS, GRID_SHRINKS, NoValidationPhotos, grid_text, parse_consensus_grid,
                                       parse_gains_grid, parse_grid, tune_consensus, validation_set)
+from deepexpose.io import writable_folder
 
 
 def _non_negative(value: float) -> None:
@@ -86,14 +86,16 @@ def main(argv: list[str] | None = None) -> int:
             raise SystemExit(f"--export: {e}") from None
         if target.exists() or target.with_suffix(".json").exists():
             raise SystemExit(f"--export: {target} (or its .json) exists; choose a new path")
-        folder = next(p for p in target.parents if p.exists())  # the folder it goes in, or the one made for it
-        if not (folder.is_dir() and os.access(folder, os.W_OK)):
-            raise SystemExit(f"--export: {target} cannot be written ({folder} is not a folder this user can write to)")
+        try:  # its folder made and tried with a file (os.access let root past a folder nobody can write in)
+            writable_folder(target.parent, "--export")
+        except (OSError, ValueError) as e:
+            raise SystemExit(str(e)) from None
     try:
+        agent_meta(model)  # another kind of model is named by what it is, not by the fields its config lacks
         cases = validation_set(model, draws=args.draws, seed=args.seed, packages=packages, count=args.count)
         tuned = tune_consensus(model, crops, shrinks, withins, gains=gains, cases=cases, colour=args.colour,
                                log=lambda line: print(line, flush=True))
-    except (NoValidationPhotos, ValueError) as e:
+    except (NoValidationPhotos, OSError, ValueError) as e:
         raise SystemExit(str(e)) from None
     report = {"model": str(Path(model)) if model else "bundled default", "validation_photos":
               tuned["validation_photos"], "packages": packages, "draws": args.draws, "seed": args.seed,

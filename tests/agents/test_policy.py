@@ -56,10 +56,11 @@ def test_load_errors(tmp_path):
     training_checkpoint(tmp_path / "sb3.safetensors", algo="ppo")
     with pytest.raises(ValueError, match="is a ppo checkpoint; only the own trainer"):
         load_agent(tmp_path / "sb3.safetensors")
-    with pytest.raises(ValueError, match="is a seed001-classifier model; .*pass the --method"):
-        load_agent(default_model_path().with_name("classifier.safetensors"))  # a baseline's model given to it
-    with pytest.raises(ValueError, match="is a deepexpose-cgan model; .*pass the --method"):
-        load_agent(default_model_path().with_name("cgan.safetensors"))  # no "model" entry in its meta
+    for name, method in (("classifier", "seed001-classifier"), ("cgan", "deepexpose-cgan"),
+                         ("histogram", "histogram")):  # a baseline's model given to it (no "model" entry in its meta)
+        with pytest.raises(ValueError, match=f"is a {method} model; only the own trainer's .* agents can be loaded "
+                                             f"here \\(deepexpose enhance and evaluate run it with --method {name}\\)"):
+            load_agent(default_model_path().with_name(f"{name}.safetensors"))
     # what deepexpose train --algo ppo really writes: the algorithm and its config, no "model" entry
     save_checkpoint(tmp_path / "ppo.safetensors", tensors={"x": torch.zeros(1)},
                     meta={"algo": "ppo", "config": {"algo": "ppo"}, "num_timesteps": 8})

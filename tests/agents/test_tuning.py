@@ -129,7 +129,8 @@ def test_grid_is_scored_and_ranked_and_the_carried_setting_chosen(tiny_agent):
     lines = []
     tuned = tuning.tune_consensus(tiny_agent, (0.6, 0.8), (0.0, 1.0), (0.0, 0.01), draws=1, log=lines.append)
     rows = tuned["rows"]
-    assert tuned["validation_photos"] >= 1 and len(rows) == 1 + 2 * 2 * 2 and len(lines) == 2 + len(rows)
+    noted = tuned["best"] is not tuned["chosen"]  # a note says so (tested below)
+    assert tuned["validation_photos"] >= 1 and len(rows) == 1 + 2 * 2 * 2 and len(lines) == 2 + len(rows) + noted
     assert rows[0]["views"] == "whole photo" and {(r["crop"], r["shrink"], r["untouched_within"])
                                                   for r in rows[1:]} == {
         (c, s, w) for c in (0.6, 0.8) for s in (0.0, 1.0) for w in (0.0, 0.01)}
@@ -163,6 +164,32 @@ def test_gains_are_part_of_the_grid_and_of_the_setting_chosen(tiny_agent, monkey
     scores[0.0] = scores[3.0] = 19.0  # no gains best: the setting carries none
     assert tuning.tune_consensus(tiny_agent, (0.8,), (1.0,), gains=gains, draws=1, log=lambda line: None)[
         "setting"] == {"crop": 0.8, "shrink": 1.0}
+    assert not [line for line in lines if line.startswith("note:")]  # the carried row was the best
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")  # good_photo_split: too few demo photos
+def test_a_better_row_no_model_can_carry_is_named_beside_the_one_chosen(tiny_agent, monkeypatch):
+    """tune_consensus.py --export wrote the best consensus setting without a word when the whole-photo view (or an
+    --untouched-within threshold) had scored better (found by review)."""
+    scores = {"whole photo": 23.0, 0.0: 21.5, 0.5: 22.0}
+
+    def score(method, cases, colour=True):
+        s = scores[method.untouched_within if method.consensus else "whole photo"]
+        return {"psnr": s, "good_psnr": 50.0, "good_shortfall": 0.0, "good_within": 1.0, "delta_e2000": 5.0,
+                "score": s}
+
+    monkeypatch.setattr(tuning, "score_cases", score)
+    lines = []
+    tuned = tuning.tune_consensus(tiny_agent, (0.8,), (1.0,), (0.0, 0.5), draws=1, log=lines.append)
+    assert tuned["setting"] == {"crop": 0.8, "shrink": 1.0} and tuned["best"]["views"] == "whole photo"
+    assert lines[-1] == ("note: the whole-photo view alone scores 23.00, better than the best setting a model can "
+                         "carry (crop 0.8, shrink 1.0: 21.50), which is the one chosen; deepexpose enhance "
+                         "--single-view edits the better one")
+    scores["whole photo"] = 20.0
+    lines.clear()
+    tuning.tune_consensus(tiny_agent, (0.8,), (1.0,), (0.0, 0.5), draws=1, log=lines.append)
+    assert lines[-1].startswith("note: --untouched-within 0.5 (crop 0.8, shrink 1.0) scores 22.00, better than")
+    assert lines[-1].endswith("deepexpose enhance --untouched-within applies the better one")
 
 
 def test_gains_grids_are_every_combination_checked():
@@ -189,7 +216,8 @@ def test_without_colour_only_the_chosen_row_gets_its_ciede2000(tiny_agent):
     assert [r for r in without["rows"] if "delta_e2000" in r] == [without["chosen"]]
     strip = [{k: v for k, v in r.items() if k != "delta_e2000"} for r in with_colour["rows"]]
     assert [{k: v for k, v in r.items() if k != "delta_e2000"} for r in without["rows"]] == strip
-    assert lines[-1].startswith(f"chosen: crop {without['chosen']['crop']}") and lines[3].split()[5] == "-"
+    chosen = lines[-1 - (without["best"] is not without["chosen"])]  # before the note on a better row, if any
+    assert chosen.startswith(f"chosen: crop {without['chosen']['crop']}") and lines[3].split()[5] == "-"
 
 
 @pytest.mark.filterwarnings("ignore::UserWarning")  # good_photo_split: too few demo photos

@@ -1,5 +1,7 @@
 """``scripts/tune_consensus.py``: consensus settings scored on the agent's validation photos only."""
 
+from pathlib import Path
+
 import pytest
 
 from conftest import cached_package, load_script
@@ -121,5 +123,18 @@ def test_export_refuses_a_path_under_a_file_before_scoring(tiny_agent, monkeypat
     tune = load_script("tune_consensus.py")
     (tmp_path / "afile").write_text("x")
     monkeypatch.setattr(tune, "tune_consensus", lambda *a, **k: pytest.fail("scored before refusing"))
-    with pytest.raises(SystemExit, match="--export: .* cannot be written .*afile is not a folder"):
+    with pytest.raises(SystemExit, match="--export .*afile is a file, not a folder"):
         tune.main(["--model", str(tiny_agent), "--export", str(tmp_path / "afile" / "m.safetensors")])
+    if Path("/proc/self").is_dir():  # a folder nobody can make, even as root (the check was os.access)
+        with pytest.raises(SystemExit, match="--export /proc/deepexpose-models: cannot write there"):
+            tune.main(["--model", str(tiny_agent), "--export", "/proc/deepexpose-models/m.safetensors"])
+
+
+def test_a_model_of_another_kind_is_named_by_what_it_is(monkeypatch):
+    """It said "unknown TrainConfig fields: dropout, size, stats, threads, width" (found by review)."""
+    from deepexpose.agents.policy import default_model_path
+
+    tune = load_script("tune_consensus.py")
+    with pytest.raises(SystemExit, match="is a seed001-classifier model; only the own trainer's .* --method "
+                                         "classifier"):
+        tune.main(["--model", str(default_model_path().with_name("classifier.safetensors")), "--draws", "1"])
