@@ -48,9 +48,17 @@ def held_out(cfg: TrainConfig) -> tuple[set[str], dict[str, Any]]:
     return demo, library
 
 
-def common_photos(configs: list[TrainConfig]) -> tuple[list[str], list]:
-    """The demo photo names and library records held out by every config, in a fixed order."""
-    splits = [held_out(c) for c in configs]
+def model_split(path: str, agent: AgentPolicy) -> tuple[set[str], dict[str, Any]]:
+    """:func:`held_out` of the model at ``path``; what its config cannot rebuild is said as the model's (the options
+    named are those it was trained with, not this script's)."""
+    try:
+        return held_out(training_config(agent))
+    except ValueError as e:
+        raise ValueError(f"{path}, as it was trained: {e}") from None
+
+
+def common_photos(splits: list[tuple[set[str], dict[str, Any]]]) -> tuple[list[str], list]:
+    """The demo photo names and library records held out by every split (of :func:`held_out`), in a fixed order."""
     demo = set.intersection(*(d for d, _ in splits))
     library = set.intersection(*(set(lib) for _, lib in splits))
     return sorted(demo), [splits[0][1][p] for p in sorted(library)]
@@ -77,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
     views = {a.view for _, a in agents}
     if len(views) != 1:
         raise SystemExit(f"compare_models.py: the models look at views of different sizes ({sorted(views)})")
-    demo, records = common_photos([training_config(a) for _, a in agents])
+    demo, records = common_photos([model_split(p, a) for p, a in agents])
     photos = (dataset_photos(DemoSet(split="holdout", holdout=tuple(demo))) if demo else []) + load_records(records)
     if not photos:
         raise SystemExit("compare_models.py: no photo is held out by every model")

@@ -12,11 +12,11 @@ compare = load_script("compare_models.py")
 
 def test_common_photos_are_held_out_by_every_model(tmp_path):
     demo = [TrainConfig(data="demo", holdout="coffee,chelsea"), TrainConfig(data="demo", holdout="coffee")]
-    assert compare.common_photos(demo) == (["coffee"], [])
+    assert compare.common_photos([compare.held_out(c) for c in demo]) == (["coffee"], [])
     for name, count in (("pkg-a", 30), ("pkg-b", 40)):
         cached_package(tmp_path, name, count)
     configs = [TrainConfig(data="library", root=str(tmp_path), library_packages=p) for p in ("pkg-a", "pkg-a,pkg-b")]
-    names, records = compare.common_photos(configs)
+    names, records = compare.common_photos([compare.held_out(c) for c in configs])
     assert names == ["chelsea", "coffee", "motorcycle"]  # the default hold-outs, shared
     splits = [library_records(c) for c in configs]
     held = [{str(r.path) for r in s[1]} for s in splits]
@@ -26,6 +26,17 @@ def test_common_photos_are_held_out_by_every_model(tmp_path):
     assert held[0] != held[1]  # adding a package moved groups: the reason for this script
     with pytest.raises(ValueError, match="demo or library"):
         compare.held_out(TrainConfig(data="pairs", root=str(tmp_path)))
+
+
+def test_a_split_the_photo_cache_cannot_rebuild_is_said_as_the_model_s(tmp_path, monkeypatch):
+    """The options named are those the model was trained with: "--library-packages names pkg-b" alone read as an
+    option of this script, which has none (found by review)."""
+    cached_package(tmp_path, "pkg-a", 30)
+    monkeypatch.setattr(compare, "training_config", lambda agent: TrainConfig(
+        data="library", root=str(tmp_path), library_packages="pkg-a,pkg-b"))
+    with pytest.raises(ValueError, match=r"^runs/x.safetensors, as it was trained: --library-packages names pkg-b, not "
+                                         r"in the photo library .* scripts/get_photos.py --packages pkg-b$"):
+        compare.model_split("runs/x.safetensors", None)
 
 
 @pytest.mark.filterwarnings("ignore::UserWarning")  # the demo photos are too few
