@@ -411,12 +411,18 @@ def write_side_files(plan, output: Path, cfg: EnhanceConfig, extra: dict) -> Non
 
 
 def _bit_depth(cfg: EnhanceConfig, source_depth: int, output: Path) -> int:
+    """The depth ``output`` is written at: ``--bit-depth``, else the source's where the format holds it, else 8."""
     depth = cfg.bit_depth or source_depth
     if depth == 16 and output.suffix.lower() not in SIXTEEN_BIT:
         if cfg.bit_depth == 16:
             raise ValueError(f"16-bit output needs png, tiff or heic, not {output.suffix}")
         depth = 8  # a 16-bit input written as JPEG/WebP/AVIF: 8 bits is all the format holds here
     return depth
+
+
+def unasked(cfg: EnhanceConfig, depth: int) -> int:
+    """``depth``, or 0 where ``--bit-depth`` asked for it (rounding to 8 bits is then no loss to warn of)."""
+    return 0 if cfg.bit_depth == depth else depth
 
 
 def output_samples(cfg: EnhanceConfig, img: Image, output: Path, depth: int) -> str:
@@ -495,7 +501,7 @@ def enhance_image(method: Method, source: Path, output: Path, cfg: EnhanceConfig
             for page in described:
                 if "left_out" in page:
                     _warn_left_out(source.with_name(f"{source.name} (page {page['page']})"), page["left_out"])
-    left_out = None if copy else warn_of_left_out(img, source, output)  # a copy keeps everything
+    left_out = None if copy else warn_of_left_out(img, source, output, depth=unasked(cfg, depth))  # a copy keeps all
     trailer, xmp = (Trailer(()), img.xmp) if copy else trailer_for(method, plan, img, output, cfg.strength, source)
     extra = {"source": source_name(source), "size": [img.width, img.height],
              **({"chosen_on": preview} if preview else {}), **({"copied": True} if copy else {}),
@@ -533,7 +539,7 @@ def tiff_pages(method: Method, source: Path, output: Path, cfg: EnhanceConfig, p
         depth = _bit_depth(cfg, page.bit_depth, output)
         samples = output_samples(cfg, page, output, depth)
         named = source.with_name(f"{source.name} (page {index + 1})")
-        left_out = warn_of_left_out(page, named, output, warn=warn)
+        left_out = warn_of_left_out(page, named, output, warn=warn, depth=unasked(cfg, depth))
         rendered = plan.render(page.pixels, cfg.strength)
         same = same and depth == page.bit_depth and samples == page.samples and _unchanged(rendered, page.pixels)
         pages.append(encode_image(output, rendered, bit_depth=depth, icc_profile=page.icc_profile, exif=page.exif,
@@ -599,7 +605,7 @@ _PICTURES = {"TIFF": "pages", "JPEG": "images (a multi-picture JPEG whose index 
              "HEIF": "top-level images"}
 
 
-def warn_of_left_out(img: Image, source: Path, output: Path, warn: bool = True) -> str | None:
+def warn_of_left_out(img: Image, source: Path, output: Path, warn: bool = True, depth: int = 0) -> str | None:
     """Warn (:class:`deepexpose.DeepExposeWarning`) of what ``output`` leaves out of ``img``, and return it, for the
     sidecar; ``None`` when it leaves nothing out:
     a file holding more than one picture (``Image.pictures``: a multi-page TIFF written as another format, a HEIF
@@ -609,8 +615,10 @@ def warn_of_left_out(img: Image, source: Path, output: Path, warn: bool = True) 
     auxiliary images (``Image.auxiliary``: an iPhone's HDR gain map, portrait mattes) are not written; transparency
     has no place in JPEG output; a JPEG's extended XMP (what did not fit its one XMP marker) is not read;
     a TIFF's floating-point or 32-bit samples (``Image.samples``) are written as integers by formats other than
-    TIFF; a TIFF's channel of unspecified meaning (``Image.unspecified``) is not written.
-    (Animations are enhanced whole, :func:`deepexpose.video.enhance_animation`.) ``warn=False`` only returns it."""
+    TIFF; a TIFF's channel of unspecified meaning (``Image.unspecified``) is not written; samples of more than 8
+    bits are rounded to ``depth`` 8 by a format that holds no more (pass ``depth`` 0 where ``--bit-depth 8`` asked
+    for it). (Animations are enhanced whole, :func:`deepexpose.video.enhance_animation`.) ``warn=False`` only
+    returns it."""
     lost = []
     if img.trailer is not None and extension_format(output) != "JPEG":
         lost.append(f"what follows the photo in the JPEG, {', '.join(img.trailer.describe())}: only JPEG output "
@@ -629,6 +637,9 @@ def warn_of_left_out(img: Image, source: Path, output: Path, warn: bool = True) 
         bits = 16 if output.suffix.lower() in SIXTEEN_BIT else 8
         lost.append(f"its {kind} samples ({img.samples}): {output.suffix.lstrip('.').upper()} output holds "
                     f"integers of {bits} bits at most (only TIFF output keeps them)")
+    if img.bit_depth == 16 and depth == 8 and not img.samples:
+        lost.append(f"its samples of more than 8 bits: {output.suffix.lstrip('.').upper()} output holds 8 (PNG, TIFF "
+                    "or HEIC output keeps 16; --bit-depth 8 says 8 are meant)")
     if img.unspecified:
         lost.append("its extra channel of unspecified meaning (TIFF ExtraSamples 0, not transparency): nothing "
                     "here knows what it holds, so no output keeps it")

@@ -229,7 +229,7 @@ def enhance_frames(method, folder: Path, out_folder: Path, cfg) -> dict:
     _need_parametric(method, cfg)
     from . import DeepExposeWarning
     from .enhance import (_bit_depth, encode_threads, foreign_side_files, output_samples, remove_earlier_side_files,
-                          side_files_kept_on_failure, source_name, trailer_for, warn_if_hdr, warn_of_left_out,
+                          side_files_kept_on_failure, source_name, trailer_for, unasked, warn_if_hdr, warn_of_left_out,
                           write_side_files)
 
     frames, outputs = frame_outputs(folder, out_folder, cfg.format)
@@ -264,7 +264,7 @@ def enhance_frames(method, folder: Path, out_folder: Path, cfg) -> dict:
             continue
         depth = _bit_depth(cfg, img.bit_depth, o)
         trailer, xmp = trailer_for(method, plan, img, o, cfg.strength, f)  # a frame's preview, gain map... as a photo's
-        left_out = warn_of_left_out(img, f, o, warn=not losing)
+        left_out = warn_of_left_out(img, f, o, warn=not losing, depth=unasked(cfg, depth))
         losing += left_out is not None
         with side_files_kept_on_failure(o, sidecar=cfg.sidecar, lut=cfg.lut):
             extra = {"source": source_name(f), "frame": i, **({"left_out": left_out} if left_out else {})}

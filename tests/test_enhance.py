@@ -90,6 +90,23 @@ def test_all_good_exit_zero_and_cli(tmp_path):
                  "--no-progress"]) == 1
 
 
+def test_a_16_bit_photo_written_in_a_format_of_8_bits_says_so_unless_bit_depth_8_asked(tmp_path, recwarn):
+    """--format jpg made a 16-bit PNG 8-bit without a word (found by review); --bit-depth 8 asks for it."""
+    src = save(tmp_path / "in" / "deep.png", photo(4), bits=16)
+    s = enhance_paths([src], cfg(tmp_path / "jpg", format="jpg", sidecar=True))
+    assert s.exit_code == 0 and read_image(tmp_path / "jpg" / "deep.jpg").bit_depth == 8
+    said = [str(w.message) for w in recwarn if "more than 8 bits" in str(w.message)]
+    assert said == [f"{src}: left out of the output: its samples of more than 8 bits: JPG output holds 8 (PNG, TIFF or "
+                    "HEIC output keeps 16; --bit-depth 8 says 8 are meant)"]
+    assert "more than 8 bits" in json.loads((tmp_path / "jpg" / "deep.jpg.json").read_text())["left_out"]
+    recwarn.clear()
+    for folder, options in (("asked", {"format": "jpg", "bit_depth": 8}), ("png8", {"bit_depth": 8}),
+                            ("png16", {})):
+        assert enhance_paths([src], cfg(tmp_path / folder, sidecar=True, **options)).exit_code == 0
+    assert not [w for w in recwarn if "more than 8 bits" in str(w.message)]
+    assert not any("left_out" in json.loads(p.read_text()) for p in tmp_path.glob("[ap]*/*.json"))
+
+
 def test_format_quality_and_bit_depth(tmp_path):
     src = save(tmp_path / "in" / "p.png", photo(5, 96, 128))
     out = tmp_path / "out"
