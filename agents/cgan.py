@@ -477,9 +477,10 @@ def _paired_data(cfg: CganConfig) -> tuple[Pool, list[tuple[Tensor, Tensor]]]:
     """The training pool and the held-out ``(input, target)`` pairs of a paired layout (pairs, fivek, afifi).
 
     Pairs are read one at a time and cut into their share of the pool at once, so memory holds one photo, not
-    the data set. Inputs without a target and unreadable pairs are left out and named in a warning, as the agent
-    leaves them out (:func:`~deepexpose.agents.train.paired_dataset`); the share of one left out goes to the
-    pairs read after it.
+    the data set; a pool smaller than the data takes one crop of each of the first pairs of a seeded order. Inputs
+    without a target and unreadable pairs are left out and named in a warning, as the agent leaves them out
+    (:func:`~deepexpose.agents.train.paired_dataset`); the share of one left out goes to the pairs read after it
+    (the last pair's share is lost with it).
     """
     from deepexpose.data.folders import shrink_short_side
 
@@ -502,10 +503,10 @@ def _paired_data(cfg: CganConfig) -> tuple[Pool, list[tuple[Tensor, Tensor]]]:
         return shrink_short_side(torch.cat([item["input"], item["target"]]), PHOTO_SHORT_SIDE)
 
     order = torch.randperm(len(train_idx), generator=torch.Generator().manual_seed(cfg.seed)).tolist()
-    order = order[:cfg.pool_size]  # a pool smaller than the data takes one crop of each of the first pairs
-    place = {train_idx[j]: (k, cfg.seed * 7919 + j) for k, j in enumerate(order)}  # place in the order, seed
+    place = {train_idx[j]: (k, (cfg.seed * 7919 + j) % 2 ** 32) for k, j in enumerate(order)}  # place, seed
     parts, made = [], 0
-    for i, item in readable_items(train_ds, [train_idx[j] for j in order], indexed=True):
+    wanted = (train_idx[j] for j in order if made < cfg.pool_size)  # asked for one by one: none once the pool is full
+    for i, item in readable_items(train_ds, wanted, indexed=True):
         k, seed = place[i]
         count = -(-(cfg.pool_size - made) // (len(order) - k))  # the rest shared out over the pairs still to read
         parts.append(make_pool([pair(item)], count, size=cfg.size, frames=cfg.frames, motion=cfg.motion,

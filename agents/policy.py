@@ -275,6 +275,11 @@ def agent_file(path: str | Path | None) -> Path:
 BASELINE_METHODS = {"deepexpose-cgan": "cgan", "seed001-classifier": "classifier", "histogram": "histogram"}
 
 
+def _baseline_hint(method: str, path: Path) -> str:
+    return (f" (deepexpose enhance runs it with --method {method} --model {path}, deepexpose evaluate with --methods "
+            f"{method} --models {method}={path})")
+
+
 def agent_meta(path: str | Path | None) -> dict:
     """The JSON of an exported agent or of a training checkpoint of the own trainer (``None``: the bundled default
     model); any other model is refused by what it is (``ValueError``; a baseline's names the ``--method`` that runs
@@ -293,8 +298,7 @@ def agent_meta(path: str | Path | None) -> dict:
         what = f"a {cfg['algo']} checkpoint" if cfg.get("algo") else f"a {kind} model"
         raise ValueError(f"{path} is {what}; only the own trainer's (adpg, a3c) agents can be loaded here"
                          + (" (stable-baselines3's are compared by scripts/compare_algorithms.py)" if cfg.get("algo")
-                            else f" (deepexpose enhance and evaluate run it with --method {BASELINE_METHODS[kind]})"
-                            if kind in BASELINE_METHODS else ""))
+                            else _baseline_hint(BASELINE_METHODS[kind], path) if kind in BASELINE_METHODS else ""))
     raise ValueError(f"{path} is not a deepexpose agent model or training checkpoint")
 
 

@@ -788,7 +788,8 @@ OVERSUBSCRIBE = 4  # most --threads or --workers per core
 def check_common_options(cfg) -> None:
     """What every trainer's config (any of them) refuses, naming the option, before any work: a number that is not
     finite (``--lr inf`` trained a model of NaNs; ``--minutes nan`` was written into its JSON), ``--steps`` below 1,
-    a ``--seed`` outside 32 bits, more than :data:`OVERSUBSCRIBE` ``--threads`` or ``--workers`` per core, and
+    a ``--seed`` outside 32 bits, more than :data:`OVERSUBSCRIBE` ``--threads`` per core (or ``--workers``, the own
+    trainer's processes; stable-baselines3's are environments batched in one process), and
     ``--data`` of a folder without ``--root`` (the baselines then trained on the current folder)."""
     for field in dataclasses.fields(cfg):
         value = getattr(cfg, field.name)
@@ -799,7 +800,8 @@ def check_common_options(cfg) -> None:
     if not 0 <= cfg.seed <= MAX_SEED:  # a larger one failed in torch with "Overflow when unpacking long long"
         raise ValueError(f"--seed must be in 0..{MAX_SEED}, got {cfg.seed}")
     cores = available_cores()
-    for name in ("threads", "workers"):  # --threads 100000 crashed torch (segmentation fault)
+    processes = ("threads", "workers") if getattr(cfg, "algo", "") in OWN_ALGOS else ("threads",)  # SB3: batched envs
+    for name in processes:  # --threads 100000 crashed torch (segmentation fault)
         if getattr(cfg, name, 0) > OVERSUBSCRIBE * cores:
             raise ValueError(f"--{name} {getattr(cfg, name)} is more than {OVERSUBSCRIBE} per core of the {cores} "
                              f"here (0: one per core)")

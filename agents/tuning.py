@@ -202,6 +202,26 @@ def validation_set(model: str | Path | None, *, draws: int = 3, seed: int = 0, p
     return cases
 
 
+def _setting_text(row: dict) -> str:
+    gains = f", gains {gains_text(row['gains'])}" if row.get("gains") else ""
+    return f"crop {row['crop']}, shrink {row['shrink']}{gains}"
+
+
+def better_row_note(best: dict, chosen: dict) -> str:
+    """The note :func:`tune_consensus` logs when a row no model can carry (the whole-photo view, an
+    ``--untouched-within`` threshold) scores better than the ``chosen`` one, with what ``deepexpose enhance`` can do
+    of it: ``--single-view``, or ``--untouched-within``, which it applies to the model's own setting."""
+    what = ("the whole-photo view alone" if best["views"] == "whole photo" else
+            f"--untouched-within {best['untouched_within']:g} with {_setting_text(best)}")
+    note = (f"note: {what} scores {best['score']:.2f}, better than the best setting a model can carry "
+            f"({_setting_text(chosen)}: {chosen['score']:.2f}), which is the one chosen; ")
+    if best["views"] == "whole photo":
+        return note + "deepexpose enhance --single-view chooses on the whole photo alone"
+    own = all(best.get(k) == chosen.get(k) for k in ("crop", "shrink", "gains"))
+    return note + (f"deepexpose enhance --untouched-within {best['untouched_within']:g} applies that threshold"
+                   + ("" if own else " (to the chosen setting, not to that row's)"))
+
+
 def tune_consensus(model: str | Path | None, crops: Sequence[float], shrinks: Sequence[float],
                    withins: Sequence[float] = (0.0,), *, gains: Sequence[dict[str, float]] = ({},), draws: int = 3,
                    seed: int = 0, cases: list[Case] | None = None, colour: bool = True,
@@ -245,13 +265,8 @@ def tune_consensus(model: str | Path | None, crops: Sequence[float], shrinks: Se
         setting = {"crop": chosen["crop"], "shrink": chosen["shrink"]}
         if chosen["gains"]:
             setting["gains"] = dict(chosen["gains"])
-        if best is not chosen:  # the row a model carries is not the best one: said, not left to the table
-            what = "the whole-photo view alone" if best["views"] == "whole photo" else \
-                f"--untouched-within {best['untouched_within']:g} (crop {best['crop']}, shrink {best['shrink']})"
-            log(f"note: {what} scores {best['score']:.2f}, better than the best setting a model can carry (crop "
-                f"{chosen['crop']}, shrink {chosen['shrink']}: {chosen['score']:.2f}), which is the one chosen; "
-                + ("deepexpose enhance --single-view edits" if best["views"] == "whole photo" else
-                   "deepexpose enhance --untouched-within applies") + " the better one")
+        if best["score"] > chosen["score"]:  # the row a model carries is not the best one: said, not left to the table
+            log(better_row_note(best, chosen))
     return {"validation_photos": photos, "rows": rows, "best": best, "chosen": chosen, "setting": setting}
 
 

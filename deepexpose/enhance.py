@@ -638,8 +638,8 @@ def warn_of_left_out(img: Image, source: Path, output: Path, warn: bool = True, 
         lost.append(f"its {kind} samples ({img.samples}): {output.suffix.lstrip('.').upper()} output holds "
                     f"integers of {bits} bits at most (only TIFF output keeps them)")
     if img.bit_depth == 16 and depth == 8 and not img.samples:
-        lost.append(f"its samples of more than 8 bits: {output.suffix.lstrip('.').upper()} output holds 8 (PNG, TIFF "
-                    "or HEIC output keeps 16; --bit-depth 8 says 8 are meant)")
+        lost.append(f"its samples of more than 8 bits: {output.suffix.lstrip('.').upper()} output holds 8 (PNG or "
+                    "TIFF output keeps 16, HEIC 10; --bit-depth 8 says 8 are meant)")
     if img.unspecified:
         lost.append("its extra channel of unspecified meaning (TIFF ExtraSamples 0, not transparency): nothing "
                     "here knows what it holds, so no output keeps it")

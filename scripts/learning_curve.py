@@ -17,7 +17,7 @@ import argparse
 import json
 from pathlib import Path
 
-from deepexpose.agents.train import TrainConfig, earlier_run, train
+from deepexpose.agents.train import TrainConfig, check_config, earlier_run, train
 from deepexpose.data.synthetic import BUNDLED_LIBRARY
 from deepexpose.io import atomic_write_bytes
 
@@ -51,11 +51,17 @@ def main() -> int:
     taken = [str(Path(args.out) / f"{f:g}-{s}") for f, s in runs if earlier_run(Path(args.out) / f"{f:g}-{s}")]
     if taken and not args.overwrite:  # said before the first run, not hours into the curve
         parser.error(f"{', '.join(taken)} hold earlier runs: choose another --out, or pass --overwrite")
+    configs = [TrainConfig(train_fraction=fraction, steps=args.steps, eval_size=args.eval_size, seed=seed,
+                           out=str(Path(args.out) / f"{fraction:g}-{seed}"), progress=False,
+                           library_packages=args.library_packages, overwrite=args.overwrite) for fraction, seed in runs]
+    try:  # every run's settings, before the first one trains
+        for cfg in configs:
+            check_config(cfg)
+    except ValueError as e:
+        parser.error(str(e))
     rows = []
-    for fraction, seed in runs:
-        cfg = TrainConfig(train_fraction=fraction, steps=args.steps, eval_size=args.eval_size, seed=seed,
-                          out=str(Path(args.out) / f"{fraction:g}-{seed}"), progress=False,
-                          library_packages=args.library_packages, overwrite=args.overwrite)
+    for cfg in configs:
+        fraction, seed = cfg.train_fraction, cfg.seed
         result = train(cfg)
         best, photos = result["best"], result["trained_on"]
         held = best["held_out"]

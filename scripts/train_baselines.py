@@ -48,11 +48,11 @@ def main(argv: list[str] | None = None) -> int:
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     if unknown := [m for m in methods if m not in TRAINERS] or ([] if methods else ["(none)"]):
         raise SystemExit(f"unknown baseline {', '.join(map(repr, unknown))}; choose from {', '.join(TRAINERS)}")
-    try:  # made and tried with a file: each model is written after its whole training
+    packages = chosen_packages(args.library_packages)
+    try:  # made and tried with a file (after every other check): each model is written after its whole training
         writable_folder(args.model_dir, "--model-dir")
     except (OSError, ValueError) as e:
         raise SystemExit(str(e)) from None
-    packages = chosen_packages(args.library_packages)
     report = {}
     for method in methods:  # checked above, before any training
         cls, fn, name = TRAINERS[method]

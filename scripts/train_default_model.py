@@ -129,11 +129,11 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit(str(e)) from None
     if bool(crops) != bool(shrinks):
         raise SystemExit("--consensus-crops and --consensus-shrinks: give both, or both empty to skip the tuning")
-    try:  # made and tried with a file: the model is written after the whole training
+    packages = chosen_packages(args.library_packages)
+    try:  # made and tried with a file (after every other check): the model is written after the whole training
         writable_folder(args.model_dir, "--model-dir")
     except (OSError, ValueError) as e:
         raise SystemExit(str(e)) from None
-    packages = chosen_packages(args.library_packages)
     cfg = dataclasses.replace(default_config(args.minutes, args.out, packages, args.seed, args.chroma),
                               keep_evaluated=args.choose_on_photos, overwrite=args.overwrite)
     result = train(cfg)

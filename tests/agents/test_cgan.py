@@ -248,7 +248,8 @@ def test_paired_folder_data(tmp_path):
 
 def test_paired_folder_leaves_out_inputs_without_target_and_unreadable_pairs_with_a_warning(tmp_path):
     """As the agent does: an input without its target and a pair that cannot be read are named and left out, the
-    pool keeps its size from the other pairs (it stopped with "Pass missing='skip'", an internal parameter)."""
+    pool keeps its size from the pairs read after them (it stopped with "Pass missing='skip'", an internal
+    parameter); with a pool smaller than the data, the pair read next takes the place of one left out."""
     from PIL import Image
 
     for sub in ("input", "target"):
@@ -269,6 +270,9 @@ def test_paired_folder_leaves_out_inputs_without_target_and_unreadable_pairs_wit
     assert "left out 1 unreadable item: 07" in said
     assert x.shape == (15, 3, 16, 16) and t.shape == (15, 3, 16, 16) and len(photos) == 1
     assert (x.float() - t.float() / 2).abs().max() <= 1
+    with pytest.warns(UserWarning, match="unreadable item: 07"):  # 07 is the fourth pair of seed 0's order
+        (x, _, _), _, _ = build_data(dataclasses.replace(cfg, pool_size=4))
+    assert len(x) == 4  # the fifth pair stands in for it (the pool had 3 crops)
     for i in range(1, 12):  # only 00, the held-out pair, keeps its input
         (tmp_path / "data" / "input" / f"{i:02d}.png").unlink(missing_ok=True)
     with pytest.warns(UserWarning), pytest.raises(ValueError, match="need pairs both for training and for the "

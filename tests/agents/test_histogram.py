@@ -53,6 +53,21 @@ def test_training_writes_a_loadable_checkpoint(tmp_path):
     assert torch.equal(a.enhance(photo)[0], b.enhance(photo)[0])
 
 
+def test_pairs_made_in_chunks_are_the_pairs_made_at_once():
+    """The training pool is made POOL_CHUNK pairs at a time, looking at the clock between chunks: the same draws
+    (so the same pool, and the same generator state after it) as one call."""
+    from deepexpose.agents.histogram import POOL_CHUNK
+
+    photos = [random_image(1, 30, 40, seed=s)[0] for s in range(3)]
+    kw = dict(size=16, bins=8, identity_fraction=0.2, smooth=1.0)
+    g1, g2 = torch.Generator().manual_seed(5), torch.Generator().manual_seed(5)
+    whole = make_pairs(photos, 2 * POOL_CHUNK + 22, g1, **kw)
+    parts = [make_pairs(photos, n, g2, **kw) for n in (POOL_CHUNK, POOL_CHUNK, 22)]
+    for a, b in zip(whole, zip(*parts, strict=True), strict=True):
+        assert torch.equal(a, torch.cat(b))
+    assert torch.equal(g1.get_state(), g2.get_state())
+
+
 def test_kl_loss_decreases_on_a_tiny_overfit_problem():
     torch.manual_seed(0)
     g = torch.Generator().manual_seed(0)

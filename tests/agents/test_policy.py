@@ -7,8 +7,8 @@ import torch
 
 from deepexpose.agents.checkpoint import save_checkpoint
 from deepexpose.agents.networks import ActorCritic, obs_to_float
-from deepexpose.agents.policy import (KIND, agent_file, average_policies, consensus_action, default_model_path,
-                                     export_agent, load_agent)
+from deepexpose.agents.policy import (KIND, agent_file, agent_meta, average_policies, consensus_action,
+                                     default_model_path, export_agent, load_agent)
 from deepexpose.agents.train import TrainConfig, actor_critic_act, run_policy
 from deepexpose.video import _numeric_leaves
 from deepexpose.envs import EditCore
@@ -53,14 +53,22 @@ def test_agent_file_is_the_file_a_run_folders_checkpoint_or_the_bundled_model(tm
 
 
 def test_load_errors(tmp_path):
+    (tmp_path / "empty-run").mkdir()  # a run's folder without its checkpoint
+    for missing, named in ((tmp_path / "nothing.safetensors", "nothing.safetensors"),
+                           (tmp_path / "empty-run", "empty-run/checkpoint.safetensors")):
+        with pytest.raises(FileNotFoundError, match=f"^no agent model at .*{named}$"):
+            agent_meta(missing)
     training_checkpoint(tmp_path / "sb3.safetensors", algo="ppo")
     with pytest.raises(ValueError, match="is a ppo checkpoint; only the own trainer"):
         load_agent(tmp_path / "sb3.safetensors")
-    for name, method in (("classifier", "seed001-classifier"), ("cgan", "deepexpose-cgan"),
-                         ("histogram", "histogram")):  # a baseline's model given to it (no "model" entry in its meta)
-        with pytest.raises(ValueError, match=f"is a {method} model; only the own trainer's .* agents can be loaded "
-                                             f"here \\(deepexpose enhance and evaluate run it with --method {name}\\)"):
-            load_agent(default_model_path().with_name(f"{name}.safetensors"))
+    for name, kind in (("classifier", "seed001-classifier"), ("cgan", "deepexpose-cgan"),
+                       ("histogram", "histogram")):  # a baseline's model given to it (no "model" entry in its meta)
+        path = default_model_path().with_name(f"{name}.safetensors")
+        with pytest.raises(ValueError) as e:
+            load_agent(path)
+        assert str(e.value) == (f"{path} is a {kind} model; only the own trainer's (adpg, a3c) agents can be loaded "
+                                f"here (deepexpose enhance runs it with --method {name} --model {path}, deepexpose "
+                                f"evaluate with --methods {name} --models {name}={path})")
     # what deepexpose train --algo ppo really writes: the algorithm and its config, no "model" entry
     save_checkpoint(tmp_path / "ppo.safetensors", tensors={"x": torch.zeros(1)},
                     meta={"algo": "ppo", "config": {"algo": "ppo"}, "num_timesteps": 8})

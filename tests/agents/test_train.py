@@ -652,6 +652,29 @@ def test_every_trainer_refuses_numbers_that_are_not_finite_and_a_folder_without_
     assert not (tmp_path / "out").exists()
 
 
+def test_available_cores_are_the_cores_this_process_may_run_on(monkeypatch):
+    assert available_cores() == len(os.sched_getaffinity(0))
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 3, 5})
+    assert available_cores() == 3
+    monkeypatch.delattr(os, "sched_getaffinity")
+    monkeypatch.setattr(os, "cpu_count", lambda: None)
+    assert available_cores() == 1
+
+
+def test_workers_are_capped_for_the_own_trainer_s_processes_only(monkeypatch):
+    """stable-baselines3's --workers are environments batched in one process (8 by default): not capped."""
+    from deepexpose.agents.train import check_config
+
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0})
+    check_config(TrainConfig(algo="ppo", workers=64))
+    with pytest.raises(ValueError, match="--workers 5 is more than 4 per core of the 1 here"):
+        check_config(TrainConfig(algo="a3c", workers=5))
+    with pytest.raises(ValueError, match="--threads 5 is more than 4 per core"):
+        from deepexpose.agents.histogram import HistogramConfig, check_config as check_histogram
+
+        check_histogram(HistogramConfig(threads=5))
+
+
 def test_a_time_budget_that_ends_before_the_first_update_writes_no_model(tmp_path):
     """The baselines wrote the weights they started from as a finished model; the histogram network's budget, which
     includes making its pool, did not stop the pool (0.01 minutes took 33 s; found by review)."""

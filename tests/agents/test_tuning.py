@@ -129,7 +129,7 @@ def test_grid_is_scored_and_ranked_and_the_carried_setting_chosen(tiny_agent):
     lines = []
     tuned = tuning.tune_consensus(tiny_agent, (0.6, 0.8), (0.0, 1.0), (0.0, 0.01), draws=1, log=lines.append)
     rows = tuned["rows"]
-    noted = tuned["best"] is not tuned["chosen"]  # a note says so (tested below)
+    noted = tuned["best"]["score"] > tuned["chosen"]["score"]  # a note says so (tested below)
     assert tuned["validation_photos"] >= 1 and len(rows) == 1 + 2 * 2 * 2 and len(lines) == 2 + len(rows) + noted
     assert rows[0]["views"] == "whole photo" and {(r["crop"], r["shrink"], r["untouched_within"])
                                                   for r in rows[1:]} == {
@@ -184,12 +184,27 @@ def test_a_better_row_no_model_can_carry_is_named_beside_the_one_chosen(tiny_age
     assert tuned["setting"] == {"crop": 0.8, "shrink": 1.0} and tuned["best"]["views"] == "whole photo"
     assert lines[-1] == ("note: the whole-photo view alone scores 23.00, better than the best setting a model can "
                          "carry (crop 0.8, shrink 1.0: 21.50), which is the one chosen; deepexpose enhance "
-                         "--single-view edits the better one")
+                         "--single-view chooses on the whole photo alone")
     scores["whole photo"] = 20.0
     lines.clear()
     tuning.tune_consensus(tiny_agent, (0.8,), (1.0,), (0.0, 0.5), draws=1, log=lines.append)
-    assert lines[-1].startswith("note: --untouched-within 0.5 (crop 0.8, shrink 1.0) scores 22.00, better than")
-    assert lines[-1].endswith("deepexpose enhance --untouched-within applies the better one")
+    assert lines[-1] == ("note: --untouched-within 0.5 with crop 0.8, shrink 1.0 scores 22.00, better than the best "
+                         "setting a model can carry (crop 0.8, shrink 1.0: 21.50), which is the one chosen; deepexpose "
+                         "enhance --untouched-within 0.5 applies that threshold")
+    scores["whole photo"] = 21.5  # a tie is not "better"
+    scores[0.5] = 20.0
+    lines.clear()
+    tuning.tune_consensus(tiny_agent, (0.8,), (1.0,), (0.0, 0.5), draws=1, log=lines.append)
+    assert not [line for line in lines if line.startswith("note:")]
+
+
+def test_the_note_on_a_better_row_says_when_its_setting_is_not_the_chosen_one():
+    chosen = {"views": "consensus", "crop": 0.7, "shrink": 1.5, "untouched_within": 0.0, "gains": {}, "score": 24.0}
+    best = {**chosen, "crop": 0.6, "untouched_within": 1.0, "gains": {"white_balance": 2.0}, "score": 24.5}
+    assert tuning.better_row_note(best, chosen) == (
+        "note: --untouched-within 1 with crop 0.6, shrink 1.5, gains white_balance=2 scores 24.50, better than the "
+        "best setting a model can carry (crop 0.7, shrink 1.5: 24.00), which is the one chosen; deepexpose enhance "
+        "--untouched-within 1 applies that threshold (to the chosen setting, not to that row's)")
 
 
 def test_gains_grids_are_every_combination_checked():
@@ -216,7 +231,7 @@ def test_without_colour_only_the_chosen_row_gets_its_ciede2000(tiny_agent):
     assert [r for r in without["rows"] if "delta_e2000" in r] == [without["chosen"]]
     strip = [{k: v for k, v in r.items() if k != "delta_e2000"} for r in with_colour["rows"]]
     assert [{k: v for k, v in r.items() if k != "delta_e2000"} for r in without["rows"]] == strip
-    chosen = lines[-1 - (without["best"] is not without["chosen"])]  # before the note on a better row, if any
+    chosen = lines[-1 - (without["best"]["score"] > without["chosen"]["score"])]  # before a note on a better row
     assert chosen.startswith(f"chosen: crop {without['chosen']['crop']}") and lines[3].split()[5] == "-"
 
 

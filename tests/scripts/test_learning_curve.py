@@ -38,7 +38,8 @@ def test_one_row_per_share_and_seed(tmp_path, monkeypatch):
     (["--seeds", ","], "--seeds is empty"),
     (["--steps", "0"], "--steps and --eval-size must be >= 1"),
     (["--fractions", "0.5,0.50"], "--fractions lists a value twice: 0.5, 0.5"),
-    (["--seeds", "1,1"], "--seeds lists a value twice")])
+    (["--seeds", "1,1"], "--seeds lists a value twice"),
+    (["--seeds", "0,5000000000"], "--seed must be in 0..4294967295, got 5000000000")])  # not after seed 0's runs
 def test_bad_arguments_are_refused_before_any_folder_is_made(tmp_path, monkeypatch, capsys, argv, words):
     """--fractions 0 made the run's folder, then failed naming --train-fraction, an option of deepexpose train."""
     out = tmp_path / "curve"

@@ -29,6 +29,7 @@ def test_a_model_dir_that_cannot_be_written_is_refused_before_anything_trains(mo
     trained = []
     monkeypatch.setattr(script, "TRAINERS", {name: (object, lambda cfg: trained.append(cfg), "m.safetensors")
                                              for name in script.TRAINERS})
+    monkeypatch.setattr(script, "chosen_packages", lambda given: ["p"])  # checked before: the library may be absent
     with pytest.raises(SystemExit, match="--model-dir /proc/deepexpose-models: cannot write there"):
         script.main(["--out", str(tmp_path / "runs"), "--model-dir", "/proc/deepexpose-models"])
     assert trained == []
