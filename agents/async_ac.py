@@ -124,7 +124,8 @@ def worker_loop(rank: int, cfg: TrainConfig, model: ActorCritic, critic: Critic 
                 critic_opt: torch.optim.Optimizer | None, counter, stats, pool: PairPool, deadline: float,
                 generator_state: Tensor | None = None, hook=None, threads: int | None = None,
                 parent: int | None = None) -> torch.Generator:
-    """One worker: draw a batch, compute the loss, step the shared optimiser; until a budget is spent.
+    """One worker: draw a batch, compute the loss, step the shared optimiser; until a budget is spent (the time
+    budget only once some update was made: one that ended before the first wrote the untrained policy as trained).
 
     ``counter`` (a shared ``mp.Value``) counts image-steps across workers; ``hook(step, generator)`` is called
     after each update (the in-process monitor). ``parent``: the pid of the process that started this worker, which
@@ -142,7 +143,7 @@ def worker_loop(rank: int, cfg: TrainConfig, model: ActorCritic, critic: Critic 
     else:  # a resumed multi-process run starts new streams: seeded by the step it resumes from
         g.manual_seed(hash((cfg.seed, rank, counter.value)) % 2**63)
     core = make_core(cfg, critic)
-    while time.time() < deadline and not (parent is not None and os.getppid() != parent):
+    while (time.time() < deadline or counter.value == 0) and not (parent is not None and os.getppid() != parent):
         with counter.get_lock():
             left = cfg.steps - counter.value
             if left <= 0:

@@ -269,7 +269,8 @@ class EvalCallback(_Every):
 
 
 class TimeBudgetCallback(BaseCallback):
-    """Stops training after ``minutes`` of wall-clock time (0: never)."""
+    """Stops training after ``minutes`` of wall-clock time (0: never), but not before the first update: a budget
+    that ended in the first rollout wrote the policy it started from as the trained one."""
 
     def __init__(self, minutes: float) -> None:
         super().__init__()
@@ -279,7 +280,8 @@ class TimeBudgetCallback(BaseCallback):
         self.start = time.monotonic()
 
     def _on_step(self) -> bool:
-        return self.minutes <= 0 or time.monotonic() - self.start < 60 * self.minutes
+        return (self.minutes <= 0 or time.monotonic() - self.start < 60 * self.minutes
+                or self.model._n_updates == 0)
 
 
 class DiscriminatorCallback(BaseCallback):

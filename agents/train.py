@@ -77,7 +77,8 @@ class TrainConfig(PhotoSplit):
     eval_scheme: str = "basic"
     """detuning of the held-out photos (the issue's quality target is on basic errors)"""
     identity_fraction: float = 0.15
-    """share of training views left untouched, so the agent learns to leave good photos alone"""
+    """share of views left untouched, so the agent learns to leave good photos alone: of the training views, and of
+    the validation and held-out views, where they measure that it does (the untouched PSNR; 0: not measured)"""
     pool_size: int = 1024
     """number of training views made from the data"""
     eval_size: int = 64
@@ -100,7 +101,8 @@ class TrainConfig(PhotoSplit):
     stop at the first whole episode at or past it; stable-baselines3 finishes its rollout (a2c, ppo) or its
     step of every environment (sac, td3)"""
     minutes: float = 0.0
-    """wall-clock budget in minutes (0: none); training stops at whichever budget ends first"""
+    """wall-clock budget in minutes (0: none); training stops at whichever budget ends first, and never before the
+    first update"""
     workers: int = 0
     """asynchronous worker processes for adpg/a3c (0: one per CPU core); environments for stable-baselines3"""
     batch: int = 32

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 
@@ -18,7 +19,7 @@ from deepexpose.filters import DEFAULT_GLOBAL_FILTERS, FilterPipeline, get_filte
 from deepexpose.filters.base import encode_gained
 from deepexpose.filters.local_exposure import adjust_local_exposure, exposure_gain_map
 from deepexpose.fusion import refine_masks
-from deepexpose.segment import segment
+from deepexpose.segment import SEGMENTERS, segment
 
 from .rewards import get_reward
 
@@ -44,9 +45,13 @@ class EditCore:
     def __init__(self, k: int = 3, filters: Sequence[str] = DEFAULT_GLOBAL_FILTERS, segmentation: str = "luminosity",
                  refine_radius: int = 0, reward: str | None = "paired", critic: nn.Module | None = None,
                  edge_penalty: float = 0.01, edge: float = 0.9) -> None:
-        if k < 1:
-            raise ValueError(f"k must be >= 1, got {k}")
-        self.k, self.segmentation, self.refine_radius = k, segmentation, refine_radius
+        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+            raise ValueError(f"k must be a whole number >= 1, got {k!r}")
+        if segmentation not in SEGMENTERS:
+            raise ValueError(f"unknown segmentation {segmentation!r}; choose from {', '.join(SEGMENTERS)}")
+        if not (0 <= edge < 1 and edge_penalty >= 0):  # edge 1 divided 0 by 0: every reward NaN
+            raise ValueError(f"edge must be in [0, 1) and edge_penalty >= 0, got {edge} and {edge_penalty}")
+        self.k, self.segmentation, self.refine_radius = int(k), segmentation, refine_radius
         self.pipeline = FilterPipeline(filters)
         self.local_spec = get_filter("local_exposure").params[0]
         self.reward = get_reward(reward) if reward is not None else None
@@ -55,6 +60,12 @@ class EditCore:
         self.critic = critic
         self.edge_penalty, self.edge = edge_penalty, edge
         self.t = 0
+        self.inputs: Tensor | None = None  # set by begin
+
+    def _begun(self) -> Tensor:
+        if self.inputs is None:
+            raise RuntimeError("no episode has begun: reset the environment first (EditCore.begin)")
+        return self.inputs
 
     @property
     def action_dim(self) -> int:
@@ -119,9 +130,10 @@ class EditCore:
         Differentiable: with gradients enabled the rewards are functions of the actions through the filters
         (and the critic), which is what the deterministic policy gradient trainer uses.
         """
+        inputs = self._begun()
         if self.t >= self.steps:
             raise RuntimeError("the episodes have ended: reset the environment (EditCore.begin) first")
-        expected = (self.inputs.shape[0], self.action_dim)
+        expected = (inputs.shape[0], self.action_dim)
         if tuple(action.shape) != expected:
             raise ValueError(f"an action must be {expected[0]} x {expected[1]} (views x action_dim; the local steps "
                              f"use the first value), got shape {tuple(action.shape)}")
@@ -171,7 +183,7 @@ class EditCore:
 
         Images are quantised to uint8 (detached), exactly what a Gymnasium agent sees.
         """
-        b = self.inputs.shape[0]
+        b = self._begun().shape[0]
         if self.t < self.k:
             mask = self._masks_u8[:, self.t:self.t + 1].clone()
         else:

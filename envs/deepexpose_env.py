@@ -38,6 +38,38 @@ def default_pool(size: int = 64, count: int = 64, seed: int = 0) -> PairPool:
     return PairPool.from_photos(photos, count, size=size, scheme="mixed", seed=seed)
 
 
+def checked_pool(pool: PairPool | None, core: EditCore, reward: str | None) -> PairPool:
+    """``pool`` (default: :func:`default_pool`), refused when it is not a :class:`PairPool` or lacks the targets
+    ``reward`` scores against."""
+    pool = pool if pool is not None else default_pool()
+    if not isinstance(pool, PairPool):
+        raise TypeError(f"pool must be a PairPool (PairPool(inputs, targets), PairPool.from_photos or from_pairs), "
+                        f"got {type(pool).__name__}")
+    if core.reward is not None and core.reward.needs_target and not pool.paired:
+        raise ValueError(f"the {reward!r} reward needs a pool with targets")
+    return pool
+
+
+def check_render_mode(render_mode: str | None) -> None:
+    if render_mode not in (None, "rgb_array"):
+        raise ValueError(f"render_mode must be None or 'rgb_array', got {render_mode!r}")
+
+
+def reset_index(options: dict | None, size: int, rng: np.random.Generator) -> int:
+    """The pool view a reset starts: ``options["index"]`` (checked), else a draw of ``rng``; other options are
+    refused (the single and the batched environment alike)."""
+    if unknown := sorted(map(str, set(options or {}) - {"index"})):
+        raise ValueError(f"unknown reset option(s) {', '.join(unknown)}; the only one is 'index'")
+    if not options or "index" not in options:
+        return int(rng.integers(size))
+    index = options["index"]
+    if isinstance(index, bool) or not isinstance(index, (int, np.integer)):
+        raise TypeError(f"options['index'] must be an int, got {index!r}")
+    if not 0 <= index < size:
+        raise IndexError(f"index {index} outside the pool of {size} views")
+    return int(index)
+
+
 class DeepExposureEnv(gym.Env):
     """A Gymnasium environment over a :class:`PairPool` of views (default: detuned demo photos).
 
@@ -51,10 +83,9 @@ class DeepExposureEnv(gym.Env):
     def __init__(self, pool: PairPool | None = None, k: int = 3, reward: str = "paired",
                  critic: torch.nn.Module | None = None, segmentation: str = "luminosity",
                  render_mode: str | None = None, **core_options: Any) -> None:
-        self.pool = pool if pool is not None else default_pool()
+        check_render_mode(render_mode)
         self.core = EditCore(k=k, reward=reward, critic=critic, segmentation=segmentation, **core_options)
-        if reward in ("paired", "mixed") and not self.pool.paired:
-            raise ValueError(f"the {reward!r} reward needs a pool with targets")
+        self.pool = checked_pool(pool, self.core, reward)
         self.observation_space = observation_space(self.pool.size, self.core.steps)
         self.action_space = spaces.Box(-1.0, 1.0, (self.core.action_dim,), np.float32)
         self.render_mode = render_mode
@@ -65,17 +96,7 @@ class DeepExposureEnv(gym.Env):
 
     def reset(self, *, seed: int | None = None, options: dict | None = None):
         super().reset(seed=seed)
-        if unknown := sorted(set(options or {}) - {"index"}):
-            raise ValueError(f"unknown reset option(s) {', '.join(map(str, unknown))}; the only one is 'index'")
-        if options and "index" in options:
-            index = options["index"]
-            if isinstance(index, bool) or not isinstance(index, (int, np.integer)):
-                raise TypeError(f"options['index'] must be an int, got {index!r}")
-            self.index = int(index)
-            if not 0 <= self.index < len(self.pool):
-                raise IndexError(f"index {self.index} outside the pool of {len(self.pool)} views")
-        else:
-            self.index = int(self.np_random.integers(len(self.pool)))
+        self.index = reset_index(options, len(self.pool), self.np_random)
         inputs, targets = self.pool.get([self.index])
         with torch.no_grad():
             self.core.begin(inputs, targets)

@@ -33,6 +33,19 @@ def _to_uint8(x: Tensor) -> Tensor:
     return (x.clamp(0, 1) * 255).round().to(torch.uint8)
 
 
+def _check_photo(photo: Tensor, what: str) -> None:
+    """A ``3 x H x W`` float photo in [0, 1], finite; ``what`` names it in the error (uint8 or 0-255 photos came
+    out white, NaN ones black, without a word)."""
+    if photo.ndim != 3 or photo.shape[0] != 3:
+        raise ValueError(f"{what} must be 3 x H x W, got shape {tuple(photo.shape)}")
+    if not photo.is_floating_point():
+        raise TypeError(f"{what} is {photo.dtype}: photos are floats in [0, 1] (divide by 255)")
+    if not bool(torch.isfinite(photo).all()):
+        raise ValueError(f"{what} has values that are not finite (NaN or inf)")
+    if photo.numel() and float(photo.max()) > 2.0:
+        raise ValueError(f"{what} reaches {float(photo.max()):g}: photos are in [0, 1] (divide by 255)")
+
+
 class PairPool:
     """``N`` view pairs: ``inputs`` and ``targets`` as ``N x 3 x S x S`` uint8, ``targets`` may be ``None``.
 
@@ -40,8 +53,10 @@ class PairPool:
     """
 
     def __init__(self, inputs: Tensor, targets: Tensor | None = None, records: Sequence[dict] | None = None) -> None:
-        if inputs.ndim != 4 or inputs.shape[1] != 3 or inputs.dtype != torch.uint8:
-            raise ValueError(f"inputs must be an N x 3 x S x S uint8 tensor, got {tuple(inputs.shape)} {inputs.dtype}")
+        square = inputs.ndim == 4 and inputs.shape[2] == inputs.shape[3]
+        if not square or inputs.shape[1] != 3 or inputs.dtype != torch.uint8:
+            raise ValueError(f"inputs must be an N x 3 x S x S uint8 tensor (square views), got "
+                             f"{tuple(inputs.shape)} {inputs.dtype}")
         if targets is not None and (targets.shape != inputs.shape or targets.dtype != torch.uint8):
             raise ValueError(f"targets must match inputs {tuple(inputs.shape)} uint8, got {tuple(targets.shape)}")
         if len(inputs) == 0:
@@ -78,11 +93,13 @@ class PairPool:
         if not photos:
             raise ValueError("from_photos needs at least one photo")
         for i, photo in enumerate(photos):
-            if not photo.is_floating_point():
-                raise TypeError(f"from_photos takes float photos in [0, 1]; photo {i} is {photo.dtype} (divide by 255)")
-            if photo.numel() and float(photo.max()) > 2.0:
-                raise ValueError(f"from_photos takes photos in [0, 1]; photo {i} reaches {float(photo.max()):g} "
-                                 "(divide by 255)")
+            _check_photo(photo, f"from_photos: photo {i}")
+        if count < 1 or size < 1:
+            raise ValueError(f"from_photos: count and size must be >= 1, got {count} and {size}")
+        if not 0 <= identity_fraction <= 1:
+            raise ValueError(f"from_photos: identity_fraction must be in [0, 1], got {identity_fraction}")
+        if not 0 < crop_scale[0] <= crop_scale[1] <= 1:
+            raise ValueError(f"from_photos: crop_scale must be (low, high) with 0 < low <= high <= 1, got {crop_scale}")
         if scheme not in SCHEMES:
             raise ValueError(f"unknown detuning scheme {scheme!r}; choose from {', '.join(SCHEMES)}")
         inputs, targets, records = [], [], []
@@ -104,6 +121,13 @@ class PairPool:
         has_target = [t is not None for _, t in pairs]
         if any(has_target) and not all(has_target):
             raise ValueError("either every pair has a target or none has")
+        for i, (x, t) in enumerate(pairs):
+            _check_photo(x, f"from_pairs: input {i}")
+            if t is not None:
+                _check_photo(t, f"from_pairs: target {i}")
+                if t.shape != x.shape:
+                    raise ValueError(f"from_pairs: pair {i}'s input is {x.shape[2]}x{x.shape[1]} and its target "
+                                     f"{t.shape[2]}x{t.shape[1]} (width x height): a pair shows one scene")
         inputs = torch.cat([_to_uint8(to_view(x.unsqueeze(0), size)) for x, _ in pairs])
         targets = torch.cat([_to_uint8(to_view(t.unsqueeze(0), size)) for _, t in pairs]) if all(has_target) else None
         return cls(inputs, targets)

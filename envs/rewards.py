@@ -73,13 +73,15 @@ def mixed_score(image: Tensor, target_lab: Tensor | None, critic: nn.Module | No
 class Reward:
     """A scorer, the scale applied to score differences, and what to precompute from the targets.
 
-    ``score_linear``, when given, is ``score`` of an image given its linear-light RGB in [0, 1] instead.
+    ``score_linear``, when given, is ``score`` of an image given its linear-light RGB in [0, 1] instead;
+    ``needs_target``: whether it scores against the target (a pool without targets is refused for it).
     """
 
     score: Callable[[Tensor, "Tensor | None", "nn.Module | None"], Tensor]
     scale: float = 1.0
     prepare: Callable[[Tensor], Tensor] | None = None
     score_linear: Callable[[Tensor, "Tensor | None", "nn.Module | None"], Tensor] | None = None
+    needs_target: bool = True
 
     def reference(self, target: Tensor | None) -> Tensor | None:
         if target is None or self.prepare is None:
@@ -90,7 +92,7 @@ class Reward:
 REWARDS: dict[str, Reward] = {
     "paired": Reward(delta_e_score, 0.1, lab, delta_e_linear_score),
     "psnr": Reward(psnr_score, 0.1),
-    "adversarial": Reward(critic_score, 1.0),
+    "adversarial": Reward(critic_score, 1.0, needs_target=False),
     "mixed": Reward(mixed_score, 1.0, lab),
 }
 

@@ -27,7 +27,7 @@ from stable_baselines3.common.vec_env import VecEnv
 from deepexpose.device import resolve_device
 
 from .core import EditCore
-from .deepexpose_env import default_pool, observation_space
+from .deepexpose_env import check_render_mode, checked_pool, observation_space, reset_index
 from .pool import PairPool
 
 
@@ -36,19 +36,22 @@ CACHE_BYTES = 1 << 30
 
 
 class DeepExposureVecEnv(VecEnv):
-    """Batched DeepExposure episodes over a :class:`PairPool`; arguments as for ``DeepExposureEnv``."""
+    """Batched DeepExposure episodes over a :class:`PairPool`; arguments as for ``DeepExposureEnv``. Reset
+    options (``set_options``) take ``{"index": i}`` per environment, as ``DeepExposureEnv.reset`` does."""
+
+    metadata = {"render_modes": ["rgb_array"], "render_fps": 2}
 
     def __init__(self, num_envs: int, pool: PairPool | None = None, k: int = 3, reward: str = "paired",
                  critic: torch.nn.Module | None = None, device: str | torch.device = "cpu",
-                 segmentation: str = "luminosity", cache_views: bool = True, **core_options: Any) -> None:
+                 segmentation: str = "luminosity", cache_views: bool = True, render_mode: str | None = None,
+                 **core_options: Any) -> None:
         if num_envs < 1:
             raise ValueError(f"num_envs must be >= 1, got {num_envs}")
-        self.pool = pool if pool is not None else default_pool()
+        check_render_mode(render_mode)
         self.device = resolve_device(str(device))  # CUDA asked for where there is none: said now, not later
         self.core = EditCore(k=k, reward=reward, critic=critic, segmentation=segmentation, **core_options)
-        if reward in ("paired", "mixed") and not self.pool.paired:
-            raise ValueError(f"the {reward!r} reward needs a pool with targets")
-        self.render_mode = None
+        self.pool = checked_pool(pool, self.core, reward)
+        self.render_mode = render_mode
         super().__init__(num_envs, observation_space(self.pool.size, self.core.steps),
                          spaces.Box(-1.0, 1.0, (self.core.action_dim,), np.float32))
         self._rngs = [seeding.np_random(None)[0] for _ in range(num_envs)]
@@ -84,8 +87,9 @@ class DeepExposureVecEnv(VecEnv):
             if seed is not None:
                 self._rngs[i] = seeding.np_random(seed)[0]
         self._reset_seeds()
+        self.indices = np.array([reset_index(options, len(self.pool), rng)
+                                 for options, rng in zip(self._options, self._rngs, strict=True)])
         self._reset_options()
-        self.indices = np.array([int(rng.integers(len(self.pool))) for rng in self._rngs])
         inputs, targets = self.pool.get(self.indices, self.device)
         with torch.no_grad():
             self.core.begin(inputs, targets, self._constants(self.indices, inputs, targets))

@@ -27,8 +27,15 @@ DATASETS: dict[str, Callable[..., Dataset]] = {
 
 
 def make_dataset(name: str, **kwargs: Any) -> Dataset:
-    """Build the dataset registered as ``name`` (case and ``_``/``-`` insensitive) with ``kwargs``."""
-    key = str(name).strip().lower().replace("_", "-")
-    if key not in DATASETS:
+    """Build the dataset registered as ``name`` (case and ``_``/``-`` insensitive, in the name given and in the
+    registered ones alike) with ``kwargs``."""
+    found = [k for k in DATASETS if _key(k) == _key(name)]
+    if not found:
         raise ValueError(f"unknown dataset {name!r}; valid names: {', '.join(sorted(DATASETS))}")
-    return DATASETS[key](**kwargs)
+    if len(found) > 1:
+        raise ValueError(f"dataset {name!r} is ambiguous: {', '.join(found)} are registered")
+    return DATASETS[found[0]](**kwargs)
+
+
+def _key(name: str) -> str:
+    return str(name).strip().lower().replace("_", "-")

@@ -19,6 +19,11 @@ class FilterPipeline:
 
     def __init__(self, filters: Sequence[str | Filter] = DEFAULT_GLOBAL_FILTERS) -> None:
         self.filters: tuple[Filter, ...] = tuple(get_filter(f) if isinstance(f, str) else f for f in filters)
+        if not self.filters:
+            raise ValueError("a filter pipeline needs at least one filter")
+        if twice := sorted({f.name for f in self.filters if self.names.count(f.name) > 1}):
+            raise ValueError(f"a pipeline takes each filter once (its parameters are described under its name): "
+                             f"{', '.join(twice)} given twice")
         if any(f.per_mask for f in self.filters):
             raise ValueError("per-mask filters (local exposure) are applied with masks, not in a pipeline")
         self.num_params = sum(f.num_params for f in self.filters)

@@ -28,8 +28,13 @@ FILTERS: dict[str, Filter] = {
 
 
 def get_filter(name: str) -> Filter:
-    """The registered filter called ``name`` (clear error listing the names otherwise)."""
+    """The registered filter called ``name`` (clear error listing the names otherwise); an entry that is not a
+    :class:`Filter` registered under its own name is refused (``ValueError``), as the pipelines describe edits by
+    the filters' names."""
     try:
-        return FILTERS[name]
+        f = FILTERS[name]
     except KeyError:
         raise KeyError(f"unknown filter {name!r}; registered: {', '.join(sorted(FILTERS))}") from None
+    if not isinstance(f, Filter) or f.name != name or not callable(f.apply):
+        raise ValueError(f"FILTERS[{name!r}] must be a Filter named {name!r} with an apply function, got {f!r}")
+    return f

@@ -470,6 +470,14 @@ def test_a_wall_clock_budget_stops_the_run_and_keeps_its_results(tmp_path):
     assert json.loads((tmp_path / "run" / "eval.json").read_text())["steps"] == result["steps"]
 
 
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_time_budget_ends_only_after_the_first_update(tmp_path, workers):
+    """A budget that ended before any update wrote the policy it started from as the trained one (found by a review
+    of the API): now the first update is made whatever the clock says."""
+    result = train(tiny(tmp_path, steps=10 ** 9, minutes=1e-9, eval_every=0, checkpoint_every=0, workers=workers))
+    assert 0 < result["steps"] < 10 ** 9 and read_meta(tmp_path / "run" / "checkpoint.safetensors")["step"] > 0
+
+
 def test_the_budget_ends_at_the_first_whole_episode_past_it(tmp_path):
     """Batches of 4 episodes of 3 image-steps: 96 after 8 updates, then 2 episodes (not 4) cover the last 4 steps."""
     result = train(tiny(tmp_path, steps=100, eval_every=0, checkpoint_every=0))

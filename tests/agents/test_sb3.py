@@ -405,6 +405,26 @@ def test_a_wall_clock_budget_stops_the_run_and_keeps_its_results(tmp_path, pools
     assert json.loads((tmp_path / "run" / "eval.json").read_text())["steps"] == result["steps"]
 
 
+@pytest.mark.parametrize("algo", ["ppo", "sac"])
+def test_a_time_budget_ends_only_after_the_first_update(tmp_path, pools, algo, monkeypatch):
+    """It stopped in the first rollout, before any update, and wrote the starting policy as the trained one."""
+    from deepexpose.agents.sb3 import TimeBudgetCallback
+
+    stopped = []  # the number of updates made when the budget stopped the run
+    on_step = TimeBudgetCallback._on_step
+
+    def spy(self):
+        go_on = on_step(self)
+        if not go_on:
+            stopped.append(self.model._n_updates)
+        return go_on
+
+    monkeypatch.setattr(TimeBudgetCallback, "_on_step", spy)
+    result = train_sb3(tiny(tmp_path, algo=algo, steps=10 ** 9, minutes=1e-9, eval_every=0, checkpoint_every=0),
+                       pools=pools)
+    assert stopped and stopped[0] > 0 and 0 < result["steps"] < 10 ** 9
+
+
 def test_resume_refuses_other_settings_and_keeps_the_config(tmp_path, pools):
     train_sb3(tiny(tmp_path, algo="a2c", steps=24, eval_every=0), pools=pools)
     config = (tmp_path / "run" / "config.json").read_text()

@@ -245,6 +245,16 @@ def test_registry_names_and_errors(tmp_path):
         make_dataset("nope")
 
 
+def test_a_layout_registered_with_capitals_or_underscores_is_found(tmp_path, monkeypatch):
+    """Only the name asked for was normalised: "my_layout" was registered, listed as valid, and refused."""
+    monkeypatch.setitem(DATASETS, "my_Layout", lambda **kw: ("made", kw))
+    assert make_dataset("my_layout", root=1) == ("made", {"root": 1})
+    assert make_dataset("MY-LAYOUT") == ("made", {})
+    monkeypatch.setitem(DATASETS, "my-layout", lambda **kw: None)
+    with pytest.raises(ValueError, match="'my_layout' is ambiguous: my_Layout, my-layout"):
+        make_dataset("my_layout")
+
+
 def test_pair_size_mismatch_is_reported(tmp_path):
     write(tmp_path / "input" / "x.png", solid(1, 12, 16))
     write(tmp_path / "target" / "x.png", solid(1, 10, 16))

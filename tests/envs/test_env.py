@@ -147,6 +147,31 @@ def test_reward_needs_the_right_inputs():
             DeepExposureEnv(unpaired, reward=reward)
     with pytest.raises(ValueError, match="reward"):
         DeepExposureEnv(small_pool(), reward="likes")
+    with pytest.raises(ValueError, match="the 'psnr' reward needs a pool with targets"):  # it failed at reset
+        DeepExposureEnv(unpaired, reward="psnr")
+
+
+def test_bad_arguments_are_refused_when_the_environment_is_made():
+    """Found by a review of the API: each failed late (at reset or the first step) or as an AttributeError."""
+    pool = small_pool()
+    for kwargs, error, words in [
+            ({"segmentation": "bogus"}, ValueError, "unknown segmentation 'bogus'; choose from luminosity"),
+            ({"filters": []}, ValueError, "at least one filter"),
+            ({"filters": ["exposure", "exposure"]}, ValueError, "each filter once.*exposure given twice"),
+            ({"k": "3"}, ValueError, "k must be a whole number >= 1, got '3'"),
+            ({"edge": 1.0}, ValueError, r"edge must be in \[0, 1\)"),  # every reward was NaN
+            ({"edge": -0.5}, ValueError, "edge must be"),
+            ({"edge_penalty": -1.0}, ValueError, "edge_penalty >= 0"),
+            ({"render_mode": "human"}, ValueError, "render_mode must be None or 'rgb_array'"),
+            ({"pool": pool.inputs}, TypeError, "pool must be a PairPool")]:
+        with pytest.raises(error, match=words):
+            DeepExposureEnv(**{"pool": pool, **kwargs})
+    env = DeepExposureEnv(pool, render_mode="rgb_array")
+    for call in (lambda: env.step(np.zeros(env.action_space.shape, np.float32)), env.render):
+        with pytest.raises(RuntimeError, match="no episode has begun: reset the environment first"):
+            call()
+    env.reset(seed=0)
+    assert env.render().shape == (16, 16, 3)
 
 
 def test_no_grad_steps_match_gradient_steps():

@@ -56,6 +56,31 @@ def test_bad_pools():
         PairPool(torch.zeros(0, 3, 4, 4, dtype=torch.uint8))
     with pytest.raises(ValueError, match="scheme"):
         PairPool.from_photos(photos(1), 2, scheme="chaos")
+    with pytest.raises(ValueError, match="square views"):  # the environment then declared the width as its size
+        PairPool(torch.zeros(2, 3, 16, 24, dtype=torch.uint8))
+    for kwargs, words in [({"count": 0}, "count and size must be >= 1"),
+                          ({"identity_fraction": 2.0}, r"identity_fraction must be in \[0, 1\]"),
+                          ({"crop_scale": (2, 3)}, "crop_scale must be")]:
+        with pytest.raises(ValueError, match=words):
+            PairPool.from_photos(photos(1), **{"count": 2, **kwargs})
+
+
+def test_photos_that_are_not_floats_in_0_1_are_refused_by_both_constructors():
+    """from_pairs made uint8 or 0-255 photos white, and a NaN photo passed from_photos as black views (found by a
+    review of the API)."""
+    good = photos(1)[0]
+    for bad, error, words in [(torch.full((3, 32, 32), 200, dtype=torch.uint8), TypeError, "uint8.*divide by 255"),
+                              (torch.rand(3, 32, 32) * 255, ValueError, "reaches .*divide by 255"),
+                              (torch.full((3, 32, 32), float("nan")), ValueError, "not finite"),
+                              (torch.rand(32, 32), ValueError, "3 x H x W")]:
+        with pytest.raises(error, match=f"from_photos: photo 0 .*{words}"):
+            PairPool.from_photos([bad], 2, size=16)
+        with pytest.raises(error, match=f"from_pairs: input 0 .*{words}"):
+            PairPool.from_pairs([(bad, None)], size=16)
+        with pytest.raises(error, match=f"from_pairs: target 0 .*{words}"):
+            PairPool.from_pairs([(good, bad)], size=16)
+    with pytest.raises(ValueError, match="pair 0's input is 56x40 and its target 40x56"):
+        PairPool.from_pairs([(good, good.transpose(1, 2).contiguous())], size=16)
 
 
 def test_crop_and_view():

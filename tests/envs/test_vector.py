@@ -11,6 +11,37 @@ def pool(n=40, size=16):
     return PairPool.from_photos([random_image(b=1, h=48, w=48, seed=i)[0] for i in range(3)], n, size=size)
 
 
+def test_reset_options_pick_the_views_as_the_single_environment_s_do():
+    """set_options({"index": i}) was cleared unread, and unknown options passed (found by a review of the API)."""
+    v = DeepExposureVecEnv(2, pool=pool(8))
+    v.seed(0)
+    v.set_options({"index": 3})
+    v.reset()
+    assert v.indices.tolist() == [3, 3] and [info["index"] for info in v.reset_infos] == [3, 3]
+    v.set_options([{"index": 5}, {}])
+    v.seed(0)
+    v.reset()
+    single = DeepExposureEnv(pool(8))
+    assert v.indices.tolist() == [5, single.reset(seed=1)[1]["index"]]  # the second draws as an env seeded 1
+    v.reset()  # options hold for one reset: environment 0 now draws its first view, as an env seeded 0 does
+    assert v.indices[0] == DeepExposureEnv(pool(8)).reset(seed=0)[1]["index"]
+    v.set_options({"bogus": 1})
+    with pytest.raises(ValueError, match="unknown reset option.*bogus; the only one is 'index'"):
+        v.reset()
+    v.set_options({"index": 8})
+    with pytest.raises(IndexError, match="index 8 outside the pool of 8 views"):
+        v.reset()
+
+
+def test_renders_as_the_single_environment_does():
+    v = DeepExposureVecEnv(2, pool=pool(4), render_mode="rgb_array")
+    v.reset()
+    frame = v.render()
+    assert frame is not None and frame.ndim == 3 and frame.dtype == np.uint8
+    with pytest.raises(ValueError, match="render_mode must be None or 'rgb_array'"):
+        DeepExposureVecEnv(2, pool=pool(4), render_mode="human")
+
+
 def test_same_seed_same_trajectories_as_single_envs():
     p = pool()
     n, k = 3, 2

@@ -43,6 +43,20 @@ def test_pipeline_errors():
         FilterPipeline(["local_exposure"])
     with pytest.raises(KeyError):
         FilterPipeline(["nope"])
+    with pytest.raises(ValueError, match="at least one filter"):  # an action of shape (0,), then an IndexError
+        FilterPipeline([])
+    with pytest.raises(ValueError, match="each filter once .* exposure given twice"):  # describe lost one's values
+        FilterPipeline(["exposure", "gamma", "exposure"])
+
+
+def test_a_registry_entry_that_is_not_a_filter_of_its_own_name_is_refused(monkeypatch):
+    from deepexpose.filters import Filter, get_filter
+
+    monkeypatch.setitem(FILTERS, "x", get_filter("gamma"))  # the pipeline describes it as "gamma"
+    monkeypatch.setitem(FILTERS, "b", Filter(name="b", params=(), apply=None))
+    for name in ("x", "b"):
+        with pytest.raises(ValueError, match=f"FILTERS\\['{name}'\\] must be a Filter named '{name}' with an apply"):
+            FilterPipeline([name])
 
 
 def test_pipeline_gradients_reach_every_action():
