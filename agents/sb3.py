@@ -353,8 +353,10 @@ def algo_kwargs(cfg: TrainConfig, num_envs: int, episode_steps: int, action_dim:
     if cfg.algo == "ppo":  # rollouts of >= 8 minibatches (256 image-steps by default) of whole episodes
         per_env = -(-8 * cfg.batch // num_envs)
         n_steps = episode_steps * -(-per_env // episode_steps)
-        return {**common, "n_steps": n_steps, "batch_size": _largest_divisor_at_most(n_steps * num_envs, cfg.batch),
-                "n_epochs": 4}
+        size = _largest_divisor_at_most(n_steps * num_envs, cfg.batch)
+        if size == 1:  # PPO normalises advantages per minibatch, which needs two or more: the next divisor up
+            size = next(d for d in range(2, n_steps * num_envs + 1) if n_steps * num_envs % d == 0)
+        return {**common, "n_steps": n_steps, "batch_size": size, "n_epochs": 4}
     if cfg.algo in ("sac", "td3"):
         # A transition stores two 7 x S x S uint8 observations (57 kB at S = 64): 10,000 of them are 570 MB.
         # The warm-up is one minibatch: SB3 fills it with uniform random actions over the whole range, nearly all of

@@ -32,6 +32,7 @@ from deepexpose.data.folders import DatasetLayoutError
 from deepexpose.data.synthetic import EXCLUDED_PACKAGES, HELD_OUT_DEMO
 from deepexpose.envs.core import EditCore
 from deepexpose.envs.pool import PairPool
+from deepexpose.envs.rewards import REWARDS
 from deepexpose.metrics import DO_NO_HARM_PSNR, do_no_harm
 
 from .networks import ActorCritic
@@ -823,7 +824,10 @@ def refuse_untrained(step: int, cfg, spent_on: str = "", other: str = "") -> Non
 def check_config(cfg: TrainConfig) -> None:
     """Refuse, naming the option, values that cannot train (before any photo is loaded)."""
     check_common_options(cfg)
-    rules = [(cfg.minutes >= 0, f"--minutes must be >= 0 (0: no time budget), got {cfg.minutes}"),
+    rules = [(cfg.reward in REWARDS, f"--reward must be one of {', '.join(REWARDS)}, got {cfg.reward!r}"),
+             (cfg.algo != "ppo" or cfg.batch >= 2, f"--batch must be >= 2 with --algo ppo (it normalises advantages "
+                                                   f"per minibatch), got {cfg.batch}"),
+             (cfg.minutes >= 0, f"--minutes must be >= 0 (0: no time budget), got {cfg.minutes}"),
              (cfg.workers >= 0, f"--workers must be >= 0 (0: one per core), got {cfg.workers}"),
              (cfg.batch >= 1, f"--batch must be >= 1, got {cfg.batch}"),
              (cfg.pool_size >= 1, f"--pool-size must be >= 1, got {cfg.pool_size}"),

@@ -16,7 +16,7 @@ from stable_baselines3.common.vec_env import VecMonitor
 
 from deepexpose import DeepExposeWarning
 from deepexpose.agents import sb3
-from deepexpose.agents.sb3 import StatsCnnExtractor, evaluate_sb3, make_sb3_model, train_sb3
+from deepexpose.agents.sb3 import StatsCnnExtractor, algo_kwargs, evaluate_sb3, make_sb3_model, train_sb3
 from deepexpose.agents.checkpoint import read_meta
 from deepexpose.agents.networks import COLOUR_STATS_DIM
 from deepexpose.discriminator import Critic
@@ -403,6 +403,14 @@ def test_a_wall_clock_budget_stops_the_run_and_keeps_its_results(tmp_path, pools
     assert time.monotonic() - start < 60 and 0 < result["steps"] < 10 ** 9
     assert read_meta(tmp_path / "run" / "checkpoint.safetensors")["num_timesteps"] == result["steps"]
     assert json.loads((tmp_path / "run" / "eval.json").read_text())["steps"] == result["steps"]
+
+
+def test_ppo_minibatches_divide_the_rollout_and_hold_two_or_more_views():
+    """21 image-steps (7 environments, episodes of 3) have no divisor of 2: a minibatch of 1 failed in SB3's
+    assertion; the next divisor up is taken."""
+    for batch, envs, steps, size in ((2, 7, 3, 3), (2, 2, 3, 2), (64, 8, 4, 64), (5, 7, 3, 3)):
+        kw = algo_kwargs(TrainConfig(algo="ppo", batch=batch), envs, steps, 16)
+        assert kw["batch_size"] == size and kw["n_steps"] * envs % size == 0, (batch, envs, steps)
 
 
 @pytest.mark.parametrize("algo", ["ppo", "sac"])

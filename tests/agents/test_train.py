@@ -466,11 +466,14 @@ def test_model_options_reach_the_trained_and_exported_agent(tmp_path):
     ("pool_size", 0, "--pool-size"), ("eval_size", 0, "--eval-size"), ("validation", 1.0, "--validation"),
     ("validation", -0.1, "--validation"), ("identity_fraction", 1.0, "--identity-fraction"), ("hidden", 0, "--hidden"),
     ("view", 8, "--view must be >= 16"), ("lr", 0.0, "--lr"), ("k", 0, "--k"), ("eval_every", -1, "--eval-every"),
-    ("data", "folder", "--data folder needs --root")])
+    ("data", "folder", "--data folder needs --root"),
+    ("reward", "bogus", "--reward must be one of paired, psnr, adversarial, mixed, got 'bogus'"),  # stable-baselines3:
+    ("algo+batch", ("ppo", 1), "--batch must be >= 2 with --algo ppo")])  # after config.json; an AssertionError
 def test_options_that_cannot_train_are_refused_by_name(tmp_path, field, value, words):
     from deepexpose.agents.train import check_config, train
 
-    cfg = TrainConfig(out=str(tmp_path / "run"), **{field: value})
+    given = dict(zip(field.split("+"), value, strict=True)) if "+" in field else {field: value}
+    cfg = TrainConfig(out=str(tmp_path / "run"), **given)
     with pytest.raises(ValueError, match=words.replace("-", r"\-")):
         check_config(cfg)
     with pytest.raises(ValueError, match=words.replace("-", r"\-")):
