@@ -58,7 +58,7 @@ from deepexpose.envs.pool import PairPool, random_crop
 from deepexpose.filters.base import luminance
 
 from .checkpoint import load_checkpoint, read_meta, save_checkpoint
-from .train import AUTO_DATA, GOOD_PHOTO_DATA, PhotoSplit, good_photos, refuse_untrained, resolve_data
+from .train import AUTO_DATA, GOOD_PHOTO_DATA, PhotoSplit, good_photos, resolve_data
 
 PAIRED_DATA = ("pairs", "fivek", "afifi")
 LOSSES = ("bce", "lsgan", "mse")
@@ -125,7 +125,8 @@ class CganConfig(PhotoSplit):
     steps: int = 1200
     """training budget in updates"""
     minutes: float = 0.0
-    """wall-clock budget in minutes (0: none); training stops at whichever budget ends first"""
+    """wall-clock budget in minutes (0: none); training stops at whichever budget ends first, and never before the
+    first update"""
     flip: float = 0.5
     """probability of a horizontal flip of a view (input and target together; seed 004)"""
     jitter: float = 0.2
@@ -743,7 +744,7 @@ def _train(cfg: CganConfig) -> dict:
         bar = tqdm(total=cfg.steps, unit="step", dynamic_ncols=True, disable=None)
     step, stats = 0, {}
     G.train(), D.train()
-    while step < cfg.steps and time.time() < deadline:
+    while step < cfg.steps and (step == 0 or time.time() < deadline):  # the time budget ends after an update
         done = max(step / cfg.steps, (time.time() - start) / (cfg.minutes * 60) if cfg.minutes > 0 else 0.0)
         for opt in (opt_g, opt_d):  # pix2pix's schedule: constant, then linear decay to 0 over the second half
             opt.param_groups[0]["lr"] = cfg.lr * min(1.0, 2.0 * (1.0 - done))
@@ -777,7 +778,6 @@ def _train(cfg: CganConfig) -> dict:
                 bar.set_postfix({k: f"{v:.3g}" for k, v in stats.items()})
     if bar is not None:
         bar.close()
-    refuse_untrained(step, cfg)
     train_minutes = (time.time() - start) / 60
 
     corrector = CganCorrector(G, {"config": dataclasses.asdict(cfg)})

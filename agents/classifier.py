@@ -41,7 +41,7 @@ from deepexpose.filters.white_balance import white_balance_gains
 
 from .checkpoint import load_checkpoint, read_meta, save_checkpoint
 from .networks import image_stats
-from .train import PhotoSplit, refuse_untrained, resolve_data
+from .train import PhotoSplit, resolve_data
 
 STATS_DIM = 32  # the length of image_stats
 
@@ -504,7 +504,8 @@ class ClassifierConfig(PhotoSplit):
     steps: int = 1000
     """number of updates"""
     minutes: float = 4.0
-    """wall-clock budget in minutes (0: none); training stops at whichever budget ends first"""
+    """wall-clock budget in minutes (0: none); training stops at whichever budget ends first, and never before the
+    first update"""
     eval_size: int = 250
     """held-out single-error views evaluated at the end (every class equally often; 0: no evaluation); as many
     new views of the training photos give seen_photos, seed 001's own protocol"""
@@ -578,7 +579,7 @@ def _train(cfg: ClassifierConfig) -> dict:
         done = step / max(1, cfg.steps)
         if cfg.minutes > 0:
             done = max(done, (time.monotonic() - start) / (60 * cfg.minutes))
-        if done >= 1:
+        if done >= 1 and step > 0:  # the time budget ends after an update (--steps is at least 1)
             break
         for group in opt.param_groups:
             group["lr"] = cfg.lr * (0.05 + 0.475 * (1 + math.cos(math.pi * done)))
@@ -598,7 +599,6 @@ def _train(cfg: ClassifierConfig) -> dict:
                 hits = seen = 0
     if bar is not None:
         bar.close()
-    refuse_untrained(step, cfg)
     model.eval()
     seconds = time.monotonic() - start
     result: dict = {"steps": step, "train_seconds": round(seconds, 1)}

@@ -79,7 +79,8 @@ class HistogramConfig(PhotoSplit):
     """number of updates"""
     minutes: float = 3.0
     """wall-clock budget in minutes, pool building included (0: none); training stops at whichever budget ends
-    first (on 2 busy CPU cores 3 minutes are a few hundred updates)"""
+    first, and never before the first update (a budget that ends while the pool is made is refused); on 2 busy CPU
+    cores 3 minutes are a few hundred updates"""
     iterations: int = 10
     """Pitié transfer: number of rotations"""
     transfer_bins: int = 32
@@ -391,7 +392,7 @@ def _train(cfg: HistogramConfig) -> dict:
 
     from deepexpose.device import resolve_device
 
-    from .train import good_photos, refuse_untrained
+    from .train import good_photos
 
     start = time.monotonic()
     deadline = start + cfg.minutes * 60 if cfg.minutes > 0 else math.inf
@@ -407,8 +408,9 @@ def _train(cfg: HistogramConfig) -> dict:
     parts = []  # made in chunks (the same draws as all at once), so that --minutes ends a long build too
     for made in range(0, cfg.pool_size, POOL_CHUNK):
         if time.monotonic() >= deadline:
-            refuse_untrained(0, cfg, f", while the pool was made ({made} of --pool-size {cfg.pool_size} pairs; the "
-                                     "budget includes it)", " or lower --pool-size")
+            raise ValueError(f"--minutes {cfg.minutes} ended while the pool was made ({made} of --pool-size "
+                             f"{cfg.pool_size} pairs; the budget includes it), before any training: no model is "
+                             "written; raise --minutes or lower --pool-size")
         parts.append(make_pairs(train_photos, min(POOL_CHUNK, cfg.pool_size - made), g, **kw))
     bad, good = (torch.cat(t).to(device) for t in zip(*parts, strict=True))
 
@@ -423,7 +425,7 @@ def _train(cfg: HistogramConfig) -> dict:
 
     # 3. updates: a batch from the pool, KL(good || predicted), then a few pool entries replaced
     step, cursor, ema = 0, 0, None
-    while step < cfg.steps and time.monotonic() < deadline:
+    while step < cfg.steps and (step == 0 or time.monotonic() < deadline):  # the budget ends after an update
         idx = torch.randint(cfg.pool_size, (cfg.batch,), generator=g).to(device)
         loss = kl_loss(net(bad[idx]), good[idx])
         opt.zero_grad(set_to_none=True)
@@ -442,7 +444,6 @@ def _train(cfg: HistogramConfig) -> dict:
             bar.set_postfix(kl=f"{ema:.4f}")
     if bar is not None:
         bar.close()
-    refuse_untrained(step, cfg, " (making the pool of pairs took all of it)", " or lower --pool-size")
     train_seconds = time.monotonic() - start
 
     # 4. checkpoint, then the held-out evaluation on basic errors

@@ -812,15 +812,6 @@ def check_common_options(cfg) -> None:
         raise ValueError(f"--data {cfg.data} needs --root (the folder that holds the photos)")
 
 
-def refuse_untrained(step: int, cfg, spent_on: str = "", other: str = "") -> None:
-    """Refuse (``ValueError`` naming ``--minutes``) a run whose time budget ended before its first update: its model
-    would be written as a finished one with the weights it started from (``spent_on``: what the time went on;
-    ``other``: another option that would help)."""
-    if step == 0:
-        raise ValueError(f"--minutes {cfg.minutes} ended before the first update{spent_on}: no model is written; "
-                         f"raise --minutes{other}")
-
-
 def check_config(cfg: TrainConfig) -> None:
     """Refuse, naming the option, values that cannot train (before any photo is loaded)."""
     check_common_options(cfg)
