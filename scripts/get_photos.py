@@ -83,7 +83,21 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
 
-    packages = args.packages.split(",") if args.packages else None
+    packages = None
+    if args.packages is not None:  # an empty list fetched every default package
+        packages = [name.strip() for name in args.packages.split(",") if name.strip()]
+        if not packages:
+            p.error("--packages names no package: name some, or leave it out for the default ones")
+    from deepexpose.io import output_folder
+
+    try:  # before any download: a cache or sheet that cannot be written is said first
+        output_folder(args.cache or default_cache_dir(), "--cache")
+        if args.sheet is not None:
+            output_folder(args.sheet.parent, "--sheet")
+            if args.sheet.suffix.lower() not in (".jpg", ".jpeg", ".png"):
+                raise ValueError(f"--sheet {args.sheet}: name a .jpg or .png file")
+    except (OSError, ValueError) as e:
+        p.error(str(e))
     start = time.perf_counter()
     failures: dict[str, str] = {}
     try:
