@@ -20,8 +20,9 @@ photos as the judge, the report gives the mean *regret* (best score on the judgi
 candidate a rule picks) of: choosing on ``k`` extra photos and judging on the others (``--subsets``, 300 random
 splits each, seed 0); the recipe's pick (the best on ``own`` at this setting: the recipe also tries shrink 0.5, so
 check that it is the checkpoint the run exported); the last kept policy; each average. Per-photo PSNRs go to
-``--out`` (JSON; a rerun skips the candidates it holds, so delete it to score with other ``--packages``). Held-out
-photos are never read.
+``--out`` (JSON, with the ``--packages`` and each run's folder they were scored with; a rerun skips the candidates
+it holds, and refuses a file scored with other packages or another run of the same name, unless ``--overwrite``).
+Every option is checked against every run before the first is scored. Held-out photos are never read.
 """
 
 from __future__ import annotations
@@ -38,7 +39,8 @@ import numpy as np
 from deepexpose.agents.async_ac import EVALUATED
 from deepexpose.agents.policy import average_policies
 from deepexpose.agents.train import selection_score
-from deepexpose.agents.tuning import library_validation_photos, parse_grid, validation_cases, validation_photos
+from deepexpose.agents.tuning import (library_validation_photos, parse_grid, run_config, validation_cases,
+                                      validation_photos, validation_records)
 from deepexpose.io import atomic_write_bytes
 from deepexpose.methods import AgentMethod
 from deepexpose.metrics import capped_psnr, do_no_harm
@@ -107,14 +109,9 @@ def study_run(run: Path, packages: list[str], averages: list[int], results: dict
               save: Callable[[], None], log: Callable[[str], None]) -> None:
     """Score every kept policy of ``run`` and the averages of its last ones (written to ``folder``) into
     ``results[run name]``, calling ``save`` after each."""
-    kept = sorted((run / EVALUATED).glob("step-*.safetensors"))
-    if not kept:
-        raise SystemExit(f"{run}: no kept policies in {run / EVALUATED} (train with deepexpose train "
-                         "--keep-evaluated, or scripts/train_default_model.py, which keeps them by default)")
+    kept = kept_policies(run)
     candidates = [(p.stem, p) for p in kept]
     for n in averages:
-        if n > len(kept):
-            raise SystemExit(f"--average {n}: {run} kept only {len(kept)} policies")
         target = folder / f"{run.name}-last{n}.safetensors"
         candidates.append((f"average of last {n}", average_policies(kept[-n:], target)))
     names, photos = library_validation_photos(kept[0], packages)
@@ -130,6 +127,55 @@ def study_run(run: Path, packages: list[str], averages: list[int], results: dict
         log(f"{run.name}/{name}: {time.time() - start:.0f} s")
 
 
+def kept_policies(run: Path) -> list[Path]:
+    kept = sorted((run / EVALUATED).glob("step-*.safetensors"))
+    if not kept:
+        raise SystemExit(f"{run}: no kept policies in {run / EVALUATED} (train with deepexpose train "
+                         "--keep-evaluated, or scripts/train_default_model.py, which keeps them by default)")
+    return kept
+
+
+def check_runs(runs: list[Path], packages: list[str], averages: list[int], subsets: list[int]) -> None:
+    """Refuse, before any scoring (the README's study takes half an hour), an ``--average`` longer than a run's
+    kept policies and a ``--subsets`` entry that leaves no extra photo to judge on; the extra photos are counted
+    from the library's records, without opening them."""
+    for run in runs:
+        kept = kept_policies(run)
+        if too_long := [n for n in averages if n > len(kept)]:
+            raise SystemExit(f"--average {too_long[0]}: {run} kept only {len(kept)} policies")
+        try:
+            n = len(validation_records(run_config(kept[0]), packages))
+        except ValueError as e:
+            raise SystemExit(f"{run}: {e}") from None
+        if too_many := [k for k in subsets if k >= n]:
+            raise SystemExit(f"--subsets: cannot choose on {too_many[0]} of {n} photos and judge on the rest")
+
+
+def read_results(out: Path, packages: list[str], runs: list[Path], overwrite: bool) -> dict:
+    """The results an earlier call wrote to ``out`` (``{"packages", "paths", "runs"}``), to go on from; a new
+    record without it or with ``overwrite``. A file of another kind, or scored with other packages or another run
+    of the same folder name, is refused rather than merged into."""
+    fresh = {"packages": packages, "paths": {}, "runs": {}}
+    if overwrite or not out.exists():
+        return fresh
+    try:
+        results = json.loads(out.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise SystemExit(f"--out {out} cannot be read as this study's results ({e}): choose another --out, or pass "
+                         "--overwrite to replace it") from None
+    if not isinstance(results, dict) or set(results) != set(fresh):
+        raise SystemExit(f"--out {out} is not a file of this study: choose another --out, or pass --overwrite to "
+                         "replace it")
+    if results["packages"] != packages:
+        raise SystemExit(f"--out {out} holds scores on the photos of --packages {','.join(results['packages'])}: "
+                         "choose another --out, or pass --overwrite to score again")
+    for run in runs:
+        if results["paths"].get(run.name, str(run.resolve())) != str(run.resolve()):
+            raise SystemExit(f"--out {out} holds scores of {results['paths'][run.name]}, another run named "
+                             f"{run.name}: choose another --out, or pass --overwrite to score again")
+    return results
+
+
 def report(results: dict, subsets: list[int]) -> str:
     lines = []
     for run, rows in results.items():
@@ -143,9 +189,9 @@ def report(results: dict, subsets: list[int]) -> str:
         lines += [f"| {c}{' (the recipe picks it)' if c == pick else ''} | {set_score(own[c]):.2f} | "
                   f"{set_score(extra[c]):.2f} |" for c in kept + averages]
         best = max(kept, key=lambda c: set_score(extra[c]))
+        header = ["choosing on", "regret: chosen on k extra photos", "the recipe's pick", "the last kept", *averages]
         lines += ["", f"best kept policy on all extra photos: {best}, {set_score(extra[best]):.2f}", "",
-                  "| choosing on | regret: chosen on k extra photos | the recipe's pick | the last kept | "
-                  + " | ".join(averages) + " |", "|---" * (4 + len(averages)) + "|"]
+                  "| " + " | ".join(header) + " |", "|---" * len(header) + "|"]
         fixed = {"recipe": pick, "last": kept[-1], **{a: a for a in averages}}
         for k in subsets:
             r = regrets(extra, kept, fixed, k)
@@ -164,7 +210,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--subsets", default="15,30,60,120", help="numbers of extra photos to choose on (default: "
                         "15,30,60,120)")
     parser.add_argument("--out", type=Path, default=Path("runs/study/checkpoints.json"),
-                        help="per-photo results (JSON; averaged policies go beside it)")
+                        help="per-photo results (JSON; averaged policies go beside it); a rerun goes on from it")
+    parser.add_argument("--overwrite", action="store_true", help="score afresh, replacing the results in --out")
     args = parser.parse_args(argv)
     try:
         averages = parse_grid(args.average, "--average")
@@ -179,7 +226,9 @@ def main(argv: list[str] | None = None) -> int:
     if len({run.name for run in args.runs}) < len(args.runs):
         raise SystemExit("runs are recorded by folder name: give runs whose folders have different names")
     packages = [p.strip() for p in args.packages.split(",") if p.strip()]
-    results = json.loads(args.out.read_text()) if args.out.is_file() else {}
+    check_runs(args.runs, packages, averages, subsets)
+    results = read_results(args.out, packages, args.runs, args.overwrite)
+    results["paths"].update({run.name: str(run.resolve()) for run in args.runs})
 
     def save() -> None:
         atomic_write_bytes(args.out, json.dumps(results).encode(), overwrite=True)
@@ -187,13 +236,10 @@ def main(argv: list[str] | None = None) -> int:
     folder.mkdir(parents=True, exist_ok=True)
     for run in args.runs:
         try:
-            study_run(run, packages, averages, results, folder, save, lambda line: print(line, flush=True))
+            study_run(run, packages, averages, results["runs"], folder, save, lambda line: print(line, flush=True))
         except ValueError as e:
             raise SystemExit(f"{run}: {e}") from None
-    try:
-        print(report({run.name: results[run.name] for run in args.runs}, subsets))
-    except ValueError as e:  # a subset as large as the extra photos
-        raise SystemExit(f"--subsets: {e}") from None
+    print(report({run.name: results["runs"][run.name] for run in args.runs}, subsets))
     return 0
 
 

@@ -57,7 +57,9 @@ def test_a_run_s_kept_policies_and_averages_are_scored_and_reported(tmp_path, mo
     args = [str(run), "--packages", "scratch", "--average", "2", "--subsets", "3", "--out", str(out)]
     assert study.main(args) == 0
     text = capsys.readouterr().out
-    results = json.loads(out.read_text())["run"]
+    written = json.loads(out.read_text())
+    assert written["packages"] == ["scratch"] and written["paths"] == {"run": str(run.resolve())}
+    results = written["runs"]["run"]
     kept = sorted((run / "evaluated").glob("step-*.safetensors"))
     assert list(results) == [p.stem for p in kept] + ["average of last 2"]
     assert (tmp_path / "study" / "r-averages" / "run-last2.safetensors").is_file()
@@ -77,10 +79,27 @@ def test_a_run_s_kept_policies_and_averages_are_scored_and_reported(tmp_path, mo
         study.main([str(run), "--average", "1", "--out", str(out)])
     with pytest.raises(SystemExit, match="--subsets: whole"):
         study.main([str(run), "--subsets", "2.5", "--out", str(out)])
-    with pytest.raises(SystemExit, match="--subsets: cannot choose on 6"):
+    monkeypatch.setattr(study, "score_policy", lambda *a: pytest.fail("scored before refusing"))
+    with pytest.raises(SystemExit, match="--subsets: cannot choose on 6 of 6"):  # before the scoring, not after
         study.main([str(run), "--packages", "scratch", "--average", "2", "--subsets", "6", "--out", str(out)])
+    cached_package(cache, "tuxpaint-data", 4)
+    with pytest.raises(SystemExit, match="holds scores on the photos of --packages scratch: .* --overwrite"):
+        study.main([str(run), "--packages", "tuxpaint-data", "--average", "", "--subsets", "2", "--out", str(out)])
+    copy = tmp_path / "x" / "run" / "evaluated"  # another run of the same folder name
+    copy.mkdir(parents=True)
+    for p in (run / "evaluated").iterdir():
+        (copy / p.name).write_bytes(p.read_bytes())
+    with pytest.raises(SystemExit, match="holds scores of .*run, another run named run"):
+        study.main([str(tmp_path / "x" / "run"), *args[1:]])
+    junk = tmp_path / "junk.json"
+    for text in ("not json", "[1, 2]"):
+        junk.write_text(text)
+        with pytest.raises(SystemExit, match="--out .*junk.json (cannot be read as|is not a file of) this study"):
+            study.main([*args[:-1], str(junk)])
+    assert junk.read_text() == "[1, 2]"
     with pytest.raises(SystemExit, match="different names"):
         study.main([str(run), str(tmp_path / "x" / "run"), "--out", str(out)])
+    monkeypatch.undo()
     with pytest.raises(SystemExit, match="no kept policies"):
         study.main([str(tmp_path / "cache"), "--out", str(out)])
     with pytest.raises(SystemExit, match="reserved"):
