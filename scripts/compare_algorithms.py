@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import math
 from pathlib import Path
 
 import torch
@@ -67,13 +68,18 @@ def main() -> None:
         p.error(f"unknown --algos {', '.join(bad)}; choose from {', '.join(OWN_ALGOS + SB3_ALGOS)}")
     if len(set(algos)) != len(algos):
         p.error(f"--algos lists an algorithm twice: {args.algos}")
-    if not args.minutes > 0:
-        p.error(f"--minutes must be > 0 (the budget every algorithm gets), got {args.minutes}")
+    if not 0 < args.minutes < math.inf:  # inf never ended
+        p.error(f"--minutes must be a finite number > 0 (the budget every algorithm gets), got {args.minutes}")
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         p.error(f"--out {out} is a file")
-    settings = dataclasses.asdict(TrainConfig(minutes=args.minutes, holdout=args.holdout, seed=args.seed,
-                                              library_packages=args.library_packages))
+    def run_config(algo: str) -> TrainConfig:
+        return TrainConfig(algo=algo, minutes=args.minutes, steps=10**12, holdout=args.holdout, seed=args.seed,
+                           out=str(out / algo), eval_every=0, checkpoint_every=0, eval_size=128, progress=False,
+                           library_packages=args.library_packages, overwrite=True)
+
+    # what the runs are given (the settings recorded were TrainConfig's defaults: eval_size 64, steps 20000...)
+    settings = {**dataclasses.asdict(run_config("ALGO")), "algo": algos, "out": str(out / "ALGO")}
     base = TrainConfig(holdout=args.holdout, seed=args.seed, eval_size=128, library_packages=args.library_packages)
     _, eval_pool = build_pools(base)
     core = make_core(base)
@@ -82,9 +88,7 @@ def main() -> None:
             {"algo": "classic", "steps": 0, **evaluate(classic_act(core), core, eval_pool)}]
     write(out, rows, settings)
     for algo in algos:
-        cfg = TrainConfig(algo=algo, minutes=args.minutes, steps=10**12, holdout=args.holdout, seed=args.seed,
-                          out=str(out / algo), eval_every=0, checkpoint_every=0, eval_size=128, progress=False,
-                          library_packages=args.library_packages, overwrite=True)
+        cfg = run_config(algo)
         finished = out / algo / "eval.json"
         if finished.is_file() and not args.overwrite and same_settings(out / algo / "config.json", cfg):
             print(f"== {algo}: finished in an earlier run with these settings, read from {finished}", flush=True)

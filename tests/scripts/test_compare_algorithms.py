@@ -35,7 +35,8 @@ def test_bad_arguments_are_refused_before_any_work(monkeypatch, capsys):
     compare = load_script("compare_algorithms.py")
     monkeypatch.setattr(compare, "build_pools", lambda cfg: pytest.fail("work began"))
     for argv, words in ((["--algos", "adpg,ppo2"], "unknown --algos ppo2"), (["--algos", "a2c,a2c"], "twice"),
-                        (["--minutes", "0"], "--minutes must be > 0")):
+                        (["--minutes", "0"], "--minutes must be a finite number > 0"),
+                        (["--minutes", "inf"], "--minutes must be a finite number > 0")):  # never ended
         monkeypatch.setattr("sys.argv", ["compare_algorithms.py", *argv])
         with pytest.raises(SystemExit) as e:
             compare.main()
@@ -81,6 +82,10 @@ def test_finished_runs_are_read_back_and_the_table_is_written_as_rows_come(tmp_p
                                      "--library-packages", "a"])
     compare.main()
     assert trained == [("a3c", True), ("a2c", True)]  # adpg finished with these settings: read back
-    rows = json.loads((tmp_path / "compare.json").read_text())["rows"]
+    doc = json.loads((tmp_path / "compare.json").read_text())
+    rows = doc["rows"]
+    settings = {k: doc["settings"][k] for k in ("algo", "eval_size", "steps", "eval_every", "minutes", "out")}
+    assert settings == {"algo": ["adpg", "a3c", "a2c"], "eval_size": 128, "steps": 10 ** 12, "eval_every": 0,
+                        "minutes": 5.0, "out": str(tmp_path / "ALGO")}  # what the runs were given
     assert [(r["algo"], r["steps"]) for r in rows] == [("identity", 0), ("classic", 0), ("adpg", 99), ("a3c", 10),
                                                        ("a2c", 10)]
