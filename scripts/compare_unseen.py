@@ -41,7 +41,7 @@ from PIL import Image as PILImage
 
 from deepexpose.data.synthetic import HELD_OUT_DEMO, apply_case, case_seed, held_out_photos
 from deepexpose.data.unseen import UNSEEN_ERRORS
-from deepexpose.io import atomic_write_bytes, from_tensor, quantize, read_image
+from deepexpose.io import atomic_write_bytes, from_tensor, quantize, read_image, writable_folder
 
 HOLDOUT = HELD_OUT_DEMO  # the bundled models' held-out demo photos
 TRAINED_CASES = ("basic", "untouched")  # beside the unseen errors: the errors of training, and "do no harm"
@@ -207,6 +207,8 @@ def main(argv: list[str] | None = None) -> int:
     unknown = [e for e in errors if e not in known]
     if unknown or not errors:
         p.error(f"unknown --errors {', '.join(unknown) or '(none)'}; choose from {', '.join(known)}")
+    if len(set(errors)) < len(errors):  # each case was scored twice
+        p.error(f"--errors lists a case twice: {args.errors}")
     from deepexpose.methods import METHODS
 
     if args.limit < 0:
@@ -216,6 +218,15 @@ def main(argv: list[str] | None = None) -> int:
         p.error(f"unknown --methods {', '.join(bad)}; choose from {', '.join(METHODS)}")
     if args.single_view and "agent" not in methods:
         p.error("--single-view applies to the agent, which --methods does not list")
+    if args.model and all(m in MODEL_FREE for m in methods):  # it was ignored without a word
+        p.error(f"--model applies to the methods that take a model, and --methods lists none: {args.methods}")
+    if args.library and (args.no_library or not Path(args.library).is_dir()):  # it measured the demo photos only
+        p.error(f"--library {args.library}: " + ("--no-library leaves it out" if args.no_library else
+                                                 "no such folder (scripts/get_photos.py --cache fetches one there)"))
+    try:  # before the scoring, not after it
+        writable_folder(Path(args.out).parent, "--out")
+    except (OSError, ValueError) as e:
+        p.error(str(e))
     tools = [t.strip() for t in args.tools.split(",") if t.strip()]
     if bad := [t for t in tools if t not in ("aaphoto", "imagemagick")]:
         p.error(f"unknown --tools {', '.join(bad)}; choose from aaphoto, imagemagick")
@@ -272,7 +283,7 @@ def main(argv: list[str] | None = None) -> int:
     rows = ["input", *correctors]
     summary = summarise(cases, rows, errors)
     text = table(summary, errors)
-    print(f"\n{len(photos)} held-out photos x {len(errors)} unseen errors, short side {args.size}, seed {args.seed}; "
+    print(f"\n{len(photos)} held-out photos x {len(errors)} cases, short side {args.size}, seed {args.seed}; "
           "mean PSNR (dB, higher is better) / CIEDE2000 (lower is better) against the untouched photo\n")
     print(text)
     for note in notes:

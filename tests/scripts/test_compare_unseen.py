@@ -1,6 +1,8 @@
 """``scripts/compare_unseen.py``: methods and auto tools on held-out photos with errors no model trained for."""
 
 import json
+import os
+import re
 
 import numpy as np
 
@@ -60,3 +62,27 @@ def test_a_method_that_cannot_load_stops_the_run_and_a_negative_limit_is_refused
     assert e.value.code == 2 and (tmp_path / "x.json").read_text() == "{}"
     assert load_script("compare_unseen.py").main([*quick, "--overwrite"]) == 0
     assert json.loads((tmp_path / "x.json").read_text())["cases"]
+
+
+def test_options_that_would_measure_something_else_or_fail_at_the_end_are_refused_first(tmp_path, capsys):
+    """Found by a review of the scripts: an unwritable --out failed after the scoring; a --library that does not
+    exist measured the demo photos only; --errors basic,basic scored each case twice; --model was ignored with
+    model-free methods."""
+    import pytest
+
+    (tmp_path / "afile").write_text("x")
+    quick = ["--methods", "identity", "--tools", "", "--limit", "1", "--size", "32", "--errors", "falloff"]
+    for args, words in ([["--out", str(tmp_path / "afile" / "x.json")], "--out .*afile is a file, not a folder"],
+                        [["--errors", "basic,basic"], "--errors lists a case twice"],
+                        [["--model", str(tmp_path / "m.safetensors")], "--model applies to the methods that take"],
+                        [["--library", str(tmp_path / "none")], "--library .*none: no such folder"],
+                        [["--library", str(tmp_path), "--no-library"], "--library .*: --no-library leaves it out"]):
+        with pytest.raises(SystemExit) as e:
+            load_script("compare_unseen.py").main([*quick, "--out", str(tmp_path / "x.json"), *args])
+        assert e.value.code == 2
+        assert re.search(words, capsys.readouterr().err), words
+    if os.path.isdir("/proc/self"):  # a folder nobody can write in, even as root
+        with pytest.raises(SystemExit):
+            load_script("compare_unseen.py").main([*quick, "--no-library", "--out", "/proc/deepexpose-unseen/x.json"])
+        assert "--out /proc/deepexpose-unseen: cannot write there" in capsys.readouterr().err
+    assert not (tmp_path / "x.json").exists()
