@@ -85,13 +85,35 @@ def photo_like(width: int, height: int, seed: int = 0, tile: int = 800) -> np.nd
     return out
 
 
+def jpeg_size(megapixels: float) -> tuple[int, int]:
+    """Width and height (multiples of 16, 4:3) of the generated photo of ``megapixels``."""
+    width = int(round((megapixels * 1e6 * 4 / 3) ** 0.5 / 16)) * 16
+    return width, int(round(megapixels * 1e6 / width / 16)) * 16
+
+
+def kept_jpeg(path: Path, megapixels: float, seed: int) -> Path:
+    """``path``, made by :func:`make_jpeg` unless it holds a JPEG of the right size already (``--keep`` reuses it);
+    anything else there (a damaged or other photo) is made again, with a note."""
+    from PIL import Image
+
+    if path.exists():
+        try:
+            with Image.open(path) as im:
+                if im.format == "JPEG" and im.size == jpeg_size(megapixels):
+                    im.load()
+                    return path
+        except (OSError, ValueError, Image.DecompressionBombError):
+            pass
+        print(f"note: {path} is not the generated {megapixels:g} MP photo: made again")
+    return make_jpeg(path, megapixels, seed)
+
+
 def make_jpeg(path: Path, megapixels: float, seed: int = 0) -> Path:
     from PIL import Image
 
     from deepexpose.io import atomic_write_bytes
 
-    width = int(round((megapixels * 1e6 * 4 / 3) ** 0.5 / 16)) * 16
-    height = int(round(megapixels * 1e6 / width / 16)) * 16
+    width, height = jpeg_size(megapixels)
     buffer = io.BytesIO()
     Image.fromarray(photo_like(width, height, seed)).save(buffer, "JPEG", quality=92)
     # atomically: --keep reuses the file, so a run killed while writing it must not leave half a photo
@@ -233,21 +255,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--mp15", action="store_true", help="speed on a ~15 MP JPEG")
     parser.add_argument("--mp100", action="store_true", help="peak memory on a ~100 MP JPEG")
     parser.add_argument("--repeat", type=int, default=3, help="timed runs; the fastest is reported")
-    parser.add_argument("--keep", type=Path, default=None, help="folder for the generated photos (reused)")
+    parser.add_argument("--keep", default=None, help="folder for the generated photos (reused)")
     args = parser.parse_args(argv)
     if args.repeat < 1:
         parser.error(f"--repeat must be >= 1, got {args.repeat}")
     if not (args.mp15 or args.mp100):
         args.mp15 = True
+    if args.keep is not None and not args.keep.strip():  # '' wrote the photo into the current folder
+        parser.error("--keep is empty: name the folder for the generated photos")
     print(f"load average: {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f} on {os.cpu_count()} CPUs")
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
-        store = args.keep or workdir
+        store = Path(args.keep) if args.keep else workdir
         store.mkdir(parents=True, exist_ok=True)
         if args.mp15:
-            path = store / "photo15.jpg"
-            if not path.exists():
-                make_jpeg(path, 15.0, seed=0)
+            path = kept_jpeg(store / "photo15.jpg", 15.0, seed=0)
             print(f"\n{'edit':26s} {'size':>11s} {'MB':>5s} {'pillow':>7s} {'read+plan':>9s} "
                   f"{'render':>7s} {'write':>6s} {'total':>6s} {'ratio':>6s} {'cpu ratio':>9s}  preview")
             for r in bench_speed(path, workdir, args.repeat):
@@ -258,9 +280,7 @@ def main(argv: list[str] | None = None) -> int:
                   "used; ratio = total / (Pillow decode + encode of the same file), target <= 1.5; cpu ratio: "
                   "the same in CPU time, all threads)")
         if args.mp100:
-            path = store / "photo100.jpg"
-            if not path.exists():
-                make_jpeg(path, 100.0, seed=1)
+            path = kept_jpeg(store / "photo100.jpg", 100.0, seed=1)
             print(f"\n{'child process':14s} {'after imports MB':>17s} {'peak MB':>8s} {'time s':>7s}")
             for r in bench_memory(path, workdir):
                 print(f"{r['mode']:14s} {r['base_mb']:17.0f} {r['peak_mb']:8.0f} {r['time_s']:7.2f}")

@@ -102,7 +102,9 @@ def main() -> int:
     parser.add_argument("--model", default="", help="model file of the one method of --methods that has a model "
                                                     "(default: the bundled one)")
     args = parser.parse_args()
-    methods = [m for m in args.methods.split(",") if m]
+    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    if not methods:  # it printed an empty table
+        parser.error("--methods names no method")
     if args.model and sum(m in MODEL_METHODS for m in methods) != 1:
         parser.error(f"--model applies to exactly one of {', '.join(MODEL_METHODS)} in --methods, got {args.methods}")
     if args.model and not Path(args.model).is_file():
@@ -110,6 +112,9 @@ def main() -> int:
     windows = [int(w) for w in args.windows.split(",")]
     if any(w < 1 or w % 2 == 0 for w in windows):
         parser.error(f"--windows must be odd and >= 1 (frames averaged around each frame), got {args.windows}")
+    for name, values in (("--methods", methods), ("--windows", windows)):  # the second run found the first's frames
+        if len(set(values)) < len(values):
+            parser.error(f"{name} lists a value twice: {', '.join(map(str, values))}")
     if not math.isfinite(args.ev):
         parser.error(f"--ev must be finite, got {args.ev}")
     if args.ev and args.clip != "pan":

@@ -36,10 +36,13 @@ def compare(method, path: Path) -> dict | None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("folder", type=Path, nargs="+", help="folders searched for JPEGs (recursively)")
+    parser.add_argument("folder", nargs="+", help="folders searched for JPEGs (recursively)")
     parser.add_argument("--model", default=None, help="agent model (default: the bundled one)")
     parser.add_argument("--limit", type=int, default=0, help="at most this many JPEGs (0: all)")
     args = parser.parse_args(argv)
+    if any(not f.strip() for f in args.folder):  # '' searched the current folder, .venv included
+        parser.error("a folder given is empty: name it ('.' for the current one)")
+    args.folder = [Path(f) for f in args.folder]
     if missing := [str(f) for f in args.folder if not f.is_dir()]:
         parser.error(f"not a folder: {', '.join(missing)}")
     if args.limit < 0:
@@ -51,8 +54,9 @@ def main(argv: list[str] | None = None) -> int:
         method = AgentMethod(args.model)
     except (OSError, ValueError) as e:
         parser.error(f"--model: {e}")
-    files = sorted(p for folder in args.folder for p in folder.rglob("*")
-                   if p.suffix.lower() in (".jpg", ".jpeg") and p.is_file())
+    found = {p.resolve(): p for folder in reversed(args.folder) for p in folder.rglob("*")
+             if p.suffix.lower() in (".jpg", ".jpeg") and p.is_file()}  # a photo in two folders given is one photo
+    files = sorted(found.values())
     rows = []
     for path in files:
         try:

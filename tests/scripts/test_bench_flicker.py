@@ -89,6 +89,13 @@ def test_main_refuses_a_missing_clip_an_image_and_misplaced_ev(tmp_path, monkeyp
     with pytest.raises(SystemExit):
         bf.main()
     assert "--ev must be finite" in capsys.readouterr().err
+    for args, words in ((["--windows", "1,1"], "--windows lists a value twice"),  # failed after the first method
+                        (["--methods", "classic, classic"], "--methods lists a value twice"),
+                        (["--methods", " , "], "--methods names no method")):  # printed an empty table
+        monkeypatch.setattr("sys.argv", ["bench_flicker.py", *args])
+        with pytest.raises(SystemExit):
+            bf.main()
+        assert words in capsys.readouterr().err
 
 
 def test_model_picks_the_agent_measured(tmp_path, monkeypatch, capsys, agent_model):

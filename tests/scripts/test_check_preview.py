@@ -23,6 +23,11 @@ def test_compares_the_jpegs_that_get_a_preview(tmp_path, agent_model, capsys):
     assert check.main([str(tmp_path), "--model", str(agent_model)]) == 0
     out = capsys.readouterr().out
     assert "big.jpg" in out and "small.jpg" not in out and "1 JPEGs" in out
+    twice = [str(tmp_path), str(tmp_path / ".." / tmp_path.name), "--model", str(agent_model)]
+    assert check.main(twice) == 0 and "\n1 JPEGs" in capsys.readouterr().out  # one photo, counted once (was 2)
+    with pytest.raises(SystemExit):  # '' searched the current folder
+        check.main(["", "--model", str(agent_model)])
+    assert "a folder given is empty" in capsys.readouterr().err
     (tmp_path / "big.jpg").unlink()
     assert check.main([str(tmp_path), "--model", str(agent_model)]) == 1
     with pytest.raises(SystemExit):
