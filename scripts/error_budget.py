@@ -59,6 +59,9 @@ UNDONE = {"none (the input)": (), "exposure": ("exposure",), "exposure, white ba
 _PIPE = FilterPipeline(MIXED_FILTERS)
 
 
+MIN_COUNT = 10
+"""Fewest views measured: the correlations and fits need errors that vary."""
+
 def detuned_views(photos: Sequence[torch.Tensor], count: int, seed: int, size: int = 64,
                   ranges: Sequence[tuple[str, str, float, float]] = BASIC_RANGES, p_each: float = 0.75,
                   skip: Sequence[str] = ()) -> tuple[torch.Tensor, torch.Tensor, list[dict]]:
@@ -256,8 +259,11 @@ def main() -> int:
         parser.error(f"--sizes takes comma-separated numbers, got {args.sizes!r}")
     if not scales or not all(0 < s <= 1 for s in scales):
         parser.error(f"--sizes scales the ranges down: each must be in (0, 1], got {args.sizes!r}")
-    if args.count < 1 or (args.chroma_epochs > 0 and args.chroma_views < 1) or args.chroma_epochs < 0:
-        parser.error("--count, and --chroma-views with --chroma-epochs, must be >= 1; --chroma-epochs >= 0")
+    if args.count < MIN_COUNT:  # one view gave R² nan, slopes of no spread, and NaN in the JSON
+        parser.error(f"--count must be >= {MIN_COUNT}: the correlations, slopes and fits need views that vary, got "
+                     f"{args.count}")
+    if (args.chroma_epochs > 0 and args.chroma_views < 1) or args.chroma_epochs < 0:
+        parser.error("--chroma-views with --chroma-epochs must be >= 1; --chroma-epochs >= 0")
     path = Path(args.model) if args.model else default_model_path()
     agent = load_agent(path)
     saved = agent.meta["trained"]["config"] if "trained" in agent.meta else agent.meta["config"]

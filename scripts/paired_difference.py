@@ -32,7 +32,9 @@ METRICS = ("psnr", "delta_e2000")
 
 
 def read_rows(path: str | Path, method: str) -> dict[str, dict]:
-    """The rows of ``method`` in an evaluate run's ``per_image.csv`` (``path``: the file or its folder), by image."""
+    """The rows of ``method`` in an evaluate run's ``per_image.csv`` (``path``: the file or its folder), by image,
+    their metrics as numbers; a cell that is not a finite number and an image listed twice are refused by name (a
+    hand-edited file gave a traceback, or its last row of a name silently)."""
     path = Path(path)
     if path.is_dir():
         path = path / "per_image.csv"
@@ -41,7 +43,20 @@ def read_rows(path: str | Path, method: str) -> dict[str, dict]:
         if missing := {"name", "group", "method", *METRICS} - set(reader.fieldnames or ()):
             raise ValueError(f"{path} is not the per_image.csv of deepexpose evaluate (no {', '.join(sorted(missing))} "
                              "column)")
-        rows = {r["name"]: r for r in reader if r["method"] == method}
+        rows: dict[str, dict] = {}
+        for r in reader:
+            if r["method"] != method:
+                continue
+            if r["name"] in rows:
+                raise ValueError(f"{path} lists image {r['name']!r} of method {method!r} twice")
+            for metric in METRICS:
+                try:
+                    r[metric] = float(r[metric])
+                except (TypeError, ValueError):
+                    r[metric] = math.nan
+                if not math.isfinite(r[metric]):
+                    raise ValueError(f"{path}: image {r['name']!r} has no finite {metric} (line {reader.line_num})")
+            rows[r["name"]] = r
     if not rows:
         raise ValueError(f"{path} has no rows of method {method!r}")
     return rows

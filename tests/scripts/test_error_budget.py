@@ -136,8 +136,8 @@ def test_runs_on_a_trained_agent(tiny_agent, run_script):
         "white_balance.temperature", "white_balance.tint", "exposure.ev", "contrast.amount", "saturation.factor"}
 
 
-@pytest.mark.parametrize("argv", [["--count", "0"], ["--sizes", "-1"], ["--sizes", "5"], ["--sizes", "a"],
-                                  ["--chroma-epochs", "1", "--chroma-views", "0"]])
+@pytest.mark.parametrize("argv", [["--count", "0"], ["--count", "1"], ["--count", "9"], ["--sizes", "-1"],
+                                  ["--sizes", "5"], ["--sizes", "a"], ["--chroma-epochs", "1", "--chroma-views", "0"]])
 def test_bad_arguments_are_refused_before_any_work(argv, monkeypatch):
     budget = load_script("error_budget.py")
     monkeypatch.setattr(budget, "load_agent", lambda path: pytest.fail("work began"))

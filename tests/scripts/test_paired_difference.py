@@ -23,6 +23,22 @@ def write_run(folder, rows):
     return folder
 
 
+@pytest.mark.parametrize("cell, words", [("nan", "image 'p1@basic' has no finite psnr"),
+                                         ("inf", "image 'p1@basic' has no finite psnr"),
+                                         ("", "image 'p1@basic' has no finite psnr")])
+def test_a_cell_that_is_not_a_finite_number_or_an_image_listed_twice_is_refused(tmp_path, cell, words):
+    """A hand-edited per_image.csv gave a traceback (nan, inf) or an error naming no file (an empty cell), and an
+    image listed twice was taken from its last row (found by a review of the scripts)."""
+    paired = load_script("paired_difference.py")
+    a = write_run(tmp_path / "a", [("p1@basic", "basic", "agent", 20, 8)])
+    b = write_run(tmp_path / "b", [("p1@basic", "basic", "agent", cell, 8)])
+    with pytest.raises(SystemExit, match=f"b.per_image.csv: {words} \\(line 2\\)"):
+        paired.main([str(a), str(b)])
+    c = write_run(tmp_path / "c", [("p1@basic", "basic", "agent", 20, 8), ("p1@basic", "basic", "agent", 30, 8)])
+    with pytest.raises(SystemExit, match="c.per_image.csv lists image 'p1@basic' of method 'agent' twice"):
+        paired.main([str(a), str(c)])
+
+
 def test_paired_differences_per_group_and_metric(tmp_path, run_script):
     a = write_run(tmp_path / "a", [("p1@basic", "basic", "agent", 20, 8), ("p2@basic", "basic", "agent", 22, 6),
                                    ("p3@basic", "basic", "agent", 24, 5), ("p1@untouched", "untouched", "agent", 40, 1),
