@@ -55,9 +55,9 @@ def main() -> None:
     p.add_argument("--device", default="cpu")
     p.add_argument("--threads", type=int, default=0, help="torch's CPU threads (default 0: torch's own choice)")
     args = p.parse_args()
-    if args.envs < 1 or args.view < 16 or not args.seconds > 0 or args.threads < 0:
-        p.error("--envs must be >= 1, --view >= 16, --seconds > 0 and --threads >= 0")
-    resolve_device(args.device)  # an unknown device or CUDA where there is none: said before measuring
+    if args.envs < 1 or args.view < 16 or not 0 < args.seconds < float("inf") or args.threads < 0:  # inf: no end
+        p.error("--envs must be >= 1, --view >= 16, --seconds a finite number > 0 and --threads >= 0")
+    args.device = str(resolve_device(args.device))  # unknown, or CUDA where there is none: said before measuring
     if args.threads:
         torch.set_num_threads(args.threads)
     pool = default_pool(size=args.view, count=512)

@@ -13,8 +13,8 @@ def test_both_measurements_count_image_steps():
     assert bench.bench_batched(pool, 4, 0.2, "cpu") > 0
 
 
-@pytest.mark.parametrize("argv", [["--seconds", "0"], ["--view", "0"], ["--envs", "0"], ["--device", "cuda:x"],
-                                  ["--threads", "-1"]])
+@pytest.mark.parametrize("argv", [["--seconds", "0"], ["--seconds", "inf"], ["--view", "0"], ["--envs", "0"],
+                                  ["--device", "cuda:x"], ["--threads", "-1"]])
 def test_bad_arguments_are_refused_before_measuring(argv, monkeypatch, capsys):
     bench = load_script("bench_env.py")
     monkeypatch.setattr(bench, "default_pool", lambda **kw: pytest.fail("measuring began"))
@@ -38,3 +38,6 @@ def test_threads_sets_torchs_thread_count(monkeypatch, capsys):
     set_to.clear()
     bench.main()
     assert set_to == [] and "7 threads" in capsys.readouterr().out
+    monkeypatch.setattr("sys.argv", ["bench_env.py", "--device", "auto"])  # the device measured, not the word
+    bench.main()
+    assert f"batched (128 envs, {'cuda' if bench.torch.cuda.is_available() else 'cpu'})" in capsys.readouterr().out
