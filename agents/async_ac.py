@@ -143,7 +143,8 @@ def worker_loop(rank: int, cfg: TrainConfig, model: ActorCritic, critic: Critic 
     else:  # a resumed multi-process run starts new streams: seeded by the step it resumes from
         g.manual_seed(hash((cfg.seed, rank, counter.value)) % 2**63)
     core = make_core(cfg, critic)
-    while (time.time() < deadline or counter.value == 0) and not (parent is not None and os.getppid() != parent):
+    begun = counter.value  # a fresh or a resumed run's step: the time budget ends it only after an update past it
+    while (time.time() < deadline or counter.value == begun) and not (parent is not None and os.getppid() != parent):
         with counter.get_lock():
             left = cfg.steps - counter.value
             if left <= 0:

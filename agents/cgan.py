@@ -746,6 +746,7 @@ def _train(cfg: CganConfig) -> dict:
     G.train(), D.train()
     while step < cfg.steps and (step == 0 or time.time() < deadline):  # the time budget ends after an update
         done = max(step / cfg.steps, (time.time() - start) / (cfg.minutes * 60) if cfg.minutes > 0 else 0.0)
+        done = done if step else 0.0  # the first update, made whatever the clock says, at the schedule's start
         for opt in (opt_g, opt_d):  # pix2pix's schedule: constant, then linear decay to 0 over the second half
             opt.param_groups[0]["lr"] = cfg.lr * min(1.0, 2.0 * (1.0 - done))
         idx = torch.randint(len(pool_x), (cfg.batch,), generator=g)

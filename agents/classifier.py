@@ -581,6 +581,7 @@ def _train(cfg: ClassifierConfig) -> dict:
             done = max(done, (time.monotonic() - start) / (60 * cfg.minutes))
         if done >= 1 and step > 0:  # the time budget ends after an update (--steps is at least 1)
             break
+        done = done if step else 0.0  # the first update, made whatever the clock says, at the schedule's start
         for group in opt.param_groups:
             group["lr"] = cfg.lr * (0.05 + 0.475 * (1 + math.cos(math.pi * done)))
         x, y = sample_batch(train_photos, cfg.batch, cfg.size, g)

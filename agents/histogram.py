@@ -407,11 +407,14 @@ def _train(cfg: HistogramConfig) -> dict:
     kw = dict(size=cfg.size, bins=cfg.bins, identity_fraction=cfg.identity_fraction, smooth=cfg.smooth)
     parts = []  # made in chunks (the same draws as all at once), so that --minutes ends a long build too
     for made in range(0, cfg.pool_size, POOL_CHUNK):
-        if time.monotonic() >= deadline:
-            raise ValueError(f"--minutes {cfg.minutes} ended while the pool was made ({made} of --pool-size "
-                             f"{cfg.pool_size} pairs; the budget includes it), before any training: no model is "
-                             "written; raise --minutes or lower --pool-size")
+        if time.monotonic() >= deadline:  # before a chunk, and after the last one
+            break
         parts.append(make_pairs(train_photos, min(POOL_CHUNK, cfg.pool_size - made), g, **kw))
+    made = sum(len(p[0]) for p in parts)
+    if time.monotonic() >= deadline:
+        raise ValueError(f"--minutes {cfg.minutes} ended while the pool was made ({made} of --pool-size "
+                         f"{cfg.pool_size} pairs; the budget includes it), before any training: no model is "
+                         "written; raise --minutes or lower --pool-size")
     bad, good = (torch.cat(t).to(device) for t in zip(*parts, strict=True))
 
     # 2. the network and its optimiser

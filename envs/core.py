@@ -167,6 +167,7 @@ class EditCore:
     def rescore(self) -> None:
         """Score the current results again, after the critic changed in the middle of episodes, so that the next
         step's reward compares two scores by the same critic."""
+        self._begun()
         with torch.no_grad():
             self.score = self._score(self.current)
 
@@ -194,6 +195,7 @@ class EditCore:
 
     def describe(self) -> list[dict]:
         """The edit chosen so far for each image, in physical units (JSON-ready)."""
+        self._begun()
         globals_ = self.pipeline.describe(self.global_action.detach())
         return [{"local_exposure": {"ev": [round(v, 6) for v in ev]}, **g}
                 for ev, g in zip(self.ev.detach().cpu().tolist(), globals_, strict=True)]

@@ -118,6 +118,8 @@ class PairPool:
         """Views of given ``(input, target)`` photo pairs (``3 x H x W``; targets all present or all ``None``)."""
         if not pairs:
             raise ValueError("from_pairs needs at least one pair")
+        if size < 1:
+            raise ValueError(f"from_pairs: size must be >= 1, got {size}")
         has_target = [t is not None for _, t in pairs]
         if any(has_target) and not all(has_target):
             raise ValueError("either every pair has a target or none has")

@@ -37,9 +37,9 @@ CACHE_BYTES = 1 << 30
 
 class DeepExposureVecEnv(VecEnv):
     """Batched DeepExposure episodes over a :class:`PairPool`; arguments as for ``DeepExposureEnv``. Reset
-    options (``set_options``) take ``{"index": i}`` per environment, as ``DeepExposureEnv.reset`` does."""
-
-    metadata = {"render_modes": ["rgb_array"], "render_fps": 2}
+    options (``set_options``) take ``{"index": i}`` per environment, as ``DeepExposureEnv.reset`` does; like seeds,
+    they apply to the next ``reset()``, not to the automatic one when episodes end (as in stable-baselines3's
+    ``DummyVecEnv``)."""
 
     def __init__(self, num_envs: int, pool: PairPool | None = None, k: int = 3, reward: str = "paired",
                  critic: torch.nn.Module | None = None, device: str | torch.device = "cpu",
@@ -82,14 +82,23 @@ class DeepExposureVecEnv(VecEnv):
     def _obs(self) -> dict[str, np.ndarray]:
         return {k: v.cpu().numpy() for k, v in self.core.observation().items()}
 
-    def _begin(self) -> dict[str, np.ndarray]:
-        for i, seed in enumerate(self._seeds):
-            if seed is not None:
-                self._rngs[i] = seeding.np_random(seed)[0]
-        self._reset_seeds()
-        self.indices = np.array([reset_index(options, len(self.pool), rng)
-                                 for options, rng in zip(self._options, self._rngs, strict=True)])
-        self._reset_options()
+    def _begin(self, explicit: bool) -> dict[str, np.ndarray]:
+        """New episodes: at ``reset()`` (``explicit``) with the seeds and options set for it, at the end of episodes
+        with each environment's own generator."""
+        options: list[dict] = [{}] * self.num_envs
+        if explicit:
+            if len(self._options) != self.num_envs:
+                raise ValueError(f"set_options takes one dict, or a list of {self.num_envs} (one per environment), "
+                                 f"got {len(self._options)}")
+            options = self._options
+            for i, seed in enumerate(self._seeds):
+                if seed is not None:
+                    self._rngs[i] = seeding.np_random(seed)[0]
+        self.indices = np.array([reset_index(o, len(self.pool), rng)
+                                 for o, rng in zip(options, self._rngs, strict=True)])
+        if explicit:
+            self._reset_seeds()
+            self._reset_options()
         inputs, targets = self.pool.get(self.indices, self.device)
         with torch.no_grad():
             self.core.begin(inputs, targets, self._constants(self.indices, inputs, targets))
@@ -98,7 +107,7 @@ class DeepExposureVecEnv(VecEnv):
         return self._obs()
 
     def reset(self) -> dict[str, np.ndarray]:
-        return self._begin()
+        return self._begin(explicit=True)
 
     def step_async(self, actions: np.ndarray) -> None:
         actions = np.asarray(actions, dtype=np.float32)
@@ -121,7 +130,7 @@ class DeepExposureVecEnv(VecEnv):
             for i, edit in enumerate(self.core.describe()):
                 infos[i]["terminal_observation"] = {k: v[i] for k, v in final.items()}
                 infos[i]["edit"] = edit
-            obs = self._begin()
+            obs = self._begin(explicit=False)
         else:
             obs = self._obs()
         return obs, reward.cpu().numpy().astype(np.float32), np.full(self.num_envs, done), infos

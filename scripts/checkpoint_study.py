@@ -153,8 +153,10 @@ def check_runs(runs: list[Path], packages: list[str], averages: list[int], subse
 
 def read_results(out: Path, packages: list[str], runs: list[Path], overwrite: bool) -> dict:
     """The results an earlier call wrote to ``out`` (``{"packages", "paths", "runs"}``), to go on from; a new
-    record without it or with ``overwrite``. A file of another kind, or scored with other packages or another run
-    of the same folder name, is refused rather than merged into."""
+    record without it or with ``overwrite``. A file of another kind or of the earlier format (which recorded no
+    packages), or scored with other packages (in any order) or for another run of the same folder name (kept
+    policies it does not have), is refused rather than merged into."""
+    packages = sorted(set(packages))
     fresh = {"packages": packages, "paths": {}, "runs": {}}
     if overwrite or not out.exists():
         return fresh
@@ -163,16 +165,22 @@ def read_results(out: Path, packages: list[str], runs: list[Path], overwrite: bo
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
         raise SystemExit(f"--out {out} cannot be read as this study's results ({e}): choose another --out, or pass "
                          "--overwrite to replace it") from None
+    if isinstance(results, dict) and results and all(isinstance(v, dict) and all(
+            isinstance(c, dict) and set(c) == {"own", "extra"} for c in v.values()) for v in results.values()):
+        raise SystemExit(f"--out {out} was written by an earlier version of this script, which did not record the "
+                         "--packages it scored with: pass --overwrite to score again, or choose another --out")
     if not isinstance(results, dict) or set(results) != set(fresh):
         raise SystemExit(f"--out {out} is not a file of this study: choose another --out, or pass --overwrite to "
                          "replace it")
-    if results["packages"] != packages:
+    if sorted(set(results["packages"])) != packages:
         raise SystemExit(f"--out {out} holds scores on the photos of --packages {','.join(results['packages'])}: "
                          "choose another --out, or pass --overwrite to score again")
-    for run in runs:
-        if results["paths"].get(run.name, str(run.resolve())) != str(run.resolve()):
-            raise SystemExit(f"--out {out} holds scores of {results['paths'][run.name]}, another run named "
-                             f"{run.name}: choose another --out, or pass --overwrite to score again")
+    for run in runs:  # by its kept policies, not its path: a run folder moved with its results is the same run
+        scored = {c for c in results["runs"].get(run.name, {}) if c.startswith("step-")}
+        if unknown := scored - {p.stem for p in kept_policies(run)}:
+            raise SystemExit(f"--out {out} holds scores of another run named {run.name} "
+                             f"({results['paths'].get(run.name, '?')}: kept {sorted(unknown)[0]}, which {run} has "
+                             "not): choose another --out, or pass --overwrite to score again")
     return results
 
 
@@ -228,6 +236,7 @@ def main(argv: list[str] | None = None) -> int:
     packages = [p.strip() for p in args.packages.split(",") if p.strip()]
     check_runs(args.runs, packages, averages, subsets)
     results = read_results(args.out, packages, args.runs, args.overwrite)
+    packages = results["packages"]
     results["paths"].update({run.name: str(run.resolve()) for run in args.runs})
 
     def save() -> None:

@@ -88,14 +88,14 @@ def main(argv: list[str] | None = None) -> int:
         packages = [name.strip() for name in args.packages.split(",") if name.strip()]
         if not packages:
             p.error("--packages names no package: name some, or leave it out for the default ones")
-    from deepexpose.io import output_folder
+    from deepexpose.io import writable_folder
 
-    try:  # before any download: a cache or sheet that cannot be written is said first
-        output_folder(args.cache or default_cache_dir(), "--cache")
+    try:  # before any download: a cache or sheet that cannot be written is said first (their folders made, tried)
+        if args.sheet is not None and args.sheet.suffix.lower() not in (".jpg", ".jpeg", ".png"):
+            raise ValueError(f"--sheet {args.sheet}: name a .jpg or .png file")
+        writable_folder(args.cache or default_cache_dir(), "--cache")
         if args.sheet is not None:
-            output_folder(args.sheet.parent, "--sheet")
-            if args.sheet.suffix.lower() not in (".jpg", ".jpeg", ".png"):
-                raise ValueError(f"--sheet {args.sheet}: name a .jpg or .png file")
+            writable_folder(args.sheet.parent, "--sheet")
     except (OSError, ValueError) as e:
         p.error(str(e))
     start = time.perf_counter()

@@ -476,6 +476,9 @@ def test_a_time_budget_ends_only_after_the_first_update(tmp_path, workers):
     of the API): now the first update is made whatever the clock says."""
     result = train(tiny(tmp_path, steps=10 ** 9, minutes=1e-9, eval_every=0, checkpoint_every=0, workers=workers))
     assert 0 < result["steps"] < 10 ** 9 and read_meta(tmp_path / "run" / "checkpoint.safetensors")["step"] > 0
+    if workers == 1:  # a resumed run too makes an update past the step it resumed from
+        again = train(tiny(tmp_path, steps=10 ** 9, minutes=1e-9, eval_every=0, checkpoint_every=0, resume=True))
+        assert again["steps"] > result["steps"]
 
 
 def test_the_budget_ends_at_the_first_whole_episode_past_it(tmp_path):

@@ -703,6 +703,11 @@ def test_a_time_budget_ends_every_baseline_only_after_its_first_update(tmp_path)
             continue
         assert run(fast)["steps"] == 1, name
         assert time.monotonic() - start < 30 and list((tmp_path / name).glob("*.safetensors")), name
+        from safetensors.torch import load_file
+
+        weights = load_file(next((tmp_path / name).glob("*.safetensors")))  # one update at the rate's start: a
+        assert all(float(w.float().abs().max()) < 3 for w in weights.values() if w.is_floating_point()), name
+        # negative rate (the schedule read past its end) had pushed the cGAN's weights to 6.65
 
 
 @pytest.mark.skipif(not os.path.isdir("/proc/self"), reason="needs a folder nobody can write in: /proc")

@@ -167,7 +167,8 @@ def test_bad_arguments_are_refused_when_the_environment_is_made():
         with pytest.raises(error, match=words):
             DeepExposureEnv(**{"pool": pool, **kwargs})
     env = DeepExposureEnv(pool, render_mode="rgb_array")
-    for call in (lambda: env.step(np.zeros(env.action_space.shape, np.float32)), env.render):
+    for call in (lambda: env.step(np.zeros(env.action_space.shape, np.float32)), env.render, env.core.describe,
+                 env.core.rescore):
         with pytest.raises(RuntimeError, match="no episode has begun: reset the environment first"):
             call()
     env.reset(seed=0)

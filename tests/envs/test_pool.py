@@ -79,6 +79,8 @@ def test_photos_that_are_not_floats_in_0_1_are_refused_by_both_constructors():
             PairPool.from_pairs([(bad, None)], size=16)
         with pytest.raises(error, match=f"from_pairs: target 0 .*{words}"):
             PairPool.from_pairs([(good, bad)], size=16)
+    with pytest.raises(ValueError, match="from_pairs: size must be >= 1, got 0"):  # a torch RuntimeError
+        PairPool.from_pairs([(good, None)], size=0)
     with pytest.raises(ValueError, match="pair 0's input is 56x40 and its target 40x56"):
         PairPool.from_pairs([(good, good.transpose(1, 2).contiguous())], size=16)
 

@@ -31,6 +31,31 @@ def test_reset_options_pick_the_views_as_the_single_environment_s_do():
     v.set_options({"index": 8})
     with pytest.raises(IndexError, match="index 8 outside the pool of 8 views"):
         v.reset()
+    v.set_options([{}, {}, {}])
+    with pytest.raises(ValueError, match="a list of 2 \\(one per environment\\), got 3"):  # a bare zip() error
+        v.reset()
+
+
+def test_options_and_seeds_wait_for_the_next_reset_not_the_one_at_the_end_of_episodes():
+    """As in stable-baselines3's DummyVecEnv: the automatic reset when episodes end took the options (both
+    environments then started on view 7), found by review."""
+    v = DeepExposureVecEnv(2, pool=pool(8))
+    v.seed(3)
+    v.reset()
+    v.set_options({"index": 7})
+    v.seed(0)
+    for _ in range(v.core.steps):
+        v.step_async(np.zeros((2, v.action_space.shape[0]), np.float32))
+        _, _, done, _ = v.step_wait()
+    assert done.all()
+    after_episode = v.indices.tolist()
+    fresh = DeepExposureVecEnv(2, pool=pool(8))
+    fresh.seed(3)
+    fresh.reset()
+    fresh._begin(explicit=False)
+    assert after_episode == fresh.indices.tolist()  # drawn by the generators seeded 3 and 4, their second views
+    v.reset()
+    assert v.indices.tolist() == [7, 7]
 
 
 def test_renders_as_the_single_environment_does():

@@ -85,12 +85,18 @@ def test_a_run_s_kept_policies_and_averages_are_scored_and_reported(tmp_path, mo
     cached_package(cache, "tuxpaint-data", 4)
     with pytest.raises(SystemExit, match="holds scores on the photos of --packages scratch: .* --overwrite"):
         study.main([str(run), "--packages", "tuxpaint-data", "--average", "", "--subsets", "2", "--out", str(out)])
-    copy = tmp_path / "x" / "run" / "evaluated"  # another run of the same folder name
-    copy.mkdir(parents=True)
+    moved = tmp_path / "x" / "run"  # the same run moved elsewhere: its scores are reused
+    (moved / "evaluated").mkdir(parents=True)
     for p in (run / "evaluated").iterdir():
-        (copy / p.name).write_bytes(p.read_bytes())
-    with pytest.raises(SystemExit, match="holds scores of .*run, another run named run"):
-        study.main([str(tmp_path / "x" / "run"), *args[1:]])
+        (moved / "evaluated" / p.name).write_bytes(p.read_bytes())
+    assert study.main([str(moved), "--packages", "scratch,scratch", *args[3:]]) == 0  # the packages as a set
+    (moved / "evaluated" / kept[0].name).rename(moved / "evaluated" / "step-00000999.safetensors")
+    with pytest.raises(SystemExit, match="holds scores of another run named run .*kept step-"):
+        study.main([str(moved), *args[1:]])
+    old = tmp_path / "old.json"  # the format before this session: runs and candidates only
+    old.write_text(json.dumps({"run": written["runs"]["run"]}))
+    with pytest.raises(SystemExit, match="written by an earlier version of this script, .* --overwrite"):
+        study.main([*args[:-1], str(old)])
     junk = tmp_path / "junk.json"
     for text in ("not json", "[1, 2]"):
         junk.write_text(text)
