@@ -39,7 +39,9 @@ class DeepExposureVecEnv(VecEnv):
     """Batched DeepExposure episodes over a :class:`PairPool`; arguments as for ``DeepExposureEnv``. Reset
     options (``set_options``) take ``{"index": i}`` per environment, as ``DeepExposureEnv.reset`` does; like seeds,
     they apply to the next ``reset()``, not to the automatic one when episodes end (as in stable-baselines3's
-    ``DummyVecEnv``)."""
+    ``DummyVecEnv``). The N environments are one object: ``env_method`` runs a method once for all of them
+    (``env_method("reset", indices=[1])`` resets every one), and ``set_attr`` sets an attribute for all of them
+    only."""
 
     def __init__(self, num_envs: int, pool: PairPool | None = None, k: int = 3, reward: str = "paired",
                  critic: torch.nn.Module | None = None, device: str | torch.device = "cpu",
