@@ -80,6 +80,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--with-large", action="store_true",
                    help="also fetch the large packages (enlightenment-data, 400 MB download)")
     p.add_argument("--sheet", type=Path, default=None, help="write a contact sheet of all photos here (.jpg)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --sheet")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
 
@@ -93,6 +94,8 @@ def main(argv: list[str] | None = None) -> int:
     try:  # before any download: a cache or sheet that cannot be written is said first (their folders made, tried)
         if args.sheet is not None and args.sheet.suffix.lower() not in (".jpg", ".jpeg", ".png"):
             raise ValueError(f"--sheet {args.sheet}: name a .jpg or .png file")
+        if args.sheet is not None and args.sheet.exists() and not args.overwrite:
+            raise ValueError(f"--sheet {args.sheet} exists: pass --overwrite to replace it, or choose another --sheet")
         writable_folder(args.cache or default_cache_dir(), "--cache")
         if args.sheet is not None:
             writable_folder(args.sheet.parent, "--sheet")

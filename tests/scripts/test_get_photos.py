@@ -14,6 +14,7 @@ from conftest import load_script
     (["--cache", "{tmp}/afile"], "--cache .*afile is a file, not a folder"),  # it said only "[Errno 17] File exists"
     (["--sheet", "{tmp}/afile/sheet.jpg"], "--sheet .*afile is a file, not a folder"),
     (["--sheet", "{tmp}/sheet.gif"], "--sheet .*sheet.gif: name a .jpg or .png file"),  # found after fetching
+    (["--sheet", "{tmp}/afile.jpg"], "--sheet .*afile.jpg exists: pass --overwrite"),  # it was replaced
     (["--cache", "/proc/deepexpose-photos"], "--cache /proc/deepexpose-photos: cannot write there")])
 def test_bad_options_are_refused_before_any_download(args, words, tmp_path, monkeypatch, capsys):
     if "/proc" in " ".join(args) and not os.path.isdir("/proc/self"):
@@ -21,6 +22,7 @@ def test_bad_options_are_refused_before_any_download(args, words, tmp_path, monk
     script = load_script("get_photos.py")
     monkeypatch.setattr(script, "fetch_photos", lambda *a, **k: pytest.fail("it fetched"))
     (tmp_path / "afile").write_text("x")
+    (tmp_path / "afile.jpg").write_text("an earlier sheet")
     args = [a.format(tmp=tmp_path) for a in args]
     if "--cache" not in args:
         args += ["--cache", str(tmp_path / "cache")]
