@@ -54,6 +54,18 @@ class ParamSpec:
 
 
 @dataclass(frozen=True)
+class Columns:
+    """``fn(image, values[:, 0], values[:, 1], ...)``: a filter function of one value per parameter, called with a
+    ``B x P`` block of values (a lambda did this, which made the filters and the environments that hold them
+    impossible to pickle)."""
+
+    fn: Callable[..., Tensor]
+
+    def __call__(self, image: Tensor, values: Tensor) -> Tensor:
+        return self.fn(image, *values.unbind(1))
+
+
+@dataclass(frozen=True)
 class Filter:
     """A registered filter: ``apply(image B x 3 x H x W, values B x P, **context) -> image``.
 

@@ -12,7 +12,7 @@ import math
 import torch
 from torch import Tensor
 
-from .base import Filter, ParamSpec, _in_place, check_image, per_sample
+from .base import Columns, Filter, ParamSpec, _in_place, check_image, per_sample
 
 
 def adjust_contrast(image: Tensor, amount: Tensor | float) -> Tensor:
@@ -30,7 +30,7 @@ def adjust_contrast(image: Tensor, amount: Tensor | float) -> Tensor:
 CONTRAST = Filter(
     name="contrast",
     params=(ParamSpec("amount", -1.0, 0.0, 1.0, doc="blend toward the S-curve; negative flattens"),),
-    apply=lambda image, values: adjust_contrast(image, values[:, 0]),
+    apply=Columns(adjust_contrast),
     doc=adjust_contrast.__doc__,
     per_channel=True,
 )

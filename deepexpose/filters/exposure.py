@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from torch import Tensor
 
-from .base import Filter, ParamSpec, apply_linear_gain, check_image, per_sample, stops_to_gain
+from .base import Columns, Filter, ParamSpec, apply_linear_gain, check_image, per_sample, stops_to_gain
 
 
 def adjust_exposure(image: Tensor, ev: Tensor | float) -> Tensor:
@@ -21,8 +21,8 @@ def exposure_gain(image: Tensor, ev: Tensor | float) -> Tensor:
 EXPOSURE = Filter(
     name="exposure",
     params=(ParamSpec("ev", -3.0, 0.0, 3.0, unit="EV", doc="exposure change in stops"),),
-    apply=lambda image, values: adjust_exposure(image, values[:, 0]),
+    apply=Columns(adjust_exposure),
     doc=adjust_exposure.__doc__,
     per_channel=True,
-    gain=lambda image, values: exposure_gain(image, values[:, 0]),
+    gain=Columns(exposure_gain),
 )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from .base import Filter, ParamSpec, _in_place, check_image, per_sample
+from .base import Columns, Filter, ParamSpec, _in_place, check_image, per_sample
 
 # Below this value the power curve is continued by a straight line, so the slope stays finite at black.
 _EPS = 1e-4
@@ -31,7 +31,7 @@ def adjust_gamma(image: Tensor, gamma: Tensor | float) -> Tensor:
 GAMMA = Filter(
     name="gamma",
     params=(ParamSpec("gamma", 0.5, 1.0, 2.0, doc="output = input ** (1 / gamma)"),),
-    apply=lambda image, values: adjust_gamma(image, values[:, 0]),
+    apply=Columns(adjust_gamma),
     doc=adjust_gamma.__doc__,
     per_channel=True,
 )

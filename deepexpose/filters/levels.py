@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from torch import Tensor
 
-from .base import Filter, ParamSpec, check_image, per_sample
+from .base import Columns, Filter, ParamSpec, check_image, per_sample
 
 
 def adjust_levels(image: Tensor, black: Tensor | float, white: Tensor | float) -> Tensor:
@@ -27,7 +27,7 @@ LEVELS = Filter(
         ParamSpec("black", -0.25, 0.0, 0.25, doc="input value mapped to 0 (negative lifts shadows)"),
         ParamSpec("white", 0.75, 1.0, 1.25, doc="input value mapped to 1 (above 1 dims highlights)"),
     ),
-    apply=lambda image, values: adjust_levels(image, values[:, 0], values[:, 1]),
+    apply=Columns(adjust_levels),
     doc=adjust_levels.__doc__,
     per_channel=True,
 )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from torch import Tensor
 
-from .base import Filter, ParamSpec, check_image, luminance, per_sample
+from .base import Columns, Filter, ParamSpec, check_image, luminance, per_sample
 
 
 def adjust_saturation(image: Tensor, factor: Tensor | float) -> Tensor:
@@ -18,6 +18,6 @@ def adjust_saturation(image: Tensor, factor: Tensor | float) -> Tensor:
 SATURATION = Filter(
     name="saturation",
     params=(ParamSpec("factor", 0.0, 1.0, 2.0, doc="0 is grey, 1 unchanged, 2 doubles the chroma"),),
-    apply=lambda image, values: adjust_saturation(image, values[:, 0]),
+    apply=Columns(adjust_saturation),
     doc=adjust_saturation.__doc__,
 )

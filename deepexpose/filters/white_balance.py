@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from .base import LUMA_709, Filter, ParamSpec, apply_linear_gain, check_image, per_sample
+from .base import LUMA_709, Columns, Filter, ParamSpec, apply_linear_gain, check_image, per_sample
 
 
 def white_balance_gains(image: Tensor, temperature: Tensor | float, tint: Tensor | float) -> Tensor:
@@ -39,8 +39,8 @@ WHITE_BALANCE = Filter(
         ParamSpec("temperature", -1.5, 0.0, 1.5, unit="stops", doc="red/blue gain ratio; + is warmer"),
         ParamSpec("tint", -1.5, 0.0, 1.5, unit="stops", doc="green attenuation; + is more magenta"),
     ),
-    apply=lambda image, values: adjust_white_balance(image, values[:, 0], values[:, 1]),
+    apply=Columns(adjust_white_balance),
     doc=adjust_white_balance.__doc__,
     per_channel=True,
-    gain=lambda image, values: white_balance_gains(image, values[:, 0], values[:, 1]),
+    gain=Columns(white_balance_gains),
 )

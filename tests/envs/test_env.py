@@ -151,6 +151,19 @@ def test_reward_needs_the_right_inputs():
         DeepExposureEnv(unpaired, reward="psnr")
 
 
+def test_the_environment_pickles_and_goes_on_as_it_was():
+    """Its filters held lambdas, so pickle (multiprocessing's spawn, a saved environment) failed (found by a review
+    of the API)."""
+    import pickle
+
+    env = DeepExposureEnv(small_pool())
+    env.reset(seed=0)
+    action = np.full(env.action_space.shape, 0.3, np.float32)
+    copy = pickle.loads(pickle.dumps(env))
+    first, second = env.step(action), copy.step(action)
+    assert first[1] == second[1] and all(np.array_equal(first[0][k], second[0][k]) for k in first[0])
+
+
 def test_bad_arguments_are_refused_when_the_environment_is_made():
     """Found by a review of the API: each failed late (at reset or the first step) or as an AttributeError."""
     pool = small_pool()

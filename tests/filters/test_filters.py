@@ -347,3 +347,15 @@ def test_exposure_gain_map_no_grad_matches_gradient_branch():
     assert slow.requires_grad and fast.shape == slow.shape == (3, 1, 5, 6)
     torch.testing.assert_close(fast, slow.detach())
     assert torch.equal(fast[0], torch.ones_like(fast[0]))  # all ev 0: exactly 1
+
+
+def test_columns_calls_its_function_with_one_column_per_parameter_and_pickles():
+    import pickle
+
+    from deepexpose.filters.base import Columns
+    from deepexpose.filters.white_balance import adjust_white_balance
+
+    image, values = random_image(b=2), torch.tensor([[0.5, -0.2], [-1.0, 0.3]])
+    wb = Columns(adjust_white_balance)
+    torch.testing.assert_close(wb(image, values), adjust_white_balance(image, values[:, 0], values[:, 1]))
+    torch.testing.assert_close(pickle.loads(pickle.dumps(wb))(image, values), wb(image, values))
