@@ -97,7 +97,8 @@ class EnhanceConfig:
     over time); the summary counts what else it holds"""
     temporal_window: int = 0
     """clips, animations and frames: average every parameter over this many neighbouring frames, an odd number (1: no
-    smoothing; 0: 9 for methods with parameters, 1 for the cGAN, which paints pixels)"""
+    smoothing; 0: 9 for methods with parameters, 1 for the cGAN, which paints pixels, and the histogram method,
+    whose colour transfer has none)"""
     jobs: int = 1
     """worker processes for photos (videos, animations and frame sequences run in order)"""
     single_view: bool = False
@@ -415,7 +416,8 @@ def _bit_depth(cfg: EnhanceConfig, source_depth: int, output: Path) -> int:
     depth = cfg.bit_depth or source_depth
     if depth == 16 and output.suffix.lower() not in SIXTEEN_BIT:
         if cfg.bit_depth == 16:
-            raise ValueError(f"16-bit output needs png, tiff or heic, not {output.suffix}")
+            raise ValueError(f"--bit-depth 16: {output.suffix.lstrip('.').upper() or output.name} output holds 8 "
+                             "bits; pass --format png, tiff or heic")
         depth = 8  # a 16-bit input written as JPEG/WebP/AVIF: 8 bits is all the format holds here
     return depth
 

@@ -120,7 +120,8 @@ def test_format_quality_and_bit_depth(tmp_path):
         enhance_paths([src], cfg(out / "j16", format="jpg", bit_depth=16))
     jpeg = save(tmp_path / "in" / "q.jpg", photo(5))
     bad = enhance_paths([jpeg], cfg(out / "j16", bit_depth=16))
-    assert bad.exit_code == 1 and "16-bit output needs png, tiff or heic" in bad.failed[0].reason
+    assert bad.exit_code == 1 and "--bit-depth 16: JPG output holds 8 bits; pass --format png, tiff or heic" in \
+        bad.failed[0].reason
     with pytest.raises(ValueError, match="format"):
         enhance_paths([src], cfg(out / "x", format="gif"))
     for field, value in (("strength", 1.5), ("bit_depth", 12), ("quality", 0), ("jobs", 0), ("temporal_window", 4),
