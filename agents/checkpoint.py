@@ -67,7 +67,12 @@ def checkpoint_exists(path: str | Path) -> bool:
 
 
 def read_meta(path: str | Path) -> dict[str, Any]:
-    """The JSON ``meta`` of a checkpoint (clear error if it is missing or not ours)."""
+    """The JSON ``meta`` of a checkpoint (clear error if it is missing or not ours; given its JSON or a folder, which
+    holds no checkpoint of that name, the error says to pass the ``.safetensors`` file)."""
+    if Path(path).suffix == ".json":  # it read the JSON, then called the safetensors file damaged
+        raise ValueError(f"{path} is a checkpoint's description: pass {Path(path).with_suffix('.safetensors')}")
+    if Path(path).is_dir():  # it asked for a "<folder>.json beside it"
+        raise IsADirectoryError(f"{path} is a folder: pass a model's .safetensors file")
     jp = _json_path(Path(path))
     if not jp.is_file():
         raise FileNotFoundError(f"checkpoint {path} is incomplete or missing: no {jp.name} beside it")

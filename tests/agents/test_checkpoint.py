@@ -52,6 +52,11 @@ def test_incomplete_or_foreign(tmp_path):
     (tmp_path / "c.json").write_text("[1, 2]")
     with pytest.raises(ValueError, match="is not a"):
         read_meta(path)
+    good = save_checkpoint(tmp_path / "g.safetensors", modules={"net": net})
+    with pytest.raises(ValueError, match="g.json is a checkpoint's description: pass .*g.safetensors"):
+        load_checkpoint(good.with_suffix(".json"), modules={"net": net})  # it called g.safetensors damaged
+    with pytest.raises(IsADirectoryError, match="is a folder: pass a model's .safetensors file"):
+        read_meta(tmp_path)  # it asked for a "<folder>.json beside it"
 
 
 def test_shared_submodules_are_stored_once(tmp_path):
