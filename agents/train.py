@@ -33,6 +33,7 @@ from deepexpose.data.synthetic import EXCLUDED_PACKAGES, HELD_OUT_DEMO
 from deepexpose.envs.core import EditCore
 from deepexpose.envs.pool import PairPool
 from deepexpose.envs.rewards import REWARDS
+from deepexpose.io import available_cores
 from deepexpose.metrics import DO_NO_HARM_PSNR, do_no_harm
 
 from .networks import ActorCritic
@@ -157,11 +158,6 @@ def torch_threads(n: int) -> Iterator[None]:
         yield
     finally:
         torch.set_num_threads(before)
-
-
-def available_cores() -> int:
-    """The cores this process may run on (its affinity where the system tells it)."""
-    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
 
 
 def num_workers(cfg: TrainConfig) -> int:

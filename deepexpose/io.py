@@ -1932,7 +1932,7 @@ def _image_encoder(p: Path, image_or_pixels: Image | np.ndarray, *, bit_depth: i
         xmp_bytes = _xmp_for_writing(xmp) if fmt in _HAS_XMP else None
         dpi = _dpi_for_writing(dpi) if fmt in _HAS_DPI else None
         if threads is None:
-            threads = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+            threads = available_cores()
         elif isinstance(threads, bool) or not isinstance(threads, (int, np.integer)) or threads < 1:
             raise ValueError(f"threads must be an integer >= 1, got {threads!r}")
     except (ValueError, TypeError) as e:
@@ -2353,6 +2353,11 @@ def output_folder(path: str | os.PathLike, option: str = "-o") -> Path:
             where = f"is {what}" if p == out else f"lies under {p}, which is {what}"
             raise NotADirectoryError(f"{option} {path} {where}, not a folder: choose another {option}")
     return out
+
+
+def available_cores() -> int:
+    """The cores this process may run on (its affinity where the system tells it), at least 1."""
+    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
 
 
 def writable_folder(path: str | os.PathLike, option: str = "-o") -> Path:
